@@ -1,0 +1,1 @@
+//! Build files (`wrun.toml`, Dockerfile syntax) turned into OCI images.

@@ -1,0 +1,1 @@
+//! OCI images for wrun: the image format, image layout tars, and the local store.

@@ -1,0 +1,1 @@
+//! The wrun runtime: one wasmtime engine, many capability-scoped WASI instances.
