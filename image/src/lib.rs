@@ -1,1 +1,18 @@
-//! OCI images for wrun: the image format, image layout tars, and the local store.
+//! OCI images for wrun: the image format, image layout tars, and the local
+//! content-addressed store that holds blobs, names and unpacked rootfs.
+
+pub mod archive;
+pub mod digest;
+pub mod document;
+pub mod error;
+pub mod layer;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+pub mod wasm;
+
+pub use digest::Digest;
+pub use error::{ImageError, Result};
+pub use reference::ImageRef;
+pub use store::{ImageRecord, ModuleInfo, Store};
+pub use wasm::ModuleKind;

@@ -1,0 +1,927 @@
+//! The local content-addressed store: blobs by sha256, image records (names →
+//! manifest digests), and unpacked rootfs snapshots keyed by layer chain.
+//!
+//! Layout under the root:
+//! ```text
+//! blobs/sha256/<hex>        verified content, written once
+//! snapshots/<chain hex>/    rootfs/ (the merged layers) + meta.json
+//! images.json               the image records (atomic rewrite)
+//! tmp/<pid>.<n>/            staging areas, removed on drop or when stale
+//! lock                      flock: held exclusively to change records or collect garbage
+//! ```
+//! Every change is staged under `tmp/`, synced, then renamed into place under
+//! the lock, so a killed process leaves the old state or the new one.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::document;
+use crate::error::{ImageError, IoContext, Result};
+use crate::reference::ImageRef;
+use crate::unpack::{self, UnpackBudget, UnpackLimits};
+use crate::wasm::ModuleKind;
+
+/// The on-disk format this build reads and writes.
+pub const STORE_FORMAT: u32 = 1;
+
+/// Largest JSON document (manifest, config, index) read into memory.
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// One stored image: its digests, names and the facts `images` lists.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ImageRecord {
+    /// Digest of the manifest: the image's identity in the store.
+    pub digest: Digest,
+    /// Digest of the config: the "IMAGE ID" users see.
+    pub id: Digest,
+    /// `repository:tag` names pointing at this image (may be empty: dangling).
+    pub names: Vec<String>,
+    /// The config's `created` time, if any (RFC 3339).
+    pub created: Option<String>,
+    /// When this store first got the image (RFC 3339).
+    pub added: String,
+    /// When a name was last put on the image (RFC 3339).
+    pub last_tagged: Option<String>,
+    /// Uncompressed size of all layers, in bytes.
+    pub size: u64,
+    pub os: String,
+    pub architecture: String,
+    /// ChainID of the layer stack: names the snapshot directory.
+    pub chain_id: Option<Digest>,
+    /// The entrypoint module found in the rootfs, if there is one.
+    pub module: Option<ModuleInfo>,
+}
+
+/// The WebAssembly binary the image's entrypoint names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModuleInfo {
+    /// Absolute path inside the rootfs (`/hello.wasm`).
+    pub path: String,
+    pub digest: Digest,
+    pub kind: ModuleKind,
+    pub size: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ImageDb {
+    format: u32,
+    images: Vec<ImageRecord>,
+}
+
+/// Per-layer facts recorded beside a snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub layers: Vec<SnapshotLayer>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotLayer {
+    pub diff_id: Digest,
+    pub size: u64,
+}
+
+impl SnapshotMeta {
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+/// What `rmi` did to one reference.
+#[derive(Debug, Default)]
+pub struct RemoveOutcome {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<Digest>,
+}
+
+/// What a prune or garbage collection freed.
+#[derive(Debug, Default)]
+pub struct PruneOutcome {
+    pub deleted_images: Vec<ImageRecord>,
+    pub reclaimed_bytes: u64,
+}
+
+/// Space used by the store, by kind.
+#[derive(Debug, Default, Serialize)]
+pub struct DiskUsage {
+    pub images: usize,
+    pub dangling_images: usize,
+    pub blob_bytes: u64,
+    pub snapshot_bytes: u64,
+    pub cache_bytes: u64,
+    pub tmp_bytes: u64,
+}
+
+/// A handle on a store directory. Cheap to create; holds no open files.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    limits: UnpackLimits,
+}
+
+/// The exclusive store lock; released on drop.
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and removes staging
+    /// areas left by processes that no longer exist.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        for dir in ["blobs/sha256", "snapshots", "tmp", "cache"] {
+            fs::create_dir_all(root.join(dir))
+                .io_context(|| format!("creating the store directory {}", root.join(dir).display()))?;
+        }
+        let store = Store {
+            root,
+            limits: UnpackLimits::default(),
+        };
+        let db = store.read_db()?;
+        if db.format > STORE_FORMAT {
+            return Err(ImageError::StoreVersion {
+                path: store.root.clone(),
+                found: db.format,
+                supported: STORE_FORMAT,
+            });
+        }
+        store.remove_stale_tmp();
+        Ok(store)
+    }
+
+    /// Replaces the unpack limits (tests use small ones).
+    pub fn with_limits(mut self, limits: UnpackLimits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where compiled-module caches and other derived data may live.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        File::open(self.blob_path(digest)).io_context(|| format!("blob {digest} is missing from the store"))
+    }
+
+    /// Reads a stored blob of at most `max` bytes.
+    pub fn read_blob(&self, digest: &Digest, max: u64) -> Result<Vec<u8>> {
+        read_bounded(self.open_blob(digest)?, max, &digest.to_string())
+    }
+
+    /// The merged rootfs of an image, shared read-only by all its instances.
+    pub fn rootfs_path(&self, record: &ImageRecord) -> Option<PathBuf> {
+        record
+            .chain_id
+            .map(|c| self.root.join("snapshots").join(c.hex()).join("rootfs"))
+    }
+
+    /// Per-layer sizes of an image's snapshot.
+    pub fn snapshot_meta(&self, chain: &Digest) -> Result<SnapshotMeta> {
+        let path = self.root.join("snapshots").join(chain.hex()).join("meta.json");
+        let bytes = fs::read(&path).io_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+            what: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Takes the store's exclusive lock (blocks until free).
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.root.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .io_context(|| format!("opening {}", path.display()))?;
+        file.lock().io_context(|| format!("locking {}", path.display()))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.root.join("images.json")
+    }
+
+    fn read_db(&self) -> Result<ImageDb> {
+        let path = self.db_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+                what: path.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ImageDb {
+                format: STORE_FORMAT,
+                images: Vec::new(),
+            }),
+            Err(e) => Err(e).io_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn write_db(&self, db: &ImageDb, _lock: &StoreLock) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(db).map_err(|source| ImageError::Json {
+            what: "the image records".into(),
+            source,
+        })?;
+        write_atomic(&self.db_path(), &bytes)
+    }
+
+    /// All image records, newest first.
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        let mut images = self.read_db()?.images;
+        images.sort_by(|a, b| b.added.cmp(&a.added).then(a.id.cmp(&b.id)));
+        Ok(images)
+    }
+
+    /// Finds an image by `name[:tag]`, `name@digest`, full digest, or an ID
+    /// prefix (as `docker` does), with Docker's "No such image" error.
+    pub fn find(&self, reference: &str) -> Result<ImageRecord> {
+        let images = self.read_db()?.images;
+        find_in(&images, reference)
+    }
+
+    /// The image's manifest, read from the store.
+    pub fn manifest(&self, record: &ImageRecord) -> Result<ImageManifest> {
+        let bytes = self.read_blob(&record.digest, MAX_DOCUMENT)?;
+        document::parse_manifest(&bytes, None, &format!("manifest {}", record.digest))
+    }
+
+    /// The image's config, read from the store.
+    pub fn config(&self, record: &ImageRecord) -> Result<ImageConfiguration> {
+        let bytes = self.read_blob(&record.id, MAX_DOCUMENT)?;
+        document::parse_config(&bytes, &format!("config {}", record.id))
+    }
+
+    /// Begins staging new content; nothing is visible until [`Store::commit`].
+    pub fn staging(&self) -> Result<Staging<'_>> {
+        Ok(Staging {
+            store: self,
+            area: TempArea::new(&self.root.join("tmp"))?,
+            blobs: HashMap::new(),
+            snapshots: HashMap::new(),
+        })
+    }
+
+    /// Makes staged images visible under the given names. Unpacks each
+    /// image's layers first (unless its snapshot exists), then moves blobs and
+    /// snapshot into place and rewrites the records, all under the lock.
+    pub fn commit(&self, mut staging: Staging<'_>, images: &[(Digest, Vec<ImageRef>)]) -> Result<Vec<ImageRecord>> {
+        let mut prepared = Vec::new();
+        for (manifest_digest, names) in images {
+            let manifest = staging.manifest(manifest_digest)?;
+            let config_digest = Digest::from_oci(manifest.config().digest())?;
+            let config = staging.config(&config_digest)?;
+            let chain = staging.prepare_snapshot(&manifest, &config)?;
+            let module = staging.module_info(&config, chain.as_ref())?;
+            prepared.push((*manifest_digest, config_digest, manifest, config, chain, module, names));
+        }
+
+        let lock = self.lock()?;
+        staging.sync()?;
+        let mut db = self.read_db()?;
+        let now = now_rfc3339();
+        let mut out = Vec::new();
+        for (digest, id, manifest, config, chain, module, names) in prepared {
+            let mut needed = vec![digest, id];
+            for layer in manifest.layers() {
+                needed.push(Digest::from_oci(layer.digest())?);
+            }
+            for blob in &needed {
+                staging.publish_blob(blob)?;
+            }
+            let size = match &chain {
+                Some(c) => staging.publish_snapshot(c, &manifest, &config)?.size(),
+                None => 0,
+            };
+            let names: Vec<String> = names.iter().map(ImageRef::name).collect();
+            for other in db.images.iter_mut() {
+                if other.digest != digest {
+                    other.names.retain(|n| !names.contains(n));
+                }
+            }
+            let record = match db.images.iter_mut().find(|r| r.digest == digest) {
+                Some(existing) => {
+                    for n in &names {
+                        if !existing.names.contains(n) {
+                            existing.names.push(n.clone());
+                        }
+                    }
+                    if !names.is_empty() {
+                        existing.last_tagged = Some(now.clone());
+                    }
+                    existing.clone()
+                }
+                None => {
+                    let record = ImageRecord {
+                        digest,
+                        id,
+                        names: names.clone(),
+                        created: config.created().clone(),
+                        added: now.clone(),
+                        last_tagged: (!names.is_empty()).then(|| now.clone()),
+                        size,
+                        os: config.os().to_string(),
+                        architecture: config.architecture().to_string(),
+                        chain_id: chain,
+                        module,
+                    };
+                    db.images.push(record.clone());
+                    record
+                }
+            };
+            out.push(record);
+        }
+        sync_dir(&self.root.join("blobs/sha256"))?;
+        sync_dir(&self.root.join("snapshots"))?;
+        db.format = STORE_FORMAT;
+        self.write_db(&db, &lock)?;
+        Ok(out)
+    }
+
+    /// Puts `target` on the image `source` resolves to (moving it off any
+    /// other image, as `docker tag` does).
+    pub fn tag(&self, source: &str, target: &ImageRef) -> Result<ImageRecord> {
+        let lock = self.lock()?;
+        let mut db = self.read_db()?;
+        let found = find_in(&db.images, source)?;
+        let name = target.tagged().name();
+        for r in db.images.iter_mut() {
+            if r.digest == found.digest {
+                if !r.names.contains(&name) {
+                    r.names.push(name.clone());
+                }
+                r.last_tagged = Some(now_rfc3339());
+            } else {
+                r.names.retain(|n| n != &name);
+            }
+        }
+        self.write_db(&db, &lock)?;
+        find_in(&db.images, &name)
+    }
+
+    /// `rmi`: removes a name, and the image when no name is left. A bare ID
+    /// of an image with several names needs `force`. `in_use` says which
+    /// images instances still use (they are never deleted without `force`).
+    pub fn remove(&self, reference: &str, force: bool, in_use: &HashSet<Digest>) -> Result<RemoveOutcome> {
+        let lock = self.lock()?;
+        let mut db = self.read_db()?;
+        let found = find_in(&db.images, reference)?;
+        let by_name = reference
+            .parse::<ImageRef>()
+            .ok()
+            .map(|r| r.tagged().name())
+            .filter(|n| found.names.contains(n));
+        let mut outcome = RemoveOutcome::default();
+        let record = db
+            .images
+            .iter_mut()
+            .find(|r| r.digest == found.digest)
+            .expect("find_in returned a record of this list");
+        match by_name {
+            Some(name) if record.names.len() > 1 => {
+                record.names.retain(|n| n != &name);
+                outcome.untagged.push(name);
+            }
+            _ => {
+                if record.names.len() > 1 && !force {
+                    return Err(ImageError::Conflict {
+                        reference: reference.to_string(),
+                        reason: format!(
+                            "image {} is referenced in multiple repositories (must be forced)",
+                            record.id.short()
+                        ),
+                    });
+                }
+                if in_use.contains(&record.digest) && !force {
+                    return Err(ImageError::Conflict {
+                        reference: reference.to_string(),
+                        reason: format!(
+                            "image {} is used by a container (must be forced)",
+                            record.id.short()
+                        ),
+                    });
+                }
+                outcome.untagged.append(&mut record.names);
+                outcome.deleted.push(record.digest);
+            }
+        }
+        db.images.retain(|r| !outcome.deleted.contains(&r.digest));
+        self.write_db(&db, &lock)?;
+        self.collect_garbage(&db, &lock)?;
+        Ok(outcome)
+    }
+
+    /// Removes dangling images (all unused ones with `all`), then every blob
+    /// and snapshot no image refers to, and stale staging areas.
+    pub fn prune(&self, all: bool, in_use: &HashSet<Digest>) -> Result<PruneOutcome> {
+        let lock = self.lock()?;
+        let mut db = self.read_db()?;
+        let (gone, kept): (Vec<_>, Vec<_>) = db
+            .images
+            .drain(..)
+            .partition(|r| !in_use.contains(&r.digest) && (all || r.names.is_empty()));
+        db.images = kept;
+        self.write_db(&db, &lock)?;
+        let reclaimed = self.collect_garbage(&db, &lock)?;
+        self.remove_stale_tmp();
+        Ok(PruneOutcome {
+            deleted_images: gone,
+            reclaimed_bytes: reclaimed,
+        })
+    }
+
+    /// Deletes blobs and snapshots that no record refers to; returns the
+    /// bytes freed. Snapshots are renamed away before deletion so a crash
+    /// never leaves a half-deleted snapshot under its valid name.
+    fn collect_garbage(&self, db: &ImageDb, _lock: &StoreLock) -> Result<u64> {
+        let mut blobs = BTreeSet::new();
+        let mut chains = BTreeSet::new();
+        for r in &db.images {
+            blobs.insert(r.digest.hex());
+            blobs.insert(r.id.hex());
+            if let Ok(m) = self.manifest(r) {
+                for l in m.layers() {
+                    blobs.insert(l.digest().digest().to_string());
+                }
+            }
+            if let Some(c) = r.chain_id {
+                chains.insert(c.hex());
+            }
+        }
+        let mut freed = 0;
+        let blob_dir = self.root.join("blobs/sha256");
+        for entry in fs::read_dir(&blob_dir).io_context(|| format!("listing {}", blob_dir.display()))? {
+            let entry = entry.io_context(|| format!("listing {}", blob_dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !blobs.contains(&name) {
+                freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(entry.path()).io_context(|| format!("removing blob {name}"))?;
+            }
+        }
+        let snap_dir = self.root.join("snapshots");
+        for entry in fs::read_dir(&snap_dir).io_context(|| format!("listing {}", snap_dir.display()))? {
+            let entry = entry.io_context(|| format!("listing {}", snap_dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !chains.contains(&name) {
+                freed += dir_size(&entry.path());
+                let area = TempArea::new(&self.root.join("tmp"))?;
+                let doomed = area.path().join("doomed");
+                fs::rename(entry.path(), &doomed).io_context(|| format!("removing snapshot {name}"))?;
+                drop(area);
+            }
+        }
+        sync_dir(&blob_dir)?;
+        sync_dir(&snap_dir)?;
+        Ok(freed)
+    }
+
+    /// Space used, by kind, for `system df`.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        let images = self.read_db()?.images;
+        Ok(DiskUsage {
+            images: images.len(),
+            dangling_images: images.iter().filter(|r| r.names.is_empty()).count(),
+            blob_bytes: dir_size(&self.root.join("blobs")),
+            snapshot_bytes: dir_size(&self.root.join("snapshots")),
+            cache_bytes: dir_size(&self.root.join("cache")),
+            tmp_bytes: dir_size(&self.root.join("tmp")),
+        })
+    }
+
+    fn remove_stale_tmp(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('.').next().unwrap_or_default();
+            let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+            if !alive {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+fn find_in(images: &[ImageRecord], reference: &str) -> Result<ImageRecord> {
+    let no_such = || ImageError::NoSuchImage(reference.to_string());
+    if let Ok(r) = reference.parse::<ImageRef>() {
+        if let Some(d) = r.digest {
+            return images
+                .iter()
+                .find(|i| i.digest == d && (r.repository.is_empty() || i.names.iter().any(|n| n.starts_with(&format!("{}:", r.repository)))))
+                .cloned()
+                .ok_or_else(no_such);
+        }
+        let name = r.tagged().name();
+        if let Some(found) = images.iter().find(|i| i.names.contains(&name)) {
+            return Ok(found.clone());
+        }
+    }
+    // An ID (config digest) or manifest digest, whole or as a hex prefix.
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return Err(no_such());
+    }
+    let matches: Vec<&ImageRecord> = images
+        .iter()
+        .filter(|i| i.id.hex().starts_with(hex) || (hex.len() == 64 && i.digest.hex() == hex))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(no_such()),
+        many => Err(ImageError::AmbiguousImage {
+            reference: reference.to_string(),
+            candidates: many.iter().map(|i| i.id.short()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// Blobs and snapshots being prepared for one operation. Dropping it without
+/// committing removes everything it wrote.
+pub struct Staging<'s> {
+    store: &'s Store,
+    area: TempArea,
+    blobs: HashMap<Digest, u64>,
+    snapshots: HashMap<Digest, (PathBuf, SnapshotMeta)>,
+}
+
+impl<'s> Staging<'s> {
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// A scratch directory inside the staging area (removed with it).
+    pub fn scratch_dir(&self, name: &str) -> Result<PathBuf> {
+        let p = self.area.path().join(format!("scratch-{name}"));
+        fs::create_dir_all(&p).io_context(|| format!("creating {}", p.display()))?;
+        Ok(p)
+    }
+
+    fn staged_blob_path(&self, d: &Digest) -> PathBuf {
+        self.area.path().join("blobs").join(d.hex())
+    }
+
+    /// Streams a blob into the staging area while hashing it. With
+    /// `expected`, a mismatch fails and the bytes are discarded.
+    pub fn write_blob(&mut self, reader: &mut dyn Read, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
+        let dir = self.area.path().join("blobs");
+        fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
+        let tmp = self.area.unique_path("incoming");
+        let file = File::create(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
+        let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
+        io::copy(reader, &mut w).io_context(|| format!("reading {what}"))?;
+        let (buf, digest, size) = w.finish();
+        buf.into_inner()
+            .map_err(|e| e.into_error())
+            .io_context(|| format!("writing {what} to the store"))?;
+        if let Some(exp) = expected
+            && exp != &digest
+        {
+            let _ = fs::remove_file(&tmp);
+            return Err(ImageError::DigestMismatch {
+                what: what.to_string(),
+                expected: exp.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        let dest = self.staged_blob_path(&digest);
+        fs::rename(&tmp, &dest).io_context(|| format!("staging {what}"))?;
+        self.blobs.insert(digest, size);
+        Ok((digest, size))
+    }
+
+    /// A fresh path inside the staging area for a file a caller writes and
+    /// then hands over with [`Staging::adopt_blob`].
+    pub fn new_file_path(&self, prefix: &str) -> PathBuf {
+        self.area.unique_path(prefix)
+    }
+
+    /// Takes a file written at `path` (inside this area) whose digest and
+    /// size the caller computed while writing it.
+    pub fn adopt_blob(&mut self, path: &Path, digest: Digest, size: u64) -> Result<()> {
+        let dir = self.area.path().join("blobs");
+        fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
+        fs::rename(path, self.staged_blob_path(&digest)).io_context(|| format!("staging blob {digest}"))?;
+        self.blobs.insert(digest, size);
+        Ok(())
+    }
+
+    pub fn write_blob_bytes(&mut self, bytes: &[u8], what: &str) -> Result<Digest> {
+        Ok(self.write_blob(&mut &bytes[..], None, what)?.0)
+    }
+
+    /// Writes `config` and a manifest listing `layers` (canonical JSON) and
+    /// returns the manifest digest.
+    pub fn write_image(
+        &mut self,
+        config: &ImageConfiguration,
+        layers: Vec<oci_spec::image::Descriptor>,
+        annotations: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Digest> {
+        let config_bytes = document::canonical_json(config);
+        let config_digest = self.write_blob_bytes(&config_bytes, "the image config")?;
+        let config_desc = oci_spec::image::Descriptor::new(
+            oci_spec::image::MediaType::ImageConfig,
+            config_bytes.len() as u64,
+            config_digest.to_oci(),
+        );
+        let mut manifest = oci_spec::image::ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(oci_spec::image::MediaType::ImageManifest)
+            .config(config_desc)
+            .layers(layers)
+            .build()
+            .map_err(|e| ImageError::invalid("image manifest", e.to_string()))?;
+        manifest.set_annotations(annotations);
+        let bytes = document::canonical_json(&manifest);
+        self.write_blob_bytes(&bytes, "the image manifest")
+    }
+
+    /// The size of a blob staged here or already stored.
+    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
+        self.blobs
+            .get(d)
+            .copied()
+            .or_else(|| fs::metadata(self.store.blob_path(d)).ok().map(|m| m.len()))
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blobs.contains_key(d) || self.store.has_blob(d)
+    }
+
+    /// Opens a blob staged here, or else one already in the store.
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        if self.blobs.contains_key(d) {
+            let p = self.staged_blob_path(d);
+            return File::open(&p).io_context(|| format!("opening staged blob {d}"));
+        }
+        self.store.open_blob(d)
+    }
+
+    pub fn read_blob(&self, d: &Digest, max: u64) -> Result<Vec<u8>> {
+        read_bounded(self.open_blob(d)?, max, &d.to_string())
+    }
+
+    pub fn manifest(&self, d: &Digest) -> Result<ImageManifest> {
+        document::parse_manifest(&self.read_blob(d, MAX_DOCUMENT)?, None, &format!("manifest {d}"))
+    }
+
+    pub fn config(&self, d: &Digest) -> Result<ImageConfiguration> {
+        document::parse_config(&self.read_blob(d, MAX_DOCUMENT)?, &format!("config {d}"))
+    }
+
+    /// Makes sure the merged rootfs of these layers exists (staged here or
+    /// stored), unpacking and verifying each layer against its diff_id.
+    /// Returns the chain ID, or `None` for an image without layers.
+    pub fn prepare_snapshot(&mut self, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Option<Digest>> {
+        let diff_ids = document::diff_ids(config)?;
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(ImageError::invalid(
+                "image",
+                format!(
+                    "the config lists {} diff_ids but the manifest has {} layers",
+                    diff_ids.len(),
+                    manifest.layers().len()
+                ),
+            ));
+        }
+        let Some(chain) = chain_id(&diff_ids) else { return Ok(None) };
+        if self.snapshots.contains_key(&chain) || self.store.root.join("snapshots").join(chain.hex()).is_dir() {
+            return Ok(Some(chain));
+        }
+        let dir = self.area.path().join(format!("snapshot-{}", chain.hex()));
+        let rootfs = dir.join("rootfs");
+        fs::create_dir_all(&rootfs).io_context(|| format!("creating {}", rootfs.display()))?;
+        let root = Dir::open_ambient_dir(&rootfs, ambient_authority())
+            .io_context(|| format!("opening {}", rootfs.display()))?;
+        let mut budget = UnpackBudget::default();
+        let mut layers = Vec::new();
+        for (desc, expected) in manifest.layers().iter().zip(&diff_ids) {
+            let digest = Digest::from_oci(desc.digest())?;
+            document::check_layer_media_type(desc)?;
+            let what = format!("layer {}", digest.short());
+            let size = self.blob_size(&digest).ok_or_else(|| {
+                ImageError::invalid(&what, format!("blob {digest} is missing"))
+            })?;
+            if size != desc.size() {
+                return Err(ImageError::SizeMismatch { what, expected: desc.size(), actual: size });
+            }
+            let blob = self.open_blob(&digest)?;
+            let stream = unpack::decompressed(blob, &what)?;
+            let stats = unpack::apply_layer(&root, stream, &digest.short(), &self.store.limits, &mut budget)?;
+            if &stats.diff_id != expected {
+                return Err(ImageError::DigestMismatch {
+                    what: format!("uncompressed {what} (diff_id)"),
+                    expected: expected.to_string(),
+                    actual: stats.diff_id.to_string(),
+                });
+            }
+            layers.push(SnapshotLayer { diff_id: stats.diff_id, size: stats.size });
+        }
+        let meta = SnapshotMeta { layers };
+        let bytes = serde_json::to_vec(&meta).map_err(|source| ImageError::Json { what: "snapshot meta".into(), source })?;
+        fs::write(dir.join("meta.json"), bytes).io_context(|| "writing snapshot meta".into())?;
+        self.snapshots.insert(chain, (dir, meta));
+        Ok(Some(chain))
+    }
+
+    /// The rootfs directory of a snapshot staged here or stored.
+    pub fn rootfs(&self, chain: &Digest) -> PathBuf {
+        match self.snapshots.get(chain) {
+            Some((dir, _)) => dir.join("rootfs"),
+            None => self.store.root.join("snapshots").join(chain.hex()).join("rootfs"),
+        }
+    }
+
+    /// Finds, hashes and classifies the module the entrypoint names.
+    pub fn module_info(&self, config: &ImageConfiguration, chain: Option<&Digest>) -> Result<Option<ModuleInfo>> {
+        let Some(chain) = chain else { return Ok(None) };
+        let Some(entry) = document::entrypoint_module(config) else { return Ok(None) };
+        let root = match Dir::open_ambient_dir(self.rootfs(chain), ambient_authority()) {
+            Ok(d) => d,
+            Err(_) => return Ok(None),
+        };
+        let rel = entry.trim_start_matches('/');
+        let Ok(file) = root.open(rel) else { return Ok(None) };
+        let mut reader = HashingReader::new(file);
+        let mut header = [0u8; 8];
+        let n = read_full(&mut reader, &mut header).io_context(|| format!("reading {entry}"))?;
+        let Some(kind) = ModuleKind::sniff(&header[..n]) else { return Ok(None) };
+        let (digest, size) = reader.finish().io_context(|| format!("reading {entry}"))?;
+        Ok(Some(ModuleInfo { path: entry, digest, kind, size }))
+    }
+
+    fn sync(&self) -> Result<()> {
+        let dir = File::open(self.area.path()).io_context(|| "opening the staging area".into())?;
+        rustix::fs::syncfs(&dir)
+            .map_err(io::Error::from)
+            .io_context(|| "syncing staged files to disk".into())
+    }
+
+    fn publish_blob(&mut self, d: &Digest) -> Result<()> {
+        let dest = self.store.blob_path(d);
+        if dest.is_file() {
+            return Ok(());
+        }
+        if !self.blobs.contains_key(d) {
+            return Err(ImageError::invalid("image", format!("blob {d} is missing")));
+        }
+        fs::rename(self.staged_blob_path(d), &dest).io_context(|| format!("storing blob {d}"))
+    }
+
+    fn publish_snapshot(&mut self, chain: &Digest, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<SnapshotMeta> {
+        let dest = self.store.root.join("snapshots").join(chain.hex());
+        if dest.is_dir() {
+            return self.store.snapshot_meta(chain);
+        }
+        if !self.snapshots.contains_key(chain) {
+            // Collected by a concurrent prune after our check: unpack again.
+            self.prepare_snapshot(manifest, config)?;
+            self.sync()?;
+        }
+        let (dir, meta) = self.snapshots.remove(chain).expect("prepared above");
+        fs::rename(&dir, &dest).io_context(|| format!("storing snapshot {}", chain.short()))?;
+        Ok(meta)
+    }
+}
+
+/// ChainID of a layer stack (OCI image spec): the identity of the merged
+/// rootfs, shared by every image with the same layers in the same order.
+pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
+    let mut iter = diff_ids.iter();
+    let mut chain = *iter.next()?;
+    for d in iter {
+        chain = Digest::of(format!("{chain} {d}").as_bytes());
+    }
+    Some(chain)
+}
+
+/// A private directory under `tmp/`, removed on drop. Its name starts with
+/// the owner's pid so `Store::open` can remove areas of dead processes.
+pub struct TempArea {
+    path: PathBuf,
+    counter: AtomicU64,
+}
+
+static AREA_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl TempArea {
+    fn new(tmp: &Path) -> Result<TempArea> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = tmp.join(format!(
+            "{}.{}.{}",
+            std::process::id(),
+            nanos,
+            AREA_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&path).io_context(|| format!("creating {}", path.display()))?;
+        Ok(TempArea { path, counter: AtomicU64::new(0) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn unique_path(&self, prefix: &str) -> PathBuf {
+        self.path.join(format!("{prefix}-{}", self.counter.fetch_add(1, Ordering::Relaxed)))
+    }
+}
+
+impl Drop for TempArea {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old or the new content,
+/// never a mix: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).io_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all().io_context(|| format!("syncing {}", tmp.display()))?;
+    fs::rename(&tmp, path).io_context(|| format!("replacing {}", path.display()))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .io_context(|| format!("syncing {}", dir.display()))
+}
+
+fn read_bounded(file: File, max: u64, what: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut buf)
+        .io_context(|| format!("reading {what}"))?;
+    if buf.len() as u64 > max {
+        return Err(ImageError::LimitExceeded {
+            what: format!("document {what}"),
+            limit: format!("{max} bytes"),
+        });
+    }
+    Ok(buf)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Bytes used by the files under `path` (not following symlinks).
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else {
+            total += meta.len();
+        }
+    }
+    total
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
