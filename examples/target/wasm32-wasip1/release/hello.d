@@ -1,1 +1,0 @@
-/work/main/examples/target/wasm32-wasip1/release/hello.wasm: /work/main/examples/hello/src/main.rs
