@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 
 use oci_spec::image::{
-    ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder,
-    ImageManifest, MediaType, RootFsBuilder,
+    ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageManifest, MediaType,
+    RootFsBuilder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,8 @@ const MAX_INDEX_DEPTH: usize = 4;
 /// What `load` stored and what it had to convert on the way.
 #[derive(Debug, Default)]
 pub struct LoadReport {
-    pub images: Vec<ImageRecord>,
+    /// Each stored image with the names this archive gave it.
+    pub images: Vec<(ImageRecord, Vec<String>)>,
     /// One line per conversion or skipped name, for the user.
     pub notes: Vec<String>,
 }
@@ -96,7 +97,10 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
             }
             _ => continue,
         }
-        if matches!(path.as_str(), "oci-layout" | "index.json" | "manifest.json" | "repositories") {
+        if matches!(
+            path.as_str(),
+            "oci-layout" | "index.json" | "manifest.json" | "repositories"
+        ) {
             let mut buf = Vec::new();
             (&mut entry)
                 .take(MAX_DOCUMENT + 1)
@@ -125,13 +129,20 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
     let mut found: Vec<(Digest, Vec<ImageRef>)> = Vec::new();
     if let Some(index) = docs.get("index.json") {
         if let Some(layout) = docs.get("oci-layout") {
-            let v: serde_json::Value = serde_json::from_slice(layout).map_err(|source| ImageError::Json {
-                what: "oci-layout".into(),
-                source,
-            })?;
-            let version = v.get("imageLayoutVersion").and_then(|x| x.as_str()).unwrap_or("");
+            let v: serde_json::Value =
+                serde_json::from_slice(layout).map_err(|source| ImageError::Json {
+                    what: "oci-layout".into(),
+                    source,
+                })?;
+            let version = v
+                .get("imageLayoutVersion")
+                .and_then(|x| x.as_str())
+                .unwrap_or("");
             if !version.starts_with("1.") {
-                return Err(ImageError::invalid("oci-layout", format!("unsupported imageLayoutVersion {version:?}")));
+                return Err(ImageError::invalid(
+                    "oci-layout",
+                    format!("unsupported imageLayoutVersion {version:?}"),
+                ));
             }
         }
         let index = parse_index(index, None, "index.json")?;
@@ -149,7 +160,9 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
             })?;
         for entry in entries {
             let (digest, manifest) = convert_docker_entry(&mut staging, &paths, &entry)?;
-            report.notes.push("converted the docker-save manifest.json entry to an OCI manifest".into());
+            report
+                .notes
+                .push("converted the docker-save manifest.json entry to an OCI manifest".into());
             let digest = normalize_image(&mut staging, digest, manifest, &mut report.notes)?;
             let mut names = Vec::new();
             for tag in entry.repo_tags.unwrap_or_default() {
@@ -167,7 +180,10 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
         ));
     }
     if found.is_empty() {
-        return Err(ImageError::invalid("the image archive", "it holds no image"));
+        return Err(ImageError::invalid(
+            "the image archive",
+            "it holds no image",
+        ));
     }
     // One commit for all images: a failure in any leaves the store as it was.
     let mut merged: BTreeMap<Digest, Vec<ImageRef>> = BTreeMap::new();
@@ -185,7 +201,12 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
             (d, names)
         })
         .collect();
-    report.images = store.commit(staging, &batch)?;
+    let records = store.commit(staging, &batch)?;
+    report.images = records
+        .into_iter()
+        .zip(batch)
+        .map(|(record, (_, names))| (record, names.iter().map(ImageRef::name).collect()))
+        .collect();
     Ok(report)
 }
 
@@ -221,10 +242,13 @@ fn resolve_path(paths: &HashMap<String, Link>, path: &str) -> Result<Digest> {
 /// The names an index entry carries: the containerd annotation (a full
 /// reference) or `ref.name` when that is a full reference too.
 fn descriptor_names(desc: &Descriptor, notes: &mut Vec<String>) -> Vec<ImageRef> {
-    let Some(ann) = desc.annotations() else { return Vec::new() };
-    let candidate = ann
-        .get(ANNOTATION_CONTAINERD_NAME)
-        .or_else(|| ann.get(ANNOTATION_REF_NAME).filter(|n| n.contains([':', '/'])));
+    let Some(ann) = desc.annotations() else {
+        return Vec::new();
+    };
+    let candidate = ann.get(ANNOTATION_CONTAINERD_NAME).or_else(|| {
+        ann.get(ANNOTATION_REF_NAME)
+            .filter(|n| n.contains([':', '/']))
+    });
     match candidate {
         Some(name) => match name.parse::<ImageRef>() {
             Ok(r) => vec![r.tagged()],
@@ -240,7 +264,10 @@ fn descriptor_names(desc: &Descriptor, notes: &mut Vec<String>) -> Vec<ImageRef>
 fn check_descriptor(staging: &Staging<'_>, desc: &Descriptor, what: &str) -> Result<Digest> {
     let digest = Digest::from_oci(desc.digest())?;
     let size = staging.blob_size(&digest).ok_or_else(|| {
-        ImageError::invalid(what, format!("it refers to {digest}, which is not in the archive"))
+        ImageError::invalid(
+            what,
+            format!("it refers to {digest}, which is not in the archive"),
+        )
     })?;
     if size != desc.size() {
         return Err(ImageError::SizeMismatch {
@@ -254,7 +281,11 @@ fn check_descriptor(staging: &Staging<'_>, desc: &Descriptor, what: &str) -> Res
 
 /// Follows an index entry down to one image manifest, choosing the wasm
 /// platform in multi-platform indexes.
-fn resolve_descriptor(staging: &Staging<'_>, desc: &Descriptor, depth: usize) -> Result<(Digest, ImageManifest)> {
+fn resolve_descriptor(
+    staging: &Staging<'_>,
+    desc: &Descriptor,
+    depth: usize,
+) -> Result<(Digest, ImageManifest)> {
     let digest = check_descriptor(staging, desc, "index.json")?;
     let media = desc.media_type().to_string();
     let what = format!("manifest {digest}");
@@ -277,7 +308,11 @@ fn resolve_descriptor(staging: &Staging<'_>, desc: &Descriptor, depth: usize) ->
             let chosen = index
                 .manifests()
                 .iter()
-                .find(|m| m.platform().as_ref().is_some_and(|p| p.architecture().to_string() == "wasm"))
+                .find(|m| {
+                    m.platform()
+                        .as_ref()
+                        .is_some_and(|p| p.architecture().to_string() == "wasm")
+                })
                 .or_else(|| (index.manifests().len() == 1).then(|| &index.manifests()[0]));
             match chosen {
                 Some(child) => resolve_descriptor(staging, child, depth + 1),
@@ -291,7 +326,10 @@ fn resolve_descriptor(staging: &Staging<'_>, desc: &Descriptor, depth: usize) ->
             what: "nested image indexes".into(),
             limit: format!("{MAX_INDEX_DEPTH} levels"),
         }),
-        other => Err(ImageError::invalid(what, format!("unsupported media type {other:?}"))),
+        other => Err(ImageError::invalid(
+            what,
+            format!("unsupported media type {other:?}"),
+        )),
     }
 }
 
@@ -307,7 +345,10 @@ fn convert_docker_entry(
     for layer_path in &entry.layers {
         let d = resolve_path(paths, layer_path)?;
         let mut head = [0u8; 2];
-        let n = staging.open_blob(&d)?.read(&mut head).io_context(|| format!("reading {layer_path}"))?;
+        let n = staging
+            .open_blob(&d)?
+            .read(&mut head)
+            .io_context(|| format!("reading {layer_path}"))?;
         let media = if n == 2 && head == [0x1f, 0x8b] {
             MediaType::ImageLayerGzip
         } else {
@@ -321,7 +362,11 @@ fn convert_docker_entry(
     let manifest = oci_spec::image::ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(Descriptor::new(MediaType::ImageConfig, config_size, config_digest.to_oci()))
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config_size,
+            config_digest.to_oci(),
+        ))
         .layers(layers)
         .build()
         .map_err(|e| ImageError::invalid("manifest.json", e.to_string()))?;
@@ -367,7 +412,11 @@ fn normalize_image(
         .map_or(ModuleKind::Core, |m| m.kind);
     let mut config = config;
     config.set_os(kind.oci_os().into());
-    let digest = staging.write_image(&config, manifest.layers().clone(), manifest.annotations().clone())?;
+    let digest = staging.write_image(
+        &config,
+        manifest.layers().clone(),
+        manifest.annotations().clone(),
+    )?;
     notes.push(format!(
         "converted os \"wasi\" to \"{}\" ({}), new image ID {}",
         kind.oci_os(),
@@ -379,22 +428,38 @@ fn normalize_image(
 
 /// Turns a CNCF wasm artifact (one `application/wasm` layer holding the
 /// module) into a compat image: the module in a rootfs layer, Entrypoint set.
-fn convert_artifact(staging: &mut Staging<'_>, manifest: &ImageManifest) -> Result<(Digest, String)> {
+fn convert_artifact(
+    staging: &mut Staging<'_>,
+    manifest: &ImageManifest,
+) -> Result<(Digest, String)> {
     let [layer] = manifest.layers().as_slice() else {
         return Err(ImageError::invalid(
             "wasm artifact",
-            format!("expected exactly one layer, found {}", manifest.layers().len()),
+            format!(
+                "expected exactly one layer, found {}",
+                manifest.layers().len()
+            ),
         ));
     };
     let media = layer.media_type().to_string();
-    if !matches!(media.as_str(), WASM_LAYER | WASM_COMPONENT_LAYER | "application/vnd.wasm.content.layer.v1+wasm") {
-        return Err(ImageError::invalid("wasm artifact", format!("unsupported layer media type {media:?}")));
+    if !matches!(
+        media.as_str(),
+        WASM_LAYER | WASM_COMPONENT_LAYER | "application/vnd.wasm.content.layer.v1+wasm"
+    ) {
+        return Err(ImageError::invalid(
+            "wasm artifact",
+            format!("unsupported layer media type {media:?}"),
+        ));
     }
     let module_digest = Digest::from_oci(layer.digest())?;
     let mut header = [0u8; 8];
-    let n = staging.open_blob(&module_digest)?.read(&mut header).io_context(|| "reading the wasm layer".into())?;
-    let kind = ModuleKind::sniff(&header[..n])
-        .ok_or_else(|| ImageError::invalid("wasm artifact", "its layer is not a WebAssembly binary"))?;
+    let n = staging
+        .open_blob(&module_digest)?
+        .read(&mut header)
+        .io_context(|| "reading the wasm layer".into())?;
+    let kind = ModuleKind::sniff(&header[..n]).ok_or_else(|| {
+        ImageError::invalid("wasm artifact", "its layer is not a WebAssembly binary")
+    })?;
     let name = layer
         .annotations()
         .as_ref()
@@ -402,7 +467,8 @@ fn convert_artifact(staging: &mut Staging<'_>, manifest: &ImageManifest) -> Resu
         .filter(|t| {
             t.ends_with(".wasm")
                 && t.len() <= 128
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                 && !t.starts_with('.')
         })
         .cloned()
@@ -429,7 +495,9 @@ fn convert_artifact(staging: &mut Staging<'_>, manifest: &ImageManifest) -> Resu
         )
         .history(vec![
             HistoryBuilder::default()
-                .created_by(format!("wrun load: wasm OCI artifact layer {module_digest} as /{name}"))
+                .created_by(format!(
+                    "wrun load: wasm OCI artifact layer {module_digest} as /{name}"
+                ))
                 .build()
                 .map_err(|e| ImageError::invalid("config", e.to_string()))?,
         ])
@@ -458,7 +526,13 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write, mtime: u64) -> R
         let manifest_size = std::fs::metadata(store.blob_path(&item.record.digest))
             .io_context(|| format!("reading manifest {}", item.record.digest))?
             .len();
-        let media = if manifest.media_type().as_ref().map(|m| m.to_string()).as_deref() == Some(DOCKER_MANIFEST) {
+        let media = if manifest
+            .media_type()
+            .as_ref()
+            .map(|m| m.to_string())
+            .as_deref()
+            == Some(DOCKER_MANIFEST)
+        {
             MediaType::Other(DOCKER_MANIFEST.into())
         } else {
             MediaType::ImageManifest
@@ -472,7 +546,8 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write, mtime: u64) -> R
             layer_paths.push(format!("blobs/sha256/{}", d.hex()));
         }
         let annotated = |name: Option<&String>| {
-            let mut desc = Descriptor::new(media.clone(), manifest_size, item.record.digest.to_oci());
+            let mut desc =
+                Descriptor::new(media.clone(), manifest_size, item.record.digest.to_oci());
             if let Some(n) = name {
                 let tag = n.rsplit_once(':').map_or(n.as_str(), |(_, t)| t);
                 desc.set_annotations(Some(HashMap::from([
@@ -525,15 +600,20 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write, mtime: u64) -> R
     ];
     for (name, bytes) in small {
         let mut h = header(tar::EntryType::Regular, bytes.len() as u64, 0o644);
-        tar.append_data(&mut h, name, &bytes[..]).io_context(|| write_err(name))?;
+        tar.append_data(&mut h, name, &bytes[..])
+            .io_context(|| write_err(name))?;
     }
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut h = header(tar::EntryType::Directory, 0, 0o755);
-        tar.append_data(&mut h, dir, std::io::empty()).io_context(|| write_err(dir))?;
+        tar.append_data(&mut h, dir, std::io::empty())
+            .io_context(|| write_err(dir))?;
     }
     for (hex, digest) in &blobs {
         let file = store.open_blob(digest)?;
-        let size = file.metadata().io_context(|| format!("reading blob {digest}"))?.len();
+        let size = file
+            .metadata()
+            .io_context(|| format!("reading blob {digest}"))?
+            .len();
         let mut h = header(tar::EntryType::Regular, size, 0o644);
         let name = format!("blobs/sha256/{hex}");
         tar.append_data(&mut h, &name, BufReader::with_capacity(256 * 1024, file))

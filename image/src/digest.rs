@@ -149,7 +149,11 @@ impl<W: Write> HashingWriter<W> {
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, Digest(self.hasher.finalize().into()), self.count)
+        (
+            self.inner,
+            Digest(self.hasher.finalize().into()),
+            self.count,
+        )
     }
 }
 

@@ -21,7 +21,8 @@ pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar
 /// The CNCF wasm OCI artifact config and layer types.
 pub const WASM_ARTIFACT_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER: &str = "application/wasm";
-pub const WASM_COMPONENT_LAYER: &str = "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
+pub const WASM_COMPONENT_LAYER: &str =
+    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
 /// Index annotations that carry an image's name.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -51,10 +52,17 @@ fn media_type_of(map: &serde_json::Map<String, Value>) -> Option<&str> {
 /// Parses an image manifest, refusing documents that are also indexes or
 /// whose media type disagrees with the descriptor that led to them
 /// (containerd CVE-2021-41190).
-pub fn parse_manifest(bytes: &[u8], descriptor_type: Option<&str>, what: &str) -> Result<ImageManifest> {
+pub fn parse_manifest(
+    bytes: &[u8],
+    descriptor_type: Option<&str>,
+    what: &str,
+) -> Result<ImageManifest> {
     let map = parse_object(bytes, what)?;
     if map.contains_key("manifests") {
-        return Err(ImageError::invalid(what, "a manifest must not also have \"manifests\" (ambiguous manifest/index)"));
+        return Err(ImageError::invalid(
+            what,
+            "a manifest must not also have \"manifests\" (ambiguous manifest/index)",
+        ));
     }
     if map.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
         return Err(ImageError::invalid(what, "schemaVersion must be 2"));
@@ -64,7 +72,10 @@ pub fn parse_manifest(bytes: &[u8], descriptor_type: Option<&str>, what: &str) -
         && t != OCI_MANIFEST
         && t != DOCKER_MANIFEST
     {
-        return Err(ImageError::invalid(what, format!("media type {t:?} is not an image manifest")));
+        return Err(ImageError::invalid(
+            what,
+            format!("media type {t:?} is not an image manifest"),
+        ));
     }
     if let (Some(own), Some(desc)) = (own, descriptor_type)
         && own != desc
@@ -84,14 +95,20 @@ pub fn parse_manifest(bytes: &[u8], descriptor_type: Option<&str>, what: &str) -
 pub fn parse_index(bytes: &[u8], descriptor_type: Option<&str>, what: &str) -> Result<ImageIndex> {
     let map = parse_object(bytes, what)?;
     if map.contains_key("layers") || map.contains_key("config") {
-        return Err(ImageError::invalid(what, "an index must not also have \"layers\" or \"config\" (ambiguous manifest/index)"));
+        return Err(ImageError::invalid(
+            what,
+            "an index must not also have \"layers\" or \"config\" (ambiguous manifest/index)",
+        ));
     }
     let own = media_type_of(&map);
     if let Some(t) = own
         && t != OCI_INDEX
         && t != DOCKER_LIST
     {
-        return Err(ImageError::invalid(what, format!("media type {t:?} is not an image index")));
+        return Err(ImageError::invalid(
+            what,
+            format!("media type {t:?} is not an image index"),
+        ));
     }
     if let (Some(own), Some(desc)) = (own, descriptor_type)
         && own != desc
@@ -156,7 +173,10 @@ pub fn entrypoint_module(config: &ImageConfiguration) -> Option<String> {
 /// True when the config says this is a WebAssembly image.
 pub fn is_wasm_platform(config: &ImageConfiguration) -> bool {
     config.architecture().to_string() == "wasm"
-        && matches!(config.os().to_string().as_str(), "wasip1" | "wasip2" | "wasi")
+        && matches!(
+            config.os().to_string().as_str(),
+            "wasip1" | "wasip2" | "wasi"
+        )
 }
 
 #[cfg(test)]

@@ -55,7 +55,9 @@ pub enum ImageError {
     NotWasm { os: String, arch: String },
     #[error("unable to remove {reference}: {reason}")]
     Conflict { reference: String, reason: String },
-    #[error("the store at {path} is from a newer wrun (format {found}); this wrun reads format {supported}")]
+    #[error(
+        "the store at {path} is from a newer wrun (format {found}); this wrun reads format {supported}"
+    )]
     StoreVersion {
         path: PathBuf,
         found: u32,
@@ -80,7 +82,7 @@ impl<T> IoContext<T> for std::io::Result<T> {
 }
 
 impl ImageError {
-    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
         ImageError::Invalid {
             what: what.into(),
             reason: reason.into(),

@@ -62,7 +62,11 @@ impl LayerWriter {
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<()> {
         let mut h = self.header(tar::EntryType::Directory, mode, 0);
         self.tar
-            .append_data(&mut h, format!("{}/", path.trim_end_matches('/')), io::empty())
+            .append_data(
+                &mut h,
+                format!("{}/", path.trim_end_matches('/')),
+                io::empty(),
+            )
             .io_context(|| format!("adding directory {path} to a layer"))
     }
 

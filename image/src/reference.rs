@@ -110,7 +110,9 @@ fn is_domain(s: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -121,8 +123,7 @@ fn is_tag(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
 }
 
@@ -166,7 +167,9 @@ impl FromStr for ImageRef {
             return Err(bad(s, "the repository name is longer than 255 characters"));
         }
         let mut parts: Vec<&str> = repository.split('/').collect();
-        if parts.len() > 1 && (is_domain(parts[0]) && parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        if parts.len() > 1
+            && (is_domain(parts[0]) && parts[0].contains(['.', ':']) || parts[0] == "localhost")
+        {
             parts.remove(0);
         }
         for part in parts {
@@ -197,7 +200,10 @@ mod tests {
         let r: ImageRef = "hello".parse().unwrap();
         assert_eq!(r.name(), "hello:latest");
         let r: ImageRef = "hello:1.0".parse().unwrap();
-        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("hello", Some("1.0")));
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_deref()),
+            ("hello", Some("1.0"))
+        );
         let r: ImageRef = "localhost:5000/team/app:v2".parse().unwrap();
         assert_eq!(r.repository, "localhost:5000/team/app");
         assert_eq!(r.tag.as_deref(), Some("v2"));

@@ -99,7 +99,8 @@ impl SnapshotMeta {
 #[derive(Debug, Default)]
 pub struct RemoveOutcome {
     pub untagged: Vec<String>,
-    pub deleted: Vec<Digest>,
+    /// The images deleted (with the names they had before).
+    pub deleted: Vec<ImageRecord>,
 }
 
 /// What a prune or garbage collection freed.
@@ -138,8 +139,9 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
         for dir in ["blobs/sha256", "snapshots", "tmp", "cache"] {
-            fs::create_dir_all(root.join(dir))
-                .io_context(|| format!("creating the store directory {}", root.join(dir).display()))?;
+            fs::create_dir_all(root.join(dir)).io_context(|| {
+                format!("creating the store directory {}", root.join(dir).display())
+            })?;
         }
         let store = Store {
             root,
@@ -181,7 +183,8 @@ impl Store {
     }
 
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
-        File::open(self.blob_path(digest)).io_context(|| format!("blob {digest} is missing from the store"))
+        File::open(self.blob_path(digest))
+            .io_context(|| format!("blob {digest} is missing from the store"))
     }
 
     /// Reads a stored blob of at most `max` bytes.
@@ -198,7 +201,11 @@ impl Store {
 
     /// Per-layer sizes of an image's snapshot.
     pub fn snapshot_meta(&self, chain: &Digest) -> Result<SnapshotMeta> {
-        let path = self.root.join("snapshots").join(chain.hex()).join("meta.json");
+        let path = self
+            .root
+            .join("snapshots")
+            .join(chain.hex())
+            .join("meta.json");
         let bytes = fs::read(&path).io_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
             what: path.display().to_string(),
@@ -215,7 +222,8 @@ impl Store {
             .write(true)
             .open(&path)
             .io_context(|| format!("opening {}", path.display()))?;
-        file.lock().io_context(|| format!("locking {}", path.display()))?;
+        file.lock()
+            .io_context(|| format!("locking {}", path.display()))?;
         Ok(StoreLock { _file: file })
     }
 
@@ -285,7 +293,11 @@ impl Store {
     /// Makes staged images visible under the given names. Unpacks each
     /// image's layers first (unless its snapshot exists), then moves blobs and
     /// snapshot into place and rewrites the records, all under the lock.
-    pub fn commit(&self, mut staging: Staging<'_>, images: &[(Digest, Vec<ImageRef>)]) -> Result<Vec<ImageRecord>> {
+    pub fn commit(
+        &self,
+        mut staging: Staging<'_>,
+        images: &[(Digest, Vec<ImageRef>)],
+    ) -> Result<Vec<ImageRecord>> {
         let mut prepared = Vec::new();
         for (manifest_digest, names) in images {
             let manifest = staging.manifest(manifest_digest)?;
@@ -293,7 +305,15 @@ impl Store {
             let config = staging.config(&config_digest)?;
             let chain = staging.prepare_snapshot(&manifest, &config)?;
             let module = staging.module_info(&config, chain.as_ref())?;
-            prepared.push((*manifest_digest, config_digest, manifest, config, chain, module, names));
+            prepared.push((
+                *manifest_digest,
+                config_digest,
+                manifest,
+                config,
+                chain,
+                module,
+                names,
+            ));
         }
 
         let lock = self.lock()?;
@@ -382,7 +402,12 @@ impl Store {
     /// `rmi`: removes a name, and the image when no name is left. A bare ID
     /// of an image with several names needs `force`. `in_use` says which
     /// images instances still use (they are never deleted without `force`).
-    pub fn remove(&self, reference: &str, force: bool, in_use: &HashSet<Digest>) -> Result<RemoveOutcome> {
+    pub fn remove(
+        &self,
+        reference: &str,
+        force: bool,
+        in_use: &HashSet<Digest>,
+    ) -> Result<RemoveOutcome> {
         let lock = self.lock()?;
         let mut db = self.read_db()?;
         let found = find_in(&db.images, reference)?;
@@ -421,11 +446,12 @@ impl Store {
                         ),
                     });
                 }
+                outcome.deleted.push(record.clone());
                 outcome.untagged.append(&mut record.names);
-                outcome.deleted.push(record.digest);
             }
         }
-        db.images.retain(|r| !outcome.deleted.contains(&r.digest));
+        db.images
+            .retain(|r| !outcome.deleted.iter().any(|d| d.digest == r.digest));
         self.write_db(&db, &lock)?;
         self.collect_garbage(&db, &lock)?;
         Ok(outcome)
@@ -470,7 +496,9 @@ impl Store {
         }
         let mut freed = 0;
         let blob_dir = self.root.join("blobs/sha256");
-        for entry in fs::read_dir(&blob_dir).io_context(|| format!("listing {}", blob_dir.display()))? {
+        for entry in
+            fs::read_dir(&blob_dir).io_context(|| format!("listing {}", blob_dir.display()))?
+        {
             let entry = entry.io_context(|| format!("listing {}", blob_dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !blobs.contains(&name) {
@@ -479,14 +507,17 @@ impl Store {
             }
         }
         let snap_dir = self.root.join("snapshots");
-        for entry in fs::read_dir(&snap_dir).io_context(|| format!("listing {}", snap_dir.display()))? {
+        for entry in
+            fs::read_dir(&snap_dir).io_context(|| format!("listing {}", snap_dir.display()))?
+        {
             let entry = entry.io_context(|| format!("listing {}", snap_dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !chains.contains(&name) {
                 freed += dir_size(&entry.path());
                 let area = TempArea::new(&self.root.join("tmp"))?;
                 let doomed = area.path().join("doomed");
-                fs::rename(entry.path(), &doomed).io_context(|| format!("removing snapshot {name}"))?;
+                fs::rename(entry.path(), &doomed)
+                    .io_context(|| format!("removing snapshot {name}"))?;
                 drop(area);
             }
         }
@@ -509,7 +540,9 @@ impl Store {
     }
 
     fn remove_stale_tmp(&self) {
-        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.split('.').next().unwrap_or_default();
@@ -527,7 +560,13 @@ fn find_in(images: &[ImageRecord], reference: &str) -> Result<ImageRecord> {
         if let Some(d) = r.digest {
             return images
                 .iter()
-                .find(|i| i.digest == d && (r.repository.is_empty() || i.names.iter().any(|n| n.starts_with(&format!("{}:", r.repository)))))
+                .find(|i| {
+                    i.digest == d
+                        && (r.repository.is_empty()
+                            || i.names
+                                .iter()
+                                .any(|n| n.starts_with(&format!("{}:", r.repository))))
+                })
                 .cloned()
                 .ok_or_else(no_such);
         }
@@ -538,7 +577,12 @@ fn find_in(images: &[ImageRecord], reference: &str) -> Result<ImageRecord> {
     }
     // An ID (config digest) or manifest digest, whole or as a hex prefix.
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if hex.is_empty()
+        || hex.len() > 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         return Err(no_such());
     }
     let matches: Vec<&ImageRecord> = images
@@ -550,7 +594,11 @@ fn find_in(images: &[ImageRecord], reference: &str) -> Result<ImageRecord> {
         [] => Err(no_such()),
         many => Err(ImageError::AmbiguousImage {
             reference: reference.to_string(),
-            candidates: many.iter().map(|i| i.id.short()).collect::<Vec<_>>().join(", "),
+            candidates: many
+                .iter()
+                .map(|i| i.id.short())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -582,7 +630,12 @@ impl<'s> Staging<'s> {
 
     /// Streams a blob into the staging area while hashing it. With
     /// `expected`, a mismatch fails and the bytes are discarded.
-    pub fn write_blob(&mut self, reader: &mut dyn Read, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
+    pub fn write_blob(
+        &mut self,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
         let dir = self.area.path().join("blobs");
         fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         let tmp = self.area.unique_path("incoming");
@@ -620,7 +673,8 @@ impl<'s> Staging<'s> {
     pub fn adopt_blob(&mut self, path: &Path, digest: Digest, size: u64) -> Result<()> {
         let dir = self.area.path().join("blobs");
         fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
-        fs::rename(path, self.staged_blob_path(&digest)).io_context(|| format!("staging blob {digest}"))?;
+        fs::rename(path, self.staged_blob_path(&digest))
+            .io_context(|| format!("staging blob {digest}"))?;
         self.blobs.insert(digest, size);
         Ok(())
     }
@@ -682,7 +736,11 @@ impl<'s> Staging<'s> {
     }
 
     pub fn manifest(&self, d: &Digest) -> Result<ImageManifest> {
-        document::parse_manifest(&self.read_blob(d, MAX_DOCUMENT)?, None, &format!("manifest {d}"))
+        document::parse_manifest(
+            &self.read_blob(d, MAX_DOCUMENT)?,
+            None,
+            &format!("manifest {d}"),
+        )
     }
 
     pub fn config(&self, d: &Digest) -> Result<ImageConfiguration> {
@@ -692,7 +750,11 @@ impl<'s> Staging<'s> {
     /// Makes sure the merged rootfs of these layers exists (staged here or
     /// stored), unpacking and verifying each layer against its diff_id.
     /// Returns the chain ID, or `None` for an image without layers.
-    pub fn prepare_snapshot(&mut self, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Option<Digest>> {
+    pub fn prepare_snapshot(
+        &mut self,
+        manifest: &ImageManifest,
+        config: &ImageConfiguration,
+    ) -> Result<Option<Digest>> {
         let diff_ids = document::diff_ids(config)?;
         if diff_ids.len() != manifest.layers().len() {
             return Err(ImageError::invalid(
@@ -704,8 +766,12 @@ impl<'s> Staging<'s> {
                 ),
             ));
         }
-        let Some(chain) = chain_id(&diff_ids) else { return Ok(None) };
-        if self.snapshots.contains_key(&chain) || self.store.root.join("snapshots").join(chain.hex()).is_dir() {
+        let Some(chain) = chain_id(&diff_ids) else {
+            return Ok(None);
+        };
+        if self.snapshots.contains_key(&chain)
+            || self.store.root.join("snapshots").join(chain.hex()).is_dir()
+        {
             return Ok(Some(chain));
         }
         let dir = self.area.path().join(format!("snapshot-{}", chain.hex()));
@@ -719,15 +785,25 @@ impl<'s> Staging<'s> {
             let digest = Digest::from_oci(desc.digest())?;
             document::check_layer_media_type(desc)?;
             let what = format!("layer {}", digest.short());
-            let size = self.blob_size(&digest).ok_or_else(|| {
-                ImageError::invalid(&what, format!("blob {digest} is missing"))
-            })?;
+            let size = self
+                .blob_size(&digest)
+                .ok_or_else(|| ImageError::invalid(&what, format!("blob {digest} is missing")))?;
             if size != desc.size() {
-                return Err(ImageError::SizeMismatch { what, expected: desc.size(), actual: size });
+                return Err(ImageError::SizeMismatch {
+                    what,
+                    expected: desc.size(),
+                    actual: size,
+                });
             }
             let blob = self.open_blob(&digest)?;
             let stream = unpack::decompressed(blob, &what)?;
-            let stats = unpack::apply_layer(&root, stream, &digest.short(), &self.store.limits, &mut budget)?;
+            let stats = unpack::apply_layer(
+                &root,
+                stream,
+                &digest.short(),
+                &self.store.limits,
+                &mut budget,
+            )?;
             if &stats.diff_id != expected {
                 return Err(ImageError::DigestMismatch {
                     what: format!("uncompressed {what} (diff_id)"),
@@ -735,10 +811,16 @@ impl<'s> Staging<'s> {
                     actual: stats.diff_id.to_string(),
                 });
             }
-            layers.push(SnapshotLayer { diff_id: stats.diff_id, size: stats.size });
+            layers.push(SnapshotLayer {
+                diff_id: stats.diff_id,
+                size: stats.size,
+            });
         }
         let meta = SnapshotMeta { layers };
-        let bytes = serde_json::to_vec(&meta).map_err(|source| ImageError::Json { what: "snapshot meta".into(), source })?;
+        let bytes = serde_json::to_vec(&meta).map_err(|source| ImageError::Json {
+            what: "snapshot meta".into(),
+            source,
+        })?;
         fs::write(dir.join("meta.json"), bytes).io_context(|| "writing snapshot meta".into())?;
         self.snapshots.insert(chain, (dir, meta));
         Ok(Some(chain))
@@ -748,26 +830,46 @@ impl<'s> Staging<'s> {
     pub fn rootfs(&self, chain: &Digest) -> PathBuf {
         match self.snapshots.get(chain) {
             Some((dir, _)) => dir.join("rootfs"),
-            None => self.store.root.join("snapshots").join(chain.hex()).join("rootfs"),
+            None => self
+                .store
+                .root
+                .join("snapshots")
+                .join(chain.hex())
+                .join("rootfs"),
         }
     }
 
     /// Finds, hashes and classifies the module the entrypoint names.
-    pub fn module_info(&self, config: &ImageConfiguration, chain: Option<&Digest>) -> Result<Option<ModuleInfo>> {
+    pub fn module_info(
+        &self,
+        config: &ImageConfiguration,
+        chain: Option<&Digest>,
+    ) -> Result<Option<ModuleInfo>> {
         let Some(chain) = chain else { return Ok(None) };
-        let Some(entry) = document::entrypoint_module(config) else { return Ok(None) };
+        let Some(entry) = document::entrypoint_module(config) else {
+            return Ok(None);
+        };
         let root = match Dir::open_ambient_dir(self.rootfs(chain), ambient_authority()) {
             Ok(d) => d,
             Err(_) => return Ok(None),
         };
         let rel = entry.trim_start_matches('/');
-        let Ok(file) = root.open(rel) else { return Ok(None) };
+        let Ok(file) = root.open(rel) else {
+            return Ok(None);
+        };
         let mut reader = HashingReader::new(file);
         let mut header = [0u8; 8];
         let n = read_full(&mut reader, &mut header).io_context(|| format!("reading {entry}"))?;
-        let Some(kind) = ModuleKind::sniff(&header[..n]) else { return Ok(None) };
+        let Some(kind) = ModuleKind::sniff(&header[..n]) else {
+            return Ok(None);
+        };
         let (digest, size) = reader.finish().io_context(|| format!("reading {entry}"))?;
-        Ok(Some(ModuleInfo { path: entry, digest, kind, size }))
+        Ok(Some(ModuleInfo {
+            path: entry,
+            digest,
+            kind,
+            size,
+        }))
     }
 
     fn sync(&self) -> Result<()> {
@@ -788,7 +890,12 @@ impl<'s> Staging<'s> {
         fs::rename(self.staged_blob_path(d), &dest).io_context(|| format!("storing blob {d}"))
     }
 
-    fn publish_snapshot(&mut self, chain: &Digest, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<SnapshotMeta> {
+    fn publish_snapshot(
+        &mut self,
+        chain: &Digest,
+        manifest: &ImageManifest,
+        config: &ImageConfiguration,
+    ) -> Result<SnapshotMeta> {
         let dest = self.store.root.join("snapshots").join(chain.hex());
         if dest.is_dir() {
             return self.store.snapshot_meta(chain);
@@ -837,7 +944,10 @@ impl TempArea {
             AREA_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir_all(&path).io_context(|| format!("creating {}", path.display()))?;
-        Ok(TempArea { path, counter: AtomicU64::new(0) })
+        Ok(TempArea {
+            path,
+            counter: AtomicU64::new(0),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -845,7 +955,10 @@ impl TempArea {
     }
 
     fn unique_path(&self, prefix: &str) -> PathBuf {
-        self.path.join(format!("{prefix}-{}", self.counter.fetch_add(1, Ordering::Relaxed)))
+        self.path.join(format!(
+            "{prefix}-{}",
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 }
 
@@ -865,8 +978,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     let mut f = File::create(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes).io_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().io_context(|| format!("syncing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .io_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .io_context(|| format!("syncing {}", tmp.display()))?;
     fs::rename(&tmp, path).io_context(|| format!("replacing {}", path.display()))?;
     sync_dir(dir)
 }
@@ -907,7 +1022,9 @@ pub fn dir_size(path: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let Ok(meta) = fs::symlink_metadata(&p) else { continue };
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
         if meta.is_dir() {
             if let Ok(entries) = fs::read_dir(&p) {
                 stack.extend(entries.flatten().map(|e| e.path()));
@@ -921,7 +1038,9 @@ pub fn dir_size(path: &Path) -> u64 {
 
 /// The current time as RFC 3339 (UTC, seconds).
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }

@@ -91,9 +91,7 @@ pub fn apply_layer(
     // Paths created by this layer: an opaque whiteout hides only what lower
     // layers put in the directory, never this layer's own entries.
     let mut created: HashSet<PathBuf> = HashSet::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| tar_error(layer, e))?;
+    let entries = archive.entries().map_err(|e| tar_error(layer, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| tar_error(layer, e))?;
         budget.entries += 1;
@@ -171,7 +169,9 @@ pub fn apply_layer(
                     .ok_or_else(|| unsafe_entry("symlink without a target".into()))?
                     .into_owned();
                 if target.is_empty() || target.contains(&0) {
-                    return Err(unsafe_entry("symlink target is empty or has a NUL byte".into()));
+                    return Err(unsafe_entry(
+                        "symlink target is empty or has a NUL byte".into(),
+                    ));
                 }
                 remove_existing(root, &path).map_err(|e| unsafe_entry(e.to_string()))?;
                 // Stored as data: the target is never followed while
@@ -231,12 +231,18 @@ fn bytes_to_path(b: &[u8]) -> PathBuf {
 /// Turns a tar path into a relative path that cannot leave the root: leading
 /// `/` and `./` are dropped (as Docker does), `..` and NUL are refused.
 /// `Ok(None)` is the root directory itself.
-fn confined_path(raw: &[u8], limits: &UnpackLimits) -> std::result::Result<Option<PathBuf>, String> {
+fn confined_path(
+    raw: &[u8],
+    limits: &UnpackLimits,
+) -> std::result::Result<Option<PathBuf>, String> {
     if raw.contains(&0) {
         return Err("the path has a NUL byte".into());
     }
     if raw.len() > limits.max_path_len {
-        return Err(format!("the path is longer than {} bytes", limits.max_path_len));
+        return Err(format!(
+            "the path is longer than {} bytes",
+            limits.max_path_len
+        ));
     }
     let path = bytes_to_path(raw);
     let mut out = PathBuf::new();
@@ -256,7 +262,10 @@ fn confined_path(raw: &[u8], limits: &UnpackLimits) -> std::result::Result<Optio
         }
     }
     if depth > limits.max_depth {
-        return Err(format!("the path is deeper than {} levels", limits.max_depth));
+        return Err(format!(
+            "the path is deeper than {} levels",
+            limits.max_depth
+        ));
     }
     Ok((depth > 0).then_some(out))
 }
@@ -321,7 +330,11 @@ mod tests {
         }
         h.set_entry_type(kind);
         h.set_size(data.len() as u64);
-        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_cksum();
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(data);
@@ -368,7 +381,10 @@ mod tests {
     }
 
     fn outside_untouched(sb: &Sandbox) {
-        assert_eq!(std::fs::read(sb.outside.join("victim")).unwrap(), b"precious");
+        assert_eq!(
+            std::fs::read(sb.outside.join("victim")).unwrap(),
+            b"precious"
+        );
         let names: Vec<_> = std::fs::read_dir(&sb.outside).unwrap().collect();
         assert_eq!(names.len(), 1, "nothing new may appear outside the root");
     }
@@ -377,7 +393,13 @@ mod tests {
     fn zip_slip_dotdot_entry_is_refused() {
         let sb = sandbox();
         let mut t = Vec::new();
-        raw_entry(&mut t, b"../outside/evil", tar::EntryType::Regular, b"", b"x");
+        raw_entry(
+            &mut t,
+            b"../outside/evil",
+            tar::EntryType::Regular,
+            b"",
+            b"x",
+        );
         let err = apply(&sb, &finish(t)).unwrap_err();
         assert!(err.to_string().contains("'..'"), "{err}");
         outside_untouched(&sb);
@@ -398,7 +420,13 @@ mod tests {
         let sb = sandbox();
         let mut t = Vec::new();
         raw_entry(&mut t, b"a", tar::EntryType::Symlink, b"..", b"");
-        raw_entry(&mut t, b"a/outside/evil", tar::EntryType::Regular, b"", b"x");
+        raw_entry(
+            &mut t,
+            b"a/outside/evil",
+            tar::EntryType::Regular,
+            b"",
+            b"x",
+        );
         assert!(apply(&sb, &finish(t)).is_err());
         outside_untouched(&sb);
     }
@@ -409,21 +437,36 @@ mod tests {
         let sb = sandbox();
         let victim_dir = sb.outside.display().to_string();
         let mut t = Vec::new();
-        raw_entry(&mut t, b"d", tar::EntryType::Symlink, victim_dir.as_bytes(), b"");
+        raw_entry(
+            &mut t,
+            b"d",
+            tar::EntryType::Symlink,
+            victim_dir.as_bytes(),
+            b"",
+        );
         raw_entry(&mut t, b"d/x", tar::EntryType::Regular, b"", b"x");
         assert!(apply(&sb, &finish(t)).is_err());
         outside_untouched(&sb);
         let before = std::fs::metadata(&sb.outside).unwrap().permissions();
         let sb2 = sandbox();
         let mut t = Vec::new();
-        raw_entry(&mut t, b"d", tar::EntryType::Symlink, sb2.outside.display().to_string().as_bytes(), b"");
+        raw_entry(
+            &mut t,
+            b"d",
+            tar::EntryType::Symlink,
+            sb2.outside.display().to_string().as_bytes(),
+            b"",
+        );
         raw_entry(&mut t, b"d/", tar::EntryType::Directory, b"", b"");
         // The directory replaces the symlink inside the root; the target's
         // mode is never changed.
         apply(&sb2, &finish(t)).unwrap();
         assert!(sb2.root_path.join("d").is_dir());
         assert!(!sb2.root_path.join("d").is_symlink());
-        assert_eq!(std::fs::metadata(&sb2.outside).unwrap().permissions(), before);
+        assert_eq!(
+            std::fs::metadata(&sb2.outside).unwrap().permissions(),
+            before
+        );
         outside_untouched(&sb2);
     }
 
@@ -431,7 +474,13 @@ mod tests {
     fn hard_link_to_a_path_outside_is_refused() {
         let sb = sandbox();
         let mut t = Vec::new();
-        raw_entry(&mut t, b"h", tar::EntryType::Link, b"../outside/victim", b"");
+        raw_entry(
+            &mut t,
+            b"h",
+            tar::EntryType::Link,
+            b"../outside/victim",
+            b"",
+        );
         assert!(apply(&sb, &finish(t)).is_err());
         let mut t = Vec::new();
         raw_entry(&mut t, b"h", tar::EntryType::Link, b"/etc/passwd", b"");
@@ -458,7 +507,11 @@ mod tests {
         for name in [&b".wh..."[..], b"x/.wh...", b".wh."] {
             let mut t = Vec::new();
             raw_entry(&mut t, name, tar::EntryType::Regular, b"", b"");
-            assert!(apply(&sb, &finish(t)).is_err(), "{:?}", String::from_utf8_lossy(name));
+            assert!(
+                apply(&sb, &finish(t)).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(name)
+            );
         }
         outside_untouched(&sb);
     }
@@ -474,7 +527,13 @@ mod tests {
         apply(&sb, &finish(lower)).unwrap();
         let mut upper = Vec::new();
         raw_entry(&mut upper, b"etc/new", tar::EntryType::Regular, b"", b"n");
-        raw_entry(&mut upper, b"etc/.wh..wh..opq", tar::EntryType::Regular, b"", b"");
+        raw_entry(
+            &mut upper,
+            b"etc/.wh..wh..opq",
+            tar::EntryType::Regular,
+            b"",
+            b"",
+        );
         raw_entry(&mut upper, b".wh.gone", tar::EntryType::Regular, b"", b"");
         apply(&sb, &finish(upper)).unwrap();
         assert!(sb.root_path.join("etc/new").exists());
@@ -498,7 +557,13 @@ mod tests {
         use std::io::Write;
         let sb = sandbox();
         let mut t = Vec::new();
-        raw_entry(&mut t, b"zeros", tar::EntryType::Regular, b"", &vec![0u8; 1 << 20]);
+        raw_entry(
+            &mut t,
+            b"zeros",
+            tar::EntryType::Regular,
+            b"",
+            &vec![0u8; 1 << 20],
+        );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&finish(t)).unwrap();
         let bomb = gz.finish().unwrap();
@@ -523,14 +588,26 @@ mod tests {
         let sb = sandbox();
         let mut t = Vec::new();
         for i in 0..20 {
-            raw_entry(&mut t, format!("f{i}").as_bytes(), tar::EntryType::Regular, b"", b"");
+            raw_entry(
+                &mut t,
+                format!("f{i}").as_bytes(),
+                tar::EntryType::Regular,
+                b"",
+                b"",
+            );
         }
         let limits = UnpackLimits {
             max_entries: 10,
             ..UnpackLimits::default()
         };
-        let err = apply_layer(&sb.root, &finish(t)[..], "many", &limits, &mut UnpackBudget::default())
-            .unwrap_err();
+        let err = apply_layer(
+            &sb.root,
+            &finish(t)[..],
+            "many",
+            &limits,
+            &mut UnpackBudget::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("number of entries"), "{err}");
     }
 

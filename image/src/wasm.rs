@@ -54,9 +54,12 @@ pub fn validate(bytes: &[u8], what: &str) -> Result<ModuleKind> {
         )
     })?;
     let mut validator = wasmparser::Validator::new_with_features(wasm_features());
-    validator
-        .validate_all(bytes)
-        .map_err(|e| ImageError::invalid(what, format!("invalid WebAssembly {}: {e}", kind.describe())))?;
+    validator.validate_all(bytes).map_err(|e| {
+        ImageError::invalid(
+            what,
+            format!("invalid WebAssembly {}: {e}", kind.describe()),
+        )
+    })?;
     Ok(kind)
 }
 
@@ -99,6 +102,9 @@ mod tests {
         let err = validate(b"\0asm\x01\0\0\0\x01\xff", "broken.wasm").unwrap_err();
         assert!(err.to_string().contains("broken.wasm"), "{err}");
         let err = validate(b"#!/bin/sh\n", "script").unwrap_err();
-        assert!(err.to_string().contains("not a WebAssembly binary"), "{err}");
+        assert!(
+            err.to_string().contains("not a WebAssembly binary"),
+            "{err}"
+        );
     }
 }

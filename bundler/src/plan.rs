@@ -1,0 +1,146 @@
+//! The build plan: what both build file syntaxes turn into before any file
+//! is read — the layers to copy and the image config to write.
+
+use std::collections::BTreeMap;
+
+/// One `COPY`-like step: `sources` (relative to the context) into `dest`
+/// (absolute in the rootfs). Docker's rules apply: a directory source copies
+/// its contents; a single file source goes to `dest`, or into it when
+/// `dest` ends with `/` or there are several sources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyStep {
+    pub sources: Vec<String>,
+    pub dest: String,
+    /// Forces this mode on copied files (the module gets 0755).
+    pub mode: Option<u32>,
+    /// The history line (`COPY hello.wasm /hello.wasm`).
+    pub created_by: String,
+}
+
+/// Everything a build file says, with build args already substituted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BuildPlan {
+    /// Default repository name when no `-t` is given.
+    pub name: Option<String>,
+    pub copies: Vec<CopyStep>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=VALUE` in the order declared.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `PORT/PROTO`, normalized (`8080` becomes `8080/tcp`).
+    pub expose: Vec<String>,
+    pub volumes: Vec<String>,
+    /// Build args the file declared or used (to warn about unused `--build-arg`s).
+    pub consumed_args: Vec<String>,
+    /// Non-fatal remarks for the user (ignored instructions).
+    pub warnings: Vec<String>,
+}
+
+/// Normalizes an `EXPOSE`/`expose` entry to `PORT/PROTO`.
+pub fn normalize_port(spec: &str) -> Result<String, String> {
+    let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if proto != "tcp" && proto != "udp" {
+        return Err(format!(
+            "invalid port {spec:?}: the protocol must be tcp or udp"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(format!("{p}/{proto}")),
+        _ => Err(format!(
+            "invalid port {spec:?}: expected a number from 1 to 65535"
+        )),
+    }
+}
+
+/// Replaces `${NAME}` (and `$NAME` when `bare` is set, as Dockerfiles allow)
+/// with values from `vars`; records each name used. An unknown name is an
+/// error naming it.
+pub fn substitute(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    used: &mut Vec<String>,
+    bare: bool,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\\' && bare {
+            if let Some(&(_, '$')) = chars.peek() {
+                out.push('$');
+                chars.next();
+                continue;
+            }
+            out.push(c);
+            continue;
+        }
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let (name, consumed) = if let Some(inner) = rest.strip_prefix('{') {
+            let end = inner
+                .find('}')
+                .ok_or_else(|| format!("unterminated ${{ in {text:?}"))?;
+            (&inner[..end], end + 2)
+        } else if bare {
+            let end = rest
+                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .unwrap_or(rest.len());
+            (&rest[..end], end)
+        } else {
+            out.push('$');
+            continue;
+        };
+        if name.is_empty() {
+            out.push('$');
+            continue;
+        }
+        let value = vars.get(name).ok_or_else(|| {
+            format!("${{{name}}} is not set (declare it or pass --build-arg {name}=VALUE)")
+        })?;
+        out.push_str(value);
+        if !used.iter().any(|u| u == name) {
+            used.push(name.to_string());
+        }
+        for _ in 0..consumed {
+            chars.next();
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_known_names_and_names_unknown_ones() {
+        let vars = BTreeMap::from([("V".to_string(), "1.2".to_string())]);
+        let mut used = Vec::new();
+        assert_eq!(
+            substitute("app-${V}.wasm", &vars, &mut used, false).unwrap(),
+            "app-1.2.wasm"
+        );
+        assert_eq!(substitute("$V/x", &vars, &mut used, true).unwrap(), "1.2/x");
+        assert_eq!(
+            substitute("cost $5", &vars, &mut used, false).unwrap(),
+            "cost $5"
+        );
+        assert_eq!(used, vec!["V"]);
+        let err = substitute("${NOPE}", &vars, &mut used, false).unwrap_err();
+        assert!(err.contains("--build-arg NOPE=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn ports_are_normalized_and_checked() {
+        assert_eq!(normalize_port("8080").unwrap(), "8080/tcp");
+        assert_eq!(normalize_port("53/UDP").unwrap(), "53/udp");
+        assert!(normalize_port("0").is_err());
+        assert!(normalize_port("70000/tcp").is_err());
+        assert!(normalize_port("80/sctp").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The command line: clap definitions for every verb. Parsing only; each
+//! command's behaviour lives in `commands/<verb>.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{build, history, images, inspect, load, rmi, save, system, tag};
+
+/// Run WebAssembly (WASI) images the way Docker runs containers.
+#[derive(Debug, Parser)]
+#[command(name = "wrun", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Store directory [default: $WRUN_ROOT, /var/lib/wrun as root, else $XDG_DATA_HOME/wrun]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "WRUN_ROOT",
+        hide_env = true
+    )]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a wrun.toml or Dockerfile-syntax build file
+    Build(build::BuildArgs),
+    /// List images
+    #[command(visible_alias = "image-ls")]
+    Images(images::ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
+    /// Load images from a tar archive or STDIN
+    Load(load::LoadArgs),
+    /// Remove one or more images
+    Rmi(rmi::RmiArgs),
+    /// Manage wrun (disk usage, pruning)
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build an image from a build file
+    Build(build::BuildArgs),
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(inspect::InspectArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Save one or more images to a tar archive
+    Save(save::SaveArgs),
+    /// Load images from a tar archive or STDIN
+    Load(load::LoadArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(rmi::RmiArgs),
+    /// Remove unused images
+    Prune(system::PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show wrun disk usage
+    Df(system::DfArgs),
+    /// Remove unused data
+    Prune(system::PruneArgs),
+}

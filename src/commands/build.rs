@@ -1,0 +1,110 @@
+//! `wrun build`: build an image from a build file, store it, optionally
+//! write it as an image tar.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use wrun_bundler::BuildRequest;
+use wrun_image::ImageRef;
+
+use super::{open_store, save};
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (NAME[:TAG]); repeatable
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Build file [default: CONTEXT/wrun.toml, then Wasmfile, then Dockerfile]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Also write the image as an OCI image tar to this file
+    #[arg(short = 'o', long = "output", value_name = "OUT.tar")]
+    pub output: Option<PathBuf>,
+    /// Set a build-time variable (KEY=VALUE); repeatable
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Print only the image ID
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Build context directory
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let mut build_args = BTreeMap::new();
+    for kv in &args.build_args {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("invalid --build-arg {kv:?}: expected KEY=VALUE");
+        };
+        build_args.insert(k.to_string(), v.to_string());
+    }
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| t.parse::<ImageRef>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if !args.context.is_dir() {
+        bail!(
+            "unable to prepare context: path {:?} not found or not a directory",
+            args.context.display().to_string()
+        );
+    }
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(
+            v.parse::<u64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        ),
+        _ => None,
+    };
+    let store = open_store(root)?;
+    let request = BuildRequest {
+        context: args.context.clone(),
+        file: args.file.clone(),
+        build_args,
+        source_date_epoch,
+        tags,
+    };
+    let outcome = wrun_bundler::build(&store, &request)
+        .with_context(|| format!("building {}", args.context.display()))?;
+    for w in &outcome.warnings {
+        eprintln!("[Warning] {w}");
+    }
+    let record = &outcome.record;
+    if args.quiet {
+        println!("{}", record.id);
+    } else {
+        eprintln!(
+            "Successfully built {} ({}, {} layer{})",
+            record.id.short(),
+            outcome.kind.describe(),
+            record.chain_id.map_or(0, |_| store
+                .manifest(record)
+                .map(|m| m.layers().len())
+                .unwrap_or(0)),
+            if store
+                .manifest(record)
+                .map(|m| m.layers().len())
+                .unwrap_or(0)
+                == 1
+            {
+                ""
+            } else {
+                "s"
+            },
+        );
+        for n in &record.names {
+            eprintln!("Successfully tagged {n}");
+        }
+    }
+    if let Some(out) = &args.output {
+        save::write_tar_file(&store, std::slice::from_ref(record), &record.names, out)?;
+        if !args.quiet {
+            eprintln!("Wrote {}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,46 @@
+//! `wrun rmi`: remove names, and images with no name left.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::open_store;
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of the image (all its names)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+pub fn run(root: &Path, args: RmiArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(root)?;
+    let mut failed = false;
+    // No instance can hold an image yet: the daemon will pass its set here.
+    let in_use = HashSet::new();
+    for name in &args.images {
+        match store.remove(name, args.force, &in_use) {
+            Ok(outcome) => {
+                for u in outcome.untagged {
+                    println!("Untagged: {u}");
+                }
+                for d in outcome.deleted {
+                    println!("Deleted: {}", d.id);
+                }
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(super::EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,109 @@
+//! `wrun system df|prune` and `wrun image prune`: show and reclaim space.
+
+use std::collections::HashSet;
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::open_store;
+use crate::output::{human_size, print_table};
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Output format: "table" (default) or "json"
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+pub fn df(root: &Path, args: DfArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(root)?;
+    let usage = store.disk_usage()?;
+    let image_bytes = usage.blob_bytes + usage.snapshot_bytes;
+    if args.format.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string(&usage)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let rows = vec![
+        vec![
+            "Images".into(),
+            usage.images.to_string(),
+            "0".into(),
+            human_size(image_bytes),
+            format!(
+                "{} ({}%)",
+                human_size(image_bytes),
+                pct(image_bytes, image_bytes)
+            ),
+        ],
+        vec![
+            "Containers".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ],
+        vec![
+            "Build Cache".into(),
+            "0".into(),
+            "0".into(),
+            human_size(usage.cache_bytes + usage.tmp_bytes),
+            human_size(usage.cache_bytes + usage.tmp_bytes),
+        ],
+    ];
+    print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(root: &Path, args: PruneArgs, system: bool) -> anyhow::Result<ExitCode> {
+    if !args.force {
+        let what = if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        let extra = if system {
+            "\n  - unused build cache and staging leftovers"
+        } else {
+            ""
+        };
+        eprint!(
+            "WARNING! This will remove:\n  - {what}{extra}\nAre you sure you want to continue? [y/N] "
+        );
+        io::stderr().flush()?;
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let store = open_store(root)?;
+    let outcome = store.prune(args.all, &HashSet::new())?;
+    if !outcome.deleted_images.is_empty() {
+        println!("Deleted Images:");
+        for r in &outcome.deleted_images {
+            for n in &r.names {
+                println!("untagged: {n}");
+            }
+            println!("deleted: {}", r.digest);
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(outcome.reclaimed_bytes)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,30 @@
+//! `wrun tag SOURCE TARGET`: put another name on a stored image.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+use wrun_image::ImageRef;
+
+use super::open_store;
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+pub fn run(root: &Path, args: TagArgs) -> anyhow::Result<ExitCode> {
+    let target: ImageRef = args.target.parse()?;
+    if target.digest.is_some() {
+        anyhow::bail!(
+            "refusing to create a tag with a digest reference: {}",
+            args.target
+        );
+    }
+    let store = open_store(root)?;
+    store.tag(&args.source, &target)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,171 @@
+//! Terminal output in Docker's habits: aligned tables, "2 hours ago",
+//! decimal sizes ("1.23MB"), and JSON.
+
+use std::io::{self, Write};
+
+use tabwriter::TabWriter;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Writes tab-separated rows as an aligned table (Docker's tabwriter
+/// settings: minimum width 10, padding 3).
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut tw = TabWriter::new(stdout.lock()).minwidth(10).padding(3);
+    writeln!(tw, "{}", header.join("\t"))?;
+    for row in rows {
+        writeln!(tw, "{}", row.join("\t"))?;
+    }
+    tw.flush()
+}
+
+/// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{value:.digits$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[unit])
+}
+
+/// Docker's `HumanDuration`: "Less than a second", "About a minute",
+/// "3 hours", "2 weeks", ...
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let minutes = secs / 60;
+    let hours = minutes / 60;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    }
+}
+
+/// "2 hours ago" for an RFC 3339 time; "N/A" when absent or unparsable.
+pub fn ago(rfc3339: Option<&str>) -> String {
+    match rfc3339.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) {
+        Some(t) => {
+            let secs = (OffsetDateTime::now_utc() - t).whole_seconds();
+            format!("{} ago", human_duration(secs))
+        }
+        None => "N/A".into(),
+    }
+}
+
+/// Pretty JSON with Docker's four-space indentation.
+pub fn print_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    value.serialize(&mut ser)?;
+    out.push(b'\n');
+    io::stdout().write_all(&out)?;
+    Ok(())
+}
+
+/// Renders a Go-template-like `--format` string against a JSON value:
+/// `{{.Field}}`, `{{.A.B}}`, `{{json .Field}}` and `{{json .}}`, which covers
+/// what scripts commonly pass to `docker inspect -f`.
+pub fn render_template(template: &str, value: &serde_json::Value) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| {
+            anyhow::anyhow!("template parsing error: unclosed action in {template:?}")
+        })?;
+        let action = after[..end].trim();
+        let (json, path) = match action.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, action),
+        };
+        if !path.starts_with('.') {
+            anyhow::bail!(
+                "template: unsupported action {{{{{action}}}}} (use {{{{.Field}}}} or {{{{json .Field}}}})"
+            );
+        }
+        let mut v = value;
+        for key in path[1..].split('.').filter(|k| !k.is_empty()) {
+            v = v
+                .get(key)
+                .ok_or_else(|| anyhow::anyhow!("template: can't evaluate field {key} in {path}"))?;
+        }
+        match (json, v) {
+            (false, serde_json::Value::String(s)) => out.push_str(s),
+            (false, serde_json::Value::Null) => out.push_str("<no value>"),
+            (_, other) => out.push_str(&serde_json::to_string(other)?),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(53954), "54kB");
+        assert_eq!(human_size(1_234_567), "1.23MB");
+        assert_eq!(human_size(12_345_678), "12.3MB");
+        assert_eq!(human_size(200_000_000), "200MB");
+    }
+
+    #[test]
+    fn durations_match_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(56 * 365 * 86400), "56 years");
+    }
+
+    #[test]
+    fn template_renders_fields_and_json() {
+        let v = serde_json::json!({"Id": "sha256:abc", "Config": {"Env": ["A=1"]}});
+        assert_eq!(render_template("{{.Id}}", &v).unwrap(), "sha256:abc");
+        assert_eq!(
+            render_template("x={{json .Config.Env}}", &v).unwrap(),
+            "x=[\"A=1\"]"
+        );
+        assert!(render_template("{{.Nope}}", &v).is_err());
+    }
+}

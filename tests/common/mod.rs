@@ -1,0 +1,259 @@
+//! Shared helpers for the end-to-end tests: run the built `wrun` binary
+//! against a private store, and make image tars (honest or hostile) by hand.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest as _, Sha256};
+
+pub const HELLO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello");
+
+/// A private store directory and a way to run `wrun` against it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wrun"));
+        c.env("WRUN_ROOT", self.root())
+            .env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+
+    /// Runs wrun with `args`; returns the output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run wrun")
+    }
+
+    /// Runs wrun and fails the test unless it exits 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wrun {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs wrun expecting failure; returns stderr (one line, checked).
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "wrun {args:?} should have failed; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "wrun {args:?} panicked: {stderr}"
+        );
+        stderr
+    }
+
+    /// `wrun build -t hello:1.0 examples/hello`, returning the image ID.
+    pub fn build_hello(&self, tag: &str) -> String {
+        self.ok(&["build", "-q", "-t", tag, HELLO_DIR])
+            .trim()
+            .to_string()
+    }
+
+    /// Everything in the store that matters for "unchanged" checks: the
+    /// records file and the names of blobs and snapshots.
+    pub fn store_state(&self) -> String {
+        let root = self.root();
+        let mut state = std::fs::read_to_string(root.join("images.json")).unwrap_or_default();
+        for dir in ["blobs/sha256", "snapshots"] {
+            let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            state.push_str(&format!("\n{dir}: {names:?}"));
+        }
+        state
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// Appends one tar entry with raw header fields, so hostile names and link
+/// targets the `tar` crate's safe API refuses can be written.
+pub fn raw_entry(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    kind: tar::EntryType,
+    link: &[u8],
+    data: &[u8],
+    mode: u32,
+) {
+    let mut h = tar::Header::new_gnu();
+    {
+        let gnu = h.as_gnu_mut().expect("gnu header");
+        gnu.name[..name.len()].copy_from_slice(name);
+        gnu.linkname[..link.len()].copy_from_slice(link);
+    }
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
+    out.extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
+}
+
+pub fn end_tar(mut t: Vec<u8>) -> Vec<u8> {
+    t.extend(std::iter::repeat_n(0u8, 1024));
+    t
+}
+
+/// A layer tar holding the hello module at /hello.wasm.
+pub fn hello_layer() -> Vec<u8> {
+    let module = std::fs::read(format!("{HELLO_DIR}/hello.wasm")).expect("hello.wasm is committed");
+    let mut t = Vec::new();
+    raw_entry(
+        &mut t,
+        b"hello.wasm",
+        tar::EntryType::Regular,
+        b"",
+        &module,
+        0o755,
+    );
+    end_tar(t)
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Builds an OCI layout tar by hand: `blobs` are written as given (so a
+/// test can lie about digests), then `index.json` and `oci-layout`.
+#[derive(Default)]
+pub struct LayoutTar {
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl LayoutTar {
+    pub fn blob(&mut self, bytes: &[u8]) -> String {
+        let d = digest(bytes);
+        self.files.push((
+            format!("blobs/sha256/{}", sha256_hex(bytes)),
+            bytes.to_vec(),
+        ));
+        d
+    }
+
+    pub fn file(&mut self, name: &str, bytes: &[u8]) {
+        self.files.push((name.to_string(), bytes.to_vec()));
+    }
+
+    pub fn write(&self, path: &Path) {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, bytes) in &self.files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &bytes[..]).unwrap();
+        }
+        std::fs::write(path, b.into_inner().unwrap()).unwrap();
+    }
+}
+
+/// A complete wasm image: layer (gzip or not), config, manifest; returns the
+/// manifest bytes. `config_patch` edits the config JSON before it is stored.
+pub fn wasm_image(
+    t: &mut LayoutTar,
+    layer_tar: &[u8],
+    gzip_layer: bool,
+    config_patch: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
+    let blob = if gzip_layer {
+        gzip(layer_tar)
+    } else {
+        layer_tar.to_vec()
+    };
+    let layer_digest = t.blob(&blob);
+    let mut config = serde_json::json!({
+        "architecture": "wasm",
+        "os": "wasip1",
+        "config": {"Entrypoint": ["/hello.wasm"]},
+        "rootfs": {"type": "layers", "diff_ids": [digest(layer_tar)]},
+    });
+    config_patch(&mut config);
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_digest = t.blob(&config_bytes);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_bytes.len()},
+        "layers": [{
+            "mediaType": if gzip_layer { "application/vnd.oci.image.layer.v1.tar+gzip" } else { "application/vnd.oci.image.layer.v1.tar" },
+            "digest": layer_digest, "size": blob.len()
+        }],
+    });
+    serde_json::to_vec(&manifest).unwrap()
+}
+
+/// Adds `manifest` as a blob and an index.json naming it `name`.
+pub fn finish_layout(t: &mut LayoutTar, manifest: &[u8], name: Option<&str>) {
+    let d = t.blob(manifest);
+    let mut desc = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": d, "size": manifest.len(),
+    });
+    if let Some(n) = name {
+        desc["annotations"] = serde_json::json!({"io.containerd.image.name": n});
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc]});
+    t.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    t.file("index.json", &serde_json::to_vec(&index).unwrap());
+}
+
+/// True when the named peer tool must be present (CI sets WRUN_REQUIRE_PEERS=1);
+/// elsewhere a missing tool skips the test with a message.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("WRUN_REQUIRE_PEERS").is_none(),
+            "{tool} is required (WRUN_REQUIRE_PEERS is set) but not installed"
+        );
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
