@@ -79,7 +79,14 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
                 limit: MAX_ARCHIVE_ENTRIES.to_string(),
             });
         }
-        let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw_path.split('/').any(|c| c == "..") {
+            return Err(ImageError::invalid(
+                format!("archive entry {raw_path:?}"),
+                "paths in an image archive must not contain '..'",
+            ));
+        }
+        let path = normalize(&raw_path);
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -121,7 +128,17 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
             })?),
             None => None,
         };
-        let (digest, _) = staging.write_blob(&mut entry, expected.as_ref(), &path)?;
+        let declared = entry.size();
+        let mut limited = (&mut entry).take(declared);
+        let (digest, size) = match staging.write_blob(&mut limited, expected.as_ref(), &path) {
+            Err(ImageError::DigestMismatch { .. }) if limited.limit() > 0 => {
+                return Err(truncated(&path));
+            }
+            other => other?,
+        };
+        if size != declared {
+            return Err(truncated(&path));
+        }
         paths.insert(path, Link::Blob(digest));
     }
 
@@ -208,6 +225,13 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
         .map(|(record, (_, names))| (record, names.iter().map(ImageRef::name).collect()))
         .collect();
     Ok(report)
+}
+
+fn truncated(path: &str) -> ImageError {
+    ImageError::invalid(
+        "the image archive",
+        format!("it is truncated: {path} ends early (was the file cut short while copying?)"),
+    )
 }
 
 fn normalize(path: &str) -> String {

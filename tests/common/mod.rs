@@ -179,15 +179,13 @@ impl LayoutTar {
     }
 
     pub fn write(&self, path: &Path) {
-        let mut b = tar::Builder::new(Vec::new());
+        // Raw headers, so hostile names reach the loader unchanged.
+        let mut t = Vec::new();
         for (name, bytes) in &self.files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, &bytes[..]).unwrap();
+            assert!(name.len() < 100, "raw tar names are limited to 99 bytes: {name}");
+            raw_entry(&mut t, name.as_bytes(), tar::EntryType::Regular, b"", bytes, 0o644);
         }
-        std::fs::write(path, b.into_inner().unwrap()).unwrap();
+        std::fs::write(path, end_tar(t)).unwrap();
     }
 }
 
