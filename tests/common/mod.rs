@@ -255,3 +255,47 @@ pub fn have_tool(tool: &str) -> bool {
     }
     found
 }
+
+/// Checks every record's manifest, config, layers and snapshot are present.
+pub fn assert_store_consistent(env: &Env) {
+    let root = env.root();
+    let db: serde_json::Value = match std::fs::read(root.join("images.json")) {
+        Ok(b) => serde_json::from_slice(&b).expect("images.json is valid JSON"),
+        Err(_) => return,
+    };
+    for image in db["images"].as_array().unwrap() {
+        let blob = |d: &str| root.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let manifest_path = blob(image["digest"].as_str().unwrap());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest blob present")).unwrap();
+        assert!(blob(image["id"].as_str().unwrap()).is_file(), "config blob present");
+        for layer in manifest["layers"].as_array().unwrap() {
+            assert!(blob(layer["digest"].as_str().unwrap()).is_file(), "layer blob present");
+        }
+        if let Some(chain) = image["chain_id"].as_str() {
+            let snap = root.join("snapshots").join(chain.trim_start_matches("sha256:"));
+            assert!(snap.join("rootfs").is_dir() && snap.join("meta.json").is_file(), "snapshot complete");
+        }
+    }
+}
+
+/// A context with the hello module and `size` bytes of incompressible data.
+pub fn big_context(size: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{HELLO_DIR}/hello.wasm"), dir.path().join("hello.wasm")).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(dir.path().join("blob.bin"), &data).unwrap();
+    std::fs::write(
+        dir.path().join("wrun.toml"),
+        "name = \"big\"\nmodule = \"hello.wasm\"\n[[copy]]\nsrc = \"blob.bin\"\ndest = \"/data/blob.bin\"\n",
+    )
+    .unwrap();
+    dir
+}
