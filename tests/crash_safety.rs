@@ -2,6 +2,8 @@
 //! once, leave a consistent store where earlier images survive and a retry
 //! succeeds.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod common;
 
 use std::time::Duration;
@@ -13,7 +15,15 @@ fn kill_9_during_load_leaves_a_consistent_store_and_a_retry_succeeds() {
     let maker = Env::new();
     let ctx = big_context(48 << 20);
     let big = maker.path("big.tar");
-    maker.ok(&["build", "-q", "-t", "big:1", "-o", big.to_str().unwrap(), ctx.path().to_str().unwrap()]);
+    maker.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "big:1",
+        "-o",
+        big.to_str().unwrap(),
+        ctx.path().to_str().unwrap(),
+    ]);
 
     let env = Env::new();
     env.build_hello("hello:1.0");
@@ -28,12 +38,24 @@ fn kill_9_during_load_leaves_a_consistent_store_and_a_retry_succeeds() {
         let _ = child.wait();
         assert_store_consistent(&env);
         let images = env.ok(&["images"]);
-        assert!(images.contains("hello"), "the earlier image survives a killed load:\n{images}");
+        assert!(
+            images.contains("hello"),
+            "the earlier image survives a killed load:\n{images}"
+        );
     }
-    assert_eq!(env.ok(&["load", "-i", big.to_str().unwrap()]).trim(), "Loaded image: big:1");
+    assert_eq!(
+        env.ok(&["load", "-i", big.to_str().unwrap()]).trim(),
+        "Loaded image: big:1"
+    );
     assert_store_consistent(&env);
-    let leftovers: Vec<_> = std::fs::read_dir(env.root().join("tmp")).unwrap().flatten().collect();
-    assert!(leftovers.is_empty(), "staging areas of killed loads are cleaned up: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(env.root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staging areas of killed loads are cleaned up: {leftovers:?}"
+    );
     assert!(env.ok(&["images"]).contains("hello"));
 }
 
@@ -42,12 +64,25 @@ fn concurrent_loads_and_builds_all_land() {
     let maker = Env::new();
     let ctx = big_context(8 << 20);
     let big = maker.path("big.tar");
-    maker.ok(&["build", "-q", "-t", "big:1", "-o", big.to_str().unwrap(), ctx.path().to_str().unwrap()]);
+    maker.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "big:1",
+        "-o",
+        big.to_str().unwrap(),
+        ctx.path().to_str().unwrap(),
+    ]);
 
     let env = Env::new();
     let mut children = Vec::new();
     for i in 0..3 {
-        children.push(env.cmd().args(["load", "-q", "-i", big.to_str().unwrap()]).spawn().unwrap());
+        children.push(
+            env.cmd()
+                .args(["load", "-q", "-i", big.to_str().unwrap()])
+                .spawn()
+                .unwrap(),
+        );
         children.push(
             env.cmd()
                 .args(["build", "-q", "-t", &format!("hello:{i}"), HELLO_DIR])
@@ -64,5 +99,9 @@ fn concurrent_loads_and_builds_all_land() {
     for name in ["big ", "hello "] {
         assert!(images.contains(name), "{images}");
     }
-    assert_eq!(images.lines().filter(|l| l.starts_with("hello")).count(), 3, "{images}");
+    assert_eq!(
+        images.lines().filter(|l| l.starts_with("hello")).count(),
+        3,
+        "{images}"
+    );
 }

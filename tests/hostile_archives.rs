@@ -1,6 +1,8 @@
 //! End to end: hostile image tars. Each test names the attack; each checks
 //! the clear error, that nothing escaped, and that the store is unchanged.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
@@ -15,17 +17,35 @@ fn attack(build: impl FnOnce(&mut LayoutTar)) -> (Env, String) {
     let path = env.path("hostile.tar");
     t.write(&path);
     let err = env.fails(&["load", "-i", path.to_str().unwrap()]);
-    assert_eq!(env.store_state(), before, "a failed load must leave the store as it was");
+    assert_eq!(
+        env.store_state(),
+        before,
+        "a failed load must leave the store as it was"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
     let tmp_left: Vec<_> = std::fs::read_dir(env.root().join("tmp")).unwrap().collect();
-    assert!(tmp_left.is_empty(), "staging areas are removed after a failure");
+    assert!(
+        tmp_left.is_empty(),
+        "staging areas are removed after a failure"
+    );
     (env, err)
 }
 
 fn hostile_layer(entries: &[(&[u8], tar::EntryType, &[u8])]) -> Vec<u8> {
     let mut t = Vec::new();
     for (name, kind, link) in entries {
-        raw_entry(&mut t, name, *kind, link, if *kind == tar::EntryType::Regular { b"pwned" } else { b"" }, 0o644);
+        raw_entry(
+            &mut t,
+            name,
+            *kind,
+            link,
+            if *kind == tar::EntryType::Regular {
+                b"pwned"
+            } else {
+                b""
+            },
+            0o644,
+        );
     }
     end_tar(t)
 }
@@ -40,9 +60,19 @@ fn image_with_layer(layer: Vec<u8>) -> impl FnOnce(&mut LayoutTar) {
 #[test]
 fn zip_slip_layer_entry_is_refused() {
     let victim = tempfile::tempdir().unwrap();
-    let target = format!("../../../../../../../../..{}/pwned", victim.path().display());
-    let (_, err) = attack(image_with_layer(hostile_layer(&[(target.as_bytes(), tar::EntryType::Regular, b"")])));
-    assert!(err.contains("unsafe entry") && err.contains("'..'"), "{err}");
+    let target = format!(
+        "../../../../../../../../..{}/pwned",
+        victim.path().display()
+    );
+    let (_, err) = attack(image_with_layer(hostile_layer(&[(
+        target.as_bytes(),
+        tar::EntryType::Regular,
+        b"",
+    )])));
+    assert!(
+        err.contains("unsafe entry") && err.contains("'..'"),
+        "{err}"
+    );
     assert!(!victim.path().join("pwned").exists());
 }
 
@@ -65,15 +95,27 @@ fn symlink_then_write_through_it_is_refused() {
 
 #[test]
 fn hard_link_to_host_file_is_refused() {
-    let (_, err) = attack(image_with_layer(hostile_layer(&[(b"passwd", tar::EntryType::Link, b"/etc/passwd")])));
+    let (_, err) = attack(image_with_layer(hostile_layer(&[(
+        b"passwd",
+        tar::EntryType::Link,
+        b"/etc/passwd",
+    )])));
     assert!(err.contains("not in the image"), "{err}");
-    let (_, err) = attack(image_with_layer(hostile_layer(&[(b"x", tar::EntryType::Link, b"../../etc/passwd")])));
+    let (_, err) = attack(image_with_layer(hostile_layer(&[(
+        b"x",
+        tar::EntryType::Link,
+        b"../../etc/passwd",
+    )])));
     assert!(err.contains("'..'"), "{err}");
 }
 
 #[test]
 fn whiteout_of_parent_is_refused() {
-    let (_, err) = attack(image_with_layer(hostile_layer(&[(b".wh...", tar::EntryType::Regular, b"")])));
+    let (_, err) = attack(image_with_layer(hostile_layer(&[(
+        b".wh...",
+        tar::EntryType::Regular,
+        b"",
+    )])));
     assert!(err.contains("whiteout"), "{err}");
 }
 
@@ -83,7 +125,11 @@ fn blob_not_matching_its_digest_is_refused() {
         let m = wasm_image(t, &hello_layer(), true, |_| {});
         finish_layout(t, &m, Some("evil:1"));
         // Swap the layer bytes under its name.
-        let layer = t.files.iter_mut().find(|(_, b)| b.starts_with(&[0x1f, 0x8b])).unwrap();
+        let layer = t
+            .files
+            .iter_mut()
+            .find(|(_, b)| b.starts_with(&[0x1f, 0x8b]))
+            .unwrap();
         layer.1[20] ^= 0xff;
     });
     assert!(err.contains("does not match its digest"), "{err}");
@@ -132,7 +178,8 @@ fn index_pointing_nowhere_is_refused() {
     let (_, err) = attack(|t| {
         let m = wasm_image(t, &hello_layer(), true, |_| {});
         finish_layout(t, &m, Some("evil:1"));
-        t.files.retain(|(name, b)| !(name.starts_with("blobs/") && b == &m));
+        t.files
+            .retain(|(name, b)| !(name.starts_with("blobs/") && b == &m));
     });
     assert!(err.contains("not in the archive"), "{err}");
 }
@@ -166,7 +213,10 @@ fn malformed_digest_in_descriptor_is_refused() {
         v["layers"][0]["digest"] = "sha256:../../../etc/passwd".into();
         finish_layout(t, &serde_json::to_vec(&v).unwrap(), Some("evil:1"));
     });
-    assert!(err.contains("../../../etc/passwd") && err.contains("not valid"), "{err}");
+    assert!(
+        err.contains("../../../etc/passwd") && err.contains("not valid"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,7 +242,14 @@ fn truncated_archive_is_refused() {
 fn malformed_tar_header_is_refused() {
     let (_, err) = attack(|t| {
         let mut layer = Vec::new();
-        raw_entry(&mut layer, b"hello.wasm", tar::EntryType::Regular, b"", b"data", 0o644);
+        raw_entry(
+            &mut layer,
+            b"hello.wasm",
+            tar::EntryType::Regular,
+            b"",
+            b"data",
+            0o644,
+        );
         layer[148..156].copy_from_slice(b"xxxxxxxx"); // corrupt the checksum field
         let layer = end_tar(layer);
         let m = wasm_image(t, &layer, false, |_| {});
@@ -207,7 +264,10 @@ fn not_an_archive_at_all_is_refused() {
     let p = env.path("junk.tar");
     std::fs::write(&p, b"this is not a tar file, just text").unwrap();
     let err = env.fails(&["load", "-i", p.to_str().unwrap()]);
-    assert!(err.contains("no index.json or manifest.json") || err.contains("not a valid tar"), "{err}");
+    assert!(
+        err.contains("no index.json or manifest.json") || err.contains("not a valid tar"),
+        "{err}"
+    );
     let err = env.fails(&["load", "-i", "/nonexistent.tar"]);
     assert!(err.contains("/nonexistent.tar"), "{err}");
 }

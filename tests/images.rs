@@ -1,5 +1,7 @@
 //! End to end: the image commands as a user runs them.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
@@ -276,9 +278,20 @@ fn build_refuses_sources_outside_the_context_naming_them() {
     );
 }
 
+/// Checks every failure it sees prints exactly one line.
+struct OneLine(Env);
+
+impl OneLine {
+    fn fails(&self, args: &[&str]) -> String {
+        let err = self.0.fails(args);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        err
+    }
+}
+
 #[test]
 fn build_errors_are_one_clear_line() {
-    let env = Env::new();
+    let env = OneLine(Env::new());
     let ctx = context_with(
         &[("bad.wasm", b"\0asm\x01\0\0\0\x05\xff\xff")],
         "module = \"bad.wasm\"\n",
@@ -307,9 +320,7 @@ fn build_errors_are_one_clear_line() {
     assert!(err.contains("invalid reference format"), "{err}");
     let err = env.fails(&["build", "/nonexistent/context"]);
     assert!(err.contains("/nonexistent/context"), "{err}");
-    for e in [&err] {
-        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
-    }
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! End to end: `wrun load` reads the image tar forms other tools write, and
 //! says what it converted.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
@@ -19,8 +21,15 @@ fn loads_uncompressed_and_gzip_layers() {
         let m = wasm_image(&mut t, &hello_layer(), gz, |_| {});
         finish_layout(&mut t, &m, Some("plain:1"));
         let out = load(&env, &t);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Loaded image: plain:1");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "Loaded image: plain:1"
+        );
         let module = env.ok(&["image", "inspect", "-f", "{{.Wasm.Path}}", "plain:1"]);
         assert_eq!(module.trim(), "/hello.wasm");
     }
@@ -36,7 +45,10 @@ fn loads_a_whole_tar_that_is_gzip_compressed() {
     t.write(&plain);
     let gz = env.path("image.tar.gz");
     std::fs::write(&gz, gzip(&std::fs::read(&plain).unwrap())).unwrap();
-    assert_eq!(env.ok(&["load", "-i", gz.to_str().unwrap()]).trim(), "Loaded image: gz:1");
+    assert_eq!(
+        env.ok(&["load", "-i", gz.to_str().unwrap()]).trim(),
+        "Loaded image: gz:1"
+    );
 }
 
 #[test]
@@ -46,10 +58,21 @@ fn converts_os_wasi_to_wasip1_and_says_so() {
     let m = wasm_image(&mut t, &hello_layer(), true, |c| c["os"] = "wasi".into());
     finish_layout(&mut t, &m, Some("dockerwasm:1"));
     let out = load(&env, &t);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("converted os \"wasi\" to \"wasip1\""), "{stderr}");
-    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Os}}", "dockerwasm:1"]).trim(), "wasip1");
+    assert!(
+        stderr.contains("converted os \"wasi\" to \"wasip1\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Os}}", "dockerwasm:1"])
+            .trim(),
+        "wasip1"
+    );
 }
 
 #[test]
@@ -71,8 +94,15 @@ fn loads_the_docker_save_manifest_json_form() {
     let manifest = serde_json::json!([{"Config": config_name, "RepoTags": ["legacy:1.0"], "Layers": ["abc123/layer.tar"]}]);
     t.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
     let out = load(&env, &t);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Loaded image: legacy:1.0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: legacy:1.0"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("docker-save"));
     // The config is kept byte for byte, so the image ID is Docker's.
     let id = env.ok(&["image", "inspect", "-f", "{{.Id}}", "legacy:1.0"]);
@@ -95,14 +125,29 @@ fn converts_a_wasm_oci_artifact_into_a_runnable_image() {
         "layers": [{"mediaType": "application/wasm", "digest": layer, "size": module.len(),
                     "annotations": {"org.opencontainers.image.title": "hello.wasm"}}],
     });
-    finish_layout(&mut t, &serde_json::to_vec(&manifest).unwrap(), Some("artifact:1"));
+    finish_layout(
+        &mut t,
+        &serde_json::to_vec(&manifest).unwrap(),
+        Some("artifact:1"),
+    );
     let out = load(&env, &t);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("wasm OCI artifact"));
-    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", "artifact:1"])).unwrap();
-    assert_eq!(inspect[0]["Config"]["Entrypoint"], serde_json::json!(["/hello.wasm"]));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "artifact:1"])).unwrap();
+    assert_eq!(
+        inspect[0]["Config"]["Entrypoint"],
+        serde_json::json!(["/hello.wasm"])
+    );
     assert_eq!(inspect[0]["Os"], "wasip1");
-    assert_eq!(inspect[0]["Wasm"]["Digest"].as_str().unwrap(), digest(&module));
+    assert_eq!(
+        inspect[0]["Wasm"]["Digest"].as_str().unwrap(),
+        digest(&module)
+    );
 }
 
 #[test]
@@ -127,8 +172,16 @@ fn picks_the_wasm_entry_of_a_multi_platform_index() {
     t.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     t.file("index.json", &serde_json::to_vec(&index).unwrap());
     let out = load(&env, &t);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Os}}", "multi:1"]).trim(), "wasip1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Os}}", "multi:1"])
+            .trim(),
+        "wasip1"
+    );
 }
 
 #[test]
@@ -143,6 +196,9 @@ fn a_linux_image_is_refused_as_not_wasm() {
     let out = load(&env, &t);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a wasm image: os=linux arch=amd64"), "{stderr}");
+    assert!(
+        stderr.contains("not a wasm image: os=linux arch=amd64"),
+        "{stderr}"
+    );
     assert_eq!(env.ok(&["images", "-q"]).trim(), "");
 }

@@ -35,7 +35,7 @@ pub fn df(root: &Path, args: DfArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&usage)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let rows = vec![
         vec![
             "Images".into(),

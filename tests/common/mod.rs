@@ -1,6 +1,6 @@
 //! Shared helpers for the end-to-end tests: run the built `wrun` binary
 //! against a private store, and make image tars (honest or hostile) by hand.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -182,8 +182,18 @@ impl LayoutTar {
         // Raw headers, so hostile names reach the loader unchanged.
         let mut t = Vec::new();
         for (name, bytes) in &self.files {
-            assert!(name.len() < 100, "raw tar names are limited to 99 bytes: {name}");
-            raw_entry(&mut t, name.as_bytes(), tar::EntryType::Regular, b"", bytes, 0o644);
+            assert!(
+                name.len() < 100,
+                "raw tar names are limited to 99 bytes: {name}"
+            );
+            raw_entry(
+                &mut t,
+                name.as_bytes(),
+                tar::EntryType::Regular,
+                b"",
+                bytes,
+                0o644,
+            );
         }
         std::fs::write(path, end_tar(t)).unwrap();
     }
@@ -264,17 +274,32 @@ pub fn assert_store_consistent(env: &Env) {
         Err(_) => return,
     };
     for image in db["images"].as_array().unwrap() {
-        let blob = |d: &str| root.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let blob = |d: &str| {
+            root.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"))
+        };
         let manifest_path = blob(image["digest"].as_str().unwrap());
         let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest blob present")).unwrap();
-        assert!(blob(image["id"].as_str().unwrap()).is_file(), "config blob present");
+            serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest blob present"))
+                .unwrap();
+        assert!(
+            blob(image["id"].as_str().unwrap()).is_file(),
+            "config blob present"
+        );
         for layer in manifest["layers"].as_array().unwrap() {
-            assert!(blob(layer["digest"].as_str().unwrap()).is_file(), "layer blob present");
+            assert!(
+                blob(layer["digest"].as_str().unwrap()).is_file(),
+                "layer blob present"
+            );
         }
         if let Some(chain) = image["chain_id"].as_str() {
-            let snap = root.join("snapshots").join(chain.trim_start_matches("sha256:"));
-            assert!(snap.join("rootfs").is_dir() && snap.join("meta.json").is_file(), "snapshot complete");
+            let snap = root
+                .join("snapshots")
+                .join(chain.trim_start_matches("sha256:"));
+            assert!(
+                snap.join("rootfs").is_dir() && snap.join("meta.json").is_file(),
+                "snapshot complete"
+            );
         }
     }
 }
@@ -282,7 +307,11 @@ pub fn assert_store_consistent(env: &Env) {
 /// A context with the hello module and `size` bytes of incompressible data.
 pub fn big_context(size: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(format!("{HELLO_DIR}/hello.wasm"), dir.path().join("hello.wasm")).unwrap();
+    std::fs::copy(
+        format!("{HELLO_DIR}/hello.wasm"),
+        dir.path().join("hello.wasm"),
+    )
+    .unwrap();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut data = Vec::with_capacity(size);
     while data.len() < size {
