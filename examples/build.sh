@@ -10,3 +10,5 @@ build() { # crate target
   echo "built examples/$1/$1.wasm ($2)"
 }
 build hello wasm32-wasip1
+build hello-component wasm32-wasip2
+build fs-copy wasm32-wasip1

@@ -1,1 +1,34 @@
-//! The wrun runtime: one wasmtime engine, many capability-scoped WASI instances.
+//! The wrun runtime: one wasmtime engine, many capability-scoped WASI
+//! instances. Takes typed specs, returns typed outcomes; knows no CLI or HTTP.
+//!
+//! ```no_run
+//! use wrun_runtime::{InstanceSpec, ModuleDigest, PrepareOptions, Runtime, RuntimeConfig};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let wasm = std::fs::read("hello.wasm")?;
+//! let module = runtime.prepare(&ModuleDigest::of(&wasm), &wasm, PrepareOptions::default())?;
+//! let outcome = runtime.run_blocking(&module, InstanceSpec::new(["hello", "Alice"]))?;
+//! println!("{outcome:?}");
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod config;
+mod engine;
+mod error;
+mod host_dir;
+mod limiter;
+mod module;
+mod outcome;
+mod runtime;
+mod sandbox;
+mod spec;
+mod stdio;
+
+pub use config::RuntimeConfig;
+pub use error::{BoxError, RuntimeError};
+pub use module::{ModuleDigest, ModuleKind};
+pub use outcome::{RunOutcome, TrapReason};
+pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
+pub use spec::{InstanceSpec, Limits, TABLE_ELEMENT_BYTES, VolumeMount};
+pub use stdio::{InputSource, MAX_SINK_CHUNK, OutputSink, OutputTarget};

@@ -1,0 +1,47 @@
+//! Instantiate + run `_start` of examples/hello from a prepared module, with
+//! output discarded: the in-process cost of one short-lived instance.
+//!
+//! Run: cargo bench -p wrun-runtime --bench instantiate -- --quick
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wrun_runtime::{
+    InstanceSpec, ModuleDigest, OutputTarget, PrepareOptions, RunOutcome, Runtime, RuntimeConfig,
+};
+
+fn instantiate_and_run(c: &mut Criterion) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/hello.wasm");
+    let wasm = std::fs::read(path).expect("examples/hello/hello.wasm is built");
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 16,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let module = runtime
+        .prepare(&ModuleDigest::of(&wasm), &wasm, PrepareOptions::default())
+        .expect("prepare");
+    let spec = InstanceSpec::new(["hello", "bench"])
+        .env("GREETING", "Hi")
+        .stdout(OutputTarget::Null);
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+
+    c.bench_function("hello: instantiate + _start (prepared, null stdout)", |b| {
+        b.iter(|| {
+            let outcome = executor
+                .block_on(runtime.run(&module, spec.clone()))
+                .expect("run");
+            assert_eq!(outcome, RunOutcome::Exited(0));
+        });
+    });
+    c.bench_function("hello: run_blocking (own current-thread executor)", |b| {
+        b.iter(|| {
+            let outcome = runtime.run_blocking(&module, spec.clone()).expect("run");
+            assert_eq!(outcome, RunOutcome::Exited(0));
+        });
+    });
+}
+
+criterion_group!(benches, instantiate_and_run);
+criterion_main!(benches);

@@ -1,0 +1,612 @@
+//! `Runtime`: the process's one engine, its prepared modules, and running an
+//! `InstanceSpec` against a prepared module to a `RunOutcome`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{
+    Engine, ExternType, InstancePre, Linker, Module, PoolConcurrencyLimitError, Store,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::cache::{Compiled, DiskCache, Lookup};
+use crate::engine::{Engines, EpochTicker};
+use crate::limiter::InstanceLimiter;
+use crate::outcome::{DeadlineExceeded, classify, timed_out_while_blocked};
+use crate::sandbox::{ScratchDir, ScratchRoot, grant};
+use crate::{
+    InstanceSpec, Limits, ModuleDigest, ModuleKind, RunOutcome, RuntimeConfig, RuntimeError,
+};
+
+/// How often (in fuel units) a metered guest yields to the executor.
+const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// How a module is to be prepared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// The kind the image declares (`os: wasip1` → core module, `wasip2` →
+    /// component). `None`: accept either. A mismatch is
+    /// [`RuntimeError::WrongModuleKind`].
+    pub expect: Option<ModuleKind>,
+    /// Compile with fuel metering, needed to run with `Limits::fuel`. Off by
+    /// default: metered code is slower, so it is compiled (and cached)
+    /// separately, on a second engine built on first use.
+    pub fuel: bool,
+}
+
+/// Where a [`PreparedModule`] came from, for tests, logs and benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleOrigin {
+    /// Compiled from the wasm bytes by this call.
+    Compiled,
+    /// Mapped from the on-disk cache.
+    DiskCache,
+    /// Already prepared earlier in this process.
+    Memory,
+}
+
+/// Counters of the module cache since the runtime started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Modules compiled from wasm.
+    pub compiled: u64,
+    /// Modules mapped from the disk cache.
+    pub disk_hits: u64,
+    /// `prepare` calls answered from memory.
+    pub memory_hits: u64,
+    /// Disk entries that failed verification (corrupt, truncated, stale)
+    /// and were deleted and rebuilt.
+    pub rejected: u64,
+    /// Artifacts that could not be written to the disk cache (the run went
+    /// on; the next process compiles again).
+    pub write_errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    compiled: AtomicU64,
+    disk_hits: AtomicU64,
+    memory_hits: AtomicU64,
+    rejected: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A module compiled, linked against WASI and ready to instantiate many
+/// times. Cheap to clone; holds no per-instance state.
+#[derive(Clone)]
+pub struct PreparedModule {
+    inner: Arc<PreparedInner>,
+    origin: ModuleOrigin,
+}
+
+struct PreparedInner {
+    digest: ModuleDigest,
+    fuel: bool,
+    pre: Pre,
+}
+
+enum Pre {
+    Core(InstancePre<CoreState>),
+    Component(CommandPre<ComponentState>),
+}
+
+impl PreparedModule {
+    /// The module's digest.
+    pub fn digest(&self) -> &ModuleDigest {
+        &self.inner.digest
+    }
+
+    /// Core module (WASI p1) or component (WASI 0.2).
+    pub fn kind(&self) -> ModuleKind {
+        match self.inner.pre {
+            Pre::Core(_) => ModuleKind::CoreModule,
+            Pre::Component(_) => ModuleKind::Component,
+        }
+    }
+
+    /// Whether it was compiled with fuel metering.
+    pub fn fuel_metered(&self) -> bool {
+        self.inner.fuel
+    }
+
+    /// Where this handle came from.
+    pub fn origin(&self) -> ModuleOrigin {
+        self.origin
+    }
+}
+
+impl std::fmt::Debug for PreparedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedModule")
+            .field("digest", &self.inner.digest)
+            .field("kind", &self.kind())
+            .field("fuel", &self.inner.fuel)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// Store data of a core module instance.
+struct CoreState {
+    wasi: WasiP1Ctx,
+    limiter: InstanceLimiter,
+    _tmp: Option<ScratchDir>,
+}
+
+/// Store data of a component instance.
+struct ComponentState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: InstanceLimiter,
+    _tmp: Option<ScratchDir>,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+trait HasLimiter: Send + 'static {
+    fn limiter(&mut self) -> &mut InstanceLimiter;
+    fn grow_denied(&self) -> bool;
+}
+
+impl HasLimiter for CoreState {
+    fn limiter(&mut self) -> &mut InstanceLimiter {
+        &mut self.limiter
+    }
+    fn grow_denied(&self) -> bool {
+        self.limiter.grow_denied
+    }
+}
+
+impl HasLimiter for ComponentState {
+    fn limiter(&mut self) -> &mut InstanceLimiter {
+        &mut self.limiter
+    }
+    fn grow_denied(&self) -> bool {
+        self.limiter.grow_denied
+    }
+}
+
+/// The process's wasm runtime: one engine (plus a fuel-metering one on
+/// demand), one epoch ticker thread, the module cache, and the prepared
+/// modules. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engines: Arc<Engines>,
+    config: RuntimeConfig,
+    cache: Option<DiskCache>,
+    scratch: Mutex<Option<Arc<ScratchRoot>>>,
+    prepared: Mutex<HashMap<(ModuleDigest, bool), PreparedModule>>,
+    counters: Counters,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine and its instance pool, opens (creating if needed)
+    /// the cache directory, and starts the epoch ticker thread.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let engines = Arc::new(Engines::new(&config)?);
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .map(DiskCache::open)
+            .transpose()?;
+        let ticker = EpochTicker::start(Arc::clone(&engines), config.epoch_tick).map_err(|e| {
+            RuntimeError::Engine {
+                source: Box::new(e),
+            }
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engines,
+                config,
+                cache,
+                scratch: Mutex::new(None),
+                prepared: Mutex::new(HashMap::new()),
+                counters: Counters::default(),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The configuration this runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The plain (unmetered) wasmtime engine, for embedders that need it.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engines.plain
+    }
+
+    /// Module cache counters since this runtime started.
+    pub fn cache_stats(&self) -> CacheStats {
+        let c = &self.inner.counters;
+        CacheStats {
+            compiled: c.compiled.load(Ordering::Relaxed),
+            disk_hits: c.disk_hits.load(Ordering::Relaxed),
+            memory_hits: c.memory_hits.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Prepares `wasm`, whose sha256 is `digest`, for running: answered from
+    /// memory if this process prepared it before; else mapped from the disk
+    /// cache if a verified artifact is there; else validated, compiled and
+    /// written to the cache. Then linked against WASI p1 (core module) or
+    /// WASI 0.2 (component).
+    ///
+    /// The bytes are hashed and must match `digest` unless the answer comes
+    /// from memory. Compiling is CPU-heavy and synchronous: an async caller
+    /// should run this on a blocking thread.
+    pub fn prepare(
+        &self,
+        digest: &ModuleDigest,
+        wasm: &[u8],
+        options: PrepareOptions,
+    ) -> Result<PreparedModule, RuntimeError> {
+        let key = (digest.clone(), options.fuel);
+        if let Some(found) = self.lock_prepared().get(&key) {
+            check_kind(options.expect, found.kind())?;
+            bump(&self.inner.counters.memory_hits);
+            return Ok(PreparedModule {
+                inner: Arc::clone(&found.inner),
+                origin: ModuleOrigin::Memory,
+            });
+        }
+
+        let kind = ModuleKind::detect(wasm)?;
+        check_kind(options.expect, kind)?;
+        let actual = ModuleDigest::of(wasm);
+        if &actual != digest {
+            return Err(RuntimeError::DigestMismatch {
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        let engine = self.inner.engines.get(options.fuel)?;
+        let (compiled, origin) = self.load_or_compile(engine, digest, wasm, kind)?;
+        let pre = link(engine, compiled)?;
+        let prepared = PreparedModule {
+            inner: Arc::new(PreparedInner {
+                digest: digest.clone(),
+                fuel: options.fuel,
+                pre,
+            }),
+            origin,
+        };
+        self.lock_prepared().insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    fn lock_prepared(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(ModuleDigest, bool), PreparedModule>> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (inserts are single calls), so a poisoned lock is still usable.
+        self.inner
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &ModuleDigest,
+        wasm: &[u8],
+        kind: ModuleKind,
+    ) -> Result<(Compiled, ModuleOrigin), RuntimeError> {
+        let counters = &self.inner.counters;
+        let cache_key = self
+            .inner
+            .cache
+            .as_ref()
+            .map(|_| DiskCache::key(engine, digest));
+        if let (Some(cache), Some(key)) = (&self.inner.cache, &cache_key) {
+            match cache.load(engine, key) {
+                Lookup::Hit(compiled) if compiled.kind() == kind => {
+                    bump(&counters.disk_hits);
+                    return Ok((compiled, ModuleOrigin::DiskCache));
+                }
+                Lookup::Hit(_) | Lookup::Rejected => bump(&counters.rejected),
+                Lookup::Miss => {}
+            }
+        }
+        let compile_err = |e| RuntimeError::Compile {
+            kind,
+            source: RuntimeError::boxed(e),
+        };
+        let compiled = match kind {
+            ModuleKind::CoreModule => {
+                Compiled::Module(Module::new(engine, wasm).map_err(compile_err)?)
+            }
+            ModuleKind::Component => {
+                Compiled::Component(Component::new(engine, wasm).map_err(compile_err)?)
+            }
+        };
+        bump(&counters.compiled);
+        if let (Some(cache), Some(key)) = (&self.inner.cache, &cache_key) {
+            let written = compiled
+                .serialize()
+                .map_err(|e| std::io::Error::other(e.into_boxed_dyn_error()))
+                .and_then(|bytes| cache.store(key, &bytes));
+            if written.is_err() {
+                bump(&counters.write_errors);
+            }
+        }
+        Ok((compiled, ModuleOrigin::Compiled))
+    }
+
+    fn scratch(&self) -> Result<Arc<ScratchRoot>, RuntimeError> {
+        let mut slot = self.inner.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(root) = &*slot {
+            return Ok(Arc::clone(root));
+        }
+        let path = self
+            .inner
+            .config
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("wrun-scratch"));
+        let root = Arc::new(ScratchRoot::open(&path)?);
+        *slot = Some(Arc::clone(&root));
+        Ok(root)
+    }
+
+    /// Runs one instance of `module` as `spec` grants, to completion.
+    ///
+    /// Must be polled inside a tokio runtime with the time driver enabled.
+    /// The guest runs on a fiber of its own: an idle or sleeping guest holds
+    /// no thread, and a busy one yields to the executor every
+    /// `yield_every_ticks` epochs. Dropping the future stops the guest and
+    /// frees its instance slot and private `/tmp`.
+    ///
+    /// `Err` means the guest never started (bad spec, missing directory, no
+    /// free slot, link failure); everything the guest does is in the
+    /// [`RunOutcome`].
+    pub async fn run(
+        &self,
+        module: &PreparedModule,
+        spec: InstanceSpec,
+    ) -> Result<RunOutcome, RuntimeError> {
+        if spec.limits.fuel.is_some() && !module.inner.fuel {
+            return Err(RuntimeError::FuelNotPrepared);
+        }
+        let started = Instant::now();
+        let deadline = spec.limits.timeout.map(|t| started + t);
+        let scratch = if spec.tmp {
+            Some(self.scratch()?)
+        } else {
+            None
+        };
+        let grants = grant(&spec, scratch.as_deref())?;
+        let engine = self.inner.engines.get(module.inner.fuel)?;
+        let yield_every = self.inner.config.yield_every_ticks.max(1);
+        let limiter = InstanceLimiter::new(spec.limits.memory);
+
+        let guest = async {
+            match &module.inner.pre {
+                Pre::Core(pre) => {
+                    let mut b = grants.builder;
+                    let state = CoreState {
+                        wasi: b.build_p1(),
+                        limiter,
+                        _tmp: grants.tmp,
+                    };
+                    let mut store = new_store(engine, state, &spec.limits, deadline, yield_every)?;
+                    let instance = match pre.instantiate_async(&mut store).await {
+                        Ok(i) => i,
+                        Err(e) => return instantiate_failed(e, ModuleKind::CoreModule, &store),
+                    };
+                    let start = instance
+                        .get_typed_func::<(), ()>(&mut store, "_start")
+                        .map_err(|_| RuntimeError::MissingStart)?;
+                    match start.call_async(&mut store, ()).await {
+                        Ok(()) => Ok(RunOutcome::Exited(0)),
+                        Err(e) => guest_failed(e, &store),
+                    }
+                }
+                Pre::Component(pre) => {
+                    let mut b = grants.builder;
+                    let state = ComponentState {
+                        ctx: b.build(),
+                        table: ResourceTable::new(),
+                        limiter,
+                        _tmp: grants.tmp,
+                    };
+                    let mut store = new_store(engine, state, &spec.limits, deadline, yield_every)?;
+                    let command = match pre.instantiate_async(&mut store).await {
+                        Ok(c) => c,
+                        Err(e) => return instantiate_failed(e, ModuleKind::Component, &store),
+                    };
+                    match command.wasi_cli_run().call_run(&mut store).await {
+                        Ok(Ok(())) => Ok(RunOutcome::Exited(0)),
+                        Ok(Err(())) => Ok(RunOutcome::Exited(1)),
+                        Err(e) => guest_failed(e, &store),
+                    }
+                }
+            }
+        };
+        match deadline {
+            None => guest.await,
+            Some(at) => match tokio::time::timeout_at(at.into(), guest).await {
+                Ok(result) => result,
+                // The guest was waiting in the host (sleep, poll, read) when
+                // time ran out; the epoch callback only sees running wasm.
+                Err(_elapsed) => Ok(timed_out_while_blocked()),
+            },
+        }
+    }
+
+    /// [`Runtime::run`] on a private current-thread tokio runtime, for the
+    /// foreground CLI. Do not call from inside an async context.
+    pub fn run_blocking(
+        &self,
+        module: &PreparedModule,
+        spec: InstanceSpec,
+    ) -> Result<RunOutcome, RuntimeError> {
+        let executor = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| RuntimeError::Executor { source })?;
+        executor.block_on(self.run(module, spec))
+    }
+}
+
+fn check_kind(expect: Option<ModuleKind>, found: ModuleKind) -> Result<(), RuntimeError> {
+    match expect {
+        Some(expected) if expected != found => {
+            Err(RuntimeError::WrongModuleKind { expected, found })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
+    match compiled {
+        Compiled::Module(module) => {
+            let kind = ModuleKind::CoreModule;
+            let link_err = |e| RuntimeError::Link {
+                kind,
+                source: RuntimeError::boxed(e),
+            };
+            let is_command = matches!(
+                module.get_export("_start"),
+                Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0
+            );
+            if !is_command {
+                return Err(RuntimeError::MissingStart);
+            }
+            let mut linker = Linker::<CoreState>::new(engine);
+            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
+                .map_err(link_err)?;
+            Ok(Pre::Core(
+                linker.instantiate_pre(&module).map_err(link_err)?,
+            ))
+        }
+        Compiled::Component(component) => {
+            let kind = ModuleKind::Component;
+            let link_err = |e| RuntimeError::Link {
+                kind,
+                source: RuntimeError::boxed(e),
+            };
+            let mut linker = wasmtime::component::Linker::<ComponentState>::new(engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+            let pre = linker.instantiate_pre(&component).map_err(link_err)?;
+            let command = CommandPre::new(pre).map_err(|e| RuntimeError::NotACommand {
+                source: RuntimeError::boxed(e),
+            })?;
+            Ok(Pre::Component(command))
+        }
+    }
+}
+
+fn new_store<T: HasLimiter>(
+    engine: &Engine,
+    state: T,
+    limits: &Limits,
+    deadline: Option<Instant>,
+    yield_every: u64,
+) -> Result<Store<T>, RuntimeError> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    if let Some(fuel) = limits.fuel {
+        let fuel_err = |e| RuntimeError::Engine {
+            source: RuntimeError::boxed(e),
+        };
+        store.set_fuel(fuel).map_err(fuel_err)?;
+        store
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+            .map_err(fuel_err)?;
+    }
+    match deadline {
+        None => {
+            store.set_epoch_deadline(yield_every);
+            store.epoch_deadline_callback(move |_| Ok(UpdateDeadline::Yield(yield_every)));
+        }
+        Some(deadline) => {
+            let mut ticks = 0u64;
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                if Instant::now() >= deadline {
+                    return Err(wasmtime::Error::new(DeadlineExceeded));
+                }
+                ticks += 1;
+                Ok(if ticks.is_multiple_of(yield_every) {
+                    UpdateDeadline::Yield(1)
+                } else {
+                    UpdateDeadline::Continue(1)
+                })
+            });
+        }
+    }
+    Ok(store)
+}
+
+/// Sorts an instantiation failure into "no capacity", "the guest trapped or
+/// hit its limit while starting" (an outcome) and other errors.
+fn instantiate_failed<T: HasLimiter>(
+    err: wasmtime::Error,
+    kind: ModuleKind,
+    store: &Store<T>,
+) -> Result<RunOutcome, RuntimeError> {
+    if is_capacity(&err) {
+        return Err(RuntimeError::Capacity {
+            source: RuntimeError::boxed(err),
+        });
+    }
+    let grow_denied = store.data().grow_denied();
+    if grow_denied
+        || err.is::<wasmtime::Trap>()
+        || err.is::<wasmtime_wasi::I32Exit>()
+        || err.is::<DeadlineExceeded>()
+    {
+        return Ok(classify(&err, grow_denied));
+    }
+    Err(RuntimeError::Instantiate {
+        kind,
+        source: RuntimeError::boxed(err),
+    })
+}
+
+/// Sorts the error of a guest call: no fiber stack left in the pool is a
+/// capacity error (the guest never ran); anything else is the guest's
+/// outcome.
+fn guest_failed<T: HasLimiter>(
+    err: wasmtime::Error,
+    store: &Store<T>,
+) -> Result<RunOutcome, RuntimeError> {
+    if is_capacity(&err) {
+        return Err(RuntimeError::Capacity {
+            source: RuntimeError::boxed(err),
+        });
+    }
+    Ok(classify(&err, store.data().grow_denied()))
+}
+
+fn is_capacity(err: &wasmtime::Error) -> bool {
+    err.is::<PoolConcurrencyLimitError>()
+        || err.chain().any(|e| e.is::<PoolConcurrencyLimitError>())
+}

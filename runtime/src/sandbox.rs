@@ -1,0 +1,308 @@
+//! Turns an `InstanceSpec` into a WASI context: the one place that decides
+//! what a guest sees (files, env, args, stdio, network). Everything not
+//! granted here is denied.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cap_std::fs::{Dir, DirBuilder};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::host_dir::{IfMissing, descriptor_path, open_host_dir};
+use crate::stdio::{InputSource, OutputTarget, SinkStdout};
+use crate::{InstanceSpec, RuntimeError};
+
+/// The runtime's scratch directory, under which each instance with `tmp`
+/// gets its own `/tmp`.
+pub(crate) struct ScratchRoot {
+    dir: Arc<Dir>,
+}
+
+/// An instance's private `/tmp` on the host; removed with its contents when
+/// dropped (when the instance's store is dropped).
+pub(crate) struct ScratchDir {
+    root: Arc<Dir>,
+    name: String,
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // cap-std's remove_dir_all does not follow symlinks the guest made.
+        let _ = self.root.remove_dir_all(&self.name);
+    }
+}
+
+static SCRATCH_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl ScratchRoot {
+    pub(crate) fn open(path: &std::path::Path) -> Result<Self, RuntimeError> {
+        let dir = open_host_dir(path, IfMissing::CreatePrivate).map_err(|source| {
+            RuntimeError::HostDir {
+                what: "scratch",
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        Ok(Self { dir: Arc::new(dir) })
+    }
+
+    fn create(&self) -> Result<(ScratchDir, Dir), RuntimeError> {
+        let mut builder = DirBuilder::new();
+        {
+            use cap_std::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        let mut attempts = 0;
+        loop {
+            let name = format!(
+                "tmp-{}-{}",
+                std::process::id(),
+                SCRATCH_COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            match self.dir.create_dir_with(&name, &builder) {
+                Ok(()) => {
+                    let guard = ScratchDir {
+                        root: Arc::clone(&self.dir),
+                        name,
+                    };
+                    let dir = self
+                        .dir
+                        .open_dir(&guard.name)
+                        .map_err(|source| RuntimeError::Scratch { source })?;
+                    return Ok((guard, dir));
+                }
+                // A leftover of an earlier process with the same pid.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 64 => {
+                    attempts += 1;
+                }
+                Err(source) => return Err(RuntimeError::Scratch { source }),
+            }
+        }
+    }
+}
+
+/// A WASI context builder holding exactly the spec's grants, plus the
+/// private `/tmp` it refers to (which must live as long as the instance).
+pub(crate) struct Grants {
+    pub(crate) builder: WasiCtxBuilder,
+    pub(crate) tmp: Option<ScratchDir>,
+}
+
+/// Checks the spec and builds the WASI context it grants.
+///
+/// Defaults, each set explicitly so a change of wasmtime-wasi's defaults
+/// cannot widen them: no host env, no args beyond the spec's, stdin closed,
+/// stdout/stderr discarded, no preopened directory, TCP, UDP and name lookup
+/// off and every socket address refused.
+pub(crate) fn grant(
+    spec: &InstanceSpec,
+    scratch: Option<&ScratchRoot>,
+) -> Result<Grants, RuntimeError> {
+    check_strings(spec)?;
+    let mounts = check_mounts(spec)?;
+
+    let mut b = WasiCtxBuilder::new();
+    // Never block the executor thread: with blocking allowed, wasmtime-wasi
+    // serves a p1 sleep with `std::thread::sleep`, which pins a thread per
+    // sleeping guest and cannot be interrupted by the timeout.
+    b.allow_blocking_current_thread(false)
+        .args(&spec.args)
+        .envs(&spec.env)
+        .initial_cwd(spec.workdir.as_deref().unwrap_or("/"))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+
+    match &spec.stdin {
+        InputSource::Null => b.stdin(MemoryInputPipe::new(Vec::new())),
+        InputSource::Inherit => b.stdin(wasmtime_wasi::cli::stdin()),
+        InputSource::Bytes(bytes) => b.stdin(MemoryInputPipe::new(bytes.clone())),
+    };
+    match &spec.stdout {
+        OutputTarget::Null => b.stdout(tokio::io::empty()),
+        OutputTarget::Inherit => b.stdout(std::io::stdout()),
+        OutputTarget::Sink(sink) => b.stdout(SinkStdout(Arc::clone(sink))),
+    };
+    match &spec.stderr {
+        OutputTarget::Null => b.stderr(tokio::io::empty()),
+        OutputTarget::Inherit => b.stderr(std::io::stderr()),
+        OutputTarget::Sink(sink) => b.stderr(SinkStdout(Arc::clone(sink))),
+    };
+
+    if let Some(rootfs) = &spec.rootfs {
+        let dir =
+            open_host_dir(rootfs, IfMissing::Fail).map_err(|source| RuntimeError::HostDir {
+                what: "rootfs",
+                path: rootfs.clone(),
+                source,
+            })?;
+        preopen(&mut b, &dir, "/", FsPerms::ReadOnly, "rootfs", rootfs)?;
+    }
+    let mut tmp = None;
+    if spec.tmp {
+        let root = scratch.ok_or_else(|| RuntimeError::Scratch {
+            source: std::io::Error::other("no scratch directory configured"),
+        })?;
+        let (guard, dir) = root.create()?;
+        preopen(
+            &mut b,
+            &dir,
+            "/tmp",
+            FsPerms::ReadWrite,
+            "tmp",
+            std::path::Path::new("/tmp"),
+        )?;
+        tmp = Some(guard);
+    }
+    for (volume, guest) in spec.volumes.iter().zip(mounts) {
+        let dir = open_host_dir(&volume.host, IfMissing::Fail).map_err(|source| {
+            RuntimeError::HostDir {
+                what: "volume",
+                path: volume.host.clone(),
+                source,
+            }
+        })?;
+        let perms = if volume.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        preopen(&mut b, &dir, &guest, perms, "volume", &volume.host)?;
+    }
+    Ok(Grants { builder: b, tmp })
+}
+
+/// Hands an open directory to wasmtime-wasi, which only takes paths: the
+/// descriptor path reopens exactly the directory we opened.
+fn preopen(
+    b: &mut WasiCtxBuilder,
+    dir: &Dir,
+    guest: &str,
+    perms: FsPerms,
+    what: &'static str,
+    host: &std::path::Path,
+) -> Result<(), RuntimeError> {
+    b.preopened_dir(descriptor_path(dir), guest, perms)
+        .map(|_| ())
+        .map_err(|e| RuntimeError::HostDir {
+            what,
+            path: host.to_owned(),
+            source: std::io::Error::other(e.into_boxed_dyn_error()),
+        })
+}
+
+fn check_strings(spec: &InstanceSpec) -> Result<(), RuntimeError> {
+    let invalid = |what, value: &str, reason| RuntimeError::InvalidSpec {
+        what,
+        value: value.to_owned(),
+        reason,
+    };
+    for arg in &spec.args {
+        if arg.contains('\0') {
+            return Err(invalid("argument", arg, "contains a NUL byte"));
+        }
+    }
+    for (key, value) in &spec.env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(invalid(
+                "environment variable name",
+                key,
+                "must be non-empty, without '=' or NUL",
+            ));
+        }
+        if value.contains('\0') {
+            return Err(invalid(
+                "environment variable value",
+                value,
+                "contains a NUL byte",
+            ));
+        }
+    }
+    if let Some(workdir) = &spec.workdir {
+        normalize_guest_path(workdir)?;
+    }
+    Ok(())
+}
+
+/// Normalizes each volume's guest path and refuses overlaps that would make
+/// one grant shadow another.
+fn check_mounts(spec: &InstanceSpec) -> Result<Vec<String>, RuntimeError> {
+    let mut taken: Vec<String> = Vec::new();
+    if spec.tmp {
+        taken.push("/tmp".to_owned());
+    }
+    let mut out = Vec::with_capacity(spec.volumes.len());
+    for v in &spec.volumes {
+        let guest = normalize_guest_path(&v.guest)?;
+        if guest == "/" {
+            return Err(RuntimeError::InvalidGuestPath {
+                path: v.guest.clone(),
+                reason: "a volume cannot be mounted at / (that is the rootfs)",
+            });
+        }
+        if taken.contains(&guest) {
+            return Err(RuntimeError::InvalidGuestPath {
+                path: v.guest.clone(),
+                reason: "already mounted",
+            });
+        }
+        taken.push(guest.clone());
+        out.push(guest);
+    }
+    Ok(out)
+}
+
+/// An absolute guest path without `.`/`..`/empty parts or NUL, trailing `/`
+/// removed.
+fn normalize_guest_path(path: &str) -> Result<String, RuntimeError> {
+    let bad = |reason| RuntimeError::InvalidGuestPath {
+        path: path.to_owned(),
+        reason,
+    };
+    if !path.starts_with('/') {
+        return Err(bad("must be absolute"));
+    }
+    if path.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(bad("must not contain . or .. components"));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_paths_that_climb_or_are_relative_are_refused() {
+        for bad in ["data", "/data/../etc", "/./x", "", "/a\0b"] {
+            assert!(normalize_guest_path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            normalize_guest_path("/data//x/").ok().as_deref(),
+            Some("/data/x")
+        );
+    }
+
+    #[test]
+    fn volume_over_rootfs_or_tmp_or_twice_is_refused() {
+        let base = InstanceSpec::new(["x"]).tmp(true);
+        for guest in ["/", "/tmp", "/tmp/"] {
+            let spec = base.clone().volume("/nonexistent", guest, true);
+            assert!(check_mounts(&spec).is_err(), "{guest} accepted");
+        }
+        let twice = base.volume("/a", "/d", true).volume("/b", "/d/", false);
+        assert!(check_mounts(&twice).is_err());
+    }
+
+    #[test]
+    fn env_name_with_equals_sign_is_refused() {
+        let spec = InstanceSpec::new(["x"]).env("A=B", "c");
+        assert!(check_strings(&spec).is_err());
+    }
+}
