@@ -3,7 +3,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::{
@@ -34,7 +34,7 @@ const TABLES_PER_SLOT: u32 = 4;
 /// it get modules compiled (and cached) separately for the metered engine.
 pub(crate) struct Engines {
     pub(crate) plain: Engine,
-    metered: OnceLock<Result<Engine, String>>,
+    metered: Mutex<Option<Engine>>,
     config: RuntimeConfig,
 }
 
@@ -42,34 +42,42 @@ impl Engines {
     pub(crate) fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
         Ok(Self {
             plain: build_engine(config, false)?,
-            metered: OnceLock::new(),
+            metered: Mutex::new(None),
             config: config.clone(),
         })
     }
 
-    /// The engine for `fuel` metering or not, building the metered one once.
-    pub(crate) fn get(&self, fuel: bool) -> Result<&Engine, RuntimeError> {
+    /// The engine for `fuel` metering or not, building the metered one on
+    /// first use (a failure is returned and retried on the next call).
+    pub(crate) fn get(&self, fuel: bool) -> Result<Engine, RuntimeError> {
         if !fuel {
-            return Ok(&self.plain);
+            return Ok(self.plain.clone());
         }
-        self.metered
-            .get_or_init(|| build_engine(&self.config, true).map_err(|e| format!("{e:?}")))
-            .as_ref()
-            .map_err(|msg| RuntimeError::Engine {
-                source: msg.clone().into(),
-            })
+        let mut metered = self.lock_metered();
+        if let Some(engine) = &*metered {
+            return Ok(engine.clone());
+        }
+        let engine = build_engine(&self.config, true)?;
+        *metered = Some(engine.clone());
+        Ok(engine)
+    }
+
+    fn lock_metered(&self) -> std::sync::MutexGuard<'_, Option<Engine>> {
+        // The slot is written in one assignment: a poisoned lock still
+        // holds a consistent value.
+        self.metered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn tick(&self) {
         self.plain.increment_epoch();
-        if let Some(Ok(metered)) = self.metered.get() {
+        if let Some(metered) = &*self.lock_metered() {
             metered.increment_epoch();
         }
     }
 }
 
 /// The wasmtime configuration every module of the runtime is compiled and
-/// run with. See `docs/` for why each setting is what it is; in short:
+/// run with. Why each setting is what it is:
 ///
 /// - pooling allocator: instantiation takes a pre-reserved slot instead of
 ///   mmapping, so it costs microseconds, and the pool caps the total;

@@ -286,8 +286,8 @@ impl Runtime {
             });
         }
         let engine = self.inner.engines.get(options.fuel)?;
-        let (compiled, origin) = self.load_or_compile(engine, digest, wasm, kind)?;
-        let pre = link(engine, compiled)?;
+        let (compiled, origin) = self.load_or_compile(&engine, digest, wasm, kind)?;
+        let pre = link(&engine, compiled)?;
         let prepared = PreparedModule {
             inner: Arc::new(PreparedInner {
                 digest: digest.clone(),
@@ -415,7 +415,7 @@ impl Runtime {
                         limiter,
                         _tmp: grants.tmp,
                     };
-                    let mut store = new_store(engine, state, &spec.limits, deadline, yield_every)?;
+                    let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;
                     let instance = match pre.instantiate_async(&mut store).await {
                         Ok(i) => i,
                         Err(e) => return instantiate_failed(e, ModuleKind::CoreModule, &store),
@@ -436,7 +436,7 @@ impl Runtime {
                         limiter,
                         _tmp: grants.tmp,
                     };
-                    let mut store = new_store(engine, state, &spec.limits, deadline, yield_every)?;
+                    let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;
                     let command = match pre.instantiate_async(&mut store).await {
                         Ok(c) => c,
                         Err(e) => return instantiate_failed(e, ModuleKind::Component, &store),
