@@ -5,7 +5,7 @@ mod common;
 
 use common::{capture, prepare_file, repo_path, runtime};
 use wrun_runtime::{
-    InstanceSpec, ModuleDigest, ModuleKind, PrepareOptions, RunOutcome, RuntimeError,
+    InputSource, InstanceSpec, ModuleDigest, ModuleKind, PrepareOptions, RunOutcome, RuntimeError,
 };
 
 #[test]
@@ -192,4 +192,27 @@ fn missing_rootfs_or_volume_is_an_error_naming_the_path() {
     );
     assert!(err.to_string().contains("gone"), "{err}");
     assert!(!gone.exists(), "a missing volume must not be created");
+}
+
+#[test]
+fn stdin_is_closed_by_default_and_carries_given_bytes() {
+    let (rt, _scratch) = runtime(4);
+    let module = prepare_file(&rt, &common::guest_path("fs-attack"));
+    let (out, target) = capture();
+    let outcome = rt
+        .run_blocking(
+            &module,
+            InstanceSpec::new(["fs-attack", "stdin"]).stdout(target),
+        )
+        .expect("run");
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    assert_eq!(out.text(), "stdin Ok(0): \"\"\n");
+
+    let (out, target) = capture();
+    let spec = InstanceSpec::new(["fs-attack", "stdin"])
+        .stdin(InputSource::Bytes(b"piped in".to_vec()))
+        .stdout(target);
+    let outcome = rt.run_blocking(&module, spec).expect("run");
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    assert_eq!(out.text(), "stdin Ok(8): \"piped in\"\n");
 }

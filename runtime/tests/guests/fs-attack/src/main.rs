@@ -6,6 +6,7 @@
 //! fs-attack cross-mount RO_FILE RW_DIR  rename/link between a ro and a rw mount
 //! fs-attack list-fds                    every fd the guest can reach
 //! fs-attack env                         every environment variable it sees
+//! fs-attack stdin                       what it can read from stdin
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -140,6 +141,11 @@ fn main() {
         Some("cross-mount") => cross_mount(&args[2], &args[3]),
         Some("list-fds") => list_fds(),
         Some("env") => std::env::vars().for_each(|(k, v)| println!("{k}={v}")),
+        Some("stdin") => {
+            let mut text = String::new();
+            let read = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text);
+            println!("stdin {:?}: {text:?}", read.map_err(|e| e.kind()));
+        }
         _ => {
             eprintln!("usage: fs-attack symlink-escape|ro-write|cross-mount|list-fds ...");
             std::process::exit(2);
