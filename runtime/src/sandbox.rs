@@ -44,7 +44,37 @@ impl ScratchRoot {
                 source,
             }
         })?;
-        Ok(Self { dir: Arc::new(dir) })
+        let root = Self { dir: Arc::new(dir) };
+        root.remove_leftovers();
+        Ok(root)
+    }
+
+    /// Removes private `/tmp` directories left by processes that died
+    /// without cleaning up (`kill -9`). Directories of live processes,
+    /// including this one, are left alone.
+    fn remove_leftovers(&self) {
+        let Ok(entries) = self.dir.entries() else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("tmp-"))
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw)
+            else {
+                continue;
+            };
+            let dead = matches!(
+                rustix::process::test_kill_process(pid),
+                Err(e) if e == rustix::io::Errno::SRCH
+            );
+            if dead {
+                let _ = self.dir.remove_dir_all(&name);
+            }
+        }
     }
 
     fn create(&self) -> Result<(ScratchDir, Dir), RuntimeError> {
@@ -277,6 +307,23 @@ fn normalize_guest_path(path: &str) -> Result<String, RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tmp_dirs_of_dead_processes_are_removed_and_live_ones_kept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        // pid_max is at most 2^22 on Linux: this pid cannot be alive.
+        let dead = root.path().join("tmp-2147483646-0");
+        let mine = root
+            .path()
+            .join(format!("tmp-{}-999999", std::process::id()));
+        for dir in [&dead, &mine] {
+            std::fs::create_dir(dir).expect("mkdir");
+            std::fs::write(dir.join("f"), b"x").expect("write");
+        }
+        ScratchRoot::open(root.path()).expect("open");
+        assert!(!dead.exists(), "leftover of a dead process kept");
+        assert!(mine.exists(), "a live process's /tmp was removed");
+    }
 
     #[test]
     fn guest_paths_that_climb_or_are_relative_are_refused() {
