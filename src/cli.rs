@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, history, images, inspect, load, rmi, save, system, tag};
+use std::ffi::OsString;
+
+use crate::commands::{build, history, images, inspect, load, rmi, run, save, system, tag};
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
+///
+/// `wrun IMAGE.tar [ARG...]` is short for `wrun run IMAGE.tar [ARG...]`.
 #[derive(Debug, Parser)]
 #[command(name = "wrun", version, about, long_about = None, propagate_version = true)]
+#[command(override_usage = "wrun [OPTIONS] <COMMAND>\n       wrun IMAGE.tar [ARG...]")]
 pub struct Cli {
     /// Store directory [default: $WRUN_ROOT, /var/lib/wrun as root, else $XDG_DATA_HOME/wrun]
     #[arg(
@@ -27,6 +32,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command in a new instance: wrun run [OPTIONS] IMAGE|IMAGE.tar [ARG...]
+    Run(run::RunArgs),
     /// Build an image from a wrun.toml or Dockerfile-syntax build file
     Build(build::BuildArgs),
     /// List images
@@ -48,6 +55,9 @@ pub enum Command {
     /// Manage wrun (disk usage, pruning)
     #[command(subcommand)]
     System(SystemCommand),
+    /// `wrun IMAGE.tar [ARG...]`: run an image tar (or stored image)
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,12 +13,28 @@ use clap::Parser;
 use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Docker exits 125 for a bad `run` flag; other usage errors keep clap's 2.
+            let is_run = std::env::args()
+                .nth(1)
+                .is_some_and(|a| a == "run" || a.ends_with(".tar"));
+            let code = match e.exit_code() {
+                0 => 0,
+                _ if is_run => commands::EXIT_RUN_ERROR,
+                other => u8::try_from(other).unwrap_or(2),
+            };
+            return ExitCode::from(code);
+        }
+    };
+    let is_run = matches!(cli.command, Command::Run(_) | Command::External(_));
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("Error: {}", commands::describe(&err));
-            ExitCode::from(commands::exit_code(&err))
+            ExitCode::from(commands::exit_code(&err, is_run))
         }
     }
 }
@@ -26,6 +42,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = paths::store_root(cli.root.as_deref())?;
     match cli.command {
+        Command::Run(a) => commands::run::run(&root, a),
+        Command::External(words) => commands::run::run_shorthand(&root, words),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
             commands::build::run(&root, a)
         }

@@ -227,6 +227,42 @@ pub fn load(store: &Store, reader: impl Read) -> Result<LoadReport> {
     Ok(report)
 }
 
+/// Finds, without loading anything, an image of this tar that the store
+/// already holds: reads `index.json` and the (small) manifests it names by
+/// seeking past blob contents. `None` means "load it": the tar is not an
+/// OCI layout, or the store lacks its image. Safe against lying tars: only
+/// the store's own, verified copy of the named digest is ever used.
+pub fn find_stored<R: Read + std::io::Seek>(store: &Store, reader: R) -> Option<ImageRecord> {
+    let mut archive = tar::Archive::new(reader);
+    let mut index = None;
+    let mut count = 0u64;
+    for entry in archive.entries_with_seek().ok()? {
+        let mut entry = entry.ok()?;
+        count += 1;
+        if count > MAX_ARCHIVE_ENTRIES {
+            return None;
+        }
+        let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        if path == "index.json" && entry.size() <= MAX_DOCUMENT {
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).ok()?;
+            index = Some(buf);
+        }
+    }
+    let index = parse_index(&index?, None, "index.json").ok()?;
+    let images = store.images().ok()?;
+    let mut found = None;
+    for desc in index.manifests() {
+        let digest = Digest::from_oci(desc.digest()).ok()?;
+        let record = images.iter().find(|r| r.digest == digest)?;
+        match &found {
+            Some(f) if f != record => return None, // several images: load and let the caller choose
+            _ => found = Some(record.clone()),
+        }
+    }
+    found
+}
+
 fn truncated(path: &str) -> ImageError {
     ImageError::invalid(
         "the image archive",

@@ -6,6 +6,7 @@ pub mod images;
 pub mod inspect;
 pub mod load;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod system;
 pub mod tag;
@@ -15,9 +16,63 @@ use std::path::Path;
 use anyhow::Context;
 use wrun_image::Store;
 
-/// Exit code for failures of wrun itself (Docker's CLI uses 1 for image
-/// commands; `run` will use 125/126/127 as Docker does).
+/// Exit code for failures of image commands (as Docker's CLI).
 pub const EXIT_FAILURE: u8 = 1;
+/// `run`: wrun itself failed (bad flag, no such image, store error), as Docker.
+pub const EXIT_RUN_ERROR: u8 = 125;
+/// `run`: the module cannot be run (invalid, wrong kind, not a command), as Docker's 126.
+pub const EXIT_CANNOT_RUN: u8 = 126;
+/// `run`: the module is not in the image, as Docker's 127 "command not found".
+pub const EXIT_NOT_FOUND: u8 = 127;
+/// `run`: the guest ran past `--timeout` (the code GNU `timeout` uses).
+pub const EXIT_TIMEOUT: u8 = 124;
+/// `run`: the guest trapped (unreachable, out of bounds, stack overflow): 128 + SIGABRT.
+pub const EXIT_TRAP: u8 = 134;
+/// `run`: the guest hit `--memory` and trapped: 128 + SIGKILL, Docker's OOM-killed code.
+pub const EXIT_MEMORY: u8 = 137;
+/// `run`: the guest used up `--fuel`: 128 + SIGXCPU.
+pub const EXIT_FUEL: u8 = 152;
+
+/// Failures of `run` that have their own exit code.
+#[derive(Debug)]
+pub enum RunFailure {
+    /// The entrypoint names no file in the image.
+    ModuleMissing(String),
+    /// The module exists but cannot run.
+    CannotRun(String),
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunFailure::ModuleMissing(m) | RunFailure::CannotRun(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for RunFailure {}
+
+/// What `run` prints for a trap, naming the cause.
+pub fn trap_summary(reason: wrun_runtime::TrapReason) -> String {
+    use wrun_runtime::TrapReason as T;
+    match reason {
+        T::Timeout => "stopped: the --timeout ran out".into(),
+        T::OutOfFuel => "stopped: the --fuel budget ran out".into(),
+        T::MemoryLimit => "stopped: the --memory limit was reached".into(),
+        other => format!("the guest trapped: {other}"),
+    }
+}
+
+/// The exit code for a guest stopped by a trap.
+pub fn trap_exit_code(reason: wrun_runtime::TrapReason) -> u8 {
+    use wrun_runtime::TrapReason as T;
+    match reason {
+        T::Timeout => EXIT_TIMEOUT,
+        T::OutOfFuel => EXIT_FUEL,
+        T::MemoryLimit => EXIT_MEMORY,
+        _ => EXIT_TRAP,
+    }
+}
 
 pub fn open_store(root: &Path) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("opening the image store at {}", root.display()))
@@ -37,7 +92,14 @@ pub fn describe(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-/// Maps an error to the process exit code.
-pub fn exit_code(_err: &anyhow::Error) -> u8 {
-    EXIT_FAILURE
+/// Maps an error to the process exit code; `run` has Docker's 125/126/127.
+pub fn exit_code(err: &anyhow::Error, is_run: bool) -> u8 {
+    if !is_run {
+        return EXIT_FAILURE;
+    }
+    match err.chain().find_map(|c| c.downcast_ref::<RunFailure>()) {
+        Some(RunFailure::ModuleMissing(_)) => EXIT_NOT_FOUND,
+        Some(RunFailure::CannotRun(_)) => EXIT_CANNOT_RUN,
+        None => EXIT_RUN_ERROR,
+    }
 }

@@ -1,0 +1,478 @@
+//! `wrun run IMAGE|IMAGE.tar [ARG...]` (and the `wrun IMAGE.tar` shorthand):
+//! resolve the image, build the instance spec from the image config and the
+//! flags, run it in the foreground, and exit with the guest's code.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser};
+use wrun_image::{ImageRecord, Store};
+use wrun_runtime::{
+    InputSource, InstanceSpec, Limits, ModuleDigest, ModuleKind, OutputTarget, PrepareOptions,
+    RunOutcome, Runtime, RuntimeConfig,
+};
+
+use super::{RunFailure, open_store};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Assign a name to the instance
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Remove the instance when it exits (foreground runs keep no record, so this is the default)
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to pass the host's value)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read a file of environment variables (KEY=VALUE lines, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Grant a host directory: HOST:GUEST[:ro|rw] (HOST absolute or ./relative)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro|rw]")]
+    pub volumes: Vec<String>,
+    /// No writable /tmp (the image rootfs is always read-only)
+    #[arg(long)]
+    pub read_only: bool,
+    /// Working directory inside the instance
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run this module of the image instead of its entrypoint (a path in the image)
+    #[arg(long, value_name = "PATH")]
+    pub entrypoint: Option<String>,
+    /// Keep STDIN open: the guest reads the host's stdin
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Memory limit for linear memories and tables (e.g. 64m, 1g)
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Stop the guest after this long (e.g. 500ms, 5s, 2m; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// CPU budget in fuel units (about one per wasm instruction)
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Print the wasm backtrace when the guest traps
+    #[arg(long)]
+    pub debug: bool,
+    /// The image: a stored name or ID, or the path of an image tar
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Arguments for the module (replace the image's Cmd)
+    #[arg(
+        value_name = "ARG",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+/// `wrun IMAGE.tar ARGS…`: the words after `wrun` parsed as `wrun run`.
+#[derive(Debug, Parser)]
+#[command(name = "wrun")]
+struct ShorthandRun {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub fn run_shorthand(root: &Path, words: Vec<OsString>) -> anyhow::Result<ExitCode> {
+    let first = words
+        .first()
+        .map(|w| w.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let argv = std::iter::once(OsString::from("wrun")).chain(words);
+    let parsed = ShorthandRun::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!(e.to_string().trim().to_string()))?;
+    run(root, parsed.run).map_err(|e| {
+        if e.downcast_ref::<wrun_image::ImageError>()
+            .is_some_and(|ie| ie.is_not_found())
+        {
+            e.context(format!(
+                "{first:?} is neither a wrun command nor an image (see wrun --help)"
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.name {
+        check_name(name)?;
+    }
+    let store = open_store(root)?;
+    let record = resolve_image(&store, &args.image)?;
+    let config = store
+        .config(&record)
+        .with_context(|| format!("reading the config of image {}", args.image))?;
+    let image_cfg = config.config().clone().unwrap_or_default();
+
+    // argv: entrypoint (or --entrypoint) then the image Cmd, or the given args.
+    let entrypoint: Vec<String> = match &args.entrypoint {
+        Some(e) => vec![e.clone()],
+        None => image_cfg.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd = if args.args.is_empty() {
+        image_cfg.cmd().clone().unwrap_or_default()
+    } else {
+        args.args.clone()
+    };
+    let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    let module_path = match argv.first() {
+        Some(p) => p.clone(),
+        None => bail!("image {} has no entrypoint or command to run", args.image),
+    };
+    if !module_path.starts_with('/') {
+        argv[0] = format!("/{module_path}");
+    }
+
+    let rootfs = store
+        .rootfs_path(&record)
+        .with_context(|| format!("image {} has no layers, so no module to run", args.image))?;
+    let (wasm, digest) = read_module(&rootfs, &argv[0], &record)?;
+    let expect = match record.os.as_str() {
+        "wasip1" => Some(ModuleKind::CoreModule),
+        "wasip2" => Some(ModuleKind::Component),
+        _ => None,
+    };
+
+    let mut spec = InstanceSpec::new(argv)
+        .rootfs(&rootfs)
+        .tmp(!args.read_only)
+        .stdout(OutputTarget::Inherit)
+        .stderr(OutputTarget::Inherit)
+        .stdin(if args.interactive {
+            InputSource::Inherit
+        } else {
+            InputSource::Null
+        })
+        .limits(Limits {
+            memory: args.memory,
+            timeout: args.timeout,
+            fuel: args.fuel,
+        });
+    for (k, v) in merged_env(image_cfg.env().as_deref().unwrap_or_default(), &args)? {
+        spec = spec.env(k, v);
+    }
+    if let Some(w) = args
+        .workdir
+        .clone()
+        .or_else(|| image_cfg.working_dir().clone())
+    {
+        if !w.starts_with('/') {
+            bail!("the working directory {w:?} is not absolute");
+        }
+        spec = spec.workdir(w);
+    }
+    for v in &args.volumes {
+        let (host, guest, read_only) = parse_volume(v)?;
+        spec = spec.volume(host, guest, read_only);
+    }
+
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(store.cache_dir().join("modules")),
+        scratch_dir: Some(store.root().join("scratch")),
+        ..RuntimeConfig::foreground()
+    })
+    .context("starting the wasm runtime")?;
+    let module = runtime
+        .prepare(
+            &digest,
+            &wasm,
+            PrepareOptions {
+                expect,
+                fuel: args.fuel.is_some(),
+            },
+        )
+        .map_err(|e| {
+            RunFailure::CannotRun(format!(
+                "{}: {}",
+                argv_module(&spec),
+                super::describe(&anyhow::Error::from(e))
+            ))
+        })?;
+    drop(wasm);
+    let module_name = argv_module(&spec);
+    let outcome = runtime
+        .run_blocking(&module, spec)
+        .map_err(anyhow::Error::from)?;
+    match outcome {
+        RunOutcome::Exited(code) => Ok(ExitCode::from((code & 0xff) as u8)),
+        RunOutcome::Trapped {
+            reason,
+            message,
+            backtrace,
+        } => {
+            eprintln!(
+                "Error: {module_name}: {} ({message})",
+                super::trap_summary(reason)
+            );
+            if args.debug
+                && let Some(bt) = backtrace
+            {
+                eprintln!("wasm backtrace:\n{bt}");
+            }
+            Ok(ExitCode::from(super::trap_exit_code(reason)))
+        }
+    }
+}
+
+fn argv_module(spec: &InstanceSpec) -> String {
+    spec.args.first().cloned().unwrap_or_default()
+}
+
+/// A stored name or ID, or an image tar on disk (loaded once: a tar whose
+/// image is already stored is not read again).
+fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> {
+    let path = Path::new(image);
+    let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
+    if looks_like_file && path.exists() {
+        let file = File::open(path).with_context(|| format!("opening {image}"))?;
+        if let Some(found) = wrun_image::archive::find_stored(store, file) {
+            return Ok(found);
+        }
+        let file = File::open(path).with_context(|| format!("opening {image}"))?;
+        let report =
+            wrun_image::archive::load(store, file).with_context(|| format!("loading {image}"))?;
+        for note in &report.notes {
+            eprintln!("note: {note}");
+        }
+        return match report.images.as_slice() {
+            [(record, _)] => Ok(record.clone()),
+            _ => bail!(
+                "{image} holds {} images; load it and run one by name",
+                report.images.len()
+            ),
+        };
+    }
+    if image.ends_with(".tar") {
+        bail!("{image}: no such file");
+    }
+    Ok(store.find(image)?)
+}
+
+/// Reads the module through a handle on the rootfs, so a symlink in the
+/// image can never make wrun read a host file.
+fn read_module(
+    rootfs: &Path,
+    module: &str,
+    record: &ImageRecord,
+) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
+    let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
+        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))?;
+    let rel = module.trim_start_matches('/');
+    let wasm = root.read(rel).map_err(|_| {
+        RunFailure::ModuleMissing(format!(
+            "{module} is not a file in image {}",
+            record.id.short()
+        ))
+    })?;
+    let digest = match &record.module {
+        Some(m) if m.path == module => ModuleDigest::parse(&m.digest.to_string())?,
+        _ => ModuleDigest::of(&wasm),
+    };
+    Ok((wasm, digest))
+}
+
+fn merged_env(image_env: &[String], args: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: String, v: String| {
+        env.retain(|(name, _)| name != &k);
+        env.push((k, v));
+    };
+    for kv in image_env {
+        if let Some((k, v)) = kv.split_once('=') {
+            set(k.to_string(), v.to_string());
+        }
+    }
+    let mut given: Vec<String> = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading env file {}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with('=') {
+                bail!(
+                    "{}:{}: invalid environment variable {line:?}",
+                    file.display(),
+                    n + 1
+                );
+            }
+            given.push(line.to_string());
+        }
+    }
+    given.extend(args.env.iter().cloned());
+    for kv in given {
+        match kv.split_once('=') {
+            Some(("", _)) => bail!("invalid environment variable {kv:?}: the name is empty"),
+            Some((k, v)) => set(k.to_string(), v.to_string()),
+            // `-e NAME`: the host's value, as Docker does; unset stays unset.
+            None => {
+                if let Ok(v) = std::env::var(&kv) {
+                    set(kv, v);
+                }
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// `HOST:GUEST[:ro|rw]` with HOST an existing directory (absolute or
+/// relative to the current directory).
+pub fn parse_volume(spec: &str) -> anyhow::Result<(PathBuf, String, bool)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, guest, mode) = match parts.as_slice() {
+        [h, g] => (*h, *g, "rw"),
+        [h, g, m] => (*h, *g, *m),
+        _ => bail!("invalid volume {spec:?}: expected HOST:GUEST[:ro|rw]"),
+    };
+    let read_only = match mode {
+        "ro" => true,
+        "rw" => false,
+        other => bail!("invalid volume {spec:?}: mode {other:?} is not ro or rw"),
+    };
+    if !(host.starts_with('/') || host.starts_with('.')) {
+        bail!(
+            "invalid volume {spec:?}: named volumes are not supported; give a host directory (absolute or ./relative)"
+        );
+    }
+    if !guest.starts_with('/') || guest == "/" {
+        bail!("invalid volume {spec:?}: the guest path must be absolute and not /");
+    }
+    let host = std::path::absolute(host).with_context(|| format!("resolving {host}"))?;
+    if !host.is_dir() {
+        bail!(
+            "invalid volume {spec:?}: host directory {} does not exist",
+            host.display()
+        );
+    }
+    Ok((host, guest.to_string(), read_only))
+}
+
+/// Docker's memory syntax: a number with an optional b, k, m, g, t suffix
+/// (binary multiples, optional trailing "b": 64m, 64mb, 1g).
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let value: f64 = num.parse().map_err(|_| {
+        format!("invalid size {s:?}: expected a number with an optional unit (b, k, m, g)")
+    })?;
+    let mult: u64 = match unit.trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {unit:?} (use b, k, m, g)"
+            ));
+        }
+    };
+    let bytes = value * mult as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("invalid size {s:?}: must be positive"));
+    }
+    Ok(bytes as u64)
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 5s, 2m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "us" | "µs" => value / 1_000_000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m, h)"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs < 1e9) {
+        return Err(format!("invalid duration {s:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let b = name.as_bytes();
+    let ok = b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+    if !ok {
+        bail!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_follow_docker() {
+        assert_eq!(parse_memory("64m"), Ok(64 << 20));
+        assert_eq!(parse_memory("64MB"), Ok(64 << 20));
+        assert_eq!(parse_memory("1g"), Ok(1 << 30));
+        assert_eq!(parse_memory("512"), Ok(512));
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("10x").is_err());
+        assert!(parse_memory("0").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn volumes_need_existing_dirs_and_absolute_guest_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let (host, guest, ro) = parse_volume(&format!("{d}:/data:ro")).unwrap();
+        assert_eq!(
+            (host.as_path(), guest.as_str(), ro),
+            (dir.path(), "/data", true)
+        );
+        assert!(parse_volume(&format!("{d}:data")).is_err());
+        assert!(parse_volume(&format!("{d}:/")).is_err());
+        assert!(parse_volume(&format!("{d}:/data:rx")).is_err());
+        assert!(
+            parse_volume("myvol:/data")
+                .unwrap_err()
+                .to_string()
+                .contains("named volumes")
+        );
+        assert!(
+            parse_volume("/nonexistent/dir:/data")
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+    }
+}
