@@ -300,6 +300,54 @@ impl Runtime {
         Ok(prepared)
     }
 
+    /// Prepares `digest` without its bytes when this process or the disk
+    /// cache already has it compiled and verified; `Ok(None)` means "read the
+    /// module and call [`Runtime::prepare`]". This is how a warm start skips
+    /// reading and hashing the module: the digest comes from the image record.
+    pub fn prepare_cached(
+        &self,
+        digest: &ModuleDigest,
+        options: PrepareOptions,
+    ) -> Result<Option<PreparedModule>, RuntimeError> {
+        let key = (digest.clone(), options.fuel);
+        if let Some(found) = self.lock_prepared().get(&key) {
+            check_kind(options.expect, found.kind())?;
+            bump(&self.inner.counters.memory_hits);
+            return Ok(Some(PreparedModule {
+                inner: Arc::clone(&found.inner),
+                origin: ModuleOrigin::Memory,
+            }));
+        }
+        let Some(cache) = &self.inner.cache else {
+            return Ok(None);
+        };
+        let engine = self.inner.engines.get(options.fuel)?;
+        let compiled = match cache.load(&engine, &DiskCache::key(&engine, digest)) {
+            Lookup::Hit(compiled) => compiled,
+            Lookup::Rejected => {
+                bump(&self.inner.counters.rejected);
+                return Ok(None);
+            }
+            Lookup::Miss => return Ok(None),
+        };
+        // A cached artifact of the other kind is not an error here: the
+        // full path re-checks the bytes and says what is wrong.
+        if options.expect.is_some_and(|k| k != compiled.kind()) {
+            return Ok(None);
+        }
+        bump(&self.inner.counters.disk_hits);
+        let prepared = PreparedModule {
+            inner: Arc::new(PreparedInner {
+                digest: digest.clone(),
+                fuel: options.fuel,
+                pre: link(&engine, compiled)?,
+            }),
+            origin: ModuleOrigin::DiskCache,
+        };
+        self.lock_prepared().insert(key, prepared.clone());
+        Ok(Some(prepared))
+    }
+
     fn lock_prepared(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<(ModuleDigest, bool), PreparedModule>> {

@@ -154,3 +154,41 @@ fn cache_files_hold_no_temp_leftovers_after_a_write() {
             .all(|p| !p.to_string_lossy().contains(".tmp-"))
     );
 }
+
+#[test]
+fn prepare_cached_needs_no_bytes_on_a_warm_cache_and_says_none_on_a_cold_one() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (digest, _) = hello();
+    let cold = cached_runtime(cache.path());
+    assert!(
+        cold.prepare_cached(&digest, PrepareOptions::default())
+            .expect("lookup")
+            .is_none(),
+        "nothing compiled yet"
+    );
+    drop(cold);
+    prepare_and_run(cache.path());
+
+    let warm = cached_runtime(cache.path());
+    let module = warm
+        .prepare_cached(&digest, PrepareOptions::default())
+        .expect("lookup")
+        .expect("a disk hit");
+    assert_eq!(module.origin(), ModuleOrigin::DiskCache);
+    assert_eq!(warm.cache_stats().compiled, 0);
+    let outcome = warm
+        .run_blocking(&module, InstanceSpec::new(["hello"]))
+        .expect("run");
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    let again = warm
+        .prepare_cached(&digest, PrepareOptions::default())
+        .expect("lookup")
+        .expect("a memory hit");
+    assert_eq!(again.origin(), ModuleOrigin::Memory);
+    // Asking for the other kind never hands out the cached module.
+    let component = PrepareOptions {
+        expect: Some(wrun_runtime::ModuleKind::Component),
+        ..PrepareOptions::default()
+    };
+    assert!(warm.prepare_cached(&digest, component).is_err());
+}

@@ -133,7 +133,6 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let rootfs = store
         .rootfs_path(&record)
         .with_context(|| format!("image {} has no layers, so no module to run", args.image))?;
-    let (wasm, digest) = read_module(&rootfs, &argv[0], &record)?;
     let expect = match record.os.as_str() {
         "wasip1" => Some(ModuleKind::CoreModule),
         "wasip2" => Some(ModuleKind::Component),
@@ -179,27 +178,45 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         ..RuntimeConfig::foreground()
     })
     .context("starting the wasm runtime")?;
-    let module = runtime
-        .prepare(
-            &digest,
-            &wasm,
-            PrepareOptions {
-                expect,
-                fuel: args.fuel.is_some(),
-            },
-        )
-        .map_err(|e| {
-            RunFailure::CannotRun(format!(
-                "{}: {}",
-                argv_module(&spec),
-                super::describe(&anyhow::Error::from(e))
-            ))
-        })?;
-    drop(wasm);
     let module_name = argv_module(&spec);
+    let options = PrepareOptions {
+        expect,
+        fuel: args.fuel.is_some(),
+    };
+    let cannot_run = |e: wrun_runtime::RuntimeError| {
+        RunFailure::CannotRun(format!(
+            "{module_name}: {}",
+            super::describe(&anyhow::Error::from(e))
+        ))
+    };
+    // Warm start: the image record knows the module digest, so a compiled
+    // artifact in the cache is mapped without reading the module at all.
+    let known_digest = record
+        .module
+        .as_ref()
+        .filter(|m| m.path == module_name)
+        .map(|m| ModuleDigest::parse(&m.digest.to_string()))
+        .transpose()?;
+    let cached = match &known_digest {
+        Some(d) => runtime.prepare_cached(d, options).map_err(cannot_run)?,
+        None => None,
+    };
+    let module = match cached {
+        Some(m) => m,
+        None => {
+            let (wasm, digest) = read_module(&rootfs, &module_name, &record)?;
+            runtime
+                .prepare(&digest, &wasm, options)
+                .map_err(cannot_run)?
+        }
+    };
     let outcome = runtime
         .run_blocking(&module, spec)
         .map_err(anyhow::Error::from)?;
+    // The process is about to exit: tearing down the instance pool (an
+    // madvise over its whole reservation) would only delay that.
+    std::mem::forget(module);
+    std::mem::forget(runtime);
     match outcome {
         RunOutcome::Exited(code) => Ok(ExitCode::from((code & 0xff) as u8)),
         RunOutcome::Trapped {
