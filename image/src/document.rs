@@ -45,8 +45,31 @@ fn parse_object(bytes: &[u8], what: &str) -> Result<serde_json::Map<String, Valu
     }
 }
 
-fn media_type_of(map: &serde_json::Map<String, Value>) -> Option<&str> {
-    map.get("mediaType").and_then(Value::as_str)
+/// The document's own `mediaType`, when present, must be one of `allowed`
+/// and agree with the descriptor that led to it.
+fn check_media_type(
+    map: &serde_json::Map<String, Value>,
+    allowed: [&str; 2],
+    kind: &str,
+    descriptor_type: Option<&str>,
+    what: &str,
+) -> Result<()> {
+    let Some(own) = map.get("mediaType").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if !allowed.contains(&own) {
+        return Err(ImageError::invalid(
+            what,
+            format!("media type {own:?} is not {kind}"),
+        ));
+    }
+    match descriptor_type {
+        Some(desc) if desc != own => Err(ImageError::invalid(
+            what,
+            format!("the document says media type {own:?} but its descriptor says {desc:?}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Parses an image manifest, refusing documents that are also indexes or
@@ -67,24 +90,13 @@ pub fn parse_manifest(
     if map.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
         return Err(ImageError::invalid(what, "schemaVersion must be 2"));
     }
-    let own = media_type_of(&map);
-    if let Some(t) = own
-        && t != OCI_MANIFEST
-        && t != DOCKER_MANIFEST
-    {
-        return Err(ImageError::invalid(
-            what,
-            format!("media type {t:?} is not an image manifest"),
-        ));
-    }
-    if let (Some(own), Some(desc)) = (own, descriptor_type)
-        && own != desc
-    {
-        return Err(ImageError::invalid(
-            what,
-            format!("the document says media type {own:?} but its descriptor says {desc:?}"),
-        ));
-    }
+    check_media_type(
+        &map,
+        [OCI_MANIFEST, DOCKER_MANIFEST],
+        "an image manifest",
+        descriptor_type,
+        what,
+    )?;
     serde_json::from_value(Value::Object(map)).map_err(|source| ImageError::Json {
         what: what.to_string(),
         source,
@@ -100,24 +112,13 @@ pub fn parse_index(bytes: &[u8], descriptor_type: Option<&str>, what: &str) -> R
             "an index must not also have \"layers\" or \"config\" (ambiguous manifest/index)",
         ));
     }
-    let own = media_type_of(&map);
-    if let Some(t) = own
-        && t != OCI_INDEX
-        && t != DOCKER_LIST
-    {
-        return Err(ImageError::invalid(
-            what,
-            format!("media type {t:?} is not an image index"),
-        ));
-    }
-    if let (Some(own), Some(desc)) = (own, descriptor_type)
-        && own != desc
-    {
-        return Err(ImageError::invalid(
-            what,
-            format!("the document says media type {own:?} but its descriptor says {desc:?}"),
-        ));
-    }
+    check_media_type(
+        &map,
+        [OCI_INDEX, DOCKER_LIST],
+        "an image index",
+        descriptor_type,
+        what,
+    )?;
     serde_json::from_value(Value::Object(map)).map_err(|source| ImageError::Json {
         what: what.to_string(),
         source,
