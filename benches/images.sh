@@ -14,9 +14,10 @@ export WRUN_ROOT="$work/store"
 
 echo "## wrun build examples/hello (warm store)"
 "$WRUN" build -q -t hello:1.0 examples/hello >/dev/null
-hyperfine --warmup 3 --runs 30 --style basic \
+hyperfine -N --warmup 3 --runs 30 --style basic --export-json "$work/build.json" \
   "$WRUN build -q -t hello:1.0 examples/hello" \
-  "$WRUN build -q -t hello:1.0 -o $work/hello.tar examples/hello"
+  "$WRUN build -q -t hello:1.0 -o $work/hello.tar examples/hello" >/dev/null
+python3 benches/summarize.py "$work/build.json"
 
 echo "## 200 MB image (one 200 MB incompressible file + hello.wasm)"
 ctx="$work/big"
