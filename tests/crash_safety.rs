@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use common::*;
 
-#[test]
-fn kill_9_during_load_leaves_a_consistent_store_and_a_retry_succeeds() {
+/// An image tar `big:1` with `size` incompressible bytes, built in a store
+/// of its own (kept alive by the returned Env).
+fn big_image_tar(size: usize) -> (Env, std::path::PathBuf) {
     let maker = Env::new();
-    let ctx = big_context(48 << 20);
+    let ctx = big_context(size);
     let big = maker.path("big.tar");
     maker.ok(&[
         "build",
@@ -24,6 +25,12 @@ fn kill_9_during_load_leaves_a_consistent_store_and_a_retry_succeeds() {
         big.to_str().unwrap(),
         ctx.path().to_str().unwrap(),
     ]);
+    (maker, big)
+}
+
+#[test]
+fn kill_9_during_load_leaves_a_consistent_store_and_a_retry_succeeds() {
+    let (_maker, big) = big_image_tar(48 << 20);
 
     let env = Env::new();
     env.build_hello("hello:1.0");
@@ -61,18 +68,7 @@ fn kill_9_during_load_leaves_a_consistent_store_and_a_retry_succeeds() {
 
 #[test]
 fn concurrent_loads_and_builds_all_land() {
-    let maker = Env::new();
-    let ctx = big_context(8 << 20);
-    let big = maker.path("big.tar");
-    maker.ok(&[
-        "build",
-        "-q",
-        "-t",
-        "big:1",
-        "-o",
-        big.to_str().unwrap(),
-        ctx.path().to_str().unwrap(),
-    ]);
+    let (_maker, big) = big_image_tar(8 << 20);
 
     let env = Env::new();
     let mut children = Vec::new();
