@@ -138,13 +138,15 @@ impl Store {
     /// areas left by processes that no longer exist.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
-        // A store that has its last-created directory has them all.
+        // Creating the directories costs syscalls on every command; a store
+        // that has its first and last directory has them all.
         let dirs = ["blobs/sha256", "snapshots", "tmp", "cache"];
-        let missing = !root.join(dirs[dirs.len() - 1]).is_dir() || !root.join(dirs[0]).is_dir();
-        for dir in dirs.iter().filter(|_| missing) {
-            fs::create_dir_all(root.join(dir)).io_context(|| {
-                format!("creating the store directory {}", root.join(dir).display())
-            })?;
+        if !(root.join(dirs[0]).is_dir() && root.join(dirs[3]).is_dir()) {
+            for dir in dirs {
+                fs::create_dir_all(root.join(dir)).io_context(|| {
+                    format!("creating the store directory {}", root.join(dir).display())
+                })?;
+            }
         }
         let store = Store {
             root,
