@@ -279,3 +279,73 @@ fn a_symlinked_module_cannot_make_wrun_read_a_host_file() {
         "no host file content leaks"
     );
 }
+
+#[test]
+fn interactive_gives_stdin_and_read_only_takes_tmp_away() {
+    let env = Env::new();
+    let ctx = tempfile::tempdir().unwrap();
+    // `cat`: copies stdin to stdout until end of file.
+    let cat = wat_module(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start")
+          (loop $next
+            (i32.store (i32.const 0) (i32.const 100))
+            (i32.store (i32.const 4) (i32.const 1000))
+            (if (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)) (then return))
+            (if (i32.eqz (i32.load (i32.const 8))) (then return))
+            (i32.store (i32.const 4) (i32.load (i32.const 8)))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 12)))
+            (br $next))))"#,
+    );
+    std::fs::write(ctx.path().join("cat.wasm"), cat).unwrap();
+    std::fs::write(
+        ctx.path().join("wrun.toml"),
+        "name = \"cat\"\nmodule = \"cat.wasm\"\n",
+    )
+    .unwrap();
+    env.ok(&["build", "-q", ctx.path().to_str().unwrap()]);
+    let run_with_input = |args: &[&str]| {
+        use std::io::Write;
+        let mut child = env
+            .cmd()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"input line\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run_with_input(&["run", "-i", "cat"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "input line\n");
+    let out = run_with_input(&["run", "cat"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "without -i stdin is closed"
+    );
+
+    env.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "fs-copy:1.0",
+        &format!("{EXAMPLES}/fs-copy"),
+    ]);
+    let to_tmp = ["fs-copy:1.0", "/share/words.txt", "/tmp/copy.txt"];
+    assert_eq!(
+        code(&env.run(&[&["run"][..], &to_tmp].concat())),
+        0,
+        "a private writable /tmp by default"
+    );
+    let out = env.run(&[&["run", "--read-only"][..], &to_tmp].concat());
+    assert_eq!(code(&out), 1, "--read-only: no /tmp to write to");
+}
