@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 
 use std::ffi::OsString;
 
-use crate::commands::{build, history, images, inspect, load, rmi, run, save, system, tag};
+use crate::commands::{
+    build, container_inspect, daemon, history, images, inspect, kill, load, logs, ps, rm, rmi, run,
+    save, stop, system, tag, wait,
+};
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
 ///
@@ -26,6 +29,16 @@ pub struct Cli {
     )]
     pub root: Option<PathBuf>,
 
+    /// Daemon socket: unix:///PATH or PATH, given before the command, as docker's -H [default: $WRUN_HOST, /run/wrun/wrun.sock as root, else $XDG_RUNTIME_DIR/wrun.sock]
+    #[arg(
+        short = 'H',
+        long,
+        value_name = "HOST",
+        env = "WRUN_HOST",
+        hide_env = true
+    )]
+    pub host: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,6 +49,22 @@ pub enum Command {
     Run(run::RunArgs),
     /// Build an image from a wrun.toml or Dockerfile-syntax build file
     Build(build::BuildArgs),
+    /// Run the daemon that holds instances and serves the Docker-shaped API
+    Daemon(daemon::DaemonArgs),
+    /// List instances
+    Ps(ps::PsArgs),
+    /// Fetch the logs of an instance
+    Logs(logs::LogsArgs),
+    /// Stop one or more running instances
+    Stop(stop::StopArgs),
+    /// Kill one or more running instances
+    Kill(kill::KillArgs),
+    /// Block until instances stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// Remove one or more instances
+    Rm(rm::RmArgs),
+    /// Display detailed information on instances (or images)
+    Inspect(container_inspect::ContainerInspectArgs),
     /// List images
     #[command(visible_alias = "image-ls")]
     Images(images::ImagesArgs),
@@ -90,4 +119,15 @@ pub enum SystemCommand {
     Df(system::DfArgs),
     /// Remove unused data
     Prune(system::PruneArgs),
+    /// Stop the daemon
+    Shutdown,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -2,7 +2,11 @@
 
 mod api;
 mod cli;
+mod client;
 mod commands;
+mod daemon;
+mod host;
+mod launch;
 mod output;
 mod paths;
 
@@ -41,9 +45,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = paths::store_root(cli.root.as_deref())?;
+    let host = cli.host.as_deref();
+    let target = || commands::DaemonTarget::new(&root, host);
     match cli.command {
-        Command::Run(a) => commands::run::run(&root, a),
-        Command::External(words) => commands::run::run_shorthand(&root, words),
+        Command::Run(a) => commands::run::run(&root, host, a),
+        Command::External(words) => commands::run::run_shorthand(&root, host, words),
+        Command::Daemon(a) => commands::daemon::run(&target()?, a),
+        Command::System(SystemCommand::Shutdown) => commands::daemon::shutdown(&target()?),
+        Command::Ps(a) => commands::ps::run(&target()?, a),
+        Command::Logs(a) => commands::logs::run(&target()?, a),
+        Command::Stop(a) => commands::stop::run(&target()?, a),
+        Command::Kill(a) => commands::kill::run(&target()?, a),
+        Command::Wait(a) => commands::wait::run(&target()?, a),
+        Command::Rm(a) => commands::rm::run(&target()?, a),
+        Command::Inspect(a) => commands::container_inspect::run(&target()?, a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
             commands::build::run(&root, a)
         }

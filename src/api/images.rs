@@ -130,3 +130,18 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
     }
     Ok(items)
 }
+
+/// An element of `GET /images/json`.
+pub fn summary(record: &ImageRecord) -> super::system::ImageSummary {
+    super::system::ImageSummary {
+        id: record.id.to_string(),
+        parent_id: String::new(),
+        repo_tags: record.names.clone(),
+        repo_digests: repo_digests(record),
+        created: unix(record.created.as_deref()),
+        size: i64::try_from(record.size).unwrap_or(i64::MAX),
+        shared_size: -1,
+        labels: BTreeMap::new(),
+        containers: -1,
+    }
+}

@@ -1,5 +1,7 @@
-//! The Docker Engine API shapes wrun speaks, shared by the CLI and (later)
-//! the daemon, and their construction from the store.
+//! The Docker Engine API shapes wrun speaks, shared by the CLI and the
+//! daemon, and their construction from the store.
 
+pub mod containers;
 pub mod images;
+pub mod system;
 pub mod types;

@@ -1,17 +1,27 @@
 //! One module per CLI verb, plus the one place errors become exit codes.
 
 pub mod build;
+pub mod container_inspect;
+pub mod daemon;
 pub mod history;
 pub mod images;
 pub mod inspect;
+pub mod kill;
 pub mod load;
+pub mod logs;
+pub mod ps;
+pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod run_detached;
 pub mod save;
+pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod wait;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use wrun_image::Store;
@@ -72,6 +82,52 @@ pub fn trap_exit_code(reason: wrun_runtime::TrapReason) -> u8 {
         T::MemoryLimit => EXIT_MEMORY,
         _ => EXIT_TRAP,
     }
+}
+
+/// The daemon a command talks to: its socket, and the store a daemon
+/// started on demand serves.
+pub struct DaemonTarget {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl DaemonTarget {
+    pub fn new(root: &Path, host: Option<&str>) -> anyhow::Result<Self> {
+        Ok(Self {
+            root: root.to_path_buf(),
+            socket: crate::host::socket_path(host)?,
+        })
+    }
+
+    /// A client of the daemon, started in the background if none answers.
+    pub fn client(&self) -> anyhow::Result<crate::client::Client> {
+        crate::client::Client::connect(&self.socket, &self.root)
+    }
+}
+
+/// Percent-escapes one path or query component.
+pub fn escape(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Runs `op` on each name, printing each failure as Docker does and going
+/// on; exits 1 if any failed.
+pub fn for_each(
+    names: &[String],
+    mut op: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for name in names {
+        if let Err(e) = op(name) {
+            eprintln!("Error: {}", describe(&e));
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn open_store(root: &Path) -> anyhow::Result<Store> {

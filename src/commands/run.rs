@@ -11,19 +11,20 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser};
 use wrun_image::{ImageRecord, Store};
-use wrun_runtime::{
-    InputSource, InstanceSpec, Limits, ModuleDigest, ModuleKind, OutputTarget, PrepareOptions,
-    RunOutcome, Runtime, RuntimeConfig,
-};
+use wrun_runtime::{InputSource, Limits, OutputTarget, Runtime, RuntimeConfig};
 
-use super::{RunFailure, open_store};
+use super::open_store;
+use crate::launch::{self, RunSettings};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run in the background (in the daemon) and print the instance ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
     /// Assign a name to the instance
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Remove the instance when it exits (foreground runs keep no record, so this is the default)
+    /// Remove the instance when it exits (foreground runs keep no record, so this is their default)
     #[arg(long)]
     pub rm: bool,
     /// Set environment variables (KEY=VALUE, or KEY to pass the host's value)
@@ -79,7 +80,11 @@ struct ShorthandRun {
     run: RunArgs,
 }
 
-pub fn run_shorthand(root: &Path, words: Vec<OsString>) -> anyhow::Result<ExitCode> {
+pub fn run_shorthand(
+    root: &Path,
+    host: Option<&str>,
+    words: Vec<OsString>,
+) -> anyhow::Result<ExitCode> {
     let first = words
         .first()
         .map(|w| w.to_string_lossy().into_owned())
@@ -87,7 +92,7 @@ pub fn run_shorthand(root: &Path, words: Vec<OsString>) -> anyhow::Result<ExitCo
     let argv = std::iter::once(OsString::from("wrun")).chain(words);
     let parsed = ShorthandRun::try_parse_from(argv)
         .map_err(|e| anyhow::anyhow!(e.to_string().trim().to_string()))?;
-    run(root, parsed.run).map_err(|e| {
+    run(root, host, parsed.run).map_err(|e| {
         if e.downcast_ref::<wrun_image::ImageError>()
             .is_some_and(|ie| ie.is_not_found())
         {
@@ -100,77 +105,24 @@ pub fn run_shorthand(root: &Path, words: Vec<OsString>) -> anyhow::Result<ExitCo
     })
 }
 
-pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.name {
         check_name(name)?;
     }
+    if args.detach {
+        return super::run_detached::run(root, host, args);
+    }
     let store = open_store(root)?;
     let record = resolve_image(&store, &args.image)?;
-    let config = store
-        .config(&record)
-        .with_context(|| format!("reading the config of image {}", args.image))?;
-    let image_cfg = config.config().clone().unwrap_or_default();
-
-    // argv: entrypoint (or --entrypoint) then the image Cmd, or the given args.
-    let entrypoint: Vec<String> = match &args.entrypoint {
-        Some(e) => vec![e.clone()],
-        None => image_cfg.entrypoint().clone().unwrap_or_default(),
-    };
-    let cmd = if args.args.is_empty() {
-        image_cfg.cmd().clone().unwrap_or_default()
+    let settings = settings(&args)?;
+    let mut launch = launch::plan(&store, &record, &args.image, &settings)?;
+    launch.spec.stdout = OutputTarget::Inherit;
+    launch.spec.stderr = OutputTarget::Inherit;
+    launch.spec.stdin = if args.interactive {
+        InputSource::Inherit
     } else {
-        args.args.clone()
+        InputSource::Null
     };
-    let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    let module_path = match argv.first() {
-        Some(p) => p.clone(),
-        None => bail!("image {} has no entrypoint or command to run", args.image),
-    };
-    if !module_path.starts_with('/') {
-        argv[0] = format!("/{module_path}");
-    }
-
-    let rootfs = store
-        .rootfs_path(&record)
-        .with_context(|| format!("image {} has no layers, so no module to run", args.image))?;
-    let expect = match record.os.as_str() {
-        "wasip1" => Some(ModuleKind::CoreModule),
-        "wasip2" => Some(ModuleKind::Component),
-        _ => None,
-    };
-
-    let mut spec = InstanceSpec::new(argv)
-        .rootfs(&rootfs)
-        .tmp(!args.read_only)
-        .stdout(OutputTarget::Inherit)
-        .stderr(OutputTarget::Inherit)
-        .stdin(if args.interactive {
-            InputSource::Inherit
-        } else {
-            InputSource::Null
-        })
-        .limits(Limits {
-            memory: args.memory,
-            timeout: args.timeout,
-            fuel: args.fuel,
-        });
-    for (k, v) in merged_env(image_cfg.env().as_deref().unwrap_or_default(), &args)? {
-        spec = spec.env(k, v);
-    }
-    if let Some(w) = args
-        .workdir
-        .clone()
-        .or_else(|| image_cfg.working_dir().clone())
-    {
-        if !w.starts_with('/') {
-            bail!("the working directory {w:?} is not absolute");
-        }
-        spec = spec.workdir(w);
-    }
-    for v in &args.volumes {
-        let (host, guest, read_only) = parse_volume(v)?;
-        spec = spec.volume(host, guest, read_only);
-    }
 
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(store.cache_dir().join("modules")),
@@ -178,73 +130,51 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         ..RuntimeConfig::foreground()
     })
     .context("starting the wasm runtime")?;
-    let module_name = argv_module(&spec);
-    let options = PrepareOptions {
-        expect,
-        fuel: args.fuel.is_some(),
-    };
-    let cannot_run = |e: wrun_runtime::RuntimeError| {
-        RunFailure::CannotRun(format!(
-            "{module_name}: {}",
-            super::describe(&anyhow::Error::from(e))
-        ))
-    };
-    // Warm start: the image record knows the module digest, so a compiled
-    // artifact in the cache is mapped without reading the module at all.
-    let known_digest = record
-        .module
-        .as_ref()
-        .filter(|m| m.path == module_name)
-        .map(|m| ModuleDigest::parse(&m.digest.to_string()))
-        .transpose()?;
-    let cached = match &known_digest {
-        Some(d) => runtime.prepare_cached(d, options).map_err(cannot_run)?,
-        None => None,
-    };
-    let module = match cached {
-        Some(m) => m,
-        None => {
-            let (wasm, digest) = read_module(&rootfs, &module_name, &record)?;
-            runtime
-                .prepare(&digest, &wasm, options)
-                .map_err(cannot_run)?
-        }
-    };
+    let module = launch::prepare(&runtime, &launch)?;
     let outcome = runtime
-        .run_blocking(&module, spec)
+        .run_blocking(&module, launch.spec)
         .map_err(anyhow::Error::from)?;
     // The process is about to exit: tearing down the instance pool (an
     // madvise over its whole reservation) would only delay that.
     std::mem::forget(module);
     std::mem::forget(runtime);
-    match outcome {
-        RunOutcome::Exited(code) => Ok(ExitCode::from((code & 0xff) as u8)),
-        RunOutcome::Trapped {
-            reason,
-            message,
-            backtrace,
-        } => {
-            eprintln!(
-                "Error: {module_name}: {} ({message})",
-                super::trap_summary(reason)
-            );
-            if args.debug
-                && let Some(bt) = backtrace
-            {
-                eprintln!("wasm backtrace:\n{bt}");
-            }
-            Ok(ExitCode::from(super::trap_exit_code(reason)))
+    let ended = launch::ended(&outcome, &launch.module_name);
+    if let Some(error) = &ended.error {
+        eprintln!("Error: {error}");
+        if args.debug
+            && let Some(bt) = &ended.backtrace
+        {
+            eprintln!("wasm backtrace:\n{bt}");
         }
     }
+    Ok(ExitCode::from(ended.exit_code))
 }
 
-fn argv_module(spec: &InstanceSpec) -> String {
-    spec.args.first().cloned().unwrap_or_default()
+/// The run settings the flags ask for (env files and `-e NAME` resolved
+/// here, on the client side, as Docker does).
+pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
+    let mut volumes = Vec::new();
+    for v in &args.volumes {
+        volumes.push(parse_volume(v)?);
+    }
+    Ok(RunSettings {
+        entrypoint: args.entrypoint.iter().cloned().collect(),
+        cmd: args.args.clone(),
+        env: given_env(args)?,
+        workdir: args.workdir.clone(),
+        volumes,
+        tmp: !args.read_only,
+        limits: Limits {
+            memory: args.memory,
+            timeout: args.timeout,
+            fuel: args.fuel,
+        },
+    })
 }
 
 /// A stored name or ID, or an image tar on disk (loaded once: a tar whose
 /// image is already stored is not read again).
-fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> {
+pub fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> {
     let path = Path::new(image);
     let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
     if looks_like_file && path.exists() {
@@ -272,40 +202,9 @@ fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> {
     Ok(store.find(image)?)
 }
 
-/// Reads the module through a handle on the rootfs, so a symlink in the
-/// image can never make wrun read a host file.
-fn read_module(
-    rootfs: &Path,
-    module: &str,
-    record: &ImageRecord,
-) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
-    let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
-        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))?;
-    let rel = module.trim_start_matches('/');
-    let wasm = root.read(rel).map_err(|_| {
-        RunFailure::ModuleMissing(format!(
-            "{module} is not a file in image {}",
-            record.id.short()
-        ))
-    })?;
-    let digest = match &record.module {
-        Some(m) if m.path == module => ModuleDigest::parse(&m.digest.to_string())?,
-        _ => ModuleDigest::of(&wasm),
-    };
-    Ok((wasm, digest))
-}
-
-fn merged_env(image_env: &[String], args: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: String, v: String| {
-        env.retain(|(name, _)| name != &k);
-        env.push((k, v));
-    };
-    for kv in image_env {
-        if let Some((k, v)) = kv.split_once('=') {
-            set(k.to_string(), v.to_string());
-        }
-    }
+/// The variables the flags give: `--env-file` lines, then `-e`; `-e NAME`
+/// takes the host's value (unset stays unset), as Docker does.
+fn given_env(args: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
     let mut given: Vec<String> = Vec::new();
     for file in &args.env_file {
         let text = std::fs::read_to_string(file)
@@ -326,14 +225,14 @@ fn merged_env(image_env: &[String], args: &RunArgs) -> anyhow::Result<Vec<(Strin
         }
     }
     given.extend(args.env.iter().cloned());
+    let mut env = Vec::new();
     for kv in given {
         match kv.split_once('=') {
             Some(("", _)) => bail!("invalid environment variable {kv:?}: the name is empty"),
-            Some((k, v)) => set(k.to_string(), v.to_string()),
-            // `-e NAME`: the host's value, as Docker does; unset stays unset.
+            Some((k, v)) => env.push((k.to_string(), v.to_string())),
             None => {
                 if let Ok(v) = std::env::var(&kv) {
-                    set(kv, v);
+                    env.push((kv, v));
                 }
             }
         }
@@ -431,7 +330,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> anyhow::Result<()> {
     let b = name.as_bytes();
     let ok = b.len() >= 2
         && b[0].is_ascii_alphanumeric()

@@ -1,0 +1,89 @@
+//! Serde types of the Docker Engine API's system routes and error body.
+
+use serde::{Deserialize, Serialize};
+
+/// The API version wrun speaks (the `API-Version` header, `/version`).
+pub const API_VERSION: &str = "1.45";
+/// The oldest API version clients may negotiate down to.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// Every error body: `{"message": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Platform {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+    pub details: std::collections::BTreeMap<String, String>,
+}
+
+/// `GET /version`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemVersion {
+    pub platform: Platform,
+    pub components: Vec<Component>,
+    pub version: String,
+    pub api_version: String,
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    pub git_commit: String,
+    pub go_version: String,
+    pub os: String,
+    pub arch: String,
+    pub kernel_version: String,
+    pub build_time: String,
+}
+
+/// `GET /info` (the subset wrun fills).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemInfo {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub containers: i64,
+    pub containers_running: i64,
+    pub containers_paused: i64,
+    pub containers_stopped: i64,
+    pub images: i64,
+    pub driver: String,
+    pub docker_root_dir: String,
+    pub operating_system: String,
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    pub architecture: String,
+    #[serde(rename = "NCPU")]
+    pub ncpu: i64,
+    pub mem_total: i64,
+    pub name: String,
+    pub server_version: String,
+    pub kernel_version: String,
+    pub default_runtime: String,
+    pub warnings: Vec<String>,
+}
+
+/// An element of `GET /images/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageSummary {
+    pub id: String,
+    pub parent_id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub size: i64,
+    pub shared_size: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub containers: i64,
+}

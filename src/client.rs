@@ -1,0 +1,241 @@
+//! The CLI's side of the REST API: HTTP/1.1 over the daemon's Unix socket,
+//! starting a daemon in the background when none answers.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::api::system::ErrorResponse;
+
+/// An error answer of the daemon, shown as Docker's CLI shows it.
+#[derive(Debug)]
+pub struct DaemonError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Error response from daemon: {}", self.message)
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// A connection target: the daemon's socket and the store it should serve.
+pub struct Client {
+    socket: PathBuf,
+    executor: tokio::runtime::Runtime,
+}
+
+impl Client {
+    /// Connects to the daemon on `socket`, starting one (serving `root`)
+    /// in the background when none answers.
+    pub fn connect(socket: &Path, root: &Path) -> anyhow::Result<Self> {
+        if std::os::unix::net::UnixStream::connect(socket).is_err() {
+            start_daemon(socket, root)?;
+        }
+        Self::new(socket)
+    }
+
+    /// A client that does not start a daemon.
+    pub fn new(socket: &Path) -> anyhow::Result<Self> {
+        let executor = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async executor")?;
+        Ok(Self {
+            socket: socket.to_path_buf(),
+            executor,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to the wrun daemon at {} (is `wrun daemon` running?)",
+                    self.socket.display()
+                )
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("talking to the daemon")?;
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "wrun");
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .context("building the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("talking to the daemon")?;
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let message = serde_json::from_slice::<ErrorResponse>(&bytes)
+                .map(|e| e.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
+            return Err(DaemonError { status, message }.into());
+        }
+        Ok(resp)
+    }
+
+    /// Sends a request; returns the status and the whole body.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.executor.block_on(async {
+            let resp = self.send(method, path, body).await?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .context("reading the daemon's answer")?
+                .to_bytes();
+            Ok((status, bytes))
+        })
+    }
+
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<T> {
+        let (_, bytes) = self.call(method, path, body)?;
+        serde_json::from_slice(&bytes).context("the daemon's answer is not the expected JSON")
+    }
+
+    /// Streams the body to `chunk` as it arrives.
+    pub fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        mut chunk: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.executor.block_on(async {
+            let mut body = self.send(method, path, None).await?.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.context("reading the daemon's answer")?;
+                if let Some(data) = frame.data_ref() {
+                    chunk(data)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether the error is the daemon's 404.
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<DaemonError>()
+        .is_some_and(|e| e.status == StatusCode::NOT_FOUND)
+}
+
+/// Starts `wrun daemon` detached (own process group, output to
+/// `<root>/daemon.log`) and waits until it answers.
+fn start_daemon(socket: &Path, root: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let log_path = root.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("finding the wrun binary")?;
+    let mut child = Command::new(exe)
+        .arg("--root")
+        .arg(root)
+        .arg("daemon")
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("duplicating the log handle")?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the wrun daemon")?;
+    eprintln!(
+        "wrun: no daemon answered on {}; started one in the background (pid {}, log {})",
+        socket.display(),
+        child.id(),
+        log_path.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "the wrun daemon exited at start ({status}); see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "the wrun daemon did not answer on {} within 30 s; see {}",
+        socket.display(),
+        log_path.display()
+    )
+}
+
+/// Splits Docker's multiplexed stream into stdout and stderr payloads.
+#[derive(Default)]
+pub struct Demux {
+    pending: Vec<u8>,
+}
+
+impl Demux {
+    /// Feeds bytes; calls `out(stream, payload)` for each complete frame.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        mut out: impl FnMut(u8, &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        let mut at = 0;
+        while self.pending.len() - at >= 8 {
+            let h = &self.pending[at..at + 8];
+            let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            if self.pending.len() - at - 8 < len {
+                break;
+            }
+            out(h[0], &self.pending[at + 8..at + 8 + len])?;
+            at += 8 + len;
+        }
+        self.pending.drain(..at);
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! `wrun inspect NAME...`: an instance's JSON (State, Config, HostConfig,
+//! Mounts) from the daemon, or an image's when no instance has that name.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use hyper::Method;
+
+use super::{DaemonTarget, open_store};
+use crate::client::is_not_found;
+use crate::output::{print_json_pretty, render_template};
+
+#[derive(Debug, Args)]
+pub struct ContainerInspectArgs {
+    /// Format the output with a template ({{.State.Status}}, {{json .Config}})
+    #[arg(short = 'f', long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+pub fn run(target: &DaemonTarget, args: ContainerInspectArgs) -> anyhow::Result<ExitCode> {
+    let client = target.client()?;
+    let mut found: Vec<serde_json::Value> = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        let path = format!("/containers/{}/json", super::escape(name));
+        let answer = client
+            .json::<serde_json::Value>(Method::GET, &path, None)
+            .or_else(|e| {
+                if !is_not_found(&e) {
+                    return Err(e);
+                }
+                let store = open_store(&target.root)?;
+                match store.find(name) {
+                    Ok(r) => Ok(serde_json::to_value(crate::api::images::inspect(
+                        &store, &r,
+                    )?)?),
+                    Err(_) => Err(anyhow::anyhow!("No such object: {name}")),
+                }
+            });
+        match answer {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("Error: {}", super::describe(&e));
+                failed = true;
+            }
+        }
+    }
+    match args.format.as_deref() {
+        None | Some("json") => print_json_pretty(&found)?,
+        Some(template) => {
+            for v in &found {
+                println!("{}", render_template(template, v)?);
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(super::EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

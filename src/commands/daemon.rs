@@ -1,0 +1,59 @@
+//! `wrun daemon [--socket PATH] [--stop]` and `wrun system shutdown`: run
+//! the daemon in the foreground, or ask the running one to stop.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use hyper::Method;
+
+use super::DaemonTarget;
+use crate::client::Client;
+use crate::daemon::{DaemonConfig, serve};
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Socket to serve [default: -H/$WRUN_HOST, /run/wrun/wrun.sock as root, else $XDG_RUNTIME_DIR/wrun.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// Instances that can run at once (the size of the instance pool)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_instances: u32,
+    /// Stop the daemon listening on the socket, then exit
+    #[arg(long)]
+    pub stop: bool,
+}
+
+pub fn run(target: &DaemonTarget, args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    let socket = args.socket.unwrap_or_else(|| target.socket.clone());
+    if args.stop {
+        return shutdown(&DaemonTarget {
+            root: target.root.clone(),
+            socket,
+        });
+    }
+    serve(DaemonConfig {
+        root: target.root.clone(),
+        socket,
+        max_instances: args.max_instances,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the daemon to stop and waits until its socket is gone.
+pub fn shutdown(target: &DaemonTarget) -> anyhow::Result<ExitCode> {
+    if std::os::unix::net::UnixStream::connect(&target.socket).is_err() {
+        eprintln!("no daemon is listening on {}", target.socket.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    Client::new(&target.socket)?.call(Method::POST, "/wrun/shutdown", None)?;
+    for _ in 0..500 {
+        if std::os::unix::net::UnixStream::connect(&target.socket).is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    anyhow::bail!(
+        "the daemon on {} did not stop within 10 s",
+        target.socket.display()
+    )
+}

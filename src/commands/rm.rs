@@ -1,0 +1,34 @@
+//! `wrun rm [-f] INSTANCE...`: remove instances (and their logs).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use hyper::Method;
+
+use super::DaemonTarget;
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running instance (ends it first)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "INSTANCE")]
+    pub instances: Vec<String>,
+}
+
+pub fn run(target: &DaemonTarget, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let client = target.client()?;
+    super::for_each(&args.instances, |name| {
+        client.call(
+            Method::DELETE,
+            &format!(
+                "/containers/{}?force={}",
+                super::escape(name),
+                u8::from(args.force)
+            ),
+            None,
+        )?;
+        println!("{name}");
+        Ok(())
+    })
+}

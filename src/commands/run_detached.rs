@@ -1,0 +1,76 @@
+//! `wrun run -d`: create and start the instance in the daemon, print its ID.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use hyper::Method;
+
+use super::run::{RunArgs, resolve_image, settings};
+use super::{DaemonTarget, open_store};
+use crate::api::containers::{
+    ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig,
+};
+
+pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let target = DaemonTarget::new(root, host)?;
+    let store = open_store(root)?;
+    // An image tar is loaded here, then named by ID.
+    let record = resolve_image(&store, &args.image)?;
+    let image = if args.image.ends_with(".tar") || Path::new(&args.image).is_file() {
+        record.id.to_string()
+    } else {
+        args.image.clone()
+    };
+    let s = settings(&args)?;
+    let request = ContainerCreateRequest {
+        config: ContainerConfig {
+            image,
+            env: Some(s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: Some(s.cmd.clone()).filter(|c| !c.is_empty()),
+            entrypoint: Some(s.entrypoint.clone()).filter(|e| !e.is_empty()),
+            working_dir: s.workdir.clone().unwrap_or_default(),
+            ..ContainerConfig::default()
+        },
+        host_config: HostConfig {
+            binds: Some(
+                s.volumes
+                    .iter()
+                    .map(|(h, g, ro)| {
+                        format!("{}:{g}:{}", h.display(), if *ro { "ro" } else { "rw" })
+                    })
+                    .collect(),
+            ),
+            auto_remove: args.rm,
+            memory: s
+                .limits
+                .memory
+                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            readonly_rootfs: args.read_only,
+            wasm_timeout: s
+                .limits
+                .timeout
+                .map_or(0, |t| i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)),
+            wasm_fuel: s.limits.fuel.unwrap_or(0),
+            ..HostConfig::default()
+        },
+    };
+    let client = target.client()?;
+    let mut path = "/containers/create".to_string();
+    if let Some(n) = &args.name {
+        path.push_str("?name=");
+        path.extend(form_urlencoded::byte_serialize(n.as_bytes()));
+    }
+    let created: ContainerCreateResponse = client.json(
+        Method::POST,
+        &path,
+        Some(serde_json::to_vec(&request).context("encoding the request")?),
+    )?;
+    client.call(
+        Method::POST,
+        &format!("/containers/{}/start", created.id),
+        None,
+    )?;
+    println!("{}", created.id);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,318 @@
+//! `wrun daemon`: one process, one tokio runtime, one wasm runtime, every
+//! instance an async task; serves the Docker-shaped REST API on a Unix socket.
+
+mod containers;
+mod http;
+mod images;
+pub mod logs;
+mod state;
+mod system;
+
+use std::convert::Infallible;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use wrun_runtime::{Runtime, RuntimeConfig};
+
+use self::http::{ApiError, Body, Query};
+use self::state::Daemon;
+use crate::api::system::API_VERSION;
+
+/// How the daemon is set up.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    /// Instances that can run at once (the runtime's pool size).
+    pub max_instances: u32,
+}
+
+/// Binds the socket, loads the instance records and serves until
+/// `POST /wrun/shutdown`, SIGTERM or SIGINT; running instances are then
+/// ended and recorded as exited.
+pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
+    let listener = bind(&config.socket)?;
+    let store = crate::commands::open_store(&config.root)?;
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: config.max_instances,
+        cache_dir: Some(store.cache_dir().join("modules")),
+        scratch_dir: Some(store.root().join("scratch")),
+        ..RuntimeConfig::default()
+    })
+    .context("starting the wasm runtime")?;
+    let daemon = Arc::new(Daemon::load(store, runtime, config.socket.clone())?);
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async executor")?;
+    let result = executor.block_on(accept_loop(Arc::clone(&daemon), listener));
+    let _ = std::fs::remove_file(&config.socket);
+    eprintln!("wrun daemon: stopped");
+    result
+}
+
+/// Creates the socket with mode 0600 (in a 0700 directory when wrun makes
+/// it); refuses when another daemon answers there, replaces a stale one.
+fn bind(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            bail!(
+                "a daemon is already listening on {} (stop it with `wrun daemon --stop`)",
+                socket.display()
+            );
+        }
+        std::fs::remove_file(socket)
+            .with_context(|| format!("removing the stale socket {}", socket.display()))?;
+    }
+    // The socket is never visible with wider permissions than 0600.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = std::os::unix::net::UnixListener::bind(socket);
+    rustix::process::umask(old);
+    let listener = bound.with_context(|| format!("binding {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("setting the mode of {}", socket.display()))?;
+    listener
+        .set_nonblocking(true)
+        .context("making the socket non-blocking")?;
+    Ok(listener)
+}
+
+async fn accept_loop(
+    daemon: Arc<Daemon>,
+    listener: std::os::unix::net::UnixListener,
+) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::UnixListener::from_std(listener).context("registering the socket")?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    eprintln!(
+        "wrun daemon: listening on {} (API {API_VERSION})",
+        daemon.socket.display()
+    );
+    loop {
+        tokio::select! {
+            _ = daemon.shutdown.notified() => break,
+            _ = sigterm.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let d = Arc::clone(&daemon);
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let d = Arc::clone(&d);
+                            async move { Ok::<_, Infallible>(handle(d, req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .with_upgrades()
+                            .await;
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors or similar: back off, keep serving.
+                    eprintln!("wrun daemon: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    daemon.stop_all().await;
+    Ok(())
+}
+
+async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    let mut response = match dispatch(&daemon, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    system::add_headers(&mut response);
+    response
+}
+
+/// A request, parsed.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Ping,
+    Version,
+    Info,
+    Shutdown,
+    ImagesList,
+    ImageInspect(String),
+    ContainerCreate,
+    ContainersList,
+    Container(String, ContainerAction),
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum ContainerAction {
+    Inspect,
+    Start,
+    Stop,
+    Kill,
+    Wait,
+    Logs,
+    Attach,
+    Remove,
+}
+
+async fn dispatch(
+    daemon: &Arc<Daemon>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let method = req.method().clone();
+    let route = route(&method, req.uri().path())?;
+    let query = Query::parse(req.uri().query());
+    match route {
+        Route::Ping => Ok(system::ping(&method)),
+        Route::Version => Ok(system::version()),
+        Route::Info => Ok(system::info(daemon)),
+        Route::Shutdown => Ok(system::shutdown(daemon)),
+        Route::ImagesList => images::list(daemon).await,
+        Route::ImageInspect(name) => images::inspect(daemon, name).await,
+        Route::ContainerCreate => containers::create(daemon, &query, req).await,
+        Route::ContainersList => Ok(containers::list(daemon, &query)),
+        Route::Container(key, action) => {
+            let c = daemon.find(&key)?;
+            match action {
+                ContainerAction::Inspect => Ok(containers::inspect(&c)),
+                ContainerAction::Start => containers::start(daemon, &c).await,
+                ContainerAction::Stop => containers::stop(daemon, &c).await,
+                ContainerAction::Kill => containers::kill(daemon, &c, &query).await,
+                ContainerAction::Wait => containers::wait(&c, &query),
+                ContainerAction::Logs => containers::logs(&c, &query),
+                ContainerAction::Attach => containers::attach(&c, &query, req),
+                ContainerAction::Remove => containers::remove(daemon, &c, &query).await,
+            }
+        }
+    }
+}
+
+/// Maps method and path (with an optional `/v1.NN` prefix) to a route.
+fn route(method: &Method, raw_path: &str) -> Result<Route, ApiError> {
+    let path = strip_version(raw_path)?;
+    let path = percent_decode(path)?;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    let r = match segments.as_slice() {
+        ["_ping"] if get => Route::Ping,
+        ["version"] if get => Route::Version,
+        ["info"] if get => Route::Info,
+        ["wrun", "shutdown"] if post => Route::Shutdown,
+        ["images", "json"] if get => Route::ImagesList,
+        ["images", rest @ .., "json"] if get && !rest.is_empty() => {
+            Route::ImageInspect(rest.join("/"))
+        }
+        ["containers", "create"] if post => Route::ContainerCreate,
+        ["containers", "json"] if get => Route::ContainersList,
+        ["containers", id] if method == Method::DELETE => {
+            Route::Container(id.to_string(), ContainerAction::Remove)
+        }
+        ["containers", id, action] => {
+            let a = match (*action, get, post) {
+                ("json", true, _) => ContainerAction::Inspect,
+                ("logs", true, _) => ContainerAction::Logs,
+                ("start", _, true) => ContainerAction::Start,
+                ("stop", _, true) => ContainerAction::Stop,
+                ("kill", _, true) => ContainerAction::Kill,
+                ("wait", _, true) => ContainerAction::Wait,
+                ("attach", _, true) => ContainerAction::Attach,
+                _ => return Err(page_not_found()),
+            };
+            Route::Container(id.to_string(), a)
+        }
+        _ => return Err(page_not_found()),
+    };
+    Ok(r)
+}
+
+fn page_not_found() -> ApiError {
+    ApiError::not_found("page not found")
+}
+
+/// `/v1.45/containers/json` → `/containers/json`; a version newer than
+/// wrun's is refused, as Docker does.
+fn strip_version(path: &str) -> Result<&str, ApiError> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path);
+    };
+    let (version, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let (a, b) = v.split_once('.')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let Some(asked) = parse(version) else {
+        return Ok(path);
+    };
+    if parse(API_VERSION).is_some_and(|max| asked > max) {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    Ok(tail)
+}
+
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| ApiError::bad_request(format!("invalid escape in path {s:?}")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ApiError::bad_request(format!("path {s:?} is not UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_and_without_version_prefix() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(r(Method::GET, "/_ping").unwrap(), Route::Ping);
+        assert_eq!(r(Method::HEAD, "/v1.41/_ping").unwrap(), Route::Ping);
+        assert_eq!(
+            r(Method::POST, "/v1.45/containers/abc/start").unwrap(),
+            Route::Container("abc".into(), ContainerAction::Start)
+        );
+        assert_eq!(
+            r(Method::GET, "/images/reg.example/app%3A1.0/json").unwrap(),
+            Route::ImageInspect("reg.example/app:1.0".into())
+        );
+        assert_eq!(
+            r(Method::DELETE, "/containers/abc").unwrap(),
+            Route::Container("abc".into(), ContainerAction::Remove)
+        );
+        assert!(r(Method::GET, "/containers/abc/start").is_err());
+        assert!(r(Method::GET, "/nope").is_err());
+        let too_new = r(Method::GET, "/v9.99/version").unwrap_err();
+        assert_eq!(too_new.status, hyper::StatusCode::BAD_REQUEST);
+        assert!(r(Method::GET, "/images/%zz/json").is_err());
+    }
+}

@@ -1,0 +1,618 @@
+//! The daemon's state: the instance records (persisted under the store
+//! root), names, and the lifecycle of each instance as an async task.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{oneshot, watch};
+use wrun_image::Store;
+use wrun_runtime::{OutputTarget, Runtime};
+
+use super::http::ApiError;
+use super::logs::{LogFile, STDERR, STDOUT};
+use crate::api::containers::{ContainerConfig, HostConfig};
+use crate::launch::{self, RunSettings};
+
+/// Bytes one log file may reach before it is rotated (two are kept).
+pub const LOG_MAX_SIZE: u64 = 10 << 20;
+/// Exit code of an instance that was running when the daemon stopped.
+pub const EXIT_DAEMON_GONE: i64 = 255;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+    Removing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+        }
+    }
+}
+
+/// What is kept of an instance's state across daemon restarts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StateRecord {
+    pub status: Status,
+    pub exit_code: i64,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// One instance as stored in `containers/<id>/config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the request named it.
+    pub image: String,
+    /// The image ID (config digest) it resolved to.
+    pub image_id: String,
+    /// argv\[0\] and the rest, as resolved at create.
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: StateRecord,
+    pub restart_count: i64,
+}
+
+/// What watchers of an instance (`wait`) see change.
+#[derive(Clone, Debug, Default)]
+pub struct Lifecycle {
+    pub running: bool,
+    /// Runs that have ended since the daemon loaded the instance.
+    pub exits: u64,
+    pub exit_code: i64,
+    pub error: String,
+    pub removed: bool,
+}
+
+/// How a running instance is asked to end (WASI has no signals: both end
+/// the guest at once; they differ in the exit code recorded).
+#[derive(Clone, Copy, Debug)]
+pub enum StopKind {
+    /// `stop`: recorded as 143 (128 + SIGTERM).
+    Stop,
+    /// `kill -s N`: recorded as 128 + N.
+    Signal(u8),
+    /// The daemon is shutting down.
+    Shutdown,
+}
+
+impl StopKind {
+    fn exit(self) -> (i64, &'static str) {
+        match self {
+            StopKind::Stop => (143, ""),
+            StopKind::Signal(n) => (128 + i64::from(n), ""),
+            StopKind::Shutdown => (EXIT_DAEMON_GONE, "the daemon shut down"),
+        }
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    pub dir: PathBuf,
+    pub log: Arc<LogFile>,
+    inner: Mutex<Inner>,
+    lifecycle: watch::Sender<Lifecycle>,
+}
+
+struct Inner {
+    record: ContainerRecord,
+    stop: Option<oneshot::Sender<StopKind>>,
+}
+
+impl Container {
+    fn new(dir: PathBuf, record: ContainerRecord) -> Arc<Self> {
+        let life = Lifecycle {
+            running: record.state.status == Status::Running,
+            exit_code: record.state.exit_code,
+            error: record.state.error.clone(),
+            ..Lifecycle::default()
+        };
+        Arc::new(Self {
+            id: record.id.clone(),
+            log: LogFile::open(dir.join("container.log"), LOG_MAX_SIZE),
+            dir,
+            inner: Mutex::new(Inner { record, stop: None }),
+            lifecycle: watch::Sender::new(life),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every update of Inner is a whole assignment: usable after a panic.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> ContainerRecord {
+        self.lock().record.clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.lock().record.name.clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Lifecycle> {
+        self.lifecycle.subscribe()
+    }
+
+    fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(record)?;
+        wrun_image::store::write_atomic(&self.dir.join("config.json"), &bytes)
+            .with_context(|| format!("saving the record of instance {}", self.id))
+    }
+
+    /// Records the end of a run and wakes every watcher.
+    fn finish(&self, exit_code: i64, error: String, oom_killed: bool) {
+        let mut inner = self.lock();
+        inner.stop = None;
+        let st = &mut inner.record.state;
+        st.status = Status::Exited;
+        st.exit_code = exit_code;
+        st.error = error.clone();
+        st.oom_killed = oom_killed;
+        st.finished_at = Some(now());
+        if let Err(e) = self.save(&inner.record) {
+            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+        }
+        drop(inner);
+        self.log.end_run();
+        self.lifecycle.send_modify(|l| {
+            l.running = false;
+            l.exits += 1;
+            l.exit_code = exit_code;
+            l.error = error;
+        });
+    }
+}
+
+pub fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// The daemon: the store, the one runtime, and every instance.
+pub struct Daemon {
+    pub store: Store,
+    pub runtime: Runtime,
+    pub socket: PathBuf,
+    containers_dir: PathBuf,
+    registry: Mutex<Registry>,
+    pub shutdown: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: BTreeMap<String, Arc<Container>>,
+    names: HashMap<String, String>,
+}
+
+impl Daemon {
+    /// Opens the records under `<root>/containers`; instances that were
+    /// running when a previous daemon stopped are marked exited.
+    pub fn load(store: Store, runtime: Runtime, socket: PathBuf) -> anyhow::Result<Self> {
+        let containers_dir = store.root().join("containers");
+        std::fs::create_dir_all(&containers_dir)
+            .with_context(|| format!("creating {}", containers_dir.display()))?;
+        let mut registry = Registry::default();
+        for entry in std::fs::read_dir(&containers_dir)
+            .with_context(|| format!("reading {}", containers_dir.display()))?
+        {
+            let dir = entry?.path();
+            let record: ContainerRecord = match std::fs::read(dir.join("config.json"))
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(serde_json::from_slice(&b)?))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!(
+                        "wrun daemon: skipping {}: {}",
+                        dir.display(),
+                        crate::commands::describe(&e)
+                    );
+                    continue;
+                }
+            };
+            let c = Container::new(dir, record);
+            {
+                let mut inner = c.lock();
+                let st = &mut inner.record.state;
+                if matches!(st.status, Status::Running | Status::Removing) {
+                    st.status = Status::Exited;
+                    st.exit_code = EXIT_DAEMON_GONE;
+                    st.error = "the daemon stopped while the instance was running".into();
+                    st.finished_at = Some(now());
+                    c.save(&inner.record)?;
+                    c.lifecycle.send_modify(|l| {
+                        l.running = false;
+                        l.exit_code = EXIT_DAEMON_GONE;
+                    });
+                }
+            }
+            registry.names.insert(c.name(), c.id.clone());
+            registry.by_id.insert(c.id.clone(), c);
+        }
+        Ok(Self {
+            store,
+            runtime,
+            socket,
+            containers_dir,
+            registry: Mutex::new(registry),
+            shutdown: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Inserts and removes are single calls: usable after a panic.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.registry().by_id.values().cloned().collect()
+    }
+
+    /// By full ID, name (with or without the leading `/`), or unique ID prefix.
+    pub fn find(&self, key: &str) -> Result<Arc<Container>, ApiError> {
+        let reg = self.registry();
+        if let Some(c) = reg.by_id.get(key) {
+            return Ok(Arc::clone(c));
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = reg.names.get(name).and_then(|id| reg.by_id.get(id)) {
+            return Ok(Arc::clone(c));
+        }
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::no_such_container(key));
+        }
+        let mut matches = reg
+            .by_id
+            .range(key.to_string()..)
+            .take_while(|(id, _)| id.starts_with(key));
+        match (matches.next(), matches.next()) {
+            (Some((_, c)), None) => Ok(Arc::clone(c)),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+            (None, _) => Err(ApiError::no_such_container(key)),
+        }
+    }
+
+    /// Creates an instance record (not started). The image and the grants
+    /// are checked now, so a bad request fails here and not at start.
+    pub fn create(
+        &self,
+        name: Option<String>,
+        config: ContainerConfig,
+        host_config: HostConfig,
+    ) -> Result<Arc<Container>, ApiError> {
+        if config.tty {
+            return Err(ApiError::bad_request(
+                "wrun instances have no TTY: run without -t",
+            ));
+        }
+        if config.image.is_empty() {
+            return Err(ApiError::bad_request(
+                "no image given (Config.Image is empty)",
+            ));
+        }
+        if let Some(n) = &name {
+            crate::commands::run::check_name(n)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
+        let record = self.store.find(&config.image).map_err(|e| {
+            if e.is_not_found() {
+                ApiError::not_found(format!("No such image: {}", config.image))
+            } else {
+                ApiError::from(anyhow::Error::from(e))
+            }
+        })?;
+        let settings = settings(&config, &host_config)?;
+        let launch = launch::plan(&self.store, &record, &config.image, &settings)
+            .map_err(|e| ApiError::bad_request(crate::commands::describe(&e)))?;
+        let id = new_id();
+        let mut args = launch.spec.args.clone();
+        let path = if args.is_empty() {
+            String::new()
+        } else {
+            args.remove(0)
+        };
+        let mut reg = self.registry();
+        let name = match name {
+            Some(n) => {
+                if let Some(other) = reg.names.get(&n) {
+                    return Err(ApiError::conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                n
+            }
+            None => generate_name(&id, &reg.names),
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name: name.clone(),
+            created: now(),
+            image: config.image.clone(),
+            image_id: record.id.to_string(),
+            path,
+            args,
+            config,
+            host_config,
+            state: StateRecord::default(),
+            restart_count: 0,
+        };
+        let dir = self.containers_dir.join(&id);
+        let saved = std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .and_then(|()| {
+                let c = Container::new(dir.clone(), record.clone());
+                c.save(&record)?;
+                Ok(c)
+            });
+        let c = match saved {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
+        reg.names.insert(name, id.clone());
+        reg.by_id.insert(id, Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Starts an instance: `Ok(false)` when it was already running.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<bool, ApiError> {
+        let (rx, record) = {
+            let mut inner = c.lock();
+            match inner.record.state.status {
+                Status::Running => return Ok(false),
+                Status::Removing => {
+                    return Err(ApiError::conflict(format!(
+                        "container {} is marked for removal and cannot be started",
+                        c.id
+                    )));
+                }
+                Status::Created | Status::Exited => {}
+            }
+            let (tx, rx) = oneshot::channel();
+            inner.stop = Some(tx);
+            let st = &mut inner.record.state;
+            st.status = Status::Running;
+            st.exit_code = 0;
+            st.error.clear();
+            st.oom_killed = false;
+            st.started_at = Some(now());
+            st.finished_at = None;
+            c.save(&inner.record)?;
+            c.lifecycle.send_modify(|l| l.running = true);
+            (rx, inner.record.clone())
+        };
+        let daemon = Arc::clone(self);
+        let log = Arc::clone(&c.log);
+        let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let image = daemon.store.find(&record.image_id)?;
+            let settings = settings(&record.config, &record.host_config)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
+            launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
+            launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
+            let module = launch::prepare(&daemon.runtime, &launch)?;
+            Ok((launch, module))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the instance failed: {e}"))
+        .and_then(|r| r);
+        let (launch, module) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let code = launch::failure_exit_code(&e);
+                let err = ApiError::from(e);
+                c.finish(i64::from(code), err.message.clone(), false);
+                return Err(err);
+            }
+        };
+        let daemon = Arc::clone(self);
+        let c2 = Arc::clone(c);
+        tokio::spawn(async move {
+            let mut rx = rx;
+            let runtime = daemon.runtime.clone();
+            let module_name = launch.module_name.clone();
+            let run = runtime.run(&module, launch.spec);
+            let (code, error, oom) = tokio::select! {
+                biased;
+                kind = &mut rx => {
+                    let (code, error) = kind.unwrap_or(StopKind::Signal(9)).exit();
+                    (code, error.to_string(), false)
+                }
+                outcome = run => match outcome {
+                    Ok(o) => {
+                        let e = launch::ended(&o, &module_name);
+                        (i64::from(e.exit_code), e.error.unwrap_or_default(), e.oom_killed)
+                    }
+                    Err(e) => (
+                        i64::from(crate::commands::EXIT_RUN_ERROR),
+                        crate::commands::describe(&anyhow::Error::from(e)),
+                        false,
+                    ),
+                },
+            };
+            c2.finish(code, error, oom);
+            if c2.record().host_config.auto_remove {
+                daemon.remove_stopped(&c2);
+            }
+        });
+        Ok(true)
+    }
+
+    /// Ends a running instance and waits until it has ended; `Ok(false)`
+    /// when it was not running.
+    pub async fn stop(&self, c: &Container, kind: StopKind) -> Result<bool, ApiError> {
+        let mut rx = c.watch();
+        {
+            let mut inner = c.lock();
+            if inner.record.state.status != Status::Running {
+                return Ok(false);
+            }
+            if let Some(tx) = inner.stop.take() {
+                let _ = tx.send(kind);
+            }
+        }
+        let _ = rx.wait_for(|l| !l.running).await;
+        Ok(true)
+    }
+
+    /// `DELETE /containers/{id}`: refused for a running instance unless forced.
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+        let running = c.lock().record.state.status == Status::Running;
+        if running {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            self.stop(c, StopKind::Signal(9)).await?;
+        }
+        self.remove_stopped(c);
+        Ok(())
+    }
+
+    fn remove_stopped(&self, c: &Arc<Container>) {
+        {
+            let mut reg = self.registry();
+            if reg.by_id.remove(&c.id).is_none() {
+                return; // removed already (auto-remove and rm raced)
+            }
+            let name = c.name();
+            if reg.names.get(&name) == Some(&c.id) {
+                reg.names.remove(&name);
+            }
+        }
+        c.lock().record.state.status = Status::Removing;
+        if let Err(e) = std::fs::remove_dir_all(&c.dir) {
+            eprintln!("wrun daemon: removing {}: {e}", c.dir.display());
+        }
+        c.lifecycle.send_modify(|l| l.removed = true);
+    }
+
+    /// Ends every running instance (recorded as exited because the daemon
+    /// shut down).
+    pub async fn stop_all(&self) {
+        for c in self.all() {
+            let _ = self.stop(&c, StopKind::Shutdown).await;
+        }
+    }
+}
+
+/// The run settings a stored config asks for; the request's errors are 400s.
+fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, ApiError> {
+    let mut env = Vec::new();
+    for kv in config.env.iter().flatten() {
+        match kv.split_once('=') {
+            Some(("", _)) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid environment variable {kv:?}: the name is empty"
+                )));
+            }
+            Some((k, v)) => env.push((k.to_string(), v.to_string())),
+            None => {} // `NAME` alone: unset, as Docker does for an unknown host variable
+        }
+    }
+    let mut volumes = Vec::new();
+    for bind in host.binds.iter().flatten() {
+        if !bind.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
+            )));
+        }
+        volumes.push(
+            crate::commands::run::parse_volume(bind)
+                .map_err(|e| ApiError::bad_request(crate::commands::describe(&e)))?,
+        );
+    }
+    let memory = match host.memory {
+        0 => None,
+        m if m < 0 => return Err(ApiError::bad_request("Memory must not be negative")),
+        m => Some(m as u64),
+    };
+    let timeout = match host.wasm_timeout {
+        0 => None,
+        t if t < 0 => return Err(ApiError::bad_request("WasmTimeout must not be negative")),
+        t => Some(std::time::Duration::from_nanos(t as u64)),
+    };
+    Ok(RunSettings {
+        entrypoint: config.entrypoint.clone().unwrap_or_default(),
+        cmd: config.cmd.clone().unwrap_or_default(),
+        env,
+        workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
+        volumes,
+        tmp: !host.readonly_rootfs,
+        limits: wrun_runtime::Limits {
+            memory,
+            timeout,
+            fuel: Some(host.wasm_fuel).filter(|f| *f > 0),
+        },
+    })
+}
+
+/// 64 hex digits, unpredictable enough for names of instances.
+fn new_id() -> String {
+    use sha2::{Digest, Sha256};
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut h = Sha256::new();
+    h.update(RandomState::new().hash_one(n).to_le_bytes());
+    h.update(n.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(
+        OffsetDateTime::now_utc()
+            .unix_timestamp_nanos()
+            .to_le_bytes(),
+    );
+    hex::encode(h.finalize())
+}
+
+/// Docker-like `adjective_noun` names, with a number on collision.
+fn generate_name(id: &str, taken: &HashMap<String, String>) -> String {
+    const ADJ: [&str; 16] = [
+        "agile", "bold", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen",
+        "lucid", "merry", "nimble", "quiet", "swift", "tidy",
+    ];
+    const NOUN: [&str; 16] = [
+        "babbage", "curie", "dijkstra", "euler", "gauss", "hopper", "kepler", "knuth", "lovelace",
+        "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wirth",
+    ];
+    let b = id.as_bytes();
+    let pick = |i: usize| (b.get(i).copied().unwrap_or(0) as usize) % 16;
+    let base = format!("{}_{}", ADJ[pick(0)], NOUN[pick(1)]);
+    if !taken.contains_key(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}{n}"))
+        .find(|n| !taken.contains_key(n))
+        .unwrap_or(base)
+}

@@ -1,0 +1,368 @@
+//! End to end: `wrun daemon` on a private socket, driven by the stock
+//! docker client, by the `wrun` lifecycle verbs, and by malformed requests.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// A daemon on a private socket and store; stopped (and checked to stop)
+/// when dropped.
+struct Daemon {
+    env: Env,
+    socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let env = Env::new();
+        env.build_hello("hello:1.0");
+        let socket = env.path("wrun.sock");
+        let child = env
+            .cmd()
+            .args(["daemon", "--socket", socket.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            env,
+            socket,
+            child: Some(child),
+        };
+        d.wait_until_up();
+        d
+    }
+
+    fn wait_until_up(&mut self) {
+        for _ in 0..1500 {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon never answered on {}", self.socket.display());
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.env.path("docker-config"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wrun(&self, args: &[&str]) -> Output {
+        self.env
+            .cmd()
+            .env("WRUN_HOST", self.host())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn wrun_ok(&self, args: &[&str]) -> String {
+        let out = self.wrun(args);
+        assert!(
+            out.status.success(),
+            "wrun {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// One raw HTTP/1.1 request; returns the status and the body.
+    fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        // An oversized body is announced, not sent: the daemon answers 413
+        // from the header, and closing with unread bytes would reset the
+        // connection before the answer is read.
+        if body.len() <= 1 << 20 {
+            s.write_all(body).unwrap();
+        }
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+        let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        (status, body.to_string())
+    }
+
+    fn stop(&mut self) {
+        let out = self.wrun(&["daemon", "--stop"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = self.child.take().unwrap().wait().unwrap();
+        assert!(status.success(), "the daemon exited with {status}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn the_stock_docker_client_drives_the_daemon() {
+    if !have_tool("docker") {
+        return;
+    }
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is private");
+
+    let version = d.docker_ok(&["version"]);
+    assert!(version.contains("Server: wrun"), "{version}");
+
+    // Foreground run: output, exit code, and --rm leaves nothing behind.
+    let out = d.docker(&["run", "--rm", "hello:1.0", "Bob"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, Bob!\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]).trim(),
+        "",
+        "--rm removed the instance"
+    );
+
+    // Detached run, then ps, wait, logs, rm.
+    let id = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web1",
+            "-e",
+            "GREETING=Hey",
+            "hello:1.0",
+            "Ann",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "docker run -d prints the full ID: {id}");
+    assert_eq!(d.docker_ok(&["wait", "web1"]).trim(), "0");
+    assert_eq!(d.docker_ok(&["logs", "web1"]), "Hey, Ann!\n");
+    let ps = d.docker_ok(&["ps", "-a"]);
+    assert!(ps.contains("CONTAINER ID"), "{ps}");
+    let row = ps
+        .lines()
+        .find(|l| l.contains("web1"))
+        .unwrap_or_else(|| panic!("{ps}"));
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("Exited (0)"),
+        "{row}"
+    );
+    assert!(
+        row.contains("hello:1.0") && row.contains("/hello.wasm Ann"),
+        "{row}"
+    );
+    assert!(
+        !d.docker_ok(&["ps"]).contains("web1"),
+        "ps without -a lists running instances only"
+    );
+    assert_eq!(d.docker_ok(&["rm", "web1"]).trim(), "web1");
+    let gone = d.docker(&["logs", "web1"]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("No such container: web1"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+
+    let images = d.docker_ok(&["images"]);
+    let row = images
+        .lines()
+        .find(|l| l.starts_with("hello"))
+        .unwrap_or_else(|| panic!("{images}"));
+    assert!(row.contains("1.0"), "{row}");
+
+    // A missing image is the client's "No such image" (it then tries a pull).
+    let missing = d.docker(&["run", "--rm", "--pull", "never", "nope:1.0"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("No such image"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
+#[test]
+fn wrun_verbs_use_the_daemon_and_records_survive_a_restart() {
+    let mut d = Daemon::start();
+    let id = d
+        .wrun_ok(&["run", "-d", "--name", "greeter", "hello:1.0", "Zoe"])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(d.wrun_ok(&["wait", "greeter"]).trim(), "0");
+    assert_eq!(d.wrun_ok(&["logs", "greeter"]), "Hello, Zoe!\n");
+    assert_eq!(
+        d.wrun_ok(&["logs", "--tail", "1", "greeter"]),
+        "Hello, Zoe!\n"
+    );
+    let ps = d.wrun_ok(&["ps", "-a"]);
+    assert!(
+        ps.starts_with("CONTAINER ID   IMAGE"),
+        "docker's columns: {ps}"
+    );
+    assert!(ps.contains("greeter") && ps.contains("Exited (0)"), "{ps}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.wrun_ok(&["inspect", "greeter"])).unwrap();
+    assert_eq!(inspect[0]["Id"], id.as_str());
+    assert_eq!(inspect[0]["State"]["Status"], "exited");
+    assert_eq!(inspect[0]["Name"], "/greeter");
+
+    // The name is taken: 409 from the daemon, one clear line.
+    let dup = d.wrun(&["run", "-d", "--name", "greeter", "hello:1.0"]);
+    assert!(!dup.status.success());
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("is already in use"),
+        "{}",
+        String::from_utf8_lossy(&dup.stderr)
+    );
+
+    // A restarted daemon still lists the instance and its logs.
+    d.stop();
+    let child = d
+        .env
+        .cmd()
+        .args(["daemon", "--socket", d.socket.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    d.child = Some(child);
+    d.wait_until_up();
+    assert!(d.wrun_ok(&["ps", "-a"]).contains("greeter"));
+    assert_eq!(d.wrun_ok(&["logs", "greeter"]), "Hello, Zoe!\n");
+    assert_eq!(d.wrun_ok(&["rm", "greeter"]).trim(), "greeter");
+    assert!(!d.wrun_ok(&["ps", "-a"]).contains("greeter"));
+    let gone = d.wrun(&["stop", "greeter"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("No such container"));
+}
+
+#[test]
+fn malformed_requests_get_docker_json_errors_and_the_daemon_keeps_serving() {
+    let d = Daemon::start();
+    let message = |body: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {body:?}"));
+        v["message"].as_str().unwrap().to_string()
+    };
+    // Bad JSON.
+    let (status, body) = d.raw("POST", "/v1.45/containers/create", b"{\"Image\": ");
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("invalid JSON"));
+    // Wrong types.
+    let (status, body) = d.raw("POST", "/containers/create", br#"{"Image": 42}"#);
+    assert_eq!(status, 400, "{body}");
+    message(&body);
+    // Unknown id, unknown image, unknown route.
+    let (status, body) = d.raw("GET", "/containers/0123456789ab/json", b"");
+    assert_eq!(status, 404, "{body}");
+    assert!(message(&body).contains("No such container"));
+    let (status, body) = d.raw("POST", "/containers/create", br#"{"Image": "nope:1"}"#);
+    assert_eq!(status, 404, "{body}");
+    assert!(message(&body).contains("No such image"));
+    let (status, body) = d.raw("GET", "/no/such/route", b"");
+    assert_eq!(status, 404, "{body}");
+    message(&body);
+    // Oversized body.
+    let big = vec![b' '; 2 << 20];
+    let (status, body) = d.raw("POST", "/containers/create", &big);
+    assert_eq!(status, 413, "{body}");
+    message(&body);
+    // Hostile grants and a bad name are refused at create.
+    let (status, body) = d.raw(
+        "POST",
+        "/containers/create",
+        br#"{"Image": "hello:1.0", "HostConfig": {"Binds": ["relative:/data"]}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = d.raw(
+        "POST",
+        "/containers/create?name=-bad",
+        br#"{"Image": "hello:1.0"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    message(&body);
+    // Wrong state: kill of an instance that is not running; name conflict.
+    let (status, body) = d.raw(
+        "POST",
+        "/containers/create?name=c1",
+        br#"{"Image": "hello:1.0"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = d.raw("POST", "/containers/c1/kill", b"");
+    assert_eq!(status, 409, "{body}");
+    assert!(message(&body).contains("is not running"));
+    let (status, body) = d.raw(
+        "POST",
+        "/containers/create?name=c1",
+        br#"{"Image": "hello:1.0"}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    message(&body);
+    let (status, body) = d.raw("GET", "/containers/c1/logs", b"");
+    assert_eq!(status, 400, "no stream chosen: {body}");
+    let (status, body) = d.raw("GET", "/v9.99/_ping", b"");
+    assert_eq!(status, 400, "{body}");
+    // Still serving.
+    let (status, body) = d.raw("GET", "/_ping", b"");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let (status, body) = d.raw("DELETE", "/containers/c1", b"");
+    assert_eq!(status, 204, "{body}");
+}
