@@ -12,3 +12,4 @@ build() { # crate target
 build hello wasm32-wasip1
 build hello-component wasm32-wasip2
 build fs-copy wasm32-wasip1
+build idle wasm32-wasip1

@@ -26,6 +26,7 @@ impl Daemon {
     fn start() -> Daemon {
         let env = Env::new();
         env.build_hello("hello:1.0");
+        env.build("idle:1.0", IDLE_DIR);
         let socket = env.path("wrun.sock");
         let child = env
             .cmd()
@@ -128,6 +129,40 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
         let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
         (status, body.to_string())
+    }
+
+    /// `wrun inspect NAME`'s one element.
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let text = self.wrun_ok(&["inspect", name]);
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v[0].take()
+    }
+
+    /// Polls the logs of `name` until they contain `text` (the guest got
+    /// that far); gives up after a generous bound.
+    fn wait_for_log(&self, name: &str, text: &str) {
+        let mut last = String::new();
+        for _ in 0..1500 {
+            last = self.wrun_ok(&["logs", name]);
+            if last.contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{name} never logged {text:?}; logs: {last:?}");
+    }
+
+    /// Starts a second daemon process on the same socket and store.
+    fn restart_process(&mut self) {
+        let child = self
+            .env
+            .cmd()
+            .args(["daemon", "--socket", self.socket.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_until_up();
     }
 
     fn stop(&mut self) {
@@ -276,15 +311,7 @@ fn wrun_verbs_use_the_daemon_and_records_survive_a_restart() {
 
     // A restarted daemon still lists the instance and its logs.
     d.stop();
-    let child = d
-        .env
-        .cmd()
-        .args(["daemon", "--socket", d.socket.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    d.child = Some(child);
-    d.wait_until_up();
+    d.restart_process();
     assert!(d.wrun_ok(&["ps", "-a"]).contains("greeter"));
     assert_eq!(d.wrun_ok(&["logs", "greeter"]), "Hello, Zoe!\n");
     assert_eq!(d.wrun_ok(&["rm", "greeter"]).trim(), "greeter");
@@ -365,4 +392,95 @@ fn malformed_requests_get_docker_json_errors_and_the_daemon_keeps_serving() {
     assert_eq!((status, body.as_str()), (200, "OK"));
     let (status, body) = d.raw("DELETE", "/containers/c1", b"");
     assert_eq!(status, 204, "{body}");
+}
+
+#[test]
+fn stop_and_kill_end_a_running_instance_and_wait_returns_the_code() {
+    let d = Daemon::start();
+    d.wrun_ok(&["run", "-d", "--name", "sleeper", "idle:1.0"]);
+    d.wait_for_log("sleeper", "ready\n");
+    let ps = d.wrun_ok(&["ps"]);
+    let row = ps
+        .lines()
+        .find(|l| l.contains("sleeper"))
+        .unwrap_or_else(|| panic!("{ps}"));
+    assert!(row.contains("Up "), "a sleeping guest is running: {row}");
+    assert_eq!(d.inspect("sleeper")["State"]["Running"], true);
+
+    // wait blocks until the instance ends, from another client.
+    let waiter = d
+        .env
+        .cmd()
+        .env("WRUN_HOST", d.host())
+        .args(["wait", "sleeper"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(d.wrun_ok(&["stop", "sleeper"]).trim(), "sleeper");
+    let waited = waiter.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&waited.stdout).trim(), "143");
+    let st = d.inspect("sleeper")["State"].clone();
+    assert_eq!(st["Status"], "exited");
+    assert_eq!(st["ExitCode"], 143, "stop is recorded as 128 + SIGTERM");
+    assert_ne!(st["FinishedAt"], "0001-01-01T00:00:00Z");
+    // Stopping a stopped instance is not an error (Docker's 304).
+    d.wrun_ok(&["stop", "sleeper"]);
+
+    d.wrun_ok(&["run", "-d", "--name", "victim", "idle:1.0"]);
+    d.wait_for_log("victim", "ready\n");
+    d.wrun_ok(&["kill", "victim"]);
+    assert_eq!(d.wrun_ok(&["wait", "victim"]).trim(), "137");
+    assert_eq!(d.inspect("victim")["State"]["ExitCode"], 137);
+    let again = d.wrun(&["kill", "victim"]);
+    assert!(!again.status.success(), "kill of an exited instance fails");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not running"));
+
+    d.wrun_ok(&["run", "-d", "--name", "doomed", "idle:1.0"]);
+    d.wait_for_log("doomed", "ready\n");
+    let refused = d.wrun(&["rm", "doomed"]);
+    assert!(
+        !refused.status.success(),
+        "rm of a running instance needs -f"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot remove a running container"));
+    assert_eq!(d.wrun_ok(&["rm", "-f", "doomed"]).trim(), "doomed");
+    assert!(!d.wrun_ok(&["ps", "-a"]).contains("doomed"));
+}
+
+#[test]
+fn a_daemon_restart_marks_running_instances_exited_with_the_reason() {
+    let mut d = Daemon::start();
+    d.wrun_ok(&["run", "-d", "--name", "graceful", "idle:1.0"]);
+    d.wait_for_log("graceful", "ready\n");
+    d.stop();
+    d.restart_process();
+    let st = d.inspect("graceful")["State"].clone();
+    assert_eq!(st["Status"], "exited", "{st}");
+    assert_eq!(st["Running"], false);
+    assert_eq!(st["ExitCode"], 255, "{st}");
+    assert!(
+        st["Error"].as_str().unwrap().contains("daemon shut down"),
+        "{st}"
+    );
+    assert_eq!(d.wrun_ok(&["logs", "graceful"]), "ready\n");
+
+    // A daemon killed outright: the next one notices at load.
+    d.wrun_ok(&["run", "-d", "--name", "abrupt", "idle:1.0"]);
+    d.wait_for_log("abrupt", "ready\n");
+    let mut child = d.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    d.restart_process();
+    let st = d.inspect("abrupt")["State"].clone();
+    assert_eq!(st["Status"], "exited", "{st}");
+    assert_eq!(st["ExitCode"], 255, "{st}");
+    assert!(
+        st["Error"]
+            .as_str()
+            .unwrap()
+            .contains("daemon stopped while the instance was running"),
+        "{st}"
+    );
+    // The instance can run again.
+    d.wrun_ok(&["rm", "abrupt", "graceful"]);
 }

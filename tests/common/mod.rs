@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use sha2::{Digest as _, Sha256};
 
 pub const HELLO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello");
+pub const IDLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/idle");
+pub const FS_COPY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fs-copy");
 
 /// A private store directory and a way to run `wrun` against it.
 pub struct Env {
@@ -75,6 +77,11 @@ impl Env {
         self.ok(&["build", "-q", "-t", tag, HELLO_DIR])
             .trim()
             .to_string()
+    }
+
+    /// `wrun build -t TAG DIR`, returning the image ID.
+    pub fn build(&self, tag: &str, dir: &str) -> String {
+        self.ok(&["build", "-q", "-t", tag, dir]).trim().to_string()
     }
 
     /// Everything in the store that matters for "unchanged" checks: the
