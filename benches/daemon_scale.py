@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Scale benchmark of `wrun daemon` (issue 4): start N idle instances through
+the REST API with concurrent requests, hold them, and measure
+
+  - create+start throughput (instances/s) and per-instance latency (p50, p99),
+  - the daemon's memory per idle instance (RSS and PSS delta / N, and the drop
+    in MemAvailable / N),
+  - how long `GET /containers/json?all=1` and `wrun ps -a` take at N.
+
+Usage:
+  benches/daemon_scale.py [--wrun target/release/wrun] [-n 10000]
+                          [--concurrency 32] [--context examples/idle]
+
+Writes target/daemon-scale/results.json and prints a markdown table. The
+daemon runs on a private store and socket and is always shut down.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def request(conn, method, path, body=None):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers=headers)
+    resp = conn.getresponse()
+    payload = resp.read()
+    return resp.status, payload
+
+
+def meminfo_available_kib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return 0
+
+
+def proc_kib(pid, field, path="status"):
+    with open(f"/proc/{pid}/{path}") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wrun", default="target/release/wrun")
+    ap.add_argument("-n", type=int, default=10000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--context", default="examples/idle")
+    ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before measuring memory")
+    ap.add_argument("--daemon-arg", action="append", default=[], help="extra argument for `wrun daemon`")
+    args = ap.parse_args()
+
+    wrun = os.path.realpath(args.wrun)
+    work = tempfile.mkdtemp(prefix="wrun-scale-")
+    root = os.path.join(work, "store")
+    sock = os.path.join(work, "wrun.sock")
+    env = dict(os.environ, WRUN_ROOT=root)
+    subprocess.run([wrun, "build", "-q", "-t", "idle:bench", args.context], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+    daemon = subprocess.Popen(
+        [wrun, "daemon", "--socket", sock, "--max-instances", str(args.n + 64)] + args.daemon_arg,
+        env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "daemon.err"), "w"))
+    results = {"n": args.n, "concurrency": args.concurrency}
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                c = UnixHTTPConnection(sock)
+                if request(c, "GET", "/_ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or daemon.poll() is not None:
+                sys.exit("the daemon did not start; see " + os.path.join(work, "daemon.err"))
+            time.sleep(0.05)
+
+        time.sleep(0.5)
+        avail_before = meminfo_available_kib()
+        rss_before = proc_kib(daemon.pid, "VmRSS")
+        pss_before = proc_kib(daemon.pid, "Pss", "smaps_rollup")
+
+        latencies = []
+        errors = []
+        lock = threading.Lock()
+        counter = iter(range(args.n))
+
+        def worker():
+            conn = UnixHTTPConnection(sock)
+            mine = []
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    break
+                t0 = time.perf_counter()
+                status, body = request(conn, "POST", "/containers/create", {"Image": "idle:bench"})
+                if status != 201:
+                    with lock:
+                        errors.append(f"create: {status} {body[:200]!r}")
+                    continue
+                cid = json.loads(body)["Id"]
+                status, body = request(conn, "POST", f"/containers/{cid}/start")
+                if status not in (204, 304):
+                    with lock:
+                        errors.append(f"start: {status} {body[:200]!r}")
+                    continue
+                mine.append(time.perf_counter() - t0)
+            with lock:
+                latencies.extend(mine)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        started = len(latencies)
+        results.update({
+            "started": started,
+            "errors": len(errors),
+            "first_errors": errors[:5],
+            "create_start_wall_s": wall,
+            "create_start_per_s": started / wall if wall else 0,
+            "latency_p50_ms": percentile(latencies, 50) * 1e3,
+            "latency_p99_ms": percentile(latencies, 99) * 1e3,
+        })
+
+        time.sleep(args.settle)
+        c = UnixHTTPConnection(sock)
+        status, body = request(c, "GET", "/containers/json")
+        running = len(json.loads(body)) if status == 200 else -1
+        rss_after = proc_kib(daemon.pid, "VmRSS")
+        pss_after = proc_kib(daemon.pid, "Pss", "smaps_rollup")
+        avail_after = meminfo_available_kib()
+        per = max(started, 1)
+        results.update({
+            "running_after_settle": running,
+            "daemon_rss_kib_before": rss_before,
+            "daemon_rss_kib_after": rss_after,
+            "rss_per_instance_kib": (rss_after - rss_before) / per,
+            "pss_per_instance_kib": (pss_after - pss_before) / per,
+            "memavailable_drop_per_instance_kib": (avail_before - avail_after) / per,
+        })
+
+        t = time.perf_counter()
+        status, body = request(c, "GET", "/containers/json?all=1")
+        results["api_list_all_ms"] = (time.perf_counter() - t) * 1e3
+        results["api_list_all_count"] = len(json.loads(body)) if status == 200 else -1
+        t = time.perf_counter()
+        subprocess.run([wrun, "-H", "unix://" + sock, "ps", "-a"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        results["cli_ps_all_ms"] = (time.perf_counter() - t) * 1e3
+    finally:
+        try:
+            request(UnixHTTPConnection(sock, timeout=120), "POST", "/wrun/shutdown")
+            daemon.wait(timeout=120)
+        except Exception:
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+        subprocess.run(["rm", "-rf", work])
+
+    os.makedirs("target/daemon-scale", exist_ok=True)
+    with open("target/daemon-scale/results.json", "w") as f:
+        json.dump(results, f, indent=2)
+    print("| metric | value |")
+    print("| --- | ---: |")
+    for k, v in results.items():
+        if isinstance(v, float):
+            v = f"{v:.2f}"
+        print(f"| {k} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
