@@ -349,3 +349,12 @@ fn interactive_gives_stdin_and_read_only_takes_tmp_away() {
     let out = env.run(&[&["run", "--read-only"][..], &to_tmp].concat());
     assert_eq!(code(&out), 1, "--read-only: no /tmp to write to");
 }
+
+#[test]
+fn timeout_interrupts_a_guest_blocked_in_a_sleep() {
+    let env = Env::new();
+    env.ok(&["build", "-q", "-t", "idle:1.0", &format!("{EXAMPLES}/idle")]);
+    let out = env.run(&["run", "--timeout", "300ms", "idle:1.0"]);
+    assert_eq!(code(&out), 124, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n", "it started, then slept");
+}
