@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 use crate::commands::{
-    build, container_inspect, daemon, history, images, inspect, kill, load, logs, ps, rm, rmi, run,
-    save, stop, system, tag, wait,
+    build, container_inspect, container_prune, daemon, events, history, images, inspect, kill,
+    load, logs, pause, ps, rename, restart, rm, rmi, run, save, start, stats, stop, system, tag,
+    top, unpause, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -55,8 +56,27 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Fetch the logs of an instance
     Logs(logs::LogsArgs),
+    /// Start one or more stopped instances
+    Start(start::StartArgs),
     /// Stop one or more running instances
     Stop(stop::StopArgs),
+    /// Restart one or more instances
+    Restart(restart::RestartArgs),
+    /// Pause all scheduling of one or more instances (they keep their memory)
+    Pause(pause::PauseArgs),
+    /// Unpause one or more instances
+    Unpause(unpause::UnpauseArgs),
+    /// Rename an instance
+    Rename(rename::RenameArgs),
+    /// Display what runs in an instance (one row: the instance itself)
+    Top(top::TopArgs),
+    /// Display CPU and memory use of instances
+    Stats(stats::StatsArgs),
+    /// Get real time events from the daemon
+    Events(events::EventsArgs),
+    /// Manage instances
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Kill one or more running instances
     Kill(kill::KillArgs),
     /// Block until instances stop, then print their exit codes
@@ -111,6 +131,12 @@ pub enum ImageCommand {
     Rm(rmi::RmiArgs),
     /// Remove unused images
     Prune(system::PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Remove all stopped instances
+    Prune(container_prune::ContainerPruneArgs),
 }
 
 #[derive(Debug, Subcommand)]

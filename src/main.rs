@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -55,6 +55,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ps(a) => commands::ps::run(&target()?, a),
         Command::Logs(a) => commands::logs::run(&target()?, a),
         Command::Stop(a) => commands::stop::run(&target()?, a),
+        Command::Start(a) => commands::start::run(&target()?, a),
+        Command::Restart(a) => commands::restart::run(&target()?, a),
+        Command::Pause(a) => commands::pause::run(&target()?, a),
+        Command::Unpause(a) => commands::unpause::run(&target()?, a),
+        Command::Rename(a) => commands::rename::run(&target()?, a),
+        Command::Top(a) => commands::top::run(&target()?, a),
+        Command::Stats(a) => commands::stats::run(&target()?, a),
+        Command::Events(a) => commands::events::run(&target()?, a),
+        Command::Container(ContainerCommand::Prune(a)) => {
+            commands::container_prune::run(&target()?, a)
+        }
         Command::Kill(a) => commands::kill::run(&target()?, a),
         Command::Wait(a) => commands::wait::run(&target()?, a),
         Command::Rm(a) => commands::rm::run(&target()?, a),

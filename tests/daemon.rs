@@ -127,8 +127,22 @@ impl Daemon {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-        let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-        (status, body.to_string())
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            return (status, body.to_string());
+        }
+        // A streamed answer: join the chunks.
+        let mut joined = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            joined.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        (status, joined)
     }
 
     /// `wrun inspect NAME`'s one element.
@@ -483,4 +497,150 @@ fn a_daemon_restart_marks_running_instances_exited_with_the_reason() {
     );
     // The instance can run again.
     d.wrun_ok(&["rm", "abrupt", "graceful"]);
+}
+
+#[test]
+fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
+    let d = Daemon::start();
+    let since = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 1
+    );
+    d.wrun_ok(&["run", "-d", "--name", "nap", "idle:1.0", "2"]);
+    d.wait_for_log("nap", "ready\n");
+
+    // Paused: not scheduled, so its 2 s sleep cannot end while paused.
+    assert_eq!(d.wrun_ok(&["pause", "nap"]).trim(), "nap");
+    let st = d.inspect("nap")["State"].clone();
+    assert_eq!(
+        (st["Status"].as_str(), st["Paused"].as_bool()),
+        (Some("paused"), Some(true))
+    );
+    assert_eq!(
+        st["Running"], true,
+        "a paused instance still holds its guest"
+    );
+    assert!(d.wrun_ok(&["ps"]).contains("(Paused)"));
+    let twice = d.wrun(&["pause", "nap"]);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already paused"));
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(
+        d.wrun_ok(&["logs", "nap"]),
+        "ready\n",
+        "the guest ran while paused"
+    );
+    assert_eq!(d.inspect("nap")["State"]["Status"], "paused");
+    d.wrun_ok(&["unpause", "nap"]);
+    assert_eq!(d.wrun_ok(&["wait", "nap"]).trim(), "0");
+    assert_eq!(d.wrun_ok(&["logs", "nap"]), "ready\ndone\n");
+    let not_paused = d.wrun(&["unpause", "nap"]);
+    assert!(String::from_utf8_lossy(&not_paused.stderr).contains("is not paused"));
+
+    // start runs an exited instance again; restart replaces a running run.
+    d.wrun_ok(&["start", "nap"]);
+    d.wait_for_log("nap", "ready\ndone\nready\n");
+    let first = d.inspect("nap")["State"]["StartedAt"].clone();
+    d.wrun_ok(&["restart", "nap"]);
+    let st = d.inspect("nap")["State"].clone();
+    assert_eq!(st["Running"], true);
+    assert_ne!(st["StartedAt"], first, "restart started a new run");
+
+    // top: one row, the instance.
+    let top = d.wrun_ok(&["top", "nap"]);
+    assert!(top.starts_with("PID"), "{top}");
+    assert!(
+        top.contains("/idle.wasm 2") && top.contains("running"),
+        "{top}"
+    );
+
+    // stats: linear memory in use is known while running.
+    let (status, body) = d.raw(
+        "GET",
+        "/containers/nap/stats?stream=false&one-shot=true",
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        stats["memory_stats"]["usage"].as_u64().unwrap() >= 65536,
+        "{stats}"
+    );
+    assert_eq!(stats["name"], "/nap");
+    let table = d.wrun_ok(&["stats", "--no-stream"]);
+    assert!(
+        table.starts_with("CONTAINER ID") && table.contains("nap"),
+        "{table}"
+    );
+
+    // rename: the old name is gone, the new one answers.
+    d.wrun_ok(&["rename", "nap", "doze"]);
+    assert_eq!(d.inspect("doze")["Name"], "/doze");
+    assert!(!d.wrun(&["inspect", "nap"]).status.success());
+    d.wrun_ok(&["run", "-d", "--name", "other", "hello:1.0"]);
+    let taken = d.wrun(&["rename", "doze", "other"]);
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already in use"));
+
+    // prune removes what is not running, keeps what runs.
+    assert_eq!(d.wrun_ok(&["wait", "other"]).trim(), "0");
+    let pruned = d.wrun_ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    let ps = d.wrun_ok(&["ps", "-a"]);
+    assert!(ps.contains("doze") && !ps.contains("other"), "{ps}");
+    d.wrun_ok(&["rm", "-f", "doze"]);
+
+    // events: the story so far, for the instance first named nap.
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let events = d.wrun_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "json",
+    ]);
+    let actions: Vec<String> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            matches!(
+                e["Actor"]["Attributes"]["name"].as_str(),
+                Some("nap" | "doze")
+            )
+        })
+        .map(|e| e["Action"].as_str().unwrap().to_string())
+        .collect();
+    let expected = [
+        "create", "start", "pause", "unpause", "die", "start", "kill", "die", "stop", "start",
+        "restart", "rename", "kill", "die", "destroy",
+    ];
+    assert_eq!(actions, expected, "{events}");
+    let only_die = d.wrun_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--filter",
+        "container=other",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(only_die.lines().count(), 1, "{only_die}");
+    assert!(only_die.contains("\"exitCode\":\"0\""), "{only_die}");
 }

@@ -356,5 +356,9 @@ fn timeout_interrupts_a_guest_blocked_in_a_sleep() {
     env.ok(&["build", "-q", "-t", "idle:1.0", &format!("{EXAMPLES}/idle")]);
     let out = env.run(&["run", "--timeout", "300ms", "idle:1.0"]);
     assert_eq!(code(&out), 124, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n", "it started, then slept");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ready\n",
+        "it started, then slept"
+    );
 }

@@ -27,6 +27,7 @@ mod stdio;
 
 pub use config::RuntimeConfig;
 pub use error::{BoxError, RuntimeError};
+pub use limiter::MemoryGauge;
 pub use module::{ModuleDigest, ModuleKind};
 pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};

@@ -1,7 +1,30 @@
 //! Per-instance accounting of linear memory and tables against
 //! `Limits::memory`, remembering whether a grow was refused.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::spec::TABLE_ELEMENT_BYTES;
+
+/// The bytes of linear memory plus tables an instance has in use, readable
+/// from outside while it runs (the daemon's `stats`).
+///
+/// Counts what the guest was granted (initial sizes and every successful
+/// grow; a table element as [`TABLE_ELEMENT_BYTES`]); wasm memory never
+/// shrinks, so the figure only rises until the instance ends.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryGauge(Arc<AtomicU64>);
+
+impl MemoryGauge {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes in use now.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Core instances, memories and tables one store may create. A WASI 0.2
 /// component built by Rust has a handful of core instances; more than this
@@ -16,15 +39,17 @@ pub(crate) struct InstanceLimiter {
     /// pool still caps each memory and table).
     budget: Option<u64>,
     used: u64,
+    gauge: Option<MemoryGauge>,
     /// Set when a memory or table grow was refused, by us or by the pool.
     pub(crate) grow_denied: bool,
 }
 
 impl InstanceLimiter {
-    pub(crate) fn new(budget: Option<u64>) -> Self {
+    pub(crate) fn new(budget: Option<u64>, gauge: Option<MemoryGauge>) -> Self {
         Self {
             budget,
             used: 0,
+            gauge,
             grow_denied: false,
         }
     }
@@ -39,6 +64,9 @@ impl InstanceLimiter {
             return false;
         }
         self.used = total;
+        if let Some(g) = &self.gauge {
+            g.0.store(total, Ordering::Relaxed);
+        }
         true
     }
 }
@@ -102,19 +130,25 @@ mod tests {
 
     #[test]
     fn memory_and_tables_share_one_budget() -> wasmtime::Result<()> {
-        let mut l = InstanceLimiter::new(Some(65536 + 8 * 10));
+        let gauge = MemoryGauge::new();
+        let mut l = InstanceLimiter::new(Some(65536 + 8 * 10), Some(gauge.clone()));
         assert!(l.memory_growing(0, 65536, None)?);
         assert!(l.table_growing(0, 10, None)?);
         assert!(!l.grow_denied);
         assert!(!l.table_growing(10, 11, None)?);
         assert!(!l.memory_growing(65536, 131072, None)?);
         assert!(l.grow_denied);
+        assert_eq!(
+            gauge.bytes(),
+            65536 + 8 * 10,
+            "the gauge shows what was granted"
+        );
         Ok(())
     }
 
     #[test]
     fn unlimited_budget_still_honours_declared_maximum() -> wasmtime::Result<()> {
-        let mut l = InstanceLimiter::new(None);
+        let mut l = InstanceLimiter::new(None, None);
         assert!(l.memory_growing(0, 1 << 30, None)?);
         assert!(!l.memory_growing(0, 2, Some(1))?);
         Ok(())

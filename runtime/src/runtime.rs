@@ -452,7 +452,7 @@ impl Runtime {
         let grants = grant(&spec, scratch.as_deref())?;
         let engine = self.inner.engines.get(module.inner.fuel)?;
         let yield_every = self.inner.config.yield_every_ticks.max(1);
-        let limiter = InstanceLimiter::new(spec.limits.memory);
+        let limiter = InstanceLimiter::new(spec.limits.memory, spec.memory_gauge.clone());
 
         let guest = async {
             match &module.inner.pre {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limiter::MemoryGauge;
 use crate::stdio::{InputSource, OutputTarget};
 
 /// What one instance may see and use.
@@ -43,6 +44,9 @@ pub struct InstanceSpec {
     pub stderr: OutputTarget,
     /// Resource limits; none by default.
     pub limits: Limits,
+    /// Updated with the memory and tables in use while the instance runs;
+    /// none by default.
+    pub memory_gauge: Option<MemoryGauge>,
 }
 
 /// A host directory granted to the guest at `guest`.
@@ -148,6 +152,11 @@ impl InstanceSpec {
     }
 
     /// Sets the resource limits.
+    pub fn memory_gauge(mut self, gauge: MemoryGauge) -> Self {
+        self.memory_gauge = Some(gauge);
+        self
+    }
+
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self

@@ -187,3 +187,97 @@ pub struct WaitResponse {
 pub struct WaitError {
     pub message: String,
 }
+
+/// `GET /containers/{id}/top`: one row, the instance itself (it has no
+/// processes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TopResponse {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
+/// `POST /containers/prune`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerPruneResponse {
+    pub containers_deleted: Option<Vec<String>>,
+    pub space_reclaimed: u64,
+}
+
+/// `GET /containers/{id}/stats` (Docker's snake_case field names).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerStats {
+    pub read: String,
+    pub preread: String,
+    pub name: String,
+    pub id: String,
+    pub pids_stats: PidsStats,
+    pub num_procs: u32,
+    pub cpu_stats: CpuStats,
+    pub precpu_stats: CpuStats,
+    pub memory_stats: MemoryStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PidsStats {
+    pub current: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuStats {
+    pub cpu_usage: CpuUsage,
+    /// Nanoseconds of CPU time the host has spent, all CPUs (from /proc/stat).
+    pub system_cpu_usage: u64,
+    pub online_cpus: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuUsage {
+    /// Nanoseconds the daemon spent running this instance.
+    pub total_usage: u64,
+    pub usage_in_kernelmode: u64,
+    pub usage_in_usermode: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryStats {
+    /// Bytes of linear memory plus tables in use.
+    pub usage: u64,
+    pub limit: u64,
+    pub stats: BTreeMap<String, u64>,
+}
+
+impl ContainerStats {
+    /// Docker's CPU %: the instance's share of the host's CPU time between
+    /// the two samples, scaled by the number of CPUs.
+    pub fn cpu_percent(&self) -> f64 {
+        let cpu = self
+            .cpu_stats
+            .cpu_usage
+            .total_usage
+            .saturating_sub(self.precpu_stats.cpu_usage.total_usage) as f64;
+        let system = self
+            .cpu_stats
+            .system_cpu_usage
+            .saturating_sub(self.precpu_stats.system_cpu_usage) as f64;
+        if cpu > 0.0 && system > 0.0 {
+            cpu / system * f64::from(self.cpu_stats.online_cpus.max(1)) * 100.0
+        } else {
+            0.0
+        }
+    }
+
+    pub fn memory_percent(&self) -> f64 {
+        if self.memory_stats.limit == 0 {
+            0.0
+        } else {
+            self.memory_stats.usage as f64 / self.memory_stats.limit as f64 * 100.0
+        }
+    }
+}

@@ -87,3 +87,32 @@ pub struct ImageSummary {
     pub labels: std::collections::BTreeMap<String, String>,
     pub containers: i64,
 }
+
+/// One line of `GET /events` (Docker's `events.Message`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventMessage {
+    /// The action again (Docker's deprecated field, still read by old clients).
+    pub status: String,
+    pub id: String,
+    pub from: String,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    pub scope: String,
+    /// Unix seconds.
+    pub time: i64,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventActor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub attributes: std::collections::BTreeMap<String, String>,
+}

@@ -2,22 +2,31 @@
 
 pub mod build;
 pub mod container_inspect;
+pub mod container_prune;
 pub mod daemon;
+pub mod events;
 pub mod history;
 pub mod images;
 pub mod inspect;
 pub mod kill;
 pub mod load;
 pub mod logs;
+pub mod pause;
 pub mod ps;
+pub mod rename;
+pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod run_detached;
 pub mod save;
+pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod top;
+pub mod unpause;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

@@ -16,8 +16,9 @@ use super::http::{ApiError, Body, Query, empty, json, parse_json, read_body, str
 use super::logs::{Follow, Streams};
 use super::state::{Container, ContainerRecord, Daemon, Status, StopKind};
 use crate::api::containers::{
-    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerState,
-    ContainerSummary, MountPoint, NetworkSettings, SummaryHostConfig, WaitError, WaitResponse,
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
+    ContainerState, ContainerStats, ContainerSummary, CpuStats, CpuUsage, MemoryStats, MountPoint,
+    NetworkSettings, PidsStats, SummaryHostConfig, TopResponse, WaitError, WaitResponse,
 };
 use crate::output::human_duration;
 
@@ -65,6 +66,208 @@ pub async fn stop(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<B
     } else {
         StatusCode::NOT_MODIFIED
     }))
+}
+
+/// `POST /containers/{id}/restart`: 204.
+pub async fn restart(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+    daemon.restart(c).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/pause`: 204; 409 when not running or paused already.
+pub fn pause(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+    daemon.pause(c)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/unpause`: 204; 409 when not paused.
+pub fn unpause(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+    daemon.unpause(c)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/rename?name=`: 204; 409 when the name is taken.
+pub fn rename(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let name = query.get("name").unwrap_or("");
+    daemon.rename(c, name)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/prune`: removes every instance that is not running.
+pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, ApiError> {
+    if let Some(f) = query.get("filters").filter(|f| !f.is_empty() && *f != "{}") {
+        return Err(ApiError::bad_request(format!(
+            "wrun's container prune takes no filters yet (got {f})"
+        )));
+    }
+    let d = Arc::clone(daemon);
+    let (deleted, space) = tokio::task::spawn_blocking(move || d.prune())
+        .await
+        .map_err(|e| anyhow::anyhow!("pruning failed: {e}"))?;
+    Ok(json(
+        StatusCode::OK,
+        &ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: space,
+        },
+    ))
+}
+
+/// `GET /containers/{id}/top`: one row, the instance (it has no
+/// processes): the daemon's pid, the CPU time spent on it, its argv.
+pub fn top(c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+    let r = c.record();
+    let Some(gate) = c.gate().filter(|_| r.state.is_live()) else {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    };
+    let secs = gate.cpu_time().as_secs();
+    let cmd = std::iter::once(r.path.clone())
+        .chain(r.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let top = TopResponse {
+        titles: ["PID", "USER", "TIME", "STATUS", "CMD"]
+            .map(String::from)
+            .to_vec(),
+        processes: vec![vec![
+            std::process::id().to_string(),
+            "wasm".into(),
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+            r.state.status.as_str().into(),
+            cmd,
+        ]],
+    };
+    Ok(json(StatusCode::OK, &top))
+}
+
+/// One sample of an instance's CPU time and memory, beside the host's.
+fn sample(c: &Container, limit: u64) -> (CpuStats, MemoryStats, String) {
+    let gate = c.gate();
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let cpu = CpuStats {
+        cpu_usage: CpuUsage {
+            total_usage: gate.as_ref().map_or(0, |g| {
+                u64::try_from(g.cpu_time().as_nanos()).unwrap_or(u64::MAX)
+            }),
+            ..CpuUsage::default()
+        },
+        system_cpu_usage: host_cpu_nanos(),
+        online_cpus: online,
+    };
+    let memory = MemoryStats {
+        usage: gate.as_ref().map_or(0, |g| g.memory.bytes()),
+        limit,
+        ..MemoryStats::default()
+    };
+    let read = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| ZERO_TIME.into());
+    (cpu, memory, read)
+}
+
+/// The host's CPU time over all CPUs in nanoseconds (`/proc/stat`, in
+/// USER_HZ = 100 ticks per second); 0 when unreadable.
+fn host_cpu_nanos() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().next()?.strip_prefix("cpu ")?.to_string();
+            Some(
+                line.split_whitespace()
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum::<u64>()
+                    .saturating_mul(10_000_000),
+            )
+        })
+        .unwrap_or(0)
+}
+
+/// The host's memory in bytes (`/proc/meminfo`); 0 when unreadable.
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let kib = s
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// How long `stats?stream=false` measures CPU use over, and the interval
+/// of streamed samples.
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: memory = linear memory
+/// plus tables in use, CPU = time the daemon spent running the instance.
+/// `stream=false` answers once after measuring over an interval (at once
+/// with `one-shot`); otherwise a JSON line per interval while live.
+pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiError> {
+    let stream = query.get("stream").is_none_or(|_| query.flag("stream"));
+    let one_shot = query.flag("one-shot");
+    let r = c.record();
+    let limit = if r.host_config.memory > 0 {
+        r.host_config.memory as u64
+    } else {
+        host_memory()
+    };
+    let (tx, response) = streaming("application/json");
+    let c = Arc::clone(c);
+    tokio::spawn(async move {
+        let mut previous: Option<(CpuStats, String)> = None;
+        if !stream && !one_shot && c.record().state.is_live() {
+            let (cpu, _, read) = sample(&c, limit);
+            previous = Some((cpu, read));
+            tokio::time::sleep(STATS_INTERVAL).await;
+        }
+        loop {
+            let r = c.record();
+            let (cpu, memory, read) = sample(&c, limit);
+            let (precpu, preread) = previous
+                .clone()
+                .unwrap_or_else(|| (CpuStats::default(), ZERO_TIME.into()));
+            let live = r.state.is_live();
+            let s = ContainerStats {
+                read: read.clone(),
+                preread,
+                name: format!("/{}", r.name),
+                id: r.id.clone(),
+                pids_stats: PidsStats {
+                    current: u64::from(live),
+                },
+                num_procs: 0,
+                cpu_stats: cpu.clone(),
+                precpu_stats: precpu,
+                memory_stats: memory,
+            };
+            let Ok(mut bytes) = serde_json::to_vec(&s) else {
+                return;
+            };
+            bytes.push(b'\n');
+            if tx.send(Bytes::from(bytes)).await.is_err() || !stream || !live {
+                return;
+            }
+            previous = Some((cpu, read));
+            tokio::select! {
+                _ = tokio::time::sleep(STATS_INTERVAL) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(response)
 }
 
 /// `POST /containers/{id}/kill?signal=`: 204, or 409 when not running.
@@ -294,9 +497,10 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
         args: r.args.clone(),
         state: ContainerState {
             status: st.status.as_str().into(),
-            running: st.status == Status::Running,
+            running: st.is_live(),
+            paused: st.status == Status::Paused,
             oom_killed: st.oom_killed,
-            pid: if st.status == Status::Running {
+            pid: if st.is_live() {
                 i64::from(std::process::id())
             } else {
                 0
@@ -351,6 +555,10 @@ fn status_text(r: &ContainerRecord) -> String {
             "Up {}",
             human_duration(now - unix(st.started_at.as_deref()).unwrap_or(now))
         ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(now - unix(st.started_at.as_deref()).unwrap_or(now))
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             st.exit_code,
@@ -367,7 +575,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Response<Body> {
         .all()
         .iter()
         .map(|c| c.record())
-        .filter(|r| all || r.state.status == Status::Running)
+        .filter(|r| all || r.state.is_live())
         .map(|r| {
             let created = unix(Some(&r.created)).unwrap_or(0);
             let command = std::iter::once(r.path.clone())

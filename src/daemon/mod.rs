@@ -2,6 +2,8 @@
 //! instance an async task; serves the Docker-shaped REST API on a Unix socket.
 
 mod containers;
+mod events;
+mod gate;
 mod http;
 mod images;
 pub mod logs;
@@ -155,6 +157,8 @@ enum Route {
     ImageInspect(String),
     ContainerCreate,
     ContainersList,
+    ContainersPrune,
+    Events,
     Container(String, ContainerAction),
 }
 
@@ -168,6 +172,12 @@ enum ContainerAction {
     Logs,
     Attach,
     Remove,
+    Restart,
+    Pause,
+    Unpause,
+    Rename,
+    Top,
+    Stats,
 }
 
 async fn dispatch(
@@ -186,6 +196,8 @@ async fn dispatch(
         Route::ImageInspect(name) => images::inspect(daemon, name).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => Ok(containers::list(daemon, &query)),
+        Route::ContainersPrune => containers::prune(daemon, &query).await,
+        Route::Events => events::stream(&daemon.events, &query),
         Route::Container(key, action) => {
             let c = daemon.find(&key)?;
             match action {
@@ -197,6 +209,12 @@ async fn dispatch(
                 ContainerAction::Logs => containers::logs(&c, &query),
                 ContainerAction::Attach => containers::attach(&c, &query, req),
                 ContainerAction::Remove => containers::remove(daemon, &c, &query).await,
+                ContainerAction::Restart => containers::restart(daemon, &c).await,
+                ContainerAction::Pause => containers::pause(daemon, &c),
+                ContainerAction::Unpause => containers::unpause(daemon, &c),
+                ContainerAction::Rename => containers::rename(daemon, &c, &query),
+                ContainerAction::Top => containers::top(&c),
+                ContainerAction::Stats => containers::stats(&c, &query),
             }
         }
     }
@@ -220,6 +238,8 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, ApiError> {
         }
         ["containers", "create"] if post => Route::ContainerCreate,
         ["containers", "json"] if get => Route::ContainersList,
+        ["containers", "prune"] if post => Route::ContainersPrune,
+        ["events"] if get => Route::Events,
         ["containers", id] if method == Method::DELETE => {
             Route::Container(id.to_string(), ContainerAction::Remove)
         }
@@ -232,6 +252,12 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, ApiError> {
                 ("kill", _, true) => ContainerAction::Kill,
                 ("wait", _, true) => ContainerAction::Wait,
                 ("attach", _, true) => ContainerAction::Attach,
+                ("top", true, _) => ContainerAction::Top,
+                ("stats", true, _) => ContainerAction::Stats,
+                ("restart", _, true) => ContainerAction::Restart,
+                ("pause", _, true) => ContainerAction::Pause,
+                ("unpause", _, true) => ContainerAction::Unpause,
+                ("rename", _, true) => ContainerAction::Rename,
                 _ => return Err(page_not_found()),
             };
             Route::Container(id.to_string(), a)
@@ -310,6 +336,20 @@ mod tests {
             Route::Container("abc".into(), ContainerAction::Remove)
         );
         assert!(r(Method::GET, "/containers/abc/start").is_err());
+        assert_eq!(
+            r(Method::POST, "/v1.45/containers/abc/pause").unwrap(),
+            Route::Container("abc".into(), ContainerAction::Pause)
+        );
+        assert_eq!(
+            r(Method::GET, "/containers/abc/stats").unwrap(),
+            Route::Container("abc".into(), ContainerAction::Stats)
+        );
+        assert_eq!(
+            r(Method::POST, "/containers/prune").unwrap(),
+            Route::ContainersPrune
+        );
+        assert_eq!(r(Method::GET, "/v1.41/events").unwrap(), Route::Events);
+        assert!(r(Method::GET, "/containers/abc/rename").is_err());
         assert!(r(Method::GET, "/nope").is_err());
         let too_new = r(Method::GET, "/v9.99/version").unwrap_err();
         assert_eq!(too_new.status, hyper::StatusCode::BAD_REQUEST);

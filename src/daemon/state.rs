@@ -13,6 +13,8 @@ use tokio::sync::{oneshot, watch};
 use wrun_image::Store;
 use wrun_runtime::{OutputTarget, Runtime};
 
+use super::events::EventLog;
+use super::gate::RunGate;
 use super::http::ApiError;
 use super::logs::{LogFile, STDERR, STDOUT};
 use crate::api::containers::{ContainerConfig, HostConfig};
@@ -29,6 +31,8 @@ pub enum Status {
     #[default]
     Created,
     Running,
+    /// Running, but its guest is not scheduled (see `gate`).
+    Paused,
     Exited,
     Removing,
 }
@@ -38,6 +42,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Exited => "exited",
             Status::Removing => "removing",
         }
@@ -46,6 +51,7 @@ impl Status {
 
 /// What is kept of an instance's state across daemon restarts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StateRecord {
     pub status: Status,
     pub exit_code: i64,
@@ -53,6 +59,16 @@ pub struct StateRecord {
     pub oom_killed: bool,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Ended by `stop` or `kill`: restart policies leave it alone until it
+    /// is started again by hand.
+    pub manually_stopped: bool,
+}
+
+impl StateRecord {
+    /// Running or paused: the instance holds a guest.
+    pub fn is_live(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Paused)
+    }
 }
 
 /// One instance as stored in `containers/<id>/config.json`.
@@ -98,6 +114,15 @@ pub enum StopKind {
 }
 
 impl StopKind {
+    /// The event's signal attribute: the number `kill` was given.
+    fn signal(self) -> Option<u8> {
+        match self {
+            StopKind::Stop => Some(15),
+            StopKind::Signal(n) => Some(n),
+            StopKind::Shutdown => None,
+        }
+    }
+
     fn exit(self) -> (i64, &'static str) {
         match self {
             StopKind::Stop => (143, ""),
@@ -118,6 +143,8 @@ pub struct Container {
 struct Inner {
     record: ContainerRecord,
     stop: Option<oneshot::Sender<StopKind>>,
+    /// Pause control and meters of the current run.
+    gate: Option<Arc<RunGate>>,
 }
 
 impl Container {
@@ -132,7 +159,11 @@ impl Container {
             id: record.id.clone(),
             log: LogFile::open(dir.join("container.log"), LOG_MAX_SIZE),
             dir,
-            inner: Mutex::new(Inner { record, stop: None }),
+            inner: Mutex::new(Inner {
+                record,
+                stop: None,
+                gate: None,
+            }),
             lifecycle: watch::Sender::new(life),
         })
     }
@@ -151,6 +182,11 @@ impl Container {
         self.lock().record.name.clone()
     }
 
+    /// The pause control and meters of the current run, while live.
+    pub fn gate(&self) -> Option<Arc<RunGate>> {
+        self.lock().gate.clone()
+    }
+
     pub fn watch(&self) -> watch::Receiver<Lifecycle> {
         self.lifecycle.subscribe()
     }
@@ -165,6 +201,7 @@ impl Container {
     fn finish(&self, exit_code: i64, error: String, oom_killed: bool) {
         let mut inner = self.lock();
         inner.stop = None;
+        inner.gate = None;
         let st = &mut inner.record.state;
         st.status = Status::Exited;
         st.exit_code = exit_code;
@@ -199,6 +236,7 @@ pub struct Daemon {
     containers_dir: PathBuf,
     registry: Mutex<Registry>,
     pub shutdown: tokio::sync::Notify,
+    pub events: EventLog,
 }
 
 #[derive(Default)]
@@ -237,7 +275,10 @@ impl Daemon {
             {
                 let mut inner = c.lock();
                 let st = &mut inner.record.state;
-                if matches!(st.status, Status::Running | Status::Removing) {
+                if matches!(
+                    st.status,
+                    Status::Running | Status::Paused | Status::Removing
+                ) {
                     st.status = Status::Exited;
                     st.exit_code = EXIT_DAEMON_GONE;
                     st.error = "the daemon stopped while the instance was running".into();
@@ -259,6 +300,7 @@ impl Daemon {
             containers_dir,
             registry: Mutex::new(registry),
             shutdown: tokio::sync::Notify::new(),
+            events: EventLog::default(),
         })
     }
 
@@ -376,17 +418,20 @@ impl Daemon {
                 return Err(e.into());
             }
         };
-        reg.names.insert(name, id.clone());
-        reg.by_id.insert(id, Arc::clone(&c));
+        reg.names.insert(name.clone(), id.clone());
+        reg.by_id.insert(id.clone(), Arc::clone(&c));
+        drop(reg);
+        self.events
+            .container("create", &id, &name, &record.image, &[]);
         Ok(c)
     }
 
     /// Starts an instance: `Ok(false)` when it was already running.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<bool, ApiError> {
-        let (rx, record) = {
+        let (rx, gate, record) = {
             let mut inner = c.lock();
             match inner.record.state.status {
-                Status::Running => return Ok(false),
+                Status::Running | Status::Paused => return Ok(false),
                 Status::Removing => {
                     return Err(ApiError::conflict(format!(
                         "container {} is marked for removal and cannot be started",
@@ -397,19 +442,25 @@ impl Daemon {
             }
             let (tx, rx) = oneshot::channel();
             inner.stop = Some(tx);
+            let gate = Arc::new(RunGate::default());
+            inner.gate = Some(Arc::clone(&gate));
             let st = &mut inner.record.state;
             st.status = Status::Running;
             st.exit_code = 0;
             st.error.clear();
             st.oom_killed = false;
+            st.manually_stopped = false;
             st.started_at = Some(now());
             st.finished_at = None;
             c.save(&inner.record)?;
             c.lifecycle.send_modify(|l| l.running = true);
-            (rx, inner.record.clone())
+            (rx, gate, inner.record.clone())
         };
+        self.events
+            .container("start", &c.id, &record.name, &record.image, &[]);
         let daemon = Arc::clone(self);
         let log = Arc::clone(&c.log);
+        let memory = gate.memory.clone();
         let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let image = daemon.store.find(&record.image_id)?;
             let settings = settings(&record.config, &record.host_config)
@@ -417,6 +468,7 @@ impl Daemon {
             let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
+            launch.spec.memory_gauge = Some(memory);
             let module = launch::prepare(&daemon.runtime, &launch)?;
             Ok((launch, module))
         })
@@ -428,7 +480,7 @@ impl Daemon {
             Err(e) => {
                 let code = launch::failure_exit_code(&e);
                 let err = ApiError::from(e);
-                c.finish(i64::from(code), err.message.clone(), false);
+                self.ended(c, i64::from(code), err.message.clone(), false);
                 return Err(err);
             }
         };
@@ -438,7 +490,7 @@ impl Daemon {
             let mut rx = rx;
             let runtime = daemon.runtime.clone();
             let module_name = launch.module_name.clone();
-            let run = runtime.run(&module, launch.spec);
+            let run = gate.wrap(runtime.run(&module, launch.spec));
             let (code, error, oom) = tokio::select! {
                 biased;
                 kind = &mut rx => {
@@ -457,35 +509,169 @@ impl Daemon {
                     ),
                 },
             };
-            c2.finish(code, error, oom);
-            if c2.record().host_config.auto_remove {
-                daemon.remove_stopped(&c2);
-            }
+            daemon.ended(&c2, code, error, oom);
         });
         Ok(true)
     }
 
-    /// Ends a running instance and waits until it has ended; `Ok(false)`
-    /// when it was not running.
+    /// A run ended: record it, announce `die`, then remove the instance if
+    /// it was started with `--rm`.
+    fn ended(&self, c: &Arc<Container>, code: i64, error: String, oom: bool) {
+        c.finish(code, error, oom);
+        let r = c.record();
+        self.events.container(
+            "die",
+            &c.id,
+            &r.name,
+            &r.image,
+            &[("exitCode", code.to_string())],
+        );
+        if r.host_config.auto_remove {
+            self.remove_stopped(c);
+        }
+    }
+
+    /// Ends a running (or paused) instance and waits until it has ended;
+    /// `Ok(false)` when it was not running.
     pub async fn stop(&self, c: &Container, kind: StopKind) -> Result<bool, ApiError> {
         let mut rx = c.watch();
-        {
+        let (name, image) = {
             let mut inner = c.lock();
-            if inner.record.state.status != Status::Running {
+            if !inner.record.state.is_live() {
                 return Ok(false);
+            }
+            if !matches!(kind, StopKind::Shutdown) {
+                inner.record.state.manually_stopped = true;
             }
             if let Some(tx) = inner.stop.take() {
                 let _ = tx.send(kind);
             }
+            (inner.record.name.clone(), inner.record.image.clone())
+        };
+        if let Some(n) = kind.signal() {
+            self.events
+                .container("kill", &c.id, &name, &image, &[("signal", n.to_string())]);
         }
         let _ = rx.wait_for(|l| !l.running).await;
+        if matches!(kind, StopKind::Stop) {
+            self.events.container("stop", &c.id, &name, &image, &[]);
+        }
         Ok(true)
+    }
+
+    /// `restart`: stops the instance if it runs, then starts it.
+    pub async fn restart(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+        self.stop(c, StopKind::Stop).await?;
+        self.start(c).await?;
+        let r = c.record();
+        self.events
+            .container("restart", &c.id, &r.name, &r.image, &[]);
+        Ok(())
+    }
+
+    /// `pause`: the guest is no longer polled; it keeps its memory.
+    pub fn pause(&self, c: &Container) -> Result<(), ApiError> {
+        let r = {
+            let mut inner = c.lock();
+            match inner.record.state.status {
+                Status::Running => {}
+                Status::Paused => {
+                    return Err(ApiError::conflict(format!(
+                        "Container {} is already paused",
+                        c.id
+                    )));
+                }
+                _ => {
+                    return Err(ApiError::conflict(format!(
+                        "Container {} is not running",
+                        c.id
+                    )));
+                }
+            }
+            let Some(gate) = inner.gate.clone() else {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )));
+            };
+            gate.pause();
+            // Kept in memory only: a daemon that stops treats paused as
+            // running (the instance ends either way), so no disk write.
+            inner.record.state.status = Status::Paused;
+            inner.record.clone()
+        };
+        self.events
+            .container("pause", &c.id, &r.name, &r.image, &[]);
+        Ok(())
+    }
+
+    /// `unpause`: the guest is polled again from where it stopped.
+    pub fn unpause(&self, c: &Container) -> Result<(), ApiError> {
+        let r = {
+            let mut inner = c.lock();
+            if inner.record.state.status != Status::Paused {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not paused",
+                    c.id
+                )));
+            }
+            inner.record.state.status = Status::Running;
+            if let Some(gate) = &inner.gate {
+                gate.resume();
+            }
+            inner.record.clone()
+        };
+        self.events
+            .container("unpause", &c.id, &r.name, &r.image, &[]);
+        Ok(())
+    }
+
+    /// `rename`: 409 when the name is taken, 400 when it is not a valid name.
+    pub fn rename(&self, c: &Container, new_name: &str) -> Result<(), ApiError> {
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if new_name.is_empty() {
+            return Err(ApiError::bad_request(
+                "Neither old nor new names may be empty",
+            ));
+        }
+        crate::commands::run::check_name(new_name)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut reg = self.registry();
+        let mut inner = c.lock();
+        let old = inner.record.name.clone();
+        if old == new_name {
+            return Err(ApiError::conflict(format!(
+                "Renaming a container with the same name as its current name: {old}"
+            )));
+        }
+        if let Some(other) = reg.names.get(new_name) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        let mut record = inner.record.clone();
+        record.name = new_name.to_string();
+        c.save(&record)?;
+        inner.record = record;
+        reg.names.remove(&old);
+        reg.names.insert(new_name.to_string(), c.id.clone());
+        let image = inner.record.image.clone();
+        drop(inner);
+        drop(reg);
+        self.events.container(
+            "rename",
+            &c.id,
+            new_name,
+            &image,
+            &[("oldName", format!("/{old}"))],
+        );
+        Ok(())
     }
 
     /// `DELETE /containers/{id}`: refused for a running instance unless forced.
     pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
-        let running = c.lock().record.state.status == Status::Running;
-        if running {
+        let live = c.lock().record.state.is_live();
+        if live {
             if !force {
                 return Err(ApiError::conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
@@ -498,22 +684,48 @@ impl Daemon {
         Ok(())
     }
 
-    fn remove_stopped(&self, c: &Arc<Container>) {
-        {
+    /// `container prune`: removes every instance that is not running;
+    /// returns their IDs and the bytes their directories held.
+    pub fn prune(&self) -> (Vec<String>, u64) {
+        let mut deleted = Vec::new();
+        let mut bytes = 0;
+        for c in self.all() {
+            if c.lock().record.state.is_live() {
+                continue;
+            }
+            bytes += dir_size(&c.dir);
+            if self.remove_stopped(&c) {
+                deleted.push(c.id.clone());
+            }
+        }
+        (deleted, bytes)
+    }
+
+    /// Forgets an instance that is not running and deletes its directory;
+    /// `false` when it was gone already.
+    fn remove_stopped(&self, c: &Arc<Container>) -> bool {
+        let name = {
             let mut reg = self.registry();
             if reg.by_id.remove(&c.id).is_none() {
-                return; // removed already (auto-remove and rm raced)
+                return false; // removed already (auto-remove and rm raced)
             }
             let name = c.name();
             if reg.names.get(&name) == Some(&c.id) {
                 reg.names.remove(&name);
             }
-        }
-        c.lock().record.state.status = Status::Removing;
+            name
+        };
+        let image = {
+            let mut inner = c.lock();
+            inner.record.state.status = Status::Removing;
+            inner.record.image.clone()
+        };
         if let Err(e) = std::fs::remove_dir_all(&c.dir) {
             eprintln!("wrun daemon: removing {}: {e}", c.dir.display());
         }
         c.lifecycle.send_modify(|l| l.removed = true);
+        self.events.container("destroy", &c.id, &name, &image, &[]);
+        true
     }
 
     /// Ends every running instance (recorded as exited because the daemon
@@ -523,6 +735,19 @@ impl Daemon {
             let _ = self.stop(&c, StopKind::Shutdown).await;
         }
     }
+}
+
+/// Bytes of the files directly in `dir` (an instance's record and logs).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The run settings a stored config asks for; the request's errors are 400s.

@@ -99,13 +99,17 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         .iter()
         .filter(|r| r.state.status == Status::Running)
         .count() as i64;
+    let paused = records
+        .iter()
+        .filter(|r| r.state.status == Status::Paused)
+        .count() as i64;
     let images = daemon.store.images().map(|i| i.len() as i64).unwrap_or(0);
     let info = SystemInfo {
         id: String::new(),
         containers: records.len() as i64,
         containers_running: running,
-        containers_paused: 0,
-        containers_stopped: records.len() as i64 - running,
+        containers_paused: paused,
+        containers_stopped: records.len() as i64 - running - paused,
         images,
         driver: "wasm".into(),
         docker_root_dir: daemon.store.root().display().to_string(),

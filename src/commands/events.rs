@@ -1,0 +1,175 @@
+//! `wrun events [--since T] [--until T] [--filter K=V] [--format json]`:
+//! stream what happens to instances and images, as Docker's JSON lines or
+//! one readable line each.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+use hyper::Method;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::DaemonTarget;
+use crate::api::system::EventMessage;
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show events since this time: Unix seconds, RFC 3339, or a duration ago (10m, 1h30m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Stop at this time (same forms as --since); without it, stream until interrupted
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Filter: type=, event=, container=, image=, label= (repeatable)
+    #[arg(short = 'f', long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// `json` for one JSON object per line
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+/// A time as Unix seconds with nanoseconds, as Docker's CLI sends it.
+fn timestamp(raw: &str, now: OffsetDateTime) -> anyhow::Result<String> {
+    let at = if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+        t
+    } else if let Some(d) = parse_duration(raw) {
+        now - d
+    } else if let Some((s, f)) = raw.split_once('.').or(Some((raw, "")))
+        && s.parse::<i64>().is_ok()
+        && f.bytes().all(|b| b.is_ascii_digit())
+        && f.len() <= 9
+    {
+        return Ok(raw.to_string());
+    } else {
+        bail!("invalid time {raw:?}: use Unix seconds, RFC 3339, or a duration such as 10m");
+    };
+    let nanos = at.unix_timestamp_nanos();
+    Ok(format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    ))
+}
+
+/// `90s`, `10m`, `1h30m`, `2h`.
+fn parse_duration(raw: &str) -> Option<time::Duration> {
+    let mut total = 0i64;
+    let mut digits = String::new();
+    let mut any = false;
+    for ch in raw.chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        total += n * match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return None,
+        };
+        any = true;
+    }
+    (any && digits.is_empty()).then(|| time::Duration::seconds(total))
+}
+
+/// `--filter k=v` flags as Docker's `{"k":{"v":true}}`.
+fn filters_json(filters: &[String]) -> anyhow::Result<String> {
+    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            bail!("invalid filter {f:?}: expected KEY=VALUE");
+        };
+        map.entry(k.to_string())
+            .or_default()
+            .insert(v.to_string(), true);
+    }
+    Ok(serde_json::to_string(&map)?)
+}
+
+fn readable(m: &EventMessage) -> String {
+    let when = OffsetDateTime::from_unix_timestamp_nanos(i128::from(m.time_nano))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    let attrs = m
+        .actor
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{when} {} {} {} ({attrs})", m.kind, m.action, m.actor.id)
+}
+
+pub fn run(target: &DaemonTarget, args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let json = match args.format.as_deref() {
+        None => false,
+        Some("json" | "{{json .}}") => true,
+        Some(other) => bail!("unsupported format {other:?}: use --format json"),
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut query = Vec::new();
+    if let Some(s) = &args.since {
+        query.push(format!("since={}", super::escape(&timestamp(s, now)?)));
+    }
+    if let Some(u) = &args.until {
+        query.push(format!("until={}", super::escape(&timestamp(u, now)?)));
+    }
+    if !args.filters.is_empty() {
+        query.push(format!(
+            "filters={}",
+            super::escape(&filters_json(&args.filters)?)
+        ));
+    }
+    let path = format!("/events?{}", query.join("&"));
+    let mut pending = Vec::new();
+    let stdout = std::io::stdout();
+    target.client()?.stream(Method::GET, &path, |chunk| {
+        pending.extend_from_slice(chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let mut out = stdout.lock();
+            if json {
+                out.write_all(&line)?;
+            } else if let Ok(m) = serde_json::from_slice::<EventMessage>(&line) {
+                writeln!(out, "{}", readable(&m))?;
+            }
+            out.flush()?;
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_become_unix_seconds() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        assert_eq!(timestamp("10m", now).unwrap(), "999400.000000000");
+        assert_eq!(timestamp("1h30m", now).unwrap(), "994600.000000000");
+        assert_eq!(timestamp("12345", now).unwrap(), "12345");
+        assert_eq!(
+            timestamp("1970-01-12T13:46:40Z", now).unwrap(),
+            "1000000.000000000"
+        );
+        assert!(timestamp("yesterday", now).is_err());
+        assert!(timestamp("10x", now).is_err());
+    }
+
+    #[test]
+    fn filters_use_dockers_map_form() {
+        assert_eq!(
+            filters_json(&["event=start".into(), "container=web1".into()]).unwrap(),
+            r#"{"container":{"web1":true},"event":{"start":true}}"#
+        );
+        assert!(filters_json(&["nope".into()]).is_err());
+    }
+}
