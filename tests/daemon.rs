@@ -128,7 +128,10 @@ impl Daemon {
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        if !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             return (status, body.to_string());
         }
         // A streamed answer: join the chunks.
@@ -643,4 +646,113 @@ fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
     ]);
     assert_eq!(only_die.lines().count(), 1, "{only_die}");
     assert!(only_die.contains("\"exitCode\":\"0\""), "{only_die}");
+}
+
+/// Polls `inspect NAME` until `done` holds for its State and RestartCount.
+fn wait_for_state(
+    d: &Daemon,
+    name: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..1500 {
+        last = d.inspect(name);
+        if done(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} never reached the expected state: {last}");
+}
+
+#[test]
+fn restart_policies_apply_when_an_instance_ends_and_when_the_daemon_starts() {
+    let mut d = Daemon::start();
+    // on-failure:2 — `idle x` exits 2 at once: two restarts, then it stays down.
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "idle:1.0",
+        "x",
+    ]);
+    let v = wait_for_state(&d, "flaky", |v| {
+        v["RestartCount"] == 2 && v["State"]["Status"] == "exited"
+    });
+    assert_eq!(v["State"]["ExitCode"], 2);
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    let logs = d.wrun(&["logs", "flaky"]);
+    let errors = String::from_utf8_lossy(&logs.stderr)
+        .matches("SECONDS must be")
+        .count();
+    assert_eq!(errors, 3, "one run and two restarts");
+
+    // always: a guest that exits 0 comes back; stop ends it for good.
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "phoenix",
+        "--restart",
+        "always",
+        "hello:1.0",
+    ]);
+    wait_for_state(&d, "phoenix", |v| {
+        v["RestartCount"].as_i64().unwrap_or(0) >= 1
+    });
+    d.wrun_ok(&["stop", "phoenix"]);
+    let v = d.inspect("phoenix");
+    assert_eq!(v["State"]["Running"], false, "{v}");
+    assert_eq!(v["State"]["Restarting"], false, "{v}");
+
+    // A flag the daemon refuses: --rm with a restart policy.
+    let both = d.wrun(&["run", "-d", "--rm", "--restart", "always", "hello:1.0"]);
+    assert!(String::from_utf8_lossy(&both.stderr).contains("AutoRemove"));
+    let bad = d.wrun(&["run", "-d", "--restart", "sometimes", "hello:1.0"]);
+    assert!(!bad.status.success());
+
+    // Daemon start: unless-stopped comes back, unless stopped by hand;
+    // no policy stays exited.
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "unless-stopped",
+        "idle:1.0",
+    ]);
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "parked",
+        "--restart",
+        "unless-stopped",
+        "idle:1.0",
+    ]);
+    d.wrun_ok(&["run", "-d", "--name", "plain", "idle:1.0"]);
+    d.wait_for_log("keeper", "ready\n");
+    d.wait_for_log("parked", "ready\n");
+    d.wait_for_log("plain", "ready\n");
+    d.wrun_ok(&["stop", "parked"]);
+    let phoenix_runs = d.inspect("phoenix")["RestartCount"].as_i64().unwrap();
+    let mut child = d.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    d.restart_process();
+    let v = wait_for_state(&d, "keeper", |v| v["State"]["Running"] == true);
+    assert_eq!(v["RestartCount"], 1, "{v}");
+    d.wait_for_log("keeper", "ready\nready\n");
+    assert_eq!(d.inspect("parked")["State"]["Status"], "exited");
+    assert_eq!(d.inspect("plain")["State"]["Status"], "exited");
+    // always: back with the daemon even though it was stopped by hand.
+    let v = wait_for_state(&d, "phoenix", |v| {
+        v["RestartCount"].as_i64().unwrap_or(0) > phoenix_runs
+    });
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "always");
+    d.wrun_ok(&["stop", "phoenix"]);
 }

@@ -65,11 +65,94 @@ pub struct HostConfig {
     pub wasm_fuel: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicy {
+    /// "", `no`, `always`, `unless-stopped`, `on-failure`.
     pub name: String,
+    /// `on-failure` only: restarts allowed; 0: no limit.
     pub maximum_retry_count: i64,
+}
+
+impl RestartPolicy {
+    /// Parses the CLI's `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (name, count) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let maximum_retry_count = match count {
+            None => 0,
+            Some(c) if name == "on-failure" => {
+                c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    format!("invalid restart count {c:?}: expected a whole number")
+                })?
+            }
+            Some(_) => {
+                return Err(format!(
+                    "invalid restart policy {s:?}: only on-failure takes a count"
+                ));
+            }
+        };
+        let policy = Self {
+            name: name.to_string(),
+            maximum_retry_count,
+        };
+        policy.check()?;
+        Ok(policy)
+    }
+
+    /// Refuses unknown names and counts on other policies than `on-failure`.
+    pub fn check(&self) -> Result<(), String> {
+        match self.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" if self.maximum_retry_count == 0 => Ok(()),
+            "" | "no" | "always" | "unless-stopped" => Err(format!(
+                "maximum retry count cannot be used with restart policy '{}'",
+                self.name
+            )),
+            "on-failure" if self.maximum_retry_count >= 0 => Ok(()),
+            "on-failure" => Err("maximum retry count cannot be negative".into()),
+            other => Err(format!(
+                "invalid restart policy '{other}' (no, always, unless-stopped, on-failure[:N])"
+            )),
+        }
+    }
+
+    /// Whether an instance that ended this way is started again.
+    /// `manually_stopped`: ended by `stop`/`kill`; `restarts`: done so far.
+    pub fn restarts_after(&self, exit_code: i64, manually_stopped: bool, restarts: i64) -> bool {
+        if manually_stopped {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                exit_code != 0
+                    && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a starting daemon starts the instance: `always` does,
+    /// `unless-stopped` unless it was stopped by hand, `on-failure` when it
+    /// was running when the daemon went away (within its count).
+    pub fn starts_with_daemon(
+        &self,
+        was_running: bool,
+        manually_stopped: bool,
+        restarts: i64,
+    ) -> bool {
+        match self.name.as_str() {
+            "always" => true,
+            "unless-stopped" => !manually_stopped,
+            "on-failure" => {
+                was_running
+                    && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The body of `POST /containers/create`.
@@ -279,5 +362,39 @@ impl ContainerStats {
         } else {
             self.memory_stats.usage as f64 / self.memory_stats.limit as f64 * 100.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RestartPolicy;
+
+    #[test]
+    fn restart_policies_parse_like_dockers_flag() {
+        let p = RestartPolicy::parse("on-failure:3").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 3));
+        assert_eq!(RestartPolicy::parse("always").unwrap().name, "always");
+        assert!(RestartPolicy::parse("always:2").is_err());
+        assert!(RestartPolicy::parse("on-failure:-1").is_err());
+        assert!(RestartPolicy::parse("sometimes").is_err());
+    }
+
+    #[test]
+    fn on_failure_counts_and_manual_stops_win() {
+        let p = RestartPolicy::parse("on-failure:2").unwrap();
+        assert!(p.restarts_after(1, false, 0));
+        assert!(p.restarts_after(1, false, 1));
+        assert!(!p.restarts_after(1, false, 2), "the count is used up");
+        assert!(!p.restarts_after(0, false, 0), "success is not a failure");
+        let always = RestartPolicy::parse("always").unwrap();
+        assert!(always.restarts_after(0, false, 99));
+        assert!(!always.restarts_after(0, true, 0), "stopped by hand");
+        assert!(!RestartPolicy::default().restarts_after(1, false, 0));
+        let unless = RestartPolicy::parse("unless-stopped").unwrap();
+        assert!(unless.starts_with_daemon(false, false, 0));
+        assert!(!unless.starts_with_daemon(true, true, 0));
+        assert!(always.starts_with_daemon(false, true, 0));
+        assert!(p.starts_with_daemon(true, false, 0));
+        assert!(!p.starts_with_daemon(false, false, 0));
     }
 }

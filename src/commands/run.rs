@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// Run in the background (in the daemon) and print the instance ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// With -d: restart policy when the instance ends or the daemon starts (no, always, unless-stopped, on-failure[:N])
+    #[arg(long, value_name = "POLICY", value_parser = crate::api::containers::RestartPolicy::parse)]
+    pub restart: Option<crate::api::containers::RestartPolicy>,
     /// Assign a name to the instance
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -111,6 +114,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     }
     if args.detach {
         return super::run_detached::run(root, host, args);
+    }
+    if args.restart.is_some() {
+        anyhow::bail!("--restart needs -d: restart policies are applied by the daemon");
     }
     let store = open_store(root)?;
     let record = resolve_image(&store, &args.image)?;

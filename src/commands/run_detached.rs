@@ -42,6 +42,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
                     .collect(),
             ),
             auto_remove: args.rm,
+            restart_policy: args.restart.clone().unwrap_or_default(),
             memory: s
                 .limits
                 .memory

@@ -496,8 +496,13 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
         path: r.path.clone(),
         args: r.args.clone(),
         state: ContainerState {
-            status: st.status.as_str().into(),
+            status: if st.restarting {
+                "restarting".into()
+            } else {
+                st.status.as_str().into()
+            },
             running: st.is_live(),
+            restarting: st.restarting,
             paused: st.status == Status::Paused,
             oom_killed: st.oom_killed,
             pid: if st.is_live() {
@@ -558,6 +563,11 @@ fn status_text(r: &ContainerRecord) -> String {
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(now - unix(st.started_at.as_deref()).unwrap_or(now))
+        ),
+        Status::Exited if st.restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            human_duration(now - unix(st.finished_at.as_deref()).unwrap_or(now))
         ),
         Status::Exited => format!(
             "Exited ({}) {} ago",

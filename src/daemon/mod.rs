@@ -53,7 +53,11 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async executor")?;
-    let result = executor.block_on(accept_loop(Arc::clone(&daemon), listener));
+    let result = executor.block_on(async {
+        let d = Arc::clone(&daemon);
+        tokio::spawn(async move { d.apply_restart_policies().await });
+        accept_loop(Arc::clone(&daemon), listener).await
+    });
     let _ = std::fs::remove_file(&config.socket);
     eprintln!("wrun daemon: stopped");
     result

@@ -62,6 +62,9 @@ pub struct StateRecord {
     /// Ended by `stop` or `kill`: restart policies leave it alone until it
     /// is started again by hand.
     pub manually_stopped: bool,
+    /// Waiting to be started again by its restart policy (not persisted).
+    #[serde(skip)]
+    pub restarting: bool,
 }
 
 impl StateRecord {
@@ -145,6 +148,20 @@ struct Inner {
     stop: Option<oneshot::Sender<StopKind>>,
     /// Pause control and meters of the current run.
     gate: Option<Arc<RunGate>>,
+    /// When the current (or last) run started, and how many policy
+    /// restarts in a row followed runs shorter than [`STEADY_RUN`].
+    run_started: Option<std::time::Instant>,
+    quick_restarts: u32,
+}
+
+/// A run this long resets the restart back-off.
+const STEADY_RUN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Docker's back-off before a policy restart: 100 ms, doubled after each
+/// quick restart, at most a minute.
+fn restart_delay(quick_restarts: u32) -> std::time::Duration {
+    let ms = 100u64.saturating_mul(1u64 << quick_restarts.min(10));
+    std::time::Duration::from_millis(ms.min(60_000))
 }
 
 impl Container {
@@ -163,6 +180,8 @@ impl Container {
                 record,
                 stop: None,
                 gate: None,
+                run_started: None,
+                quick_restarts: 0,
             }),
             lifecycle: watch::Sender::new(life),
         })
@@ -237,6 +256,10 @@ pub struct Daemon {
     registry: Mutex<Registry>,
     pub shutdown: tokio::sync::Notify,
     pub events: EventLog,
+    /// Set once the daemon is stopping: no policy restarts from then on.
+    shutting_down: std::sync::atomic::AtomicBool,
+    /// Instances that were running when the previous daemon went away.
+    interrupted: Vec<String>,
 }
 
 #[derive(Default)]
@@ -253,6 +276,7 @@ impl Daemon {
         std::fs::create_dir_all(&containers_dir)
             .with_context(|| format!("creating {}", containers_dir.display()))?;
         let mut registry = Registry::default();
+        let mut interrupted = Vec::new();
         for entry in std::fs::read_dir(&containers_dir)
             .with_context(|| format!("reading {}", containers_dir.display()))?
         {
@@ -284,6 +308,7 @@ impl Daemon {
                     st.error = "the daemon stopped while the instance was running".into();
                     st.finished_at = Some(now());
                     c.save(&inner.record)?;
+                    interrupted.push(c.id.clone());
                     c.lifecycle.send_modify(|l| {
                         l.running = false;
                         l.exit_code = EXIT_DAEMON_GONE;
@@ -301,6 +326,8 @@ impl Daemon {
             registry: Mutex::new(registry),
             shutdown: tokio::sync::Notify::new(),
             events: EventLog::default(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+            interrupted,
         })
     }
 
@@ -355,6 +382,16 @@ impl Daemon {
         if config.image.is_empty() {
             return Err(ApiError::bad_request(
                 "no image given (Config.Image is empty)",
+            ));
+        }
+        host_config
+            .restart_policy
+            .check()
+            .map_err(ApiError::bad_request)?;
+        if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
+        {
+            return Err(ApiError::bad_request(
+                "can't create 'AutoRemove' container with restart policy",
             ));
         }
         if let Some(n) = &name {
@@ -426,8 +463,19 @@ impl Daemon {
         Ok(c)
     }
 
-    /// Starts an instance: `Ok(false)` when it was already running.
+    /// Starts an instance by hand: `Ok(false)` when it was already running.
+    /// The restart count starts again from 0, as Docker's does.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<bool, ApiError> {
+        self.start_run(c, false).await
+    }
+
+    /// Starts an instance; `by_policy`: a restart policy's start, counted in
+    /// `RestartCount`.
+    async fn start_run(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        by_policy: bool,
+    ) -> Result<bool, ApiError> {
         let (rx, gate, record) = {
             let mut inner = c.lock();
             match inner.record.state.status {
@@ -450,8 +498,16 @@ impl Daemon {
             st.error.clear();
             st.oom_killed = false;
             st.manually_stopped = false;
+            st.restarting = false;
             st.started_at = Some(now());
             st.finished_at = None;
+            if by_policy {
+                inner.record.restart_count += 1;
+            } else {
+                inner.record.restart_count = 0;
+                inner.quick_restarts = 0;
+            }
+            inner.run_started = Some(std::time::Instant::now());
             c.save(&inner.record)?;
             c.lifecycle.send_modify(|l| l.running = true);
             (rx, gate, inner.record.clone())
@@ -515,8 +571,9 @@ impl Daemon {
     }
 
     /// A run ended: record it, announce `die`, then remove the instance if
-    /// it was started with `--rm`.
-    fn ended(&self, c: &Arc<Container>, code: i64, error: String, oom: bool) {
+    /// it was started with `--rm`, or start it again if its restart policy
+    /// says so (after Docker's back-off).
+    fn ended(self: &Arc<Self>, c: &Arc<Container>, code: i64, error: String, oom: bool) {
         c.finish(code, error, oom);
         let r = c.record();
         self.events.container(
@@ -528,6 +585,71 @@ impl Daemon {
         );
         if r.host_config.auto_remove {
             self.remove_stopped(c);
+            return;
+        }
+        let restart = !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+            && r.host_config.restart_policy.restarts_after(
+                code,
+                r.state.manually_stopped,
+                r.restart_count,
+            );
+        if !restart {
+            return;
+        }
+        let delay = {
+            let mut inner = c.lock();
+            let steady = inner.run_started.is_some_and(|t| t.elapsed() >= STEADY_RUN);
+            inner.quick_restarts = if steady { 0 } else { inner.quick_restarts + 1 };
+            inner.record.state.restarting = true;
+            restart_delay(inner.quick_restarts.saturating_sub(1))
+        };
+        let daemon = Arc::clone(self);
+        let c = Arc::clone(c);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            daemon.restart_by_policy(&c).await;
+        });
+    }
+
+    /// Starts an instance for its restart policy, unless it was stopped,
+    /// started or removed meanwhile, or the daemon is stopping.
+    async fn restart_by_policy(self: &Arc<Self>, c: &Arc<Container>) {
+        {
+            let mut inner = c.lock();
+            let still_wanted = inner.record.state.restarting
+                && inner.record.state.status == Status::Exited
+                && !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
+            inner.record.state.restarting = false;
+            if !still_wanted {
+                return;
+            }
+        }
+        if let Err(e) = self.start_run(c, true).await {
+            eprintln!(
+                "wrun daemon: restarting {} by its policy: {}",
+                c.id, e.message
+            );
+        }
+    }
+
+    /// At daemon start: starts the instances whose restart policy asks for
+    /// it (see [`RestartPolicy::starts_with_daemon`]).
+    ///
+    /// [`RestartPolicy::starts_with_daemon`]: crate::api::containers::RestartPolicy::starts_with_daemon
+    pub async fn apply_restart_policies(self: &Arc<Self>) {
+        for c in self.all() {
+            let r = c.record();
+            let was_running = self.interrupted.contains(&c.id);
+            let wanted = r.state.status == Status::Exited
+                && r.host_config.restart_policy.starts_with_daemon(
+                    was_running,
+                    r.state.manually_stopped,
+                    r.restart_count,
+                );
+            if wanted {
+                c.lock().record.state.restarting = true;
+                self.restart_by_policy(&c).await;
+            }
         }
     }
 
@@ -537,6 +659,13 @@ impl Daemon {
         let mut rx = c.watch();
         let (name, image) = {
             let mut inner = c.lock();
+            if inner.record.state.restarting && !matches!(kind, StopKind::Shutdown) {
+                // Waiting for its policy restart: cancel it.
+                inner.record.state.restarting = false;
+                inner.record.state.manually_stopped = true;
+                c.save(&inner.record)?;
+                return Ok(true);
+            }
             if !inner.record.state.is_live() {
                 return Ok(false);
             }
@@ -731,6 +860,8 @@ impl Daemon {
     /// Ends every running instance (recorded as exited because the daemon
     /// shut down).
     pub async fn stop_all(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for c in self.all() {
             let _ = self.stop(&c, StopKind::Shutdown).await;
         }
