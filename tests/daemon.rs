@@ -756,3 +756,79 @@ fn restart_policies_apply_when_an_instance_ends_and_when_the_daemon_starts() {
     assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "always");
     d.wrun_ok(&["stop", "phoenix"]);
 }
+
+#[test]
+fn the_stock_docker_client_manages_images() {
+    if !have_tool("docker") {
+        return;
+    }
+    let d = Daemon::start();
+    let history = d.docker_ok(&["history", "hello:1.0"]);
+    assert!(history.starts_with("IMAGE"), "{history}");
+    assert!(history.lines().count() >= 2, "{history}");
+
+    // tag: a second name for the same image.
+    d.docker_ok(&["tag", "hello:1.0", "greeter:2"]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let id_of = |name: &str| {
+        images
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from {images}"))
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(id_of("greeter:2"), id_of("hello:1.0"));
+    let bad = d.docker(&["tag", "hello:1.0", "Bad Name"]);
+    assert!(!bad.status.success());
+
+    // save, rmi, load: the image comes back under its name.
+    let tar = d.env.path("greeter.tar");
+    d.docker_ok(&["save", "-o", tar.to_str().unwrap(), "greeter:2"]);
+    let saved = std::fs::read(&tar).unwrap();
+    assert!(
+        saved.len() > 10_000,
+        "a tar with the module: {} bytes",
+        saved.len()
+    );
+    let untagged = d.docker_ok(&["rmi", "greeter:2"]);
+    assert!(untagged.contains("Untagged: greeter:2"), "{untagged}");
+    assert!(!d.docker_ok(&["images"]).contains("greeter"));
+    let loaded = d.docker_ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: greeter:2"), "{loaded}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "greeter:2", "Lu"]),
+        "Hello, Lu!\n"
+    );
+
+    // An image an instance uses is kept unless forced.
+    d.docker_ok(&["rmi", "greeter:2"]);
+    d.docker_ok(&["create", "--name", "holder", "hello:1.0"]);
+    let refused = d.docker(&["rmi", "hello:1.0"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("used by a container"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(d.docker_ok(&["images"]).contains("hello"));
+    let forced = d.docker_ok(&["rmi", "-f", "hello:1.0"]);
+    assert!(forced.contains("Deleted:"), "{forced}");
+
+    // A broken archive is refused with a clear error, the store unchanged.
+    let junk = d.env.path("junk.tar");
+    std::fs::write(&junk, b"this is not a tar").unwrap();
+    let before = d.docker_ok(&["images", "-q"]);
+    let out = d.docker(&["load", "-i", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(d.docker_ok(&["images", "-q"]), before);
+    let missing = d.docker(&[
+        "save",
+        "-o",
+        d.env.path("x.tar").to_str().unwrap(),
+        "nope:1",
+    ]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("No such image"));
+}

@@ -145,3 +145,20 @@ pub fn summary(record: &ImageRecord) -> super::system::ImageSummary {
         containers: -1,
     }
 }
+
+/// An element of `DELETE /images/{name}`'s answer.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageDeleteItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untagged: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<String>,
+}
+
+/// One line of `POST /images/load`'s answer.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LoadMessage {
+    pub stream: String,
+}

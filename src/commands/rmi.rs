@@ -1,6 +1,5 @@
 //! `wrun rmi`: remove names, and images with no name left.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -20,8 +19,8 @@ pub struct RmiArgs {
 pub fn run(root: &Path, args: RmiArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(root)?;
     let mut failed = false;
-    // No instance can hold an image yet: the daemon will pass its set here.
-    let in_use = HashSet::new();
+    // The images of recorded instances (running or not) are kept unless forced.
+    let in_use = crate::daemon::images_in_use_on_disk(&store);
     for name in &args.images {
         match store.remove(name, args.force, &in_use) {
             Ok(outcome) => {

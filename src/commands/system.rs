@@ -1,6 +1,5 @@
 //! `wrun system df|prune` and `wrun image prune`: show and reclaim space.
 
-use std::collections::HashSet;
 use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -90,7 +89,7 @@ pub fn prune(root: &Path, args: PruneArgs, system: bool) -> anyhow::Result<ExitC
         }
     }
     let store = open_store(root)?;
-    let outcome = store.prune(args.all, &HashSet::new())?;
+    let outcome = store.prune(args.all, &crate::daemon::images_in_use_on_disk(&store))?;
     if !outcome.deleted_images.is_empty() {
         println!("Deleted Images:");
         for r in &outcome.deleted_images {

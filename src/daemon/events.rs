@@ -81,7 +81,6 @@ impl EventLog {
     }
 
     /// Records an image event (`tag`, `untag`, `delete`, `load`, `save`).
-    #[allow(dead_code)] // the image routes come next
     pub fn image(&self, action: &str, id: &str, name: &str) {
         let mut attrs = BTreeMap::new();
         attrs.insert("name".to_string(), name.to_string());

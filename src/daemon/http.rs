@@ -59,17 +59,29 @@ impl ApiError {
     }
 }
 
-/// Errors from the store and the runtime: a missing image is 404, a module
-/// that cannot run is 400, anything else is the daemon's fault (500).
+/// The status for a store error: a missing image is 404, an image in use
+/// 409, bad input (a name, an archive, a digest) 400, the machine 500.
+fn image_status(e: &wrun_image::ImageError) -> StatusCode {
+    use wrun_image::ImageError as E;
+    match e {
+        E::NoSuchImage(_) => StatusCode::NOT_FOUND,
+        E::Conflict { .. } => StatusCode::CONFLICT,
+        E::Io { .. } | E::StoreVersion { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Errors from the store and the runtime: store errors by their kind, a
+/// module that cannot run is 400, anything else is the daemon's fault (500).
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         let message = crate::commands::describe(&err);
-        let not_found = err
+        let image = err
             .chain()
-            .filter_map(|c| c.downcast_ref::<wrun_image::ImageError>())
-            .any(|e| e.is_not_found());
-        let status = if not_found {
-            StatusCode::NOT_FOUND
+            .find_map(|c| c.downcast_ref::<wrun_image::ImageError>())
+            .map(image_status);
+        let status = if let Some(status) = image {
+            status
         } else if err.chain().any(|c| c.is::<RunFailure>()) {
             StatusCode::BAD_REQUEST
         } else {
@@ -185,6 +197,14 @@ impl Query {
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+    /// Every value of a repeated key (`names=a&names=b`), in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     /// Docker's boolean query values: 1/true/True, anything else false.
     pub fn flag(&self, key: &str) -> bool {

@@ -1,20 +1,49 @@
-//! `/images/…`: the stored images in Docker's shapes.
+//! `/images/…`: the stored images in Docker's shapes; tag, remove, save
+//! (a streamed tar) and load (a streamed request body).
 
+use std::collections::HashSet;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
-use hyper::{Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::mpsc;
+use wrun_image::archive::{self, SaveItem};
+use wrun_image::{Digest, ImageRef, Store};
 
-use super::http::{ApiError, Body, json};
+use super::http::{ApiError, Body, Query, empty, json, streaming};
 use super::state::Daemon;
-use crate::api::images;
+use crate::api::images::{self, ImageDeleteItem, LoadMessage};
+
+/// Runs store work on a blocking thread; a panic there is a 500.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
+}
+
+fn find(store: &Store, name: &str) -> Result<wrun_image::ImageRecord, ApiError> {
+    store.find(name).map_err(|e| {
+        if e.is_not_found() {
+            ApiError::not_found(format!("No such image: {name}"))
+        } else {
+            ApiError::from(anyhow::Error::from(e))
+        }
+    })
+}
 
 /// `GET /images/json`
 pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, ApiError> {
     let d = Arc::clone(daemon);
-    let records = tokio::task::spawn_blocking(move || d.store.images())
-        .await
-        .map_err(|e| anyhow::anyhow!("listing images failed: {e}"))?
-        .map_err(anyhow::Error::from)?;
+    let records = blocking("listing images", move || {
+        d.store.images().map_err(|e| anyhow::Error::from(e).into())
+    })
+    .await?;
     let rows: Vec<_> = records.iter().map(images::summary).collect();
     Ok(json(StatusCode::OK, &rows))
 }
@@ -22,17 +51,317 @@ pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, ApiError> {
 /// `GET /images/{name}/json`: 404 "No such image" when unknown.
 pub async fn inspect(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, ApiError> {
     let d = Arc::clone(daemon);
-    let view = tokio::task::spawn_blocking(move || {
-        let record = d.store.find(&name).map_err(|e| {
-            if e.is_not_found() {
-                ApiError::not_found(format!("No such image: {name}"))
-            } else {
-                ApiError::from(anyhow::Error::from(e))
-            }
-        })?;
+    let view = blocking("inspecting the image", move || {
+        let record = find(&d.store, &name)?;
         images::inspect(&d.store, &record).map_err(ApiError::from)
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("inspecting the image failed: {e}"))??;
+    .await?;
     Ok(json(StatusCode::OK, &view))
+}
+
+/// `GET /images/{name}/history`: the layers, newest first.
+pub async fn history(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, ApiError> {
+    let d = Arc::clone(daemon);
+    let items = blocking("reading the image history", move || {
+        let record = find(&d.store, &name)?;
+        images::history(&d.store, &record).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &items))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`: 201; 400 for a bad target name.
+pub async fn tag(
+    daemon: &Arc<Daemon>,
+    name: String,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let repo = familiar(query.get("repo").unwrap_or(""));
+    if repo.is_empty() {
+        return Err(ApiError::bad_request(
+            "repository name must be given (repo=)",
+        ));
+    }
+    let target_text = match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let target: ImageRef = target_text
+        .parse()
+        .map_err(|e: wrun_image::ImageError| ApiError::bad_request(e.to_string()))?;
+    if target.digest.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "refusing to create a tag with a digest reference: {target_text}"
+        )));
+    }
+    let d = Arc::clone(daemon);
+    let record = blocking("tagging the image", move || {
+        find(&d.store, &name)?;
+        d.store
+            .tag(&name, &target)
+            .map_err(|e| anyhow::Error::from(e).into())
+    })
+    .await?;
+    daemon
+        .events
+        .image("tag", &record.id.to_string(), &target_text);
+    Ok(empty(StatusCode::CREATED))
+}
+
+/// Docker's client spells `greeter` as `docker.io/library/greeter`; wrun
+/// names images as users type them, so the default registry is dropped.
+fn familiar(repo: &str) -> &str {
+    [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ]
+    .iter()
+    .find_map(|p| repo.strip_prefix(p))
+    .unwrap_or(repo)
+}
+
+/// The manifest digests of the images instances were created from.
+pub fn images_in_use(store: &Store, image_ids: &HashSet<String>) -> HashSet<Digest> {
+    store
+        .images()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| image_ids.contains(&r.id.to_string()))
+        .map(|r| r.digest)
+        .collect()
+}
+
+/// `DELETE /images/{name}?force=`: untags, and deletes the image when no
+/// name is left; 409 when an instance uses it (unless forced).
+pub async fn remove(
+    daemon: &Arc<Daemon>,
+    name: String,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let force = query.flag("force");
+    let used_ids: HashSet<String> = daemon.all().iter().map(|c| c.record().image_id).collect();
+    let d = Arc::clone(daemon);
+    let outcome = blocking("removing the image", move || {
+        find(&d.store, &name)?;
+        let in_use = images_in_use(&d.store, &used_ids);
+        d.store
+            .remove(&name, force, &in_use)
+            .map_err(|e| anyhow::Error::from(e).into())
+    })
+    .await?;
+    let mut items = Vec::new();
+    for u in &outcome.untagged {
+        daemon.events.image("untag", "", u);
+        items.push(ImageDeleteItem {
+            untagged: Some(u.clone()),
+            deleted: None,
+        });
+    }
+    for r in &outcome.deleted {
+        let id = r.id.to_string();
+        daemon.events.image("delete", &id, &id);
+        items.push(ImageDeleteItem {
+            untagged: None,
+            deleted: Some(id),
+        });
+    }
+    Ok(json(StatusCode::OK, &items))
+}
+
+/// A `Write` that hands 256 KiB chunks to a response body.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+/// `GET /images/get?names=…` and `GET /images/{name}/get`: an OCI layout
+/// tar (with Docker's manifest.json) streamed as it is written. Names are
+/// checked before the first byte, so an unknown one is a 404.
+pub async fn save(
+    daemon: &Arc<Daemon>,
+    name: Option<String>,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let mut names: Vec<String> = query.all("names").into_iter().map(String::from).collect();
+    names.extend(name);
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image named (names=)"));
+    }
+    let d = Arc::clone(daemon);
+    let items = blocking("saving images", move || {
+        let mut items: Vec<SaveItem> = Vec::new();
+        for name in &names {
+            let record = find(&d.store, name)?;
+            // By name: that name; by ID: every name of the image.
+            let chosen = match name.parse::<ImageRef>() {
+                Ok(r) if record.names.contains(&r.tagged().name()) => vec![r.tagged().name()],
+                _ => record.names.clone(),
+            };
+            match items.iter_mut().find(|i| i.record.digest == record.digest) {
+                Some(existing) => {
+                    for n in chosen {
+                        if !existing.names.contains(&n) {
+                            existing.names.push(n);
+                        }
+                    }
+                }
+                None => items.push(SaveItem {
+                    record,
+                    names: chosen,
+                }),
+            }
+        }
+        Ok(items)
+    })
+    .await?;
+    for i in &items {
+        let id = i.record.id.to_string();
+        daemon
+            .events
+            .image("save", &id, i.names.first().unwrap_or(&id));
+    }
+    let (tx, response) = streaming("application/x-tar");
+    let d = Arc::clone(daemon);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        // The headers are gone: a failure can only cut the tar short,
+        // which the client sees as a truncated archive.
+        match archive::save(&d.store, &items, &mut out, 0) {
+            Ok(()) => {
+                let _ = out.flush();
+            }
+            Err(e) => eprintln!("wrun daemon: saving images: {e}"),
+        }
+    });
+    Ok(response)
+}
+
+/// A blocking `Read` over a request body fed by an async task.
+struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `POST /images/load?quiet=`: the body is an image tar (plain or gzip),
+/// read as it arrives (never held whole); the answer is Docker's JSON
+/// progress lines. A bad archive is a 400 and stores nothing.
+pub async fn load(
+    daemon: &Arc<Daemon>,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let quiet = query.flag("quiet");
+    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue, // trailers
+                },
+                Err(e) => Err(format!("reading the request body: {e}")),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let d = Arc::clone(daemon);
+    let report = blocking("loading images", move || {
+        let reader = BodyReader {
+            rx,
+            current: Bytes::new(),
+        };
+        archive::load(&d.store, reader).map_err(|e| {
+            ApiError::from(anyhow::Error::from(e).context("loading the image archive"))
+        })
+    })
+    .await?;
+    let mut lines = Vec::new();
+    for note in &report.notes {
+        if !quiet {
+            lines.push(format!("note: {note}\n"));
+        }
+    }
+    for (record, names) in &report.images {
+        let id = record.id.to_string();
+        if names.is_empty() {
+            lines.push(format!("Loaded image ID: {id}\n"));
+            daemon.events.image("load", &id, &id);
+        }
+        for n in names {
+            lines.push(format!("Loaded image: {n}\n"));
+            daemon.events.image("load", &id, n);
+        }
+    }
+    let mut out = Vec::new();
+    for l in lines {
+        if let Ok(mut b) = serde_json::to_vec(&LoadMessage { stream: l }) {
+            b.push(b'\n');
+            out.extend(b);
+        }
+    }
+    let mut r = Response::new(super::http::full(out));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docker_hub_spellings_become_the_names_users_type() {
+        assert_eq!(super::familiar("docker.io/library/greeter"), "greeter");
+        assert_eq!(super::familiar("docker.io/me/app"), "me/app");
+        assert_eq!(
+            super::familiar("reg.example:5000/app"),
+            "reg.example:5000/app"
+        );
+    }
 }

@@ -26,6 +26,16 @@ use self::http::{ApiError, Body, Query};
 use self::state::Daemon;
 use crate::api::system::API_VERSION;
 
+/// The images the instance records under the store root were created from
+/// (manifest digests): what `rmi` and `image prune` must keep without a
+/// daemon to ask. Unreadable records are skipped.
+pub fn images_in_use_on_disk(
+    store: &wrun_image::Store,
+) -> std::collections::HashSet<wrun_image::Digest> {
+    let ids = state::image_ids_on_disk(&store.root().join("containers"));
+    images::images_in_use(store, &ids)
+}
+
 /// How the daemon is set up.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -159,6 +169,11 @@ enum Route {
     Shutdown,
     ImagesList,
     ImageInspect(String),
+    ImageHistory(String),
+    ImageTag(String),
+    ImageRemove(String),
+    ImagesSave(Option<String>),
+    ImagesLoad,
     ContainerCreate,
     ContainersList,
     ContainersPrune,
@@ -198,6 +213,11 @@ async fn dispatch(
         Route::Shutdown => Ok(system::shutdown(daemon)),
         Route::ImagesList => images::list(daemon).await,
         Route::ImageInspect(name) => images::inspect(daemon, name).await,
+        Route::ImageHistory(name) => images::history(daemon, name).await,
+        Route::ImageTag(name) => images::tag(daemon, name, &query).await,
+        Route::ImageRemove(name) => images::remove(daemon, name, &query).await,
+        Route::ImagesSave(name) => images::save(daemon, name, &query).await,
+        Route::ImagesLoad => images::load(daemon, &query, req).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => Ok(containers::list(daemon, &query)),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
@@ -237,8 +257,19 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, ApiError> {
         ["info"] if get => Route::Info,
         ["wrun", "shutdown"] if post => Route::Shutdown,
         ["images", "json"] if get => Route::ImagesList,
+        ["images", "load"] if post => Route::ImagesLoad,
+        ["images", rest @ .., "get"] if get => {
+            Route::ImagesSave(Some(rest.join("/")).filter(|n| !n.is_empty()))
+        }
         ["images", rest @ .., "json"] if get && !rest.is_empty() => {
             Route::ImageInspect(rest.join("/"))
+        }
+        ["images", rest @ .., "history"] if get && !rest.is_empty() => {
+            Route::ImageHistory(rest.join("/"))
+        }
+        ["images", rest @ .., "tag"] if post && !rest.is_empty() => Route::ImageTag(rest.join("/")),
+        ["images", rest @ ..] if method == Method::DELETE && !rest.is_empty() => {
+            Route::ImageRemove(rest.join("/"))
         }
         ["containers", "create"] if post => Route::ContainerCreate,
         ["containers", "json"] if get => Route::ContainersList,
@@ -353,6 +384,27 @@ mod tests {
             Route::ContainersPrune
         );
         assert_eq!(r(Method::GET, "/v1.41/events").unwrap(), Route::Events);
+        assert_eq!(
+            r(Method::GET, "/images/get").unwrap(),
+            Route::ImagesSave(None)
+        );
+        assert_eq!(
+            r(Method::GET, "/images/hello:1.0/get").unwrap(),
+            Route::ImagesSave(Some("hello:1.0".into()))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/v1.45/images/reg.example/app:1.0").unwrap(),
+            Route::ImageRemove("reg.example/app:1.0".into())
+        );
+        assert_eq!(
+            r(Method::POST, "/images/hello:1.0/tag").unwrap(),
+            Route::ImageTag("hello:1.0".into())
+        );
+        assert_eq!(
+            r(Method::GET, "/images/hello/history").unwrap(),
+            Route::ImageHistory("hello".into())
+        );
+        assert_eq!(r(Method::POST, "/images/load").unwrap(), Route::ImagesLoad);
         assert!(r(Method::GET, "/containers/abc/rename").is_err());
         assert!(r(Method::GET, "/nope").is_err());
         let too_new = r(Method::GET, "/v9.99/version").unwrap_err();

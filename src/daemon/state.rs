@@ -868,6 +868,22 @@ impl Daemon {
     }
 }
 
+/// The image IDs of the instance records in `containers_dir`.
+pub fn image_ids_on_disk(containers_dir: &std::path::Path) -> std::collections::HashSet<String> {
+    #[derive(Deserialize)]
+    struct ImageOnly {
+        image_id: String,
+    }
+    let Ok(rd) = std::fs::read_dir(containers_dir) else {
+        return Default::default();
+    };
+    rd.flatten()
+        .filter_map(|e| std::fs::read(e.path().join("config.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<ImageOnly>(&b).ok())
+        .map(|r| r.image_id)
+        .collect()
+}
+
 /// Bytes of the files directly in `dir` (an instance's record and logs).
 fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
