@@ -16,62 +16,15 @@ daemon runs on a private store and socket and is always shut down.
 """
 
 import argparse
-import http.client
 import json
 import os
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def request(conn, method, path, body=None):
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    data = json.dumps(body).encode() if body is not None else None
-    conn.request(method, path, body=data, headers=headers)
-    resp = conn.getresponse()
-    payload = resp.read()
-    return resp.status, payload
-
-
-def meminfo_available_kib():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1])
-    return 0
-
-
-def proc_kib(pid, field, path="status"):
-    with open(f"/proc/{pid}/{path}") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+from benchlib import Daemon, UnixHTTPConnection, meminfo_available_kib, percentile, proc_kib, request
 
 
 def main():
@@ -86,28 +39,16 @@ def main():
 
     wrun = os.path.realpath(args.wrun)
     work = tempfile.mkdtemp(prefix="wrun-scale-")
-    root = os.path.join(work, "store")
-    sock = os.path.join(work, "wrun.sock")
-    env = dict(os.environ, WRUN_ROOT=root)
-    subprocess.run([wrun, "build", "-q", "-t", "idle:bench", args.context], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-
-    daemon = subprocess.Popen(
-        [wrun, "daemon", "--socket", sock, "--max-instances", str(args.n + 64)] + args.daemon_arg,
-        env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "daemon.err"), "w"))
+    d = Daemon(wrun, work, args.n + 64, args.daemon_arg)
+    sock, env = d.sock, d.env
     results = {"n": args.n, "concurrency": args.concurrency}
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                c = UnixHTTPConnection(sock)
-                if request(c, "GET", "/_ping")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or daemon.poll() is not None:
-                sys.exit("the daemon did not start; see " + os.path.join(work, "daemon.err"))
-            time.sleep(0.05)
+        d.build("idle:bench", args.context)
+        try:
+            d.start()
+        except RuntimeError as e:
+            sys.exit(str(e))
+        daemon = d.proc
 
         time.sleep(0.5)
         avail_before = meminfo_available_kib()
@@ -187,12 +128,7 @@ def main():
                        stdout=subprocess.DEVNULL)
         results["cli_ps_all_ms"] = (time.perf_counter() - t) * 1e3
     finally:
-        try:
-            request(UnixHTTPConnection(sock, timeout=120), "POST", "/wrun/shutdown")
-            daemon.wait(timeout=120)
-        except Exception:
-            daemon.send_signal(signal.SIGKILL)
-            daemon.wait()
+        d.stop()
         subprocess.run(["rm", "-rf", work])
 
     os.makedirs("target/daemon-scale", exist_ok=True)

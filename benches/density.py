@@ -1,0 +1,819 @@
+#!/usr/bin/env python3
+"""Density benchmark (issue 5): the same idle workload under each contender,
+on the same machine in the same run —
+
+  wrun      instances in one `wrun daemon`, started through its REST API
+  process   one native Linux process per instance (examples/idle built for the host)
+  wasmtime  one `wasmtime run` process per instance on examples/idle/idle.wasm
+  vm        one qemu-system-x86_64 per instance: Debian's cloud kernel and a
+            busybox initramfs whose /init prints `ready` on the serial port
+
+Each contender is ramped through the steps (N = 100, 1,000, 10,000 by default;
+the VM contender starts at 10): after each step it settles, then records the
+instances reached, memory per instance (drop in MemAvailable / N, summed PSS
+from /proc/PID/smaps_rollup / N; for wrun the daemon's PSS delta / N), start
+latency to `ready` (p50, p99), start rate and instances per GiB. A contender
+stops before MemAvailable falls under --reserve-gib (4 GiB) or when its time
+budget (--budget, 120 s) is spent; where and why is recorded. Everything it
+started is killed (process groups) and its temp dirs removed, also on Ctrl-C.
+
+Usage:
+  benches/density.py [--quick] [--contenders wrun,process,wasmtime,vm]
+                     [--steps 100,1000,10000] [--wrun target/release/wrun]
+
+Writes target/density/results.json, report.md and density.svg. `--quick`
+(N = 10, the VM N = 2) is the CI smoke pass: it exits non-zero when an
+available contender does not reach its instances. Python 3 standard library
+only; nothing is downloaded (the VM contender needs the Debian packages
+qemu-system-x86, linux-image-cloud-amd64, busybox-static and cpio).
+"""
+
+import argparse
+import glob
+import gzip
+import io
+import json
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Daemon, kill_group, meminfo_kib, percentile, pss_kib, request  # noqa: E402
+
+ALL = ["wrun", "process", "wasmtime", "vm"]
+GIB_KIB = 1024 * 1024
+STOP = threading.Event()  # set on Ctrl-C / SIGTERM: workers stop starting instances
+
+
+class Skip(Exception):
+    """The contender cannot run on this machine (the message says why)."""
+
+
+def sh(cmd, **kw):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, **kw).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def wait_token(fd, token, timeout):
+    """Read from a pipe until TOKEN appears; True when it did before TIMEOUT."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while token not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            return False
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return False
+        buf += chunk
+    return True
+
+
+class Spawned:
+    """Children started by one contender, killed by process group on teardown."""
+
+    def __init__(self):
+        self.procs = []
+        self.lock = threading.Lock()
+
+    def add(self, p):
+        with self.lock:
+            self.procs.append(p)
+        if STOP.is_set():  # started while tearing down: do not leak it
+            kill_group(p)
+
+    def pids(self):
+        with self.lock:
+            return [p.pid for p in self.procs]
+
+    def kill_all(self):
+        with self.lock:
+            procs, self.procs = self.procs, []
+        for p in procs:
+            kill_group(p)
+        time.sleep(0.3)
+        with self.lock:  # any child a worker added while we were killing
+            late, self.procs = self.procs, []
+        for p in late:
+            kill_group(p)
+        procs += late
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        return len(procs)
+
+
+class ProcessLike:
+    """A contender whose instance is one child process printing `ready`."""
+
+    name = "?"
+    ready_timeout = 30.0
+
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.kids = Spawned()
+        self.info = {}
+
+    def command(self, i):
+        raise NotImplementedError
+
+    def setup(self):
+        pass
+
+    def start_one(self, i, sample):
+        cmd = self.command(i)
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        self.kids.add(p)
+        try:
+            ok = wait_token(p.stdout.fileno(), b"ready", self.ready_timeout)
+            t = time.perf_counter() - t0
+        finally:
+            p.stdout.close()  # no descriptor held per instance by the harness
+        if not ok:
+            raise RuntimeError(f"no `ready` within {self.ready_timeout:.0f} s (exit {p.poll()})")
+        return t, None
+
+    def pids(self):
+        return self.kids.pids()
+
+    def pss_total_kib(self):
+        return sum(pss_kib(pid) for pid in self.pids())
+
+    def teardown(self):
+        return self.kids.kill_all()
+
+
+class NativeProcess(ProcessLike):
+    name = "process"
+
+    def setup(self):
+        exe = self.args.native
+        if not exe:
+            r = subprocess.run(["cargo", "build", "--release", "--manifest-path", "examples/Cargo.toml",
+                                "-p", "idle"], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise Skip("cargo could not build examples/idle for the host: " + r.stderr[-300:])
+            exe = "examples/target/release/idle"
+        if not os.access(exe, os.X_OK):
+            raise Skip(f"{exe} is not an executable")
+        self.exe = os.path.realpath(exe)
+        self.info = {"binary": self.exe, "size_bytes": os.path.getsize(self.exe),
+                     "build": "cargo build --release --manifest-path examples/Cargo.toml -p idle"}
+
+    def command(self, i):
+        return [self.exe]
+
+
+class WasmtimeCli(ProcessLike):
+    name = "wasmtime"
+
+    def setup(self):
+        exe = shutil.which("wasmtime") or os.path.expanduser("~/.cargo/bin/wasmtime")
+        if not os.access(exe, os.X_OK):
+            raise Skip("`wasmtime` is not on PATH (install: cargo install wasmtime-cli --version 48.0.8 --locked)")
+        self.exe = exe
+        self.wasm = os.path.realpath("examples/idle/idle.wasm")
+        self.info = {"binary": exe, "version": sh([exe, "--version"]),
+                     "command": "wasmtime run -C cache=y examples/idle/idle.wasm"}
+        # Warm the compiled-module cache so no measured start compiles.
+        p = subprocess.run([exe, "run", "-C", "cache=y", self.wasm, "0"], capture_output=True, timeout=120)
+        if p.returncode != 0:
+            raise Skip("wasmtime run failed: " + p.stderr.decode(errors="replace")[-300:])
+
+    def command(self, i):
+        return [self.exe, "run", "-C", "cache=y", self.wasm]
+
+
+INIT = """#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
+echo ready > /dev/ttyS0
+while :; do /bin/busybox sleep 86400; done
+"""
+
+
+def newc_cpio(entries):
+    """An uncompressed newc cpio archive of (name, mode, data) entries."""
+    out = io.BytesIO()
+    ino = 1
+
+    def put(name, mode, data):
+        nonlocal ino
+        nb = name.encode() + b"\0"
+        hdr = "070701" + "".join(f"{v:08x}" for v in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0))
+        ino += 1
+        out.write(hdr.encode() + nb)
+        out.write(b"\0" * (-(110 + len(nb)) % 4))
+        out.write(data)
+        out.write(b"\0" * (-len(data) % 4))
+
+    for name, mode, data in entries:
+        put(name, mode, data)
+    put("TRAILER!!!", 0, b"")
+    return out.getvalue()
+
+
+def is_static_elf(path):
+    """True when the ELF64 file at PATH has no PT_INTERP program header."""
+    import struct
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return False
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(struct.unpack_from("<I", table, k * phentsize)[0] != 3 for k in range(phnum))
+
+
+class QemuVm(ProcessLike):
+    name = "vm"
+    ready_timeout = 120.0
+
+    def setup(self):
+        self.qemu = shutil.which("qemu-system-x86_64")
+        kernels = sorted(glob.glob("/boot/vmlinuz-*-cloud-amd64"))
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        missing = []
+        if not self.qemu:
+            missing.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
+        if not kernels:
+            missing.append("/boot/vmlinuz-*-cloud-amd64 (apt-get install linux-image-cloud-amd64)")
+        if not os.path.exists(busybox):
+            missing.append("busybox (apt-get install busybox-static)")
+        elif not is_static_elf(busybox):
+            missing.append(f"a static busybox ({busybox} is dynamically linked: apt-get install busybox-static)")
+        if missing:
+            raise Skip("missing: " + "; ".join(missing))
+        self.kernel = kernels[-1]
+        # The initramfs: /bin/busybox and /init, newc cpio + gzip, built here
+        # from the installed packages (the cpio format is simple enough to
+        # write directly; the `cpio` tool is not needed at run time).
+        with open(busybox, "rb") as f:
+            bb = f.read()
+        archive = newc_cpio([("bin", 0o040755, b""), ("dev", 0o040755, b""), ("proc", 0o040755, b""),
+                             ("bin/busybox", 0o100755, bb), ("init", 0o100755, INIT.encode())])
+        self.initrd = os.path.join(self.work, "initramfs.cpio.gz")
+        with open(self.initrd, "wb") as f:
+            f.write(gzip.compress(archive, compresslevel=6))
+        self.mem = self.args.vm_mem
+        self.accel, why = self.probe_kvm()
+        self.info = {
+            "qemu": sh([self.qemu, "--version"]).splitlines()[0] if self.qemu else "",
+            "kernel": self.kernel,
+            "kernel_package": sh(["dpkg-query", "-W", "-f=${Package} ${Version}", "linux-image-cloud-amd64"]),
+            "busybox_package": sh(["dpkg-query", "-W", "-f=${Package} ${Version}", "busybox-static"]),
+            "initramfs_bytes": os.path.getsize(self.initrd),
+            "memory": self.mem,
+            "accel": self.accel,
+            "accel_reason": why,
+            "command": " ".join(self.base_cmd(self.accel, "SERIAL.log")),
+        }
+
+    def base_cmd(self, accel, serial):
+        a = ["-accel", "kvm"] if accel == "kvm" else ["-accel", "tcg,tb-size=32"]
+        return [self.qemu] + a + [
+            "-m", self.mem, "-smp", "1", "-display", "none", "-monitor", "none", "-nodefaults",
+            "-no-reboot", "-serial", "file:" + serial, "-kernel", self.kernel, "-initrd", self.initrd,
+            "-append", "console=ttyS0 quiet panic=-1"]
+
+    def boot(self, accel, serial, timeout):
+        t0 = time.perf_counter()
+        p = subprocess.Popen(self.base_cmd(accel, serial), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.kids.add(p)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not STOP.is_set():
+            try:
+                with open(serial, "rb") as f:
+                    if b"\nready" in b"\n" + f.read():
+                        p.stderr.close()
+                        return p, time.perf_counter() - t0, ""
+            except FileNotFoundError:
+                pass
+            if p.poll() is not None:
+                break
+            time.sleep(0.02)
+        err = ""
+        if p.poll() is not None:
+            err = p.stderr.read().decode(errors="replace").strip()[-300:]
+        p.stderr.close()
+        return p, None, err or f"no `ready` within {timeout:.0f} s"
+
+    def probe_kvm(self):
+        if self.args.vm_accel == "tcg":
+            return "tcg", "--vm-accel tcg"
+        try:
+            os.close(os.open("/dev/kvm", os.O_RDWR))
+        except OSError as e:
+            return "tcg", f"/dev/kvm unusable ({e.strerror})"
+        serial = os.path.join(self.work, "kvm-probe.log")
+        p, t, err = self.boot("kvm", serial, self.args.kvm_probe_timeout)
+        kill_group(p)
+        p.wait()
+        with self.kids.lock:
+            self.kids.procs.remove(p)
+        if t is not None:
+            return "kvm", f"KVM probe booted to `ready` in {t:.2f} s"
+        return "tcg", ("/dev/kvm opens but a KVM guest did not boot to `ready` ("
+                       + err.replace("\n", " ") + "); TCG used")
+
+    def start_one(self, i, sample):
+        serial = os.path.join(self.work, f"vm-{i}.log")
+        p, t, err = self.boot(self.accel, serial, self.ready_timeout)
+        if t is None:
+            raise RuntimeError(err)
+        return t, None
+
+
+class WrunDaemon:
+    name = "wrun"
+
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.daemon = None
+        self.info = {}
+        self.local = threading.local()
+        self.sample_every = 1
+
+    def setup(self):
+        wrun = self.args.wrun
+        if not os.access(wrun, os.X_OK):
+            raise Skip(f"{wrun} is not built (cargo build --release)")
+        pre = None
+        if self.args.daemon_nofile:
+            n = self.args.daemon_nofile
+
+            def pre():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        max_n = max(self.args.steps_for["wrun"]) + 64
+        self.daemon = Daemon(wrun, os.path.join(self.work, "wrun"), max_n, preexec_fn=pre)
+        os.makedirs(self.daemon.work, exist_ok=True)
+        self.daemon.build("idle:bench", "examples/idle")
+        self.daemon.start()
+        # Warm up: the first start compiles the module into the store's cache;
+        # no measured start should.
+        c = self.conn()
+        t_ready, _ = self.start_one(-1, True)
+        status, body = request(c, "GET", "/containers/json")
+        for ent in json.loads(body) if status == 200 else []:
+            request(c, "DELETE", f"/containers/{ent['Id']}?force=1")
+        limits = ""
+        try:
+            with open(f"/proc/{self.daemon.proc.pid}/limits") as f:
+                limits = next((ln for ln in f if ln.startswith("Max open files")), "")
+        except OSError:
+            pass
+        self.info = {
+            "binary": os.path.realpath(wrun),
+            "version": sh([wrun, "--version"]),
+            "commit": sh(["git", "rev-parse", "HEAD"]),
+            "max_instances": max_n,
+            "daemon_nofile": " ".join(limits.split()[3:5]),
+            "daemon_base_pss_kib": pss_kib(self.daemon.proc.pid),
+            "warmup_first_start_to_ready_ms": t_ready * 1e3,
+            "ready_sampling": "the log of 1 instance in K (about 200 per step) is polled "
+                              "(GET /containers/{id}/logs?stdout=1) until it holds `ready`",
+        }
+
+    def conn(self):
+        c = getattr(self.local, "conn", None)
+        if c is None:
+            c = self.local.conn = self.daemon.conn(timeout=120)
+        return c
+
+    def start_one(self, i, sample):
+        c = self.conn()
+        t0 = time.perf_counter()
+        try:
+            status, body = request(c, "POST", "/containers/create", {"Image": "idle:bench"})
+            if status != 201:
+                raise RuntimeError(f"create: {status} {body[:160].decode(errors='replace')}")
+            cid = json.loads(body)["Id"]
+            ts = time.perf_counter()
+            status, body = request(c, "POST", f"/containers/{cid}/start")
+            if status not in (204, 304):
+                raise RuntimeError(f"start: {status} {body[:160].decode(errors='replace')}")
+            api = time.perf_counter() - t0
+            if not sample:
+                return None, api
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                status, body = request(c, "GET", f"/containers/{cid}/logs?stdout=1")
+                if status == 200 and b"ready" in body:
+                    return time.perf_counter() - ts, api
+                time.sleep(0.0005)
+            raise RuntimeError("no `ready` in the log within 30 s")
+        except OSError:
+            self.local.conn = None
+            raise
+
+    def pids(self):
+        return [self.daemon.proc.pid] if self.daemon and self.daemon.proc else []
+
+    def pss_total_kib(self):
+        return sum(pss_kib(p) for p in self.pids())
+
+    def teardown(self):
+        if self.daemon:
+            self.daemon.stop(timeout=180)
+        return 1
+
+
+def start_batch(c, first, count, concurrency, guard, sample_every):
+    """Start COUNT instances from index FIRST with CONCURRENCY threads.
+    Returns (ready latencies, api latencies, started, errors, stop reason)."""
+    lock = threading.Lock()
+    nxt = [first]
+    end = first + count
+    ready, api, errors = [], [], []
+    started = [0]
+    stop = [None]
+    consecutive = [0]
+
+    def worker():
+        while not STOP.is_set():
+            with lock:
+                if stop[0] or nxt[0] >= end:
+                    return
+                why = guard()
+                if why:
+                    stop[0] = why
+                    return
+                i = nxt[0]
+                nxt[0] += 1
+            try:
+                t_ready, t_api = c.start_one(i, (i - first) % sample_every == 0)
+            except Exception as e:  # a failed start is data, not a crash
+                with lock:
+                    errors.append(str(e)[:300])
+                    consecutive[0] += 1
+                    if consecutive[0] >= 20 and not stop[0]:
+                        stop[0] = f"20 consecutive start failures (last: {str(e)[:200]})"
+                continue
+            with lock:
+                consecutive[0] = 0
+                started[0] += 1
+                if t_ready is not None:
+                    ready.append(t_ready)
+                if t_api is not None:
+                    api.append(t_api)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, concurrency))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.2)
+    return ready, api, started[0], errors, stop[0]
+
+
+def run_contender(c, steps, args, log):
+    out = {"available": True, "steps": [], "stopped": None, "info": {}}
+    t_setup = time.perf_counter()
+    try:
+        c.setup()
+    except Skip as e:
+        return {"available": False, "skipped": str(e), "steps": []}
+    out["info"] = c.info
+    out["setup_s"] = time.perf_counter() - t_setup
+    time.sleep(args.settle)
+    avail0 = meminfo_kib()
+    pss0 = c.pss_total_kib()
+    reserve = int(args.reserve_gib * GIB_KIB)
+    t0 = time.monotonic()
+    deadline = t0 + args.budget
+
+    def guard():
+        if meminfo_kib() < reserve:
+            return f"MemAvailable under the {args.reserve_gib:g} GiB reserve"
+        if time.monotonic() > deadline:
+            return f"time budget of {args.budget:g} s spent"
+        return None
+
+    conc = args.concurrency.get(c.name, 2)
+    count = 0
+    for n in steps:
+        need = n - count
+        sample_every = max(1, need // 200) if c.name == "wrun" else 1
+        ts = time.perf_counter()
+        ready, api, started, errors, why = start_batch(c, count, need, conc, guard, sample_every)
+        wall = time.perf_counter() - ts
+        count += started
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        time.sleep(args.settle)
+        avail = meminfo_kib()
+        pss = c.pss_total_kib()
+        drop = (avail0 - avail) / max(count, 1)
+        pss_per = (pss - pss0) / max(count, 1)
+        basis = drop if drop > 0 else pss_per
+        step = {
+            "target": n, "reached": count, "started_this_step": started, "errors": len(errors),
+            "first_errors": errors[:3], "wall_s": wall,
+            "start_rate_per_s": started / wall if wall > 0 else 0,
+            "ready_samples": len(ready),
+            "ready_p50_ms": percentile(ready, 50) * 1e3, "ready_p99_ms": percentile(ready, 99) * 1e3,
+            "api_p50_ms": percentile(api, 50) * 1e3 if api else None,
+            "api_p99_ms": percentile(api, 99) * 1e3 if api else None,
+            "memavailable_drop_kib_per_instance": drop, "pss_kib_per_instance": pss_per,
+            "pss_total_kib": pss, "memavailable_kib": avail,
+            "instances_per_gib": GIB_KIB / basis if basis > 0 else None,
+            "instances_per_gib_basis": "MemAvailable drop" if drop > 0 else "PSS",
+        }
+        out["steps"].append(step)
+        log(f"  {c.name} N={count}/{n}: {drop:.0f} KiB/inst (MemAvailable), {pss_per:.0f} KiB/inst (PSS), "
+            f"ready p50 {step['ready_p50_ms']:.2f} ms p99 {step['ready_p99_ms']:.2f} ms, "
+            f"{step['start_rate_per_s']:.0f}/s, {len(errors)} errors, {wall:.1f} s")
+        if not why and count < n:
+            why = f"{len(errors)} start failures (first: {errors[0] if errors else '?'})"
+        if why:
+            out["stopped"] = {"at": count, "target": n, "reason": why}
+            log(f"  {c.name} stopped at {count}: {why}")
+            break
+    out["run_s"] = time.monotonic() - t0
+    return out
+
+
+def machine_info():
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for ln in f:
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(), "cpu_model": cpu,
+        "mem_total_gib": round(meminfo_kib("MemTotal") / GIB_KIB, 1),
+        "kernel": platform.release(), "os": sh(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+        "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE),
+        "pid_max": int(open("/proc/sys/kernel/pid_max").read()),
+        "python": platform.python_version(),
+    }
+
+
+# ---------------------------------------------------------------- outputs
+
+COLORS = {"wrun": "#1f77b4", "process": "#2ca02c", "wasmtime": "#ff7f0e", "vm": "#d62728"}
+
+
+def last_step(r):
+    return r["steps"][-1] if r.get("steps") else None
+
+
+def fmt(v, digits=1):
+    if v is None or v != v:
+        return "—"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratios(results):
+    w = last_step(results.get("wrun", {}))
+    out = {}
+    if not w or not w.get("instances_per_gib"):
+        return out
+    for name, r in results.items():
+        s = last_step(r)
+        if name == "wrun" or not s or not s.get("instances_per_gib"):
+            continue
+        out[name] = {"wrun_instances_per_gib": w["instances_per_gib"], "wrun_at": w["reached"],
+                     "instances_per_gib": s["instances_per_gib"], "at": s["reached"],
+                     "ratio": w["instances_per_gib"] / s["instances_per_gib"]}
+    return out
+
+
+def svg_chart(results):
+    """Two log-scale bar panels: memory per instance (KiB) and start latency
+    to `ready` (ms, p50 and p99), each contender at its largest step."""
+    import math
+    rows = [(n, last_step(r)) for n, r in results.items() if last_step(r)]
+    W, H, top, bottom = 920, 400, 60, 330
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+           'font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>']
+
+    def panel(x0, width, title, unit, series):
+        vals = [v for _, pairs in series for _, v in pairs if v and v > 0]
+        if not vals:
+            return
+        lo = 10 ** math.floor(math.log10(min(vals)))
+        hi = 10 ** math.ceil(math.log10(max(vals)))
+        if hi <= lo:
+            hi = lo * 10
+
+        def y(v):
+            return bottom - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (bottom - top)
+        out.append(f'<text x="{x0 + width / 2}" y="24" text-anchor="middle" font-size="14" '
+                   f'font-weight="bold">{title}</text>')
+        out.append(f'<text x="{x0 + width / 2}" y="42" text-anchor="middle" fill="#555">{unit}, log scale</text>')
+        e = lo
+        while e <= hi * 1.0001:
+            yy = y(e)
+            out.append(f'<line x1="{x0 + 50}" x2="{x0 + width}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#ddd"/>')
+            label = f"{e:g}" if e < 1e6 else f"1e{int(round(math.log10(e)))}"
+            out.append(f'<text x="{x0 + 45}" y="{yy + 4:.1f}" text-anchor="end" fill="#555">{label}</text>')
+            e *= 10
+        group = (width - 60) / max(1, len(series))
+        for gi, (name, pairs) in enumerate(series):
+            gx = x0 + 60 + gi * group
+            bw = (group - 16) / max(1, len(pairs))
+            for bi, (kind, v) in enumerate(pairs):
+                if not v or v <= 0:
+                    continue
+                bx = gx + bi * bw
+                yy = y(v)
+                op = "1" if bi == 0 else "0.55"
+                out.append(f'<rect x="{bx:.1f}" y="{yy:.1f}" width="{bw - 2:.1f}" height="{bottom - yy:.1f}" '
+                           f'fill="{COLORS.get(name, "#777")}" fill-opacity="{op}"><title>{name} {kind}: '
+                           f'{v:.3g}</title></rect>')
+                out.append(f'<text x="{bx + (bw - 2) / 2:.1f}" y="{yy - 4:.1f}" text-anchor="middle" '
+                           f'font-size="10">{v:.3g}</text>')
+                out.append(f'<text x="{bx + (bw - 2) / 2:.1f}" y="{bottom + 13}" text-anchor="middle" '
+                           f'font-size="9" fill="#555">{kind}</text>')
+            n_at = dict(rows)[name]["reached"]
+            out.append(f'<text x="{gx + (group - 16) / 2:.1f}" y="{bottom + 30}" text-anchor="middle" '
+                       f'font-weight="bold">{name}</text>')
+            out.append(f'<text x="{gx + (group - 16) / 2:.1f}" y="{bottom + 44}" text-anchor="middle" '
+                       f'font-size="10" fill="#555">N = {n_at:,}</text>')
+        out.append(f'<line x1="{x0 + 50}" x2="{x0 + width}" y1="{bottom}" y2="{bottom}" stroke="#333"/>')
+
+    mem = [(n, [("MemAvail", s["memavailable_drop_kib_per_instance"]), ("PSS", s["pss_kib_per_instance"])])
+           for n, s in rows]
+    lat = [(n, [("p50", s["ready_p50_ms"]), ("p99", s["ready_p99_ms"])]) for n, s in rows]
+    panel(0, W / 2 - 10, "Memory per idle instance", "KiB", mem)
+    panel(W / 2 + 10, W / 2 - 20, "Start latency to `ready`", "ms", lat)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def report_md(doc):
+    res = doc["contenders"]
+    L = ["# Density: wrun against processes, wasmtime and VMs", "",
+         f"Run {doc['started_at']} on {doc['machine']['cpus']} cores, {doc['machine']['mem_total_gib']} GiB, "
+         f"{doc['machine']['cpu_model']}, kernel {doc['machine']['kernel']}. "
+         f"Command: `{doc['command']}` ({doc['duration_s']:.0f} s).", "",
+         "| contender | N target | reached | MemAvailable drop / inst | PSS / inst | inst / GiB | "
+         "ready p50 | ready p99 | API create+start p50 / p99 | start rate | errors |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in res.items():
+        if not r.get("available"):
+            L.append(f"| {name} | — | skipped: {r.get('skipped')} | | | | | | | | |")
+            continue
+        for s in r["steps"]:
+            api = "—" if s["api_p50_ms"] is None else f"{fmt(s['api_p50_ms'], 2)} / {fmt(s['api_p99_ms'], 2)} ms"
+            L.append(f"| {name} | {s['target']:,} | {s['reached']:,} | "
+                     f"{fmt(s['memavailable_drop_kib_per_instance'])} KiB | {fmt(s['pss_kib_per_instance'])} KiB | "
+                     f"{fmt(s['instances_per_gib'])} | {fmt(s['ready_p50_ms'], 2)} ms | "
+                     f"{fmt(s['ready_p99_ms'], 2)} ms | {api} | {fmt(s['start_rate_per_s'])} /s | {s['errors']} |")
+    L += ["", "Ratios (wrun's instances per GiB at its largest N ÷ the contender's at its largest N):", ""]
+    for name, x in doc["ratios"].items():
+        L.append(f"- {name}: {x['ratio']:,.1f}× ({fmt(x['wrun_instances_per_gib'])} at N = {x['wrun_at']:,} "
+                 f"against {fmt(x['instances_per_gib'])} at N = {x['at']:,})")
+    L += ["", "Where each contender stopped:", ""]
+    for name, r in res.items():
+        if not r.get("available"):
+            L.append(f"- {name}: skipped — {r.get('skipped')}")
+        elif r.get("stopped"):
+            st = r["stopped"]
+            L.append(f"- {name}: at {st['at']:,} (step {st['target']:,}): {st['reason']}")
+        else:
+            L.append(f"- {name}: reached every step ({r['steps'][-1]['reached']:,})")
+    vm = res.get("vm", {})
+    if vm.get("available"):
+        L += ["", f"VM acceleration: **{vm['info'].get('accel')}** — {vm['info'].get('accel_reason')}"]
+    L += ["", "![density](density.svg)", ""]
+    return "\n".join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke pass: N = 10 (VM: 2)")
+    ap.add_argument("--contenders", default=",".join(ALL))
+    ap.add_argument("--steps", default="100,1000,10000", help="N steps for wrun, process and wasmtime")
+    ap.add_argument("--vm-steps", default="10,100,1000")
+    ap.add_argument("--wrun", default="target/release/wrun")
+    ap.add_argument("--native", help="the native idle binary (default: build it with cargo)")
+    ap.add_argument("--budget", type=float, default=120.0, help="seconds of starting per contender")
+    ap.add_argument("--reserve-gib", type=float, default=4.5,
+                    help="stop a contender when MemAvailable falls under this (keep >= 4 GiB free)")
+    ap.add_argument("--vm-mem", default="80M", help="guest memory (the smallest that boots the cloud kernel)")
+    ap.add_argument("--vm-accel", choices=["auto", "tcg"], default="auto")
+    ap.add_argument("--kvm-probe-timeout", type=float, default=10.0)
+    ap.add_argument("--daemon-nofile", type=int, default=0,
+                    help="set the daemon's RLIMIT_NOFILE (soft and hard; root may raise the hard limit)")
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--out", default="target/density")
+    args = ap.parse_args()
+
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ALL]
+    if unknown:
+        sys.exit(f"unknown contender(s): {', '.join(unknown)} (known: {', '.join(ALL)})")
+    steps = sorted({int(s) for s in args.steps.split(",")})
+    vm_steps = sorted({int(s) for s in args.vm_steps.split(",")})
+    if args.quick:
+        steps, vm_steps = [10], [2]
+        args.budget = min(args.budget, 60.0)
+        args.settle = min(args.settle, 1.0)
+    args.steps_for = {"wrun": steps, "process": steps, "wasmtime": steps, "vm": vm_steps}
+    args.concurrency = {"wrun": 16, "process": 4, "wasmtime": 4, "vm": 2}
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    work = tempfile.mkdtemp(prefix="wrun-density-")
+    classes = {"wrun": WrunDaemon, "process": NativeProcess, "wasmtime": WasmtimeCli, "vm": QemuVm}
+    doc = {"started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(["benches/density.py"] + sys.argv[1:]),
+           "machine": machine_info(), "quick": args.quick,
+           "settings": {"budget_s": args.budget, "reserve_gib": args.reserve_gib, "settle_s": args.settle,
+                        "concurrency": args.concurrency, "steps": args.steps_for},
+           "contenders": {}}
+
+    def log(msg):
+        print(msg, flush=True)
+
+    t_all = time.perf_counter()
+    current = None
+    interrupted = False
+    try:
+        for name in names:
+            c = classes[name](args, os.path.join(work, name))
+            os.makedirs(c.work, exist_ok=True)
+            current = c
+            log(f"{name}: steps {args.steps_for[name]}")
+            try:
+                doc["contenders"][name] = run_contender(c, args.steps_for[name], args, log)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                doc["contenders"][name] = {"available": True, "steps": [], "error": repr(e),
+                                           "stopped": {"at": 0, "target": 0, "reason": f"harness error: {e}"}}
+                log(f"  {name}: error: {e}")
+            finally:
+                STOP.set()
+                t = time.perf_counter()
+                c.teardown()
+                STOP.clear()
+                current = None
+                if name in doc["contenders"]:
+                    doc["contenders"][name]["teardown_s"] = time.perf_counter() - t
+            r = doc["contenders"][name]
+            if not r.get("available"):
+                log(f"  {name}: skipped: {r['skipped']}")
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: cleaning up")
+    finally:
+        STOP.set()
+        if current is not None:
+            current.teardown()
+        shutil.rmtree(work, ignore_errors=True)
+
+    doc["duration_s"] = time.perf_counter() - t_all
+    doc["ratios"] = ratios(doc["contenders"])
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    with open(os.path.join(args.out, "density.svg"), "w") as f:
+        f.write(svg_chart(doc["contenders"]))
+    md = report_md(doc)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(md)
+    print()
+    print(md)
+    if interrupted:
+        sys.exit(130)
+    if args.quick:
+        failed = [n for n, r in doc["contenders"].items()
+                  if r.get("available") and (not r["steps"] or r["steps"][-1]["reached"] < r["steps"][-1]["target"])]
+        if failed:
+            sys.exit("quick: contender(s) did not reach their instances: " + ", ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
