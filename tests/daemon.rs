@@ -832,3 +832,143 @@ fn the_stock_docker_client_manages_images() {
     ]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("No such image"));
 }
+
+#[test]
+fn the_stock_docker_client_runs_the_instance_lifecycle() {
+    if !have_tool("docker") {
+        return;
+    }
+    let d = Daemon::start();
+    d.env.build("fs-copy:1.0", FS_COPY_DIR);
+    let since = d.docker_ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!since.trim().is_empty());
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+
+    // -e and -v reach the guest: it writes through the volume as the env says.
+    let out_dir = d.env.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let bind = format!("{}:/out", out_dir.display());
+    let said = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "-e",
+        "FS_COPY_UPPERCASE=0",
+        "fs-copy:1.0",
+    ]);
+    assert!(said.contains("copied"), "{said}");
+    let copied = std::fs::read_to_string(out_dir.join("words.txt")).unwrap();
+    assert!(copied.starts_with("1: "), "{copied}");
+    assert_eq!(
+        copied,
+        copied.to_lowercase(),
+        "FS_COPY_UPPERCASE=0 was seen"
+    );
+    let said = d.docker_ok(&["run", "--rm", "-v", &bind, "fs-copy:1.0"]);
+    assert!(said.contains("copied"), "{said}");
+    let upper = std::fs::read_to_string(out_dir.join("words.txt")).unwrap();
+    assert_eq!(
+        upper,
+        upper.to_uppercase(),
+        "the image's env applies without -e"
+    );
+    assert_ne!(upper, copied);
+
+    // A long-running instance: inspect, top, stats, pause, unpause, stop, start, kill, wait.
+    let id = d
+        .docker_ok(&["run", "-d", "--name", "svc", "idle:1.0"])
+        .trim()
+        .to_string();
+    d.wait_for_log("svc", "ready\n");
+    let fmt = |what: &str| {
+        d.docker_ok(&["inspect", "--format", what, "svc"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(fmt("{{.State.Status}}"), "running");
+    assert_eq!(fmt("{{.Name}}"), "/svc");
+    assert_eq!(fmt("{{.Id}}"), id);
+    let top = d.docker_ok(&["top", "svc"]);
+    assert!(top.contains("PID") && top.contains("/idle.wasm"), "{top}");
+    let stats = d.docker_ok(&["stats", "--no-stream"]);
+    let row = stats
+        .lines()
+        .find(|l| l.contains("svc"))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(row.starts_with(&id[..12]), "{row}");
+    assert!(
+        row.contains("KiB / ") || row.contains("MiB / "),
+        "linear memory in use is shown: {row}"
+    );
+
+    d.docker_ok(&["pause", "svc"]);
+    assert_eq!(fmt("{{.State.Status}}"), "paused");
+    assert!(d.docker_ok(&["ps"]).contains("(Paused)"));
+    d.docker_ok(&["unpause", "svc"]);
+    assert_eq!(fmt("{{.State.Status}}"), "running");
+
+    assert_eq!(d.docker_ok(&["stop", "svc"]).trim(), "svc");
+    assert_eq!(fmt("{{.State.ExitCode}}"), "143");
+    assert_eq!(d.docker_ok(&["wait", "svc"]).trim(), "143");
+    assert_eq!(d.docker_ok(&["start", "svc"]).trim(), "svc");
+    assert_eq!(fmt("{{.State.Running}}"), "true");
+    d.wait_for_log("svc", "ready\nready\n");
+    d.docker_ok(&["restart", "svc"]);
+    assert_eq!(fmt("{{.State.Running}}"), "true");
+    d.docker_ok(&["kill", "svc"]);
+    assert_eq!(d.docker_ok(&["wait", "svc"]).trim(), "137");
+    d.docker_ok(&["rename", "svc", "svc2"]);
+    assert_eq!(d.docker_ok(&["rm", "svc2"]).trim(), "svc2");
+
+    // events: what happened to it, filtered by the client's own flags.
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &t1.to_string(),
+        "--filter",
+        &format!("container={id}"),
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    for want in [
+        "create", "start", "pause", "unpause", "kill", "die", "stop", "restart", "rename",
+        "destroy",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    let dies = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &t1.to_string(),
+        "--filter",
+        "event=die",
+        "--filter",
+        "image=idle:1.0",
+    ]);
+    assert_eq!(
+        dies.lines().count(),
+        3,
+        "stop, restart and kill ended a run each: {dies}"
+    );
+
+    // container prune through the client.
+    d.docker_ok(&["run", "--name", "once", "hello:1.0"]);
+    let pruned = d.docker_ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert!(!d.docker_ok(&["ps", "-a"]).contains("once"));
+}
