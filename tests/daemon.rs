@@ -543,27 +543,34 @@ fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
     let not_paused = d.wrun(&["unpause", "nap"]);
     assert!(String::from_utf8_lossy(&not_paused.stderr).contains("is not paused"));
 
-    // start runs an exited instance again; restart replaces a running run.
-    d.wrun_ok(&["start", "nap"]);
-    d.wait_for_log("nap", "ready\ndone\nready\n");
-    let first = d.inspect("nap")["State"]["StartedAt"].clone();
-    d.wrun_ok(&["restart", "nap"]);
-    let st = d.inspect("nap")["State"].clone();
+    d.wrun_ok(&["rm", "nap"]);
+
+    // A guest that sleeps a day: stop, then start runs it again; restart
+    // replaces a running run.
+    d.wrun_ok(&["run", "-d", "--name", "long", "idle:1.0"]);
+    d.wait_for_log("long", "ready\n");
+    d.wrun_ok(&["start", "long"]); // running already: nothing happens
+    d.wrun_ok(&["stop", "long"]);
+    d.wrun_ok(&["start", "long"]);
+    d.wait_for_log("long", "ready\nready\n");
+    let first = d.inspect("long")["State"]["StartedAt"].clone();
+    d.wrun_ok(&["restart", "long"]);
+    let st = d.inspect("long")["State"].clone();
     assert_eq!(st["Running"], true);
     assert_ne!(st["StartedAt"], first, "restart started a new run");
 
     // top: one row, the instance.
-    let top = d.wrun_ok(&["top", "nap"]);
+    let top = d.wrun_ok(&["top", "long"]);
     assert!(top.starts_with("PID"), "{top}");
     assert!(
-        top.contains("/idle.wasm 2") && top.contains("running"),
+        top.contains("/idle.wasm") && top.contains("running"),
         "{top}"
     );
 
     // stats: linear memory in use is known while running.
     let (status, body) = d.raw(
         "GET",
-        "/containers/nap/stats?stream=false&one-shot=true",
+        "/containers/long/stats?stream=false&one-shot=true",
         b"",
     );
     assert_eq!(status, 200, "{body}");
@@ -572,17 +579,17 @@ fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
         stats["memory_stats"]["usage"].as_u64().unwrap() >= 65536,
         "{stats}"
     );
-    assert_eq!(stats["name"], "/nap");
+    assert_eq!(stats["name"], "/long");
     let table = d.wrun_ok(&["stats", "--no-stream"]);
     assert!(
-        table.starts_with("CONTAINER ID") && table.contains("nap"),
+        table.starts_with("CONTAINER ID") && table.contains("long"),
         "{table}"
     );
 
     // rename: the old name is gone, the new one answers.
-    d.wrun_ok(&["rename", "nap", "doze"]);
+    d.wrun_ok(&["rename", "long", "doze"]);
     assert_eq!(d.inspect("doze")["Name"], "/doze");
-    assert!(!d.wrun(&["inspect", "nap"]).status.success());
+    assert!(!d.wrun(&["inspect", "long"]).status.success());
     d.wrun_ok(&["run", "-d", "--name", "other", "hello:1.0"]);
     let taken = d.wrun(&["rename", "doze", "other"]);
     assert!(String::from_utf8_lossy(&taken.stderr).contains("already in use"));
@@ -595,7 +602,7 @@ fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
     assert!(ps.contains("doze") && !ps.contains("other"), "{ps}");
     d.wrun_ok(&["rm", "-f", "doze"]);
 
-    // events: the story so far, for the instance first named nap.
+    // events: the story so far, per instance.
     let until = format!(
         "{}",
         std::time::SystemTime::now()
@@ -615,22 +622,39 @@ fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
         "--format",
         "json",
     ]);
-    let actions: Vec<String> = events
+    let actions: Vec<(String, String)> = events
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| {
-            matches!(
-                e["Actor"]["Attributes"]["name"].as_str(),
-                Some("nap" | "doze")
+        .map(|e| {
+            (
+                e["Actor"]["Attributes"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                e["Action"].as_str().unwrap().to_string(),
             )
         })
-        .map(|e| e["Action"].as_str().unwrap().to_string())
         .collect();
-    let expected = [
-        "create", "start", "pause", "unpause", "die", "start", "kill", "die", "stop", "start",
-        "restart", "rename", "kill", "die", "destroy",
-    ];
-    assert_eq!(actions, expected, "{events}");
+    let of = |names: &[&str]| -> Vec<&str> {
+        actions
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .map(|(_, a)| a.as_str())
+            .collect()
+    };
+    assert_eq!(
+        of(&["nap"]),
+        ["create", "start", "pause", "unpause", "die", "destroy"],
+        "{events}"
+    );
+    assert_eq!(
+        of(&["long", "doze"]),
+        [
+            "create", "start", "kill", "die", "stop", "start", "kill", "die", "stop", "start",
+            "restart", "rename", "kill", "die", "destroy"
+        ],
+        "{events}"
+    );
     let only_die = d.wrun_ok(&[
         "events",
         "--since",
@@ -971,4 +995,67 @@ fn the_stock_docker_client_runs_the_instance_lifecycle() {
     let pruned = d.docker_ok(&["container", "prune", "-f"]);
     assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     assert!(!d.docker_ok(&["ps", "-a"]).contains("once"));
+}
+
+#[test]
+fn ps_filters_and_json_format_and_log_options() {
+    let d = Daemon::start();
+    d.wrun_ok(&["run", "-d", "--name", "up", "idle:1.0"]);
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "done",
+        "--log-opt",
+        "max-size=1m",
+        "hello:1.0",
+    ]);
+    assert_eq!(d.wrun_ok(&["wait", "done"]).trim(), "0");
+    d.wait_for_log("up", "ready\n");
+
+    // A status filter implies -a, as in Docker.
+    let exited = d.wrun_ok(&["ps", "--filter", "status=exited", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = exited
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{exited}");
+    assert_eq!(rows[0]["Names"], "done");
+    assert_eq!(rows[0]["State"], "exited");
+    assert!(
+        rows[0]["Status"]
+            .as_str()
+            .unwrap()
+            .starts_with("Exited (0)")
+    );
+    let running = d.wrun_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        "name=u",
+        "--filter",
+        "status=running",
+    ]);
+    assert_eq!(running.lines().count(), 1, "{running}");
+    let by_image = d.wrun_ok(&["ps", "-a", "--filter", "ancestor=hello:1.0"]);
+    assert!(
+        by_image.contains("done") && !by_image.contains(" up"),
+        "{by_image}"
+    );
+    let unknown = d.wrun(&["ps", "--filter", "colour=blue"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("invalid filter 'colour'"));
+
+    // --log-opt is recorded, and a bad one is refused at create.
+    let v = d.inspect("done");
+    assert_eq!(
+        v["HostConfig"]["LogConfig"]["Config"]["max-size"], "1m",
+        "{v}"
+    );
+    let bad = d.wrun(&["run", "-d", "--log-opt", "max-size=lots", "hello:1.0"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid log-opt max-size"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    d.wrun_ok(&["rm", "-f", "up", "done"]);
 }

@@ -59,10 +59,53 @@ pub struct HostConfig {
     pub network_mode: String,
     pub readonly_rootfs: bool,
     pub restart_policy: RestartPolicy,
+    pub log_config: LogConfig,
     /// wrun: wall-clock budget in nanoseconds; 0: none.
     pub wasm_timeout: i64,
     /// wrun: fuel budget; 0: none.
     pub wasm_fuel: u64,
+}
+
+/// `HostConfig.LogConfig`: wrun always writes its own bounded log file;
+/// `Type` may be empty, `json-file` or `local`, and `Config` may set
+/// `max-size` (bytes one file may reach; two files are kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub config: BTreeMap<String, String>,
+}
+
+impl LogConfig {
+    /// The `max-size` asked for, checked; `None` when not set.
+    pub fn max_size(&self) -> Result<Option<u64>, String> {
+        if !matches!(self.kind.as_str(), "" | "json-file" | "local") {
+            return Err(format!(
+                "log driver {:?} is not supported: wrun keeps each instance's log in its own bounded file (json-file and local are accepted)",
+                self.kind
+            ));
+        }
+        let mut size = None;
+        for (k, v) in &self.config {
+            match k.as_str() {
+                "max-size" => {
+                    size = Some(
+                        crate::commands::run::parse_memory(v)
+                            .map_err(|e| format!("invalid log-opt max-size={v}: {e}"))?,
+                    );
+                }
+                // Accepted: wrun keeps the current file and one rotated file.
+                "max-file" => {}
+                other => {
+                    return Err(format!(
+                        "unknown log opt '{other}' (wrun takes max-size and max-file)"
+                    ));
+                }
+            }
+        }
+        Ok(size)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +420,21 @@ mod tests {
         assert!(RestartPolicy::parse("always:2").is_err());
         assert!(RestartPolicy::parse("on-failure:-1").is_err());
         assert!(RestartPolicy::parse("sometimes").is_err());
+    }
+
+    #[test]
+    fn log_options_bound_the_file_or_are_refused() {
+        use super::LogConfig;
+        let with = |kind: &str, k: &str, v: &str| LogConfig {
+            kind: kind.into(),
+            config: [(k.to_string(), v.to_string())].into_iter().collect(),
+        };
+        assert_eq!(with("", "max-size", "1m").max_size(), Ok(Some(1 << 20)));
+        assert_eq!(with("json-file", "max-file", "3").max_size(), Ok(None));
+        assert!(with("", "max-size", "lots").max_size().is_err());
+        assert!(with("syslog", "max-size", "1m").max_size().is_err());
+        assert!(with("", "compress", "true").max_size().is_err());
+        assert_eq!(LogConfig::default().max_size(), Ok(None));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! stream what happens to instances and images, as Docker's JSON lines or
 //! one readable line each.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -77,20 +76,6 @@ fn parse_duration(raw: &str) -> Option<time::Duration> {
     (any && digits.is_empty()).then(|| time::Duration::seconds(total))
 }
 
-/// `--filter k=v` flags as Docker's `{"k":{"v":true}}`.
-fn filters_json(filters: &[String]) -> anyhow::Result<String> {
-    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for f in filters {
-        let Some((k, v)) = f.split_once('=') else {
-            bail!("invalid filter {f:?}: expected KEY=VALUE");
-        };
-        map.entry(k.to_string())
-            .or_default()
-            .insert(v.to_string(), true);
-    }
-    Ok(serde_json::to_string(&map)?)
-}
-
 fn readable(m: &EventMessage) -> String {
     let when = OffsetDateTime::from_unix_timestamp_nanos(i128::from(m.time_nano))
         .ok()
@@ -123,7 +108,7 @@ pub fn run(target: &DaemonTarget, args: EventsArgs) -> anyhow::Result<ExitCode> 
     if !args.filters.is_empty() {
         query.push(format!(
             "filters={}",
-            super::escape(&filters_json(&args.filters)?)
+            super::escape(&super::filters_json(&args.filters)?)
         ));
     }
     let path = format!("/events?{}", query.join("&"));
@@ -167,9 +152,10 @@ mod tests {
     #[test]
     fn filters_use_dockers_map_form() {
         assert_eq!(
-            filters_json(&["event=start".into(), "container=web1".into()]).unwrap(),
+            crate::commands::filters_json(&["event=start".into(), "container=web1".into()])
+                .unwrap(),
             r#"{"container":{"web1":true},"event":{"start":true}}"#
         );
-        assert!(filters_json(&["nope".into()]).is_err());
+        assert!(crate::commands::filters_json(&["nope".into()]).is_err());
     }
 }

@@ -119,6 +119,21 @@ pub fn escape(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// `--filter k=v` flags as Docker's `{"k":{"v":true}}`.
+pub fn filters_json(filters: &[String]) -> anyhow::Result<String> {
+    use std::collections::BTreeMap;
+    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("invalid filter {f:?}: expected KEY=VALUE");
+        };
+        map.entry(k.to_string())
+            .or_default()
+            .insert(v.to_string(), true);
+    }
+    Ok(serde_json::to_string(&map)?)
+}
+
 /// Runs `op` on each name, printing each failure as Docker does and going
 /// on; exits 1 if any failed.
 pub fn for_each(

@@ -24,6 +24,9 @@ pub struct RunArgs {
     /// With -d: restart policy when the instance ends or the daemon starts (no, always, unless-stopped, on-failure[:N])
     #[arg(long, value_name = "POLICY", value_parser = crate::api::containers::RestartPolicy::parse)]
     pub restart: Option<crate::api::containers::RestartPolicy>,
+    /// With -d: log option, max-size=SIZE (one file's bound; two files are kept)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
     /// Assign a name to the instance
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -117,6 +120,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     }
     if args.restart.is_some() {
         anyhow::bail!("--restart needs -d: restart policies are applied by the daemon");
+    }
+    if !args.log_opts.is_empty() {
+        anyhow::bail!("--log-opt needs -d: a foreground run writes to the terminal, not a log");
     }
     let store = open_store(root)?;
     let record = resolve_image(&store, &args.image)?;

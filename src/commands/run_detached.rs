@@ -9,7 +9,7 @@ use hyper::Method;
 use super::run::{RunArgs, resolve_image, settings};
 use super::{DaemonTarget, open_store};
 use crate::api::containers::{
-    ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig,
+    ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig, LogConfig,
 };
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +43,17 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
             ),
             auto_remove: args.rm,
             restart_policy: args.restart.clone().unwrap_or_default(),
+            log_config: LogConfig {
+                kind: String::new(),
+                config: args
+                    .log_opts
+                    .iter()
+                    .map(|o| match o.split_once('=') {
+                        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                        None => anyhow::bail!("invalid --log-opt {o:?}: expected KEY=VALUE"),
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            },
             memory: s
                 .limits
                 .memory

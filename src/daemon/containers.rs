@@ -1,6 +1,7 @@
 //! `/containers/…`: each request is parsed into a typed action, checked
 //! against the instance's state, then executed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +13,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncWriteExt;
 
-use super::http::{ApiError, Body, Query, empty, json, parse_json, read_body, streaming};
+use super::http::{
+    ApiError, Body, Query, empty, json, parse_filters, parse_json, read_body, streaming,
+};
 use super::logs::{Follow, Streams};
 use super::state::{Container, ContainerRecord, Daemon, Status, StopKind};
 use crate::api::containers::{
@@ -578,14 +581,52 @@ fn status_text(r: &ContainerRecord) -> String {
     }
 }
 
-/// `GET /containers/json?all=`: running ones only unless `all`.
-pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Response<Body> {
-    let all = query.flag("all");
+/// Whether a record passes `ps` filters: for every key, one value matches.
+/// `status`, `name` (substring), `id` (prefix), `label` (`k` or `k=v`),
+/// `ancestor` (the image as named or its ID), `exited` (the code).
+fn passes(r: &ContainerRecord, filters: &HashMap<String, Vec<String>>) -> bool {
+    let status = if r.state.restarting {
+        "restarting"
+    } else {
+        r.state.status.as_str()
+    };
+    let labels = r.config.labels.clone().unwrap_or_default();
+    filters.iter().all(|(key, values)| {
+        values.iter().any(|v| match key.as_str() {
+            "status" => status == v,
+            "name" => r.name.contains(v.trim_start_matches('/')),
+            "id" => r.id.starts_with(v.as_str()),
+            "label" => match v.split_once('=') {
+                Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
+                None => labels.contains_key(v),
+            },
+            "ancestor" => {
+                r.image == *v
+                    || r.image_id == *v
+                    || r.image_id
+                        .strip_prefix("sha256:")
+                        .is_some_and(|h| h.starts_with(v.as_str()))
+            }
+            "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
+            _ => false,
+        })
+    })
+}
+
+/// `GET /containers/json?all=&filters=`: running ones only unless `all`
+/// (or a `status` filter); 400 for a filter wrun does not know.
+pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, ApiError> {
+    let filters = parse_filters(
+        query.get("filters"),
+        &["status", "name", "id", "label", "ancestor", "exited"],
+    )?;
+    let all = query.flag("all") || filters.contains_key("status");
     let mut rows: Vec<(i64, ContainerSummary)> = daemon
         .all()
         .iter()
         .map(|c| c.record())
         .filter(|r| all || r.state.is_live())
+        .filter(|r| passes(r, &filters))
         .map(|r| {
             let created = unix(Some(&r.created)).unwrap_or(0);
             let command = std::iter::once(r.path.clone())
@@ -604,7 +645,11 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Response<Body> {
                     image_id: r.image_id.clone(),
                     command,
                     created,
-                    state: r.state.status.as_str().into(),
+                    state: if r.state.restarting {
+                        "restarting".into()
+                    } else {
+                        r.state.status.as_str().into()
+                    },
                     status: status_text(&r),
                     host_config: SummaryHostConfig {
                         network_mode: "none".into(),
@@ -619,7 +664,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Response<Body> {
     // Newest first, as Docker lists.
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let rows: Vec<ContainerSummary> = rows.into_iter().map(|(_, s)| s).collect();
-    json(StatusCode::OK, &rows)
+    Ok(json(StatusCode::OK, &rows))
 }
 
 #[cfg(test)]

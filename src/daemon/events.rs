@@ -9,7 +9,7 @@ use hyper::Response;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
-use super::http::{ApiError, Body, Query, streaming};
+use super::http::{ApiError, Body, Query, parse_filters, streaming};
 use crate::api::system::{EventActor, EventMessage};
 
 /// Events kept for `since` (Docker keeps 256; instances are many here).
@@ -129,37 +129,7 @@ pub struct EventFilter {
 impl EventFilter {
     /// Parses `{"event":["start"]}` or Docker CLI's `{"event":{"start":true}}`.
     pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-            return Ok(Self::default());
-        };
-        let value: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
-        let Some(map) = value.as_object() else {
-            return Err(ApiError::bad_request("invalid filters: not a JSON object"));
-        };
-        let mut keys = HashMap::new();
-        for (key, values) in map {
-            if !matches!(
-                key.as_str(),
-                "type" | "event" | "container" | "image" | "label"
-            ) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter '{key}' (wrun filters events by type, event, container, image, label)"
-                )));
-            }
-            let list: Vec<String> = match values {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<_>>(),
-                serde_json::Value::Object(o) => Some(o.keys().cloned().collect()),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("invalid filters: bad values for '{key}'"))
-            })?;
-            keys.insert(key.clone(), list);
-        }
+        let keys = parse_filters(raw, &["type", "event", "container", "image", "label"])?;
         Ok(Self { keys })
     }
 

@@ -180,6 +180,42 @@ pub fn parse_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Res
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
+/// Docker's `filters` query value: `{"key":["v"]}` or the CLI's
+/// `{"key":{"v":true}}`, as key → values; a key not in `allowed` is a 400.
+pub fn parse_filters(
+    raw: Option<&str>,
+    allowed: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<String>>, ApiError> {
+    let mut keys = std::collections::HashMap::new();
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(keys);
+    };
+    let value: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+    let Some(map) = value.as_object() else {
+        return Err(ApiError::bad_request("invalid filters: not a JSON object"));
+    };
+    for (key, values) in map {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "invalid filter '{key}' (wrun filters here by {})",
+                allowed.join(", ")
+            )));
+        }
+        let list: Vec<String> = match values {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<_>>(),
+            serde_json::Value::Object(o) => Some(o.keys().cloned().collect()),
+            _ => None,
+        }
+        .ok_or_else(|| ApiError::bad_request(format!("invalid filters: bad values for '{key}'")))?;
+        keys.insert(key.clone(), list);
+    }
+    Ok(keys)
+}
+
 /// The query string as pairs.
 pub struct Query(Vec<(String, String)>);
 

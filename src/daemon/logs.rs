@@ -6,9 +6,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use wrun_runtime::{MAX_SINK_CHUNK, OutputSink};
 
 /// Stream numbers of the frame header (Docker's stdcopy).
@@ -36,6 +37,11 @@ pub struct LogFile {
     max_size: u64,
     written: Mutex<Progress>,
     progress: watch::Sender<Progress>,
+    /// Live readers, and a signal each time one goes away: the files of a
+    /// removed instance stay until its last reader (an attached `run`)
+    /// has read them.
+    readers: AtomicUsize,
+    reader_gone: Notify,
 }
 
 impl LogFile {
@@ -50,6 +56,8 @@ impl LogFile {
             max_size: max_size.max((MAX_SINK_CHUNK + HEADER) as u64),
             written: Mutex::new(p),
             progress: watch::Sender::new(p),
+            readers: AtomicUsize::new(0),
+            reader_gone: Notify::new(),
         })
     }
 
@@ -99,6 +107,23 @@ impl LogFile {
         let mut w = self.lock();
         w.runs_ended += 1;
         self.progress.send_replace(*w);
+    }
+
+    /// Returns once no reader is left.
+    pub async fn readers_done(&self) {
+        loop {
+            let gone = self.reader_gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.readers.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            gone.await;
+        }
+    }
+
+    pub fn has_readers(&self) -> bool {
+        self.readers.load(Ordering::SeqCst) > 0
     }
 
     pub fn runs_ended(&self) -> u64 {
@@ -255,6 +280,7 @@ impl LogReader {
         streams: Streams,
         follow: Follow,
     ) -> Self {
+        log.readers.fetch_add(1, Ordering::SeqCst);
         Self {
             log: Arc::clone(log),
             generation,
@@ -307,6 +333,13 @@ impl LogReader {
                 return None;
             }
         }
+    }
+}
+
+impl Drop for LogReader {
+    fn drop(&mut self) {
+        self.log.readers.fetch_sub(1, Ordering::SeqCst);
+        self.log.reader_gone.notify_waiters();
     }
 }
 

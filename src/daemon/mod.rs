@@ -219,7 +219,7 @@ async fn dispatch(
         Route::ImagesSave(name) => images::save(daemon, name, &query).await,
         Route::ImagesLoad => images::load(daemon, &query, req).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
-        Route::ContainersList => Ok(containers::list(daemon, &query)),
+        Route::ContainersList => containers::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
         Route::Events => events::stream(&daemon.events, &query),
         Route::Container(key, action) => {

@@ -174,7 +174,16 @@ impl Container {
         };
         Arc::new(Self {
             id: record.id.clone(),
-            log: LogFile::open(dir.join("container.log"), LOG_MAX_SIZE),
+            log: LogFile::open(
+                dir.join("container.log"),
+                record
+                    .host_config
+                    .log_config
+                    .max_size()
+                    .ok()
+                    .flatten()
+                    .unwrap_or(LOG_MAX_SIZE),
+            ),
             dir,
             inner: Mutex::new(Inner {
                 record,
@@ -216,8 +225,18 @@ impl Container {
             .with_context(|| format!("saving the record of instance {}", self.id))
     }
 
-    /// Records the end of a run and wakes every watcher.
-    fn finish(&self, exit_code: i64, error: String, oom_killed: bool) {
+    /// Records the end of a run and wakes every watcher; returns the record
+    /// as the run left it (a watcher may start the next run at once) and,
+    /// when its restart policy starts it again, after what delay. The
+    /// policy is decided under the same lock as the end, so a `stop` sees
+    /// either a live instance or one already marked restarting.
+    fn finish(
+        &self,
+        exit_code: i64,
+        error: String,
+        oom_killed: bool,
+        may_restart: bool,
+    ) -> (ContainerRecord, Option<std::time::Duration>) {
         let mut inner = self.lock();
         inner.stop = None;
         inner.gate = None;
@@ -230,6 +249,21 @@ impl Container {
         if let Err(e) = self.save(&inner.record) {
             eprintln!("wrun daemon: {}", crate::commands::describe(&e));
         }
+        let r = &inner.record;
+        let restart = may_restart
+            && !r.host_config.auto_remove
+            && r.host_config.restart_policy.restarts_after(
+                exit_code,
+                r.state.manually_stopped,
+                r.restart_count,
+            );
+        let delay = restart.then(|| {
+            let steady = inner.run_started.is_some_and(|t| t.elapsed() >= STEADY_RUN);
+            inner.quick_restarts = if steady { 0 } else { inner.quick_restarts + 1 };
+            inner.record.state.restarting = true;
+            restart_delay(inner.quick_restarts - 1)
+        });
+        let ended = inner.record.clone();
         drop(inner);
         self.log.end_run();
         self.lifecycle.send_modify(|l| {
@@ -238,6 +272,7 @@ impl Container {
             l.exit_code = exit_code;
             l.error = error;
         });
+        (ended, delay)
     }
 }
 
@@ -281,6 +316,11 @@ impl Daemon {
             .with_context(|| format!("reading {}", containers_dir.display()))?
         {
             let dir = entry?.path();
+            if dir.is_dir() && !dir.join("config.json").exists() {
+                // The logs of an instance removed while a reader drained them.
+                remove_dir(&dir);
+                continue;
+            }
             let record: ContainerRecord = match std::fs::read(dir.join("config.json"))
                 .map_err(anyhow::Error::from)
                 .and_then(|b| Ok(serde_json::from_slice(&b)?))
@@ -387,6 +427,10 @@ impl Daemon {
         host_config
             .restart_policy
             .check()
+            .map_err(ApiError::bad_request)?;
+        host_config
+            .log_config
+            .max_size()
             .map_err(ApiError::bad_request)?;
         if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
         {
@@ -574,8 +618,10 @@ impl Daemon {
     /// it was started with `--rm`, or start it again if its restart policy
     /// says so (after Docker's back-off).
     fn ended(self: &Arc<Self>, c: &Arc<Container>, code: i64, error: String, oom: bool) {
-        c.finish(code, error, oom);
-        let r = c.record();
+        // Decisions use the record as this run left it: `restart` may have
+        // started the next run already.
+        let may_restart = !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
+        let (r, delay) = c.finish(code, error, oom, may_restart);
         self.events.container(
             "die",
             &c.id,
@@ -584,24 +630,13 @@ impl Daemon {
             &[("exitCode", code.to_string())],
         );
         if r.host_config.auto_remove {
-            self.remove_stopped(c);
+            if !c.lock().record.state.is_live() {
+                self.remove_stopped(c);
+            }
             return;
         }
-        let restart = !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
-            && r.host_config.restart_policy.restarts_after(
-                code,
-                r.state.manually_stopped,
-                r.restart_count,
-            );
-        if !restart {
+        let Some(delay) = delay else {
             return;
-        }
-        let delay = {
-            let mut inner = c.lock();
-            let steady = inner.run_started.is_some_and(|t| t.elapsed() >= STEADY_RUN);
-            inner.quick_restarts = if steady { 0 } else { inner.quick_restarts + 1 };
-            inner.record.state.restarting = true;
-            restart_delay(inner.quick_restarts.saturating_sub(1))
         };
         let daemon = Arc::clone(self);
         let c = Arc::clone(c);
@@ -849,8 +884,19 @@ impl Daemon {
             inner.record.state.status = Status::Removing;
             inner.record.image.clone()
         };
-        if let Err(e) = std::fs::remove_dir_all(&c.dir) {
-            eprintln!("wrun daemon: removing {}: {e}", c.dir.display());
+        // The record goes at once, so a daemon restart never brings the
+        // instance back; the logs may outlive it a little.
+        let _ = std::fs::remove_file(c.dir.join("config.json"));
+        if c.log.has_readers() {
+            // An attached client (`docker run --rm`) may not have read the
+            // last output yet: delete once it has, or after a bound.
+            let c = Arc::clone(c);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(READER_GRACE, c.log.readers_done()).await;
+                remove_dir(&c.dir);
+            });
+        } else {
+            remove_dir(&c.dir);
         }
         c.lifecycle.send_modify(|l| l.removed = true);
         self.events.container("destroy", &c.id, &name, &image, &[]);
@@ -865,6 +911,15 @@ impl Daemon {
         for c in self.all() {
             let _ = self.stop(&c, StopKind::Shutdown).await;
         }
+    }
+}
+
+/// How long a removed instance's log stays for readers still draining it.
+const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn remove_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!("wrun daemon: removing {}: {e}", dir.display());
     }
 }
 
