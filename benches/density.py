@@ -488,6 +488,22 @@ def start_batch(c, first, count, concurrency, guard, sample_every):
     return ready, api, started[0], errors, stop[0]
 
 
+def wait_stable(settle, limit=30.0, tol_kib=4096):
+    """Sleep SETTLE, then until MemAvailable moves less than TOL over one
+    second (memory freed by the previous contender is still coming back for
+    a while); returns the last reading."""
+    time.sleep(settle)
+    end = time.monotonic() + limit
+    prev = meminfo_kib()
+    while time.monotonic() < end:
+        time.sleep(1.0)
+        cur = meminfo_kib()
+        if abs(cur - prev) < tol_kib:
+            return cur
+        prev = cur
+    return prev
+
+
 def run_contender(c, steps, args, log):
     out = {"available": True, "steps": [], "stopped": None, "info": {}}
     t_setup = time.perf_counter()
@@ -497,8 +513,7 @@ def run_contender(c, steps, args, log):
         return {"available": False, "skipped": str(e), "steps": []}
     out["info"] = c.info
     out["setup_s"] = time.perf_counter() - t_setup
-    time.sleep(args.settle)
-    avail0 = meminfo_kib()
+    avail0 = wait_stable(args.settle, limit=3.0 if args.quick else 30.0)
     pss0 = c.pss_total_kib()
     reserve = int(args.reserve_gib * GIB_KIB)
     t0 = time.monotonic()
@@ -515,11 +530,21 @@ def run_contender(c, steps, args, log):
     count = 0
     for n in steps:
         need = n - count
-        sample_every = max(1, need // 200) if c.name == "wrun" else 1
+        # Most of the step is started by CONC concurrent starters (the start
+        # rate); its last PROBE instances one at a time, each timed to
+        # `ready` (the latency, without the queueing of a concurrent ramp).
+        probe = min(args.probe.get(c.name, 20), need)
+        ramp_n = need - probe
+        sample_every = max(1, ramp_n // 200) if c.name == "wrun" else 1
         ts = time.perf_counter()
-        ready, api, started, errors, why = start_batch(c, count, need, conc, guard, sample_every)
+        ready, api, started, errors, why = start_batch(c, count, ramp_n, conc, guard, sample_every)
         wall = time.perf_counter() - ts
         count += started
+        p_ready, p_api, p_started, p_errors = [], [], 0, []
+        if not why and not STOP.is_set() and probe:
+            p_ready, p_api, p_started, p_errors, why = start_batch(c, count, probe, 1, guard, 1)
+            count += p_started
+        errors += p_errors
         if STOP.is_set():
             raise KeyboardInterrupt
         time.sleep(args.settle)
@@ -529,13 +554,18 @@ def run_contender(c, steps, args, log):
         pss_per = (pss - pss0) / max(count, 1)
         basis = drop if drop > 0 else pss_per
         step = {
-            "target": n, "reached": count, "started_this_step": started, "errors": len(errors),
-            "first_errors": errors[:3], "wall_s": wall,
-            "start_rate_per_s": started / wall if wall > 0 else 0,
-            "ready_samples": len(ready),
-            "ready_p50_ms": percentile(ready, 50) * 1e3, "ready_p99_ms": percentile(ready, 99) * 1e3,
-            "api_p50_ms": percentile(api, 50) * 1e3 if api else None,
-            "api_p99_ms": percentile(api, 99) * 1e3 if api else None,
+            "target": n, "reached": count, "started_this_step": started + p_started, "errors": len(errors),
+            "first_errors": errors[:3],
+            "ramp_started": started, "ramp_wall_s": wall, "ramp_concurrency": conc,
+            "start_rate_per_s": started / wall if wall > 0 and started else None,
+            "ready_samples": len(p_ready),
+            "ready_p50_ms": percentile(p_ready, 50) * 1e3, "ready_p99_ms": percentile(p_ready, 99) * 1e3,
+            "api_p50_ms": percentile(p_api, 50) * 1e3 if p_api else None,
+            "api_p99_ms": percentile(p_api, 99) * 1e3 if p_api else None,
+            "ramp_ready_samples": len(ready),
+            "ramp_ready_p50_ms": percentile(ready, 50) * 1e3, "ramp_ready_p99_ms": percentile(ready, 99) * 1e3,
+            "ramp_api_p50_ms": percentile(api, 50) * 1e3 if api else None,
+            "ramp_api_p99_ms": percentile(api, 99) * 1e3 if api else None,
             "memavailable_drop_kib_per_instance": drop, "pss_kib_per_instance": pss_per,
             "pss_total_kib": pss, "memavailable_kib": avail,
             "instances_per_gib": GIB_KIB / basis if basis > 0 else None,
@@ -543,8 +573,9 @@ def run_contender(c, steps, args, log):
         }
         out["steps"].append(step)
         log(f"  {c.name} N={count}/{n}: {drop:.0f} KiB/inst (MemAvailable), {pss_per:.0f} KiB/inst (PSS), "
-            f"ready p50 {step['ready_p50_ms']:.2f} ms p99 {step['ready_p99_ms']:.2f} ms, "
-            f"{step['start_rate_per_s']:.0f}/s, {len(errors)} errors, {wall:.1f} s")
+            f"ready p50 {step['ready_p50_ms']:.2f} ms p99 {step['ready_p99_ms']:.2f} ms (serial), "
+            f"{step['ramp_ready_p50_ms']:.2f}/{step['ramp_ready_p99_ms']:.2f} ms (ramp), "
+            f"{fmt(step['start_rate_per_s'])}/s, {len(errors)} errors, {wall:.1f} s")
         if not why and count < n:
             why = f"{len(errors)} start failures (first: {errors[0] if errors else '?'})"
         if why:
@@ -674,8 +705,11 @@ def report_md(doc):
          f"Run {doc['started_at']} on {doc['machine']['cpus']} cores, {doc['machine']['mem_total_gib']} GiB, "
          f"{doc['machine']['cpu_model']}, kernel {doc['machine']['kernel']}. "
          f"Command: `{doc['command']}` ({doc['duration_s']:.0f} s).", "",
+         "Latency: the last instances of each step started one at a time (serial); "
+         "under load: the concurrent ramp of the step.", "",
          "| contender | N target | reached | MemAvailable drop / inst | PSS / inst | inst / GiB | "
-         "ready p50 | ready p99 | API create+start p50 / p99 | start rate | errors |",
+         "ready p50 / p99 (serial) | ready p50 / p99 (under load) | API create+start p50 / p99 (serial) | "
+         "start rate (ramp) | errors |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in res.items():
         if not r.get("available"):
@@ -685,8 +719,9 @@ def report_md(doc):
             api = "—" if s["api_p50_ms"] is None else f"{fmt(s['api_p50_ms'], 2)} / {fmt(s['api_p99_ms'], 2)} ms"
             L.append(f"| {name} | {s['target']:,} | {s['reached']:,} | "
                      f"{fmt(s['memavailable_drop_kib_per_instance'])} KiB | {fmt(s['pss_kib_per_instance'])} KiB | "
-                     f"{fmt(s['instances_per_gib'])} | {fmt(s['ready_p50_ms'], 2)} ms | "
-                     f"{fmt(s['ready_p99_ms'], 2)} ms | {api} | {fmt(s['start_rate_per_s'])} /s | {s['errors']} |")
+                     f"{fmt(s['instances_per_gib'])} | {fmt(s['ready_p50_ms'], 2)} / {fmt(s['ready_p99_ms'], 2)} ms | "
+                     f"{fmt(s['ramp_ready_p50_ms'], 2)} / {fmt(s['ramp_ready_p99_ms'], 2)} ms | {api} | "
+                     f"{fmt(s['start_rate_per_s'])} /s | {s['errors']} |")
     L += ["", "Ratios (wrun's instances per GiB at its largest N ÷ the contender's at its largest N):", ""]
     for name, x in doc["ratios"].items():
         L.append(f"- {name}: {x['ratio']:,.1f}× ({fmt(x['wrun_instances_per_gib'])} at N = {x['wrun_at']:,} "
@@ -741,6 +776,9 @@ def main():
         args.settle = min(args.settle, 1.0)
     args.steps_for = {"wrun": steps, "process": steps, "wasmtime": steps, "vm": vm_steps}
     args.concurrency = {"wrun": 16, "process": 4, "wasmtime": 4, "vm": 2}
+    args.probe = {"wrun": 50, "process": 50, "wasmtime": 50, "vm": 4}
+    if args.quick:
+        args.probe = {"wrun": 5, "process": 5, "wasmtime": 5, "vm": 1}
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -751,7 +789,8 @@ def main():
     doc = {"started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(["benches/density.py"] + sys.argv[1:]),
            "machine": machine_info(), "quick": args.quick,
            "settings": {"budget_s": args.budget, "reserve_gib": args.reserve_gib, "settle_s": args.settle,
-                        "concurrency": args.concurrency, "steps": args.steps_for},
+                        "concurrency": args.concurrency, "serial_probe": args.probe,
+                        "steps": args.steps_for},
            "contenders": {}}
 
     def log(msg):
@@ -778,6 +817,7 @@ def main():
                 STOP.set()
                 t = time.perf_counter()
                 c.teardown()
+                shutil.rmtree(c.work, ignore_errors=True)
                 STOP.clear()
                 current = None
                 if name in doc["contenders"]:
