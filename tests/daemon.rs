@@ -404,6 +404,52 @@ fn malformed_requests_get_docker_json_errors_and_the_daemon_keeps_serving() {
     assert_eq!(status, 400, "no stream chosen: {body}");
     let (status, body) = d.raw("GET", "/v9.99/_ping", b"");
     assert_eq!(status, 400, "{body}");
+    // The lifecycle and image routes: wrong states, bad names and values.
+    let cases: [(&str, &str, &[u8], u16); 16] = [
+        ("POST", "/containers/c1/pause", b"", 409),
+        ("POST", "/containers/c1/unpause", b"", 409),
+        ("GET", "/containers/c1/top", b"", 409),
+        ("POST", "/containers/c1/rename?name=", b"", 400),
+        ("POST", "/containers/c1/rename?name=-x", b"", 400),
+        ("POST", "/containers/nope/restart", b"", 404),
+        ("GET", "/containers/nope/stats?stream=false", b"", 404),
+        (
+            "GET",
+            "/containers/json?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D",
+            b"",
+            400,
+        ),
+        ("GET", "/containers/json?filters=not-json", b"", 400),
+        ("GET", "/events?since=yesterday", b"", 400),
+        ("GET", "/events?filters=%5B1%5D", b"", 400),
+        (
+            "POST",
+            "/containers/prune?filters=%7B%22until%22%3A%5B%221h%22%5D%7D",
+            b"",
+            400,
+        ),
+        ("POST", "/images/hello:1.0/tag?repo=Bad%20Name", b"", 400),
+        ("DELETE", "/images/nope:1", b"", 404),
+        ("GET", "/images/get?names=nope:1", b"", 404),
+        ("POST", "/images/load", b"not a tar at all", 400),
+    ];
+    for (method, path, body, want) in cases {
+        let (status, answer) = d.raw(method, path, body);
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        message(&answer);
+    }
+    let (status, body) = d.raw(
+        "POST",
+        "/containers/create",
+        br#"{"Image": "hello:1.0", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = d.raw(
+        "POST",
+        "/containers/create",
+        br#"{"Image": "hello:1.0", "HostConfig": {"LogConfig": {"Type": "syslog"}}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
     // Still serving.
     let (status, body) = d.raw("GET", "/_ping", b"");
     assert_eq!((status, body.as_str()), (200, "OK"));

@@ -284,6 +284,19 @@ impl Read for BodyReader {
     }
 }
 
+/// Whether a load failed on the archive's bytes (a truncated or malformed
+/// tar reads as an I/O error) rather than on the daemon's own disk.
+fn archive_is_malformed(e: &wrun_image::ImageError) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        wrun_image::ImageError::Io { source, .. } => matches!(
+            source.kind(),
+            K::UnexpectedEof | K::InvalidData | K::InvalidInput | K::Other
+        ),
+        _ => false,
+    }
+}
+
 /// `POST /images/load?quiet=`: the body is an image tar (plain or gzip),
 /// read as it arrives (never held whole); the answer is Docker's JSON
 /// progress lines. A bad archive is a 400 and stores nothing.
@@ -317,7 +330,13 @@ pub async fn load(
             current: Bytes::new(),
         };
         archive::load(&d.store, reader).map_err(|e| {
-            ApiError::from(anyhow::Error::from(e).context("loading the image archive"))
+            let malformed = archive_is_malformed(&e);
+            let mut err =
+                ApiError::from(anyhow::Error::from(e).context("loading the image archive"));
+            if malformed {
+                err.status = StatusCode::BAD_REQUEST;
+            }
+            err
         })
     })
     .await?;
