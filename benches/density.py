@@ -552,7 +552,6 @@ def run_contender(c, steps, args, log):
         pss = c.pss_total_kib()
         drop = (avail0 - avail) / max(count, 1)
         pss_per = (pss - pss0) / max(count, 1)
-        basis = drop if drop > 0 else pss_per
         step = {
             "target": n, "reached": count, "started_this_step": started + p_started, "errors": len(errors),
             "first_errors": errors[:3],
@@ -568,8 +567,8 @@ def run_contender(c, steps, args, log):
             "ramp_api_p99_ms": percentile(api, 99) * 1e3 if api else None,
             "memavailable_drop_kib_per_instance": drop, "pss_kib_per_instance": pss_per,
             "pss_total_kib": pss, "memavailable_kib": avail,
-            "instances_per_gib": GIB_KIB / basis if basis > 0 else None,
-            "instances_per_gib_basis": "MemAvailable drop" if drop > 0 else "PSS",
+            "instances_per_gib_pss": per_gib(pss_per),
+            "instances_per_gib_memavailable": per_gib(drop),
         }
         out["steps"].append(step)
         log(f"  {c.name} N={count}/{n}: {drop:.0f} KiB/inst (MemAvailable), {pss_per:.0f} KiB/inst (PSS), "
@@ -620,18 +619,30 @@ def fmt(v, digits=1):
     return f"{v:,.{digits}f}"
 
 
+def per_gib(kib):
+    return GIB_KIB / kib if kib and kib > 0 else None
+
+
 def ratios(results):
+    """wrun's instances per GiB at its largest N over each contender's at its
+    largest N, on both bases: PSS (always measurable) and the MemAvailable
+    drop (includes kernel memory, but disturbed by anything else the machine
+    does; None when a drop is not positive)."""
     w = last_step(results.get("wrun", {}))
     out = {}
-    if not w or not w.get("instances_per_gib"):
+    if not w:
         return out
     for name, r in results.items():
         s = last_step(r)
-        if name == "wrun" or not s or not s.get("instances_per_gib"):
+        if name == "wrun" or not s:
             continue
-        out[name] = {"wrun_instances_per_gib": w["instances_per_gib"], "wrun_at": w["reached"],
-                     "instances_per_gib": s["instances_per_gib"], "at": s["reached"],
-                     "ratio": w["instances_per_gib"] / s["instances_per_gib"]}
+        x = {"wrun_at": w["reached"], "at": s["reached"]}
+        for basis, key in (("pss", "pss_kib_per_instance"), ("memavailable", "memavailable_drop_kib_per_instance")):
+            a, b = per_gib(w[key]), per_gib(s[key])
+            x[f"wrun_instances_per_gib_{basis}"] = a
+            x[f"instances_per_gib_{basis}"] = b
+            x[f"ratio_{basis}"] = a / b if a and b else None
+        out[name] = x
     return out
 
 
@@ -707,7 +718,9 @@ def report_md(doc):
          f"Command: `{doc['command']}` ({doc['duration_s']:.0f} s).", "",
          "Latency: the last instances of each step started one at a time (serial); "
          "under load: the concurrent ramp of the step.", "",
-         "| contender | N target | reached | MemAvailable drop / inst | PSS / inst | inst / GiB | "
+         "inst / GiB is by PSS; the MemAvailable column is the system-wide drop (kernel memory included, "
+         "but moved by anything else running on the machine).", "",
+         "| contender | N target | reached | MemAvailable drop / inst | PSS / inst | inst / GiB (PSS) | "
          "ready p50 / p99 (serial) | ready p50 / p99 (under load) | API create+start p50 / p99 (serial) | "
          "start rate (ramp) | errors |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -719,13 +732,16 @@ def report_md(doc):
             api = "—" if s["api_p50_ms"] is None else f"{fmt(s['api_p50_ms'], 2)} / {fmt(s['api_p99_ms'], 2)} ms"
             L.append(f"| {name} | {s['target']:,} | {s['reached']:,} | "
                      f"{fmt(s['memavailable_drop_kib_per_instance'])} KiB | {fmt(s['pss_kib_per_instance'])} KiB | "
-                     f"{fmt(s['instances_per_gib'])} | {fmt(s['ready_p50_ms'], 2)} / {fmt(s['ready_p99_ms'], 2)} ms | "
-                     f"{fmt(s['ramp_ready_p50_ms'], 2)} / {fmt(s['ramp_ready_p99_ms'], 2)} ms | {api} | "
+                     f"{fmt(per_gib(s['pss_kib_per_instance']))} | {fmt(s['ready_p50_ms'], 2)} / {fmt(s['ready_p99_ms'], 2)} ms | "
+                     f"{fmt(s.get('ramp_ready_p50_ms'), 2)} / {fmt(s.get('ramp_ready_p99_ms'), 2)} ms | {api} | "
                      f"{fmt(s['start_rate_per_s'])} /s | {s['errors']} |")
-    L += ["", "Ratios (wrun's instances per GiB at its largest N ÷ the contender's at its largest N):", ""]
+    L += ["", "Ratios: wrun's instances per GiB at its largest N ÷ the contender's at its largest N "
+          "(PSS basis; MemAvailable-drop basis where both drops are positive):", ""]
     for name, x in doc["ratios"].items():
-        L.append(f"- {name}: {x['ratio']:,.1f}× ({fmt(x['wrun_instances_per_gib'])} at N = {x['wrun_at']:,} "
-                 f"against {fmt(x['instances_per_gib'])} at N = {x['at']:,})")
+        ma = "—" if x["ratio_memavailable"] is None else f"{x['ratio_memavailable']:,.1f}×"
+        L.append(f"- {name}: **{x['ratio_pss']:,.1f}×** by PSS ({fmt(x['wrun_instances_per_gib_pss'])} per GiB "
+                 f"at N = {x['wrun_at']:,} against {fmt(x['instances_per_gib_pss'])} at N = {x['at']:,}); "
+                 f"{ma} by MemAvailable drop")
     L += ["", "Where each contender stopped:", ""]
     for name, r in res.items():
         if not r.get("available"):
@@ -740,6 +756,20 @@ def report_md(doc):
         L += ["", f"VM acceleration: **{vm['info'].get('accel')}** — {vm['info'].get('accel_reason')}"]
     L += ["", "![density](density.svg)", ""]
     return "\n".join(L)
+
+
+def write_outputs(doc, out):
+    doc["ratios"] = ratios(doc["contenders"])
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    with open(os.path.join(out, "density.svg"), "w") as f:
+        f.write(svg_chart(doc["contenders"]))
+    md = report_md(doc)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(md)
+    print()
+    print(md)
 
 
 def main():
@@ -761,9 +791,16 @@ def main():
                     help="set the daemon's RLIMIT_NOFILE (soft and hard; root may raise the hard limit)")
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--out", default="target/density")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite report.md and density.svg from OUT/results.json without running anything")
     args = ap.parse_args()
 
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if args.report_only:
+        with open(os.path.join(args.out, "results.json")) as f:
+            doc = json.load(f)
+        write_outputs(doc, args.out)
+        return
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL]
     if unknown:
@@ -835,17 +872,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     doc["duration_s"] = time.perf_counter() - t_all
-    doc["ratios"] = ratios(doc["contenders"])
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(doc, f, indent=2)
-    with open(os.path.join(args.out, "density.svg"), "w") as f:
-        f.write(svg_chart(doc["contenders"]))
-    md = report_md(doc)
-    with open(os.path.join(args.out, "report.md"), "w") as f:
-        f.write(md)
-    print()
-    print(md)
+    write_outputs(doc, args.out)
     if interrupted:
         sys.exit(130)
     if args.quick:
