@@ -166,7 +166,15 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{name} never logged {text:?}; logs: {last:?}");
+        let tail: String = last
+            .chars()
+            .rev()
+            .take(400)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        panic!("{name} never logged {text:?}; logs end: {tail:?}");
     }
 
     /// Starts a second daemon process on the same socket and store.
@@ -1104,4 +1112,45 @@ fn ps_filters_and_json_format_and_log_options() {
         String::from_utf8_lossy(&bad.stderr)
     );
     d.wrun_ok(&["rm", "-f", "up", "done"]);
+}
+
+#[test]
+fn pausing_a_busy_guest_stops_it_computing_until_unpaused() {
+    let d = Daemon::start();
+    d.wrun_ok(&["run", "-d", "--name", "spinner", "idle:1.0", "spin"]);
+    d.wait_for_log("spinner", "tick 3\n");
+    d.wrun_ok(&["pause", "spinner"]);
+    // The gate shuts at the guest's next epoch yield; let that pass.
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen = d.wrun_ok(&["logs", "spinner"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        d.wrun_ok(&["logs", "spinner"]),
+        frozen,
+        "a paused busy guest went on computing"
+    );
+    // It used CPU while it ran, and keeps its memory while paused.
+    let (status, body) = d.raw(
+        "GET",
+        "/containers/spinner/stats?stream=false&one-shot=true",
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        stats["cpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{stats}"
+    );
+    assert!(
+        stats["memory_stats"]["usage"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    let ticks = frozen.lines().count();
+    d.wrun_ok(&["unpause", "spinner"]);
+    d.wait_for_log("spinner", &format!("tick {ticks}\n"));
+    d.wrun_ok(&["kill", "spinner"]);
+    assert_eq!(d.wrun_ok(&["wait", "spinner"]).trim(), "137");
 }
