@@ -1119,6 +1119,11 @@ fn pausing_a_busy_guest_stops_it_computing_until_unpaused() {
     let d = Daemon::start();
     d.wrun_ok(&["run", "-d", "--name", "spinner", "idle:1.0", "spin"]);
     d.wait_for_log("spinner", "tick 3\n");
+    let busy = d.wrun_ok(&["stats", "--no-stream", "spinner"]);
+    let row = busy.lines().nth(1).unwrap_or_else(|| panic!("{busy}"));
+    assert!(row.contains("spinner"), "{busy}");
+    let cpu = row.split_whitespace().nth(2).unwrap();
+    assert_ne!(cpu, "0.00%", "a computing guest uses CPU: {busy}");
     d.wrun_ok(&["pause", "spinner"]);
     // The gate shuts at the guest's next epoch yield; let that pass.
     std::thread::sleep(Duration::from_millis(300));

@@ -37,43 +37,58 @@ fn binary_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.4}")
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
-        + UNITS[unit]
+    // Go's "%.4g": four significant digits, trailing zeros dropped.
+    let int_digits = (value.max(1.0).log10().floor() as usize) + 1;
+    let decimals = 4usize.saturating_sub(int_digits);
+    let mut text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    text + UNITS[unit]
 }
 
-fn sample(client: &Client, names: &[String], no_trunc: bool) -> anyhow::Result<Vec<Vec<String>>> {
-    let mut rows = Vec::new();
+/// One-shot samples (no server-side wait) of each instance; with `listed`
+/// (names from `ps`, not the user), one removed meanwhile is left out.
+fn samples(client: &Client, names: &[String], listed: bool) -> anyhow::Result<Vec<ContainerStats>> {
+    let mut out = Vec::new();
     for name in names {
-        let s: ContainerStats = client.json(
-            Method::GET,
-            &format!("/containers/{}/stats?stream=false", super::escape(name)),
-            None,
-        )?;
-        let id = if no_trunc {
-            s.id.clone()
-        } else {
-            s.id.chars().take(12).collect()
-        };
-        rows.push(vec![
-            id,
-            s.name.trim_start_matches('/').to_string(),
-            format!("{:.2}%", s.cpu_percent()),
-            format!(
-                "{} / {}",
-                binary_size(s.memory_stats.usage),
-                binary_size(s.memory_stats.limit)
-            ),
-            format!("{:.2}%", s.memory_percent()),
-            format!("{} / {}", human_size(0), human_size(0)),
-            format!("{} / {}", human_size(0), human_size(0)),
-            s.pids_stats.current.to_string(),
-        ]);
+        let path = format!(
+            "/containers/{}/stats?stream=false&one-shot=true",
+            super::escape(name)
+        );
+        match client.json::<ContainerStats>(Method::GET, &path, None) {
+            Ok(s) => out.push(s),
+            Err(e) if listed && crate::client::is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(rows)
+    Ok(out)
 }
+
+fn row(s: &ContainerStats, no_trunc: bool) -> Vec<String> {
+    let id = if no_trunc {
+        s.id.clone()
+    } else {
+        s.id.chars().take(12).collect()
+    };
+    vec![
+        id,
+        s.name.trim_start_matches('/').to_string(),
+        format!("{:.2}%", s.cpu_percent()),
+        format!(
+            "{} / {}",
+            binary_size(s.memory_stats.usage),
+            binary_size(s.memory_stats.limit)
+        ),
+        format!("{:.2}%", s.memory_percent()),
+        format!("{} / {}", human_size(0), human_size(0)),
+        format!("{} / {}", human_size(0), human_size(0)),
+        s.pids_stats.current.to_string(),
+    ]
+}
+
+/// How far apart the two samples a CPU % is computed from are.
+const INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn run(target: &DaemonTarget, args: StatsArgs) -> anyhow::Result<ExitCode> {
     let client = target.client()?;
@@ -87,15 +102,29 @@ pub fn run(target: &DaemonTarget, args: StatsArgs) -> anyhow::Result<ExitCode> {
         "BLOCK I/O",
         "PIDS",
     ];
-    loop {
-        let names = if args.instances.is_empty() {
+    let names = || -> anyhow::Result<Vec<String>> {
+        if args.instances.is_empty() {
             let path = format!("/containers/json?all={}", u8::from(args.all));
             let list: Vec<ContainerSummary> = client.json(Method::GET, &path, None)?;
-            list.into_iter().map(|c| c.id).collect()
+            Ok(list.into_iter().map(|c| c.id).collect())
         } else {
-            args.instances.clone()
-        };
-        let rows = sample(&client, &names, args.no_trunc)?;
+            Ok(args.instances.clone())
+        }
+    };
+    let listed = args.instances.is_empty();
+    // CPU % needs two samples: take them a second apart for all instances
+    // at once, rather than waiting a second per instance.
+    let mut previous = samples(&client, &names()?, listed)?;
+    loop {
+        std::thread::sleep(INTERVAL);
+        let mut current = samples(&client, &names()?, listed)?;
+        for s in &mut current {
+            if let Some(p) = previous.iter().find(|p| p.id == s.id) {
+                s.precpu_stats = p.cpu_stats.clone();
+                s.preread = p.read.clone();
+            }
+        }
+        let rows: Vec<Vec<String>> = current.iter().map(|s| row(s, args.no_trunc)).collect();
         if !args.no_stream {
             // Clear the screen and go home, as docker stats redraws.
             print!("\x1b[2J\x1b[H");
@@ -104,6 +133,7 @@ pub fn run(target: &DaemonTarget, args: StatsArgs) -> anyhow::Result<ExitCode> {
         if args.no_stream {
             return Ok(ExitCode::SUCCESS);
         }
+        previous = current;
     }
 }
 
@@ -114,5 +144,7 @@ mod tests {
         assert_eq!(super::binary_size(0), "0B");
         assert_eq!(super::binary_size(1536), "1.5KiB");
         assert_eq!(super::binary_size(1 << 20), "1MiB");
+        assert_eq!(super::binary_size(1_114_522), "1.063MiB");
+        assert_eq!(super::binary_size(25_276_000_000), "23.54GiB");
     }
 }
