@@ -421,56 +421,25 @@ fn skopeo_accepts_the_image_tar() {
         tar.to_str().unwrap(),
         HELLO_DIR,
     ]);
-    let raw = std::process::Command::new("skopeo")
-        .args([
-            "inspect",
-            "--raw",
-            &format!("oci-archive:{}", tar.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
+    let archive = format!("oci-archive:{}", tar.display());
+    let raw = skopeo(&["inspect", "--raw", &archive]);
     let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
     );
     let dir = env.path("oci-dir");
-    let copy = std::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            &format!("oci-archive:{}", tar.display()),
-            &format!("oci:{}", dir.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        copy.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copy.stderr)
-    );
+    let layout = format!("oci:{}", dir.display());
+    skopeo(&["copy", "-q", &archive, &layout]);
     assert!(dir.join("index.json").is_file());
     // And what skopeo writes loads back.
     let back = env.path("from-skopeo.tar");
-    let copy = std::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            &format!("oci:{}", dir.display()),
-            &format!("oci-archive:{}:skopeo/hello:2.0", back.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        copy.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copy.stderr)
-    );
+    skopeo(&[
+        "copy",
+        "-q",
+        &layout,
+        &format!("oci-archive:{}:skopeo/hello:2.0", back.display()),
+    ]);
     let other = Env::new();
     assert_eq!(
         other.ok(&["load", "-i", back.to_str().unwrap()]).trim(),

@@ -223,33 +223,17 @@ fn bad_invocations_get_one_line_and_distinct_codes() {
     assert!(one_line(&out).contains("/nope.wasm"));
 
     // A Linux image tar: refused as not wasm.
-    let mut t = LayoutTar::default();
-    let m = wasm_image(&mut t, &hello_layer(), true, |c| {
+    let linux = one_layer_image_tar(&env, "linux.tar", "ubuntu:22.04", &hello_layer(), |c| {
         c["os"] = "linux".into();
         c["architecture"] = "amd64".into();
     });
-    finish_layout(&mut t, &m, Some("ubuntu:22.04"));
-    let linux = env.path("linux.tar");
-    t.write(&linux);
     let out = env.run(&[linux.to_str().unwrap()]);
     assert_eq!(code(&out), 125);
     assert!(one_line(&out).contains("not a wasm image: os=linux arch=amd64"));
 
     // An image whose module is not WebAssembly: 126.
-    let mut layer = Vec::new();
-    raw_entry(
-        &mut layer,
-        b"hello.wasm",
-        tar::EntryType::Regular,
-        b"",
-        b"#!/bin/sh\necho hi\n",
-        0o755,
-    );
-    let mut t = LayoutTar::default();
-    let m = wasm_image(&mut t, &end_tar(layer), true, |_| {});
-    finish_layout(&mut t, &m, Some("bad:1"));
-    let bad = env.path("bad.tar");
-    t.write(&bad);
+    let script = layer_with_module_entry(tar::EntryType::Regular, b"", b"#!/bin/sh\necho hi\n");
+    let bad = one_layer_image_tar(&env, "bad.tar", "bad:1", &script, |_| {});
     let out = env.run(&[bad.to_str().unwrap()]);
     assert_eq!(code(&out), 126);
     assert!(one_line(&out).contains("/hello.wasm"));
@@ -258,20 +242,8 @@ fn bad_invocations_get_one_line_and_distinct_codes() {
 #[test]
 fn a_symlinked_module_cannot_make_wrun_read_a_host_file() {
     let env = Env::new();
-    let mut layer = Vec::new();
-    raw_entry(
-        &mut layer,
-        b"hello.wasm",
-        tar::EntryType::Symlink,
-        b"/etc/passwd",
-        b"",
-        0o777,
-    );
-    let mut t = LayoutTar::default();
-    let m = wasm_image(&mut t, &end_tar(layer), true, |_| {});
-    finish_layout(&mut t, &m, Some("sneaky:1"));
-    let p = env.path("sneaky.tar");
-    t.write(&p);
+    let link = layer_with_module_entry(tar::EntryType::Symlink, b"/etc/passwd", b"");
+    let p = one_layer_image_tar(&env, "sneaky.tar", "sneaky:1", &link, |_| {});
     let out = env.run(&[p.to_str().unwrap()]);
     assert_eq!(code(&out), 127, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(

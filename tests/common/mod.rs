@@ -335,3 +335,41 @@ pub fn big_context(size: usize) -> tempfile::TempDir {
     .unwrap();
     dir
 }
+
+/// Writes an image tar named `name` at `env.path(file)` whose one gzip layer
+/// is `layer_tar`; `config_patch` edits the config first.
+pub fn one_layer_image_tar(
+    env: &Env,
+    file: &str,
+    name: &str,
+    layer_tar: &[u8],
+    config_patch: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let mut t = LayoutTar::default();
+    let m = wasm_image(&mut t, layer_tar, true, config_patch);
+    finish_layout(&mut t, &m, Some(name));
+    let path = env.path(file);
+    t.write(&path);
+    path
+}
+
+/// A layer tar with one entry at `hello.wasm` of the given type.
+pub fn layer_with_module_entry(kind: tar::EntryType, link: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut layer = Vec::new();
+    raw_entry(&mut layer, b"hello.wasm", kind, link, data, 0o755);
+    end_tar(layer)
+}
+
+/// Runs skopeo with `args`, failing the test unless it succeeds.
+pub fn skopeo(args: &[&str]) -> Output {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
