@@ -86,7 +86,6 @@ pub enum Command {
     /// Display detailed information on instances (or images)
     Inspect(container_inspect::ContainerInspectArgs),
     /// List images
-    #[command(visible_alias = "image-ls")]
     Images(images::ImagesArgs),
     /// Manage images
     #[command(subcommand)]
