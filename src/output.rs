@@ -95,6 +95,26 @@ pub fn print_json_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints `inspect` results as Docker does: a pretty JSON array, or each
+/// object through the `--format` template.
+pub fn print_inspected<T: serde::Serialize>(
+    found: &[T],
+    format: Option<&str>,
+) -> anyhow::Result<()> {
+    match format {
+        None | Some("json") => print_json_pretty(&found),
+        Some(template) => {
+            for item in found {
+                println!(
+                    "{}",
+                    render_template(template, &serde_json::to_value(item)?)?
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Renders a Go-template-like `--format` string against a JSON value:
 /// `{{.Field}}`, `{{.A.B}}`, `{{json .Field}}` and `{{json .}}`, which covers
 /// what scripts commonly pass to `docker inspect -f`.

@@ -8,7 +8,7 @@ use hyper::Method;
 
 use super::{DaemonTarget, open_store};
 use crate::client::is_not_found;
-use crate::output::{print_json_pretty, render_template};
+use crate::output::print_inspected;
 
 #[derive(Debug, Args)]
 pub struct ContainerInspectArgs {
@@ -47,14 +47,7 @@ pub fn run(target: &DaemonTarget, args: ContainerInspectArgs) -> anyhow::Result<
             }
         }
     }
-    match args.format.as_deref() {
-        None | Some("json") => print_json_pretty(&found)?,
-        Some(template) => {
-            for v in &found {
-                println!("{}", render_template(template, v)?);
-            }
-        }
-    }
+    print_inspected(&found, args.format.as_deref())?;
     Ok(if failed {
         ExitCode::from(super::EXIT_FAILURE)
     } else {

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::open_store;
 use crate::api::images;
-use crate::output::{print_json_pretty, render_template};
+use crate::output::print_inspected;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -35,17 +35,7 @@ pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match args.format.as_deref() {
-        None | Some("json") => print_json_pretty(&found)?,
-        Some(template) => {
-            for view in &found {
-                println!(
-                    "{}",
-                    render_template(template, &serde_json::to_value(view)?)?
-                );
-            }
-        }
-    }
+    print_inspected(&found, args.format.as_deref())?;
     Ok(if failed {
         ExitCode::from(super::EXIT_FAILURE)
     } else {
