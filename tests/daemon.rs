@@ -71,15 +71,7 @@ impl Daemon {
     }
 
     fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded("docker", args, self.docker(args))
     }
 
     fn wrun(&self, args: &[&str]) -> Output {
@@ -92,15 +84,7 @@ impl Daemon {
     }
 
     fn wrun_ok(&self, args: &[&str]) -> String {
-        let out = self.wrun(args);
-        assert!(
-            out.status.success(),
-            "wrun {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded("wrun", args, self.wrun(args))
     }
 
     /// One raw HTTP/1.1 request; returns the status and the body.

@@ -423,7 +423,7 @@ fn skopeo_accepts_the_image_tar() {
     ]);
     let archive = format!("oci-archive:{}", tar.display());
     let raw = skopeo(&["inspect", "--raw", &archive]);
-    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"

@@ -45,15 +45,7 @@ impl Env {
 
     /// Runs wrun and fails the test unless it exits 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "wrun {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded("wrun", args, self.run(args))
     }
 
     /// Runs wrun expecting failure; returns stderr (one line, checked).
@@ -102,6 +94,19 @@ impl Env {
         }
         state
     }
+}
+
+/// Fails the test unless `out` is a success; returns its stdout. `tool`
+/// and `args` name the command in the failure message.
+pub fn succeeded(tool: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -360,16 +365,11 @@ pub fn layer_with_module_entry(kind: tar::EntryType, link: &[u8], data: &[u8]) -
     end_tar(layer)
 }
 
-/// Runs skopeo with `args`, failing the test unless it succeeds.
-pub fn skopeo(args: &[&str]) -> Output {
+/// Runs skopeo with `args`, failing the test unless it succeeds; returns stdout.
+pub fn skopeo(args: &[&str]) -> String {
     let out = Command::new("skopeo")
         .args(args)
         .output()
         .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeeded("skopeo", args, out)
 }
