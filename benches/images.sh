@@ -4,13 +4,7 @@
 # /usr/bin/time -v). Needs: hyperfine, GNU time (dev/setup installs both).
 # Usage: benches/images.sh [path/to/wrun]   (default: target/release/wrun)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-WRUN=${1:-target/release/wrun}
-[ -x "$WRUN" ] || cargo build --release --quiet
-WRUN=$(realpath "$WRUN")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export WRUN_ROOT="$work/store"
+source "$(dirname "$0")/setup.sh"
 
 echo "## wrun build examples/hello (warm store)"
 "$WRUN" build -q -t hello:1.0 examples/hello >/dev/null

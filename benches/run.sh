@@ -5,13 +5,7 @@
 #   cargo install wasmtime-cli --version 48.0.8 --locked   # the peer, once
 # Usage: benches/run.sh [path/to/wrun]   (default: target/release/wrun)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-WRUN=${1:-target/release/wrun}
-[ -x "$WRUN" ] || cargo build --release --quiet
-WRUN=$(realpath "$WRUN")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export WRUN_ROOT="$work/store"
+source "$(dirname "$0")/setup.sh"
 
 "$WRUN" build -q -t hello:1.0 -o "$work/hello.tar" examples/hello >/dev/null
 "$WRUN" "$work/hello.tar" >/dev/null          # load + compile once: the warm cases start warm
