@@ -13,8 +13,7 @@ use crate::stdio::{InputSource, OutputTarget};
 /// env is never passed through), no filesystem at all (no rootfs, no `/tmp`,
 /// no volumes), working directory `/`, stdin closed, stdout and stderr
 /// discarded, no memory limit beyond the runtime's pool slot, no timeout, no
-/// fuel budget. There is no network field: guests get no socket and no name
-/// lookup in this version.
+/// fuel budget, no network (no socket, no name lookup).
 #[derive(Clone, Debug, Default)]
 pub struct InstanceSpec {
     /// The full argv, argv\[0\] included; the caller decides what it is.
@@ -44,6 +43,8 @@ pub struct InstanceSpec {
     pub stderr: OutputTarget,
     /// Resource limits; none by default.
     pub limits: Limits,
+    /// Network grants; none by default.
+    pub network: crate::NetworkGrants,
     /// Updated with the memory and tables in use while the instance runs;
     /// none by default.
     pub memory_gauge: Option<MemoryGauge>,
