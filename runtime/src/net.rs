@@ -199,13 +199,13 @@ impl FromStr for ConnectRule {
                 ),
             };
             (inside, port)
-        } else if let Some((net, port)) = s.split_once('/').and_then(|(a, b)| {
+        } else if let Some((net, port)) = s.split_once('/').map(|(a, b)| {
             // CIDR: "10.0.0.0/8" or "10.0.0.0/8:443" or "fd00::/8".
             let (len, port) = match b.split_once(':') {
                 Some((len, port)) => (len, Some(port)),
                 None => (b, None),
             };
-            Some((format!("{a}/{len}"), port))
+            (format!("{a}/{len}"), port)
         }) {
             let target = parse_cidr(s, &net)?;
             let port = port.map(|p| parse_port(WHAT, s, p)).transpose()?;
