@@ -33,6 +33,34 @@ fn with_memory(spec: InstanceSpec, bytes: u64) -> InstanceSpec {
     })
 }
 
+/// Runs `wat` once as `spec` grants, on a fresh 4-slot runtime.
+fn run_wat(wat: &str, spec: InstanceSpec) -> RunOutcome {
+    let (rt, _scratch) = runtime(4);
+    let module = prepare_wat(&rt, wat);
+    rt.run_blocking(&module, spec).expect("run")
+}
+
+/// Runs `wat` with a memory limit of `limit` bytes, then without one (the
+/// control), and returns both outcomes.
+fn limited_then_unlimited(wat: &str, limit: u64) -> (RunOutcome, RunOutcome) {
+    let (rt, _scratch) = runtime(4);
+    let module = prepare_wat(&rt, wat);
+    let limited = rt
+        .run_blocking(&module, with_memory(InstanceSpec::new(["grow"]), limit))
+        .expect("run");
+    let unlimited = rt
+        .run_blocking(&module, InstanceSpec::new(["grow"]))
+        .expect("run");
+    (limited, unlimited)
+}
+
+fn executor() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
 const INFINITE_LOOP: &str = r#"(module
     (memory (export "memory") 1)
     (func (export "_start") (loop $l (br $l))))"#;
@@ -87,10 +115,7 @@ fn looping_guest_does_not_starve_other_instances_on_the_same_thread() {
     let (rt, _scratch) = runtime(4);
     let spinner = prepare_wat(&rt, INFINITE_LOOP);
     let hello = common::prepare_file(&rt, &common::repo_path("examples/hello/hello.wasm"));
-    let executor = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let executor = executor();
     let (hello_done, loop_outcome) = executor.block_on(async {
         let spin = rt.run(
             &spinner,
@@ -122,15 +147,8 @@ const GROW_MEMORY: &str = r#"(module
 
 #[test]
 fn memory_grow_past_the_limit_returns_minus_one_to_the_guest() {
-    let (rt, _scratch) = runtime(4);
-    let module = prepare_wat(&rt, GROW_MEMORY);
-    let limited = rt
-        .run_blocking(&module, with_memory(InstanceSpec::new(["grow"]), 4 * 65536))
-        .expect("run");
+    let (limited, unlimited) = limited_then_unlimited(GROW_MEMORY, 4 * 65536);
     assert_eq!(limited, RunOutcome::Exited(100));
-    let unlimited = rt
-        .run_blocking(&module, InstanceSpec::new(["grow"]))
-        .expect("run");
     assert_eq!(
         unlimited,
         RunOutcome::Exited(101),
@@ -141,35 +159,27 @@ fn memory_grow_past_the_limit_returns_minus_one_to_the_guest() {
 #[test]
 fn memory_grow_past_the_pool_slot_returns_minus_one() {
     // 64 MiB per instance in the test runtime; ask for 128 MiB without a limit.
-    let (rt, _scratch) = runtime(4);
-    let module = prepare_wat(
-        &rt,
+    let outcome = run_wat(
         r#"(module
             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
             (memory (export "memory") 1)
             (func (export "_start")
                 (call $exit (i32.eq (memory.grow (i32.const 2048)) (i32.const -1)))))"#,
+        InstanceSpec::new(["grow"]),
     );
-    let outcome = rt
-        .run_blocking(&module, InstanceSpec::new(["grow"]))
-        .expect("run");
     assert_eq!(outcome, RunOutcome::Exited(1));
 }
 
 #[test]
 fn allocation_failure_after_a_denied_grow_is_reported_as_memory_limit() {
-    let (rt, _scratch) = runtime(4);
-    let module = prepare_wat(
-        &rt,
+    let outcome = run_wat(
         r#"(module
             (memory (export "memory") 1)
             (func (export "_start")
                 (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1))
                     (then unreachable))))"#,
+        with_memory(InstanceSpec::new(["oom"]), 2 * 65536),
     );
-    let outcome = rt
-        .run_blocking(&module, with_memory(InstanceSpec::new(["oom"]), 2 * 65536))
-        .expect("run");
     assert_eq!(
         reason(&outcome),
         Some(TrapReason::MemoryLimit),
@@ -179,14 +189,10 @@ fn allocation_failure_after_a_denied_grow_is_reported_as_memory_limit() {
 
 #[test]
 fn initial_memory_above_the_limit_is_a_memory_limit_outcome() {
-    let (rt, _scratch) = runtime(4);
-    let module = prepare_wat(
-        &rt,
+    let outcome = run_wat(
         r#"(module (memory (export "memory") 32) (func (export "_start")))"#,
+        with_memory(InstanceSpec::new(["big"]), 65536),
     );
-    let outcome = rt
-        .run_blocking(&module, with_memory(InstanceSpec::new(["big"]), 65536))
-        .expect("run");
     assert_eq!(
         reason(&outcome),
         Some(TrapReason::MemoryLimit),
@@ -194,32 +200,21 @@ fn initial_memory_above_the_limit_is_a_memory_limit_outcome() {
     );
 }
 
+const GROW_TABLE: &str = r#"(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (memory (export "memory") 1)
+    (table $t 1 funcref)
+    ;; exit 100 if growing the table by 1000 failed, 101 if it worked
+    (func (export "_start")
+        (if (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1))
+            (then (call $exit (i32.const 100)))
+            (else (call $exit (i32.const 101))))))"#;
+
 #[test]
 fn table_grow_past_the_limit_returns_minus_one_to_the_guest() {
-    let (rt, _scratch) = runtime(4);
-    let module = prepare_wat(
-        &rt,
-        r#"(module
-            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-            (memory (export "memory") 1)
-            (table $t 1 funcref)
-            ;; exit 100 if growing the table by 1000 failed, 101 if it worked
-            (func (export "_start")
-                (if (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1))
-                    (then (call $exit (i32.const 100)))
-                    (else (call $exit (i32.const 101))))))"#,
-    );
     // One page of memory plus room for 10 table elements.
-    let limited = rt
-        .run_blocking(
-            &module,
-            with_memory(InstanceSpec::new(["table"]), 65536 + 8 * 10),
-        )
-        .expect("run");
+    let (limited, unlimited) = limited_then_unlimited(GROW_TABLE, 65536 + 8 * 10);
     assert_eq!(limited, RunOutcome::Exited(100));
-    let unlimited = rt
-        .run_blocking(&module, InstanceSpec::new(["table"]))
-        .expect("run");
     assert_eq!(
         unlimited,
         RunOutcome::Exited(101),
@@ -370,10 +365,7 @@ fn fuel_budget_stops_a_runaway_guest() {
 fn creating_instances_past_the_pool_size_is_a_capacity_error() {
     let (rt, _scratch) = runtime(1);
     let spinner = prepare_wat(&rt, INFINITE_LOOP);
-    let executor = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let executor = executor();
     executor.block_on(async {
         let hold = rt.run(
             &spinner,
