@@ -13,6 +13,13 @@ fn load(env: &Env, t: &LayoutTar) -> std::process::Output {
     env.run(&["load", "-i", path.to_str().unwrap()])
 }
 
+/// Loads `t`, asserts it worked, and returns (stdout, stderr).
+fn load_ok(env: &Env, t: &LayoutTar) -> (String, String) {
+    let out = load(env, t);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (succeeded("wrun", &["load"], out), stderr)
+}
+
 #[test]
 fn loads_uncompressed_and_gzip_layers() {
     for gz in [false, true] {
@@ -20,16 +27,8 @@ fn loads_uncompressed_and_gzip_layers() {
         let mut t = LayoutTar::default();
         let m = wasm_image(&mut t, &hello_layer(), gz, |_| {});
         finish_layout(&mut t, &m, Some("plain:1"));
-        let out = load(&env, &t);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "Loaded image: plain:1"
-        );
+        let (stdout, _) = load_ok(&env, &t);
+        assert_eq!(stdout.trim(), "Loaded image: plain:1");
         let module = env.ok(&["image", "inspect", "-f", "{{.Wasm.Path}}", "plain:1"]);
         assert_eq!(module.trim(), "/hello.wasm");
     }
@@ -57,13 +56,7 @@ fn converts_os_wasi_to_wasip1_and_says_so() {
     let mut t = LayoutTar::default();
     let m = wasm_image(&mut t, &hello_layer(), true, |c| c["os"] = "wasi".into());
     finish_layout(&mut t, &m, Some("dockerwasm:1"));
-    let out = load(&env, &t);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = load_ok(&env, &t);
     assert!(
         stderr.contains("converted os \"wasi\" to \"wasip1\""),
         "{stderr}"
@@ -93,17 +86,9 @@ fn loads_the_docker_save_manifest_json_form() {
     t.file("abc123/VERSION", b"1.0");
     let manifest = serde_json::json!([{"Config": config_name, "RepoTags": ["legacy:1.0"], "Layers": ["abc123/layer.tar"]}]);
     t.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
-    let out = load(&env, &t);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "Loaded image: legacy:1.0"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("docker-save"));
+    let (stdout, stderr) = load_ok(&env, &t);
+    assert_eq!(stdout.trim(), "Loaded image: legacy:1.0");
+    assert!(stderr.contains("docker-save"));
     // The config is kept byte for byte, so the image ID is Docker's.
     let id = env.ok(&["image", "inspect", "-f", "{{.Id}}", "legacy:1.0"]);
     assert_eq!(id.trim(), digest(&config_bytes));
@@ -130,13 +115,8 @@ fn converts_a_wasm_oci_artifact_into_a_runnable_image() {
         &serde_json::to_vec(&manifest).unwrap(),
         Some("artifact:1"),
     );
-    let out = load(&env, &t);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wasm OCI artifact"));
+    let (_, stderr) = load_ok(&env, &t);
+    assert!(stderr.contains("wasm OCI artifact"));
     let inspect: serde_json::Value =
         serde_json::from_str(&env.ok(&["image", "inspect", "artifact:1"])).unwrap();
     assert_eq!(
@@ -171,12 +151,7 @@ fn picks_the_wasm_entry_of_a_multi_platform_index() {
          "annotations": {"io.containerd.image.name": "multi:1"}}]});
     t.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     t.file("index.json", &serde_json::to_vec(&index).unwrap());
-    let out = load(&env, &t);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load_ok(&env, &t);
     assert_eq!(
         env.ok(&["image", "inspect", "-f", "{{.Os}}", "multi:1"])
             .trim(),

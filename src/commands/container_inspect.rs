@@ -22,8 +22,7 @@ pub struct ContainerInspectArgs {
 pub fn run(target: &DaemonTarget, args: ContainerInspectArgs) -> anyhow::Result<ExitCode> {
     let client = target.client()?;
     let mut found: Vec<serde_json::Value> = Vec::new();
-    let mut failed = false;
-    for name in &args.names {
+    let code = super::for_each(&args.names, |name| {
         let path = format!("/containers/{}/json", super::escape(name));
         let answer = client
             .json::<serde_json::Value>(Method::GET, &path, None)
@@ -38,19 +37,10 @@ pub fn run(target: &DaemonTarget, args: ContainerInspectArgs) -> anyhow::Result<
                     )?)?),
                     Err(_) => Err(anyhow::anyhow!("No such object: {name}")),
                 }
-            });
-        match answer {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("Error: {}", super::describe(&e));
-                failed = true;
-            }
-        }
-    }
+            })?;
+        found.push(answer);
+        Ok(())
+    })?;
     print_inspected(&found, args.format.as_deref())?;
-    Ok(if failed {
-        ExitCode::from(super::EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }

@@ -21,24 +21,11 @@ pub struct InspectArgs {
 pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(root)?;
     let mut found = Vec::new();
-    let mut failed = false;
-    for name in &args.images {
-        match store
-            .find(name)
-            .map_err(anyhow::Error::from)
-            .and_then(|r| images::inspect(&store, &r))
-        {
-            Ok(view) => found.push(view),
-            Err(e) => {
-                eprintln!("Error: {}", super::describe(&e));
-                failed = true;
-            }
-        }
-    }
+    let code = super::for_each(&args.images, |name| {
+        let record = store.find(name)?;
+        found.push(images::inspect(&store, &record)?);
+        Ok(())
+    })?;
     print_inspected(&found, args.format.as_deref())?;
-    Ok(if failed {
-        ExitCode::from(super::EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }
