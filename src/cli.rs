@@ -9,8 +9,8 @@ use std::ffi::OsString;
 
 use crate::commands::{
     build, container_inspect, container_prune, daemon, events, history, images, inspect, kill,
-    load, logs, pause, ps, rename, restart, rm, rmi, run, save, start, stats, stop, system, tag,
-    top, unpause, wait,
+    load, logs, pause, port, ps, rename, restart, rm, rmi, run, save, start, stats, stop, system,
+    tag, top, unpause, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -47,7 +47,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a new instance: wrun run [OPTIONS] IMAGE|IMAGE.tar [ARG...]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Build an image from a wrun.toml or Dockerfile-syntax build file
     Build(build::BuildArgs),
     /// Run the daemon that holds instances and serves the Docker-shaped API
@@ -70,6 +70,8 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Display what runs in an instance (one row: the instance itself)
     Top(top::TopArgs),
+    /// List the published ports of an instance, or where one guest port landed
+    Port(port::PortArgs),
     /// Display CPU and memory use of instances
     Stats(stats::StatsArgs),
     /// Get real time events from the daemon

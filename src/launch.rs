@@ -29,6 +29,8 @@ pub struct RunSettings {
     /// A private writable `/tmp`.
     pub tmp: bool,
     pub limits: Limits,
+    /// What the instance may do on the network; nothing by default.
+    pub network: wrun_runtime::NetworkGrants,
 }
 
 /// An instance ready to be prepared and run; stdio is left to the caller.
@@ -87,6 +89,7 @@ pub fn plan(
         .rootfs(&rootfs)
         .tmp(settings.tmp)
         .limits(settings.limits);
+    spec.network = settings.network.clone();
     let mut env: Vec<(String, String)> = Vec::new();
     let image_env = image_cfg.env().clone().unwrap_or_default();
     let image_env = image_env
@@ -156,6 +159,17 @@ pub fn prepare(runtime: &Runtime, launch: &Launch) -> anyhow::Result<PreparedMod
     Ok(runtime
         .prepare(&digest, &wasm, launch.options)
         .map_err(cannot_run)?)
+}
+
+/// Checks that every published host address is free now and picks the
+/// ports left to the kernel (`-p 80`), so they can be shown; a conflict is a
+/// clear error before the guest starts.
+pub fn claim_ports(launch: &mut Launch) -> anyhow::Result<()> {
+    launch
+        .spec
+        .network
+        .claim_host_ports()
+        .context("publishing the instance's ports")
 }
 
 /// Reads the module through a handle on the rootfs, so a symlink in the

@@ -48,7 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let host = cli.host.as_deref();
     let target = || commands::DaemonTarget::new(&root, host);
     match cli.command {
-        Command::Run(a) => commands::run::run(&root, host, a),
+        Command::Run(a) => commands::run::run(&root, host, *a),
         Command::External(words) => commands::run::run_shorthand(&root, host, words),
         Command::Daemon(a) => commands::daemon::run(&target()?, a),
         Command::System(SystemCommand::Shutdown) => commands::daemon::shutdown(&target()?),
@@ -61,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpause(a) => commands::unpause::run(&target()?, a),
         Command::Rename(a) => commands::rename::run(&target()?, a),
         Command::Top(a) => commands::top::run(&target()?, a),
+        Command::Port(a) => commands::port::run(&target()?, a),
         Command::Stats(a) => commands::stats::run(&target()?, a),
         Command::Events(a) => commands::events::run(&target()?, a),
         Command::Container(ContainerCommand::Prune(a)) => {

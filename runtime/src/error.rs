@@ -100,6 +100,18 @@ pub enum RuntimeError {
         reason: &'static str,
     },
 
+    /// A core module (WASI preview 1) was given network grants: preview 1
+    /// has no sockets, so they could never be used.
+    #[error(
+        "network grants (-p, --allow-*, --network host) need a WASI 0.2 component: core modules (WASI preview 1) have no sockets"
+    )]
+    NetworkNeedsComponent,
+
+    /// A published port cannot be set up (host address in use, not ours,
+    /// or the grants contradict each other).
+    #[error(transparent)]
+    Publish(#[from] crate::net::PublishError),
+
     /// Creating the private `/tmp` for the instance failed.
     #[error("cannot create the instance's private /tmp")]
     Scratch {

@@ -30,7 +30,7 @@ pub use config::RuntimeConfig;
 pub use error::{BoxError, RuntimeError};
 pub use limiter::MemoryGauge;
 pub use module::{ModuleDigest, ModuleKind};
-pub use net::{NetworkGrants, PortMapping, Protocol};
+pub use net::{ConnectRule, GrantParseError, NetworkGrants, PortMapping, Protocol, PublishError};
 pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
 pub use spec::{InstanceSpec, Limits, TABLE_ELEMENT_BYTES, VolumeMount};

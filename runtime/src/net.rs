@@ -67,6 +67,110 @@ impl NetworkGrants {
             .iter()
             .find(|m| m.guest_port == guest_port && m.protocol == protocol)
     }
+
+    /// Refuses grant sets that cannot mean what they say: a guest port
+    /// published twice (one guest bind lands on one host socket), or one
+    /// host address given to two guest ports.
+    pub fn check(&self) -> Result<(), GrantParseError> {
+        for (i, m) in self.publish.iter().enumerate() {
+            for earlier in &self.publish[..i] {
+                if earlier.guest_port == m.guest_port && earlier.protocol == m.protocol {
+                    return Err(parse_err(
+                        "-p",
+                        &m.spec(),
+                        format!(
+                            "guest port {}/{} is already published (as {}); a guest port lands on one host address",
+                            m.guest_port,
+                            m.protocol,
+                            earlier.spec()
+                        ),
+                    ));
+                }
+                if m.host_port != 0
+                    && earlier.host_port == m.host_port
+                    && earlier.protocol == m.protocol
+                    && (earlier.host_ip.is_none()
+                        || m.host_ip.is_none()
+                        || earlier.host_ip == m.host_ip)
+                {
+                    return Err(parse_err(
+                        "-p",
+                        &m.spec(),
+                        format!(
+                            "host port {}/{} is already published (as {})",
+                            m.host_port,
+                            m.protocol,
+                            earlier.spec()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every published host address can be bound now, and
+    /// picks a free port for each mapping with host port 0 (so the mapping
+    /// can be shown, as Docker shows `-p 80`). Called when an instance
+    /// starts: a conflict is a clear error then, not a failed bind inside
+    /// the guest later.
+    ///
+    /// This is a probe, not a reservation: the address is bound and
+    /// released, and the guest's own bind takes it again.
+    pub fn claim_host_ports(&mut self) -> Result<(), PublishError> {
+        self.check().map_err(PublishError::Invalid)?;
+        for m in &mut self.publish {
+            let addr = m.host_addr();
+            let bound = match m.protocol {
+                Protocol::Tcp => std::net::TcpListener::bind(addr).and_then(|l| l.local_addr()),
+                Protocol::Udp => std::net::UdpSocket::bind(addr).and_then(|s| s.local_addr()),
+            };
+            match bound {
+                Ok(local) => m.host_port = local.port(),
+                Err(source) => {
+                    return Err(PublishError::Bind {
+                        mapping: m.spec(),
+                        addr,
+                        protocol: m.protocol,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A published port that cannot be set up when the instance starts.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Invalid(GrantParseError),
+    /// The host address is taken (or not ours to bind).
+    #[error("cannot publish {mapping}: {}", bind_reason(addr, *protocol, source))]
+    Bind {
+        mapping: String,
+        addr: SocketAddr,
+        protocol: Protocol,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn bind_reason(addr: &SocketAddr, protocol: Protocol, err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("host address {addr}/{protocol} is already in use; pick another host port")
+        }
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            "binding host port {}/{protocol} needs root or CAP_NET_BIND_SERVICE; pick a port of 1024 or more",
+            addr.port()
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("{} is not an address of this host", addr.ip())
+        }
+        _ => format!("binding host address {addr}/{protocol} failed"),
+    }
 }
 
 /// One `--allow-connect` rule.
@@ -326,6 +430,20 @@ pub struct PortMapping {
 }
 
 impl PortMapping {
+    /// The `-p` form, `[IP:][HOSTPORT:]GUESTPORT/PROTO` (a host port of 0
+    /// is left out, as it was given).
+    pub fn spec(&self) -> String {
+        let host = match (self.host_ip, self.host_port) {
+            (None, 0) => String::new(),
+            (None, p) => format!("{p}:"),
+            (Some(IpAddr::V6(ip)), 0) => format!("[{ip}]::"),
+            (Some(IpAddr::V6(ip)), p) => format!("[{ip}]:{p}:"),
+            (Some(ip), 0) => format!("{ip}::"),
+            (Some(ip), p) => format!("{ip}:{p}:"),
+        };
+        format!("{host}{}/{}", self.guest_port, self.protocol)
+    }
+
     /// The host address a guest bind of this port lands on.
     pub fn host_addr(&self) -> SocketAddr {
         SocketAddr::new(
@@ -538,5 +656,59 @@ mod tests {
         ] {
             assert!(bad.parse::<PortMapping>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn port_mappings_print_back_as_they_parse() {
+        for spec in [
+            "80/tcp",
+            "8080:80/tcp",
+            "127.0.0.1:8080:80/udp",
+            "127.0.0.1::80/tcp",
+            "[::1]:8080:80/tcp",
+            "[::1]::80/tcp",
+        ] {
+            let m: PortMapping = spec.parse().expect("parse");
+            assert_eq!(m.spec(), spec);
+        }
+    }
+
+    fn grants(publish: &[&str]) -> NetworkGrants {
+        NetworkGrants {
+            publish: publish
+                .iter()
+                .map(|p| p.parse().expect("mapping"))
+                .collect(),
+            ..NetworkGrants::default()
+        }
+    }
+
+    #[test]
+    fn a_guest_port_or_host_port_published_twice_is_refused() {
+        assert!(grants(&["8080:80", "8081:80"]).check().is_err());
+        assert!(grants(&["8080:80", "8080:81"]).check().is_err());
+        assert!(grants(&["127.0.0.1:8080:80", "8080:81"]).check().is_err());
+        assert!(grants(&["8080:80", "8080:80/udp"]).check().is_ok());
+        assert!(
+            grants(&["127.0.0.1:8080:80", "127.0.0.2:8080:81"])
+                .check()
+                .is_ok()
+        );
+        assert!(grants(&["80", "81"]).check().is_ok());
+    }
+
+    #[test]
+    fn claiming_picks_free_ports_and_names_a_taken_one() {
+        let mut g = grants(&["127.0.0.1::80", "127.0.0.1::53/udp"]);
+        g.claim_host_ports().expect("claim");
+        assert!(g.publish.iter().all(|m| m.host_port != 0), "{g:?}");
+
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let mut g = grants(&[&format!("127.0.0.1:{port}:7")]);
+        let err = g.claim_host_ports().expect_err("port in use");
+        let text = err.to_string();
+        assert!(text.contains("already in use"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     }
 }

@@ -442,6 +442,9 @@ impl Runtime {
         if spec.limits.fuel.is_some() && !module.inner.fuel {
             return Err(RuntimeError::FuelNotPrepared);
         }
+        if module.kind() == ModuleKind::CoreModule && !spec.network.is_none() {
+            return Err(RuntimeError::NetworkNeedsComponent);
+        }
         let started = Instant::now();
         let deadline = spec.limits.timeout.map(|t| started + t);
         let scratch = if spec.tmp {

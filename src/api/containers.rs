@@ -43,11 +43,16 @@ pub struct ContainerConfig {
     #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
+    /// `{"80/tcp": {}}`: ports the instance listens on (published only
+    /// through `HostConfig.PortBindings` or `PublishAllPorts`).
+    pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
 }
 
 /// `HostConfig`: what the instance is granted. wrun reads `Binds`,
-/// `AutoRemove`, `Memory`, `ReadonlyRootfs`, `RestartPolicy` and its own
-/// `WasmTimeout`/`WasmFuel`; other Docker fields are accepted and ignored.
+/// `AutoRemove`, `Memory`, `ReadonlyRootfs`, `RestartPolicy`,
+/// `NetworkMode`, `PortBindings`, `PublishAllPorts` and its own
+/// `WasmTimeout`/`WasmFuel` and `WrunAllow*` network grants; other Docker
+/// fields are accepted and ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
@@ -56,7 +61,19 @@ pub struct HostConfig {
     pub auto_remove: bool,
     /// Bytes of linear memory and tables; 0: no limit.
     pub memory: i64,
+    /// `none` (also ``, `default`, `bridge`: no network, wrun's default) or
+    /// `host` (everything).
     pub network_mode: String,
+    /// Published guest ports (see `crate::api::network`).
+    pub port_bindings: Option<super::network::PortMap>,
+    /// Publish every `ExposedPorts` entry on a port the kernel picks.
+    pub publish_all_ports: bool,
+    /// wrun: `--allow-connect` rules, `HOST[:PORT]` or `CIDR[:PORT]`.
+    pub wrun_allow_connect: Option<Vec<String>>,
+    /// wrun: `--allow-dns`, name lookup.
+    pub wrun_allow_dns: bool,
+    /// wrun: `--allow-udp`, UDP sockets.
+    pub wrun_allow_udp: bool,
     pub readonly_rootfs: bool,
     pub restart_policy: RestartPolicy,
     pub log_config: LogConfig,
@@ -250,6 +267,12 @@ pub struct MountPoint {
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkSettings {
     pub networks: BTreeMap<String, EmptyObject>,
+    /// While running: each published port and where it landed on the host
+    /// (what `docker port` reads).
+    pub ports: super::network::PortMap,
+    /// wrun: one line saying what the instance may do on the network.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub wrun_network: String,
 }
 
 /// `GET /containers/{id}/json`.
@@ -291,7 +314,7 @@ pub struct ContainerSummary {
     pub command: String,
     /// Unix seconds.
     pub created: i64,
-    pub ports: Vec<EmptyObject>,
+    pub ports: Vec<super::network::Port>,
     pub labels: BTreeMap<String, String>,
     pub state: String,
     pub status: String,

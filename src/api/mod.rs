@@ -3,5 +3,6 @@
 
 pub mod containers;
 pub mod images;
+pub mod network;
 pub mod system;
 pub mod types;

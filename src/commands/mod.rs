@@ -12,6 +12,7 @@ pub mod kill;
 pub mod load;
 pub mod logs;
 pub mod pause;
+pub mod port;
 pub mod ps;
 pub mod rename;
 pub mod restart;

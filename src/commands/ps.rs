@@ -118,8 +118,8 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                     .map(|n| n.trim_start_matches('/'))
                     .collect::<Vec<_>>()
                     .join(","),
-                networks: "none",
-                ports: "",
+                networks: &r.host_config.network_mode,
+                ports: &crate::api::network::ports_column(&r.ports),
                 running_for: format!("{} ago", human_duration(now - r.created)),
                 size: "0B",
                 state: &r.state,
@@ -143,7 +143,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                 format!("\"{command}\""),
                 format!("{} ago", human_duration(now - r.created)),
                 r.status.clone(),
-                String::new(),
+                crate::api::network::ports_column(&r.ports),
                 r.names
                     .iter()
                     .map(|n| n.trim_start_matches('/'))

@@ -66,6 +66,25 @@ pub struct RunArgs {
     /// Print the wasm backtrace when the guest traps
     #[arg(long)]
     pub debug: bool,
+    /// Publish a guest port on the host: [IP:][HOSTPORT:]GUESTPORT[/tcp|udp] (the guest binds GUESTPORT; components only)
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOSTPORT:]GUESTPORT[/PROTO]"
+    )]
+    pub publish: Vec<wrun_runtime::PortMapping>,
+    /// Allow outgoing connections to HOST[:PORT] or CIDR[:PORT] (repeatable; no network by default)
+    #[arg(long = "allow-connect", value_name = "HOST[:PORT]|CIDR[:PORT]")]
+    pub allow_connect: Vec<wrun_runtime::ConnectRule>,
+    /// Allow name lookup (wasi:sockets/ip-name-lookup)
+    #[arg(long)]
+    pub allow_dns: bool,
+    /// Allow UDP sockets (still limited to --allow-connect destinations)
+    #[arg(long)]
+    pub allow_udp: bool,
+    /// Network mode: none (the default: nothing but the grants above; bridge and default mean it too) or host (everything)
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
     /// The image: a stored name or ID, or the path of an image tar
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -127,6 +146,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     let store = open_store(root)?;
     let record = resolve_image(&store, &args.image)?;
     let settings = settings(&args)?;
+    if settings.network.host {
+        eprintln!("WARNING: {}", crate::api::network::HOST_MODE_WARNING);
+    }
     let mut launch = launch::plan(&store, &record, &args.image, &settings)?;
     launch.spec.stdout = OutputTarget::Inherit;
     launch.spec.stderr = OutputTarget::Inherit;
@@ -143,6 +165,18 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     })
     .context("starting the wasm runtime")?;
     let module = launch::prepare(&runtime, &launch)?;
+    let asked: Vec<u16> = settings
+        .network
+        .publish
+        .iter()
+        .map(|m| m.host_port)
+        .collect();
+    launch::claim_ports(&mut launch)?;
+    for (m, asked) in launch.spec.network.publish.iter().zip(asked) {
+        if asked == 0 {
+            eprintln!("publishing {m}");
+        }
+    }
     let outcome = runtime
         .run_blocking(&module, launch.spec)
         .map_err(anyhow::Error::from)?;
@@ -169,6 +203,7 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
     for v in &args.volumes {
         volumes.push(parse_volume(v)?);
     }
+    let network = network_grants(args)?;
     Ok(RunSettings {
         entrypoint: args.entrypoint.iter().cloned().collect(),
         cmd: args.args.clone(),
@@ -181,7 +216,25 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
             timeout: args.timeout,
             fuel: args.fuel,
         },
+        network,
     })
+}
+
+/// The grants `--network`, `-p` and `--allow-*` ask for, checked as the
+/// daemon checks a create request.
+fn network_grants(args: &RunArgs) -> anyhow::Result<wrun_runtime::NetworkGrants> {
+    let mode = args.network.as_deref().unwrap_or("");
+    let mut config = crate::api::containers::ContainerConfig::default();
+    let mut host = crate::api::containers::HostConfig::default();
+    let wanted = wrun_runtime::NetworkGrants {
+        host: false,
+        connect: args.allow_connect.clone(),
+        dns: args.allow_dns,
+        udp: args.allow_udp,
+        publish: args.publish.clone(),
+    };
+    crate::api::network::request_fields(&wanted, mode, &mut config, &mut host);
+    crate::api::network::grants(&config, &host).map_err(anyhow::Error::msg)
 }
 
 /// A stored name or ID, or an image tar on disk (loaded once: a tar whose

@@ -23,7 +23,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         args.image.clone()
     };
     let s = settings(&args)?;
-    let request = ContainerCreateRequest {
+    let mut request = ContainerCreateRequest {
         config: ContainerConfig {
             image,
             env: Some(s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -67,6 +67,12 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
             ..HostConfig::default()
         },
     };
+    crate::api::network::request_fields(
+        &s.network,
+        args.network.as_deref().unwrap_or(""),
+        &mut request.config,
+        &mut request.host_config,
+    );
     let client = target.client()?;
     let mut path = "/containers/create".to_string();
     if let Some(n) = &args.name {
@@ -78,6 +84,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         &path,
         Some(serde_json::to_vec(&request).context("encoding the request")?),
     )?;
+    for warning in &created.warnings {
+        eprintln!("WARNING: {warning}");
+    }
     client.call(
         Method::POST,
         &format!("/containers/{}/start", created.id),

@@ -40,6 +40,10 @@ pub async fn create(
         .get("name")
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
+    let mut warnings = Vec::new();
+    if crate::api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
+        warnings.push(crate::api::network::HOST_MODE_WARNING.to_string());
+    }
     let d = Arc::clone(daemon);
     let c = tokio::task::spawn_blocking(move || d.create(name, create.config, create.host_config))
         .await
@@ -48,7 +52,7 @@ pub async fn create(
         StatusCode::CREATED,
         &ContainerCreateResponse {
             id: c.id.clone(),
-            warnings: Vec::new(),
+            warnings,
         },
     ))
 }
@@ -485,9 +489,7 @@ pub fn inspect(c: &Arc<Container>) -> Response<Body> {
 pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
     let st = &r.state;
     let mut host_config = r.host_config.clone();
-    if host_config.network_mode.is_empty() {
-        host_config.network_mode = "none".into();
-    }
+    host_config.network_mode = crate::api::network::shown_mode(&host_config.network_mode).into();
     let mut config = r.config.clone();
     config.image = r.image.clone();
     if config.hostname.is_empty() {
@@ -528,7 +530,32 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
         host_config,
         config,
         mounts: mounts(r),
-        network_settings: NetworkSettings::default(),
+        network_settings: network_settings(r),
+    }
+}
+
+/// The ports a live instance published, as they landed on the host.
+fn published(r: &ContainerRecord) -> Vec<wrun_runtime::PortMapping> {
+    if !r.state.is_live() {
+        return Vec::new();
+    }
+    r.state
+        .published
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn network_settings(r: &ContainerRecord) -> NetworkSettings {
+    use crate::api::network;
+    let grants = network::grants(&r.config, &r.host_config);
+    NetworkSettings {
+        ports: network::settings_ports(&r.config, &published(r)),
+        wrun_network: match &grants {
+            Ok(g) => network::describe(g),
+            Err(e) => format!("invalid: {e}"),
+        },
+        ..NetworkSettings::default()
     }
 }
 
@@ -652,8 +679,10 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, ApiEr
                     },
                     status: status_text(&r),
                     host_config: SummaryHostConfig {
-                        network_mode: "none".into(),
+                        network_mode: crate::api::network::shown_mode(&r.host_config.network_mode)
+                            .into(),
                     },
+                    ports: crate::api::network::summary_ports(&published(&r)),
                     mounts: mounts(&r),
                     labels: r.config.labels.clone().unwrap_or_default(),
                     ..ContainerSummary::default()

@@ -65,6 +65,9 @@ pub struct StateRecord {
     /// Waiting to be started again by its restart policy (not persisted).
     #[serde(skip)]
     pub restarting: bool,
+    /// The published ports of the current (or last) run as they landed on
+    /// the host (`-p` form, host port resolved), shown while live.
+    pub published: Vec<String>,
 }
 
 impl StateRecord {
@@ -208,6 +211,13 @@ impl Container {
 
     pub fn name(&self) -> String {
         self.lock().record.name.clone()
+    }
+
+    /// Records where the current run's published ports landed. Not saved
+    /// on its own: they are shown only while live, and the end of the run
+    /// saves the record.
+    fn set_published(&self, published: &[wrun_runtime::PortMapping]) {
+        self.lock().record.state.published = published.iter().map(|m| m.spec()).collect();
     }
 
     /// The pause control and meters of the current run, while live.
@@ -570,6 +580,7 @@ impl Daemon {
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
             launch.spec.memory_gauge = Some(memory);
             let module = launch::prepare(&daemon.runtime, &launch)?;
+            launch::claim_ports(&mut launch)?;
             Ok((launch, module))
         })
         .await
@@ -584,6 +595,7 @@ impl Daemon {
                 return Err(err);
             }
         };
+        c.set_published(&launch.spec.network.publish);
         let daemon = Arc::clone(self);
         let c2 = Arc::clone(c);
         tokio::spawn(async move {
@@ -1000,6 +1012,7 @@ fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, 
             timeout,
             fuel: Some(host.wasm_fuel).filter(|f| *f > 0),
         },
+        network: crate::api::network::grants(config, host).map_err(ApiError::bad_request)?,
     })
 }
 
