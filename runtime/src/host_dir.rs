@@ -39,6 +39,39 @@ pub(crate) fn open_host_dir(path: &Path, if_missing: IfMissing) -> std::io::Resu
     Dir::open_ambient_dir(path, ambient_authority())
 }
 
+/// Which directory a handle or path refers to (device and inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DirIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl DirIdentity {
+    /// The identity of an open directory.
+    pub(crate) fn of(dir: &Dir) -> Self {
+        match rustix::fs::fstat(dir) {
+            Ok(st) => Self::from_stat(&st),
+            // fstat of an open descriptor does not fail; if it did, no path
+            // would match this identity and the next use opens afresh.
+            Err(_) => Self { dev: 0, ino: 0 },
+        }
+    }
+
+    fn from_stat(st: &rustix::fs::Stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// What a host path names now (following symlinks, as [`open_host_dir`]
+/// does), without opening it.
+pub(crate) fn host_dir_identity(path: &Path) -> std::io::Result<DirIdentity> {
+    let st = rustix::fs::stat(path)?;
+    Ok(DirIdentity::from_stat(&st))
+}
+
 /// A path naming an already-open descriptor, for the few wasmtime APIs that
 /// take a path rather than a handle (`WasiCtxBuilder::preopened_dir`,
 /// `Module::deserialize_file`).

@@ -19,7 +19,7 @@ use crate::cache::{Compiled, DiskCache, Lookup};
 use crate::engine::{Engines, EpochTicker};
 use crate::limiter::InstanceLimiter;
 use crate::outcome::{DeadlineExceeded, classify, timed_out_while_blocked};
-use crate::sandbox::{ScratchDir, ScratchRoot, grant};
+use crate::sandbox::{ScratchDir, ScratchRoot, SharedViews, grant_shared};
 use crate::{
     InstanceSpec, Limits, ModuleDigest, ModuleKind, RunOutcome, RuntimeConfig, RuntimeError,
 };
@@ -196,6 +196,9 @@ struct Inner {
     config: RuntimeConfig,
     cache: Option<DiskCache>,
     scratch: Mutex<Option<Arc<ScratchRoot>>>,
+    /// Directory handles shared by instances with the same rootfs and
+    /// volumes and no private `/tmp`.
+    views: SharedViews,
     prepared: Mutex<HashMap<(ModuleDigest, bool), PreparedModule>>,
     counters: Counters,
     _ticker: EpochTicker,
@@ -222,6 +225,7 @@ impl Runtime {
                 config,
                 cache,
                 scratch: Mutex::new(None),
+                views: SharedViews::default(),
                 prepared: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
                 _ticker: ticker,
@@ -452,7 +456,7 @@ impl Runtime {
         } else {
             None
         };
-        let grants = grant(&spec, scratch.as_deref())?;
+        let grants = grant_shared(&spec, scratch.as_deref(), &self.inner.views)?;
         let engine = self.inner.engines.get(module.inner.fuel)?;
         let yield_every = self.inner.config.yield_every_ticks.max(1);
         let limiter = InstanceLimiter::new(spec.limits.memory, spec.memory_gauge.clone());
@@ -461,8 +465,14 @@ impl Runtime {
             match &module.inner.pre {
                 Pre::Core(pre) => {
                     let mut b = grants.builder;
+                    let mut wasi = b.build_p1();
+                    // p1 makes its descriptors from the context at the first
+                    // call, so the view installed now is what the guest gets.
+                    if let Some(view) = &grants.shared {
+                        view.install(wasi.ctx().ctx);
+                    }
                     let state = CoreState {
-                        wasi: b.build_p1(),
+                        wasi,
                         limiter,
                         _tmp: grants.tmp,
                     };
@@ -481,8 +491,12 @@ impl Runtime {
                 }
                 Pre::Component(pre) => {
                     let mut b = grants.builder;
+                    let mut ctx = b.build();
+                    if let Some(view) = &grants.shared {
+                        view.install(&mut ctx);
+                    }
                     let state = ComponentState {
-                        ctx: b.build(),
+                        ctx,
                         table: ResourceTable::new(),
                         limiter,
                         _tmp: grants.tmp,

@@ -2,14 +2,17 @@
 //! what a guest sees (files, env, args, stdio, network). Everything not
 //! granted here is denied.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use cap_std::fs::{Dir, DirBuilder};
+use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use crate::host_dir::{IfMissing, descriptor_path, open_host_dir};
+use crate::host_dir::{DirIdentity, IfMissing, descriptor_path, host_dir_identity, open_host_dir};
 use crate::stdio::{InputSource, OutputTarget, SinkStdout};
 use crate::{InstanceSpec, RuntimeError};
 
@@ -114,9 +117,113 @@ impl ScratchRoot {
 
 /// A WASI context builder holding exactly the spec's grants, plus the
 /// private `/tmp` it refers to (which must live as long as the instance).
+///
+/// When `shared` is set, the builder has no preopened directory: the
+/// directories are `shared`'s, installed with [`SharedView::install`] into
+/// the built context, and `shared` must live as long as the instance (it
+/// keeps the view findable for the next instance with the same grants).
 pub(crate) struct Grants {
     pub(crate) builder: WasiCtxBuilder,
     pub(crate) tmp: Option<ScratchDir>,
+    pub(crate) shared: Option<Arc<SharedView>>,
+}
+
+/// The preopened directories of an instance without a private `/tmp`: its
+/// rootfs and volumes, in that order, with their permissions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ViewKey {
+    rootfs: Option<PathBuf>,
+    /// Host directory, normalized guest path, read-only.
+    volumes: Vec<(PathBuf, String, bool)>,
+}
+
+/// One set of open directory handles shared by every live instance granted
+/// the same rootfs and volumes: wasmtime-wasi's directory handle is an
+/// `Arc<File>`, so cloning the filesystem context hands out the same
+/// descriptors, and an idle instance costs none of its own.
+pub(crate) struct SharedView {
+    fs: WasiFilesystemCtx,
+    /// What each host path named when it was opened: a path that names
+    /// another directory now gets a view of its own.
+    identities: Vec<DirIdentity>,
+}
+
+impl SharedView {
+    /// Gives `ctx` this view's directories (and only them).
+    pub(crate) fn install(&self, ctx: &mut WasiCtx) {
+        *ctx.filesystem() = self.fs.clone();
+    }
+}
+
+/// The runtime's shared views by grant set. An entry lives as long as an
+/// instance uses it: the map holds weak references, so the descriptors of
+/// a removed image close with its last instance.
+#[derive(Default)]
+pub(crate) struct SharedViews {
+    views: Mutex<HashMap<ViewKey, Weak<SharedView>>>,
+}
+
+impl SharedViews {
+    /// The live view for these grants, or a new one opened now.
+    fn get(&self, spec: &InstanceSpec, mounts: &[String]) -> Result<Arc<SharedView>, RuntimeError> {
+        let key = ViewKey {
+            rootfs: spec.rootfs.clone(),
+            volumes: spec
+                .volumes
+                .iter()
+                .zip(mounts)
+                .map(|(v, guest)| (v.host.clone(), guest.clone(), v.read_only))
+                .collect(),
+        };
+        let found = self.lock().get(&key).and_then(Weak::upgrade);
+        if let Some(view) = found
+            && current_identities(&key)? == view.identities
+        {
+            return Ok(view);
+        }
+        // Opened outside the lock: other grant sets need not wait for it.
+        let mut b = WasiCtxBuilder::new();
+        b.allow_blocking_current_thread(false);
+        let (tmp, identities) = preopen_dirs(&mut b, spec, mounts, None)?;
+        debug_assert!(tmp.is_none(), "a shared view has no private /tmp");
+        let view = Arc::new(SharedView {
+            fs: b.build().filesystem().clone(),
+            identities,
+        });
+        let mut views = self.lock();
+        views.retain(|_, v| v.strong_count() > 0);
+        views.insert(key, Arc::downgrade(&view));
+        Ok(view)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ViewKey, Weak<SharedView>>> {
+        // Single inserts and removals: consistent after a panic.
+        self.views.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// What the key's host paths name now.
+fn current_identities(key: &ViewKey) -> Result<Vec<DirIdentity>, RuntimeError> {
+    let identity = |what, path: &PathBuf| {
+        host_dir_identity(path).map_err(|source| RuntimeError::HostDir {
+            what,
+            path: path.clone(),
+            source,
+        })
+    };
+    let mut out = Vec::with_capacity(key.volumes.len() + 1);
+    if let Some(rootfs) = &key.rootfs {
+        out.push(identity("rootfs", rootfs)?);
+    }
+    for (host, _, _) in &key.volumes {
+        out.push(identity("volume", host)?);
+    }
+    Ok(out)
 }
 
 /// Checks the spec and builds the WASI context it grants.
@@ -128,6 +235,31 @@ pub(crate) struct Grants {
 pub(crate) fn grant(
     spec: &InstanceSpec,
     scratch: Option<&ScratchRoot>,
+) -> Result<Grants, RuntimeError> {
+    grant_with(spec, scratch, None)
+}
+
+/// [`grant`], with the rootfs and volumes of an instance without a private
+/// `/tmp` taken from (or added to) `views` instead of opened for it alone:
+/// the same directories with the same permissions, and no descriptor of
+/// its own. (wasmtime-wasi cannot merge a private preopen into a shared
+/// set, so an instance with `/tmp` opens all of its directories.)
+pub(crate) fn grant_shared(
+    spec: &InstanceSpec,
+    scratch: Option<&ScratchRoot>,
+    views: &SharedViews,
+) -> Result<Grants, RuntimeError> {
+    let has_dirs = spec.rootfs.is_some() || !spec.volumes.is_empty();
+    if spec.tmp || !has_dirs {
+        return grant(spec, scratch);
+    }
+    grant_with(spec, scratch, Some(views))
+}
+
+fn grant_with(
+    spec: &InstanceSpec,
+    scratch: Option<&ScratchRoot>,
+    views: Option<&SharedViews>,
 ) -> Result<Grants, RuntimeError> {
     check_strings(spec)?;
     let mounts = check_mounts(spec)?;
@@ -161,6 +293,34 @@ pub(crate) fn grant(
         OutputTarget::Sink(sink) => b.stderr(SinkStdout(Arc::clone(sink))),
     };
 
+    match views {
+        Some(views) => Ok(Grants {
+            builder: b,
+            tmp: None,
+            shared: Some(views.get(spec, &mounts)?),
+        }),
+        _ => {
+            let (tmp, _) = preopen_dirs(&mut b, spec, &mounts, scratch)?;
+            Ok(Grants {
+                builder: b,
+                tmp,
+                shared: None,
+            })
+        }
+    }
+}
+
+/// Preopens the rootfs (read-only, at `/`), the private `/tmp` when the
+/// spec asks for one, and the volumes, in that order: the one definition of
+/// an instance's directories and their permissions. Returns the `/tmp`
+/// guard and what each host directory (not `/tmp`) was when opened.
+fn preopen_dirs(
+    b: &mut WasiCtxBuilder,
+    spec: &InstanceSpec,
+    mounts: &[String],
+    scratch: Option<&ScratchRoot>,
+) -> Result<(Option<ScratchDir>, Vec<DirIdentity>), RuntimeError> {
+    let mut identities = Vec::new();
     if let Some(rootfs) = &spec.rootfs {
         let dir =
             open_host_dir(rootfs, IfMissing::Fail).map_err(|source| RuntimeError::HostDir {
@@ -168,7 +328,8 @@ pub(crate) fn grant(
                 path: rootfs.clone(),
                 source,
             })?;
-        preopen(&mut b, &dir, "/", FsPerms::ReadOnly, "rootfs", rootfs)?;
+        identities.push(DirIdentity::of(&dir));
+        preopen(b, &dir, "/", FsPerms::ReadOnly, "rootfs", rootfs)?;
     }
     let mut tmp = None;
     if spec.tmp {
@@ -177,7 +338,7 @@ pub(crate) fn grant(
         })?;
         let (guard, dir) = root.create()?;
         preopen(
-            &mut b,
+            b,
             &dir,
             "/tmp",
             FsPerms::ReadWrite,
@@ -194,14 +355,15 @@ pub(crate) fn grant(
                 source,
             }
         })?;
+        identities.push(DirIdentity::of(&dir));
         let perms = if volume.read_only {
             FsPerms::ReadOnly
         } else {
             FsPerms::ReadWrite
         };
-        preopen(&mut b, &dir, &guest, perms, "volume", &volume.host)?;
+        preopen(b, &dir, guest, perms, "volume", &volume.host)?;
     }
-    Ok(Grants { builder: b, tmp })
+    Ok((tmp, identities))
 }
 
 /// Hands an open directory to wasmtime-wasi, which only takes paths: the
@@ -345,6 +507,32 @@ mod tests {
         }
         let twice = base.volume("/a", "/d", true).volume("/b", "/d/", false);
         assert!(check_mounts(&twice).is_err());
+    }
+
+    #[test]
+    fn a_shared_view_is_reused_while_held_and_forgotten_after() {
+        let host = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (host.path().join("a"), host.path().join("b"));
+        std::fs::create_dir(&a).expect("mkdir");
+        std::fs::create_dir(&b).expect("mkdir");
+        let views = SharedViews::default();
+        let spec_a = InstanceSpec::new(["x"]).rootfs(&a);
+        let first = views.get(&spec_a, &[]).expect("view");
+        let second = views.get(&spec_a, &[]).expect("view");
+        assert!(Arc::ptr_eq(&first, &second), "a live view was not reused");
+        let other = views
+            .get(
+                &InstanceSpec::new(["x"]).rootfs(&a).volume(&b, "/b", true),
+                &["/b".into()],
+            )
+            .expect("view");
+        assert!(!Arc::ptr_eq(&first, &other));
+        drop((first, second, other));
+        // The next new view prunes the dead entries.
+        let _b = views
+            .get(&InstanceSpec::new(["x"]).rootfs(&b), &[])
+            .expect("view");
+        assert_eq!(views.entries(), 1);
     }
 
     #[test]
