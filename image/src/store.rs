@@ -17,6 +17,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -122,10 +123,67 @@ pub struct DiskUsage {
 }
 
 /// A handle on a store directory. Cheap to create; holds no open files.
+///
+/// Clones share a cache of the parsed image records (checked against
+/// `images.json`'s identity on every read, so changes made by another
+/// process are seen) and of parsed image configs (content-addressed, so
+/// never stale).
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
     limits: UnpackLimits,
+    parsed: Arc<ParsedCache>,
+}
+
+/// Most image configs kept parsed; the cache is emptied when full.
+const MAX_CACHED_CONFIGS: usize = 256;
+
+/// Parsed documents kept between calls: a daemon looks an image up on every
+/// create and start, and reading and parsing `images.json` then cost more
+/// than the rest of the create.
+#[derive(Default)]
+struct ParsedCache {
+    index: Mutex<Option<(IndexIdentity, Arc<ImageDb>)>>,
+    configs: Mutex<HashMap<Digest, Arc<ImageConfiguration>>>,
+}
+
+impl std::fmt::Debug for ParsedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedCache").finish_non_exhaustive()
+    }
+}
+
+/// What identifies one version of `images.json`: every write replaces the
+/// file by a rename (a new inode), and an edit in place changes its
+/// modification and change times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IndexIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// Whether a file was last changed more than a second ago.
+fn settled(meta: &fs::Metadata) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age >= std::time::Duration::from_secs(1))
+}
+
+impl IndexIdentity {
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        IndexIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 /// The exclusive store lock; released on drop.
@@ -151,6 +209,7 @@ impl Store {
         let store = Store {
             root,
             limits: UnpackLimits::default(),
+            parsed: Arc::default(),
         };
         let db = store.read_db()?;
         if db.format > STORE_FORMAT {
@@ -251,6 +310,34 @@ impl Store {
         }
     }
 
+    /// The image records for reading: the parsed copy while `images.json`
+    /// is the file it was parsed from (one `stat`), else read again.
+    /// Changes go through [`Store::read_db`] under the lock instead.
+    fn cached_db(&self) -> Result<Arc<ImageDb>> {
+        let path = self.db_path();
+        let identity = match fs::metadata(&path) {
+            // A freed inode number can come back with the next write; two
+            // writes of the same size within the timestamp granularity would
+            // then look alike. A file changed in the last second is not
+            // trusted to be told apart (git's "racy clean" rule).
+            Ok(meta) if settled(&meta) => Some(IndexIdentity::of(&meta)),
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).io_context(|| format!("reading {}", path.display())),
+        };
+        let mut slot = self.parsed.index.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(id), Some((cached_id, db))) = (identity, &*slot)
+            && id == *cached_id
+        {
+            return Ok(Arc::clone(db));
+        }
+        let db = Arc::new(self.read_db()?);
+        // Keyed by the identity taken before the read: a write racing the
+        // read leaves a different identity, so the next call reads again.
+        *slot = identity.map(|id| (id, Arc::clone(&db)));
+        Ok(db)
+    }
+
     fn write_db(&self, db: &ImageDb, _lock: &StoreLock) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(db).map_err(|source| ImageError::Json {
             what: "the image records".into(),
@@ -261,7 +348,7 @@ impl Store {
 
     /// All image records, newest first.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        let mut images = self.read_db()?.images;
+        let mut images = self.cached_db()?.images.clone();
         images.sort_by(|a, b| b.added.cmp(&a.added).then(a.id.cmp(&b.id)));
         Ok(images)
     }
@@ -269,8 +356,7 @@ impl Store {
     /// Finds an image by `name[:tag]`, `name@digest`, full digest, or an ID
     /// prefix (as `docker` does), with Docker's "No such image" error.
     pub fn find(&self, reference: &str) -> Result<ImageRecord> {
-        let images = self.read_db()?.images;
-        find_in(&images, reference)
+        find_in(&self.cached_db()?.images, reference)
     }
 
     /// The image's manifest, read from the store.
@@ -279,10 +365,32 @@ impl Store {
         document::parse_manifest(&bytes, None, &format!("manifest {}", record.digest))
     }
 
-    /// The image's config, read from the store.
+    /// The image's config, read from the store (parsed once per process:
+    /// a config blob never changes under its digest).
     pub fn config(&self, record: &ImageRecord) -> Result<ImageConfiguration> {
+        let cached = {
+            let configs = self
+                .parsed
+                .configs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            configs.get(&record.id).cloned()
+        };
+        if let Some(config) = cached {
+            return Ok((*config).clone());
+        }
         let bytes = self.read_blob(&record.id, MAX_DOCUMENT)?;
-        document::parse_config(&bytes, &format!("config {}", record.id))
+        let config = document::parse_config(&bytes, &format!("config {}", record.id))?;
+        let mut configs = self
+            .parsed
+            .configs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if configs.len() >= MAX_CACHED_CONFIGS {
+            configs.clear();
+        }
+        configs.insert(record.id, Arc::new(config.clone()));
+        Ok(config)
     }
 
     /// Begins staging new content; nothing is visible until [`Store::commit`].
@@ -1048,4 +1156,67 @@ pub fn now_rfc3339() -> String {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record(name: &str) -> ImageRecord {
+        ImageRecord {
+            digest: Digest::of(name.as_bytes()),
+            id: Digest::of(format!("config of {name}").as_bytes()),
+            names: vec![name.to_owned()],
+            created: None,
+            added: "2026-01-01T00:00:00Z".into(),
+            last_tagged: None,
+            size: 0,
+            os: "wasip1".into(),
+            architecture: "wasm".into(),
+            chain_id: None,
+            module: None,
+        }
+    }
+
+    /// Writes `images.json` as another process (the CLI) would, then ages
+    /// it when `age` is set so the cache may trust it.
+    fn write_index(store: &Store, names: &[&str], age: Option<u64>) {
+        let db = ImageDb {
+            format: STORE_FORMAT,
+            images: names.iter().map(|n| record(n)).collect(),
+        };
+        write_atomic(&store.db_path(), &serde_json::to_vec(&db).unwrap()).unwrap();
+        if let Some(secs) = age {
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+            File::options()
+                .write(true)
+                .open(store.db_path())
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn cached_image_index_follows_changes_made_by_another_handle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let daemon = Store::open(tmp.path()).unwrap();
+        let cli = Store::open(tmp.path()).unwrap();
+        write_index(&cli, &["a:1"], Some(10));
+        assert!(daemon.find("a:1").is_ok());
+        // Cached now; a rename-replace of the same size must still be seen,
+        // whether it is fresh (not trusted) or already aged.
+        write_index(&cli, &["b:1"], None);
+        assert!(daemon.find("b:1").is_ok(), "a fresh change was missed");
+        assert!(daemon.find("a:1").is_err(), "a removed name is still found");
+        write_index(&cli, &["c:1"], Some(5));
+        assert!(daemon.find("c:1").is_ok(), "an aged change was missed");
+        assert_eq!(daemon.images().unwrap().len(), 1);
+        std::fs::remove_file(cli.db_path()).unwrap();
+        assert!(
+            daemon.find("c:1").is_err(),
+            "the removed index is still used"
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod gate;
 mod http;
 mod images;
 pub mod logs;
+mod records;
 mod state;
 mod system;
 

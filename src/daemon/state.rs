@@ -1,7 +1,7 @@
 //! The daemon's state: the instance records (persisted under the store
 //! root), names, and the lifecycle of each instance as an async task.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,6 +17,7 @@ use super::events::EventLog;
 use super::gate::RunGate;
 use super::http::ApiError;
 use super::logs::{LogFile, STDERR, STDOUT};
+use super::records::RecordSync;
 use crate::api::containers::{ContainerConfig, HostConfig};
 use crate::launch::{self, RunSettings};
 
@@ -142,6 +143,7 @@ pub struct Container {
     pub id: String,
     pub dir: PathBuf,
     pub log: Arc<LogFile>,
+    records: Arc<RecordSync>,
     inner: Mutex<Inner>,
     lifecycle: watch::Sender<Lifecycle>,
 }
@@ -157,6 +159,9 @@ struct Inner {
     quick_restarts: u32,
 }
 
+/// Instances started at once when the daemon applies restart policies.
+const REVIVE_AT_ONCE: usize = 32;
+
 /// A run this long resets the restart back-off.
 const STEADY_RUN: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -168,7 +173,7 @@ fn restart_delay(quick_restarts: u32) -> std::time::Duration {
 }
 
 impl Container {
-    fn new(dir: PathBuf, record: ContainerRecord) -> Arc<Self> {
+    fn new(dir: PathBuf, record: ContainerRecord, records: &Arc<RecordSync>) -> Arc<Self> {
         let life = Lifecycle {
             running: record.state.status == Status::Running,
             exit_code: record.state.exit_code,
@@ -188,6 +193,7 @@ impl Container {
                     .unwrap_or(LOG_MAX_SIZE),
             ),
             dir,
+            records: Arc::clone(records),
             inner: Mutex::new(Inner {
                 record,
                 stop: None,
@@ -231,7 +237,16 @@ impl Container {
 
     fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec_pretty(record)?;
-        wrun_image::store::write_atomic(&self.dir.join("config.json"), &bytes)
+        self.records
+            .write(&self.dir.join("config.json"), &bytes)
+            .with_context(|| format!("saving the record of instance {}", self.id))
+    }
+
+    /// Writes the record of a new instance (its directory holds none yet).
+    fn save_new(&self, record: &ContainerRecord) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(record)?;
+        self.records
+            .write_new(&self.dir.join("config.json"), &bytes)
             .with_context(|| format!("saving the record of instance {}", self.id))
     }
 
@@ -304,7 +319,8 @@ pub struct Daemon {
     /// Set once the daemon is stopping: no policy restarts from then on.
     shutting_down: std::sync::atomic::AtomicBool,
     /// Instances that were running when the previous daemon went away.
-    interrupted: Vec<String>,
+    interrupted: HashSet<String>,
+    records: Arc<RecordSync>,
 }
 
 #[derive(Default)]
@@ -320,8 +336,9 @@ impl Daemon {
         let containers_dir = store.root().join("containers");
         std::fs::create_dir_all(&containers_dir)
             .with_context(|| format!("creating {}", containers_dir.display()))?;
+        let records = RecordSync::start(&containers_dir)?;
         let mut registry = Registry::default();
-        let mut interrupted = Vec::new();
+        let mut interrupted = HashSet::new();
         for entry in std::fs::read_dir(&containers_dir)
             .with_context(|| format!("reading {}", containers_dir.display()))?
         {
@@ -345,7 +362,7 @@ impl Daemon {
                     continue;
                 }
             };
-            let c = Container::new(dir, record);
+            let c = Container::new(dir, record, &records);
             {
                 let mut inner = c.lock();
                 let st = &mut inner.record.state;
@@ -358,7 +375,7 @@ impl Daemon {
                     st.error = "the daemon stopped while the instance was running".into();
                     st.finished_at = Some(now());
                     c.save(&inner.record)?;
-                    interrupted.push(c.id.clone());
+                    interrupted.insert(c.id.clone());
                     c.lifecycle.send_modify(|l| {
                         l.running = false;
                         l.exit_code = EXIT_DAEMON_GONE;
@@ -378,6 +395,7 @@ impl Daemon {
             events: EventLog::default(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             interrupted,
+            records,
         })
     }
 
@@ -498,8 +516,8 @@ impl Daemon {
         let saved = std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating {}", dir.display()))
             .and_then(|()| {
-                let c = Container::new(dir.clone(), record.clone());
-                c.save(&record)?;
+                let c = Container::new(dir.clone(), record.clone(), &self.records);
+                c.save_new(&record)?;
                 Ok(c)
             });
         let c = match saved {
@@ -683,7 +701,12 @@ impl Daemon {
     /// it (see [`RestartPolicy::starts_with_daemon`]).
     ///
     /// [`RestartPolicy::starts_with_daemon`]: crate::api::containers::RestartPolicy::starts_with_daemon
+    ///
+    /// Up to [`REVIVE_AT_ONCE`] starts are in flight at a time: a daemon
+    /// holding thousands of `--restart always` instances is back in seconds,
+    /// without a blocking thread per instance.
     pub async fn apply_restart_policies(self: &Arc<Self>) {
+        let mut starts = tokio::task::JoinSet::new();
         for c in self.all() {
             let r = c.record();
             let was_running = self.interrupted.contains(&c.id);
@@ -695,9 +718,14 @@ impl Daemon {
                 );
             if wanted {
                 c.lock().record.state.restarting = true;
-                self.restart_by_policy(&c).await;
+                while starts.len() >= REVIVE_AT_ONCE {
+                    starts.join_next().await;
+                }
+                let daemon = Arc::clone(self);
+                starts.spawn(async move { daemon.restart_by_policy(&c).await });
             }
         }
+        while starts.join_next().await.is_some() {}
     }
 
     /// Ends a running (or paused) instance and waits until it has ended;
@@ -922,6 +950,9 @@ impl Daemon {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         for c in self.all() {
             let _ = self.stop(&c, StopKind::Shutdown).await;
+        }
+        if let Err(e) = self.records.flush() {
+            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
         }
     }
 }
