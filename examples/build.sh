@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export SOURCE_DATE_EPOCH=0
-build() { # crate target
+build() { # crate target [artifact name, for a library crate]
   cargo build --quiet --release --target "$2" -p "$1"
-  cp "target/$2/release/$1.wasm" "$1/$1.wasm"
+  cp "target/$2/release/${3:-$1}.wasm" "$1/$1.wasm"
   echo "built examples/$1/$1.wasm ($2)"
 }
 build hello wasm32-wasip1
 build hello-component wasm32-wasip2
 build fs-copy wasm32-wasip1
 build idle wasm32-wasip1
+build hello-http wasm32-wasip2 hello_http
+build fetch wasm32-wasip2

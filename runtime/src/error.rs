@@ -76,11 +76,30 @@ pub enum RuntimeError {
     #[error("the core module has no `_start` function exported (is it a WASI command?)")]
     MissingStart,
 
-    /// A component that does not export `wasi:cli/run`.
-    #[error("the component does not export wasi:cli/run (is it a WASI 0.2 command?)")]
+    /// A component that exports neither `wasi:cli/run` nor
+    /// `wasi:http/incoming-handler`.
+    #[error(
+        "the component exports neither wasi:cli/run (a WASI 0.2 command) nor wasi:http/incoming-handler (an HTTP handler)"
+    )]
     NotACommand {
         #[source]
         source: BoxError,
+    },
+
+    /// [`crate::Runtime::run`] was given a `wasi:http/proxy` component.
+    #[error("the component is an HTTP handler (wasi:http/proxy), not a command: serve it")]
+    HttpProxyNotCommand,
+
+    /// [`crate::Runtime::serve`] was given a module that is not a
+    /// `wasi:http/proxy` component.
+    #[error("the module does not export wasi:http/incoming-handler: it cannot serve HTTP")]
+    NotAnHttpProxy,
+
+    /// A listener handed to [`crate::Runtime::serve`] could not be used.
+    #[error("cannot listen for HTTP connections")]
+    Listener {
+        #[source]
+        source: std::io::Error,
     },
 
     /// The spec asks for a fuel budget but the module was prepared without

@@ -17,6 +17,7 @@ mod config;
 mod engine;
 mod error;
 mod host_dir;
+mod http;
 mod limiter;
 mod module;
 pub mod net;
@@ -28,6 +29,7 @@ mod stdio;
 
 pub use config::RuntimeConfig;
 pub use error::{BoxError, RuntimeError};
+pub use http::{ServeOptions, ServeReport};
 pub use limiter::MemoryGauge;
 pub use module::{ModuleDigest, ModuleKind};
 pub use net::{ConnectRule, GrantParseError, NetworkGrants, PortMapping, Protocol, PublishError};

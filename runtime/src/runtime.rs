@@ -14,9 +14,12 @@ use wasmtime::{
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::cache::{Compiled, DiskCache, Lookup};
 use crate::engine::{Engines, EpochTicker};
+use crate::http::OutgoingHttp;
 use crate::limiter::InstanceLimiter;
 use crate::outcome::{DeadlineExceeded, classify, timed_out_while_blocked};
 use crate::sandbox::{ScratchDir, ScratchRoot, SharedViews, grant_shared};
@@ -98,6 +101,8 @@ struct PreparedInner {
 enum Pre {
     Core(InstancePre<CoreState>),
     Component(CommandPre<ComponentState>),
+    /// A component exporting `wasi:http/incoming-handler`: served, not run.
+    Proxy(ProxyPre<ComponentState>),
 }
 
 impl PreparedModule {
@@ -110,7 +115,21 @@ impl PreparedModule {
     pub fn kind(&self) -> ModuleKind {
         match self.inner.pre {
             Pre::Core(_) => ModuleKind::CoreModule,
-            Pre::Component(_) => ModuleKind::Component,
+            Pre::Component(_) | Pre::Proxy(_) => ModuleKind::Component,
+        }
+    }
+
+    /// Whether this is a `wasi:http/proxy` component (it exports
+    /// `wasi:http/incoming-handler` and not `wasi:cli/run`): such a module is
+    /// served with [`Runtime::serve`]; [`Runtime::run`] refuses it.
+    pub fn serves_http(&self) -> bool {
+        matches!(self.inner.pre, Pre::Proxy(_))
+    }
+
+    pub(crate) fn proxy_pre(&self) -> Option<&ProxyPre<ComponentState>> {
+        match &self.inner.pre {
+            Pre::Proxy(pre) => Some(pre),
+            _ => None,
         }
     }
 
@@ -144,11 +163,14 @@ struct CoreState {
 }
 
 /// Store data of a component instance.
-struct ComponentState {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    limiter: InstanceLimiter,
-    _tmp: Option<ScratchDir>,
+pub(crate) struct ComponentState {
+    pub(crate) ctx: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: InstanceLimiter,
+    /// `wasi:http` state; outgoing requests obey `outgoing`'s grants.
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) outgoing: OutgoingHttp,
+    pub(crate) _tmp: Option<ScratchDir>,
 }
 
 impl WasiView for ComponentState {
@@ -160,7 +182,7 @@ impl WasiView for ComponentState {
     }
 }
 
-trait HasLimiter: Send + 'static {
+pub(crate) trait HasLimiter: Send + 'static {
     fn limiter(&mut self) -> &mut InstanceLimiter;
     fn grow_denied(&self) -> bool;
 }
@@ -411,7 +433,12 @@ impl Runtime {
         Ok((compiled, ModuleOrigin::Compiled))
     }
 
-    fn scratch(&self) -> Result<Arc<ScratchRoot>, RuntimeError> {
+    /// The engine `module` was compiled for.
+    pub(crate) fn engine_of(&self, module: &PreparedModule) -> Result<Engine, RuntimeError> {
+        self.inner.engines.get(module.inner.fuel)
+    }
+
+    pub(crate) fn scratch(&self) -> Result<Arc<ScratchRoot>, RuntimeError> {
         let mut slot = self.inner.scratch.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(root) = &*slot {
             return Ok(Arc::clone(root));
@@ -499,6 +526,8 @@ impl Runtime {
                         ctx,
                         table: ResourceTable::new(),
                         limiter,
+                        http: WasiHttpCtx::new(),
+                        outgoing: OutgoingHttp::new(&spec.network),
                         _tmp: grants.tmp,
                     };
                     let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;
@@ -512,6 +541,7 @@ impl Runtime {
                         Err(e) => guest_failed(e, &store),
                     }
                 }
+                Pre::Proxy(_) => Err(RuntimeError::HttpProxyNotCommand),
             }
         };
         match deadline {
@@ -579,16 +609,26 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
             };
             let mut linker = wasmtime::component::Linker::<ComponentState>::new(engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+            // Every component may make outgoing HTTP requests; the grants
+            // decide where they may go (see `http::OutgoingHttp`).
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
             let pre = linker.instantiate_pre(&component).map_err(link_err)?;
-            let command = CommandPre::new(pre).map_err(|e| RuntimeError::NotACommand {
-                source: RuntimeError::boxed(e),
-            })?;
-            Ok(Pre::Component(command))
+            // A command if it exports wasi:cli/run (even if it also handles
+            // HTTP); else an HTTP proxy if it exports the handler.
+            match CommandPre::new(pre.clone()) {
+                Ok(command) => Ok(Pre::Component(command)),
+                Err(not_command) => match ProxyPre::new(pre) {
+                    Ok(proxy) => Ok(Pre::Proxy(proxy)),
+                    Err(_) => Err(RuntimeError::NotACommand {
+                        source: RuntimeError::boxed(not_command),
+                    }),
+                },
+            }
         }
     }
 }
 
-fn new_store<T: HasLimiter>(
+pub(crate) fn new_store<T: HasLimiter>(
     engine: &Engine,
     state: T,
     limits: &Limits,
@@ -671,7 +711,7 @@ fn guest_failed<T: HasLimiter>(
     Ok(classify(&err, store.data().grow_denied()))
 }
 
-fn is_capacity(err: &wasmtime::Error) -> bool {
+pub(crate) fn is_capacity(err: &wasmtime::Error) -> bool {
     err.is::<PoolConcurrencyLimitError>()
         || err.chain().any(|e| e.is::<PoolConcurrencyLimitError>())
 }
