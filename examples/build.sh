@@ -15,3 +15,4 @@ build fs-copy wasm32-wasip1
 build idle wasm32-wasip1
 build hello-http wasm32-wasip2 hello_http
 build fetch wasm32-wasip2
+build echo-tcp wasm32-wasip2

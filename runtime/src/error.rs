@@ -126,6 +126,15 @@ pub enum RuntimeError {
     )]
     NetworkNeedsComponent,
 
+    /// A host name in an `--allow-connect` rule did not resolve when the
+    /// instance started.
+    #[error("cannot resolve {host:?} (named by an --allow-connect rule)")]
+    ResolveGrant {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A published port cannot be set up (host address in use, not ours,
     /// or the grants contradict each other).
     #[error(transparent)]

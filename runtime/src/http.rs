@@ -511,6 +511,7 @@ impl Server {
             outgoing: OutgoingHttp {
                 grants: Arc::clone(&self.grants),
             },
+            sockets: crate::sockets::InstanceSockets::new(&self.spec.network),
             _tmp: grants.tmp,
         };
         new_store(

@@ -24,6 +24,7 @@ pub mod net;
 mod outcome;
 mod runtime;
 mod sandbox;
+mod sockets;
 mod spec;
 mod stdio;
 
@@ -35,5 +36,6 @@ pub use module::{ModuleDigest, ModuleKind};
 pub use net::{ConnectRule, GrantParseError, NetworkGrants, PortMapping, Protocol, PublishError};
 pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
+pub use sockets::MAX_SOCKETS;
 pub use spec::{InstanceSpec, Limits, TABLE_ELEMENT_BYTES, VolumeMount};
 pub use stdio::{InputSource, MAX_SINK_CHUNK, OutputSink, OutputTarget};

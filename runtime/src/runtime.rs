@@ -13,6 +13,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -23,6 +24,7 @@ use crate::http::OutgoingHttp;
 use crate::limiter::InstanceLimiter;
 use crate::outcome::{DeadlineExceeded, classify, timed_out_while_blocked};
 use crate::sandbox::{ScratchDir, ScratchRoot, SharedViews, grant_shared};
+use crate::sockets::{InstanceSockets, SocketHost};
 use crate::{
     InstanceSpec, Limits, ModuleDigest, ModuleKind, RunOutcome, RuntimeConfig, RuntimeError,
 };
@@ -170,7 +172,19 @@ pub(crate) struct ComponentState {
     /// `wasi:http` state; outgoing requests obey `outgoing`'s grants.
     pub(crate) http: WasiHttpCtx,
     pub(crate) outgoing: OutgoingHttp,
+    /// Socket count and published-port binds (see `crate::sockets`).
+    pub(crate) sockets: InstanceSockets,
     pub(crate) _tmp: Option<ScratchDir>,
+}
+
+impl SocketHost for ComponentState {
+    fn sockets_split(&mut self) -> (&mut InstanceSockets, WasiSocketsCtxView<'_>) {
+        let view = WasiSocketsCtxView {
+            ctx: self.ctx.sockets(),
+            table: &mut self.table,
+        };
+        (&mut self.sockets, view)
+    }
 }
 
 impl WasiView for ComponentState {
@@ -476,6 +490,8 @@ impl Runtime {
         if module.kind() == ModuleKind::CoreModule && !spec.network.is_none() {
             return Err(RuntimeError::NetworkNeedsComponent);
         }
+        let mut spec = spec;
+        crate::sockets::resolve(&mut spec.network).await?;
         let started = Instant::now();
         let deadline = spec.limits.timeout.map(|t| started + t);
         let scratch = if spec.tmp {
@@ -528,6 +544,7 @@ impl Runtime {
                         limiter,
                         http: WasiHttpCtx::new(),
                         outgoing: OutgoingHttp::new(&spec.network),
+                        sockets: InstanceSockets::new(&spec.network),
                         _tmp: grants.tmp,
                     };
                     let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;
@@ -609,6 +626,7 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
             };
             let mut linker = wasmtime::component::Linker::<ComponentState>::new(engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+            crate::sockets::add_to_linker(&mut linker).map_err(link_err)?;
             // Every component may make outgoing HTTP requests; the grants
             // decide where they may go (see `http::OutgoingHttp`).
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;

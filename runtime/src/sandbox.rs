@@ -231,7 +231,8 @@ fn current_identities(key: &ViewKey) -> Result<Vec<DirIdentity>, RuntimeError> {
 /// Defaults, each set explicitly so a change of wasmtime-wasi's defaults
 /// cannot widen them: no host env, no args beyond the spec's, stdin closed,
 /// stdout/stderr discarded, no preopened directory, TCP, UDP and name lookup
-/// off and every socket address refused.
+/// off and every socket address refused unless `spec.network` grants them
+/// (see `crate::sockets`).
 pub(crate) fn grant(
     spec: &InstanceSpec,
     scratch: Option<&ScratchRoot>,
@@ -271,11 +272,8 @@ fn grant_with(
     b.allow_blocking_current_thread(false)
         .args(&spec.args)
         .envs(&spec.env)
-        .initial_cwd(spec.workdir.as_deref().unwrap_or("/"))
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .socket_addr_check(|_, _| Box::pin(async { false }));
+        .initial_cwd(spec.workdir.as_deref().unwrap_or("/"));
+    crate::sockets::configure(&mut b, &spec.network);
 
     match &spec.stdin {
         InputSource::Null => b.stdin(MemoryInputPipe::new(Vec::new())),

@@ -1,13 +1,80 @@
-//! A WASI 0.2 guest that tries the network: a TCP connect to the address in
-//! argv[1], a UDP bind, and a name lookup. Prints one line per attempt and
+//! A WASI 0.2 guest that tries the network and prints one line per attempt:
+//! `<what> <target>: ok [detail]` or `<what> <target>: err <ErrorKind> <message>`.
+//!
+//! Each argument is one attempt:
+//!
+//! - `connect:ADDR` — a TCP connection to ADDR;
+//! - `listen:ADDR` — a TCP listener on ADDR (prints the address it got);
+//! - `udp-bind:ADDR` — a UDP socket bound to ADDR;
+//! - `udp-send:ADDR` — a datagram to ADDR from an ephemeral port;
+//! - `dns:NAME` — a name lookup;
+//! - `sockets:N` — up to N UDP sockets held open at once (prints how many
+//!   it got before the first refusal).
+//!
+//! With one argument that is none of these (the original form), it tries a
+//! TCP connect to that address, a UDP bind and a lookup of `localhost`, and
 //! exits 0 only if every attempt was refused.
 
-use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:80".to_string());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let is_command = |a: &String| a.contains(':') && a.split(':').next().is_some_and(known);
+    if args.iter().all(is_command) && !args.is_empty() {
+        for a in &args {
+            let (what, target) = a.split_once(':').unwrap_or((a, ""));
+            println!("{what} {target}: {}", attempt(what, target));
+        }
+        return;
+    }
+    legacy(args.first().map_or("127.0.0.1:80", String::as_str));
+}
+
+fn known(what: &str) -> bool {
+    matches!(
+        what,
+        "connect" | "listen" | "udp-bind" | "udp-send" | "dns" | "sockets"
+    )
+}
+
+fn attempt(what: &str, target: &str) -> String {
+    let result = match what {
+        "connect" => TcpStream::connect(target).map(|s| {
+            s.local_addr()
+                .map(|a| format!("from {a}"))
+                .unwrap_or_default()
+        }),
+        "listen" => TcpListener::bind(target).and_then(|l| l.local_addr().map(|a| a.to_string())),
+        "udp-bind" => UdpSocket::bind(target).and_then(|s| s.local_addr().map(|a| a.to_string())),
+        "udp-send" => UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.send_to(b"probe", target).map(|n| format!("{n} bytes"))),
+        "dns" => (target, 0)
+            .to_socket_addrs()
+            .map(|mut a| format!("{:?}", a.next())),
+        "sockets" => return sockets(target.parse().unwrap_or(0)),
+        _ => return "err Unsupported unknown attempt".into(),
+    };
+    match result {
+        Ok(detail) => format!("ok {detail}").trim_end().to_string(),
+        Err(e) => format!("err {:?} {e}", e.kind()),
+    }
+}
+
+/// Opens UDP sockets until `n` are open or one is refused.
+fn sockets(n: usize) -> String {
+    let mut open = Vec::new();
+    while open.len() < n {
+        match UdpSocket::bind("0.0.0.0:0") {
+            Ok(s) => open.push(s),
+            Err(e) => return format!("opened {} then err {:?} {e}", open.len(), e.kind()),
+        }
+    }
+    format!("opened {}", open.len())
+}
+
+fn legacy(addr: &str) {
     let mut leaks = 0;
-    match TcpStream::connect(&addr) {
+    match TcpStream::connect(addr) {
         Ok(_) => {
             println!("tcp-connect {addr}: ok");
             leaks += 1;
