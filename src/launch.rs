@@ -31,6 +31,8 @@ pub struct RunSettings {
     pub limits: Limits,
     /// What the instance may do on the network; nothing by default.
     pub network: wrun_runtime::NetworkGrants,
+    /// Limits of serving, when the module is an HTTP handler.
+    pub serve: crate::serve::ServeSettings,
 }
 
 /// An instance ready to be prepared and run; stdio is left to the caller.

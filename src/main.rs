@@ -9,6 +9,7 @@ mod host;
 mod launch;
 mod output;
 mod paths;
+mod serve;
 
 use std::process::ExitCode;
 

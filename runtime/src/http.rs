@@ -336,7 +336,13 @@ impl Server {
         let mut entry = entry;
         entry.note = note;
         let status = response.status();
+        let expected = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         response.map(|body| Logged {
+            expected: expected.or_else(|| body.size_hint().exact()),
             inner: body,
             bytes: 0,
             status,
@@ -610,6 +616,8 @@ struct AccessEntry {
 struct Logged {
     inner: WasiBody,
     bytes: u64,
+    /// The body's length when known: hyper stops polling once it is sent.
+    expected: Option<u64>,
     status: StatusCode,
     entry: Option<AccessEntry>,
     log: OutputTarget,
@@ -665,7 +673,7 @@ impl Body for Logged {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
-                if this.inner.is_end_stream() {
+                if this.inner.is_end_stream() || this.expected.is_some_and(|n| this.bytes >= n) {
                     this.finish(None);
                 }
             }
@@ -690,7 +698,8 @@ impl Body for Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
-        let note = if self.inner.is_end_stream() {
+        let complete = self.inner.is_end_stream() || self.expected.is_some_and(|n| self.bytes >= n);
+        let note = if complete {
             None
         } else {
             Some("client gone before the response ended")

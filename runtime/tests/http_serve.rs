@@ -118,6 +118,7 @@ fn each_request_is_answered_with_its_path_and_logged() {
         log.contains("\"GET /some/path?q=1 HTTP/1.1\" 200 28 "),
         "access log: {log:?}"
     );
+    assert!(!log.contains("client gone"), "access log: {log:?}");
 }
 
 #[test]

@@ -81,6 +81,14 @@ pub struct HostConfig {
     pub wasm_timeout: i64,
     /// wrun: fuel budget; 0: none.
     pub wasm_fuel: u64,
+    /// wrun, HTTP handlers: requests handled at once; 0: the default (100).
+    pub wrun_http_max_concurrency: u64,
+    /// wrun, HTTP handlers: largest request body in bytes; 0: the default
+    /// (10 MiB).
+    pub wrun_http_max_body_size: u64,
+    /// wrun, HTTP handlers: header read timeout in nanoseconds; 0: the
+    /// default (10 s).
+    pub wrun_http_header_timeout: i64,
 }
 
 /// `HostConfig.LogConfig`: wrun always writes its own bounded log file;

@@ -57,9 +57,18 @@ pub struct RunArgs {
     /// Memory limit for linear memories and tables (e.g. 64m, 1g)
     #[arg(short = 'm', long, value_name = "BYTES", value_parser = parse_memory)]
     pub memory: Option<u64>,
-    /// Stop the guest after this long (e.g. 500ms, 5s, 2m; a bare number is seconds)
+    /// Stop the guest after this long (e.g. 500ms, 5s, 2m; a bare number is seconds); for an HTTP handler, each request's deadline [default there: 30s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// HTTP handler: requests handled at once; more wait in a queue, then get 503 [default: 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_concurrency: Option<u64>,
+    /// HTTP handler: largest request body accepted (e.g. 1m); larger gets 413 [default: 10m]
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    pub max_body_size: Option<u64>,
+    /// HTTP handler: time a client has to send a request's headers (and to idle between requests) [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
     /// CPU budget in fuel units (about one per wasm instruction)
     #[arg(long, value_name = "UNITS")]
     pub fuel: Option<u64>,
@@ -165,6 +174,11 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     })
     .context("starting the wasm runtime")?;
     let module = launch::prepare(&runtime, &launch)?;
+    if module.serves_http() {
+        drop(module);
+        drop(runtime);
+        return crate::serve::foreground(&store, launch, &args.image, &settings.serve);
+    }
     let asked: Vec<u16> = settings
         .network
         .publish
@@ -217,6 +231,13 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
             fuel: args.fuel,
         },
         network,
+        serve: crate::serve::ServeSettings {
+            max_concurrency: args
+                .max_concurrency
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_body_size: args.max_body_size,
+            header_timeout: args.header_timeout,
+        },
     })
 }
 

@@ -8,6 +8,7 @@ mod http;
 mod images;
 pub mod logs;
 mod records;
+mod serving;
 mod state;
 mod system;
 

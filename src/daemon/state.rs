@@ -130,7 +130,7 @@ impl StopKind {
         }
     }
 
-    fn exit(self) -> (i64, &'static str) {
+    pub(super) fn exit(self) -> (i64, &'static str) {
         match self {
             StopKind::Stop => (143, ""),
             StopKind::Signal(n) => (128 + i64::from(n), ""),
@@ -598,13 +598,20 @@ impl Daemon {
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
             launch.spec.memory_gauge = Some(memory);
             let module = launch::prepare(&daemon.runtime, &launch)?;
-            launch::claim_ports(&mut launch)?;
-            Ok((launch, module))
+            // An HTTP handler is served: its ports are bound (held) now.
+            let served = if module.serves_http() {
+                let listeners = crate::serve::bind(&record.image, &mut launch)?;
+                Some((listeners, settings.serve))
+            } else {
+                launch::claim_ports(&mut launch)?;
+                None
+            };
+            Ok((launch, module, served))
         })
         .await
         .map_err(|e| anyhow::anyhow!("preparing the instance failed: {e}"))
         .and_then(|r| r);
-        let (launch, module) = match prepared {
+        let (launch, module, served) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let code = launch::failure_exit_code(&e);
@@ -616,6 +623,15 @@ impl Daemon {
         c.set_published(&launch.spec.network.publish);
         let daemon = Arc::clone(self);
         let c2 = Arc::clone(c);
+        if let Some((listeners, serve)) = served {
+            tokio::spawn(async move {
+                let (code, error) =
+                    super::serving::serve(&daemon, &c2, &module, launch, listeners, &serve, rx)
+                        .await;
+                daemon.ended(&c2, code, error, false);
+            });
+            return Ok(true);
+        }
         tokio::spawn(async move {
             let mut rx = rx;
             let runtime = daemon.runtime.clone();
@@ -1044,6 +1060,7 @@ fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, 
             fuel: Some(host.wasm_fuel).filter(|f| *f > 0),
         },
         network: crate::api::network::grants(config, host).map_err(ApiError::bad_request)?,
+        serve: super::serving::settings(host)?,
     })
 }
 
