@@ -27,6 +27,13 @@ import time
 from benchlib import Daemon, UnixHTTPConnection, meminfo_available_kib, percentile, proc_kib, request
 
 
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--wrun", default="target/release/wrun")
@@ -35,13 +42,19 @@ def main():
     ap.add_argument("--context", default="examples/idle")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before measuring memory")
     ap.add_argument("--daemon-arg", action="append", default=[], help="extra argument for `wrun daemon`")
+    ap.add_argument("--read-only", action="store_true",
+                    help="create with HostConfig.ReadonlyRootfs (no private /tmp: no descriptor per instance)")
+    ap.add_argument("--perf", metavar="FILE", help="record the daemon with `perf record -g` into FILE while starting")
     args = ap.parse_args()
+    create_body = {"Image": "idle:bench"}
+    if args.read_only:
+        create_body["HostConfig"] = {"ReadonlyRootfs": True}
 
     wrun = os.path.realpath(args.wrun)
     work = tempfile.mkdtemp(prefix="wrun-scale-")
     d = Daemon(wrun, work, args.n + 64, args.daemon_arg)
     sock, env = d.sock, d.env
-    results = {"n": args.n, "concurrency": args.concurrency}
+    results = {"n": args.n, "concurrency": args.concurrency, "read_only": args.read_only}
     try:
         d.build("idle:bench", args.context)
         try:
@@ -49,6 +62,17 @@ def main():
         except RuntimeError as e:
             sys.exit(str(e))
         daemon = d.proc
+
+        # Warm up: the first start compiles the module into the store's
+        # cache; no measured start should.
+        c = UnixHTTPConnection(sock)
+        status, body = request(c, "POST", "/containers/create", create_body)
+        if status != 201:
+            sys.exit(f"warm-up create: {status} {body[:200]!r}")
+        warm = json.loads(body)["Id"]
+        request(c, "POST", f"/containers/{warm}/start")
+        request(c, "DELETE", f"/containers/{warm}?force=1")
+        c.close()
 
         time.sleep(0.5)
         avail_before = meminfo_available_kib()
@@ -69,7 +93,7 @@ def main():
                 if i is None:
                     break
                 t0 = time.perf_counter()
-                status, body = request(conn, "POST", "/containers/create", {"Image": "idle:bench"})
+                status, body = request(conn, "POST", "/containers/create", create_body)
                 if status != 201:
                     with lock:
                         errors.append(f"create: {status} {body[:200]!r}")
@@ -84,6 +108,13 @@ def main():
             with lock:
                 latencies.extend(mine)
 
+        perf = None
+        if args.perf:
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p", str(daemon.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        cpu0 = proc_cpu_s(daemon.pid)
+        client_cpu0 = time.process_time()
         t0 = time.perf_counter()
         threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
         for t in threads:
@@ -91,6 +122,11 @@ def main():
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        daemon_cpu = proc_cpu_s(daemon.pid) - cpu0
+        client_cpu = time.process_time() - client_cpu0
+        if perf is not None:
+            perf.send_signal(2)
+            perf.wait()
         started = len(latencies)
         results.update({
             "started": started,
@@ -98,6 +134,11 @@ def main():
             "first_errors": errors[:5],
             "create_start_wall_s": wall,
             "create_start_per_s": started / wall if wall else 0,
+            # CPU time during the ramp: the daemon's per instance, and the
+            # harness's own (its HTTP client shares the 2 cores).
+            "daemon_cpu_us_per_instance": daemon_cpu / max(started, 1) * 1e6,
+            "daemon_cpu_share": daemon_cpu / wall if wall else 0,
+            "client_cpu_share": client_cpu / wall if wall else 0,
             "latency_p50_ms": percentile(latencies, 50) * 1e3,
             "latency_p99_ms": percentile(latencies, 99) * 1e3,
         })

@@ -1099,7 +1099,15 @@ fn generate_name(id: &str, taken: &HashMap<String, String>) -> String {
     if !taken.contains_key(&base) {
         return base;
     }
-    (2..)
+    // 256 bases: with thousands of instances, counting up from 2 would try
+    // every taken suffix first. Start at a number drawn from the ID, among
+    // more numbers than there are names, so a free one is a few tries away.
+    let drawn = id
+        .get(2..10)
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or(0) as usize;
+    let start = 2 + drawn % (taken.len() + 1);
+    (start..)
         .map(|n| format!("{base}{n}"))
         .find(|n| !taken.contains_key(n))
         .unwrap_or(base)
