@@ -36,7 +36,7 @@ use wasmtime_wasi_http::{
 use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::runtime::{ComponentState, is_capacity, new_store};
-use crate::sandbox::grant;
+use crate::sandbox::{SharedView, grant_shared};
 use crate::stdio::{OutputSink, OutputTarget};
 use crate::{InstanceSpec, NetworkGrants, PreparedModule, Runtime, RuntimeError};
 
@@ -145,7 +145,9 @@ impl Runtime {
         } else {
             None
         };
-        drop(grant(&spec, scratch.as_deref())?);
+        // Without a private `/tmp`, every request shares one set of rootfs
+        // and volume handles, kept open while serving.
+        let view = grant_shared(&spec, scratch.as_deref(), self.views())?.shared;
         let mut accepting = Vec::with_capacity(listeners.len());
         for listener in listeners {
             let registered = listener
@@ -158,6 +160,8 @@ impl Runtime {
         let (phase_tx, phase) = watch::channel(Phase::Serving);
         let server = Arc::new(Server {
             engine: self.engine_of(module)?,
+            runtime: self.clone(),
+            _view: view,
             yield_every: self.config().yield_every_ticks.max(1),
             pre,
             grants: Arc::new(spec.network.clone()),
@@ -217,6 +221,8 @@ fn permits(n: usize) -> u32 {
 /// What every request of one `serve` shares.
 struct Server {
     engine: wasmtime::Engine,
+    runtime: Runtime,
+    _view: Option<Arc<SharedView>>,
     yield_every: u64,
     pre: ProxyPre<ComponentState>,
     spec: InstanceSpec,
@@ -505,10 +511,14 @@ impl Server {
         &self,
         deadline: Option<Instant>,
     ) -> Result<wasmtime::Store<ComponentState>, RuntimeError> {
-        let grants = grant(&self.spec, self.scratch.as_deref())?;
+        let grants = grant_shared(&self.spec, self.scratch.as_deref(), self.runtime.views())?;
         let mut builder = grants.builder;
+        let mut ctx = builder.build();
+        if let Some(view) = &grants.shared {
+            view.install(&mut ctx);
+        }
         let state = ComponentState {
-            ctx: builder.build(),
+            ctx,
             table: ResourceTable::new(),
             // A per-instance gauge would be overwritten by every concurrent
             // request; serving reports no live memory figure.

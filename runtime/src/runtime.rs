@@ -447,6 +447,11 @@ impl Runtime {
         Ok((compiled, ModuleOrigin::Compiled))
     }
 
+    /// The directory handles shared by instances without a private `/tmp`.
+    pub(crate) fn views(&self) -> &SharedViews {
+        &self.inner.views
+    }
+
     /// The engine `module` was compiled for.
     pub(crate) fn engine_of(&self, module: &PreparedModule) -> Result<Engine, RuntimeError> {
         self.inner.engines.get(module.inner.fuel)
