@@ -367,7 +367,8 @@ class WrunDaemon:
             def pre():
                 resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         max_n = max(self.args.steps_for["wrun"]) + 64
-        self.daemon = Daemon(wrun, os.path.join(self.work, "wrun"), max_n, preexec_fn=pre)
+        self.daemon = Daemon(wrun, os.path.join(self.work, "wrun"), max_n, self.args.daemon_arg,
+                             preexec_fn=pre)
         os.makedirs(self.daemon.work, exist_ok=True)
         self.daemon.build("idle:bench", "examples/idle")
         self.daemon.start()
@@ -389,6 +390,8 @@ class WrunDaemon:
             "version": sh([wrun, "--version"]),
             "commit": sh(["git", "rev-parse", "HEAD"]),
             "max_instances": max_n,
+            "read_only": self.args.wrun_read_only,
+            "daemon_args": self.args.daemon_arg,
             "daemon_nofile": " ".join(limits.split()[3:5]),
             "daemon_base_pss_kib": pss_kib(self.daemon.proc.pid),
             "warmup_first_start_to_ready_ms": t_ready * 1e3,
@@ -406,7 +409,10 @@ class WrunDaemon:
         c = self.conn()
         t0 = time.perf_counter()
         try:
-            status, body = request(c, "POST", "/containers/create", {"Image": "idle:bench"})
+            create = {"Image": "idle:bench"}
+            if self.args.wrun_read_only:
+                create["HostConfig"] = {"ReadonlyRootfs": True}
+            status, body = request(c, "POST", "/containers/create", create)
             if status != 201:
                 raise RuntimeError(f"create: {status} {body[:160].decode(errors='replace')}")
             cid = json.loads(body)["Id"]
@@ -790,6 +796,12 @@ def main():
     ap.add_argument("--daemon-nofile", type=int, default=0,
                     help="set the daemon's RLIMIT_NOFILE (soft and hard; root may raise the hard limit)")
     ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--wrun-read-only", action="store_true",
+                    help="wrun instances without a private /tmp (HostConfig.ReadonlyRootfs): "
+                         "they hold no file descriptor, so N is not capped by RLIMIT_NOFILE")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="extra argument for `wrun daemon` (e.g. --daemon-arg=--max-instance-memory "
+                         "--daemon-arg=64m, needed for 100,000 pool slots)")
     ap.add_argument("--out", default="target/density")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite report.md and density.svg from OUT/results.json without running anything")

@@ -18,6 +18,11 @@ pub struct DaemonArgs {
     /// Instances that can run at once (the size of the instance pool)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_instances: u32,
+    /// Largest linear memory any instance may reach (e.g. 64m); a run's -m
+    /// cannot go above it. Each pool slot reserves this much address space,
+    /// so 100,000 slots need it well under the 4 GiB default [default: 4g]
+    #[arg(long, value_name = "BYTES", value_parser = super::run::parse_memory)]
+    pub max_instance_memory: Option<u64>,
     /// Stop the daemon listening on the socket, then exit
     #[arg(long)]
     pub stop: bool,
@@ -35,6 +40,7 @@ pub fn run(target: &DaemonTarget, args: DaemonArgs) -> anyhow::Result<ExitCode> 
         root: target.root.clone(),
         socket,
         max_instances: args.max_instances,
+        max_instance_memory: args.max_instance_memory,
     })?;
     Ok(ExitCode::SUCCESS)
 }

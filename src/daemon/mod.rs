@@ -45,6 +45,8 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// Instances that can run at once (the runtime's pool size).
     pub max_instances: u32,
+    /// Largest linear memory of one instance; `None`: the runtime's default.
+    pub max_instance_memory: Option<u64>,
 }
 
 /// Binds the socket, loads the instance records and serves until
@@ -56,6 +58,9 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     let store = crate::commands::open_store(&config.root)?;
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: config.max_instances,
+        max_memory_per_instance: config
+            .max_instance_memory
+            .unwrap_or(RuntimeConfig::default().max_memory_per_instance),
         cache_dir: Some(store.cache_dir().join("modules")),
         scratch_dir: Some(store.root().join("scratch")),
         ..RuntimeConfig::default()
