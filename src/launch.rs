@@ -165,8 +165,13 @@ pub fn prepare(runtime: &Runtime, launch: &Launch) -> anyhow::Result<PreparedMod
 
 /// Checks that every published host address is free now and picks the
 /// ports left to the kernel (`-p 80`), so they can be shown; a conflict is a
-/// clear error before the guest starts.
+/// clear error before the guest starts. An image of core modules given
+/// network grants is refused first (the runtime refuses it too, but a port
+/// should not be claimed for it).
 pub fn claim_ports(launch: &mut Launch) -> anyhow::Result<()> {
+    if launch.options.expect == Some(ModuleKind::CoreModule) && !launch.spec.network.is_none() {
+        return Err(wrun_runtime::RuntimeError::NetworkNeedsComponent.into());
+    }
     launch
         .spec
         .network

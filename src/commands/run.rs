@@ -254,6 +254,8 @@ fn network_grants(args: &RunArgs) -> anyhow::Result<wrun_runtime::NetworkGrants>
         udp: args.allow_udp,
         publish: args.publish.clone(),
     };
+    // Before the request shape, which keys ports by guest port.
+    wanted.check()?;
     crate::api::network::request_fields(&wanted, mode, &mut config, &mut host);
     crate::api::network::grants(&config, &host).map_err(anyhow::Error::msg)
 }
