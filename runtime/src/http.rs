@@ -138,6 +138,13 @@ impl Runtime {
         if spec.limits.fuel.is_some() && !module.fuel_metered() {
             return Err(RuntimeError::FuelNotPrepared);
         }
+        // Host-name rules resolved once, as for a run, for the handler's own
+        // sockets; the published ports are this server's listeners, not
+        // ports for the guest to bind, so they are not probed.
+        let mut spec = spec;
+        let publish = std::mem::take(&mut spec.network.publish);
+        crate::sockets::resolve(&mut spec.network).await?;
+        spec.network.publish = publish;
         // Check the spec once up front, so a bad grant fails the start and
         // not every request.
         let scratch = if spec.tmp {

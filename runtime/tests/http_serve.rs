@@ -1,9 +1,8 @@
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! `Runtime::serve` with the hello-http example: one fresh instance per
 //! request, the limits clients run into (deadline 504, body cap 413, queue
 //! 503), the access log, and a graceful shutdown that lets in-flight
 //! requests finish.
-
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
