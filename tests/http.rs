@@ -481,6 +481,16 @@ fn detached_hello_http_serves_logs_and_stops_gracefully() {
     assert_eq!(code(&out), 125);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already in use"));
 
+    // Pausing would not stop requests that run in instances of their own.
+    let out = daemon.wrun(&["pause", &id]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("serves HTTP and cannot be paused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(addr, "/not/paused").0, 200);
+
     let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1500"));
     std::thread::sleep(Duration::from_millis(400));
     daemon.wrun_ok(&["stop", &id]);

@@ -153,6 +153,8 @@ struct Inner {
     stop: Option<oneshot::Sender<StopKind>>,
     /// Pause control and meters of the current run.
     gate: Option<Arc<RunGate>>,
+    /// The current run serves HTTP (its requests run outside the gate).
+    serving: bool,
     /// When the current (or last) run started, and how many policy
     /// restarts in a row followed runs shorter than [`STEADY_RUN`].
     run_started: Option<std::time::Instant>,
@@ -198,6 +200,7 @@ impl Container {
                 record,
                 stop: None,
                 gate: None,
+                serving: false,
                 run_started: None,
                 quick_restarts: 0,
             }),
@@ -265,6 +268,7 @@ impl Container {
         let mut inner = self.lock();
         inner.stop = None;
         inner.gate = None;
+        inner.serving = false;
         let st = &mut inner.record.state;
         st.status = Status::Exited;
         st.exit_code = exit_code;
@@ -624,6 +628,7 @@ impl Daemon {
         let daemon = Arc::clone(self);
         let c2 = Arc::clone(c);
         if let Some((listeners, serve)) = served {
+            c.lock().serving = true;
             tokio::spawn(async move {
                 let (code, error) =
                     super::serving::serve(&daemon, &c2, &module, launch, listeners, &serve, rx)
@@ -807,6 +812,12 @@ impl Daemon {
                         c.id
                     )));
                 }
+            }
+            if inner.serving {
+                return Err(ApiError::conflict(format!(
+                    "Container {} serves HTTP and cannot be paused: stop it instead (requests in flight finish)",
+                    c.id
+                )));
             }
             let Some(gate) = inner.gate.clone() else {
                 return Err(ApiError::conflict(format!(
