@@ -33,9 +33,9 @@ impl Guest for HelloHttp {
             }
             "/spin" => {
                 let mut x: u64 = 1;
-                // Never ends; the volatile read keeps the optimizer from
-                // proving that.
-                while unsafe { std::ptr::read_volatile(&x) } != 0 {
+                // Never ends; black_box keeps the optimizer from proving
+                // that and removing the loop.
+                while std::hint::black_box(x) != 0 {
                     x = x.wrapping_mul(6364136223846793005).wrapping_add(1) | 1;
                 }
                 format!("{x}\n")
