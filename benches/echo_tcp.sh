@@ -3,7 +3,7 @@
 # `wrun run -p` (foreground, the published-port path), by `wasmtime run
 # -Sinherit-network` (wasmtime-cli 48, all network) on the same .wasm, and
 # the same Rust source built natively, each driven over 127.0.0.1 by one
-# connection of benches/echo_client.rs: ping-pong (send 1 KiB, wait for it)
+# connection of benches/echo/client.rs: ping-pong (send 1 KiB, wait for it)
 # and stream (send without waiting, read the echo). The three servers take
 # turns for ROUNDS rounds; the report gives the medians.
 #   cargo install wasmtime-cli --version 48.0.8 --locked      # the peer, once
@@ -17,7 +17,7 @@ ROUNDS=${ROUNDS:-5}
 SECONDS_EACH=${DURATION:-5}
 SIZE=${SIZE:-1024}
 
-rustc -O --edition 2024 benches/echo_client.rs -o "$work/echo_client"
+rustc -O --edition 2024 benches/echo/client.rs -o "$work/echo_client"
 rustc -O --edition 2024 examples/echo-tcp/src/main.rs -o "$work/echo-native"
 "$WRUN" build -q -t echo-tcp:1.0 examples/echo-tcp >/dev/null
 
