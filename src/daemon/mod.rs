@@ -54,6 +54,7 @@ pub struct DaemonConfig {
 /// ended and recorded as exited.
 pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     raise_open_file_limit();
+    check_map_count(config.max_instances)?;
     let listener = bind(&config.socket)?;
     let store = crate::commands::open_store(&config.root)?;
     let runtime = Runtime::new(RuntimeConfig {
@@ -65,7 +66,15 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
         scratch_dir: Some(store.root().join("scratch")),
         ..RuntimeConfig::default()
     })
-    .context("starting the wasm runtime")?;
+    .with_context(|| {
+        // The usual cause: the pool's address space (about twice the
+        // memory cap per slot) does not fit in the process's 128 TiB.
+        format!(
+            "starting the wasm runtime for {} instances (if the pool does not fit in the \
+             address space, lower --max-instances or --max-instance-memory, e.g. 64m)",
+            config.max_instances
+        )
+    })?;
     let daemon = Arc::new(Daemon::load(store, runtime, config.socket.clone())?);
     let executor = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,6 +88,33 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&config.socket);
     eprintln!("wrun daemon: stopped");
     result
+}
+
+/// Memory mappings the instance pool needs beyond the daemon's own: each
+/// stack slot's guard page splits the stack mapping, two areas per slot.
+fn pool_mappings(max_instances: u32) -> u64 {
+    u64::from(max_instances) * 2 + 4096
+}
+
+/// Refuses a pool the kernel's `vm.max_map_count` cannot hold, with the
+/// fix, instead of wasmtime's "failed to protect stack guard page".
+fn check_map_count(max_instances: u32) -> anyhow::Result<()> {
+    let Some(limit) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    let needed = pool_mappings(max_instances);
+    if needed > limit {
+        anyhow::bail!(
+            "--max-instances {max_instances} needs about {needed} memory mappings, over the \
+             kernel's vm.max_map_count of {limit}: raise it (sysctl -w vm.max_map_count={}) \
+             or lower --max-instances",
+            needed.next_power_of_two()
+        );
+    }
+    Ok(())
 }
 
 /// Raises the descriptor limit as far as allowed (the soft limit to the hard
