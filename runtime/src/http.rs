@@ -443,7 +443,10 @@ impl Server {
         };
         let pre = self.pre.clone();
         let mut phase = self.phase.clone();
-        let guest = tokio::spawn(async move {
+        // The guest is polled on this connection's task until it answers
+        // (no hand-off to another thread for a quick handler); if it is
+        // still streaming the body then, it goes on in a task of its own.
+        let mut guest = Box::pin(async move {
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -471,7 +474,16 @@ impl Server {
                 _ = aborted => GuestEnd::Aborted,
             }
         });
-        let answer = rx.await;
+        let mut rx = rx;
+        let first = tokio::select! {
+            answer = &mut rx => Err(answer),
+            end = &mut guest => Ok(end),
+        };
+        let (answer, ended) = match first {
+            // The guest is done; whatever it set (or not) is in the channel.
+            Ok(end) => (rx.await, Some(end)),
+            Err(answer) => (answer, None),
+        };
         // Past the cap the guest saw a failed read; whatever it made of
         // that, the client's request was too large.
         if too_large.load(Ordering::Relaxed) {
@@ -480,38 +492,47 @@ impl Server {
                 format!("request body larger than {} bytes", self.max_body_size),
             );
         }
-        match answer {
-            Ok(Ok(response)) => (response, None),
-            Ok(Err(code)) => plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the guest answered with an error: {code:?}"),
-            ),
-            Err(_no_response) => match guest.await {
-                Ok(GuestEnd::TimedOut) => plain(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "the request's deadline passed before the guest answered".into(),
-                ),
-                Ok(GuestEnd::NoCapacity) => plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no free instance slot".into(),
-                ),
-                Ok(GuestEnd::Aborted) => {
-                    plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
-                }
-                Ok(GuestEnd::Failed(e)) => plain(
+        let response = match answer {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                return plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the guest failed: {}", first_line(&e)),
-                ),
-                Ok(GuestEnd::Returned) => plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the guest returned without setting a response".into(),
-                ),
-                Err(e) => plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the guest task failed: {e}"),
-                ),
-            },
+                    format!("the guest answered with an error: {code:?}"),
+                );
+            }
+            Err(_no_response) => {
+                let end = match ended {
+                    Some(end) => end,
+                    None => guest.await,
+                };
+                return match end {
+                    GuestEnd::TimedOut => plain(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "the request's deadline passed before the guest answered".into(),
+                    ),
+                    GuestEnd::NoCapacity => plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no free instance slot".into(),
+                    ),
+                    GuestEnd::Aborted => {
+                        plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
+                    }
+                    GuestEnd::Failed(e) => plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the guest failed: {}", first_line(&e)),
+                    ),
+                    GuestEnd::Returned => plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the guest returned without setting a response".into(),
+                    ),
+                };
+            }
+        };
+        if ended.is_none() {
+            // Answered but not finished: let it write the rest of the body.
+            tokio::spawn(guest);
         }
+        (response, None)
     }
 
     fn new_store(
