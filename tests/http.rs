@@ -73,6 +73,19 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until stderr (the guest's and the access log) shows `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, then the exit code within `within`.
     fn terminate(&mut self, within: Duration) -> i32 {
         let pid = self.child.id().to_string();
@@ -143,18 +156,7 @@ fn hello_http_in_the_foreground_answers_with_the_path_and_logs_each_request() {
         get(server.addr, "/greet/me?x=1"),
         (200, "Hello from wrun: /greet/me\n".to_string())
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server
-        .stderr()
-        .contains("\"GET /greet/me?x=1 HTTP/1.1\" 200 27 ")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no access log line: {}",
-            server.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_for("\"GET /greet/me?x=1 HTTP/1.1\" 200 27 ");
 }
 
 #[test]
@@ -264,7 +266,7 @@ fn sigterm_finishes_requests_in_flight_then_stops_accepting() {
     let mut server = Server::start(&env, &[]);
     let addr = server.addr;
     let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1500"));
-    std::thread::sleep(Duration::from_millis(400));
+    server.wait_for("sleeping 1500 ms");
     assert_eq!(server.terminate(Duration::from_secs(10)), 0);
     assert_eq!(slow.join().unwrap(), (200, "Slept 1500 ms\n".to_string()));
     assert!(TcpStream::connect(addr).is_err(), "still accepting");
@@ -492,7 +494,13 @@ fn detached_hello_http_serves_logs_and_stops_gracefully() {
     assert_eq!(get(addr, "/not/paused").0, 200);
 
     let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1500"));
-    std::thread::sleep(Duration::from_millis(400));
+    // The guest's stderr line says the request is being handled.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&daemon.wrun(&["logs", &id]).stderr).contains("sleeping 1500 ms")
+    {
+        assert!(Instant::now() < deadline, "the request never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     daemon.wrun_ok(&["stop", &id]);
     assert_eq!(slow.join().unwrap(), (200, "Slept 1500 ms\n".to_string()));
     assert!(TcpStream::connect(addr).is_err(), "still accepting");

@@ -20,6 +20,7 @@ struct Served {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<std::thread::JoinHandle<Result<ServeReport, RuntimeError>>>,
     log: Arc<CaptureSink>,
+    stderr: Arc<CaptureSink>,
     _scratch: tempfile::TempDir,
 }
 
@@ -31,6 +32,8 @@ impl Served {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(CaptureSink::default());
+        let stderr = Arc::new(CaptureSink::default());
+        let spec = spec.stderr(OutputTarget::Sink(stderr.clone()));
         let options = ServeOptions {
             access_log: OutputTarget::Sink(log.clone()),
             ..options
@@ -51,6 +54,7 @@ impl Served {
             stop: Some(stop),
             done: Some(done),
             log,
+            stderr,
             _scratch: scratch,
         }
     }
@@ -58,6 +62,19 @@ impl Served {
     fn stop(&mut self) -> ServeReport {
         let _ = self.stop.take().unwrap().send(());
         self.done.take().unwrap().join().unwrap().unwrap()
+    }
+
+    /// Waits until the guests' stderr shows `text`.
+    fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = String::from_utf8_lossy(&self.stderr.bytes.lock().unwrap()).into_owned();
+            if seen.contains(text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} in {seen:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn log(&self) -> String {
@@ -196,7 +213,7 @@ fn past_the_concurrency_and_queue_bounds_requests_get_503() {
     let mut s = Served::start(InstanceSpec::default(), options);
     let addr = s.addr;
     let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1500"));
-    std::thread::sleep(Duration::from_millis(500));
+    s.wait_for_stderr("sleeping 1500 ms");
     assert_eq!(get(addr, "/refused").0, 503);
     assert_eq!(slow.join().unwrap().0, 200);
     assert_eq!(get(addr, "/served").0, 200);
@@ -208,7 +225,7 @@ fn graceful_shutdown_finishes_in_flight_requests_and_stops_accepting() {
     let mut s = Served::start(InstanceSpec::default(), ServeOptions::default());
     let addr = s.addr;
     let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1000"));
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_for_stderr("sleeping 1000 ms");
     let report = s.stop();
     assert_eq!(slow.join().unwrap(), (200, "Slept 1000 ms\n".to_owned()));
     assert_eq!(report.cut_off, 0);
@@ -231,7 +248,7 @@ fn the_drain_bound_cuts_off_requests_that_take_longer() {
         let _ = c.read_to_end(&mut out);
         out
     });
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_for_stderr("sleeping 60000 ms");
     let started = Instant::now();
     let report = s.stop();
     assert!(started.elapsed() < Duration::from_secs(5));

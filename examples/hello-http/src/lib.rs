@@ -2,8 +2,8 @@
 //! request with `Hello from wrun` and the request path. A few paths do more,
 //! for the tests and the docs:
 //!
-//! - `/sleep?ms=N`: waits N milliseconds (in the host, as a slow backend
-//!   would) before answering;
+//! - `/sleep?ms=N`: says `sleeping N ms` on stderr, then waits N
+//!   milliseconds (in the host, as a slow backend would) before answering;
 //! - `/spin`: computes forever (a runaway handler);
 //! - `/echo`: answers with the size of the request body it read;
 //! - `/env?NAME`: answers with the value of environment variable NAME.
@@ -28,6 +28,9 @@ impl Guest for HelloHttp {
                     .strip_prefix("ms=")
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1000);
+                // On stderr (the terminal, or `wrun logs`): tests wait for it
+                // to know the request is being handled.
+                eprintln!("sleeping {ms} ms");
                 wasi::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
                 format!("Slept {ms} ms\n")
             }
