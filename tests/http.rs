@@ -2,8 +2,9 @@
 //! End to end: serverless HTTP through the `wrun` binary and the daemon as
 //! users drive them — hello-http served in the foreground and with `-d`,
 //! many clients at once, the per-request deadline, the body cap, slow-loris
-//! clients, a taken host port, graceful stop; and `fetch` reaching a granted
-//! server while ungranted ports, names and the metadata address are denied.
+//! clients, a taken host port, graceful stop, the stock docker client; and
+//! `fetch` reaching a granted server while ungranted ports, names and the
+//! metadata address are denied.
 
 mod common;
 
@@ -448,6 +449,16 @@ impl Daemon {
     fn wrun_ok(&self, args: &[&str]) -> String {
         succeeded("wrun", args, self.wrun(args))
     }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.env.path("docker-config"))
+            .args(args)
+            .output()
+            .unwrap();
+        succeeded("docker", args, out)
+    }
 }
 
 impl Drop for Daemon {
@@ -516,4 +527,35 @@ fn detached_hello_http_serves_logs_and_stops_gracefully() {
     );
     let status = daemon.wrun_ok(&["inspect", "-f", "{{.State.ExitCode}}", &id]);
     assert_eq!(status.trim(), "143");
+}
+
+#[test]
+fn the_docker_client_serves_hello_http_with_run_p() {
+    if !have_tool("docker") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let id = daemon
+        .docker_ok(&["run", "-d", "-p", "127.0.0.1::80", "hello-http:1.0"])
+        .trim()
+        .to_string();
+    let port_line = daemon.docker_ok(&["port", &id, "80/tcp"]);
+    let addr: SocketAddr = port_line
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{port_line:?}: {e}"));
+    assert_eq!(
+        get(addr, "/via/docker"),
+        (200, "Hello from wrun: /via/docker\n".to_string())
+    );
+    let logs = daemon.docker_ok(&["logs", &id]);
+    assert!(
+        logs.contains("\"GET /via/docker HTTP/1.1\" 200 29 "),
+        "{logs}"
+    );
+    daemon.docker_ok(&["stop", &id]);
+    assert!(TcpStream::connect(addr).is_err(), "still accepting");
 }
