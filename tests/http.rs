@@ -411,6 +411,31 @@ fn fetch_to_the_metadata_address_is_denied() {
     );
 }
 
+#[test]
+fn a_handler_reaches_only_granted_hosts() {
+    let env = hello_env();
+    let upstream = Upstream::start("from upstream\n");
+    let bait = Upstream::start("bait\n");
+    let grant = format!("127.0.0.1:{}", upstream.port);
+    let server = Server::start(&env, &["--allow-connect", &grant]);
+    let granted = format!("/fetch?http://127.0.0.1:{}/up", upstream.port);
+    assert_eq!(
+        get(server.addr, &granted),
+        (200, "200 from upstream\n".to_string())
+    );
+    for denied in [
+        format!("/fetch?http://127.0.0.1:{}/", bait.port),
+        "/fetch?http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("/fetch?http://localhost:{}/", upstream.port),
+    ] {
+        let (status, body) = get(server.addr, &denied);
+        assert_eq!(status, 502, "{denied}: {body}");
+        assert!(body.contains("HttpRequestDenied"), "{denied}: {body}");
+    }
+    assert!(bait.seen().is_empty(), "the bait was reached");
+    assert_eq!(upstream.seen(), vec!["GET /up HTTP/1.1"]);
+}
+
 /// A daemon on a private socket and store, stopped when dropped.
 struct Daemon {
     env: Env,

@@ -6,7 +6,9 @@
 //!   milliseconds (in the host, as a slow backend would) before answering;
 //! - `/spin`: computes forever (a runaway handler);
 //! - `/echo`: answers with the size of the request body it read;
-//! - `/env?NAME`: answers with the value of environment variable NAME.
+//! - `/env?NAME`: answers with the value of environment variable NAME;
+//! - `/fetch?URL`: GETs the `http://` URL (as the host's grants allow) and
+//!   answers with its status and body, or 502 and the error.
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{
@@ -51,6 +53,13 @@ impl Guest for HelloHttp {
                 }
             },
             "/env" => format!("{}\n", std::env::var(query).unwrap_or_default()),
+            "/fetch" => match fetch(query) {
+                Ok((status, body)) => format!("{status} {body}"),
+                Err(e) => {
+                    respond(response_out, 502, &format!("{e}\n"));
+                    return;
+                }
+            },
             _ => format!("Hello from wrun: {path}\n"),
         };
         respond(response_out, 200, &text);
@@ -73,6 +82,48 @@ fn read_body(request: &IncomingRequest) -> Option<u64> {
     drop(stream);
     IncomingBody::finish(body);
     Some(total)
+}
+
+/// GETs an `http://HOST[:PORT]/PATH` URL; (status, body) or the error.
+fn fetch(url: &str) -> Result<(u16, String), String> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Method, OutgoingRequest, Scheme};
+
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("the URL must start with http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&Method::Get).map_err(|()| "bad method")?;
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "bad scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "bad host")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "bad path")?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    let response = pending
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken")?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response.consume().map_err(|()| "no body")?;
+    let stream = body.stream().map_err(|()| "no body stream")?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(wasi::io::streams::StreamError::Closed) => break,
+            Err(_) => return Err("reading the body failed".into()),
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn respond(out: ResponseOutparam, status: u16, text: &str) {
