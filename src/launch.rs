@@ -31,6 +31,9 @@ pub struct RunSettings {
     pub limits: Limits,
     /// What the instance may do on the network; nothing by default.
     pub network: wrun_runtime::NetworkGrants,
+    /// `-P`: publish every port the image exposes (and is not published
+    /// already) on a port the kernel picks.
+    pub publish_all: bool,
     /// Limits of serving, when the module is an HTTP handler.
     pub serve: crate::serve::ServeSettings,
 }
@@ -92,6 +95,11 @@ pub fn plan(
         .tmp(settings.tmp)
         .limits(settings.limits);
     spec.network = settings.network.clone();
+    if settings.publish_all {
+        let exposed = image_cfg.exposed_ports().clone().unwrap_or_default();
+        crate::api::network::publish_exposed(&mut spec.network, exposed.iter())
+            .map_err(|e| anyhow::anyhow!("publishing the ports image {image} exposes: {e}"))?;
+    }
     let mut env: Vec<(String, String)> = Vec::new();
     let image_env = image_cfg.env().clone().unwrap_or_default();
     let image_env = image_env

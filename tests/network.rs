@@ -68,10 +68,22 @@ fn start(env: &Env, args: &[&str], ready: &str) -> Running {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().map(|l| l.unwrap()).unwrap_or_default();
+    let out = child.stdout.take().unwrap();
+    let running = Running(child);
+    let first = first_line(out);
     assert!(first.contains(ready), "wrun run {args:?} printed {first:?}");
-    Running(child)
+    running
+}
+
+/// The first line of a child's output, or "" if none comes within 30 s (a
+/// test never hangs on a silent child).
+fn first_line(stream: impl Read + Send + 'static) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let line = BufReader::new(stream).lines().next().and_then(Result::ok);
+        let _ = tx.send(line.unwrap_or_default());
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default()
 }
 
 /// Sends `message`, closes the sending side, reads everything back.
@@ -131,6 +143,29 @@ fn two_instances_binding_guest_port_7_run_at_once_on_different_host_ports() {
     );
     assert_eq!(round_trip(addr(p1), b"one"), b"one");
     assert_eq!(round_trip(addr(p2), b"two"), b"two");
+}
+
+#[test]
+fn publish_all_publishes_the_ports_the_image_exposes() {
+    let env = Env::new();
+    env.build("echo-tcp:1.0", ECHO_DIR); // its wrun.toml exposes 7/tcp
+    let mut child = env
+        .cmd()
+        .args(["run", "-P", "echo-tcp:1.0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let _running = Running(child);
+    let note = first_line(err);
+    // "publishing 7/tcp -> 0.0.0.0:PORT"
+    let landed: SocketAddr = note
+        .strip_prefix("publishing 7/tcp -> ")
+        .unwrap_or_else(|| panic!("no publishing note: {note:?}"))
+        .parse()
+        .unwrap();
+    assert_eq!(round_trip(addr(landed.port()), b"all"), b"all");
 }
 
 #[test]
@@ -444,6 +479,12 @@ fn the_docker_client_publishes_a_port_and_sees_it_in_port_ps_and_inspect() {
     let landed: SocketAddr = landed.trim().parse().unwrap();
     assert_ne!(landed.port(), 0);
     assert_eq!(round_trip(landed, b"anywhere"), b"anywhere");
+
+    // -P publishes what the image exposes (7/tcp) on a kernel-picked port.
+    d.docker_ok(&["run", "-d", "--name", "all", "-P", "echo-tcp:1.0"]);
+    let landed: SocketAddr = d.docker_ok(&["port", "all", "7"]).trim().parse().unwrap();
+    assert!(landed.ip().is_unspecified(), "{landed}");
+    assert_eq!(round_trip(addr(landed.port()), b"published"), b"published");
 
     // Stopped: no ports shown any more.
     d.docker_ok(&["stop", "echo"]);

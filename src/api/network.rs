@@ -134,20 +134,33 @@ pub fn grants(config: &ContainerConfig, host: &HostConfig) -> Result<NetworkGran
         g.publish.push(mapping(guest_port, protocol, &binding)?);
     }
     if host.publish_all_ports {
-        for key in config.exposed_ports.iter().flatten().map(|(k, _)| k) {
-            let (guest_port, protocol) = parse_port_key(key)?;
-            if g.published(guest_port, protocol).is_none() {
-                g.publish.push(PortMapping {
-                    host_ip: None,
-                    host_port: 0,
-                    guest_port,
-                    protocol,
-                });
-            }
-        }
+        publish_exposed(
+            &mut g,
+            config.exposed_ports.iter().flatten().map(|(k, _)| k),
+        )?;
     }
     g.check().map_err(|e| e.to_string())?;
     Ok(g)
+}
+
+/// `-P` / `PublishAllPorts`: each exposed port (`"7/tcp"`, `"53/udp"`, `"80"`)
+/// not yet published is published on a port the kernel picks.
+pub fn publish_exposed<'a>(
+    g: &mut NetworkGrants,
+    exposed: impl Iterator<Item = &'a String>,
+) -> Result<(), String> {
+    for key in exposed {
+        let (guest_port, protocol) = parse_port_key(key)?;
+        if g.published(guest_port, protocol).is_none() {
+            g.publish.push(PortMapping {
+                host_ip: None,
+                host_port: 0,
+                guest_port,
+                protocol,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn mapping(guest_port: u16, protocol: Protocol, b: &PortBinding) -> Result<PortMapping, String> {

@@ -91,6 +91,9 @@ pub struct RunArgs {
     /// Allow UDP sockets (still limited to --allow-connect destinations)
     #[arg(long)]
     pub allow_udp: bool,
+    /// Publish every port the image exposes on a port the kernel picks
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Network mode: none (the default: nothing but the grants above; bridge and default mean it too) or host (everything)
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
@@ -179,7 +182,8 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         drop(runtime);
         return crate::serve::foreground(&store, launch, &args.image, &settings.serve);
     }
-    let asked: Vec<u16> = settings
+    let asked: Vec<u16> = launch
+        .spec
         .network
         .publish
         .iter()
@@ -231,6 +235,7 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
             fuel: args.fuel,
         },
         network,
+        publish_all: args.publish_all,
         serve: crate::serve::ServeSettings {
             max_concurrency: args
                 .max_concurrency
@@ -257,6 +262,7 @@ fn network_grants(args: &RunArgs) -> anyhow::Result<wrun_runtime::NetworkGrants>
     // Before the request shape, which keys ports by guest port.
     wanted.check()?;
     crate::api::network::request_fields(&wanted, mode, &mut config, &mut host);
+    host.publish_all_ports = args.publish_all;
     crate::api::network::grants(&config, &host).map_err(anyhow::Error::msg)
 }
 

@@ -64,6 +64,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
                 .timeout
                 .map_or(0, |t| i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)),
             wasm_fuel: s.limits.fuel.unwrap_or(0),
+            publish_all_ports: s.publish_all,
             wrun_http_max_concurrency: s.serve.max_concurrency.map_or(0, |n| n as u64),
             wrun_http_max_body_size: s.serve.max_body_size.unwrap_or(0),
             wrun_http_header_timeout: s

@@ -1071,6 +1071,7 @@ fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, 
             fuel: Some(host.wasm_fuel).filter(|f| *f > 0),
         },
         network: crate::api::network::grants(config, host).map_err(ApiError::bad_request)?,
+        publish_all: host.publish_all_ports,
         serve: super::serving::settings(host)?,
     })
 }
