@@ -389,3 +389,45 @@ async fn two_instances_binding_the_same_guest_port_run_at_once_on_their_host_por
         TcpListener::bind(addr).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_udp_port_answers_the_peer_that_wrote_to_it() {
+    let (rt, _scratch) = runtime(4);
+    let module = prepare_file(&rt, &guest_path("net-probe"));
+    let mut grants = NetworkGrants {
+        publish: vec![mapping("127.0.0.1::5353/udp")],
+        ..NetworkGrants::default()
+    };
+    grants.claim_host_ports().unwrap();
+    let host = grants.publish[0].host_addr();
+    let sink = Arc::new(CaptureSink::default());
+    let mut spec = InstanceSpec::new(["net-probe", "udp-echo:0.0.0.0:5353"])
+        .stdout(OutputTarget::Sink(sink.clone()));
+    spec.network = grants;
+    let task = tokio::spawn({
+        let (rt, module) = (rt.clone(), module.clone());
+        async move { rt.run(&module, spec).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sink.text().contains("bound") {
+        assert!(Instant::now() < deadline, "the guest never bound");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The guest bound its port 5353 and sees it; the host port received.
+    assert!(
+        sink.text().starts_with("bound 127.0.0.1:5353\n"),
+        "{}",
+        sink.text()
+    );
+    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    peer.send_to(b"ping", host).await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(10), peer.recv_from(&mut buf))
+        .await
+        .expect("no answer from the published UDP port")
+        .unwrap();
+    assert_eq!((&buf[..n], from), (&b"ping"[..], host));
+    let outcome = task.await.unwrap().unwrap();
+    assert_eq!(outcome, RunOutcome::Exited(0), "{}", sink.text());
+    assert!(sink.text().contains("echoed 4 bytes"), "{}", sink.text());
+}

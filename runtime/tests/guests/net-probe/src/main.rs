@@ -7,6 +7,8 @@
 //! - `listen:ADDR` — a TCP listener on ADDR (prints the address it got);
 //! - `udp-bind:ADDR` — a UDP socket bound to ADDR;
 //! - `udp-send:ADDR` — a datagram to ADDR from an ephemeral port;
+//! - `udp-echo:ADDR` — a UDP socket bound to ADDR that sends the first
+//!   datagram it gets back to its sender (prints `bound …` first);
 //! - `dns:NAME` — a name lookup;
 //! - `sockets:N` — up to N UDP sockets held open at once (prints how many
 //!   it got before the first refusal).
@@ -33,7 +35,7 @@ fn main() {
 fn known(what: &str) -> bool {
     matches!(
         what,
-        "connect" | "listen" | "udp-bind" | "udp-send" | "dns" | "sockets"
+        "connect" | "listen" | "udp-bind" | "udp-send" | "udp-echo" | "dns" | "sockets"
     )
 }
 
@@ -48,6 +50,7 @@ fn attempt(what: &str, target: &str) -> String {
         "udp-bind" => UdpSocket::bind(target).and_then(|s| s.local_addr().map(|a| a.to_string())),
         "udp-send" => UdpSocket::bind("0.0.0.0:0")
             .and_then(|s| s.send_to(b"probe", target).map(|n| format!("{n} bytes"))),
+        "udp-echo" => udp_echo(target),
         "dns" => (target, 0)
             .to_socket_addrs()
             .map(|mut a| format!("{:?}", a.next())),
@@ -58,6 +61,15 @@ fn attempt(what: &str, target: &str) -> String {
         Ok(detail) => format!("ok {detail}").trim_end().to_string(),
         Err(e) => format!("err {:?} {e}", e.kind()),
     }
+}
+
+fn udp_echo(target: &str) -> std::io::Result<String> {
+    let socket = UdpSocket::bind(target)?;
+    println!("bound {}", socket.local_addr()?);
+    let mut buf = [0u8; 1500];
+    let (n, peer) = socket.recv_from(&mut buf)?;
+    socket.send_to(&buf[..n], peer)?;
+    Ok(format!("echoed {n} bytes to {peer}"))
 }
 
 /// Opens UDP sockets until `n` are open or one is refused.
