@@ -503,6 +503,13 @@ impl Daemon {
             }
             None => generate_name(&id, &reg.names),
         };
+        // Reserve the name, then write the record without holding the
+        // registry: on a slow file system a create's directory and record
+        // take a millisecond, and every other request needs the registry.
+        // Until the instance is inserted below, its name is taken but
+        // finds nothing.
+        reg.names.insert(name.clone(), id.clone());
+        drop(reg);
         let record = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -528,12 +535,14 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                let mut reg = self.registry();
+                if reg.names.get(&name) == Some(&id) {
+                    reg.names.remove(&name);
+                }
                 return Err(e.into());
             }
         };
-        reg.names.insert(name.clone(), id.clone());
-        reg.by_id.insert(id.clone(), Arc::clone(&c));
-        drop(reg);
+        self.registry().by_id.insert(id.clone(), Arc::clone(&c));
         self.events
             .container("create", &id, &name, &record.image, &[]);
         Ok(c)
