@@ -431,3 +431,55 @@ async fn a_published_udp_port_answers_the_peer_that_wrote_to_it() {
     assert_eq!(outcome, RunOutcome::Exited(0), "{}", sink.text());
     assert!(sink.text().contains("echoed 4 bytes"), "{}", sink.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_connections_count_toward_the_per_instance_socket_cap() {
+    let (rt, _scratch) = runtime(4);
+    let module = prepare_file(&rt, &guest_path("net-probe"));
+    let mut grants = NetworkGrants {
+        publish: vec![mapping("127.0.0.1::8080")],
+        ..NetworkGrants::default()
+    };
+    grants.claim_host_ports().unwrap();
+    let host = grants.publish[0].host_addr();
+    let sink = Arc::new(CaptureSink::default());
+    let mut spec = InstanceSpec::new(["net-probe", "accept:0.0.0.0:8080"])
+        .stdout(OutputTarget::Sink(sink.clone()));
+    spec.network = grants;
+    let task = tokio::spawn({
+        let (rt, module) = (rt.clone(), module.clone());
+        async move { rt.run(&module, spec).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sink.text().contains("bound") {
+        assert!(Instant::now() < deadline, "the guest never listened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // More clients than the cap; the guest holds each one it accepts.
+    let clients = tokio::task::spawn_blocking(move || {
+        let mut open = Vec::new();
+        for _ in 0..wrun_runtime::MAX_SOCKETS + 20 {
+            match TcpStream::connect_timeout(&host, Duration::from_secs(2)) {
+                Ok(s) => open.push(s),
+                Err(_) => break,
+            }
+        }
+        open
+    });
+    // Past the cap the guest's accept fails and it ends; without a cap it
+    // would wait for more clients.
+    let outcome = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the guest accepted every client: no cap")
+        .unwrap()
+        .unwrap();
+    drop(clients.await.unwrap());
+    let text = sink.text();
+    assert_eq!(outcome, RunOutcome::Exited(0), "{text}");
+    // The listener is one of the instance's sockets.
+    let limit = wrun_runtime::MAX_SOCKETS - 1;
+    assert!(
+        text.contains(&format!("accept 0.0.0.0:8080: accepted {limit} then err")),
+        "{text}"
+    );
+}

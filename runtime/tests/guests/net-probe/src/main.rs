@@ -9,6 +9,8 @@
 //! - `udp-send:ADDR` — a datagram to ADDR from an ephemeral port;
 //! - `udp-echo:ADDR` — a UDP socket bound to ADDR that sends the first
 //!   datagram it gets back to its sender (prints `bound …` first);
+//! - `accept:ADDR` — a TCP listener on ADDR that accepts connections and
+//!   holds them open until one is refused (prints `bound …` first);
 //! - `dns:NAME` — a name lookup;
 //! - `sockets:N` — up to N UDP sockets held open at once (prints how many
 //!   it got before the first refusal).
@@ -35,7 +37,7 @@ fn main() {
 fn known(what: &str) -> bool {
     matches!(
         what,
-        "connect" | "listen" | "udp-bind" | "udp-send" | "udp-echo" | "dns" | "sockets"
+        "connect" | "listen" | "accept" | "udp-bind" | "udp-send" | "udp-echo" | "dns" | "sockets"
     )
 }
 
@@ -51,6 +53,7 @@ fn attempt(what: &str, target: &str) -> String {
         "udp-send" => UdpSocket::bind("0.0.0.0:0")
             .and_then(|s| s.send_to(b"probe", target).map(|n| format!("{n} bytes"))),
         "udp-echo" => udp_echo(target),
+        "accept" => return accept_all(target),
         "dns" => (target, 0)
             .to_socket_addrs()
             .map(|mut a| format!("{:?}", a.next())),
@@ -60,6 +63,24 @@ fn attempt(what: &str, target: &str) -> String {
     match result {
         Ok(detail) => format!("ok {detail}").trim_end().to_string(),
         Err(e) => format!("err {:?} {e}", e.kind()),
+    }
+}
+
+fn accept_all(target: &str) -> String {
+    let listener = match TcpListener::bind(target) {
+        Ok(l) => l,
+        Err(e) => return format!("err {:?} {e}", e.kind()),
+    };
+    match listener.local_addr() {
+        Ok(a) => println!("bound {a}"),
+        Err(e) => return format!("err {:?} {e}", e.kind()),
+    }
+    let mut held = Vec::new();
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => held.push(s),
+            Err(e) => return format!("accepted {} then err {:?} {e}", held.len(), e.kind()),
+        }
     }
 }
 
