@@ -1143,3 +1143,56 @@ fn pausing_a_busy_guest_stops_it_computing_until_unpaused() {
     d.wrun_ok(&["kill", "spinner"]);
     assert_eq!(d.wrun_ok(&["wait", "spinner"]).trim(), "137");
 }
+
+/// The daemon's open descriptors once they stop changing (connections of
+/// the CLI calls just made may still be closing).
+fn settled_fds(pid: u32) -> usize {
+    let count = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let mut last = count();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = count();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[test]
+fn read_only_instances_hold_no_descriptor_in_the_daemon() {
+    let d = Daemon::start();
+    let pid = d.child.as_ref().unwrap().id();
+    let running = || {
+        d.wrun_ok(&["ps", "-q", "--filter", "status=running"])
+            .lines()
+            .count()
+    };
+    // The first start compiles the module and opens the stores it needs.
+    d.wrun_ok(&["run", "-d", "--read-only", "idle:1.0"]);
+    let before = settled_fds(pid);
+    for _ in 0..30 {
+        d.wrun_ok(&["run", "-d", "--read-only", "idle:1.0"]);
+    }
+    assert_eq!(running(), 31);
+    let with_read_only = settled_fds(pid);
+    assert!(
+        with_read_only <= before + 2,
+        "30 --read-only instances took the daemon from {before} to {with_read_only} descriptors"
+    );
+    // The control: an instance with a private /tmp holds its rootfs and /tmp.
+    for _ in 0..10 {
+        d.wrun_ok(&["run", "-d", "idle:1.0"]);
+    }
+    assert_eq!(running(), 41);
+    let with_tmp = settled_fds(pid);
+    assert!(
+        with_tmp >= with_read_only + 2 * 10,
+        "10 instances with /tmp: {with_read_only} -> {with_tmp} descriptors"
+    );
+}
