@@ -417,10 +417,12 @@ impl Server {
         };
 
         let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let req = req.map(|body| CappedBody {
+        let req = req.map(|body| CheckedBody {
             inner: body,
-            left: self.max_body_size,
-            too_large: Arc::clone(&too_large),
+            check: BodyCap {
+                left: self.max_body_size,
+                too_large: Arc::clone(&too_large),
+            },
         });
         let (tx, rx) = oneshot::channel();
         let mut store = match self.new_store(deadline) {
@@ -592,15 +594,25 @@ fn plain(status: StatusCode, reason: String) -> (Response<WasiBody>, Option<Stri
     (response, Some(reason))
 }
 
-/// A request body that fails once more than `left` bytes arrived, and says
-/// so in `too_large`.
-struct CappedBody {
+/// A hyper body passed on frame by frame, each frame (and each wait for
+/// one) first shown to a [`FrameCheck`] that may end the body with an error.
+struct CheckedBody<C> {
     inner: Incoming,
-    left: u64,
-    too_large: Arc<std::sync::atomic::AtomicBool>,
+    check: C,
 }
 
-impl Body for CappedBody {
+/// What a [`CheckedBody`] checks as its frames arrive.
+trait FrameCheck: Unpin {
+    /// Sees each frame before it is passed on.
+    fn frame(&mut self, frame: &Frame<Bytes>) -> Result<(), HttpError>;
+
+    /// Called each time no frame is ready yet.
+    fn pending(&mut self, _cx: &mut Context<'_>) -> Result<(), HttpError> {
+        Ok(())
+    }
+}
+
+impl<C: FrameCheck> Body for CheckedBody<C> {
     type Data = Bytes;
     type Error = HttpError;
 
@@ -609,23 +621,17 @@ impl Body for CappedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-                match this.left.checked_sub(n) {
-                    Some(left) => {
-                        this.left = left;
-                        Poll::Ready(Some(Ok(frame)))
-                    }
-                    None => {
-                        this.too_large.store(true, Ordering::Relaxed);
-                        Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(None))))
-                    }
-                }
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::from(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        let polled = Pin::new(&mut this.inner)
+            .poll_frame(cx)
+            .map_err(HttpError::from);
+        let checked = match &polled {
+            Poll::Ready(Some(Ok(frame))) => this.check.frame(frame),
+            Poll::Ready(_) => Ok(()),
+            Poll::Pending => this.check.pending(cx),
+        };
+        match checked {
+            Ok(()) => polled,
+            Err(e) => Poll::Ready(Some(Err(e))),
         }
     }
 
@@ -635,6 +641,50 @@ impl Body for CappedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Fails a request body once more than `left` bytes arrived, and says so
+/// in `too_large`.
+struct BodyCap {
+    left: u64,
+    too_large: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FrameCheck for BodyCap {
+    fn frame(&mut self, frame: &Frame<Bytes>) -> Result<(), HttpError> {
+        let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                self.too_large.store(true, Ordering::Relaxed);
+                Err(HttpError::HttpRequestBodySize(None))
+            }
+        }
+    }
+}
+
+/// Fails a response body when no chunk arrives for `idle`.
+struct IdleBound {
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl FrameCheck for IdleBound {
+    fn frame(&mut self, _frame: &Frame<Bytes>) -> Result<(), HttpError> {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.timer.as_mut().reset(next);
+        Ok(())
+    }
+
+    fn pending(&mut self, cx: &mut Context<'_>) -> Result<(), HttpError> {
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(HttpError::ConnectionReadTimeout),
+            Poll::Pending => Ok(()),
+        }
     }
 }
 
@@ -855,10 +905,12 @@ async fn send_granted(
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)??;
     let response = response.map(|body| {
-        IdleBoundedBody {
+        CheckedBody {
             inner: body,
-            idle: between,
-            timer: Box::pin(tokio::time::sleep(between)),
+            check: IdleBound {
+                idle: between,
+                timer: Box::pin(tokio::time::sleep(between)),
+            },
         }
         .boxed_unsync()
     });
@@ -919,46 +971,6 @@ async fn connect_first(
         }
     }
     Err(last)
-}
-
-/// A response body that fails when no chunk arrives for `idle`.
-struct IdleBoundedBody {
-    inner: Incoming,
-    idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Body for IdleBoundedBody {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let next = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(next);
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::from(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

@@ -256,6 +256,14 @@ fn guest_error(e: SocketError) -> wasmtime::Result<ErrorCode> {
 
 type Answer<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
 
+/// A wasmtime-wasi call's result as the guest's answer (see [`guest_error`]).
+fn answer<T>(result: Result<T, SocketError>) -> Answer<T> {
+    match result {
+        Ok(value) => Ok((Ok(value),)),
+        Err(e) => Ok((Err(guest_error(e)?),)),
+    }
+}
+
 /// Shadows the `wasi:sockets` functions that bind, create, accept and report
 /// local addresses with the wrappers above. Call after
 /// `wasmtime_wasi::p2::add_to_linker_async`.
@@ -277,13 +285,11 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             if mine.open(view.table) >= MAX_SOCKETS {
                 return Ok((Err(ErrorCode::NewSocketLimit),));
             }
-            match tcp_create_socket::Host::create_tcp_socket(&mut view, family) {
-                Ok(socket) => {
+            answer(
+                tcp_create_socket::Host::create_tcp_socket(&mut view, family).inspect(|socket| {
                     mine.tcp.insert(socket.rep());
-                    Ok((Ok(socket),))
-                }
-                Err(e) => Ok((Err(guest_error(e)?),)),
-            }
+                }),
+            )
         },
     )?;
 
@@ -296,15 +302,13 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
                 if mine.open(view.table) >= MAX_SOCKETS {
                     return Ok((Err(ErrorCode::NewSocketLimit),));
                 }
-                let answer: Answer<Resource<UdpSocket>> =
-                    match udp_create_socket::Host::create_udp_socket(&mut view, family).await {
-                        Ok(socket) => {
+                answer(
+                    udp_create_socket::Host::create_udp_socket(&mut view, family)
+                        .await
+                        .inspect(|socket| {
                             mine.udp.insert(socket.rep());
-                            Ok((Ok(socket),))
-                        }
-                        Err(e) => Ok((Err(guest_error(e)?),)),
-                    };
-                answer
+                        }),
+                )
             })
         },
     )?;
@@ -316,18 +320,12 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
          (this, network, local): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
                 let (mine, mut view) = store.data_mut().sockets_split();
-                let host = match mine.host_bind(local.into(), Protocol::Tcp) {
-                    Ok(host) => host,
-                    Err(code) => return Ok((Err(code),)),
-                };
-                let answer: Answer<()> =
-                    match tcp::HostTcpSocket::start_bind(&mut view, this, network, host.into())
-                        .await
-                    {
-                        Ok(()) => Ok((Ok(()),)),
-                        Err(e) => Ok((Err(guest_error(e)?),)),
-                    };
-                answer
+                match mine.host_bind(local.into(), Protocol::Tcp) {
+                    Ok(host) => answer(
+                        tcp::HostTcpSocket::start_bind(&mut view, this, network, host.into()).await,
+                    ),
+                    Err(code) => Ok((Err(code),)),
+                }
             })
         },
     )?;
@@ -344,13 +342,11 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             if mine.open(view.table) >= MAX_SOCKETS {
                 return Ok((Err(ErrorCode::NewSocketLimit),));
             }
-            match tcp::HostTcpSocket::accept(&mut view, this) {
-                Ok(accepted) => {
+            answer(
+                tcp::HostTcpSocket::accept(&mut view, this).inspect(|accepted| {
                     mine.tcp.insert(accepted.0.rep());
-                    Ok((Ok(accepted),))
-                }
-                Err(e) => Ok((Err(guest_error(e)?),)),
-            }
+                }),
+            )
         },
     )?;
     i.func_wrap(
@@ -359,10 +355,10 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
          (this,): (Resource<TcpSocket>,)|
          -> Answer<IpSocketAddress> {
             let (mine, mut view) = store.data_mut().sockets_split();
-            match tcp::HostTcpSocket::local_address(&mut view, this) {
-                Ok(addr) => Ok((Ok(mine.guest_view(addr.into(), Protocol::Tcp).into()),)),
-                Err(e) => Ok((Err(guest_error(e)?),)),
-            }
+            answer(
+                tcp::HostTcpSocket::local_address(&mut view, this)
+                    .map(|addr| mine.guest_view(addr.into(), Protocol::Tcp).into()),
+            )
         },
     )?;
 
@@ -373,18 +369,12 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
          (this, network, local): (Resource<UdpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
                 let (mine, mut view) = store.data_mut().sockets_split();
-                let host = match mine.host_bind(local.into(), Protocol::Udp) {
-                    Ok(host) => host,
-                    Err(code) => return Ok((Err(code),)),
-                };
-                let answer: Answer<()> =
-                    match udp::HostUdpSocket::start_bind(&mut view, this, network, host.into())
-                        .await
-                    {
-                        Ok(()) => Ok((Ok(()),)),
-                        Err(e) => Ok((Err(guest_error(e)?),)),
-                    };
-                answer
+                match mine.host_bind(local.into(), Protocol::Udp) {
+                    Ok(host) => answer(
+                        udp::HostUdpSocket::start_bind(&mut view, this, network, host.into()).await,
+                    ),
+                    Err(code) => Ok((Err(code),)),
+                }
             })
         },
     )?;
@@ -394,10 +384,10 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
          (this,): (Resource<UdpSocket>,)|
          -> Answer<IpSocketAddress> {
             let (mine, mut view) = store.data_mut().sockets_split();
-            match udp::HostUdpSocket::local_address(&mut view, this) {
-                Ok(addr) => Ok((Ok(mine.guest_view(addr.into(), Protocol::Udp).into()),)),
-                Err(e) => Ok((Err(guest_error(e)?),)),
-            }
+            answer(
+                udp::HostUdpSocket::local_address(&mut view, this)
+                    .map(|addr| mine.guest_view(addr.into(), Protocol::Udp).into()),
+            )
         },
     )?;
     Ok(())
