@@ -9,13 +9,12 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{CaptureSink, capture, guest_path, prepare_file, repo_path, runtime};
+use common::{CaptureSink, capture, guest_path, prepare_file, repo_path, runtime, start_instance};
 use wrun_runtime::net::ConnectRule;
 use wrun_runtime::{
-    InstanceSpec, NetworkGrants, OutputTarget, PortMapping, PreparedModule, RunOutcome, Runtime,
-    RuntimeError,
+    InstanceSpec, NetworkGrants, PortMapping, PreparedModule, RunOutcome, Runtime, RuntimeError,
 };
 
 /// A listener the guest must not reach unless granted; `reached` says
@@ -316,32 +315,29 @@ fn host_port_in_use_is_an_error_at_instance_start() {
     }
 }
 
-/// Starts echo-tcp publishing guest port 7 on a kernel-picked 127.0.0.1
-/// port; returns the task (abort it to stop the instance), the host
-/// address and the instance's output.
-async fn start_echo(
+/// Starts `module` with `args`, publishing the one `mapping` (its host port
+/// left to the kernel); returns once its output shows `ready`, with the task
+/// (abort it to stop the instance), the host address and the output.
+async fn start_published(
     rt: &Runtime,
     module: &PreparedModule,
-) -> (tokio::task::JoinHandle<()>, SocketAddr, Arc<CaptureSink>) {
+    args: &[&str],
+    mapping: PortMapping,
+    ready: &str,
+) -> (
+    tokio::task::JoinHandle<Result<RunOutcome, RuntimeError>>,
+    SocketAddr,
+    Arc<CaptureSink>,
+) {
     let mut grants = NetworkGrants {
-        publish: vec![mapping("127.0.0.1::7")],
+        publish: vec![mapping],
         ..NetworkGrants::default()
     };
     grants.claim_host_ports().unwrap();
     let addr = grants.publish[0].host_addr();
-    let sink = Arc::new(CaptureSink::default());
-    let mut spec = InstanceSpec::new(["echo-tcp"]).stdout(OutputTarget::Sink(sink.clone()));
+    let mut spec = InstanceSpec::new(args.iter().copied());
     spec.network = grants;
-    let (rt, module) = (rt.clone(), module.clone());
-    let task = tokio::spawn(async move {
-        let outcome = rt.run(&module, spec).await;
-        panic!("echo-tcp ended: {outcome:?}");
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sink.text().contains("listening") {
-        assert!(Instant::now() < deadline, "echo-tcp never listened");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (task, sink) = start_instance(rt, module, spec, ready).await;
     (task, addr, sink)
 }
 
@@ -359,8 +355,18 @@ fn round_trip(addr: SocketAddr, message: &[u8]) -> Vec<u8> {
 async fn two_instances_binding_the_same_guest_port_run_at_once_on_their_host_ports() {
     let (rt, _scratch) = runtime(4);
     let module = prepare_file(&rt, &repo_path("examples/echo-tcp/echo-tcp.wasm"));
-    let (a, addr_a, out_a) = start_echo(&rt, &module).await;
-    let (b, addr_b, out_b) = start_echo(&rt, &module).await;
+    // Guest port 7 published twice, on kernel-picked 127.0.0.1 ports.
+    let echo = || {
+        start_published(
+            &rt,
+            &module,
+            &["echo-tcp"],
+            mapping("127.0.0.1::7"),
+            "listening",
+        )
+    };
+    let (a, addr_a, out_a) = echo().await;
+    let (b, addr_b, out_b) = echo().await;
     assert_ne!(addr_a, addr_b);
     // Each guest bound its port 7 and sees port 7, not the host port.
     for out in [&out_a, &out_b] {
@@ -394,25 +400,14 @@ async fn two_instances_binding_the_same_guest_port_run_at_once_on_their_host_por
 async fn a_published_udp_port_answers_the_peer_that_wrote_to_it() {
     let (rt, _scratch) = runtime(4);
     let module = prepare_file(&rt, &guest_path("net-probe"));
-    let mut grants = NetworkGrants {
-        publish: vec![mapping("127.0.0.1::5353/udp")],
-        ..NetworkGrants::default()
-    };
-    grants.claim_host_ports().unwrap();
-    let host = grants.publish[0].host_addr();
-    let sink = Arc::new(CaptureSink::default());
-    let mut spec = InstanceSpec::new(["net-probe", "udp-echo:0.0.0.0:5353"])
-        .stdout(OutputTarget::Sink(sink.clone()));
-    spec.network = grants;
-    let task = tokio::spawn({
-        let (rt, module) = (rt.clone(), module.clone());
-        async move { rt.run(&module, spec).await }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sink.text().contains("bound") {
-        assert!(Instant::now() < deadline, "the guest never bound");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (task, host, sink) = start_published(
+        &rt,
+        &module,
+        &["net-probe", "udp-echo:0.0.0.0:5353"],
+        mapping("127.0.0.1::5353/udp"),
+        "bound",
+    )
+    .await;
     // The guest bound its port 5353 and sees it; the host port received.
     assert!(
         sink.text().starts_with("bound 127.0.0.1:5353\n"),
@@ -436,25 +431,14 @@ async fn a_published_udp_port_answers_the_peer_that_wrote_to_it() {
 async fn accepted_connections_count_toward_the_per_instance_socket_cap() {
     let (rt, _scratch) = runtime(4);
     let module = prepare_file(&rt, &guest_path("net-probe"));
-    let mut grants = NetworkGrants {
-        publish: vec![mapping("127.0.0.1::8080")],
-        ..NetworkGrants::default()
-    };
-    grants.claim_host_ports().unwrap();
-    let host = grants.publish[0].host_addr();
-    let sink = Arc::new(CaptureSink::default());
-    let mut spec = InstanceSpec::new(["net-probe", "accept:0.0.0.0:8080"])
-        .stdout(OutputTarget::Sink(sink.clone()));
-    spec.network = grants;
-    let task = tokio::spawn({
-        let (rt, module) = (rt.clone(), module.clone());
-        async move { rt.run(&module, spec).await }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sink.text().contains("bound") {
-        assert!(Instant::now() < deadline, "the guest never listened");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (task, host, sink) = start_published(
+        &rt,
+        &module,
+        &["net-probe", "accept:0.0.0.0:8080"],
+        mapping("127.0.0.1::8080"),
+        "bound",
+    )
+    .await;
     // More clients than the cap; the guest holds each one it accepts.
     let clients = tokio::task::spawn_blocking(move || {
         let mut open = Vec::new();

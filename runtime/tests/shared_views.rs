@@ -7,30 +7,19 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
-use common::{CaptureSink, capture, guest_path, prepare_file, repo_path, runtime};
-use wrun_runtime::{InstanceSpec, OutputTarget, RunOutcome, Runtime};
+use common::{capture, guest_path, prepare_file, repo_path, runtime, start_instance};
+use wrun_runtime::{InstanceSpec, RunOutcome, Runtime, RuntimeError};
 
 /// Starts an idle instance of `spec` (holding its shared view) and waits
 /// for its `ready`.
-async fn hold(rt: &Runtime, spec: InstanceSpec) -> tokio::task::JoinHandle<()> {
+async fn hold(
+    rt: &Runtime,
+    spec: InstanceSpec,
+) -> tokio::task::JoinHandle<Result<RunOutcome, RuntimeError>> {
     let module = prepare_file(rt, &repo_path("examples/idle/idle.wasm"));
-    let sink = Arc::new(CaptureSink::default());
-    let spec = spec.stdout(OutputTarget::Sink(sink.clone()));
-    let rt = rt.clone();
-    let task = tokio::spawn(async move {
-        let outcome = rt.run(&module, spec).await;
-        panic!("the idle instance ended: {outcome:?}");
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sink.text().contains("ready") {
-        assert!(Instant::now() < deadline, "idle did not print ready");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    task
+    start_instance(rt, &module, spec, "ready").await.0
 }
 
 /// Runs fs-attack as `spec` (argv replaced) and returns its output lines.
@@ -86,6 +75,17 @@ fn dir_with_file(path: &Path) {
     std::fs::write(path.join("file.txt"), b"original").unwrap();
 }
 
+/// A temporary host directory with the named directories in it, each made
+/// by [`dir_with_file`].
+fn host_dirs<const N: usize>(names: [&str; N]) -> (tempfile::TempDir, [PathBuf; N]) {
+    let host = tempfile::tempdir().unwrap();
+    let dirs = names.map(|name| host.path().join(name));
+    for dir in &dirs {
+        dir_with_file(dir);
+    }
+    (host, dirs)
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -98,10 +98,7 @@ fn names(dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_sharing_a_rootfs_still_cannot_write_to_it() {
     let (rt, _scratch) = runtime(8);
-    let host = tempfile::tempdir().unwrap();
-    let (rootfs, vol) = (host.path().join("rootfs"), host.path().join("vol"));
-    dir_with_file(&rootfs);
-    dir_with_file(&vol);
+    let (_host, [rootfs, vol]) = host_dirs(["rootfs", "vol"]);
     let grants = InstanceSpec::new(["x"])
         .rootfs(&rootfs)
         .volume(&vol, "/rw", false);
@@ -122,10 +119,7 @@ async fn instances_sharing_a_rootfs_still_cannot_write_to_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_grant_stays_read_only_while_the_same_dir_is_held_read_write() {
     let (rt, _scratch) = runtime(8);
-    let host = tempfile::tempdir().unwrap();
-    let (rootfs, vol) = (host.path().join("rootfs"), host.path().join("vol"));
-    dir_with_file(&rootfs);
-    dir_with_file(&vol);
+    let (_host, [rootfs, vol]) = host_dirs(["rootfs", "vol"]);
     let rw = InstanceSpec::new(["x"])
         .rootfs(&rootfs)
         .volume(&vol, "/data", false);
@@ -143,12 +137,7 @@ async fn a_read_only_grant_stays_read_only_while_the_same_dir_is_held_read_write
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_with_other_volumes_at_the_same_guest_path_do_not_reach_each_other() {
     let (rt, _scratch) = runtime(8);
-    let host = tempfile::tempdir().unwrap();
-    let rootfs = host.path().join("rootfs");
-    let (mine, theirs) = (host.path().join("mine"), host.path().join("theirs"));
-    dir_with_file(&rootfs);
-    dir_with_file(&mine);
-    dir_with_file(&theirs);
+    let (_host, [rootfs, mine, theirs]) = host_dirs(["rootfs", "mine", "theirs"]);
     let holder = hold(
         &rt,
         InstanceSpec::new(["x"])
@@ -178,10 +167,7 @@ async fn instances_with_other_volumes_at_the_same_guest_path_do_not_reach_each_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_path_that_now_names_another_directory_is_opened_afresh() {
     let (rt, _scratch) = runtime(8);
-    let host = tempfile::tempdir().unwrap();
-    let (rootfs, vol) = (host.path().join("rootfs"), host.path().join("vol"));
-    dir_with_file(&rootfs);
-    dir_with_file(&vol);
+    let (host, [rootfs, vol]) = host_dirs(["rootfs", "vol"]);
     let grants = InstanceSpec::new(["x"])
         .rootfs(&rootfs)
         .volume(&vol, "/data", false);

@@ -1,13 +1,16 @@
 //! Helpers shared by the runtime's integration tests: a small runtime, guest
-//! loading, and an output sink that records what it was given.
+//! loading, an output sink that records what it was given, and instances
+//! started in the background.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wrun_runtime::{
-    ModuleDigest, OutputSink, OutputTarget, PrepareOptions, PreparedModule, Runtime, RuntimeConfig,
+    InstanceSpec, ModuleDigest, OutputSink, OutputTarget, PrepareOptions, PreparedModule,
+    RunOutcome, Runtime, RuntimeConfig, RuntimeError,
 };
 
 /// A runtime with a small pool, so tests running in parallel do not reserve
@@ -74,4 +77,32 @@ pub fn capture() -> (Arc<CaptureSink>, OutputTarget) {
     let sink = Arc::new(CaptureSink::default());
     let target = OutputTarget::Sink(sink.clone());
     (sink, target)
+}
+
+/// Runs `module` as `spec` on a task of its own, its stdout captured;
+/// returns the task and the output once the output shows `ready` (within
+/// 30 s).
+pub async fn start_instance(
+    rt: &Runtime,
+    module: &PreparedModule,
+    spec: InstanceSpec,
+    ready: &str,
+) -> (
+    tokio::task::JoinHandle<Result<RunOutcome, RuntimeError>>,
+    Arc<CaptureSink>,
+) {
+    let (sink, target) = capture();
+    let spec = spec.stdout(target);
+    let (rt, module) = (rt.clone(), module.clone());
+    let task = tokio::spawn(async move { rt.run(&module, spec).await });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sink.text().contains(ready) {
+        assert!(
+            Instant::now() < deadline,
+            "no {ready:?} within 30 s in {:?}",
+            sink.text()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (task, sink)
 }
