@@ -8,85 +8,21 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 
-/// A daemon on a private socket and store; stopped (and checked to stop)
-/// when dropped.
-struct Daemon {
-    env: Env,
-    socket: PathBuf,
-    child: Option<Child>,
+/// A daemon whose store holds hello:1.0 and idle:1.0.
+fn daemon() -> Daemon {
+    let env = Env::new();
+    env.build_hello("hello:1.0");
+    env.build("idle:1.0", IDLE_DIR);
+    Daemon::start(env)
 }
 
+/// What only these tests ask of a daemon.
 impl Daemon {
-    fn start() -> Daemon {
-        let env = Env::new();
-        env.build_hello("hello:1.0");
-        env.build("idle:1.0", IDLE_DIR);
-        let socket = env.path("wrun.sock");
-        let child = env
-            .cmd()
-            .args(["daemon", "--socket", socket.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut d = Daemon {
-            env,
-            socket,
-            child: Some(child),
-        };
-        d.wait_until_up();
-        d
-    }
-
-    fn wait_until_up(&mut self) {
-        for _ in 0..1500 {
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the daemon exited at start: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the daemon never answered on {}", self.socket.display());
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.env.path("docker-config"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        succeeded("docker", args, self.docker(args))
-    }
-
-    fn wrun(&self, args: &[&str]) -> Output {
-        self.env
-            .cmd()
-            .env("WRUN_HOST", self.host())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn wrun_ok(&self, args: &[&str]) -> String {
-        succeeded("wrun", args, self.wrun(args))
-    }
-
     /// One raw HTTP/1.1 request; returns the status and the body.
     fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let mut s = UnixStream::connect(&self.socket).unwrap();
@@ -186,21 +122,12 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
 fn the_stock_docker_client_drives_the_daemon() {
     if !have_tool("docker") {
         return;
     }
-    let d = Daemon::start();
+    let d = daemon();
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the socket is private");
 
@@ -285,7 +212,7 @@ fn the_stock_docker_client_drives_the_daemon() {
 
 #[test]
 fn wrun_verbs_use_the_daemon_and_records_survive_a_restart() {
-    let mut d = Daemon::start();
+    let mut d = daemon();
     let id = d
         .wrun_ok(&["run", "-d", "--name", "greeter", "hello:1.0", "Zoe"])
         .trim()
@@ -332,7 +259,7 @@ fn wrun_verbs_use_the_daemon_and_records_survive_a_restart() {
 
 #[test]
 fn malformed_requests_get_docker_json_errors_and_the_daemon_keeps_serving() {
-    let d = Daemon::start();
+    let d = daemon();
     let message = |body: &str| -> String {
         let v: serde_json::Value = serde_json::from_str(body)
             .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {body:?}"));
@@ -451,7 +378,7 @@ fn malformed_requests_get_docker_json_errors_and_the_daemon_keeps_serving() {
 
 #[test]
 fn stop_and_kill_end_a_running_instance_and_wait_returns_the_code() {
-    let d = Daemon::start();
+    let d = daemon();
     d.wrun_ok(&["run", "-d", "--name", "sleeper", "idle:1.0"]);
     d.wait_for_log("sleeper", "ready\n");
     let ps = d.wrun_ok(&["ps"]);
@@ -504,7 +431,7 @@ fn stop_and_kill_end_a_running_instance_and_wait_returns_the_code() {
 
 #[test]
 fn a_daemon_restart_marks_running_instances_exited_with_the_reason() {
-    let mut d = Daemon::start();
+    let mut d = daemon();
     d.wrun_ok(&["run", "-d", "--name", "graceful", "idle:1.0"]);
     d.wait_for_log("graceful", "ready\n");
     d.stop();
@@ -542,7 +469,7 @@ fn a_daemon_restart_marks_running_instances_exited_with_the_reason() {
 
 #[test]
 fn pause_restart_rename_top_stats_events_and_prune_through_the_wrun_verbs() {
-    let d = Daemon::start();
+    let d = daemon();
     let since = format!(
         "{}",
         std::time::SystemTime::now()
@@ -729,7 +656,7 @@ fn wait_for_state(
 
 #[test]
 fn restart_policies_apply_when_an_instance_ends_and_when_the_daemon_starts() {
-    let mut d = Daemon::start();
+    let mut d = daemon();
     // on-failure:2 — `idle x` exits 2 at once: two restarts, then it stays down.
     d.wrun_ok(&[
         "run",
@@ -824,7 +751,7 @@ fn the_stock_docker_client_manages_images() {
     if !have_tool("docker") {
         return;
     }
-    let d = Daemon::start();
+    let d = daemon();
     let history = d.docker_ok(&["history", "hello:1.0"]);
     assert!(history.starts_with("IMAGE"), "{history}");
     assert!(history.lines().count() >= 2, "{history}");
@@ -900,7 +827,7 @@ fn the_stock_docker_client_runs_the_instance_lifecycle() {
     if !have_tool("docker") {
         return;
     }
-    let d = Daemon::start();
+    let d = daemon();
     d.env.build("fs-copy:1.0", FS_COPY_DIR);
     let since = d.docker_ok(&["version", "--format", "{{.Server.Version}}"]);
     assert!(!since.trim().is_empty());
@@ -1037,7 +964,7 @@ fn the_stock_docker_client_runs_the_instance_lifecycle() {
 
 #[test]
 fn ps_filters_and_json_format_and_log_options() {
-    let d = Daemon::start();
+    let d = daemon();
     d.wrun_ok(&["run", "-d", "--name", "up", "idle:1.0"]);
     d.wrun_ok(&[
         "run",
@@ -1100,7 +1027,7 @@ fn ps_filters_and_json_format_and_log_options() {
 
 #[test]
 fn pausing_a_busy_guest_stops_it_computing_until_unpaused() {
-    let d = Daemon::start();
+    let d = daemon();
     d.wrun_ok(&["run", "-d", "--name", "spinner", "idle:1.0", "spin"]);
     d.wait_for_log("spinner", "tick 3\n");
     let busy = d.wrun_ok(&["stats", "--no-stream", "spinner"]);
@@ -1166,7 +1093,7 @@ fn settled_fds(pid: u32) -> usize {
 
 #[test]
 fn read_only_instances_hold_no_descriptor_in_the_daemon() {
-    let d = Daemon::start();
+    let d = daemon();
     let pid = d.child.as_ref().unwrap().id();
     let running = || {
         d.wrun_ok(&["ps", "-q", "--filter", "status=running"])

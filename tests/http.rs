@@ -10,7 +10,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -436,66 +435,9 @@ fn a_handler_reaches_only_granted_hosts() {
     assert_eq!(upstream.seen(), vec!["GET /up HTTP/1.1"]);
 }
 
-/// A daemon on a private socket and store, stopped when dropped.
-struct Daemon {
-    env: Env,
-    socket: PathBuf,
-    child: Child,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let env = hello_env();
-        let socket = env.path("wrun.sock");
-        let child = env
-            .cmd()
-            .args(["daemon", "--socket", socket.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the daemon never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { env, socket, child }
-    }
-
-    fn wrun(&self, args: &[&str]) -> Output {
-        self.env
-            .cmd()
-            .env("WRUN_HOST", format!("unix://{}", self.socket.display()))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn wrun_ok(&self, args: &[&str]) -> String {
-        succeeded("wrun", args, self.wrun(args))
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("docker")
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.env.path("docker-config"))
-            .args(args)
-            .output()
-            .unwrap();
-        succeeded("docker", args, out)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn detached_hello_http_serves_logs_and_stops_gracefully() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::start(hello_env());
     let id = daemon
         .wrun_ok(&["run", "-d", "-p", "127.0.0.1::80", "hello-http:1.0"])
         .trim()
@@ -559,7 +501,7 @@ fn the_docker_client_serves_hello_http_with_run_p() {
     if !have_tool("docker") {
         return;
     }
-    let daemon = Daemon::start();
+    let daemon = Daemon::start(hello_env());
     let id = daemon
         .docker_ok(&["run", "-d", "-p", "127.0.0.1::80", "hello-http:1.0"])
         .trim()

@@ -9,8 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -32,6 +31,13 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A store holding echo-tcp:1.0.
+fn echo_env() -> Env {
+    let env = Env::new();
+    env.build("echo-tcp:1.0", ECHO_DIR);
+    env
 }
 
 /// An image of the net-probe guest (one network attempt per argument).
@@ -113,8 +119,7 @@ fn addr(port: u16) -> SocketAddr {
 
 #[test]
 fn echo_tcp_published_on_loopback_answers_over_127_0_0_1() {
-    let env = Env::new();
-    env.build("echo-tcp:1.0", ECHO_DIR);
+    let env = echo_env();
     let port = free_port();
     let _echo = start(
         &env,
@@ -128,8 +133,7 @@ fn echo_tcp_published_on_loopback_answers_over_127_0_0_1() {
 
 #[test]
 fn two_instances_binding_guest_port_7_run_at_once_on_different_host_ports() {
-    let env = Env::new();
-    env.build("echo-tcp:1.0", ECHO_DIR);
+    let env = echo_env();
     let (p1, p2) = (free_port(), free_port());
     let _a = start(
         &env,
@@ -147,8 +151,7 @@ fn two_instances_binding_guest_port_7_run_at_once_on_different_host_ports() {
 
 #[test]
 fn publish_all_publishes_the_ports_the_image_exposes() {
-    let env = Env::new();
-    env.build("echo-tcp:1.0", ECHO_DIR); // its wrun.toml exposes 7/tcp
+    let env = echo_env(); // its wrun.toml exposes 7/tcp
     let mut child = env
         .cmd()
         .args(["run", "-P", "echo-tcp:1.0"])
@@ -170,8 +173,7 @@ fn publish_all_publishes_the_ports_the_image_exposes() {
 
 #[test]
 fn a_host_port_already_in_use_is_a_clear_error_at_start() {
-    let env = Env::new();
-    env.build("echo-tcp:1.0", ECHO_DIR);
+    let env = echo_env();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let out = env.run(&["run", "-p", &format!("127.0.0.1:{port}:7"), "echo-tcp:1.0"]);
@@ -206,8 +208,7 @@ fn a_core_module_given_ports_or_grants_fails_with_one_line() {
 
 #[test]
 fn bad_network_flags_are_refused_with_the_value() {
-    let env = Env::new();
-    env.build("echo-tcp:1.0", ECHO_DIR);
+    let env = echo_env();
     for (flags, says) in [
         (vec!["-p", "8080:80/sctp"], "sctp"),
         (vec!["-p", "1:2:3:4"], "1:2:3:4"),
@@ -354,71 +355,12 @@ fn a_guest_opening_sockets_in_a_loop_gets_a_per_instance_error() {
     );
 }
 
-/// A daemon on a private socket and store, stopped when dropped.
-struct Daemon {
-    env: Env,
-    socket: PathBuf,
-    child: Child,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let env = Env::new();
-        env.build("echo-tcp:1.0", ECHO_DIR);
-        let socket = env.path("wrun.sock");
-        let child = env
-            .cmd()
-            .args(["daemon", "--socket", socket.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the daemon never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { env, socket, child }
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.env.path("docker-config"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        succeeded("docker", args, self.docker(args))
-    }
-
-    fn wrun_ok(&self, args: &[&str]) -> String {
-        let out = self
-            .env
-            .cmd()
-            .env("WRUN_HOST", format!("unix://{}", self.socket.display()))
-            .args(args)
-            .output()
-            .unwrap();
-        succeeded("wrun", args, out)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_docker_client_publishes_a_port_and_sees_it_in_port_ps_and_inspect() {
     if !have_tool("docker") {
         return;
     }
-    let d = Daemon::start();
+    let d = Daemon::start(echo_env());
     let port = free_port();
     let id = d.docker_ok(&[
         "run",
@@ -496,7 +438,7 @@ fn the_docker_client_sees_a_loud_host_network() {
     if !have_tool("docker") {
         return;
     }
-    let d = Daemon::start();
+    let d = Daemon::start(echo_env());
     let out = d.docker(&[
         "create",
         "--name",

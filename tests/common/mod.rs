@@ -1,9 +1,12 @@
 //! Shared helpers for the end-to-end tests: run the built `wrun` binary
-//! against a private store, and make image tars (honest or hostile) by hand.
+//! against a private store (and a daemon on it), and make image tars
+//! (honest or hostile) by hand.
 #![allow(dead_code, clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
@@ -93,6 +96,93 @@ impl Env {
             state.push_str(&format!("\n{dir}: {names:?}"));
         }
         state
+    }
+}
+
+/// A `wrun daemon` on a private socket and `env`'s store; killed when
+/// dropped.
+pub struct Daemon {
+    pub env: Env,
+    pub socket: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon on `env` (with the images the test needs built) and
+    /// waits until it answers.
+    pub fn start(env: Env) -> Daemon {
+        let socket = env.path("wrun.sock");
+        let child = env
+            .cmd()
+            .args(["daemon", "--socket", socket.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            env,
+            socket,
+            child: Some(child),
+        };
+        d.wait_until_up();
+        d
+    }
+
+    /// Waits (up to 30 s) until the socket accepts a connection; fails the
+    /// test if the daemon exits first.
+    pub fn wait_until_up(&mut self) {
+        for _ in 0..1500 {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon never answered on {}", self.socket.display());
+    }
+
+    /// The daemon's address as `WRUN_HOST` and `DOCKER_HOST` take it.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Runs the stock docker client against the daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.env.path("docker-config"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        succeeded("docker", args, self.docker(args))
+    }
+
+    /// Runs wrun as a client of the daemon.
+    pub fn wrun(&self, args: &[&str]) -> Output {
+        self.env
+            .cmd()
+            .env("WRUN_HOST", self.host())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn wrun_ok(&self, args: &[&str]) -> String {
+        succeeded("wrun", args, self.wrun(args))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
