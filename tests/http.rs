@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::http_client::{exchange, get};
 use common::*;
 
 const HELLO_HTTP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello-http");
@@ -116,36 +117,6 @@ fn hello_env() -> Env {
     let env = Env::new();
     env.build("hello-http:1.0", HELLO_HTTP_DIR);
     env
-}
-
-/// Sends `head` + `body` on a new connection; returns (status, body).
-fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    // A 413 may come (and the connection close) before the body is sent.
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
-        b"",
-    )
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::net_probe::{assert_denied, line};
 use common::*;
 
 const ECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/echo-tcp");
@@ -237,17 +238,6 @@ fn probe(env: &Env, flags: &[&str], attempts: &[&str]) -> String {
         .chain(attempts.iter().copied())
         .collect();
     env.ok(&args)
-}
-
-fn line<'a>(text: &'a str, start: &str) -> &'a str {
-    text.lines()
-        .find(|l| l.starts_with(start))
-        .unwrap_or_else(|| panic!("no line {start:?} in:\n{text}"))
-}
-
-fn assert_denied(text: &str, start: &str) {
-    let l = line(text, start);
-    assert!(l.contains("err PermissionDenied"), "not denied: {l}");
 }
 
 /// A listener that must not be reached.

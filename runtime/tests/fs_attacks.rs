@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{capture, guest_path, prepare_file, runtime};
+use common::{RO_WRITE_STEPS, RW_OK_STEPS, capture, guest_path, prepare_file, runtime};
 use wrun_runtime::{InstanceSpec, RunOutcome};
 
 /// Runs fs-attack with `args` and returns its output lines.
@@ -100,21 +100,7 @@ fn read_only_volume_refuses_write_truncate_rename_link_and_delete() {
         ),
     );
 
-    assert_all_refused(
-        &lines,
-        &[
-            "write",
-            "append",
-            "truncate",
-            "set-len",
-            "create",
-            "rename",
-            "hard-link",
-            "remove",
-            "mkdir",
-            "symlink",
-        ],
-    );
+    assert_all_refused(&lines, &RO_WRITE_STEPS);
     assert_eq!(snapshot(host.path()), before, "read-only volume changed");
 }
 
@@ -131,9 +117,7 @@ fn read_write_volume_accepts_the_same_operations() {
             false,
         ),
     );
-    for op in [
-        "write", "append", "truncate", "create", "rename", "mkdir", "symlink",
-    ] {
+    for op in RW_OK_STEPS {
         assert!(
             lines.contains(&format!("{op}: ok")),
             "{op} failed on rw: {lines:#?}"

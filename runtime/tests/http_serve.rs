@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::http_client::{exchange, get};
 use common::{CaptureSink, prepare_file, repo_path, runtime};
 use wrun_runtime::{InstanceSpec, Limits, OutputTarget, RuntimeError, ServeOptions, ServeReport};
 
@@ -80,36 +81,6 @@ impl Served {
     fn log(&self) -> String {
         String::from_utf8_lossy(&self.log.bytes.lock().unwrap()).into_owned()
     }
-}
-
-/// Sends `head` + `body` on a new connection and returns (status, body).
-fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) and close before the whole body is sent.
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
-        b"",
-    )
 }
 
 fn with_timeout(t: Duration) -> InstanceSpec {

@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::net_probe::{assert_denied, line};
 use common::{CaptureSink, capture, guest_path, prepare_file, repo_path, runtime, start_instance};
 use wrun_runtime::net::ConnectRule;
 use wrun_runtime::{
@@ -63,17 +64,6 @@ fn probe(grants: NetworkGrants, attempts: &[&str]) -> String {
     text
 }
 
-fn line<'a>(text: &'a str, start: &str) -> &'a str {
-    text.lines()
-        .find(|l| l.starts_with(start))
-        .unwrap_or_else(|| panic!("no line {start:?} in:\n{text}"))
-}
-
-fn denied(text: &str, start: &str) {
-    let l = line(text, start);
-    assert!(l.contains("err PermissionDenied"), "not denied: {l}");
-}
-
 #[test]
 fn component_cannot_connect_to_a_loopback_listener_by_default() {
     let bait = Bait::new();
@@ -118,8 +108,8 @@ fn connect_to_loopback_metadata_or_an_ungranted_port_is_denied() {
             &format!("connect:{}", granted.addr),
         ],
     );
-    denied(&text, &format!("connect {}", other.addr));
-    denied(&text, "connect 169.254.169.254:80");
+    assert_denied(&text, &format!("connect {}", other.addr));
+    assert_denied(&text, "connect 169.254.169.254:80");
     // wasmtime-wasi refuses IPv4-mapped IPv6 destinations outright.
     assert!(
         line(&text, "connect [::ffff:127.0.0.1]").contains(": err"),
@@ -152,7 +142,7 @@ fn connect_grants_by_network_and_by_host_name_cover_only_what_they_name() {
         line(&by_name, "connect 127.0.0.1").contains(": ok"),
         "{by_name}"
     );
-    denied(
+    assert_denied(
         &by_name,
         &format!("connect 127.0.0.1:{}", port.wrapping_add(1).max(1)),
     );
@@ -165,7 +155,7 @@ fn connect_grants_by_network_and_by_host_name_cover_only_what_they_name() {
         },
         &[&format!("connect:127.0.0.1:{port}")],
     );
-    denied(&by_net, "connect 127.0.0.1");
+    assert_denied(&by_net, "connect 127.0.0.1");
     assert!(!bait.reached());
 }
 
@@ -210,10 +200,10 @@ fn binding_an_unpublished_port_is_denied() {
             "listen:0.0.0.0:8080",
         ],
     );
-    denied(&text, "listen 0.0.0.0:8081");
-    denied(&text, "listen 0.0.0.0:0");
-    denied(&text, "listen 127.0.0.1:8081");
-    denied(&text, "udp-bind 0.0.0.0:5353");
+    assert_denied(&text, "listen 0.0.0.0:8081");
+    assert_denied(&text, "listen 0.0.0.0:0");
+    assert_denied(&text, "listen 127.0.0.1:8081");
+    assert_denied(&text, "udp-bind 0.0.0.0:5353");
     // The published one binds, and the guest sees its own port.
     assert_eq!(
         line(&text, "listen 0.0.0.0:8080"),
@@ -230,7 +220,7 @@ fn udp_needs_its_grant_and_sends_only_to_granted_addresses() {
         },
         &["udp-bind:0.0.0.0:0"],
     );
-    denied(&no_udp, "udp-bind");
+    assert_denied(&no_udp, "udp-bind");
 
     let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -247,8 +237,8 @@ fn udp_needs_its_grant_and_sends_only_to_granted_addresses() {
             &format!("udp-send:{to}"),
         ],
     );
-    denied(&text, "udp-send 169.254.169.254:53");
-    denied(
+    assert_denied(&text, "udp-send 169.254.169.254:53");
+    assert_denied(
         &text,
         &format!("udp-send 127.0.0.1:{}", to.port().wrapping_add(1).max(1)),
     );

@@ -9,7 +9,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{capture, guest_path, prepare_file, repo_path, runtime, start_instance};
+use common::{
+    RO_WRITE_STEPS, RW_OK_STEPS, capture, guest_path, prepare_file, repo_path, runtime,
+    start_instance,
+};
 use wrun_runtime::{InstanceSpec, RunOutcome, Runtime, RuntimeError};
 
 /// Starts an idle instance of `spec` (holding its shared view) and waits
@@ -35,25 +38,6 @@ async fn attack(rt: &Runtime, spec: InstanceSpec, args: &[&str]) -> Vec<String> 
     assert_eq!(outcome, RunOutcome::Exited(0), "output: {}", out.text());
     out.text().lines().map(str::to_owned).collect()
 }
-
-const RO_WRITE_STEPS: [&str; 10] = [
-    "write",
-    "append",
-    "truncate",
-    "set-len",
-    "create",
-    "rename",
-    "hard-link",
-    "remove",
-    "mkdir",
-    "symlink",
-];
-
-/// The steps that succeed on a read-write grant (the others fail there too:
-/// set-len on a file opened for reading, a hard link after the rename).
-const RW_OK_STEPS: [&str; 7] = [
-    "write", "append", "truncate", "create", "rename", "mkdir", "symlink",
-];
 
 fn assert_all(lines: &[String], refused: bool) {
     let steps: &[&str] = if refused {

@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+#[path = "../../runtime/tests/common/http_client.rs"]
+pub mod http_client;
+#[path = "../../runtime/tests/common/net_probe.rs"]
+pub mod net_probe;
+
 pub const HELLO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello");
 pub const IDLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/idle");
 pub const FS_COPY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fs-copy");

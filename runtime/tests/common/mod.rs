@@ -4,6 +4,9 @@
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+pub mod http_client;
+pub mod net_probe;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,3 +109,25 @@ pub async fn start_instance(
     }
     (task, sink)
 }
+
+/// Every step of fs-attack's `ro-write` attack: each one writes to the file
+/// it is given or its directory.
+pub const RO_WRITE_STEPS: [&str; 10] = [
+    "write",
+    "append",
+    "truncate",
+    "set-len",
+    "create",
+    "rename",
+    "hard-link",
+    "remove",
+    "mkdir",
+    "symlink",
+];
+
+/// The `ro-write` steps that succeed on a read-write grant (the others fail
+/// there too: set-len on a file opened for reading, a hard link after the
+/// rename).
+pub const RW_OK_STEPS: [&str; 7] = [
+    "write", "append", "truncate", "create", "rename", "mkdir", "symlink",
+];
