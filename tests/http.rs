@@ -114,9 +114,7 @@ impl Drop for Server {
 }
 
 fn hello_env() -> Env {
-    let env = Env::new();
-    env.build("hello-http:1.0", HELLO_HTTP_DIR);
-    env
+    Env::with_image("hello-http:1.0", HELLO_HTTP_DIR)
 }
 
 #[test]
@@ -310,9 +308,7 @@ impl Upstream {
 }
 
 fn fetch_env() -> Env {
-    let env = Env::new();
-    env.build("fetch:1.0", FETCH_DIR);
-    env
+    Env::with_image("fetch:1.0", FETCH_DIR)
 }
 
 #[test]

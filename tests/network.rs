@@ -36,13 +36,12 @@ fn free_port() -> u16 {
 
 /// A store holding echo-tcp:1.0.
 fn echo_env() -> Env {
-    let env = Env::new();
-    env.build("echo-tcp:1.0", ECHO_DIR);
-    env
+    Env::with_image("echo-tcp:1.0", ECHO_DIR)
 }
 
-/// An image of the net-probe guest (one network attempt per argument).
-fn build_probe(env: &Env) {
+/// A store holding net-probe:1.0 (one network attempt per argument).
+fn probe_env() -> Env {
+    let env = Env::new();
     let dir = env.path("net-probe");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(NET_PROBE, dir.join("net-probe.wasm")).unwrap();
@@ -52,6 +51,7 @@ fn build_probe(env: &Env) {
     )
     .unwrap();
     env.build("net-probe:1.0", dir.to_str().unwrap());
+    env
 }
 
 /// A foreground `wrun run` that is killed when dropped.
@@ -258,8 +258,7 @@ fn reached(l: &TcpListener) -> bool {
 
 #[test]
 fn connect_to_loopback_without_a_grant_is_denied() {
-    let env = Env::new();
-    build_probe(&env);
+    let env = probe_env();
     let (l, port) = bait();
     let text = probe(&env, &[], &[&format!("connect:127.0.0.1:{port}")]);
     assert_denied(&text, "connect 127.0.0.1");
@@ -268,8 +267,7 @@ fn connect_to_loopback_without_a_grant_is_denied() {
 
 #[test]
 fn connect_to_the_metadata_address_is_denied() {
-    let env = Env::new();
-    build_probe(&env);
+    let env = probe_env();
     // Even with another destination granted.
     let text = probe(
         &env,
@@ -281,8 +279,7 @@ fn connect_to_the_metadata_address_is_denied() {
 
 #[test]
 fn connect_to_an_ungranted_port_is_denied_and_the_granted_one_works() {
-    let env = Env::new();
-    build_probe(&env);
+    let env = probe_env();
     let (granted, gport) = bait();
     let (other, oport) = bait();
     let text = probe(
@@ -301,8 +298,7 @@ fn connect_to_an_ungranted_port_is_denied_and_the_granted_one_works() {
 
 #[test]
 fn dns_without_allow_dns_is_denied() {
-    let env = Env::new();
-    build_probe(&env);
+    let env = probe_env();
     let without = probe(&env, &["--allow-connect", "127.0.0.1"], &["dns:localhost"]);
     assert!(
         line(&without, "dns localhost").contains(": err"),
@@ -314,8 +310,7 @@ fn dns_without_allow_dns_is_denied() {
 
 #[test]
 fn binding_an_unpublished_port_is_denied() {
-    let env = Env::new();
-    build_probe(&env);
+    let env = probe_env();
     let port = free_port();
     let text = probe(
         &env,
@@ -336,8 +331,7 @@ fn binding_an_unpublished_port_is_denied() {
 
 #[test]
 fn a_guest_opening_sockets_in_a_loop_gets_a_per_instance_error() {
-    let env = Env::new();
-    build_probe(&env);
+    let env = probe_env();
     let text = probe(&env, &["--allow-udp"], &["sockets:100000"]);
     assert!(
         text.starts_with("sockets 100000: opened 256 then err"),

@@ -84,6 +84,13 @@ impl Env {
         self.ok(&["build", "-q", "-t", tag, dir]).trim().to_string()
     }
 
+    /// A new store holding one image: `wrun build -t TAG DIR`.
+    pub fn with_image(tag: &str, dir: &str) -> Env {
+        let env = Env::new();
+        env.build(tag, dir);
+        env
+    }
+
     /// Everything in the store that matters for "unchanged" checks: the
     /// records file and the names of blobs and snapshots.
     pub fn store_state(&self) -> String {
