@@ -28,7 +28,8 @@ struct Progress {
     runs_ended: u64,
 }
 
-/// One instance's log: `container.log`, and `container.log.1` once rotated.
+/// One instance's log: `containers/logs/<id>.log` (`containers/<id>/container.log`
+/// for an instance created before the record journal), and `.1` once rotated.
 ///
 /// The file is opened for each append and closed again, so an idle
 /// instance holds no file descriptor.

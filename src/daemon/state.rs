@@ -17,7 +17,7 @@ use super::events::EventLog;
 use super::gate::RunGate;
 use super::http::ApiError;
 use super::logs::{LogFile, STDERR, STDOUT};
-use super::records::RecordSync;
+use super::records::{self, RecordJournal};
 use crate::api::containers::{ContainerConfig, HostConfig};
 use crate::launch::{self, RunSettings};
 
@@ -78,7 +78,7 @@ impl StateRecord {
     }
 }
 
-/// One instance as stored in `containers/<id>/config.json`.
+/// One instance as stored in `containers/records.journal`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
@@ -141,9 +141,11 @@ impl StopKind {
 
 pub struct Container {
     pub id: String,
-    pub dir: PathBuf,
+    /// `containers/<id>/` of an instance created before the journal (its
+    /// logs stay there); deleted with the instance.
+    legacy_dir: Option<PathBuf>,
     pub log: Arc<LogFile>,
-    records: Arc<RecordSync>,
+    records: Arc<RecordJournal>,
     inner: Mutex<Inner>,
     lifecycle: watch::Sender<Lifecycle>,
 }
@@ -175,7 +177,12 @@ fn restart_delay(quick_restarts: u32) -> std::time::Duration {
 }
 
 impl Container {
-    fn new(dir: PathBuf, record: ContainerRecord, records: &Arc<RecordSync>) -> Arc<Self> {
+    fn new(
+        log_path: PathBuf,
+        legacy_dir: Option<PathBuf>,
+        record: ContainerRecord,
+        records: &Arc<RecordJournal>,
+    ) -> Arc<Self> {
         let life = Lifecycle {
             running: record.state.status == Status::Running,
             exit_code: record.state.exit_code,
@@ -185,7 +192,7 @@ impl Container {
         Arc::new(Self {
             id: record.id.clone(),
             log: LogFile::open(
-                dir.join("container.log"),
+                log_path,
                 record
                     .host_config
                     .log_config
@@ -194,7 +201,7 @@ impl Container {
                     .flatten()
                     .unwrap_or(LOG_MAX_SIZE),
             ),
-            dir,
+            legacy_dir,
             records: Arc::clone(records),
             inner: Mutex::new(Inner {
                 record,
@@ -239,18 +246,47 @@ impl Container {
     }
 
     fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec_pretty(record)?;
         self.records
-            .write(&self.dir.join("config.json"), &bytes)
+            .put(&self.id, record)
             .with_context(|| format!("saving the record of instance {}", self.id))
     }
 
-    /// Writes the record of a new instance (its directory holds none yet).
-    fn save_new(&self, record: &ContainerRecord) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec_pretty(record)?;
-        self.records
-            .write_new(&self.dir.join("config.json"), &bytes)
-            .with_context(|| format!("saving the record of instance {}", self.id))
+    /// Bytes the instance holds on disk: its logs (the current file and the
+    /// rotated one) and, for an instance from before the journal, its
+    /// directory.
+    fn disk_bytes(&self) -> u64 {
+        if let Some(dir) = &self.legacy_dir {
+            return dir_size(dir);
+        }
+        self.log_files()
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// The log file and its rotated predecessor.
+    fn log_files(&self) -> [PathBuf; 2] {
+        let path = self.log.path();
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(".1");
+        [path.to_owned(), PathBuf::from(rotated)]
+    }
+
+    /// Deletes the instance's logs (and its directory from before the
+    /// journal).
+    fn delete_files(&self) {
+        if let Some(dir) = &self.legacy_dir {
+            remove_dir(dir);
+            return;
+        }
+        for p in self.log_files() {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => eprintln!("wrun daemon: removing {}: {e}", p.display()),
+            }
+        }
     }
 
     /// Records the end of a run and wakes every watcher; returns the record
@@ -316,7 +352,7 @@ pub struct Daemon {
     pub store: Store,
     pub runtime: Runtime,
     pub socket: PathBuf,
-    containers_dir: PathBuf,
+    logs_dir: PathBuf,
     registry: Mutex<Registry>,
     pub shutdown: tokio::sync::Notify,
     pub events: EventLog,
@@ -324,7 +360,7 @@ pub struct Daemon {
     shutting_down: std::sync::atomic::AtomicBool,
     /// Instances that were running when the previous daemon went away.
     interrupted: HashSet<String>,
-    records: Arc<RecordSync>,
+    records: Arc<RecordJournal>,
 }
 
 #[derive(Default)]
@@ -340,33 +376,39 @@ impl Daemon {
         let containers_dir = store.root().join("containers");
         std::fs::create_dir_all(&containers_dir)
             .with_context(|| format!("creating {}", containers_dir.display()))?;
-        let records = RecordSync::start(&containers_dir)?;
+        let logs_dir = containers_dir.join(LOGS);
+        std::fs::create_dir_all(&logs_dir)
+            .with_context(|| format!("creating {}", logs_dir.display()))?;
+        let loaded = records::read(&containers_dir)?;
+        for problem in &loaded.problems {
+            eprintln!("wrun daemon: {problem}");
+        }
+        // A record this daemon cannot read is skipped but kept in the
+        // journal (with its logs), for a daemon that can.
+        let live = loaded.records;
+        let mut parsed = Vec::new();
+        for (id, value) in &live {
+            match ContainerRecord::deserialize(value) {
+                Ok(r) if r.id == *id => parsed.push(r),
+                Ok(r) => eprintln!(
+                    "wrun daemon: skipping the record of {id}: it names instance {}",
+                    r.id
+                ),
+                Err(e) => eprintln!("wrun daemon: skipping the record of {id}: {e}"),
+            }
+        }
+        let records = RecordJournal::start(&containers_dir, &live)?;
+        forget_leftovers(&containers_dir, &logs_dir, &live);
         let mut registry = Registry::default();
         let mut interrupted = HashSet::new();
-        for entry in std::fs::read_dir(&containers_dir)
-            .with_context(|| format!("reading {}", containers_dir.display()))?
-        {
-            let dir = entry?.path();
-            if dir.is_dir() && !dir.join("config.json").exists() {
-                // The logs of an instance removed while a reader drained them.
-                remove_dir(&dir);
-                continue;
-            }
-            let record: ContainerRecord = match std::fs::read(dir.join("config.json"))
-                .map_err(anyhow::Error::from)
-                .and_then(|b| Ok(serde_json::from_slice(&b)?))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!(
-                        "wrun daemon: skipping {}: {}",
-                        dir.display(),
-                        crate::commands::describe(&e)
-                    );
-                    continue;
-                }
+        for record in parsed {
+            let dir = containers_dir.join(&record.id);
+            let (log_path, legacy_dir) = if dir.is_dir() {
+                (dir.join(LEGACY_LOG), Some(dir))
+            } else {
+                (logs_dir.join(format!("{}.log", record.id)), None)
             };
-            let c = Container::new(dir, record, &records);
+            let c = Container::new(log_path, legacy_dir, record, &records);
             {
                 let mut inner = c.lock();
                 let st = &mut inner.record.state;
@@ -393,7 +435,7 @@ impl Daemon {
             store,
             runtime,
             socket,
-            containers_dir,
+            logs_dir,
             registry: Mutex::new(registry),
             shutdown: tokio::sync::Notify::new(),
             events: EventLog::default(),
@@ -523,18 +565,13 @@ impl Daemon {
             state: StateRecord::default(),
             restart_count: 0,
         };
-        let dir = self.containers_dir.join(&id);
-        let saved = std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating {}", dir.display()))
-            .and_then(|()| {
-                let c = Container::new(dir.clone(), record.clone(), &self.records);
-                c.save_new(&record)?;
-                Ok(c)
-            });
-        let c = match saved {
-            Ok(c) => c,
+        // The log file is created at the first output: a create allocates
+        // no inode.
+        let log_path = self.logs_dir.join(format!("{id}.log"));
+        let c = Container::new(log_path, None, record.clone(), &self.records);
+        let c = match c.save(&record) {
+            Ok(()) => c,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
                 let mut reg = self.registry();
                 if reg.names.get(&name) == Some(&id) {
                     reg.names.remove(&name);
@@ -933,7 +970,7 @@ impl Daemon {
             if c.lock().record.state.is_live() {
                 continue;
             }
-            bytes += dir_size(&c.dir);
+            bytes += c.disk_bytes();
             if self.remove_stopped(&c) {
                 deleted.push(c.id.clone());
             }
@@ -962,17 +999,19 @@ impl Daemon {
         };
         // The record goes at once, so a daemon restart never brings the
         // instance back; the logs may outlive it a little.
-        let _ = std::fs::remove_file(c.dir.join("config.json"));
+        if let Err(e) = self.records.remove(&c.id) {
+            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+        }
         if c.log.has_readers() {
             // An attached client (`docker run --rm`) may not have read the
             // last output yet: delete once it has, or after a bound.
             let c = Arc::clone(c);
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(READER_GRACE, c.log.readers_done()).await;
-                remove_dir(&c.dir);
+                c.delete_files();
             });
         } else {
-            remove_dir(&c.dir);
+            c.delete_files();
         }
         c.lifecycle.send_modify(|l| l.removed = true);
         self.events.container("destroy", &c.id, &name, &image, &[]);
@@ -1004,18 +1043,63 @@ fn remove_dir(dir: &std::path::Path) {
 
 /// The image IDs of the instance records in `containers_dir`.
 pub fn image_ids_on_disk(containers_dir: &std::path::Path) -> std::collections::HashSet<String> {
-    #[derive(Deserialize)]
-    struct ImageOnly {
-        image_id: String,
-    }
-    let Ok(rd) = std::fs::read_dir(containers_dir) else {
+    let Ok(loaded) = records::read(containers_dir) else {
         return Default::default();
     };
-    rd.flatten()
-        .filter_map(|e| std::fs::read(e.path().join("config.json")).ok())
-        .filter_map(|b| serde_json::from_slice::<ImageOnly>(&b).ok())
-        .map(|r| r.image_id)
+    loaded
+        .records
+        .values()
+        .filter_map(|r| r.get("image_id")?.as_str().map(str::to_owned))
         .collect()
+}
+
+/// Where the logs of instances live: `containers/logs/<id>.log` (one inode
+/// per instance that printed, no directory).
+const LOGS: &str = "logs";
+/// The log of an instance created before the journal, in its directory.
+const LEGACY_LOG: &str = "container.log";
+
+/// Deletes what instances no longer in `live` left: the record files of the
+/// layout before the journal (now folded into it, and durable), and logs
+/// kept for a reader when the daemon stopped.
+fn forget_leftovers(
+    containers_dir: &std::path::Path,
+    logs_dir: &std::path::Path,
+    live: &BTreeMap<String, serde_json::Value>,
+) {
+    for (id, legacy) in records::legacy_records(containers_dir) {
+        if live.contains_key(&id) {
+            for p in [legacy.clone(), legacy.with_file_name(".config.json.tmp")] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    for entry in std::fs::read_dir(containers_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = entry.path();
+        let name = entry.file_name();
+        let id = name.to_string_lossy();
+        // A directory without a record: the logs of an instance removed
+        // while a reader drained them.
+        if id != LOGS
+            && dir.is_dir()
+            && !live.contains_key(id.as_ref())
+            && !dir.join(records::LEGACY_RECORD).exists()
+        {
+            remove_dir(&dir);
+        }
+    }
+    for entry in std::fs::read_dir(logs_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let id = name.split('.').next().unwrap_or_default();
+        if !live.contains_key(id) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Bytes of the files directly in `dir` (an instance's record and logs).
