@@ -253,7 +253,7 @@ fn a_symlinked_module_cannot_make_wrun_read_a_host_file() {
 }
 
 #[test]
-fn interactive_gives_stdin_and_read_only_takes_tmp_away() {
+fn interactive_gives_stdin_and_tmpfs_grants_a_private_tmp() {
     let env = Env::new();
     let ctx = tempfile::tempdir().unwrap();
     // `cat`: copies stdin to stdout until end of file.
@@ -315,11 +315,21 @@ fn interactive_gives_stdin_and_read_only_takes_tmp_away() {
     let to_tmp = ["fs-copy:1.0", "/share/words.txt", "/tmp/copy.txt"];
     assert_eq!(
         code(&env.run(&[&["run"][..], &to_tmp].concat())),
-        0,
-        "a private writable /tmp by default"
+        1,
+        "nothing writable by default"
     );
-    let out = env.run(&[&["run", "--read-only"][..], &to_tmp].concat());
-    assert_eq!(code(&out), 1, "--read-only: no /tmp to write to");
+    assert_eq!(
+        code(&env.run(&[&["run", "--tmpfs", "/tmp"][..], &to_tmp].concat())),
+        0,
+        "--tmpfs /tmp: a private writable /tmp"
+    );
+    let out = env.run(&[&["run", "--tmpfs", "/var"][..], &to_tmp].concat());
+    assert_eq!(code(&out), 125, "--tmpfs elsewhere than /tmp is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only at /tmp"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

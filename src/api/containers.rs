@@ -74,7 +74,11 @@ pub struct HostConfig {
     pub wrun_allow_dns: bool,
     /// wrun: `--allow-udp`, UDP sockets.
     pub wrun_allow_udp: bool,
+    /// Accepted: the image rootfs is always read-only in wrun.
     pub readonly_rootfs: bool,
+    /// `--tmpfs`: guest path → options. wrun gives a private, empty,
+    /// writable directory at `/tmp` only (options are accepted and ignored).
+    pub tmpfs: Option<BTreeMap<String, String>>,
     pub restart_policy: RestartPolicy,
     pub log_config: LogConfig,
     /// wrun: wall-clock budget in nanoseconds; 0: none.
@@ -100,6 +104,23 @@ pub struct LogConfig {
     #[serde(rename = "Type")]
     pub kind: String,
     pub config: BTreeMap<String, String>,
+}
+
+/// Whether `--tmpfs` asks for the private `/tmp`; any other path is refused
+/// (wrun has a private writable directory at `/tmp` only).
+pub fn private_tmp<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<bool, String> {
+    let mut tmp = false;
+    for path in paths {
+        let path = path.split_once(':').map_or(path, |(p, _)| p);
+        if path.trim_end_matches('/') == "/tmp" {
+            tmp = true;
+        } else {
+            return Err(format!(
+                "invalid --tmpfs {path:?}: wrun gives a private writable directory only at /tmp"
+            ));
+        }
+    }
+    Ok(tmp)
 }
 
 impl LogConfig {
@@ -441,7 +462,17 @@ impl ContainerStats {
 
 #[cfg(test)]
 mod tests {
-    use super::RestartPolicy;
+    use super::{RestartPolicy, private_tmp};
+
+    #[test]
+    fn tmpfs_grants_a_private_tmp_only_at_tmp() {
+        assert_eq!(private_tmp([]), Ok(false));
+        assert_eq!(private_tmp(["/tmp"]), Ok(true));
+        assert_eq!(private_tmp(["/tmp/:rw,size=64m"]), Ok(true));
+        let err = private_tmp(["/tmp", "/var/cache"]).unwrap_err();
+        assert!(err.contains("\"/var/cache\""), "{err}");
+        assert!(private_tmp(["/"]).is_err());
+    }
 
     #[test]
     fn restart_policies_parse_like_dockers_flag() {

@@ -42,9 +42,13 @@ pub struct RunArgs {
     /// Grant a host directory: HOST:GUEST[:ro|rw] (HOST absolute or ./relative)
     #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro|rw]")]
     pub volumes: Vec<String>,
-    /// No writable /tmp (the image rootfs is always read-only)
+    /// Accepted for Docker compatibility: the image rootfs is always read-only
     #[arg(long)]
     pub read_only: bool,
+    /// A private, empty, writable /tmp for this instance (PATH must be /tmp;
+    /// options after ':' are ignored). Without it nothing is writable but volumes
+    #[arg(long, value_name = "/tmp[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
     /// Working directory inside the instance
     #[arg(short = 'w', long, value_name = "DIR")]
     pub workdir: Option<String>,
@@ -228,7 +232,8 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
         env: given_env(args)?,
         workdir: args.workdir.clone(),
         volumes,
-        tmp: !args.read_only,
+        tmp: crate::api::containers::private_tmp(args.tmpfs.iter().map(String::as_str))
+            .map_err(anyhow::Error::msg)?,
         limits: Limits {
             memory: args.memory,
             timeout: args.timeout,

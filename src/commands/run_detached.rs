@@ -59,6 +59,15 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
                 .memory
                 .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
             readonly_rootfs: args.read_only,
+            tmpfs: (!args.tmpfs.is_empty()).then(|| {
+                args.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, options)) => (path.to_owned(), options.to_owned()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
             wasm_timeout: s
                 .limits
                 .timeout

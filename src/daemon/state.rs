@@ -1157,7 +1157,10 @@ fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, 
         env,
         workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
         volumes,
-        tmp: !host.readonly_rootfs,
+        tmp: crate::api::containers::private_tmp(
+            host.tmpfs.iter().flat_map(|m| m.keys().map(String::as_str)),
+        )
+        .map_err(ApiError::bad_request)?,
         limits: wrun_runtime::Limits {
             memory,
             timeout,
