@@ -168,10 +168,19 @@ class NativeProcess(ProcessLike):
         exe = self.args.native
         if not exe:
             r = subprocess.run(["cargo", "build", "--release", "--manifest-path", "examples/Cargo.toml",
-                                "-p", "idle"], capture_output=True, text=True)
+                                "-p", "idle", "--message-format=json"], capture_output=True, text=True)
             if r.returncode != 0:
                 raise Skip("cargo could not build examples/idle for the host: " + r.stderr[-300:])
+            # Where cargo put it (CARGO_TARGET_DIR may move it from examples/target).
             exe = "examples/target/release/idle"
+            for line in r.stdout.splitlines():
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("reason") == "compiler-artifact" and msg.get("executable") \
+                        and msg.get("target", {}).get("name") == "idle":
+                    exe = msg["executable"]
         if not os.access(exe, os.X_OK):
             raise Skip(f"{exe} is not an executable")
         self.exe = os.path.realpath(exe)
