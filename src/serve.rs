@@ -42,21 +42,25 @@ impl ServeSettings {
 }
 
 /// Readies `launch` for serving: each request gets `--timeout` (or
-/// [`DEFAULT_REQUEST_TIMEOUT`]) and no private `/tmp`, and the published TCP
-/// ports are bound now, so a taken port fails the start. The mappings are
-/// updated with the ports the kernel picked for `-p GUESTPORT`.
+/// [`DEFAULT_REQUEST_TIMEOUT`]), and the published TCP ports are bound now,
+/// so a taken port fails the start. The mappings are updated with the ports
+/// the kernel picked for `-p GUESTPORT`.
 ///
-/// Why no `/tmp`: a request's instance lives for one request, and creating
-/// and removing a directory on the store's disk for each one cut throughput
-/// to a third (docs/serving.md); without it, all requests share one set of
-/// rootfs and volume handles.
+/// A private `/tmp` is refused: a request's instance lives for one request,
+/// and creating and removing a directory on the store's disk for each one
+/// cut throughput to a third (docs/serving.md); without it, all requests
+/// share one set of rootfs and volume handles.
 pub fn bind(image: &str, launch: &mut Launch) -> anyhow::Result<Vec<TcpListener>> {
+    if launch.spec.tmp {
+        bail!(
+            "{image} is an HTTP handler (wasi:http/proxy): --tmpfs /tmp is not available to it (each request runs in an instance of its own); keep state in a volume (-v)"
+        );
+    }
     launch
         .spec
         .limits
         .timeout
         .get_or_insert(DEFAULT_REQUEST_TIMEOUT);
-    launch.spec.tmp = false;
     bind_published(image, &mut launch.spec.network)
 }
 

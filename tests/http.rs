@@ -266,6 +266,24 @@ fn serving_without_a_published_port_says_which_flag_to_add() {
     assert!(stderr.contains("-p 8080:80"), "{stderr}");
 }
 
+#[test]
+fn a_private_tmp_for_a_handler_is_refused_with_what_to_use_instead() {
+    let env = hello_env();
+    let out = env.run(&[
+        "run",
+        "--tmpfs",
+        "/tmp",
+        "-p",
+        "127.0.0.1::80",
+        "hello-http:1.0",
+    ]);
+    assert_eq!(code(&out), 125);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--tmpfs /tmp is not available"), "{stderr}");
+    assert!(stderr.contains("volume"), "{stderr}");
+}
+
 /// A one-request-at-a-time HTTP server on 127.0.0.1 that answers every
 /// request with `body` and records the request lines it saw.
 struct Upstream {
