@@ -42,19 +42,19 @@ def main():
     ap.add_argument("--context", default="examples/idle")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before measuring memory")
     ap.add_argument("--daemon-arg", action="append", default=[], help="extra argument for `wrun daemon`")
-    ap.add_argument("--read-only", action="store_true",
-                    help="create with HostConfig.ReadonlyRootfs (no private /tmp: no descriptor per instance)")
+    ap.add_argument("--tmpfs", action="store_true",
+                    help="give each instance a private /tmp (HostConfig.Tmpfs): two descriptors each")
     ap.add_argument("--perf", metavar="FILE", help="record the daemon with `perf record -g` into FILE while starting")
     args = ap.parse_args()
     create_body = {"Image": "idle:bench"}
-    if args.read_only:
-        create_body["HostConfig"] = {"ReadonlyRootfs": True}
+    if args.tmpfs:
+        create_body["HostConfig"] = {"Tmpfs": {"/tmp": ""}}
 
     wrun = os.path.realpath(args.wrun)
     work = tempfile.mkdtemp(prefix="wrun-scale-")
     d = Daemon(wrun, work, args.n + 64, args.daemon_arg)
     sock, env = d.sock, d.env
-    results = {"n": args.n, "concurrency": args.concurrency, "read_only": args.read_only}
+    results = {"n": args.n, "concurrency": args.concurrency, "tmpfs": args.tmpfs}
     try:
         d.build("idle:bench", args.context)
         try:

@@ -399,7 +399,7 @@ class WrunDaemon:
             "version": sh([wrun, "--version"]),
             "commit": sh(["git", "rev-parse", "HEAD"]),
             "max_instances": max_n,
-            "read_only": self.args.wrun_read_only,
+            "tmpfs": self.args.wrun_tmpfs,
             "daemon_args": self.args.daemon_arg,
             "daemon_nofile": " ".join(limits.split()[3:5]),
             "daemon_base_pss_kib": pss_kib(self.daemon.proc.pid),
@@ -419,8 +419,8 @@ class WrunDaemon:
         t0 = time.perf_counter()
         try:
             create = {"Image": "idle:bench"}
-            if self.args.wrun_read_only:
-                create["HostConfig"] = {"ReadonlyRootfs": True}
+            if self.args.wrun_tmpfs:
+                create["HostConfig"] = {"Tmpfs": {"/tmp": ""}}
             status, body = request(c, "POST", "/containers/create", create)
             if status != 201:
                 raise RuntimeError(f"create: {status} {body[:160].decode(errors='replace')}")
@@ -805,9 +805,9 @@ def main():
     ap.add_argument("--daemon-nofile", type=int, default=0,
                     help="set the daemon's RLIMIT_NOFILE (soft and hard; root may raise the hard limit)")
     ap.add_argument("--settle", type=float, default=2.0)
-    ap.add_argument("--wrun-read-only", action="store_true",
-                    help="wrun instances without a private /tmp (HostConfig.ReadonlyRootfs): "
-                         "they hold no file descriptor, so N is not capped by RLIMIT_NOFILE")
+    ap.add_argument("--wrun-tmpfs", action="store_true",
+                    help="wrun instances with a private /tmp (HostConfig.Tmpfs): two file descriptors "
+                         "each, so N is capped by RLIMIT_NOFILE (by default they hold none)")
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra argument for `wrun daemon` (e.g. --daemon-arg=--max-instance-memory "
                          "--daemon-arg=64m, needed for 100,000 pool slots)")
