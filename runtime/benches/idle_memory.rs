@@ -5,14 +5,15 @@
 //!
 //! Run: cargo bench -p wrun-runtime --bench idle_memory -- [N]   (default 4000)
 
+mod common;
+
+use common::prepared_example;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use wrun_runtime::{
-    InstanceSpec, ModuleDigest, OutputSink, OutputTarget, PrepareOptions, Runtime, RuntimeConfig,
-};
+use wrun_runtime::{InstanceSpec, OutputSink, OutputTarget, RuntimeConfig};
 
 /// Counts instances that wrote to stdout (each writes `ready` once).
 struct Ready(Arc<AtomicUsize>);
@@ -62,19 +63,15 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .map(|a| a.parse().expect("N must be a number"))
         .unwrap_or(4000);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/idle/idle.wasm");
-    let wasm = std::fs::read(path).expect("examples/idle/idle.wasm is built");
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: u32::try_from(n + 8).expect("N fits u32"),
-        max_memory_per_instance: 64 << 20,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let module = Arc::new(
-        runtime
-            .prepare(&ModuleDigest::of(&wasm), &wasm, PrepareOptions::default())
-            .expect("prepare"),
+    let (runtime, module) = prepared_example(
+        "idle",
+        RuntimeConfig {
+            max_instances: u32::try_from(n + 8).expect("N fits u32"),
+            max_memory_per_instance: 64 << 20,
+            ..RuntimeConfig::default()
+        },
     );
+    let module = Arc::new(module);
     let executor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

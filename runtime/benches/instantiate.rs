@@ -3,22 +3,22 @@
 //!
 //! Run: cargo bench -p wrun-runtime --bench instantiate -- --quick
 
+mod common;
+
+use common::prepared_example;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wrun_runtime::{
     InstanceSpec, ModuleDigest, OutputTarget, PrepareOptions, RunOutcome, Runtime, RuntimeConfig,
 };
 
 fn instantiate_and_run(c: &mut Criterion) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/hello.wasm");
-    let wasm = std::fs::read(path).expect("examples/hello/hello.wasm is built");
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: 16,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let module = runtime
-        .prepare(&ModuleDigest::of(&wasm), &wasm, PrepareOptions::default())
-        .expect("prepare");
+    let (runtime, module) = prepared_example(
+        "hello",
+        RuntimeConfig {
+            max_instances: 16,
+            ..RuntimeConfig::default()
+        },
+    );
     let spec = InstanceSpec::new(["hello", "bench"])
         .env("GREETING", "Hi")
         .stdout(OutputTarget::Null);

@@ -6,31 +6,25 @@
 //!
 //! Run: cargo bench -p wrun-runtime --bench per_request -- --quick
 
+mod common;
+
+use common::prepared_example;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use wrun_runtime::{
-    InstanceSpec, ModuleDigest, PrepareOptions, Runtime, RuntimeConfig, ServeOptions,
-};
+use wrun_runtime::{InstanceSpec, RuntimeConfig, ServeOptions};
 
 fn per_request(c: &mut Criterion) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/hello-http/hello-http.wasm"
+    let (runtime, module) = prepared_example(
+        "hello-http",
+        RuntimeConfig {
+            max_instances: 64,
+            ..RuntimeConfig::default()
+        },
     );
-    let wasm = std::fs::read(path).expect("examples/hello-http/hello-http.wasm is built");
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: 64,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let module = Arc::new(
-        runtime
-            .prepare(&ModuleDigest::of(&wasm), &wasm, PrepareOptions::default())
-            .expect("prepare"),
-    );
+    let module = Arc::new(module);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
 

@@ -8,13 +8,14 @@
 //! (`--tmp`: give each instance a private /tmp, as `wrun run` without
 //! `--read-only` does.) Writes target/start-latency/results.json.
 
+mod common;
+
+use common::prepared_example;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use wrun_runtime::{
-    InstanceSpec, ModuleDigest, OutputSink, OutputTarget, PrepareOptions, Runtime, RuntimeConfig,
-};
+use wrun_runtime::{InstanceSpec, OutputSink, OutputTarget, RuntimeConfig};
 
 /// Sends the time of the first chunk it is given; ignores the rest.
 struct FirstWrite(Mutex<Option<oneshot::Sender<Instant>>>);
@@ -97,21 +98,18 @@ impl Summary {
 
 fn main() {
     let args = args();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/idle/idle.wasm");
-    let wasm = std::fs::read(path).expect("examples/idle/idle.wasm is built");
     let work = tempfile::tempdir().expect("tempdir");
     let rootfs = work.path().join("rootfs");
     std::fs::create_dir(&rootfs).expect("mkdir rootfs");
     // The daemon's settings, sized for N.
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: u32::try_from(args.n + 16).expect("n fits in u32"),
-        scratch_dir: Some(work.path().join("scratch")),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let module = runtime
-        .prepare(&ModuleDigest::of(&wasm), &wasm, PrepareOptions::default())
-        .expect("prepare");
+    let (runtime, module) = prepared_example(
+        "idle",
+        RuntimeConfig {
+            max_instances: u32::try_from(args.n + 16).expect("n fits in u32"),
+            scratch_dir: Some(work.path().join("scratch")),
+            ..RuntimeConfig::default()
+        },
+    );
     let executor = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
