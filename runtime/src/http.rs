@@ -36,7 +36,7 @@ use wasmtime_wasi_http::{
 use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::runtime::{ComponentState, is_capacity, new_store};
-use crate::sandbox::{SharedView, grant_shared};
+use crate::sandbox::{SharedView, grant_in_view, grant_shared};
 use crate::stdio::{OutputSink, OutputTarget};
 use crate::{InstanceSpec, NetworkGrants, PreparedModule, Runtime, RuntimeError};
 
@@ -168,7 +168,7 @@ impl Runtime {
         let server = Arc::new(Server {
             engine: self.engine_of(module)?,
             runtime: self.clone(),
-            _view: view,
+            view,
             yield_every: self.config().yield_every_ticks.max(1),
             pre,
             grants: Arc::new(spec.network.clone()),
@@ -229,7 +229,9 @@ fn permits(n: usize) -> u32 {
 struct Server {
     engine: wasmtime::Engine,
     runtime: Runtime,
-    _view: Option<Arc<SharedView>>,
+    /// The rootfs and volume handles every request uses (none when the
+    /// spec has a private `/tmp` or no directories), open while serving.
+    view: Option<Arc<SharedView>>,
     yield_every: u64,
     pre: ProxyPre<ComponentState>,
     spec: InstanceSpec,
@@ -541,7 +543,12 @@ impl Server {
         &self,
         deadline: Option<Instant>,
     ) -> Result<wasmtime::Store<ComponentState>, RuntimeError> {
-        let grants = grant_shared(&self.spec, self.scratch.as_deref(), self.runtime.views())?;
+        // The server's view was checked when serving started: each request
+        // takes it as is (no lookup, no stat of the host paths).
+        let grants = match &self.view {
+            Some(view) => grant_in_view(&self.spec, view)?,
+            None => grant_shared(&self.spec, self.scratch.as_deref(), self.runtime.views())?,
+        };
         let mut builder = grants.builder;
         let mut ctx = builder.build();
         if let Some(view) = &grants.shared {

@@ -237,7 +237,27 @@ pub(crate) fn grant(
     spec: &InstanceSpec,
     scratch: Option<&ScratchRoot>,
 ) -> Result<Grants, RuntimeError> {
-    grant_with(spec, scratch, None)
+    grant_with(spec, scratch, Dirs::Own)
+}
+
+/// Where an instance's rootfs and volumes come from.
+enum Dirs<'a> {
+    /// Opened for it alone (with its private `/tmp`, if any).
+    Own,
+    /// The live shared view for its grants, found or opened now.
+    Lookup(&'a SharedViews),
+    /// A view the caller already holds for these grants (a server's, for
+    /// each request): no lookup, no check of the host paths again.
+    Held(&'a Arc<SharedView>),
+}
+
+/// [`grant`] with the directories of `view`, which the caller got from
+/// [`grant_shared`] for the same spec and keeps alive.
+pub(crate) fn grant_in_view(
+    spec: &InstanceSpec,
+    view: &Arc<SharedView>,
+) -> Result<Grants, RuntimeError> {
+    grant_with(spec, None, Dirs::Held(view))
 }
 
 /// [`grant`], with the rootfs and volumes of an instance without a private
@@ -254,13 +274,13 @@ pub(crate) fn grant_shared(
     if spec.tmp || !has_dirs {
         return grant(spec, scratch);
     }
-    grant_with(spec, scratch, Some(views))
+    grant_with(spec, scratch, Dirs::Lookup(views))
 }
 
 fn grant_with(
     spec: &InstanceSpec,
     scratch: Option<&ScratchRoot>,
-    views: Option<&SharedViews>,
+    dirs: Dirs<'_>,
 ) -> Result<Grants, RuntimeError> {
     check_strings(spec)?;
     let mounts = check_mounts(spec)?;
@@ -291,21 +311,23 @@ fn grant_with(
         OutputTarget::Sink(sink) => b.stderr(SinkStdout(Arc::clone(sink))),
     };
 
-    match views {
-        Some(views) => Ok(Grants {
-            builder: b,
-            tmp: None,
-            shared: Some(views.get(spec, &mounts)?),
-        }),
-        _ => {
+    let shared = match dirs {
+        Dirs::Lookup(views) => views.get(spec, &mounts)?,
+        Dirs::Held(view) => Arc::clone(view),
+        Dirs::Own => {
             let (tmp, _) = preopen_dirs(&mut b, spec, &mounts, scratch)?;
-            Ok(Grants {
+            return Ok(Grants {
                 builder: b,
                 tmp,
                 shared: None,
-            })
+            });
         }
-    }
+    };
+    Ok(Grants {
+        builder: b,
+        tmp: None,
+        shared: Some(shared),
+    })
 }
 
 /// Preopens the rootfs (read-only, at `/`), the private `/tmp` when the
