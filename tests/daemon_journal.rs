@@ -297,13 +297,18 @@ fn a_store_of_the_layout_before_the_journal_is_taken_in() {
             serde_json::to_vec_pretty(&record).unwrap(),
         )
         .unwrap();
-        let log = containers.join("logs").join(format!("{id}.log"));
-        if log.exists() {
-            std::fs::rename(&log, dir.join("container.log")).unwrap();
+        // Its log was a file of Docker frames (this daemon packs small ones).
+        if record["name"] == "old" {
+            let payload = b"Hello, old!\n";
+            let mut frame = vec![1, 0, 0, 0];
+            frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            frame.extend_from_slice(payload);
+            std::fs::write(dir.join("container.log"), frame).unwrap();
         }
         ids.push(id);
     }
     std::fs::remove_file(d.journal()).unwrap();
+    std::fs::remove_file(containers.join("logs.pack")).unwrap();
     std::fs::remove_dir(containers.join("logs")).unwrap();
     // A leftover of an instance removed while a reader drained its log.
     std::fs::create_dir(containers.join("gone")).unwrap();
@@ -339,23 +344,36 @@ fn a_store_of_the_layout_before_the_journal_is_taken_in() {
 }
 
 #[test]
-fn an_instance_that_printed_costs_one_inode_its_log() {
-    let d = JournalDaemon::start();
+fn a_log_costs_no_inode_until_it_outgrows_the_pack() {
+    let mut d = JournalDaemon::start();
     let containers = d.containers();
+    let pack = containers.join("logs.pack");
     let before = inodes_under(&containers);
     const N: usize = 8;
     for n in 0..N {
         d.run_hello(&format!("i{n}"), &[]);
     }
-    // Created, not started, never printed: no inode at all.
     d.create("silent");
-    assert_eq!(inodes_under(&containers), before + N);
-    let logs = std::fs::read_dir(containers.join("logs")).unwrap().count();
-    assert_eq!(logs, N);
-    // rm and prune take the logs with them.
-    d.wrun_ok(&["rm", "i0", "i1"]);
-    assert_eq!(inodes_under(&containers), before + N - 2);
-    d.wrun_ok(&["container", "prune", "-f"]);
+    // A line or two of output goes to the daemon's pack: no inode at all.
     assert_eq!(inodes_under(&containers), before);
+    assert!(std::fs::metadata(&pack).unwrap().len() > 0);
+    assert_eq!(d.wrun_ok(&["logs", "i3"]), "Hello, world!\n");
+    // A log past a few KiB moves to a file of its own: one inode.
+    let long = "x".repeat(6000);
+    d.run_hello("chatty", &[&long]);
+    assert_eq!(inodes_under(&containers), before + 1);
+    let logs = std::fs::read_dir(containers.join("logs")).unwrap().count();
+    assert_eq!(logs, 1);
+    assert_eq!(d.wrun_ok(&["logs", "chatty"]), format!("Hello, {long}!\n"));
+    // rm and prune take the logs with them, packed or not, and the next
+    // start drops what the pack held for them.
+    d.wrun_ok(&["rm", "i0", "chatty"]);
+    assert_eq!(inodes_under(&containers), before);
+    assert_eq!(d.wrun_ok(&["logs", "i1"]), "Hello, world!\n");
+    d.wrun_ok(&["container", "prune", "-f"]);
     assert!(d.names().is_empty());
+    d.stop();
+    d.spawn();
+    assert_eq!(std::fs::metadata(&pack).unwrap().len(), 0);
+    assert_eq!(inodes_under(&containers), before);
 }

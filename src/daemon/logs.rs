@@ -1,6 +1,7 @@
-//! Per-instance logs: the guest's stdout/stderr appended to a bounded file
-//! (rotated once at `max_size`) in Docker's multiplexed frame format, and
-//! readers that replay, tail and follow it.
+//! Per-instance logs: the guest's stdout/stderr in Docker's multiplexed
+//! frame format, first in the daemon's shared pack ([`super::logpack`]),
+//! then, past a few KiB, in a bounded file of its own (rotated once at
+//! `max_size`); and readers that replay, tail and follow it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -12,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
 use wrun_runtime::{MAX_SINK_CHUNK, OutputSink};
 
+use super::logpack::LogPack;
+
 /// Stream numbers of the frame header (Docker's stdcopy).
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
@@ -19,22 +22,29 @@ const HEADER: usize = 8;
 /// How much a reader reads from the file at once.
 const READ_CHUNK: u64 = 256 * 1024;
 
-/// Where the log file stands: which file (bumped at each rotation), how
-/// many bytes it holds, how many runs have ended.
+/// Where the log stands: in the pack or in its file, which file (bumped
+/// at each rotation), how many bytes it holds, how many runs have ended.
 #[derive(Clone, Copy, Debug, Default)]
 struct Progress {
+    packed: bool,
     generation: u64,
     size: u64,
     runs_ended: u64,
 }
 
-/// One instance's log: `containers/logs/<id>.log` (`containers/<id>/container.log`
-/// for an instance created before the record journal), and `.1` once rotated.
+/// One instance's log. It starts in the daemon's pack and moves to
+/// `containers/logs/<id>.log` once it outgrows it (an instance created
+/// before the record journal keeps `containers/<id>/container.log`), and
+/// `.1` once rotated. The bytes at each offset are the same wherever they
+/// are kept, so a reader never notices the move.
 ///
 /// The file is opened for each append and closed again, so an idle
 /// instance holds no file descriptor.
 pub struct LogFile {
     path: PathBuf,
+    /// The pack and this log's key in it; `None` for a log that only ever
+    /// lives in its file.
+    pack: Option<(Arc<LogPack>, String)>,
     max_size: u64,
     written: Mutex<Progress>,
     progress: watch::Sender<Progress>,
@@ -46,14 +56,48 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    pub fn open(path: PathBuf, max_size: u64) -> Arc<Self> {
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    /// The log of an instance the daemon knows from before: its file if
+    /// it has one (then anything packed for it is a leftover of a move cut
+    /// short, and dropped), else what the pack holds.
+    pub fn open(path: PathBuf, max_size: u64, pack: Option<(Arc<LogPack>, String)>) -> Arc<Self> {
+        let file_size = std::fs::metadata(&path).map(|m| m.len());
+        let p = match (&pack, file_size) {
+            (Some((pack, id)), Err(_)) if !rotated_path(&path).exists() => Progress {
+                packed: true,
+                size: pack.size_of(id),
+                ..Progress::default()
+            },
+            (pack, size) => {
+                if let Some((pack, id)) = pack {
+                    pack.forget(id);
+                }
+                Progress {
+                    size: size.unwrap_or(0),
+                    ..Progress::default()
+                }
+            }
+        };
+        Self::with(path, max_size, pack, p)
+    }
+
+    /// The empty log of a new instance, kept in `pack` until it outgrows it.
+    pub fn create(path: PathBuf, max_size: u64, pack: Arc<LogPack>, id: String) -> Arc<Self> {
         let p = Progress {
-            size,
+            packed: true,
             ..Progress::default()
         };
+        Self::with(path, max_size, Some((pack, id)), p)
+    }
+
+    fn with(
+        path: PathBuf,
+        max_size: u64,
+        pack: Option<(Arc<LogPack>, String)>,
+        p: Progress,
+    ) -> Arc<Self> {
         Arc::new(Self {
             path,
+            pack,
             max_size: max_size.max((MAX_SINK_CHUNK + HEADER) as u64),
             written: Mutex::new(p),
             progress: watch::Sender::new(p),
@@ -67,9 +111,37 @@ impl LogFile {
     }
 
     fn rotated(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(".1");
-        PathBuf::from(p)
+        rotated_path(&self.path)
+    }
+
+    /// Bytes the log holds on disk (in the pack, or in its two files).
+    pub fn disk_bytes(&self) -> u64 {
+        let w = *self.lock();
+        if w.packed {
+            return w.size;
+        }
+        [self.path.clone(), self.rotated()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Deletes what the log holds, wherever it is.
+    pub fn delete(&self) {
+        if let Some((pack, id)) = &self.pack {
+            pack.forget(id);
+        }
+        if self.lock().packed {
+            return; // it never had a file
+        }
+        for p in [self.path.clone(), self.rotated()] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => eprintln!("wrun daemon: removing {}: {e}", p.display()),
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -87,6 +159,17 @@ impl LogFile {
         frame.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
         frame.extend_from_slice(chunk);
         let mut w = self.lock();
+        if w.packed {
+            if let Some((pack, id)) = &self.pack {
+                if pack.append(id, &frame)? {
+                    w.size += frame.len() as u64;
+                    self.progress.send_replace(*w);
+                    return Ok(());
+                }
+                self.move_to_file(pack, id)?;
+            }
+            w.packed = false;
+        }
         if w.size > 0 && w.size + frame.len() as u64 > self.max_size {
             std::fs::rename(&self.path, self.rotated())?;
             w.generation += 1;
@@ -101,6 +184,45 @@ impl LogFile {
         w.size += frame.len() as u64;
         self.progress.send_replace(*w);
         Ok(())
+    }
+
+    /// Moves the packed log to its own file (whole, or not at all: written
+    /// beside it, then renamed) and drops it from the pack. The caller
+    /// holds the log's lock, so no append or read runs meanwhile.
+    fn move_to_file(&self, pack: &LogPack, id: &str) -> std::io::Result<()> {
+        let bytes = pack.read(id, 0, u64::MAX)?;
+        let tmp = moving_path(&self.path);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&bytes)?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path)?;
+        pack.forget(id);
+        Ok(())
+    }
+
+    /// Up to `end` bytes of the current file (or the pack), from `offset`.
+    fn read_current(&self, offset: u64, end: u64) -> std::io::Result<Vec<u8>> {
+        {
+            let w = self.lock();
+            if let (true, Some((pack, id))) = (w.packed, &self.pack) {
+                // Under the lock: the log cannot move out of the pack meanwhile.
+                return pack.read(id, offset, end);
+            }
+        }
+        let mut f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.take(end.saturating_sub(offset)).read_to_end(&mut buf)?;
+        Ok(buf)
     }
 
     /// Marks the end of a run: followers waiting on it finish.
@@ -169,7 +291,7 @@ impl LogFile {
         if w.generation > 0 {
             bytes.extend(read_prefix(&self.rotated(), u64::MAX)?);
         }
-        bytes.extend(read_prefix(&self.path, w.size)?);
+        bytes.extend(self.read_current(0, w.size)?);
         let mut all: Vec<(u8, &[u8])> = Vec::new();
         for (stream, payload) in frames(&bytes).0 {
             if !streams.wants(stream) {
@@ -296,13 +418,17 @@ impl LogReader {
     pub async fn next(&mut self) -> Option<Vec<u8>> {
         loop {
             let p = *self.rx.borrow_and_update();
-            let (path, end) = if self.generation < p.generation {
-                (self.log.rotated(), u64::MAX)
-            } else {
-                (self.log.path.clone(), p.size)
-            };
+            let rotated = self.generation < p.generation;
+            let end = if rotated { u64::MAX } else { p.size };
             if self.offset < end {
-                match read_frames(&path, self.offset, end) {
+                let read = if rotated {
+                    read_frames(&self.log.rotated(), self.offset, end)
+                } else {
+                    self.log
+                        .read_current(self.offset, end.min(self.offset + READ_CHUNK))
+                        .map(whole_frames)
+                };
+                match read {
                     Ok((data, consumed)) if consumed > 0 => {
                         self.offset += consumed as u64;
                         let mut out = Vec::new();
@@ -350,9 +476,27 @@ fn read_frames(path: &Path, offset: u64, end: u64) -> std::io::Result<(Vec<u8>, 
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::new();
     f.take(READ_CHUNK.min(end - offset)).read_to_end(&mut buf)?;
+    Ok(whole_frames(buf))
+}
+
+/// The whole frames at the start of `buf`, and how many bytes they span.
+fn whole_frames(mut buf: Vec<u8>) -> (Vec<u8>, usize) {
     let consumed = frames(&buf).1;
     buf.truncate(consumed);
-    Ok((buf, consumed))
+    (buf, consumed)
+}
+
+fn rotated_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".1");
+    PathBuf::from(p)
+}
+
+/// Where a log moving out of the pack is written before its rename.
+fn moving_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".moving");
+    PathBuf::from(p)
 }
 
 #[cfg(test)]
@@ -375,7 +519,7 @@ mod tests {
     #[tokio::test]
     async fn frames_replay_filter_and_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogFile::open(dir.path().join("c.log"), 1 << 20);
+        let log = LogFile::open(dir.path().join("c.log"), 1 << 20, None);
         log.append(STDOUT, b"one\ntwo\n").unwrap();
         log.append(STDERR, b"oops\n").unwrap();
         log.append(STDOUT, b"three\n").unwrap();
@@ -410,10 +554,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_log_moves_from_the_pack_to_its_file_unseen_by_readers() {
+        use crate::daemon::logpack::{INLINE_BYTES, LogPack};
+        let dir = tempfile::tempdir().unwrap();
+        let (pack, _) = LogPack::open(dir.path().join("logs.pack")).unwrap();
+        let pack = Arc::new(pack);
+        let path = dir.path().join("c.log");
+        let log = LogFile::create(path.clone(), 1 << 20, Arc::clone(&pack), "c".into());
+        let mut follower = log.reader_all(BOTH, Follow::UntilRunEnds(0));
+        log.append(STDOUT, b"ready\n").unwrap();
+        assert_eq!(
+            payloads(&follower.next().await.unwrap()),
+            vec![(STDOUT, "ready\n".into())]
+        );
+        // A packed log has no file.
+        assert!(!path.exists());
+        assert_eq!(pack.size_of("c"), log.disk_bytes());
+        // Past the pack's bound the log moves to its file, whole.
+        let line = vec![b'x'; 999];
+        let mut sent = 0;
+        while (sent as u64) < 2 * INLINE_BYTES {
+            log.append(STDERR, &line).unwrap();
+            sent += line.len();
+        }
+        log.end_run();
+        assert!(path.exists());
+        assert_eq!(pack.size_of("c"), 0);
+        let mut got = 0;
+        while let Some(b) = follower.next().await {
+            for (stream, p) in payloads(&b) {
+                assert_eq!(stream, STDERR);
+                got += p.len();
+            }
+        }
+        assert_eq!(got, sent);
+        let mut all = log.reader_all(BOTH, Follow::No);
+        let first = payloads(&all.next().await.unwrap());
+        assert_eq!(first[0], (STDOUT, "ready\n".into()));
+        let (tail, _) = log.tail(1, BOTH, Follow::No).unwrap();
+        assert_eq!(payloads(&tail), vec![(STDERR, "x".repeat(999))]);
+        // Reopened (a daemon restart), the log is its file's.
+        let again = LogFile::open(path.clone(), 1 << 20, Some((Arc::clone(&pack), "c".into())));
+        assert_eq!(again.disk_bytes(), std::fs::metadata(&path).unwrap().len());
+        again.delete();
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
     async fn the_file_stays_bounded_and_followers_see_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let max = (MAX_SINK_CHUNK + HEADER) as u64;
-        let log = LogFile::open(dir.path().join("c.log"), max);
+        let log = LogFile::open(dir.path().join("c.log"), max, None);
         let mut follower = log.reader_from_end(BOTH, Follow::UntilRunEnds(0));
         let chunk = vec![b'x'; MAX_SINK_CHUNK / 2];
         for _ in 0..5 {

@@ -6,6 +6,7 @@ mod events;
 mod gate;
 mod http;
 mod images;
+pub mod logpack;
 pub mod logs;
 mod records;
 mod serving;

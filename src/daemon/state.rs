@@ -16,6 +16,7 @@ use wrun_runtime::{OutputTarget, Runtime};
 use super::events::EventLog;
 use super::gate::RunGate;
 use super::http::ApiError;
+use super::logpack::LogPack;
 use super::logs::{LogFile, STDERR, STDOUT};
 use super::records::{self, RecordJournal};
 use crate::api::containers::{ContainerConfig, HostConfig};
@@ -178,7 +179,7 @@ fn restart_delay(quick_restarts: u32) -> std::time::Duration {
 
 impl Container {
     fn new(
-        log_path: PathBuf,
+        log: Arc<LogFile>,
         legacy_dir: Option<PathBuf>,
         record: ContainerRecord,
         records: &Arc<RecordJournal>,
@@ -191,16 +192,7 @@ impl Container {
         };
         Arc::new(Self {
             id: record.id.clone(),
-            log: LogFile::open(
-                log_path,
-                record
-                    .host_config
-                    .log_config
-                    .max_size()
-                    .ok()
-                    .flatten()
-                    .unwrap_or(LOG_MAX_SIZE),
-            ),
+            log,
             legacy_dir,
             records: Arc::clone(records),
             inner: Mutex::new(Inner {
@@ -251,41 +243,21 @@ impl Container {
             .with_context(|| format!("saving the record of instance {}", self.id))
     }
 
-    /// Bytes the instance holds on disk: its logs (the current file and the
-    /// rotated one) and, for an instance from before the journal, its
-    /// directory.
+    /// Bytes the instance holds on disk: its logs and, for an instance from
+    /// before the journal, its directory.
     fn disk_bytes(&self) -> u64 {
-        if let Some(dir) = &self.legacy_dir {
-            return dir_size(dir);
+        match &self.legacy_dir {
+            Some(dir) => dir_size(dir),
+            None => self.log.disk_bytes(),
         }
-        self.log_files()
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// The log file and its rotated predecessor.
-    fn log_files(&self) -> [PathBuf; 2] {
-        let path = self.log.path();
-        let mut rotated = path.as_os_str().to_owned();
-        rotated.push(".1");
-        [path.to_owned(), PathBuf::from(rotated)]
     }
 
     /// Deletes the instance's logs (and its directory from before the
     /// journal).
     fn delete_files(&self) {
-        if let Some(dir) = &self.legacy_dir {
-            remove_dir(dir);
-            return;
-        }
-        for p in self.log_files() {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => eprintln!("wrun daemon: removing {}: {e}", p.display()),
-            }
+        match &self.legacy_dir {
+            Some(dir) => remove_dir(dir),
+            None => self.log.delete(),
         }
     }
 
@@ -353,6 +325,7 @@ pub struct Daemon {
     pub runtime: Runtime,
     pub socket: PathBuf,
     logs_dir: PathBuf,
+    log_pack: Arc<LogPack>,
     registry: Mutex<Registry>,
     pub shutdown: tokio::sync::Notify,
     pub events: EventLog,
@@ -399,16 +372,24 @@ impl Daemon {
         }
         let records = RecordJournal::start(&containers_dir, &live)?;
         forget_leftovers(&containers_dir, &logs_dir, &live);
+        let (log_pack, problems) = LogPack::open(containers_dir.join(LOG_PACK))?;
+        for problem in &problems {
+            eprintln!("wrun daemon: {problem}");
+        }
+        let log_pack = Arc::new(log_pack);
         let mut registry = Registry::default();
         let mut interrupted = HashSet::new();
         for record in parsed {
             let dir = containers_dir.join(&record.id);
-            let (log_path, legacy_dir) = if dir.is_dir() {
-                (dir.join(LEGACY_LOG), Some(dir))
+            let max = log_max_size(&record);
+            let (log, legacy_dir) = if dir.is_dir() {
+                (LogFile::open(dir.join(LEGACY_LOG), max, None), Some(dir))
             } else {
-                (logs_dir.join(format!("{}.log", record.id)), None)
+                let path = logs_dir.join(format!("{}.log", record.id));
+                let pack = Some((Arc::clone(&log_pack), record.id.clone()));
+                (LogFile::open(path, max, pack), None)
             };
-            let c = Container::new(log_path, legacy_dir, record, &records);
+            let c = Container::new(log, legacy_dir, record, &records);
             {
                 let mut inner = c.lock();
                 let st = &mut inner.record.state;
@@ -431,11 +412,15 @@ impl Daemon {
             registry.names.insert(c.name(), c.id.clone());
             registry.by_id.insert(c.id.clone(), c);
         }
+        // Packed logs of instances removed since are dropped (a record the
+        // daemon could not read keeps its log, like its files).
+        log_pack.retain(|id| live.contains_key(id));
         Ok(Self {
             store,
             runtime,
             socket,
             logs_dir,
+            log_pack,
             registry: Mutex::new(registry),
             shutdown: tokio::sync::Notify::new(),
             events: EventLog::default(),
@@ -565,10 +550,15 @@ impl Daemon {
             state: StateRecord::default(),
             restart_count: 0,
         };
-        // The log file is created at the first output: a create allocates
-        // no inode.
-        let log_path = self.logs_dir.join(format!("{id}.log"));
-        let c = Container::new(log_path, None, record.clone(), &self.records);
+        // The log starts in the daemon's pack: a create allocates no inode,
+        // and neither does an instance that prints a few lines.
+        let log = LogFile::create(
+            self.logs_dir.join(format!("{id}.log")),
+            log_max_size(&record),
+            Arc::clone(&self.log_pack),
+            id.clone(),
+        );
+        let c = Container::new(log, None, record.clone(), &self.records);
         let c = match c.save(&record) {
             Ok(()) => c,
             Err(e) => {
@@ -1053,9 +1043,22 @@ pub fn image_ids_on_disk(containers_dir: &std::path::Path) -> std::collections::
         .collect()
 }
 
-/// Where the logs of instances live: `containers/logs/<id>.log` (one inode
-/// per instance that printed, no directory).
+/// Where the logs of instances live once they outgrow the pack:
+/// `containers/logs/<id>.log` (one inode per instance, no directory).
 const LOGS: &str = "logs";
+/// The first KiB of every instance's log: `containers/logs.pack`.
+const LOG_PACK: &str = "logs.pack";
+
+/// The size at which an instance's log file is rotated.
+fn log_max_size(record: &ContainerRecord) -> u64 {
+    record
+        .host_config
+        .log_config
+        .max_size()
+        .ok()
+        .flatten()
+        .unwrap_or(LOG_MAX_SIZE)
+}
 /// The log of an instance created before the journal, in its directory.
 const LEGACY_LOG: &str = "container.log";
 
@@ -1096,7 +1099,9 @@ fn forget_leftovers(
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let id = name.split('.').next().unwrap_or_default();
-        if !live.contains_key(id) {
+        // A `.moving` file is a move out of the pack cut short: the pack
+        // still holds that log.
+        if !live.contains_key(id) || name.ends_with(".moving") {
             let _ = std::fs::remove_file(entry.path());
         }
     }
