@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -246,7 +246,10 @@ impl LogPack {
 
 type Index = HashMap<String, Vec<Extent>>;
 
-/// Copies the live records of `p` into a new file at `tmp`, synced.
+/// Copies the live records of `p` into a new file at `tmp`, synced. One
+/// pass through the old file, in order, so each log's frames keep theirs.
+/// A log forgotten never comes back, so the live records are those of the
+/// logs still in the index.
 fn write_live(p: &Pack, tmp: &Path) -> anyhow::Result<(File, Index, u64)> {
     let file = File::options()
         .read(true)
@@ -256,29 +259,27 @@ fn write_live(p: &Pack, tmp: &Path) -> anyhow::Result<(File, Index, u64)> {
         .mode(0o600)
         .open(tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    let mut logs = HashMap::with_capacity(p.logs.len());
+    let mut logs: Index = HashMap::with_capacity(p.logs.len());
+    let mut out = BufWriter::with_capacity(256 * 1024, &file);
     let mut end = 0u64;
-    let mut buf = Vec::new();
-    for (id, extents) in &p.logs {
-        let mut moved = Vec::with_capacity(extents.len());
-        for e in extents {
-            let head = RECORD_HEADER + id.len();
-            buf.clear();
-            buf.resize(head + e.len as usize, 0);
-            buf[..2].copy_from_slice(MAGIC);
-            buf[2] = id.len() as u8;
-            buf[4..8].copy_from_slice(&e.len.to_be_bytes());
-            buf[RECORD_HEADER..head].copy_from_slice(id.as_bytes());
-            p.file.read_exact_at(&mut buf[head..], e.at)?;
-            file.write_all_at(&buf, end)?;
-            moved.push(Extent {
-                at: end + head as u64,
-                len: e.len,
-            });
-            end += buf.len() as u64;
+    // Appends and reads are positioned: the file's own offset is only
+    // ever used by these scans.
+    (&p.file).seek(SeekFrom::Start(0))?;
+    let mut records = Records::new((&p.file).take(p.end));
+    while let Some(r) = records.next_record()? {
+        if !p.logs.contains_key(&r.id) {
+            continue;
         }
-        logs.insert(id.clone(), moved);
+        out.write_all(&r.bytes)?;
+        let head = (RECORD_HEADER + r.id.len()) as u64;
+        logs.entry(r.id).or_default().push(Extent {
+            at: end + head,
+            len: r.frame_len,
+        });
+        end += r.bytes.len() as u64;
     }
+    out.flush()?;
+    drop(out);
     file.sync_data()
         .with_context(|| format!("syncing {}", tmp.display()))?;
     Ok((file, logs, end))
@@ -288,47 +289,75 @@ fn write_live(p: &Pack, tmp: &Path) -> anyhow::Result<(File, Index, u64)> {
 /// where the last whole, well-formed record ends.
 fn index(file: &File) -> std::io::Result<(Index, u64)> {
     let mut logs: Index = HashMap::new();
-    let mut r = BufReader::with_capacity(256 * 1024, file);
+    let mut records = Records::new(file);
     let mut at = 0u64;
-    let mut frame_head = [0u8; FRAME_HEADER];
-    loop {
+    while let Some(r) = records.next_record()? {
+        let head = (RECORD_HEADER + r.id.len()) as u64;
+        logs.entry(r.id).or_default().push(Extent {
+            at: at + head,
+            len: r.frame_len,
+        });
+        at += r.bytes.len() as u64;
+    }
+    Ok((logs, at))
+}
+
+/// One record read back: its log's ID, its frame's length, and all its
+/// bytes (header, ID, frame).
+struct Record {
+    id: String,
+    frame_len: u32,
+    bytes: Vec<u8>,
+}
+
+/// Reads records one after another; stops (`None`) at the end, or at the
+/// first one torn or not well formed.
+struct Records<R: Read> {
+    r: BufReader<R>,
+}
+
+impl<R: Read> Records<R> {
+    fn new(r: R) -> Self {
+        Self {
+            r: BufReader::with_capacity(256 * 1024, r),
+        }
+    }
+
+    fn next_record(&mut self) -> std::io::Result<Option<Record>> {
         let mut head = [0u8; RECORD_HEADER];
-        if !read_whole(&mut r, &mut head)? {
-            break;
+        if !read_whole(&mut self.r, &mut head)? {
+            return Ok(None);
         }
         let id_len = usize::from(head[2]);
-        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        let frame_len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if &head[..2] != MAGIC
             || head[3] != 0
             || id_len == 0
-            || u64::from(len) > INLINE_BYTES
-            || (len as usize) < FRAME_HEADER
+            || u64::from(frame_len) > INLINE_BYTES
+            || (frame_len as usize) < FRAME_HEADER
         {
-            break;
+            return Ok(None);
         }
-        let mut id = vec![0u8; id_len];
-        if !read_whole(&mut r, &mut id)? || !read_whole(&mut r, &mut frame_head)? {
-            break;
+        let mut bytes = vec![0u8; RECORD_HEADER + id_len + frame_len as usize];
+        bytes[..RECORD_HEADER].copy_from_slice(&head);
+        if !read_whole(&mut self.r, &mut bytes[RECORD_HEADER..])? {
+            return Ok(None);
         }
         // The frame must say what the record says, and be stdout or stderr.
-        let payload =
-            u32::from_be_bytes([frame_head[4], frame_head[5], frame_head[6], frame_head[7]]);
-        let Ok(id) = String::from_utf8(id) else { break };
-        if !matches!(frame_head[0], 1 | 2) || payload as usize + FRAME_HEADER != len as usize {
-            break;
+        let frame = &bytes[RECORD_HEADER + id_len..];
+        let payload = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if !matches!(frame[0], 1 | 2) || payload as usize + FRAME_HEADER != frame_len as usize {
+            return Ok(None);
         }
-        let mut rest = vec![0u8; payload as usize];
-        if !read_whole(&mut r, &mut rest)? {
-            break;
-        }
-        let head_len = (RECORD_HEADER + id_len) as u64;
-        logs.entry(id).or_default().push(Extent {
-            at: at + head_len,
-            len,
-        });
-        at += head_len + u64::from(len);
+        let Ok(id) = std::str::from_utf8(&bytes[RECORD_HEADER..RECORD_HEADER + id_len]) else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            id: id.to_owned(),
+            frame_len,
+            bytes,
+        }))
     }
-    Ok((logs, at))
 }
 
 /// Fills `buf`; `false` at the end of the file (even part way).
@@ -438,6 +467,32 @@ mod tests {
             pack.size_of("a"),
             (frame(1, b"one\n").len() + frame(2, b"three\n").len()) as u64
         );
+    }
+
+    #[test]
+    fn removing_many_logs_shrinks_the_pack_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.pack");
+        let (pack, _) = open(&path);
+        let line = frame(1, &[b'x'; 200]);
+        let n = (2 * REWRITE_MIN / line.len() as u64) as usize;
+        for i in 0..n {
+            pack.append(&format!("{i:064}"), &line).unwrap();
+        }
+        let full = std::fs::metadata(&path).unwrap().len();
+        for i in 1..n {
+            pack.forget(&format!("{i:064}"));
+        }
+        let left = std::fs::metadata(&path).unwrap().len();
+        assert!(left < full / 2, "{left} of {full} bytes left");
+        assert_eq!(pack.read(&format!("{:064}", 0), 0, u64::MAX).unwrap(), line);
+        // Appends go on in the rewritten pack.
+        pack.append("late", &frame(2, b"late\n")).unwrap();
+        drop(pack);
+        let (pack, problems) = open(&path);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(pack.read(&format!("{:064}", 0), 0, u64::MAX).unwrap(), line);
+        assert_eq!(pack.read("late", 0, u64::MAX).unwrap(), frame(2, b"late\n"));
     }
 
     #[test]
