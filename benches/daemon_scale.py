@@ -5,7 +5,8 @@ the REST API with concurrent requests, hold them, and measure
   - create+start throughput (instances/s) and per-instance latency (p50, p99),
   - the daemon's memory per idle instance (RSS and PSS delta / N, and the drop
     in MemAvailable / N),
-  - how long `GET /containers/json?all=1` and `wrun ps -a` take at N.
+  - how long `GET /containers/json?all=1` and `wrun ps -a` take at N,
+  - how long the daemon takes to shut down with N instances running.
 
 Usage:
   benches/daemon_scale.py [--wrun target/release/wrun] [-n 10000]
@@ -168,6 +169,11 @@ def main():
         subprocess.run([wrun, "-H", "unix://" + sock, "ps", "-a"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         results["cli_ps_all_ms"] = (time.perf_counter() - t) * 1e3
+
+        # Shutdown ends every instance (each recorded as exited) and returns.
+        t = time.perf_counter()
+        d.stop(timeout=600)
+        results["shutdown_s"] = time.perf_counter() - t
     finally:
         d.stop()
         subprocess.run(["rm", "-rf", work])

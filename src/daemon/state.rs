@@ -788,7 +788,26 @@ impl Daemon {
     /// Ends a running (or paused) instance and waits until it has ended;
     /// `Ok(false)` when it was not running.
     pub async fn stop(&self, c: &Container, kind: StopKind) -> Result<bool, ApiError> {
-        let mut rx = c.watch();
+        match self.signal(c, kind)? {
+            Signalled::NotLive => Ok(false),
+            Signalled::RestartCancelled => Ok(true),
+            Signalled::Ending {
+                mut rx,
+                name,
+                image,
+            } => {
+                let _ = rx.wait_for(|l| !l.running).await;
+                if matches!(kind, StopKind::Stop) {
+                    self.events.container("stop", &c.id, &name, &image, &[]);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The first half of [`stop`](Daemon::stop): tells the instance to end.
+    fn signal(&self, c: &Container, kind: StopKind) -> Result<Signalled, ApiError> {
+        let rx = c.watch();
         let (name, image) = {
             let mut inner = c.lock();
             if inner.record.state.restarting && !matches!(kind, StopKind::Shutdown) {
@@ -796,10 +815,10 @@ impl Daemon {
                 inner.record.state.restarting = false;
                 inner.record.state.manually_stopped = true;
                 c.save(&inner.record)?;
-                return Ok(true);
+                return Ok(Signalled::RestartCancelled);
             }
             if !inner.record.state.is_live() {
-                return Ok(false);
+                return Ok(Signalled::NotLive);
             }
             if !matches!(kind, StopKind::Shutdown) {
                 inner.record.state.manually_stopped = true;
@@ -813,11 +832,7 @@ impl Daemon {
             self.events
                 .container("kill", &c.id, &name, &image, &[("signal", n.to_string())]);
         }
-        let _ = rx.wait_for(|l| !l.running).await;
-        if matches!(kind, StopKind::Stop) {
-            self.events.container("stop", &c.id, &name, &image, &[]);
-        }
-        Ok(true)
+        Ok(Signalled::Ending { rx, name, image })
     }
 
     /// `restart`: stops the instance if it runs, then starts it.
@@ -1009,17 +1024,37 @@ impl Daemon {
     }
 
     /// Ends every running instance (recorded as exited because the daemon
-    /// shut down).
+    /// shut down): all are told at once, then waited for, so they end side
+    /// by side rather than one after another.
     pub async fn stop_all(&self) {
         self.shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut ending = Vec::new();
         for c in self.all() {
-            let _ = self.stop(&c, StopKind::Shutdown).await;
+            if let Ok(Signalled::Ending { rx, .. }) = self.signal(&c, StopKind::Shutdown) {
+                ending.push(rx);
+            }
+        }
+        for mut rx in ending {
+            let _ = rx.wait_for(|l| !l.running).await;
         }
         if let Err(e) = self.records.flush() {
             eprintln!("wrun daemon: {}", crate::commands::describe(&e));
         }
     }
+}
+
+/// What telling an instance to stop found.
+enum Signalled {
+    NotLive,
+    /// It was waiting for a policy restart, now cancelled.
+    RestartCancelled,
+    /// It is ending; `rx` sees when it has.
+    Ending {
+        rx: watch::Receiver<Lifecycle>,
+        name: String,
+        image: String,
+    },
 }
 
 /// How long a removed instance's log stays for readers still draining it.
