@@ -1125,3 +1125,76 @@ fn idle_instances_hold_no_descriptor_in_the_daemon_unless_given_a_tmp() {
         "10 instances with /tmp: {with_read_only} -> {with_tmp} descriptors"
     );
 }
+
+/// Builds `cat:1.0` into the daemon's store: a guest that copies stdin to
+/// stdout until end of file.
+fn build_cat(d: &Daemon) {
+    let ctx = d.env.path("cat");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let cat = wat::parse_str(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start")
+          (loop $next
+            (i32.store (i32.const 0) (i32.const 100))
+            (i32.store (i32.const 4) (i32.const 1000))
+            (if (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)) (then return))
+            (if (i32.eqz (i32.load (i32.const 8))) (then return))
+            (i32.store (i32.const 4) (i32.load (i32.const 8)))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 12)))
+            (br $next))))"#,
+    )
+    .unwrap();
+    std::fs::write(ctx.join("cat.wasm"), cat).unwrap();
+    std::fs::write(
+        ctx.join("wrun.toml"),
+        "name = \"cat\"\nmodule = \"cat.wasm\"\n",
+    )
+    .unwrap();
+    d.env
+        .ok(&["build", "-q", "-t", "cat:1.0", ctx.to_str().unwrap()]);
+}
+
+#[test]
+fn the_stock_docker_client_pipes_stdin_into_an_instance_with_dash_i() {
+    if !have_tool("docker") {
+        return;
+    }
+    let d = daemon();
+    build_cat(&d);
+    let docker_with_input = |args: &[&str], input: &[u8]| {
+        let mut child = std::process::Command::new("docker")
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.env.path("docker-config"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // More than the pipe's buffer, in lines: all of it reaches the guest,
+    // and closing stdin is its end of file (it exits 0 on its own).
+    let input: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    let out = docker_with_input(&["run", "-i", "--rm", "cat:1.0"], input.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), input);
+    // Without -i the guest's stdin is closed from the start.
+    let out = docker_with_input(&["run", "--rm", "cat:1.0"], b"ignored\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    // Detached with -i and never attached: stdin stays open, so the guest
+    // waits (as under Docker) until stopped.
+    d.docker_ok(&["run", "-d", "-i", "--name", "waiting", "cat:1.0"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Running}}", "waiting"])
+            .trim(),
+        "true"
+    );
+    d.docker_ok(&["stop", "waiting"]);
+}

@@ -38,4 +38,4 @@ pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
 pub use sockets::MAX_SOCKETS;
 pub use spec::{InstanceSpec, Limits, TABLE_ELEMENT_BYTES, VolumeMount};
-pub use stdio::{InputSource, MAX_SINK_CHUNK, OutputSink, OutputTarget};
+pub use stdio::{InputSource, InputStream, MAX_SINK_CHUNK, OutputSink, OutputTarget};

@@ -299,6 +299,10 @@ fn grant_with(
         InputSource::Null => b.stdin(MemoryInputPipe::new(Vec::new())),
         InputSource::Inherit => b.stdin(wasmtime_wasi::cli::stdin()),
         InputSource::Bytes(bytes) => b.stdin(MemoryInputPipe::new(bytes.clone())),
+        InputSource::Stream(stream) => match stream.take() {
+            Some(reader) => b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(reader)),
+            None => b.stdin(MemoryInputPipe::new(Vec::new())),
+        },
     };
     match &spec.stdout {
         OutputTarget::Null => b.stdout(tokio::io::empty()),

@@ -59,6 +59,33 @@ pub enum InputSource {
     Inherit,
     /// These bytes, then end of file.
     Bytes(Vec<u8>),
+    /// What the host writes into a pipe while the guest runs (the daemon's
+    /// attached stdin), then end of file when the writer closes.
+    Stream(InputStream),
+}
+
+type BoxedReader = Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>>;
+
+/// The reading end of a host pipe, handed to one instance: the first
+/// instance built from a spec takes it, any other sees a closed stdin.
+#[derive(Clone)]
+pub struct InputStream(Arc<std::sync::Mutex<Option<BoxedReader>>>);
+
+impl InputStream {
+    pub fn new(reader: impl tokio::io::AsyncRead + Send + Sync + 'static) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(Box::pin(reader)))))
+    }
+
+    pub(crate) fn take(&self) -> Option<BoxedReader> {
+        // An Option taken whole: usable after a panic.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for InputStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InputStream(..)")
+    }
 }
 
 /// Adapts an [`OutputSink`] to wasmtime-wasi's stdout/stderr stream traits.

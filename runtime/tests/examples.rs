@@ -5,7 +5,8 @@ mod common;
 
 use common::{capture, prepare_file, repo_path, runtime};
 use wrun_runtime::{
-    InputSource, InstanceSpec, ModuleDigest, ModuleKind, PrepareOptions, RunOutcome, RuntimeError,
+    InputSource, InputStream, InstanceSpec, ModuleDigest, ModuleKind, PrepareOptions, RunOutcome,
+    RuntimeError,
 };
 
 #[test]
@@ -215,4 +216,33 @@ fn stdin_is_closed_by_default_and_carries_given_bytes() {
     let outcome = rt.run_blocking(&module, spec).expect("run");
     assert_eq!(outcome, RunOutcome::Exited(0));
     assert_eq!(out.text(), "stdin Ok(8): \"piped in\"\n");
+}
+
+#[test]
+fn stdin_streams_what_the_host_writes_until_it_closes() {
+    let (rt, _scratch) = runtime(4);
+    let module = prepare_file(&rt, &common::guest_path("fs-attack"));
+    let (out, target) = capture();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let outcome = tokio.block_on(async {
+        let (reader, writer) = tokio::net::UnixStream::pair().unwrap();
+        let spec = InstanceSpec::new(["fs-attack", "stdin"])
+            .stdin(InputSource::Stream(InputStream::new(reader)))
+            .stdout(target);
+        // The guest reads to end of file: it sees both writes, made while
+        // it waits, and ends only once the writer is closed.
+        let feed = tokio::spawn(async move {
+            for part in ["first ", "second"] {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                writer.writable().await.unwrap();
+                writer.try_write(part.as_bytes()).unwrap();
+            }
+            drop(writer);
+        });
+        let outcome = rt.run(&module, spec).await.expect("run");
+        feed.await.unwrap();
+        outcome
+    });
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    assert_eq!(out.text(), "stdin Ok(12): \"first second\"\n");
 }

@@ -432,21 +432,28 @@ pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiErro
     Ok(response)
 }
 
-/// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: upgrades the
-/// connection to a raw stream of multiplexed frames, from now until the
-/// instance's next run ends. Stdin is not attached.
+/// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1[&stdin=1]`:
+/// upgrades the connection to a raw stream of multiplexed frames, from now
+/// until the instance's next run ends. With `stdin=1`, for an instance
+/// created with `OpenStdin`, what the client sends goes to the guest's
+/// stdin, and the client closing its side (`CloseWrite`) is end of file.
 pub fn attach(
     c: &Arc<Container>,
     query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let streams = streams(query)?;
-    let reader_follow = Follow::UntilRunEnds(c.log.runs_ended());
-    let mut reader = c.log.reader_from_end(streams, reader_follow);
     let upgrading = req
         .headers()
         .get(UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    let stdin = if upgrading && query.flag("stdin") {
+        c.attach_stdin()
+    } else {
+        None
+    };
+    let reader_follow = Follow::UntilRunEnds(c.log.runs_ended());
+    let mut reader = c.log.reader_from_end(streams, reader_follow);
     if !upgrading {
         // Without an upgrade, stream the frames as the response body.
         let (tx, response) = streaming(MULTIPLEXED);
@@ -463,13 +470,20 @@ pub fn attach(
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             return;
         };
-        let mut io = TokioIo::new(upgraded);
+        let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
+        if let Some(mut stdin) = stdin {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
+                // Dropping the pipe's end is the guest's end of file.
+                let _ = stdin.shutdown().await;
+            });
+        }
         while let Some(frames) = reader.next().await {
-            if io.write_all(&frames).await.is_err() {
+            if to_client.write_all(&frames).await.is_err() {
                 return;
             }
         }
-        let _ = io.shutdown().await;
+        let _ = to_client.shutdown().await;
     });
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();

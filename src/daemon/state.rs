@@ -9,9 +9,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::io::DuplexStream;
 use tokio::sync::{oneshot, watch};
 use wrun_image::Store;
-use wrun_runtime::{OutputTarget, Runtime};
+use wrun_runtime::{InputSource, InputStream, OutputTarget, Runtime};
 
 use super::events::EventLog;
 use super::gate::RunGate;
@@ -162,7 +163,23 @@ struct Inner {
     /// restarts in a row followed runs shorter than [`STEADY_RUN`].
     run_started: Option<std::time::Instant>,
     quick_restarts: u32,
+    stdin: StdinPipe,
 }
+
+/// The stdin of an instance created with `OpenStdin` (`docker run -i`): a
+/// pipe made by whichever comes first, an attach with `stdin=1` or the
+/// start, each taking its end; dropped when the run ends. Without an
+/// attach the guest waits on an open, empty stdin, as in Docker.
+#[derive(Default)]
+struct StdinPipe {
+    /// For the next run, when an attach came first.
+    reader: Option<InputStream>,
+    /// For the next attach, when the run came first.
+    writer: Option<DuplexStream>,
+}
+
+/// Bytes an attached client may write ahead of the guest's reads.
+const STDIN_BUFFER: usize = 64 * 1024;
 
 /// Instances started at once when the daemon applies restart policies.
 const REVIVE_AT_ONCE: usize = 32;
@@ -202,6 +219,7 @@ impl Container {
                 serving: false,
                 run_started: None,
                 quick_restarts: 0,
+                stdin: StdinPipe::default(),
             }),
             lifecycle: watch::Sender::new(life),
         })
@@ -226,6 +244,38 @@ impl Container {
     /// saves the record.
     fn set_published(&self, published: &[wrun_runtime::PortMapping]) {
         self.lock().record.state.published = published.iter().map(|m| m.spec()).collect();
+    }
+
+    /// The writing end of the instance's stdin, for an attach with
+    /// `stdin=1`; `None` unless it was created with `OpenStdin`, or when
+    /// another attach holds it already.
+    pub fn attach_stdin(&self) -> Option<DuplexStream> {
+        let mut inner = self.lock();
+        if !inner.record.config.open_stdin {
+            return None;
+        }
+        if let Some(w) = inner.stdin.writer.take() {
+            return Some(w);
+        }
+        if inner.stdin.reader.is_some() || inner.record.state.is_live() {
+            return None;
+        }
+        let (r, w) = tokio::io::duplex(STDIN_BUFFER);
+        inner.stdin.reader = Some(InputStream::new(r));
+        Some(w)
+    }
+
+    /// The stdin of a run about to start.
+    fn run_stdin(inner: &mut Inner) -> InputSource {
+        if !inner.record.config.open_stdin {
+            return InputSource::Null;
+        }
+        if let Some(r) = inner.stdin.reader.take() {
+            return InputSource::Stream(r);
+        }
+        let (r, w) = tokio::io::duplex(STDIN_BUFFER);
+        inner.stdin.writer = Some(w);
+        InputSource::Stream(InputStream::new(r))
     }
 
     /// The pause control and meters of the current run, while live.
@@ -277,6 +327,7 @@ impl Container {
         inner.stop = None;
         inner.gate = None;
         inner.serving = false;
+        inner.stdin = StdinPipe::default();
         let st = &mut inner.record.state;
         st.status = Status::Exited;
         st.exit_code = exit_code;
@@ -588,7 +639,7 @@ impl Daemon {
         c: &Arc<Container>,
         by_policy: bool,
     ) -> Result<bool, ApiError> {
-        let (rx, gate, record) = {
+        let (rx, gate, record, stdin) = {
             let mut inner = c.lock();
             match inner.record.state.status {
                 Status::Running | Status::Paused => return Ok(false),
@@ -620,9 +671,10 @@ impl Daemon {
                 inner.quick_restarts = 0;
             }
             inner.run_started = Some(std::time::Instant::now());
+            let stdin = Container::run_stdin(&mut inner);
             c.save(&inner.record)?;
             c.lifecycle.send_modify(|l| l.running = true);
-            (rx, gate, inner.record.clone())
+            (rx, gate, inner.record.clone(), stdin)
         };
         self.events
             .container("start", &c.id, &record.name, &record.image, &[]);
@@ -634,6 +686,7 @@ impl Daemon {
             let settings = settings(&record.config, &record.host_config)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
+            launch.spec.stdin = stdin;
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
             launch.spec.memory_gauge = Some(memory);
