@@ -11,6 +11,10 @@ the REST API with concurrent requests, hold them, and measure
 Usage:
   benches/daemon_scale.py [--wrun target/release/wrun] [-n 10000]
                           [--concurrency 32] [--context examples/idle]
+                          [--client rust|python]
+
+The default load client is benches/daemon_load/client.rs, built with rustc
+at each run; `--client python` uses this script's own threads instead.
 
 Writes target/daemon-scale/results.json and prints a markdown table. The
 daemon runs on a private store and socket and is always shut down.
@@ -46,6 +50,9 @@ def main():
     ap.add_argument("--tmpfs", action="store_true",
                     help="give each instance a private /tmp (HostConfig.Tmpfs): two descriptors each")
     ap.add_argument("--perf", metavar="FILE", help="record the daemon with `perf record -g` into FILE while starting")
+    ap.add_argument("--client", choices=["rust", "python"], default="rust",
+                    help="the load client: benches/daemon_load/client.rs (built with rustc; lean) "
+                         "or this script's own threads (takes most of a core)")
     args = ap.parse_args()
     create_body = {"Image": "idle:bench"}
     if args.tmpfs:
@@ -55,8 +62,13 @@ def main():
     work = tempfile.mkdtemp(prefix="wrun-scale-")
     d = Daemon(wrun, work, args.n + 64, args.daemon_arg)
     sock, env = d.sock, d.env
-    results = {"n": args.n, "concurrency": args.concurrency, "tmpfs": args.tmpfs}
+    results = {"n": args.n, "concurrency": args.concurrency, "tmpfs": args.tmpfs, "client": args.client}
     try:
+        if args.client == "rust":
+            client_bin = os.path.join(work, "daemon_load")
+            here = os.path.dirname(os.path.abspath(__file__))
+            subprocess.run(["rustc", "-O", "--edition", "2024", os.path.join(here, "daemon_load", "client.rs"),
+                            "-o", client_bin], check=True)
         d.build("idle:bench", args.context)
         try:
             d.start()
@@ -117,31 +129,42 @@ def main():
         cpu0 = proc_cpu_s(daemon.pid)
         client_cpu0 = time.process_time()
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        daemon_cpu = proc_cpu_s(daemon.pid) - cpu0
-        client_cpu = time.process_time() - client_cpu0
+        if args.client == "rust":
+            out = subprocess.run([client_bin, sock, str(args.n), str(args.concurrency), json.dumps(create_body)],
+                                 check=True, capture_output=True, text=True).stdout
+            wall = time.perf_counter() - t0
+            daemon_cpu = proc_cpu_s(daemon.pid) - cpu0
+            r = json.loads(out)
+            client_cpu = r["client_cpu_s"]
+            started, n_errors, first_errors = r["started"], r["errors"], r["first_errors"]
+            p50, p99 = r["p50_s"], r["p99_s"]
+        else:
+            threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            daemon_cpu = proc_cpu_s(daemon.pid) - cpu0
+            client_cpu = time.process_time() - client_cpu0
+            started, n_errors, first_errors = len(latencies), len(errors), errors[:5]
+            p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         if perf is not None:
             perf.send_signal(2)
             perf.wait()
-        started = len(latencies)
         results.update({
             "started": started,
-            "errors": len(errors),
-            "first_errors": errors[:5],
+            "errors": n_errors,
+            "first_errors": first_errors,
             "create_start_wall_s": wall,
             "create_start_per_s": started / wall if wall else 0,
             # CPU time during the ramp: the daemon's per instance, and the
-            # harness's own (its HTTP client shares the 2 cores).
+            # load client's own (it shares the 2 cores).
             "daemon_cpu_us_per_instance": daemon_cpu / max(started, 1) * 1e6,
             "daemon_cpu_share": daemon_cpu / wall if wall else 0,
             "client_cpu_share": client_cpu / wall if wall else 0,
-            "latency_p50_ms": percentile(latencies, 50) * 1e3,
-            "latency_p99_ms": percentile(latencies, 99) * 1e3,
+            "latency_p50_ms": p50 * 1e3,
+            "latency_p99_ms": p99 * 1e3,
         })
 
         time.sleep(args.settle)
