@@ -1,14 +1,18 @@
 //! The CLI's side of the REST API: HTTP/1.1 over the daemon's Unix socket,
 //! starting a daemon in the background when none answers.
 
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -58,20 +62,42 @@ impl Client {
         })
     }
 
+    /// A client of the daemon on `socket` when one accepts a connection
+    /// there; never starts one. The error is the one a request would give.
+    pub fn connect_existing(socket: &Path) -> anyhow::Result<Self> {
+        std::os::unix::net::UnixStream::connect(socket).with_context(|| cannot_connect(socket))?;
+        Self::new(socket)
+    }
+
+    /// Sends a request with an optional JSON body.
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let content_type = body.as_ref().map(|_| "application/json");
+        let body = Full::new(Bytes::from(body.unwrap_or_default()));
+        self.send_body(method, path, content_type, body).await
+    }
+
+    /// Sends a request with any body; a 4xx or 5xx answer becomes a
+    /// [`DaemonError`].
+    async fn send_body<B>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&'static str>,
+        body: B,
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot connect to the wrun daemon at {} (is `wrun daemon` running?)",
-                    self.socket.display()
-                )
-            })?;
+            .with_context(|| cannot_connect(&self.socket))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("talking to the daemon")?;
@@ -80,12 +106,10 @@ impl Client {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "wrun");
-        if body.is_some() {
-            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(content_type) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, content_type);
         }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .context("building the request")?;
+        let req = req.body(body).context("building the request")?;
         let resp = sender
             .send_request(req)
             .await
@@ -154,6 +178,77 @@ impl Client {
             Ok(())
         })
     }
+
+    /// Sends `body` (read in chunks on a thread of its own as the request
+    /// goes out, never held whole) and returns the whole answer.
+    pub fn upload(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        mut body: impl Read + Send + 'static,
+    ) -> anyhow::Result<Bytes> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        // A plain thread, not the executor's blocking pool: if the daemon
+        // answers early, the process need not wait for a slow reader.
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; UPLOAD_CHUNK];
+                let item = match body.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(Bytes::from(chunk))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        self.executor.block_on(async {
+            let resp = self
+                .send_body(method, path, Some(content_type), ChannelBody { rx })
+                .await?;
+            Ok(resp
+                .into_body()
+                .collect()
+                .await
+                .context("reading the daemon's answer")?
+                .to_bytes())
+        })
+    }
+}
+
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// A request body fed, chunk by chunk, by the thread reading the input.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+fn cannot_connect(socket: &Path) -> String {
+    format!(
+        "cannot connect to the wrun daemon at {} (is `wrun daemon` running?)",
+        socket.display()
+    )
 }
 
 /// Whether the error is the daemon's 404.

@@ -75,15 +75,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
             commands::build::run(&root, a)
         }
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => commands::images::run(&root, a),
-        Command::Image(ImageCommand::Inspect(a)) => commands::inspect::run(&root, a),
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
-            commands::history::run(&root, a)
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => {
+            commands::images::run(&root, host, a)
         }
-        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => commands::tag::run(&root, a),
-        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => commands::save::run(&root, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => commands::load::run(&root, a),
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&root, a),
+        Command::Image(ImageCommand::Inspect(a)) => commands::inspect::run(&root, host, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            commands::history::run(&root, host, a)
+        }
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
+            commands::tag::run(&root, host, a)
+        }
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
+            commands::save::run(&root, host, a)
+        }
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
+            commands::load::run(&root, host, a)
+        }
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&root, host, a),
         Command::Image(ImageCommand::Prune(a)) => commands::system::prune(&root, a, false),
         Command::System(SystemCommand::Df(a)) => commands::system::df(&root, a),
         Command::System(SystemCommand::Prune(a)) => commands::system::prune(&root, a, true),

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
+use hyper::Method;
 
-use super::open_store;
+use super::ImageBackend;
 use crate::api::images;
+use crate::api::types::HistoryItem;
 use crate::output::{human_duration, human_size, print_table};
 
 #[derive(Debug, Args)]
@@ -28,10 +30,15 @@ pub struct HistoryArgs {
     pub image: String,
 }
 
-pub fn run(root: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(root)?;
-    let record = store.find(&args.image)?;
-    let items = images::history(&store, &record)?;
+pub fn run(root: &Path, host: Option<&str>, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let items: Vec<HistoryItem> = match ImageBackend::choose(root, host)? {
+        ImageBackend::Local(store) => images::history(&store, &store.find(&args.image)?)?,
+        ImageBackend::Api(client) => client.json(
+            Method::GET,
+            &format!("/images/{}/history", super::escape(&args.image)),
+            None,
+        )?,
+    };
     let short_id = |id: &str| match id.strip_prefix("sha256:") {
         Some(hex) if !args.no_trunc => hex.chars().take(12).collect(),
         _ => id.to_string(),

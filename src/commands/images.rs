@@ -1,13 +1,20 @@
-//! `wrun images`: list stored images, one row per name.
+//! `wrun images`: list stored images, one row per name (the daemon's when
+//! one answers, else the local store's).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
+use hyper::Method;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use wrun_image::ImageRef;
 
-use super::open_store;
+use super::ImageBackend;
+use crate::api::system::ImageSummary;
+use crate::api::types::ImageInspect;
+use crate::client::{Client, is_not_found};
 use crate::output::{ago, human_size, print_table};
 
 #[derive(Debug, Args)]
@@ -45,69 +52,125 @@ struct Row {
     size: String,
 }
 
-pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(root)?;
-    let mut dangling: Option<bool> = None;
-    let mut references: Vec<String> = args.reference.iter().cloned().collect();
-    for f in &args.filter {
-        match f.split_once('=') {
-            Some(("dangling", v)) => {
-                dangling = Some(match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => bail!("invalid filter 'dangling={v}': expected true or false"),
-                })
-            }
-            Some(("reference", v)) => references.push(v.to_string()),
-            _ => {
-                bail!("invalid filter {f:?} (supported: dangling=true|false, reference=NAME[:TAG])")
-            }
+/// One image as the listing shows it, from the store or from the daemon.
+struct Listed {
+    names: Vec<String>,
+    /// The config digest, `sha256:…`.
+    id: String,
+    /// The manifest digest.
+    digest: String,
+    /// The config's `created` (RFC 3339), if any.
+    created: Option<String>,
+    size: u64,
+}
+
+impl Listed {
+    fn from_record(record: wrun_image::ImageRecord) -> Listed {
+        Listed {
+            names: record.names,
+            id: record.id.to_string(),
+            digest: record.digest.to_string(),
+            created: record.created,
+            size: record.size,
         }
     }
-    let wanted: Vec<ImageRef> = references
-        .iter()
-        .map(|r| r.parse::<ImageRef>())
-        .collect::<Result<_, _>>()?;
-    let mut rows = Vec::new();
-    for record in store.images()? {
-        if let Some(d) = dangling
-            && d != record.names.is_empty()
-        {
-            continue;
+}
+
+/// The `--filter` flags and the `REPOSITORY[:TAG]` argument.
+struct Filter {
+    dangling: Option<bool>,
+    wanted: Vec<ImageRef>,
+}
+
+impl Filter {
+    fn parse(args: &ImagesArgs) -> anyhow::Result<Filter> {
+        let mut dangling: Option<bool> = None;
+        let mut references: Vec<String> = args.reference.iter().cloned().collect();
+        for f in &args.filter {
+            match f.split_once('=') {
+                Some(("dangling", v)) => {
+                    dangling = Some(match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => bail!("invalid filter 'dangling={v}': expected true or false"),
+                    })
+                }
+                Some(("reference", v)) => references.push(v.to_string()),
+                _ => {
+                    bail!(
+                        "invalid filter {f:?} (supported: dangling=true|false, reference=NAME[:TAG])"
+                    )
+                }
+            }
         }
-        let names: Vec<Option<&String>> = if record.names.is_empty() {
-            vec![None]
-        } else {
-            record.names.iter().map(Some).collect()
-        };
-        for name in names {
-            let (repository, tag) = match name {
-                Some(n) => n
-                    .rsplit_once(':')
+        let wanted = references
+            .iter()
+            .map(|r| r.parse::<ImageRef>())
+            .collect::<Result<_, _>>()?;
+        Ok(Filter { dangling, wanted })
+    }
+
+    /// The rows of an image with these names: `(repository, tag)` pairs,
+    /// `<none>` for an image without a name.
+    fn rows(&self, names: &[String]) -> Vec<(String, String)> {
+        if self.dangling.is_some_and(|d| d != names.is_empty()) {
+            return Vec::new();
+        }
+        if names.is_empty() {
+            return self
+                .row_wanted("<none>", "<none>")
+                .then(|| ("<none>".into(), "<none>".into()))
+                .into_iter()
+                .collect();
+        }
+        names
+            .iter()
+            .map(|n| {
+                n.rsplit_once(':')
                     .map_or((n.clone(), String::new()), |(r, t)| {
                         (r.to_string(), t.to_string())
-                    }),
-                None => ("<none>".into(), "<none>".into()),
-            };
-            if !wanted.is_empty()
-                && !wanted.iter().any(|w| {
-                    w.repository == repository && w.tag.as_deref().is_none_or(|t| t == tag)
-                })
-            {
-                continue;
-            }
+                    })
+            })
+            .filter(|(r, t)| self.row_wanted(r, t))
+            .collect()
+    }
+
+    fn row_wanted(&self, repository: &str, tag: &str) -> bool {
+        self.wanted.is_empty()
+            || self
+                .wanted
+                .iter()
+                .any(|w| w.repository == repository && w.tag.as_deref().is_none_or(|t| t == tag))
+    }
+}
+
+pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let filter = Filter::parse(&args)?;
+    let images: Vec<Listed> = match ImageBackend::choose(root, host)? {
+        ImageBackend::Local(store) => store
+            .images()?
+            .into_iter()
+            .map(Listed::from_record)
+            .collect(),
+        ImageBackend::Api(client) => {
+            let exact = args.format.as_deref() == Some("json");
+            from_daemon(&client, &filter, exact, args.digests)?
+        }
+    };
+    let mut rows = Vec::new();
+    for image in images {
+        for (repository, tag) in filter.rows(&image.names) {
             rows.push(Row {
                 repository,
                 tag,
-                digest: record.digest.to_string(),
-                id: if args.no_trunc {
-                    record.id.to_string()
-                } else {
-                    record.id.short()
+                digest: image.digest.clone(),
+                id: match image.id.strip_prefix("sha256:") {
+                    Some(hex) if !args.no_trunc => hex.chars().take(12).collect(),
+                    _ => image.id.clone(),
                 },
-                created: ago(record.created.as_deref()),
-                created_at: record.created.clone().unwrap_or_default(),
-                size: human_size(record.size),
+                created: ago(image.created.as_deref()),
+                created_at: image.created.clone().unwrap_or_default(),
+                size: human_size(image.size),
             });
         }
     }
@@ -159,4 +222,52 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         Some(other) => bail!("unsupported --format {other:?} (use table or json)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's images (`GET /images/json`) that have rows to show. The
+/// summary lacks an unnamed image's manifest digest and the config's own
+/// `created` text (and cannot tell "no time" from 1970): when a row needs
+/// them, they come from the image's inspect view.
+fn from_daemon(
+    client: &Client,
+    filter: &Filter,
+    exact: bool,
+    digests: bool,
+) -> anyhow::Result<Vec<Listed>> {
+    let summaries: Vec<ImageSummary> = client.json(Method::GET, "/images/json", None)?;
+    let mut listed = Vec::new();
+    for s in summaries {
+        if filter.rows(&s.repo_tags).is_empty() {
+            continue;
+        }
+        let digest = s
+            .repo_digests
+            .first()
+            .and_then(|d| d.split_once('@'))
+            .map(|(_, d)| d.to_string());
+        let created = OffsetDateTime::from_unix_timestamp(s.created)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok());
+        let mut image = Listed {
+            names: s.repo_tags,
+            id: s.id,
+            digest: digest.clone().unwrap_or_default(),
+            created,
+            size: u64::try_from(s.size).unwrap_or(0),
+        };
+        if exact || s.created == 0 || (digests && digest.is_none()) {
+            let path = format!("/images/{}/json", super::escape(&image.id));
+            match client.json::<ImageInspect>(Method::GET, &path, None) {
+                Ok(view) => {
+                    image.created = Some(view.created).filter(|c| !c.is_empty());
+                    image.digest = view.descriptor.digest;
+                }
+                // Removed since the list was read: not listed.
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        listed.push(image);
+    }
+    Ok(listed)
 }

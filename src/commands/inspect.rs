@@ -4,9 +4,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use hyper::Method;
 
-use super::open_store;
+use super::ImageBackend;
 use crate::api::images;
+use crate::api::types::ImageInspect;
 use crate::output::print_inspected;
 
 #[derive(Debug, Args)]
@@ -18,12 +20,18 @@ pub struct InspectArgs {
     pub images: Vec<String>,
 }
 
-pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(root)?;
-    let mut found = Vec::new();
+pub fn run(root: &Path, host: Option<&str>, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let backend = ImageBackend::choose(root, host)?;
+    let mut found: Vec<ImageInspect> = Vec::new();
     let code = super::for_each(&args.images, |name| {
-        let record = store.find(name)?;
-        found.push(images::inspect(&store, &record)?);
+        found.push(match &backend {
+            ImageBackend::Local(store) => images::inspect(store, &store.find(name)?)?,
+            ImageBackend::Api(client) => client.json(
+                Method::GET,
+                &format!("/images/{}/json", super::escape(name)),
+                None,
+            )?,
+        });
         Ok(())
     })?;
     print_inspected(&found, args.format.as_deref())?;

@@ -1,14 +1,17 @@
-//! `wrun load`: read an image tar (wrun's, skopeo's, Docker's) into the store.
+//! `wrun load`: read an image tar (wrun's, skopeo's, Docker's) into the store,
+//! or send it to the daemon when one answers.
 
 use std::fs::File;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use hyper::Method;
 
-use super::open_store;
+use super::ImageBackend;
+use crate::api::images::LoadMessage;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -20,21 +23,41 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-pub fn run(root: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(root)?;
-    let report = match &args.input {
+pub fn run(root: &Path, host: Option<&str>, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let (input, what): (Box<dyn Read + Send>, String) = match &args.input {
         Some(path) => {
             let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            wrun_image::archive::load(&store, file)
-                .with_context(|| format!("loading {}", path.display()))?
+            (Box::new(file), path.display().to_string())
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty (use -i FILE or redirect)");
             }
-            wrun_image::archive::load(&store, io::stdin().lock()).context("loading from stdin")?
+            (Box::new(io::stdin()), "from stdin".into())
         }
     };
+    let store = match ImageBackend::choose(root, host)? {
+        ImageBackend::Local(store) => store,
+        ImageBackend::Api(client) => {
+            // Not `quiet=1`: the daemon would drop the notes, which -q keeps.
+            let answer = client
+                .upload(Method::POST, "/images/load", "application/x-tar", input)
+                .with_context(|| format!("loading {what}"))?;
+            for message in serde_json::Deserializer::from_slice(&answer).into_iter::<LoadMessage>()
+            {
+                let message = message.context("the daemon's answer is not the expected JSON")?;
+                let line = message.stream.trim_end();
+                if line.starts_with("note: ") {
+                    eprintln!("{line}");
+                } else if !args.quiet && !line.is_empty() {
+                    println!("{line}");
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let report =
+        wrun_image::archive::load(&store, input).with_context(|| format!("loading {what}"))?;
     for note in &report.notes {
         eprintln!("note: {note}");
     }

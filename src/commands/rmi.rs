@@ -4,8 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use hyper::Method;
 
-use super::open_store;
+use super::ImageBackend;
+use crate::api::images::ImageDeleteItem;
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
@@ -16,8 +18,30 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-pub fn run(root: &Path, args: RmiArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn run(root: &Path, host: Option<&str>, args: RmiArgs) -> anyhow::Result<ExitCode> {
+    let store = match ImageBackend::choose(root, host)? {
+        ImageBackend::Local(store) => store,
+        // The daemon keeps the images of its instances unless forced.
+        ImageBackend::Api(client) => {
+            return super::for_each(&args.images, |name| {
+                let path = format!(
+                    "/images/{}?force={}",
+                    super::escape(name),
+                    u8::from(args.force)
+                );
+                let items: Vec<ImageDeleteItem> = client.json(Method::DELETE, &path, None)?;
+                for item in items {
+                    if let Some(u) = item.untagged {
+                        println!("Untagged: {u}");
+                    }
+                    if let Some(d) = item.deleted {
+                        println!("Deleted: {d}");
+                    }
+                }
+                Ok(())
+            });
+        }
+    };
     let mut failed = false;
     // The images of recorded instances (running or not) are kept unless forced.
     let in_use = crate::daemon::images_in_use_on_disk(&store);

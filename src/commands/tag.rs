@@ -4,9 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use hyper::Method;
 use wrun_image::ImageRef;
 
-use super::open_store;
+use super::{ImageBackend, escape};
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
@@ -16,7 +17,7 @@ pub struct TagArgs {
     pub target: String,
 }
 
-pub fn run(root: &Path, args: TagArgs) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, host: Option<&str>, args: TagArgs) -> anyhow::Result<ExitCode> {
     let target: ImageRef = args.target.parse()?;
     if target.digest.is_some() {
         anyhow::bail!(
@@ -24,7 +25,21 @@ pub fn run(root: &Path, args: TagArgs) -> anyhow::Result<ExitCode> {
             args.target
         );
     }
-    let store = open_store(root)?;
-    store.tag(&args.source, &target)?;
+    match ImageBackend::choose(root, host)? {
+        ImageBackend::Local(store) => {
+            store.tag(&args.source, &target)?;
+        }
+        ImageBackend::Api(client) => {
+            let mut path = format!(
+                "/images/{}/tag?repo={}",
+                escape(&args.source),
+                escape(&target.repository)
+            );
+            if let Some(tag) = &target.tag {
+                path.push_str(&format!("&tag={}", escape(tag)));
+            }
+            client.call(Method::POST, &path, None)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
