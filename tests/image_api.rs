@@ -345,3 +345,38 @@ fn a_named_host_that_does_not_answer_is_an_error() {
     assert!(!out_tar.exists());
     assert!(!env.root().exists(), "the local store was not used instead");
 }
+
+#[test]
+fn run_detached_and_inspect_use_the_daemons_images() {
+    let r = Remote::start();
+    // A name only the daemon's store holds: the daemon resolves it.
+    let id = r.ok(&["run", "-d", "--name", "h1", "hello:1.0", "Remote"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(r.ok(&["wait", "h1"]).trim(), "0");
+    assert_eq!(r.ok(&["logs", "h1"]), "Hello, Remote!\n");
+    // `inspect` of a name no instance has is the daemon's image.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&r.ok(&["inspect", "hello:1.0"])).unwrap();
+    assert_eq!(inspect[0]["Id"], r.id.as_str());
+    let err = r.fails(&["inspect", "nosuch:1"]);
+    assert!(err.contains("No such object: nosuch:1"), "{err}");
+    // An image tar given to `run -d` is loaded into the daemon's store.
+    let tar = r.daemon.env.path("hello.tar");
+    r.daemon
+        .env
+        .ok(&["save", "-o", tar.to_str().unwrap(), "hello:1.0"]);
+    r.daemon.env.ok(&["rmi", "-f", "hello:1.0"]);
+    assert!(!r.a_images().contains("hello"));
+    r.ok(&["run", "-d", "--name", "t1", tar.to_str().unwrap(), "Tar"]);
+    assert_eq!(r.ok(&["wait", "t1"]).trim(), "0");
+    assert_eq!(r.ok(&["logs", "t1"]), "Hello, Tar!\n");
+    assert!(r.a_images().contains("hello"), "{}", r.a_images());
+    // A name the daemon does not have is the daemon's 404, exit 125 as docker run.
+    let out = r.run(&["run", "-d", "nosuch:1"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such image"),
+        "{out:?}"
+    );
+    r.assert_local_store_untouched();
+}

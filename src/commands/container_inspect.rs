@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hyper::Method;
 
-use super::{DaemonTarget, open_store};
+use super::DaemonTarget;
 use crate::client::is_not_found;
 use crate::output::print_inspected;
 
@@ -30,13 +30,17 @@ pub fn run(target: &DaemonTarget, args: ContainerInspectArgs) -> anyhow::Result<
                 if !is_not_found(&e) {
                     return Err(e);
                 }
-                let store = open_store(&target.root)?;
-                match store.find(name) {
-                    Ok(r) => Ok(serde_json::to_value(crate::api::images::inspect(
-                        &store, &r,
-                    )?)?),
-                    Err(_) => Err(anyhow::anyhow!("No such object: {name}")),
-                }
+                // Not an instance: an image of the same daemon, as docker does.
+                let path = format!("/images/{}/json", super::escape(name));
+                client
+                    .json::<serde_json::Value>(Method::GET, &path, None)
+                    .map_err(|e| {
+                        if is_not_found(&e) {
+                            anyhow::anyhow!("No such object: {name}")
+                        } else {
+                            e
+                        }
+                    })
             })?;
         found.push(answer);
         Ok(())

@@ -11,16 +11,27 @@ use super::{DaemonTarget, open_store};
 use crate::api::containers::{
     ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig, LogConfig,
 };
+use crate::api::images::LoadMessage;
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let target = DaemonTarget::new(root, host)?;
-    let store = open_store(root)?;
-    // An image tar is loaded here, then named by ID.
-    let record = resolve_image(&store, &args.image)?;
-    let image = if args.image.ends_with(".tar") || Path::new(&args.image).is_file() {
-        record.id.to_string()
+    let image = if host.is_some_and(|h| !h.is_empty()) {
+        // The daemon named may serve another store than `root`: it resolves
+        // the name, and an image tar is loaded into it.
+        match image_file(&args.image) {
+            Some(path) => load_into_daemon(&target.client()?, path)?,
+            None => args.image.clone(),
+        }
     } else {
-        args.image.clone()
+        // The daemon started for `root` (or found serving it): an image tar
+        // is loaded here, then named by ID; a missing name fails here.
+        let store = open_store(root)?;
+        let record = resolve_image(&store, &args.image)?;
+        if args.image.ends_with(".tar") || Path::new(&args.image).is_file() {
+            record.id.to_string()
+        } else {
+            args.image.clone()
+        }
     };
     let s = settings(&args)?;
     let mut request = ContainerCreateRequest {
@@ -110,4 +121,41 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     )?;
     println!("{}", created.id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The image tar `image` names, if it names an existing file.
+fn image_file(image: &str) -> Option<&Path> {
+    let path = Path::new(image);
+    let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
+    (looks_like_file && path.exists()).then_some(path)
+}
+
+/// Loads the image tar at `path` into the daemon; returns what names the
+/// one image it holds there (its name, or its ID when it has none).
+fn load_into_daemon(client: &crate::client::Client, path: &Path) -> anyhow::Result<String> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let answer = client
+        .upload(Method::POST, "/images/load", "application/x-tar", file)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let mut images = Vec::new();
+    for message in serde_json::Deserializer::from_slice(&answer).into_iter::<LoadMessage>() {
+        let message = message.context("the daemon's answer is not the expected JSON")?;
+        let line = message.stream.trim_end();
+        if line.starts_with("note: ") {
+            eprintln!("{line}");
+        } else if let Some(name) = line
+            .strip_prefix("Loaded image: ")
+            .or_else(|| line.strip_prefix("Loaded image ID: "))
+        {
+            images.push(name.to_owned());
+        }
+    }
+    match images.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => anyhow::bail!(
+            "{} holds {} images; load it and run one by name",
+            path.display(),
+            images.len()
+        ),
+    }
 }
