@@ -44,9 +44,6 @@ pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspe
                 .collect::<BTreeMap<_, _>>()
         })
     };
-    let manifest_size = std::fs::metadata(store.blob_path(&record.digest))
-        .map(|m| m.len())
-        .unwrap_or(0);
     Ok(ImageInspect {
         id: record.id.to_string(),
         repo_tags: record.names.clone(),
@@ -76,11 +73,7 @@ pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspe
         metadata: ImageMetadata {
             last_tag_time: record.last_tagged.clone(),
         },
-        descriptor: Descriptor {
-            media_type: wrun_image::document::OCI_MANIFEST.into(),
-            digest: record.digest.to_string(),
-            size: manifest_size,
-        },
+        descriptor: manifest_descriptor(store, record),
         wasm: record.module.as_ref().map(|m| WasmModule {
             path: m.path.clone(),
             kind: m.kind.oci_os().into(),
@@ -132,7 +125,7 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
 }
 
 /// An element of `GET /images/json`.
-pub fn summary(record: &ImageRecord) -> super::system::ImageSummary {
+pub fn summary(store: &Store, record: &ImageRecord) -> super::system::ImageSummary {
     super::system::ImageSummary {
         id: record.id.to_string(),
         parent_id: String::new(),
@@ -143,6 +136,19 @@ pub fn summary(record: &ImageRecord) -> super::system::ImageSummary {
         shared_size: -1,
         labels: BTreeMap::new(),
         containers: -1,
+        descriptor: Some(manifest_descriptor(store, record)),
+        wrun_created: record.created.clone(),
+    }
+}
+
+/// The OCI descriptor of an image's manifest.
+fn manifest_descriptor(store: &Store, record: &ImageRecord) -> Descriptor {
+    Descriptor {
+        media_type: wrun_image::document::OCI_MANIFEST.into(),
+        digest: record.digest.to_string(),
+        size: std::fs::metadata(store.blob_path(&record.digest))
+            .map(|m| m.len())
+            .unwrap_or(0),
     }
 }
 

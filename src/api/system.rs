@@ -86,6 +86,12 @@ pub struct ImageSummary {
     pub shared_size: i64,
     pub labels: std::collections::BTreeMap<String, String>,
     pub containers: i64,
+    /// The manifest's OCI descriptor (Docker API 1.48).
+    pub descriptor: Option<super::types::Descriptor>,
+    /// wrun's own: the config's `created` text as written (`Created` is 0
+    /// both for no time and for 1970); absent when the config has none.
+    #[serde(rename = "WrunCreated", skip_serializing_if = "Option::is_none")]
+    pub wrun_created: Option<String>,
 }
 
 /// One line of `GET /events` (Docker's `events.Message`).

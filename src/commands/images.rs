@@ -7,14 +7,11 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 use hyper::Method;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use wrun_image::ImageRef;
 
 use super::ImageBackend;
 use crate::api::system::ImageSummary;
-use crate::api::types::ImageInspect;
-use crate::client::{Client, is_not_found};
+use crate::client::Client;
 use crate::output::{ago, human_size, print_table};
 
 #[derive(Debug, Args)]
@@ -152,10 +149,7 @@ pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<
             .into_iter()
             .map(Listed::from_record)
             .collect(),
-        ImageBackend::Api(client) => {
-            let exact = args.format.as_deref() == Some("json");
-            from_daemon(&client, &filter, exact, args.digests)?
-        }
+        ImageBackend::Api(client) => from_daemon(&client, &filter)?,
     };
     let mut rows = Vec::new();
     for image in images {
@@ -224,50 +218,20 @@ pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// The daemon's images (`GET /images/json`) that have rows to show. The
-/// summary lacks an unnamed image's manifest digest and the config's own
-/// `created` text (and cannot tell "no time" from 1970): when a row needs
-/// them, they come from the image's inspect view.
-fn from_daemon(
-    client: &Client,
-    filter: &Filter,
-    exact: bool,
-    digests: bool,
-) -> anyhow::Result<Vec<Listed>> {
+/// The daemon's images (`GET /images/json`) that have rows to show: one
+/// request, the summary carrying the manifest's descriptor and the
+/// config's own `created` text.
+fn from_daemon(client: &Client, filter: &Filter) -> anyhow::Result<Vec<Listed>> {
     let summaries: Vec<ImageSummary> = client.json(Method::GET, "/images/json", None)?;
-    let mut listed = Vec::new();
-    for s in summaries {
-        if filter.rows(&s.repo_tags).is_empty() {
-            continue;
-        }
-        let digest = s
-            .repo_digests
-            .first()
-            .and_then(|d| d.split_once('@'))
-            .map(|(_, d)| d.to_string());
-        let created = OffsetDateTime::from_unix_timestamp(s.created)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok());
-        let mut image = Listed {
+    Ok(summaries
+        .into_iter()
+        .filter(|s| !filter.rows(&s.repo_tags).is_empty())
+        .map(|s| Listed {
             names: s.repo_tags,
             id: s.id,
-            digest: digest.clone().unwrap_or_default(),
-            created,
+            digest: s.descriptor.map(|d| d.digest).unwrap_or_default(),
+            created: s.wrun_created,
             size: u64::try_from(s.size).unwrap_or(0),
-        };
-        if exact || s.created == 0 || (digests && digest.is_none()) {
-            let path = format!("/images/{}/json", super::escape(&image.id));
-            match client.json::<ImageInspect>(Method::GET, &path, None) {
-                Ok(view) => {
-                    image.created = Some(view.created).filter(|c| !c.is_empty());
-                    image.digest = view.descriptor.digest;
-                }
-                // Removed since the list was read: not listed.
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        listed.push(image);
-    }
-    Ok(listed)
+        })
+        .collect())
 }

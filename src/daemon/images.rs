@@ -40,11 +40,18 @@ fn find(store: &Store, name: &str) -> Result<wrun_image::ImageRecord, ApiError> 
 /// `GET /images/json`
 pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, ApiError> {
     let d = Arc::clone(daemon);
-    let records = blocking("listing images", move || {
-        d.store.images().map_err(|e| anyhow::Error::from(e).into())
+    let rows = blocking("listing images", move || {
+        let records = d
+            .store
+            .images()
+            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+        // One `stat` per image, for its manifest's size.
+        Ok(records
+            .iter()
+            .map(|r| images::summary(&d.store, r))
+            .collect::<Vec<_>>())
     })
     .await?;
-    let rows: Vec<_> = records.iter().map(images::summary).collect();
     Ok(json(StatusCode::OK, &rows))
 }
 
