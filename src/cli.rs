@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 use crate::commands::{
-    build, container_inspect, container_prune, daemon, events, history, images, inspect, kill,
-    load, logs, pause, port, ps, rename, restart, rm, rmi, run, save, start, stats, stop, system,
-    tag, top, unpause, wait,
+    attach, build, container_inspect, container_prune, daemon, events, history, images, inspect,
+    kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run, save, start, stats, stop,
+    system, tag, top, unpause, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -56,8 +56,12 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Fetch the logs of an instance
     Logs(logs::LogsArgs),
+    /// Create a new instance without starting it (the flags of `run`)
+    Create(Box<run::RunArgs>),
     /// Start one or more stopped instances
     Start(start::StartArgs),
+    /// Attach to a running instance's output (and stdin, if created with -i)
+    Attach(attach::AttachArgs),
     /// Stop one or more running instances
     Stop(stop::StopArgs),
     /// Restart one or more instances

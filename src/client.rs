@@ -306,6 +306,71 @@ fn start_daemon(socket: &Path, root: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// An attach upgraded to a raw stream (`Upgrade: tcp`): Docker's
+/// multiplexed frames from the daemon, and the way back to the guest's
+/// stdin.
+pub struct Hijacked {
+    pub from_daemon: std::io::BufReader<std::os::unix::net::UnixStream>,
+    pub to_daemon: std::os::unix::net::UnixStream,
+}
+
+impl Client {
+    /// Sends `POST path` asking to upgrade the connection, as `docker
+    /// attach` does; an error answer becomes a [`DaemonError`].
+    pub fn hijack(&self, path: &str) -> anyhow::Result<Hijacked> {
+        use std::io::{BufRead, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&self.socket)
+            .with_context(|| cannot_connect(&self.socket))?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: wrun\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        )
+        .context("talking to the daemon")?;
+        let mut from_daemon =
+            std::io::BufReader::new(stream.try_clone().context("talking to the daemon")?);
+        let mut line = String::new();
+        from_daemon
+            .read_line(&mut line)
+            .context("reading the daemon's answer")?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .with_context(|| format!("the daemon's answer is not HTTP: {line:?}"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            from_daemon
+                .read_line(&mut line)
+                .context("reading the daemon's answer")?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let mut body = vec![0u8; length.min(1 << 20)];
+            from_daemon
+                .read_exact(&mut body)
+                .context("reading the daemon's answer")?;
+            let message = serde_json::from_slice::<ErrorResponse>(&body)
+                .map(|e| e.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
+            return Err(DaemonError { status, message }.into());
+        }
+        Ok(Hijacked {
+            from_daemon,
+            to_daemon: stream,
+        })
+    }
+}
+
 /// Splits Docker's multiplexed stream into stdout and stderr payloads.
 #[derive(Default)]
 pub struct Demux {

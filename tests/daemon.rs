@@ -1198,3 +1198,61 @@ fn the_stock_docker_client_pipes_stdin_into_an_instance_with_dash_i() {
     );
     d.docker_ok(&["stop", "waiting"]);
 }
+
+#[test]
+fn create_then_start_attached_and_attach_follow_a_run_with_its_stdin_and_exit_code() {
+    let d = daemon();
+    build_cat(&d);
+    let wrun_with_input = |args: &[&str], input: &[u8]| {
+        let mut child = d
+            .env
+            .cmd()
+            .env("WRUN_HOST", d.host())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // create: recorded, not started.
+    let id = d.wrun_ok(&["create", "--name", "greeter", "hello:1.0", "Bob"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(
+        d.wrun_ok(&["inspect", "-f", "{{.State.Status}}", "greeter"])
+            .trim(),
+        "created"
+    );
+    // start -a: the run's output, then its exit code.
+    assert_eq!(d.wrun_ok(&["start", "-a", "greeter"]), "Hello, Bob!\n");
+    d.wrun_ok(&["create", "--name", "failing", "idle:1.0", "notanumber"]);
+    let out = d.wrun(&["start", "-a", "failing"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SECONDS must be a whole number"),
+        "{out:?}"
+    );
+    // create -i, then start -ai: our stdin is the guest's, to end of file.
+    d.wrun_ok(&["create", "-i", "--name", "cat1", "cat:1.0"]);
+    let out = wrun_with_input(&["start", "-ai", "cat1"], b"one\ntwo\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    // run -d -i, then attach: the same, to a running instance.
+    d.wrun_ok(&["run", "-d", "-i", "--name", "cat2", "cat:1.0"]);
+    let out = wrun_with_input(&["attach", "cat2"], b"three\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "three\n");
+    // Attaching to an instance that is not running is refused.
+    let out = d.wrun(&["attach", "cat2"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("You cannot attach to a stopped container"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = d.wrun(&["start", "-a", "greeter", "cat1"]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+}

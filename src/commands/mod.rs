@@ -1,5 +1,6 @@
 //! One module per CLI verb, plus the one place errors become exit codes.
 
+pub mod attach;
 pub mod build;
 pub mod container_inspect;
 pub mod container_prune;

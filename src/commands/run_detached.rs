@@ -1,4 +1,5 @@
-//! `wrun run -d`: create and start the instance in the daemon, print its ID.
+//! `wrun run -d`: create and start the instance in the daemon, print its ID;
+//! and `wrun create`: the same request, not started.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,6 +15,29 @@ use crate::api::containers::{
 use crate::api::images::LoadMessage;
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (client, id) = create(root, host, &args)?;
+    client.call(Method::POST, &format!("/containers/{id}/start"), None)?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wrun create`: the instance `run -d` would start, created only.
+pub fn run_create(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.detach {
+        anyhow::bail!("unknown flag: --detach (create never starts the instance)");
+    }
+    let (_, id) = create(root, host, &args)?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends `POST /containers/create` for the flags; returns the client and
+/// the new instance's ID.
+fn create(
+    root: &Path,
+    host: Option<&str>,
+    args: &RunArgs,
+) -> anyhow::Result<(crate::client::Client, String)> {
     let target = DaemonTarget::new(root, host)?;
     let image = if host.is_some_and(|h| !h.is_empty()) {
         // The daemon named may serve another store than `root`: it resolves
@@ -33,7 +57,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
             args.image.clone()
         }
     };
-    let s = settings(&args)?;
+    let s = settings(args)?;
     let mut request = ContainerCreateRequest {
         config: ContainerConfig {
             image,
@@ -41,6 +65,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
             cmd: Some(s.cmd.clone()).filter(|c| !c.is_empty()),
             entrypoint: Some(s.entrypoint.clone()).filter(|e| !e.is_empty()),
             working_dir: s.workdir.clone().unwrap_or_default(),
+            // `-i`: stdin stays open for an attach (`wrun start -ai`,
+            // `wrun attach`).
+            open_stdin: args.interactive,
             ..ContainerConfig::default()
         },
         host_config: HostConfig {
@@ -114,13 +141,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     for warning in &created.warnings {
         eprintln!("WARNING: {warning}");
     }
-    client.call(
-        Method::POST,
-        &format!("/containers/{}/start", created.id),
-        None,
-    )?;
-    println!("{}", created.id);
-    Ok(ExitCode::SUCCESS)
+    Ok((client, created.id))
 }
 
 /// The image tar `image` names, if it names an existing file.
