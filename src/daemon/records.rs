@@ -10,6 +10,9 @@
 //! with its ID, or a tombstone for a removal. The daemon that starts reads
 //! the journal (the last line of an ID wins), skips a torn or garbled line
 //! with a message, and rewrites the journal with the live records only.
+//! While it runs, the flusher rewrites the journal the same way once it
+//! has grown past a threshold ([`Thresholds::DAEMON`]), from the live
+//! records the daemon hands it ([`LiveRecords`]), while appends go on.
 //!
 //! A record is a cache of what the daemon knows: after a host crash every
 //! instance has ended anyway. So appends are not synced one by one: a
@@ -20,10 +23,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -128,19 +133,105 @@ pub fn legacy_records(dir: &Path) -> Vec<(String, PathBuf)> {
 
 /// The journal of one daemon's records, open for appends.
 pub struct RecordJournal {
+    dir: PathBuf,
     path: PathBuf,
-    file: File,
     /// Taken for each append, so lines never interleave; the flusher's
-    /// `fdatasync` does not take it and holds up no append.
-    appending: Mutex<()>,
+    /// `fdatasync` takes it only to clone the handle and holds up no append.
+    appending: Mutex<Appending>,
     dirty: AtomicBool,
+    /// Taken shared by an owner between appending a change and making it
+    /// visible to its [`LiveRecords`]; an online compaction takes it
+    /// exclusively for the moment it notes where its snapshot starts.
+    in_flight: RwLock<()>,
+    /// Online compactions run one at a time.
+    compacting: Mutex<()>,
+    /// The owner, asked for the live records by an online compaction.
+    live: Mutex<Option<Weak<dyn LiveRecords>>>,
+    thresholds: Thresholds,
+    /// Makes the rename of an online compaction fail: the last step before
+    /// the swap, after the copy of the last lines.
+    #[cfg(test)]
+    fail_rename: AtomicBool,
+}
+
+/// The open journal and what the flusher needs to decide on a compaction.
+struct Appending {
+    file: Arc<File>,
+    /// Bytes in the journal: what the last rewrite wrote and every append
+    /// since.
+    len: u64,
+    /// The length past which the flusher compacts the journal next.
+    compact_at: u64,
+}
+
+/// When the flusher compacts a running daemon's journal: once it is larger
+/// than both `floor` and `growth` times what the last rewrite wrote.
+#[derive(Clone, Copy)]
+struct Thresholds {
+    floor: u64,
+    growth: u64,
+}
+
+impl Thresholds {
+    /// 8 MiB, 4×. Below 8 MiB (some 8,000 changes of ~1 KiB) a journal
+    /// costs a few milliseconds to replay at start and little disk, not
+    /// worth a rewrite and three syncs. Past it, the factor bounds both
+    /// costs: a rewrite writes the live set S and the next waits for 3·S
+    /// of appends, so rewriting adds at most a third of a byte per byte
+    /// appended, and the journal never holds more than 4·S (400 MiB at
+    /// 100,000 instances of 1 KiB, rewritten after each ~300,000 changes).
+    /// A smaller factor saves disk but asks the daemon for every record
+    /// (each instance's lock once) more often; that is the costly part of
+    /// a rewrite at that scale.
+    const DAEMON: Self = Self {
+        floor: 8 << 20,
+        growth: 4,
+    };
+
+    fn compact_at(self, written: u64) -> u64 {
+        self.floor.max(self.growth.saturating_mul(written))
+    }
+}
+
+/// The temp file of a rewrite. The start-time rewrite and the online ones
+/// share it: the start-time one runs in [`RecordJournal::start`] before
+/// the journal (and its flusher) exists, online ones run one at a time
+/// under `compacting`, and one daemon owns a `containers/`. Sharing it
+/// also means the next start overwrites what a crash mid-rewrite left.
+fn temp_path(dir: &Path) -> PathBuf {
+    dir.join(format!(".{JOURNAL}.tmp"))
+}
+
+/// What an online compaction asks its journal's owner for: the records it
+/// holds anyway, so the journal needs none in memory.
+///
+/// The contract that keeps a compaction from losing a change: a change is
+/// visible to [`visit_live`](LiveRecords::visit_live) before its line is
+/// appended (as when both happen under one lock `visit_live` also takes),
+/// or the owner holds [`RecordJournal::in_flight`] from the append until
+/// the change is visible. A change visible earlier than its append is
+/// fine: its line lands after the snapshot and wins.
+pub trait LiveRecords: Send + Sync {
+    /// Calls `visit` once per live record, stopping at its first error.
+    fn visit_live(
+        &self,
+        visit: &mut dyn FnMut(&str, &serde_json::Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
+}
+
+/// Holds off the start of an online compaction while a change is appended
+/// but not yet visible to the journal's [`LiveRecords`].
+pub struct InFlight<'a> {
+    _held: RwLockReadGuard<'a, ()>,
 }
 
 impl RecordJournal {
     /// Rewrites the journal in `dir` with `live` records only (durably:
     /// temp file, fsync, rename, fsync of the directory), opens it for
     /// appends and starts the flusher thread, which lives as long as the
-    /// process.
+    /// process. The flusher also compacts the journal while the daemon
+    /// runs, once [`set_live_source`](RecordJournal::set_live_source) names
+    /// where the live records are.
     pub fn start(
         dir: &Path,
         live: &BTreeMap<String, serde_json::Value>,
@@ -152,9 +243,7 @@ impl RecordJournal {
             .spawn(move || {
                 loop {
                     std::thread::sleep(FLUSH_EVERY);
-                    if let Err(e) = flusher.flush() {
-                        eprintln!("wrun daemon: {}", crate::commands::describe(&e));
-                    }
+                    flusher.tick();
                 }
             })
             .context("starting the record flusher thread")?;
@@ -163,7 +252,7 @@ impl RecordJournal {
 
     fn compact(dir: &Path, live: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<Self> {
         let path = dir.join(JOURNAL);
-        let tmp = dir.join(format!(".{JOURNAL}.tmp"));
+        let tmp = temp_path(dir);
         let mut text = Vec::new();
         for (id, record) in live {
             serde_json::to_writer(
@@ -181,19 +270,57 @@ impl RecordJournal {
             .with_context(|| format!("writing {}", tmp.display()))?;
         drop(f);
         std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing {}", dir.display()))?;
+        sync_dir(dir)?;
+        // Readable too: an online compaction copies the journal's last
+        // lines from this handle, the very file appends went to.
         let file = File::options()
+            .read(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
+        let thresholds = Thresholds::DAEMON;
+        let len = text.len() as u64;
         Ok(Self {
+            dir: dir.to_owned(),
             path,
-            file,
-            appending: Mutex::new(()),
+            appending: Mutex::new(Appending {
+                file: Arc::new(file),
+                len,
+                compact_at: thresholds.compact_at(len),
+            }),
             dirty: AtomicBool::new(false),
+            in_flight: RwLock::new(()),
+            compacting: Mutex::new(()),
+            live: Mutex::new(None),
+            thresholds,
+            #[cfg(test)]
+            fail_rename: AtomicBool::new(false),
         })
+    }
+
+    /// Names where online compactions get the live records. The journal
+    /// keeps a weak reference: the owner holds the journal, not the other
+    /// way round; once the owner is gone, compactions stop.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "called by the daemon's state once it registers")
+    )]
+    pub fn set_live_source<S: LiveRecords + 'static>(&self, source: &Arc<S>) {
+        let source: Weak<S> = Arc::downgrade(source);
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// For an owner that appends a change before making it visible to its
+    /// [`LiveRecords`]: hold this across both. Cheap (a shared lock), but
+    /// not reentrant: take one at a time per thread.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "taken by the daemon's create once it registers")
+    )]
+    pub fn in_flight(&self) -> InFlight<'_> {
+        InFlight {
+            _held: self.in_flight.read().unwrap_or_else(|p| p.into_inner()),
+        }
     }
 
     /// Appends the new version of record `id`. Durable after the next
@@ -213,15 +340,22 @@ impl RecordJournal {
         })
     }
 
+    fn lock(&self) -> MutexGuard<'_, Appending> {
+        // Every field is set whole, after the step it records succeeded:
+        // usable after a panic.
+        self.appending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn append<T: Serialize>(&self, line: &Line<T>) -> anyhow::Result<()> {
         // One write per line (JSON escapes every newline in a string), so a
         // kill leaves whole lines and at most one torn last line.
         let mut bytes = serde_json::to_vec(line)?;
         bytes.push(b'\n');
-        let appending = self.appending.lock().unwrap_or_else(|p| p.into_inner());
-        (&self.file)
+        let mut appending = self.lock();
+        (&*appending.file)
             .write_all(&bytes)
             .with_context(|| format!("appending to {}", self.path.display()))?;
+        appending.len += bytes.len() as u64;
         drop(appending);
         self.dirty.store(true, Ordering::Release);
         Ok(())
@@ -233,7 +367,10 @@ impl RecordJournal {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Err(e) = self.file.sync_data() {
+        // A compaction that swaps the file meanwhile has synced every line
+        // it took over; later appends set `dirty` again.
+        let file = Arc::clone(&self.lock().file);
+        if let Err(e) = file.sync_data() {
             // Try again at the next round.
             self.dirty.store(true, Ordering::Release);
             return Err(e).with_context(|| format!("syncing {}", self.path.display()));
@@ -241,10 +378,171 @@ impl RecordJournal {
         Ok(())
     }
 
+    /// The flusher's round: a flush, and a compaction once the journal has
+    /// grown past its threshold. Errors are printed, one line each.
+    fn tick(&self) {
+        if let Err(e) = self.flush() {
+            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+        }
+        let due = {
+            let appending = self.lock();
+            appending.len > appending.compact_at
+        };
+        if due
+            && let Err(e) = self
+                .compact_online()
+                .with_context(|| format!("compacting {}", self.path.display()))
+        {
+            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+        }
+    }
+
+    /// Rewrites the journal with the live records while appends go on;
+    /// `Ok(false)` when there is no owner to ask for them. On an error the
+    /// journal in use stays the one before, untouched (unless only the
+    /// directory's sync after the rename failed), and the flusher tries
+    /// again once it has doubled: a lasting failure (a full disk) costs a
+    /// rewrite per doubling, not one a second.
+    fn compact_online(&self) -> anyhow::Result<bool> {
+        let _one = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
+        let source = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
+        let Some(source) = source else {
+            return Ok(false);
+        };
+        let tmp = temp_path(&self.dir);
+        let result = self.rewrite(&*source, &tmp);
+        if result.is_err() {
+            // Gone already when the rename happened.
+            let _ = std::fs::remove_file(&tmp);
+            let mut appending = self.lock();
+            appending.compact_at = appending.compact_at.max(appending.len.saturating_mul(2));
+        }
+        result.map(|()| true)
+    }
+
+    /// Writes the live records and then the lines appended meanwhile to
+    /// `tmp_path`, and swaps it in for the journal.
+    ///
+    /// Why replay order stays right: the new journal is the snapshot S
+    /// followed by T, the old journal's bytes from L (its length when the
+    /// compaction began) to its end at the swap. For an ID with a line in
+    /// T, its last line in T is its last line in the old journal, and it
+    /// still comes last (S precedes T). For an ID without one, its last
+    /// line lies before L, and by the [`LiveRecords`] contract that change
+    /// was visible when S was taken (S is taken after L is noted, with no
+    /// change in flight), so S holds it or a newer version whose line is
+    /// still to come and will win. A removal with its tombstone before L
+    /// was invisible already: S leaves the ID out. Appends wait only for
+    /// the copy of T, two syncs and the rename, not for S.
+    fn rewrite(&self, source: &dyn LiveRecords, tmp_path: &Path) -> anyhow::Result<()> {
+        let from = {
+            let _settled = self.in_flight.write().unwrap_or_else(|p| p.into_inner());
+            let appending = self.lock();
+            appending
+                .file
+                .metadata()
+                .with_context(|| format!("reading the length of {}", self.path.display()))?
+                .len()
+        };
+        let writing = || format!("writing {}", tmp_path.display());
+        let tmp = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(tmp_path)
+            .with_context(|| format!("creating {}", tmp_path.display()))?;
+        tmp.set_len(0).with_context(writing)?;
+        write_snapshot(&tmp, source).with_context(writing)?;
+        // The bulk synced before the lock: the sync under it has T only.
+        tmp.sync_data().with_context(writing)?;
+
+        let mut appending = self.lock();
+        copy_from(&appending.file, from, &tmp).with_context(|| {
+            format!(
+                "copying the last lines of {} to {}",
+                self.path.display(),
+                tmp_path.display()
+            )
+        })?;
+        tmp.sync_data().with_context(writing)?;
+        let len = tmp.metadata().with_context(writing)?.len();
+        #[cfg(test)]
+        if self.fail_rename.load(Ordering::Acquire) {
+            anyhow::bail!("renaming {} failed (injected)", tmp_path.display());
+        }
+        std::fs::rename(tmp_path, &self.path)
+            .with_context(|| format!("replacing {}", self.path.display()))?;
+        // The new file is the journal now, whatever the directory's sync
+        // says: an append to the old one would be lost.
+        appending.file = Arc::new(tmp);
+        appending.len = len;
+        appending.compact_at = self.thresholds.compact_at(len);
+        sync_dir(&self.dir)
+    }
+
     #[cfg(test)]
     fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }
+
+    /// The journal with thresholds small enough for a test to cross.
+    #[cfg(test)]
+    fn with_thresholds(self, floor: u64, growth: u64) -> Self {
+        let thresholds = Thresholds { floor, growth };
+        {
+            let mut appending = self.lock();
+            appending.compact_at = thresholds.compact_at(appending.len);
+        }
+        Self { thresholds, ..self }
+    }
+}
+
+/// Writes one line per live record of `source` to `tmp`. A panic in
+/// `source` is an error here: the flusher thread outlives it.
+fn write_snapshot(tmp: &File, source: &dyn LiveRecords) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(tmp);
+    let mut line = |id: &str, record: &serde_json::Value| -> anyhow::Result<()> {
+        serde_json::to_writer(
+            &mut out,
+            &Line {
+                id: id.to_owned(),
+                record: Some(record),
+            },
+        )?;
+        out.write_all(b"\n")?;
+        Ok(())
+    };
+    std::panic::catch_unwind(AssertUnwindSafe(|| source.visit_live(&mut line)))
+        .map_err(|_| anyhow::anyhow!("listing the live records panicked"))?
+        .context("listing the live records")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Appends `from`'s bytes from offset `start` to its end onto `to`.
+fn copy_from(from: &File, start: u64, mut to: &File) -> std::io::Result<()> {
+    let mut buf = vec![0; 64 << 10];
+    let mut at = start;
+    loop {
+        let n = from.read_at(&mut buf, at)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -325,5 +623,340 @@ mod tests {
         j.put("old", &serde_json::json!({"n": 8})).unwrap();
         let (_, loaded) = open(tmp.path());
         assert_eq!(loaded.records["old"]["n"], 8);
+    }
+
+    /// The owner's side of online compaction: records in memory, made
+    /// visible before their line is appended, as the contract asks.
+    #[derive(Default)]
+    struct Live {
+        records: Mutex<BTreeMap<String, serde_json::Value>>,
+        visits: std::sync::atomic::AtomicUsize,
+        fault: Mutex<Option<Fault>>,
+        /// Runs once during the next visit, after the snapshot is taken.
+        meanwhile: Mutex<Option<Meanwhile>>,
+    }
+
+    type Meanwhile = Box<dyn FnOnce(&Live) + Send>;
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        Panic,
+        Error,
+    }
+
+    impl Live {
+        fn put(&self, j: &RecordJournal, id: &str, record: serde_json::Value) {
+            self.records
+                .lock()
+                .unwrap()
+                .insert(id.to_owned(), record.clone());
+            j.put(id, &record).unwrap();
+        }
+
+        fn remove(&self, j: &RecordJournal, id: &str) {
+            self.records.lock().unwrap().remove(id);
+            j.remove(id).unwrap();
+        }
+
+        fn snapshot(&self) -> BTreeMap<String, serde_json::Value> {
+            self.records.lock().unwrap().clone()
+        }
+
+        fn visits(&self) -> usize {
+            self.visits.load(Ordering::SeqCst)
+        }
+    }
+
+    impl LiveRecords for Live {
+        fn visit_live(
+            &self,
+            visit: &mut dyn FnMut(&str, &serde_json::Value) -> anyhow::Result<()>,
+        ) -> anyhow::Result<()> {
+            self.visits.fetch_add(1, Ordering::SeqCst);
+            let fault = *self.fault.lock().unwrap();
+            match fault {
+                Some(Fault::Panic) => panic!("the owner's records are in pieces"),
+                Some(Fault::Error) => anyhow::bail!("the owner cannot list its records"),
+                None => {}
+            }
+            let snapshot = self.snapshot();
+            if let Some(meanwhile) = self.meanwhile.lock().unwrap().take() {
+                meanwhile(self);
+            }
+            for (id, record) in &snapshot {
+                visit(id, record)?;
+            }
+            Ok(())
+        }
+    }
+
+    /// A journal (small thresholds) with `live` registered as its owner.
+    fn open_live(dir: &Path, floor: u64) -> (Arc<RecordJournal>, Arc<Live>) {
+        let (j, loaded) = open(dir);
+        let live = Arc::new(Live::default());
+        *live.records.lock().unwrap() = loaded.records;
+        let j = Arc::new(j.with_thresholds(floor, 4));
+        j.set_live_source(&live);
+        (j, live)
+    }
+
+    fn journal_bytes(dir: &Path) -> Vec<u8> {
+        std::fs::read(dir.join(JOURNAL)).unwrap()
+    }
+
+    fn read_clean(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+        let loaded = read(dir).unwrap();
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        loaded.records
+    }
+
+    #[test]
+    fn the_flusher_compacts_a_journal_grown_past_its_threshold() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 8 << 10);
+        let pad = "x".repeat(200);
+        // Below the threshold a round leaves the superseded lines.
+        live.put(&j, "a", serde_json::json!({"n": 0}));
+        live.put(&j, "a", serde_json::json!({"n": 1}));
+        j.tick();
+        assert_eq!(live.visits(), 0);
+        let text = String::from_utf8(journal_bytes(tmp.path())).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+
+        let mut appended = 0;
+        for round in 0..200 {
+            for id in 0..20 {
+                let id = format!("c{id}");
+                let record = serde_json::json!({"round": round, "pad": pad});
+                appended += record.to_string().len();
+                if id.ends_with('3') && round % 2 == 1 {
+                    live.remove(&j, &id);
+                } else {
+                    live.put(&j, &id, record);
+                }
+            }
+            j.tick();
+            // After any round the journal is within its threshold.
+            let len = journal_bytes(tmp.path()).len() as u64;
+            let (expected_at, compact_at) = {
+                let a = j.lock();
+                (a.len, a.compact_at)
+            };
+            assert_eq!(len, expected_at);
+            assert!(len <= compact_at, "{len} > {compact_at}");
+        }
+        assert!(live.visits() > 10, "{} compactions", live.visits());
+        let len = journal_bytes(tmp.path()).len();
+        assert!(len * 20 < appended, "{len} bytes left of {appended}");
+        assert_eq!(read_clean(tmp.path()), live.snapshot());
+
+        // A compaction leaves one line per live record, and later appends
+        // go to the new file.
+        assert!(j.compact_online().unwrap());
+        let text = String::from_utf8(journal_bytes(tmp.path())).unwrap();
+        assert_eq!(text.lines().count(), live.snapshot().len(), "{text}");
+        live.put(&j, "after", serde_json::json!({"n": 2}));
+        live.remove(&j, "a");
+        assert_eq!(read_clean(tmp.path()), live.snapshot());
+        assert!(!tmp.path().join(format!(".{JOURNAL}.tmp")).exists());
+    }
+
+    #[test]
+    fn changes_appended_while_the_snapshot_is_taken_are_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 1 << 20);
+        live.put(&j, "kept", serde_json::json!({"n": 1}));
+        live.put(&j, "updated", serde_json::json!({"n": 1}));
+        live.put(&j, "removed", serde_json::json!({"n": 1}));
+        let during = Arc::clone(&j);
+        *live.meanwhile.lock().unwrap() = Some(Box::new(move |live: &Live| {
+            live.put(&during, "updated", serde_json::json!({"n": 2}));
+            live.remove(&during, "removed");
+            live.put(&during, "created", serde_json::json!({"n": 1}));
+        }));
+        assert!(j.compact_online().unwrap());
+        assert_eq!(live.visits(), 1);
+        let records = read_clean(tmp.path());
+        assert_eq!(records, live.snapshot());
+        assert_eq!(records["updated"]["n"], 2);
+        assert!(!records.contains_key("removed"));
+    }
+
+    #[test]
+    fn a_change_appended_before_it_is_visible_waits_out_the_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 1 << 20);
+        let (visiting, visited) = std::sync::mpsc::channel();
+        *live.meanwhile.lock().unwrap() = Some(Box::new(move |_: &Live| {
+            let _ = visiting.send(());
+        }));
+        // A create's order: appended first, visible to the owner later.
+        let in_flight = j.in_flight();
+        let record = serde_json::json!({"n": 1});
+        j.put("created", &record).unwrap();
+        let compaction = {
+            let j = Arc::clone(&j);
+            std::thread::spawn(move || j.compact_online().unwrap())
+        };
+        // The compaction must not take its snapshot now: it would miss
+        // the change, whose line comes before the snapshot's start.
+        assert!(
+            visited.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the snapshot was taken with a change in flight"
+        );
+        live.records
+            .lock()
+            .unwrap()
+            .insert("created".into(), record);
+        drop(in_flight);
+        assert!(compaction.join().unwrap());
+        assert_eq!(read_clean(tmp.path()), live.snapshot());
+    }
+
+    /// Writer `w`'s `i`th change of the racing test: a record, or `None`
+    /// for a removal.
+    fn change(w: usize, i: usize) -> (String, Option<serde_json::Value>) {
+        let id = format!("w{w}-{}", i % 25);
+        (
+            id,
+            (i % 7 != 3).then(|| serde_json::json!({"writer": w, "i": i})),
+        )
+    }
+
+    #[test]
+    fn appends_racing_with_compactions_lose_nothing() {
+        const WRITERS: usize = 4;
+        const CHANGES: usize = 1500;
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 1 << 20);
+        let writing = Arc::new(std::sync::atomic::AtomicUsize::new(WRITERS));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (j, live, writing) = (Arc::clone(&j), Arc::clone(&live), Arc::clone(&writing));
+                std::thread::spawn(move || {
+                    for i in 0..CHANGES {
+                        match (w % 2, change(w, i)) {
+                            // Visible first, then appended.
+                            (0, (id, Some(record))) => live.put(&j, &id, record),
+                            (0, (id, None)) => live.remove(&j, &id),
+                            // Appended first (a create's order), in flight
+                            // until visible.
+                            (_, (id, record)) => {
+                                let _in_flight = j.in_flight();
+                                match &record {
+                                    Some(r) => j.put(&id, r).unwrap(),
+                                    None => j.remove(&id).unwrap(),
+                                }
+                                let mut records = live.records.lock().unwrap();
+                                match record {
+                                    Some(r) => records.insert(id, r),
+                                    None => records.remove(&id),
+                                };
+                            }
+                        }
+                    }
+                    writing.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        let mut compactions = 0;
+        while writing.load(Ordering::SeqCst) > 0 || compactions < 5 {
+            assert!(j.compact_online().unwrap());
+            compactions += 1;
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(live.visits(), compactions);
+        let mut expected = BTreeMap::new();
+        for w in 0..WRITERS {
+            for i in 0..CHANGES {
+                match change(w, i) {
+                    (id, Some(record)) => expected.insert(id, record),
+                    (id, None) => expected.remove(&id),
+                };
+            }
+        }
+        assert_eq!(read_clean(tmp.path()), expected);
+    }
+
+    #[test]
+    fn a_failed_compaction_leaves_the_journal_in_use_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 256);
+        for n in 0..20 {
+            live.put(&j, "a", serde_json::json!({"n": n}));
+        }
+        live.put(&j, "b", serde_json::json!({"n": 0}));
+
+        let tmp_path = tmp.path().join(format!(".{JOURNAL}.tmp"));
+        let fail: [(&str, &dyn Fn(bool)); 4] = [
+            ("a panic in the owner", &|on| {
+                *live.fault.lock().unwrap() = on.then_some(Fault::Panic);
+            }),
+            ("an error from the owner", &|on| {
+                *live.fault.lock().unwrap() = on.then_some(Fault::Error);
+            }),
+            // The temp file cannot be created.
+            ("a directory at the temp path", &|on| {
+                if on {
+                    std::fs::create_dir(&tmp_path).unwrap();
+                } else {
+                    std::fs::remove_dir(&tmp_path).unwrap();
+                }
+            }),
+            ("a failed rename", &|on| {
+                j.fail_rename.store(on, Ordering::SeqCst)
+            }),
+        ];
+        for (n, (what, set)) in fail.iter().enumerate() {
+            set(true);
+            let before = journal_bytes(tmp.path());
+            assert!(j.compact_online().is_err(), "{what}");
+            assert_eq!(journal_bytes(tmp.path()), before, "{what}");
+            // Appends go on, to the journal in use.
+            live.put(&j, "a", serde_json::json!({"n": 100 + n}));
+            assert_eq!(read_clean(tmp.path()), live.snapshot(), "{what}");
+            if !tmp_path.is_dir() {
+                assert!(!tmp_path.exists(), "{what}");
+            }
+            set(false);
+        }
+
+        // Once due, the flusher tries, then not again until the journal
+        // has doubled.
+        let grow_past = |len: u64| {
+            while j.lock().len <= len {
+                live.put(&j, "b", serde_json::json!({"n": 1}));
+            }
+        };
+        let compact_at = j.lock().compact_at;
+        grow_past(compact_at);
+        *live.fault.lock().unwrap() = Some(Fault::Error);
+        let visits = live.visits();
+        j.tick();
+        let failed_at = j.lock().len;
+        live.put(&j, "b", serde_json::json!({"n": 2}));
+        j.tick();
+        assert_eq!(live.visits(), visits + 1);
+        *live.fault.lock().unwrap() = None;
+        grow_past(2 * failed_at);
+        j.tick();
+        assert_eq!(live.visits(), visits + 2);
+        let text = String::from_utf8(journal_bytes(tmp.path())).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(read_clean(tmp.path()), live.snapshot());
+    }
+
+    #[test]
+    fn once_the_owner_is_gone_compactions_stop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 256);
+        live.put(&j, "a", serde_json::json!({"n": 1}));
+        live.put(&j, "a", serde_json::json!({"n": 2}));
+        drop(live);
+        let before = journal_bytes(tmp.path());
+        assert!(!j.compact_online().unwrap());
+        assert_eq!(journal_bytes(tmp.path()), before);
     }
 }
