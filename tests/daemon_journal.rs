@@ -140,7 +140,11 @@ impl JournalDaemon {
 
     /// Creates `hello:1.0` as `name` without starting it.
     fn create(&self, name: &str) {
-        let body = br#"{"Image": "hello:1.0"}"#;
+        self.create_with(name, br#"{"Image": "hello:1.0"}"#);
+    }
+
+    /// Creates `name` from a whole create request body.
+    fn create_with(&self, name: &str, body: &[u8]) {
         let mut s = UnixStream::connect(&self.socket).unwrap();
         write!(
             s,
@@ -376,4 +380,41 @@ fn a_log_costs_no_inode_until_it_outgrows_the_pack() {
     d.spawn();
     assert_eq!(std::fs::metadata(&pack).unwrap().len(), 0);
     assert_eq!(inodes_under(&containers), before);
+}
+
+#[test]
+fn a_running_daemon_compacts_its_journal_and_loses_no_record() {
+    let mut d = JournalDaemon::start();
+    // Records of some 100 KiB each (a long environment): 200 of them pass
+    // the 8 MiB past which a running daemon rewrites its journal.
+    let big = "x".repeat(100 * 1024);
+    let body = format!(r#"{{"Image": "hello:1.0", "Env": ["BIG={big}"]}}"#);
+    for i in 0..200 {
+        d.create_with(&format!("big{i}"), body.as_bytes());
+    }
+    d.create("keeper");
+    d.wrun_ok(&["rename", "keeper", "kept"]);
+    let names: Vec<String> = (0..200).map(|i| format!("big{i}")).collect();
+    let mut rm = vec!["rm"];
+    rm.extend(names.iter().map(String::as_str));
+    d.wrun_ok(&rm);
+    let grown = std::fs::metadata(d.journal()).unwrap().len();
+    assert!(grown > 16 << 20, "{grown} bytes");
+    // The flusher (once a second) rewrites it with the one live record.
+    let mut now = grown;
+    for _ in 0..100 {
+        now = std::fs::metadata(d.journal()).unwrap().len();
+        if now < 64 * 1024 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(now < 64 * 1024, "still {now} bytes of {grown}");
+    // Changes go on in the rewritten journal, and survive a kill -9.
+    d.create("after");
+    d.kill_9();
+    d.spawn();
+    assert_eq!(d.names(), ["after", "kept"]);
+    let text = std::fs::read_to_string(d.journal()).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
 }

@@ -76,7 +76,7 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
             config.max_instances
         )
     })?;
-    let daemon = Arc::new(Daemon::load(store, runtime, config.socket.clone())?);
+    let daemon = Daemon::load(store, runtime, config.socket.clone())?;
     let executor = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

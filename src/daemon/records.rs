@@ -301,10 +301,6 @@ impl RecordJournal {
     /// Names where online compactions get the live records. The journal
     /// keeps a weak reference: the owner holds the journal, not the other
     /// way round; once the owner is gone, compactions stop.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "called by the daemon's state once it registers")
-    )]
     pub fn set_live_source<S: LiveRecords + 'static>(&self, source: &Arc<S>) {
         let source: Weak<S> = Arc::downgrade(source);
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
@@ -313,10 +309,6 @@ impl RecordJournal {
     /// For an owner that appends a change before making it visible to its
     /// [`LiveRecords`]: hold this across both. Cheap (a shared lock), but
     /// not reentrant: take one at a time per thread.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "taken by the daemon's create once it registers")
-    )]
     pub fn in_flight(&self) -> InFlight<'_> {
         InFlight {
             _held: self.in_flight.read().unwrap_or_else(|p| p.into_inner()),

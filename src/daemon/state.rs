@@ -385,6 +385,9 @@ pub struct Daemon {
     /// Instances that were running when the previous daemon went away.
     interrupted: HashSet<String>,
     records: Arc<RecordJournal>,
+    /// Records this daemon could not read, kept as they were: a rewrite of
+    /// the journal keeps them for a daemon that can.
+    unreadable: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Default)]
@@ -396,7 +399,7 @@ struct Registry {
 impl Daemon {
     /// Opens the records under `<root>/containers`; instances that were
     /// running when a previous daemon stopped are marked exited.
-    pub fn load(store: Store, runtime: Runtime, socket: PathBuf) -> anyhow::Result<Self> {
+    pub fn load(store: Store, runtime: Runtime, socket: PathBuf) -> anyhow::Result<Arc<Self>> {
         let containers_dir = store.root().join("containers");
         std::fs::create_dir_all(&containers_dir)
             .with_context(|| format!("creating {}", containers_dir.display()))?;
@@ -411,15 +414,20 @@ impl Daemon {
         // journal (with its logs), for a daemon that can.
         let live = loaded.records;
         let mut parsed = Vec::new();
+        let mut unreadable = Vec::new();
         for (id, value) in &live {
             match ContainerRecord::deserialize(value) {
-                Ok(r) if r.id == *id => parsed.push(r),
+                Ok(r) if r.id == *id => {
+                    parsed.push(r);
+                    continue;
+                }
                 Ok(r) => eprintln!(
                     "wrun daemon: skipping the record of {id}: it names instance {}",
                     r.id
                 ),
                 Err(e) => eprintln!("wrun daemon: skipping the record of {id}: {e}"),
             }
+            unreadable.push((id.clone(), value.clone()));
         }
         let records = RecordJournal::start(&containers_dir, &live)?;
         forget_leftovers(&containers_dir, &logs_dir, &live);
@@ -466,7 +474,7 @@ impl Daemon {
         // Packed logs of instances removed since are dropped (a record the
         // daemon could not read keeps its log, like its files).
         log_pack.retain(|id| live.contains_key(id));
-        Ok(Self {
+        let daemon = Arc::new(Self {
             store,
             runtime,
             socket,
@@ -477,8 +485,13 @@ impl Daemon {
             events: EventLog::default(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             interrupted,
-            records,
-        })
+            records: Arc::clone(&records),
+            unreadable,
+        });
+        // From now on the flusher may rewrite the journal from the records
+        // held here (see `LiveRecords` below).
+        records.set_live_source(&daemon);
+        Ok(daemon)
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -610,6 +623,9 @@ impl Daemon {
             id.clone(),
         );
         let c = Container::new(log, None, record.clone(), &self.records);
+        // The record is appended before the instance is in the registry:
+        // no journal rewrite may take its snapshot in between.
+        let in_flight = self.records.in_flight();
         let c = match c.save(&record) {
             Ok(()) => c,
             Err(e) => {
@@ -621,6 +637,7 @@ impl Daemon {
             }
         };
         self.registry().by_id.insert(id.clone(), Arc::clone(&c));
+        drop(in_flight);
         self.events
             .container("create", &id, &name, &record.image, &[]);
         Ok(c)
@@ -1094,6 +1111,28 @@ impl Daemon {
         if let Err(e) = self.records.flush() {
             eprintln!("wrun daemon: {}", crate::commands::describe(&e));
         }
+    }
+}
+
+/// The journal's rewrites while the daemon runs take the records from
+/// here. Every change is appended under its instance's lock, after the
+/// record held here changed (or, for a create, under the journal's
+/// `in_flight` until the instance is in the registry), and a removal is
+/// appended once the instance left the registry: what the journal needs
+/// for a rewrite to lose no change.
+impl records::LiveRecords for Daemon {
+    fn visit_live(
+        &self,
+        visit: &mut dyn FnMut(&str, &serde_json::Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        for c in self.all() {
+            let value = serde_json::to_value(&c.lock().record)?;
+            visit(&c.id, &value)?;
+        }
+        for (id, value) in &self.unreadable {
+            visit(id, value)?;
+        }
+        Ok(())
     }
 }
 
