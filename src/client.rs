@@ -371,6 +371,20 @@ impl Client {
     }
 }
 
+/// Writes one demultiplexed payload where it belongs: stderr's to our
+/// stderr, anything else to our stdout (flushed, so a follower sees each
+/// line as it comes).
+pub fn print_frame(stream: u8, payload: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if stream == crate::daemon::logs::STDERR {
+        std::io::stderr().lock().write_all(payload)
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(payload)?;
+        out.flush()
+    }
+}
+
 /// Splits Docker's multiplexed stream into stdout and stderr payloads.
 #[derive(Default)]
 pub struct Demux {

@@ -1126,33 +1126,10 @@ fn idle_instances_hold_no_descriptor_in_the_daemon_unless_given_a_tmp() {
     );
 }
 
-/// Builds `cat:1.0` into the daemon's store: a guest that copies stdin to
-/// stdout until end of file.
+/// Builds `cat:1.0` (stdin to stdout) into the daemon's store.
 fn build_cat(d: &Daemon) {
     let ctx = d.env.path("cat");
-    std::fs::create_dir_all(&ctx).unwrap();
-    let cat = wat::parse_str(
-        r#"(module
-        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-        (memory (export "memory") 1)
-        (func (export "_start")
-          (loop $next
-            (i32.store (i32.const 0) (i32.const 100))
-            (i32.store (i32.const 4) (i32.const 1000))
-            (if (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)) (then return))
-            (if (i32.eqz (i32.load (i32.const 8))) (then return))
-            (i32.store (i32.const 4) (i32.load (i32.const 8)))
-            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 12)))
-            (br $next))))"#,
-    )
-    .unwrap();
-    std::fs::write(ctx.join("cat.wasm"), cat).unwrap();
-    std::fs::write(
-        ctx.join("wrun.toml"),
-        "name = \"cat\"\nmodule = \"cat.wasm\"\n",
-    )
-    .unwrap();
+    write_cat_context(&ctx);
     d.env
         .ok(&["build", "-q", "-t", "cat:1.0", ctx.to_str().unwrap()]);
 }
@@ -1164,19 +1141,8 @@ fn the_stock_docker_client_pipes_stdin_into_an_instance_with_dash_i() {
     }
     let d = daemon();
     build_cat(&d);
-    let docker_with_input = |args: &[&str], input: &[u8]| {
-        let mut child = std::process::Command::new("docker")
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_CONFIG", d.env.path("docker-config"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let docker_with_input =
+        |args: &[&str], input: &[u8]| output_with_input(d.docker_cmd().args(args), input);
     // More than the pipe's buffer, in lines: all of it reaches the guest,
     // and closing stdin is its end of file (it exits 0 on its own).
     let input: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
@@ -1203,20 +1169,8 @@ fn the_stock_docker_client_pipes_stdin_into_an_instance_with_dash_i() {
 fn create_then_start_attached_and_attach_follow_a_run_with_its_stdin_and_exit_code() {
     let d = daemon();
     build_cat(&d);
-    let wrun_with_input = |args: &[&str], input: &[u8]| {
-        let mut child = d
-            .env
-            .cmd()
-            .env("WRUN_HOST", d.host())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let wrun_with_input =
+        |args: &[&str], input: &[u8]| output_with_input(d.wrun_cmd().args(args), input);
     // create: recorded, not started.
     let id = d.wrun_ok(&["create", "--name", "greeter", "hello:1.0", "Bob"]);
     assert_eq!(id.trim().len(), 64, "{id}");

@@ -256,46 +256,9 @@ fn a_symlinked_module_cannot_make_wrun_read_a_host_file() {
 fn interactive_gives_stdin_and_tmpfs_grants_a_private_tmp() {
     let env = Env::new();
     let ctx = tempfile::tempdir().unwrap();
-    // `cat`: copies stdin to stdout until end of file.
-    let cat = wat_module(
-        r#"(module
-        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-        (memory (export "memory") 1)
-        (func (export "_start")
-          (loop $next
-            (i32.store (i32.const 0) (i32.const 100))
-            (i32.store (i32.const 4) (i32.const 1000))
-            (if (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)) (then return))
-            (if (i32.eqz (i32.load (i32.const 8))) (then return))
-            (i32.store (i32.const 4) (i32.load (i32.const 8)))
-            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 12)))
-            (br $next))))"#,
-    );
-    std::fs::write(ctx.path().join("cat.wasm"), cat).unwrap();
-    std::fs::write(
-        ctx.path().join("wrun.toml"),
-        "name = \"cat\"\nmodule = \"cat.wasm\"\n",
-    )
-    .unwrap();
+    write_cat_context(ctx.path());
     env.ok(&["build", "-q", ctx.path().to_str().unwrap()]);
-    let run_with_input = |args: &[&str]| {
-        use std::io::Write;
-        let mut child = env
-            .cmd()
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"input line\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run_with_input = |args: &[&str]| output_with_input(env.cmd().args(args), b"input line\n");
     let out = run_with_input(&["run", "-i", "cat"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "input line\n");
     let out = run_with_input(&["run", "cat"]);

@@ -1,13 +1,12 @@
 //! `wrun logs [-f] [--tail N] INSTANCE`: the instance's stdout and stderr.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::client::Demux;
+use crate::client::{Demux, print_frame};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -29,18 +28,8 @@ pub fn run(target: &DaemonTarget, args: LogsArgs) -> anyhow::Result<ExitCode> {
         super::escape(&args.tail)
     );
     let mut demux = Demux::default();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     target.client()?.stream(Method::GET, &path, |bytes| {
-        demux.feed(bytes, |stream, payload| {
-            if stream == crate::daemon::logs::STDERR {
-                stderr.lock().write_all(payload)
-            } else {
-                let mut out = stdout.lock();
-                out.write_all(payload)?;
-                out.flush()
-            }
-        })?;
+        demux.feed(bytes, print_frame)?;
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

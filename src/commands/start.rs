@@ -2,7 +2,7 @@
 //! again; with `-a` (or `-i`), stay attached to the one instance started and
 //! exit with its exit code, as `docker start -a` does.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -10,7 +10,7 @@ use hyper::Method;
 
 use super::DaemonTarget;
 use crate::api::containers::WaitResponse;
-use crate::client::{Client, Demux, Hijacked};
+use crate::client::{Client, Demux, Hijacked, print_frame};
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -78,8 +78,6 @@ pub fn follow(
         });
     }
     let mut demux = Demux::default();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match attached.from_daemon.read(&mut buf) {
@@ -88,15 +86,7 @@ pub fn follow(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e.into()),
         };
-        demux.feed(&buf[..n], |stream, payload| {
-            if stream == crate::daemon::logs::STDERR {
-                stderr.lock().write_all(payload)
-            } else {
-                let mut out = stdout.lock();
-                out.write_all(payload)?;
-                out.flush()
-            }
-        })?;
+        demux.feed(&buf[..n], print_frame)?;
     }
     let w: WaitResponse = client.json(Method::POST, &format!("/containers/{id}/wait"), None)?;
     Ok(ExitCode::from(

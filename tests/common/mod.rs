@@ -19,6 +19,55 @@ pub const HELLO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello
 pub const IDLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/idle");
 pub const FS_COPY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fs-copy");
 
+/// Writes the build context of `cat` into `dir`: a core module that copies
+/// stdin to stdout until end of file (name `cat`, module `cat.wasm`).
+pub fn write_cat_context(dir: &Path) {
+    let cat = wat::parse_str(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start")
+          (loop $next
+            (i32.store (i32.const 0) (i32.const 100))
+            (i32.store (i32.const 4) (i32.const 1000))
+            (if (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)) (then return))
+            (if (i32.eqz (i32.load (i32.const 8))) (then return))
+            (i32.store (i32.const 4) (i32.load (i32.const 8)))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 12)))
+            (br $next))))"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("cat.wasm"), cat).unwrap();
+    std::fs::write(
+        dir.join("wrun.toml"),
+        "name = \"cat\"\nmodule = \"cat.wasm\"\n",
+    )
+    .unwrap();
+}
+
+/// Runs `cmd` with `input` on its stdin (written from a thread while its
+/// output is read, so neither side waits on a full pipe), then closed.
+pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A child that exits without reading all of it is the test's to judge.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 /// A private store directory and a way to run `wrun` against it.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -160,28 +209,33 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The stock docker client, pointed at the daemon.
+    pub fn docker_cmd(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.env.path("docker-config"));
+        cmd
+    }
+
     /// Runs the stock docker client against the daemon.
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.env.path("docker-config"))
-            .args(args)
-            .output()
-            .unwrap()
+        self.docker_cmd().args(args).output().unwrap()
     }
 
     pub fn docker_ok(&self, args: &[&str]) -> String {
         succeeded("docker", args, self.docker(args))
     }
 
+    /// wrun as a client of the daemon.
+    pub fn wrun_cmd(&self) -> Command {
+        let mut cmd = self.env.cmd();
+        cmd.env("WRUN_HOST", self.host());
+        cmd
+    }
+
     /// Runs wrun as a client of the daemon.
     pub fn wrun(&self, args: &[&str]) -> Output {
-        self.env
-            .cmd()
-            .env("WRUN_HOST", self.host())
-            .args(args)
-            .output()
-            .unwrap()
+        self.wrun_cmd().args(args).output().unwrap()
     }
 
     pub fn wrun_ok(&self, args: &[&str]) -> String {
