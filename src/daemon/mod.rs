@@ -88,6 +88,10 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     });
     let _ = std::fs::remove_file(&config.socket);
     eprintln!("wrun daemon: stopped");
+    // Instances ended by the shutdown still sit in their tasks: dropping
+    // the executor would tear each one down for nothing, as the process
+    // exits next (see `Daemon::stop_all`).
+    std::mem::forget(executor);
     result
 }
 

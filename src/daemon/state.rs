@@ -1093,21 +1093,46 @@ impl Daemon {
         true
     }
 
-    /// Ends every running instance (recorded as exited because the daemon
-    /// shut down): all are told at once, then waited for, so they end side
-    /// by side rather than one after another.
-    pub async fn stop_all(&self) {
+    /// Ends every running instance, recorded as exited because the daemon
+    /// shut down. An HTTP server is told to stop and waited for (it drains
+    /// its requests). Any other instance ends with the process: its record
+    /// says so now, and its task is left as it is, never polled again once
+    /// the daemon exits. Tearing each instance down (its pool slot, stack
+    /// and memory) took 170 µs apiece, 17 s at 100,000, for nothing.
+    pub async fn stop_all(self: &Arc<Self>) {
         self.shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut ending = Vec::new();
+        let mut abandoned = Vec::new();
         for c in self.all() {
-            if let Ok(Signalled::Ending { rx, .. }) = self.signal(&c, StopKind::Shutdown) {
-                ending.push(rx);
+            let left = {
+                let mut inner = c.lock();
+                if inner.serving || !inner.record.state.is_live() {
+                    None
+                } else {
+                    inner.stop.take()
+                }
+            };
+            match left {
+                Some(stop) => {
+                    // Kept unsent: the task sees no stop and ends nothing
+                    // twice.
+                    abandoned.push(stop);
+                    let (code, error) = StopKind::Shutdown.exit();
+                    self.ended(&c, code, error.to_owned(), false);
+                }
+                None => {
+                    if let Ok(Signalled::Ending { rx, .. }) = self.signal(&c, StopKind::Shutdown) {
+                        ending.push(rx);
+                    }
+                }
             }
         }
         for mut rx in ending {
             let _ = rx.wait_for(|l| !l.running).await;
         }
+        // The process is about to exit: the senders go with it.
+        std::mem::forget(abandoned);
         if let Err(e) = self.records.flush() {
             eprintln!("wrun daemon: {}", crate::commands::describe(&e));
         }
