@@ -56,9 +56,9 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// The log of an instance the daemon knows from before: its file if
-    /// it has one (then anything packed for it is a leftover of a move cut
-    /// short, and dropped), else what the pack holds.
+    /// The log of an instance the daemon knows from before that has log
+    /// files: its file if it has one (then anything packed for it is a
+    /// leftover of a move cut short, and dropped), else what the pack holds.
     pub fn open(path: PathBuf, max_size: u64, pack: Option<(Arc<LogPack>, String)>) -> Arc<Self> {
         let file_size = std::fs::metadata(&path).map(|m| m.len());
         let p = match (&pack, file_size) {
@@ -80,10 +80,12 @@ impl LogFile {
         Self::with(path, max_size, pack, p)
     }
 
-    /// The empty log of a new instance, kept in `pack` until it outgrows it.
-    pub fn create(path: PathBuf, max_size: u64, pack: Arc<LogPack>, id: String) -> Arc<Self> {
+    /// A log with no file (yet): what `pack` holds for `id`, nothing for a
+    /// new instance; kept there until it outgrows it.
+    pub fn packed(path: PathBuf, max_size: u64, pack: Arc<LogPack>, id: String) -> Arc<Self> {
         let p = Progress {
             packed: true,
+            size: pack.size_of(&id),
             ..Progress::default()
         };
         Self::with(path, max_size, Some((pack, id)), p)
@@ -560,7 +562,7 @@ mod tests {
         let (pack, _) = LogPack::open(dir.path().join("logs.pack")).unwrap();
         let pack = Arc::new(pack);
         let path = dir.path().join("c.log");
-        let log = LogFile::create(path.clone(), 1 << 20, Arc::clone(&pack), "c".into());
+        let log = LogFile::packed(path.clone(), 1 << 20, Arc::clone(&pack), "c".into());
         let mut follower = log.reader_all(BOTH, Follow::UntilRunEnds(0));
         log.append(STDOUT, b"ready\n").unwrap();
         assert_eq!(

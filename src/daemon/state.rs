@@ -430,7 +430,7 @@ impl Daemon {
             unreadable.push((id.clone(), value.clone()));
         }
         let records = RecordJournal::start(&containers_dir, &live)?;
-        forget_leftovers(&containers_dir, &logs_dir, &live);
+        let files = forget_leftovers(&containers_dir, &logs_dir, &live);
         let (log_pack, problems) = LogPack::open(containers_dir.join(LOG_PACK))?;
         for problem in &problems {
             eprintln!("wrun daemon: {problem}");
@@ -439,14 +439,19 @@ impl Daemon {
         let mut registry = Registry::default();
         let mut interrupted = HashSet::new();
         for record in parsed {
-            let dir = containers_dir.join(&record.id);
             let max = log_max_size(&record);
-            let (log, legacy_dir) = if dir.is_dir() {
+            let path = logs_dir.join(format!("{}.log", record.id));
+            let pack = Arc::clone(&log_pack);
+            let (log, legacy_dir) = if files.legacy_dirs.contains(&record.id) {
+                let dir = containers_dir.join(&record.id);
                 (LogFile::open(dir.join(LEGACY_LOG), max, None), Some(dir))
+            } else if files.log_files.contains(&record.id) {
+                (
+                    LogFile::open(path, max, Some((pack, record.id.clone()))),
+                    None,
+                )
             } else {
-                let path = logs_dir.join(format!("{}.log", record.id));
-                let pack = Some((Arc::clone(&log_pack), record.id.clone()));
-                (LogFile::open(path, max, pack), None)
+                (LogFile::packed(path, max, pack, record.id.clone()), None)
             };
             let c = Container::new(log, legacy_dir, record, &records);
             {
@@ -616,7 +621,7 @@ impl Daemon {
         };
         // The log starts in the daemon's pack: a create allocates no inode,
         // and neither does an instance that prints a few lines.
-        let log = LogFile::create(
+        let log = LogFile::packed(
             self.logs_dir.join(format!("{id}.log")),
             log_max_size(&record),
             Arc::clone(&self.log_pack),
@@ -1214,14 +1219,26 @@ fn log_max_size(record: &ContainerRecord) -> u64 {
 /// The log of an instance created before the journal, in its directory.
 const LEGACY_LOG: &str = "container.log";
 
+/// Which live instances have files of their own, from one listing of each
+/// directory at start (so an instance with neither costs no `stat`).
+#[derive(Default)]
+struct InstanceFiles {
+    /// A directory `containers/<id>/` (the layout before the journal).
+    legacy_dirs: HashSet<String>,
+    /// A log file in `containers/logs/` (it outgrew the pack).
+    log_files: HashSet<String>,
+}
+
 /// Deletes what instances no longer in `live` left: the record files of the
 /// layout before the journal (now folded into it, and durable), and logs
-/// kept for a reader when the daemon stopped.
+/// kept for a reader when the daemon stopped. Returns what the live ones
+/// have.
 fn forget_leftovers(
     containers_dir: &std::path::Path,
     logs_dir: &std::path::Path,
     live: &BTreeMap<String, serde_json::Value>,
-) {
+) -> InstanceFiles {
+    let mut files = InstanceFiles::default();
     for (id, legacy) in records::legacy_records(containers_dir) {
         if live.contains_key(&id) {
             for p in [legacy.clone(), legacy.with_file_name(".config.json.tmp")] {
@@ -1237,13 +1254,14 @@ fn forget_leftovers(
         let dir = entry.path();
         let name = entry.file_name();
         let id = name.to_string_lossy();
-        // A directory without a record: the logs of an instance removed
-        // while a reader drained them.
-        if id != LOGS
-            && dir.is_dir()
-            && !live.contains_key(id.as_ref())
-            && !dir.join(records::LEGACY_RECORD).exists()
-        {
+        if id == LOGS || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if live.contains_key(id.as_ref()) {
+            files.legacy_dirs.insert(id.into_owned());
+        } else if !dir.join(records::LEGACY_RECORD).exists() {
+            // A directory without a record: the logs of an instance removed
+            // while a reader drained them.
             remove_dir(&dir);
         }
     }
@@ -1255,8 +1273,11 @@ fn forget_leftovers(
         // still holds that log.
         if !live.contains_key(id) || name.ends_with(".moving") {
             let _ = std::fs::remove_file(entry.path());
+        } else {
+            files.log_files.insert(id.to_owned());
         }
     }
+    files
 }
 
 /// Bytes of the files directly in `dir` (an instance's record and logs).
