@@ -22,10 +22,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            // Docker exits 125 for a bad `run` flag; other usage errors keep clap's 2.
-            let is_run = std::env::args()
-                .nth(1)
-                .is_some_and(|a| a == "run" || a.ends_with(".tar"));
+            // Docker exits 125 for a bad `run` or `create` flag; other usage
+            // errors keep clap's 2.
+            let is_run = verb().is_some_and(|a| a == "run" || a == "create" || a.ends_with(".tar"));
             let code = match e.exit_code() {
                 0 => 0,
                 _ if is_run => commands::EXIT_RUN_ERROR,
@@ -34,7 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let is_run = matches!(cli.command, Command::Run(_) | Command::External(_));
+    let is_run = matches!(
+        cli.command,
+        Command::Run(_) | Command::Create(_) | Command::External(_)
+    );
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -42,6 +44,21 @@ fn main() -> ExitCode {
             ExitCode::from(commands::exit_code(&err, is_run))
         }
     }
+}
+
+/// The command line's first word that is not a global option or its value.
+fn verb() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-H" | "--host" | "--root" => {
+                args.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => return Some(a),
+        }
+    }
+    None
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

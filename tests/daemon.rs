@@ -1179,6 +1179,15 @@ fn create_then_start_attached_and_attach_follow_a_run_with_its_stdin_and_exit_co
             .trim(),
         "created"
     );
+    // Bad input to create exits 125, as docker create does, and records nothing.
+    for bad in [
+        &["create", "nosuch:1"][..],
+        &["create", "--no-such-flag", "hello:1.0"],
+    ] {
+        let out = d.wrun(bad);
+        assert_eq!(out.status.code(), Some(125), "{bad:?}: {out:?}");
+    }
+    assert_eq!(d.wrun_ok(&["ps", "-aq"]).lines().count(), 1);
     // start -a: the run's output, then its exit code.
     assert_eq!(d.wrun_ok(&["start", "-a", "greeter"]), "Hello, Bob!\n");
     d.wrun_ok(&["create", "--name", "failing", "idle:1.0", "notanumber"]);

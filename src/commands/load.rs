@@ -12,6 +12,7 @@ use hyper::Method;
 
 use super::ImageBackend;
 use crate::api::images::LoadMessage;
+use crate::client::Client;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -39,17 +40,8 @@ pub fn run(root: &Path, host: Option<&str>, args: LoadArgs) -> anyhow::Result<Ex
     let store = match ImageBackend::choose(root, host)? {
         ImageBackend::Local(store) => store,
         ImageBackend::Api(client) => {
-            // Not `quiet=1`: the daemon would drop the notes, which -q keeps.
-            let answer = client
-                .upload(Method::POST, "/images/load", "application/x-tar", input)
-                .with_context(|| format!("loading {what}"))?;
-            for message in serde_json::Deserializer::from_slice(&answer).into_iter::<LoadMessage>()
-            {
-                let message = message.context("the daemon's answer is not the expected JSON")?;
-                let line = message.stream.trim_end();
-                if line.starts_with("note: ") {
-                    eprintln!("{line}");
-                } else if !args.quiet && !line.is_empty() {
+            for line in load_into_daemon(&client, input, &what)? {
+                if !args.quiet {
                     println!("{line}");
                 }
             }
@@ -72,4 +64,29 @@ pub fn run(root: &Path, host: Option<&str>, args: LoadArgs) -> anyhow::Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends an image tar to the daemon's `POST /images/load`; prints its
+/// `note:` lines on stderr and returns the others (`Loaded image: NAME`,
+/// `Loaded image ID: ID`).
+pub fn load_into_daemon(
+    client: &Client,
+    tar: impl Read + Send + 'static,
+    what: &str,
+) -> anyhow::Result<Vec<String>> {
+    // Not `quiet=1`: the daemon would drop the notes, which -q keeps.
+    let answer = client
+        .upload(Method::POST, "/images/load", "application/x-tar", tar)
+        .with_context(|| format!("loading {what}"))?;
+    let mut lines = Vec::new();
+    for message in serde_json::Deserializer::from_slice(&answer).into_iter::<LoadMessage>() {
+        let message = message.context("the daemon's answer is not the expected JSON")?;
+        let line = message.stream.trim_end();
+        if line.starts_with("note: ") {
+            eprintln!("{line}");
+        } else if !line.is_empty() {
+            lines.push(line.to_owned());
+        }
+    }
+    Ok(lines)
 }

@@ -274,9 +274,7 @@ fn network_grants(args: &RunArgs) -> anyhow::Result<wrun_runtime::NetworkGrants>
 /// A stored name or ID, or an image tar on disk (loaded once: a tar whose
 /// image is already stored is not read again).
 pub fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> {
-    let path = Path::new(image);
-    let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
-    if looks_like_file && path.exists() {
+    if let Some(path) = image_file(image) {
         let file = File::open(path).with_context(|| format!("opening {image}"))?;
         if let Some(found) = wrun_image::archive::find_stored(store, file) {
             return Ok(found);
@@ -299,6 +297,14 @@ pub fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> 
         bail!("{image}: no such file");
     }
     Ok(store.find(image)?)
+}
+
+/// The image tar `image` names, if it names an existing file (a `.tar`
+/// name, a path with a `/`, or any existing file).
+pub fn image_file(image: &str) -> Option<&Path> {
+    let path = Path::new(image);
+    let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
+    (looks_like_file && path.exists()).then_some(path)
 }
 
 /// The variables the flags give: `--env-file` lines, then `-e`; `-e NAME`

@@ -7,12 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use hyper::Method;
 
-use super::run::{RunArgs, resolve_image, settings};
+use super::run::{RunArgs, image_file, resolve_image, settings};
 use super::{DaemonTarget, open_store};
 use crate::api::containers::{
     ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig, LogConfig,
 };
-use crate::api::images::LoadMessage;
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (client, id) = create(root, host, &args)?;
@@ -43,7 +42,10 @@ fn create(
         // The daemon named may serve another store than `root`: it resolves
         // the name, and an image tar is loaded into it.
         match image_file(&args.image) {
-            Some(path) => load_into_daemon(&target.client()?, path)?,
+            Some(path) => load_tar_into_daemon(&target.client()?, path)?,
+            None if args.image.ends_with(".tar") => {
+                anyhow::bail!("{}: no such file", args.image)
+            }
             None => args.image.clone(),
         }
     } else {
@@ -144,35 +146,20 @@ fn create(
     Ok((client, created.id))
 }
 
-/// The image tar `image` names, if it names an existing file.
-fn image_file(image: &str) -> Option<&Path> {
-    let path = Path::new(image);
-    let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
-    (looks_like_file && path.exists()).then_some(path)
-}
-
 /// Loads the image tar at `path` into the daemon; returns what names the
 /// one image it holds there (its name, or its ID when it has none).
-fn load_into_daemon(client: &crate::client::Client, path: &Path) -> anyhow::Result<String> {
+fn load_tar_into_daemon(client: &crate::client::Client, path: &Path) -> anyhow::Result<String> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let answer = client
-        .upload(Method::POST, "/images/load", "application/x-tar", file)
-        .with_context(|| format!("loading {}", path.display()))?;
-    let mut images = Vec::new();
-    for message in serde_json::Deserializer::from_slice(&answer).into_iter::<LoadMessage>() {
-        let message = message.context("the daemon's answer is not the expected JSON")?;
-        let line = message.stream.trim_end();
-        if line.starts_with("note: ") {
-            eprintln!("{line}");
-        } else if let Some(name) = line
-            .strip_prefix("Loaded image: ")
-            .or_else(|| line.strip_prefix("Loaded image ID: "))
-        {
-            images.push(name.to_owned());
-        }
-    }
+    let lines = super::load::load_into_daemon(client, file, &path.display().to_string())?;
+    let images: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("Loaded image: ")
+                .or_else(|| l.strip_prefix("Loaded image ID: "))
+        })
+        .collect();
     match images.as_slice() {
-        [one] => Ok(one.clone()),
+        [one] => Ok((*one).to_owned()),
         _ => anyhow::bail!(
             "{} holds {} images; load it and run one by name",
             path.display(),
