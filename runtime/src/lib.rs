@@ -13,29 +13,34 @@
 //! ```
 
 mod cache;
+mod checked_body;
 mod config;
 mod engine;
 mod error;
 mod host_dir;
-mod http;
 mod limiter;
 mod module;
+mod module_kind;
 pub mod net;
 mod outcome;
+mod outgoing;
 mod runtime;
 mod sandbox;
+mod serve;
 mod sockets;
 mod spec;
 mod stdio;
+mod store;
 
 pub use config::RuntimeConfig;
 pub use error::{BoxError, RuntimeError};
-pub use http::{ServeOptions, ServeReport};
-pub use limiter::MemoryGauge;
-pub use module::{ModuleDigest, ModuleKind};
+pub use limiter::{MemoryGauge, TABLE_ELEMENT_BYTES};
+pub use module::ModuleDigest;
+pub use module_kind::ModuleKind;
 pub use net::{ConnectRule, GrantParseError, NetworkGrants, PortMapping, Protocol, PublishError};
 pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
+pub use serve::{ServeOptions, ServeReport};
 pub use sockets::MAX_SOCKETS;
-pub use spec::{InstanceSpec, Limits, TABLE_ELEMENT_BYTES, VolumeMount};
+pub use spec::{InstanceSpec, Limits, VolumeMount};
 pub use stdio::{InputSource, InputStream, MAX_SINK_CHUNK, OutputSink, OutputTarget};

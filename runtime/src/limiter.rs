@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::spec::TABLE_ELEMENT_BYTES;
+/// How many bytes one table element counts for against `Limits::memory`
+/// (a function reference is a pointer on the host).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
 /// The bytes of linear memory plus tables an instance has in use, readable
 /// from outside while it runs (the daemon's `stats`).

@@ -1,11 +1,11 @@
-//! What a module is before it runs: its content digest and its kind (core
-//! module for WASI preview 1, or component for WASI 0.2).
+//! What a module is before it runs: its content digest, and its kind (core
+//! module for WASI preview 1, or component for WASI 0.2) told from its header.
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::RuntimeError;
+use crate::{ModuleKind, RuntimeError};
 
 /// The sha256 digest of a module's bytes, as the image names it
 /// (`sha256:<64 lowercase hex>`). The module cache is keyed by it.
@@ -49,15 +49,6 @@ impl fmt::Display for ModuleDigest {
     }
 }
 
-/// Which WASI world a module runs in, told from its header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ModuleKind {
-    /// A core wasm module, run as a WASI preview 1 command (`_start`).
-    CoreModule,
-    /// A component, run as a WASI 0.2 command (`wasi:cli/run`).
-    Component,
-}
-
 impl ModuleKind {
     /// Tells the kind from the wasm header, or `NotWasm`.
     pub fn detect(bytes: &[u8]) -> Result<Self, RuntimeError> {
@@ -68,15 +59,6 @@ impl ModuleKind {
         } else {
             Err(RuntimeError::NotWasm)
         }
-    }
-}
-
-impl fmt::Display for ModuleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::CoreModule => "core wasm module (WASI preview 1)",
-            Self::Component => "wasm component (WASI 0.2)",
-        })
     }
 }
 

@@ -7,30 +7,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{
-    Engine, ExternType, InstancePre, Linker, Module, PoolConcurrencyLimitError, Store,
-    UpdateDeadline,
-};
-use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, PoolConcurrencyLimitError, Store};
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::cache::{Compiled, DiskCache, Lookup};
 use crate::engine::{Engines, EpochTicker};
-use crate::http::OutgoingHttp;
 use crate::limiter::InstanceLimiter;
 use crate::outcome::{DeadlineExceeded, classify, timed_out_while_blocked};
-use crate::sandbox::{ScratchDir, ScratchRoot, SharedViews, grant_shared};
-use crate::sockets::{InstanceSockets, SocketHost};
-use crate::{
-    InstanceSpec, Limits, ModuleDigest, ModuleKind, RunOutcome, RuntimeConfig, RuntimeError,
-};
-
-/// How often (in fuel units) a metered guest yields to the executor.
-const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+use crate::outgoing::OutgoingHttp;
+use crate::sandbox::{ScratchRoot, SharedViews, grant_shared};
+use crate::sockets::InstanceSockets;
+use crate::store::{ComponentState, CoreState, HasLimiter, new_store};
+use crate::{InstanceSpec, ModuleDigest, ModuleKind, RunOutcome, RuntimeConfig, RuntimeError};
 
 /// How a module is to be prepared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,68 +145,6 @@ impl std::fmt::Debug for PreparedModule {
             .field("fuel", &self.inner.fuel)
             .field("origin", &self.origin)
             .finish()
-    }
-}
-
-/// Store data of a core module instance.
-struct CoreState {
-    wasi: WasiP1Ctx,
-    limiter: InstanceLimiter,
-    _tmp: Option<ScratchDir>,
-}
-
-/// Store data of a component instance.
-pub(crate) struct ComponentState {
-    pub(crate) ctx: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) limiter: InstanceLimiter,
-    /// `wasi:http` state; outgoing requests obey `outgoing`'s grants.
-    pub(crate) http: WasiHttpCtx,
-    pub(crate) outgoing: OutgoingHttp,
-    /// Socket count and published-port binds (see `crate::sockets`).
-    pub(crate) sockets: InstanceSockets,
-    pub(crate) _tmp: Option<ScratchDir>,
-}
-
-impl SocketHost for ComponentState {
-    fn sockets_split(&mut self) -> (&mut InstanceSockets, WasiSocketsCtxView<'_>) {
-        let view = WasiSocketsCtxView {
-            ctx: self.ctx.sockets(),
-            table: &mut self.table,
-        };
-        (&mut self.sockets, view)
-    }
-}
-
-impl WasiView for ComponentState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
-
-pub(crate) trait HasLimiter: Send + 'static {
-    fn limiter(&mut self) -> &mut InstanceLimiter;
-    fn grow_denied(&self) -> bool;
-}
-
-impl HasLimiter for CoreState {
-    fn limiter(&mut self) -> &mut InstanceLimiter {
-        &mut self.limiter
-    }
-    fn grow_denied(&self) -> bool {
-        self.limiter.grow_denied
-    }
-}
-
-impl HasLimiter for ComponentState {
-    fn limiter(&mut self) -> &mut InstanceLimiter {
-        &mut self.limiter
-    }
-    fn grow_denied(&self) -> bool {
-        self.limiter.grow_denied
     }
 }
 
@@ -633,7 +562,7 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
             crate::sockets::add_to_linker(&mut linker).map_err(link_err)?;
             // Every component may make outgoing HTTP requests; the grants
-            // decide where they may go (see `http::OutgoingHttp`).
+            // decide where they may go (see `outgoing::OutgoingHttp`).
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
             let pre = linker.instantiate_pre(&component).map_err(link_err)?;
             // A command if it exports wasi:cli/run (even if it also handles
@@ -649,48 +578,6 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
             }
         }
     }
-}
-
-pub(crate) fn new_store<T: HasLimiter>(
-    engine: &Engine,
-    state: T,
-    limits: &Limits,
-    deadline: Option<Instant>,
-    yield_every: u64,
-) -> Result<Store<T>, RuntimeError> {
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| s.limiter());
-    if let Some(fuel) = limits.fuel {
-        let fuel_err = |e| RuntimeError::Engine {
-            source: RuntimeError::boxed(e),
-        };
-        store.set_fuel(fuel).map_err(fuel_err)?;
-        store
-            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
-            .map_err(fuel_err)?;
-    }
-    match deadline {
-        None => {
-            store.set_epoch_deadline(yield_every);
-            store.epoch_deadline_callback(move |_| Ok(UpdateDeadline::Yield(yield_every)));
-        }
-        Some(deadline) => {
-            let mut ticks = 0u64;
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |_| {
-                if Instant::now() >= deadline {
-                    return Err(wasmtime::Error::new(DeadlineExceeded));
-                }
-                ticks += 1;
-                Ok(if ticks.is_multiple_of(yield_every) {
-                    UpdateDeadline::Yield(1)
-                } else {
-                    UpdateDeadline::Continue(1)
-                })
-            });
-        }
-    }
-    Ok(store)
 }
 
 /// Sorts an instantiation failure into "no capacity", "the guest trapped or

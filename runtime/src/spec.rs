@@ -66,8 +66,9 @@ pub struct VolumeMount {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of linear memory plus tables (a table element counts as
-    /// [`TABLE_ELEMENT_BYTES`]) summed over the instance. A `memory.grow` or
-    /// `table.grow` past it returns -1 to the guest.
+    /// [`TABLE_ELEMENT_BYTES`](crate::TABLE_ELEMENT_BYTES)) summed over the
+    /// instance. A `memory.grow` or `table.grow` past it returns -1 to the
+    /// guest.
     pub memory: Option<u64>,
     /// Wall-clock budget, measured from the start of instantiation. The guest
     /// is interrupted when it runs out, also while blocked in a WASI sleep
@@ -77,10 +78,6 @@ pub struct Limits {
     /// instruction). Needs a module prepared with fuel metering.
     pub fuel: Option<u64>,
 }
-
-/// How many bytes one table element counts for against [`Limits::memory`]
-/// (a function reference is a pointer on the host).
-pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
 impl InstanceSpec {
     /// A spec with this argv and every default denied (see the type's doc).

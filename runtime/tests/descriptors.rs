@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! DESIGN.md's "no open file descriptor per idle instance": instances
-//! without a private `/tmp` share their rootfs and volume handles. Alone in
-//! its binary, so no other test opens descriptors while this one counts.
+//! No open file descriptor per idle instance: instances without a private
+//! `/tmp` share their rootfs and volume handles. Alone in its binary, so no
+//! other test opens descriptors while this one counts.
 
 mod common;
 

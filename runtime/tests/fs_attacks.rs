@@ -1,4 +1,4 @@
-//! The "Guest filesystem" attacks of SECURITY.md, each run by the hostile
+//! Attacks on the host's filesystem by a guest, each run by the hostile
 //! guest `tests/guests/fs-attack` against real host directories.
 
 mod common;

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Network grants in the runtime: nothing by default; each grant opens
 //! exactly what it names; a published guest port lands on its host port; a
-//! core module given grants is refused. Each attack of SECURITY.md's Network
-//! section is a test named after it.
+//! core module given grants is refused. Each attack on the grants is a test
+//! named after it.
 
 mod common;
 

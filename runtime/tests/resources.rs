@@ -1,4 +1,4 @@
-//! The "Guest resources" attacks of SECURITY.md: runaway loops and sleeps vs
+//! Attacks on the host's resources by a guest: runaway loops and sleeps vs
 //! timeouts, memory and table growth vs limits, deep recursion, pool reuse,
 //! stdout floods, fuel, and a full pool.
 

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! SECURITY.md: "opening sockets in a loop → a per-instance error long
-//! before the host runs out of descriptors". Alone in its binary, so no
-//! other test opens descriptors while this one counts.
+//! A guest opening sockets in a loop gets a per-instance error long before
+//! the host runs out of descriptors. Alone in its binary, so no other test
+//! opens descriptors while this one counts.
 
 mod common;
 

@@ -1,51 +1,40 @@
-//! Serverless HTTP: serving a `wasi:http/proxy` component with one fresh
-//! instance per request, and the grant-checked `wasi:http/outgoing-handler`.
-//!
-//! [`Runtime::serve`] accepts connections on listeners the caller bound and
-//! answers HTTP/1.1 with bounded concurrency, a queue that overflows into
-//! 503, a per-request deadline (504), a request-body cap (413), a header
-//! read timeout against slow clients, graceful shutdown and one access-log
-//! line per request. Outgoing requests of any component go through
-//! [`OutgoingHttp`], which connects only to addresses the instance's
-//! [`NetworkGrants`] allow and never re-resolves a name after checking it.
+//! Serving a `wasi:http/proxy` component: one fresh instance per request,
+//! bounded concurrency and queue, deadlines, a body cap, an access-log line.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::uri::Scheme;
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Semaphore, TryAcquireError, oneshot, watch};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme as WasiScheme;
-use wasmtime_wasi_http::{
-    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks, WasiHttpView,
-};
+use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView};
 
+use crate::checked_body::{CheckedBody, FrameCheck};
 use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
-use crate::runtime::{ComponentState, is_capacity, new_store};
-use crate::sandbox::{SharedView, grant_in_view, grant_shared};
+use crate::outgoing::OutgoingHttp;
+use crate::runtime::is_capacity;
+use crate::sandbox::{ScratchRoot, SharedView, grant_in_view, grant_shared};
+use crate::sockets::InstanceSockets;
 use crate::stdio::{OutputSink, OutputTarget};
+use crate::store::{ComponentState, new_store};
 use crate::{InstanceSpec, NetworkGrants, PreparedModule, Runtime, RuntimeError};
 
-/// How long an outgoing connection may take when the guest sets no
-/// `connect-timeout`.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the first byte of an outgoing response, and then each further
-/// chunk, may take when the guest sets no timeout of its own.
-const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long aborted connections and guests get to unwind after the drain
 /// bound of a graceful shutdown ran out.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
@@ -120,6 +109,11 @@ impl Runtime {
     /// requests); its args are ignored. The listeners are put in
     /// non-blocking mode. Must be polled inside a multi-thread or
     /// current-thread tokio runtime with time and I/O enabled.
+    ///
+    /// Answers HTTP/1.1 with bounded concurrency, a queue that overflows
+    /// into 503, a per-request deadline (504), a request-body cap (413), a
+    /// header read timeout against slow clients, and one access-log line per
+    /// request (see [`ServeOptions`]).
     ///
     /// `Err` means serving never started: the module is not a proxy, the
     /// spec is invalid, or a listener could not be registered.
@@ -236,7 +230,7 @@ struct Server {
     pre: ProxyPre<ComponentState>,
     spec: InstanceSpec,
     grants: Arc<NetworkGrants>,
-    scratch: Option<Arc<crate::sandbox::ScratchRoot>>,
+    scratch: Option<Arc<ScratchRoot>>,
     /// One permit per request allowed to run an instance.
     slots: Arc<Semaphore>,
     /// Requests queued for a permit.
@@ -418,7 +412,7 @@ impl Server {
             }
         };
 
-        let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let too_large = Arc::new(AtomicBool::new(false));
         let req = req.map(|body| CheckedBody {
             inner: body,
             check: BodyCap {
@@ -564,7 +558,7 @@ impl Server {
             outgoing: OutgoingHttp {
                 grants: Arc::clone(&self.grants),
             },
-            sockets: crate::sockets::InstanceSockets::new(&self.spec.network),
+            sockets: InstanceSockets::new(&self.spec.network),
             _tmp: grants.tmp,
         };
         new_store(
@@ -601,61 +595,11 @@ fn plain(status: StatusCode, reason: String) -> (Response<WasiBody>, Option<Stri
     (response, Some(reason))
 }
 
-/// A hyper body passed on frame by frame, each frame (and each wait for
-/// one) first shown to a [`FrameCheck`] that may end the body with an error.
-struct CheckedBody<C> {
-    inner: Incoming,
-    check: C,
-}
-
-/// What a [`CheckedBody`] checks as its frames arrive.
-trait FrameCheck: Unpin {
-    /// Sees each frame before it is passed on.
-    fn frame(&mut self, frame: &Frame<Bytes>) -> Result<(), HttpError>;
-
-    /// Called each time no frame is ready yet.
-    fn pending(&mut self, _cx: &mut Context<'_>) -> Result<(), HttpError> {
-        Ok(())
-    }
-}
-
-impl<C: FrameCheck> Body for CheckedBody<C> {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner)
-            .poll_frame(cx)
-            .map_err(HttpError::from);
-        let checked = match &polled {
-            Poll::Ready(Some(Ok(frame))) => this.check.frame(frame),
-            Poll::Ready(_) => Ok(()),
-            Poll::Pending => this.check.pending(cx),
-        };
-        match checked {
-            Ok(()) => polled,
-            Err(e) => Poll::Ready(Some(Err(e))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// Fails a request body once more than `left` bytes arrived, and says so
 /// in `too_large`.
 struct BodyCap {
     left: u64,
-    too_large: Arc<std::sync::atomic::AtomicBool>,
+    too_large: Arc<AtomicBool>,
 }
 
 impl FrameCheck for BodyCap {
@@ -670,27 +614,6 @@ impl FrameCheck for BodyCap {
                 self.too_large.store(true, Ordering::Relaxed);
                 Err(HttpError::HttpRequestBodySize(None))
             }
-        }
-    }
-}
-
-/// Fails a response body when no chunk arrives for `idle`.
-struct IdleBound {
-    idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl FrameCheck for IdleBound {
-    fn frame(&mut self, _frame: &Frame<Bytes>) -> Result<(), HttpError> {
-        let next = tokio::time::Instant::now() + self.idle;
-        self.timer.as_mut().reset(next);
-        Ok(())
-    }
-
-    fn pending(&mut self, cx: &mut Context<'_>) -> Result<(), HttpError> {
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(HttpError::ConnectionReadTimeout),
-            Poll::Pending => Ok(()),
         }
     }
 }
@@ -803,249 +726,36 @@ impl Drop for Logged {
     }
 }
 
-/// `2026-11-28T12:34:56.789Z` for a time after the epoch.
+/// `at` in RFC 3339, UTC, to the millisecond: `2026-11-28T12:34:56.789Z`
+/// (as RFC 3339 allows, trailing zeros of the fraction are left out).
 fn rfc3339(at: SystemTime) -> String {
-    let since = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// The `wasi:http` hooks of one instance: outgoing requests go only where
-/// its network grants allow.
-pub(crate) struct OutgoingHttp {
-    pub(crate) grants: Arc<NetworkGrants>,
-}
-
-impl OutgoingHttp {
-    pub(crate) fn new(grants: &NetworkGrants) -> Self {
-        Self {
-            grants: Arc::new(grants.clone()),
-        }
-    }
-}
-
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture =
-    Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), HttpError>> + Send>;
-
-impl WasiHttpHooks for OutgoingHttp {
-    fn send_request(
-        &mut self,
-        request: Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: IoFuture,
-    ) -> SendFuture {
-        Box::new(send_granted(Arc::clone(&self.grants), request, options))
-    }
-}
-
-impl WasiHttpView for ComponentState {
-    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
-        wasmtime_wasi_http::WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.outgoing,
-        }
-    }
-}
-
-/// Sends one outgoing request over plain HTTP/1.1 to an address the grants
-/// allow. Refused (`HTTP-request-denied`) before any packet leaves when the
-/// destination is not granted; HTTPS is refused with a message (wrun links
-/// no TLS stack).
-async fn send_granted(
-    grants: Arc<NetworkGrants>,
-    mut request: Request<WasiBody>,
-    options: Option<RequestOptions>,
-) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
-    let uri = request.uri().clone();
-    let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?;
-    let tls = uri.scheme() == Some(&Scheme::HTTPS);
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addrs = granted_addrs(&grants, authority.host(), port).await?;
-    if tls {
-        return Err(HttpError::InternalError(Some(
-            "wrun does not support outgoing HTTPS yet: use an http:// URL".to_owned(),
-        )));
-    }
-    let options = options.unwrap_or_default();
-    let connect_timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let stream = connect_first(&addrs, connect_timeout).await?;
-    let (mut sender, conn) = tokio::time::timeout(
-        connect_timeout,
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-    )
-    .await
-    .map_err(|_| HttpError::ConnectionTimeout)??;
-    let conn = wasmtime_wasi::runtime::spawn(conn);
-    // The request line carries only the path: the full URI is for proxies.
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    *request.uri_mut() = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let first_byte = options.first_byte_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
-    let between = options
-        .between_bytes_timeout
-        .unwrap_or(DEFAULT_READ_TIMEOUT)
-        .max(Duration::from_millis(1));
-    let response = tokio::time::timeout(first_byte, sender.send_request(request))
-        .await
-        .map_err(|_| HttpError::ConnectionReadTimeout)??;
-    let response = response.map(|body| {
-        CheckedBody {
-            inner: body,
-            check: IdleBound {
-                idle: between,
-                timer: Box::pin(tokio::time::sleep(between)),
-            },
-        }
-        .boxed_unsync()
-    });
-    let io: IoFuture = Box::new(async move { conn.await.map_err(HttpError::from) });
-    Ok((response, io))
-}
-
-/// The addresses a request to `host:port` may connect to: a literal address
-/// if a rule allows it; a name granted by name, resolved on the host; or,
-/// with DNS granted, a name resolved and kept to the addresses a rule
-/// allows. A name that is neither is refused without a lookup.
-async fn granted_addrs(
-    grants: &NetworkGrants,
-    host: &str,
-    port: u16,
-) -> Result<Vec<SocketAddr>, HttpError> {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        let addr = SocketAddr::new(ip, port);
-        return if grants.allows_addr(addr) {
-            Ok(vec![addr])
-        } else {
-            Err(HttpError::HttpRequestDenied)
-        };
-    }
-    let by_name = grants.allows_host(literal, port);
-    if !by_name && !grants.dns {
-        return Err(HttpError::HttpRequestDenied);
-    }
-    let found = tokio::net::lookup_host((literal, port))
-        .await
-        .map_err(|_| HttpError::DnsError {
-            rcode: Some("address not found".to_owned()),
-            info_code: None,
-        })?;
-    let allowed: Vec<SocketAddr> = found
-        .filter(|a| by_name || grants.allows_addr(*a))
-        .collect();
-    if allowed.is_empty() {
-        return Err(HttpError::HttpRequestDenied);
-    }
-    Ok(allowed)
-}
-
-async fn connect_first(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Result<tokio::net::TcpStream, HttpError> {
-    let mut last = HttpError::ConnectionRefused;
-    for addr in addrs {
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => last = HttpError::Connect(e),
-            Err(_) => last = HttpError::ConnectionTimeout,
-        }
-    }
-    Err(last)
+    let at = OffsetDateTime::from(at);
+    at.replace_millisecond(at.millisecond())
+        .unwrap_or(at)
+        .format(&Rfc3339)
+        // Only a clock outside the years 0 to 9999 cannot be written.
+        .unwrap_or_else(|_| "-".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn grants(rules: &[&str], dns: bool) -> NetworkGrants {
-        NetworkGrants {
-            connect: rules
-                .iter()
-                .map(|r| r.parse().unwrap_or_else(|e| panic!("{r}: {e}")))
-                .collect(),
-            dns,
-            ..NetworkGrants::default()
-        }
-    }
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f)
-    }
-
-    fn denied(r: Result<Vec<SocketAddr>, HttpError>) -> bool {
-        matches!(r, Err(HttpError::HttpRequestDenied))
-    }
-
-    #[test]
-    fn metadata_address_and_ungranted_ports_are_denied() {
-        let g = grants(&["127.0.0.1:8080"], false);
-        assert!(denied(block_on(granted_addrs(&g, "169.254.169.254", 80))));
-        assert!(denied(block_on(granted_addrs(&g, "127.0.0.1", 8081))));
-        assert!(denied(block_on(granted_addrs(
-            &g,
-            "[::ffff:169.254.169.254]",
-            80
-        ))));
-        let ok = block_on(granted_addrs(&g, "127.0.0.1", 8080)).expect("granted");
-        assert_eq!(
-            ok,
-            vec!["127.0.0.1:8080".parse::<SocketAddr>().expect("addr")]
-        );
-    }
-
-    #[test]
-    fn names_are_not_looked_up_without_a_name_rule_or_dns() {
-        // `localhost` resolves to 127.0.0.1, which the rule allows: only a
-        // lookup could find that, and without --allow-dns there is none.
-        let g = grants(&["127.0.0.1:8080"], false);
-        assert!(denied(block_on(granted_addrs(&g, "localhost", 8080))));
-        let g = grants(&["localhost:8080"], false);
-        let found = block_on(granted_addrs(&g, "localhost", 8080)).expect("granted by name");
-        assert!(found.iter().all(|a| a.port() == 8080));
-    }
-
-    #[test]
-    fn with_dns_a_name_keeps_only_granted_addresses() {
-        let g = grants(&["10.0.0.0/8:8080"], true);
-        // localhost resolves to loopback only: nothing granted is left.
-        assert!(denied(block_on(granted_addrs(&g, "localhost", 8080))));
-    }
-
     #[test]
     fn access_log_times_are_rfc3339_utc() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_862_096_789);
         assert_eq!(rfc3339(at), "2026-11-28T10:34:56.789Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // Below the millisecond is cut, not rounded.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_795_862_096_789_999_999);
+        assert_eq!(rfc3339(at), "2026-11-28T10:34:56.789Z");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_862_096_780);
+        assert_eq!(rfc3339(at), "2026-11-28T10:34:56.78Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        // Every line's time reads back as the instant it names.
+        let now = SystemTime::now();
+        let back = OffsetDateTime::parse(&rfc3339(now), &Rfc3339).expect("parses as RFC 3339");
+        let ms = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1_000_000;
+        assert_eq!(ms(back), ms(OffsetDateTime::from(now)));
+        assert_eq!(back.offset(), time::UtcOffset::UTC);
     }
 }
