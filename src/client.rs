@@ -17,7 +17,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
-use crate::api::system::ErrorResponse;
+use wrun_api::ErrorResponse;
 
 /// An error answer of the daemon, shown as Docker's CLI shows it.
 #[derive(Debug)]
@@ -376,7 +376,7 @@ impl Client {
 /// line as it comes).
 pub fn print_frame(stream: u8, payload: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    if stream == crate::daemon::logs::STDERR {
+    if stream == wrun_api::stream::STDERR {
         std::io::stderr().lock().write_all(payload)
     } else {
         let mut out = std::io::stdout().lock();
@@ -385,31 +385,4 @@ pub fn print_frame(stream: u8, payload: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Splits Docker's multiplexed stream into stdout and stderr payloads.
-#[derive(Default)]
-pub struct Demux {
-    pending: Vec<u8>,
-}
-
-impl Demux {
-    /// Feeds bytes; calls `out(stream, payload)` for each complete frame.
-    pub fn feed(
-        &mut self,
-        bytes: &[u8],
-        mut out: impl FnMut(u8, &[u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        self.pending.extend_from_slice(bytes);
-        let mut at = 0;
-        while self.pending.len() - at >= 8 {
-            let h = &self.pending[at..at + 8];
-            let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
-            if self.pending.len() - at - 8 < len {
-                break;
-            }
-            out(h[0], &self.pending[at + 8..at + 8 + len])?;
-            at += 8 + len;
-        }
-        self.pending.drain(..at);
-        Ok(())
-    }
-}
+pub use wrun_api::stream::Demux;

@@ -1,15 +1,11 @@
 //! The `wrun` binary: parses the command line and dispatches to one command.
 
-mod api;
 mod cli;
 mod client;
 mod commands;
-mod daemon;
 mod host;
-mod launch;
 mod output;
 mod paths;
-mod serve;
 
 use std::process::ExitCode;
 

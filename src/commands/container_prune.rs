@@ -7,8 +7,8 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::ContainerPruneResponse;
 use crate::output::human_size;
+use wrun_api::containers::ContainerPruneResponse;
 
 #[derive(Debug, Args)]
 pub struct ContainerPruneArgs {

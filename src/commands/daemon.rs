@@ -8,7 +8,7 @@ use hyper::Method;
 
 use super::DaemonTarget;
 use crate::client::Client;
-use crate::daemon::{DaemonConfig, serve};
+use wrun_daemon::{DaemonConfig, serve};
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -21,7 +21,7 @@ pub struct DaemonArgs {
     /// Largest linear memory any instance may reach (e.g. 64m); a run's -m
     /// cannot go above it. Each pool slot reserves this much address space,
     /// so 100,000 slots need it well under the 4 GiB default [default: 4g]
-    #[arg(long, value_name = "BYTES", value_parser = super::run::parse_memory)]
+    #[arg(long, value_name = "BYTES", value_parser = wrun_api::parse::parse_memory)]
     pub max_instance_memory: Option<u64>,
     /// Stop the daemon listening on the socket, then exit
     #[arg(long)]

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::DaemonTarget;
-use crate::api::system::EventMessage;
+use wrun_api::system::EventMessage;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {

@@ -8,9 +8,9 @@ use clap::Args;
 use hyper::Method;
 
 use super::ImageBackend;
-use crate::api::images;
-use crate::api::types::HistoryItem;
 use crate::output::{human_duration, human_size, print_table};
+use wrun_api::images::HistoryItem;
+use wrun_daemon::image_views as images;
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {

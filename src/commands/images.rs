@@ -10,9 +10,9 @@ use hyper::Method;
 use wrun_image::ImageRef;
 
 use super::ImageBackend;
-use crate::api::system::ImageSummary;
 use crate::client::Client;
 use crate::output::{ago, human_size, print_table};
+use wrun_api::images::ImageSummary;
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {

@@ -7,9 +7,9 @@ use clap::Args;
 use hyper::Method;
 
 use super::ImageBackend;
-use crate::api::images;
-use crate::api::types::ImageInspect;
 use crate::output::print_inspected;
+use wrun_api::images::ImageInspect;
+use wrun_daemon::image_views as images;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

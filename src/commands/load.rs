@@ -11,8 +11,8 @@ use clap::Args;
 use hyper::Method;
 
 use super::ImageBackend;
-use crate::api::images::LoadMessage;
 use crate::client::Client;
+use wrun_api::images::LoadMessage;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -56,10 +56,10 @@ pub fn run(root: &Path, host: Option<&str>, args: LoadArgs) -> anyhow::Result<Ex
     if !args.quiet {
         for (record, names) in &report.images {
             if names.is_empty() {
-                println!("Loaded image ID: {}", record.id);
+                print!("{}", LoadMessage::loaded_id(&record.id.to_string()).stream);
             }
             for name in names {
-                println!("Loaded image: {name}");
+                print!("{}", LoadMessage::loaded(name).stream);
             }
         }
     }

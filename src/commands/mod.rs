@@ -21,6 +21,7 @@ pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod run_detached;
+pub mod run_http;
 pub mod save;
 pub mod start;
 pub mod stats;
@@ -34,66 +35,7 @@ pub mod wait;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use wrun_image::Store;
-
-/// Exit code for failures of image commands (as Docker's CLI).
-pub const EXIT_FAILURE: u8 = 1;
-/// `run`: wrun itself failed (bad flag, no such image, store error), as Docker.
-pub const EXIT_RUN_ERROR: u8 = 125;
-/// `run`: the module cannot be run (invalid, wrong kind, not a command), as Docker's 126.
-pub const EXIT_CANNOT_RUN: u8 = 126;
-/// `run`: the module is not in the image, as Docker's 127 "command not found".
-pub const EXIT_NOT_FOUND: u8 = 127;
-/// `run`: the guest ran past `--timeout` (the code GNU `timeout` uses).
-pub const EXIT_TIMEOUT: u8 = 124;
-/// `run`: the guest trapped (unreachable, out of bounds, stack overflow): 128 + SIGABRT.
-pub const EXIT_TRAP: u8 = 134;
-/// `run`: the guest hit `--memory` and trapped: 128 + SIGKILL, Docker's OOM-killed code.
-pub const EXIT_MEMORY: u8 = 137;
-/// `run`: the guest used up `--fuel`: 128 + SIGXCPU.
-pub const EXIT_FUEL: u8 = 152;
-
-/// Failures of `run` that have their own exit code.
-#[derive(Debug)]
-pub enum RunFailure {
-    /// The entrypoint names no file in the image.
-    ModuleMissing(String),
-    /// The module exists but cannot run.
-    CannotRun(String),
-}
-
-impl std::fmt::Display for RunFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunFailure::ModuleMissing(m) | RunFailure::CannotRun(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for RunFailure {}
-
-/// What `run` prints for a trap, naming the cause.
-pub fn trap_summary(reason: wrun_runtime::TrapReason) -> String {
-    use wrun_runtime::TrapReason as T;
-    match reason {
-        T::Timeout => "stopped: the --timeout ran out".into(),
-        T::OutOfFuel => "stopped: the --fuel budget ran out".into(),
-        T::MemoryLimit => "stopped: the --memory limit was reached".into(),
-        other => format!("the guest trapped: {other}"),
-    }
-}
-
-/// The exit code for a guest stopped by a trap.
-pub fn trap_exit_code(reason: wrun_runtime::TrapReason) -> u8 {
-    use wrun_runtime::TrapReason as T;
-    match reason {
-        T::Timeout => EXIT_TIMEOUT,
-        T::OutOfFuel => EXIT_FUEL,
-        T::MemoryLimit => EXIT_MEMORY,
-        _ => EXIT_TRAP,
-    }
-}
 
 /// The daemon a command talks to: its socket, and the store a daemon
 /// started on demand serves.
@@ -146,7 +88,7 @@ impl ImageBackend {
 /// Whether the daemon's store is the directory `root`. A relative root in
 /// the daemon's answer cannot be resolved here, so it never matches.
 fn serves(client: &crate::client::Client, root: &Path) -> bool {
-    let Ok(info) = client.json::<crate::api::system::SystemInfo>(hyper::Method::GET, "/info", None)
+    let Ok(info) = client.json::<wrun_api::system::SystemInfo>(hyper::Method::GET, "/info", None)
     else {
         return false;
     };
@@ -165,17 +107,7 @@ pub fn escape(s: &str) -> String {
 
 /// `--filter k=v` flags as Docker's `{"k":{"v":true}}`.
 pub fn filters_json(filters: &[String]) -> anyhow::Result<String> {
-    use std::collections::BTreeMap;
-    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for f in filters {
-        let Some((k, v)) = f.split_once('=') else {
-            anyhow::bail!("invalid filter {f:?}: expected KEY=VALUE");
-        };
-        map.entry(k.to_string())
-            .or_default()
-            .insert(v.to_string(), true);
-    }
-    Ok(serde_json::to_string(&map)?)
+    wrun_api::parse::filters_json(filters).map_err(anyhow::Error::msg)
 }
 
 /// Runs `op` on each name, printing each failure as Docker does and going
@@ -198,32 +130,6 @@ pub fn for_each(
     })
 }
 
-pub fn open_store(root: &Path) -> anyhow::Result<Store> {
-    Store::open(root).with_context(|| format!("opening the image store at {}", root.display()))
-}
-
-/// The one line the user sees: the outermost message, then each cause that
-/// adds something, joined with ": ".
-pub fn describe(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if parts.last().is_some_and(|p| p.contains(&text)) {
-            continue;
-        }
-        parts.push(text);
-    }
-    parts.join(": ")
-}
-
-/// Maps an error to the process exit code; `run` has Docker's 125/126/127.
-pub fn exit_code(err: &anyhow::Error, is_run: bool) -> u8 {
-    if !is_run {
-        return EXIT_FAILURE;
-    }
-    match err.chain().find_map(|c| c.downcast_ref::<RunFailure>()) {
-        Some(RunFailure::ModuleMissing(_)) => EXIT_NOT_FOUND,
-        Some(RunFailure::CannotRun(_)) => EXIT_CANNOT_RUN,
-        None => EXIT_RUN_ERROR,
-    }
-}
+pub use wrun_daemon::describe;
+pub use wrun_daemon::open_store;
+pub use wrun_daemon::outcome::{EXIT_FAILURE, EXIT_RUN_ERROR, exit_code};

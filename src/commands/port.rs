@@ -7,8 +7,8 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::ContainerInspect;
-use crate::api::network::PortMap;
+use wrun_api::containers::ContainerInspect;
+use wrun_api::network::PortMap;
 
 #[derive(Debug, Args)]
 pub struct PortArgs {
@@ -83,7 +83,7 @@ fn lines(ports: &PortMap, only: Option<&str>) -> anyhow::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::network::PortBinding;
+    use wrun_api::network::PortBinding;
 
     #[test]
     fn ports_print_like_docker_port() {

@@ -7,8 +7,8 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::ContainerSummary;
 use crate::output::{human_duration, print_table};
+use wrun_api::containers::ContainerSummary;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -119,7 +119,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(","),
                 networks: &r.host_config.network_mode,
-                ports: &crate::api::network::ports_column(&r.ports),
+                ports: &wrun_api::network::ports_column(&r.ports),
                 running_for: format!("{} ago", human_duration(now - r.created)),
                 size: "0B",
                 state: &r.state,
@@ -143,7 +143,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                 format!("\"{command}\""),
                 format!("{} ago", human_duration(now - r.created)),
                 r.status.clone(),
-                crate::api::network::ports_column(&r.ports),
+                wrun_api::network::ports_column(&r.ports),
                 r.names
                     .iter()
                     .map(|n| n.trim_start_matches('/'))

@@ -7,7 +7,7 @@ use clap::Args;
 use hyper::Method;
 
 use super::ImageBackend;
-use crate::api::images::ImageDeleteItem;
+use wrun_api::images::ImageDeleteItem;
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
@@ -44,7 +44,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RmiArgs) -> anyhow::Result<Exi
     };
     let mut failed = false;
     // The images of recorded instances (running or not) are kept unless forced.
-    let in_use = crate::daemon::images_in_use_on_disk(&store);
+    let in_use = wrun_daemon::images_in_use_on_disk(&store);
     for name in &args.images {
         match store.remove(name, args.force, &in_use) {
             Ok(outcome) => {

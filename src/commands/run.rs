@@ -11,10 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser};
 use wrun_image::{ImageRecord, Store};
-use wrun_runtime::{InputSource, Limits, OutputTarget, Runtime, RuntimeConfig};
+use wrun_runtime::{InputSource, OutputTarget, Runtime, RuntimeConfig};
+
+use wrun_api::containers::{ContainerConfig, ContainerCreateRequest, HostConfig, LogConfig};
+use wrun_api::parse::{BindSpec, check_name, parse_duration, parse_memory};
+use wrun_daemon::{launch, outcome};
 
 use super::open_store;
-use crate::launch::{self, RunSettings};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -22,8 +25,8 @@ pub struct RunArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
     /// With -d: restart policy when the instance ends or the daemon starts (no, always, unless-stopped, on-failure[:N])
-    #[arg(long, value_name = "POLICY", value_parser = crate::api::containers::RestartPolicy::parse)]
-    pub restart: Option<crate::api::containers::RestartPolicy>,
+    #[arg(long, value_name = "POLICY", value_parser = wrun_api::containers::RestartPolicy::parse)]
+    pub restart: Option<wrun_api::containers::RestartPolicy>,
     /// With -d: log option, max-size=SIZE (one file's bound; two files are kept)
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opts: Vec<String>,
@@ -148,7 +151,7 @@ pub fn run_shorthand(
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.name {
-        check_name(name)?;
+        check_name(name).map_err(anyhow::Error::msg)?;
     }
     if args.detach {
         return super::run_detached::run(root, host, args);
@@ -161,9 +164,12 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     }
     let store = open_store(root)?;
     let record = resolve_image(&store, &args.image)?;
-    let settings = settings(&args)?;
+    let request = create_request(&args, args.image.clone())?;
+    // The daemon's own conversion: a foreground run and a daemon's run of
+    // the same flags cannot drift apart.
+    let settings = launch::settings(&request.config, &request.host_config)?;
     if settings.network.host {
-        eprintln!("WARNING: {}", crate::api::network::HOST_MODE_WARNING);
+        eprintln!("WARNING: {}", wrun_daemon::grants::HOST_MODE_WARNING);
     }
     let mut launch = launch::plan(&store, &record, &args.image, &settings)?;
     launch.spec.stdout = OutputTarget::Inherit;
@@ -184,7 +190,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     if module.serves_http() {
         drop(module);
         drop(runtime);
-        return crate::serve::foreground(&store, launch, &args.image, &settings.serve);
+        return super::run_http::foreground(&store, launch, &args.image, &settings.serve);
     }
     let asked: Vec<u16> = launch
         .spec
@@ -206,7 +212,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     // madvise over its whole reservation) would only delay that.
     std::mem::forget(module);
     std::mem::forget(runtime);
-    let ended = launch::ended(&outcome, &launch.module_name);
+    let ended = outcome::ended(&outcome, &launch.module_name);
     if let Some(error) = &ended.error {
         eprintln!("Error: {error}");
         if args.debug
@@ -218,45 +224,76 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     Ok(ExitCode::from(ended.exit_code))
 }
 
-/// The run settings the flags ask for (env files and `-e NAME` resolved
-/// here, on the client side, as Docker does).
-pub fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
-    let mut volumes = Vec::new();
+/// The create request the flags ask for, naming `image`: what `run -d` and
+/// `create` send to the daemon and what a foreground run hands to the same
+/// conversion ([`launch::settings`]). Client-side work happens here, as in
+/// Docker's CLI: env files and `-e NAME` are read from this host, relative
+/// volume paths made absolute.
+pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<ContainerCreateRequest> {
+    let mut binds = Vec::new();
     for v in &args.volumes {
-        volumes.push(parse_volume(v)?);
+        let mut bind = BindSpec::parse(v).map_err(anyhow::Error::msg)?;
+        let host =
+            std::path::absolute(&bind.host).with_context(|| format!("resolving {}", bind.host))?;
+        bind.host = host.display().to_string();
+        binds.push(bind.to_string());
     }
-    let network = network_grants(args)?;
-    Ok(RunSettings {
-        entrypoint: args.entrypoint.iter().cloned().collect(),
-        cmd: args.args.clone(),
-        env: given_env(args)?,
-        workdir: args.workdir.clone(),
-        volumes,
-        tmp: crate::api::containers::private_tmp(args.tmpfs.iter().map(String::as_str))
-            .map_err(anyhow::Error::msg)?,
-        limits: Limits {
-            memory: args.memory,
-            timeout: args.timeout,
-            fuel: args.fuel,
+    let log_config = LogConfig {
+        kind: String::new(),
+        config: args
+            .log_opts
+            .iter()
+            .map(|o| match o.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => anyhow::bail!("invalid --log-opt {o:?}: expected KEY=VALUE"),
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let mut request = ContainerCreateRequest {
+        config: ContainerConfig {
+            image,
+            env: Some(
+                given_env(args)?
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            cmd: Some(args.args.clone()).filter(|c| !c.is_empty()),
+            entrypoint: args.entrypoint.clone().map(|e| vec![e]),
+            working_dir: args.workdir.clone().unwrap_or_default(),
+            // `-i`: stdin stays open for an attach (`wrun start -ai`,
+            // `wrun attach`).
+            open_stdin: args.interactive,
+            ..ContainerConfig::default()
         },
-        network,
-        publish_all: args.publish_all,
-        serve: crate::serve::ServeSettings {
-            max_concurrency: args
-                .max_concurrency
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            max_body_size: args.max_body_size,
-            header_timeout: args.header_timeout,
+        host_config: HostConfig {
+            binds: Some(binds),
+            auto_remove: args.rm,
+            restart_policy: args.restart.clone().unwrap_or_default(),
+            log_config,
+            memory: args
+                .memory
+                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            readonly_rootfs: args.read_only,
+            tmpfs: (!args.tmpfs.is_empty()).then(|| {
+                args.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, options)) => (path.to_owned(), options.to_owned()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
+            wasm_timeout: args.timeout.map_or(0, nanos),
+            wasm_fuel: args.fuel.unwrap_or(0),
+            publish_all_ports: args.publish_all,
+            wrun_http_max_concurrency: args.max_concurrency.unwrap_or(0),
+            wrun_http_max_body_size: args.max_body_size.unwrap_or(0),
+            wrun_http_header_timeout: args.header_timeout.map_or(0, nanos),
+            ..HostConfig::default()
         },
-    })
-}
-
-/// The grants `--network`, `-p` and `--allow-*` ask for, checked as the
-/// daemon checks a create request.
-fn network_grants(args: &RunArgs) -> anyhow::Result<wrun_runtime::NetworkGrants> {
-    let mode = args.network.as_deref().unwrap_or("");
-    let mut config = crate::api::containers::ContainerConfig::default();
-    let mut host = crate::api::containers::HostConfig::default();
+    };
     let wanted = wrun_runtime::NetworkGrants {
         host: false,
         connect: args.allow_connect.clone(),
@@ -266,9 +303,13 @@ fn network_grants(args: &RunArgs) -> anyhow::Result<wrun_runtime::NetworkGrants>
     };
     // Before the request shape, which keys ports by guest port.
     wanted.check()?;
-    crate::api::network::request_fields(&wanted, mode, &mut config, &mut host);
-    host.publish_all_ports = args.publish_all;
-    crate::api::network::grants(&config, &host).map_err(anyhow::Error::msg)
+    wrun_daemon::grants::request_fields(
+        &wanted,
+        args.network.as_deref().unwrap_or(""),
+        &mut request.config,
+        &mut request.host_config,
+    );
+    Ok(request)
 }
 
 /// A stored name or ID, or an image tar on disk (loaded once: a tar whose
@@ -343,157 +384,4 @@ fn given_env(args: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(env)
-}
-
-/// `HOST:GUEST[:ro|rw]` with HOST an existing directory (absolute or
-/// relative to the current directory).
-pub fn parse_volume(spec: &str) -> anyhow::Result<(PathBuf, String, bool)> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host, guest, mode) = match parts.as_slice() {
-        [h, g] => (*h, *g, "rw"),
-        [h, g, m] => (*h, *g, *m),
-        _ => bail!("invalid volume {spec:?}: expected HOST:GUEST[:ro|rw]"),
-    };
-    let read_only = match mode {
-        "ro" => true,
-        "rw" => false,
-        other => bail!("invalid volume {spec:?}: mode {other:?} is not ro or rw"),
-    };
-    if !(host.starts_with('/') || host.starts_with('.')) {
-        bail!(
-            "invalid volume {spec:?}: named volumes are not supported; give a host directory (absolute or ./relative)"
-        );
-    }
-    if !guest.starts_with('/') || guest == "/" {
-        bail!("invalid volume {spec:?}: the guest path must be absolute and not /");
-    }
-    let host = std::path::absolute(host).with_context(|| format!("resolving {host}"))?;
-    if !host.is_dir() {
-        bail!(
-            "invalid volume {spec:?}: host directory {} does not exist",
-            host.display()
-        );
-    }
-    Ok((host, guest.to_string(), read_only))
-}
-
-/// Docker's memory syntax: a number with an optional b, k, m, g, t suffix
-/// (binary multiples, optional trailing "b": 64m, 64mb, 1g).
-pub fn parse_memory(s: &str) -> Result<u64, String> {
-    let lower = s.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(digits_end);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("invalid size {s:?}: expected a number with an optional unit (b, k, m, g)")
-    })?;
-    let mult: u64 = match unit.trim_end_matches('b') {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {unit:?} (use b, k, m, g)"
-            ));
-        }
-    };
-    let bytes = value * mult as f64;
-    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
-        return Err(format!("invalid size {s:?}: must be positive"));
-    }
-    Ok(bytes as u64)
-}
-
-/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 5s, 2m"))?;
-    let secs = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "us" | "µs" => value / 1_000_000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m, h)"
-            ));
-        }
-    };
-    if !(secs > 0.0 && secs < 1e9) {
-        return Err(format!("invalid duration {s:?}: must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-pub fn check_name(name: &str) -> anyhow::Result<()> {
-    let b = name.as_bytes();
-    let ok = b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
-    if !ok {
-        bail!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_sizes_follow_docker() {
-        assert_eq!(parse_memory("64m"), Ok(64 << 20));
-        assert_eq!(parse_memory("64MB"), Ok(64 << 20));
-        assert_eq!(parse_memory("1g"), Ok(1 << 30));
-        assert_eq!(parse_memory("512"), Ok(512));
-        assert!(parse_memory("lots").is_err());
-        assert!(parse_memory("10x").is_err());
-        assert!(parse_memory("0").is_err());
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("0s").is_err());
-    }
-
-    #[test]
-    fn volumes_need_existing_dirs_and_absolute_guest_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let (host, guest, ro) = parse_volume(&format!("{d}:/data:ro")).unwrap();
-        assert_eq!(
-            (host.as_path(), guest.as_str(), ro),
-            (dir.path(), "/data", true)
-        );
-        assert!(parse_volume(&format!("{d}:data")).is_err());
-        assert!(parse_volume(&format!("{d}:/")).is_err());
-        assert!(parse_volume(&format!("{d}:/data:rx")).is_err());
-        assert!(
-            parse_volume("myvol:/data")
-                .unwrap_err()
-                .to_string()
-                .contains("named volumes")
-        );
-        assert!(
-            parse_volume("/nonexistent/dir:/data")
-                .unwrap_err()
-                .to_string()
-                .contains("does not exist")
-        );
-    }
 }

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use hyper::Method;
 
-use super::run::{RunArgs, image_file, resolve_image, settings};
+use wrun_api::containers::ContainerCreateResponse;
+use wrun_api::images::LoadMessage;
+
+use super::run::{RunArgs, image_file, resolve_image};
 use super::{DaemonTarget, open_store};
-use crate::api::containers::{
-    ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig, LogConfig,
-};
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (client, id) = create(root, host, &args)?;
@@ -59,76 +59,7 @@ fn create(
             args.image.clone()
         }
     };
-    let s = settings(args)?;
-    let mut request = ContainerCreateRequest {
-        config: ContainerConfig {
-            image,
-            env: Some(s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            cmd: Some(s.cmd.clone()).filter(|c| !c.is_empty()),
-            entrypoint: Some(s.entrypoint.clone()).filter(|e| !e.is_empty()),
-            working_dir: s.workdir.clone().unwrap_or_default(),
-            // `-i`: stdin stays open for an attach (`wrun start -ai`,
-            // `wrun attach`).
-            open_stdin: args.interactive,
-            ..ContainerConfig::default()
-        },
-        host_config: HostConfig {
-            binds: Some(
-                s.volumes
-                    .iter()
-                    .map(|(h, g, ro)| {
-                        format!("{}:{g}:{}", h.display(), if *ro { "ro" } else { "rw" })
-                    })
-                    .collect(),
-            ),
-            auto_remove: args.rm,
-            restart_policy: args.restart.clone().unwrap_or_default(),
-            log_config: LogConfig {
-                kind: String::new(),
-                config: args
-                    .log_opts
-                    .iter()
-                    .map(|o| match o.split_once('=') {
-                        Some((k, v)) => Ok((k.to_string(), v.to_string())),
-                        None => anyhow::bail!("invalid --log-opt {o:?}: expected KEY=VALUE"),
-                    })
-                    .collect::<anyhow::Result<_>>()?,
-            },
-            memory: s
-                .limits
-                .memory
-                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
-            readonly_rootfs: args.read_only,
-            tmpfs: (!args.tmpfs.is_empty()).then(|| {
-                args.tmpfs
-                    .iter()
-                    .map(|t| match t.split_once(':') {
-                        Some((path, options)) => (path.to_owned(), options.to_owned()),
-                        None => (t.clone(), String::new()),
-                    })
-                    .collect()
-            }),
-            wasm_timeout: s
-                .limits
-                .timeout
-                .map_or(0, |t| i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)),
-            wasm_fuel: s.limits.fuel.unwrap_or(0),
-            publish_all_ports: s.publish_all,
-            wrun_http_max_concurrency: s.serve.max_concurrency.map_or(0, |n| n as u64),
-            wrun_http_max_body_size: s.serve.max_body_size.unwrap_or(0),
-            wrun_http_header_timeout: s
-                .serve
-                .header_timeout
-                .map_or(0, |t| i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)),
-            ..HostConfig::default()
-        },
-    };
-    crate::api::network::request_fields(
-        &s.network,
-        args.network.as_deref().unwrap_or(""),
-        &mut request.config,
-        &mut request.host_config,
-    );
+    let request = super::run::create_request(args, image)?;
     let client = target.client()?;
     let mut path = "/containers/create".to_string();
     if let Some(n) = &args.name {
@@ -153,10 +84,7 @@ fn load_tar_into_daemon(client: &crate::client::Client, path: &Path) -> anyhow::
     let lines = super::load::load_into_daemon(client, file, &path.display().to_string())?;
     let images: Vec<&str> = lines
         .iter()
-        .filter_map(|l| {
-            l.strip_prefix("Loaded image: ")
-                .or_else(|| l.strip_prefix("Loaded image ID: "))
-        })
+        .filter_map(|l| LoadMessage::loaded_image(l))
         .collect();
     match images.as_slice() {
         [one] => Ok((*one).to_owned()),

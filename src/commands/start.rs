@@ -9,8 +9,8 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::WaitResponse;
 use crate::client::{Client, Demux, Hijacked, print_frame};
+use wrun_api::containers::WaitResponse;
 
 #[derive(Debug, Args)]
 pub struct StartArgs {

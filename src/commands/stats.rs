@@ -9,9 +9,9 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::{ContainerStats, ContainerSummary};
 use crate::client::Client;
 use crate::output::{human_size, print_table};
+use wrun_api::containers::{ContainerStats, ContainerSummary};
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {

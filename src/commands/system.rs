@@ -89,7 +89,7 @@ pub fn prune(root: &Path, args: PruneArgs, system: bool) -> anyhow::Result<ExitC
         }
     }
     let store = open_store(root)?;
-    let outcome = store.prune(args.all, &crate::daemon::images_in_use_on_disk(&store))?;
+    let outcome = store.prune(args.all, &wrun_daemon::images_in_use_on_disk(&store))?;
     if !outcome.deleted_images.is_empty() {
         println!("Deleted Images:");
         for r in &outcome.deleted_images {

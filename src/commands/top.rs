@@ -8,8 +8,8 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::TopResponse;
 use crate::output::print_table;
+use wrun_api::containers::TopResponse;
 
 #[derive(Debug, Args)]
 pub struct TopArgs {

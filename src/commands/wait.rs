@@ -6,7 +6,7 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::api::containers::WaitResponse;
+use wrun_api::containers::WaitResponse;
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {

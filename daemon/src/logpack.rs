@@ -44,7 +44,7 @@ const REWRITE_MIN: u64 = 4 << 20;
 const MAGIC: &[u8; 2] = b"WL";
 const RECORD_HEADER: usize = 8;
 /// The Docker frame header inside a record.
-const FRAME_HEADER: usize = 8;
+use wrun_api::stream::{HEADER_LEN as FRAME_HEADER, STDERR, STDOUT};
 
 /// Where one frame of a log sits in the pack.
 #[derive(Clone, Copy, Debug)]
@@ -237,7 +237,7 @@ impl LogPack {
                 eprintln!(
                     "wrun daemon: rewriting {}: {}",
                     self.path.display(),
-                    crate::commands::describe(&e)
+                    crate::error::describe(&e)
                 );
             }
         }
@@ -345,8 +345,10 @@ impl<R: Read> Records<R> {
         }
         // The frame must say what the record says, and be stdout or stderr.
         let frame = &bytes[RECORD_HEADER + id_len..];
-        let payload = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if !matches!(frame[0], 1 | 2) || payload as usize + FRAME_HEADER != frame_len as usize {
+        let whole = wrun_api::stream::split_frame(frame).is_some_and(|(stream, _, used)| {
+            used == frame.len() && matches!(stream, STDOUT | STDERR)
+        });
+        if !whole {
             return Ok(None);
         }
         let Ok(id) = std::str::from_utf8(&bytes[RECORD_HEADER..RECORD_HEADER + id_len]) else {
@@ -374,12 +376,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![stream, 0, 0, 0];
-        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
+    use wrun_api::stream::encode as frame;
 
     fn open(path: &Path) -> (LogPack, Vec<String>) {
         LogPack::open(path.to_owned()).unwrap()

@@ -16,41 +16,17 @@ use wrun_runtime::{InputSource, InputStream, OutputTarget, Runtime};
 
 use super::events::EventLog;
 use super::gate::RunGate;
-use super::http::ApiError;
 use super::logpack::LogPack;
 use super::logs::{LogFile, STDERR, STDOUT};
 use super::records::{self, RecordJournal};
-use crate::api::containers::{ContainerConfig, HostConfig};
-use crate::launch::{self, RunSettings};
+use crate::error::DaemonError;
+use crate::launch;
+use crate::lifecycle::{EXIT_DAEMON_GONE, Status, StopKind};
+use crate::outcome;
+use wrun_api::containers::{ContainerConfig, HostConfig};
 
 /// Bytes one log file may reach before it is rotated (two are kept).
 pub const LOG_MAX_SIZE: u64 = 10 << 20;
-/// Exit code of an instance that was running when the daemon stopped.
-pub const EXIT_DAEMON_GONE: i64 = 255;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    #[default]
-    Created,
-    Running,
-    /// Running, but its guest is not scheduled (see `gate`).
-    Paused,
-    Exited,
-    Removing,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Exited => "exited",
-            Status::Removing => "removing",
-        }
-    }
-}
 
 /// What is kept of an instance's state across daemon restarts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -108,37 +84,6 @@ pub struct Lifecycle {
     pub exit_code: i64,
     pub error: String,
     pub removed: bool,
-}
-
-/// How a running instance is asked to end (WASI has no signals: both end
-/// the guest at once; they differ in the exit code recorded).
-#[derive(Clone, Copy, Debug)]
-pub enum StopKind {
-    /// `stop`: recorded as 143 (128 + SIGTERM).
-    Stop,
-    /// `kill -s N`: recorded as 128 + N.
-    Signal(u8),
-    /// The daemon is shutting down.
-    Shutdown,
-}
-
-impl StopKind {
-    /// The event's signal attribute: the number `kill` was given.
-    fn signal(self) -> Option<u8> {
-        match self {
-            StopKind::Stop => Some(15),
-            StopKind::Signal(n) => Some(n),
-            StopKind::Shutdown => None,
-        }
-    }
-
-    pub(super) fn exit(self) -> (i64, &'static str) {
-        match self {
-            StopKind::Stop => (143, ""),
-            StopKind::Signal(n) => (128 + i64::from(n), ""),
-            StopKind::Shutdown => (EXIT_DAEMON_GONE, "the daemon shut down"),
-        }
-    }
 }
 
 pub struct Container {
@@ -335,7 +280,7 @@ impl Container {
         st.oom_killed = oom_killed;
         st.finished_at = Some(now());
         if let Err(e) = self.save(&inner.record) {
-            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+            eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         let r = &inner.record;
         let restart = may_restart
@@ -509,7 +454,7 @@ impl Daemon {
     }
 
     /// By full ID, name (with or without the leading `/`), or unique ID prefix.
-    pub fn find(&self, key: &str) -> Result<Arc<Container>, ApiError> {
+    pub fn find(&self, key: &str) -> Result<Arc<Container>, DaemonError> {
         let reg = self.registry();
         if let Some(c) = reg.by_id.get(key) {
             return Ok(Arc::clone(c));
@@ -519,7 +464,7 @@ impl Daemon {
             return Ok(Arc::clone(c));
         }
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::no_such_container(key));
+            return Err(DaemonError::no_such_container(key));
         }
         let mut matches = reg
             .by_id
@@ -527,10 +472,10 @@ impl Daemon {
             .take_while(|(id, _)| id.starts_with(key));
         match (matches.next(), matches.next()) {
             (Some((_, c)), None) => Ok(Arc::clone(c)),
-            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            (Some(_), Some(_)) => Err(DaemonError::invalid(format!(
                 "multiple IDs found with provided prefix: {key}"
             ))),
-            (None, _) => Err(ApiError::no_such_container(key)),
+            (None, _) => Err(DaemonError::no_such_container(key)),
         }
     }
 
@@ -541,45 +486,44 @@ impl Daemon {
         name: Option<String>,
         config: ContainerConfig,
         host_config: HostConfig,
-    ) -> Result<Arc<Container>, ApiError> {
+    ) -> Result<Arc<Container>, DaemonError> {
         if config.tty {
-            return Err(ApiError::bad_request(
+            return Err(DaemonError::invalid(
                 "wrun instances have no TTY: run without -t",
             ));
         }
         if config.image.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(DaemonError::invalid(
                 "no image given (Config.Image is empty)",
             ));
         }
         host_config
             .restart_policy
             .check()
-            .map_err(ApiError::bad_request)?;
+            .map_err(DaemonError::invalid)?;
         host_config
             .log_config
             .max_size()
-            .map_err(ApiError::bad_request)?;
+            .map_err(DaemonError::invalid)?;
         if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
         {
-            return Err(ApiError::bad_request(
+            return Err(DaemonError::invalid(
                 "can't create 'AutoRemove' container with restart policy",
             ));
         }
         if let Some(n) = &name {
-            crate::commands::run::check_name(n)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            wrun_api::parse::check_name(n).map_err(|e| DaemonError::invalid(e.to_string()))?;
         }
         let record = self.store.find(&config.image).map_err(|e| {
             if e.is_not_found() {
-                ApiError::not_found(format!("No such image: {}", config.image))
+                DaemonError::not_found(format!("No such image: {}", config.image))
             } else {
-                ApiError::from(anyhow::Error::from(e))
+                DaemonError::from(anyhow::Error::from(e))
             }
         })?;
-        let settings = settings(&config, &host_config)?;
+        let settings = launch::settings(&config, &host_config)?;
         let launch = launch::plan(&self.store, &record, &config.image, &settings)
-            .map_err(|e| ApiError::bad_request(crate::commands::describe(&e)))?;
+            .map_err(|e| DaemonError::invalid(crate::error::describe(&e)))?;
         let id = new_id();
         let mut args = launch.spec.args.clone();
         let path = if args.is_empty() {
@@ -591,7 +535,7 @@ impl Daemon {
         let name = match name {
             Some(n) => {
                 if let Some(other) = reg.names.get(&n) {
-                    return Err(ApiError::conflict(format!(
+                    return Err(DaemonError::conflict(format!(
                         "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                     )));
                 }
@@ -650,7 +594,7 @@ impl Daemon {
 
     /// Starts an instance by hand: `Ok(false)` when it was already running.
     /// The restart count starts again from 0, as Docker's does.
-    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<bool, ApiError> {
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<bool, DaemonError> {
         self.start_run(c, false).await
     }
 
@@ -660,13 +604,13 @@ impl Daemon {
         self: &Arc<Self>,
         c: &Arc<Container>,
         by_policy: bool,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, DaemonError> {
         let (rx, gate, record, stdin) = {
             let mut inner = c.lock();
             match inner.record.state.status {
                 Status::Running | Status::Paused => return Ok(false),
                 Status::Removing => {
-                    return Err(ApiError::conflict(format!(
+                    return Err(DaemonError::conflict(format!(
                         "container {} is marked for removal and cannot be started",
                         c.id
                     )));
@@ -705,8 +649,8 @@ impl Daemon {
         let memory = gate.memory.clone();
         let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let image = daemon.store.find(&record.image_id)?;
-            let settings = settings(&record.config, &record.host_config)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let settings = launch::settings(&record.config, &record.host_config)
+                .map_err(anyhow::Error::from)?;
             let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
             launch.spec.stdin = stdin;
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
@@ -729,9 +673,9 @@ impl Daemon {
         let (launch, module, served) = match prepared {
             Ok(p) => p,
             Err(e) => {
-                let code = launch::failure_exit_code(&e);
-                let err = ApiError::from(e);
-                self.ended(c, i64::from(code), err.message.clone(), false);
+                let code = outcome::failure_exit_code(&e);
+                let err = DaemonError::from(e);
+                self.ended(c, i64::from(code), err.message().to_owned(), false);
                 return Err(err);
             }
         };
@@ -741,9 +685,16 @@ impl Daemon {
         if let Some((listeners, serve)) = served {
             c.lock().serving = true;
             tokio::spawn(async move {
-                let (code, error) =
-                    super::serving::serve(&daemon, &c2, &module, launch, listeners, &serve, rx)
-                        .await;
+                let (code, error) = super::serving::serve(
+                    &daemon.runtime,
+                    OutputTarget::Sink(c2.log.sink(STDOUT)),
+                    &module,
+                    launch,
+                    listeners,
+                    &serve,
+                    rx,
+                )
+                .await;
                 daemon.ended(&c2, code, error, false);
             });
             return Ok(true);
@@ -761,12 +712,12 @@ impl Daemon {
                 }
                 outcome = run => match outcome {
                     Ok(o) => {
-                        let e = launch::ended(&o, &module_name);
+                        let e = outcome::ended(&o, &module_name);
                         (i64::from(e.exit_code), e.error.unwrap_or_default(), e.oom_killed)
                     }
                     Err(e) => (
-                        i64::from(crate::commands::EXIT_RUN_ERROR),
-                        crate::commands::describe(&anyhow::Error::from(e)),
+                        i64::from(crate::outcome::EXIT_RUN_ERROR),
+                        crate::error::describe(&anyhow::Error::from(e)),
                         false,
                     ),
                 },
@@ -824,7 +775,8 @@ impl Daemon {
         if let Err(e) = self.start_run(c, true).await {
             eprintln!(
                 "wrun daemon: restarting {} by its policy: {}",
-                c.id, e.message
+                c.id,
+                e.message()
             );
         }
     }
@@ -832,7 +784,7 @@ impl Daemon {
     /// At daemon start: starts the instances whose restart policy asks for
     /// it (see [`RestartPolicy::starts_with_daemon`]).
     ///
-    /// [`RestartPolicy::starts_with_daemon`]: crate::api::containers::RestartPolicy::starts_with_daemon
+    /// [`RestartPolicy::starts_with_daemon`]: wrun_api::containers::RestartPolicy::starts_with_daemon
     ///
     /// Up to [`REVIVE_AT_ONCE`] starts are in flight at a time: a daemon
     /// holding thousands of `--restart always` instances is back in seconds,
@@ -862,7 +814,7 @@ impl Daemon {
 
     /// Ends a running (or paused) instance and waits until it has ended;
     /// `Ok(false)` when it was not running.
-    pub async fn stop(&self, c: &Container, kind: StopKind) -> Result<bool, ApiError> {
+    pub async fn stop(&self, c: &Container, kind: StopKind) -> Result<bool, DaemonError> {
         match self.signal(c, kind)? {
             Signalled::NotLive => Ok(false),
             Signalled::RestartCancelled => Ok(true),
@@ -881,7 +833,7 @@ impl Daemon {
     }
 
     /// The first half of [`stop`](Daemon::stop): tells the instance to end.
-    fn signal(&self, c: &Container, kind: StopKind) -> Result<Signalled, ApiError> {
+    fn signal(&self, c: &Container, kind: StopKind) -> Result<Signalled, DaemonError> {
         let rx = c.watch();
         let (name, image) = {
             let mut inner = c.lock();
@@ -911,7 +863,7 @@ impl Daemon {
     }
 
     /// `restart`: stops the instance if it runs, then starts it.
-    pub async fn restart(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+    pub async fn restart(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), DaemonError> {
         self.stop(c, StopKind::Stop).await?;
         self.start(c).await?;
         let r = c.record();
@@ -921,32 +873,32 @@ impl Daemon {
     }
 
     /// `pause`: the guest is no longer polled; it keeps its memory.
-    pub fn pause(&self, c: &Container) -> Result<(), ApiError> {
+    pub fn pause(&self, c: &Container) -> Result<(), DaemonError> {
         let r = {
             let mut inner = c.lock();
             match inner.record.state.status {
                 Status::Running => {}
                 Status::Paused => {
-                    return Err(ApiError::conflict(format!(
+                    return Err(DaemonError::conflict(format!(
                         "Container {} is already paused",
                         c.id
                     )));
                 }
                 _ => {
-                    return Err(ApiError::conflict(format!(
+                    return Err(DaemonError::conflict(format!(
                         "Container {} is not running",
                         c.id
                     )));
                 }
             }
             if inner.serving {
-                return Err(ApiError::conflict(format!(
+                return Err(DaemonError::conflict(format!(
                     "Container {} serves HTTP and cannot be paused: stop it instead (requests in flight finish)",
                     c.id
                 )));
             }
             let Some(gate) = inner.gate.clone() else {
-                return Err(ApiError::conflict(format!(
+                return Err(DaemonError::conflict(format!(
                     "Container {} is not running",
                     c.id
                 )));
@@ -963,11 +915,11 @@ impl Daemon {
     }
 
     /// `unpause`: the guest is polled again from where it stopped.
-    pub fn unpause(&self, c: &Container) -> Result<(), ApiError> {
+    pub fn unpause(&self, c: &Container) -> Result<(), DaemonError> {
         let r = {
             let mut inner = c.lock();
             if inner.record.state.status != Status::Paused {
-                return Err(ApiError::conflict(format!(
+                return Err(DaemonError::conflict(format!(
                     "Container {} is not paused",
                     c.id
                 )));
@@ -984,25 +936,24 @@ impl Daemon {
     }
 
     /// `rename`: 409 when the name is taken, 400 when it is not a valid name.
-    pub fn rename(&self, c: &Container, new_name: &str) -> Result<(), ApiError> {
+    pub fn rename(&self, c: &Container, new_name: &str) -> Result<(), DaemonError> {
         let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
         if new_name.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(DaemonError::invalid(
                 "Neither old nor new names may be empty",
             ));
         }
-        crate::commands::run::check_name(new_name)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        wrun_api::parse::check_name(new_name).map_err(|e| DaemonError::invalid(e.to_string()))?;
         let mut reg = self.registry();
         let mut inner = c.lock();
         let old = inner.record.name.clone();
         if old == new_name {
-            return Err(ApiError::conflict(format!(
+            return Err(DaemonError::conflict(format!(
                 "Renaming a container with the same name as its current name: {old}"
             )));
         }
         if let Some(other) = reg.names.get(new_name) {
-            return Err(ApiError::conflict(format!(
+            return Err(DaemonError::conflict(format!(
                 "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
         }
@@ -1026,11 +977,11 @@ impl Daemon {
     }
 
     /// `DELETE /containers/{id}`: refused for a running instance unless forced.
-    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), DaemonError> {
         let live = c.lock().record.state.is_live();
         if live {
             if !force {
-                return Err(ApiError::conflict(format!(
+                return Err(DaemonError::conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                     c.id
                 )));
@@ -1080,7 +1031,7 @@ impl Daemon {
         // The record goes at once, so a daemon restart never brings the
         // instance back; the logs may outlive it a little.
         if let Err(e) = self.records.remove(&c.id) {
-            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+            eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         if c.log.has_readers() {
             // An attached client (`docker run --rm`) may not have read the
@@ -1139,7 +1090,7 @@ impl Daemon {
         // The process is about to exit: the senders go with it.
         std::mem::forget(abandoned);
         if let Err(e) = self.records.flush() {
-            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+            eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
     }
 }
@@ -1291,63 +1242,6 @@ fn dir_size(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-/// The run settings a stored config asks for; the request's errors are 400s.
-fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, ApiError> {
-    let mut env = Vec::new();
-    for kv in config.env.iter().flatten() {
-        match kv.split_once('=') {
-            Some(("", _)) => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid environment variable {kv:?}: the name is empty"
-                )));
-            }
-            Some((k, v)) => env.push((k.to_string(), v.to_string())),
-            None => {} // `NAME` alone: unset, as Docker does for an unknown host variable
-        }
-    }
-    let mut volumes = Vec::new();
-    for bind in host.binds.iter().flatten() {
-        if !bind.starts_with('/') {
-            return Err(ApiError::bad_request(format!(
-                "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
-            )));
-        }
-        volumes.push(
-            crate::commands::run::parse_volume(bind)
-                .map_err(|e| ApiError::bad_request(crate::commands::describe(&e)))?,
-        );
-    }
-    let memory = match host.memory {
-        0 => None,
-        m if m < 0 => return Err(ApiError::bad_request("Memory must not be negative")),
-        m => Some(m as u64),
-    };
-    let timeout = match host.wasm_timeout {
-        0 => None,
-        t if t < 0 => return Err(ApiError::bad_request("WasmTimeout must not be negative")),
-        t => Some(std::time::Duration::from_nanos(t as u64)),
-    };
-    Ok(RunSettings {
-        entrypoint: config.entrypoint.clone().unwrap_or_default(),
-        cmd: config.cmd.clone().unwrap_or_default(),
-        env,
-        workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
-        volumes,
-        tmp: crate::api::containers::private_tmp(
-            host.tmpfs.iter().flat_map(|m| m.keys().map(String::as_str)),
-        )
-        .map_err(ApiError::bad_request)?,
-        limits: wrun_runtime::Limits {
-            memory,
-            timeout,
-            fuel: Some(host.wasm_fuel).filter(|f| *f > 0),
-        },
-        network: crate::api::network::grants(config, host).map_err(ApiError::bad_request)?,
-        publish_all: host.publish_all_ports,
-        serve: super::serving::settings(host)?,
-    })
 }
 
 /// 64 hex digits, unpredictable enough for names of instances.

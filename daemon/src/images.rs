@@ -13,42 +13,44 @@ use tokio::sync::mpsc;
 use wrun_image::archive::{self, SaveItem};
 use wrun_image::{Digest, ImageRef, Store};
 
-use super::http::{ApiError, Body, Query, empty, json, streaming};
+use super::http::{Body, Query, empty, json, streaming};
 use super::state::Daemon;
-use crate::api::images::{self, ImageDeleteItem, LoadMessage};
+use crate::error::DaemonError;
+use crate::image_views;
+use wrun_api::images::{ImageDeleteItem, LoadMessage};
 
 /// Runs store work on a blocking thread; a panic there is a 500.
 async fn blocking<T: Send + 'static>(
     what: &'static str,
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+    f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
+) -> Result<T, DaemonError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
 }
 
-fn find(store: &Store, name: &str) -> Result<wrun_image::ImageRecord, ApiError> {
+fn find(store: &Store, name: &str) -> Result<wrun_image::ImageRecord, DaemonError> {
     store.find(name).map_err(|e| {
         if e.is_not_found() {
-            ApiError::not_found(format!("No such image: {name}"))
+            DaemonError::not_found(format!("No such image: {name}"))
         } else {
-            ApiError::from(anyhow::Error::from(e))
+            DaemonError::from(anyhow::Error::from(e))
         }
     })
 }
 
 /// `GET /images/json`
-pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, ApiError> {
+pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, DaemonError> {
     let d = Arc::clone(daemon);
     let rows = blocking("listing images", move || {
         let records = d
             .store
             .images()
-            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+            .map_err(|e| DaemonError::from(anyhow::Error::from(e)))?;
         // One `stat` per image, for its manifest's size.
         Ok(records
             .iter()
-            .map(|r| images::summary(&d.store, r))
+            .map(|r| image_views::summary(&d.store, r))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -56,22 +58,22 @@ pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /images/{name}/json`: 404 "No such image" when unknown.
-pub async fn inspect(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, ApiError> {
+pub async fn inspect(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, DaemonError> {
     let d = Arc::clone(daemon);
     let view = blocking("inspecting the image", move || {
         let record = find(&d.store, &name)?;
-        images::inspect(&d.store, &record).map_err(ApiError::from)
+        image_views::inspect(&d.store, &record).map_err(DaemonError::from)
     })
     .await?;
     Ok(json(StatusCode::OK, &view))
 }
 
 /// `GET /images/{name}/history`: the layers, newest first.
-pub async fn history(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, ApiError> {
+pub async fn history(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, DaemonError> {
     let d = Arc::clone(daemon);
     let items = blocking("reading the image history", move || {
         let record = find(&d.store, &name)?;
-        images::history(&d.store, &record).map_err(ApiError::from)
+        image_views::history(&d.store, &record).map_err(DaemonError::from)
     })
     .await?;
     Ok(json(StatusCode::OK, &items))
@@ -82,10 +84,10 @@ pub async fn tag(
     daemon: &Arc<Daemon>,
     name: String,
     query: &Query,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let repo = familiar(query.get("repo").unwrap_or(""));
     if repo.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(DaemonError::invalid(
             "repository name must be given (repo=)",
         ));
     }
@@ -95,9 +97,9 @@ pub async fn tag(
     };
     let target: ImageRef = target_text
         .parse()
-        .map_err(|e: wrun_image::ImageError| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e: wrun_image::ImageError| DaemonError::invalid(e.to_string()))?;
     if target.digest.is_some() {
-        return Err(ApiError::bad_request(format!(
+        return Err(DaemonError::invalid(format!(
             "refusing to create a tag with a digest reference: {target_text}"
         )));
     }
@@ -146,7 +148,7 @@ pub async fn remove(
     daemon: &Arc<Daemon>,
     name: String,
     query: &Query,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let force = query.flag("force");
     let used_ids: HashSet<String> = daemon.all().iter().map(|c| c.record().image_id).collect();
     let d = Arc::clone(daemon);
@@ -212,11 +214,11 @@ pub async fn save(
     daemon: &Arc<Daemon>,
     name: Option<String>,
     query: &Query,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let mut names: Vec<String> = query.all("names").into_iter().map(String::from).collect();
     names.extend(name);
     if names.is_empty() {
-        return Err(ApiError::bad_request("no image named (names=)"));
+        return Err(DaemonError::invalid("no image named (names=)"));
     }
     let d = Arc::clone(daemon);
     let items = blocking("saving images", move || {
@@ -311,7 +313,7 @@ pub async fn load(
     daemon: &Arc<Daemon>,
     query: &Query,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let quiet = query.flag("quiet");
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
     let mut body = req.into_body();
@@ -338,12 +340,9 @@ pub async fn load(
         };
         archive::load(&d.store, reader).map_err(|e| {
             let malformed = archive_is_malformed(&e);
-            let mut err =
-                ApiError::from(anyhow::Error::from(e).context("loading the image archive"));
-            if malformed {
-                err.status = StatusCode::BAD_REQUEST;
-            }
-            err
+            let err =
+                DaemonError::from(anyhow::Error::from(e).context("loading the image archive"));
+            if malformed { err.into_invalid() } else { err }
         })
     })
     .await?;
@@ -356,11 +355,11 @@ pub async fn load(
     for (record, names) in &report.images {
         let id = record.id.to_string();
         if names.is_empty() {
-            lines.push(format!("Loaded image ID: {id}\n"));
+            lines.push(LoadMessage::loaded_id(&id).stream);
             daemon.events.image("load", &id, &id);
         }
         for n in names {
-            lines.push(format!("Loaded image: {n}\n"));
+            lines.push(LoadMessage::loaded(n).stream);
             daemon.events.image("load", &id, n);
         }
     }

@@ -1,5 +1,5 @@
 //! HTTP plumbing of the daemon: the response body type, JSON and error
-//! responses, and the one place errors become status codes.
+//! responses, streamed bodies and the request body's bound.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -13,8 +13,8 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::api::system::ErrorResponse;
-use crate::commands::RunFailure;
+pub use crate::error::DaemonError;
+use wrun_api::ErrorResponse;
 
 /// Every response body: a whole buffer, or a stream fed from a channel.
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -22,73 +22,15 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// The largest request body read (a create request is a few KiB).
 pub const MAX_REQUEST_BODY: usize = 1 << 20;
 
-/// A failed request: the status and the `{"message": …}` the client shows.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-    pub fn no_such_container(key: &str) -> Self {
-        Self::not_found(format!("No such container: {key}"))
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        json(
-            self.status,
-            &ErrorResponse {
-                message: self.message,
-            },
-        )
-    }
-}
-
-/// The status for a store error: a missing image is 404, an image in use
-/// 409, bad input (a name, an archive, a digest) 400, the machine 500.
-fn image_status(e: &wrun_image::ImageError) -> StatusCode {
-    use wrun_image::ImageError as E;
-    match e {
-        E::NoSuchImage(_) => StatusCode::NOT_FOUND,
-        E::Conflict { .. } => StatusCode::CONFLICT,
-        E::Io { .. } | E::StoreVersion { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-/// Errors from the store and the runtime: store errors by their kind, a
-/// module that cannot run is 400, anything else is the daemon's fault (500).
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> Self {
-        let message = crate::commands::describe(&err);
-        let image = err
-            .chain()
-            .find_map(|c| c.downcast_ref::<wrun_image::ImageError>())
-            .map(image_status);
-        let status = if let Some(status) = image {
-            status
-        } else if err.chain().any(|c| c.is::<RunFailure>()) {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        };
-        Self { status, message }
-    }
+/// The answer to a failed request: the kind's status and Docker's
+/// `{"message": …}` body. The one conversion of a [`DaemonError`].
+pub fn error_response(err: DaemonError) -> Response<Body> {
+    json(
+        err.status(),
+        &ErrorResponse {
+            message: err.message().to_owned(),
+        },
+    )
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -145,12 +87,11 @@ impl hyper::body::Body for ChannelBody {
 }
 
 /// Reads a request body of at most [`MAX_REQUEST_BODY`] bytes (413 beyond).
-pub async fn read_body(req: hyper::Request<Incoming>) -> Result<Bytes, ApiError> {
+pub async fn read_body(req: hyper::Request<Incoming>) -> Result<Bytes, DaemonError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {MAX_REQUEST_BODY} bytes"),
-        )
+        DaemonError::TooLarge(format!(
+            "request body is larger than {MAX_REQUEST_BODY} bytes"
+        ))
     };
     let declared = req
         .headers()
@@ -166,18 +107,20 @@ pub async fn read_body(req: hyper::Request<Incoming>) -> Result<Bytes, ApiError>
     {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!(
+        Err(e) => Err(DaemonError::invalid(format!(
             "cannot read the request body: {e}"
         ))),
     }
 }
 
 /// Parses a JSON body; an empty body is the type's default.
-pub fn parse_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, DaemonError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| DaemonError::invalid(format!("invalid JSON: {e}")))
 }
 
 /// Docker's `filters` query value: `{"key":["v"]}` or the CLI's
@@ -185,19 +128,19 @@ pub fn parse_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Res
 pub fn parse_filters(
     raw: Option<&str>,
     allowed: &[&str],
-) -> Result<std::collections::HashMap<String, Vec<String>>, ApiError> {
+) -> Result<std::collections::HashMap<String, Vec<String>>, DaemonError> {
     let mut keys = std::collections::HashMap::new();
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(keys);
     };
     let value: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+        .map_err(|e| DaemonError::invalid(format!("invalid filters: {e}")))?;
     let Some(map) = value.as_object() else {
-        return Err(ApiError::bad_request("invalid filters: not a JSON object"));
+        return Err(DaemonError::invalid("invalid filters: not a JSON object"));
     };
     for (key, values) in map {
         if !allowed.contains(&key.as_str()) {
-            return Err(ApiError::bad_request(format!(
+            return Err(DaemonError::invalid(format!(
                 "invalid filter '{key}' (wrun filters here by {})",
                 allowed.join(", ")
             )));
@@ -210,7 +153,7 @@ pub fn parse_filters(
             serde_json::Value::Object(o) => Some(o.keys().cloned().collect()),
             _ => None,
         }
-        .ok_or_else(|| ApiError::bad_request(format!("invalid filters: bad values for '{key}'")))?;
+        .ok_or_else(|| DaemonError::invalid(format!("invalid filters: bad values for '{key}'")))?;
         keys.insert(key.clone(), list);
     }
     Ok(keys)

@@ -1,4 +1,5 @@
-//! Building the Docker-shaped image views from store records.
+//! The image service's views: the Docker-shaped image documents built from
+//! store records, the same for the daemon's routes and the CLI's local store.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +8,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use wrun_image::{ImageRecord, Store};
 
-use super::types::{
-    Descriptor, EmptyObject, HistoryItem, ImageConfig, ImageInspect, ImageMetadata, RootFs,
-    WasmModule,
+use wrun_api::images::{
+    Descriptor, EmptyObject, HistoryItem, ImageConfig, ImageInspect, ImageMetadata, ImageSummary,
+    RootFs, WasmModule,
 };
 
 fn unix(rfc3339: Option<&str>) -> i64 {
@@ -125,8 +126,8 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
 }
 
 /// An element of `GET /images/json`.
-pub fn summary(store: &Store, record: &ImageRecord) -> super::system::ImageSummary {
-    super::system::ImageSummary {
+pub fn summary(store: &Store, record: &ImageRecord) -> ImageSummary {
+    ImageSummary {
         id: record.id.to_string(),
         parent_id: String::new(),
         repo_tags: record.names.clone(),
@@ -150,21 +151,4 @@ fn manifest_descriptor(store: &Store, record: &ImageRecord) -> Descriptor {
             .map(|m| m.len())
             .unwrap_or(0),
     }
-}
-
-/// An element of `DELETE /images/{name}`'s answer.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ImageDeleteItem {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub untagged: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted: Option<String>,
-}
-
-/// One line of `POST /images/load`'s answer.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct LoadMessage {
-    pub stream: String,
 }

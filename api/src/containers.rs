@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::types::EmptyObject;
+use crate::images::EmptyObject;
 
 /// Docker's `StrSlice`: a JSON array of strings, or one string.
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -64,7 +64,7 @@ pub struct HostConfig {
     /// `none` (also ``, `default`, `bridge`: no network, wrun's default) or
     /// `host` (everything).
     pub network_mode: String,
-    /// Published guest ports (see `crate::api::network`).
+    /// Published guest ports (see [`crate::network`]).
     pub port_bindings: Option<super::network::PortMap>,
     /// Publish every `ExposedPorts` entry on a port the kernel picks.
     pub publish_all_ports: bool,
@@ -137,7 +137,7 @@ impl LogConfig {
             match k.as_str() {
                 "max-size" => {
                     size = Some(
-                        crate::commands::run::parse_memory(v)
+                        crate::parse::parse_memory(v)
                             .map_err(|e| format!("invalid log-opt max-size={v}: {e}"))?,
                     );
                 }

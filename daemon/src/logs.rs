@@ -15,10 +15,8 @@ use wrun_runtime::{MAX_SINK_CHUNK, OutputSink};
 
 use super::logpack::LogPack;
 
-/// Stream numbers of the frame header (Docker's stdcopy).
-pub const STDOUT: u8 = 1;
-pub const STDERR: u8 = 2;
-const HEADER: usize = 8;
+use wrun_api::stream::{HEADER_LEN as HEADER, split_frame};
+pub use wrun_api::stream::{STDERR, STDOUT};
 /// How much a reader reads from the file at once.
 const READ_CHUNK: u64 = 256 * 1024;
 
@@ -156,10 +154,7 @@ impl LogFile {
         if chunk.is_empty() {
             return Ok(());
         }
-        let mut frame = Vec::with_capacity(HEADER + chunk.len());
-        frame.extend_from_slice(&[stream, 0, 0, 0]);
-        frame.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
-        frame.extend_from_slice(chunk);
+        let frame = wrun_api::stream::encode(stream, chunk);
         let mut w = self.lock();
         if w.packed {
             if let Some((pack, id)) = &self.pack {
@@ -306,7 +301,7 @@ impl LogFile {
         let start = all.len().saturating_sub(lines);
         let mut out = Vec::new();
         for (stream, line) in &all[start..] {
-            push_frame(&mut out, *stream, line);
+            wrun_api::stream::encode_into(&mut out, *stream, line);
         }
         Ok((
             out,
@@ -327,26 +322,18 @@ fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn push_frame(out: &mut Vec<u8>, stream: u8, payload: &[u8]) {
-    out.extend_from_slice(&[stream, 0, 0, 0]);
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-}
-
 /// The complete frames at the start of `bytes` and how many bytes they
 /// span. A header announcing more than a sink chunk is damage: parsing
 /// stops there.
 fn frames(bytes: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
-    while bytes.len() - at >= HEADER {
-        let h = &bytes[at..at + HEADER];
-        let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
-        if len > MAX_SINK_CHUNK || bytes.len() - at - HEADER < len {
+    while let Some((stream, payload, used)) = split_frame(&bytes[at..]) {
+        if payload.len() > MAX_SINK_CHUNK {
             break;
         }
-        out.push((h[0], &bytes[at + HEADER..at + HEADER + len]));
-        at += HEADER + len;
+        out.push((stream, payload));
+        at += used;
     }
     (out, at)
 }
@@ -436,7 +423,7 @@ impl LogReader {
                         let mut out = Vec::new();
                         for (stream, payload) in frames(&data).0 {
                             if self.streams.wants(stream) {
-                                push_frame(&mut out, stream, payload);
+                                wrun_api::stream::encode_into(&mut out, stream, payload);
                             }
                         }
                         if !out.is_empty() {
@@ -557,7 +544,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_log_moves_from_the_pack_to_its_file_unseen_by_readers() {
-        use crate::daemon::logpack::{INLINE_BYTES, LogPack};
+        use crate::logpack::{INLINE_BYTES, LogPack};
         let dir = tempfile::tempdir().unwrap();
         let (pack, _) = LogPack::open(dir.path().join("logs.pack")).unwrap();
         let pack = Arc::new(pack);

@@ -1,45 +1,18 @@
-//! Serving an image whose module is a `wasi:http/proxy` component: the
-//! limits the flags ask for, binding its published ports, and the foreground
-//! server (`wrun run -p 8080:80 hello-http.tar`). The daemon's side is
-//! `daemon/serving.rs`.
+//! Readying an instance whose module is a `wasi:http/proxy` component for
+//! serving: its per-request deadline and its published ports, bound before
+//! it starts. The daemon's server is `serving.rs`; the CLI's foreground
+//! server is `src/commands/run_http.rs`.
 
 use std::net::TcpListener;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wrun_image::Store;
-use wrun_runtime::{
-    NetworkGrants, OutputTarget, Protocol, PublishError, Runtime, RuntimeConfig, ServeOptions,
-};
+use wrun_runtime::{NetworkGrants, Protocol, PublishError};
 
 use crate::launch::Launch;
 
 /// The per-request deadline when the run gives no `--timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What `--max-concurrency`, `--max-body-size` and `--header-timeout` ask
-/// for; `None`: the default of [`ServeOptions`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServeSettings {
-    pub max_concurrency: Option<usize>,
-    pub max_body_size: Option<u64>,
-    pub header_timeout: Option<Duration>,
-}
-
-impl ServeSettings {
-    /// The runtime's serve options, the access log going to `access_log`.
-    pub fn options(&self, access_log: OutputTarget) -> ServeOptions {
-        let defaults = ServeOptions::default();
-        ServeOptions {
-            max_concurrency: self.max_concurrency.unwrap_or(defaults.max_concurrency),
-            max_body_size: self.max_body_size.unwrap_or(defaults.max_body_size),
-            header_read_timeout: self.header_timeout.unwrap_or(defaults.header_read_timeout),
-            access_log,
-            ..defaults
-        }
-    }
-}
 
 /// Readies `launch` for serving: each request gets `--timeout` (or
 /// [`DEFAULT_REQUEST_TIMEOUT`]), and the published TCP ports are bound now,
@@ -99,76 +72,6 @@ pub fn url(m: &wrun_runtime::PortMapping) -> String {
     match m.host_addr() {
         std::net::SocketAddr::V6(a) => format!("http://[{}]:{}/", a.ip(), a.port()),
         a => format!("http://{a}/"),
-    }
-}
-
-/// Serves in the foreground until Ctrl-C or SIGTERM, then drains in-flight
-/// requests (a second signal exits at once). The access log and the guests'
-/// output go to stderr and stdout.
-pub fn foreground(
-    store: &Store,
-    mut launch: Launch,
-    image: &str,
-    settings: &ServeSettings,
-) -> anyhow::Result<ExitCode> {
-    let listeners = bind(image, &mut launch)?;
-    let options = settings.options(OutputTarget::Inherit);
-    // One pool slot per concurrent request (the runtime `run` made for a
-    // command holds 4); the module is mapped from the disk cache again.
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: u32::try_from(options.max_concurrency)
-            .unwrap_or(u32::MAX)
-            .saturating_add(1),
-        cache_dir: Some(store.cache_dir().join("modules")),
-        scratch_dir: Some(store.root().join("scratch")),
-        ..RuntimeConfig::default()
-    })
-    .context("starting the wasm runtime")?;
-    let module = crate::launch::prepare(&runtime, &launch)?;
-    for m in &launch.spec.network.publish {
-        eprintln!("Serving {image} on {} ({m})", url(m));
-    }
-    let executor = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async executor")?;
-    let report = executor.block_on(async {
-        let shutdown = async {
-            stop_signal().await;
-            eprintln!("Stopping: finishing requests in flight (again to quit at once)");
-            tokio::spawn(async {
-                stop_signal().await;
-                std::process::exit(130);
-            });
-        };
-        runtime
-            .serve(&module, listeners, launch.spec, options, shutdown)
-            .await
-    })?;
-    if report.cut_off > 0 {
-        eprintln!(
-            "Stopped after {} requests; {} in flight were cut off",
-            report.requests, report.cut_off
-        );
-    } else {
-        eprintln!("Stopped after {} requests", report.requests);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

@@ -374,7 +374,7 @@ impl RecordJournal {
     /// grown past its threshold. Errors are printed, one line each.
     fn tick(&self) {
         if let Err(e) = self.flush() {
-            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+            eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         let due = {
             let appending = self.lock();
@@ -385,7 +385,7 @@ impl RecordJournal {
                 .compact_online()
                 .with_context(|| format!("compacting {}", self.path.display()))
         {
-            eprintln!("wrun daemon: {}", crate::commands::describe(&e));
+            eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
     }
 

@@ -13,17 +13,17 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncWriteExt;
 
-use super::http::{
-    ApiError, Body, Query, empty, json, parse_filters, parse_json, read_body, streaming,
-};
+use super::http::{Body, Query, empty, json, parse_filters, parse_json, read_body, streaming};
 use super::logs::{Follow, Streams};
-use super::state::{Container, ContainerRecord, Daemon, Status, StopKind};
-use crate::api::containers::{
+use super::state::{Container, ContainerRecord, Daemon};
+use crate::error::DaemonError;
+use crate::lifecycle::{Status, StopKind};
+use wrun_api::containers::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
     ContainerState, ContainerStats, ContainerSummary, CpuStats, CpuUsage, MemoryStats, MountPoint,
     NetworkSettings, PidsStats, SummaryHostConfig, TopResponse, WaitError, WaitResponse,
 };
-use crate::output::human_duration;
+use wrun_api::time::human_duration;
 
 const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -33,7 +33,7 @@ pub async fn create(
     daemon: &Arc<Daemon>,
     query: &Query,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let body = read_body(req).await?;
     let create: ContainerCreateRequest = parse_json(&body)?;
     let name = query
@@ -41,8 +41,8 @@ pub async fn create(
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
     let mut warnings = Vec::new();
-    if crate::api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
-        warnings.push(crate::api::network::HOST_MODE_WARNING.to_string());
+    if wrun_api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
+        warnings.push(crate::grants::HOST_MODE_WARNING.to_string());
     }
     let d = Arc::clone(daemon);
     let c = tokio::task::spawn_blocking(move || d.create(name, create.config, create.host_config))
@@ -58,7 +58,10 @@ pub async fn create(
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when already running.
-pub async fn start(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+pub async fn start(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+) -> Result<Response<Body>, DaemonError> {
     Ok(empty(if daemon.start(c).await? {
         StatusCode::NO_CONTENT
     } else {
@@ -67,7 +70,7 @@ pub async fn start(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<
 }
 
 /// `POST /containers/{id}/stop`: 204, or 304 when not running.
-pub async fn stop(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+pub async fn stop(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
     Ok(empty(if daemon.stop(c, StopKind::Stop).await? {
         StatusCode::NO_CONTENT
     } else {
@@ -76,19 +79,22 @@ pub async fn stop(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<B
 }
 
 /// `POST /containers/{id}/restart`: 204.
-pub async fn restart(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+pub async fn restart(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+) -> Result<Response<Body>, DaemonError> {
     daemon.restart(c).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/{id}/pause`: 204; 409 when not running or paused already.
-pub fn pause(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+pub fn pause(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
     daemon.pause(c)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/{id}/unpause`: 204; 409 when not paused.
-pub fn unpause(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+pub fn unpause(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
     daemon.unpause(c)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -98,16 +104,16 @@ pub fn rename(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
     query: &Query,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let name = query.get("name").unwrap_or("");
     daemon.rename(c, name)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/prune`: removes every instance that is not running.
-pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, ApiError> {
+pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
     if let Some(f) = query.get("filters").filter(|f| !f.is_empty() && *f != "{}") {
-        return Err(ApiError::bad_request(format!(
+        return Err(DaemonError::invalid(format!(
             "wrun's container prune takes no filters yet (got {f})"
         )));
     }
@@ -126,10 +132,10 @@ pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>
 
 /// `GET /containers/{id}/top`: one row, the instance (it has no
 /// processes): the daemon's pid, the CPU time spent on it, its argv.
-pub fn top(c: &Arc<Container>) -> Result<Response<Body>, ApiError> {
+pub fn top(c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
     let r = c.record();
     let Some(gate) = c.gate().filter(|_| r.state.is_live()) else {
-        return Err(ApiError::conflict(format!(
+        return Err(DaemonError::conflict(format!(
             "Container {} is not running",
             c.id
         )));
@@ -222,7 +228,7 @@ const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// plus tables in use, CPU = time the daemon spent running the instance.
 /// `stream=false` answers once after measuring over an interval (at once
 /// with `one-shot`); otherwise a JSON line per interval while live.
-pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiError> {
+pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonError> {
     let stream = query.get("stream").is_none_or(|_| query.flag("stream"));
     let one_shot = query.flag("one-shot");
     let r = c.record();
@@ -282,12 +288,12 @@ pub async fn kill(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
     query: &Query,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let signal = parse_signal(query.get("signal").unwrap_or("SIGKILL"))?;
     if daemon.stop(c, StopKind::Signal(signal)).await? {
         Ok(empty(StatusCode::NO_CONTENT))
     } else {
-        Err(ApiError::conflict(format!(
+        Err(DaemonError::conflict(format!(
             "Cannot kill container: {}: container {} is not running",
             c.name(),
             c.id
@@ -297,7 +303,7 @@ pub async fn kill(
 
 /// A signal name (`SIGTERM`, `TERM`) or number. WASI has no signals: the
 /// instance ends at once whatever the signal; the number is the exit code − 128.
-fn parse_signal(s: &str) -> Result<u8, ApiError> {
+fn parse_signal(s: &str) -> Result<u8, DaemonError> {
     const NAMES: [(&str, u8); 8] = [
         ("HUP", 1),
         ("INT", 2),
@@ -318,7 +324,7 @@ fn parse_signal(s: &str) -> Result<u8, ApiError> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, v)| *v)
-        .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}")))
+        .ok_or_else(|| DaemonError::invalid(format!("Invalid signal: {s}")))
 }
 
 /// `DELETE /containers/{id}?force=`
@@ -326,14 +332,14 @@ pub async fn remove(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
     query: &Query,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     daemon.remove(c, query.flag("force")).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/{id}/wait?condition=`: headers at once, the body when
 /// the condition holds (`not-running`, `next-exit`, `removed`).
-pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiError> {
+pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonError> {
     #[derive(Clone, Copy)]
     enum Until {
         NotRunning,
@@ -346,7 +352,7 @@ pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiErro
         "next-exit" => Until::NextExit(rx.borrow().exits),
         "removed" => Until::Removed,
         other => {
-            return Err(ApiError::bad_request(format!(
+            return Err(DaemonError::invalid(format!(
                 "invalid condition: {other:?} (not-running, next-exit or removed)"
             )));
         }
@@ -383,13 +389,13 @@ pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiErro
     Ok(response)
 }
 
-fn streams(query: &Query) -> Result<Streams, ApiError> {
+fn streams(query: &Query) -> Result<Streams, DaemonError> {
     let s = Streams {
         stdout: query.flag("stdout"),
         stderr: query.flag("stderr"),
     };
     if !s.stdout && !s.stderr {
-        return Err(ApiError::bad_request(
+        return Err(DaemonError::invalid(
             "Bad parameters: you must choose at least one stream",
         ));
     }
@@ -397,7 +403,7 @@ fn streams(query: &Query) -> Result<Streams, ApiError> {
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=`
-pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiError> {
+pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonError> {
     let streams = streams(query)?;
     let running = c.watch().borrow().running;
     let follow = if query.flag("follow") && running {
@@ -408,7 +414,7 @@ pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, ApiErro
     let tail = match query.get("tail").unwrap_or("all") {
         "all" | "" => None,
         n => Some(n.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("invalid tail {n:?}: expected a number or \"all\""))
+            DaemonError::invalid(format!("invalid tail {n:?}: expected a number or \"all\""))
         })?),
     };
     let (first, mut reader) = match tail {
@@ -441,7 +447,7 @@ pub fn attach(
     c: &Arc<Container>,
     query: &Query,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let streams = streams(query)?;
     let upgrading = req
         .headers()
@@ -503,7 +509,7 @@ pub fn inspect(c: &Arc<Container>) -> Response<Body> {
 pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
     let st = &r.state;
     let mut host_config = r.host_config.clone();
-    host_config.network_mode = crate::api::network::shown_mode(&host_config.network_mode).into();
+    host_config.network_mode = wrun_api::network::shown_mode(&host_config.network_mode).into();
     let mut config = r.config.clone();
     config.image = r.image.clone();
     if config.hostname.is_empty() {
@@ -561,12 +567,11 @@ fn published(r: &ContainerRecord) -> Vec<wrun_runtime::PortMapping> {
 }
 
 fn network_settings(r: &ContainerRecord) -> NetworkSettings {
-    use crate::api::network;
-    let grants = network::grants(&r.config, &r.host_config);
+    let grants = crate::grants::grants(&r.config, &r.host_config);
     NetworkSettings {
-        ports: network::settings_ports(&r.config, &published(r)),
+        ports: crate::grants::settings_ports(&r.config, &published(r)),
         wrun_network: match &grants {
-            Ok(g) => network::describe(g),
+            Ok(g) => crate::grants::describe(g),
             Err(e) => format!("invalid: {e}"),
         },
         ..NetworkSettings::default()
@@ -578,13 +583,13 @@ fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
         .binds
         .iter()
         .flatten()
-        .filter_map(|b| crate::commands::run::parse_volume(b).ok())
-        .map(|(host, guest, ro)| MountPoint {
+        .filter_map(|b| wrun_api::parse::BindSpec::parse(b).ok())
+        .map(|b| MountPoint {
             kind: "bind".into(),
-            source: host.display().to_string(),
-            destination: guest,
-            mode: if ro { "ro" } else { "rw" }.into(),
-            rw: !ro,
+            source: b.host,
+            destination: b.guest,
+            mode: if b.read_only { "ro" } else { "rw" }.into(),
+            rw: !b.read_only,
         })
         .collect()
 }
@@ -656,7 +661,7 @@ fn passes(r: &ContainerRecord, filters: &HashMap<String, Vec<String>>) -> bool {
 
 /// `GET /containers/json?all=&filters=`: running ones only unless `all`
 /// (or a `status` filter); 400 for a filter wrun does not know.
-pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, ApiError> {
+pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
     let filters = parse_filters(
         query.get("filters"),
         &["status", "name", "id", "label", "ancestor", "exited"],
@@ -693,10 +698,10 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, ApiEr
                     },
                     status: status_text(&r),
                     host_config: SummaryHostConfig {
-                        network_mode: crate::api::network::shown_mode(&r.host_config.network_mode)
+                        network_mode: wrun_api::network::shown_mode(&r.host_config.network_mode)
                             .into(),
                     },
-                    ports: crate::api::network::summary_ports(&published(&r)),
+                    ports: crate::grants::summary_ports(&published(&r)),
                     mounts: mounts(&r),
                     labels: r.config.labels.clone().unwrap_or_default(),
                     ..ContainerSummary::default()

@@ -6,8 +6,9 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use super::http::{Body, empty, full, json};
-use super::state::{Daemon, Status};
-use crate::api::system::{
+use super::state::Daemon;
+use crate::lifecycle::Status;
+use wrun_api::system::{
     API_VERSION, Component, MIN_API_VERSION, Platform, SystemInfo, SystemVersion,
 };
 

@@ -7,12 +7,6 @@ pub const API_VERSION: &str = "1.45";
 /// The oldest API version clients may negotiate down to.
 pub const MIN_API_VERSION: &str = "1.24";
 
-/// Every error body: `{"message": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorResponse {
-    pub message: String,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Platform {
@@ -70,28 +64,6 @@ pub struct SystemInfo {
     pub kernel_version: String,
     pub default_runtime: String,
     pub warnings: Vec<String>,
-}
-
-/// An element of `GET /images/json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ImageSummary {
-    pub id: String,
-    pub parent_id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    /// Unix seconds.
-    pub created: i64,
-    pub size: i64,
-    pub shared_size: i64,
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub containers: i64,
-    /// The manifest's OCI descriptor (Docker API 1.48).
-    pub descriptor: Option<super::types::Descriptor>,
-    /// wrun's own: the config's `created` text as written (`Created` is 0
-    /// both for no time and for 1970); absent when the config has none.
-    #[serde(rename = "WrunCreated", skip_serializing_if = "Option::is_none")]
-    pub wrun_created: Option<String>,
 }
 
 /// One line of `GET /events` (Docker's `events.Message`).

@@ -1,69 +1,13 @@
-//! Docker's network shapes (`PortBindings`, `ExposedPorts`,
-//! `NetworkSettings.Ports`, the `Ports` of `ps`) and their translation to and
-//! from wrun's `NetworkGrants`, shared by the CLI and the daemon.
+//! From Docker's network fields (`NetworkMode`, `PortBindings`,
+//! `ExposedPorts`, wrun's `WrunAllow*`) to the runtime's `NetworkGrants`,
+//! and back to the shapes `inspect` and `ps` show.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
+use wrun_api::containers::{ContainerConfig, HostConfig};
+use wrun_api::images::EmptyObject;
+use wrun_api::network::{Port, PortBinding, PortMap, is_host_mode};
 use wrun_runtime::{ConnectRule, NetworkGrants, PortMapping, Protocol};
-
-use super::containers::{ContainerConfig, HostConfig};
-use super::types::EmptyObject;
-
-/// `HostConfig.PortBindings` and `NetworkSettings.Ports`:
-/// `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`; `null` for an
-/// exposed port that is not published.
-pub type PortMap = BTreeMap<String, Option<Vec<PortBinding>>>;
-
-/// One host address a guest port is published on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct PortBinding {
-    /// Empty: every address.
-    pub host_ip: String,
-    /// Empty or "0": a port the kernel picks when the instance starts.
-    pub host_port: String,
-}
-
-/// An element of `Ports` in `GET /containers/json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Port {
-    #[serde(rename = "IP", skip_serializing_if = "String::is_empty")]
-    pub ip: String,
-    pub private_port: u16,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub public_port: u16,
-    #[serde(rename = "Type")]
-    pub kind: String,
-}
-
-fn is_zero(n: &u16) -> bool {
-    *n == 0
-}
-
-/// What `--network MODE` / `HostConfig.NetworkMode` means in wrun: `host`
-/// (everything) or not. `bridge` and `default` are what the docker client
-/// sends when no network is named; they mean wrun's default, no network.
-pub fn is_host_mode(mode: &str) -> Result<bool, String> {
-    match mode {
-        "" | "none" | "default" | "bridge" => Ok(false),
-        "host" => Ok(true),
-        other => Err(format!(
-            "network mode {other:?} is not supported: wrun has none (the default; bridge and default mean it too) and host"
-        )),
-    }
-}
-
-/// The mode to show: `host` or `none`.
-pub fn shown_mode(mode: &str) -> &'static str {
-    if is_host_mode(mode).unwrap_or(false) {
-        "host"
-    } else {
-        "none"
-    }
-}
 
 /// `"80/tcp"` → (80, tcp); a bare `"80"` is TCP, as in Docker.
 fn parse_port_key(key: &str) -> Result<(u16, Protocol), String> {
@@ -271,26 +215,6 @@ pub fn summary_ports(published: &[PortMapping]) -> Vec<Port> {
         .collect()
 }
 
-/// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 7/tcp`.
-pub fn ports_column(ports: &[Port]) -> String {
-    ports
-        .iter()
-        .map(|p| {
-            if p.public_port == 0 {
-                format!("{}/{}", p.private_port, p.kind)
-            } else if p.ip.contains(':') {
-                format!(
-                    "[{}]:{}->{}/{}",
-                    p.ip, p.public_port, p.private_port, p.kind
-                )
-            } else {
-                format!("{}:{}->{}/{}", p.ip, p.public_port, p.private_port, p.kind)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// One line saying what the instance may do on the network, for `inspect`
 /// (loud for `--network host`).
 pub fn describe(g: &NetworkGrants) -> String {
@@ -405,7 +329,7 @@ mod tests {
             "[::1]:9:9/udp".parse().expect("p"),
         ];
         assert_eq!(
-            ports_column(&summary_ports(&published)),
+            wrun_api::network::ports_column(&summary_ports(&published)),
             "0.0.0.0:8080->80/tcp, [::1]:9->9/udp"
         );
         let config: ContainerConfig =

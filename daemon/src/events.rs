@@ -9,8 +9,9 @@ use hyper::Response;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
-use super::http::{ApiError, Body, Query, parse_filters, streaming};
-use crate::api::system::{EventActor, EventMessage};
+use super::http::{Body, Query, parse_filters, streaming};
+use crate::error::DaemonError;
+use wrun_api::system::{EventActor, EventMessage};
 
 /// Events kept for `since` (Docker keeps 256; instances are many here).
 const KEPT: usize = 4096;
@@ -128,7 +129,7 @@ pub struct EventFilter {
 
 impl EventFilter {
     /// Parses `{"event":["start"]}` or Docker CLI's `{"event":{"start":true}}`.
-    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, DaemonError> {
         let keys = parse_filters(raw, &["type", "event", "container", "image", "label"])?;
         Ok(Self { keys })
     }
@@ -158,11 +159,11 @@ impl EventFilter {
 }
 
 /// A `since`/`until` value: Unix seconds with an optional fraction.
-fn parse_time(key: &str, raw: Option<&str>) -> Result<Option<i128>, ApiError> {
+fn parse_time(key: &str, raw: Option<&str>) -> Result<Option<i128>, DaemonError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
-    let bad = || ApiError::bad_request(format!("invalid {key} {raw:?}: expected Unix seconds"));
+    let bad = || DaemonError::invalid(format!("invalid {key} {raw:?}: expected Unix seconds"));
     let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
     let secs: i128 = secs.parse().map_err(|_| bad())?;
     let mut nanos: i128 = 0;
@@ -186,7 +187,7 @@ fn line(m: &EventMessage) -> Option<Bytes> {
 
 /// `GET /events?since=&until=&filters=`: the kept events from `since`, then
 /// live ones until `until` (or until the client goes away).
-pub fn stream(log: &EventLog, query: &Query) -> Result<Response<Body>, ApiError> {
+pub fn stream(log: &EventLog, query: &Query) -> Result<Response<Body>, DaemonError> {
     let since = parse_time("since", query.get("since"))?;
     let until = parse_time("until", query.get("until"))?;
     let filter = EventFilter::parse(query.get("filters"))?;

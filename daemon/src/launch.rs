@@ -1,17 +1,22 @@
-//! From an image record and run settings to a running guest: the argv, env,
-//! grants and limits of an `InstanceSpec`, the prepared module, and the
-//! Docker-style report of how the guest ended. Shared by `wrun run` and the daemon.
+//! From a create request to a running guest: the request's settings, then
+//! the argv, env, grants and limits of an `InstanceSpec` over the image, and
+//! the prepared module. Shared by the CLI's foreground run and the daemon.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use wrun_image::{ImageRecord, Store};
 use wrun_runtime::{
-    InstanceSpec, Limits, ModuleDigest, ModuleKind, PrepareOptions, PreparedModule, RunOutcome,
-    Runtime,
+    InstanceSpec, Limits, ModuleDigest, ModuleKind, OutputTarget, PrepareOptions, PreparedModule,
+    Runtime, ServeOptions,
 };
 
-use crate::commands::{RunFailure, describe, trap_exit_code, trap_summary};
+use wrun_api::containers::{ContainerConfig, HostConfig};
+use wrun_api::parse::BindSpec;
+
+use crate::error::{DaemonError, describe};
+use crate::outcome::RunFailure;
 
 /// What a run asks for on top of the image's defaults.
 #[derive(Clone, Debug, Default)]
@@ -35,7 +40,126 @@ pub struct RunSettings {
     /// already) on a port the kernel picks.
     pub publish_all: bool,
     /// Limits of serving, when the module is an HTTP handler.
-    pub serve: crate::serve::ServeSettings,
+    pub serve: ServeSettings,
+}
+
+/// What `--max-concurrency`, `--max-body-size` and `--header-timeout` ask
+/// for; `None`: the default of [`ServeOptions`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeSettings {
+    pub max_concurrency: Option<usize>,
+    pub max_body_size: Option<u64>,
+    pub header_timeout: Option<Duration>,
+}
+
+impl ServeSettings {
+    /// The runtime's serve options, the access log going to `access_log`.
+    pub fn options(&self, access_log: OutputTarget) -> ServeOptions {
+        let defaults = ServeOptions::default();
+        ServeOptions {
+            max_concurrency: self.max_concurrency.unwrap_or(defaults.max_concurrency),
+            max_body_size: self.max_body_size.unwrap_or(defaults.max_body_size),
+            header_read_timeout: self.header_timeout.unwrap_or(defaults.header_read_timeout),
+            access_log,
+            ..defaults
+        }
+    }
+}
+
+/// What a create request asks the runtime for: the one conversion from
+/// the API's `Config` and `HostConfig` to [`RunSettings`], used by the
+/// daemon's create and start and by the CLI's foreground run. The
+/// request's errors are [`DaemonError::InvalidArgument`].
+pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, DaemonError> {
+    let mut env = Vec::new();
+    for kv in config.env.iter().flatten() {
+        match kv.split_once('=') {
+            Some(("", _)) => {
+                return Err(DaemonError::invalid(format!(
+                    "invalid environment variable {kv:?}: the name is empty"
+                )));
+            }
+            Some((k, v)) => env.push((k.to_string(), v.to_string())),
+            None => {} // `NAME` alone: unset, as Docker does for an unknown host variable
+        }
+    }
+    let mut volumes = Vec::new();
+    for bind in host.binds.iter().flatten() {
+        if !bind.starts_with('/') {
+            return Err(DaemonError::invalid(format!(
+                "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
+            )));
+        }
+        volumes.push(volume(bind)?);
+    }
+    let memory = match host.memory {
+        0 => None,
+        m if m < 0 => return Err(DaemonError::invalid("Memory must not be negative")),
+        m => Some(m as u64),
+    };
+    let timeout = match host.wasm_timeout {
+        0 => None,
+        t if t < 0 => return Err(DaemonError::invalid("WasmTimeout must not be negative")),
+        t => Some(std::time::Duration::from_nanos(t as u64)),
+    };
+    Ok(RunSettings {
+        entrypoint: config.entrypoint.clone().unwrap_or_default(),
+        cmd: config.cmd.clone().unwrap_or_default(),
+        env,
+        workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
+        volumes,
+        tmp: wrun_api::containers::private_tmp(
+            host.tmpfs.iter().flat_map(|m| m.keys().map(String::as_str)),
+        )
+        .map_err(DaemonError::invalid)?,
+        limits: wrun_runtime::Limits {
+            memory,
+            timeout,
+            fuel: Some(host.wasm_fuel).filter(|f| *f > 0),
+        },
+        network: crate::grants::grants(config, host).map_err(DaemonError::invalid)?,
+        publish_all: host.publish_all_ports,
+        serve: serve_settings(host)?,
+    })
+}
+
+/// The serve limits a create request's `HostConfig` asks for.
+fn serve_settings(host: &HostConfig) -> Result<ServeSettings, DaemonError> {
+    let header_timeout = match host.wrun_http_header_timeout {
+        0 => None,
+        t if t < 0 => {
+            return Err(DaemonError::invalid(
+                "WrunHttpHeaderTimeout must not be negative",
+            ));
+        }
+        t => Some(std::time::Duration::from_nanos(t as u64)),
+    };
+    Ok(ServeSettings {
+        max_concurrency: Some(host.wrun_http_max_concurrency)
+            .filter(|n| *n > 0)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_body_size: Some(host.wrun_http_max_body_size).filter(|n| *n > 0),
+        header_timeout,
+    })
+}
+
+/// A bind of the request: `HOST:GUEST[:ro|rw]` with HOST an absolute path
+/// to an existing directory.
+fn volume(bind: &str) -> Result<(PathBuf, String, bool), DaemonError> {
+    let spec = BindSpec::parse(bind).map_err(DaemonError::InvalidArgument)?;
+    if !spec.host.starts_with('/') {
+        return Err(DaemonError::invalid(format!(
+            "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
+        )));
+    }
+    let host = PathBuf::from(&spec.host);
+    if !host.is_dir() {
+        return Err(DaemonError::invalid(format!(
+            "invalid volume {bind:?}: host directory {} does not exist",
+            host.display()
+        )));
+    }
+    Ok((host, spec.guest, spec.read_only))
 }
 
 /// An instance ready to be prepared and run; stdio is left to the caller.
@@ -97,7 +221,7 @@ pub fn plan(
     spec.network = settings.network.clone();
     if settings.publish_all {
         let exposed = image_cfg.exposed_ports().clone().unwrap_or_default();
-        crate::api::network::publish_exposed(&mut spec.network, exposed.iter())
+        crate::grants::publish_exposed(&mut spec.network, exposed.iter())
             .map_err(|e| anyhow::anyhow!("publishing the ports image {image} exposes: {e}"))?;
     }
     let mut env: Vec<(String, String)> = Vec::new();
@@ -205,46 +329,4 @@ fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
         _ => ModuleDigest::of(&wasm),
     };
     Ok((wasm, digest))
-}
-
-/// How a guest ended, in Docker's terms.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ended {
-    /// The process-style exit code (0–255).
-    pub exit_code: u8,
-    /// Why it was stopped, when a trap stopped it.
-    pub error: Option<String>,
-    /// Stopped by the memory limit (Docker's `OOMKilled`).
-    pub oom_killed: bool,
-    pub backtrace: Option<String>,
-}
-
-/// Maps an outcome to the exit code and message `run` reports.
-pub fn ended(outcome: &RunOutcome, module_name: &str) -> Ended {
-    match outcome {
-        RunOutcome::Exited(code) => Ended {
-            exit_code: (code & 0xff) as u8,
-            error: None,
-            oom_killed: false,
-            backtrace: None,
-        },
-        RunOutcome::Trapped {
-            reason,
-            message,
-            backtrace,
-        } => Ended {
-            exit_code: trap_exit_code(*reason),
-            error: Some(format!(
-                "{module_name}: {} ({message})",
-                trap_summary(*reason)
-            )),
-            oom_killed: *reason == wrun_runtime::TrapReason::MemoryLimit,
-            backtrace: backtrace.clone(),
-        },
-    }
-}
-
-/// The exit code of a run that failed before the guest started.
-pub fn failure_exit_code(err: &anyhow::Error) -> u8 {
-    crate::commands::exit_code(err, true)
 }

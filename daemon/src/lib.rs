@@ -1,17 +1,28 @@
-//! `wrun daemon`: one process, one tokio runtime, one wasm runtime, every
-//! instance an async task; serves the Docker-shaped REST API on a Unix socket.
+//! The wrun engine as a library: one tokio runtime, one wasm runtime, every
+//! instance an async task, served as the Docker-shaped REST API on a Unix
+//! socket (`wrun daemon`). The CLI's foreground run shares [`launch`].
+//! docs/architecture.md lays out the layers.
 
 mod containers;
+pub mod error;
 mod events;
 mod gate;
+pub mod grants;
 mod http;
+pub mod image_views;
 mod images;
-pub mod logpack;
-pub mod logs;
+pub mod launch;
+pub mod lifecycle;
+mod logpack;
+mod logs;
+pub mod outcome;
 mod records;
+pub mod serve;
 mod serving;
 mod state;
 mod system;
+
+pub use error::{DaemonError, describe};
 
 use std::convert::Infallible;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -25,9 +36,9 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use wrun_runtime::{Runtime, RuntimeConfig};
 
-use self::http::{ApiError, Body, Query};
+use self::http::{Body, Query};
 use self::state::Daemon;
-use crate::api::system::API_VERSION;
+use wrun_api::API_VERSION;
 
 /// The images the instance records under the store root were created from
 /// (manifest digests): what `rmi` and `image prune` must keep without a
@@ -37,6 +48,12 @@ pub fn images_in_use_on_disk(
 ) -> std::collections::HashSet<wrun_image::Digest> {
     let ids = state::image_ids_on_disk(&store.root().join("containers"));
     images::images_in_use(store, &ids)
+}
+
+/// Opens the image store at `root`, saying which on failure.
+pub fn open_store(root: &Path) -> anyhow::Result<wrun_image::Store> {
+    wrun_image::Store::open(root)
+        .with_context(|| format!("opening the image store at {}", root.display()))
 }
 
 /// How the daemon is set up.
@@ -57,7 +74,7 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     raise_open_file_limit();
     check_map_count(config.max_instances)?;
     let listener = bind(&config.socket)?;
-    let store = crate::commands::open_store(&config.root)?;
+    let store = open_store(&config.root)?;
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: config.max_instances,
         max_memory_per_instance: config
@@ -233,7 +250,7 @@ async fn accept_loop(
 async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     let mut response = match dispatch(&daemon, req).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => http::error_response(e),
     };
     system::add_headers(&mut response);
     response
@@ -281,7 +298,7 @@ enum ContainerAction {
 async fn dispatch(
     daemon: &Arc<Daemon>,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, DaemonError> {
     let method = req.method().clone();
     let route = route(&method, req.uri().path())?;
     let query = Query::parse(req.uri().query());
@@ -324,7 +341,7 @@ async fn dispatch(
 }
 
 /// Maps method and path (with an optional `/v1.NN` prefix) to a route.
-fn route(method: &Method, raw_path: &str) -> Result<Route, ApiError> {
+fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
     let path = strip_version(raw_path)?;
     let path = percent_decode(path)?;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -419,13 +436,13 @@ const SERVED: &[(&str, &str)] = &[
     ("DELETE", "/containers/{id}"),
 ];
 
-fn page_not_found() -> ApiError {
-    ApiError::not_found("page not found")
+fn page_not_found() -> DaemonError {
+    DaemonError::not_found("page not found")
 }
 
 /// `/v1.45/containers/json` → `/containers/json`; a version newer than
 /// wrun's is refused, as Docker does.
-fn strip_version(path: &str) -> Result<&str, ApiError> {
+fn strip_version(path: &str) -> Result<&str, DaemonError> {
     let Some(rest) = path.strip_prefix("/v") else {
         return Ok(path);
     };
@@ -438,14 +455,14 @@ fn strip_version(path: &str) -> Result<&str, ApiError> {
         return Ok(path);
     };
     if parse(API_VERSION).is_some_and(|max| asked > max) {
-        return Err(ApiError::bad_request(format!(
+        return Err(DaemonError::invalid(format!(
             "client version {version} is too new. Maximum supported API version is {API_VERSION}"
         )));
     }
     Ok(tail)
 }
 
-fn percent_decode(s: &str) -> Result<String, ApiError> {
+fn percent_decode(s: &str) -> Result<String, DaemonError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -455,7 +472,7 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| ApiError::bad_request(format!("invalid escape in path {s:?}")))?;
+                .ok_or_else(|| DaemonError::invalid(format!("invalid escape in path {s:?}")))?;
             out.push(hex);
             i += 3;
         } else {
@@ -463,7 +480,7 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| ApiError::bad_request(format!("path {s:?} is not UTF-8")))
+    String::from_utf8(out).map_err(|_| DaemonError::invalid(format!("path {s:?} is not UTF-8")))
 }
 
 #[cfg(test)]
@@ -523,7 +540,7 @@ mod tests {
 
     #[test]
     fn the_openapi_file_matches_the_router() {
-        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml");
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml");
         let yaml = std::fs::read_to_string(file).expect("docs/openapi.yaml documents the API");
         let doc = documented(&yaml);
         for (method, path) in &doc {
@@ -609,7 +626,7 @@ mod tests {
         assert!(r(Method::GET, "/containers/abc/rename").is_err());
         assert!(r(Method::GET, "/nope").is_err());
         let too_new = r(Method::GET, "/v9.99/version").unwrap_err();
-        assert_eq!(too_new.status, hyper::StatusCode::BAD_REQUEST);
+        assert_eq!(too_new.status(), hyper::StatusCode::BAD_REQUEST);
         assert!(r(Method::GET, "/images/%zz/json").is_err());
     }
 }

@@ -1,0 +1,9 @@
+//! The error body of every failed request, as Docker writes it.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error body: `{"message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub message: String,
+}

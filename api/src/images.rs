@@ -1,0 +1,172 @@
+//! Serde types of the Docker Engine API's image routes (v1.41+ field names),
+//! so `wrun` output and the daemon's JSON read like Docker's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /images/{name}/json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInspect {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub parent: String,
+    pub comment: String,
+    pub created: String,
+    pub docker_version: String,
+    pub author: String,
+    pub config: ImageConfig,
+    pub architecture: String,
+    pub os: String,
+    pub size: u64,
+    #[serde(rename = "RootFS")]
+    pub root_fs: RootFs,
+    pub metadata: ImageMetadata,
+    pub descriptor: Descriptor,
+    /// wrun's addition: the module the image runs.
+    pub wasm: Option<WasmModule>,
+}
+
+/// The container defaults an image carries (Docker's `ContainerConfig` subset
+/// that images use).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfig {
+    pub user: String,
+    pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub volumes: Option<BTreeMap<String, EmptyObject>>,
+    pub working_dir: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// Docker writes `{}` as the value of port and volume sets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EmptyObject {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RootFs {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageMetadata {
+    pub last_tag_time: Option<String>,
+}
+
+/// The OCI descriptor of the image's manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WasmModule {
+    pub path: String,
+    pub kind: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// An element of `GET /images/{name}/history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryItem {
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub created_by: String,
+    pub tags: Vec<String>,
+    pub size: u64,
+    pub comment: String,
+}
+
+/// An element of `GET /images/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageSummary {
+    pub id: String,
+    pub parent_id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub size: i64,
+    pub shared_size: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub containers: i64,
+    /// The manifest's OCI descriptor (Docker API 1.48).
+    pub descriptor: Option<Descriptor>,
+    /// wrun's own: the config's `created` text as written (`Created` is 0
+    /// both for no time and for 1970); absent when the config has none.
+    #[serde(rename = "WrunCreated", skip_serializing_if = "Option::is_none")]
+    pub wrun_created: Option<String>,
+}
+
+/// An element of `DELETE /images/{name}`'s answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageDeleteItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untagged: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<String>,
+}
+
+/// One line of `POST /images/load`'s answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadMessage {
+    pub stream: String,
+}
+
+impl LoadMessage {
+    /// The line for a loaded image known by `name`.
+    pub fn loaded(name: &str) -> Self {
+        Self {
+            stream: format!("Loaded image: {name}\n"),
+        }
+    }
+
+    /// The line for a loaded image that has no name, by its ID.
+    pub fn loaded_id(id: &str) -> Self {
+        Self {
+            stream: format!("Loaded image ID: {id}\n"),
+        }
+    }
+
+    /// What a `Loaded image` line names (a name or an ID); `None` for any
+    /// other line.
+    pub fn loaded_image(line: &str) -> Option<&str> {
+        let line = line.trim_end();
+        line.strip_prefix("Loaded image: ")
+            .or_else(|| line.strip_prefix("Loaded image ID: "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LoadMessage;
+
+    #[test]
+    fn loaded_lines_are_read_back() {
+        let named = LoadMessage::loaded("hello:1.0");
+        assert_eq!(named.stream, "Loaded image: hello:1.0\n");
+        assert_eq!(LoadMessage::loaded_image(&named.stream), Some("hello:1.0"));
+        let id = LoadMessage::loaded_id("sha256:ab");
+        assert_eq!(LoadMessage::loaded_image(&id.stream), Some("sha256:ab"));
+        assert_eq!(LoadMessage::loaded_image("note: converted"), None);
+    }
+}
