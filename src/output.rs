@@ -5,7 +5,6 @@ use std::io::{self, Write};
 
 use tabwriter::TabWriter;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Writes tab-separated rows as an aligned table (Docker's tabwriter
 /// settings: minimum width 10, padding 3).
@@ -42,40 +41,11 @@ pub fn human_size(bytes: u64) -> String {
     format!("{s}{}", UNITS[unit])
 }
 
-/// Docker's `HumanDuration`: "Less than a second", "About a minute",
-/// "3 hours", "2 weeks", ...
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let minutes = secs / 60;
-    let hours = minutes / 60;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", hours / 24 / 365)
-    }
-}
+pub use wrun_api::time::human_duration;
 
 /// "2 hours ago" for an RFC 3339 time; "N/A" when absent or unparsable.
 pub fn ago(rfc3339: Option<&str>) -> String {
-    match rfc3339.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) {
+    match rfc3339.and_then(wrun_api::time::parse) {
         Some(t) => {
             let secs = (OffsetDateTime::now_utc() - t).whole_seconds();
             format!("{} ago", human_duration(secs))
@@ -166,16 +136,6 @@ mod tests {
         assert_eq!(human_size(1_234_567), "1.23MB");
         assert_eq!(human_size(12_345_678), "12.3MB");
         assert_eq!(human_size(200_000_000), "200MB");
-    }
-
-    #[test]
-    fn durations_match_docker() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(59), "59 seconds");
-        assert_eq!(human_duration(61), "About a minute");
-        assert_eq!(human_duration(3 * 3600), "3 hours");
-        assert_eq!(human_duration(3 * 86400), "3 days");
-        assert_eq!(human_duration(56 * 365 * 86400), "56 years");
     }
 
     #[test]

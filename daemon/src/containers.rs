@@ -10,8 +10,8 @@ use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncWriteExt;
+use wrun_api::time::ZERO_TIME;
 
 use super::http::{Body, Query, empty, json, parse_filters, parse_json, read_body, streaming};
 use super::logs::{Follow, Streams};
@@ -26,7 +26,6 @@ use wrun_api::containers::{
 use wrun_api::time::human_duration;
 
 const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// `POST /containers/create?name=`
 pub async fn create(
@@ -179,9 +178,7 @@ fn sample(c: &Container, limit: u64) -> (CpuStats, MemoryStats, String) {
         limit,
         ..MemoryStats::default()
     };
-    let read = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| ZERO_TIME.into());
+    let read = wrun_api::time::now();
     (cpu, memory, read)
 }
 
@@ -595,8 +592,7 @@ fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
 }
 
 fn unix(t: Option<&str>) -> Option<i64> {
-    t.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .map(|t| t.unix_timestamp())
+    wrun_api::time::unix_seconds(t)
 }
 
 /// Docker's STATUS column: "Created", "Up 5 minutes", "Exited (0) 2 hours ago".
@@ -679,7 +675,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
                 .chain(r.args.iter().cloned())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let nanos = OffsetDateTime::parse(&r.created, &Rfc3339)
+            let nanos = wrun_api::time::parse(&r.created)
                 .map(|t| t.unix_timestamp_nanos() as i64)
                 .unwrap_or(0);
             (

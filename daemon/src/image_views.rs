@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use wrun_image::{ImageRecord, Store};
 
 use wrun_api::images::{
@@ -14,9 +12,7 @@ use wrun_api::images::{
 };
 
 fn unix(rfc3339: Option<&str>) -> i64 {
-    rfc3339
-        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .map_or(0, |t| t.unix_timestamp())
+    wrun_api::time::unix_seconds(rfc3339).unwrap_or(0)
 }
 
 fn repo_digests(record: &ImageRecord) -> Vec<String> {

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::io::DuplexStream;
 use tokio::sync::{oneshot, watch};
 use wrun_image::Store;
@@ -309,11 +308,7 @@ impl Container {
     }
 }
 
-pub fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
+pub use wrun_api::time::now;
 
 /// The daemon: the store, the one runtime, and every instance.
 pub struct Daemon {

@@ -9,7 +9,6 @@ use anyhow::bail;
 use clap::Args;
 use hyper::Method;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::DaemonTarget;
 use wrun_api::system::EventMessage;
@@ -32,7 +31,7 @@ pub struct EventsArgs {
 
 /// A time as Unix seconds with nanoseconds, as Docker's CLI sends it.
 fn timestamp(raw: &str, now: OffsetDateTime) -> anyhow::Result<String> {
-    let at = if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+    let at = if let Some(t) = wrun_api::time::parse(raw) {
         t
     } else if let Some(d) = parse_duration(raw) {
         now - d
@@ -78,8 +77,7 @@ fn parse_duration(raw: &str) -> Option<time::Duration> {
 
 fn readable(m: &EventMessage) -> String {
     let when = OffsetDateTime::from_unix_timestamp_nanos(i128::from(m.time_nano))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .map(wrun_api::time::format)
         .unwrap_or_default();
     let attrs = m
         .actor

@@ -90,10 +90,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
         for r in &rows {
             let created_at = time::OffsetDateTime::from_unix_timestamp(r.created)
                 .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
+                .map(wrun_api::time::format)
                 .unwrap_or_default();
             let line = PsLine {
                 command: format!("\"{}\"", r.command),
