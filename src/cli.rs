@@ -9,8 +9,8 @@ use std::ffi::OsString;
 
 use crate::commands::{
     attach, build, container_inspect, container_prune, daemon, events, history, images, inspect,
-    kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run, save, start, stats, stop,
-    system, tag, top, unpause, wait,
+    kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start, stats,
+    stop, system, tag, top, unpause, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -47,7 +47,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a new instance: wrun run [OPTIONS] IMAGE|IMAGE.tar [ARG...]
-    Run(Box<run::RunArgs>),
+    Run(Box<run_args::RunArgs>),
     /// Build an image from a wrun.toml or Dockerfile-syntax build file
     Build(build::BuildArgs),
     /// Run the daemon that holds instances and serves the Docker-shaped API
@@ -57,7 +57,7 @@ pub enum Command {
     /// Fetch the logs of an instance
     Logs(logs::LogsArgs),
     /// Create a new instance without starting it (the flags of `run`)
-    Create(Box<run::RunArgs>),
+    Create(Box<run_args::RunArgs>),
     /// Start one or more stopped instances
     Start(start::StartArgs),
     /// Attach to a running instance's output (and stdin, if created with -i)

@@ -20,6 +20,7 @@ pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod run_args;
 pub mod run_detached;
 pub mod run_http;
 pub mod save;

@@ -10,7 +10,7 @@ use hyper::Method;
 use wrun_api::containers::ContainerCreateResponse;
 use wrun_api::images::LoadMessage;
 
-use super::run::{RunArgs, image_file, resolve_image};
+use super::run_args::{RunArgs, create_request, image_file, resolve_image};
 use super::{DaemonTarget, open_store};
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -59,7 +59,7 @@ fn create(
             args.image.clone()
         }
     };
-    let request = super::run::create_request(args, image)?;
+    let request = create_request(args, image)?;
     let client = target.client()?;
     let mut path = "/containers/create".to_string();
     if let Some(n) = &args.name {

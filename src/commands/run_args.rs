@@ -1,0 +1,272 @@
+//! The flags of `wrun run` and `wrun create`, and what they ask for: the
+//! image they name and the create request the daemon (or a foreground run)
+//! is given.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use wrun_api::containers::{ContainerConfig, ContainerCreateRequest, HostConfig, LogConfig};
+use wrun_api::parse::{BindSpec, parse_duration, parse_memory};
+use wrun_image::{ImageRecord, Store};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background (in the daemon) and print the instance ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// With -d: restart policy when the instance ends or the daemon starts (no, always, unless-stopped, on-failure[:N])
+    #[arg(long, value_name = "POLICY", value_parser = wrun_api::containers::RestartPolicy::parse)]
+    pub restart: Option<wrun_api::containers::RestartPolicy>,
+    /// With -d: log option, max-size=SIZE (one file's bound; two files are kept)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
+    /// Assign a name to the instance
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Remove the instance when it exits (foreground runs keep no record, so this is their default)
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to pass the host's value)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read a file of environment variables (KEY=VALUE lines, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Grant a host directory: HOST:GUEST[:ro|rw] (HOST absolute or ./relative)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro|rw]")]
+    pub volumes: Vec<String>,
+    /// Accepted for Docker compatibility: the image rootfs is always read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// A private, empty, writable /tmp for this instance (PATH must be /tmp;
+    /// options after ':' are ignored). Without it nothing is writable but volumes
+    #[arg(long, value_name = "/tmp[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Working directory inside the instance
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run this module of the image instead of its entrypoint (a path in the image)
+    #[arg(long, value_name = "PATH")]
+    pub entrypoint: Option<String>,
+    /// Keep STDIN open: the guest reads the host's stdin
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Memory limit for linear memories and tables (e.g. 64m, 1g)
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Stop the guest after this long (e.g. 500ms, 5s, 2m; a bare number is seconds); for an HTTP handler, each request's deadline [default there: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// HTTP handler: requests handled at once; more wait in a queue, then get 503 [default: 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_concurrency: Option<u64>,
+    /// HTTP handler: largest request body accepted (e.g. 1m); larger gets 413 [default: 10m]
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    pub max_body_size: Option<u64>,
+    /// HTTP handler: time a client has to send a request's headers (and to idle between requests) [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// CPU budget in fuel units (about one per wasm instruction)
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Print the wasm backtrace when the guest traps
+    #[arg(long)]
+    pub debug: bool,
+    /// Publish a guest port on the host: [IP:][HOSTPORT:]GUESTPORT[/tcp|udp] (the guest binds GUESTPORT; components only)
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOSTPORT:]GUESTPORT[/PROTO]"
+    )]
+    pub publish: Vec<wrun_runtime::PortMapping>,
+    /// Allow outgoing connections to HOST[:PORT] or CIDR[:PORT] (repeatable; no network by default)
+    #[arg(long = "allow-connect", value_name = "HOST[:PORT]|CIDR[:PORT]")]
+    pub allow_connect: Vec<wrun_runtime::ConnectRule>,
+    /// Allow name lookup (wasi:sockets/ip-name-lookup)
+    #[arg(long)]
+    pub allow_dns: bool,
+    /// Allow UDP sockets (still limited to --allow-connect destinations)
+    #[arg(long)]
+    pub allow_udp: bool,
+    /// Publish every port the image exposes on a port the kernel picks
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Network mode: none (the default: nothing but the grants above; bridge and default mean it too) or host (everything)
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// The image: a stored name or ID, or the path of an image tar
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Arguments for the module (replace the image's Cmd)
+    #[arg(
+        value_name = "ARG",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+/// The create request the flags ask for, naming `image`: what `run -d` and
+/// `create` send to the daemon and what a foreground run hands to the same
+/// conversion (`wrun_daemon::launch::settings`). Client-side work happens here, as in
+/// Docker's CLI: env files and `-e NAME` are read from this host, relative
+/// volume paths made absolute.
+pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<ContainerCreateRequest> {
+    let mut binds = Vec::new();
+    for v in &args.volumes {
+        let mut bind = BindSpec::parse(v).map_err(anyhow::Error::msg)?;
+        let host =
+            std::path::absolute(&bind.host).with_context(|| format!("resolving {}", bind.host))?;
+        bind.host = host.display().to_string();
+        binds.push(bind.to_string());
+    }
+    let log_config = LogConfig {
+        kind: String::new(),
+        config: args
+            .log_opts
+            .iter()
+            .map(|o| match o.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => anyhow::bail!("invalid --log-opt {o:?}: expected KEY=VALUE"),
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let mut request = ContainerCreateRequest {
+        config: ContainerConfig {
+            image,
+            env: Some(
+                given_env(args)?
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            cmd: Some(args.args.clone()).filter(|c| !c.is_empty()),
+            entrypoint: args.entrypoint.clone().map(|e| vec![e]),
+            working_dir: args.workdir.clone().unwrap_or_default(),
+            // `-i`: stdin stays open for an attach (`wrun start -ai`,
+            // `wrun attach`).
+            open_stdin: args.interactive,
+            ..ContainerConfig::default()
+        },
+        host_config: HostConfig {
+            binds: Some(binds),
+            auto_remove: args.rm,
+            restart_policy: args.restart.clone().unwrap_or_default(),
+            log_config,
+            memory: args
+                .memory
+                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            readonly_rootfs: args.read_only,
+            tmpfs: (!args.tmpfs.is_empty()).then(|| {
+                args.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, options)) => (path.to_owned(), options.to_owned()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
+            wasm_timeout: args.timeout.map_or(0, nanos),
+            wasm_fuel: args.fuel.unwrap_or(0),
+            publish_all_ports: args.publish_all,
+            wrun_http_max_concurrency: args.max_concurrency.unwrap_or(0),
+            wrun_http_max_body_size: args.max_body_size.unwrap_or(0),
+            wrun_http_header_timeout: args.header_timeout.map_or(0, nanos),
+            ..HostConfig::default()
+        },
+    };
+    let wanted = wrun_runtime::NetworkGrants {
+        host: false,
+        connect: args.allow_connect.clone(),
+        dns: args.allow_dns,
+        udp: args.allow_udp,
+        publish: args.publish.clone(),
+    };
+    // Before the request shape, which keys ports by guest port.
+    wanted.check()?;
+    wrun_daemon::grants::request_fields(
+        &wanted,
+        args.network.as_deref().unwrap_or(""),
+        &mut request.config,
+        &mut request.host_config,
+    );
+    Ok(request)
+}
+
+/// A stored name or ID, or an image tar on disk (loaded once: a tar whose
+/// image is already stored is not read again).
+pub fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> {
+    if let Some(path) = image_file(image) {
+        let file = File::open(path).with_context(|| format!("opening {image}"))?;
+        if let Some(found) = wrun_image::archive::find_stored(store, file) {
+            return Ok(found);
+        }
+        let file = File::open(path).with_context(|| format!("opening {image}"))?;
+        let report =
+            wrun_image::archive::load(store, file).with_context(|| format!("loading {image}"))?;
+        for note in &report.notes {
+            eprintln!("note: {note}");
+        }
+        return match report.images.as_slice() {
+            [(record, _)] => Ok(record.clone()),
+            _ => bail!(
+                "{image} holds {} images; load it and run one by name",
+                report.images.len()
+            ),
+        };
+    }
+    if image.ends_with(".tar") {
+        bail!("{image}: no such file");
+    }
+    Ok(store.find(image)?)
+}
+
+/// The image tar `image` names, if it names an existing file (a `.tar`
+/// name, a path with a `/`, or any existing file).
+pub fn image_file(image: &str) -> Option<&Path> {
+    let path = Path::new(image);
+    let looks_like_file = image.ends_with(".tar") || image.contains('/') || path.is_file();
+    (looks_like_file && path.exists()).then_some(path)
+}
+
+/// The variables the flags give: `--env-file` lines, then `-e`; `-e NAME`
+/// takes the host's value (unset stays unset), as Docker does.
+fn given_env(args: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut given: Vec<String> = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading env file {}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with('=') {
+                bail!(
+                    "{}:{}: invalid environment variable {line:?}",
+                    file.display(),
+                    n + 1
+                );
+            }
+            given.push(line.to_string());
+        }
+    }
+    given.extend(args.env.iter().cloned());
+    let mut env = Vec::new();
+    for kv in given {
+        match kv.split_once('=') {
+            Some(("", _)) => bail!("invalid environment variable {kv:?}: the name is empty"),
+            Some((k, v)) => env.push((k.to_string(), v.to_string())),
+            None => {
+                if let Ok(v) = std::env::var(&kv) {
+                    env.push((kv, v));
+                }
+            }
+        }
+    }
+    Ok(env)
+}
