@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! End to end: networking through the `wrun` binary and the daemon as users
 //! drive them — echo-tcp published on loopback, two instances on one guest
-//! port, each network attack of SECURITY.md denied, clear errors for a taken
+//! port, each network attack docs/networking.md lists denied, clear errors for a taken
 //! host port, a core module given grants, and bad flags; and the stock
 //! docker client's `run -p`, `port` and `ps` against the daemon.
 
