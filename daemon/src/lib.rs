@@ -20,6 +20,7 @@ mod records;
 pub mod serve;
 mod serving;
 mod state;
+pub mod store_lock;
 mod system;
 
 pub use error::{DaemonError, describe};
@@ -73,8 +74,11 @@ pub struct DaemonConfig {
 pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     raise_open_file_limit();
     check_map_count(config.max_instances)?;
-    let listener = bind(&config.socket)?;
     let store = open_store(&config.root)?;
+    // Before the socket and the records: a second daemon on this store
+    // would replace the journal under the first one's feet.
+    let _store_lock = store_lock::StoreLock::acquire(store.root(), &config.socket)?;
+    let listener = bind(&config.socket)?;
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: config.max_instances,
         max_memory_per_instance: config
