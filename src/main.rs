@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod host;
+mod image_backend;
 mod output;
 mod paths;
 
@@ -88,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => commands::rm::run(&target()?, a),
         Command::Inspect(a) => commands::container_inspect::run(&target()?, a),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
-            commands::build::run(&root, a)
+            commands::build::run(&root, host, a)
         }
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => {
             commands::images::run(&root, host, a)

@@ -380,3 +380,95 @@ fn run_detached_and_inspect_use_the_daemons_images() {
     );
     r.assert_local_store_untouched();
 }
+
+#[test]
+fn build_with_a_named_host_stores_the_image_in_that_daemon() {
+    let r = Remote::start();
+    let context = r.daemon.env.path("cat");
+    write_cat_context(&context);
+    // The CLI's scratch store lives under $TMPDIR; it must be gone after.
+    let tmp = r.daemon.env.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let tar = r.daemon.env.path("cat.tar");
+    let args = [
+        "build",
+        "-t",
+        "cat:2",
+        "-o",
+        tar.to_str().unwrap(),
+        context.to_str().unwrap(),
+    ];
+    let out = r
+        .local
+        .cmd()
+        .arg("-H")
+        .arg(r.daemon.host())
+        .env("TMPDIR", &tmp)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(succeeded("wrun", &args, out), "");
+    assert!(
+        stderr.contains("Successfully built") && stderr.contains("Successfully tagged cat:2"),
+        "{stderr}"
+    );
+    assert!(tar.is_file(), "-o still writes the tar");
+    let id = r.ok(&["images", "-q", "--no-trunc", "cat:2"]);
+    assert_eq!(
+        id.trim().len(),
+        71,
+        "the daemon lists the built image: {id}"
+    );
+    assert!(
+        r.a_images().lines().any(|l| l.starts_with("cat ")),
+        "it is in A's store: {}",
+        r.a_images()
+    );
+    r.assert_local_store_untouched();
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the scratch store is removed"
+    );
+
+    // With $WRUN_HOST and -q, the printed ID is the daemon's.
+    let out = r
+        .local
+        .cmd()
+        .env("WRUN_HOST", r.daemon.host())
+        .args(["build", "-q", "-t", "cat:3", context.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(succeeded("wrun", &["build", "-q"], out), id);
+    assert_eq!(r.ok(&["images", "-q", "--no-trunc", "cat:3"]), id);
+    r.assert_local_store_untouched();
+}
+
+#[test]
+fn build_with_a_host_that_does_not_answer_fails_as_images_does() {
+    let env = Env::new();
+    let dead = env.path("nobody.sock");
+    let failure = |args: &[&str]| {
+        let out = env
+            .cmd()
+            .env("WRUN_HOST", format!("unix://{}", dead.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.stdout.is_empty(), "{args:?}");
+        one_line_failure(args, &out)
+    };
+    let images = failure(&["images"]);
+    let expected = format!(
+        "Error: cannot connect to the wrun daemon at {}",
+        dead.display()
+    );
+    assert!(images.starts_with(&expected), "{images}");
+    assert_eq!(failure(&["build", "-t", "hello:1.0", HELLO_DIR]), images);
+    assert!(!dead.exists(), "no daemon was started");
+    assert!(
+        !env.root().exists(),
+        "nothing was built into the local store"
+    );
+}

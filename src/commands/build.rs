@@ -1,5 +1,5 @@
-//! `wrun build`: build an image from a build file, store it, optionally
-//! write it as an image tar.
+//! `wrun build`: build an image from a build file, store it where the other
+//! image verbs look ([`crate::image_backend::choose`]), optionally write it as a tar.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use clap::Args;
 use wrun_bundler::BuildRequest;
 use wrun_image::ImageRef;
 
-use super::{open_store, save};
+use crate::image_backend::Built;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -34,7 +34,7 @@ pub struct BuildArgs {
     pub context: PathBuf,
 }
 
-pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut build_args = BTreeMap::new();
     for kv in &args.build_args {
         let Some((k, v)) = kv.split_once('=') else {
@@ -60,7 +60,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
-    let store = open_store(root)?;
+    let images = crate::image_backend::choose(root, host)?;
     let request = BuildRequest {
         context: args.context.clone(),
         file: args.file.clone(),
@@ -68,8 +68,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         source_date_epoch,
         tags,
     };
-    let outcome = wrun_bundler::build(&store, &request)
-        .with_context(|| format!("building {}", args.context.display()))?;
+    let Built { outcome, layers } = images.build(&request, args.output.as_deref())?;
     for w in &outcome.warnings {
         eprintln!("[Warning] {w}");
     }
@@ -81,30 +80,17 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
             "Successfully built {} ({}, {} layer{})",
             record.id.short(),
             outcome.kind.describe(),
-            record.chain_id.map_or(0, |_| store
-                .manifest(record)
-                .map(|m| m.layers().len())
-                .unwrap_or(0)),
-            if store
-                .manifest(record)
-                .map(|m| m.layers().len())
-                .unwrap_or(0)
-                == 1
-            {
-                ""
-            } else {
-                "s"
-            },
+            record.chain_id.map_or(0, |_| layers),
+            if layers == 1 { "" } else { "s" },
         );
         for n in &record.names {
             eprintln!("Successfully tagged {n}");
         }
     }
-    if let Some(out) = &args.output {
-        save::write_tar_file(&store, std::slice::from_ref(record), &record.names, out)?;
-        if !args.quiet {
-            eprintln!("Wrote {}", out.display());
-        }
+    if let Some(out) = &args.output
+        && !args.quiet
+    {
+        eprintln!("Wrote {}", out.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,12 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use hyper::Method;
 
-use super::ImageBackend;
 use crate::output::{human_duration, human_size, print_table};
-use wrun_api::images::HistoryItem;
-use wrun_daemon::image_views as images;
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -31,14 +27,7 @@ pub struct HistoryArgs {
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let items: Vec<HistoryItem> = match ImageBackend::choose(root, host)? {
-        ImageBackend::Local(store) => images::history(&store, &store.find(&args.image)?)?,
-        ImageBackend::Api(client) => client.json(
-            Method::GET,
-            &format!("/images/{}/history", super::escape(&args.image)),
-            None,
-        )?,
-    };
+    let items = crate::image_backend::choose(root, host)?.history(&args.image)?;
     let short_id = |id: &str| match id.strip_prefix("sha256:") {
         Some(hex) if !args.no_trunc => hex.chars().take(12).collect(),
         _ => id.to_string(),

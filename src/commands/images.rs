@@ -1,18 +1,14 @@
-//! `wrun images`: list stored images, one row per name (the daemon's when
-//! one answers, else the local store's).
+//! `wrun images`: list stored images, one row per name, from the engine
+//! [`crate::image_backend::choose`] picks.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use hyper::Method;
 use wrun_image::ImageRef;
 
-use super::ImageBackend;
-use crate::client::Client;
 use crate::output::{ago, human_size, print_table};
-use wrun_api::images::ImageSummary;
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -47,30 +43,6 @@ struct Row {
     created: String,
     created_at: String,
     size: String,
-}
-
-/// One image as the listing shows it, from the store or from the daemon.
-struct Listed {
-    names: Vec<String>,
-    /// The config digest, `sha256:…`.
-    id: String,
-    /// The manifest digest.
-    digest: String,
-    /// The config's `created` (RFC 3339), if any.
-    created: Option<String>,
-    size: u64,
-}
-
-impl Listed {
-    fn from_record(record: wrun_image::ImageRecord) -> Listed {
-        Listed {
-            names: record.names,
-            id: record.id.to_string(),
-            digest: record.digest.to_string(),
-            created: record.created,
-            size: record.size,
-        }
-    }
 }
 
 /// The `--filter` flags and the `REPOSITORY[:TAG]` argument.
@@ -143,28 +115,24 @@ impl Filter {
 
 pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let filter = Filter::parse(&args)?;
-    let images: Vec<Listed> = match ImageBackend::choose(root, host)? {
-        ImageBackend::Local(store) => store
-            .images()?
-            .into_iter()
-            .map(Listed::from_record)
-            .collect(),
-        ImageBackend::Api(client) => from_daemon(&client, &filter)?,
-    };
+    let images = crate::image_backend::choose(root, host)?.list()?;
     let mut rows = Vec::new();
     for image in images {
-        for (repository, tag) in filter.rows(&image.names) {
+        let digest = image.descriptor.map(|d| d.digest).unwrap_or_default();
+        // The config's own `created` text: `Created` is 0 both for no time and for 1970.
+        let created = image.wrun_created;
+        for (repository, tag) in filter.rows(&image.repo_tags) {
             rows.push(Row {
                 repository,
                 tag,
-                digest: image.digest.clone(),
+                digest: digest.clone(),
                 id: match image.id.strip_prefix("sha256:") {
                     Some(hex) if !args.no_trunc => hex.chars().take(12).collect(),
                     _ => image.id.clone(),
                 },
-                created: ago(image.created.as_deref()),
-                created_at: image.created.clone().unwrap_or_default(),
-                size: human_size(image.size),
+                created: ago(created.as_deref()),
+                created_at: created.clone().unwrap_or_default(),
+                size: human_size(u64::try_from(image.size).unwrap_or(0)),
             });
         }
     }
@@ -216,22 +184,4 @@ pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<
         Some(other) => bail!("unsupported --format {other:?} (use table or json)"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The daemon's images (`GET /images/json`) that have rows to show: one
-/// request, the summary carrying the manifest's descriptor and the
-/// config's own `created` text.
-fn from_daemon(client: &Client, filter: &Filter) -> anyhow::Result<Vec<Listed>> {
-    let summaries: Vec<ImageSummary> = client.json(Method::GET, "/images/json", None)?;
-    Ok(summaries
-        .into_iter()
-        .filter(|s| !filter.rows(&s.repo_tags).is_empty())
-        .map(|s| Listed {
-            names: s.repo_tags,
-            id: s.id,
-            digest: s.descriptor.map(|d| d.digest).unwrap_or_default(),
-            created: s.wrun_created,
-            size: u64::try_from(s.size).unwrap_or(0),
-        })
-        .collect())
 }

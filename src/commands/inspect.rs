@@ -4,12 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use hyper::Method;
 
-use super::ImageBackend;
 use crate::output::print_inspected;
 use wrun_api::images::ImageInspect;
-use wrun_daemon::image_views as images;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -21,17 +18,10 @@ pub struct InspectArgs {
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let backend = ImageBackend::choose(root, host)?;
+    let images = crate::image_backend::choose(root, host)?;
     let mut found: Vec<ImageInspect> = Vec::new();
     let code = super::for_each(&args.images, |name| {
-        found.push(match &backend {
-            ImageBackend::Local(store) => images::inspect(store, &store.find(name)?)?,
-            ImageBackend::Api(client) => client.json(
-                Method::GET,
-                &format!("/images/{}/json", super::escape(name)),
-                None,
-            )?,
-        });
+        found.push(images.inspect(name)?);
         Ok(())
     })?;
     print_inspected(&found, args.format.as_deref())?;

@@ -1,5 +1,5 @@
-//! `wrun load`: read an image tar (wrun's, skopeo's, Docker's) into the store,
-//! or send it to the daemon when one answers.
+//! `wrun load`: read an image tar (wrun's, skopeo's, Docker's) into the
+//! store of the engine [`crate::image_backend::choose`] picks.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -8,11 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use hyper::Method;
 
-use super::ImageBackend;
 use crate::client::Client;
-use wrun_api::images::LoadMessage;
+use crate::image_backend::{post_load, print_notes};
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -37,30 +35,11 @@ pub fn run(root: &Path, host: Option<&str>, args: LoadArgs) -> anyhow::Result<Ex
             (Box::new(io::stdin()), "from stdin".into())
         }
     };
-    let store = match ImageBackend::choose(root, host)? {
-        ImageBackend::Local(store) => store,
-        ImageBackend::Api(client) => {
-            for line in load_into_daemon(&client, input, &what)? {
-                if !args.quiet {
-                    println!("{line}");
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    let report =
-        wrun_image::archive::load(&store, input).with_context(|| format!("loading {what}"))?;
-    for note in &report.notes {
-        eprintln!("note: {note}");
-    }
-    if !args.quiet {
-        for (record, names) in &report.images {
-            if names.is_empty() {
-                print!("{}", LoadMessage::loaded_id(&record.id.to_string()).stream);
-            }
-            for name in names {
-                print!("{}", LoadMessage::loaded(name).stream);
-            }
+    let messages = crate::image_backend::choose(root, host)?.load(input, &what)?;
+    // Notes reach stderr even with -q: they say what the load changed.
+    for line in print_notes(messages) {
+        if !args.quiet {
+            println!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -74,19 +53,5 @@ pub fn load_into_daemon(
     tar: impl Read + Send + 'static,
     what: &str,
 ) -> anyhow::Result<Vec<String>> {
-    // Not `quiet=1`: the daemon would drop the notes, which -q keeps.
-    let answer = client
-        .upload(Method::POST, "/images/load", "application/x-tar", tar)
-        .with_context(|| format!("loading {what}"))?;
-    let mut lines = Vec::new();
-    for message in serde_json::Deserializer::from_slice(&answer).into_iter::<LoadMessage>() {
-        let message = message.context("the daemon's answer is not the expected JSON")?;
-        let line = message.stream.trim_end();
-        if line.starts_with("note: ") {
-            eprintln!("{line}");
-        } else if !line.is_empty() {
-            lines.push(line.to_owned());
-        }
-    }
-    Ok(lines)
+    Ok(print_notes(post_load(client, Box::new(tar), what)?))
 }

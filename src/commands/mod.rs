@@ -36,8 +36,6 @@ pub mod wait;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wrun_image::Store;
-
 /// The daemon a command talks to: its socket, and the store a daemon
 /// started on demand serves.
 pub struct DaemonTarget {
@@ -57,48 +55,6 @@ impl DaemonTarget {
     pub fn client(&self) -> anyhow::Result<crate::client::Client> {
         crate::client::Client::connect(&self.socket, &self.root)
     }
-}
-
-/// Where an image verb works: the daemon's REST API when a daemon answers
-/// at the CLI's target, else the local store.
-pub enum ImageBackend {
-    Api(crate::client::Client),
-    Local(Store),
-}
-
-impl ImageBackend {
-    /// A host named with `-H`/`$WRUN_HOST` must answer (its store is
-    /// whatever the daemon serves). With no host named, the daemon on the
-    /// default socket is used when it serves `root`, which is where `build`
-    /// puts images; otherwise the store at `root` is opened directly. Never
-    /// starts a daemon: image verbs need none.
-    pub fn choose(root: &Path, host: Option<&str>) -> anyhow::Result<Self> {
-        let socket = crate::host::socket_path(host)?;
-        if host.is_some_and(|h| !h.is_empty()) {
-            return Ok(Self::Api(crate::client::Client::connect_existing(&socket)?));
-        }
-        if let Ok(client) = crate::client::Client::connect_existing(&socket)
-            && serves(&client, root)
-        {
-            return Ok(Self::Api(client));
-        }
-        Ok(Self::Local(open_store(root)?))
-    }
-}
-
-/// Whether the daemon's store is the directory `root`. A relative root in
-/// the daemon's answer cannot be resolved here, so it never matches.
-fn serves(client: &crate::client::Client, root: &Path) -> bool {
-    let Ok(info) = client.json::<wrun_api::system::SystemInfo>(hyper::Method::GET, "/info", None)
-    else {
-        return false;
-    };
-    let served = Path::new(&info.docker_root_dir);
-    served.is_absolute()
-        && matches!(
-            (std::fs::canonicalize(served), std::fs::canonicalize(root)),
-            (Ok(a), Ok(b)) if a == b
-        )
 }
 
 /// Percent-escapes one path or query component.

@@ -4,10 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use hyper::Method;
-
-use super::ImageBackend;
-use wrun_api::images::ImageDeleteItem;
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
@@ -19,51 +15,16 @@ pub struct RmiArgs {
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: RmiArgs) -> anyhow::Result<ExitCode> {
-    let store = match ImageBackend::choose(root, host)? {
-        ImageBackend::Local(store) => store,
-        // The daemon keeps the images of its instances unless forced.
-        ImageBackend::Api(client) => {
-            return super::for_each(&args.images, |name| {
-                let path = format!(
-                    "/images/{}?force={}",
-                    super::escape(name),
-                    u8::from(args.force)
-                );
-                let items: Vec<ImageDeleteItem> = client.json(Method::DELETE, &path, None)?;
-                for item in items {
-                    if let Some(u) = item.untagged {
-                        println!("Untagged: {u}");
-                    }
-                    if let Some(d) = item.deleted {
-                        println!("Deleted: {d}");
-                    }
-                }
-                Ok(())
-            });
-        }
-    };
-    let mut failed = false;
-    // The images of recorded instances (running or not) are kept unless forced.
-    let in_use = wrun_daemon::images_in_use_on_disk(&store);
-    for name in &args.images {
-        match store.remove(name, args.force, &in_use) {
-            Ok(outcome) => {
-                for u in outcome.untagged {
-                    println!("Untagged: {u}");
-                }
-                for d in outcome.deleted {
-                    println!("Deleted: {}", d.id);
-                }
+    let images = crate::image_backend::choose(root, host)?;
+    super::for_each(&args.images, |name| {
+        for item in images.remove(name, args.force)? {
+            if let Some(u) = item.untagged {
+                println!("Untagged: {u}");
             }
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
+            if let Some(d) = item.deleted {
+                println!("Deleted: {d}");
             }
         }
-    }
-    Ok(if failed {
-        ExitCode::from(super::EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
+        Ok(())
     })
 }

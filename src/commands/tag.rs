@@ -4,10 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use hyper::Method;
 use wrun_image::ImageRef;
-
-use super::{ImageBackend, escape};
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
@@ -25,21 +22,6 @@ pub fn run(root: &Path, host: Option<&str>, args: TagArgs) -> anyhow::Result<Exi
             args.target
         );
     }
-    match ImageBackend::choose(root, host)? {
-        ImageBackend::Local(store) => {
-            store.tag(&args.source, &target)?;
-        }
-        ImageBackend::Api(client) => {
-            let mut path = format!(
-                "/images/{}/tag?repo={}",
-                escape(&args.source),
-                escape(&target.repository)
-            );
-            if let Some(tag) = &target.tag {
-                path.push_str(&format!("&tag={}", escape(tag)));
-            }
-            client.call(Method::POST, &path, None)?;
-        }
-    }
+    crate::image_backend::choose(root, host)?.tag(&args.source, &target)?;
     Ok(ExitCode::SUCCESS)
 }

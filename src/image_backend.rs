@@ -1,0 +1,508 @@
+//! Where the image verbs work: one [`ImageBackend`] trait, served by the
+//! store at `--root` ([`LocalImages`]) or a daemon's REST API ([`ApiImages`]).
+
+use std::cell::OnceCell;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hyper::Method;
+use wrun_api::images::{HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, LoadMessage};
+use wrun_bundler::{BuildOutcome, BuildRequest};
+use wrun_daemon::image_views;
+use wrun_image::archive::{self, SaveItem};
+use wrun_image::{Digest, ImageRecord, ImageRef, Store};
+
+use crate::client::Client;
+use crate::commands::escape;
+
+/// An image tar ready to be written: what it holds is settled, the bytes
+/// are written (or fetched) when it is called.
+pub type ImageTar<'a> = Box<dyn FnOnce(&mut dyn Write) -> anyhow::Result<()> + 'a>;
+
+/// An image a build stored, and the number of layers its manifest lists.
+pub struct Built {
+    pub outcome: BuildOutcome,
+    pub layers: usize,
+}
+
+/// The image operations of the CLI, in the Docker API's shapes, whichever
+/// engine serves them. Errors read the same way from either side, except
+/// that the daemon's refusals say `Error response from daemon: …`.
+pub trait ImageBackend {
+    /// Every image, as `GET /images/json` lists them.
+    fn list(&self) -> anyhow::Result<Vec<ImageSummary>>;
+    fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect>;
+    /// The image's layers, newest first.
+    fn history(&self, name: &str) -> anyhow::Result<Vec<HistoryItem>>;
+    /// Puts `target` on the image `source` names (moving it off another).
+    fn tag(&self, source: &str, target: &ImageRef) -> anyhow::Result<()>;
+    /// Removes the name, and the image when no name is left; images of
+    /// instances are kept unless `force`.
+    fn remove(&self, name: &str, force: bool) -> anyhow::Result<Vec<ImageDeleteItem>>;
+    /// The OCI layout tar of `names` (by name: that name; by ID: all the
+    /// image's names). The local store refuses an unknown name here, before
+    /// anything is written.
+    fn save(&self, names: &[String]) -> anyhow::Result<ImageTar<'_>>;
+    /// Stores the images of a tar (plain or gzip; wrun's, skopeo's or
+    /// Docker's); `what` names the input in errors. Returns `note: …`
+    /// lines, then one `Loaded image` line per name.
+    fn load(&self, tar: Box<dyn Read + Send>, what: &str) -> anyhow::Result<Vec<LoadMessage>>;
+    /// Builds an image and stores it here, also writing its tar to `output`.
+    fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built>;
+}
+
+/// The one rule for which engine an image verb (`build` included) uses;
+/// none starts a daemon:
+///
+/// - a host named with `-H`/`$WRUN_HOST`: that daemon, whatever store it
+///   serves; if nothing answers there, the error `cannot connect to the
+///   wrun daemon at PATH`;
+/// - no host named: the daemon on the default socket when it serves the
+///   store at `root`, else that store opened directly.
+pub fn choose(root: &Path, host: Option<&str>) -> anyhow::Result<Box<dyn ImageBackend>> {
+    let socket = crate::host::socket_path(host)?;
+    if host.is_some_and(|h| !h.is_empty()) {
+        return Ok(Box::new(ApiImages(Client::connect_existing(&socket)?)));
+    }
+    if let Ok(client) = Client::connect_existing(&socket)
+        && serves(&client, root)
+    {
+        return Ok(Box::new(ApiImages(client)));
+    }
+    Ok(Box::new(LocalImages::open(root)?))
+}
+
+/// Whether the daemon's store is the directory `root`. A relative root in
+/// the daemon's answer cannot be resolved here, so it never matches.
+fn serves(client: &Client, root: &Path) -> bool {
+    let Ok(info) = client.json::<wrun_api::system::SystemInfo>(Method::GET, "/info", None) else {
+        return false;
+    };
+    let served = Path::new(&info.docker_root_dir);
+    served.is_absolute()
+        && matches!(
+            (std::fs::canonicalize(served), std::fs::canonicalize(root)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// The store at `--root`, used directly.
+pub struct LocalImages {
+    store: Store,
+    /// The images instance records use, read once on the first `remove`.
+    in_use: OnceCell<HashSet<Digest>>,
+}
+
+impl LocalImages {
+    fn open(root: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: wrun_daemon::open_store(root)?,
+            in_use: OnceCell::new(),
+        })
+    }
+
+    /// The images to write for `names`, one item per image.
+    fn save_items(&self, names: &[String]) -> anyhow::Result<Vec<SaveItem>> {
+        let mut items: Vec<SaveItem> = Vec::new();
+        for name in names {
+            let record = self.store.find(name)?;
+            // Saving by name writes that name; saving by ID writes all its names.
+            let wanted = match name.parse::<ImageRef>() {
+                Ok(r) if record.names.contains(&r.tagged().name()) => vec![r.tagged().name()],
+                _ => record.names.clone(),
+            };
+            let at = match items.iter().position(|i| i.record.digest == record.digest) {
+                Some(at) => at,
+                None => {
+                    items.push(SaveItem {
+                        record,
+                        names: Vec::new(),
+                    });
+                    items.len() - 1
+                }
+            };
+            for n in wanted {
+                if !items[at].names.contains(&n) {
+                    items[at].names.push(n);
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+impl ImageBackend for LocalImages {
+    fn list(&self) -> anyhow::Result<Vec<ImageSummary>> {
+        let records = self.store.images()?;
+        Ok(records
+            .iter()
+            .map(|r| image_views::summary(&self.store, r))
+            .collect())
+    }
+
+    fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect> {
+        image_views::inspect(&self.store, &self.store.find(name)?)
+    }
+
+    fn history(&self, name: &str) -> anyhow::Result<Vec<HistoryItem>> {
+        image_views::history(&self.store, &self.store.find(name)?)
+    }
+
+    fn tag(&self, source: &str, target: &ImageRef) -> anyhow::Result<()> {
+        self.store.tag(source, target)?;
+        Ok(())
+    }
+
+    fn remove(&self, name: &str, force: bool) -> anyhow::Result<Vec<ImageDeleteItem>> {
+        // The images of recorded instances (running or not) are kept
+        // unless forced; without a daemon, the records on disk say which.
+        let in_use = self
+            .in_use
+            .get_or_init(|| wrun_daemon::images_in_use_on_disk(&self.store));
+        let outcome = self.store.remove(name, force, in_use)?;
+        let untagged = outcome.untagged.into_iter().map(|u| ImageDeleteItem {
+            untagged: Some(u),
+            deleted: None,
+        });
+        let deleted = outcome.deleted.iter().map(|r| ImageDeleteItem {
+            untagged: None,
+            deleted: Some(r.id.to_string()),
+        });
+        Ok(untagged.chain(deleted).collect())
+    }
+
+    fn save(&self, names: &[String]) -> anyhow::Result<ImageTar<'_>> {
+        let items = self.save_items(names)?;
+        Ok(Box::new(move |out| {
+            archive::save(&self.store, &items, out, archive_mtime())?;
+            Ok(())
+        }))
+    }
+
+    fn load(&self, tar: Box<dyn Read + Send>, what: &str) -> anyhow::Result<Vec<LoadMessage>> {
+        let report = archive::load(&self.store, tar).with_context(|| format!("loading {what}"))?;
+        let notes = report.notes.iter().map(|note| LoadMessage {
+            stream: format!("{NOTE}{note}\n"),
+        });
+        let loaded = report.images.iter().flat_map(|(record, names)| {
+            let by_id = names
+                .is_empty()
+                .then(|| LoadMessage::loaded_id(&record.id.to_string()));
+            by_id
+                .into_iter()
+                .chain(names.iter().map(|n| LoadMessage::loaded(n)))
+        });
+        Ok(notes.chain(loaded).collect())
+    }
+
+    fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
+        let built = build_into(&self.store, request)?;
+        if let Some(path) = output {
+            write_image_tar(&self.store, &built.outcome.record, path)?;
+        }
+        Ok(built)
+    }
+}
+
+/// A daemon, through its REST API.
+pub struct ApiImages(Client);
+
+impl ImageBackend for ApiImages {
+    fn list(&self) -> anyhow::Result<Vec<ImageSummary>> {
+        self.0.json(Method::GET, "/images/json", None)
+    }
+
+    fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect> {
+        let path = format!("/images/{}/json", escape(name));
+        self.0.json(Method::GET, &path, None)
+    }
+
+    fn history(&self, name: &str) -> anyhow::Result<Vec<HistoryItem>> {
+        let path = format!("/images/{}/history", escape(name));
+        self.0.json(Method::GET, &path, None)
+    }
+
+    fn tag(&self, source: &str, target: &ImageRef) -> anyhow::Result<()> {
+        let mut path = format!(
+            "/images/{}/tag?repo={}",
+            escape(source),
+            escape(&target.repository)
+        );
+        if let Some(tag) = &target.tag {
+            path.push_str(&format!("&tag={}", escape(tag)));
+        }
+        self.0.call(Method::POST, &path, None)?;
+        Ok(())
+    }
+
+    fn remove(&self, name: &str, force: bool) -> anyhow::Result<Vec<ImageDeleteItem>> {
+        // The daemon keeps the images of its instances unless forced.
+        let path = format!("/images/{}?force={}", escape(name), u8::from(force));
+        self.0.json(Method::DELETE, &path, None)
+    }
+
+    /// `GET /images/get?names=…`: the daemon's tar, passed on as it
+    /// arrives; the daemon refuses an unknown name before the first byte.
+    fn save(&self, names: &[String]) -> anyhow::Result<ImageTar<'_>> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(names.iter().map(|n| ("names", n)))
+            .finish();
+        let path = format!("/images/get?{query}");
+        Ok(Box::new(move |out| {
+            let mut end = TarEnd::default();
+            self.0.stream(Method::GET, &path, |chunk| {
+                end.feed(chunk);
+                out.write_all(chunk)?;
+                Ok(())
+            })?;
+            if !end.complete() {
+                bail!("the daemon's image tar ended early (see the daemon's log)");
+            }
+            Ok(())
+        }))
+    }
+
+    fn load(&self, tar: Box<dyn Read + Send>, what: &str) -> anyhow::Result<Vec<LoadMessage>> {
+        post_load(&self.0, tar, what)
+    }
+
+    /// Builds into a store of its own, then sends the image's tar to the
+    /// daemon as `load` does.
+    fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
+        let scratch = ScratchDir::new("build")?;
+        let store = wrun_daemon::open_store(&scratch.0.join("store"))?;
+        let built = build_into(&store, request)?;
+        let tar = match output {
+            Some(path) => path.to_path_buf(),
+            None => scratch.0.join("image.tar"),
+        };
+        write_image_tar(&store, &built.outcome.record, &tar)?;
+        let file = File::open(&tar).with_context(|| format!("opening {}", tar.display()))?;
+        let what = format!("the image built from {}", request.context.display());
+        print_notes(post_load(&self.0, Box::new(file), &what)?);
+        Ok(built)
+    }
+}
+
+/// Sends an image tar to the daemon's `POST /images/load`; returns its
+/// answer's lines.
+pub fn post_load(
+    client: &Client,
+    tar: Box<dyn Read + Send>,
+    what: &str,
+) -> anyhow::Result<Vec<LoadMessage>> {
+    // Not `quiet=1`: the daemon would drop the notes, which `load -q` keeps.
+    let answer = client
+        .upload(Method::POST, "/images/load", "application/x-tar", tar)
+        .with_context(|| format!("loading {what}"))?;
+    serde_json::Deserializer::from_slice(&answer)
+        .into_iter::<LoadMessage>()
+        .map(|m| m.context("the daemon's answer is not the expected JSON"))
+        .collect()
+}
+
+/// How a load's notes on what it converted begin.
+const NOTE: &str = "note: ";
+
+/// Prints a load's `note:` lines on stderr; returns the other lines
+/// (`Loaded image: NAME`, `Loaded image ID: ID`).
+pub fn print_notes(messages: Vec<LoadMessage>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for message in messages {
+        let line = message.stream.trim_end();
+        if line.starts_with(NOTE) {
+            eprintln!("{line}");
+        } else if !line.is_empty() {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
+}
+
+/// Builds `request` into `store`.
+fn build_into(store: &Store, request: &BuildRequest) -> anyhow::Result<Built> {
+    let outcome = wrun_bundler::build(store, request)
+        .with_context(|| format!("building {}", request.context.display()))?;
+    let layers = store
+        .manifest(&outcome.record)
+        .map(|m| m.layers().len())
+        .unwrap_or(0);
+    Ok(Built { outcome, layers })
+}
+
+/// Writes the image `record` of `store`, with all its names, as a tar at
+/// `path`.
+fn write_image_tar(store: &Store, record: &ImageRecord, path: &Path) -> anyhow::Result<()> {
+    let items = [SaveItem {
+        record: record.clone(),
+        names: record.names.clone(),
+    }];
+    write_atomically(path, |out| {
+        archive::save(store, &items, out, archive_mtime())?;
+        Ok(())
+    })
+}
+
+/// Timestamp for tar entries: `SOURCE_DATE_EPOCH` when set, else 0, so
+/// saving the same image twice gives the same bytes.
+fn archive_mtime() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes `path` through a temp file beside it, renamed into place once
+/// `write` succeeded and the data is on disk, so a failure never leaves a
+/// half-written file (or destroys an older one).
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.partial",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> anyhow::Result<()> {
+        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("saving to {}", path.display()))
+}
+
+/// A new directory under the system's temp directory, removed with all
+/// it holds when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(purpose: &str) -> anyhow::Result<Self> {
+        let base = std::env::temp_dir();
+        for attempt in 0..100 {
+            let dir = base.join(format!(".wrun-{purpose}-{}-{attempt}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("creating {}", dir.display()));
+                }
+            }
+        }
+        bail!(
+            "could not create a scratch directory in {} (clear old .wrun-{purpose}-* there)",
+            base.display()
+        )
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Watches a streamed tar for its end-of-archive marker (two zero blocks
+/// at a block boundary): the daemon can only report a failure after the
+/// first byte by cutting the tar short.
+#[derive(Default)]
+struct TarEnd {
+    tail: Vec<u8>,
+    len: u64,
+}
+
+impl TarEnd {
+    const MARKER: usize = 1024;
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if bytes.len() >= Self::MARKER {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&bytes[bytes.len() - Self::MARKER..]);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            let excess = self.tail.len().saturating_sub(Self::MARKER);
+            self.tail.drain(..excess);
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.len.is_multiple_of(512)
+            && self.tail.len() == Self::MARKER
+            && self.tail.iter().all(|b| *b == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tar_is_complete_only_with_its_end_marker() {
+        let mut whole = TarEnd::default();
+        whole.feed(&[7u8; 512]);
+        for _ in 0..4 {
+            whole.feed(&[0u8; 256]);
+        }
+        assert!(whole.complete());
+
+        let mut cut = TarEnd::default();
+        cut.feed(&[7u8; 4096]);
+        assert!(!cut.complete(), "no end marker");
+        let mut short = TarEnd::default();
+        short.feed(&[0u8; 512]);
+        assert!(!short.complete(), "one zero block is not the marker");
+        let mut unaligned = TarEnd::default();
+        unaligned.feed(&[7u8; 100]);
+        unaligned.feed(&[0u8; 1024]);
+        assert!(
+            !unaligned.complete(),
+            "the marker starts on a block boundary"
+        );
+    }
+
+    #[test]
+    fn notes_go_to_stderr_and_loaded_lines_are_returned() {
+        let messages = vec![
+            LoadMessage {
+                stream: format!("{NOTE}converted\n"),
+            },
+            LoadMessage::loaded("hello:1.0"),
+            LoadMessage::loaded_id("sha256:ab"),
+            LoadMessage::default(),
+        ];
+        assert_eq!(
+            print_notes(messages),
+            ["Loaded image: hello:1.0", "Loaded image ID: sha256:ab"]
+        );
+    }
+
+    #[test]
+    fn a_scratch_dir_is_new_and_removed_when_dropped() {
+        let a = ScratchDir::new("test").unwrap();
+        let b = ScratchDir::new("test").unwrap();
+        assert_ne!(a.0, b.0);
+        std::fs::write(a.0.join("f"), b"x").unwrap();
+        let path = a.0.clone();
+        drop(a);
+        assert!(!path.exists());
+    }
+}
