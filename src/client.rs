@@ -43,10 +43,24 @@ pub struct Client {
 impl Client {
     /// Connects to the daemon on `socket`, starting one (serving `root`)
     /// in the background when none answers.
+    /// A daemon already serving `root` on another socket is used instead:
+    /// one daemon per store (see `wrun_daemon::store_lock`).
     pub fn connect(socket: &Path, root: &Path) -> anyhow::Result<Self> {
-        if std::os::unix::net::UnixStream::connect(socket).is_err() {
-            start_daemon(socket, root)?;
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Self::new(socket);
         }
+        if let Some(holder) = wrun_daemon::store_lock::StoreLock::holder(root) {
+            eprintln!(
+                "wrun: the store {} is served by the daemon on {} (pid {}); using it",
+                root.display(),
+                holder.socket.display(),
+                holder.pid
+            );
+            std::os::unix::net::UnixStream::connect(&holder.socket)
+                .with_context(|| cannot_connect(&holder.socket))?;
+            return Self::new(&holder.socket);
+        }
+        start_daemon(socket, root)?;
         Self::new(socket)
     }
 
