@@ -1,13 +1,12 @@
 //! End to end: the daemon keeps its instance records in one journal
 //! (`containers/records.journal`), which survives a restart and a `kill -9`,
-//! loads around a torn or garbled line, takes in a store of the layout
-//! before it, and leaves an instance one inode on disk: its log.
+//! loads around a torn or garbled line, and leaves an instance one inode on
+//! disk: its log.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -168,21 +167,6 @@ impl Drop for JournalDaemon {
     }
 }
 
-/// The live records of a journal by ID (the last line of an ID wins).
-fn live_records(journal: &Path) -> BTreeMap<String, serde_json::Value> {
-    let mut live = BTreeMap::new();
-    for line in std::fs::read_to_string(journal).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let id = v["id"].as_str().unwrap().to_owned();
-        if v["record"].is_null() {
-            live.remove(&id);
-        } else {
-            live.insert(id, v["record"].clone());
-        }
-    }
-    live
-}
-
 /// Files and directories under `dir`, recursively (each one an inode).
 fn inodes_under(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -281,70 +265,6 @@ fn a_torn_last_line_and_a_garbled_middle_line_lose_no_other_record() {
         !err.contains("skipping line") && !err.contains("torn"),
         "{err}"
     );
-}
-
-#[test]
-fn a_store_of_the_layout_before_the_journal_is_taken_in() {
-    let mut d = JournalDaemon::start();
-    d.run_hello("old", &["old"]);
-    d.create("quiet");
-    d.stop();
-    // Rewrite the store as the previous daemon left it: a directory per
-    // instance with its record (`config.json`) and its log, no journal.
-    let containers = d.containers();
-    let mut ids = Vec::new();
-    for (id, record) in live_records(&d.journal()) {
-        let dir = containers.join(&id);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(
-            dir.join("config.json"),
-            serde_json::to_vec_pretty(&record).unwrap(),
-        )
-        .unwrap();
-        // Its log was a file of Docker frames (this daemon packs small ones).
-        if record["name"] == "old" {
-            let payload = b"Hello, old!\n";
-            let mut frame = vec![1, 0, 0, 0];
-            frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-            frame.extend_from_slice(payload);
-            std::fs::write(dir.join("container.log"), frame).unwrap();
-        }
-        ids.push(id);
-    }
-    std::fs::remove_file(d.journal()).unwrap();
-    std::fs::remove_file(containers.join("logs.pack")).unwrap();
-    std::fs::remove_dir(containers.join("logs")).unwrap();
-    // A leftover of an instance removed while a reader drained its log.
-    std::fs::create_dir(containers.join("gone")).unwrap();
-    std::fs::write(containers.join("gone").join("container.log"), b"x").unwrap();
-
-    d.spawn();
-    assert_eq!(d.names(), ["old", "quiet"]);
-    assert_eq!(d.wrun_ok(&["logs", "old"]), "Hello, old!\n");
-    let log_path = d.inspect("old")["LogPath"].as_str().unwrap().to_owned();
-    assert!(log_path.ends_with("/container.log"), "{log_path}");
-    // Folded into the journal: the record files are gone, the leftover too.
-    assert_eq!(
-        std::fs::read_to_string(d.journal())
-            .unwrap()
-            .lines()
-            .count(),
-        2
-    );
-    for id in &ids {
-        assert!(!containers.join(id).join("config.json").exists());
-    }
-    assert!(!containers.join("gone").exists());
-    // A migrated instance runs again and is removed with its directory.
-    d.wrun_ok(&["start", "quiet"]);
-    assert_eq!(d.wrun_ok(&["wait", "quiet"]).trim(), "0");
-    assert_eq!(d.wrun_ok(&["logs", "quiet"]), "Hello, world!\n");
-    d.wrun_ok(&["rm", "old"]);
-    d.stop();
-    d.spawn();
-    assert_eq!(d.names(), ["quiet"]);
-    let old_dirs = ids.iter().filter(|id| containers.join(id).exists()).count();
-    assert_eq!(old_dirs, 1, "rm left the directory of a migrated instance");
 }
 
 #[test]

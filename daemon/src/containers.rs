@@ -14,8 +14,10 @@ use tokio::io::AsyncWriteExt;
 use wrun_api::time::ZERO_TIME;
 
 use super::http::{Body, Query, empty, json, parse_filters, parse_json, read_body, streaming};
+use super::instance::Container;
 use super::logs::{Follow, Streams};
-use super::state::{Container, ContainerRecord, Daemon};
+use super::record::ContainerRecord;
+use super::state::Daemon;
 use crate::error::DaemonError;
 use crate::lifecycle::{Status, StopKind};
 use wrun_api::containers::{

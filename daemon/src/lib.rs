@@ -11,12 +11,16 @@ pub mod grants;
 mod http;
 pub mod image_views;
 mod images;
+mod instance;
 pub mod launch;
+mod layout;
 pub mod lifecycle;
 mod logpack;
 mod logs;
 pub mod outcome;
+mod record;
 mod records;
+mod registry;
 pub mod serve;
 mod serving;
 mod state;
@@ -47,7 +51,7 @@ use wrun_api::API_VERSION;
 pub fn images_in_use_on_disk(
     store: &wrun_image::Store,
 ) -> std::collections::HashSet<wrun_image::Digest> {
-    let ids = state::image_ids_on_disk(&store.root().join("containers"));
+    let ids = layout::image_ids_on_disk(store.root());
     images::images_in_use(store, &ids)
 }
 

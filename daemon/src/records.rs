@@ -40,10 +40,6 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The journal's name in the daemon's `containers/`.
 pub const JOURNAL: &str = "records.journal";
 
-/// The record file of one instance in the layout before the journal
-/// (`containers/<id>/config.json`), read once to migrate.
-pub const LEGACY_RECORD: &str = "config.json";
-
 /// One line of the journal: a record, or `record: null` for a removal.
 #[derive(Serialize, Deserialize)]
 struct Line<T> {
@@ -58,10 +54,9 @@ pub struct Loaded {
     pub problems: Vec<String>,
 }
 
-/// Reads the journal in `dir` and the records of the layout before it
-/// (`<id>/config.json`, for IDs the journal does not know). Never fails on
-/// content: a torn last line (a kill in the middle of an append) or a
-/// garbled line is skipped and named in `problems`.
+/// Reads the journal in `dir`. Never fails on content: a torn last line (a
+/// kill in the middle of an append) or a garbled line is skipped and named
+/// in `problems`.
 pub fn read(dir: &Path) -> anyhow::Result<Loaded> {
     let path = dir.join(JOURNAL);
     let mut records = BTreeMap::new();
@@ -100,35 +95,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Loaded> {
             }
         }
     }
-    for (id, legacy) in legacy_records(dir) {
-        if records.contains_key(&id) {
-            continue;
-        }
-        match std::fs::read(&legacy)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(serde_json::from_slice::<serde_json::Value>(&b)?))
-        {
-            Ok(r) => {
-                records.insert(id, r);
-            }
-            Err(e) => problems.push(format!("skipping {}: {e:#}", legacy.display())),
-        }
-    }
     Ok(Loaded { records, problems })
-}
-
-/// The `<id>/config.json` files of the layout before the journal.
-pub fn legacy_records(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| {
-            let id = e.file_name().into_string().ok()?;
-            let path = e.path().join(LEGACY_RECORD);
-            path.is_file().then_some((id, path))
-        })
-        .collect()
 }
 
 /// The journal of one daemon's records, open for appends.
@@ -598,23 +565,6 @@ mod tests {
         let (_, loaded) = open(tmp.path());
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         assert_eq!(loaded.records.len(), 3);
-    }
-
-    #[test]
-    fn records_of_the_layout_before_the_journal_are_read() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("old")).unwrap();
-        std::fs::write(tmp.path().join("old").join(LEGACY_RECORD), "{\"n\": 7}").unwrap();
-        std::fs::create_dir(tmp.path().join("torn")).unwrap();
-        std::fs::write(tmp.path().join("torn").join(LEGACY_RECORD), "{\"n\": ").unwrap();
-        let (j, loaded) = open(tmp.path());
-        assert_eq!(loaded.records.len(), 1);
-        assert_eq!(loaded.records["old"]["n"], 7);
-        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
-        // The journal's version wins over a legacy file not yet removed.
-        j.put("old", &serde_json::json!({"n": 8})).unwrap();
-        let (_, loaded) = open(tmp.path());
-        assert_eq!(loaded.records["old"]["n"], 8);
     }
 
     /// The owner's side of online compaction: records in memory, made

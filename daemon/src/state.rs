@@ -1,314 +1,38 @@
-//! The daemon's state: the instance records (persisted under the store
-//! root), names, and the lifecycle of each instance as an async task.
+//! The daemon and the lifecycle operations on its instances: load, create,
+//! start, stop, kill, pause, restart, rename, remove, each checked first.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use tokio::io::DuplexStream;
+use serde::Deserialize;
 use tokio::sync::{oneshot, watch};
-use wrun_image::Store;
-use wrun_runtime::{InputSource, InputStream, OutputTarget, Runtime};
-
-use super::events::EventLog;
-use super::gate::RunGate;
-use super::logpack::LogPack;
-use super::logs::{LogFile, STDERR, STDOUT};
-use super::records::{self, RecordJournal};
-use crate::error::DaemonError;
-use crate::launch;
-use crate::lifecycle::{EXIT_DAEMON_GONE, Status, StopKind};
-use crate::outcome;
 use wrun_api::containers::{ContainerConfig, HostConfig};
+use wrun_api::time::now;
+use wrun_image::Store;
+use wrun_runtime::{OutputTarget, Runtime};
 
-/// Bytes one log file may reach before it is rotated (two are kept).
-pub const LOG_MAX_SIZE: u64 = 10 << 20;
-
-/// What is kept of an instance's state across daemon restarts.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StateRecord {
-    pub status: Status,
-    pub exit_code: i64,
-    pub error: String,
-    pub oom_killed: bool,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Ended by `stop` or `kill`: restart policies leave it alone until it
-    /// is started again by hand.
-    pub manually_stopped: bool,
-    /// Waiting to be started again by its restart policy (not persisted).
-    #[serde(skip)]
-    pub restarting: bool,
-    /// The published ports of the current (or last) run as they landed on
-    /// the host (`-p` form, host port resolved), shown while live.
-    pub published: Vec<String>,
-}
-
-impl StateRecord {
-    /// Running or paused: the instance holds a guest.
-    pub fn is_live(&self) -> bool {
-        matches!(self.status, Status::Running | Status::Paused)
-    }
-}
-
-/// One instance as stored in `containers/records.journal`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ContainerRecord {
-    pub id: String,
-    pub name: String,
-    pub created: String,
-    /// The image as the request named it.
-    pub image: String,
-    /// The image ID (config digest) it resolved to.
-    pub image_id: String,
-    /// argv\[0\] and the rest, as resolved at create.
-    pub path: String,
-    pub args: Vec<String>,
-    pub config: ContainerConfig,
-    pub host_config: HostConfig,
-    pub state: StateRecord,
-    pub restart_count: i64,
-}
-
-/// What watchers of an instance (`wait`) see change.
-#[derive(Clone, Debug, Default)]
-pub struct Lifecycle {
-    pub running: bool,
-    /// Runs that have ended since the daemon loaded the instance.
-    pub exits: u64,
-    pub exit_code: i64,
-    pub error: String,
-    pub removed: bool,
-}
-
-pub struct Container {
-    pub id: String,
-    /// `containers/<id>/` of an instance created before the journal (its
-    /// logs stay there); deleted with the instance.
-    legacy_dir: Option<PathBuf>,
-    pub log: Arc<LogFile>,
-    records: Arc<RecordJournal>,
-    inner: Mutex<Inner>,
-    lifecycle: watch::Sender<Lifecycle>,
-}
-
-struct Inner {
-    record: ContainerRecord,
-    stop: Option<oneshot::Sender<StopKind>>,
-    /// Pause control and meters of the current run.
-    gate: Option<Arc<RunGate>>,
-    /// The current run serves HTTP (its requests run outside the gate).
-    serving: bool,
-    /// When the current (or last) run started, and how many policy
-    /// restarts in a row followed runs shorter than [`STEADY_RUN`].
-    run_started: Option<std::time::Instant>,
-    quick_restarts: u32,
-    stdin: StdinPipe,
-}
-
-/// The stdin of an instance created with `OpenStdin` (`docker run -i`): a
-/// pipe made by whichever comes first, an attach with `stdin=1` or the
-/// start, each taking its end; dropped when the run ends. Without an
-/// attach the guest waits on an open, empty stdin, as in Docker.
-#[derive(Default)]
-struct StdinPipe {
-    /// For the next run, when an attach came first.
-    reader: Option<InputStream>,
-    /// For the next attach, when the run came first.
-    writer: Option<DuplexStream>,
-}
-
-/// Bytes an attached client may write ahead of the guest's reads.
-const STDIN_BUFFER: usize = 64 * 1024;
+use crate::error::DaemonError;
+use crate::events::EventLog;
+use crate::gate::RunGate;
+use crate::instance::{Container, Inner, Lifecycle};
+use crate::launch;
+use crate::layout::{self, LOG_PACK, LOGS, log_max_size};
+use crate::lifecycle::{self, EXIT_DAEMON_GONE, Removal, Start, Status, StopKind, Stopping};
+use crate::logpack::LogPack;
+use crate::logs::{LogFile, STDERR, STDOUT};
+use crate::outcome;
+use crate::record::{ContainerRecord, StateRecord};
+use crate::records::{self, RecordJournal};
+use crate::registry::{self, Registry};
 
 /// Instances started at once when the daemon applies restart policies.
 const REVIVE_AT_ONCE: usize = 32;
 
-/// A run this long resets the restart back-off.
-const STEADY_RUN: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Docker's back-off before a policy restart: 100 ms, doubled after each
-/// quick restart, at most a minute.
-fn restart_delay(quick_restarts: u32) -> std::time::Duration {
-    let ms = 100u64.saturating_mul(1u64 << quick_restarts.min(10));
-    std::time::Duration::from_millis(ms.min(60_000))
-}
-
-impl Container {
-    fn new(
-        log: Arc<LogFile>,
-        legacy_dir: Option<PathBuf>,
-        record: ContainerRecord,
-        records: &Arc<RecordJournal>,
-    ) -> Arc<Self> {
-        let life = Lifecycle {
-            running: record.state.status == Status::Running,
-            exit_code: record.state.exit_code,
-            error: record.state.error.clone(),
-            ..Lifecycle::default()
-        };
-        Arc::new(Self {
-            id: record.id.clone(),
-            log,
-            legacy_dir,
-            records: Arc::clone(records),
-            inner: Mutex::new(Inner {
-                record,
-                stop: None,
-                gate: None,
-                serving: false,
-                run_started: None,
-                quick_restarts: 0,
-                stdin: StdinPipe::default(),
-            }),
-            lifecycle: watch::Sender::new(life),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Every update of Inner is a whole assignment: usable after a panic.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A copy of the record.
-    pub fn record(&self) -> ContainerRecord {
-        self.lock().record.clone()
-    }
-
-    pub fn name(&self) -> String {
-        self.lock().record.name.clone()
-    }
-
-    /// Records where the current run's published ports landed. Not saved
-    /// on its own: they are shown only while live, and the end of the run
-    /// saves the record.
-    fn set_published(&self, published: &[wrun_runtime::PortMapping]) {
-        self.lock().record.state.published = published.iter().map(|m| m.spec()).collect();
-    }
-
-    /// The writing end of the instance's stdin, for an attach with
-    /// `stdin=1`; `None` unless it was created with `OpenStdin`, or when
-    /// another attach holds it already.
-    pub fn attach_stdin(&self) -> Option<DuplexStream> {
-        let mut inner = self.lock();
-        if !inner.record.config.open_stdin {
-            return None;
-        }
-        if let Some(w) = inner.stdin.writer.take() {
-            return Some(w);
-        }
-        if inner.stdin.reader.is_some() || inner.record.state.is_live() {
-            return None;
-        }
-        let (r, w) = tokio::io::duplex(STDIN_BUFFER);
-        inner.stdin.reader = Some(InputStream::new(r));
-        Some(w)
-    }
-
-    /// The stdin of a run about to start.
-    fn run_stdin(inner: &mut Inner) -> InputSource {
-        if !inner.record.config.open_stdin {
-            return InputSource::Null;
-        }
-        if let Some(r) = inner.stdin.reader.take() {
-            return InputSource::Stream(r);
-        }
-        let (r, w) = tokio::io::duplex(STDIN_BUFFER);
-        inner.stdin.writer = Some(w);
-        InputSource::Stream(InputStream::new(r))
-    }
-
-    /// The pause control and meters of the current run, while live.
-    pub fn gate(&self) -> Option<Arc<RunGate>> {
-        self.lock().gate.clone()
-    }
-
-    pub fn watch(&self) -> watch::Receiver<Lifecycle> {
-        self.lifecycle.subscribe()
-    }
-
-    fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
-        self.records
-            .put(&self.id, record)
-            .with_context(|| format!("saving the record of instance {}", self.id))
-    }
-
-    /// Bytes the instance holds on disk: its logs and, for an instance from
-    /// before the journal, its directory.
-    fn disk_bytes(&self) -> u64 {
-        match &self.legacy_dir {
-            Some(dir) => dir_size(dir),
-            None => self.log.disk_bytes(),
-        }
-    }
-
-    /// Deletes the instance's logs (and its directory from before the
-    /// journal).
-    fn delete_files(&self) {
-        match &self.legacy_dir {
-            Some(dir) => remove_dir(dir),
-            None => self.log.delete(),
-        }
-    }
-
-    /// Records the end of a run and wakes every watcher; returns the record
-    /// as the run left it (a watcher may start the next run at once) and,
-    /// when its restart policy starts it again, after what delay. The
-    /// policy is decided under the same lock as the end, so a `stop` sees
-    /// either a live instance or one already marked restarting.
-    fn finish(
-        &self,
-        exit_code: i64,
-        error: String,
-        oom_killed: bool,
-        may_restart: bool,
-    ) -> (ContainerRecord, Option<std::time::Duration>) {
-        let mut inner = self.lock();
-        inner.stop = None;
-        inner.gate = None;
-        inner.serving = false;
-        inner.stdin = StdinPipe::default();
-        let st = &mut inner.record.state;
-        st.status = Status::Exited;
-        st.exit_code = exit_code;
-        st.error = error.clone();
-        st.oom_killed = oom_killed;
-        st.finished_at = Some(now());
-        if let Err(e) = self.save(&inner.record) {
-            eprintln!("wrun daemon: {}", crate::error::describe(&e));
-        }
-        let r = &inner.record;
-        let restart = may_restart
-            && !r.host_config.auto_remove
-            && r.host_config.restart_policy.restarts_after(
-                exit_code,
-                r.state.manually_stopped,
-                r.restart_count,
-            );
-        let delay = restart.then(|| {
-            let steady = inner.run_started.is_some_and(|t| t.elapsed() >= STEADY_RUN);
-            inner.quick_restarts = if steady { 0 } else { inner.quick_restarts + 1 };
-            inner.record.state.restarting = true;
-            restart_delay(inner.quick_restarts - 1)
-        });
-        let ended = inner.record.clone();
-        drop(inner);
-        self.log.end_run();
-        self.lifecycle.send_modify(|l| {
-            l.running = false;
-            l.exits += 1;
-            l.exit_code = exit_code;
-            l.error = error;
-        });
-        (ended, delay)
-    }
-}
-
-pub use wrun_api::time::now;
+/// How long a removed instance's log stays for readers still draining it.
+const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The daemon: the store, the one runtime, and every instance.
 pub struct Daemon {
@@ -321,7 +45,7 @@ pub struct Daemon {
     pub shutdown: tokio::sync::Notify,
     pub events: EventLog,
     /// Set once the daemon is stopping: no policy restarts from then on.
-    shutting_down: std::sync::atomic::AtomicBool,
+    shutting_down: AtomicBool,
     /// Instances that were running when the previous daemon went away.
     interrupted: HashSet<String>,
     records: Arc<RecordJournal>,
@@ -330,17 +54,24 @@ pub struct Daemon {
     unreadable: Vec<(String, serde_json::Value)>,
 }
 
-#[derive(Default)]
-struct Registry {
-    by_id: BTreeMap<String, Arc<Container>>,
-    names: HashMap<String, String>,
+/// What telling an instance to stop found.
+enum Signalled {
+    NotLive,
+    /// It was waiting for a policy restart, now cancelled.
+    RestartCancelled,
+    /// It is ending; `rx` sees when it has.
+    Ending {
+        rx: watch::Receiver<Lifecycle>,
+        name: String,
+        image: String,
+    },
 }
 
 impl Daemon {
     /// Opens the records under `<root>/containers`; instances that were
     /// running when a previous daemon stopped are marked exited.
     pub fn load(store: Store, runtime: Runtime, socket: PathBuf) -> anyhow::Result<Arc<Self>> {
-        let containers_dir = store.root().join("containers");
+        let containers_dir = layout::containers_dir(store.root());
         std::fs::create_dir_all(&containers_dir)
             .with_context(|| format!("creating {}", containers_dir.display()))?;
         let logs_dir = containers_dir.join(LOGS);
@@ -370,7 +101,7 @@ impl Daemon {
             unreadable.push((id.clone(), value.clone()));
         }
         let records = RecordJournal::start(&containers_dir, &live)?;
-        let files = forget_leftovers(&containers_dir, &logs_dir, &live);
+        let log_files = layout::forget_leftovers(&logs_dir, &live);
         let (log_pack, problems) = LogPack::open(containers_dir.join(LOG_PACK))?;
         for problem in &problems {
             eprintln!("wrun daemon: {problem}");
@@ -382,25 +113,16 @@ impl Daemon {
             let max = log_max_size(&record);
             let path = logs_dir.join(format!("{}.log", record.id));
             let pack = Arc::clone(&log_pack);
-            let (log, legacy_dir) = if files.legacy_dirs.contains(&record.id) {
-                let dir = containers_dir.join(&record.id);
-                (LogFile::open(dir.join(LEGACY_LOG), max, None), Some(dir))
-            } else if files.log_files.contains(&record.id) {
-                (
-                    LogFile::open(path, max, Some((pack, record.id.clone()))),
-                    None,
-                )
+            let log = if log_files.contains(&record.id) {
+                LogFile::open(path, max, Some((pack, record.id.clone())))
             } else {
-                (LogFile::packed(path, max, pack, record.id.clone()), None)
+                LogFile::packed(path, max, pack, record.id.clone())
             };
-            let c = Container::new(log, legacy_dir, record, &records);
+            let c = Container::new(log, record, &records);
             {
                 let mut inner = c.lock();
                 let st = &mut inner.record.state;
-                if matches!(
-                    st.status,
-                    Status::Running | Status::Paused | Status::Removing
-                ) {
+                if st.status.interrupted() {
                     st.status = Status::Exited;
                     st.exit_code = EXIT_DAEMON_GONE;
                     st.error = "the daemon stopped while the instance was running".into();
@@ -413,8 +135,7 @@ impl Daemon {
                     });
                 }
             }
-            registry.names.insert(c.name(), c.id.clone());
-            registry.by_id.insert(c.id.clone(), c);
+            registry.insert_named(c);
         }
         // Packed logs of instances removed since are dropped (a record the
         // daemon could not read keeps its log, like its files).
@@ -428,7 +149,7 @@ impl Daemon {
             registry: Mutex::new(registry),
             shutdown: tokio::sync::Notify::new(),
             events: EventLog::default(),
-            shutting_down: std::sync::atomic::AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
             interrupted,
             records: Arc::clone(&records),
             unreadable,
@@ -439,39 +160,19 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// The registry; taken before an instance's lock, never after.
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // Inserts and removes are single calls: usable after a panic.
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
-        self.registry().by_id.values().cloned().collect()
+        self.registry().all()
     }
 
     /// By full ID, name (with or without the leading `/`), or unique ID prefix.
     pub fn find(&self, key: &str) -> Result<Arc<Container>, DaemonError> {
-        let reg = self.registry();
-        if let Some(c) = reg.by_id.get(key) {
-            return Ok(Arc::clone(c));
-        }
-        let name = key.strip_prefix('/').unwrap_or(key);
-        if let Some(c) = reg.names.get(name).and_then(|id| reg.by_id.get(id)) {
-            return Ok(Arc::clone(c));
-        }
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(DaemonError::no_such_container(key));
-        }
-        let mut matches = reg
-            .by_id
-            .range(key.to_string()..)
-            .take_while(|(id, _)| id.starts_with(key));
-        match (matches.next(), matches.next()) {
-            (Some((_, c)), None) => Ok(Arc::clone(c)),
-            (Some(_), Some(_)) => Err(DaemonError::invalid(format!(
-                "multiple IDs found with provided prefix: {key}"
-            ))),
-            (None, _) => Err(DaemonError::no_such_container(key)),
-        }
+        self.registry().find(key)
     }
 
     /// Creates an instance record (not started). The image and the grants
@@ -519,32 +220,19 @@ impl Daemon {
         let settings = launch::settings(&config, &host_config)?;
         let launch = launch::plan(&self.store, &record, &config.image, &settings)
             .map_err(|e| DaemonError::invalid(crate::error::describe(&e)))?;
-        let id = new_id();
+        let id = registry::new_id();
         let mut args = launch.spec.args.clone();
         let path = if args.is_empty() {
             String::new()
         } else {
             args.remove(0)
         };
-        let mut reg = self.registry();
-        let name = match name {
-            Some(n) => {
-                if let Some(other) = reg.names.get(&n) {
-                    return Err(DaemonError::conflict(format!(
-                        "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-                    )));
-                }
-                n
-            }
-            None => generate_name(&id, &reg.names),
-        };
         // Reserve the name, then write the record without holding the
-        // registry: on a slow file system a create's directory and record
-        // take a millisecond, and every other request needs the registry.
-        // Until the instance is inserted below, its name is taken but
-        // finds nothing.
-        reg.names.insert(name.clone(), id.clone());
-        drop(reg);
+        // registry: on a slow file system a create's record takes a
+        // millisecond, and every other request needs the registry. Until
+        // the instance is inserted below, its name is taken but finds
+        // nothing.
+        let name = self.registry().claim_name(name, &id)?;
         let record = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -566,21 +254,15 @@ impl Daemon {
             Arc::clone(&self.log_pack),
             id.clone(),
         );
-        let c = Container::new(log, None, record.clone(), &self.records);
+        let c = Container::new(log, record.clone(), &self.records);
         // The record is appended before the instance is in the registry:
         // no journal rewrite may take its snapshot in between.
         let in_flight = self.records.in_flight();
-        let c = match c.save(&record) {
-            Ok(()) => c,
-            Err(e) => {
-                let mut reg = self.registry();
-                if reg.names.get(&name) == Some(&id) {
-                    reg.names.remove(&name);
-                }
-                return Err(e.into());
-            }
-        };
-        self.registry().by_id.insert(id.clone(), Arc::clone(&c));
+        if let Err(e) = c.save(&record) {
+            self.registry().release_name(&name, &id);
+            return Err(e.into());
+        }
+        self.registry().insert(Arc::clone(&c));
         drop(in_flight);
         self.events
             .container("create", &id, &name, &record.image, &[]);
@@ -602,15 +284,9 @@ impl Daemon {
     ) -> Result<bool, DaemonError> {
         let (rx, gate, record, stdin) = {
             let mut inner = c.lock();
-            match inner.record.state.status {
-                Status::Running | Status::Paused => return Ok(false),
-                Status::Removing => {
-                    return Err(DaemonError::conflict(format!(
-                        "container {} is marked for removal and cannot be started",
-                        c.id
-                    )));
-                }
-                Status::Created | Status::Exited => {}
+            match inner.record.state.status.start(&c.id)? {
+                Start::AlreadyRunning => return Ok(false),
+                Start::Run => {}
             }
             let (tx, rx) = oneshot::channel();
             inner.stop = Some(tx);
@@ -680,7 +356,7 @@ impl Daemon {
         if let Some((listeners, serve)) = served {
             c.lock().serving = true;
             tokio::spawn(async move {
-                let (code, error) = super::serving::serve(
+                let (code, error) = crate::serving::serve(
                     &daemon.runtime,
                     OutputTarget::Sink(c2.log.sink(STDOUT)),
                     &module,
@@ -728,7 +404,7 @@ impl Daemon {
     fn ended(self: &Arc<Self>, c: &Arc<Container>, code: i64, error: String, oom: bool) {
         // Decisions use the record as this run left it: `restart` may have
         // started the next run already.
-        let may_restart = !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
+        let may_restart = !self.shutting_down.load(Ordering::SeqCst);
         let (r, delay) = c.finish(code, error, oom, may_restart);
         self.events.container(
             "die",
@@ -738,9 +414,8 @@ impl Daemon {
             &[("exitCode", code.to_string())],
         );
         if r.host_config.auto_remove {
-            if !c.lock().record.state.is_live() {
-                self.remove_stopped(c);
-            }
+            // Unless started again meanwhile, which keeps it.
+            let _ = self.remove_stopped(c);
             return;
         }
         let Some(delay) = delay else {
@@ -759,10 +434,10 @@ impl Daemon {
     async fn restart_by_policy(self: &Arc<Self>, c: &Arc<Container>) {
         {
             let mut inner = c.lock();
-            let still_wanted = inner.record.state.restarting
-                && inner.record.state.status == Status::Exited
-                && !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
-            inner.record.state.restarting = false;
+            let st = &mut inner.record.state;
+            let still_wanted = st.status.policy_may_start(st.restarting)
+                && !self.shutting_down.load(Ordering::SeqCst);
+            st.restarting = false;
             if !still_wanted {
                 return;
             }
@@ -787,16 +462,21 @@ impl Daemon {
     pub async fn apply_restart_policies(self: &Arc<Self>) {
         let mut starts = tokio::task::JoinSet::new();
         for c in self.all() {
-            let r = c.record();
-            let was_running = self.interrupted.contains(&c.id);
-            let wanted = r.state.status == Status::Exited
-                && r.host_config.restart_policy.starts_with_daemon(
-                    was_running,
-                    r.state.manually_stopped,
-                    r.restart_count,
-                );
+            // Decided and marked under one lock: a `stop` or `start` in
+            // between sees the pending restart.
+            let wanted = {
+                let mut inner = c.lock();
+                let r = &inner.record;
+                let wanted = r.state.status == Status::Exited
+                    && r.host_config.restart_policy.starts_with_daemon(
+                        self.interrupted.contains(&c.id),
+                        r.state.manually_stopped,
+                        r.restart_count,
+                    );
+                inner.record.state.restarting |= wanted;
+                wanted
+            };
             if wanted {
-                c.lock().record.state.restarting = true;
                 while starts.len() >= REVIVE_AT_ONCE {
                     starts.join_next().await;
                 }
@@ -807,12 +487,68 @@ impl Daemon {
         while starts.join_next().await.is_some() {}
     }
 
-    /// Ends a running (or paused) instance and waits until it has ended;
-    /// `Ok(false)` when it was not running.
+    /// `stop` (and `kill` with [`StopKind::Signal`]): ends a running (or
+    /// paused) instance and waits until it has ended. `Ok(false)` when
+    /// nothing was running; for a kill that is Docker's 409 instead.
     pub async fn stop(&self, c: &Container, kind: StopKind) -> Result<bool, DaemonError> {
-        match self.signal(c, kind)? {
-            Signalled::NotLive => Ok(false),
-            Signalled::RestartCancelled => Ok(true),
+        let signalled = self.signal(c, kind)?;
+        Ok(self.stopped(c, kind, signalled).await)
+    }
+
+    /// The first half of [`stop`](Daemon::stop): checks the state and
+    /// tells the instance to end.
+    fn signal(&self, c: &Container, kind: StopKind) -> Result<Signalled, DaemonError> {
+        let inner = c.lock();
+        let st = &inner.record.state;
+        let stopping = match kind {
+            StopKind::Signal(_) => st.status.kill(st.restarting, &c.id, &inner.record.name)?,
+            StopKind::Stop | StopKind::Shutdown => st.status.stop(st.restarting, kind),
+        };
+        self.carry_out(c, inner, kind, stopping)
+    }
+
+    /// Carries out a stop decided under the instance's lock, `inner`.
+    fn carry_out(
+        &self,
+        c: &Container,
+        mut inner: MutexGuard<'_, Inner>,
+        kind: StopKind,
+        stopping: Stopping,
+    ) -> Result<Signalled, DaemonError> {
+        match stopping {
+            Stopping::NotRunning => return Ok(Signalled::NotLive),
+            Stopping::CancelRestart => {
+                inner.record.state.restarting = false;
+                inner.record.state.manually_stopped = true;
+                c.save(&inner.record)?;
+                return Ok(Signalled::RestartCancelled);
+            }
+            Stopping::Signal => {}
+        }
+        if !matches!(kind, StopKind::Shutdown) {
+            // Stopped by hand: no policy restart follows this run.
+            inner.record.state.manually_stopped = true;
+            inner.record.state.restarting = false;
+        }
+        let rx = c.watch();
+        if let Some(tx) = inner.stop.take() {
+            let _ = tx.send(kind);
+        }
+        let (name, image) = (inner.record.name.clone(), inner.record.image.clone());
+        drop(inner);
+        if let Some(n) = kind.signal() {
+            self.events
+                .container("kill", &c.id, &name, &image, &[("signal", n.to_string())]);
+        }
+        Ok(Signalled::Ending { rx, name, image })
+    }
+
+    /// The second half of [`stop`](Daemon::stop): waits for the run to
+    /// end; whether anything was stopped.
+    async fn stopped(&self, c: &Container, kind: StopKind, signalled: Signalled) -> bool {
+        match signalled {
+            Signalled::NotLive => false,
+            Signalled::RestartCancelled => true,
             Signalled::Ending {
                 mut rx,
                 name,
@@ -822,43 +558,14 @@ impl Daemon {
                 if matches!(kind, StopKind::Stop) {
                     self.events.container("stop", &c.id, &name, &image, &[]);
                 }
-                Ok(true)
+                true
             }
         }
-    }
-
-    /// The first half of [`stop`](Daemon::stop): tells the instance to end.
-    fn signal(&self, c: &Container, kind: StopKind) -> Result<Signalled, DaemonError> {
-        let rx = c.watch();
-        let (name, image) = {
-            let mut inner = c.lock();
-            if inner.record.state.restarting && !matches!(kind, StopKind::Shutdown) {
-                // Waiting for its policy restart: cancel it.
-                inner.record.state.restarting = false;
-                inner.record.state.manually_stopped = true;
-                c.save(&inner.record)?;
-                return Ok(Signalled::RestartCancelled);
-            }
-            if !inner.record.state.is_live() {
-                return Ok(Signalled::NotLive);
-            }
-            if !matches!(kind, StopKind::Shutdown) {
-                inner.record.state.manually_stopped = true;
-            }
-            if let Some(tx) = inner.stop.take() {
-                let _ = tx.send(kind);
-            }
-            (inner.record.name.clone(), inner.record.image.clone())
-        };
-        if let Some(n) = kind.signal() {
-            self.events
-                .container("kill", &c.id, &name, &image, &[("signal", n.to_string())]);
-        }
-        Ok(Signalled::Ending { rx, name, image })
     }
 
     /// `restart`: stops the instance if it runs, then starts it.
     pub async fn restart(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), DaemonError> {
+        c.lock().record.state.status.restart(&c.id)?;
         self.stop(c, StopKind::Stop).await?;
         self.start(c).await?;
         let r = c.record();
@@ -871,37 +578,15 @@ impl Daemon {
     pub fn pause(&self, c: &Container) -> Result<(), DaemonError> {
         let r = {
             let mut inner = c.lock();
-            match inner.record.state.status {
-                Status::Running => {}
-                Status::Paused => {
-                    return Err(DaemonError::conflict(format!(
-                        "Container {} is already paused",
-                        c.id
-                    )));
-                }
-                _ => {
-                    return Err(DaemonError::conflict(format!(
-                        "Container {} is not running",
-                        c.id
-                    )));
-                }
-            }
-            if inner.serving {
-                return Err(DaemonError::conflict(format!(
-                    "Container {} serves HTTP and cannot be paused: stop it instead (requests in flight finish)",
-                    c.id
-                )));
-            }
+            let paused = inner.record.state.status.pause(&c.id, inner.serving)?;
+            // Set with the status at start, cleared with it at the end.
             let Some(gate) = inner.gate.clone() else {
-                return Err(DaemonError::conflict(format!(
-                    "Container {} is not running",
-                    c.id
-                )));
+                return Err(lifecycle::not_running(&c.id));
             };
             gate.pause();
             // Kept in memory only: a daemon that stops treats paused as
             // running (the instance ends either way), so no disk write.
-            inner.record.state.status = Status::Paused;
+            inner.record.state.status = paused;
             inner.record.clone()
         };
         self.events
@@ -913,13 +598,7 @@ impl Daemon {
     pub fn unpause(&self, c: &Container) -> Result<(), DaemonError> {
         let r = {
             let mut inner = c.lock();
-            if inner.record.state.status != Status::Paused {
-                return Err(DaemonError::conflict(format!(
-                    "Container {} is not paused",
-                    c.id
-                )));
-            }
-            inner.record.state.status = Status::Running;
+            inner.record.state.status = inner.record.state.status.unpause(&c.id)?;
             if let Some(gate) = &inner.gate {
                 gate.resume();
             }
@@ -930,7 +609,8 @@ impl Daemon {
         Ok(())
     }
 
-    /// `rename`: 409 when the name is taken, 400 when it is not a valid name.
+    /// `rename`, in any state: 409 when the name is taken, 400 when it is
+    /// not a valid name.
     pub fn rename(&self, c: &Container, new_name: &str) -> Result<(), DaemonError> {
         let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
         if new_name.is_empty() {
@@ -940,6 +620,10 @@ impl Daemon {
         }
         wrun_api::parse::check_name(new_name).map_err(|e| DaemonError::invalid(e.to_string()))?;
         let mut reg = self.registry();
+        if !reg.contains(&c.id) {
+            // Removed since it was found: its name must not come back.
+            return Err(DaemonError::no_such_container(&c.id));
+        }
         let mut inner = c.lock();
         let old = inner.record.name.clone();
         if old == new_name {
@@ -947,17 +631,12 @@ impl Daemon {
                 "Renaming a container with the same name as its current name: {old}"
             )));
         }
-        if let Some(other) = reg.names.get(new_name) {
-            return Err(DaemonError::conflict(format!(
-                "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-            )));
-        }
+        reg.check_free(new_name)?;
         let mut record = inner.record.clone();
         record.name = new_name.to_string();
         c.save(&record)?;
         inner.record = record;
-        reg.names.remove(&old);
-        reg.names.insert(new_name.to_string(), c.id.clone());
+        reg.move_name(&c.id, &old, new_name);
         let image = inner.record.image.clone();
         drop(inner);
         drop(reg);
@@ -971,24 +650,29 @@ impl Daemon {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}`: refused for a running instance unless forced.
+    /// `DELETE /containers/{id}`: refused for a running instance unless
+    /// forced, then killed first.
     pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), DaemonError> {
-        let live = c.lock().record.state.is_live();
-        if live {
-            if !force {
-                return Err(DaemonError::conflict(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                )));
+        let killed = {
+            let inner = c.lock();
+            let removal = inner.record.state.status.remove(&c.id, force)?;
+            match removal {
+                Removal::Remove => None,
+                Removal::KillFirst => {
+                    let kind = StopKind::Signal(9);
+                    Some((kind, self.carry_out(c, inner, kind, Stopping::Signal)?))
+                }
             }
-            self.stop(c, StopKind::Signal(9)).await?;
+        };
+        if let Some((kind, signalled)) = killed {
+            self.stopped(c, kind, signalled).await;
         }
-        self.remove_stopped(c);
+        self.remove_stopped(c)?;
         Ok(())
     }
 
     /// `container prune`: removes every instance that is not running;
-    /// returns their IDs and the bytes their directories held.
+    /// returns their IDs and the bytes their logs held.
     pub fn prune(&self) -> (Vec<String>, u64) {
         let mut deleted = Vec::new();
         let mut bytes = 0;
@@ -996,32 +680,28 @@ impl Daemon {
             if c.lock().record.state.is_live() {
                 continue;
             }
-            bytes += c.disk_bytes();
-            if self.remove_stopped(&c) {
+            let held = c.log.disk_bytes();
+            // A run started since is left alone.
+            if let Ok(true) = self.remove_stopped(&c) {
+                bytes += held;
                 deleted.push(c.id.clone());
             }
         }
         (deleted, bytes)
     }
 
-    /// Forgets an instance that is not running and deletes its directory;
-    /// `false` when it was gone already.
-    fn remove_stopped(&self, c: &Arc<Container>) -> bool {
-        let name = {
+    /// Forgets an instance that is not running and deletes its logs:
+    /// `Ok(false)` when it was gone already, 409 when it runs (again).
+    fn remove_stopped(&self, c: &Arc<Container>) -> Result<bool, DaemonError> {
+        let (name, image) = {
             let mut reg = self.registry();
-            if reg.by_id.remove(&c.id).is_none() {
-                return false; // removed already (auto-remove and rm raced)
-            }
-            let name = c.name();
-            if reg.names.get(&name) == Some(&c.id) {
-                reg.names.remove(&name);
-            }
-            name
-        };
-        let image = {
             let mut inner = c.lock();
+            inner.record.state.status.remove(&c.id, false)?;
+            if !reg.remove(&c.id, &inner.record.name) {
+                return Ok(false); // removed already (auto-remove and rm raced)
+            }
             inner.record.state.status = Status::Removing;
-            inner.record.image.clone()
+            (inner.record.name.clone(), inner.record.image.clone())
         };
         // The record goes at once, so a daemon restart never brings the
         // instance back; the logs may outlive it a little.
@@ -1034,14 +714,14 @@ impl Daemon {
             let c = Arc::clone(c);
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(READER_GRACE, c.log.readers_done()).await;
-                c.delete_files();
+                c.log.delete();
             });
         } else {
-            c.delete_files();
+            c.log.delete();
         }
         c.lifecycle.send_modify(|l| l.removed = true);
         self.events.container("destroy", &c.id, &name, &image, &[]);
-        true
+        Ok(true)
     }
 
     /// Ends every running instance, recorded as exited because the daemon
@@ -1051,8 +731,7 @@ impl Daemon {
     /// the daemon exits. Tearing each instance down (its pool slot, stack
     /// and memory) took 170 µs apiece, 17 s at 100,000, for nothing.
     pub async fn stop_all(self: &Arc<Self>) {
-        self.shutting_down
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shutting_down.store(true, Ordering::SeqCst);
         let mut ending = Vec::new();
         let mut abandoned = Vec::new();
         for c in self.all() {
@@ -1112,178 +791,447 @@ impl records::LiveRecords for Daemon {
     }
 }
 
-/// What telling an instance to stop found.
-enum Signalled {
-    NotLive,
-    /// It was waiting for a policy restart, now cancelled.
-    RestartCancelled,
-    /// It is ending; `rx` sees when it has.
-    Ending {
-        rx: watch::Receiver<Lifecycle>,
-        name: String,
-        image: String,
-    },
-}
+/// The daemon core in process: a store in a temp directory with the
+/// `hello` and `idle` examples built into it, no socket.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::{Follow, Streams};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+    use wrun_api::containers::RestartPolicy;
+    use wrun_runtime::RuntimeConfig;
 
-/// How long a removed instance's log stays for readers still draining it.
-const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
-fn remove_dir(dir: &std::path::Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir) {
-        eprintln!("wrun daemon: removing {}: {e}", dir.display());
+    /// One runtime for every test: each example is compiled once.
+    fn runtime() -> Runtime {
+        static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+        RUNTIME
+            .get_or_init(|| {
+                Runtime::new(RuntimeConfig {
+                    max_instances: 16,
+                    max_memory_per_instance: 64 << 20,
+                    ..RuntimeConfig::default()
+                })
+                .unwrap()
+            })
+            .clone()
     }
-}
 
-/// The image IDs of the instance records in `containers_dir`.
-pub fn image_ids_on_disk(containers_dir: &std::path::Path) -> std::collections::HashSet<String> {
-    let Ok(loaded) = records::read(containers_dir) else {
-        return Default::default();
-    };
-    loaded
-        .records
-        .values()
-        .filter_map(|r| r.get("image_id")?.as_str().map(str::to_owned))
-        .collect()
-}
+    /// A daemon over a fresh store holding `hello:1.0` and `idle:1.0`.
+    fn daemon() -> (tempfile::TempDir, Arc<Daemon>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for example in ["hello", "idle"] {
+            let request = wrun_bundler::BuildRequest {
+                context: format!("{}/../examples/{example}", env!("CARGO_MANIFEST_DIR")).into(),
+                tags: vec![format!("{example}:1.0").parse().unwrap()],
+                ..Default::default()
+            };
+            wrun_bundler::build(&store, &request).unwrap();
+        }
+        let daemon = Daemon::load(store, runtime(), dir.path().join("wrun.sock")).unwrap();
+        (dir, daemon)
+    }
 
-/// Where the logs of instances live once they outgrow the pack:
-/// `containers/logs/<id>.log` (one inode per instance, no directory).
-const LOGS: &str = "logs";
-/// The first KiB of every instance's log: `containers/logs.pack`.
-const LOG_PACK: &str = "logs.pack";
-
-/// The size at which an instance's log file is rotated.
-fn log_max_size(record: &ContainerRecord) -> u64 {
-    record
-        .host_config
-        .log_config
-        .max_size()
-        .ok()
-        .flatten()
-        .unwrap_or(LOG_MAX_SIZE)
-}
-/// The log of an instance created before the journal, in its directory.
-const LEGACY_LOG: &str = "container.log";
-
-/// Which live instances have files of their own, from one listing of each
-/// directory at start (so an instance with neither costs no `stat`).
-#[derive(Default)]
-struct InstanceFiles {
-    /// A directory `containers/<id>/` (the layout before the journal).
-    legacy_dirs: HashSet<String>,
-    /// A log file in `containers/logs/` (it outgrew the pack).
-    log_files: HashSet<String>,
-}
-
-/// Deletes what instances no longer in `live` left: the record files of the
-/// layout before the journal (now folded into it, and durable), and logs
-/// kept for a reader when the daemon stopped. Returns what the live ones
-/// have.
-fn forget_leftovers(
-    containers_dir: &std::path::Path,
-    logs_dir: &std::path::Path,
-    live: &BTreeMap<String, serde_json::Value>,
-) -> InstanceFiles {
-    let mut files = InstanceFiles::default();
-    for (id, legacy) in records::legacy_records(containers_dir) {
-        if live.contains_key(&id) {
-            for p in [legacy.clone(), legacy.with_file_name(".config.json.tmp")] {
-                let _ = std::fs::remove_file(p);
-            }
+    fn config(image: &str, cmd: &[&str]) -> ContainerConfig {
+        ContainerConfig {
+            image: image.into(),
+            cmd: (!cmd.is_empty()).then(|| cmd.iter().map(|s| s.to_string()).collect()),
+            ..ContainerConfig::default()
         }
     }
-    for entry in std::fs::read_dir(containers_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let dir = entry.path();
-        let name = entry.file_name();
-        let id = name.to_string_lossy();
-        if id == LOGS || !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
+
+    fn create(d: &Daemon, name: &str, image: &str, cmd: &[&str]) -> Arc<Container> {
+        d.create(Some(name.into()), config(image, cmd), HostConfig::default())
+            .unwrap()
+    }
+
+    /// The record once `n` runs have ended since the daemon loaded it.
+    async fn ended(c: &Container, n: u64) -> ContainerRecord {
+        let mut rx = c.watch();
+        tokio::time::timeout(Duration::from_secs(120), rx.wait_for(|l| l.exits >= n))
+            .await
+            .expect("the run ends")
+            .expect("the instance is kept");
+        c.record()
+    }
+
+    /// What the instance's runs wrote to stdout and stderr.
+    async fn output(c: &Arc<Container>) -> String {
+        let streams = Streams {
+            stdout: true,
+            stderr: true,
+        };
+        let mut reader = c.log.reader_all(streams, Follow::No);
+        let mut bytes = Vec::new();
+        while let Some(frames) = reader.next().await {
+            bytes.extend(frames);
         }
-        if live.contains_key(id.as_ref()) {
-            files.legacy_dirs.insert(id.into_owned());
-        } else if !dir.join(records::LEGACY_RECORD).exists() {
-            // A directory without a record: the logs of an instance removed
-            // while a reader drained them.
-            remove_dir(&dir);
+        // Docker's frames: the stream, 3 zero bytes, the length, the bytes.
+        let mut text = String::new();
+        let mut rest = &bytes[..];
+        while rest.len() >= 8 {
+            let len = u32::from_be_bytes(rest[4..8].try_into().unwrap()) as usize;
+            text.push_str(std::str::from_utf8(&rest[8..8 + len]).unwrap());
+            rest = &rest[8 + len..];
+        }
+        text
+    }
+
+    fn status(c: &Container) -> Status {
+        c.record().state.status
+    }
+
+    fn refused<T>(r: Result<T, DaemonError>) -> DaemonError {
+        match r {
+            Ok(_) => panic!("allowed"),
+            Err(e) => e,
         }
     }
-    for entry in std::fs::read_dir(logs_dir).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let id = name.split('.').next().unwrap_or_default();
-        // A `.moving` file is a move out of the pack cut short: the pack
-        // still holds that log.
-        if !live.contains_key(id) || name.ends_with(".moving") {
-            let _ = std::fs::remove_file(entry.path());
-        } else {
-            files.log_files.insert(id.to_owned());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_runs_to_its_exit_and_runs_again_on_start() {
+        let (_dir, d) = daemon();
+        let c = create(&d, "greeter", "hello:1.0", &["wrun"]);
+        assert_eq!(status(&c), Status::Created);
+        assert_eq!(c.record().path, "/hello.wasm");
+        assert!(d.start(&c).await.unwrap());
+        let r = ended(&c, 1).await;
+        assert_eq!(r.state.status, Status::Exited);
+        assert_eq!(r.state.exit_code, 0);
+        assert!(r.state.finished_at.is_some());
+        assert_eq!(output(&c).await, "Hello, wrun!\n");
+
+        assert!(
+            d.start(&c).await.unwrap(),
+            "an exited instance starts again"
+        );
+        let r = ended(&c, 2).await;
+        assert_eq!((r.state.status, r.state.exit_code), (Status::Exited, 0));
+        assert_eq!(output(&c).await, "Hello, wrun!\nHello, wrun!\n");
+
+        // Nothing runs: stop does nothing, kill, pause, unpause are 409.
+        assert!(!d.stop(&c, StopKind::Stop).await.unwrap());
+        let id = &c.id;
+        assert_eq!(
+            refused(d.stop(&c, StopKind::Signal(9)).await),
+            DaemonError::conflict(format!(
+                "Cannot kill container: greeter: container {id} is not running"
+            ))
+        );
+        assert_eq!(
+            refused(d.pause(&c)),
+            DaemonError::conflict(format!("Container {id} is not running"))
+        );
+        assert_eq!(
+            refused(d.unpause(&c)),
+            DaemonError::conflict(format!("Container {id} is not paused"))
+        );
+        d.remove(&c, false).await.unwrap();
+        assert_eq!(
+            refused(d.find("greeter")),
+            DaemonError::no_such_container("greeter")
+        );
+        assert_eq!(refused(d.find(id)), DaemonError::no_such_container(id));
+        assert!(c.watch().borrow().removed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_instance_is_paused_resumed_and_removed_only_by_force() {
+        let (_dir, d) = daemon();
+        let c = create(&d, "sleeper", "idle:1.0", &[]);
+        let id = c.id.clone();
+        assert_eq!(
+            refused(d.pause(&c)),
+            DaemonError::conflict(format!("Container {id} is not running")),
+            "pause of a created instance"
+        );
+        assert!(d.start(&c).await.unwrap());
+        assert!(!d.start(&c).await.unwrap(), "already running");
+        assert_eq!(status(&c), Status::Running);
+        assert_eq!(
+            refused(d.unpause(&c)),
+            DaemonError::conflict(format!("Container {id} is not paused"))
+        );
+
+        d.pause(&c).unwrap();
+        assert_eq!(status(&c), Status::Paused);
+        assert_eq!(
+            refused(d.pause(&c)),
+            DaemonError::conflict(format!("Container {id} is already paused"))
+        );
+        assert!(!d.start(&c).await.unwrap(), "a paused instance is running");
+        d.unpause(&c).unwrap();
+        assert_eq!(status(&c), Status::Running);
+
+        assert_eq!(
+            refused(d.remove(&c, false).await),
+            DaemonError::conflict(format!(
+                "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+            ))
+        );
+        assert_eq!(d.find("sleeper").unwrap().id, id, "still there");
+        d.remove(&c, true).await.unwrap();
+        let r = c.record();
+        assert_eq!(r.state.status, Status::Removing);
+        assert_eq!(r.state.exit_code, 137, "killed: 128 + SIGKILL");
+        assert!(r.state.manually_stopped);
+        assert_eq!(refused(d.find(&id)), DaemonError::no_such_container(&id));
+        assert_eq!(
+            refused(d.start(&c).await),
+            DaemonError::conflict(format!(
+                "container {id} is marked for removal and cannot be started"
+            ))
+        );
+        assert_eq!(
+            refused(d.restart(&c).await),
+            DaemonError::conflict(format!(
+                "container {id} is marked for removal and cannot be started"
+            ))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_and_kill_record_dockers_exit_codes_and_restart_runs_again() {
+        let (_dir, d) = daemon();
+        let c = create(&d, "sleeper", "idle:1.0", &[]);
+        d.start(&c).await.unwrap();
+        assert!(d.stop(&c, StopKind::Stop).await.unwrap());
+        let r = c.record();
+        assert_eq!((r.state.status, r.state.exit_code), (Status::Exited, 143));
+        assert!(r.state.manually_stopped);
+        assert!(
+            !d.stop(&c, StopKind::Stop).await.unwrap(),
+            "stopped already"
+        );
+
+        d.restart(&c).await.unwrap();
+        let r = c.record();
+        assert_eq!((r.state.status, r.state.exit_code), (Status::Running, 0));
+        assert!(!r.state.manually_stopped, "a start by hand clears it");
+        assert!(d.stop(&c, StopKind::Signal(2)).await.unwrap());
+        assert_eq!(c.record().state.exit_code, 130, "128 + SIGINT");
+
+        // The daemon's shutdown ends a run as the daemon gone.
+        d.start(&c).await.unwrap();
+        d.stop_all().await;
+        let r = c.record();
+        assert_eq!(r.state.status, Status::Exited);
+        assert_eq!(r.state.exit_code, EXIT_DAEMON_GONE);
+        assert!(!r.state.manually_stopped);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_are_unique_and_lookups_say_what_is_missing() {
+        let (_dir, d) = daemon();
+        let web = create(&d, "web", "hello:1.0", &[]);
+        let taken = |name: &str, id: &str| {
+            DaemonError::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+            ))
+        };
+        assert_eq!(
+            refused(d.create(
+                Some("web".into()),
+                config("hello:1.0", &[]),
+                HostConfig::default()
+            )),
+            taken("web", &web.id)
+        );
+        let other = d
+            .create(None, config("hello:1.0", &[]), HostConfig::default())
+            .unwrap();
+        let generated = other.name();
+        assert!(generated.contains('_'), "{generated}");
+        assert_eq!(d.find(&format!("/{generated}")).unwrap().id, other.id);
+        assert_eq!(
+            refused(d.find("nope")),
+            DaemonError::no_such_container("nope")
+        );
+        assert_eq!(d.find(&web.id[..12]).unwrap().id, web.id);
+
+        assert_eq!(refused(d.rename(&other, "/web")), taken("web", &web.id));
+        assert_eq!(
+            refused(d.rename(&web, "web")),
+            DaemonError::conflict(
+                "Renaming a container with the same name as its current name: web"
+            )
+        );
+        assert_eq!(
+            refused(d.rename(&web, "")),
+            DaemonError::invalid("Neither old nor new names may be empty")
+        );
+        assert!(matches!(
+            refused(d.rename(&web, "no/slash")),
+            DaemonError::InvalidArgument(_)
+        ));
+        d.rename(&web, "www").unwrap();
+        assert_eq!(d.find("www").unwrap().id, web.id);
+        assert_eq!(
+            refused(d.find("web")),
+            DaemonError::no_such_container("web")
+        );
+        let again = create(&d, "web", "hello:1.0", &[]);
+        assert_ne!(again.id, web.id);
+
+        // A removed instance cannot take its name back by a rename.
+        d.remove(&web, false).await.unwrap();
+        assert_eq!(
+            refused(d.rename(&web, "ghost")),
+            DaemonError::no_such_container(&web.id)
+        );
+        assert_eq!(
+            refused(d.find("ghost")),
+            DaemonError::no_such_container("ghost")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_create_is_refused_before_anything_is_kept() {
+        let (_dir, d) = daemon();
+        let cases = [
+            (
+                ContainerConfig {
+                    tty: true,
+                    ..config("hello:1.0", &[])
+                },
+                HostConfig::default(),
+                DaemonError::invalid("wrun instances have no TTY: run without -t"),
+            ),
+            (
+                config("", &[]),
+                HostConfig::default(),
+                DaemonError::invalid("no image given (Config.Image is empty)"),
+            ),
+            (
+                config("nope:1", &[]),
+                HostConfig::default(),
+                DaemonError::no_such_image("nope:1"),
+            ),
+            (
+                config("hello:1.0", &[]),
+                HostConfig {
+                    auto_remove: true,
+                    restart_policy: RestartPolicy {
+                        name: "always".into(),
+                        maximum_retry_count: 0,
+                    },
+                    ..HostConfig::default()
+                },
+                DaemonError::invalid("can't create 'AutoRemove' container with restart policy"),
+            ),
+        ];
+        for (config, host_config, expected) in cases {
+            assert_eq!(
+                refused(d.create(Some("bad".into()), config, host_config)),
+                expected
+            );
         }
+        assert!(
+            matches!(
+                refused(d.create(
+                    Some("-x".into()),
+                    config("hello:1.0", &[]),
+                    HostConfig::default()
+                )),
+                DaemonError::InvalidArgument(_)
+            ),
+            "a bad name"
+        );
+        assert!(d.all().is_empty());
+        // No name was left reserved by a refused create.
+        create(&d, "bad", "hello:1.0", &[]);
     }
-    files
-}
 
-/// Bytes of the files directly in `dir` (an instance's record and logs).
-fn dir_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn auto_remove_and_restart_policies_act_when_a_run_ends() {
+        let (_dir, d) = daemon();
+        let gone = d
+            .create(
+                Some("gone".into()),
+                config("hello:1.0", &[]),
+                HostConfig {
+                    auto_remove: true,
+                    ..HostConfig::default()
+                },
+            )
+            .unwrap();
+        let mut rx = gone.watch();
+        d.start(&gone).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(120), rx.wait_for(|l| l.removed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            refused(d.find("gone")),
+            DaemonError::no_such_container("gone")
+        );
 
-/// 64 hex digits, unpredictable enough for names of instances.
-fn new_id() -> String {
-    use sha2::{Digest, Sha256};
-    use std::hash::{BuildHasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut h = Sha256::new();
-    h.update(RandomState::new().hash_one(n).to_le_bytes());
-    h.update(n.to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    h.update(
-        OffsetDateTime::now_utc()
-            .unix_timestamp_nanos()
-            .to_le_bytes(),
-    );
-    hex::encode(h.finalize())
-}
+        // `idle nope` exits 2; on-failure:1 starts it once more, then not.
+        let flaky = d
+            .create(
+                Some("flaky".into()),
+                config("idle:1.0", &["nope"]),
+                HostConfig {
+                    restart_policy: RestartPolicy {
+                        name: "on-failure".into(),
+                        maximum_retry_count: 1,
+                    },
+                    ..HostConfig::default()
+                },
+            )
+            .unwrap();
+        d.start(&flaky).await.unwrap();
+        let r = ended(&flaky, 2).await;
+        assert_eq!((r.state.status, r.state.exit_code), (Status::Exited, 2));
+        assert_eq!(r.restart_count, 1);
+        assert!(!r.state.restarting, "the retry count is spent");
 
-/// Docker-like `adjective_noun` names, with a number on collision.
-fn generate_name(id: &str, taken: &HashMap<String, String>) -> String {
-    const ADJ: [&str; 16] = [
-        "agile", "bold", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen",
-        "lucid", "merry", "nimble", "quiet", "swift", "tidy",
-    ];
-    const NOUN: [&str; 16] = [
-        "babbage", "curie", "dijkstra", "euler", "gauss", "hopper", "kepler", "knuth", "lovelace",
-        "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wirth",
-    ];
-    let b = id.as_bytes();
-    let pick = |i: usize| (b.get(i).copied().unwrap_or(0) as usize) % 16;
-    let base = format!("{}_{}", ADJ[pick(0)], NOUN[pick(1)]);
-    if !taken.contains_key(&base) {
-        return base;
+        // A stop while a policy restart is pending cancels it.
+        let always = d
+            .create(
+                Some("always".into()),
+                config("hello:1.0", &[]),
+                HostConfig {
+                    restart_policy: RestartPolicy {
+                        name: "always".into(),
+                        maximum_retry_count: 0,
+                    },
+                    ..HostConfig::default()
+                },
+            )
+            .unwrap();
+        d.start(&always).await.unwrap();
+        ended(&always, 1).await;
+        assert!(d.stop(&always, StopKind::Stop).await.unwrap());
+        let r = always.record();
+        assert!(!r.state.is_live());
+        assert!(!r.state.restarting);
+        assert!(r.state.manually_stopped);
     }
-    // 256 bases: with thousands of instances, counting up from 2 would try
-    // every taken suffix first. Start at a number drawn from the ID, among
-    // more numbers than there are names, so a free one is a few tries away.
-    let drawn = id
-        .get(2..10)
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .unwrap_or(0) as usize;
-    let start = 2 + drawn % (taken.len() + 1);
-    (start..)
-        .map(|n| format!("{base}{n}"))
-        .find(|n| !taken.contains_key(n))
-        .unwrap_or(base)
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_daemon_loads_the_records_and_ends_what_was_running() {
+        let (dir, d) = daemon();
+        let kept = create(&d, "kept", "hello:1.0", &[]);
+        let running = create(&d, "running", "idle:1.0", &[]);
+        d.start(&running).await.unwrap();
+
+        // The records as a daemon that went away left them.
+        let store = Store::open(dir.path()).unwrap();
+        let next = Daemon::load(store, runtime(), dir.path().join("wrun.sock")).unwrap();
+        let names: Vec<String> = next.all().iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), 2);
+        let r = next.find("kept").unwrap().record();
+        assert_eq!((r.id, r.state.status), (kept.id.clone(), Status::Created));
+        let r = next.find("running").unwrap().record();
+        assert_eq!(r.state.status, Status::Exited);
+        assert_eq!(r.state.exit_code, EXIT_DAEMON_GONE);
+        assert_eq!(
+            r.state.error,
+            "the daemon stopped while the instance was running"
+        );
+        assert!(next.interrupted.contains(&running.id));
+        d.stop(&running, StopKind::Signal(9)).await.unwrap();
+    }
 }

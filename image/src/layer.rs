@@ -9,7 +9,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{ImageError, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::store::Staging;
 
 /// A finished layer blob, staged.
@@ -107,14 +107,6 @@ impl LayerWriter {
             uncompressed_size,
         })
     }
-}
-
-/// Fails unless `name` is a plain file name (no `/`, not `.`/`..`).
-pub fn plain_file_name(name: &str) -> Result<&str> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-        return Err(ImageError::invalid(name, "not a plain file name"));
-    }
-    Ok(name)
 }
 
 #[cfg(test)]

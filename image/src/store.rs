@@ -223,12 +223,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Replaces the unpack limits (tests use small ones).
-    pub fn with_limits(mut self, limits: UnpackLimits) -> Store {
-        self.limits = limits;
-        self
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }

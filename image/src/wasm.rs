@@ -63,8 +63,10 @@ pub fn validate(bytes: &[u8], what: &str) -> Result<ModuleKind> {
     Ok(kind)
 }
 
-/// The proposals wrun's engine enables; GC, threads, exceptions and stack
-/// switching stay off (see DESIGN.md).
+/// The proposals a module may use: what WASI programs built by today's
+/// toolchains need. GC, threads, exceptions and stack switching stay off,
+/// as they do in the runtime's engine (`build_engine` in wrun-runtime), so
+/// an image is refused at build or load rather than at its first run.
 fn wasm_features() -> wasmparser::WasmFeatures {
     use wasmparser::WasmFeatures as F;
     F::WASM2
