@@ -31,9 +31,8 @@ struct Progress {
 }
 
 /// One instance's log. It starts in the daemon's pack and moves to
-/// `containers/logs/<id>.log` once it outgrows it (an instance created
-/// before the record journal keeps `containers/<id>/container.log`), and
-/// `.1` once rotated. The bytes at each offset are the same wherever they
+/// `containers/logs/<id>.log` once it outgrows it, and `.1` once
+/// rotated. The bytes at each offset are the same wherever they
 /// are kept, so a reader never notices the move.
 ///
 /// The file is opened for each append and closed again, so an idle
