@@ -44,24 +44,22 @@ impl Client {
     /// Connects to the daemon on `socket`, starting one (serving `root`)
     /// in the background when none answers.
     /// A daemon already serving `root` on another socket is used instead:
-    /// one daemon per store (see `wrun_daemon::store_lock`).
+    /// one daemon per store (see `wrun_daemon::daemon_lock`), also when
+    /// another CLI started it while this one was starting its own.
     pub fn connect(socket: &Path, root: &Path) -> anyhow::Result<Self> {
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {
             return Self::new(socket);
         }
-        if let Some(holder) = wrun_daemon::store_lock::StoreLock::holder(root) {
-            eprintln!(
-                "wrun: the store {} is served by the daemon on {} (pid {}); using it",
-                root.display(),
-                holder.socket.display(),
-                holder.pid
-            );
-            std::os::unix::net::UnixStream::connect(&holder.socket)
-                .with_context(|| cannot_connect(&holder.socket))?;
-            return Self::new(&holder.socket);
+        if let Some(serving) = serving_daemon(root) {
+            return Self::new(&serving);
         }
-        start_daemon(socket, root)?;
-        Self::new(socket)
+        match start_daemon(socket, root) {
+            Ok(()) => Self::new(socket),
+            Err(e) => match serving_daemon(root) {
+                Some(serving) => Self::new(&serving),
+                None => Err(e),
+            },
+        }
     }
 
     /// A client that does not start a daemon.
@@ -256,6 +254,20 @@ impl hyper::body::Body for ChannelBody {
             .poll_recv(cx)
             .map(|item| item.map(|r| r.map(Frame::data)))
     }
+}
+
+/// The socket of the daemon serving the store at `root`, when one holds
+/// it and answers there; says so on stderr.
+fn serving_daemon(root: &Path) -> Option<PathBuf> {
+    let holder = wrun_daemon::daemon_lock::DaemonLock::holder(root)?;
+    std::os::unix::net::UnixStream::connect(&holder.socket).ok()?;
+    eprintln!(
+        "wrun: the store {} is served by the daemon on {} (pid {}); using it",
+        root.display(),
+        holder.socket.display(),
+        holder.pid
+    );
+    Some(holder.socket)
 }
 
 fn cannot_connect(socket: &Path) -> String {

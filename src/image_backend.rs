@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hyper::Method;
-use wrun_api::images::{HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, LoadMessage};
+use wrun_api::images::{
+    HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
+};
 use wrun_bundler::{BuildOutcome, BuildRequest};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
@@ -42,6 +44,9 @@ pub trait ImageBackend {
     /// Removes the name, and the image when no name is left; images of
     /// instances are kept unless `force`.
     fn remove(&self, name: &str, force: bool) -> anyhow::Result<Vec<ImageDeleteItem>>;
+    /// Removes the dangling images, or with `all` every image no instance
+    /// uses.
+    fn prune(&self, all: bool) -> anyhow::Result<ImagePruneResponse>;
     /// The OCI layout tar of `names` (by name: that name; by ID: all the
     /// image's names). The local store refuses an unknown name here, before
     /// anything is written.
@@ -60,33 +65,20 @@ pub trait ImageBackend {
 /// - a host named with `-H`/`$WRUN_HOST`: that daemon, whatever store it
 ///   serves; if nothing answers there, the error `cannot connect to the
 ///   wrun daemon at PATH`;
-/// - no host named: the daemon on the default socket when it serves the
-///   store at `root`, else that store opened directly.
+/// - no host named: the daemon that serves the store at `root` (it holds
+///   the store's `daemon.lock`), on whatever socket; with none, that store
+///   opened directly. So a store a daemon serves is only changed through it.
 pub fn choose(root: &Path, host: Option<&str>) -> anyhow::Result<Box<dyn ImageBackend>> {
-    let socket = crate::host::socket_path(host)?;
     if host.is_some_and(|h| !h.is_empty()) {
+        let socket = crate::host::socket_path(host)?;
         return Ok(Box::new(ApiImages(Client::connect_existing(&socket)?)));
     }
-    if let Ok(client) = Client::connect_existing(&socket)
-        && serves(&client, root)
-    {
-        return Ok(Box::new(ApiImages(client)));
+    if let Some(daemon) = wrun_daemon::daemon_lock::DaemonLock::holder(root) {
+        return Ok(Box::new(ApiImages(Client::connect_existing(
+            &daemon.socket,
+        )?)));
     }
     Ok(Box::new(LocalImages::open(root)?))
-}
-
-/// Whether the daemon's store is the directory `root`. A relative root in
-/// the daemon's answer cannot be resolved here, so it never matches.
-fn serves(client: &Client, root: &Path) -> bool {
-    let Ok(info) = client.json::<wrun_api::system::SystemInfo>(Method::GET, "/info", None) else {
-        return false;
-    };
-    let served = Path::new(&info.docker_root_dir);
-    served.is_absolute()
-        && matches!(
-            (std::fs::canonicalize(served), std::fs::canonicalize(root)),
-            (Ok(a), Ok(b)) if a == b
-        )
 }
 
 /// The store at `--root`, used directly.
@@ -102,6 +94,13 @@ impl LocalImages {
             store: wrun_daemon::open_store(root)?,
             in_use: OnceCell::new(),
         })
+    }
+
+    /// The images of recorded instances (running or not): kept unless
+    /// forced. No daemon serves this store, so its records on disk say.
+    fn in_use(&self) -> &HashSet<Digest> {
+        self.in_use
+            .get_or_init(|| wrun_daemon::images_in_use_on_disk(&self.store))
     }
 
     /// The images to write for `names`, one item per image.
@@ -159,10 +158,7 @@ impl ImageBackend for LocalImages {
     fn remove(&self, name: &str, force: bool) -> anyhow::Result<Vec<ImageDeleteItem>> {
         // The images of recorded instances (running or not) are kept
         // unless forced; without a daemon, the records on disk say which.
-        let in_use = self
-            .in_use
-            .get_or_init(|| wrun_daemon::images_in_use_on_disk(&self.store));
-        let outcome = self.store.remove(name, force, in_use)?;
+        let outcome = self.store.remove(name, force, self.in_use())?;
         let untagged = outcome.untagged.into_iter().map(|u| ImageDeleteItem {
             untagged: Some(u),
             deleted: None,
@@ -172,6 +168,19 @@ impl ImageBackend for LocalImages {
             deleted: Some(r.id.to_string()),
         });
         Ok(untagged.chain(deleted).collect())
+    }
+
+    fn prune(&self, all: bool) -> anyhow::Result<ImagePruneResponse> {
+        let outcome = self.store.prune(all, self.in_use())?;
+        let items: Vec<ImageDeleteItem> = outcome
+            .deleted_images
+            .iter()
+            .flat_map(|r| ImageDeleteItem::for_deleted(r.names.iter().cloned(), r.id.to_string()))
+            .collect();
+        Ok(ImagePruneResponse {
+            images_deleted: Some(items).filter(|i| !i.is_empty()),
+            space_reclaimed: outcome.reclaimed_bytes,
+        })
     }
 
     fn save(&self, names: &[String]) -> anyhow::Result<ImageTar<'_>> {
@@ -184,9 +193,7 @@ impl ImageBackend for LocalImages {
 
     fn load(&self, tar: Box<dyn Read + Send>, what: &str) -> anyhow::Result<Vec<LoadMessage>> {
         let report = archive::load(&self.store, tar).with_context(|| format!("loading {what}"))?;
-        let notes = report.notes.iter().map(|note| LoadMessage {
-            stream: format!("{NOTE}{note}\n"),
-        });
+        let notes = report.notes.iter().map(|note| LoadMessage::note(note));
         let loaded = report.images.iter().flat_map(|(record, names)| {
             let by_id = names
                 .is_empty()
@@ -238,6 +245,15 @@ impl ImageBackend for ApiImages {
         Ok(())
     }
 
+    fn prune(&self, all: bool) -> anyhow::Result<ImagePruneResponse> {
+        let mut path = "/images/prune".to_string();
+        if all {
+            path.push_str("?filters=");
+            path.push_str(&escape(r#"{"dangling":["false"]}"#));
+        }
+        self.0.json(Method::POST, &path, None)
+    }
+
     fn remove(&self, name: &str, force: bool) -> anyhow::Result<Vec<ImageDeleteItem>> {
         // The daemon keeps the images of its instances unless forced.
         let path = format!("/images/{}?force={}", escape(name), u8::from(force));
@@ -272,12 +288,16 @@ impl ImageBackend for ApiImages {
     /// Builds into a store of its own, then sends the image's tar to the
     /// daemon as `load` does.
     fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
-        let scratch = ScratchDir::new("build")?;
-        let store = wrun_daemon::open_store(&scratch.0.join("store"))?;
+        // Removed with all it holds when dropped, whatever fails.
+        let scratch = tempfile::Builder::new()
+            .prefix(".wrun-build-")
+            .tempdir()
+            .context("creating a scratch directory for the build")?;
+        let store = wrun_daemon::open_store(&scratch.path().join("store"))?;
         let built = build_into(&store, request)?;
         let tar = match output {
             Some(path) => path.to_path_buf(),
-            None => scratch.0.join("image.tar"),
+            None => scratch.path().join("image.tar"),
         };
         write_image_tar(&store, &built.outcome.record, &tar)?;
         let file = File::open(&tar).with_context(|| format!("opening {}", tar.display()))?;
@@ -304,16 +324,13 @@ pub fn post_load(
         .collect()
 }
 
-/// How a load's notes on what it converted begin.
-const NOTE: &str = "note: ";
-
 /// Prints a load's `note:` lines on stderr; returns the other lines
 /// (`Loaded image: NAME`, `Loaded image ID: ID`).
 pub fn print_notes(messages: Vec<LoadMessage>) -> Vec<String> {
     let mut lines = Vec::new();
     for message in messages {
         let line = message.stream.trim_end();
-        if line.starts_with(NOTE) {
+        if message.is_note() {
             eprintln!("{line}");
         } else if !line.is_empty() {
             lines.push(line.to_owned());
@@ -389,36 +406,6 @@ pub fn write_atomically(
     result.with_context(|| format!("saving to {}", path.display()))
 }
 
-/// A new directory under the system's temp directory, removed with all
-/// it holds when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(purpose: &str) -> anyhow::Result<Self> {
-        let base = std::env::temp_dir();
-        for attempt in 0..100 {
-            let dir = base.join(format!(".wrun-{purpose}-{}-{attempt}", std::process::id()));
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(Self(dir)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("creating {}", dir.display()));
-                }
-            }
-        }
-        bail!(
-            "could not create a scratch directory in {} (clear old .wrun-{purpose}-* there)",
-            base.display()
-        )
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Watches a streamed tar for its end-of-archive marker (two zero blocks
 /// at a block boundary): the daemon can only report a failure after the
 /// first byte by cutting the tar short.
@@ -482,9 +469,7 @@ mod tests {
     #[test]
     fn notes_go_to_stderr_and_loaded_lines_are_returned() {
         let messages = vec![
-            LoadMessage {
-                stream: format!("{NOTE}converted\n"),
-            },
+            LoadMessage::note("converted"),
             LoadMessage::loaded("hello:1.0"),
             LoadMessage::loaded_id("sha256:ab"),
             LoadMessage::default(),
@@ -493,16 +478,5 @@ mod tests {
             print_notes(messages),
             ["Loaded image: hello:1.0", "Loaded image ID: sha256:ab"]
         );
-    }
-
-    #[test]
-    fn a_scratch_dir_is_new_and_removed_when_dropped() {
-        let a = ScratchDir::new("test").unwrap();
-        let b = ScratchDir::new("test").unwrap();
-        assert_ne!(a.0, b.0);
-        std::fs::write(a.0.join("f"), b"x").unwrap();
-        let path = a.0.clone();
-        drop(a);
-        assert!(!path.exists());
     }
 }

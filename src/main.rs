@@ -108,8 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::load::run(&root, host, a)
         }
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&root, host, a),
-        Command::Image(ImageCommand::Prune(a)) => commands::system::prune(&root, a, false),
+        Command::Image(ImageCommand::Prune(a)) => commands::system::prune(&root, host, a, false),
         Command::System(SystemCommand::Df(a)) => commands::system::df(&root, a),
-        Command::System(SystemCommand::Prune(a)) => commands::system::prune(&root, a, true),
+        Command::System(SystemCommand::Prune(a)) => commands::system::prune(&root, host, a, true),
     }
 }

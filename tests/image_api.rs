@@ -50,8 +50,8 @@ impl Remote {
         one_line_failure(args, &out)
     }
 
-    /// A's images as its own store lists them (no daemon involved: the
-    /// default socket has none, so the store is read directly).
+    /// A's images as a CLI on A with no host named lists them: through the
+    /// daemon that serves A (it holds A's `daemon.lock`).
     fn a_images(&self) -> String {
         self.daemon.env.ok(&["images"])
     }
@@ -471,4 +471,31 @@ fn build_with_a_host_that_does_not_answer_fails_as_images_does() {
         !env.root().exists(),
         "nothing was built into the local store"
     );
+}
+
+#[test]
+fn prune_goes_to_the_daemon_serving_the_store_and_keeps_its_instances_images() {
+    let r = Remote::start();
+    let a = &r.daemon.env;
+    // No host named: build and prune find the daemon that serves store A.
+    a.build("idle:1.0", "examples/idle");
+    r.daemon.wrun_ok(&["create", "--name", "user", "hello:1.0"]);
+    let pruned = a.ok(&["image", "prune", "-a", "-f"]);
+    assert!(pruned.contains("untagged: idle:1.0"), "{pruned}");
+    assert!(!pruned.contains("hello:1.0"), "an instance uses it: {pruned}");
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    let listed = r.a_images();
+    assert!(listed.contains("hello") && !listed.contains("idle"), "{listed}");
+    // The daemon pruned it: its event log says so.
+    let events = r.daemon.wrun_ok(&[
+        "events", "--since", "0", "--until", "0s", "--filter", "type=image",
+    ]);
+    assert!(events.contains("delete"), "{events}");
+    // The stock docker client's prune is served too; nothing is left to
+    // prune, and hello:1.0 stays.
+    if std::process::Command::new("docker").arg("--version").output().is_ok() {
+        let out = r.daemon.docker_ok(&["image", "prune", "-a", "-f"]);
+        assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+        assert!(r.a_images().contains("hello"));
+    }
 }

@@ -125,6 +125,32 @@ pub struct ImageDeleteItem {
     pub deleted: Option<String>,
 }
 
+impl ImageDeleteItem {
+    /// The items for an image deleted with its `names`: each name
+    /// untagged, then the image ID deleted, as Docker lists them.
+    pub fn for_deleted(names: impl IntoIterator<Item = String>, id: String) -> Vec<Self> {
+        names
+            .into_iter()
+            .map(|n| Self {
+                untagged: Some(n),
+                deleted: None,
+            })
+            .chain(std::iter::once(Self {
+                untagged: None,
+                deleted: Some(id),
+            }))
+            .collect()
+    }
+}
+
+/// `POST /images/prune`'s answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImagePruneResponse {
+    pub images_deleted: Option<Vec<ImageDeleteItem>>,
+    pub space_reclaimed: u64,
+}
+
 /// One line of `POST /images/load`'s answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -147,6 +173,18 @@ impl LoadMessage {
         }
     }
 
+    /// A note on what the load converted (`note: …`).
+    pub fn note(text: &str) -> Self {
+        Self {
+            stream: format!("note: {text}\n"),
+        }
+    }
+
+    /// Whether this is a note rather than a result line.
+    pub fn is_note(&self) -> bool {
+        self.stream.starts_with("note: ")
+    }
+
     /// What a `Loaded image` line names (a name or an ID); `None` for any
     /// other line.
     pub fn loaded_image(line: &str) -> Option<&str> {
@@ -167,6 +205,8 @@ mod tests {
         assert_eq!(LoadMessage::loaded_image(&named.stream), Some("hello:1.0"));
         let id = LoadMessage::loaded_id("sha256:ab");
         assert_eq!(LoadMessage::loaded_image(&id.stream), Some("sha256:ab"));
-        assert_eq!(LoadMessage::loaded_image("note: converted"), None);
+        let note = LoadMessage::note("converted");
+        assert_eq!(LoadMessage::loaded_image(&note.stream), None);
+        assert!(note.is_note() && !named.is_note());
     }
 }

@@ -136,10 +136,7 @@ pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>
 pub fn top(c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
     let r = c.record();
     let Some(gate) = c.gate().filter(|_| r.state.is_live()) else {
-        return Err(DaemonError::conflict(format!(
-            "Container {} is not running",
-            c.id
-        )));
+        return Err(crate::lifecycle::not_running(&c.id));
     };
     let secs = gate.cpu_time().as_secs();
     let cmd = std::iter::once(r.path.clone())
@@ -289,15 +286,9 @@ pub async fn kill(
     query: &Query,
 ) -> Result<Response<Body>, DaemonError> {
     let signal = parse_signal(query.get("signal").unwrap_or("SIGKILL"))?;
-    if daemon.stop(c, StopKind::Signal(signal)).await? {
-        Ok(empty(StatusCode::NO_CONTENT))
-    } else {
-        Err(DaemonError::conflict(format!(
-            "Cannot kill container: {}: container {} is not running",
-            c.name(),
-            c.id
-        )))
-    }
+    // Nothing running is the lifecycle's 409 (`Status::kill`).
+    daemon.stop(c, StopKind::Signal(signal)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// A signal name (`SIGTERM`, `TERM`) or number. WASI has no signals: the

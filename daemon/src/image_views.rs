@@ -28,6 +28,18 @@ fn repo_digests(record: &ImageRecord) -> Vec<String> {
     repos
 }
 
+/// The stored image `name` names; Docker's 404 `No such image: NAME`
+/// when none does.
+pub fn find(store: &Store, name: &str) -> Result<ImageRecord, crate::DaemonError> {
+    store.find(name).map_err(|e| {
+        if e.is_not_found() {
+            crate::DaemonError::no_such_image(name)
+        } else {
+            crate::DaemonError::from(anyhow::Error::from(e))
+        }
+    })
+}
+
 pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspect> {
     let config = store
         .config(record)

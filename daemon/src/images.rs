@@ -13,11 +13,12 @@ use tokio::sync::mpsc;
 use wrun_image::archive::{self, SaveItem};
 use wrun_image::{Digest, ImageRef, Store};
 
-use super::http::{Body, Query, empty, json, streaming};
-use super::state::Daemon;
+use wrun_api::images::{ImageDeleteItem, ImagePruneResponse, LoadMessage};
+
 use crate::error::DaemonError;
-use crate::image_views;
-use wrun_api::images::{ImageDeleteItem, LoadMessage};
+use crate::http::{Body, Query, empty, json, parse_filters, streaming};
+use crate::image_views::{self, find};
+use crate::state::Daemon;
 
 /// Runs store work on a blocking thread; a panic there is a 500.
 async fn blocking<T: Send + 'static>(
@@ -27,16 +28,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
-}
-
-fn find(store: &Store, name: &str) -> Result<wrun_image::ImageRecord, DaemonError> {
-    store.find(name).map_err(|e| {
-        if e.is_not_found() {
-            DaemonError::not_found(format!("No such image: {name}"))
-        } else {
-            DaemonError::from(anyhow::Error::from(e))
-        }
-    })
 }
 
 /// `GET /images/json`
@@ -152,17 +143,19 @@ pub async fn remove(
     let force = query.flag("force");
     let used_ids: HashSet<String> = daemon.all().iter().map(|c| c.record().image_id).collect();
     let d = Arc::clone(daemon);
-    let outcome = blocking("removing the image", move || {
-        find(&d.store, &name)?;
+    let (image_id, outcome) = blocking("removing the image", move || {
+        let image_id = find(&d.store, &name)?.id.to_string();
         let in_use = images_in_use(&d.store, &used_ids);
-        d.store
+        let outcome = d
+            .store
             .remove(&name, force, &in_use)
-            .map_err(|e| anyhow::Error::from(e).into())
+            .map_err(anyhow::Error::from)?;
+        Ok((image_id, outcome))
     })
     .await?;
     let mut items = Vec::new();
     for u in &outcome.untagged {
-        daemon.events.image("untag", "", u);
+        daemon.events.image("untag", &image_id, u);
         items.push(ImageDeleteItem {
             untagged: Some(u.clone()),
             deleted: None,
@@ -177,6 +170,49 @@ pub async fn remove(
         });
     }
     Ok(json(StatusCode::OK, &items))
+}
+
+/// `POST /images/prune?filters=`: the dangling images, or with
+/// `dangling=false` every image no instance uses (read from the registry,
+/// so an instance created a moment ago keeps its image).
+pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
+    let filters = parse_filters(query.get("filters"), &["dangling"])?;
+    let all = match filters.get("dangling").map(Vec::as_slice) {
+        None => false,
+        Some([v]) if matches!(v.as_str(), "true" | "1") => false,
+        Some([v]) if matches!(v.as_str(), "false" | "0") => true,
+        Some(other) => {
+            return Err(DaemonError::invalid(format!(
+                "invalid filter 'dangling={}': expected true or false",
+                other.join(",")
+            )));
+        }
+    };
+    let used_ids: HashSet<String> = daemon.all().iter().map(|c| c.record().image_id).collect();
+    let d = Arc::clone(daemon);
+    let outcome = blocking("pruning images", move || {
+        let in_use = images_in_use(&d.store, &used_ids);
+        d.store
+            .prune(all, &in_use)
+            .map_err(|e| anyhow::Error::from(e).into())
+    })
+    .await?;
+    let mut items = Vec::new();
+    for r in &outcome.deleted_images {
+        let id = r.id.to_string();
+        for n in &r.names {
+            daemon.events.image("untag", &id, n);
+        }
+        daemon.events.image("delete", &id, &id);
+        items.extend(ImageDeleteItem::for_deleted(r.names.iter().cloned(), id));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &ImagePruneResponse {
+            images_deleted: Some(items).filter(|i| !i.is_empty()),
+            space_reclaimed: outcome.reclaimed_bytes,
+        },
+    ))
 }
 
 /// A `Write` that hands 256 KiB chunks to a response body.
@@ -349,7 +385,7 @@ pub async fn load(
     let mut lines = Vec::new();
     for note in &report.notes {
         if !quiet {
-            lines.push(format!("note: {note}\n"));
+            lines.push(LoadMessage::note(note).stream);
         }
     }
     for (record, names) in &report.images {

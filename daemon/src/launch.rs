@@ -85,11 +85,6 @@ pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettin
     }
     let mut volumes = Vec::new();
     for bind in host.binds.iter().flatten() {
-        if !bind.starts_with('/') {
-            return Err(DaemonError::invalid(format!(
-                "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
-            )));
-        }
         volumes.push(volume(bind)?);
     }
     let memory = match host.memory {
@@ -146,12 +141,14 @@ fn serve_settings(host: &HostConfig) -> Result<ServeSettings, DaemonError> {
 /// A bind of the request: `HOST:GUEST[:ro|rw]` with HOST an absolute path
 /// to an existing directory.
 fn volume(bind: &str) -> Result<(PathBuf, String, bool), DaemonError> {
-    let spec = BindSpec::parse(bind).map_err(DaemonError::InvalidArgument)?;
-    if !spec.host.starts_with('/') {
+    // Before the syntax: the CLI makes `./relative` absolute, so only a
+    // name (a named volume) or a relative path reaches here without a `/`.
+    if !bind.starts_with('/') {
         return Err(DaemonError::invalid(format!(
             "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
         )));
     }
+    let spec = BindSpec::parse(bind).map_err(DaemonError::InvalidArgument)?;
     let host = PathBuf::from(&spec.host);
     if !host.is_dir() {
         return Err(DaemonError::invalid(format!(
@@ -329,4 +326,71 @@ fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
         _ => ModuleDigest::of(&wasm),
     };
     Ok((wasm, digest))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn host_config(json: &str) -> HostConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn binds_need_an_existing_absolute_host_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let (host, guest, ro) = volume(&format!("{d}:/data:ro")).unwrap();
+        assert_eq!(
+            (host.as_path(), guest.as_str(), ro),
+            (dir.path(), "/data", true)
+        );
+        let refused = |bind: &str, says: &str| {
+            let err = volume(bind).unwrap_err();
+            assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST, "{bind}");
+            assert!(err.message().contains(says), "{bind}: {err}");
+        };
+        refused("myvol:/data", "named volumes are not supported");
+        refused("./here:/data", "must be absolute");
+        refused("/nonexistent/dir:/data", "does not exist");
+        refused(&format!("{d}:/data:rx"), "\"rx\"");
+        refused(&format!("{d}:data"), "guest path must be absolute");
+    }
+
+    #[test]
+    fn a_request_becomes_settings_or_a_400() {
+        let config = ContainerConfig {
+            env: Some(vec!["A=1".into(), "UNSET".into(), "B=x=y".into()]),
+            cmd: Some(vec!["Bob".into()]),
+            ..ContainerConfig::default()
+        };
+        let host =
+            host_config(r#"{"Memory":67108864,"WasmTimeout":2000000000,"Tmpfs":{"/tmp":""}}"#);
+        let s = settings(&config, &host).unwrap();
+        assert_eq!(
+            s.env,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert_eq!(s.cmd, ["Bob"]);
+        assert_eq!(s.limits.memory, Some(64 << 20));
+        assert_eq!(s.limits.timeout, Some(Duration::from_secs(2)));
+        assert!(s.tmp && s.network.is_none());
+        for (json, says) in [
+            (r#"{"Memory":-1}"#, "Memory must not be negative"),
+            (r#"{"WasmTimeout":-1}"#, "WasmTimeout must not be negative"),
+            (r#"{"Tmpfs":{"/var":""}}"#, "/var"),
+            (r#"{"NetworkMode":"overlay"}"#, "not supported"),
+            (r#"{"WrunHttpHeaderTimeout":-5}"#, "must not be negative"),
+        ] {
+            let err = settings(&ContainerConfig::default(), &host_config(json)).unwrap_err();
+            assert!(matches!(err, DaemonError::InvalidArgument(_)), "{json}");
+            assert!(err.message().contains(says), "{json}: {err}");
+        }
+        let bad_env = ContainerConfig {
+            env: Some(vec!["=x".into()]),
+            ..ContainerConfig::default()
+        };
+        assert!(settings(&bad_env, &HostConfig::default()).is_err());
+    }
 }

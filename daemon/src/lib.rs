@@ -4,6 +4,7 @@
 //! docs/architecture.md lays out the layers.
 
 mod containers;
+pub mod daemon_lock;
 pub mod error;
 mod events;
 mod gate;
@@ -24,7 +25,6 @@ mod registry;
 pub mod serve;
 mod serving;
 mod state;
-pub mod store_lock;
 mod system;
 
 pub use error::{DaemonError, describe};
@@ -81,7 +81,7 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     let store = open_store(&config.root)?;
     // Before the socket and the records: a second daemon on this store
     // would replace the journal under the first one's feet.
-    let _store_lock = store_lock::StoreLock::acquire(store.root(), &config.socket)?;
+    let _daemon_lock = daemon_lock::DaemonLock::acquire(store.root(), &config.socket)?;
     let listener = bind(&config.socket)?;
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: config.max_instances,
@@ -278,6 +278,7 @@ enum Route {
     ImageRemove(String),
     ImagesSave(Option<String>),
     ImagesLoad,
+    ImagesPrune,
     ContainerCreate,
     ContainersList,
     ContainersPrune,
@@ -322,6 +323,7 @@ async fn dispatch(
         Route::ImageRemove(name) => images::remove(daemon, name, &query).await,
         Route::ImagesSave(name) => images::save(daemon, name, &query).await,
         Route::ImagesLoad => images::load(daemon, &query, req).await,
+        Route::ImagesPrune => images::prune(daemon, &query).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => containers::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
@@ -362,6 +364,7 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
         ["wrun", "shutdown"] if post => Route::Shutdown,
         ["images", "json"] if get => Route::ImagesList,
         ["images", "load"] if post => Route::ImagesLoad,
+        ["images", "prune"] if post => Route::ImagesPrune,
         ["images", rest @ .., "get"] if get => {
             Route::ImagesSave(Some(rest.join("/")).filter(|n| !n.is_empty()))
         }
@@ -425,6 +428,7 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/images/get"),
     ("GET", "/images/{name}/get"),
     ("POST", "/images/load"),
+    ("POST", "/images/prune"),
     ("POST", "/containers/create"),
     ("GET", "/containers/json"),
     ("POST", "/containers/prune"),
@@ -631,6 +635,10 @@ mod tests {
             Route::ImageHistory("hello".into())
         );
         assert_eq!(r(Method::POST, "/images/load").unwrap(), Route::ImagesLoad);
+        assert_eq!(
+            r(Method::POST, "/v1.41/images/prune").unwrap(),
+            Route::ImagesPrune
+        );
         assert!(r(Method::GET, "/containers/abc/rename").is_err());
         assert!(r(Method::GET, "/nope").is_err());
         let too_new = r(Method::GET, "/v9.99/version").unwrap_err();

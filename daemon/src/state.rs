@@ -208,15 +208,9 @@ impl Daemon {
             ));
         }
         if let Some(n) = &name {
-            wrun_api::parse::check_name(n).map_err(|e| DaemonError::invalid(e.to_string()))?;
+            wrun_api::parse::check_name(n).map_err(DaemonError::InvalidArgument)?;
         }
-        let record = self.store.find(&config.image).map_err(|e| {
-            if e.is_not_found() {
-                DaemonError::not_found(format!("No such image: {}", config.image))
-            } else {
-                DaemonError::from(anyhow::Error::from(e))
-            }
-        })?;
+        let record = crate::image_views::find(&self.store, &config.image)?;
         let settings = launch::settings(&config, &host_config)?;
         let launch = launch::plan(&self.store, &record, &config.image, &settings)
             .map_err(|e| DaemonError::invalid(crate::error::describe(&e)))?;
@@ -618,7 +612,7 @@ impl Daemon {
                 "Neither old nor new names may be empty",
             ));
         }
-        wrun_api::parse::check_name(new_name).map_err(|e| DaemonError::invalid(e.to_string()))?;
+        wrun_api::parse::check_name(new_name).map_err(DaemonError::InvalidArgument)?;
         let mut reg = self.registry();
         if !reg.contains(&c.id) {
             // Removed since it was found: its name must not come back.

@@ -66,7 +66,15 @@ pub fn df(root: &Path, args: DfArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn prune(root: &Path, args: PruneArgs, system: bool) -> anyhow::Result<ExitCode> {
+/// `image prune` and `system prune`, through the image backend (a daemon
+/// serving the store prunes it: it knows the instances created a moment
+/// ago).
+pub fn prune(
+    root: &Path,
+    host: Option<&str>,
+    args: PruneArgs,
+    system: bool,
+) -> anyhow::Result<ExitCode> {
     if !args.force {
         let what = if args.all {
             "all images without at least one container associated to them"
@@ -88,21 +96,22 @@ pub fn prune(root: &Path, args: PruneArgs, system: bool) -> anyhow::Result<ExitC
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let store = open_store(root)?;
-    let outcome = store.prune(args.all, &wrun_daemon::images_in_use_on_disk(&store))?;
-    if !outcome.deleted_images.is_empty() {
+    let pruned = crate::image_backend::choose(root, host)?.prune(args.all)?;
+    if let Some(items) = pruned.images_deleted.filter(|i| !i.is_empty()) {
         println!("Deleted Images:");
-        for r in &outcome.deleted_images {
-            for n in &r.names {
+        for item in items {
+            if let Some(n) = item.untagged {
                 println!("untagged: {n}");
             }
-            println!("deleted: {}", r.digest);
+            if let Some(id) = item.deleted {
+                println!("deleted: {id}");
+            }
         }
         println!();
     }
     println!(
         "Total reclaimed space: {}",
-        human_size(outcome.reclaimed_bytes)
+        human_size(pruned.space_reclaimed)
     );
     Ok(ExitCode::SUCCESS)
 }

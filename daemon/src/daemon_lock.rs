@@ -1,6 +1,7 @@
-//! One daemon per store: `<root>/daemon.lock`, held with an exclusive
-//! `flock` for the daemon's life, says which process serves the store and
-//! on which socket, so a second daemon refuses and the CLI finds the first.
+//! One daemon per store: `<root>/daemon.lock`, locked exclusively (the
+//! store's own `lock` file works the same way) for the daemon's life, says
+//! which process serves the store and on which socket, so a second daemon
+//! refuses and the CLI finds the first.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -8,7 +9,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
 
 /// The lock file's name under the store root.
@@ -16,15 +16,15 @@ const LOCK_FILE: &str = "daemon.lock";
 
 /// Who serves a store, as its lock file says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreHolder {
+pub struct DaemonHolder {
     pub pid: u32,
     pub socket: PathBuf,
 }
 
-/// The held lock of a store; released when dropped (or when the process
+/// A store's daemon lock, held; released when dropped (or when the process
 /// ends, however it ends).
 #[derive(Debug)]
-pub struct StoreLock {
+pub struct DaemonLock {
     _file: File,
 }
 
@@ -40,19 +40,19 @@ fn open(root: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-fn read_holder(file: &mut File) -> Option<StoreHolder> {
+fn read_holder(file: &mut File) -> Option<DaemonHolder> {
     let mut text = String::new();
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-impl StoreLock {
+impl DaemonLock {
     /// Takes the store at `root` for a daemon serving `socket`; refuses,
     /// naming the holder, when another daemon has it.
     pub fn acquire(root: &Path, socket: &Path) -> anyhow::Result<Self> {
         let mut file = open(root)?;
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        if file.try_lock().is_err() {
             let held_by = match read_holder(&mut file) {
                 Some(h) => format!("pid {} on {}", h.pid, h.socket.display()),
                 None => "another process".to_owned(),
@@ -62,7 +62,7 @@ impl StoreLock {
                 root.display()
             );
         }
-        let holder = StoreHolder {
+        let holder = DaemonHolder {
             pid: std::process::id(),
             socket: std::path::absolute(socket).unwrap_or_else(|_| socket.to_path_buf()),
         };
@@ -76,11 +76,10 @@ impl StoreLock {
 
     /// The daemon serving the store at `root` right now, if any: a lock file
     /// whose lock is held. Never creates the store.
-    pub fn holder(root: &Path) -> Option<StoreHolder> {
+    pub fn holder(root: &Path) -> Option<DaemonHolder> {
         let mut file = File::open(root.join(LOCK_FILE)).ok()?;
-        if flock(&file, FlockOperation::NonBlockingLockShared).is_ok() {
+        if file.try_lock_shared().is_ok() {
             // Nobody holds it: the daemon that wrote it is gone.
-            let _ = flock(&file, FlockOperation::Unlock);
             return None;
         }
         read_holder(&mut file)
@@ -95,27 +94,27 @@ mod tests {
     #[test]
     fn a_second_daemon_on_one_store_is_refused_naming_the_first() {
         let root = tempfile::tempdir().unwrap();
-        assert_eq!(StoreLock::holder(root.path()), None);
-        let first = StoreLock::acquire(root.path(), Path::new("/run/a.sock")).unwrap();
-        let held = StoreLock::holder(root.path()).unwrap();
+        assert_eq!(DaemonLock::holder(root.path()), None);
+        let first = DaemonLock::acquire(root.path(), Path::new("/run/a.sock")).unwrap();
+        let held = DaemonLock::holder(root.path()).unwrap();
         assert_eq!(held.pid, std::process::id());
         assert_eq!(held.socket, Path::new("/run/a.sock"));
-        // flock locks belong to the open file: a second open is a second
+        // The lock belongs to the open file: a second open is a second
         // daemon, even in this process.
-        let err = StoreLock::acquire(root.path(), Path::new("/run/b.sock")).unwrap_err();
+        let err = DaemonLock::acquire(root.path(), Path::new("/run/b.sock")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("already served"), "{msg}");
         assert!(msg.contains("/run/a.sock"), "{msg}");
         assert!(msg.contains(&std::process::id().to_string()), "{msg}");
         drop(first);
         assert_eq!(
-            StoreLock::holder(root.path()),
+            DaemonLock::holder(root.path()),
             None,
             "released with the daemon"
         );
-        let again = StoreLock::acquire(root.path(), Path::new("/run/b.sock")).unwrap();
+        let again = DaemonLock::acquire(root.path(), Path::new("/run/b.sock")).unwrap();
         assert_eq!(
-            StoreLock::holder(root.path()).unwrap().socket,
+            DaemonLock::holder(root.path()).unwrap().socket,
             Path::new("/run/b.sock")
         );
         drop(again);
