@@ -482,18 +482,34 @@ fn prune_goes_to_the_daemon_serving_the_store_and_keeps_its_instances_images() {
     r.daemon.wrun_ok(&["create", "--name", "user", "hello:1.0"]);
     let pruned = a.ok(&["image", "prune", "-a", "-f"]);
     assert!(pruned.contains("untagged: idle:1.0"), "{pruned}");
-    assert!(!pruned.contains("hello:1.0"), "an instance uses it: {pruned}");
+    assert!(
+        !pruned.contains("hello:1.0"),
+        "an instance uses it: {pruned}"
+    );
     assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     let listed = r.a_images();
-    assert!(listed.contains("hello") && !listed.contains("idle"), "{listed}");
+    assert!(
+        listed.contains("hello") && !listed.contains("idle"),
+        "{listed}"
+    );
     // The daemon pruned it: its event log says so.
     let events = r.daemon.wrun_ok(&[
-        "events", "--since", "0", "--until", "0s", "--filter", "type=image",
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "type=image",
     ]);
     assert!(events.contains("delete"), "{events}");
     // The stock docker client's prune is served too; nothing is left to
     // prune, and hello:1.0 stays.
-    if std::process::Command::new("docker").arg("--version").output().is_ok() {
+    if std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         let out = r.daemon.docker_ok(&["image", "prune", "-a", "-f"]);
         assert!(out.contains("Total reclaimed space: 0B"), "{out}");
         assert!(r.a_images().contains("hello"));

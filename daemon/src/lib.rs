@@ -279,6 +279,7 @@ enum Route {
     ImagesSave(Option<String>),
     ImagesLoad,
     ImagesPrune,
+    ImagesCreate,
     ContainerCreate,
     ContainersList,
     ContainersPrune,
@@ -324,12 +325,19 @@ async fn dispatch(
         Route::ImagesSave(name) => images::save(daemon, name, &query).await,
         Route::ImagesLoad => images::load(daemon, &query, req).await,
         Route::ImagesPrune => images::prune(daemon, &query).await,
+        Route::ImagesCreate => Err(images::create(&query)),
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => containers::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
         Route::Events => events::stream(&daemon.events, &query),
         Route::Container(key, action) => {
-            let c = daemon.find(&key)?;
+            let c = daemon.find(&key).map_err(|e| match (action, e) {
+                // Docker names the verb that failed for a kill.
+                (ContainerAction::Kill, DaemonError::NotFound(m)) => {
+                    DaemonError::NotFound(format!("Cannot kill container: {key}: {m}"))
+                }
+                (_, e) => e,
+            })?;
             match action {
                 ContainerAction::Inspect => Ok(containers::inspect(&c)),
                 ContainerAction::Start => containers::start(daemon, &c).await,
@@ -365,6 +373,7 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
         ["images", "json"] if get => Route::ImagesList,
         ["images", "load"] if post => Route::ImagesLoad,
         ["images", "prune"] if post => Route::ImagesPrune,
+        ["images", "create"] if post => Route::ImagesCreate,
         ["images", rest @ .., "get"] if get => {
             Route::ImagesSave(Some(rest.join("/")).filter(|n| !n.is_empty()))
         }
@@ -429,6 +438,7 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/images/{name}/get"),
     ("POST", "/images/load"),
     ("POST", "/images/prune"),
+    ("POST", "/images/create"),
     ("POST", "/containers/create"),
     ("GET", "/containers/json"),
     ("POST", "/containers/prune"),

@@ -38,11 +38,15 @@ impl Status {
     }
 
     /// `start` (and a restart policy's start): a new run from created or
-    /// exited; nothing to do when live (`304`); refused while removing.
+    /// exited; nothing to do when running (`304`); refused when paused or
+    /// while removing, as Docker does.
     pub fn start(self, id: &str) -> Result<Start, DaemonError> {
         match self {
             Status::Created | Status::Exited => Ok(Start::Run),
-            Status::Running | Status::Paused => Ok(Start::AlreadyRunning),
+            Status::Running => Ok(Start::AlreadyRunning),
+            Status::Paused => Err(DaemonError::conflict(
+                "cannot start a paused container, try unpause instead",
+            )),
             Status::Removing => Err(marked_for_removal(id)),
         }
     }
@@ -65,15 +69,19 @@ impl Status {
     pub fn kill(self, restarting: bool, id: &str, name: &str) -> Result<Stopping, DaemonError> {
         match self.stop(restarting, StopKind::Signal(9)) {
             Stopping::NotRunning => Err(DaemonError::conflict(format!(
-                "Cannot kill container: {name}: container {id} is not running"
+                "Cannot kill container: {name}: Container {id} is not running"
             ))),
             decided => Ok(decided),
         }
     }
 
-    /// `restart`: a stop if live, then a start; refused while removing.
+    /// `restart`: a stop if live (paused too), then a start; refused
+    /// while removing.
     pub fn restart(self, id: &str) -> Result<(), DaemonError> {
-        self.start(id).map(drop)
+        match self {
+            Status::Removing => Err(marked_for_removal(id)),
+            _ => Ok(()),
+        }
     }
 
     /// `pause`: only a running instance, and not one serving HTTP (its
@@ -114,12 +122,15 @@ impl Status {
     /// `DELETE /containers/{id}`: a live instance only with `force` (killed
     /// first); removing one already removed is done already.
     pub fn remove(self, id: &str, force: bool) -> Result<Removal, DaemonError> {
-        match (self.is_live(), force) {
-            (false, _) => Ok(Removal::Remove),
-            (true, true) => Ok(Removal::KillFirst),
-            (true, false) => Err(DaemonError::conflict(format!(
+        match (self, force) {
+            (Status::Running | Status::Paused, true) => Ok(Removal::KillFirst),
+            (Status::Running, false) => Err(DaemonError::conflict(format!(
                 "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
             ))),
+            (Status::Paused, false) => Err(DaemonError::conflict(format!(
+                "You cannot remove a paused container {id}. Unpause and then stop the container before attempting removal or force remove"
+            ))),
+            (Status::Created | Status::Exited | Status::Removing, _) => Ok(Removal::Remove),
         }
     }
 
@@ -258,7 +269,7 @@ mod tests {
 
     const NOT_RUNNING: &str = "409 Container ID is not running";
     const NOT_PAUSED: &str = "409 Container ID is not paused";
-    const CANNOT_KILL: &str = "409 Cannot kill container: web: container ID is not running";
+    const CANNOT_KILL: &str = "409 Cannot kill container: web: Container ID is not running";
     const MARKED: &str = "409 container ID is marked for removal and cannot be started";
     const SERVES: &str = "409 Container ID serves HTTP and cannot be paused: stop it instead (requests in flight finish)";
     const RUNNING_RM: &str = "409 You cannot remove a running container ID. Stop the container before attempting removal or force remove";
@@ -303,7 +314,7 @@ mod tests {
             (
                 Status::Paused,
                 [
-                    "AlreadyRunning",
+                    "409 cannot start a paused container, try unpause instead",
                     "Signal",
                     "Signal",
                     "Signal",
@@ -312,7 +323,7 @@ mod tests {
                     "409 Container ID is already paused",
                     "Running",
                     "CurrentRun",
-                    RUNNING_RM,
+                    "409 You cannot remove a paused container ID. Unpause and then stop the container before attempting removal or force remove",
                     "KillFirst",
                 ],
             ),

@@ -621,11 +621,13 @@ impl Daemon {
         let mut inner = c.lock();
         let old = inner.record.name.clone();
         if old == new_name {
-            return Err(DaemonError::conflict(format!(
-                "Renaming a container with the same name as its current name: {old}"
-            )));
+            return Err(DaemonError::conflict(
+                "Renaming a container with the same name as its current name",
+            ));
         }
-        reg.check_free(new_name)?;
+        reg.check_free(new_name).map_err(|e| {
+            DaemonError::conflict(format!("Error when allocating new name: {}", e.message()))
+        })?;
         let mut record = inner.record.clone();
         record.name = new_name.to_string();
         c.save(&record)?;
@@ -910,7 +912,7 @@ mod tests {
         assert_eq!(
             refused(d.stop(&c, StopKind::Signal(9)).await),
             DaemonError::conflict(format!(
-                "Cannot kill container: greeter: container {id} is not running"
+                "Cannot kill container: greeter: Container {id} is not running"
             ))
         );
         assert_eq!(
@@ -954,7 +956,16 @@ mod tests {
             refused(d.pause(&c)),
             DaemonError::conflict(format!("Container {id} is already paused"))
         );
-        assert!(!d.start(&c).await.unwrap(), "a paused instance is running");
+        assert_eq!(
+            refused(d.start(&c).await),
+            DaemonError::conflict("cannot start a paused container, try unpause instead")
+        );
+        assert_eq!(
+            refused(d.remove(&c, false).await),
+            DaemonError::conflict(format!(
+                "You cannot remove a paused container {id}. Unpause and then stop the container before attempting removal or force remove"
+            ))
+        );
         d.unpause(&c).unwrap();
         assert_eq!(status(&c), Status::Running);
 
@@ -1044,12 +1055,17 @@ mod tests {
         );
         assert_eq!(d.find(&web.id[..12]).unwrap().id, web.id);
 
-        assert_eq!(refused(d.rename(&other, "/web")), taken("web", &web.id));
+        // Docker's words for a rename, checked against dockerd 20.10.
+        assert_eq!(
+            refused(d.rename(&other, "/web")),
+            DaemonError::conflict(format!(
+                "Error when allocating new name: {}",
+                taken("web", &web.id).message()
+            ))
+        );
         assert_eq!(
             refused(d.rename(&web, "web")),
-            DaemonError::conflict(
-                "Renaming a container with the same name as its current name: web"
-            )
+            DaemonError::conflict("Renaming a container with the same name as its current name")
         );
         assert_eq!(
             refused(d.rename(&web, "")),
