@@ -45,6 +45,27 @@ fn a_second_daemon_on_the_same_store_is_refused_and_the_cli_uses_the_first() {
         "the records journal is untouched"
     );
 
+    // A daemon on the first one's socket, for another store, is refused
+    // before it creates that store.
+    let elsewhere = first.env.path("elsewhere");
+    let out = first
+        .env
+        .cmd()
+        .env("WRUN_ROOT", &elsewhere)
+        .args(["daemon", "--socket", first.socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already listening"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !elsewhere.exists(),
+        "no store was created for a refused daemon"
+    );
+
     // The CLI pointed at a dead socket for this store finds the daemon
     // that serves it instead of starting a second one.
     let dead = first.env.path("dead.sock");

@@ -78,6 +78,9 @@ pub struct DaemonConfig {
 pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     raise_open_file_limit();
     check_map_count(config.max_instances)?;
+    // Before anything is created: a daemon refused for its socket leaves
+    // no store behind.
+    refuse_if_answering(&config.socket)?;
     let store = open_store(&config.root)?;
     // Before the socket and the records: a second daemon on this store
     // would replace the journal under the first one's feet.
@@ -177,6 +180,17 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Refuses a socket another daemon answers on.
+fn refuse_if_answering(socket: &Path) -> anyhow::Result<()> {
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        bail!(
+            "a daemon is already listening on {} (stop it with `wrun daemon --stop`)",
+            socket.display()
+        );
+    }
+    Ok(())
+}
+
 /// Creates the socket with mode 0600 (in a 0700 directory when wrun makes
 /// it); refuses when another daemon answers there, replaces a stale one.
 fn bind(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
@@ -190,12 +204,7 @@ fn bind(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
             .with_context(|| format!("creating {}", dir.display()))?;
     }
     if socket.exists() {
-        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            bail!(
-                "a daemon is already listening on {} (stop it with `wrun daemon --stop`)",
-                socket.display()
-            );
-        }
+        refuse_if_answering(socket)?;
         std::fs::remove_file(socket)
             .with_context(|| format!("removing the stale socket {}", socket.display()))?;
     }
