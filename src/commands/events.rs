@@ -146,14 +146,4 @@ mod tests {
         assert!(timestamp("yesterday", now).is_err());
         assert!(timestamp("10x", now).is_err());
     }
-
-    #[test]
-    fn filters_use_dockers_map_form() {
-        assert_eq!(
-            crate::commands::filters_json(&["event=start".into(), "container=web1".into()])
-                .unwrap(),
-            r#"{"container":{"web1":true},"event":{"start":true}}"#
-        );
-        assert!(crate::commands::filters_json(&["nope".into()]).is_err());
-    }
 }
