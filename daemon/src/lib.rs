@@ -3,6 +3,9 @@
 //! socket (`wrun daemon`). The CLI's foreground run shares [`launch`].
 //! docs/architecture.md lays out the layers.
 
+mod container_inspect;
+mod container_list;
+mod container_streams;
 mod containers;
 pub mod daemon_lock;
 pub mod error;
@@ -336,7 +339,7 @@ async fn dispatch(
         Route::ImagesPrune => images::prune(daemon, &query).await,
         Route::ImagesCreate => Err(images::create(&query)),
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
-        Route::ContainersList => containers::list(daemon, &query),
+        Route::ContainersList => container_list::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
         Route::Events => events::stream(&daemon.events, &query),
         Route::Container(key, action) => {
@@ -348,13 +351,13 @@ async fn dispatch(
                 (_, e) => e,
             })?;
             match action {
-                ContainerAction::Inspect => Ok(containers::inspect(&c)),
+                ContainerAction::Inspect => Ok(container_inspect::inspect(&c)),
                 ContainerAction::Start => containers::start(daemon, &c).await,
                 ContainerAction::Stop => containers::stop(daemon, &c).await,
                 ContainerAction::Kill => containers::kill(daemon, &c, &query).await,
-                ContainerAction::Wait => containers::wait(&c, &query),
-                ContainerAction::Logs => containers::logs(&c, &query),
-                ContainerAction::Attach => containers::attach(&c, &query, req),
+                ContainerAction::Wait => container_streams::wait(&c, &query),
+                ContainerAction::Logs => container_streams::logs(&c, &query),
+                ContainerAction::Attach => container_streams::attach(&c, &query, req),
                 ContainerAction::Remove => containers::remove(daemon, &c, &query).await,
                 ContainerAction::Restart => containers::restart(daemon, &c).await,
                 ContainerAction::Pause => containers::pause(daemon, &c),
