@@ -1,31 +1,42 @@
 #!/usr/bin/env python3
-"""Density benchmark (issue 5): the same idle workload under each contender,
-on the same machine in the same run —
+"""Density benchmark (issues 5 and 20): the same idle workload under each
+contender, on the same machine in the same run —
 
   wrun      instances in one `wrun daemon`, started through its REST API
   process   one native Linux process per instance (examples/idle built for the host)
   wasmtime  one `wasmtime run` process per instance on examples/idle/idle.wasm
   vm        one qemu-system-x86_64 per instance: Debian's cloud kernel and a
             busybox initramfs whose /init prints `ready` on the serial port
+  docker    one Docker Engine container per instance (examples/idle built
+            statically, imported as an image), started through dockerd's REST
+            API on --docker-host like wrun's
 
 Each contender is ramped through the steps (N = 100, 1,000, 10,000 by default;
-the VM contender starts at 10): after each step it settles, then records the
-instances reached, memory per instance (drop in MemAvailable / N, summed PSS
-from /proc/PID/smaps_rollup / N; for wrun the daemon's PSS delta / N), start
-latency to `ready` (p50, p99), start rate and instances per GiB. A contender
-stops before MemAvailable falls under --reserve-gib (4 GiB) or when its time
-budget (--budget, 120 s) is spent; where and why is recorded. Everything it
-started is killed (process groups) and its temp dirs removed, also on Ctrl-C.
+the VM contender starts at 10, Docker goes 10, 100, 300): after each step it
+settles, then records the instances reached, memory per instance (drop in
+MemAvailable / N, summed PSS from /proc/PID/smaps_rollup / N; for wrun the
+daemon's PSS delta / N; for Docker the delta of dockerd + containerd plus
+the containers' shims and processes / N), start latency to `ready` (p50,
+p99), start rate and instances per GiB. A contender stops before
+MemAvailable falls under --reserve-gib (4.5 GiB) or when its time budget
+(--budget, 120 s; --docker-budget, 300 s) is spent; where and why is
+recorded. Everything it started is killed (process groups; Docker's
+containers force-removed) and its temp dirs removed, also on Ctrl-C.
 
 Usage:
-  benches/density.py [--quick] [--contenders wrun,process,wasmtime,vm]
+  benches/density.py [--quick] [--contenders wrun,process,wasmtime,vm,docker]
                      [--steps 100,1000,10000] [--wrun target/release/wrun]
+                     [--docker-host unix:///tmp/dk/docker.sock]
 
 Writes target/density/results.json, report.md and density.svg. `--quick`
 (N = 10, the VM N = 2) is the CI smoke pass: it exits non-zero when an
 available contender does not reach its instances. Python 3 standard library
 only; nothing is downloaded (the VM contender needs the Debian packages
-qemu-system-x86, linux-image-cloud-amd64, busybox-static and cpio).
+qemu-system-x86, linux-image-cloud-amd64, busybox-static and cpio; the
+Docker contender a running dockerd, root to read its processes' memory, and
+rustc with glibc's static libraries, libc6-dev). Without --docker-host the
+Docker contender tries $DOCKER_HOST, then /var/run/docker.sock, and is
+skipped with a message when no dockerd answers there.
 """
 
 import argparse
@@ -46,9 +57,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Daemon, kill_group, meminfo_kib, percentile, pss_kib, request  # noqa: E402
+from benchlib import Daemon, UnixHTTPConnection, kill_group, meminfo_kib, percentile, pss_kib, request  # noqa: E402
 
-ALL = ["wrun", "process", "wasmtime", "vm"]
+ALL = ["wrun", "process", "wasmtime", "vm", "docker"]
 GIB_KIB = 1024 * 1024
 STOP = threading.Event()  # set on Ctrl-C / SIGTERM: workers stop starting instances
 
@@ -455,6 +466,282 @@ class WrunDaemon:
         return 1
 
 
+def unix_socket_path(host):
+    """The socket path of a Docker host given as unix:///PATH or a plain path;
+    None for any other scheme (tcp://, ssh://: not on this machine)."""
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    if "://" in host:
+        return None
+    return host
+
+
+def peer_pid(path):
+    """The pid of the process listening on the Unix socket PATH (SO_PEERCRED)."""
+    import socket
+    import struct
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(5)
+        s.connect(path)
+        creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    finally:
+        s.close()
+    return struct.unpack("3i", creds)[0]
+
+
+def process_table():
+    """{pid: (ppid, argv)} of every process readable in /proc."""
+    table = {}
+    for ent in os.listdir("/proc"):
+        if not ent.isdigit():
+            continue
+        try:
+            with open(f"/proc/{ent}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{ent}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        # The comm field may hold spaces and parentheses: the ppid follows the last ')'.
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        table[int(ent)] = (ppid, argv)
+    return table
+
+
+def flag_value(argv, flag):
+    try:
+        return argv[argv.index(flag) + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+class DockerEngine:
+    """Docker Engine (dockerd + containerd + one runc shim per container) on
+    the socket of --docker-host, driven through its REST API like wrun.
+
+    The instance is examples/idle built natively and statically with rustc
+    (the same source as the other contenders), imported as a one-file image
+    (`POST /images/create?fromSrc=-`, the API of `docker import`)."""
+
+    name = "docker"
+    ready_timeout = 60.0
+
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.info = {}
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.ids = set()
+        self.token = f"{os.getpid()}-{int(time.time())}"
+        self.prefix = f"bench-density-{self.token}-"
+        self.image = f"bench-idle:density-{self.token}"
+        self.sock = None
+        self.image_made = False
+
+    def conn(self):
+        c = getattr(self.local, "conn", None)
+        if c is None:
+            c = self.local.conn = UnixHTTPConnection(self.sock, timeout=120)
+        return c
+
+    def call(self, method, path, body=None, ok=(200,)):
+        try:
+            status, payload = request(self.conn(), method, path, body)
+        except OSError:
+            self.local.conn = None
+            raise
+        if status not in ok:
+            raise RuntimeError(f"{method} {path.split('?')[0]}: {status} {payload[:200].decode(errors='replace').strip()}")
+        return payload
+
+    def find_socket(self):
+        given = self.args.docker_host
+        host = given or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        path = unix_socket_path(host)
+        if path is None:
+            msg = f"{host} is not a unix:// socket (the memory readings need dockerd's processes on this machine)"
+            if given:
+                raise RuntimeError(msg)
+            raise Skip(msg)
+        try:
+            status, _ = request(UnixHTTPConnection(path, timeout=5), "GET", "/_ping")
+        except OSError as e:
+            status = f"{e.strerror or e}"
+        if status != 200:
+            msg = f"no dockerd answers on {host} ({status})"
+            if given:
+                raise RuntimeError(msg)
+            raise Skip(msg + "; pass --docker-host unix:///PATH/docker.sock")
+        self.sock = path
+
+    def build_idle(self):
+        """examples/idle as a static executable; returns its path."""
+        exe = os.path.join(self.work, "idle")
+        cmd = ["rustc", "-O", "-C", "target-feature=+crt-static", "-C", "strip=symbols",
+               "--edition", "2024", "-o", exe, "examples/idle/src/main.rs"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Skip("rustc could not build examples/idle statically: " + r.stderr[-300:])
+        if not is_static_elf(exe):
+            raise Skip(f"{' '.join(cmd)} did not give a static executable")
+        return exe, " ".join(cmd).replace(exe, "idle")
+
+    def import_image(self, exe):
+        import tarfile
+        import urllib.parse
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = t.gettarinfo(exe, arcname="idle")
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = "root"
+            with open(exe, "rb") as f:
+                t.addfile(ti, f)
+        repo, tag = self.image.split(":")
+        q = urllib.parse.urlencode({"fromSrc": "-", "repo": repo, "tag": tag, "changes": 'CMD ["/idle"]'})
+        c = UnixHTTPConnection(self.sock, timeout=120)
+        c.request("POST", "/images/create?" + q, body=buf.getvalue(), headers={"Content-Type": "application/x-tar"})
+        resp = c.getresponse()
+        payload = resp.read()
+        if resp.status != 200 or b'"error' in payload:
+            raise RuntimeError(f"importing {self.image}: {resp.status} {payload[-200:].decode(errors='replace')}")
+        self.image_made = True
+        return len(buf.getvalue())
+
+    def setup(self):
+        self.find_socket()
+        exe, build = self.build_idle()
+        version = json.loads(self.call("GET", "/version"))
+        info = json.loads(self.call("GET", "/info"))
+        tar_bytes = self.import_image(exe)
+        self.dockerd = peer_pid(self.sock)
+        if pss_kib(self.dockerd) == 0:
+            raise RuntimeError(f"cannot read /proc/{self.dockerd}/smaps_rollup of dockerd (run as root)")
+        # Warm up (the first start of an image sets up its layer), and find
+        # containerd through the warm-up's shim: its -address socket.
+        t_ready, _ = self.start_one(-1, True)
+        shim = self.shims(process_table())
+        address = flag_value(shim[0][1], "-address") if shim else None
+        if not address:
+            raise RuntimeError("no containerd shim found for the warm-up container")
+        self.containerd = peer_pid(address)
+        self.remove_all()
+        components = {c.get("Name"): c.get("Version") for c in version.get("Components", [])}
+        self.info = {
+            "host": "unix://" + self.sock,
+            "engine": version.get("Version"), "api_version": version.get("ApiVersion"),
+            "containerd": components.get("containerd"), "runc": components.get("runc"),
+            "storage_driver": info.get("Driver"), "cgroup_driver": info.get("CgroupDriver"),
+            "cgroup_version": info.get("CgroupVersion"), "logging_driver": info.get("LoggingDriver"),
+            "dockerd_pid": self.dockerd, "containerd_pid": self.containerd, "containerd_address": address,
+            "dockerd_base_pss_kib": pss_kib(self.dockerd),
+            "containerd_base_pss_kib": pss_kib(self.containerd),
+            "image": self.image, "image_tar_bytes": tar_bytes, "binary_bytes": os.path.getsize(exe),
+            "build": build,
+            "create": {"Image": self.image, "HostConfig": {"NetworkMode": "none"}},
+            "pss_summed": "dockerd + containerd + each benchmark container's containerd-shim-runc-v2 "
+                          "(matched by its -id) + the shim's descendants (the container's /idle)",
+            "warmup_first_start_to_ready_ms": t_ready * 1e3,
+            "ready_sampling": "the log of 1 instance in K (about 200 per step) is polled "
+                              "(GET /containers/{id}/logs?stdout=1, every 2 ms) until it holds `ready`",
+        }
+
+    def start_one(self, i, sample):
+        t0 = time.perf_counter()
+        name = self.prefix + ("warmup" if i < 0 else str(i))
+        body = self.call("POST", f"/containers/create?name={name}",
+                         {"Image": self.image, "HostConfig": {"NetworkMode": "none"}}, ok=(201,))
+        cid = json.loads(body)["Id"]
+        with self.lock:
+            self.ids.add(cid)
+        ts = time.perf_counter()
+        self.call("POST", f"/containers/{cid}/start", ok=(204, 304))
+        api = time.perf_counter() - t0
+        if not sample:
+            return None, api
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if b"ready" in self.call("GET", f"/containers/{cid}/logs?stdout=1"):
+                return time.perf_counter() - ts, api
+            time.sleep(0.002)
+        raise RuntimeError(f"no `ready` in the log within {self.ready_timeout:.0f} s")
+
+    def shims(self, table):
+        """[(pid, argv)] of the shims of this run's containers."""
+        with self.lock:
+            ids = set(self.ids)
+        return [(pid, argv) for pid, (_, argv) in table.items()
+                if argv and "containerd-shim" in os.path.basename(argv[0]) and flag_value(argv, "-id") in ids]
+
+    def pss_parts(self):
+        table = process_table()
+        shims = {pid for pid, _ in self.shims(table)}
+        children = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        inside, todo = [], [c for s in shims for c in children.get(s, [])]
+        while todo:
+            pid = todo.pop()
+            inside.append(pid)
+            todo += children.get(pid, [])
+        return {"dockerd": pss_kib(self.dockerd), "containerd": pss_kib(self.containerd),
+                "shims": sum(pss_kib(p) for p in shims), "containers": sum(pss_kib(p) for p in inside),
+                "shim_count": len(shims), "container_processes": len(inside)}
+
+    def pss_total_kib(self):
+        p = self.pss_parts()
+        return p["dockerd"] + p["containerd"] + p["shims"] + p["containers"]
+
+    def remove_all(self):
+        """Force-remove every container this run created (tracked IDs, and by
+        name prefix for a create whose answer was lost), 8 at a time."""
+        import urllib.parse
+        q = urllib.parse.quote(json.dumps({"name": [self.prefix]}))
+        try:
+            listed = {e["Id"] for e in json.loads(self.call("GET", f"/containers/json?all=1&filters={q}"))}
+        except (OSError, RuntimeError, ValueError):
+            listed = set()
+        with self.lock:
+            todo = list(self.ids | listed)
+        failed = []
+
+        def worker():
+            while True:
+                with self.lock:
+                    if not todo:
+                        return
+                    cid = todo.pop()
+                try:
+                    self.call("DELETE", f"/containers/{cid}?force=1&v=1", ok=(204, 404))
+                    with self.lock:
+                        self.ids.discard(cid)
+                except (OSError, RuntimeError) as e:
+                    failed.append(f"{cid[:12]}: {e}")
+
+        n = len(todo)
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            print(f"  docker: {len(failed)} container(s) not removed (first: {failed[0]}); "
+                  f"remove them with: docker rm -f $(docker ps -aq --filter name={self.prefix})", flush=True)
+        return n
+
+    def teardown(self):
+        if self.sock is None:
+            return 0
+        n = self.remove_all()
+        if self.image_made:
+            try:
+                self.call("DELETE", f"/images/{self.image}?force=1", ok=(200, 404))
+            except (OSError, RuntimeError) as e:
+                print(f"  docker: image {self.image} not removed: {e}", flush=True)
+        return n
+
+
 def start_batch(c, first, count, concurrency, guard, sample_every):
     """Start COUNT instances from index FIRST with CONCURRENCY threads.
     Returns (ready latencies, api latencies, started, errors, stop reason)."""
@@ -530,15 +817,17 @@ def run_contender(c, steps, args, log):
     out["setup_s"] = time.perf_counter() - t_setup
     avail0 = wait_stable(args.settle, limit=3.0 if args.quick else 30.0)
     pss0 = c.pss_total_kib()
+    parts0 = c.pss_parts() if hasattr(c, "pss_parts") else None
     reserve = int(args.reserve_gib * GIB_KIB)
     t0 = time.monotonic()
-    deadline = t0 + args.budget
+    budget = args.budget_for.get(c.name, args.budget)
+    deadline = t0 + budget
 
     def guard():
         if meminfo_kib() < reserve:
             return f"MemAvailable under the {args.reserve_gib:g} GiB reserve"
         if time.monotonic() > deadline:
-            return f"time budget of {args.budget:g} s spent"
+            return f"time budget of {budget:g} s spent"
         return None
 
     conc = args.concurrency.get(c.name, 2)
@@ -550,7 +839,7 @@ def run_contender(c, steps, args, log):
         # `ready` (the latency, without the queueing of a concurrent ramp).
         probe = min(args.probe.get(c.name, 20), need)
         ramp_n = need - probe
-        sample_every = max(1, ramp_n // 200) if c.name == "wrun" else 1
+        sample_every = max(1, ramp_n // 200) if c.name in ("wrun", "docker") else 1
         ts = time.perf_counter()
         ready, api, started, errors, why = start_batch(c, count, ramp_n, conc, guard, sample_every)
         wall = time.perf_counter() - ts
@@ -565,6 +854,7 @@ def run_contender(c, steps, args, log):
         time.sleep(args.settle)
         avail = meminfo_kib()
         pss = c.pss_total_kib()
+        parts = c.pss_parts() if parts0 is not None else None
         drop = (avail0 - avail) / max(count, 1)
         pss_per = (pss - pss0) / max(count, 1)
         step = {
@@ -585,6 +875,10 @@ def run_contender(c, steps, args, log):
             "instances_per_gib_pss": per_gib(pss_per),
             "instances_per_gib_memavailable": per_gib(drop),
         }
+        if parts is not None:
+            step["pss_parts_kib_per_instance"] = {k: (parts[k] - parts0[k]) / max(count, 1)
+                                                  for k in ("dockerd", "containerd", "shims", "containers")}
+            step["pss_parts_total_kib"] = parts
         out["steps"].append(step)
         log(f"  {c.name} N={count}/{n}: {drop:.0f} KiB/inst (MemAvailable), {pss_per:.0f} KiB/inst (PSS), "
             f"ready p50 {step['ready_p50_ms']:.2f} ms p99 {step['ready_p99_ms']:.2f} ms (serial), "
@@ -619,7 +913,7 @@ def machine_info():
 
 # ---------------------------------------------------------------- outputs
 
-COLORS = {"wrun": "#1f77b4", "process": "#2ca02c", "wasmtime": "#ff7f0e", "vm": "#d62728"}
+COLORS = {"wrun": "#1f77b4", "process": "#2ca02c", "wasmtime": "#ff7f0e", "vm": "#d62728", "docker": "#9467bd"}
 
 
 def last_step(r):
@@ -657,6 +951,9 @@ def ratios(results):
             x[f"wrun_instances_per_gib_{basis}"] = a
             x[f"instances_per_gib_{basis}"] = b
             x[f"ratio_{basis}"] = a / b if a and b else None
+        a, b = w.get("start_rate_per_s"), s.get("start_rate_per_s")
+        x["wrun_start_rate_per_s"], x["start_rate_per_s"] = a, b
+        x["ratio_start_rate"] = a / b if a and b else None
         out[name] = x
     return out
 
@@ -727,7 +1024,7 @@ def svg_chart(results):
 
 def report_md(doc):
     res = doc["contenders"]
-    L = ["# Density: wrun against processes, wasmtime and VMs", "",
+    L = ["# Density: wrun against processes, wasmtime, VMs and Docker Engine", "",
          f"Run {doc['started_at']} on {doc['machine']['cpus']} cores, {doc['machine']['mem_total_gib']} GiB, "
          f"{doc['machine']['cpu_model']}, kernel {doc['machine']['kernel']}. "
          f"Command: `{doc['command']}` ({doc['duration_s']:.0f} s).", "",
@@ -754,9 +1051,13 @@ def report_md(doc):
           "(PSS basis; MemAvailable-drop basis where both drops are positive):", ""]
     for name, x in doc["ratios"].items():
         ma = "—" if x["ratio_memavailable"] is None else f"{x['ratio_memavailable']:,.1f}×"
-        L.append(f"- {name}: **{x['ratio_pss']:,.1f}×** by PSS ({fmt(x['wrun_instances_per_gib_pss'])} per GiB "
+        pss = "—" if x["ratio_pss"] is None else f"{x['ratio_pss']:,.1f}×"
+        rate = "—" if x.get("ratio_start_rate") is None else (
+            f"{x['ratio_start_rate']:,.1f}× ({fmt(x['wrun_start_rate_per_s'])}/s against "
+            f"{fmt(x['start_rate_per_s'])}/s)")
+        L.append(f"- {name}: **{pss}** by PSS ({fmt(x['wrun_instances_per_gib_pss'])} per GiB "
                  f"at N = {x['wrun_at']:,} against {fmt(x['instances_per_gib_pss'])} at N = {x['at']:,}); "
-                 f"{ma} by MemAvailable drop")
+                 f"{ma} by MemAvailable drop; start rate of the ramp {rate}")
     L += ["", "Where each contender stopped:", ""]
     for name, r in res.items():
         if not r.get("available"):
@@ -766,6 +1067,21 @@ def report_md(doc):
             L.append(f"- {name}: at {st['at']:,} (step {st['target']:,}): {st['reason']}")
         else:
             L.append(f"- {name}: reached every step ({r['steps'][-1]['reached']:,})")
+    dk = res.get("docker", {})
+    if dk.get("available") and dk.get("info"):
+        i = dk["info"]
+        L += ["", f"Docker Engine {i.get('engine')} (API {i.get('api_version')}, containerd {i.get('containerd')}, "
+              f"runc {i.get('runc')}, {i.get('storage_driver')}, cgroup v{i.get('cgroup_version')} "
+              f"{i.get('cgroup_driver')}, log driver {i.get('logging_driver')}) on {i.get('host')}; "
+              f"containers created with `{json.dumps(i.get('create'))}`. PSS summed: {i.get('pss_summed')}.", ""]
+        parts = [(s["reached"], s["pss_parts_kib_per_instance"]) for s in dk["steps"]
+                 if s.get("pss_parts_kib_per_instance")]
+        if parts:
+            L += ["| docker N | dockerd Δ / inst | containerd Δ / inst | shim / inst | container process / inst |",
+                  "| ---: | ---: | ---: | ---: | ---: |"]
+            for n, p in parts:
+                L.append(f"| {n:,} | {fmt(p['dockerd'])} KiB | {fmt(p['containerd'])} KiB | "
+                         f"{fmt(p['shims'])} KiB | {fmt(p['containers'])} KiB |")
     vm = res.get("vm", {})
     if vm.get("available"):
         L += ["", f"VM acceleration: **{vm['info'].get('accel')}** — {vm['info'].get('accel_reason')}"]
@@ -794,6 +1110,12 @@ def main():
     ap.add_argument("--contenders", default=",".join(ALL))
     ap.add_argument("--steps", default="100,1000,10000", help="N steps for wrun, process and wasmtime")
     ap.add_argument("--vm-steps", default="10,100,1000")
+    ap.add_argument("--docker-steps", default="10,100,300",
+                    help="N steps for Docker Engine (each container costs MBs and a shim process)")
+    ap.add_argument("--docker-host", help="the dockerd to measure, unix:///PATH (default: $DOCKER_HOST, "
+                    "else unix:///var/run/docker.sock; the contender is skipped when none answers)")
+    ap.add_argument("--docker-budget", type=float, default=300.0,
+                    help="seconds of starting for Docker Engine (it starts a few containers a second)")
     ap.add_argument("--wrun", default="target/release/wrun")
     ap.add_argument("--native", help="the native idle binary (default: build it with cargo)")
     ap.add_argument("--budget", type=float, default=120.0, help="seconds of starting per contender")
@@ -828,25 +1150,29 @@ def main():
         sys.exit(f"unknown contender(s): {', '.join(unknown)} (known: {', '.join(ALL)})")
     steps = sorted({int(s) for s in args.steps.split(",")})
     vm_steps = sorted({int(s) for s in args.vm_steps.split(",")})
+    docker_steps = sorted({int(s) for s in args.docker_steps.split(",")})
     if args.quick:
-        steps, vm_steps = [10], [2]
+        steps, vm_steps, docker_steps = [10], [2], [10]
         args.budget = min(args.budget, 60.0)
+        args.docker_budget = min(args.docker_budget, 60.0)
         args.settle = min(args.settle, 1.0)
-    args.steps_for = {"wrun": steps, "process": steps, "wasmtime": steps, "vm": vm_steps}
-    args.concurrency = {"wrun": 16, "process": 4, "wasmtime": 4, "vm": 2}
-    args.probe = {"wrun": 50, "process": 50, "wasmtime": 50, "vm": 4}
+    args.steps_for = {"wrun": steps, "process": steps, "wasmtime": steps, "vm": vm_steps, "docker": docker_steps}
+    args.budget_for = {"docker": args.docker_budget}
+    args.concurrency = {"wrun": 16, "process": 4, "wasmtime": 4, "vm": 2, "docker": 4}
+    args.probe = {"wrun": 50, "process": 50, "wasmtime": 50, "vm": 4, "docker": 20}
     if args.quick:
-        args.probe = {"wrun": 5, "process": 5, "wasmtime": 5, "vm": 1}
+        args.probe = {"wrun": 5, "process": 5, "wasmtime": 5, "vm": 1, "docker": 3}
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     work = tempfile.mkdtemp(prefix="wrun-density-")
-    classes = {"wrun": WrunDaemon, "process": NativeProcess, "wasmtime": WasmtimeCli, "vm": QemuVm}
+    classes = {"wrun": WrunDaemon, "process": NativeProcess, "wasmtime": WasmtimeCli, "vm": QemuVm,
+               "docker": DockerEngine}
     doc = {"started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(["benches/density.py"] + sys.argv[1:]),
            "machine": machine_info(), "quick": args.quick,
-           "settings": {"budget_s": args.budget, "reserve_gib": args.reserve_gib, "settle_s": args.settle,
+           "settings": {"budget_s": args.budget, "budget_s_for": args.budget_for, "reserve_gib": args.reserve_gib, "settle_s": args.settle,
                         "concurrency": args.concurrency, "serial_probe": args.probe,
                         "steps": args.steps_for},
            "contenders": {}}
