@@ -22,8 +22,22 @@ fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::
     })
 }
 
+/// The schema of a [`str_slice`] field: an array of strings, one string, or
+/// null.
+#[cfg(feature = "openapi")]
+fn str_slice_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
 /// `Config`: what runs, as in `POST /containers/create` and inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerConfig {
     pub hostname: String,
@@ -37,10 +51,12 @@ pub struct ContainerConfig {
     pub stdin_once: bool,
     pub env: Option<Vec<String>>,
     #[serde(deserialize_with = "str_slice")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
     pub cmd: Option<Vec<String>>,
     pub image: String,
     pub working_dir: String,
     #[serde(deserialize_with = "str_slice")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
     pub entrypoint: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
     /// `{"80/tcp": {}}`: ports the instance listens on (published only
@@ -54,6 +70,7 @@ pub struct ContainerConfig {
 /// `WasmTimeout`/`WasmFuel` and `WrunAllow*` network grants; other Docker
 /// fields are accepted and ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
     /// `HOST:GUEST[:ro|rw]`, HOST absolute.
@@ -65,6 +82,7 @@ pub struct HostConfig {
     /// `host` (everything).
     pub network_mode: String,
     /// Published guest ports (see [`crate::network`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, Option<Vec<super::network::PortBinding>>>>))]
     pub port_bindings: Option<super::network::PortMap>,
     /// Publish every `ExposedPorts` entry on a port the kernel picks.
     pub publish_all_ports: bool,
@@ -99,6 +117,7 @@ pub struct HostConfig {
 /// `Type` may be empty, `json-file` or `local`, and `Config` may set
 /// `max-size` (bytes one file may reach; two files are kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct LogConfig {
     #[serde(rename = "Type")]
@@ -155,6 +174,7 @@ impl LogConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicy {
     /// "", `no`, `always`, `unless-stopped`, `on-failure`.
@@ -246,6 +266,7 @@ impl RestartPolicy {
 
 /// The body of `POST /containers/create`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerCreateRequest {
     #[serde(flatten)]
@@ -254,6 +275,7 @@ pub struct ContainerCreateRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerCreateResponse {
     pub id: String,
@@ -262,6 +284,7 @@ pub struct ContainerCreateResponse {
 
 /// `State` in `GET /containers/{id}/json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerState {
     /// created, running, exited, removing.
@@ -281,6 +304,7 @@ pub struct ContainerState {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct MountPoint {
     #[serde(rename = "Type")]
@@ -293,11 +317,13 @@ pub struct MountPoint {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkSettings {
     pub networks: BTreeMap<String, EmptyObject>,
     /// While running: each published port and where it landed on the host
     /// (what `docker port` reads).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Option<Vec<super::network::PortBinding>>>))]
     pub ports: super::network::PortMap,
     /// wrun: one line saying what the instance may do on the network.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -306,6 +332,7 @@ pub struct NetworkSettings {
 
 /// `GET /containers/{id}/json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerInspect {
     pub id: String,
@@ -326,6 +353,7 @@ pub struct ContainerInspect {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SummaryHostConfig {
     pub network_mode: String,
@@ -333,6 +361,7 @@ pub struct SummaryHostConfig {
 
 /// An element of `GET /containers/json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerSummary {
     pub id: String,
@@ -354,6 +383,7 @@ pub struct ContainerSummary {
 
 /// `POST /containers/{id}/wait`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct WaitResponse {
     pub status_code: i64,
@@ -361,6 +391,7 @@ pub struct WaitResponse {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct WaitError {
     pub message: String,
@@ -369,6 +400,7 @@ pub struct WaitError {
 /// `GET /containers/{id}/top`: one row, the instance itself (it has no
 /// processes).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TopResponse {
     pub titles: Vec<String>,
@@ -377,6 +409,7 @@ pub struct TopResponse {
 
 /// `POST /containers/prune`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerPruneResponse {
     pub containers_deleted: Option<Vec<String>>,
@@ -385,6 +418,7 @@ pub struct ContainerPruneResponse {
 
 /// `GET /containers/{id}/stats` (Docker's snake_case field names).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ContainerStats {
     pub read: String,
@@ -399,12 +433,14 @@ pub struct ContainerStats {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PidsStats {
     pub current: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct CpuStats {
     pub cpu_usage: CpuUsage,
@@ -414,6 +450,7 @@ pub struct CpuStats {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct CpuUsage {
     /// Nanoseconds the daemon spent running this instance.
@@ -423,6 +460,7 @@ pub struct CpuUsage {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct MemoryStats {
     /// Bytes of linear memory plus tables in use.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every error body: `{"message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorResponse {
     pub message: String,
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /images/{name}/json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageInspect {
     pub id: String,
@@ -32,6 +33,7 @@ pub struct ImageInspect {
 /// The container defaults an image carries (Docker's `ContainerConfig` subset
 /// that images use).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageConfig {
     pub user: String,
@@ -46,9 +48,11 @@ pub struct ImageConfig {
 
 /// Docker writes `{}` as the value of port and volume sets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmptyObject {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct RootFs {
     #[serde(rename = "Type")]
@@ -57,6 +61,7 @@ pub struct RootFs {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageMetadata {
     pub last_tag_time: Option<String>,
@@ -64,6 +69,7 @@ pub struct ImageMetadata {
 
 /// The OCI descriptor of the image's manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
@@ -72,6 +78,7 @@ pub struct Descriptor {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct WasmModule {
     pub path: String,
@@ -82,6 +89,7 @@ pub struct WasmModule {
 
 /// An element of `GET /images/{name}/history`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct HistoryItem {
     pub id: String,
@@ -95,6 +103,7 @@ pub struct HistoryItem {
 
 /// An element of `GET /images/json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImageSummary {
     pub id: String,
@@ -117,6 +126,7 @@ pub struct ImageSummary {
 
 /// An element of `DELETE /images/{name}`'s answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImageDeleteItem {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,6 +155,7 @@ impl ImageDeleteItem {
 
 /// `POST /images/prune`'s answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImagePruneResponse {
     pub images_deleted: Option<Vec<ImageDeleteItem>>,
@@ -153,6 +164,7 @@ pub struct ImagePruneResponse {
 
 /// One line of `POST /images/load`'s answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct LoadMessage {
     pub stream: String,

@@ -12,6 +12,7 @@ pub type PortMap = BTreeMap<String, Option<Vec<PortBinding>>>;
 
 /// One host address a guest port is published on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct PortBinding {
     /// Empty: every address.
@@ -22,6 +23,7 @@ pub struct PortBinding {
 
 /// An element of `Ports` in `GET /containers/json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Port {
     #[serde(rename = "IP", skip_serializing_if = "String::is_empty")]

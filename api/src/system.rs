@@ -8,12 +8,14 @@ pub const API_VERSION: &str = "1.45";
 pub const MIN_API_VERSION: &str = "1.24";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Platform {
     pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Component {
     pub name: String,
@@ -23,6 +25,7 @@ pub struct Component {
 
 /// `GET /version`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SystemVersion {
     pub platform: Platform,
@@ -41,6 +44,7 @@ pub struct SystemVersion {
 
 /// `GET /info` (the subset wrun fills).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SystemInfo {
     #[serde(rename = "ID")]
@@ -68,6 +72,7 @@ pub struct SystemInfo {
 
 /// One line of `GET /events` (Docker's `events.Message`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct EventMessage {
     /// The action again (Docker's deprecated field, still read by old clients).
@@ -88,6 +93,7 @@ pub struct EventMessage {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EventActor {
     #[serde(rename = "ID")]
