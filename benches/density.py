@@ -12,7 +12,7 @@ contender, on the same machine in the same run —
             API on --docker-host like wrun's
 
 Each contender is ramped through the steps (N = 100, 1,000, 10,000 by default;
-the VM contender starts at 10, Docker goes 10, 100, 300): after each step it
+the VM contender starts at 10, Docker goes 10, 100, 500): after each step it
 settles, then records the instances reached, memory per instance (drop in
 MemAvailable / N, summed PSS from /proc/PID/smaps_rollup / N; for wrun the
 daemon's PSS delta / N; for Docker the delta of dockerd + containerd plus
@@ -908,7 +908,14 @@ def machine_info():
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE),
         "pid_max": int(open("/proc/sys/kernel/pid_max").read()),
         "python": platform.python_version(),
+        "loadavg": loadavg(),
     }
+
+
+def loadavg():
+    """The 1, 5 and 15 minute load averages (the machine may be shared)."""
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
 
 
 # ---------------------------------------------------------------- outputs
@@ -958,12 +965,18 @@ def ratios(results):
     return out
 
 
+def short(v):
+    """A bar's label: whole numbers from 100 up (3,908), else 3 significant digits."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
 def svg_chart(results):
-    """Two log-scale bar panels: memory per instance (KiB) and start latency
-    to `ready` (ms, p50 and p99), each contender at its largest step."""
+    """Three log-scale bar panels: memory per instance (KiB), start latency
+    to `ready` (ms, p50 and p99) and the start rate of the concurrent ramp
+    (instances per second), each contender at its largest step."""
     import math
     rows = [(n, last_step(r)) for n, r in results.items() if last_step(r)]
-    W, H, top, bottom = 920, 400, 60, 330
+    W, H, top, bottom = 1260, 400, 60, 330
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            'font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>']
@@ -1001,9 +1014,9 @@ def svg_chart(results):
                 op = "1" if bi == 0 else "0.55"
                 out.append(f'<rect x="{bx:.1f}" y="{yy:.1f}" width="{bw - 2:.1f}" height="{bottom - yy:.1f}" '
                            f'fill="{COLORS.get(name, "#777")}" fill-opacity="{op}"><title>{name} {kind}: '
-                           f'{v:.3g}</title></rect>')
+                           f'{short(v)}</title></rect>')
                 out.append(f'<text x="{bx + (bw - 2) / 2:.1f}" y="{yy - 4:.1f}" text-anchor="middle" '
-                           f'font-size="10">{v:.3g}</text>')
+                           f'font-size="10">{short(v)}</text>')
                 out.append(f'<text x="{bx + (bw - 2) / 2:.1f}" y="{bottom + 13}" text-anchor="middle" '
                            f'font-size="9" fill="#555">{kind}</text>')
             n_at = dict(rows)[name]["reached"]
@@ -1016,18 +1029,25 @@ def svg_chart(results):
     mem = [(n, [("MemAvail", s["memavailable_drop_kib_per_instance"]), ("PSS", s["pss_kib_per_instance"])])
            for n, s in rows]
     lat = [(n, [("p50", s["ready_p50_ms"]), ("p99", s["ready_p99_ms"])]) for n, s in rows]
-    panel(0, W / 2 - 10, "Memory per idle instance", "KiB", mem)
-    panel(W / 2 + 10, W / 2 - 20, "Start latency to `ready`", "ms", lat)
+    rate = [(n, [("ramp", s["start_rate_per_s"])]) for n, s in rows]
+    third = W / 3
+    panel(0, third - 10, "Memory per idle instance", "KiB", mem)
+    panel(third + 10, third - 20, "Start latency to `ready`", "ms", lat)
+    panel(2 * third + 10, third - 20, "Start rate, concurrent clients", "instances/s", rate)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
 def report_md(doc):
     res = doc["contenders"]
+    load = ""
+    if doc["machine"].get("loadavg") and doc.get("loadavg_end"):
+        load = (f" Load average (1, 5, 15 min) {' / '.join(map(str, doc['machine']['loadavg']))} at the start, "
+                f"{' / '.join(map(str, doc['loadavg_end']))} at the end.")
     L = ["# Density: wrun against processes, wasmtime, VMs and Docker Engine", "",
          f"Run {doc['started_at']} on {doc['machine']['cpus']} cores, {doc['machine']['mem_total_gib']} GiB, "
          f"{doc['machine']['cpu_model']}, kernel {doc['machine']['kernel']}. "
-         f"Command: `{doc['command']}` ({doc['duration_s']:.0f} s).", "",
+         f"Command: `{doc['command']}` ({doc['duration_s']:.0f} s)." + load, "",
          "Latency: the last instances of each step started one at a time (serial); "
          "under load: the concurrent ramp of the step.", "",
          "inst / GiB is by PSS; the MemAvailable column is the system-wide drop (kernel memory included, "
@@ -1110,7 +1130,7 @@ def main():
     ap.add_argument("--contenders", default=",".join(ALL))
     ap.add_argument("--steps", default="100,1000,10000", help="N steps for wrun, process and wasmtime")
     ap.add_argument("--vm-steps", default="10,100,1000")
-    ap.add_argument("--docker-steps", default="10,100,300",
+    ap.add_argument("--docker-steps", default="10,100,500",
                     help="N steps for Docker Engine (each container costs MBs and a shim process)")
     ap.add_argument("--docker-host", help="the dockerd to measure, unix:///PATH (default: $DOCKER_HOST, "
                     "else unix:///var/run/docker.sock; the contender is skipped when none answers)")
@@ -1219,6 +1239,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     doc["duration_s"] = time.perf_counter() - t_all
+    doc["loadavg_end"] = loadavg()
     write_outputs(doc, args.out)
     if interrupted:
         sys.exit(130)
