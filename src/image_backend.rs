@@ -12,6 +12,7 @@ use hyper::Method;
 use wrun_api::images::{
     HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
 };
+use wrun_api::parse::Filters;
 use wrun_bundler::{BuildOutcome, BuildRequest};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
@@ -34,8 +35,9 @@ pub struct Built {
 /// engine serves them. Errors read the same way from either side, except
 /// that the daemon's refusals say `Error response from daemon: …`.
 pub trait ImageBackend {
-    /// Every image, as `GET /images/json` lists them.
-    fn list(&self) -> anyhow::Result<Vec<ImageSummary>>;
+    /// The images `filters` select, as `GET /images/json` lists them
+    /// (one filter code for both engines: [`image_views::list`]).
+    fn list(&self, filters: &Filters) -> anyhow::Result<Vec<ImageSummary>>;
     fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect>;
     /// The image's layers, newest first.
     fn history(&self, name: &str) -> anyhow::Result<Vec<HistoryItem>>;
@@ -134,12 +136,8 @@ impl LocalImages {
 }
 
 impl ImageBackend for LocalImages {
-    fn list(&self) -> anyhow::Result<Vec<ImageSummary>> {
-        let records = self.store.images()?;
-        Ok(records
-            .iter()
-            .map(|r| image_views::summary(&self.store, r))
-            .collect())
+    fn list(&self, filters: &Filters) -> anyhow::Result<Vec<ImageSummary>> {
+        Ok(image_views::list(&self.store, filters)?)
     }
 
     fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect> {
@@ -218,8 +216,13 @@ impl ImageBackend for LocalImages {
 pub struct ApiImages(Client);
 
 impl ImageBackend for ApiImages {
-    fn list(&self) -> anyhow::Result<Vec<ImageSummary>> {
-        self.0.json(Method::GET, "/images/json", None)
+    fn list(&self, filters: &Filters) -> anyhow::Result<Vec<ImageSummary>> {
+        let mut path = "/images/json".to_string();
+        if !filters.is_empty() {
+            path.push_str("?filters=");
+            path.push_str(&escape(&filters.to_json()));
+        }
+        self.0.json(Method::GET, &path, None)
     }
 
     fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect> {

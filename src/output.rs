@@ -7,10 +7,11 @@ use tabwriter::TabWriter;
 use time::OffsetDateTime;
 
 /// Writes tab-separated rows as an aligned table (Docker's tabwriter
-/// settings: minimum width 10, padding 3).
+/// settings: minimum width 10 padding included, padding 3; this crate adds
+/// the padding to the minimum, so 7 here).
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let stdout = io::stdout();
-    let mut tw = TabWriter::new(stdout.lock()).minwidth(10).padding(3);
+    let mut tw = TabWriter::new(stdout.lock()).minwidth(7).padding(3);
     writeln!(tw, "{}", header.join("\t"))?;
     for row in rows {
         writeln!(tw, "{}", row.join("\t"))?;
@@ -20,6 +21,12 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
 
 /// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits.
 pub fn human_size(bytes: u64) -> String {
+    human_size_with_precision(bytes, 3)
+}
+
+/// Docker's `HumanSizeWithPrecision`: decimal units, `precision`
+/// significant digits (Go's `%.*g`), no trailing zeros.
+pub fn human_size_with_precision(bytes: u64, precision: usize) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -27,18 +34,34 @@ pub fn human_size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    let digits = if value >= 100.0 {
-        0
+    let int_digits = if value >= 100.0 {
+        3
     } else if value >= 10.0 {
-        1
-    } else {
         2
+    } else {
+        1
     };
+    let digits = precision.saturating_sub(int_digits);
     let mut s = format!("{value:.digits$}");
     if s.contains('.') {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
     format!("{s}{}", UNITS[unit])
+}
+
+/// A time as Docker's `--format` shows `CreatedAt` (Go's `time.String`,
+/// in UTC): `2024-05-01 12:00:00 +0000 UTC`.
+pub fn docker_time(unix_seconds: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 pub use wrun_api::time::human_duration;
@@ -136,6 +159,15 @@ mod tests {
         assert_eq!(human_size(1_234_567), "1.23MB");
         assert_eq!(human_size(12_345_678), "12.3MB");
         assert_eq!(human_size(200_000_000), "200MB");
+        assert_eq!(human_size(56_832), "56.8kB");
+        assert_eq!(human_size_with_precision(56_832, 4), "56.83kB");
+        assert_eq!(human_size_with_precision(762_424, 4), "762.4kB");
+    }
+
+    #[test]
+    fn times_read_as_gos_time_string() {
+        assert_eq!(docker_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(docker_time(1_796_656_615), "2026-12-07 15:16:55 +0000 UTC");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! durations, bind specs, instance names and `--filter` flags. Errors are
 //! the one line the user sees.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Docker's memory syntax: a number with an optional b, k, m, g, t suffix
@@ -138,18 +138,258 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Docker's filter arguments: each key with its set of values. Values of
+/// one key are alternatives (a row passes when one matches), keys all apply;
+/// `label` is the exception: every value must match ([`Filters::match_labels`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters(BTreeMap<String, BTreeSet<String>>);
+
+/// The CLI's refusal of a `--filter` value without `=`, worded as Docker's.
+pub const BAD_FILTER_FLAG: &str = "bad format of filter (expected name=value)";
+
+impl Filters {
+    /// The `filters` query value: `{"key":{"value":true}}` as Docker's
+    /// clients send it, or the older `{"key":["value"]}` (either per key);
+    /// empty is no filter. Anything else is Docker's `invalid filter`.
+    pub fn from_json(raw: &str) -> Result<Self, String> {
+        let invalid = || "invalid filter".to_string();
+        if raw.is_empty() {
+            return Ok(Self::default());
+        }
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(raw).map_err(|_| invalid())?;
+        let mut filters = Self::default();
+        for (key, values) in map {
+            let values: BTreeSet<String> = match values {
+                serde_json::Value::Object(set) if set.values().all(|v| v.is_boolean()) => {
+                    set.into_iter().map(|(v, _)| v).collect()
+                }
+                serde_json::Value::Array(list) => list
+                    .into_iter()
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => Ok(s),
+                        _ => Err(invalid()),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(invalid()),
+            };
+            filters.0.insert(key, values);
+        }
+        Ok(filters)
+    }
+
+    /// `--filter KEY=VALUE` flags (the value may hold more `=`).
+    pub fn from_flags(flags: &[String]) -> Result<Self, String> {
+        let mut filters = Self::default();
+        for f in flags {
+            let (k, v) = split_filter_flag(f)?;
+            filters.add(k, v);
+        }
+        Ok(filters)
+    }
+
+    pub fn add(&mut self, key: &str, value: &str) {
+        self.0
+            .entry(key.to_string())
+            .or_default()
+            .insert(value.to_string());
+    }
+
+    /// The `filters` query value Docker's clients send.
+    pub fn to_json(&self) -> String {
+        let sets: BTreeMap<&String, BTreeMap<&String, bool>> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k, v.iter().map(|x| (x, true)).collect()))
+            .collect();
+        serde_json::to_string(&sets).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// The values of `key`, sorted; none when the key is absent.
+    pub fn values(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0.get(key).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Every key with its values, as `key → [values]`.
+    pub fn to_map(&self) -> BTreeMap<String, Vec<String>> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect()
+    }
+
+    /// Docker's `invalid filter 'KEY'` for the first key not in `accepted`.
+    pub fn validate(&self, accepted: &[&str]) -> Result<(), String> {
+        match self.0.keys().find(|k| !accepted.contains(&k.as_str())) {
+            Some(k) => Err(format!("invalid filter '{k}'")),
+            None => Ok(()),
+        }
+    }
+
+    /// Docker's `invalid filter 'KEY=[V1 V2]'` for a bad value of `key`.
+    pub fn invalid_value(&self, key: &str) -> String {
+        let values: Vec<&str> = self.values(key).collect();
+        format!("invalid filter '{key}=[{}]'", values.join(" "))
+    }
+
+    /// Whether `labels` holds every `label` value of `key` (`k` present, or
+    /// `k=v` equal): Docker ANDs labels. True when the key is absent.
+    pub fn match_labels<'a>(&self, key: &str, labels: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.values(key).all(|want| match want.split_once('=') {
+            Some((k, v)) => labels(k) == Some(v),
+            None => labels(want).is_some(),
+        })
+    }
+
+    /// A boolean key (`true`/`1`, `false`/`0`); `None` when absent, an
+    /// error when no value or both truths are given.
+    pub fn bool_value(&self, key: &str) -> Result<Option<bool>, String> {
+        let Some(values) = self.0.get(key) else {
+            return Ok(None);
+        };
+        let truthy = values.contains("true") || values.contains("1");
+        let falsy = values.contains("false") || values.contains("0");
+        if truthy == falsy {
+            return Err(self.invalid_value(key));
+        }
+        Ok(Some(truthy))
+    }
+}
+
+/// A `--filter` flag's `KEY` and `VALUE`; Docker's words for one without `=`.
+pub fn split_filter_flag(flag: &str) -> Result<(&str, &str), String> {
+    match flag.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
+        _ => Err(BAD_FILTER_FLAG.to_string()),
+    }
+}
+
 /// `--filter k=v` flags as Docker's `{"k":{"v":true}}` query value.
 pub fn filters_json(filters: &[String]) -> Result<String, String> {
-    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for f in filters {
-        let Some((k, v)) = f.split_once('=') else {
-            return Err(format!("invalid filter {f:?}: expected KEY=VALUE"));
-        };
-        map.entry(k.to_string())
-            .or_default()
-            .insert(v.to_string(), true);
+    Filters::from_flags(filters).map(|f| f.to_json())
+}
+
+/// Go's `path.Match`, which Docker's `reference` filter uses: `*` is any run
+/// of characters but `/`, `?` one character but `/`, `[a-z]`/`[^a-z]` a
+/// class, `\\` escapes. A malformed pattern is `syntax error in pattern`.
+pub fn glob_match(pattern: &str, text: &str) -> Result<bool, String> {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    check_pattern(&p)?;
+    Ok(glob_at(&p, &t))
+}
+
+const BAD_PATTERN: &str = "syntax error in pattern";
+
+/// Refuses what Go refuses whether or not the text gets that far: an
+/// unclosed or empty class, a dangling escape.
+fn check_pattern(p: &[char]) -> Result<(), String> {
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' => {
+                if i + 1 >= p.len() {
+                    return Err(BAD_PATTERN.into());
+                }
+                i += 2;
+            }
+            '[' => i = class_end(p, i).ok_or_else(|| BAD_PATTERN.to_string())?,
+            _ => i += 1,
+        }
     }
-    serde_json::to_string(&map).map_err(|e| e.to_string())
+    Ok(())
+}
+
+/// The index after the class that opens at `p[open]`, if well formed.
+fn class_end(p: &[char], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    if p.get(i) == Some(&'^') {
+        i += 1;
+    }
+    let mut ranges = 0;
+    loop {
+        let c = *p.get(i)?;
+        if c == ']' && ranges > 0 {
+            return Some(i + 1);
+        }
+        let lo = class_char(p, &mut i)?;
+        if p.get(i) == Some(&'-') {
+            i += 1;
+            let hi = class_char(p, &mut i)?;
+            if hi < lo {
+                return None;
+            }
+        }
+        ranges += 1;
+    }
+}
+
+fn class_char(p: &[char], i: &mut usize) -> Option<char> {
+    let c = *p.get(*i)?;
+    if c == '-' || c == ']' {
+        return None;
+    }
+    if c == '\\' {
+        *i += 1;
+    }
+    let c = *p.get(*i)?;
+    *i += 1;
+    Some(c)
+}
+
+/// Whether `c` is in the (well-formed) class at `p[open]`.
+fn class_matches(p: &[char], open: usize, c: char) -> bool {
+    let mut i = open + 1;
+    let negated = p.get(i) == Some(&'^');
+    if negated {
+        i += 1;
+    }
+    let mut found = false;
+    let mut first = true;
+    while let Some(&x) = p.get(i) {
+        if x == ']' && !first {
+            break;
+        }
+        first = false;
+        let Some(lo) = class_char(p, &mut i) else {
+            break;
+        };
+        let mut hi = lo;
+        if p.get(i) == Some(&'-') {
+            i += 1;
+            hi = class_char(p, &mut i).unwrap_or(lo);
+        }
+        if lo <= c && c <= hi {
+            found = true;
+        }
+    }
+    found != negated
+}
+
+fn glob_at(p: &[char], t: &[char]) -> bool {
+    match p.first() {
+        None => t.is_empty(),
+        Some('*') => (0..=t.len())
+            .take_while(|&n| n == 0 || t[n - 1] != '/')
+            .any(|n| glob_at(&p[1..], &t[n..])),
+        Some('?') => t.first().is_some_and(|&c| c != '/') && glob_at(&p[1..], &t[1..]),
+        Some('[') => {
+            let end = class_end(p, 0).unwrap_or(p.len());
+            t.first()
+                .is_some_and(|&c| c != '/' && class_matches(p, 0, c))
+                && glob_at(&p[end..], &t[1..])
+        }
+        Some('\\') => p.get(1).is_some_and(|&e| t.first() == Some(&e)) && glob_at(&p[2..], &t[1..]),
+        Some(&c) => t.first() == Some(&c) && glob_at(&p[1..], &t[1..]),
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +459,72 @@ mod tests {
             json.unwrap(),
             r#"{"label":{"a=b":true,"c":true},"status":{"exited":true}}"#
         );
-        assert!(filters_json(&["nope".into()]).is_err());
+        assert_eq!(
+            filters_json(&["nope".into()]).unwrap_err(),
+            "bad format of filter (expected name=value)"
+        );
+    }
+
+    #[test]
+    fn filters_read_both_of_dockers_json_forms_and_refuse_the_rest() {
+        let sets = Filters::from_json(r#"{"name":{"a":true,"b":true}}"#).unwrap();
+        let lists = Filters::from_json(r#"{"name":["a","b"]}"#).unwrap();
+        assert_eq!(sets, lists);
+        assert_eq!(sets.values("name").collect::<Vec<_>>(), ["a", "b"]);
+        assert!(Filters::from_json("").unwrap().is_empty());
+        for bad in ["{", "[]", r#"{"label":5}"#, "null"] {
+            assert_eq!(
+                Filters::from_json(bad).unwrap_err(),
+                "invalid filter",
+                "{bad}"
+            );
+        }
+        assert_eq!(sets.validate(&["id"]).unwrap_err(), "invalid filter 'name'");
+        assert!(sets.validate(&["id", "name"]).is_ok());
+    }
+
+    #[test]
+    fn labels_are_anded_and_booleans_are_dockers() {
+        let f = Filters::from_flags(&["label=a=1".into(), "label=b".into()]).unwrap();
+        let both: BTreeMap<&str, &str> = [("a", "1"), ("b", "x")].into();
+        let one: BTreeMap<&str, &str> = [("a", "1")].into();
+        assert!(f.match_labels("label", |k| both.get(k).copied()));
+        assert!(!f.match_labels("label", |k| one.get(k).copied()));
+        assert!(Filters::default().match_labels("label", |_| None));
+        let f = Filters::from_flags(&["dangling=1".into()]).unwrap();
+        assert_eq!(f.bool_value("dangling"), Ok(Some(true)));
+        assert_eq!(f.bool_value("other"), Ok(None));
+        let f = Filters::from_flags(&["dangling=maybe".into()]).unwrap();
+        assert_eq!(
+            f.bool_value("dangling").unwrap_err(),
+            "invalid filter 'dangling=[maybe]'"
+        );
+        let f = Filters::from_flags(&["d=true".into(), "d=false".into()]).unwrap();
+        assert_eq!(
+            f.bool_value("d").unwrap_err(),
+            "invalid filter 'd=[false true]'"
+        );
+    }
+
+    #[test]
+    fn globs_follow_gos_path_match() {
+        let yes = |p: &str, t: &str| glob_match(p, t).unwrap();
+        assert!(yes("hel*", "hello:1"));
+        assert!(yes("*", "hello"));
+        assert!(!yes("*", "me/app"));
+        assert!(yes("*/*", "me/app"));
+        assert!(yes("h?llo", "hello"));
+        assert!(yes("h[a-f]llo", "hello"));
+        assert!(!yes("h[^a-f]llo", "hello"));
+        assert!(yes("a\\*", "a*"));
+        assert!(!yes("a\\*", "ab"));
+        assert!(!yes("hello", "hello:1"));
+        for bad in ["[", "a[", "[]", "x\\", "[z-a]"] {
+            assert_eq!(
+                glob_match(bad, "zzz").unwrap_err(),
+                "syntax error in pattern",
+                "{bad}"
+            );
+        }
     }
 }

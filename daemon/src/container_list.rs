@@ -1,23 +1,76 @@
-//! `GET /containers/json`: the `ps` rows, with Docker's filters.
+//! `GET /containers/json`: the `ps` rows, with Docker's filters, `limit`
+//! and order (newest first).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use hyper::{Response, StatusCode};
 use time::OffsetDateTime;
 
-use super::http::{Body, Query, json, parse_filters};
+use super::http::{Body, Query, json, query_filters};
 use super::record::ContainerRecord;
 use super::state::Daemon;
 use crate::error::DaemonError;
 use crate::lifecycle::Status;
 use wrun_api::containers::{ContainerSummary, SummaryHostConfig};
+use wrun_api::images::EmptyObject;
+use wrun_api::network::Port;
+use wrun_api::parse::Filters;
 use wrun_api::time::human_duration;
 
 use crate::container_inspect::{mounts, published};
 
+/// The filters Docker's `GET /containers/json` takes; wrun takes them all.
+const FILTERS: &[&str] = &[
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "is-task",
+    "isolation",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// The states `status=` may name (Docker's list; wrun never reaches `dead`).
+const STATES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// The values `health=` may name. Instances have no healthcheck: each is
+/// `none`, as a Docker container without one.
+const HEALTH: &[&str] = &["starting", "healthy", "unhealthy", "none"];
+
 fn unix(t: Option<&str>) -> Option<i64> {
     wrun_api::time::unix_seconds(t)
+}
+
+/// The state `ps` shows and `status=` matches.
+fn state_of(r: &ContainerRecord) -> &'static str {
+    if r.state.restarting {
+        "restarting"
+    } else {
+        r.state.status.as_str()
+    }
+}
+
+/// Docker's `Running`: true while a guest runs, is paused, or is between
+/// a policy's restarts.
+fn running(r: &ContainerRecord) -> bool {
+    r.state.is_live() || r.state.restarting
 }
 
 /// Docker's STATUS column: "Created", "Up 5 minutes", "Exited (0) 2 hours ago".
@@ -48,90 +101,450 @@ fn status_text(r: &ContainerRecord) -> String {
     }
 }
 
-/// Whether a record passes `ps` filters: for every key, one value matches.
-/// `status`, `name` (substring), `id` (prefix), `label` (`k` or `k=v`),
-/// `ancestor` (the image as named or its ID), `exited` (the code).
-fn passes(r: &ContainerRecord, filters: &HashMap<String, Vec<String>>) -> bool {
-    let status = if r.state.restarting {
-        "restarting"
-    } else {
-        r.state.status.as_str()
-    };
-    let labels = r.config.labels.clone().unwrap_or_default();
-    filters.iter().all(|(key, values)| {
-        values.iter().any(|v| match key.as_str() {
-            "status" => status == v,
-            "name" => r.name.contains(v.trim_start_matches('/')),
-            "id" => r.id.starts_with(v.as_str()),
-            "label" => match v.split_once('=') {
-                Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
-                None => labels.contains_key(v),
-            },
-            "ancestor" => {
-                r.image == *v
-                    || r.image_id == *v
-                    || r.image_id
-                        .strip_prefix("sha256:")
-                        .is_some_and(|h| h.starts_with(v.as_str()))
-            }
-            "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
-            _ => false,
-        })
-    })
+/// A `publish=`/`expose=` value: `PORT`, `START-END`, with `/PROTO`
+/// (tcp when absent).
+#[derive(Debug, PartialEq)]
+struct PortRange {
+    start: u16,
+    end: u16,
+    proto: String,
 }
 
-/// `GET /containers/json?all=&filters=`: running ones only unless `all`
-/// (or a `status` filter); 400 for a filter wrun does not know.
+impl PortRange {
+    fn parse(key: &str, value: &str) -> Result<Self, DaemonError> {
+        if value.contains(':') {
+            return Err(DaemonError::invalid(format!(
+                "filter for '{key}' should not contain ':': {value}"
+            )));
+        }
+        let (ports, proto) = value.split_once('/').unwrap_or((value, "tcp"));
+        let bad = || {
+            DaemonError::invalid(format!(
+                "error while looking up for {key} {value}: expected PORT or START-END, then an optional /PROTOCOL"
+            ))
+        };
+        let (start, end) = ports.split_once('-').unwrap_or((ports, ports));
+        let start: u16 = start.parse().map_err(|_| bad())?;
+        let end: u16 = end.parse().map_err(|_| bad())?;
+        if end < start || proto.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            start,
+            end,
+            proto: proto.to_ascii_lowercase(),
+        })
+    }
+
+    fn contains(&self, port: u16, proto: &str) -> bool {
+        (self.start..=self.end).contains(&port) && self.proto == proto
+    }
+}
+
+/// A `ps` request, checked: what to list and which rows pass.
+struct Selection {
+    filters: Filters,
+    all: bool,
+    /// At most this many rows (Docker's `limit`; also lists stopped ones).
+    limit: Option<usize>,
+    exited: Vec<i64>,
+    /// The instance whose older ones are listed, and the one whose newer ones are.
+    before: Option<String>,
+    since: Option<String>,
+    /// With `id=`: the instances the values name (each a unique ID prefix).
+    ids: Option<HashSet<String>>,
+    /// With `ancestor=`: the image IDs the values name.
+    ancestors: Option<HashSet<String>>,
+    is_task: Option<bool>,
+    publish: Vec<PortRange>,
+    expose: Vec<PortRange>,
+}
+
+impl Selection {
+    /// Reads the query: 400 for an unknown filter or a bad value, 404 for a
+    /// `before`/`since` instance that does not exist, as Docker answers.
+    fn parse(
+        daemon: &Daemon,
+        query: &Query,
+        records: &[ContainerRecord],
+    ) -> Result<Self, DaemonError> {
+        let filters = query_filters(query.get("filters"), FILTERS)?;
+        let mut all = query.flag("all");
+        let limit = match query.get("limit").filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => {
+                let n: i64 = l.parse().map_err(|_| {
+                    DaemonError::invalid(format!("invalid limit {l:?}: expected a whole number"))
+                })?;
+                usize::try_from(n).ok().filter(|&n| n > 0)
+            }
+        };
+        let exited = filters
+            .values("exited")
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| DaemonError::invalid(format!("invalid filter 'exited={v}'")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for v in filters.values("status") {
+            if !STATES.contains(&v) {
+                return Err(DaemonError::invalid(format!("invalid filter 'status={v}'")));
+            }
+            all = true;
+        }
+        let is_task = filters
+            .bool_value("is-task")
+            .map_err(DaemonError::invalid)?;
+        for v in filters.values("health") {
+            if !HEALTH.contains(&v) {
+                return Err(DaemonError::invalid(format!(
+                    "Unrecognised filter value for health: {v}"
+                )));
+            }
+        }
+        // Several values: the oldest `before` and the newest `since`, so
+        // each one holds.
+        let created_of = |id: &str| records.iter().find(|r| r.id == id).map(created_nanos);
+        let mut before: Option<String> = None;
+        for v in filters.values("before") {
+            let id = daemon.find(v)?.id.clone();
+            if before
+                .as_deref()
+                .is_none_or(|b| created_of(&id) < created_of(b))
+            {
+                before = Some(id);
+            }
+        }
+        let mut since: Option<String> = None;
+        for v in filters.values("since") {
+            let id = daemon.find(v)?.id.clone();
+            if since
+                .as_deref()
+                .is_none_or(|s| created_of(&id) > created_of(s))
+            {
+                since = Some(id);
+            }
+        }
+        let ids = filters.contains("id").then(|| {
+            filters
+                .values("id")
+                .filter_map(|prefix| {
+                    let mut found = records.iter().filter(|r| r.id.starts_with(prefix));
+                    match (found.next(), found.next()) {
+                        (Some(r), None) if !prefix.is_empty() => Some(r.id.clone()),
+                        _ => None,
+                    }
+                })
+                .collect()
+        });
+        // An image no one can find matches no instance (Docker only logs it).
+        let ancestors = filters.contains("ancestor").then(|| {
+            filters
+                .values("ancestor")
+                .filter_map(|v| daemon.store.find(v).ok())
+                .map(|image| image.id.to_string())
+                .collect()
+        });
+        let ports = |key: &str| {
+            filters
+                .values(key)
+                .map(|v| PortRange::parse(key, v))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            all,
+            limit,
+            exited,
+            before,
+            since,
+            ids,
+            ancestors,
+            is_task,
+            publish: ports("publish")?,
+            expose: ports("expose")?,
+            filters,
+        })
+    }
+
+    /// Whether `r` passes every filter but `before`, `since` and `limit`
+    /// (the walk over the sorted list applies those).
+    fn passes(&self, r: &ContainerRecord, ports: &[Port]) -> bool {
+        let f = &self.filters;
+        if !running(r) && !self.all && self.limit.is_none() {
+            return false;
+        }
+        if f.contains("name") && !f.values("name").any(|v| name_matches(v, &r.name)) {
+            return false;
+        }
+        if self.ids.as_ref().is_some_and(|ids| !ids.contains(&r.id)) {
+            return false;
+        }
+        // No instance is a swarm task.
+        if self.is_task == Some(true) {
+            return false;
+        }
+        let labels = r.config.labels.as_ref();
+        if !f.match_labels("label", |k| {
+            labels.and_then(|l| l.get(k)).map(String::as_str)
+        }) {
+            return false;
+        }
+        if f.contains("isolation")
+            && !f
+                .values("isolation")
+                .any(|v| v.eq_ignore_ascii_case("default"))
+        {
+            return false;
+        }
+        if !self.exited.is_empty()
+            && (running(r)
+                || r.state.started_at.is_none()
+                || !self.exited.contains(&r.state.exit_code))
+        {
+            return false;
+        }
+        if f.contains("status") && !f.values("status").any(|v| v == state_of(r)) {
+            return false;
+        }
+        if f.contains("health") && !f.values("health").any(|v| v == "none") {
+            return false;
+        }
+        if f.contains("volume") {
+            let mounts = mounts(r);
+            if !f
+                .values("volume")
+                .any(|v| mounts.iter().any(|m| m.destination == v || m.source == v))
+            {
+                return false;
+            }
+        }
+        if let Some(images) = &self.ancestors
+            && !images.contains(&r.image_id)
+        {
+            return false;
+        }
+        if f.contains("network") {
+            let mode = wrun_api::network::shown_mode(&r.host_config.network_mode);
+            if !f.values("network").any(|v| v == mode) {
+                return false;
+            }
+        }
+        if !self.publish.is_empty() || !self.expose.is_empty() {
+            let hit = ports.iter().any(|p| {
+                self.publish
+                    .iter()
+                    .any(|w| w.contains(p.public_port, &p.kind))
+                    || self
+                        .expose
+                        .iter()
+                        .any(|w| w.contains(p.private_port, &p.kind))
+            });
+            if !hit {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Docker's `name=`: the name (with or without its `/`) equal to the value,
+/// or holding it. Docker reads the value as a regular expression; wrun
+/// reads `^` and `$` at its ends as anchors and the rest as text.
+fn name_matches(value: &str, name: &str) -> bool {
+    let slashed = format!("/{name}");
+    let (anchored_start, rest) = match value.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, value),
+    };
+    let (anchored_end, text) = match rest.strip_suffix('$') {
+        Some(text) => (true, text),
+        None => (false, rest),
+    };
+    [name, slashed.as_str()]
+        .iter()
+        .any(|candidate| match (anchored_start, anchored_end) {
+            (true, true) => *candidate == text,
+            (true, false) => candidate.starts_with(text),
+            (false, true) => candidate.ends_with(text),
+            (false, false) => candidate.contains(text),
+        })
+}
+
+fn created_nanos(r: &ContainerRecord) -> i128 {
+    wrun_api::time::parse(&r.created)
+        .map(|t| t.unix_timestamp_nanos())
+        .unwrap_or(0)
+}
+
+/// The `Ports` of a row: while the instance runs, each exposed port (no
+/// host side) and each published one, as Docker lists them.
+fn ports_of(r: &ContainerRecord) -> Vec<Port> {
+    if !r.state.is_live() {
+        return Vec::new();
+    }
+    let mut ports = Vec::new();
+    for (key, bindings) in crate::grants::settings_ports(&r.config, &published(r)) {
+        let (port, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let Ok(private_port) = port.parse::<u16>() else {
+            continue;
+        };
+        match bindings {
+            Some(bindings) if !bindings.is_empty() => {
+                ports.extend(bindings.into_iter().map(|b| Port {
+                    ip: b.host_ip,
+                    private_port,
+                    public_port: b.host_port.parse().unwrap_or(0),
+                    kind: proto.to_string(),
+                }))
+            }
+            _ => ports.push(Port {
+                ip: String::new(),
+                private_port,
+                public_port: 0,
+                kind: proto.to_string(),
+            }),
+        }
+    }
+    ports
+}
+
+/// Docker's `Command`: the path and arguments, those with a space quoted.
+fn command_of(r: &ContainerRecord) -> String {
+    std::iter::once(r.path.clone())
+        .chain(r.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>) -> ContainerSummary {
+    let mode = wrun_api::network::shown_mode(&r.host_config.network_mode);
+    // The docker client's NETWORKS column reads the keys.
+    let settings = wrun_api::containers::NetworkSettings {
+        networks: BTreeMap::from([(mode.to_string(), EmptyObject {})]),
+        ..Default::default()
+    };
+    ContainerSummary {
+        id: r.id.clone(),
+        names: vec![format!("/{}", r.name)],
+        image,
+        image_id: r.image_id.clone(),
+        command: command_of(r),
+        created: unix(Some(&r.created)).unwrap_or(0),
+        state: state_of(r).into(),
+        status: status_text(r),
+        host_config: SummaryHostConfig {
+            network_mode: mode.into(),
+        },
+        network_settings: settings,
+        ports,
+        mounts: mounts(r),
+        labels: r.config.labels.clone().unwrap_or_default(),
+    }
+}
+
+/// `GET /containers/json?all=&limit=&filters=`: running ones only unless
+/// `all`, a `status` filter or a `limit`; newest first. `before` skips the
+/// rows down to that instance, `since` stops at it, `limit` stops after so
+/// many rows: in this order, as Docker walks its list.
 pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
-    let filters = parse_filters(
-        query.get("filters"),
-        &["status", "name", "id", "label", "ancestor", "exited"],
-    )?;
-    let all = query.flag("all") || filters.contains_key("status");
-    let mut rows: Vec<(i64, ContainerSummary)> = daemon
+    let mut records: Vec<(i128, ContainerRecord)> = daemon
         .all()
         .iter()
-        .map(|c| c.record())
-        .filter(|r| all || r.state.is_live())
-        .filter(|r| passes(r, &filters))
-        .map(|r| {
-            let created = unix(Some(&r.created)).unwrap_or(0);
-            let command = std::iter::once(r.path.clone())
-                .chain(r.args.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let nanos = wrun_api::time::parse(&r.created)
-                .map(|t| t.unix_timestamp_nanos() as i64)
-                .unwrap_or(0);
-            (
-                nanos,
-                ContainerSummary {
-                    id: r.id.clone(),
-                    names: vec![format!("/{}", r.name)],
-                    image: r.image.clone(),
-                    image_id: r.image_id.clone(),
-                    command,
-                    created,
-                    state: if r.state.restarting {
-                        "restarting".into()
-                    } else {
-                        r.state.status.as_str().into()
-                    },
-                    status: status_text(&r),
-                    host_config: SummaryHostConfig {
-                        network_mode: wrun_api::network::shown_mode(&r.host_config.network_mode)
-                            .into(),
-                    },
-                    ports: crate::grants::summary_ports(&published(&r)),
-                    mounts: mounts(&r),
-                    labels: r.config.labels.clone().unwrap_or_default(),
-                    ..ContainerSummary::default()
-                },
-            )
+        .map(|c| {
+            let r = c.record();
+            (created_nanos(&r), r)
         })
         .collect();
-    // Newest first, as Docker lists.
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let rows: Vec<ContainerSummary> = rows.into_iter().map(|(_, s)| s).collect();
+    records.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    let records: Vec<ContainerRecord> = records.into_iter().map(|(_, r)| r).collect();
+    let selection = Selection::parse(daemon, query, &records)?;
+    // Whether the image name an instance was created from still names its
+    // image (else Docker shows the image ID), once per name.
+    let mut still_named: HashMap<String, bool> = HashMap::new();
+    let mut rows: Vec<ContainerSummary> = Vec::new();
+    let mut before = selection.before.as_deref();
+    for r in &records {
+        if let Some(b) = before {
+            if r.id == b {
+                before = None;
+            }
+            continue;
+        }
+        if selection.since.as_deref() == Some(r.id.as_str()) {
+            break;
+        }
+        if selection.limit.is_some_and(|n| rows.len() >= n) {
+            break;
+        }
+        let ports = ports_of(r);
+        if !selection.passes(r, &ports) {
+            continue;
+        }
+        let named = *still_named.entry(r.image.clone()).or_insert_with(|| {
+            r.image == r.image_id
+                || daemon
+                    .store
+                    .find(&r.image)
+                    .is_ok_and(|i| i.id.to_string() == r.image_id)
+        });
+        let image = if named {
+            r.image.clone()
+        } else {
+            r.image_id.clone()
+        };
+        rows.push(summary(r, image, ports));
+    }
     Ok(json(StatusCode::OK, &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_filters_take_ports_ranges_and_protocols() {
+        let r = PortRange::parse("publish", "8000-8080/udp").unwrap();
+        assert!(r.contains(8001, "udp") && !r.contains(8001, "tcp") && !r.contains(9000, "udp"));
+        assert!(
+            PortRange::parse("expose", "80")
+                .unwrap()
+                .contains(80, "tcp")
+        );
+        for bad in ["1:2", "abc", "90-80", "", "80/"] {
+            assert!(PortRange::parse("expose", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            PortRange::parse("expose", "1:2").unwrap_err().message(),
+            "filter for 'expose' should not contain ':': 1:2"
+        );
+    }
+
+    #[test]
+    fn names_match_as_dockers_usual_patterns() {
+        assert!(name_matches("web", "web-1"));
+        assert!(name_matches("/web-1", "web-1"));
+        assert!(name_matches("^web-1$", "web-1"));
+        assert!(name_matches("^/web-1$", "web-1"));
+        assert!(!name_matches("^web$", "web-1"));
+        assert!(name_matches("-1$", "web-1"));
+        assert!(!name_matches("db", "web-1"));
+    }
+
+    #[test]
+    fn commands_quote_arguments_with_spaces() {
+        let r: ContainerRecord = serde_json::from_value(serde_json::json!({
+            "id": "a", "name": "n", "created": "2024-01-01T00:00:00Z", "image": "i",
+            "image_id": "sha256:0", "path": "/app.wasm", "args": ["a b", "c"],
+            "config": {}, "host_config": {}, "state": {"status": "created"},
+            "restart_count": 0
+        }))
+        .unwrap();
+        assert_eq!(command_of(&r), "/app.wasm 'a b' c");
+    }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 pub use crate::error::DaemonError;
 use wrun_api::ErrorResponse;
+use wrun_api::parse::Filters;
 
 /// Every response body: a whole buffer, or a stream fed from a channel.
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -123,40 +124,20 @@ pub fn parse_json<T: serde::de::DeserializeOwned + Default>(
     serde_json::from_slice(bytes).map_err(|e| DaemonError::invalid(format!("invalid JSON: {e}")))
 }
 
-/// Docker's `filters` query value: `{"key":["v"]}` or the CLI's
-/// `{"key":{"v":true}}`, as key → values; a key not in `allowed` is a 400.
+/// Docker's `filters` query value (either of its JSON forms) with only the
+/// `accepted` keys; Docker's 400 `invalid filter` otherwise.
+pub fn query_filters(raw: Option<&str>, accepted: &[&str]) -> Result<Filters, DaemonError> {
+    let filters = Filters::from_json(raw.unwrap_or_default()).map_err(DaemonError::invalid)?;
+    filters.validate(accepted).map_err(DaemonError::invalid)?;
+    Ok(filters)
+}
+
+/// [`query_filters`] as key → values.
 pub fn parse_filters(
     raw: Option<&str>,
     allowed: &[&str],
 ) -> Result<std::collections::HashMap<String, Vec<String>>, DaemonError> {
-    let mut keys = std::collections::HashMap::new();
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(keys);
-    };
-    let value: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| DaemonError::invalid(format!("invalid filters: {e}")))?;
-    let Some(map) = value.as_object() else {
-        return Err(DaemonError::invalid("invalid filters: not a JSON object"));
-    };
-    for (key, values) in map {
-        if !allowed.contains(&key.as_str()) {
-            return Err(DaemonError::invalid(format!(
-                "invalid filter '{key}' (wrun filters here by {})",
-                allowed.join(", ")
-            )));
-        }
-        let list: Vec<String> = match values {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<_>>(),
-            serde_json::Value::Object(o) => Some(o.keys().cloned().collect()),
-            _ => None,
-        }
-        .ok_or_else(|| DaemonError::invalid(format!("invalid filters: bad values for '{key}'")))?;
-        keys.insert(key.clone(), list);
-    }
-    Ok(keys)
+    Ok(query_filters(raw, allowed)?.to_map().into_iter().collect())
 }
 
 /// The query string as pairs.

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use time::OffsetDateTime;
+use wrun_api::parse::{Filters, glob_match};
 use wrun_image::{ImageRecord, Store};
 
 use wrun_api::images::{
@@ -133,17 +135,156 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
     Ok(items)
 }
 
-/// An element of `GET /images/json`.
-pub fn summary(store: &Store, record: &ImageRecord) -> ImageSummary {
+/// The filters `GET /images/json` (and `wrun images` on a store) take.
+pub const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "reference", "since", "until"];
+
+/// `GET /images/json`: the images `filters` select, newest first, as
+/// Docker lists them. `reference` globs (Go's `path.Match`) against
+/// `repo:tag` or `repo` and keeps only the names that match; `dangling`
+/// takes the images without a name (`true`) or with one (`false`);
+/// `label` needs every label given; `before`/`since` are images (by name
+/// or ID) whose creation time bounds the list, `until` a time (Unix
+/// seconds, RFC 3339, a date, or a duration before now). wrun has no
+/// intermediate images, so Docker's `all` changes nothing.
+pub fn list(store: &Store, filters: &Filters) -> Result<Vec<ImageSummary>, crate::DaemonError> {
+    use crate::DaemonError;
+    filters
+        .validate(LIST_FILTERS)
+        .map_err(DaemonError::invalid)?;
+    let dangling = filters
+        .bool_value("dangling")
+        .map_err(DaemonError::invalid)?;
+    let created_of = |name: &str| -> Result<Option<OffsetDateTime>, DaemonError> {
+        Ok(find(store, name)?
+            .created
+            .as_deref()
+            .and_then(wrun_api::time::parse))
+    };
+    // Several values narrow the list: the oldest `before`, the newest `since`.
+    let mut before: Option<OffsetDateTime> = None;
+    for v in filters.values("before") {
+        if let Some(t) = created_of(v)? {
+            before = Some(before.map_or(t, |b| b.min(t)));
+        }
+    }
+    for v in filters.values("until") {
+        let t = point_in_time(v)
+            .ok_or_else(|| DaemonError::invalid(format!("invalid filter 'until={v}'")))?;
+        before = Some(before.map_or(t, |b| b.min(t)));
+    }
+    let mut since: Option<OffsetDateTime> = None;
+    for v in filters.values("since") {
+        if let Some(t) = created_of(v)? {
+            since = Some(since.map_or(t, |s| s.max(t)));
+        }
+    }
+    let patterns: Vec<&str> = filters.values("reference").collect();
+    let matches = |candidates: [&str; 2]| -> Result<bool, DaemonError> {
+        for p in &patterns {
+            for c in candidates {
+                if glob_match(p, c).map_err(DaemonError::invalid)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    };
+    let records = store
+        .images()
+        .map_err(|e| DaemonError::from(anyhow::Error::from(e)))?;
+    let mut rows = Vec::new();
+    for record in &records {
+        let created = record.created.as_deref().and_then(wrun_api::time::parse);
+        // With a bound, an image without a creation time is outside it.
+        let after_since = since.is_none_or(|s| created.is_some_and(|c| c > s));
+        let before_bound = before.is_none_or(|b| created.is_some_and(|c| c < b));
+        if !(after_since && before_bound) {
+            continue;
+        }
+        let labels: BTreeMap<String, String> = store
+            .config(record)
+            .ok()
+            .and_then(|c| c.config().clone())
+            .and_then(|c| c.labels().clone())
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default();
+        if !filters.match_labels("label", |k| labels.get(k).map(String::as_str)) {
+            continue;
+        }
+        let mut tags = Vec::new();
+        let mut digests = Vec::new();
+        for name in &record.names {
+            let repo = name.rsplit_once(':').map_or(name.as_str(), |(r, _)| r);
+            let digest_ref = format!("{repo}@{}", record.digest);
+            let tag_wanted = patterns.is_empty() || matches([name, repo])?;
+            let digest_wanted = patterns.is_empty() || matches([&digest_ref, repo])?;
+            if tag_wanted {
+                tags.push(name.clone());
+            }
+            if digest_wanted && !digests.contains(&digest_ref) {
+                digests.push(digest_ref);
+            }
+        }
+        let unnamed = tags.is_empty() && digests.is_empty();
+        let skip = if unnamed {
+            dangling == Some(false) || !patterns.is_empty()
+        } else {
+            dangling == Some(true) && !tags.is_empty()
+        };
+        if skip {
+            continue;
+        }
+        rows.push(summary(store, record, tags, digests, labels));
+    }
+    // Newest first; the store's order (last added first) among equals.
+    rows.sort_by_key(|r| std::cmp::Reverse(r.created));
+    Ok(rows)
+}
+
+/// A `since`/`until` value as Docker reads it: a duration before now
+/// (`10m`, `1h30m`), an RFC 3339 time, a date, or Unix seconds.
+fn point_in_time(value: &str) -> Option<OffsetDateTime> {
+    let now = OffsetDateTime::now_utc();
+    if value.ends_with(|c: char| c.is_ascii_alphabetic()) && !value.contains(['-', ':']) {
+        let mut total = std::time::Duration::ZERO;
+        let mut rest = value;
+        while !rest.is_empty() {
+            let unit_at = rest.find(|c: char| c.is_ascii_alphabetic())?;
+            let unit_end = rest[unit_at..]
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .map_or(rest.len(), |n| unit_at + n);
+            total += wrun_api::parse::parse_duration(&rest[..unit_end]).ok()?;
+            rest = &rest[unit_end..];
+        }
+        return Some(now - total);
+    }
+    if let Some(t) = wrun_api::time::parse(value) {
+        return Some(t);
+    }
+    if value.len() == 10 && value.as_bytes()[4] == b'-' {
+        return wrun_api::time::parse(&format!("{value}T00:00:00Z"));
+    }
+    let secs: f64 = value.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128).ok()
+}
+
+/// An element of `GET /images/json`, with the names the filters kept.
+fn summary(
+    store: &Store,
+    record: &ImageRecord,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    labels: BTreeMap<String, String>,
+) -> ImageSummary {
     ImageSummary {
         id: record.id.to_string(),
         parent_id: String::new(),
-        repo_tags: record.names.clone(),
-        repo_digests: repo_digests(record),
+        repo_tags,
+        repo_digests,
         created: unix(record.created.as_deref()),
         size: i64::try_from(record.size).unwrap_or(i64::MAX),
         shared_size: -1,
-        labels: BTreeMap::new(),
+        labels,
         containers: -1,
         descriptor: Some(manifest_descriptor(store, record)),
         wrun_created: record.created.clone(),

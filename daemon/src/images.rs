@@ -16,7 +16,7 @@ use wrun_image::{Digest, ImageRef, Store};
 use wrun_api::images::{ImageDeleteItem, ImagePruneResponse, LoadMessage};
 
 use crate::error::DaemonError;
-use crate::http::{Body, Query, empty, json, parse_filters, streaming};
+use crate::http::{Body, Query, empty, json, parse_filters, query_filters, streaming};
 use crate::image_views::{self, find};
 use crate::state::Daemon;
 
@@ -30,19 +30,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
 }
 
-/// `GET /images/json`
-pub async fn list(daemon: &Arc<Daemon>) -> Result<Response<Body>, DaemonError> {
+/// `GET /images/json?filters=&all=&digests=`: the images the filters
+/// select ([`image_views::list`]). `all` asks for intermediate images and
+/// wrun keeps none; `digests` is always answered (`RepoDigests`), as Docker.
+pub async fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
+    let filters = query_filters(query.get("filters"), image_views::LIST_FILTERS)?;
     let d = Arc::clone(daemon);
+    // One config read and one `stat` per image (labels, the manifest's size).
     let rows = blocking("listing images", move || {
-        let records = d
-            .store
-            .images()
-            .map_err(|e| DaemonError::from(anyhow::Error::from(e)))?;
-        // One `stat` per image, for its manifest's size.
-        Ok(records
-            .iter()
-            .map(|r| image_views::summary(&d.store, r))
-            .collect::<Vec<_>>())
+        image_views::list(&d.store, &filters)
     })
     .await?;
     Ok(json(StatusCode::OK, &rows))

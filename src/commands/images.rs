@@ -1,187 +1,173 @@
 //! `wrun images`: list stored images, one row per name, from the engine
-//! [`crate::image_backend::choose`] picks.
+//! [`crate::image_backend::choose`] picks; the filters are applied there.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use wrun_image::ImageRef;
+use wrun_api::images::ImageSummary;
+use wrun_api::parse::Filters;
 
-use crate::output::{ago, human_size, print_table};
+use crate::output::{ago, docker_time, human_size, human_size_with_precision, print_table};
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// Only show IDs
+    /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Show all images (wrun has no intermediate images; accepted for Docker compatibility)
+    /// Show all images (wrun keeps no intermediate images, so the list is the same)
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Show manifest digests
+    /// Show digests
     #[arg(long)]
     pub digests: bool,
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter output (dangling=true|false, reference=NAME[:TAG])
-    #[arg(long, value_name = "FILTER")]
+    /// Filter output: reference=GLOB, dangling=true|false, label=KEY[=VALUE],
+    /// before=IMAGE, since=IMAGE, until=TIME (repeatable)
+    #[arg(short = 'f', long, value_name = "FILTER", value_parser = filter_flag)]
     pub filter: Vec<String>,
     /// Output format: "table" (default) or "json" (one object per line)
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
-    /// Only images of this repository (and tag)
+    /// Only images of this repository (and tag); a glob, as reference=
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
 }
 
+/// A `--filter` value must be `KEY=VALUE` (Docker's words otherwise).
+pub fn filter_flag(s: &str) -> Result<String, String> {
+    wrun_api::parse::split_filter_flag(s)?;
+    Ok(s.to_string())
+}
+
+/// One row of the list: an image under one of its names.
 struct Row {
     repository: String,
     tag: String,
     digest: String,
     id: String,
-    created: String,
-    created_at: String,
-    size: String,
+    created: i64,
+    created_text: Option<String>,
+    size: u64,
 }
 
-/// The `--filter` flags and the `REPOSITORY[:TAG]` argument.
-struct Filter {
-    dangling: Option<bool>,
-    wanted: Vec<ImageRef>,
-}
-
-impl Filter {
-    fn parse(args: &ImagesArgs) -> anyhow::Result<Filter> {
-        let mut dangling: Option<bool> = None;
-        let mut references: Vec<String> = args.reference.iter().cloned().collect();
-        for f in &args.filter {
-            match f.split_once('=') {
-                Some(("dangling", v)) => {
-                    dangling = Some(match v {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => bail!("invalid filter 'dangling={v}': expected true or false"),
-                    })
-                }
-                Some(("reference", v)) => references.push(v.to_string()),
-                _ => {
-                    bail!(
-                        "invalid filter {f:?} (supported: dangling=true|false, reference=NAME[:TAG])"
-                    )
-                }
-            }
-        }
-        let wanted = references
+/// The rows of one image as Docker's client makes them: one per name;
+/// with `--digests`, the manifest digest of the name's repository.
+fn rows_of(image: &ImageSummary, digests: bool, no_trunc: bool) -> Vec<Row> {
+    let id = match image.id.strip_prefix("sha256:") {
+        Some(hex) if !no_trunc => hex.chars().take(12).collect(),
+        _ => image.id.clone(),
+    };
+    let row = |repository: &str, tag: &str, digest: &str| Row {
+        repository: repository.to_string(),
+        tag: tag.to_string(),
+        digest: digest.to_string(),
+        id: id.clone(),
+        created: image.created,
+        // The config's own text: `Created` is 0 both for no time and for 1970.
+        created_text: image.wrun_created.clone(),
+        size: u64::try_from(image.size).unwrap_or(0),
+    };
+    let digest_of = |repository: &str| {
+        image
+            .repo_digests
             .iter()
-            .map(|r| r.parse::<ImageRef>())
-            .collect::<Result<_, _>>()?;
-        Ok(Filter { dangling, wanted })
+            .filter_map(|d| d.split_once('@'))
+            .find(|(r, _)| *r == repository)
+            .map(|(_, d)| d)
+    };
+    if image.repo_tags.is_empty() && image.repo_digests.is_empty() {
+        return vec![row("<none>", "<none>", "<none>")];
     }
-
-    /// The rows of an image with these names: `(repository, tag)` pairs,
-    /// `<none>` for an image without a name.
-    fn rows(&self, names: &[String]) -> Vec<(String, String)> {
-        if self.dangling.is_some_and(|d| d != names.is_empty()) {
-            return Vec::new();
+    let mut rows: Vec<Row> = image
+        .repo_tags
+        .iter()
+        .map(|name| {
+            let (repository, tag) = name.rsplit_once(':').unwrap_or((name, ""));
+            let digest = digest_of(repository)
+                .filter(|_| digests)
+                .unwrap_or("<none>");
+            row(repository, tag, digest)
+        })
+        .collect();
+    // A digest whose repository has no tag here gets its own row.
+    for d in &image.repo_digests {
+        if let Some((repository, digest)) = d.split_once('@')
+            && !rows.iter().any(|r| r.repository == repository)
+        {
+            rows.push(row(
+                repository,
+                "<none>",
+                if digests { digest } else { "<none>" },
+            ));
         }
-        if names.is_empty() {
-            return self
-                .row_wanted("<none>", "<none>")
-                .then(|| ("<none>".into(), "<none>".into()))
-                .into_iter()
-                .collect();
-        }
-        names
-            .iter()
-            .map(|n| {
-                n.rsplit_once(':')
-                    .map_or((n.clone(), String::new()), |(r, t)| {
-                        (r.to_string(), t.to_string())
-                    })
-            })
-            .filter(|(r, t)| self.row_wanted(r, t))
-            .collect()
     }
-
-    fn row_wanted(&self, repository: &str, tag: &str) -> bool {
-        self.wanted.is_empty()
-            || self
-                .wanted
-                .iter()
-                .any(|w| w.repository == repository && w.tag.as_deref().is_none_or(|t| t == tag))
-    }
+    rows
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<ExitCode> {
-    let filter = Filter::parse(&args)?;
-    let images = crate::image_backend::choose(root, host)?.list()?;
-    let mut rows = Vec::new();
-    for image in images {
-        let digest = image.descriptor.map(|d| d.digest).unwrap_or_default();
-        // The config's own `created` text: `Created` is 0 both for no time and for 1970.
-        let created = image.wrun_created;
-        for (repository, tag) in filter.rows(&image.repo_tags) {
-            rows.push(Row {
-                repository,
-                tag,
-                digest: digest.clone(),
-                id: match image.id.strip_prefix("sha256:") {
-                    Some(hex) if !args.no_trunc => hex.chars().take(12).collect(),
-                    _ => image.id.clone(),
-                },
-                created: ago(created.as_deref()),
-                created_at: created.clone().unwrap_or_default(),
-                size: human_size(u64::try_from(image.size).unwrap_or(0)),
-            });
-        }
+    let json = match args.format.as_deref() {
+        None | Some("table") => false,
+        Some("json" | "{{json .}}") => true,
+        Some(other) => bail!("unsupported --format {other:?} (use table or json)"),
+    };
+    let mut filters = Filters::from_flags(&args.filter).map_err(anyhow::Error::msg)?;
+    if let Some(r) = &args.reference {
+        filters.add("reference", r);
     }
+    let images = crate::image_backend::choose(root, host)?.list(&filters)?;
+    let rows: Vec<Row> = images
+        .iter()
+        .flat_map(|i| rows_of(i, args.digests, args.no_trunc))
+        .collect();
     if args.quiet {
-        let mut seen = std::collections::HashSet::new();
-        for r in rows.iter().filter(|r| seen.insert(r.id.clone())) {
+        for r in &rows {
             println!("{}", r.id);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format.as_deref() {
-        None | Some("table") => {
-            let mut header = vec!["REPOSITORY", "TAG"];
-            if args.digests {
-                header.push("DIGEST");
-            }
-            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-            let table: Vec<Vec<String>> = rows
-                .into_iter()
-                .map(|r| {
-                    let mut row = vec![r.repository, r.tag];
-                    if args.digests {
-                        row.push(r.digest);
-                    }
-                    row.extend([r.id, r.created, r.size]);
-                    row
-                })
-                .collect();
-            print_table(&header, &table)?;
+    let created_since = |r: &Row| match &r.created_text {
+        Some(text) => ago(Some(text)),
+        None => "N/A".to_string(),
+    };
+    if json {
+        for r in &rows {
+            let v = serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": docker_time(r.created),
+                "CreatedSince": created_since(r),
+                "Digest": r.digest,
+                "ID": r.id,
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": human_size(r.size),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human_size_with_precision(r.size, 4),
+            });
+            println!("{v}");
         }
-        Some("json") => {
-            for r in rows {
-                let v = serde_json::json!({
-                    "Containers": "N/A",
-                    "CreatedAt": r.created_at,
-                    "CreatedSince": r.created,
-                    "Digest": r.digest,
-                    "ID": r.id,
-                    "Repository": r.repository,
-                    "SharedSize": "N/A",
-                    "Size": r.size,
-                    "Tag": r.tag,
-                    "UniqueSize": "N/A",
-                    "VirtualSize": r.size,
-                });
-                println!("{v}");
-            }
-        }
-        Some(other) => bail!("unsupported --format {other:?} (use table or json)"),
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if args.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.repository.clone(), r.tag.clone()];
+            if args.digests {
+                row.push(r.digest.clone());
+            }
+            row.extend([r.id.clone(), created_since(r), human_size(r.size)]);
+            row
+        })
+        .collect();
+    print_table(&header, &table)?;
     Ok(ExitCode::SUCCESS)
 }

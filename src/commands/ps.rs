@@ -1,5 +1,6 @@
-//! `wrun ps [-a] [-q] [--no-trunc] [--filter K=V] [--format json]`: list
-//! instances with Docker's columns, or as one JSON object per line.
+//! `wrun ps [-a] [-q] [-n N | -l] [--no-trunc] [--filter K=V] [--format json]`:
+//! list instances with Docker's columns, or as one JSON object per line; the
+//! daemon applies the filters and the limit.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::output::{human_duration, print_table};
+use crate::output::{docker_time, human_duration, print_table};
 use wrun_api::containers::ContainerSummary;
 
 #[derive(Debug, Args)]
@@ -21,9 +22,17 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: status=, name=, id=, label=, ancestor=, exited= (repeatable)
-    #[arg(short = 'f', long = "filter", value_name = "FILTER")]
+    /// Filter output: status=, name=, id=, label=, ancestor=, exited=,
+    /// before=, since=, publish=, expose=, network=, volume=, health=,
+    /// is-task=, isolation= (repeatable; labels must all match)
+    #[arg(short = 'f', long = "filter", value_name = "FILTER", value_parser = super::images::filter_flag)]
     pub filters: Vec<String>,
+    /// Show the N last created instances (stopped ones included)
+    #[arg(short = 'n', long = "last", value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Show the latest created instance (stopped ones included)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
     /// `table` (default) or `json` (one object per line, as `docker ps --format json`)
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
@@ -37,11 +46,14 @@ struct PsLine<'a> {
     created_at: String,
     #[serde(rename = "ID")]
     id: String,
-    image: &'a str,
+    image: String,
     labels: String,
+    local_volumes: &'a str,
     mounts: String,
     names: String,
-    networks: &'a str,
+    networks: String,
+    /// The image's platform, which Docker fills only from API 1.48.
+    platform: Option<()>,
     ports: &'a str,
     running_for: String,
     size: &'a str,
@@ -66,7 +78,11 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
         Some("json" | "{{json .}}") => true,
         Some(other) => anyhow::bail!("unsupported format {other:?}: use table or json"),
     };
+    let limit = if args.latest { 1 } else { args.last };
     let mut path = format!("/containers/json?all={}", u8::from(args.all));
+    if limit > 0 {
+        path.push_str(&format!("&limit={limit}"));
+    }
     if !args.filters.is_empty() {
         path.push_str("&filters=");
         path.push_str(&super::escape(&super::filters_json(&args.filters)?));
@@ -85,37 +101,64 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let trunc = !args.no_trunc;
+    // Docker's IMAGE: an image ID cut to 12 digits unless --no-trunc.
+    let image = |r: &ContainerSummary| match r.image.strip_prefix("sha256:") {
+        Some(hex) if trunc => hex.chars().take(12).collect(),
+        _ => r.image.clone(),
+    };
+    let command = |r: &ContainerSummary| {
+        let c = if trunc {
+            ellipsis(&r.command, 20)
+        } else {
+            r.command.clone()
+        };
+        serde_json::to_string(&c).unwrap_or(c)
+    };
+    let names = |r: &ContainerSummary| {
+        r.names
+            .iter()
+            .map(|n| n.trim_start_matches('/'))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if json {
         for r in &rows {
-            let created_at = time::OffsetDateTime::from_unix_timestamp(r.created)
-                .ok()
-                .map(wrun_api::time::format)
-                .unwrap_or_default();
             let line = PsLine {
-                command: format!("\"{}\"", r.command),
-                created_at,
+                command: command(r),
+                created_at: docker_time(r.created),
                 id: id(r),
-                image: &r.image,
+                image: image(r),
                 labels: r
                     .labels
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(","),
+                // Docker counts the mounts of local volumes; wrun has binds only.
+                local_volumes: "0",
                 mounts: r
                     .mounts
                     .iter()
-                    .map(|m| m.source.clone())
+                    .map(|m| {
+                        if trunc {
+                            ellipsis(&m.source, 15)
+                        } else {
+                            m.source.clone()
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
-                names: r
-                    .names
-                    .iter()
-                    .map(|n| n.trim_start_matches('/'))
+                names: names(r),
+                networks: r
+                    .network_settings
+                    .networks
+                    .keys()
+                    .cloned()
                     .collect::<Vec<_>>()
                     .join(","),
-                networks: &r.host_config.network_mode,
+                platform: None,
                 ports: &wrun_api::network::ports_column(&r.ports),
                 running_for: format!("{} ago", human_duration(now - r.created)),
                 size: "0B",
@@ -129,23 +172,14 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let command = if args.no_trunc {
-                r.command.clone()
-            } else {
-                ellipsis(&r.command, 20)
-            };
             vec![
                 id(r),
-                r.image.clone(),
-                format!("\"{command}\""),
+                image(r),
+                command(r),
                 format!("{} ago", human_duration(now - r.created)),
                 r.status.clone(),
                 wrun_api::network::ports_column(&r.ports),
-                r.names
-                    .iter()
-                    .map(|n| n.trim_start_matches('/'))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                names(r),
             ]
         })
         .collect();
