@@ -22,6 +22,12 @@ fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::
     })
 }
 
+/// Go's decoder leaves a field as it was for a JSON `null`, and clients
+/// send `null` for fields they leave unset: read it as the default.
+fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The schema of a [`str_slice`] field: an array of strings, one string, or
 /// null.
 #[cfg(feature = "openapi")]
@@ -40,20 +46,31 @@ fn str_slice_schema() -> utoipa::openapi::schema::Schema {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerConfig {
+    #[serde(deserialize_with = "nullable")]
     pub hostname: String,
+    #[serde(deserialize_with = "nullable")]
     pub domainname: String,
+    #[serde(deserialize_with = "nullable")]
     pub user: String,
+    #[serde(deserialize_with = "nullable")]
     pub attach_stdin: bool,
+    #[serde(deserialize_with = "nullable")]
     pub attach_stdout: bool,
+    #[serde(deserialize_with = "nullable")]
     pub attach_stderr: bool,
+    #[serde(deserialize_with = "nullable")]
     pub tty: bool,
+    #[serde(deserialize_with = "nullable")]
     pub open_stdin: bool,
+    #[serde(deserialize_with = "nullable")]
     pub stdin_once: bool,
     pub env: Option<Vec<String>>,
     #[serde(deserialize_with = "str_slice")]
     #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
     pub cmd: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
     pub image: String,
+    #[serde(deserialize_with = "nullable")]
     pub working_dir: String,
     #[serde(deserialize_with = "str_slice")]
     #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
@@ -62,56 +79,350 @@ pub struct ContainerConfig {
     /// `{"80/tcp": {}}`: ports the instance listens on (published only
     /// through `HostConfig.PortBindings` or `PublishAllPorts`).
     pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
+    /// `{"/data": {}}`: anonymous volumes (the image's `VOLUME`s, `-v /data`).
+    /// wrun has none: the user's are refused, the image's are shown.
+    pub volumes: Option<BTreeMap<String, EmptyObject>>,
+    /// Image metadata for builds; never used by a container.
+    pub on_build: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(deserialize_with = "nullable")]
+    pub network_disabled: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
+    pub mac_address: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
+    pub stop_signal: String,
+    /// Seconds `stop` waits before killing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(deserialize_with = "nullable")]
+    pub args_escaped: bool,
 }
 
-/// `HostConfig`: what the instance is granted. wrun reads `Binds`,
-/// `AutoRemove`, `Memory`, `ReadonlyRootfs`, `RestartPolicy`,
-/// `NetworkMode`, `PortBindings`, `PublishAllPorts` and its own
-/// `WasmTimeout`/`WasmFuel` and `WrunAllow*` network grants; other Docker
-/// fields are accepted and ignored.
+/// `Config.Healthcheck` (`--health-cmd` and friends).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `[]` inherit, `["NONE"]` off, `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Option<Vec<String>>,
+    pub interval: i64,
+    pub timeout: i64,
+    pub start_period: i64,
+    pub start_interval: i64,
+    pub retries: i64,
+}
+
+impl HealthConfig {
+    /// Whether this asks for a check to run (not `[]` or `["NONE"]`).
+    pub fn checks(&self) -> bool {
+        self.test
+            .as_deref()
+            .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
+    }
+}
+
+/// `HostConfig`: what the instance is granted. wrun applies `Binds`,
+/// `Mounts` (bind, and tmpfs at `/tmp`), `Tmpfs`, `AutoRemove`, `Memory`,
+/// `RestartPolicy`, `LogConfig`, `NetworkMode`, `PortBindings`,
+/// `PublishAllPorts` and its own `Wasm*`/`WrunAllow*`/`WrunHttp*` fields;
+/// each other Docker field is refused or discarded with a warning when set
+/// (`wrun_daemon::launch::adapt`, listed in docs/daemon.md), never ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
     /// `HOST:GUEST[:ro|rw]`, HOST absolute.
     pub binds: Option<Vec<String>>,
-    pub auto_remove: bool,
-    /// Bytes of linear memory and tables; 0: no limit.
-    pub memory: i64,
+    /// The docker client's own (`--cidfile`); not the daemon's business.
+    #[serde(rename = "ContainerIDFile")]
+    #[serde(deserialize_with = "nullable")]
+    pub container_id_file: String,
+    #[serde(deserialize_with = "nullable")]
+    pub log_config: LogConfig,
     /// `none` (also ``, `default`, `bridge`: no network, wrun's default) or
     /// `host` (everything).
+    #[serde(deserialize_with = "nullable")]
     pub network_mode: String,
     /// Published guest ports (see [`crate::network`]).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, Option<Vec<super::network::PortBinding>>>>))]
     pub port_bindings: Option<super::network::PortMap>,
+    #[serde(deserialize_with = "nullable")]
+    pub restart_policy: RestartPolicy,
+    #[serde(deserialize_with = "nullable")]
+    pub auto_remove: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub volume_driver: String,
+    pub volumes_from: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub console_size: [u64; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroupns_mode: String,
+    pub dns: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub extra_hosts: Option<Vec<String>>,
+    pub group_add: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub ipc_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup: String,
+    pub links: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub oom_score_adj: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub pid_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub privileged: bool,
     /// Publish every `ExposedPorts` entry on a port the kernel picks.
+    #[serde(deserialize_with = "nullable")]
     pub publish_all_ports: bool,
+    /// Always true in effect: the image rootfs is read-only in wrun.
+    #[serde(deserialize_with = "nullable")]
+    pub readonly_rootfs: bool,
+    pub security_opt: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_opt: Option<BTreeMap<String, String>>,
+    /// `--tmpfs`: guest path → options. wrun gives a private, empty,
+    /// writable directory at `/tmp` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    #[serde(rename = "UTSMode")]
+    #[serde(deserialize_with = "nullable")]
+    pub uts_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub userns_mode: String,
+    #[serde(deserialize_with = "nullable")]
+    pub shm_size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
+    pub runtime: String,
+    #[serde(deserialize_with = "nullable")]
+    pub isolation: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_shares: i64,
+    /// Bytes of linear memory and tables; 0: no limit.
+    #[serde(deserialize_with = "nullable")]
+    pub memory: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub nano_cpus: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_weight: u16,
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_period: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_quota: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_realtime_period: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_realtime_runtime: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cpuset_cpus: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cpuset_mems: String,
+    pub devices: Option<Vec<DeviceMapping>>,
+    pub device_cgroup_rules: Option<Vec<String>>,
+    pub device_requests: Option<Vec<DeviceRequest>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable")]
+    pub kernel_memory: i64,
+    #[serde(rename = "KernelMemoryTCP", skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable")]
+    pub kernel_memory_tcp: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub memory_reservation: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub memory_swap: i64,
+    /// `None` or -1: not set.
+    pub memory_swappiness: Option<i64>,
+    pub oom_kill_disable: Option<bool>,
+    /// `None`, 0 or -1: no limit.
+    pub pids_limit: Option<i64>,
+    pub ulimits: Option<Vec<Ulimit>>,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_count: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_percent: i64,
+    #[serde(rename = "IOMaximumIOps")]
+    #[serde(deserialize_with = "nullable")]
+    pub io_maximum_iops: u64,
+    #[serde(rename = "IOMaximumBandwidth")]
+    #[serde(deserialize_with = "nullable")]
+    pub io_maximum_bandwidth: u64,
+    /// `--mount`: bind mounts (like `Binds`) and a tmpfs at `/tmp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--init`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     /// wrun: `--allow-connect` rules, `HOST[:PORT]` or `CIDR[:PORT]`.
     pub wrun_allow_connect: Option<Vec<String>>,
     /// wrun: `--allow-dns`, name lookup.
+    #[serde(deserialize_with = "nullable")]
     pub wrun_allow_dns: bool,
     /// wrun: `--allow-udp`, UDP sockets.
+    #[serde(deserialize_with = "nullable")]
     pub wrun_allow_udp: bool,
-    /// Accepted: the image rootfs is always read-only in wrun.
-    pub readonly_rootfs: bool,
-    /// `--tmpfs`: guest path → options. wrun gives a private, empty,
-    /// writable directory at `/tmp` only (options are accepted and ignored).
-    pub tmpfs: Option<BTreeMap<String, String>>,
-    pub restart_policy: RestartPolicy,
-    pub log_config: LogConfig,
     /// wrun: wall-clock budget in nanoseconds; 0: none.
+    #[serde(deserialize_with = "nullable")]
     pub wasm_timeout: i64,
     /// wrun: fuel budget; 0: none.
+    #[serde(deserialize_with = "nullable")]
     pub wasm_fuel: u64,
     /// wrun, HTTP handlers: requests handled at once; 0: the default (100).
+    #[serde(deserialize_with = "nullable")]
     pub wrun_http_max_concurrency: u64,
     /// wrun, HTTP handlers: largest request body in bytes; 0: the default
     /// (10 MiB).
+    #[serde(deserialize_with = "nullable")]
     pub wrun_http_max_body_size: u64,
     /// wrun, HTTP handlers: header read timeout in nanoseconds; 0: the
     /// default (10 s).
+    #[serde(deserialize_with = "nullable")]
     pub wrun_http_header_timeout: i64,
 }
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// `BlkioWeightDevice` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// `BlkioDevice{Read,Write}{Bps,IOps}` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// `Devices` entry (`--device`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+/// `DeviceRequests` entry (`--gpus`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceRequest {
+    pub driver: String,
+    pub count: i64,
+    #[serde(rename = "DeviceIDs")]
+    pub device_ids: Option<Vec<String>>,
+    pub capabilities: Option<Vec<Vec<String>>>,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+/// `Ulimits` entry (`--ulimit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// `HostConfig.Mounts` entry (`--mount`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    /// `bind`, `volume`, `tmpfs`, `npipe`, `cluster`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    pub target: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub non_recursive: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create_mountpoint: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_copy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub size_bytes: i64,
+    #[serde(skip_serializing_if = "is_zero_mode")]
+    pub mode: u32,
+}
+
+fn is_zero_mode(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The log driver Docker shows for a container created without one; wrun's
+/// log file is read the same way (`logs`), so clients that read logs only
+/// from this driver (docker-py) do.
+pub const DEFAULT_LOG_DRIVER: &str = "json-file";
 
 /// `HostConfig.LogConfig`: wrun always writes its own bounded log file;
 /// `Type` may be empty, `json-file` or `local`, and `Config` may set
@@ -314,6 +625,7 @@ pub struct MountPoint {
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,
+    pub propagation: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -347,6 +659,13 @@ pub struct ContainerInspect {
     pub driver: String,
     pub platform: String,
     pub host_config: HostConfig,
+    /// With `?size=1`: bytes the instance wrote over its image (0: the
+    /// rootfs is read-only in wrun).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// With `?size=1`: the image's size plus `SizeRw`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
     pub config: ContainerConfig,
     pub mounts: Vec<MountPoint>,
     pub network_settings: NetworkSettings,

@@ -5,16 +5,28 @@ use std::sync::Arc;
 use hyper::{Response, StatusCode};
 use wrun_api::time::ZERO_TIME;
 
-use super::http::{Body, json};
+use super::http::{Body, Query, json};
 use super::instance::Container;
 use super::record::ContainerRecord;
+use super::state::Daemon;
 use crate::lifecycle::Status;
-use wrun_api::containers::{ContainerInspect, ContainerState, MountPoint, NetworkSettings};
+use wrun_api::containers::{
+    ContainerInspect, ContainerState, DEFAULT_LOG_DRIVER, MountPoint, NetworkSettings,
+};
 
-/// `GET /containers/{id}/json`
-pub fn inspect(c: &Arc<Container>) -> Response<Body> {
-    let mut view = inspect_view(&c.record());
+/// `GET /containers/{id}/json?size=`: with `size`, `SizeRw` (0: the
+/// rootfs is read-only) and `SizeRootFs` (the image's size), as Docker
+/// adds them.
+pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<Body> {
+    let r = c.record();
+    let mut view = inspect_view(&r);
     view.log_path = c.log.path().display().to_string();
+    if query.flag("size") {
+        let image = crate::image_views::find(&daemon.store, &r.image_id)
+            .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX));
+        view.size_rw = Some(0);
+        view.size_root_fs = Some(image);
+    }
     json(StatusCode::OK, &view)
 }
 
@@ -22,8 +34,22 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
     let st = &r.state;
     let mut host_config = r.host_config.clone();
     host_config.network_mode = wrun_api::network::shown_mode(&host_config.network_mode).into();
+    if host_config.log_config.kind.is_empty() {
+        // Records from before create stored the driver: the log was always
+        // this one.
+        host_config.log_config.kind = DEFAULT_LOG_DRIVER.into();
+    }
     let mut config = r.config.clone();
     config.image = r.image.clone();
+    if config
+        .entrypoint
+        .as_deref()
+        .is_some_and(|e| matches!(e, [only] if only.is_empty()))
+    {
+        // `--entrypoint ""`: kept in the record so a start runs it the
+        // same way, shown as Docker shows it.
+        config.entrypoint = None;
+    }
     if config.hostname.is_empty() {
         config.hostname = r.id.chars().take(12).collect();
     }
@@ -60,6 +86,8 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
         driver: "wasm".into(),
         platform: "wasi".into(),
         host_config,
+        size_rw: None,
+        size_root_fs: None,
         config,
         mounts: mounts(r),
         network_settings: network_settings(r),
@@ -90,18 +118,32 @@ fn network_settings(r: &ContainerRecord) -> NetworkSettings {
     }
 }
 
+/// `Mounts`: each bind (`Binds`, then bind `Mounts`) and tmpfs `Mounts`
+/// entry, as Docker lists them (`--tmpfs` is not listed, as in Docker).
 pub(crate) fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
-    r.host_config
-        .binds
-        .iter()
-        .flatten()
-        .filter_map(|b| wrun_api::parse::BindSpec::parse(b).ok())
-        .map(|b| MountPoint {
+    let binds = r.host_config.binds.iter().flatten().filter_map(|b| {
+        let spec = wrun_api::parse::BindSpec::parse(b).ok()?;
+        Some(MountPoint {
             kind: "bind".into(),
-            source: b.host,
-            destination: b.guest,
-            mode: if b.read_only { "ro" } else { "rw" }.into(),
-            rw: !b.read_only,
+            source: spec.host,
+            destination: spec.guest,
+            // As written after the second colon: "" when not given.
+            mode: b.split(':').nth(2).unwrap_or("").into(),
+            rw: !spec.read_only,
+            propagation: "rprivate".into(),
         })
-        .collect()
+    });
+    let mounts = r.host_config.mounts.iter().flatten().map(|m| MountPoint {
+        kind: m.kind.clone(),
+        source: m.source.clone(),
+        destination: m.target.clone(),
+        mode: String::new(),
+        rw: !m.read_only,
+        propagation: if m.kind == "bind" {
+            "rprivate".into()
+        } else {
+            String::new()
+        },
+    });
+    mounts.chain(binds).collect()
 }

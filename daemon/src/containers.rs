@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use wrun_api::time::ZERO_TIME;
 
-use super::http::{Body, Query, empty, json, parse_json, read_body, streaming};
+use super::http::{Body, Query, empty, json, parse_filters, parse_json, read_body, streaming};
 use super::instance::Container;
 use super::state::Daemon;
 use crate::error::DaemonError;
@@ -27,14 +27,18 @@ pub async fn create(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
     let body = read_body(req).await?;
-    let create: ContainerCreateRequest = parse_json(&body)?;
+    let mut create: ContainerCreateRequest = parse_json(&body)?;
     let name = query
         .get("name")
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
-    let mut warnings = Vec::new();
+    let mut warnings = crate::launch::adapt(&mut create.config, &mut create.host_config)?;
     if wrun_api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
         warnings.push(crate::grants::HOST_MODE_WARNING.to_string());
+    }
+    let log = &mut create.host_config.log_config;
+    if log.kind.is_empty() {
+        log.kind = wrun_api::containers::DEFAULT_LOG_DRIVER.into();
     }
     let d = Arc::clone(daemon);
     let c = tokio::task::spawn_blocking(move || d.create(name, create.config, create.host_config))
@@ -102,24 +106,122 @@ pub fn rename(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// `POST /containers/prune`: removes every instance that is not running.
+/// `POST /containers/prune?filters=`: removes every instance that is not
+/// running and passes the filters Docker's prune takes: `until` (created
+/// before a time or duration ago), `label` and `label!` (`KEY` or
+/// `KEY=VALUE`).
 pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
-    if let Some(f) = query.get("filters").filter(|f| !f.is_empty() && *f != "{}") {
-        return Err(DaemonError::invalid(format!(
-            "wrun's container prune takes no filters yet (got {f})"
-        )));
-    }
+    let filters = PruneFilters::parse(query)?;
     let d = Arc::clone(daemon);
-    let (deleted, space) = tokio::task::spawn_blocking(move || d.prune())
-        .await
-        .map_err(|e| anyhow::anyhow!("pruning failed: {e}"))?;
+    let (deleted, space) = if filters.is_empty() {
+        tokio::task::spawn_blocking(move || d.prune())
+            .await
+            .map_err(|e| anyhow::anyhow!("pruning failed: {e}"))?
+    } else {
+        let mut deleted = Vec::new();
+        let mut space = 0;
+        for c in daemon.all() {
+            let r = c.record();
+            if r.state.is_live() || !filters.pass(&r) {
+                continue;
+            }
+            let held = c.log.disk_bytes();
+            // One started or removed since is left alone.
+            if daemon.remove(&c, false).await.is_ok() {
+                space += held;
+                deleted.push(c.id.clone());
+            }
+        }
+        (deleted, space)
+    };
     Ok(json(
         StatusCode::OK,
         &ContainerPruneResponse {
-            containers_deleted: Some(deleted),
+            // Docker's `null` when nothing went.
+            containers_deleted: Some(deleted).filter(|d| !d.is_empty()),
             space_reclaimed: space,
         },
     ))
+}
+
+/// The filters of a prune (containers, and the networks and build cache
+/// wrun has none of): `until`, `label`, `label!`.
+#[derive(Debug, Default)]
+pub struct PruneFilters {
+    /// Unix seconds: only what was created before.
+    until: Option<i64>,
+    labels: Vec<String>,
+    not_labels: Vec<String>,
+}
+
+impl PruneFilters {
+    pub fn parse(query: &Query) -> Result<Self, DaemonError> {
+        let raw = parse_filters(query.get("filters"), &["until", "label", "label!"]).map_err(
+            |e| match e {
+                // Docker's words for a key it does not know.
+                DaemonError::InvalidArgument(m) if m.starts_with("invalid filter '") => {
+                    let key = m.split('\'').nth(1).unwrap_or("");
+                    DaemonError::invalid(format!("Invalid filter '{key}'"))
+                }
+                e => e,
+            },
+        )?;
+        let mut f = PruneFilters::default();
+        for (key, values) in raw {
+            match key.as_str() {
+                "until" => {
+                    let [value] = values.as_slice() else {
+                        // Docker answers 500 to both of these.
+                        return Err(DaemonError::Internal(
+                            "more than one until filter specified".into(),
+                        ));
+                    };
+                    f.until = Some(until(value)?);
+                }
+                "label" => f.labels = values,
+                _ => f.not_labels = values,
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_none() && self.labels.is_empty() && self.not_labels.is_empty()
+    }
+
+    fn pass(&self, r: &crate::record::ContainerRecord) -> bool {
+        let labels = r.config.labels.clone().unwrap_or_default();
+        let has = |l: &String| match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(l),
+        };
+        let created = wrun_api::time::unix_seconds(Some(&r.created)).unwrap_or(i64::MAX);
+        self.until.is_none_or(|t| created < t)
+            && self.labels.iter().all(has)
+            && !self.not_labels.iter().any(has)
+    }
+}
+
+/// An `until` value as Docker takes it: Unix seconds, an RFC 3339 time, or
+/// a duration before now (`24h`, `10m`).
+fn until(value: &str) -> Result<i64, DaemonError> {
+    if let Ok(secs) = value.split('.').next().unwrap_or("").parse::<i64>()
+        && !value.contains(|c: char| c.is_ascii_alphabetic())
+    {
+        return Ok(secs);
+    }
+    if let Some(t) = wrun_api::time::unix_seconds(Some(value)) {
+        return Ok(t);
+    }
+    let ago = wrun_api::parse::parse_duration(value).map_err(|_| {
+        DaemonError::Internal(format!(
+            "failed to parse value as time or duration: \"{value}\""
+        ))
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Ok(now - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// `GET /containers/{id}/top`: one row, the instance (it has no
@@ -189,24 +291,6 @@ fn host_cpu_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-/// The host's memory in bytes (`/proc/meminfo`); 0 when unreadable.
-fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let kib = s
-                .lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
-}
-
 /// How long `stats?stream=false` measures CPU use over, and the interval
 /// of streamed samples.
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -222,7 +306,7 @@ pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, Daemon
     let limit = if r.host_config.memory > 0 {
         r.host_config.memory as u64
     } else {
-        host_memory()
+        crate::system::host_memory()
     };
     let (tx, response) = streaming("application/json");
     let c = Arc::clone(c);
@@ -276,10 +360,20 @@ pub async fn kill(
     c: &Arc<Container>,
     query: &Query,
 ) -> Result<Response<Body>, DaemonError> {
-    let signal = parse_signal(query.get("signal").unwrap_or("SIGKILL"))?;
+    let signal = signal(query)?;
     // Nothing running is the lifecycle's 409 (`Status::kill`).
     daemon.stop(c, StopKind::Signal(signal)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// The signal a kill asks for (`SIGKILL` when none), or Docker's 400.
+pub fn signal(query: &Query) -> Result<u8, DaemonError> {
+    parse_signal(
+        query
+            .get("signal")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("SIGKILL"),
+    )
 }
 
 /// A signal name (`SIGTERM`, `TERM`) or number. WASI has no signals: the

@@ -47,6 +47,11 @@ impl Default for EventLog {
 }
 
 impl EventLog {
+    /// Clients following `GET /events` now (`NEventsListener` of `/info`).
+    pub fn listeners(&self) -> usize {
+        self.live.receiver_count()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
         // A counter and a deque, each change one call: usable after a panic.
         self.ring.lock().unwrap_or_else(|p| p.into_inner())

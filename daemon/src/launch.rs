@@ -12,7 +12,8 @@ use wrun_runtime::{
     Runtime, ServeOptions,
 };
 
-use wrun_api::containers::{ContainerConfig, HostConfig};
+use wrun_api::containers::{ContainerConfig, HostConfig, Mount};
+use wrun_api::images::EmptyObject;
 use wrun_api::parse::BindSpec;
 
 use crate::error::{DaemonError, describe};
@@ -21,12 +22,15 @@ use crate::outcome::RunFailure;
 /// What a run asks for on top of the image's defaults.
 #[derive(Clone, Debug, Default)]
 pub struct RunSettings {
-    /// Replaces the image's entrypoint when non-empty.
-    pub entrypoint: Vec<String>,
-    /// Replaces the image's Cmd when non-empty.
-    pub cmd: Vec<String>,
+    /// The request's entrypoint: `None` takes the image's; given, it also
+    /// drops the image's Cmd (`[]` keeps it); `[""]` means none at all.
+    pub entrypoint: Option<Vec<String>>,
+    /// The request's Cmd: replaces the image's when non-empty.
+    pub cmd: Option<Vec<String>>,
     /// Set over the image's Env, in order (a later key replaces an earlier one).
     pub env: Vec<(String, String)>,
+    /// Named without a value (`NAME`): the image's value is not set either.
+    pub unset: Vec<String>,
     /// Replaces the image's WorkingDir.
     pub workdir: Option<String>,
     /// Host directory, guest path, read-only.
@@ -72,6 +76,7 @@ impl ServeSettings {
 /// request's errors are [`DaemonError::InvalidArgument`].
 pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettings, DaemonError> {
     let mut env = Vec::new();
+    let mut unset = Vec::new();
     for kv in config.env.iter().flatten() {
         match kv.split_once('=') {
             Some(("", _)) => {
@@ -80,12 +85,28 @@ pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettin
                 )));
             }
             Some((k, v)) => env.push((k.to_string(), v.to_string())),
-            None => {} // `NAME` alone: unset, as Docker does for an unknown host variable
+            // `NAME` alone: unset, the image's value too, as in Docker.
+            None => unset.push(kv.clone()),
         }
     }
     let mut volumes = Vec::new();
     for bind in host.binds.iter().flatten() {
         volumes.push(volume(bind)?);
+    }
+    let mut tmp = wrun_api::containers::private_tmp(
+        host.tmpfs.iter().flat_map(|m| m.keys().map(String::as_str)),
+    )
+    .map_err(DaemonError::invalid)?;
+    for m in host.mounts.iter().flatten() {
+        match mount(m)? {
+            Some(bind) => volumes.push(bind),
+            None => tmp = true,
+        }
+    }
+    if let Some(dup) = duplicate_target(&volumes, tmp && host.tmpfs.is_some()) {
+        return Err(DaemonError::invalid(format!(
+            "Duplicate mount point: {dup}"
+        )));
     }
     let memory = match host.memory {
         0 => None,
@@ -98,15 +119,13 @@ pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettin
         t => Some(std::time::Duration::from_nanos(t as u64)),
     };
     Ok(RunSettings {
-        entrypoint: config.entrypoint.clone().unwrap_or_default(),
-        cmd: config.cmd.clone().unwrap_or_default(),
+        entrypoint: config.entrypoint.clone(),
+        cmd: config.cmd.clone(),
         env,
+        unset,
         workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
         volumes,
-        tmp: wrun_api::containers::private_tmp(
-            host.tmpfs.iter().flat_map(|m| m.keys().map(String::as_str)),
-        )
-        .map_err(DaemonError::invalid)?,
+        tmp,
         limits: wrun_runtime::Limits {
             memory,
             timeout,
@@ -159,6 +178,520 @@ fn volume(bind: &str) -> Result<(PathBuf, String, bool), DaemonError> {
     Ok((host, spec.guest, spec.read_only))
 }
 
+/// What wrun does with each create field it has no use of its own for, as
+/// Docker does with what a kernel lacks: a field whose point is isolation
+/// or access wrun cannot give (or that would mislead if dropped) is refused
+/// (400); a tuning field wrun cannot apply is discarded (reset in the
+/// request, so inspect shows what applies) with a warning for the create
+/// response; a field wrun's instances satisfy by construction is accepted.
+/// docs/daemon.md lists each decision.
+pub fn adapt(
+    config: &mut ContainerConfig,
+    host: &mut HostConfig,
+) -> Result<Vec<String>, DaemonError> {
+    let mut warnings = Vec::new();
+    let refuse = |m: String| Err(DaemonError::invalid(m));
+    let given = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+
+    // Config.
+    if !config.user.is_empty() && !is_daemon_user(&config.user) {
+        return refuse(format!(
+            "user {:?} cannot be applied: a wasm instance has no users; it reaches only the directories granted to it, with the daemon's file access",
+            config.user
+        ));
+    }
+    if let Some(anonymous) = config.volumes.as_ref().and_then(|v| v.keys().next()) {
+        return refuse(format!(
+            "anonymous volume {anonymous} is not supported: wrun has no volumes; bind a host directory there (-v /host/dir:{anonymous})"
+        ));
+    }
+    if config.healthcheck.as_ref().is_some_and(|h| h.checks()) {
+        return refuse(
+            "health checks are not supported: wrun cannot run a command inside a wasm instance (leave them out, or --no-healthcheck)".into(),
+        );
+    }
+    if !config.mac_address.is_empty() {
+        return refuse("MacAddress cannot be set: a wasm instance has no network interface".into());
+    }
+    if config.network_disabled
+        && (wrun_api::network::is_host_mode(&host.network_mode).unwrap_or(false)
+            || host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+            || host.publish_all_ports
+            || given(&host.wrun_allow_connect)
+            || host.wrun_allow_dns
+            || host.wrun_allow_udp)
+    {
+        return refuse(
+            "NetworkDisabled conflicts with the network the request grants (-p, -P, --network host, --allow-*)".into(),
+        );
+    }
+    if !config.stop_signal.is_empty() {
+        warnings.push(format!(
+            "StopSignal {} discarded: a wasm instance has no signals; stop ends it at once",
+            config.stop_signal
+        ));
+        config.stop_signal.clear();
+    }
+
+    // HostConfig: isolation and access wrun cannot give.
+    if host.privileged {
+        return refuse(
+            "privileged mode is not supported: a wasm instance gets only what it is granted (-v, --mount, -p, --network host, --allow-*)".into(),
+        );
+    }
+    if given(&host.cap_add) {
+        return refuse(format!(
+            "capabilities cannot be added ({}): a wasm instance has no Linux capabilities; grant directories with -v and network with -p, --network host or --allow-*",
+            host.cap_add
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if given(&host.group_add) {
+        return refuse("GroupAdd cannot be applied: a wasm instance has no users or groups".into());
+    }
+    if host.devices.as_ref().is_some_and(|d| !d.is_empty())
+        || given(&host.device_cgroup_rules)
+        || host.device_requests.as_ref().is_some_and(|d| !d.is_empty())
+    {
+        return refuse(
+            "devices cannot be given to a wasm instance (Devices, DeviceCgroupRules, DeviceRequests/--gpus)".into(),
+        );
+    }
+    for (what, mode) in [
+        ("IPC", &host.ipc_mode),
+        ("PID", &host.pid_mode),
+        ("UTS", &host.uts_mode),
+        ("cgroup namespace", &host.cgroupns_mode),
+    ] {
+        if !matches!(mode.as_str(), "" | "private" | "none" | "shareable") {
+            return refuse(format!(
+                "{what} mode {mode:?} is not supported: a wasm instance shares no namespace with the host or another instance"
+            ));
+        }
+    }
+    if !matches!(host.userns_mode.as_str(), "" | "host") {
+        return refuse(format!(
+            "user namespace mode {:?} is not supported: a wasm instance has no users",
+            host.userns_mode
+        ));
+    }
+    if !host.cgroup.is_empty() {
+        return refuse(format!(
+            "Cgroup {:?} is not supported: a wasm instance is not in a cgroup of its own",
+            host.cgroup
+        ));
+    }
+    if given(&host.links) {
+        return refuse(
+            "links are not supported: instances reach each other only through published ports"
+                .into(),
+        );
+    }
+    if given(&host.dns)
+        || given(&host.dns_options)
+        || given(&host.dns_search)
+        || given(&host.extra_hosts)
+    {
+        return refuse(
+            "custom name resolution (--dns, --dns-option, --dns-search, --add-host) is not supported: an instance granted --allow-dns resolves names with the host's resolver".into(),
+        );
+    }
+    if !host.volume_driver.is_empty() || given(&host.volumes_from) {
+        return refuse(
+            "VolumeDriver and VolumesFrom are not supported: wrun has no volumes; bind a host directory (-v /host/dir:/guest)".into(),
+        );
+    }
+    if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+        return refuse(
+            "StorageOpt is not supported: the image rootfs is read-only and shared".into(),
+        );
+    }
+    if host.sysctls.as_ref().is_some_and(|o| !o.is_empty()) {
+        return refuse(
+            "sysctls are not supported: a wasm instance has no kernel parameters of its own".into(),
+        );
+    }
+    if !matches!(host.runtime.as_str(), "" | "wasmtime") {
+        return refuse(format!("Unknown runtime specified {}", host.runtime));
+    }
+    if !matches!(host.isolation.as_str(), "" | "default") {
+        return refuse(format!(
+            "Invalid isolation: {:?} - linux only supports 'default'",
+            host.isolation
+        ));
+    }
+
+    // Resources: CPU.
+    if host.nano_cpus != 0 {
+        return refuse(
+            "NanoCPUs can not be set, as wrun does not limit an instance's share of the CPU (bound its work with --fuel or --timeout)".into(),
+        );
+    }
+    if host.cpu_realtime_period != 0 || host.cpu_realtime_runtime != 0 {
+        return refuse(
+            "CPU real-time scheduling is not supported: wasm instances run on the daemon's threads"
+                .into(),
+        );
+    }
+    if host.io_maximum_iops != 0 || host.io_maximum_bandwidth != 0 {
+        return refuse(
+            "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps"
+                .into(),
+        );
+    }
+    let cpu = "wrun does not limit an instance's share of the CPU (bound its work with --fuel or --timeout)";
+    if host.cpu_shares != 0 {
+        warnings.push(format!("CPU shares discarded: {cpu}"));
+        host.cpu_shares = 0;
+    }
+    if host.cpu_period != 0 || host.cpu_quota != 0 {
+        warnings.push(format!("CPU period/quota discarded: {cpu}"));
+        (host.cpu_period, host.cpu_quota) = (0, 0);
+    }
+    if host.cpu_count != 0 || host.cpu_percent != 0 {
+        warnings.push(format!("CPU count/percent discarded: {cpu}"));
+        (host.cpu_count, host.cpu_percent) = (0, 0);
+    }
+    if !host.cpuset_cpus.is_empty() || !host.cpuset_mems.is_empty() {
+        warnings
+            .push("Cpuset discarded: wrun does not pin instances to CPUs or memory nodes".into());
+        host.cpuset_cpus.clear();
+        host.cpuset_mems.clear();
+    }
+    if !host.cgroup_parent.is_empty() {
+        warnings.push(format!(
+            "CgroupParent {} discarded: a wasm instance is not in a cgroup of its own",
+            host.cgroup_parent
+        ));
+        host.cgroup_parent.clear();
+    }
+
+    // Resources: memory (Memory itself bounds linear memories and tables).
+    if host.memory_swap > 0 && host.memory == 0 {
+        return refuse(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+        );
+    }
+    if host.memory_swap > 0 && host.memory_swap < host.memory {
+        return refuse(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        );
+    }
+    if host.memory_swap > host.memory {
+        warnings.push("Memory limited without swap: wasm instances have no swap".into());
+        host.memory_swap = 0;
+    }
+    match host.memory_swappiness {
+        None | Some(-1) => {}
+        Some(n @ 0..=100) => {
+            warnings.push(format!(
+                "Memory swappiness {n} discarded: wasm instances have no swap"
+            ));
+            host.memory_swappiness = None;
+        }
+        Some(n) => {
+            return refuse(format!(
+                "Invalid value: {n}, valid memory swappiness range is 0-100"
+            ));
+        }
+    }
+    if host.memory_reservation != 0 {
+        warnings
+            .push("Memory reservation discarded: wrun enforces Memory, a hard limit, only".into());
+        host.memory_reservation = 0;
+    }
+    if host.kernel_memory != 0 || host.kernel_memory_tcp != 0 {
+        warnings.push(
+            "Kernel memory limit discarded: a wasm instance holds no kernel memory of its own"
+                .into(),
+        );
+        (host.kernel_memory, host.kernel_memory_tcp) = (0, 0);
+    }
+    if host.oom_kill_disable == Some(true) {
+        warnings.push(
+            "OomKillDisable discarded: an instance that passes its Memory limit is stopped (OOMKilled)".into(),
+        );
+        host.oom_kill_disable = None;
+    }
+    if host.oom_score_adj != 0 {
+        warnings.push(
+            "OomScoreAdj discarded: instances run inside the daemon's process, which the kernel scores as a whole".into(),
+        );
+        host.oom_score_adj = 0;
+    }
+    if host.shm_size != 0 {
+        warnings.push("ShmSize discarded: a wasm instance has no /dev/shm".into());
+        host.shm_size = 0;
+    }
+
+    // Resources: block I/O, limits.
+    let no_devices = |v: &Option<Vec<wrun_api::containers::ThrottleDevice>>| {
+        v.as_ref().is_none_or(Vec::is_empty)
+    };
+    if host.blkio_weight != 0
+        || host
+            .blkio_weight_device
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+        || !no_devices(&host.blkio_device_read_bps)
+        || !no_devices(&host.blkio_device_write_bps)
+        || !no_devices(&host.blkio_device_read_iops)
+        || !no_devices(&host.blkio_device_write_iops)
+    {
+        warnings.push(
+            "Block I/O weight and limits discarded: wrun does not limit an instance's disk I/O"
+                .into(),
+        );
+        host.blkio_weight = 0;
+        host.blkio_weight_device = None;
+        host.blkio_device_read_bps = None;
+        host.blkio_device_write_bps = None;
+        host.blkio_device_read_iops = None;
+        host.blkio_device_write_iops = None;
+    }
+    if host.ulimits.as_ref().is_some_and(|u| !u.is_empty()) {
+        warnings.push(
+            "Ulimits discarded: instances run inside the daemon's process and share its limits"
+                .into(),
+        );
+        host.ulimits = None;
+    }
+    if let Some(opts) = host.security_opt.as_mut() {
+        let (kept, dropped): (Vec<String>, Vec<String>) = opts.drain(..).partition(|o| {
+            matches!(
+                o.as_str(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            )
+        });
+        if !dropped.is_empty() {
+            warnings.push(format!(
+                "SecurityOpt {} discarded: a wasm instance is confined by the wasm runtime, not by seccomp, AppArmor or SELinux",
+                dropped.join(", ")
+            ));
+        }
+        *opts = kept;
+    }
+    if host.init == Some(true) {
+        warnings.push(
+            "Init discarded: a wasm instance has no child processes to reap or signals to forward"
+                .into(),
+        );
+        host.init = None;
+    }
+    for (path, options) in host.tmpfs.iter_mut().flatten() {
+        if !options.is_empty() {
+            warnings.push(format!(
+                "tmpfs options discarded ({path}:{options}): wrun's /tmp is a private directory on the host's disk"
+            ));
+            options.clear();
+        }
+    }
+    Ok(warnings)
+}
+
+/// Whether `user` (`NAME|UID[:GROUP|GID]`) is who the daemon runs as, so
+/// asking for it asks for nothing wrun does not give.
+fn is_daemon_user(user: &str) -> bool {
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let matches =
+        |name: &str, id: u32| name.parse::<u32>().ok() == Some(id) || (id == 0 && name == "root");
+    matches(u, uid) && (g.is_empty() || matches(g, gid))
+}
+
+/// A `--mount`: a bind becomes a volume (as `Binds` do), a tmpfs at
+/// `/tmp` the private `/tmp` (`None`); every other type is refused in
+/// Docker's words ("invalid mount config for type …").
+fn mount(m: &Mount) -> Result<Option<(PathBuf, String, bool)>, DaemonError> {
+    let invalid = |why: String| {
+        DaemonError::invalid(format!("invalid mount config for type {:?}: {why}", m.kind))
+    };
+    if !m.target.starts_with('/') {
+        return Err(invalid(format!(
+            "invalid mount path: '{}' mount path must be absolute",
+            m.target
+        )));
+    }
+    match m.kind.as_str() {
+        "bind" => {
+            if m.volume_options.is_some() || m.tmpfs_options.is_some() {
+                return Err(invalid("only BindOptions may be given to a bind".into()));
+            }
+            if !m.source.starts_with('/') {
+                return Err(invalid(format!(
+                    "invalid mount path: '{}' mount path must be absolute",
+                    m.source
+                )));
+            }
+            if let Some(o) = &m.bind_options {
+                if !matches!(o.propagation.as_str(), "" | "rprivate" | "private") {
+                    return Err(invalid(format!(
+                        "bind propagation {:?} is not supported: a wasm instance sees no mounts made after it starts",
+                        o.propagation
+                    )));
+                }
+                if o.create_mountpoint {
+                    return Err(invalid(
+                        "CreateMountpoint is not supported: create the host directory first".into(),
+                    ));
+                }
+            }
+            let host = PathBuf::from(&m.source);
+            if !host.is_dir() {
+                return Err(invalid(format!(
+                    "bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+            Ok(Some((host, m.target.clone(), m.read_only)))
+        }
+        "tmpfs" => {
+            if !m.source.is_empty() {
+                return Err(invalid("Source must not be specified".into()));
+            }
+            if m.target.trim_end_matches('/') != "/tmp" {
+                return Err(invalid(format!(
+                    "{}: wrun gives a private writable directory only at /tmp",
+                    m.target
+                )));
+            }
+            if m.tmpfs_options.as_ref().is_some_and(|o| o.size_bytes != 0) {
+                return Err(invalid(
+                    "SizeBytes cannot be enforced: wrun's /tmp is a directory on the host's disk"
+                        .into(),
+                ));
+            }
+            Ok(None)
+        }
+        "volume" => Err(invalid(
+            "wrun has no volumes: bind a host directory instead (type=bind,source=/abs/dir)".into(),
+        )),
+        _ => Err(invalid("mount type unknown".into())),
+    }
+}
+
+/// The first guest path given twice (by `Binds`, `Mounts` or `Tmpfs`).
+fn duplicate_target(volumes: &[(PathBuf, String, bool)], tmpfs_too: bool) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    let tmp = tmpfs_too.then(|| "/tmp".to_string());
+    volumes
+        .iter()
+        .map(|(_, guest, _)| guest.trim_end_matches('/').to_string())
+        .chain(tmp)
+        .find(|g| !seen.insert(g.clone()))
+}
+
+/// Docker's rule for what runs: a request that names an entrypoint drops
+/// the image's Cmd unless it gives its own (`[]` keeps the image's Cmd and
+/// no entrypoint); an entrypoint of `[""]` means none; a request's Cmd
+/// replaces the image's. Applying it twice changes nothing, so a record
+/// that stores the merged values runs as it did at create.
+fn merged_argv(
+    entrypoint: Option<&[String]>,
+    cmd: Option<&[String]>,
+    image_entrypoint: Option<&[String]>,
+    image_cmd: Option<&[String]>,
+) -> (Vec<String>, Vec<String>) {
+    let cmd = cmd.unwrap_or_default();
+    let image_cmd = || {
+        if cmd.is_empty() {
+            image_cmd.unwrap_or_default().to_vec()
+        } else {
+            cmd.to_vec()
+        }
+    };
+    match entrypoint {
+        Some([only]) if only.is_empty() => (Vec::new(), cmd.to_vec()),
+        Some([]) => (Vec::new(), image_cmd()),
+        Some(e) => (e.to_vec(), cmd.to_vec()),
+        None => (image_entrypoint.unwrap_or_default().to_vec(), image_cmd()),
+    }
+}
+
+/// The environment as Docker merges it: the request's variables, then
+/// each of the image's the request does not name (a bare `NAME` in the
+/// request names it and leaves it unset).
+fn merged_env(
+    given: &[(String, String)],
+    unset: &[String],
+    image: &[String],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (k, v) in given {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    for kv in image {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if !kv.contains('=') || env.iter().any(|(n, _)| n == k) || unset.iter().any(|n| n == k) {
+            continue;
+        }
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+/// The `Config` Docker stores and shows for a create request over an
+/// image (its `merge`): the request's Env then the image's others, its
+/// Labels, ExposedPorts and Volumes over the image's, Cmd and Entrypoint by
+/// [`merged_argv`]'s rule, the image's WorkingDir, User and StopSignal
+/// unless given.
+pub fn merge_config(mut user: ContainerConfig, image: &ContainerConfig) -> ContainerConfig {
+    if user.user.is_empty() {
+        user.user.clone_from(&image.user);
+    }
+    let given = user.env.clone().unwrap_or_default();
+    if given.is_empty() {
+        user.env.clone_from(&image.env);
+    } else {
+        let named = |kv: &str| -> String { kv.split('=').next().unwrap_or("").to_string() };
+        let mut env = given.clone();
+        for kv in image.env.iter().flatten() {
+            if !given.iter().any(|g| named(g) == named(kv)) {
+                env.push(kv.clone());
+            }
+        }
+        user.env = Some(env);
+    }
+    let mut labels = user.labels.take().unwrap_or_default();
+    for (k, v) in image.labels.iter().flatten() {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    user.labels = Some(labels);
+    for (mine, theirs) in [
+        (&mut user.exposed_ports, &image.exposed_ports),
+        (&mut user.volumes, &image.volumes),
+    ] {
+        if mine.as_ref().is_none_or(|m| m.is_empty()) {
+            mine.clone_from(theirs);
+        } else if let (Some(mine), Some(theirs)) = (mine.as_mut(), theirs) {
+            for k in theirs.keys() {
+                mine.entry(k.clone()).or_default();
+            }
+        }
+    }
+    if user.entrypoint.as_ref().is_none_or(Vec::is_empty) {
+        if user.cmd.as_ref().is_none_or(Vec::is_empty) {
+            user.cmd.clone_from(&image.cmd);
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint.clone_from(&image.entrypoint);
+        }
+    }
+    if user.working_dir.is_empty() {
+        user.working_dir.clone_from(&image.working_dir);
+    }
+    if user.stop_signal.is_empty() {
+        user.stop_signal.clone_from(&image.stop_signal);
+    }
+    user
+}
+
 /// An instance ready to be prepared and run; stdio is left to the caller.
 #[derive(Debug)]
 pub struct Launch {
@@ -170,6 +703,16 @@ pub struct Launch {
     known_digest: Option<ModuleDigest>,
     image_id: String,
     module: Option<wrun_image::ModuleInfo>,
+    /// The image's run defaults, what [`Launch::merged_config`] merges with.
+    image_config: ContainerConfig,
+}
+
+impl Launch {
+    /// The `Config` to store and show for a create request: the request
+    /// merged with the image's defaults, as Docker does at create.
+    pub fn merged_config(&self, request: ContainerConfig) -> ContainerConfig {
+        merge_config(request, &self.image_config)
+    }
 }
 
 /// Builds the spec: argv = entrypoint + Cmd, env = image Env then the
@@ -183,17 +726,32 @@ pub fn plan(
     let config = store
         .config(record)
         .with_context(|| format!("reading the config of image {image}"))?;
-    let image_cfg = config.config().clone().unwrap_or_default();
-    let entrypoint = if settings.entrypoint.is_empty() {
-        image_cfg.entrypoint().clone().unwrap_or_default()
-    } else {
-        settings.entrypoint.clone()
+    let c = config.config().clone().unwrap_or_default();
+    let set = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|keys| keys.iter().map(|k| (k.clone(), EmptyObject {})).collect())
     };
-    let cmd = if settings.cmd.is_empty() {
-        image_cfg.cmd().clone().unwrap_or_default()
-    } else {
-        settings.cmd.clone()
+    let image_cfg = ContainerConfig {
+        user: c.user().clone().unwrap_or_default(),
+        env: c.env().clone(),
+        cmd: c.cmd().clone(),
+        entrypoint: c.entrypoint().clone(),
+        working_dir: c.working_dir().clone().unwrap_or_default(),
+        labels: c
+            .labels()
+            .as_ref()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        exposed_ports: set(c.exposed_ports()),
+        volumes: set(c.volumes()),
+        stop_signal: c.stop_signal().clone().unwrap_or_default(),
+        ..ContainerConfig::default()
     };
+    let (entrypoint, cmd) = merged_argv(
+        settings.entrypoint.as_deref(),
+        settings.cmd.as_deref(),
+        image_cfg.entrypoint.as_deref(),
+        image_cfg.cmd.as_deref(),
+    );
     let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     let Some(first) = argv.first_mut() else {
         bail!("image {image} has no entrypoint or command to run");
@@ -217,28 +775,19 @@ pub fn plan(
         .limits(settings.limits);
     spec.network = settings.network.clone();
     if settings.publish_all {
-        let exposed = image_cfg.exposed_ports().clone().unwrap_or_default();
-        crate::grants::publish_exposed(&mut spec.network, exposed.iter())
+        let exposed = image_cfg.exposed_ports.clone().unwrap_or_default();
+        crate::grants::publish_exposed(&mut spec.network, exposed.keys())
             .map_err(|e| anyhow::anyhow!("publishing the ports image {image} exposes: {e}"))?;
     }
-    let mut env: Vec<(String, String)> = Vec::new();
-    let image_env = image_cfg.env().clone().unwrap_or_default();
-    let image_env = image_env
-        .iter()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()));
-    for (k, v) in image_env.chain(settings.env.iter().cloned()) {
-        env.retain(|(name, _)| name != &k);
-        env.push((k, v));
-    }
-    for (k, v) in env {
+    let image_env = image_cfg.env.as_deref().unwrap_or_default();
+    for (k, v) in merged_env(&settings.env, &settings.unset, image_env) {
         spec = spec.env(k, v);
     }
     if let Some(w) = settings
         .workdir
         .clone()
         .filter(|w| !w.is_empty())
-        .or_else(|| image_cfg.working_dir().clone().filter(|w| !w.is_empty()))
+        .or_else(|| Some(image_cfg.working_dir.clone()).filter(|w| !w.is_empty()))
     {
         if !w.starts_with('/') {
             bail!("the working directory {w:?} is not absolute");
@@ -265,6 +814,7 @@ pub fn plan(
         known_digest,
         image_id: record.id.short(),
         module: record.module.clone(),
+        image_config: image_cfg,
     })
 }
 
@@ -372,7 +922,8 @@ mod tests {
             s.env,
             [("A".into(), "1".into()), ("B".into(), "x=y".into())]
         );
-        assert_eq!(s.cmd, ["Bob"]);
+        assert_eq!(s.cmd, Some(vec!["Bob".to_string()]));
+        assert_eq!(s.unset, ["UNSET"]);
         assert_eq!(s.limits.memory, Some(64 << 20));
         assert_eq!(s.limits.timeout, Some(Duration::from_secs(2)));
         assert!(s.tmp && s.network.is_none());
@@ -392,5 +943,226 @@ mod tests {
             ..ContainerConfig::default()
         };
         assert!(settings(&bad_env, &HostConfig::default()).is_err());
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn argv_follows_dockers_entrypoint_and_cmd_rule() {
+        let (ep, cmd) = (strings(&["/app.wasm"]), strings(&["world"]));
+        let argv = |e: Option<&[&str]>, c: Option<&[&str]>| {
+            let e = e.map(strings);
+            let c = c.map(strings);
+            let (e, c) = merged_argv(e.as_deref(), c.as_deref(), Some(&ep), Some(&cmd));
+            e.into_iter().chain(c).collect::<Vec<_>>()
+        };
+        assert_eq!(argv(None, None), ["/app.wasm", "world"]);
+        assert_eq!(argv(None, Some(&["x"])), ["/app.wasm", "x"]);
+        // An entrypoint given drops the image's Cmd.
+        assert_eq!(argv(Some(&["/other.wasm"]), None), ["/other.wasm"]);
+        assert_eq!(argv(Some(&["/o.wasm"]), Some(&["y"])), ["/o.wasm", "y"]);
+        // `[]` keeps the image's Cmd and no entrypoint; `[""]` runs the Cmd given.
+        assert_eq!(argv(Some(&[]), None), ["world"]);
+        assert_eq!(argv(Some(&[""]), Some(&["/x.wasm", "a"])), ["/x.wasm", "a"]);
+        assert!(argv(Some(&[""]), None).is_empty());
+    }
+
+    #[test]
+    fn config_merges_as_dockers_and_merging_again_changes_nothing() {
+        let image = ContainerConfig {
+            env: Some(strings(&["GREETING=Hello", "A=img"])),
+            cmd: Some(strings(&["world"])),
+            entrypoint: Some(strings(&["/hello.wasm"])),
+            working_dir: "/w".into(),
+            labels: Some([("a".into(), "img".into()), ("b".into(), "img".into())].into()),
+            exposed_ports: Some([("80/tcp".into(), EmptyObject {})].into()),
+            volumes: Some([("/data".into(), EmptyObject {})].into()),
+            ..ContainerConfig::default()
+        };
+        let user = ContainerConfig {
+            env: Some(strings(&["A=user", "U=1"])),
+            labels: Some([("a".into(), "user".into())].into()),
+            exposed_ports: Some([("81/tcp".into(), EmptyObject {})].into()),
+            ..ContainerConfig::default()
+        };
+        let merged = merge_config(user, &image);
+        assert_eq!(
+            merged.env.as_deref().unwrap(),
+            ["A=user", "U=1", "GREETING=Hello"]
+        );
+        assert_eq!(merged.cmd.as_deref().unwrap(), ["world"]);
+        assert_eq!(merged.entrypoint.as_deref().unwrap(), ["/hello.wasm"]);
+        assert_eq!(merged.working_dir, "/w");
+        let labels = merged.labels.clone().unwrap();
+        assert_eq!(
+            (labels["a"].as_str(), labels["b"].as_str()),
+            ("user", "img")
+        );
+        let ports: Vec<_> = merged.exposed_ports.clone().unwrap().into_keys().collect();
+        assert_eq!(ports, ["80/tcp", "81/tcp"]);
+        assert!(merged.volumes.as_ref().unwrap().contains_key("/data"));
+        let again = merge_config(merged.clone(), &image);
+        assert_eq!(again.env, merged.env);
+        assert_eq!(
+            (again.cmd, again.entrypoint),
+            (merged.cmd, merged.entrypoint)
+        );
+
+        let entrypoint_given = ContainerConfig {
+            entrypoint: Some(strings(&["/other.wasm"])),
+            ..ContainerConfig::default()
+        };
+        let merged = merge_config(entrypoint_given, &image);
+        assert_eq!(merged.cmd, None, "the image's Cmd goes with its entrypoint");
+        assert_eq!(merged.env, image.env);
+        let reset = ContainerConfig {
+            entrypoint: Some(strings(&[""])),
+            cmd: Some(strings(&["/x.wasm"])),
+            ..ContainerConfig::default()
+        };
+        let merged = merge_config(reset, &image);
+        assert_eq!(
+            merge_config(merged.clone(), &image).entrypoint,
+            merged.entrypoint
+        );
+        assert_eq!(merged.entrypoint.as_deref().unwrap(), [""]);
+        assert!(
+            merge_config(ContainerConfig::default(), &ContainerConfig::default())
+                .volumes
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bind_and_tmpfs_mounts_apply_other_types_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let host = |mounts: &str| host_config(&format!(r#"{{"Mounts":{mounts}}}"#));
+        let s = settings(
+            &ContainerConfig::default(),
+            &host(&format!(
+                r#"[{{"Type":"bind","Source":"{d}","Target":"/x","ReadOnly":true}},{{"Type":"tmpfs","Target":"/tmp"}}]"#
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            s.volumes,
+            [(dir.path().to_path_buf(), "/x".to_string(), true)]
+        );
+        assert!(s.tmp);
+        for (mounts, says) in [
+            (
+                r#"[{"Type":"volume","Target":"/x"}]"#.to_string(),
+                "wrun has no volumes",
+            ),
+            (
+                r#"[{"Type":"npipe","Source":"/a","Target":"/x"}]"#.into(),
+                "mount type unknown",
+            ),
+            (
+                r#"[{"Type":"bind","Source":"/nonexistent/h3","Target":"/x"}]"#.into(),
+                "bind source path does not exist: /nonexistent/h3",
+            ),
+            (
+                format!(r#"[{{"Type":"bind","Source":"{d}","Target":"rel"}}]"#),
+                "'rel' mount path must be absolute",
+            ),
+            (
+                r#"[{"Type":"tmpfs","Target":"/var"}]"#.into(),
+                "only at /tmp",
+            ),
+            (
+                format!(
+                    r#"[{{"Type":"bind","Source":"{d}","Target":"/x"}},{{"Type":"bind","Source":"{d}","Target":"/x/"}}]"#
+                ),
+                "Duplicate mount point: /x",
+            ),
+        ] {
+            let err = settings(&ContainerConfig::default(), &host(&mounts)).unwrap_err();
+            assert!(matches!(err, DaemonError::InvalidArgument(_)), "{mounts}");
+            assert!(err.message().contains(says), "{mounts}: {err}");
+        }
+    }
+
+    #[test]
+    fn fields_wrun_cannot_honour_are_refused_or_discarded_with_a_warning() {
+        let adapted = |json: &str| {
+            let mut req: wrun_api::containers::ContainerCreateRequest =
+                serde_json::from_str(json).unwrap();
+            adapt(&mut req.config, &mut req.host_config).map(|w| (w, req))
+        };
+        for (json, says) in [
+            (
+                r#"{"User":"4242:4242"}"#,
+                "user \"4242:4242\" cannot be applied",
+            ),
+            (r#"{"Volumes":{"/data":{}}}"#, "anonymous volume /data"),
+            (
+                r#"{"Healthcheck":{"Test":["CMD","true"]}}"#,
+                "health checks are not supported",
+            ),
+            (r#"{"HostConfig":{"Privileged":true}}"#, "privileged mode"),
+            (
+                r#"{"HostConfig":{"NanoCpus":1000000000}}"#,
+                "NanoCPUs can not be set",
+            ),
+            (
+                r#"{"HostConfig":{"CapAdd":["NET_ADMIN"]}}"#,
+                "capabilities cannot be added",
+            ),
+            (
+                r#"{"HostConfig":{"Devices":[{"PathOnHost":"/dev/null"}]}}"#,
+                "devices",
+            ),
+            (r#"{"HostConfig":{"Sysctls":{"a":"1"}}}"#, "sysctls"),
+            (r#"{"HostConfig":{"PidMode":"host"}}"#, "PID mode \"host\""),
+            (r#"{"HostConfig":{"Dns":["1.1.1.1"]}}"#, "name resolution"),
+            (
+                r#"{"HostConfig":{"Runtime":"runc"}}"#,
+                "Unknown runtime specified runc",
+            ),
+            (
+                r#"{"HostConfig":{"MemorySwap":1000}}"#,
+                "set the Memory limit",
+            ),
+            (
+                r#"{"HostConfig":{"MemorySwappiness":101}}"#,
+                "valid memory swappiness range is 0-100",
+            ),
+            (
+                r#"{"NetworkDisabled":true,"HostConfig":{"NetworkMode":"host"}}"#,
+                "NetworkDisabled conflicts",
+            ),
+        ] {
+            let err = adapted(json).unwrap_err();
+            assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST, "{json}");
+            assert!(err.message().contains(says), "{json}: {err}");
+        }
+        let (warnings, req) = adapted(
+            r#"{"StopSignal":"SIGINT","HostConfig":{"Init":true,"CpuShares":512,"ShmSize":1024,
+                "Ulimits":[{"Name":"nofile","Soft":1,"Hard":1}],"MemorySwappiness":10,
+                "SecurityOpt":["no-new-privileges","seccomp=unconfined"],"Tmpfs":{"/tmp":"size=1m"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 8, "{warnings:#?}");
+        let h = &req.host_config;
+        assert_eq!(
+            (h.init, h.cpu_shares, h.shm_size),
+            (None, 0, 0),
+            "discarded"
+        );
+        assert_eq!(h.security_opt.as_deref().unwrap(), ["no-new-privileges"]);
+        assert_eq!(h.tmpfs.as_ref().unwrap()["/tmp"], "");
+        assert!(req.config.stop_signal.is_empty());
+        // What the docker client sends when no flag is given asks for nothing.
+        let (warnings, _) = adapted(
+            r#"{"Volumes":{},"Labels":{},"HostConfig":{"ConsoleSize":[0,0],"MemorySwappiness":-1,
+                "PidsLimit":0,"Devices":[],"Dns":[],"OomKillDisable":false,"CapDrop":["ALL"],
+                "BlkioWeightDevice":[],"NetworkMode":"default","Init":null,"Runtime":null}}"#,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }

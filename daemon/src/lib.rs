@@ -295,6 +295,8 @@ enum Route {
     ContainerCreate,
     ContainersList,
     ContainersPrune,
+    NetworksPrune,
+    BuildPrune,
     Events,
     Container(String, ContainerAction),
 }
@@ -341,8 +343,14 @@ async fn dispatch(
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => container_list::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
+        Route::NetworksPrune => system::prune_networks(&query),
+        Route::BuildPrune => system::prune_build_cache(&query),
         Route::Events => events::stream(&daemon.events, &query),
         Route::Container(key, action) => {
+            if action == ContainerAction::Kill {
+                // Docker checks the signal before it looks for the container.
+                containers::signal(&query)?;
+            }
             let c = daemon.find(&key).map_err(|e| match (action, e) {
                 // Docker names the verb that failed for a kill.
                 (ContainerAction::Kill, DaemonError::NotFound(m)) => {
@@ -351,7 +359,7 @@ async fn dispatch(
                 (_, e) => e,
             })?;
             match action {
-                ContainerAction::Inspect => Ok(container_inspect::inspect(&c)),
+                ContainerAction::Inspect => Ok(container_inspect::inspect(daemon, &c, &query)),
                 ContainerAction::Start => containers::start(daemon, &c).await,
                 ContainerAction::Stop => containers::stop(daemon, &c).await,
                 ContainerAction::Kill => containers::kill(daemon, &c, &query).await,
@@ -402,6 +410,8 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
         ["containers", "create"] if post => Route::ContainerCreate,
         ["containers", "json"] if get => Route::ContainersList,
         ["containers", "prune"] if post => Route::ContainersPrune,
+        ["networks", "prune"] if post => Route::NetworksPrune,
+        ["build", "prune"] if post => Route::BuildPrune,
         ["events"] if get => Route::Events,
         ["containers", id] if method == Method::DELETE => {
             Route::Container(id.to_string(), ContainerAction::Remove)
@@ -454,6 +464,8 @@ const SERVED: &[(&str, &str)] = &[
     ("POST", "/containers/create"),
     ("GET", "/containers/json"),
     ("POST", "/containers/prune"),
+    ("POST", "/networks/prune"),
+    ("POST", "/build/prune"),
     ("GET", "/containers/{id}/json"),
     ("POST", "/containers/{id}/start"),
     ("POST", "/containers/{id}/stop"),

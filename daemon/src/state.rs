@@ -235,7 +235,8 @@ impl Daemon {
             image_id: record.id.to_string(),
             path,
             args,
-            config,
+            // Merged with the image's defaults, as Docker stores and shows it.
+            config: launch.merged_config(config),
             host_config,
             state: StateRecord::default(),
             restart_count: 0,

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use super::http::{Body, empty, full, json};
+use super::http::{Body, Query, empty, full, json};
 use super::state::Daemon;
+use crate::error::DaemonError;
 use crate::lifecycle::Status;
 use wrun_api::system::{
-    API_VERSION, Component, MIN_API_VERSION, Platform, SystemInfo, SystemVersion,
+    API_VERSION, BuildCachePruneResponse, Component, MIN_API_VERSION, NetworkPruneResponse,
+    Platform, PluginsInfo, RuntimeInfo, SwarmInfo, SystemInfo, SystemVersion,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -93,7 +95,9 @@ pub fn version() -> Response<Body> {
     json(StatusCode::OK, &v)
 }
 
-/// `GET /info`
+/// `GET /info`: the host's CPUs, memory, kernel and OS as dockerd reports
+/// them; for the engine, what wrun has (the wasm runtime, its log driver,
+/// no cgroups, swarm or registry).
 pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
     let records: Vec<_> = daemon.all().iter().map(|c| c.record()).collect();
     let running = records
@@ -105,6 +109,15 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         .filter(|r| r.state.status == Status::Paused)
         .count() as i64;
     let images = daemon.store.images().map(|i| i.len() as i64).unwrap_or(0);
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let os_field = |key: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let info = SystemInfo {
         id: String::new(),
         containers: records.len() as i64,
@@ -113,21 +126,111 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         containers_stopped: records.len() as i64 - running - paused,
         images,
         driver: "wasm".into(),
-        docker_root_dir: daemon.store.root().display().to_string(),
-        operating_system: "wrun (WASI instances)".into(),
+        plugins: PluginsInfo {
+            // No volume drivers; `null` is `none` (the default) and `host`.
+            volume: Vec::new(),
+            network: strings(&["host", "null"]),
+            authorization: None,
+            log: strings(&[wrun_api::containers::DEFAULT_LOG_DRIVER, "local"]),
+        },
+        // `Memory` bounds an instance's linear memories and tables.
+        memory_limit: true,
+        nfd: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
+        n_goroutines: proc_status("Threads:").unwrap_or(0),
+        system_time: wrun_api::time::now(),
+        logging_driver: wrun_api::containers::DEFAULT_LOG_DRIVER.into(),
+        // Instances are not put in cgroups; the version is the host's.
+        cgroup_driver: "none".into(),
+        cgroup_version: if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            "2"
+        } else {
+            "1"
+        }
+        .into(),
+        n_events_listener: daemon.events.listeners() as i64,
+        kernel_version: kernel(),
+        operating_system: os_field("PRETTY_NAME"),
+        os_version: os_field("VERSION_ID"),
         os_type: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
         ncpu: std::thread::available_parallelism().map_or(1, |n| n.get() as i64),
-        mem_total: 0,
+        mem_total: i64::try_from(host_memory()).unwrap_or(i64::MAX),
+        docker_root_dir: daemon.store.root().display().to_string(),
         name: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         server_version: VERSION.into(),
-        kernel_version: kernel(),
-        default_runtime: "wasmtime".into(),
-        warnings: Vec::new(),
+        runtimes: [(
+            RUNTIME.to_string(),
+            RuntimeInfo {
+                path: std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        default_runtime: RUNTIME.into(),
+        swarm: SwarmInfo {
+            local_node_state: "inactive".into(),
+            ..SwarmInfo::default()
+        },
+        ..SystemInfo::default()
     };
     json(StatusCode::OK, &info)
+}
+
+/// The runtime every instance runs in (`DefaultRuntime`, the only
+/// `HostConfig.Runtime` accepted besides none).
+pub const RUNTIME: &str = "wasmtime";
+
+/// A number field of `/proc/self/status` (`Threads:`).
+fn proc_status(field: &str) -> Option<i64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`); 0 when
+/// unreadable.
+pub fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let kib = s
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// `POST /networks/prune`: wrun has no user-defined networks, so none is
+/// ever removed (the filters are still checked, as Docker does).
+pub fn prune_networks(query: &Query) -> Result<Response<Body>, DaemonError> {
+    crate::containers::PruneFilters::parse(query)?;
+    Ok(json(StatusCode::OK, &NetworkPruneResponse::default()))
+}
+
+/// `POST /build/prune`: `wrun build` keeps no build cache (each build works
+/// in a scratch store it deletes), so there is nothing to remove.
+pub fn prune_build_cache(query: &Query) -> Result<Response<Body>, DaemonError> {
+    crate::containers::PruneFilters::parse(query).map_err(|e| match e {
+        DaemonError::InvalidArgument(m) => {
+            DaemonError::invalid(format!("failed to prune build cache: {m}"))
+        }
+        e => e,
+    })?;
+    Ok(json(StatusCode::OK, &BuildCachePruneResponse::default()))
 }
 
 /// `POST /wrun/shutdown` (wrun's own): answers, then the daemon stops.
