@@ -331,7 +331,7 @@ async fn dispatch(
         Route::Version => Ok(system::version()),
         Route::Info => Ok(system::info(daemon)),
         Route::Shutdown => Ok(system::shutdown(daemon)),
-        Route::ImagesList => images::list(daemon).await,
+        Route::ImagesList => images::list(daemon, &query).await,
         Route::ImageInspect(name) => images::inspect(daemon, name).await,
         Route::ImageHistory(name) => images::history(daemon, name).await,
         Route::ImageTag(name) => images::tag(daemon, name, &query).await,
