@@ -330,6 +330,8 @@ fn ps_filters_limit_and_order_follow_docker() {
         // Values of one key are alternatives.
         (f(&["name=fa", "name=fc"]), vec!["fc", "fa"]),
         (f(&["name=^fa$"]), vec!["fa"]),
+        // A name is a regular expression, as Docker reads it.
+        (f(&["name=^/?f[ab]$"]), vec!["fb", "fa"]),
         (
             f(&["status=created", "status=running"]),
             vec!["fp", "fb", "fa"],

@@ -144,6 +144,7 @@ impl PortRange {
 /// A `ps` request, checked: what to list and which rows pass.
 struct Selection {
     filters: Filters,
+    names: Vec<NamePattern>,
     all: bool,
     /// At most this many rows (Docker's `limit`; also lists stopped ones).
     limit: Option<usize>,
@@ -260,6 +261,7 @@ impl Selection {
             ids,
             ancestors,
             is_task,
+            names: filters.values("name").map(NamePattern::new).collect(),
             publish: ports("publish")?,
             expose: ports("expose")?,
             filters,
@@ -273,7 +275,7 @@ impl Selection {
         if !running(r) && !self.all && self.limit.is_none() {
             return false;
         }
-        if f.contains("name") && !f.values("name").any(|v| name_matches(v, &r.name)) {
+        if !self.names.is_empty() && !self.names.iter().any(|p| p.matches(&r.name)) {
             return false;
         }
         if self.ids.as_ref().is_some_and(|ids| !ids.contains(&r.id)) {
@@ -347,27 +349,28 @@ impl Selection {
     }
 }
 
-/// Docker's `name=`: the name (with or without its `/`) equal to the value,
-/// or holding it. Docker reads the value as a regular expression; wrun
-/// reads `^` and `$` at its ends as anchors and the rest as text.
-fn name_matches(value: &str, name: &str) -> bool {
-    let slashed = format!("/{name}");
-    let (anchored_start, rest) = match value.strip_prefix('^') {
-        Some(rest) => (true, rest),
-        None => (false, value),
-    };
-    let (anchored_end, text) = match rest.strip_suffix('$') {
-        Some(text) => (true, text),
-        None => (false, rest),
-    };
-    [name, slashed.as_str()]
-        .iter()
-        .any(|candidate| match (anchored_start, anchored_end) {
-            (true, true) => *candidate == text,
-            (true, false) => candidate.starts_with(text),
-            (false, true) => candidate.ends_with(text),
-            (false, false) => candidate.contains(text),
-        })
+/// A `name=` value: the name itself (with or without its `/`), or a
+/// regular expression found in it, as Docker reads it. A value that is no
+/// valid expression matches by equality only.
+struct NamePattern {
+    text: String,
+    regex: Option<regex::Regex>,
+}
+
+impl NamePattern {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_string(),
+            regex: regex::Regex::new(text).ok(),
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        let slashed = format!("/{name}");
+        [name, slashed.as_str()]
+            .iter()
+            .any(|n| *n == self.text || self.regex.as_ref().is_some_and(|r| r.is_match(n)))
+    }
 }
 
 fn created_nanos(r: &ContainerRecord) -> i128 {
@@ -526,14 +529,17 @@ mod tests {
     }
 
     #[test]
-    fn names_match_as_dockers_usual_patterns() {
-        assert!(name_matches("web", "web-1"));
-        assert!(name_matches("/web-1", "web-1"));
-        assert!(name_matches("^web-1$", "web-1"));
-        assert!(name_matches("^/web-1$", "web-1"));
-        assert!(!name_matches("^web$", "web-1"));
-        assert!(name_matches("-1$", "web-1"));
-        assert!(!name_matches("db", "web-1"));
+    fn names_match_as_dockers_regular_expressions() {
+        let m = |p: &str, name: &str| NamePattern::new(p).matches(name);
+        assert!(m("web", "web-1"));
+        assert!(m("/web-1", "web-1"));
+        assert!(m("^web-1$", "web-1"));
+        assert!(m("^/web-1$", "web-1"));
+        assert!(!m("^web$", "web-1"));
+        assert!(m("^w.b-[0-9]+$", "web-12"));
+        assert!(!m("db", "web-1"));
+        // Not an expression: equal names only.
+        assert!(m("a(b", "a(b") && !m("a(b", "xa(by"));
     }
 
     #[test]
