@@ -343,7 +343,7 @@ fn malformed_requests_get_docker_json_errors_and_the_daemon_keeps_serving() {
         ("GET", "/events?filters=%5B1%5D", b"", 400),
         (
             "POST",
-            "/containers/prune?filters=%7B%22until%22%3A%5B%221h%22%5D%7D",
+            "/containers/prune?filters=%7B%22nope%22%3A%5B%221h%22%5D%7D",
             b"",
             400,
         ),
