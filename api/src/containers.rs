@@ -692,6 +692,12 @@ pub struct ContainerSummary {
     /// Unix seconds.
     pub created: i64,
     pub ports: Vec<super::network::Port>,
+    /// With `?size=1`: bytes written over the image (0: read-only rootfs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// With `?size=1`: the image's size plus `SizeRw`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
     pub labels: BTreeMap<String, String>,
     pub state: String,
     pub status: String,
