@@ -415,6 +415,19 @@ fn ps_filters_limit_and_order_follow_docker() {
     );
     assert_eq!(listed(&d, "limit=x").unwrap_err().0, 400);
 
+    // size=1: nothing written over the image, the image's size under it.
+    let (_, body) = request(&d.socket, "GET", "/containers/json?all=1&size=1", None);
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["SizeRw"], 0, "{row}");
+        assert!(row["SizeRootFs"].as_i64().unwrap() > 0, "{row}");
+    }
+    let (_, body) = request(&d.socket, "GET", "/containers/json?all=1", None);
+    assert!(!body.contains("SizeRw"), "sizes only when asked: {body}");
+    let table = d.wrun_ok(&["ps", "-l", "-s"]);
+    assert!(table.lines().next().unwrap().ends_with("SIZE"), "{table}");
+    assert!(table.contains("0B (virtual "), "{table}");
+
     // The CLI: -n, -l, --filter, -q.
     let names = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["ps", "--format", "json"];

@@ -448,13 +448,16 @@ fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>) -> ContainerSum
         ports,
         mounts: mounts(r),
         labels: r.config.labels.clone().unwrap_or_default(),
+        size_rw: None,
+        size_root_fs: None,
     }
 }
 
-/// `GET /containers/json?all=&limit=&filters=`: running ones only unless
+/// `GET /containers/json?all=&limit=&size=&filters=`: running ones only unless
 /// `all`, a `status` filter or a `limit`; newest first. `before` skips the
 /// rows down to that instance, `since` stops at it, `limit` stops after so
-/// many rows: in this order, as Docker walks its list.
+/// many rows: in this order, as Docker walks its list. `size` adds
+/// `SizeRw` (0) and `SizeRootFs` (the image's size), as inspect does.
 pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
     let mut records: Vec<(i128, ContainerRecord)> = daemon
         .all()
@@ -470,6 +473,8 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
     // Whether the image name an instance was created from still names its
     // image (else Docker shows the image ID), once per name.
     let mut still_named: HashMap<String, bool> = HashMap::new();
+    let sizes = query.flag("size");
+    let mut image_sizes: HashMap<String, i64> = HashMap::new();
     let mut rows: Vec<ContainerSummary> = Vec::new();
     let mut before = selection.before.as_deref();
     for r in &records {
@@ -501,7 +506,19 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
         } else {
             r.image_id.clone()
         };
-        rows.push(summary(r, image, ports));
+        let mut row = summary(r, image, ports);
+        if sizes {
+            // The rootfs is the image's read-only snapshot: nothing written.
+            let image_size = *image_sizes.entry(r.image_id.clone()).or_insert_with(|| {
+                daemon
+                    .store
+                    .find(&r.image_id)
+                    .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX))
+            });
+            row.size_rw = Some(0);
+            row.size_root_fs = Some(image_size);
+        }
+        rows.push(row);
     }
     Ok(json(StatusCode::OK, &rows))
 }

@@ -1,4 +1,4 @@
-//! `wrun ps [-a] [-q] [-n N | -l] [--no-trunc] [--filter K=V] [--format json]`:
+//! `wrun ps [-a] [-q] [-s] [-n N | -l] [--no-trunc] [--filter K=V] [--format json]`:
 //! list instances with Docker's columns, or as one JSON object per line; the
 //! daemon applies the filters and the limit.
 
@@ -8,7 +8,7 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::output::{docker_time, human_duration, print_table};
+use crate::output::{docker_time, human_duration, human_size, print_table};
 use wrun_api::containers::ContainerSummary;
 
 #[derive(Debug, Args)]
@@ -33,6 +33,9 @@ pub struct PsArgs {
     /// Show the latest created instance (stopped ones included)
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Display total file sizes (an instance writes nothing over its image)
+    #[arg(short = 's', long)]
+    pub size: bool,
     /// `table` (default) or `json` (one object per line, as `docker ps --format json`)
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
@@ -83,6 +86,11 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
     if limit > 0 {
         path.push_str(&format!("&limit={limit}"));
     }
+    // As the docker client: `--format json` shows the Size column too.
+    let sizes = args.size || json;
+    if sizes {
+        path.push_str("&size=1");
+    }
     if !args.filters.is_empty() {
         path.push_str("&filters=");
         path.push_str(&super::escape(&super::filters_json(&args.filters)?));
@@ -121,6 +129,17 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.trim_start_matches('/'))
             .collect::<Vec<_>>()
             .join(",")
+    };
+    // Docker's SIZE: what the instance wrote, and the image under it.
+    let size = |r: &ContainerSummary| {
+        let rw = human_size(u64::try_from(r.size_rw.unwrap_or(0)).unwrap_or(0));
+        match r.size_root_fs.filter(|&v| v > 0) {
+            Some(v) => format!(
+                "{rw} (virtual {})",
+                human_size(u64::try_from(v).unwrap_or(0))
+            ),
+            None => rw,
+        }
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if json {
@@ -161,7 +180,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                 platform: None,
                 ports: &wrun_api::network::ports_column(&r.ports),
                 running_for: format!("{} ago", human_duration(now - r.created)),
-                size: "0B",
+                size: &size(r),
                 state: &r.state,
                 status: &r.status,
             };
@@ -172,7 +191,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 id(r),
                 image(r),
                 command(r),
@@ -180,21 +199,26 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                 r.status.clone(),
                 wrun_api::network::ports_column(&r.ports),
                 names(r),
-            ]
+            ];
+            if args.size {
+                row.push(size(r));
+            }
+            row
         })
         .collect();
-    print_table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &table,
-    )?;
+    let mut header = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if args.size {
+        header.push("SIZE");
+    }
+    print_table(&header, &table)?;
     Ok(ExitCode::SUCCESS)
 }
 
