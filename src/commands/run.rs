@@ -64,9 +64,12 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     }
     let store = open_store(root)?;
     let record = resolve_image(&store, &args.image)?;
-    let request = create_request(&args, args.image.clone())?;
+    let mut request = create_request(&args, args.image.clone())?;
     // The daemon's own conversion: a foreground run and a daemon's run of
     // the same flags cannot drift apart.
+    for warning in launch::adapt(&mut request.config, &mut request.host_config)? {
+        eprintln!("WARNING: {warning}");
+    }
     let settings = launch::settings(&request.config, &request.host_config)?;
     if settings.network.host {
         eprintln!("WARNING: {}", wrun_daemon::grants::HOST_MODE_WARNING);

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use wrun_api::containers::{ContainerConfig, ContainerCreateRequest, HostConfig, LogConfig};
+use wrun_api::containers::{
+    BindOptions, ContainerConfig, ContainerCreateRequest, HostConfig, LogConfig, Mount,
+};
 use wrun_api::parse::{BindSpec, parse_duration, parse_memory};
 use wrun_image::{ImageRecord, Store};
 
@@ -38,6 +40,10 @@ pub struct RunArgs {
     /// Grant a host directory: HOST:GUEST[:ro|rw] (HOST absolute or ./relative)
     #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro|rw]")]
     pub volumes: Vec<String>,
+    /// Mount a host directory or a private /tmp, as Docker's --mount:
+    /// type=bind,source=HOST,target=GUEST[,readonly] or type=tmpfs,target=/tmp
+    #[arg(long = "mount", value_name = "type=bind|tmpfs,...", value_parser = parse_mount)]
+    pub mounts: Vec<Mount>,
     /// Accepted for Docker compatibility: the image rootfs is always read-only
     #[arg(long)]
     pub read_only: bool,
@@ -154,6 +160,22 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
         },
         host_config: HostConfig {
             binds: Some(binds),
+            mounts: Some(
+                args.mounts
+                    .iter()
+                    .map(|m| {
+                        let mut m = m.clone();
+                        if m.kind == "bind" {
+                            m.source = std::path::absolute(&m.source)
+                                .with_context(|| format!("resolving {}", m.source))?
+                                .display()
+                                .to_string();
+                        }
+                        Ok(m)
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            )
+            .filter(|m| !m.is_empty()),
             auto_remove: args.rm,
             restart_policy: args.restart.clone().unwrap_or_default(),
             log_config,
@@ -195,6 +217,49 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
         &mut request.host_config,
     );
     Ok(request)
+}
+
+/// A `--mount` value as Docker's CLI reads it: comma-separated `KEY=VALUE`
+/// (`type`, `source`/`src`, `target`/`destination`/`dst`,
+/// `readonly`/`ro` with an optional boolean, `bind-propagation`); whether
+/// wrun can serve the mount is the daemon's to say.
+fn parse_mount(value: &str) -> Result<Mount, String> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Mount::default()
+    };
+    for field in value.split(',') {
+        let (key, val) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let flag = |v: Option<&str>| match v.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("1" | "true") => Ok(true),
+            Some("0" | "false") => Ok(false),
+            Some(other) => Err(format!("invalid value for {key}: {other}")),
+        };
+        let text = |v: Option<&str>| {
+            v.map(str::to_string)
+                .ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"))
+        };
+        match key.as_str() {
+            "type" => m.kind = text(val)?,
+            "source" | "src" => m.source = text(val)?,
+            "target" | "destination" | "dst" => m.target = text(val)?,
+            "readonly" | "ro" => m.read_only = flag(val)?,
+            "bind-propagation" => {
+                m.bind_options = Some(BindOptions {
+                    propagation: text(val)?,
+                    ..BindOptions::default()
+                });
+            }
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+    }
+    if m.target.is_empty() {
+        return Err("target is required".into());
+    }
+    Ok(m)
 }
 
 /// A stored name or ID, or an image tar on disk (loaded once: a tar whose
