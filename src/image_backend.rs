@@ -137,7 +137,7 @@ impl LocalImages {
 
 impl ImageBackend for LocalImages {
     fn list(&self, filters: &Filters) -> anyhow::Result<Vec<ImageSummary>> {
-        Ok(image_views::list(&self.store, filters)?)
+        Ok(image_views::list(&self.store, filters, false)?)
     }
 
     fn inspect(&self, name: &str) -> anyhow::Result<ImageInspect> {

@@ -482,3 +482,36 @@ fn ps_filters_limit_and_order_follow_docker() {
         );
     }
 }
+
+#[test]
+fn shared_size_counts_the_layers_another_image_has() {
+    let env = Env::new();
+    // The same module at the same time: one layer in two images.
+    build_at(&env, "a:1", &context(&env, "a", r#""x" = "a""#), 100);
+    build_at(&env, "b:1", &context(&env, "b", r#""x" = "b""#), 100);
+    build_at(&env, "c:1", &context(&env, "c", r#""x" = "c""#), 200);
+    let d = Daemon::start(env);
+    let sizes = |query: &str| -> Vec<(String, i64, i64)> {
+        let (status, body) = request(&d.socket, "GET", &format!("/images/json?{query}"), None);
+        assert_eq!(status, 200, "{body}");
+        let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["RepoTags"][0].as_str().unwrap().to_string(),
+                    r["SharedSize"].as_i64().unwrap(),
+                    r["Size"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    for (tag, shared, _) in sizes("") {
+        assert_eq!(shared, -1, "{tag}: not computed unless asked");
+    }
+    for (tag, shared, size) in sizes("shared-size=1") {
+        let want = if tag == "c:1" { 0 } else { size };
+        assert_eq!(shared, want, "{tag}");
+    }
+}

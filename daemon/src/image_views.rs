@@ -1,7 +1,7 @@
 //! The image service's views: the Docker-shaped image documents built from
 //! store records, the same for the daemon's routes and the CLI's local store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 use time::OffsetDateTime;
@@ -146,7 +146,15 @@ pub const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "reference", 
 /// or ID) whose creation time bounds the list, `until` a time (Unix
 /// seconds, RFC 3339, a date, or a duration before now). wrun has no
 /// intermediate images, so Docker's `all` changes nothing.
-pub fn list(store: &Store, filters: &Filters) -> Result<Vec<ImageSummary>, crate::DaemonError> {
+///
+/// With `shared_size`, each row's `SharedSize` is the size of its layers
+/// (as a stack from the base) that another image also has, as Docker
+/// counts it; otherwise -1 (not computed).
+pub fn list(
+    store: &Store,
+    filters: &Filters,
+    shared_size: bool,
+) -> Result<Vec<ImageSummary>, crate::DaemonError> {
     use crate::DaemonError;
     filters
         .validate(LIST_FILTERS)
@@ -236,9 +244,54 @@ pub fn list(store: &Store, filters: &Filters) -> Result<Vec<ImageSummary>, crate
         }
         rows.push(summary(store, record, tags, digests, labels));
     }
+    if shared_size {
+        fill_shared_sizes(store, &records, &mut rows);
+    }
     // Newest first; the store's order (last added first) among equals.
     rows.sort_by_key(|r| std::cmp::Reverse(r.created));
     Ok(rows)
+}
+
+/// Docker's `SharedSize`: a layer counts when the stack up to it (the
+/// layers below included) is in more than one image.
+fn fill_shared_sizes(store: &Store, records: &[ImageRecord], rows: &mut [ImageSummary]) {
+    // Each image's layers as (the stack up to the layer, the layer's size).
+    let stacks: HashMap<String, Vec<(String, u64)>> = records
+        .iter()
+        .map(|r| {
+            let layers = r
+                .chain_id
+                .and_then(|chain| store.snapshot_meta(&chain).ok())
+                .map(|meta| meta.layers)
+                .unwrap_or_default();
+            let mut stack = String::new();
+            let prefixes = layers
+                .iter()
+                .map(|l| {
+                    stack.push_str(&l.diff_id.to_string());
+                    stack.push(' ');
+                    (stack.clone(), l.size)
+                })
+                .collect();
+            (r.id.to_string(), prefixes)
+        })
+        .collect();
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for prefixes in stacks.values() {
+        for (prefix, _) in prefixes {
+            *users.entry(prefix.as_str()).or_default() += 1;
+        }
+    }
+    for row in rows {
+        let shared: u64 = stacks
+            .get(&row.id)
+            .into_iter()
+            .flatten()
+            .filter(|(prefix, _)| users.get(prefix.as_str()).is_some_and(|&n| n > 1))
+            .map(|(_, size)| size)
+            .sum();
+        row.shared_size = i64::try_from(shared).unwrap_or(i64::MAX);
+    }
 }
 
 /// A `since`/`until` value as Docker reads it: a duration before now

@@ -30,15 +30,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
 }
 
-/// `GET /images/json?filters=&all=&digests=`: the images the filters
-/// select ([`image_views::list`]). `all` asks for intermediate images and
+/// `GET /images/json?filters=&all=&digests=&shared-size=`: the images the
+/// filters select ([`image_views::list`]), with `SharedSize` when asked. `all` asks for intermediate images and
 /// wrun keeps none; `digests` is always answered (`RepoDigests`), as Docker.
 pub async fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
     let filters = query_filters(query.get("filters"), image_views::LIST_FILTERS)?;
     let d = Arc::clone(daemon);
     // One config read and one `stat` per image (labels, the manifest's size).
+    let shared_size = query.flag("shared-size");
     let rows = blocking("listing images", move || {
-        image_views::list(&d.store, &filters)
+        image_views::list(&d.store, &filters, shared_size)
     })
     .await?;
     Ok(json(StatusCode::OK, &rows))
