@@ -205,6 +205,15 @@ fn image_filters_select_the_same_rows_from_the_store_and_from_the_daemon() {
     assert_eq!(rows.as_array().unwrap().len(), 1, "{body}");
     assert_eq!(rows[0]["RepoTags"], serde_json::json!(["mid:1", "mid:2"]));
     assert_eq!(rows[0]["Labels"]["team"], "x", "Labels are the config's");
+    let (_, body) = request(
+        &d.socket,
+        "GET",
+        "/images/json?filters=%7B%22dangling%22%3A%5B%22true%22%5D%7D",
+        None,
+    );
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows[0]["RepoTags"], serde_json::json!([]), "{body}");
+    assert_eq!(rows[0]["Labels"]["tier"], "gone", "{body}");
 
     if have_tool("docker") {
         for (flags, want) in image_cases() {

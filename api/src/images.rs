@@ -114,7 +114,8 @@ pub struct ImageSummary {
     pub created: i64,
     pub size: i64,
     pub shared_size: i64,
-    pub labels: std::collections::BTreeMap<String, String>,
+    /// The config's labels; `null` when it has none, as Docker answers.
+    pub labels: Option<BTreeMap<String, String>>,
     pub containers: i64,
     /// The manifest's OCI descriptor (Docker API 1.48).
     pub descriptor: Option<Descriptor>,

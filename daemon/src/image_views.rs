@@ -337,7 +337,7 @@ fn summary(
         created: unix(record.created.as_deref()),
         size: i64::try_from(record.size).unwrap_or(i64::MAX),
         shared_size: -1,
-        labels,
+        labels: Some(labels).filter(|l| !l.is_empty()),
         containers: -1,
         descriptor: Some(manifest_descriptor(store, record)),
         wrun_created: record.created.clone(),
