@@ -204,6 +204,24 @@ fn the_python_sdk_reads_a_foreground_runs_output() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Hello, Bob!");
+
+    // docker-py (and docker-compose on it) names each bind's guest path in
+    // Config.Volumes too: a bound path is no anonymous volume.
+    let out_dir = d.env.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let script = "import docker, sys\n\
+        c = docker.DockerClient(base_url=sys.argv[1])\n\
+        c.containers.run('fs-copy:1.0', volumes={sys.argv[2]: {'bind': '/out', 'mode': 'rw'}}, remove=True)\n";
+    let out = Command::new("python3")
+        .args(["-c", script, &d.host(), out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out_dir.join("words.txt").is_file());
 }
 
 #[test]

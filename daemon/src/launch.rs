@@ -200,7 +200,30 @@ pub fn adapt(
             config.user
         ));
     }
-    if let Some(anonymous) = config.volumes.as_ref().and_then(|v| v.keys().next()) {
+    // docker-py (and so docker-compose) lists each bind's guest path here
+    // too; dockerd makes an anonymous volume only where nothing is mounted.
+    let mounted = |path: &str| {
+        let path = path.trim_end_matches('/');
+        let bound = host
+            .binds
+            .iter()
+            .flatten()
+            .any(|b| BindSpec::parse(b).is_ok_and(|s| s.guest.trim_end_matches('/') == path));
+        let mount = host.mounts.iter().flatten();
+        bound
+            || mount
+                .clone()
+                .any(|m| m.target.trim_end_matches('/') == path)
+            || host
+                .tmpfs
+                .as_ref()
+                .is_some_and(|t| t.keys().any(|k| k.trim_end_matches('/') == path))
+    };
+    if let Some(anonymous) = config
+        .volumes
+        .as_ref()
+        .and_then(|v| v.keys().find(|k| !mounted(k)))
+    {
         return refuse(format!(
             "anonymous volume {anonymous} is not supported: wrun has no volumes; bind a host directory there (-v /host/dir:{anonymous})"
         ));
@@ -1100,6 +1123,10 @@ mod tests {
             ),
             (r#"{"Volumes":{"/data":{}}}"#, "anonymous volume /data"),
             (
+                r#"{"Volumes":{"/out":{},"/data":{}},"HostConfig":{"Binds":["/tmp:/out"]}}"#,
+                "anonymous volume /data",
+            ),
+            (
                 r#"{"Healthcheck":{"Test":["CMD","true"]}}"#,
                 "health checks are not supported",
             ),
@@ -1156,6 +1183,12 @@ mod tests {
         assert_eq!(h.security_opt.as_deref().unwrap(), ["no-new-privileges"]);
         assert_eq!(h.tmpfs.as_ref().unwrap()["/tmp"], "");
         assert!(req.config.stop_signal.is_empty());
+        // docker-py names each bind's guest path in Volumes too.
+        let (warnings, _) = adapted(
+            r#"{"Volumes":{"/out":{},"/tmp":{}},"HostConfig":{"Binds":["/srv:/out:ro"],"Tmpfs":{"/tmp":""}}}"#,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         // What the docker client sends when no flag is given asks for nothing.
         let (warnings, _) = adapted(
             r#"{"Volumes":{},"Labels":{},"HostConfig":{"ConsoleSize":[0,0],"MemorySwappiness":-1,
