@@ -1,0 +1,1537 @@
+//! The REST API's description (docs/openapi.yaml), generated: one table of
+//! the routes the daemon serves, made into an OpenAPI document whose
+//! schemas are wrun-api's own types, so the description cannot drift.
+//!
+//! Regenerate the file with `WRUN_WRITE_OPENAPI=1 cargo test -p wrun-daemon
+//! openapi`; the tests below fail while it differs, while a route of the
+//! table is not routed or a routed one is missing, and while a query key a
+//! handler reads is documented for no route.
+
+use std::borrow::Cow;
+
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, ParameterStyle,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, Schema as SchemaObject, SchemaFormat, Type,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr,
+    Required, ResponseBuilder, ResponsesBuilder, ServerBuilder, Tag,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use wrun_api::ErrorResponse;
+use wrun_api::containers::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
+    ContainerStats, ContainerSummary, TopResponse, WaitResponse,
+};
+use wrun_api::images::{
+    HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
+};
+use wrun_api::system::{
+    BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
+};
+
+/// The media type of Docker's multiplexed stdout/stderr frames.
+pub const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
+
+/// An HTTP method the daemon serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Head,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Head => "HEAD",
+            Verb::Post => "POST",
+            Verb::Delete => "DELETE",
+        }
+    }
+
+    fn http(self) -> HttpMethod {
+        match self {
+            Verb::Get => HttpMethod::Get,
+            Verb::Head => HttpMethod::Head,
+            Verb::Post => HttpMethod::Post,
+            Verb::Delete => HttpMethod::Delete,
+        }
+    }
+}
+
+/// One route: what it is called, what it takes and what it answers.
+pub struct Route {
+    pub verb: Verb,
+    /// The path template, `{id}` and `{name}` for path parameters.
+    pub path: &'static str,
+    /// Docker's operation ID where Docker has the route.
+    pub operation_id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    pub body: Body,
+    pub replies: &'static [Reply],
+}
+
+/// A path or query parameter.
+pub struct Param {
+    pub name: &'static str,
+    pub place: Place,
+    pub value: Value,
+    pub about: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Path,
+    Query,
+    RequiredQuery,
+}
+
+/// What a parameter's value may be.
+pub enum Value {
+    /// Any text.
+    Text,
+    /// Text matching a regular expression.
+    Pattern(&'static str),
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// Docker's boolean (`httputils.BoolValue`): empty, `0`, `no`, `false`
+    /// and `none` (any case) are false, any other text true.
+    Flag,
+    /// Docker's `filters`: a JSON object of the given keys, each with a
+    /// list of values (`{"key":["v"]}`) or a set (`{"key":{"v":true}}`).
+    Filters(&'static [Filter]),
+    /// A parameter given once per value (`names=a&names=b`).
+    Repeated,
+}
+
+/// A key of a `filters` parameter.
+pub struct Filter {
+    pub key: &'static str,
+    /// The regular expression of one value.
+    pub value: &'static str,
+    /// Whether the key takes several values or exactly one.
+    pub many: bool,
+}
+
+const fn many(key: &'static str, value: &'static str) -> Filter {
+    Filter {
+        key,
+        value,
+        many: true,
+    }
+}
+
+const fn one(key: &'static str, value: &'static str) -> Filter {
+    Filter {
+        key,
+        value,
+        many: false,
+    }
+}
+
+/// A request body.
+pub enum Body {
+    None,
+    /// A JSON document of this type.
+    Json(Schema),
+    /// An image tar (plain or gzip), streamed.
+    Tar,
+}
+
+/// One answer of a route.
+pub struct Reply {
+    pub status: u16,
+    pub about: &'static str,
+    pub content: Content,
+}
+
+/// What an answer carries.
+pub enum Content {
+    Empty,
+    /// `text/plain`.
+    Text,
+    /// One JSON document of this type.
+    Json(Schema),
+    /// A JSON array of this type.
+    JsonList(Schema),
+    /// JSON documents of this type, one per line, streamed.
+    JsonLines(Schema),
+    /// Docker's multiplexed stdout/stderr frames, streamed.
+    Multiplexed,
+    /// An image tar, streamed.
+    Tar,
+    /// Docker's error body, `{"message": "…"}`.
+    Error,
+}
+
+/// A wrun-api type's schema, as the table names it.
+#[derive(Clone, Copy)]
+pub struct Schema {
+    name: fn() -> Cow<'static, str>,
+    own: fn() -> RefOr<SchemaObject>,
+    nested: fn(&mut Vec<(String, RefOr<SchemaObject>)>),
+}
+
+/// The schema of `T`, for the table.
+pub const fn schema<T: ToSchema>() -> Schema {
+    Schema {
+        name: <T as ToSchema>::name,
+        own: <T as PartialSchema>::schema,
+        nested: <T as ToSchema>::schemas,
+    }
+}
+
+impl Schema {
+    fn reference(&self) -> RefOr<SchemaObject> {
+        RefOr::Ref(utoipa::openapi::Ref::from_schema_name((self.name)()))
+    }
+}
+
+const fn reply(status: u16, about: &'static str, content: Content) -> Reply {
+    Reply {
+        status,
+        about,
+        content,
+    }
+}
+
+const fn error(status: u16, about: &'static str) -> Reply {
+    reply(status, about, Content::Error)
+}
+
+const fn query(name: &'static str, value: Value, about: &'static str) -> Param {
+    Param {
+        name,
+        place: Place::Query,
+        value,
+        about,
+    }
+}
+
+const fn required_query(name: &'static str, value: Value, about: &'static str) -> Param {
+    Param {
+        name,
+        place: Place::RequiredQuery,
+        value,
+        about,
+    }
+}
+
+const ID: Param = Param {
+    name: "id",
+    place: Place::Path,
+    value: Value::Text,
+    about: "The instance's ID, a unique prefix of it, or its name.",
+};
+
+const IMAGE_NAME: Param = Param {
+    name: "name",
+    place: Place::Path,
+    value: Value::Text,
+    about: "The image's name (`repo[:tag]`, slashes allowed) or ID.",
+};
+
+const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
+const NO_SUCH_IMAGE: Reply = error(404, "No such image.");
+const SERVER_ERROR: Reply = error(500, "The daemon failed (disk, I/O).");
+
+/// A value in a filter: no quote, backslash or control character.
+const FILTER_VALUE: &str = r#"[^"\\\x00-\x1f]*"#;
+
+/// `until`, `label` and `label!` of the prune routes.
+const PRUNE_FILTERS: Param = query(
+    "filters",
+    Value::Filters(&[
+        one(
+            "until",
+            r"[0-9]{1,10}(\.[0-9]{1,9})?|[1-9][0-9]{0,3}(s|m|h)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+        ),
+        many("label", FILTER_VALUE),
+        many("label!", FILTER_VALUE),
+    ]),
+    "`until` (Unix seconds, an RFC 3339 time or a duration before now: `24h`), `label` and `label!` (`key` or `key=value`; all must hold).",
+);
+
+const STDOUT: Param = query("stdout", Value::Flag, "Include the guest's stdout.");
+const STDERR: Param = query("stderr", Value::Flag, "Include the guest's stderr.");
+
+/// Every route the daemon serves.
+pub const ROUTES: &[Route] = &[
+    Route {
+        verb: Verb::Get,
+        path: "/_ping",
+        operation_id: "SystemPing",
+        tag: "System",
+        summary: "Ping the daemon",
+        params: &[],
+        body: Body::None,
+        replies: &[reply(200, "`OK`", Content::Text)],
+    },
+    Route {
+        verb: Verb::Head,
+        path: "/_ping",
+        operation_id: "SystemPingHead",
+        tag: "System",
+        summary: "Ping the daemon (headers only)",
+        params: &[],
+        body: Body::None,
+        replies: &[reply(
+            200,
+            "The API version in the headers.",
+            Content::Empty,
+        )],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/version",
+        operation_id: "SystemVersion",
+        tag: "System",
+        summary: "Version of the daemon and its API",
+        params: &[],
+        body: Body::None,
+        replies: &[reply(
+            200,
+            "The versions.",
+            Content::Json(schema::<SystemVersion>()),
+        )],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/info",
+        operation_id: "SystemInfo",
+        tag: "System",
+        summary: "System-wide information",
+        params: &[],
+        body: Body::None,
+        replies: &[reply(
+            200,
+            "Counts of instances and images, the host's resources.",
+            Content::Json(schema::<SystemInfo>()),
+        )],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/events",
+        operation_id: "SystemEvents",
+        tag: "System",
+        summary: "Stream events: the kept ones from `since`, then live ones until `until` or until the client goes away",
+        params: &[
+            query(
+                "since",
+                Value::Pattern(r"^[0-9]{1,12}(\.[0-9]{1,9})?$"),
+                "Unix seconds (optional fraction): send the kept events from then.",
+            ),
+            query(
+                "until",
+                Value::Pattern(r"^[0-9]{1,12}(\.[0-9]{1,9})?$"),
+                "Unix seconds (optional fraction): end the stream then.",
+            ),
+            query(
+                "filters",
+                Value::Filters(&[
+                    many("type", "container|image"),
+                    many("event", FILTER_VALUE),
+                    many("container", FILTER_VALUE),
+                    many("image", FILTER_VALUE),
+                    many("label", FILTER_VALUE),
+                ]),
+                "Events to send: by `type`, `event` (action), `container` (ID prefix or name), `image`, `label` (`key` or `key=value`).",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "One event per line.",
+                Content::JsonLines(schema::<EventMessage>()),
+            ),
+            error(400, "A bad filter or time."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/wrun/shutdown",
+        operation_id: "WrunShutdown",
+        tag: "System",
+        summary: "wrun's own: stop the daemon (running instances are ended and recorded as exited)",
+        params: &[],
+        body: Body::None,
+        replies: &[reply(204, "Shutting down.", Content::Empty)],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/images/json",
+        operation_id: "ImageList",
+        tag: "Image",
+        summary: "List images",
+        params: &[
+            query(
+                "shared-size",
+                Value::Flag,
+                "Fill `SharedSize`: the bytes of layers another image shares (-1 otherwise).",
+            ),
+            query(
+                "filters",
+                Value::Filters(&[
+                    one("dangling", "true|false|1|0"),
+                    many("label", FILTER_VALUE),
+                    many("reference", "[a-z0-9*?./:_-]{1,40}"),
+                    many(
+                        "until",
+                        r"[0-9]{1,10}(\.[0-9]{1,9})?|[1-9][0-9]{0,3}(s|m|h)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+                    ),
+                ]),
+                "`dangling` (`true`: the images without a name), `label` (`key` or `key=value`, all must hold), `reference` (a glob on `repo[:tag]`), `until` (Unix seconds, an RFC 3339 time or a duration before now); `before` and `since` name an image, 404 when none is.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The images, newest first.",
+                Content::JsonList(schema::<ImageSummary>()),
+            ),
+            error(400, "A bad filter."),
+            error(404, "A `before` or `since` image that does not exist."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/images/{name}/json",
+        operation_id: "ImageInspect",
+        tag: "Image",
+        summary: "Inspect an image",
+        params: &[IMAGE_NAME],
+        body: Body::None,
+        replies: &[
+            reply(200, "The image.", Content::Json(schema::<ImageInspect>())),
+            NO_SUCH_IMAGE,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/images/{name}/history",
+        operation_id: "ImageHistory",
+        tag: "Image",
+        summary: "History of an image, newest layer first",
+        params: &[IMAGE_NAME],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The layers.",
+                Content::JsonList(schema::<HistoryItem>()),
+            ),
+            NO_SUCH_IMAGE,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/images/{name}/tag",
+        operation_id: "ImageTag",
+        tag: "Image",
+        summary: "Give an image another name",
+        params: &[
+            IMAGE_NAME,
+            required_query(
+                "repo",
+                Value::Text,
+                "The repository of the new name (`docker.io/library/` is dropped).",
+            ),
+            query(
+                "tag",
+                Value::Text,
+                "The tag of the new name; none: `latest`.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(201, "Tagged.", Content::Empty),
+            error(400, "A bad or missing name."),
+            NO_SUCH_IMAGE,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/images/{name}",
+        operation_id: "ImageDelete",
+        tag: "Image",
+        summary: "Untag an image, and delete it when no name is left",
+        params: &[
+            IMAGE_NAME,
+            query(
+                "force",
+                Value::Flag,
+                "Remove even when an instance uses it or it has several names.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "What was untagged and deleted.",
+                Content::JsonList(schema::<ImageDeleteItem>()),
+            ),
+            NO_SUCH_IMAGE,
+            error(
+                409,
+                "In use by an instance, or referenced by several names.",
+            ),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/images/get",
+        operation_id: "ImageGetAll",
+        tag: "Image",
+        summary: "Export images as one image tar (OCI layout with Docker's manifest.json)",
+        params: &[required_query(
+            "names",
+            Value::Repeated,
+            "An image to export (name or ID), once per image.",
+        )],
+        body: Body::None,
+        replies: &[
+            reply(200, "The tar, streamed.", Content::Tar),
+            error(400, "No image named."),
+            NO_SUCH_IMAGE,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/images/{name}/get",
+        operation_id: "ImageGet",
+        tag: "Image",
+        summary: "Export one image as an image tar",
+        params: &[IMAGE_NAME],
+        body: Body::None,
+        replies: &[
+            reply(200, "The tar, streamed.", Content::Tar),
+            NO_SUCH_IMAGE,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/images/load",
+        operation_id: "ImageLoad",
+        tag: "Image",
+        summary: "Load images from an image tar (OCI layout or `docker save`), read as it arrives",
+        params: &[query(
+            "quiet",
+            Value::Flag,
+            "Leave out the notes on what the load converted.",
+        )],
+        body: Body::Tar,
+        replies: &[
+            reply(
+                200,
+                "One progress line per loaded image name (and note).",
+                Content::JsonLines(schema::<LoadMessage>()),
+            ),
+            error(400, "Not an image archive; nothing is stored."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/images/prune",
+        operation_id: "ImagePrune",
+        tag: "Image",
+        summary: "Remove the dangling images, or with `dangling=false` every image no instance uses",
+        params: &[query(
+            "filters",
+            Value::Filters(&[one("dangling", "true|false|1|0")]),
+            "`dangling`: `true` (the default) or `false`.",
+        )],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "What was removed.",
+                Content::Json(schema::<ImagePruneResponse>()),
+            ),
+            error(400, "A bad filter."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/images/create",
+        operation_id: "ImageCreate",
+        tag: "Image",
+        summary: "Pull an image (`docker pull`, `docker run` of a missing image): wrun cannot pull yet, and answers how to get the image instead",
+        params: &[
+            required_query(
+                "fromImage",
+                Value::Text,
+                "The image to pull (without it, Docker imports `fromSrc`, which wrun refuses with 400).",
+            ),
+            query("tag", Value::Text, "Its tag or digest."),
+        ],
+        body: Body::None,
+        replies: &[
+            error(400, "An import (no `fromImage`): not supported."),
+            error(
+                404,
+                "wrun cannot pull: build the image or load its tar instead.",
+            ),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/create",
+        operation_id: "ContainerCreate",
+        tag: "Container",
+        summary: "Create an instance",
+        params: &[query(
+            "name",
+            Value::Pattern(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"),
+            "The instance's name; none: a generated one.",
+        )],
+        body: Body::Json(schema::<ContainerCreateRequest>()),
+        replies: &[
+            reply(
+                201,
+                "Created; a host network mode is answered with a warning.",
+                Content::Json(schema::<ContainerCreateResponse>()),
+            ),
+            error(400, "A malformed body or value."),
+            error(404, "No such image."),
+            error(409, "The name is in use."),
+            error(413, "A body over 1 MiB."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/json",
+        operation_id: "ContainerList",
+        tag: "Container",
+        summary: "List instances, newest first",
+        params: &[
+            query(
+                "all",
+                Value::Flag,
+                "Every instance; otherwise the running ones (and any a `status` filter names).",
+            ),
+            query(
+                "limit",
+                Value::Pattern(r"^(-?[0-9]{1,9})?$"),
+                "The newest N instances, whatever their state; 0 or less: no limit.",
+            ),
+            query(
+                "size",
+                Value::Flag,
+                "Fill `SizeRw` (0: an instance writes nothing over its image) and `SizeRootFs`.",
+            ),
+            query(
+                "filters",
+                Value::Filters(&[
+                    many(
+                        "status",
+                        "created|restarting|running|removing|paused|exited|dead",
+                    ),
+                    many("name", FILTER_VALUE),
+                    many("id", FILTER_VALUE),
+                    many("label", FILTER_VALUE),
+                    many("ancestor", FILTER_VALUE),
+                    many("exited", "-?[0-9]{1,9}"),
+                    many("health", "starting|healthy|unhealthy|none"),
+                    one("is-task", "true|false|1|0"),
+                    many("isolation", FILTER_VALUE),
+                    many("network", FILTER_VALUE),
+                    many("volume", FILTER_VALUE),
+                    many("publish", "[1-9][0-9]{0,3}(-[1-9][0-9]{0,3})?(/(tcp|udp))?"),
+                    many("expose", "[1-9][0-9]{0,3}(-[1-9][0-9]{0,3})?(/(tcp|udp))?"),
+                ]),
+                "Docker's `ps` filters: for every key, one of its values matches (every `label`). `status`, `name` (substring), `id` (prefix), `label` (`key` or `key=value`), `ancestor` (image name or ID), `exited` (exit code), `health`, `is-task`, `isolation`, `network`, `volume`, `publish` and `expose` (`PORT[-PORT][/PROTO]`); `before` and `since` are left out here: they name an instance, 404 when none is.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The instances.",
+                Content::JsonList(schema::<ContainerSummary>()),
+            ),
+            error(400, "A bad filter."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/prune",
+        operation_id: "ContainerPrune",
+        tag: "Container",
+        summary: "Remove every instance that is not running",
+        params: &[PRUNE_FILTERS],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "What was removed.",
+                Content::Json(schema::<ContainerPruneResponse>()),
+            ),
+            error(400, "A bad filter."),
+            error(500, "A bad `until`, or more than one (as dockerd answers)."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/networks/prune",
+        operation_id: "NetworkPrune",
+        tag: "Network",
+        summary: "Remove unused networks: wrun has no user-defined networks, so none ever is",
+        params: &[PRUNE_FILTERS],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "Nothing removed.",
+                Content::Json(schema::<NetworkPruneResponse>()),
+            ),
+            error(400, "A bad filter."),
+            error(500, "A bad `until`, or more than one (as dockerd answers)."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/build/prune",
+        operation_id: "BuildPrune",
+        tag: "Image",
+        summary: "Remove the build cache: `wrun build` keeps none, so nothing is removed",
+        params: &[PRUNE_FILTERS],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "Nothing removed.",
+                Content::Json(schema::<BuildCachePruneResponse>()),
+            ),
+            error(400, "A bad filter."),
+            error(500, "A bad `until`, or more than one (as dockerd answers)."),
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/json",
+        operation_id: "ContainerInspect",
+        tag: "Container",
+        summary: "Inspect an instance",
+        params: &[
+            ID,
+            query(
+                "size",
+                Value::Flag,
+                "Add `SizeRw` (0: the rootfs is read-only) and `SizeRootFs` (the image's size).",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The instance.",
+                Content::Json(schema::<ContainerInspect>()),
+            ),
+            NO_SUCH_CONTAINER,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/start",
+        operation_id: "ContainerStart",
+        tag: "Container",
+        summary: "Start an instance",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(204, "Started.", Content::Empty),
+            reply(304, "Already running.", Content::Empty),
+            error(400, "The module cannot run."),
+            NO_SUCH_CONTAINER,
+            error(409, "Paused, or being removed."),
+            error(
+                500,
+                "Cannot start, e.g. a published host port is in use (the message names the address).",
+            ),
+            error(503, "Every instance slot is taken: retry when one is free."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/stop",
+        operation_id: "ContainerStop",
+        tag: "Container",
+        summary: "Stop an instance (it ends at once: WASI has no signals)",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(204, "Stopped.", Content::Empty),
+            reply(304, "Not running.", Content::Empty),
+            NO_SUCH_CONTAINER,
+            error(409, "Paused."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/restart",
+        operation_id: "ContainerRestart",
+        tag: "Container",
+        summary: "Restart an instance",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(204, "Restarted.", Content::Empty),
+            error(400, "The module cannot run."),
+            NO_SUCH_CONTAINER,
+            error(409, "Paused, or being removed."),
+            SERVER_ERROR,
+            error(503, "Every instance slot is taken."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/kill",
+        operation_id: "ContainerKill",
+        tag: "Container",
+        summary: "End an instance at once; its exit code is 128 + the signal's number",
+        params: &[
+            ID,
+            query(
+                "signal",
+                Value::Pattern(
+                    r"^((SIG)?(HUP|INT|QUIT|KILL|USR1|USR2|TERM|STOP|hup|int|quit|kill|usr1|usr2|term|stop)|[1-9]|[1-5][0-9]|6[0-4])$",
+                ),
+                "A signal name (`SIGTERM`, `TERM`) or number (1-64); none: `SIGKILL`.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(204, "Killed.", Content::Empty),
+            error(400, "A bad signal."),
+            NO_SUCH_CONTAINER,
+            error(409, "Not running."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/wait",
+        operation_id: "ContainerWait",
+        tag: "Container",
+        summary: "Wait for an instance: the headers at once, the body when the condition holds",
+        params: &[
+            ID,
+            query(
+                "condition",
+                Value::OneOf(&["not-running", "next-exit", "removed"]),
+                "What to wait for; none: `not-running`.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The exit code (and error) of the run that ended.",
+                Content::Json(schema::<WaitResponse>()),
+            ),
+            error(400, "A bad condition."),
+            NO_SUCH_CONTAINER,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/pause",
+        operation_id: "ContainerPause",
+        tag: "Container",
+        summary: "Stop scheduling an instance (it keeps its memory)",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(204, "Paused.", Content::Empty),
+            NO_SUCH_CONTAINER,
+            error(409, "Not running, or paused already."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/unpause",
+        operation_id: "ContainerUnpause",
+        tag: "Container",
+        summary: "Resume a paused instance",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(204, "Resumed.", Content::Empty),
+            NO_SUCH_CONTAINER,
+            error(409, "Not paused."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/rename",
+        operation_id: "ContainerRename",
+        tag: "Container",
+        summary: "Rename an instance",
+        params: &[
+            ID,
+            required_query(
+                "name",
+                Value::Pattern(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"),
+                "The new name.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(204, "Renamed.", Content::Empty),
+            error(400, "A bad name."),
+            NO_SUCH_CONTAINER,
+            error(409, "The name is in use, or is the current one."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/attach",
+        operation_id: "ContainerAttach",
+        tag: "Container",
+        summary: "Attach to an instance's output (and stdin) until its next run ends",
+        params: &[
+            ID,
+            query("logs", Value::Flag, "First send the log so far."),
+            query("stream", Value::Flag, "Stream the output from now on."),
+            STDOUT,
+            STDERR,
+            query(
+                "stdin",
+                Value::Flag,
+                "On an upgraded connection, for an instance created with `OpenStdin`: what the client sends is the guest's stdin, its `CloseWrite` the end of file.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                101,
+                "With `Upgrade: tcp`: the connection carries the multiplexed stream both ways.",
+                Content::Empty,
+            ),
+            reply(
+                200,
+                "Without an upgrade: the multiplexed stream as the body.",
+                Content::Multiplexed,
+            ),
+            error(400, "No stream chosen."),
+            NO_SUCH_CONTAINER,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/logs",
+        operation_id: "ContainerLogs",
+        tag: "Container",
+        summary: "An instance's log",
+        params: &[
+            ID,
+            STDOUT,
+            STDERR,
+            query(
+                "follow",
+                Value::Flag,
+                "Keep streaming while the instance runs.",
+            ),
+            query(
+                "tail",
+                Value::Pattern(r"^(all|[0-9]{1,9})?$"),
+                "The last N lines only; `all` or none: everything.",
+            ),
+            query(
+                "since",
+                Value::Pattern(r"^[0-9]{1,10}(\.[0-9]{1,9})?$"),
+                "Unix seconds (optional fraction): the lines written from then.",
+            ),
+            query(
+                "until",
+                Value::Pattern(r"^[0-9]{1,10}(\.[0-9]{1,9})?$"),
+                "Unix seconds (optional fraction): the lines written before then; 0: no bound.",
+            ),
+            query(
+                "timestamps",
+                Value::Flag,
+                "Start each line with its RFC 3339 time.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(200, "The log, streamed.", Content::Multiplexed),
+            error(400, "No stream chosen, or a bad tail."),
+            error(
+                500,
+                "A bad `since` or `until` (as dockerd answers: Go's parse error).",
+            ),
+            NO_SUCH_CONTAINER,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/top",
+        operation_id: "ContainerTop",
+        tag: "Container",
+        summary: "What runs in an instance: one row, the instance itself",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(200, "The row.", Content::Json(schema::<TopResponse>())),
+            NO_SUCH_CONTAINER,
+            error(409, "Not running."),
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/stats",
+        operation_id: "ContainerStats",
+        tag: "Container",
+        summary: "Memory (linear memory and tables) and CPU time of an instance",
+        params: &[
+            ID,
+            query(
+                "stream",
+                Value::Flag,
+                "A sample per second while the instance runs (the default); false: one sample, measured over a second.",
+            ),
+            query(
+                "one-shot",
+                Value::Flag,
+                "With `stream=false`: one sample at once, without the CPU interval.",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "One sample per line.",
+                Content::JsonLines(schema::<ContainerStats>()),
+            ),
+            NO_SUCH_CONTAINER,
+        ],
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/containers/{id}",
+        operation_id: "ContainerDelete",
+        tag: "Container",
+        summary: "Remove an instance",
+        params: &[
+            ID,
+            query("force", Value::Flag, "Remove it even when running."),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(204, "Removed.", Content::Empty),
+            NO_SUCH_CONTAINER,
+            error(409, "Running (and not forced), paused, or being removed."),
+            SERVER_ERROR,
+        ],
+    },
+];
+
+const DESCRIPTION: &str = "\
+The REST API `wrun daemon` serves on its Unix socket. It follows the Docker
+Engine API for the routes listed here, so the stock `docker` client and
+Docker's SDKs drive it; paths may also start with `/v1.NN` (a version newer
+than the daemon's is refused with 400). A method the daemon does not serve
+on a path is answered 404 `page not found`, as dockerd does.
+
+Errors are JSON `{\"message\": \"…\"}`. Boolean query parameters read as
+Docker's do: empty, `0`, `no`, `false` and `none` (any case) are false, any
+other value true. `filters` is a JSON object, each key with a list of values
+(`{\"status\":[\"exited\"]}`) or a set (`{\"status\":{\"exited\":true}}`).
+
+Streamed answers: `application/vnd.docker.multiplexed-stream` is Docker's
+frames (an 8-byte header: stream 1 or 2, three zero bytes, the big-endian
+payload length; then the payload); JSON lines are one document per line,
+sent as they happen; an attach with `Upgrade: tcp` is answered 101 and the
+connection then carries the frames.
+
+Generated from the daemon's route table and wrun-api's types
+(daemon/src/openapi.rs); do not edit by hand.
+";
+
+/// The OpenAPI document of [`ROUTES`].
+pub fn document() -> OpenApi {
+    let mut paths = Paths::new();
+    let mut schemas: Vec<(String, RefOr<SchemaObject>)> = Vec::new();
+    let mut add = |s: &Schema| {
+        let name = (s.name)().into_owned();
+        if !schemas.iter().any(|(n, _)| *n == name) {
+            schemas.push((name, (s.own)()));
+            (s.nested)(&mut schemas);
+        }
+    };
+    add(&schema::<ErrorResponse>());
+    for route in ROUTES {
+        let mut op = OperationBuilder::new()
+            .operation_id(Some(route.operation_id))
+            .tag(route.tag)
+            .summary(Some(route.summary))
+            .parameters(Some(route.params.iter().map(parameter)));
+        match &route.body {
+            Body::None => {}
+            Body::Json(s) => {
+                add(s);
+                op = op.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(s.reference())).build(),
+                        )
+                        .build(),
+                ));
+            }
+            Body::Tar => {
+                op = op.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .description(Some("An image tar (plain or gzip)."))
+                        .required(Some(Required::True))
+                        .content(
+                            "application/x-tar",
+                            ContentBuilder::new().schema(Some(binary())).build(),
+                        )
+                        .build(),
+                ));
+            }
+        }
+        let mut responses = ResponsesBuilder::new();
+        for r in route.replies {
+            let mut response = ResponseBuilder::new().description(r.about);
+            response = match &r.content {
+                Content::Empty => response,
+                Content::Text => response.content(
+                    "text/plain",
+                    ContentBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .build(),
+                ),
+                Content::Json(s) => {
+                    add(s);
+                    response.content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(s.reference())).build(),
+                    )
+                }
+                Content::JsonList(s) => {
+                    add(s);
+                    response.content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(ArrayBuilder::new().items(s.reference())))
+                            .build(),
+                    )
+                }
+                Content::JsonLines(s) => {
+                    add(s);
+                    // One line is one document: a client reading the first
+                    // (or only) line reads this schema.
+                    response.content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(s.reference())).build(),
+                    )
+                }
+                Content::Multiplexed => response.content(
+                    MULTIPLEXED,
+                    ContentBuilder::new().schema(Some(binary())).build(),
+                ),
+                Content::Tar => response.content(
+                    "application/x-tar",
+                    ContentBuilder::new().schema(Some(binary())).build(),
+                ),
+                Content::Error => response.content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(schema::<ErrorResponse>().reference()))
+                        .build(),
+                ),
+            };
+            if route.operation_id == "ContainerCreate" && r.status == 201 {
+                response = links_to_the_instance(response);
+            }
+            responses = responses.response(r.status.to_string(), response.build());
+        }
+        paths.add_path_operation(
+            route.path,
+            vec![route.verb.http()],
+            op.responses(responses.build()).build(),
+        );
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("wrun daemon API")
+                .version(wrun_api::API_VERSION)
+                .description(Some(DESCRIPTION))
+                .build(),
+        )
+        .servers(Some([ServerBuilder::new()
+            .url("http://localhost")
+            .description(Some(
+                "unix:///run/wrun/wrun.sock (root) or $XDG_RUNTIME_DIR/wrun.sock",
+            ))
+            .build()]))
+        .paths(paths)
+        .components(Some(
+            ComponentsBuilder::new()
+                .schemas_from_iter(sorted(schemas))
+                .build(),
+        ))
+        .tags(Some(
+            ["System", "Image", "Container", "Network"].map(Tag::new),
+        ))
+        .build()
+}
+
+fn sorted(mut schemas: Vec<(String, RefOr<SchemaObject>)>) -> Vec<(String, RefOr<SchemaObject>)> {
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas
+}
+
+/// [`document`] as YAML, ending in one newline: docs/openapi.yaml.
+pub fn yaml() -> Result<String, impl std::error::Error> {
+    // utoipa 5.5 writes a Link's fields in snake case; OpenAPI (and every
+    // tool that follows links) spells them in camel case. The key is unique
+    // to links: operations write `operationId` already.
+    document().to_yaml().map(|yaml| {
+        let fixed: Vec<String> = yaml
+            .lines()
+            .map(|l| {
+                let indent = &l[..l.len() - l.trim_start().len()];
+                match l.trim_start().strip_prefix("operation_id: ") {
+                    Some(id) => format!("{indent}operationId: {id}"),
+                    None => l.to_string(),
+                }
+            })
+            .collect();
+        format!("{}\n", fixed.join("\n").trim_end())
+    })
+}
+
+/// The links from a created instance's `Id` to every route of it, which
+/// stateful tests follow.
+fn links_to_the_instance(mut response: ResponseBuilder) -> ResponseBuilder {
+    for route in ROUTES.iter().filter(|r| r.path.contains("{id}")) {
+        response = response.link(
+            route.operation_id,
+            LinkBuilder::new()
+                .operation_id(route.operation_id)
+                .parameter("id", "$response.body#/Id")
+                .description(format!(
+                    "{} {} of the instance created",
+                    route.verb.as_str(),
+                    route.path
+                ))
+                .build(),
+        );
+    }
+    response
+}
+
+fn binary() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("binary".into())))
+}
+
+fn parameter(p: &Param) -> Parameter {
+    let place = match p.place {
+        Place::Path => ParameterIn::Path,
+        Place::Query | Place::RequiredQuery => ParameterIn::Query,
+    };
+    let required = match p.place {
+        Place::Path | Place::RequiredQuery => Required::True,
+        Place::Query => Required::False,
+    };
+    let string = ObjectBuilder::new().schema_type(Type::String);
+    let schema: RefOr<SchemaObject> = match p.value {
+        Value::Text if p.place == Place::Path || p.place == Place::RequiredQuery => {
+            string.min_length(Some(1)).into()
+        }
+        Value::Text | Value::Flag => string.into(),
+        Value::Pattern(re) => string.pattern(Some(re)).into(),
+        Value::OneOf(words) => string.enum_values(Some(words.iter().copied())).into(),
+        Value::Filters(keys) => string.pattern(Some(filters_pattern(keys))).into(),
+        Value::Repeated => ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1)),
+            )
+            .min_items(Some(1))
+            .into(),
+    };
+    let mut b = ParameterBuilder::new()
+        .name(p.name)
+        .parameter_in(place)
+        .required(required)
+        .description(Some(p.about))
+        .schema(Some(schema));
+    if matches!(p.value, Value::Repeated) {
+        b = b.style(Some(ParameterStyle::Form)).explode(Some(true));
+    }
+    b.build()
+}
+
+/// The regular expression of a `filters` value with these keys: empty, or
+/// a JSON object of lists or sets of values, without blanks. A key may come
+/// twice (the last one counts, as in Go's and serde's JSON maps).
+fn filters_pattern(keys: &[Filter]) -> String {
+    if keys.is_empty() {
+        return r"^(\{\})?$".into();
+    }
+    let entry = keys
+        .iter()
+        .map(|f| {
+            let value = format!("\"(?:{})\"", f.value);
+            let (list, set) = if f.many {
+                (
+                    format!("(?:{value}(?:,{value})*)?"),
+                    format!("(?:{value}:true(?:,{value}:true)*)?"),
+                )
+            } else {
+                (value.clone(), format!("{value}:true"))
+            };
+            format!("\"{}\":(?:\\[{list}\\]|\\{{{set}\\}})", f.key)
+        })
+        .collect::<Vec<_>>()
+        .join("|");
+    format!(r"^(\{{(?:(?:{entry})(?:,(?:{entry}))*)?\}})?$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml");
+
+    fn generated() -> String {
+        yaml().expect("the document serializes")
+    }
+
+    #[test]
+    fn the_openapi_file_is_the_generated_document() {
+        let fresh = generated();
+        if std::env::var_os("WRUN_WRITE_OPENAPI").is_some() {
+            std::fs::write(FILE, &fresh).expect("writing docs/openapi.yaml");
+        }
+        let committed = std::fs::read_to_string(FILE).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "docs/openapi.yaml differs from the route table and wrun-api's types: regenerate it \
+             with WRUN_WRITE_OPENAPI=1 cargo test -p wrun-daemon openapi"
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_links_name_them() {
+        let mut ids: Vec<&str> = ROUTES.iter().map(|r| r.operation_id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "an operation ID is used twice");
+        let doc = serde_json::to_value(document()).unwrap();
+        let links = &doc["paths"]["/containers/create"]["post"]["responses"]["201"]["links"];
+        let linked = links
+            .as_object()
+            .expect("create links to the instance's routes");
+        assert!(linked.contains_key("ContainerStart") && linked.contains_key("ContainerDelete"));
+        assert!(
+            linked
+                .values()
+                .all(|l| l["parameters"]["id"] == "$response.body#/Id")
+        );
+    }
+
+    /// The template with values in place of its path parameters.
+    fn concrete(template: &str) -> String {
+        template
+            .replace("{id}", "abc123")
+            .replace("{name}", "reg.example/app:1.0")
+    }
+
+    /// Whether a concrete path fits a template: `{id}` is one segment,
+    /// `{name}` one or more (image names have slashes).
+    fn matches_template(template: &str, path: &str) -> bool {
+        fn fit(t: &[&str], p: &[&str]) -> bool {
+            match (t.first(), p.first()) {
+                (None, None) => true,
+                (Some(&"{name}"), Some(_)) => (1..=p.len()).any(|n| fit(&t[1..], &p[n..])),
+                (Some(&"{id}"), Some(_)) => fit(&t[1..], &p[1..]),
+                (Some(a), Some(b)) if a == b => fit(&t[1..], &p[1..]),
+                _ => false,
+            }
+        }
+        let t: Vec<&str> = template.split('/').collect();
+        let p: Vec<&str> = path.split('/').collect();
+        fit(&t, &p)
+    }
+
+    /// Which variant of the router's answer a route is. Exhaustive: a new
+    /// variant is a compile error here until it is counted in [`VARIANTS`].
+    fn variant(r: &crate::Route) -> usize {
+        use crate::{ContainerAction as A, Route as R};
+        match r {
+            R::Ping => 0,
+            R::Version => 1,
+            R::Info => 2,
+            R::Shutdown => 3,
+            R::ImagesList => 4,
+            R::ImageInspect(_) => 5,
+            R::ImageHistory(_) => 6,
+            R::ImageTag(_) => 7,
+            R::ImageRemove(_) => 8,
+            R::ImagesSave(None) => 9,
+            R::ImagesSave(Some(_)) => 10,
+            R::ImagesLoad => 11,
+            R::ImagesPrune => 12,
+            R::ImagesCreate => 13,
+            R::ContainerCreate => 14,
+            R::ContainersList => 15,
+            R::ContainersPrune => 16,
+            R::Events => 17,
+            R::NetworksPrune => 18,
+            R::BuildPrune => 19,
+            R::Container(_, a) => {
+                20 + match a {
+                    A::Inspect => 0,
+                    A::Start => 1,
+                    A::Stop => 2,
+                    A::Kill => 3,
+                    A::Wait => 4,
+                    A::Logs => 5,
+                    A::Attach => 6,
+                    A::Remove => 7,
+                    A::Restart => 8,
+                    A::Pause => 9,
+                    A::Unpause => 10,
+                    A::Rename => 11,
+                    A::Top => 12,
+                    A::Stats => 13,
+                }
+            }
+        }
+    }
+
+    /// How many answers [`variant`] tells apart.
+    const VARIANTS: usize = 20 + 14;
+
+    #[test]
+    fn the_table_and_the_router_agree() {
+        use hyper::Method;
+        let methods = ["GET", "HEAD", "POST", "DELETE", "PUT", "PATCH"];
+        let mut reached = std::collections::BTreeSet::new();
+        for route in ROUTES {
+            let path = concrete(route.path);
+            for prefix in ["", "/v1.41"] {
+                for method in methods {
+                    let m = Method::from_bytes(method.as_bytes()).unwrap();
+                    let routed = crate::route(&m, &format!("{prefix}{path}"));
+                    let listed = ROUTES
+                        .iter()
+                        .any(|r| r.verb.as_str() == method && matches_template(r.path, &path));
+                    match routed {
+                        Ok(r) if listed => {
+                            reached.insert(variant(&r));
+                        }
+                        Ok(r) => {
+                            panic!("{method} {prefix}{path} is routed ({r:?}) but not in the table")
+                        }
+                        Err(_) if listed => panic!(
+                            "{method} {prefix}{} is in the table but not routed",
+                            route.path
+                        ),
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        let missing: Vec<usize> = (0..VARIANTS).filter(|v| !reached.contains(v)).collect();
+        assert!(
+            missing.is_empty(),
+            "router answers {missing:?} (see `variant`) have no route in the table"
+        );
+    }
+
+    /// The query keys the handlers read: `query.get("…")`, `query.flag("…")`
+    /// and `query.all("…")` in daemon/src.
+    fn keys_read() -> Vec<(String, String)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("openapi.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for call in ["query.get(\"", "query.flag(\"", "query.all(\""] {
+                for (at, _) in text.match_indices(call) {
+                    let rest = &text[at + call.len()..];
+                    let key = &rest[..rest.find('"').unwrap()];
+                    let file = path.file_name().unwrap().to_string_lossy().into_owned();
+                    keys.push((file, key.to_string()));
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_query_key_a_handler_reads_is_documented() {
+        let keys = keys_read();
+        assert!(
+            keys.iter().any(|(_, k)| k == "filters"),
+            "the scan finds the handlers' keys"
+        );
+        for (file, key) in keys {
+            assert!(
+                ROUTES
+                    .iter()
+                    .flat_map(|r| r.params)
+                    .any(|p| p.name == key && p.place != Place::Path),
+                "daemon/src/{file} reads the query key {key:?}, which no route of the table documents"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_patterns_take_both_of_dockers_forms() {
+        let re = filters_pattern(&[
+            many("status", "running|exited"),
+            one("dangling", "true|false"),
+        ]);
+        // No regex engine in the daemon's dependencies: the shape is checked
+        // by schemathesis against the daemon; here, what the pattern says.
+        assert!(re.starts_with(r"^(\{") && re.ends_with(r"\})?$"), "{re}");
+        assert!(
+            re.contains(r#""status":(?:\[(?:"(?:running|exited)""#),
+            "{re}"
+        );
+        assert!(re.contains(r#":true(?:,"#), "{re}");
+        assert!(
+            re.contains(r#""dangling":(?:\["(?:true|false)"\]|\{"(?:true|false)":true\})"#),
+            "{re}"
+        );
+        assert_eq!(filters_pattern(&[]), r"^(\{\})?$");
+    }
+}

@@ -1,0 +1,126 @@
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+//! schemathesis against a daemon, driven by docs/openapi.yaml: every route
+//! with generated valid and invalid requests (`--checks all`), then the
+//! stateful phase following the links from a created instance's `Id` to its
+//! routes. Bounded by examples per operation and a time budget. What is left
+//! out, and why, is in tests/schemathesis.toml.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Daemon, Env, HELLO_DIR, have_tool};
+
+/// Copies one direction of a bridged connection, then passes the end of
+/// file on (an attach's client half-closes when it has no stdin).
+fn pump(mut from: impl Read, mut to: impl Write, close: impl FnOnce()) {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    close();
+}
+
+/// Serves 127.0.0.1:<free port> as a bridge to the daemon's Unix socket
+/// (schemathesis speaks TCP only); returns the port. The threads end with
+/// the test process.
+fn bridge(socket: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(daemon) = UnixStream::connect(&socket) else {
+                continue;
+            };
+            let (c2, d2) = (client.try_clone().unwrap(), daemon.try_clone().unwrap());
+            let (c3, d3) = (client.try_clone().unwrap(), daemon.try_clone().unwrap());
+            std::thread::spawn(move || {
+                pump(client, daemon, move || {
+                    let _ = d3.shutdown(Shutdown::Write);
+                })
+            });
+            std::thread::spawn(move || {
+                pump(d2, c2, move || {
+                    let _ = c3.shutdown(Shutdown::Write);
+                })
+            });
+        }
+    });
+    port
+}
+
+fn repo_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// Whether a TCP connection through the bridge gets an answer to a ping.
+fn pings(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_daemon() {
+    if !have_tool("schemathesis") {
+        return;
+    }
+    let env = Env::new();
+    // The images tests/schemathesis.toml offers as values of `Image` and
+    // `{name}`: one to run, one that may be deleted.
+    env.build("hello:1.0", HELLO_DIR);
+    env.build("victim:1.0", HELLO_DIR);
+    let d = Daemon::start(env);
+    let port = bridge(d.socket.clone());
+    assert!(pings(port), "the bridge reaches the daemon");
+    let report = d.env.path("schemathesis-report");
+    let out = Command::new("schemathesis")
+        .arg("--config-file")
+        .arg(repo_file("tests/schemathesis.toml"))
+        .arg("--no-color")
+        .arg("run")
+        .arg(repo_file("docs/openapi.yaml"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        // Every check but those the config turns off with a reason (a
+        // `--checks all` here would turn them back on for every operation).
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--max-examples", "25", "--max-time", "180"])
+        .args(["--request-timeout", "10", "--workers", "1"])
+        .args(["--seed", "20"])
+        .args(["--generation-database", "none"])
+        .arg("--report-dir")
+        .arg(&report)
+        .current_dir(d.env.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "schemathesis reports failures ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // A run that tested nothing would pass too: the summary must count
+    // operations tested.
+    assert!(
+        stdout.contains("passed") && !stdout.contains("No operations"),
+        "schemathesis tested nothing:\n{stdout}"
+    );
+    assert!(pings(port), "the daemon still answers after the run");
+}
