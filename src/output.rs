@@ -49,6 +49,16 @@ pub fn human_size_with_precision(bytes: u64, precision: usize) -> String {
     format!("{s}{}", UNITS[unit])
 }
 
+/// One JSON line as the docker client writes `--format json`: Go's encoder
+/// escapes `<`, `>` and `&` (which only occur inside strings).
+pub fn go_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    let text = serde_json::to_string(value)?;
+    Ok(text
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026"))
+}
+
 /// A time as Docker's `--format` shows `CreatedAt` (Go's `time.String`,
 /// in UTC): `2024-05-01 12:00:00 +0000 UTC`.
 pub fn docker_time(unix_seconds: i64) -> String {
@@ -162,6 +172,17 @@ mod tests {
         assert_eq!(human_size(56_832), "56.8kB");
         assert_eq!(human_size_with_precision(56_832, 4), "56.83kB");
         assert_eq!(human_size_with_precision(762_424, 4), "762.4kB");
+    }
+
+    #[test]
+    fn json_lines_escape_as_gos_encoder() {
+        let line = go_json(
+            &serde_json::json!({"Ports": "0.0.0.0:80->7/tcp", "Digest": "<none>", "A": "a&b"}),
+        );
+        assert_eq!(
+            line.unwrap(),
+            r#"{"A":"a\u0026b","Digest":"\u003cnone\u003e","Ports":"0.0.0.0:80-\u003e7/tcp"}"#
+        );
     }
 
     #[test]

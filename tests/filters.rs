@@ -433,6 +433,12 @@ fn ps_filters_limit_and_order_follow_docker() {
     }
     let (_, body) = request(&d.socket, "GET", "/containers/json?all=1", None);
     assert!(!body.contains("SizeRw"), "sizes only when asked: {body}");
+    // The JSON lines read as the docker client's (Go's escapes included).
+    let line = d.wrun_ok(&["ps", "-l", "--format", "json"]);
+    assert!(
+        line.contains(&format!("9000/tcp, 127.0.0.1:{host_port}-\\u003e7/tcp")),
+        "{line}"
+    );
     let table = d.wrun_ok(&["ps", "-l", "-s"]);
     assert!(table.lines().next().unwrap().ends_with("SIZE"), "{table}");
     assert!(table.contains("0B (virtual "), "{table}");

@@ -408,6 +408,9 @@ fn ports_of(r: &ContainerRecord) -> Vec<Port> {
             }),
         }
     }
+    // The docker client lists the unpublished ones first; wrun's CLI keeps
+    // this order.
+    ports.sort_by_key(|p| (p.public_port != 0, p.private_port));
     ports
 }
 

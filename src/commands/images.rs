@@ -9,7 +9,9 @@ use clap::Args;
 use wrun_api::images::ImageSummary;
 use wrun_api::parse::Filters;
 
-use crate::output::{ago, docker_time, human_size, human_size_with_precision, print_table};
+use crate::output::{
+    ago, docker_time, go_json, human_size, human_size_with_precision, print_table,
+};
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -148,7 +150,7 @@ pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<
                 "UniqueSize": "N/A",
                 "VirtualSize": human_size_with_precision(r.size, 4),
             });
-            println!("{v}");
+            println!("{}", go_json(&v)?);
         }
         return Ok(ExitCode::SUCCESS);
     }

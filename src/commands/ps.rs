@@ -8,7 +8,7 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::output::{docker_time, human_duration, human_size, print_table};
+use crate::output::{docker_time, go_json, human_duration, human_size, print_table};
 use wrun_api::containers::ContainerSummary;
 
 #[derive(Debug, Args)]
@@ -184,7 +184,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                 state: &r.state,
                 status: &r.status,
             };
-            println!("{}", serde_json::to_string(&line)?);
+            println!("{}", go_json(&line)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
