@@ -161,6 +161,31 @@ fn create_merges_the_image_config_as_dockerd_does() {
         v.get("SizeRw").is_none() && v.get("SizeRootFs").is_none(),
         "{v}"
     );
+    // Every key dockerd's inspect has, empty where a wasm instance has nothing.
+    for key in [
+        "ResolvConfPath",
+        "HostnamePath",
+        "HostsPath",
+        "MountLabel",
+        "ProcessLabel",
+        "AppArmorProfile",
+        "ExecIDs",
+        "GraphDriver",
+    ] {
+        assert!(v.get(key).is_some(), "inspect lacks {key}");
+    }
+    assert_eq!(v["HostConfig"]["Runtime"], "wasmtime");
+    assert!(
+        v["Config"].get("ExposedPorts").is_none(),
+        "dockerd omits an empty set"
+    );
+    let ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "[{{.NetworkSettings.IPAddress}}]",
+        "merged",
+    ]);
+    assert_eq!(ip.trim(), "[]");
     let (_, sized) = raw_json(&d, "GET", "/containers/merged/json?size=1", "");
     assert_eq!(sized["SizeRw"], 0);
     assert!(sized["SizeRootFs"].as_i64().unwrap() > 0, "{sized}");

@@ -78,6 +78,7 @@ pub struct ContainerConfig {
     pub labels: Option<BTreeMap<String, String>>,
     /// `{"80/tcp": {}}`: ports the instance listens on (published only
     /// through `HostConfig.PortBindings` or `PublishAllPorts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
     /// `{"/data": {}}`: anonymous volumes (the image's `VOLUME`s, `-v /data`).
     /// wrun has none: the user's are refused, the image's are shown.
@@ -244,10 +245,9 @@ pub struct HostConfig {
     pub devices: Option<Vec<DeviceMapping>>,
     pub device_cgroup_rules: Option<Vec<String>>,
     pub device_requests: Option<Vec<DeviceRequest>>,
-    #[serde(skip_serializing_if = "is_zero")]
     #[serde(deserialize_with = "nullable")]
     pub kernel_memory: i64,
-    #[serde(rename = "KernelMemoryTCP", skip_serializing_if = "is_zero")]
+    #[serde(rename = "KernelMemoryTCP")]
     #[serde(deserialize_with = "nullable")]
     pub kernel_memory_tcp: i64,
     #[serde(deserialize_with = "nullable")]
@@ -640,6 +640,46 @@ pub struct NetworkSettings {
     /// wrun: one line saying what the instance may do on the network.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub wrun_network: String,
+    /// Inspect's (not `ps`'s) default-endpoint fields, as dockerd shows
+    /// them: empty, as an instance has no network interface.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<LegacyEndpoint>,
+}
+
+/// The default network's endpoint fields inspect's `NetworkSettings`
+/// carries at its top level (Docker's deprecated `DefaultNetworkSettings`
+/// and sandbox fields).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LegacyEndpoint {
+    pub bridge: String,
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    pub hairpin_mode: bool,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: i64,
+    pub sandbox_key: String,
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<String>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<String>>,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    pub mac_address: String,
 }
 
 /// `GET /containers/{id}/json`.
@@ -658,7 +698,17 @@ pub struct ContainerInspect {
     pub restart_count: i64,
     pub driver: String,
     pub platform: String,
+    /// Files Docker writes into a container; a wasm instance has none.
+    pub resolv_conf_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    pub mount_label: String,
+    pub process_label: String,
+    pub app_armor_profile: String,
+    #[serde(rename = "ExecIDs")]
+    pub exec_ids: Option<Vec<String>>,
     pub host_config: HostConfig,
+    pub graph_driver: GraphDriver,
     /// With `?size=1`: bytes the instance wrote over its image (0: the
     /// rootfs is read-only in wrun).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -669,6 +719,15 @@ pub struct ContainerInspect {
     pub config: ContainerConfig,
     pub mounts: Vec<MountPoint>,
     pub network_settings: NetworkSettings,
+}
+
+/// `GraphDriver` of inspect: the storage driver and its paths.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GraphDriver {
+    pub data: BTreeMap<String, String>,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -11,7 +11,8 @@ use super::record::ContainerRecord;
 use super::state::Daemon;
 use crate::lifecycle::Status;
 use wrun_api::containers::{
-    ContainerInspect, ContainerState, DEFAULT_LOG_DRIVER, MountPoint, NetworkSettings,
+    ContainerInspect, ContainerState, DEFAULT_LOG_DRIVER, GraphDriver, LegacyEndpoint, MountPoint,
+    NetworkSettings,
 };
 
 /// `GET /containers/{id}/json?size=`: with `size`, `SizeRw` (0: the
@@ -34,6 +35,9 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
     let st = &r.state;
     let mut host_config = r.host_config.clone();
     host_config.network_mode = wrun_api::network::shown_mode(&host_config.network_mode).into();
+    if host_config.runtime.is_empty() {
+        host_config.runtime = crate::system::RUNTIME.into();
+    }
     if host_config.log_config.kind.is_empty() {
         // Records from before create stored the driver: the log was always
         // this one.
@@ -86,11 +90,16 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
         driver: "wasm".into(),
         platform: "wasi".into(),
         host_config,
+        graph_driver: GraphDriver {
+            name: "wasm".into(),
+            ..GraphDriver::default()
+        },
         size_rw: None,
         size_root_fs: None,
         config,
         mounts: mounts(r),
         network_settings: network_settings(r),
+        ..ContainerInspect::default()
     }
 }
 
@@ -110,6 +119,7 @@ fn network_settings(r: &ContainerRecord) -> NetworkSettings {
     let grants = crate::grants::grants(&r.config, &r.host_config);
     NetworkSettings {
         ports: crate::grants::settings_ports(&r.config, &published(r)),
+        endpoint: Some(LegacyEndpoint::default()),
         wrun_network: match &grants {
             Ok(g) => crate::grants::describe(g),
             Err(e) => format!("invalid: {e}"),
