@@ -213,7 +213,7 @@ fn until(value: &str) -> Result<i64, DaemonError> {
     if let Some(t) = wrun_api::time::unix_seconds(Some(value)) {
         return Ok(t);
     }
-    let ago = wrun_api::parse::parse_duration(value).map_err(|_| {
+    let ago = go_duration(value).ok_or_else(|| {
         DaemonError::Internal(format!(
             "failed to parse value as time or duration: \"{value}\""
         ))
@@ -221,7 +221,43 @@ fn until(value: &str) -> Result<i64, DaemonError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    Ok(now - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX))
+    Ok(now.saturating_sub(ago))
+}
+
+/// Whole seconds of a Go duration (`90s`, `1h30m`, `1.5h`, `-10m`), as
+/// Docker parses an `until` duration; `None` when it is not one.
+fn go_duration(s: &str) -> Option<i64> {
+    let (sign, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (-1.0, r),
+        None => (1.0, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut secs = 0.0;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        secs += value * scale;
+    }
+    let secs = sign * secs;
+    (secs.abs() < 1e15).then_some(secs as i64)
 }
 
 /// `GET /containers/{id}/top`: one row, the instance (it has no
@@ -415,6 +451,27 @@ pub async fn remove(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_takes_unix_seconds_rfc_3339_or_a_go_duration_ago() {
+        assert_eq!(go_duration("90s"), Some(90));
+        assert_eq!(go_duration("1h30m"), Some(5400));
+        assert_eq!(go_duration("1.5h"), Some(5400));
+        assert_eq!(go_duration("-10m"), Some(-600));
+        for bad in ["", "10", "10x", "h", "1h 2m"] {
+            assert_eq!(go_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(until("1700000000").unwrap(), 1_700_000_000);
+        assert_eq!(until("1700000000.5").unwrap(), 1_700_000_000);
+        assert_eq!(until("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000);
+        let now = until("0s").unwrap();
+        assert!((until("1h").unwrap() - (now - 3600)).abs() <= 1);
+        let err = until("nope").unwrap_err();
+        assert_eq!(
+            err.message(),
+            "failed to parse value as time or duration: \"nope\""
+        );
+    }
 
     #[test]
     fn signals_by_name_or_number() {
