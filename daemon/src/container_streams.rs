@@ -2,18 +2,21 @@
 //! with a stream.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 use super::http::{Body, Query, empty, streaming};
 use super::instance::Container;
-use super::logs::{Follow, Streams};
+use super::logs::{Follow, LogReader, LogView, Streams};
 use crate::error::DaemonError;
+use crate::state::Daemon;
 use wrun_api::containers::{WaitError, WaitResponse};
 
 const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
@@ -70,40 +73,82 @@ pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonE
     Ok(response)
 }
 
-fn streams(query: &Query) -> Result<Streams, DaemonError> {
-    let s = Streams {
+fn streams(query: &Query) -> Streams {
+    Streams {
         stdout: query.flag("stdout"),
         stderr: query.flag("stderr"),
+    }
+}
+
+/// Docker's `since` and `until`: Unix seconds, optionally a `.` and a
+/// fraction (what the docker CLI sends, whatever the user typed), as Unix
+/// nanoseconds. Docker answers a bad one with a 500 and Go's parse error;
+/// so does wrun, word for word.
+fn parse_unix_time(value: &str) -> Result<i128, DaemonError> {
+    fn int(part: &str) -> Result<i64, DaemonError> {
+        part.parse::<i64>().map_err(|e| {
+            let why = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                _ => "invalid syntax",
+            };
+            DaemonError::Internal(format!("strconv.ParseInt: parsing {part:?}: {why}"))
+        })
+    }
+    let (secs, fraction) = match value.split_once('.') {
+        Some((s, f)) => (int(s)?, Some((int(f)?, f.len()))),
+        None => (int(value)?, None),
     };
-    if !s.stdout && !s.stderr {
+    // Go scales the digits after the point to nanoseconds: ".5" is half a
+    // second, ".123456789" 123456789 ns.
+    let nanos = fraction.map_or(0, |(n, digits)| {
+        (n as f64 * 10f64.powi(9 - digits as i32)) as i128
+    });
+    Ok(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
+/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&since=&until=&timestamps=`
+pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonError> {
+    let streams = streams(query);
+    if !streams.stdout && !streams.stderr {
         return Err(DaemonError::invalid(
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    Ok(s)
-}
-
-/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=`
-pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonError> {
-    let streams = streams(query)?;
+    let view = LogView {
+        streams,
+        timestamps: query.flag("timestamps"),
+        since: query
+            .get("since")
+            .filter(|v| !v.is_empty())
+            .map(parse_unix_time)
+            .transpose()?,
+        // Docker reads "0" as no bound.
+        until: query
+            .get("until")
+            .filter(|v| !v.is_empty() && *v != "0")
+            .map(parse_unix_time)
+            .transpose()?,
+    };
     let running = c.watch().borrow().running;
     let follow = if query.flag("follow") && running {
         Follow::UntilRunEnds(c.log.runs_ended())
     } else {
         Follow::No
     };
-    let tail = match query.get("tail").unwrap_or("all") {
-        "all" | "" => None,
-        n => Some(n.parse::<usize>().map_err(|_| {
-            DaemonError::invalid(format!("invalid tail {n:?}: expected a number or \"all\""))
-        })?),
-    };
+    // As Docker: a number of lines; anything else (`all`, negative, not a
+    // number) is the whole log.
+    let tail = query
+        .get("tail")
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
     let (first, mut reader) = match tail {
         Some(n) => c
             .log
-            .tail(n, streams, follow)
+            .tail(n, view, follow)
             .map_err(|e| anyhow::anyhow!("reading the log of {}: {e}", c.id))?,
-        None => (Vec::new(), c.log.reader_all(streams, follow)),
+        None => (Vec::new(), c.log.reader_all(view, follow)),
     };
     let (tx, response) = streaming(MULTIPLEXED);
     tokio::spawn(async move {
@@ -119,58 +164,85 @@ pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonE
     Ok(response)
 }
 
-/// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1[&stdin=1]`:
-/// upgrades the connection to a raw stream of multiplexed frames, from now
-/// until the instance's next run ends. With `stdin=1`, for an instance
-/// created with `OpenStdin`, what the client sends goes to the guest's
-/// stdin, and the client closing its side (`CloseWrite`) is end of file.
+/// `POST /containers/{id}/attach?logs=&stream=&stdin=&stdout=&stderr=`,
+/// Docker's semantics: `logs=1` sends what the log holds first; `stream=1`
+/// then follows until the instance's run ends (the current one, or for an
+/// instance not running its next one, however long until it starts);
+/// without `stream` the answer ends after the log (at once without
+/// `logs`). With `Upgrade: tcp` the connection becomes a raw stream of
+/// multiplexed frames, else they are the response's body. With `stdin=1`
+/// (upgraded, streaming, for an instance created with `OpenStdin`) what
+/// the client sends goes to the guest's stdin, and the client closing its
+/// side (`CloseWrite`) is end of file. Refused for a paused instance or
+/// one waiting for its policy restart, as Docker does. `key` is how the
+/// client named the instance, for Docker's messages.
 pub fn attach(
+    daemon: &Daemon,
     c: &Arc<Container>,
+    key: &str,
     query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
-    let streams = streams(query)?;
+    let record = c.check_attach(key)?;
+    let streams = streams(query);
+    let (logs, stream) = (query.flag("logs"), query.flag("stream"));
     let upgrading = req
         .headers()
         .get(UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    let stdin = if upgrading && query.flag("stdin") {
+    let stdin = if upgrading && stream && query.flag("stdin") {
         c.attach_stdin()
     } else {
         None
     };
-    let reader_follow = Follow::UntilRunEnds(c.log.runs_ended());
-    let mut reader = c.log.reader_from_end(streams, reader_follow);
+    let follow = if stream {
+        Follow::UntilRunEnds(c.log.runs_ended())
+    } else {
+        Follow::No
+    };
+    let view = LogView::from(streams);
+    // With no stream to pass on, a reader of none still ends with the run:
+    // what keeps a stdin-only attach open.
+    let reader = if !streams.stdout && !streams.stderr && stdin.is_none() {
+        None
+    } else if logs {
+        Some(c.log.reader_all(view, follow))
+    } else if stream {
+        Some(c.log.reader_from_end(view, follow))
+    } else {
+        None
+    };
+    daemon
+        .events
+        .container("attach", &c.id, &record.name, &record.image, &[]);
     if !upgrading {
         // Without an upgrade, stream the frames as the response body.
         let (tx, response) = streaming(MULTIPLEXED);
-        tokio::spawn(async move {
-            while let Some(frames) = reader.next().await {
-                if tx.send(Bytes::from(frames)).await.is_err() {
-                    return;
+        if let Some(mut reader) = reader {
+            tokio::spawn(async move {
+                while let Some(frames) = reader.next().await {
+                    if tx.send(Bytes::from(frames)).await.is_err() {
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        }
         return Ok(response);
     }
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             return;
         };
-        let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
-        if let Some(mut stdin) = stdin {
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
-                // Dropping the pipe's end is the guest's end of file.
-                let _ = stdin.shutdown().await;
-            });
-        }
-        while let Some(frames) = reader.next().await {
-            if to_client.write_all(&frames).await.is_err() {
-                return;
+        match upgraded.downcast::<TokioIo<UnixStream>>() {
+            Ok(parts) => {
+                let socket = parts.io.into_inner();
+                until_head_read(&socket).await;
+                copy_attached(socket, parts.read_buf, stdin, reader).await;
+            }
+            Err(upgraded) => {
+                copy_attached(TokioIo::new(upgraded), Bytes::new(), stdin, reader).await;
             }
         }
-        let _ = to_client.shutdown().await;
     });
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
@@ -178,4 +250,115 @@ pub fn attach(
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
     Ok(r)
+}
+
+/// Runs an upgraded attach: what the client sends (`early`: what came with
+/// its request) goes to the guest's `stdin`, the `reader`'s frames to the
+/// client; then the client's side is shut.
+async fn copy_attached<S>(
+    io: S,
+    early: Bytes,
+    stdin: Option<tokio::io::DuplexStream>,
+    reader: Option<LogReader>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut from_client, mut to_client) = tokio::io::split(io);
+    if let Some(mut stdin) = stdin {
+        tokio::spawn(async move {
+            if stdin.write_all(&early).await.is_ok() {
+                let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
+            }
+            // Dropping the pipe's end is the guest's end of file.
+            let _ = stdin.shutdown().await;
+        });
+    }
+    if let Some(mut reader) = reader {
+        while let Some(frames) = reader.next().await {
+            if to_client.write_all(&frames).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = to_client.shutdown().await;
+}
+
+/// How long an attach waits for its client to read the 101's head.
+const HEAD_READ_WAIT: Duration = Duration::from_secs(1);
+
+/// Returns once the client has read everything sent to it so far (the
+/// 101's head), or after [`HEAD_READ_WAIT`]. docker-py reads the head
+/// through a buffered reader and then the socket beneath it: frames that
+/// reached it together with the head were lost to it (the whole answer of
+/// `attach(stream=False, logs=True)`). dockerd's writes happen to come
+/// apart; here the first frame waits for the head to be read.
+async fn until_head_read(socket: &UnixStream) {
+    let deadline = tokio::time::Instant::now() + HEAD_READ_WAIT;
+    while unread_by_peer(socket) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Bytes sent on `socket` that its peer has not read yet (0 when unknown).
+#[cfg(target_os = "linux")]
+fn unread_by_peer(socket: &UnixStream) -> i32 {
+    /// Linux's `SIOCOUTQ` (`TIOCOUTQ`): a Unix stream socket's unread
+    /// output.
+    const SIOCOUTQ: rustix::ioctl::Opcode = 0x5411;
+    // SAFETY: SIOCOUTQ is a valid request on a socket, and the kernel
+    // writes one C int through the pointer the getter passes.
+    let unread = unsafe {
+        rustix::ioctl::ioctl(
+            socket,
+            rustix::ioctl::Getter::<SIOCOUTQ, std::ffi::c_int>::new(),
+        )
+    };
+    unread.unwrap_or(0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unread_by_peer(_: &UnixStream) -> i32 {
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_and_until_read_as_docker_reads_them() {
+        assert_eq!(parse_unix_time("0").unwrap(), 0);
+        assert_eq!(parse_unix_time("12").unwrap(), 12_000_000_000);
+        assert_eq!(parse_unix_time("-5").unwrap(), -5_000_000_000);
+        assert_eq!(parse_unix_time("1.5").unwrap(), 1_500_000_000);
+        assert_eq!(
+            parse_unix_time("1796656669.123456789").unwrap(),
+            1_796_656_669_123_456_789
+        );
+        assert_eq!(parse_unix_time("3.000000001").unwrap(), 3_000_000_001);
+        // Go's words, as dockerd 20.10 answers them (with a 500).
+        for (bad, why) in [
+            ("abc", r#"strconv.ParseInt: parsing "abc": invalid syntax"#),
+            ("10m", r#"strconv.ParseInt: parsing "10m": invalid syntax"#),
+            (
+                "2020-01-01T00:00:00Z",
+                r#"strconv.ParseInt: parsing "2020-01-01T00:00:00Z": invalid syntax"#,
+            ),
+            (
+                "1.abc",
+                r#"strconv.ParseInt: parsing "abc": invalid syntax"#,
+            ),
+            ("1.", r#"strconv.ParseInt: parsing "": invalid syntax"#),
+            (
+                "99999999999999999999",
+                r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#,
+            ),
+        ] {
+            assert_eq!(
+                parse_unix_time(bad),
+                Err(DaemonError::Internal(why.into())),
+                "{bad}"
+            );
+        }
+    }
 }

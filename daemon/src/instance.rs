@@ -10,6 +10,7 @@ use tokio::sync::{oneshot, watch};
 use wrun_api::time::now;
 use wrun_runtime::{InputSource, InputStream};
 
+use crate::error::DaemonError;
 use crate::gate::RunGate;
 use crate::lifecycle::{AttachTo, Status, StopKind};
 use crate::logs::LogFile;
@@ -131,6 +132,24 @@ impl Container {
     /// saves the record.
     pub(crate) fn set_published(&self, published: &[wrun_runtime::PortMapping]) {
         self.lock().record.state.published = published.iter().map(|m| m.spec()).collect();
+    }
+
+    /// Whether an attach may start now, as Docker decides: not to a paused
+    /// instance, nor to one waiting for its policy restart (`key`: how the
+    /// client named it, for the message). Returns a copy of the record.
+    pub fn check_attach(&self, key: &str) -> Result<ContainerRecord, DaemonError> {
+        let r = self.record();
+        if r.state.status == Status::Paused {
+            return Err(DaemonError::conflict(format!(
+                "container {key} is paused, unpause the container before attach"
+            )));
+        }
+        if r.state.restarting {
+            return Err(DaemonError::conflict(format!(
+                "container {key} is restarting, wait until the container is running"
+            )));
+        }
+        Ok(r)
     }
 
     /// The writing end of the instance's stdin, for an attach with

@@ -251,7 +251,11 @@ async fn accept_loop(
                             let d = Arc::clone(&d);
                             async move { Ok::<_, Infallible>(handle(d, req).await) }
                         });
+                        // A client may shut its side once its request is
+                        // sent (`docker run`'s attach does, when it has no
+                        // stdin): that is no reason to drop the answer.
                         let _ = hyper::server::conn::http1::Builder::new()
+                            .half_close(true)
                             .serve_connection(TokioIo::new(stream), svc)
                             .with_upgrades()
                             .await;
@@ -353,7 +357,15 @@ async fn dispatch(
                 // Docker checks the signal before it looks for the container.
                 containers::signal(&query)?;
             }
-            let c = daemon.find(&key).map_err(|e| match (action, e) {
+            let found = match action {
+                // A short `--rm` instance may be gone by the time a client
+                // asks; these still answer for it a while (docker-py's run).
+                ContainerAction::Wait | ContainerAction::Logs | ContainerAction::Inspect => {
+                    daemon.find_or_recently_removed(&key)
+                }
+                _ => daemon.find(&key),
+            };
+            let c = found.map_err(|e| match (action, e) {
                 // Docker names the verb that failed for a kill.
                 (ContainerAction::Kill, DaemonError::NotFound(m)) => {
                     DaemonError::NotFound(format!("Cannot kill container: {key}: {m}"))
@@ -367,7 +379,7 @@ async fn dispatch(
                 ContainerAction::Kill => containers::kill(daemon, &c, &query).await,
                 ContainerAction::Wait => container_streams::wait(&c, &query),
                 ContainerAction::Logs => container_streams::logs(&c, &query),
-                ContainerAction::Attach => container_streams::attach(&c, &query, req),
+                ContainerAction::Attach => container_streams::attach(daemon, &c, &key, &query, req),
                 ContainerAction::Remove => containers::remove(daemon, &c, &query).await,
                 ContainerAction::Restart => containers::restart(daemon, &c).await,
                 ContainerAction::Pause => containers::pause(daemon, &c),

@@ -1,7 +1,14 @@
-//! Per-instance logs: the guest's stdout/stderr in Docker's multiplexed
-//! frame format, first in the daemon's shared pack ([`super::logpack`]),
-//! then, past a few KiB, in a bounded file of its own (rotated once at
-//! `max_size`); and readers that replay, tail and follow it.
+//! Per-instance logs: the guest's stdout/stderr as Docker-framed chunks,
+//! each with the time it was written, first in the daemon's shared pack
+//! ([`super::logpack`]), then, past a few KiB, in a bounded file of its own
+//! (rotated once at `max_size`); and readers that replay, tail and follow
+//! it, filtered by time and prefixed with it as `docker logs` asks.
+//!
+//! A stored frame is Docker's 8-byte header (stream, three bytes, length)
+//! and the payload. Byte 1 of the header says which: `0`, the payload is
+//! the output itself (logs written before times were kept); [`TIMED`], the
+//! payload starts with the write's time, 8 bytes of big-endian Unix
+//! nanoseconds, counted in the length. Readers send clients plain frames.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,6 +24,12 @@ use super::logpack::LogPack;
 
 use wrun_api::stream::{HEADER_LEN as HEADER, split_frame};
 pub use wrun_api::stream::{STDERR, STDOUT};
+/// Header byte 1 of a stored frame whose payload starts with its time.
+const TIMED: u8 = 1;
+/// Bytes of the time at the start of a [`TIMED`] frame's payload.
+const TIME_LEN: usize = 8;
+/// The largest stored frame: a sink's chunk, its time and the header.
+const MAX_STORED_FRAME: usize = MAX_SINK_CHUNK + TIME_LEN + HEADER;
 /// How much a reader reads from the file at once.
 const READ_CHUNK: u64 = 256 * 1024;
 
@@ -97,7 +110,7 @@ impl LogFile {
         Arc::new(Self {
             path,
             pack,
-            max_size: max_size.max((MAX_SINK_CHUNK + HEADER) as u64),
+            max_size: max_size.max(MAX_STORED_FRAME as u64),
             written: Mutex::new(p),
             progress: watch::Sender::new(p),
             readers: AtomicUsize::new(0),
@@ -148,12 +161,18 @@ impl LogFile {
         self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends one frame; rotates first when it would pass `max_size`.
+    /// Appends one frame, stamped with the time now; rotates first when
+    /// it would pass `max_size`.
     pub fn append(&self, stream: u8, chunk: &[u8]) -> std::io::Result<()> {
+        self.append_at(stream, unix_nanos_now(), chunk)
+    }
+
+    /// Appends one frame written at `time` (Unix nanoseconds).
+    fn append_at(&self, stream: u8, time: i64, chunk: &[u8]) -> std::io::Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let frame = wrun_api::stream::encode(stream, chunk);
+        let frame = timed_frame(stream, time, chunk);
         let mut w = self.lock();
         if w.packed {
             if let Some((pack, id)) = &self.pack {
@@ -258,28 +277,29 @@ impl LogFile {
     }
 
     /// A reader of everything kept (the rotated file, then the current one).
-    pub fn reader_all(self: &Arc<Self>, streams: Streams, follow: Follow) -> LogReader {
+    pub fn reader_all(self: &Arc<Self>, view: LogView, follow: Follow) -> LogReader {
         let w = *self.lock();
         let generation = if w.generation > 0 && self.rotated().exists() {
             w.generation - 1
         } else {
             w.generation
         };
-        LogReader::new(self, generation, 0, streams, follow)
+        LogReader::new(self, generation, 0, view, follow)
     }
 
     /// Only what is written from now on.
-    pub fn reader_from_end(self: &Arc<Self>, streams: Streams, follow: Follow) -> LogReader {
+    pub fn reader_from_end(self: &Arc<Self>, view: LogView, follow: Follow) -> LogReader {
         let w = *self.lock();
-        LogReader::new(self, w.generation, w.size, streams, follow)
+        LogReader::new(self, w.generation, w.size, view, follow)
     }
 
     /// The last `lines` lines (as multiplexed frames) and a reader of what
-    /// comes after them.
+    /// comes after them. As in Docker, the lines are counted first, then
+    /// `view`'s `since` and `until` apply to them.
     pub fn tail(
         self: &Arc<Self>,
         lines: usize,
-        streams: Streams,
+        view: LogView,
         follow: Follow,
     ) -> std::io::Result<(Vec<u8>, LogReader)> {
         let w = *self.lock();
@@ -288,25 +308,65 @@ impl LogFile {
             bytes.extend(read_prefix(&self.rotated(), u64::MAX)?);
         }
         bytes.extend(self.read_current(0, w.size)?);
-        let mut all: Vec<(u8, &[u8])> = Vec::new();
-        for (stream, payload) in frames(&bytes).0 {
-            if !streams.wants(stream) {
+        let mut all: Vec<Entry<'_>> = Vec::new();
+        for e in frames(&bytes).0 {
+            if !view.streams.wants(e.stream) {
                 continue;
             }
-            for line in payload.split_inclusive(|&b| b == b'\n') {
-                all.push((stream, line));
+            for line in e.payload.split_inclusive(|&b| b == b'\n') {
+                all.push(Entry { payload: line, ..e });
             }
         }
         let start = all.len().saturating_sub(lines);
         let mut out = Vec::new();
-        for (stream, line) in &all[start..] {
-            wrun_api::stream::encode_into(&mut out, *stream, line);
+        let mut reader = LogReader::new(self, w.generation, w.size, view, follow);
+        for e in &all[start..] {
+            if !reader.render(e, &mut out) {
+                break;
+            }
         }
-        Ok((
-            out,
-            LogReader::new(self, w.generation, w.size, streams, follow),
-        ))
+        Ok((out, reader))
     }
+}
+
+/// The time now in Unix nanoseconds (0 for a clock before 1970).
+fn unix_nanos_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// One stored frame: the header marked [`TIMED`], the time, the chunk.
+fn timed_frame(stream: u8, time: i64, chunk: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HEADER + TIME_LEN + chunk.len());
+    frame.extend_from_slice(&wrun_api::stream::header(stream, TIME_LEN + chunk.len()));
+    frame[1] = TIMED;
+    frame.extend_from_slice(&time.to_be_bytes());
+    frame.extend_from_slice(chunk);
+    frame
+}
+
+/// `docker logs -t`'s prefix: RFC 3339 in UTC with all nine digits of
+/// nanoseconds (Go's `RFC3339NanoFixed`), then a space; an output kept
+/// with no time (from before times were kept) shows Go's zero time.
+fn timestamp_prefix(time: Option<i64>, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let t =
+        time.and_then(|ns| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok());
+    let _ = match t {
+        Some(t) => write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z ",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond()
+        ),
+        None => write!(out, "0001-01-01T00:00:00.000000000Z "),
+    };
 }
 
 fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
@@ -321,17 +381,40 @@ fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// One stored frame, read back.
+#[derive(Clone, Copy, Debug)]
+struct Entry<'a> {
+    stream: u8,
+    /// When it was written (Unix nanoseconds); `None` for a frame kept
+    /// before times were.
+    time: Option<i64>,
+    payload: &'a [u8],
+}
+
 /// The complete frames at the start of `bytes` and how many bytes they
-/// span. A header announcing more than a sink chunk is damage: parsing
-/// stops there.
-fn frames(bytes: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
+/// span. A header announcing more than a sink chunk (and its time), or
+/// of a kind this daemon does not know, is damage: parsing stops there.
+fn frames(bytes: &[u8]) -> (Vec<Entry<'_>>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some((stream, payload, used)) = split_frame(&bytes[at..]) {
+        let (time, payload) = match bytes[at + 1] {
+            0 => (None, payload),
+            TIMED if payload.len() >= TIME_LEN => {
+                let (time, rest) = payload.split_at(TIME_LEN);
+                let time: [u8; TIME_LEN] = time.try_into().unwrap_or_default();
+                (Some(i64::from_be_bytes(time)), rest)
+            }
+            _ => break,
+        };
         if payload.len() > MAX_SINK_CHUNK {
             break;
         }
-        out.push((stream, payload));
+        out.push(Entry {
+            stream,
+            time,
+            payload,
+        });
         at += used;
     }
     (out, at)
@@ -349,10 +432,34 @@ impl OutputSink for StreamSink {
 }
 
 /// Which streams a reader passes on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Streams {
     pub stdout: bool,
     pub stderr: bool,
+}
+
+/// What a reader passes on, and how: `docker logs`'s `stdout`, `stderr`,
+/// `timestamps`, `since` and `until`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogView {
+    pub streams: Streams,
+    /// Each line starts with the time it was written and a space.
+    pub timestamps: bool,
+    /// Only output written at or after this time (Unix nanoseconds);
+    /// output kept with no time is older than any.
+    pub since: Option<i128>,
+    /// Only output written at or before this time: the first later output
+    /// ends the read, a follow included.
+    pub until: Option<i128>,
+}
+
+impl From<Streams> for LogView {
+    fn from(streams: Streams) -> Self {
+        Self {
+            streams,
+            ..Self::default()
+        }
+    }
 }
 
 impl Streams {
@@ -378,9 +485,14 @@ pub struct LogReader {
     log: Arc<LogFile>,
     generation: u64,
     offset: u64,
-    streams: Streams,
+    view: LogView,
     follow: Follow,
     rx: watch::Receiver<Progress>,
+    /// Whether the next output of stdout, stderr starts a line (where a
+    /// timestamp goes).
+    line_start: [bool; 2],
+    /// Output past `until` was met: nothing more is read.
+    past_until: bool,
 }
 
 impl LogReader {
@@ -388,7 +500,7 @@ impl LogReader {
         log: &Arc<LogFile>,
         generation: u64,
         offset: u64,
-        streams: Streams,
+        view: LogView,
         follow: Follow,
     ) -> Self {
         log.readers.fetch_add(1, Ordering::SeqCst);
@@ -396,15 +508,62 @@ impl LogReader {
             log: Arc::clone(log),
             generation,
             offset,
-            streams,
+            view,
             follow,
             rx: log.progress.subscribe(),
+            line_start: [true; 2],
+            past_until: false,
         }
+    }
+
+    /// Appends `e` to `out` as the client sees it: a plain frame, only if
+    /// its stream is wanted and its time in range, with a timestamp at
+    /// the start of each line when asked. `false` once past `until`.
+    fn render(&mut self, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
+        let view = self.view;
+        if !view.streams.wants(e.stream) {
+            return true;
+        }
+        let time = e.time.map(i128::from);
+        if view
+            .until
+            .is_some_and(|until| time.is_some_and(|t| t > until))
+        {
+            self.past_until = true;
+            return false;
+        }
+        let line_start = &mut self.line_start[usize::from(e.stream == STDERR)];
+        if view
+            .since
+            .is_some_and(|since| time.is_none_or(|t| t < since))
+        {
+            // What follows starts afresh, with its own timestamp.
+            *line_start = true;
+            return true;
+        }
+        if !view.timestamps {
+            wrun_api::stream::encode_into(out, e.stream, e.payload);
+            *line_start = e.payload.ends_with(b"\n");
+            return true;
+        }
+        let mut text = Vec::with_capacity(e.payload.len() + 32);
+        for piece in e.payload.split_inclusive(|&b| b == b'\n') {
+            if *line_start {
+                timestamp_prefix(e.time, &mut text);
+            }
+            text.extend_from_slice(piece);
+            *line_start = piece.ends_with(b"\n");
+        }
+        wrun_api::stream::encode_into(out, e.stream, &text);
+        true
     }
 
     /// The next frames of the wanted streams; `None` at the end.
     pub async fn next(&mut self) -> Option<Vec<u8>> {
         loop {
+            if self.past_until {
+                return None;
+            }
             let p = *self.rx.borrow_and_update();
             let rotated = self.generation < p.generation;
             let end = if rotated { u64::MAX } else { p.size };
@@ -420,9 +579,9 @@ impl LogReader {
                     Ok((data, consumed)) if consumed > 0 => {
                         self.offset += consumed as u64;
                         let mut out = Vec::new();
-                        for (stream, payload) in frames(&data).0 {
-                            if self.streams.wants(stream) {
-                                wrun_api::stream::encode_into(&mut out, stream, payload);
+                        for e in frames(&data).0 {
+                            if !self.render(&e, &mut out) {
+                                break;
                             }
                         }
                         if !out.is_empty() {
@@ -500,8 +659,153 @@ mod tests {
         frames(bytes)
             .0
             .into_iter()
-            .map(|(s, p)| (s, String::from_utf8_lossy(p).into_owned()))
+            .map(|e| (e.stream, String::from_utf8_lossy(e.payload).into_owned()))
             .collect()
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    /// Everything a reader passes on, frame by frame.
+    async fn read_to_end(mut r: LogReader) -> Vec<(u8, String)> {
+        let mut got = Vec::new();
+        while let Some(b) = r.next().await {
+            got.extend(payloads(&b));
+        }
+        got
+    }
+
+    fn view(timestamps: bool, since: Option<i64>, until: Option<i64>) -> LogView {
+        LogView {
+            streams: BOTH,
+            timestamps,
+            since: since.map(i128::from),
+            until: until.map(i128::from),
+        }
+    }
+
+    fn out(text: &str) -> (u8, String) {
+        (STDOUT, text.into())
+    }
+
+    fn err(text: &str) -> (u8, String) {
+        (STDERR, text.into())
+    }
+
+    #[tokio::test]
+    async fn times_filter_and_stamp_what_readers_pass_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::open(dir.path().join("c.log"), 1 << 20, None);
+        log.append_at(STDOUT, 10 * SEC + 5, b"one\ntwo\n").unwrap();
+        log.append_at(STDERR, 20 * SEC, b"half").unwrap();
+        log.append_at(STDERR, 21 * SEC, b" a line\n").unwrap();
+        log.append_at(STDOUT, 30 * SEC, b"three\n").unwrap();
+        let all = |v| read_to_end(log.reader_all(v, Follow::No));
+        // Each line starts with its time; a line written in two pieces
+        // has the time of its first.
+        assert_eq!(
+            all(view(true, None, None)).await,
+            [
+                out("1970-01-01T00:00:10.000000005Z one\n1970-01-01T00:00:10.000000005Z two\n"),
+                err("1970-01-01T00:00:20.000000000Z half"),
+                err(" a line\n"),
+                out("1970-01-01T00:00:30.000000000Z three\n"),
+            ]
+        );
+        // since is inclusive; output cut by it starts afresh, stamped.
+        assert_eq!(
+            all(view(false, Some(20 * SEC), None)).await,
+            [err("half"), err(" a line\n"), out("three\n")]
+        );
+        assert_eq!(
+            all(view(true, Some(21 * SEC), None)).await,
+            [
+                err("1970-01-01T00:00:21.000000000Z  a line\n"),
+                out("1970-01-01T00:00:30.000000000Z three\n"),
+            ]
+        );
+        // until is inclusive, and the first later output ends the read.
+        assert_eq!(
+            all(view(false, None, Some(20 * SEC))).await,
+            [out("one\ntwo\n"), err("half")]
+        );
+        assert_eq!(
+            all(view(false, Some(11 * SEC), Some(29 * SEC))).await,
+            [err("half"), err(" a line\n")]
+        );
+        // The tail counts lines first, then since and until apply.
+        let (tail, rest) = log
+            .tail(2, view(false, None, Some(25 * SEC)), Follow::No)
+            .unwrap();
+        assert_eq!(payloads(&tail), [err(" a line\n")]);
+        assert!(read_to_end(rest).await.is_empty());
+        let (tail, _) = log
+            .tail(1, view(false, None, Some(25 * SEC)), Follow::No)
+            .unwrap();
+        assert!(payloads(&tail).is_empty());
+        let (tail, _) = log
+            .tail(3, view(true, Some(21 * SEC), None), Follow::No)
+            .unwrap();
+        assert_eq!(
+            payloads(&tail),
+            [
+                err("1970-01-01T00:00:21.000000000Z  a line\n"),
+                out("1970-01-01T00:00:30.000000000Z three\n"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_follow_with_until_ends_at_the_first_later_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::open(dir.path().join("c.log"), 1 << 20, None);
+        let mut follower =
+            log.reader_from_end(view(false, None, Some(50 * SEC)), Follow::UntilRunEnds(0));
+        log.append_at(STDOUT, 40 * SEC, b"in\n").unwrap();
+        assert_eq!(payloads(&follower.next().await.unwrap()), [out("in\n")]);
+        // The run goes on; the follow does not.
+        log.append_at(STDOUT, 60 * SEC, b"out\n").unwrap();
+        assert!(follower.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn output_kept_before_times_were_reads_as_of_the_zero_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        // Frames as an older daemon wrote them: no time.
+        let old = [
+            wrun_api::stream::encode(STDOUT, b"old\n"),
+            wrun_api::stream::encode(STDERR, b"err\n"),
+        ]
+        .concat();
+        std::fs::write(&path, &old).unwrap();
+        let log = LogFile::open(path, 1 << 20, None);
+        log.append_at(STDOUT, 5 * SEC, b"new\n").unwrap();
+        let all = |v| read_to_end(log.reader_all(v, Follow::No));
+        assert_eq!(
+            all(view(false, None, None)).await,
+            [out("old\n"), err("err\n"), out("new\n")]
+        );
+        assert_eq!(
+            all(view(true, None, None)).await,
+            [
+                out("0001-01-01T00:00:00.000000000Z old\n"),
+                err("0001-01-01T00:00:00.000000000Z err\n"),
+                out("1970-01-01T00:00:05.000000000Z new\n"),
+            ]
+        );
+        // Older than any since, within any until.
+        assert_eq!(all(view(false, Some(0), None)).await, [out("new\n")]);
+        assert_eq!(
+            all(view(false, None, Some(SEC))).await,
+            [out("old\n"), err("err\n")]
+        );
+        // A frame of a kind this daemon does not know is damage: the read
+        // stops there.
+        let mut odd = wrun_api::stream::encode(STDOUT, b"odd\n");
+        odd[1] = 7;
+        let bytes = [old.clone(), odd].concat();
+        let (entries, used) = frames(&bytes);
+        assert_eq!((entries.len(), used), (2, old.len()));
     }
 
     #[tokio::test]
@@ -511,7 +815,7 @@ mod tests {
         log.append(STDOUT, b"one\ntwo\n").unwrap();
         log.append(STDERR, b"oops\n").unwrap();
         log.append(STDOUT, b"three\n").unwrap();
-        let mut all = log.reader_all(BOTH, Follow::No);
+        let mut all = log.reader_all(BOTH.into(), Follow::No);
         let mut got = Vec::new();
         while let Some(b) = all.next().await {
             got.extend(payloads(&b));
@@ -528,13 +832,13 @@ mod tests {
             stdout: false,
             stderr: true,
         };
-        let mut r = log.reader_all(only_err, Follow::No);
+        let mut r = log.reader_all(only_err.into(), Follow::No);
         assert_eq!(
             payloads(&r.next().await.unwrap()),
             vec![(STDERR, "oops\n".into())]
         );
         assert!(r.next().await.is_none());
-        let (tail, _) = log.tail(2, BOTH, Follow::No).unwrap();
+        let (tail, _) = log.tail(2, BOTH.into(), Follow::No).unwrap();
         assert_eq!(
             payloads(&tail),
             vec![(STDERR, "oops\n".into()), (STDOUT, "three\n".into())]
@@ -549,7 +853,7 @@ mod tests {
         let pack = Arc::new(pack);
         let path = dir.path().join("c.log");
         let log = LogFile::packed(path.clone(), 1 << 20, Arc::clone(&pack), "c".into());
-        let mut follower = log.reader_all(BOTH, Follow::UntilRunEnds(0));
+        let mut follower = log.reader_all(BOTH.into(), Follow::UntilRunEnds(0));
         log.append(STDOUT, b"ready\n").unwrap();
         assert_eq!(
             payloads(&follower.next().await.unwrap()),
@@ -576,10 +880,10 @@ mod tests {
             }
         }
         assert_eq!(got, sent);
-        let mut all = log.reader_all(BOTH, Follow::No);
+        let mut all = log.reader_all(BOTH.into(), Follow::No);
         let first = payloads(&all.next().await.unwrap());
         assert_eq!(first[0], (STDOUT, "ready\n".into()));
-        let (tail, _) = log.tail(1, BOTH, Follow::No).unwrap();
+        let (tail, _) = log.tail(1, BOTH.into(), Follow::No).unwrap();
         assert_eq!(payloads(&tail), vec![(STDERR, "x".repeat(999))]);
         // Reopened (a daemon restart), the log is its file's.
         let again = LogFile::open(path.clone(), 1 << 20, Some((Arc::clone(&pack), "c".into())));
@@ -591,9 +895,9 @@ mod tests {
     #[tokio::test]
     async fn the_file_stays_bounded_and_followers_see_rotation() {
         let dir = tempfile::tempdir().unwrap();
-        let max = (MAX_SINK_CHUNK + HEADER) as u64;
+        let max = MAX_STORED_FRAME as u64;
         let log = LogFile::open(dir.path().join("c.log"), max, None);
-        let mut follower = log.reader_from_end(BOTH, Follow::UntilRunEnds(0));
+        let mut follower = log.reader_from_end(BOTH.into(), Follow::UntilRunEnds(0));
         let chunk = vec![b'x'; MAX_SINK_CHUNK / 2];
         for _ in 0..5 {
             log.append(STDOUT, &chunk).unwrap();

@@ -1,7 +1,7 @@
 //! The daemon and the lifecycle operations on its instances: load, create,
 //! start, stop, kill, pause, restart, rename, remove, each checked first.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +34,11 @@ const REVIVE_AT_ONCE: usize = 32;
 /// How long a removed instance's log stays for readers still draining it.
 const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long an auto-removed instance still answers `wait` and `logs`
+/// ([`Daemon::find_or_recently_removed`]), and how many are kept so.
+const RECENTLY_REMOVED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+const RECENTLY_REMOVED_MAX: usize = 256;
+
 /// The daemon: the store, the one runtime, and every instance.
 pub struct Daemon {
     pub store: Store,
@@ -42,6 +47,9 @@ pub struct Daemon {
     logs_dir: PathBuf,
     log_pack: Arc<LogPack>,
     registry: Mutex<Registry>,
+    /// Instances auto-removed lately, oldest first, their logs kept: see
+    /// [`Daemon::find_or_recently_removed`].
+    recently_removed: Mutex<VecDeque<Arc<Container>>>,
     pub shutdown: tokio::sync::Notify,
     pub events: EventLog,
     /// Set once the daemon is stopping: no policy restarts from then on.
@@ -147,6 +155,7 @@ impl Daemon {
             logs_dir,
             log_pack,
             registry: Mutex::new(registry),
+            recently_removed: Mutex::new(VecDeque::new()),
             shutdown: tokio::sync::Notify::new(),
             events: EventLog::default(),
             shutting_down: AtomicBool::new(false),
@@ -173,6 +182,51 @@ impl Daemon {
     /// By full ID, name (with or without the leading `/`), or unique ID prefix.
     pub fn find(&self, key: &str) -> Result<Arc<Container>, DaemonError> {
         self.registry().find(key)
+    }
+
+    /// As [`find`](Daemon::find), and else, by its full ID, an instance
+    /// auto-removed in the last minute: for `wait`, `logs` and `inspect`
+    /// only. A client that started a short `--rm` instance asks for its
+    /// output, its TTY setting and its exit code after the start
+    /// (docker-py's `run` does); with dockerd that is a race the client
+    /// loses now and then (`No such container`, docker-py issue 2655),
+    /// here it always has its answer. The name is free at once, as in
+    /// Docker, and finds nothing.
+    pub fn find_or_recently_removed(&self, key: &str) -> Result<Arc<Container>, DaemonError> {
+        self.find(key).or_else(|not_found| {
+            self.recent()
+                .iter()
+                .rev()
+                .find(|c| c.id == key)
+                .cloned()
+                .ok_or(not_found)
+        })
+    }
+
+    fn recent(&self) -> MutexGuard<'_, VecDeque<Arc<Container>>> {
+        // Pushes and removes are single calls: usable after a panic.
+        self.recently_removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops an instance kept among the recently removed, and its log,
+    /// after [`RECENTLY_REMOVED_GRACE`] (unless [`RECENTLY_REMOVED_MAX`]
+    /// newer ones pushed it out first).
+    fn forget_recently_removed_later(self: &Arc<Self>, c: &Arc<Container>) {
+        let daemon = Arc::clone(self);
+        let c = Arc::clone(c);
+        tokio::spawn(async move {
+            tokio::time::sleep(RECENTLY_REMOVED_GRACE).await;
+            let kept = {
+                let mut recent = daemon.recent();
+                let at = recent.iter().position(|x| Arc::ptr_eq(x, &c));
+                at.and_then(|i| recent.remove(i)).is_some()
+            };
+            if kept {
+                delete_log(&c);
+            }
+        });
     }
 
     /// Creates an instance record (not started). The image and the grants
@@ -410,7 +464,12 @@ impl Daemon {
         );
         if r.host_config.auto_remove {
             // Unless started again meanwhile, which keeps it.
-            let _ = self.remove_stopped(c);
+            if let Ok((true, pushed_out)) = self.unregister_keeping(c, true) {
+                if let Some(old) = pushed_out {
+                    delete_log(&old);
+                }
+                self.forget_recently_removed_later(c);
+            }
             return;
         }
         let Some(delay) = delay else {
@@ -690,35 +749,62 @@ impl Daemon {
     /// Forgets an instance that is not running and deletes its logs:
     /// `Ok(false)` when it was gone already, 409 when it runs (again).
     fn remove_stopped(&self, c: &Arc<Container>) -> Result<bool, DaemonError> {
-        let (name, image) = {
+        let removed = self.unregister(c)?;
+        if removed {
+            delete_log(c);
+        }
+        Ok(removed)
+    }
+
+    /// Forgets an instance that is not running, its log left as it is:
+    /// `Ok(false)` when it was gone already, 409 when it runs (again).
+    fn unregister(&self, c: &Arc<Container>) -> Result<bool, DaemonError> {
+        self.unregister_keeping(c, false)
+            .map(|(removed, _)| removed)
+    }
+
+    /// [`unregister`](Daemon::unregister); with `keep`, the instance joins
+    /// the recently removed in the same step as it leaves the registry, so
+    /// a lookup by ID finds it in one or the other, and before anyone hears
+    /// of its removal. Returns also the one that pushed out, if any.
+    fn unregister_keeping(
+        &self,
+        c: &Arc<Container>,
+        keep: bool,
+    ) -> Result<(bool, Option<Arc<Container>>), DaemonError> {
+        let (name, image, pushed_out) = {
             let mut reg = self.registry();
             let mut inner = c.lock();
             inner.record.state.status.remove(&c.id, false)?;
             if !reg.remove(&c.id, &inner.record.name) {
-                return Ok(false); // removed already (auto-remove and rm raced)
+                return Ok((false, None)); // removed already (auto-remove and rm raced)
             }
             inner.record.state.status = Status::Removing;
-            (inner.record.name.clone(), inner.record.image.clone())
+            let pushed_out = if keep {
+                let mut recent = self.recent();
+                recent.push_back(Arc::clone(c));
+                if recent.len() > RECENTLY_REMOVED_MAX {
+                    recent.pop_front()
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            (
+                inner.record.name.clone(),
+                inner.record.image.clone(),
+                pushed_out,
+            )
         };
         // The record goes at once, so a daemon restart never brings the
         // instance back; the logs may outlive it a little.
         if let Err(e) = self.records.remove(&c.id) {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
-        if c.log.has_readers() {
-            // An attached client (`docker run --rm`) may not have read the
-            // last output yet: delete once it has, or after a bound.
-            let c = Arc::clone(c);
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(READER_GRACE, c.log.readers_done()).await;
-                c.log.delete();
-            });
-        } else {
-            c.log.delete();
-        }
         c.lifecycle.send_modify(|l| l.removed = true);
         self.events.container("destroy", &c.id, &name, &image, &[]);
-        Ok(true)
+        Ok((true, pushed_out))
     }
 
     /// Ends every running instance, recorded as exited because the daemon
@@ -763,6 +849,21 @@ impl Daemon {
         if let Err(e) = self.records.flush() {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
+    }
+}
+
+/// Deletes the log of a removed instance; an attached client (`docker run
+/// --rm`) may not have read the last output yet: then once it has, or
+/// after a bound.
+fn delete_log(c: &Arc<Container>) {
+    if c.log.has_readers() {
+        let c = Arc::clone(c);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(READER_GRACE, c.log.readers_done()).await;
+            c.log.delete();
+        });
+    } else {
+        c.log.delete();
     }
 }
 
@@ -859,7 +960,7 @@ mod tests {
             stdout: true,
             stderr: true,
         };
-        let mut reader = c.log.reader_all(streams, Follow::No);
+        let mut reader = c.log.reader_all(streams.into(), Follow::No);
         let mut bytes = Vec::new();
         while let Some(frames) = reader.next().await {
             bytes.extend(frames);
@@ -1177,6 +1278,18 @@ mod tests {
             refused(d.find("gone")),
             DaemonError::no_such_container("gone")
         );
+        // Its exit code and output are still there for `wait`, `logs` and
+        // `inspect` by its full ID, for a while; not by its name.
+        let found = d.find_or_recently_removed(&gone.id).unwrap();
+        assert!(Arc::ptr_eq(&found, &gone));
+        assert_eq!(gone.watch().borrow().exit_code, 0);
+        assert_eq!(output(&gone).await, "Hello, world!\n");
+        for key in ["gone", &gone.id[..12]] {
+            assert_eq!(
+                refused(d.find_or_recently_removed(key)),
+                DaemonError::no_such_container(key)
+            );
+        }
 
         // `idle nope` exits 2; on-failure:1 starts it once more, then not.
         let flaky = d
