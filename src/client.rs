@@ -172,6 +172,31 @@ impl Client {
         serde_json::from_slice(&bytes).context("the daemon's answer is not the expected JSON")
     }
 
+    /// Sends a request and returns once the answer's headers are in, its
+    /// body left to [`finish_json`](Client::finish_json): a `wait` placed
+    /// before the start it waits for, so no end can slip past it.
+    pub fn begin(&self, method: Method, path: &str) -> anyhow::Result<Pending> {
+        self.executor
+            .block_on(self.send(method, path, None))
+            .map(Pending)
+    }
+
+    /// Reads the rest of a [`begin`](Client::begin)'s answer as JSON.
+    pub fn finish_json<T: DeserializeOwned>(&self, pending: Pending) -> anyhow::Result<T> {
+        let bytes = self.executor.block_on(async {
+            Ok::<_, anyhow::Error>(
+                pending
+                    .0
+                    .into_body()
+                    .collect()
+                    .await
+                    .context("reading the daemon's answer")?
+                    .to_bytes(),
+            )
+        })?;
+        serde_json::from_slice(&bytes).context("the daemon's answer is not the expected JSON")
+    }
+
     /// Streams the body to `chunk` as it arrives.
     pub fn stream(
         &self,
@@ -236,6 +261,9 @@ impl Client {
 }
 
 const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// An answer whose headers have arrived; see [`Client::begin`].
+pub struct Pending(hyper::Response<hyper::body::Incoming>);
 
 /// A request body fed, chunk by chunk, by the thread reading the input.
 struct ChannelBody {

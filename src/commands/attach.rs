@@ -34,6 +34,9 @@ pub fn run(target: &DaemonTarget, args: AttachArgs) -> anyhow::Result<ExitCode> 
     }
     // Stdin only where the instance has one open (`wrun run -d -i`).
     let stdin = !args.no_stdin && view["Config"]["OpenStdin"] == true;
+    // Placed first, as docker's attach does: the exit code of this run
+    // even if it ends (and an `--rm` instance goes) before the attach.
+    let waiting = client.begin(Method::POST, &super::start::wait_path(&id, "not-running"))?;
     let attached = client.hijack(&super::start::attach_path(&id, stdin))?;
-    super::start::follow(&client, &id, attached, stdin)
+    super::start::follow(&client, attached, stdin, waiting)
 }

@@ -5,11 +5,12 @@
 use std::io::Read;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::client::{Client, Demux, Hijacked, print_frame};
+use crate::client::{Client, Demux, Hijacked, Pending, print_frame};
 use wrun_api::containers::WaitResponse;
 
 #[derive(Debug, Args)]
@@ -43,12 +44,29 @@ pub fn run(target: &DaemonTarget, args: StartArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Attaches first (so no output is missed), starts, then follows the run.
+/// As `docker start -a`: attaches first (so no output is missed), places
+/// the `wait` (for the instance's removal when it was created with `--rm`,
+/// else for its next exit, so neither can slip past), starts, then follows
+/// the run and exits with its exit code.
 fn start_attached(client: &Client, name: &str, stdin: bool) -> anyhow::Result<ExitCode> {
-    let id = super::escape(name);
+    let view: serde_json::Value = client.json(
+        Method::GET,
+        &format!("/containers/{}/json", super::escape(name)),
+        None,
+    )?;
+    let id = view["Id"]
+        .as_str()
+        .context("the daemon's inspect answer has no Id")?
+        .to_owned();
+    let condition = if view["HostConfig"]["AutoRemove"] == true {
+        "removed"
+    } else {
+        "next-exit"
+    };
     let attached = client.hijack(&attach_path(&id, stdin))?;
+    let waiting = client.begin(Method::POST, &wait_path(&id, condition))?;
     client.call(Method::POST, &format!("/containers/{id}/start"), None)?;
-    follow(client, &id, attached, stdin)
+    follow(client, attached, stdin, waiting)
 }
 
 /// The attach request for instance `id` (escaped), with or without stdin.
@@ -59,13 +77,19 @@ pub fn attach_path(id: &str, stdin: bool) -> String {
     )
 }
 
+/// The wait request for instance `id` (escaped) until `condition`.
+pub fn wait_path(id: &str, condition: &str) -> String {
+    format!("/containers/{id}/wait?condition={condition}")
+}
+
 /// Copies the attached output (and, with `stdin`, this process's stdin the
-/// other way) until the run ends, then asks for its exit code.
+/// other way) until the run ends, then reads the exit code `waiting` was
+/// placed for.
 pub fn follow(
     client: &Client,
-    id: &str,
     mut attached: Hijacked,
     stdin: bool,
+    waiting: Pending,
 ) -> anyhow::Result<ExitCode> {
     if stdin {
         let mut to_guest = attached.to_daemon.try_clone()?;
@@ -88,7 +112,7 @@ pub fn follow(
         };
         demux.feed(&buf[..n], print_frame)?;
     }
-    let w: WaitResponse = client.json(Method::POST, &format!("/containers/{id}/wait"), None)?;
+    let w: WaitResponse = client.finish_json(waiting)?;
     Ok(ExitCode::from(
         u8::try_from(w.status_code & 0xff).unwrap_or(1),
     ))
