@@ -354,3 +354,26 @@ fn manifest_descriptor(store: &Store, record: &ImageRecord) -> Descriptor {
             .unwrap_or(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::point_in_time;
+    use time::OffsetDateTime;
+
+    #[test]
+    fn until_reads_dockers_time_forms() {
+        let at = |v: &str| point_in_time(v).map(OffsetDateTime::unix_timestamp);
+        assert_eq!(at("1500"), Some(1500));
+        assert_eq!(at("1500.5"), Some(1500));
+        assert_eq!(at("1970-01-01T00:25:00Z"), Some(1500));
+        assert_eq!(at("1970-01-02"), Some(86_400));
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let ten_minutes_ago = at("10m").unwrap();
+        assert!((now - 600 - 5..=now - 600).contains(&ten_minutes_ago));
+        let ninety_ago = at("1h30m").unwrap();
+        assert!((now - 5400 - 5..=now - 5400).contains(&ninety_ago));
+        for bad in ["soon", "10x", "", "1970-13-45"] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
+}
