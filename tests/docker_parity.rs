@@ -200,6 +200,8 @@ fn create_merges_the_image_config_as_dockerd_does() {
         shown.starts_with("0 ") && !shown.trim().ends_with(" 0"),
         "{shown}"
     );
+    let shown = d.wrun_ok(&["inspect", "-s", "-f", "{{json .SizeRw}}", "merged"]);
+    assert_eq!(shown.trim(), "0");
 }
 
 #[test]

@@ -15,6 +15,9 @@ pub struct ContainerInspectArgs {
     /// Format the output with a template ({{.State.Status}}, {{json .Config}})
     #[arg(short = 'f', long, value_name = "FORMAT")]
     pub format: Option<String>,
+    /// Add SizeRw and SizeRootFs to an instance's JSON
+    #[arg(short = 's', long)]
+    pub size: bool,
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
 }
@@ -23,7 +26,8 @@ pub fn run(target: &DaemonTarget, args: ContainerInspectArgs) -> anyhow::Result<
     let client = target.client()?;
     let mut found: Vec<serde_json::Value> = Vec::new();
     let code = super::for_each(&args.names, |name| {
-        let path = format!("/containers/{}/json", super::escape(name));
+        let size = if args.size { "?size=1" } else { "" };
+        let path = format!("/containers/{}/json{size}", super::escape(name));
         let answer = client
             .json::<serde_json::Value>(Method::GET, &path, None)
             .or_else(|e| {
