@@ -472,6 +472,33 @@ fn ps_filters_limit_and_order_follow_docker() {
         String::from_utf8_lossy(&err.stderr)
     );
 
+    // A name that now names another image: the row shows the image ID, as Docker's.
+    let old_id = d
+        .wrun_ok(&["inspect", "-f", "{{.Image}}", "fa"])
+        .trim()
+        .to_string();
+    d.wrun_ok(&["tag", "idle:1.0", "hello:1.0"]);
+    let image_of = |name: &str| -> String {
+        d.wrun_ok(&[
+            "ps",
+            "-a",
+            "--format",
+            "json",
+            "-f",
+            &format!("name=^{name}$"),
+        ])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Image"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+    };
+    assert_eq!(image_of("fa"), old_id["sha256:".len()..][..12]);
+    assert_eq!(image_of("fb"), "idle:1.0");
+
     if have_tool("docker") {
         let docker_names = |args: &[&str]| -> Vec<String> {
             let mut all = vec!["ps", "--format", "{{.Names}}"];
