@@ -10,11 +10,12 @@
 //! file the daemon holds open, and moves to its own bounded file
 //! (`logs/<id>.log`, see [`super::logs`]) once it passes [`INLINE_BYTES`] or
 //! [`INLINE_FRAMES`]. Either way a reader sees the same bytes at the same
-//! offsets: the Docker-framed stream of the instance's output.
+//! offsets: the instance's output as [`super::logs`] stores it, Docker
+//! frames that carry the time of their write.
 //!
 //! A record is `b"WL"`, the ID's length (one byte), a zero byte, the frame's
-//! length (u32, big-endian), the ID, then one Docker frame (8-byte header
-//! and payload). Records are written with one positioned write each at the
+//! length (u32, big-endian), the ID, then one stored frame (Docker's 8-byte
+//! header, its byte 1 saying whether a time leads the payload). Records are written with one positioned write each at the
 //! pack's end, so a kill leaves whole records and at most one torn last
 //! record, which the next daemon drops. Like per-instance log files, the
 //! pack is not synced: logs are what the page cache holds at a host crash.
