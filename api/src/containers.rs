@@ -69,6 +69,7 @@ pub struct ContainerConfig {
     #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
     pub cmd: Option<Vec<String>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1))]
     pub image: String,
     #[serde(deserialize_with = "nullable")]
     pub working_dir: String,
