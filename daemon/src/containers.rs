@@ -156,18 +156,33 @@ pub struct PruneFilters {
 
 impl PruneFilters {
     pub fn parse(query: &Query) -> Result<Self, DaemonError> {
-        let raw = parse_filters(query.get("filters"), &["until", "label", "label!"]).map_err(
-            |e| match e {
-                // Docker's words for a key it does not know.
-                DaemonError::InvalidArgument(m) if m.starts_with("invalid filter '") => {
-                    let key = m.split('\'').nth(1).unwrap_or("");
-                    DaemonError::invalid(format!("Invalid filter '{key}'"))
-                }
-                e => e,
-            },
-        )?;
+        Self::parse_with(query, &[]).map(|(f, _)| f)
+    }
+
+    /// These filters and the values of `extra` keys the caller reads (image
+    /// prune's `dangling`).
+    pub fn parse_with(
+        query: &Query,
+        extra: &[&str],
+    ) -> Result<(Self, std::collections::HashMap<String, Vec<String>>), DaemonError> {
+        let mut allowed = vec!["until", "label", "label!"];
+        allowed.extend_from_slice(extra);
+        let mut raw = parse_filters(query.get("filters"), &allowed).map_err(|e| match e {
+            // Docker's words for a key it does not know.
+            DaemonError::InvalidArgument(m) if m.starts_with("invalid filter '") => {
+                let key = m.split('\'').nth(1).unwrap_or("");
+                DaemonError::invalid(format!("Invalid filter '{key}'"))
+            }
+            e => e,
+        })?;
         let mut f = PruneFilters::default();
-        for (key, values) in raw {
+        let ours: Vec<String> = raw
+            .keys()
+            .filter(|k| !extra.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in ours {
+            let values = raw.remove(&key).unwrap_or_default();
             match key.as_str() {
                 "until" => {
                     let [value] = values.as_slice() else {
@@ -182,7 +197,7 @@ impl PruneFilters {
                 _ => f.not_labels = values,
             }
         }
-        Ok(f)
+        Ok((f, raw))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -191,12 +206,21 @@ impl PruneFilters {
 
     fn pass(&self, r: &crate::record::ContainerRecord) -> bool {
         let labels = r.config.labels.clone().unwrap_or_default();
+        self.matches(&labels, wrun_api::time::unix_seconds(Some(&r.created)))
+    }
+
+    /// Whether something with these labels, created then (Unix seconds;
+    /// `None`: unknown, the zero time as Docker reads it), is pruned.
+    pub fn matches(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+        created: Option<i64>,
+    ) -> bool {
         let has = |l: &String| match l.split_once('=') {
             Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
             None => labels.contains_key(l),
         };
-        let created = wrun_api::time::unix_seconds(Some(&r.created)).unwrap_or(i64::MAX);
-        self.until.is_none_or(|t| created < t)
+        self.until.is_none_or(|t| created.unwrap_or(i64::MIN) < t)
             && self.labels.iter().all(has)
             && !self.not_labels.iter().any(has)
     }
