@@ -16,7 +16,7 @@ use wrun_image::{Digest, ImageRef, Store};
 use wrun_api::images::{ImageDeleteItem, ImagePruneResponse, LoadMessage};
 
 use crate::error::DaemonError;
-use crate::http::{Body, Query, empty, json, parse_filters, query_filters, streaming};
+use crate::http::{Body, Query, empty, json, query_filters, streaming};
 use crate::image_views::{self, find};
 use crate::state::Daemon;
 
@@ -193,7 +193,9 @@ pub fn create(query: &Query) -> DaemonError {
 /// `dangling=false` every image no instance uses (read from the registry,
 /// so an instance created a moment ago keeps its image).
 pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
-    let filters = parse_filters(query.get("filters"), &["dangling"])?;
+    // Docker's image prune filters: `dangling`, and `until`, `label`,
+    // `label!` as for containers.
+    let (selected, filters) = crate::containers::PruneFilters::parse_with(query, &["dangling"])?;
     let all = match filters.get("dangling").map(Vec::as_slice) {
         None => false,
         Some([v]) if matches!(v.as_str(), "true" | "1") => false,
@@ -208,7 +210,22 @@ pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>
     let used_ids: HashSet<String> = daemon.all().iter().map(|c| c.record().image_id).collect();
     let d = Arc::clone(daemon);
     let outcome = blocking("pruning images", move || {
-        let in_use = images_in_use(&d.store, &used_ids);
+        let mut in_use = images_in_use(&d.store, &used_ids);
+        if !selected.is_empty() {
+            // An image the filters leave out is kept as if in use.
+            for r in d.store.images().unwrap_or_default() {
+                let labels = d
+                    .store
+                    .config(&r)
+                    .ok()
+                    .and_then(|c| c.config().as_ref()?.labels().clone())
+                    .unwrap_or_default();
+                let created = wrun_api::time::unix_seconds(r.created.as_deref());
+                if !selected.matches(&labels.into_iter().collect(), created) {
+                    in_use.insert(r.digest);
+                }
+            }
+        }
         d.store
             .prune(all, &in_use)
             .map_err(|e| anyhow::Error::from(e).into())
