@@ -549,6 +549,37 @@ fn system_prune_runs_end_to_end() {
     left.sort_unstable();
     assert_eq!(left, ["keep", "running"]);
 
+    // Filters go to every sub-request; image prune takes label and until too.
+    let images = d.docker_ok(&["images", "-q"]);
+    d.docker_ok(&[
+        "system",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        "label=nope",
+        "--filter",
+        "until=1h",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["images", "-q"]),
+        images,
+        "no image has label nope"
+    );
+    d.docker_ok(&[
+        "image",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        "label=org.opencontainers.image.title=fs-copy",
+    ]);
+    let left = d.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        !left.contains("fs-copy") && left.contains("hello"),
+        "{left}"
+    );
+
     // wrun's own system prune starts with the daemon's stopped instances.
     let out = d.wrun_ok(&["system", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
