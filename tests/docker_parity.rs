@@ -30,8 +30,8 @@ fn daemon() -> Option<Daemon> {
 }
 
 /// One raw HTTP/1.1 request (`Connection: close`, answers not chunked);
-/// returns the status and the body.
-fn raw(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
+/// returns the status, the head (lower-cased) and the body.
+fn exchange(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String, String) {
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
@@ -43,8 +43,17 @@ fn raw(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     let status = answer.split(' ').nth(1).and_then(|c| c.parse().ok());
-    let (_, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    (status.unwrap_or(0), body.to_string())
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (
+        status.unwrap_or(0),
+        head.to_ascii_lowercase(),
+        body.to_string(),
+    )
+}
+
+fn raw(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = exchange(d, method, path, body);
+    (status, body)
 }
 
 fn raw_json(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, Value) {
@@ -606,7 +615,12 @@ fn router_and_kill_refuse_in_dockerds_order_and_words() {
             (404, json!({"message": "page not found"})),
             "{method} {path}"
         );
+        // Outside the API's versioning, as dockerd: no API-Version header.
+        let (_, head, _) = exchange(&d, method, path, "");
+        assert!(!head.contains("api-version:"), "{head}");
     }
+    let (_, head, _) = exchange(&d, "GET", "/containers/json", "");
+    assert!(head.contains("api-version:"), "{head}");
     // dockerd checks the signal before it looks for the container.
     let out = d.docker(&["kill", "-s", "NOPE", "nosuch"]);
     let err = String::from_utf8_lossy(&out.stderr);

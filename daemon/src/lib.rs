@@ -276,6 +276,9 @@ async fn accept_loop(
 async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     let mut response = match dispatch(&daemon, req).await {
         Ok(r) => r,
+        // dockerd answers a request no route takes from outside its API
+        // versioning: no API-Version, OSType or Server header.
+        Err(e) if e == page_not_found() => return http::error_response(e),
         Err(e) => http::error_response(e),
     };
     system::add_headers(&mut response);
