@@ -364,6 +364,14 @@ fn fields_wrun_cannot_honour_are_refused_or_warned_never_dropped() {
         (&["--dns", "1.1.1.1"], "custom name resolution"),
         (&["-v", "/data"], "anonymous volume /data is not supported"),
         (&["--runtime", "runc"], "Unknown runtime specified runc"),
+        (
+            &["--ip", "10.1.2.3"],
+            "a user specified IP address cannot be given",
+        ),
+        (
+            &["--mac-address", "02:42:ac:11:00:02"],
+            "MacAddress cannot be set",
+        ),
     ] {
         let args: Vec<&str> = ["create"]
             .iter()

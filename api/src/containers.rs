@@ -584,6 +584,8 @@ pub struct ContainerCreateRequest {
     #[serde(flatten)]
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networking_config: Option<super::network::NetworkingConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -81,6 +81,42 @@ pub fn ports_column(ports: &[Port]) -> String {
         .join(", ")
 }
 
+/// `NetworkingConfig` of a create request: the endpoint settings per
+/// network the docker client sends (wrun reads what it must refuse).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    pub endpoints_config: Option<BTreeMap<String, EndpointSettings>>,
+}
+
+/// One network's endpoint in a create request (the fields a client sets;
+/// the others are the daemon's to fill).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    pub links: Option<Vec<String>>,
+    pub aliases: Option<Vec<String>>,
+    pub mac_address: Option<String>,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+}
+
+/// `IPAMConfig` of an endpoint: addresses asked for (`--ip`, `--ip6`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointIpamConfig {
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: Option<String>,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: Option<String>,
+    #[serde(rename = "LinkLocalIPs")]
+    pub link_local_ips: Option<Vec<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

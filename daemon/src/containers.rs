@@ -74,12 +74,18 @@ pub async fn stop(daemon: &Arc<Daemon>, c: &Arc<Container>) -> Result<Response<B
     }))
 }
 
-/// `POST /containers/{id}/restart`: 204.
+/// `POST /containers/{id}/restart`: 204. A failure is dockerd's 500
+/// `Cannot restart container KEY: …` (it wraps every cause), but a full
+/// pool, which a client may retry.
 pub async fn restart(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
+    key: &str,
 ) -> Result<Response<Body>, DaemonError> {
-    daemon.restart(c).await?;
+    daemon.restart(c).await.map_err(|e| match e {
+        DaemonError::Capacity(_) => e,
+        e => DaemonError::Internal(format!("Cannot restart container {key}: {}", e.message())),
+    })?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

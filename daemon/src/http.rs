@@ -166,9 +166,31 @@ impl Query {
             .map(|(_, v)| v.as_str())
             .collect()
     }
-    /// Docker's boolean query values: 1/true/True, anything else false.
+    /// Docker's boolean query values (`httputils.BoolValue`): absent,
+    /// empty, `0`, `no`, `false` and `none` (any case, blanks trimmed) are
+    /// false; any other value is true.
     pub fn flag(&self, key: &str) -> bool {
-        self.get(key)
-            .is_some_and(|v| matches!(v, "1" | "true" | "True" | "TRUE"))
+        self.get(key).is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Query;
+
+    #[test]
+    fn booleans_read_as_dockers() {
+        let q = Query::parse(Some(
+            "a=1&b=yes&c=off&d=0&e=No&f=FALSE&g=none&h=&i=%20true%20",
+        ));
+        for key in ["a", "b", "c", "i"] {
+            assert!(q.flag(key), "{key}");
+        }
+        for key in ["d", "e", "f", "g", "h", "absent"] {
+            assert!(!q.flag(key), "{key}");
+        }
     }
 }

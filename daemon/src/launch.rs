@@ -14,6 +14,7 @@ use wrun_runtime::{
 
 use wrun_api::containers::{ContainerConfig, HostConfig, Mount};
 use wrun_api::images::EmptyObject;
+use wrun_api::network::NetworkingConfig;
 use wrun_api::parse::BindSpec;
 
 use crate::error::{DaemonError, describe};
@@ -514,6 +515,47 @@ pub fn adapt(
         }
     }
     Ok(warnings)
+}
+
+/// `NetworkingConfig`: what the docker client sends for the network the
+/// instance joins; an instance has no interface, so addresses, aliases,
+/// links and driver options asked for one are refused (400).
+pub fn check_networking(n: &NetworkingConfig) -> Result<(), DaemonError> {
+    for (network, e) in n.endpoints_config.iter().flatten() {
+        let given = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        let ipam = e.ipam_config.as_ref();
+        let text = |v: Option<&String>| v.is_some_and(|v| !v.is_empty());
+        if ipam.is_some_and(|i| {
+            text(i.ipv4_address.as_ref())
+                || text(i.ipv6_address.as_ref())
+                || given(&i.link_local_ips)
+        }) {
+            return Err(DaemonError::invalid(format!(
+                "network {network}: a user specified IP address cannot be given: a wasm instance has no network interface"
+            )));
+        }
+        if given(&e.aliases) {
+            return Err(DaemonError::invalid(format!(
+                "network {network}: network-scoped aliases are only supported for user-defined networks, which wrun has none of"
+            )));
+        }
+        if given(&e.links) {
+            return Err(DaemonError::invalid(
+                "links are not supported: instances reach each other only through published ports",
+            ));
+        }
+        if text(e.mac_address.as_ref()) {
+            return Err(DaemonError::invalid(
+                "MacAddress cannot be set: a wasm instance has no network interface",
+            ));
+        }
+        if e.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(DaemonError::invalid(format!(
+                "network {network}: driver options are not supported: wrun has no network drivers"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `user` (`NAME|UID[:GROUP|GID]`) is who the daemon runs as, so
@@ -1106,6 +1148,43 @@ mod tests {
             let err = settings(&ContainerConfig::default(), &host(&mounts)).unwrap_err();
             assert!(matches!(err, DaemonError::InvalidArgument(_)), "{mounts}");
             assert!(err.message().contains(says), "{mounts}: {err}");
+        }
+    }
+
+    #[test]
+    fn endpoint_settings_an_instance_cannot_have_are_refused() {
+        let check = |json: &str| check_networking(&serde_json::from_str(json).unwrap());
+        // What the docker client sends with no network flag.
+        check(
+            r#"{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,"Aliases":null,
+                "MacAddress":"","DriverOpts":null,"NetworkID":"","IPAddress":""}}}"#,
+        )
+        .unwrap();
+        for (json, says) in [
+            (
+                r#"{"EndpointsConfig":{"default":{"IPAMConfig":{"IPv4Address":"10.1.2.3"}}}}"#,
+                "IP address",
+            ),
+            (
+                r#"{"EndpointsConfig":{"default":{"Aliases":["db"]}}}"#,
+                "aliases",
+            ),
+            (
+                r#"{"EndpointsConfig":{"default":{"Links":["a:b"]}}}"#,
+                "links",
+            ),
+            (
+                r#"{"EndpointsConfig":{"default":{"MacAddress":"02:42:ac:11:00:02"}}}"#,
+                "MacAddress",
+            ),
+            (
+                r#"{"EndpointsConfig":{"default":{"DriverOpts":{"a":"b"}}}}"#,
+                "driver options",
+            ),
+        ] {
+            let err = check(json).unwrap_err();
+            assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST, "{json}");
+            assert!(err.message().contains(says), "{json}: {err}");
         }
     }
 

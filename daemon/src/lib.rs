@@ -384,7 +384,7 @@ async fn dispatch(
                 ContainerAction::Logs => container_streams::logs(&c, &query),
                 ContainerAction::Attach => container_streams::attach(daemon, &c, &key, &query, req),
                 ContainerAction::Remove => containers::remove(daemon, &c, &query).await,
-                ContainerAction::Restart => containers::restart(daemon, &c).await,
+                ContainerAction::Restart => containers::restart(daemon, &c, &key).await,
                 ContainerAction::Pause => containers::pause(daemon, &c),
                 ContainerAction::Unpause => containers::unpause(daemon, &c),
                 ContainerAction::Rename => containers::rename(daemon, &c, &query),

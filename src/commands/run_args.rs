@@ -200,6 +200,7 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
             wrun_http_header_timeout: args.header_timeout.map_or(0, nanos),
             ..HostConfig::default()
         },
+        networking_config: None,
     };
     let wanted = wrun_runtime::NetworkGrants {
         host: false,
