@@ -82,20 +82,17 @@ fn streams(query: &Query) -> Streams {
 
 /// Docker's `since` and `until`: Unix seconds, optionally a `.` and a
 /// fraction (what the docker CLI sends, whatever the user typed), as Unix
-/// nanoseconds. Docker answers a bad one with a 500 and Go's parse error;
-/// so does wrun, word for word.
-fn parse_unix_time(value: &str) -> Result<i128, DaemonError> {
-    fn int(part: &str) -> Result<i64, DaemonError> {
-        part.parse::<i64>().map_err(|e| {
-            let why = match e.kind() {
-                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                    "value out of range"
-                }
-                _ => "invalid syntax",
-            };
-            DaemonError::Internal(format!("strconv.ParseInt: parsing {part:?}: {why}"))
+/// nanoseconds. dockerd 20.10 answers a bad one with a 500 and Go's parse
+/// error; wrun calls it what it is, bad input (400), and says what it takes.
+fn parse_unix_time(key: &str, value: &str) -> Result<i128, DaemonError> {
+    let int = |part: &str| {
+        part.parse::<i64>().map_err(|_| {
+            DaemonError::invalid(format!(
+                "invalid {key} {value:?}: expected Unix seconds with an optional fraction \
+                 (the docker client converts durations and dates)"
+            ))
         })
-    }
+    };
     let (secs, fraction) = match value.split_once('.') {
         Some((s, f)) => (int(s)?, Some((int(f)?, f.len()))),
         None => (int(value)?, None),
@@ -122,13 +119,13 @@ pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonE
         since: query
             .get("since")
             .filter(|v| !v.is_empty())
-            .map(parse_unix_time)
+            .map(|v| parse_unix_time("since", v))
             .transpose()?,
         // Docker reads "0" as no bound.
         until: query
             .get("until")
             .filter(|v| !v.is_empty() && *v != "0")
-            .map(parse_unix_time)
+            .map(|v| parse_unix_time("until", v))
             .transpose()?,
     };
     let running = c.watch().borrow().running;
@@ -327,37 +324,33 @@ mod tests {
 
     #[test]
     fn since_and_until_read_as_docker_reads_them() {
-        assert_eq!(parse_unix_time("0").unwrap(), 0);
-        assert_eq!(parse_unix_time("12").unwrap(), 12_000_000_000);
-        assert_eq!(parse_unix_time("-5").unwrap(), -5_000_000_000);
-        assert_eq!(parse_unix_time("1.5").unwrap(), 1_500_000_000);
+        assert_eq!(parse_unix_time("since", "0").unwrap(), 0);
+        assert_eq!(parse_unix_time("since", "12").unwrap(), 12_000_000_000);
+        assert_eq!(parse_unix_time("since", "-5").unwrap(), -5_000_000_000);
+        assert_eq!(parse_unix_time("since", "1.5").unwrap(), 1_500_000_000);
         assert_eq!(
-            parse_unix_time("1796656669.123456789").unwrap(),
+            parse_unix_time("since", "1796656669.123456789").unwrap(),
             1_796_656_669_123_456_789
         );
-        assert_eq!(parse_unix_time("3.000000001").unwrap(), 3_000_000_001);
-        // Go's words, as dockerd 20.10 answers them (with a 500).
-        for (bad, why) in [
-            ("abc", r#"strconv.ParseInt: parsing "abc": invalid syntax"#),
-            ("10m", r#"strconv.ParseInt: parsing "10m": invalid syntax"#),
-            (
-                "2020-01-01T00:00:00Z",
-                r#"strconv.ParseInt: parsing "2020-01-01T00:00:00Z": invalid syntax"#,
-            ),
-            (
-                "1.abc",
-                r#"strconv.ParseInt: parsing "abc": invalid syntax"#,
-            ),
-            ("1.", r#"strconv.ParseInt: parsing "": invalid syntax"#),
-            (
-                "99999999999999999999",
-                r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#,
-            ),
+        assert_eq!(
+            parse_unix_time("since", "3.000000001").unwrap(),
+            3_000_000_001
+        );
+        // Bad input is a 400 naming the key and what it takes.
+        for bad in [
+            "abc",
+            "10m",
+            "2020-01-01T00:00:00Z",
+            "1.abc",
+            "1.",
+            "99999999999999999999",
         ] {
-            assert_eq!(
-                parse_unix_time(bad),
-                Err(DaemonError::Internal(why.into())),
-                "{bad}"
+            let e = parse_unix_time("since", bad).unwrap_err();
+            assert_eq!(e.status(), hyper::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid since {bad:?}: expected Unix seconds")),
+                "{bad}: {e}"
             );
         }
     }
