@@ -48,7 +48,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub read_only: bool,
     /// A private, empty, writable /tmp for this instance (PATH must be /tmp;
-    /// options after ':' are ignored). Without it nothing is writable but volumes
+    /// options after ':' are discarded with a warning). Without it nothing is
+    /// writable but volumes
     #[arg(long, value_name = "/tmp[:OPTIONS]")]
     pub tmpfs: Vec<String>,
     /// Working directory inside the instance
