@@ -139,16 +139,7 @@ impl Container {
     /// client named it, for the message). Returns a copy of the record.
     pub fn check_attach(&self, key: &str) -> Result<ContainerRecord, DaemonError> {
         let r = self.record();
-        if r.state.status == Status::Paused {
-            return Err(DaemonError::conflict(format!(
-                "container {key} is paused, unpause the container before attach"
-            )));
-        }
-        if r.state.restarting {
-            return Err(DaemonError::conflict(format!(
-                "container {key} is restarting, wait until the container is running"
-            )));
-        }
+        r.state.status.attach(r.state.restarting, key)?;
         Ok(r)
     }
 
@@ -163,10 +154,11 @@ impl Container {
         if let Some(w) = inner.stdin.writer.take() {
             return Some(w);
         }
-        match inner.record.state.status.attach() {
-            AttachTo::CurrentRun => None,
-            AttachTo::NextRun if inner.stdin.reader.is_some() => None,
-            AttachTo::NextRun => {
+        let state = &inner.record.state;
+        match state.status.attach(state.restarting, &inner.record.id) {
+            Err(_) | Ok(AttachTo::CurrentRun) => None,
+            Ok(AttachTo::NextRun) if inner.stdin.reader.is_some() => None,
+            Ok(AttachTo::NextRun) => {
                 let (r, w) = tokio::io::duplex(STDIN_BUFFER);
                 inner.stdin.reader = Some(InputStream::new(r));
                 Some(w)

@@ -109,14 +109,26 @@ impl Status {
         }
     }
 
-    /// `attach` is allowed in every state: it follows the log until the
-    /// next run ends. What differs is whose stdin an attach may write.
-    pub fn attach(self) -> AttachTo {
-        if self.is_live() {
+    /// `attach` follows the log until the next run ends, in every state
+    /// but two, refused as Docker refuses them: a paused instance, and one
+    /// waiting for its policy restart. What differs is whose stdin an
+    /// attach may write. `key` is how the client named the instance.
+    pub fn attach(self, restarting: bool, key: &str) -> Result<AttachTo, DaemonError> {
+        if self == Status::Paused {
+            return Err(DaemonError::conflict(format!(
+                "container {key} is paused, unpause the container before attach"
+            )));
+        }
+        if restarting {
+            return Err(DaemonError::conflict(format!(
+                "container {key} is restarting, wait until the container is running"
+            )));
+        }
+        Ok(if self.is_live() {
             AttachTo::CurrentRun
         } else {
             AttachTo::NextRun
-        }
+        })
     }
 
     /// `DELETE /containers/{id}`: a live instance only with `force` (killed
@@ -261,7 +273,7 @@ mod tests {
             shown(s.pause("ID", false)),
             shown(s.pause("ID", true)),
             shown(s.unpause("ID")),
-            format!("{:?}", s.attach()),
+            shown(s.attach(false, "ID")),
             shown(s.remove("ID", false)),
             shown(s.remove("ID", true)),
         ]
@@ -273,6 +285,16 @@ mod tests {
     const MARKED: &str = "409 container ID is marked for removal and cannot be started";
     const SERVES: &str = "409 Container ID serves HTTP and cannot be paused: stop it instead (requests in flight finish)";
     const RUNNING_RM: &str = "409 You cannot remove a running container ID. Stop the container before attempting removal or force remove";
+
+    #[test]
+    fn attach_waits_for_no_policy_restart() {
+        for s in [Status::Created, Status::Exited] {
+            assert_eq!(
+                shown(s.attach(true, "web")),
+                "409 container web is restarting, wait until the container is running"
+            );
+        }
+    }
 
     #[test]
     fn every_operation_in_every_status() {
@@ -322,7 +344,7 @@ mod tests {
                     "409 Container ID is already paused",
                     "409 Container ID is already paused",
                     "Running",
-                    "CurrentRun",
+                    "409 container ID is paused, unpause the container before attach",
                     "409 You cannot remove a paused container ID. Unpause and then stop the container before attempting removal or force remove",
                     "KillFirst",
                 ],
