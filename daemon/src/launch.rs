@@ -410,7 +410,9 @@ pub fn adapt(
         host.memory_swap = 0;
     }
     match host.memory_swappiness {
-        None | Some(-1) => {}
+        // dockerd stores "not set" (-1, what the docker client sends) as null.
+        Some(-1) => host.memory_swappiness = None,
+        None => {}
         Some(n @ 0..=100) => {
             warnings.push(format!(
                 "Memory swappiness {n} discarded: wasm instances have no swap"
@@ -498,6 +500,16 @@ pub fn adapt(
             ));
         }
         *opts = kept;
+    }
+    // As dockerd stores them: no PIDs limit is null, and the namespaces an
+    // instance does not share are private.
+    if host.pids_limit.is_some_and(|n| n <= 0) {
+        host.pids_limit = None;
+    }
+    for mode in [&mut host.ipc_mode, &mut host.cgroupns_mode] {
+        if mode.is_empty() {
+            *mode = "private".into();
+        }
     }
     if host.init == Some(true) {
         warnings.push(
@@ -1269,12 +1281,22 @@ mod tests {
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         // What the docker client sends when no flag is given asks for nothing.
-        let (warnings, _) = adapted(
+        let (warnings, req) = adapted(
             r#"{"Volumes":{},"Labels":{},"HostConfig":{"ConsoleSize":[0,0],"MemorySwappiness":-1,
                 "PidsLimit":0,"Devices":[],"Dns":[],"OomKillDisable":false,"CapDrop":["ALL"],
                 "BlkioWeightDevice":[],"NetworkMode":"default","Init":null,"Runtime":null}}"#,
         )
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+        let h = &req.host_config;
+        assert_eq!(
+            (h.memory_swappiness, h.pids_limit),
+            (None, None),
+            "stored as dockerd"
+        );
+        assert_eq!(
+            (h.ipc_mode.as_str(), h.cgroupns_mode.as_str()),
+            ("private", "private")
+        );
     }
 }
