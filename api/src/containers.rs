@@ -583,6 +583,7 @@ impl RestartPolicy {
 pub struct ContainerCreateRequest {
     #[serde(flatten)]
     pub config: ContainerConfig,
+    #[serde(deserialize_with = "nullable")]
     pub host_config: HostConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub networking_config: Option<super::network::NetworkingConfig>,
@@ -897,6 +898,19 @@ mod tests {
         let err = private_tmp(["/tmp", "/var/cache"]).unwrap_err();
         assert!(err.contains("\"/var/cache\""), "{err}");
         assert!(private_tmp(["/"]).is_err());
+    }
+
+    #[test]
+    fn a_create_request_reads_null_as_unset_as_dockerd_does() {
+        let r: super::ContainerCreateRequest = serde_json::from_str(
+            r#"{"Image":"a","User":null,"Tty":null,"HostConfig":{"Memory":null,"LogConfig":null,
+                "NetworkMode":null,"ConsoleSize":null,"RestartPolicy":null}}"#,
+        )
+        .unwrap();
+        assert_eq!((r.config.image.as_str(), r.host_config.memory), ("a", 0));
+        let r: super::ContainerCreateRequest =
+            serde_json::from_str(r#"{"Image":"a","HostConfig":null}"#).unwrap();
+        assert!(r.host_config.binds.is_none());
     }
 
     #[test]
