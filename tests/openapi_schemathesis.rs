@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Daemon, Env, HELLO_DIR, have_tool};
+use common::{Daemon, Env, HELLO_DIR, IDLE_DIR, have_tool};
 
 /// Copies one direction of a bridged connection, then passes the end of
 /// file on (an attach's client half-closes when it has no stdin).
@@ -85,7 +85,7 @@ fn schemathesis_finds_nothing_against_the_daemon() {
     // The images tests/schemathesis.toml offers as values of `Image` and
     // `{name}`: one to run, one that may be deleted.
     env.build("hello:1.0", HELLO_DIR);
-    env.build("victim:1.0", HELLO_DIR);
+    env.build("victim:1.0", IDLE_DIR);
     let d = Daemon::start(env);
     let port = bridge(d.socket.clone());
     assert!(pings(port), "the bridge reaches the daemon");

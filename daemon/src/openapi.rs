@@ -245,6 +245,11 @@ const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
 const NO_SUCH_IMAGE: Reply = error(404, "No such image.");
 const SERVER_ERROR: Reply = error(500, "The daemon failed (disk, I/O).");
 
+/// A repository name as Docker's reference grammar has it (an optional
+/// registry host with a port, then lowercase path components), kept short
+/// of Docker's 255 characters.
+const REPOSITORY: &str = r"^([a-z0-9]{1,16}(\.[a-z0-9]{1,16}){0,2}(:[0-9]{1,5})?/)?[a-z0-9]{1,16}([._-][a-z0-9]{1,16})?(/[a-z0-9]{1,16}([._-][a-z0-9]{1,16})?){0,2}$";
+
 /// A value in a filter: no quote, backslash or control character.
 const FILTER_VALUE: &str = r#"[^"\\\x00-\x1f]*"#;
 
@@ -254,7 +259,7 @@ const PRUNE_FILTERS: Param = query(
     Value::Filters(&[
         one(
             "until",
-            r"[0-9]{1,10}(\.[0-9]{1,9})?|[1-9][0-9]{0,3}(s|m|h)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+            r"[0-9]{1,10}(\.[0-9]{1,9})?|[1-9][0-9]{0,3}(s|m|h)|20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z",
         ),
         many("label", FILTER_VALUE),
         many("label!", FILTER_VALUE),
@@ -388,7 +393,7 @@ pub const ROUTES: &[Route] = &[
                     many("reference", "[a-z0-9*?./:_-]{1,40}"),
                     many(
                         "until",
-                        r"[0-9]{1,10}(\.[0-9]{1,9})?|[1-9][0-9]{0,3}(s|m|h)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+                        r"[0-9]{1,10}(\.[0-9]{1,9})?|[1-9][0-9]{0,3}(s|m|h)|20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z",
                     ),
                 ]),
                 "`dangling` (`true`: the images without a name), `label` (`key` or `key=value`, all must hold), `reference` (a glob on `repo[:tag]`), `until` (Unix seconds, an RFC 3339 time or a duration before now); `before` and `since` name an image, 404 when none is.",
@@ -448,12 +453,12 @@ pub const ROUTES: &[Route] = &[
             IMAGE_NAME,
             required_query(
                 "repo",
-                Value::Text,
+                Value::Pattern(REPOSITORY),
                 "The repository of the new name (`docker.io/library/` is dropped).",
             ),
             query(
                 "tag",
-                Value::Text,
+                Value::Pattern(r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"),
                 "The tag of the new name; none: `latest`.",
             ),
         ],
@@ -602,8 +607,8 @@ pub const ROUTES: &[Route] = &[
         summary: "Create an instance",
         params: &[query(
             "name",
-            Value::Pattern(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"),
-            "The instance's name; none: a generated one.",
+            Value::Pattern(r"^(/?[a-zA-Z0-9][a-zA-Z0-9_.-]+)?$"),
+            "The instance's name; none or empty: a generated one.",
         )],
         body: Body::Json(schema::<ContainerCreateRequest>()),
         replies: &[
@@ -658,10 +663,10 @@ pub const ROUTES: &[Route] = &[
                     many("isolation", FILTER_VALUE),
                     many("network", FILTER_VALUE),
                     many("volume", FILTER_VALUE),
-                    many("publish", "[1-9][0-9]{0,3}(-[1-9][0-9]{0,3})?(/(tcp|udp))?"),
-                    many("expose", "[1-9][0-9]{0,3}(-[1-9][0-9]{0,3})?(/(tcp|udp))?"),
+                    many("publish", "[1-9][0-9]{0,3}(/(tcp|udp))?"),
+                    many("expose", "[1-9][0-9]{0,3}(/(tcp|udp))?"),
                 ]),
-                "Docker's `ps` filters: for every key, one of its values matches (every `label`). `status`, `name` (substring), `id` (prefix), `label` (`key` or `key=value`), `ancestor` (image name or ID), `exited` (exit code), `health`, `is-task`, `isolation`, `network`, `volume`, `publish` and `expose` (`PORT[-PORT][/PROTO]`); `before` and `since` are left out here: they name an instance, 404 when none is.",
+                "Docker's `ps` filters: for every key, one of its values matches (every `label`). `status`, `name` (substring), `id` (prefix), `label` (`key` or `key=value`), `ancestor` (image name or ID), `exited` (exit code), `health`, `is-task`, `isolation`, `network`, `volume`, `publish` and `expose` (`PORT[-PORT][/PROTO]`; the spec generates single ports); `before` and `since` are left out here: they name an instance, 404 when none is.",
             ),
         ],
         body: Body::None,
@@ -798,10 +803,11 @@ pub const ROUTES: &[Route] = &[
         body: Body::None,
         replies: &[
             reply(204, "Restarted.", Content::Empty),
-            error(400, "The module cannot run."),
             NO_SUCH_CONTAINER,
-            error(409, "Paused, or being removed."),
-            SERVER_ERROR,
+            error(
+                500,
+                "`Cannot restart container ID: …`: it could not be stopped or started again (as dockerd answers any failure of a restart).",
+            ),
             error(503, "Every instance slot is taken."),
         ],
     },
@@ -1116,8 +1122,20 @@ pub fn document() -> OpenApi {
             }
         }
         let mut responses = ResponsesBuilder::new();
+        let by_id = route
+            .params
+            .iter()
+            .any(|p| p.place == Place::Path && p.name == "id");
+        if by_id && !route.replies.iter().any(|r| r.status == 400) {
+            responses = responses.response("400", error_response(AMBIGUOUS));
+        }
         for r in route.replies {
-            let mut response = ResponseBuilder::new().description(r.about);
+            let about = if by_id && r.status == 400 {
+                Cow::Owned(format!("{} Or: {AMBIGUOUS}", r.about))
+            } else {
+                Cow::Borrowed(r.about)
+            };
+            let mut response = ResponseBuilder::new().description(about);
             response = match &r.content {
                 Content::Empty => response,
                 Content::Text => response.content(
@@ -1159,12 +1177,7 @@ pub fn document() -> OpenApi {
                     "application/x-tar",
                     ContentBuilder::new().schema(Some(binary())).build(),
                 ),
-                Content::Error => response.content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(schema::<ErrorResponse>().reference()))
-                        .build(),
-                ),
+                Content::Error => error_content(response),
             };
             if route.operation_id == "ContainerCreate" && r.status == 201 {
                 response = links_to_the_instance(response);
@@ -1246,6 +1259,22 @@ fn links_to_the_instance(mut response: ResponseBuilder) -> ResponseBuilder {
         );
     }
     response
+}
+
+/// An `{id}` that is a prefix of several instances' IDs (dockerd's 400).
+const AMBIGUOUS: &str = "An ID prefix more than one instance has.";
+
+fn error_content(response: ResponseBuilder) -> ResponseBuilder {
+    response.content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(schema::<ErrorResponse>().reference()))
+            .build(),
+    )
+}
+
+fn error_response(about: &str) -> utoipa::openapi::Response {
+    error_content(ResponseBuilder::new().description(about)).build()
 }
 
 fn binary() -> ObjectBuilder {
