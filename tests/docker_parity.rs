@@ -512,6 +512,9 @@ fn info_reports_the_host_and_every_key_dockerd_does() {
     assert_eq!(info["MemTotal"], kib * 1024);
     assert!(info["NCPU"].as_i64().unwrap() >= 1);
     assert_eq!(info["LoggingDriver"], "json-file");
+    let id = info["ID"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(raw_json(&d, "GET", "/info", "").1["ID"], id, "a stable ID");
     assert_eq!(info["Swarm"]["LocalNodeState"], "inactive");
     assert!(
         info["Runtimes"]

@@ -118,8 +118,11 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
             .unwrap_or_default()
     };
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     let info = SystemInfo {
-        id: String::new(),
+        id: engine_id(&name, daemon.store.root()),
         containers: records.len() as i64,
         containers_running: running,
         containers_paused: paused,
@@ -156,9 +159,7 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         ncpu: std::thread::available_parallelism().map_or(1, |n| n.get() as i64),
         mem_total: i64::try_from(host_memory()).unwrap_or(i64::MAX),
         docker_root_dir: daemon.store.root().display().to_string(),
-        name: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        name,
         server_version: VERSION.into(),
         runtimes: [(
             RUNTIME.to_string(),
@@ -178,6 +179,25 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         ..SystemInfo::default()
     };
     json(StatusCode::OK, &info)
+}
+
+/// The engine's `ID`: stable for a store on a host (a digest of both, in
+/// the UUID form newer dockerd uses), so clients can tell engines apart.
+fn engine_id(host: &str, root: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    let mut digest = sha2::Sha256::new();
+    digest.update(host.as_bytes());
+    digest.update([0]);
+    digest.update(root.as_os_str().as_encoded_bytes());
+    let h = hex::encode(&digest.finalize()[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// The runtime every instance runs in (`DefaultRuntime`, the only
