@@ -157,3 +157,42 @@ pub(crate) fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
     });
     mounts.chain(binds).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_the_merge_reads_and_shows_dockers_shape() {
+        // As a daemon before Docker's create merge wrote it: the request's
+        // Config alone, no log driver, a bind without a mode.
+        let old = r#"{"id":"0123456789abcdef","name":"old","created":"2026-01-01T00:00:00Z",
+            "image":"hello:1.0","image_id":"sha256:00","path":"/hello.wasm","args":["x"],
+            "config":{"Image":"hello:1.0","Cmd":["x"]},
+            "host_config":{"Binds":["/srv:/data","/srv:/ro:ro"],"LogConfig":{"Type":"","Config":{}}},
+            "state":{"status":"exited","exit_code":0},"restart_count":0}"#;
+        let r: ContainerRecord = serde_json::from_str(old).unwrap();
+        let v = serde_json::to_value(inspect_view(&r)).unwrap();
+        assert_eq!(v["HostConfig"]["LogConfig"]["Type"], DEFAULT_LOG_DRIVER);
+        assert_eq!(v["HostConfig"]["Runtime"], "wasmtime");
+        assert_eq!(v["Config"]["Cmd"], serde_json::json!(["x"]));
+        assert_eq!(v["Config"]["Hostname"], "0123456789ab");
+        assert_eq!(v["Mounts"][0]["Mode"], "");
+        assert_eq!(v["Mounts"][1]["Mode"], "ro");
+        assert_eq!(v["Mounts"][1]["RW"], false);
+        assert_eq!(v["NetworkSettings"]["IPAddress"], "");
+        assert!(v.get("SizeRw").is_none());
+    }
+
+    #[test]
+    fn an_entrypoint_reset_is_shown_as_null() {
+        let mut r: ContainerRecord = serde_json::from_str(
+            r#"{"id":"a","name":"n","created":"","image":"i","image_id":"","path":"","args":[],
+                "config":{},"host_config":{},"state":{},"restart_count":0}"#,
+        )
+        .unwrap();
+        r.config.entrypoint = Some(vec![String::new()]);
+        let v = serde_json::to_value(inspect_view(&r)).unwrap();
+        assert_eq!(v["Config"]["Entrypoint"], serde_json::Value::Null);
+    }
+}
