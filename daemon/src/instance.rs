@@ -188,6 +188,17 @@ impl Container {
         self.lifecycle.subscribe()
     }
 
+    /// Waits until the run that was current when `runs_ended` was read
+    /// (as `Lifecycle::exits`, under the instance's lock, while it ran) has
+    /// ended. Not `!running`: a watch keeps only its latest value, so a
+    /// start right after the end would hide it, and the waiter would wait
+    /// for the next run's end instead (a `kill` hung so until some later
+    /// `stop`).
+    pub async fn run_ended(rx: &mut watch::Receiver<Lifecycle>, runs_ended: u64) {
+        // Err: the sender is gone with the instance; nothing runs anymore.
+        let _ = rx.wait_for(|l| l.exits > runs_ended).await;
+    }
+
     pub(crate) fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
         self.records
             .put(&self.id, record)
@@ -236,7 +247,9 @@ impl Container {
             delay
         });
         let ended = inner.record.clone();
-        drop(inner);
+        // Announced under the lock, as a start announces its run: a start
+        // right after this end must not be overtaken by it (watchers would
+        // see `running: false` while the next run goes on).
         self.log.end_run();
         self.lifecycle.send_modify(|l| {
             l.running = false;
@@ -244,6 +257,7 @@ impl Container {
             l.exit_code = exit_code;
             l.error = error;
         });
+        drop(inner);
         (ended, delay)
     }
 }

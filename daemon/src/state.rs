@@ -67,9 +67,11 @@ enum Signalled {
     NotLive,
     /// It was waiting for a policy restart, now cancelled.
     RestartCancelled,
-    /// It is ending; `rx` sees when it has.
+    /// It is ending; `rx` sees when it has: once more than `runs_ended`
+    /// runs have.
     Ending {
         rx: watch::Receiver<Lifecycle>,
+        runs_ended: u64,
         name: String,
         image: String,
     },
@@ -337,11 +339,11 @@ impl Daemon {
                 Start::AlreadyRunning => return Ok(false),
                 Start::Run => {}
             }
-            let (tx, rx) = oneshot::channel();
-            inner.stop = Some(tx);
-            let gate = Arc::new(RunGate::default());
-            inner.gate = Some(Arc::clone(&gate));
-            let st = &mut inner.record.state;
+            // Saved before anything changes: a start that cannot be
+            // recorded leaves the instance as it was, not marked running
+            // with no run to end (a stop would then wait forever).
+            let mut record = inner.record.clone();
+            let st = &mut record.state;
             st.status = Status::Running;
             st.exit_code = 0;
             st.error.clear();
@@ -351,14 +353,21 @@ impl Daemon {
             st.started_at = Some(now());
             st.finished_at = None;
             if by_policy {
-                inner.record.restart_count += 1;
+                record.restart_count += 1;
             } else {
-                inner.record.restart_count = 0;
+                record.restart_count = 0;
+            }
+            c.save(&record)?;
+            inner.record = record;
+            if !by_policy {
                 inner.quick_restarts = 0;
             }
+            let (tx, rx) = oneshot::channel();
+            inner.stop = Some(tx);
+            let gate = Arc::new(RunGate::default());
+            inner.gate = Some(Arc::clone(&gate));
             inner.run_started = Some(std::time::Instant::now());
             let stdin = Container::run_stdin(&mut inner);
-            c.save(&inner.record)?;
             c.lifecycle.send_modify(|l| l.running = true);
             (rx, gate, inner.record.clone(), stdin)
         };
@@ -585,6 +594,10 @@ impl Daemon {
             inner.record.state.restarting = false;
         }
         let rx = c.watch();
+        // The lock orders this with the run's end and the next start, which
+        // announce themselves under it: the count is the one before this
+        // run ends.
+        let runs_ended = rx.borrow().exits;
         if let Some(tx) = inner.stop.take() {
             let _ = tx.send(kind);
         }
@@ -594,7 +607,12 @@ impl Daemon {
             self.events
                 .container("kill", &c.id, &name, &image, &[("signal", n.to_string())]);
         }
-        Ok(Signalled::Ending { rx, name, image })
+        Ok(Signalled::Ending {
+            rx,
+            runs_ended,
+            name,
+            image,
+        })
     }
 
     /// The second half of [`stop`](Daemon::stop): waits for the run to
@@ -605,10 +623,11 @@ impl Daemon {
             Signalled::RestartCancelled => true,
             Signalled::Ending {
                 mut rx,
+                runs_ended,
                 name,
                 image,
             } => {
-                let _ = rx.wait_for(|l| !l.running).await;
+                Container::run_ended(&mut rx, runs_ended).await;
                 if matches!(kind, StopKind::Stop) {
                     self.events.container("stop", &c.id, &name, &image, &[]);
                 }
@@ -835,14 +854,16 @@ impl Daemon {
                     self.ended(&c, code, error.to_owned(), false);
                 }
                 None => {
-                    if let Ok(Signalled::Ending { rx, .. }) = self.signal(&c, StopKind::Shutdown) {
-                        ending.push(rx);
+                    if let Ok(Signalled::Ending { rx, runs_ended, .. }) =
+                        self.signal(&c, StopKind::Shutdown)
+                    {
+                        ending.push((rx, runs_ended));
                     }
                 }
             }
         }
-        for mut rx in ending {
-            let _ = rx.wait_for(|l| !l.running).await;
+        for (mut rx, runs_ended) in ending {
+            Container::run_ended(&mut rx, runs_ended).await;
         }
         // The process is about to exit: the senders go with it.
         std::mem::forget(abandoned);
