@@ -26,13 +26,15 @@ const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
 pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonError> {
     #[derive(Clone, Copy)]
     enum Until {
-        NotRunning,
+        /// Not running, or the run current at the request (its count of
+        /// ended runs) has ended, even if another started since.
+        NotRunning(u64),
         NextExit(u64),
         Removed,
     }
     let mut rx = c.watch();
     let until = match query.get("condition").unwrap_or("") {
-        "" | "not-running" => Until::NotRunning,
+        "" | "not-running" => Until::NotRunning(rx.borrow().exits),
         "next-exit" => Until::NextExit(rx.borrow().exits),
         "removed" => Until::Removed,
         other => {
@@ -45,7 +47,7 @@ pub fn wait(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonE
     tokio::spawn(async move {
         let done = rx
             .wait_for(|l| match until {
-                Until::NotRunning => !l.running,
+                Until::NotRunning(n) => !l.running || l.exits > n,
                 Until::NextExit(n) => l.exits > n || l.removed,
                 Until::Removed => l.removed,
             })
