@@ -33,6 +33,9 @@ pub async fn create(
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
     let mut warnings = crate::launch::adapt(&mut create.config, &mut create.host_config)?;
+    if let Some(n) = &create.networking_config {
+        crate::launch::check_networking(n)?;
+    }
     if wrun_api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
         warnings.push(crate::grants::HOST_MODE_WARNING.to_string());
     }
