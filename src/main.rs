@@ -15,6 +15,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -36,11 +37,53 @@ fn main() -> ExitCode {
     );
     match run(cli) {
         Ok(code) => code,
+        Err(_) if stdout_closed() => ExitCode::from(EXIT_CLOSED_STDOUT),
         Err(err) => {
             eprintln!("Error: {}", commands::describe(&err));
             ExitCode::from(commands::exit_code(&err, is_run))
         }
     }
+}
+
+/// How a verb ends when its reader went away (`wrun logs X | head -c 10`):
+/// as the docker client does, quietly, with the shell's status for death by
+/// SIGPIPE (128 + 13). The docker client is killed by the signal; wrun
+/// keeps SIGPIPE ignored (a write to a daemon that closed its socket must
+/// be an error, not a death) and exits with the same status.
+const EXIT_CLOSED_STDOUT: u8 = 128 + 13;
+
+/// Whether our stdout is a pipe or socket whose reader is gone: the kernel
+/// flags its write end with an error (`POLLERR`; a peer's shutdown of a
+/// socket, `POLLHUP`).
+fn stdout_closed() -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero))
+        .is_ok_and(|_| fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP))
+}
+
+/// `print!` and `println!` panic when stdout's reader is gone; that too
+/// ends quietly (see [`EXIT_CLOSED_STDOUT`]). Any other panic is reported
+/// as before.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && stdout_closed() {
+            std::process::exit(i32::from(EXIT_CLOSED_STDOUT));
+        }
+        report(info);
+    }));
 }
 
 /// The command line's first word that is not a global option or its value.

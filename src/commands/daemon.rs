@@ -46,20 +46,34 @@ pub fn run(target: &DaemonTarget, args: DaemonArgs) -> anyhow::Result<ExitCode> 
 }
 
 /// Asks the daemon to stop and waits until its socket is gone.
+///
+/// The daemon exits as soon as its instances are ended, and its answer to
+/// the request may not have left by then: a connection closed before the
+/// answer is no failure when the daemon is gone after it. Only a daemon
+/// still answering after that is.
 pub fn shutdown(target: &DaemonTarget) -> anyhow::Result<ExitCode> {
-    if std::os::unix::net::UnixStream::connect(&target.socket).is_err() {
+    if !answers(&target.socket) {
         eprintln!("no daemon is listening on {}", target.socket.display());
         return Ok(ExitCode::SUCCESS);
     }
-    Client::new(&target.socket)?.call(Method::POST, "/wrun/shutdown", None)?;
+    let asked = match Client::new(&target.socket)?.call(Method::POST, "/wrun/shutdown", None) {
+        // It answered with a refusal: it is not stopping.
+        Err(e) if e.downcast_ref::<crate::client::DaemonError>().is_some() => return Err(e),
+        asked => asked,
+    };
     for _ in 0..500 {
-        if std::os::unix::net::UnixStream::connect(&target.socket).is_err() {
+        if !answers(&target.socket) {
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    asked?;
     anyhow::bail!(
         "the daemon on {} did not stop within 10 s",
         target.socket.display()
     )
+}
+
+fn answers(socket: &std::path::Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
 }
