@@ -334,6 +334,20 @@ fn mounts_bind_like_binds_and_other_types_are_refused_in_dockerds_words() {
     ]);
     let v = inspect(&d, "tmp");
     assert_eq!(v["Mounts"][0]["Type"], "tmpfs");
+    // The image's VOLUME with nothing bound there: shown, and warned about.
+    let out = d.docker(&["create", "--name", "novol", "fs-copy:1.0"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARNING: the image's volume /out is read-only image content"),
+        "{err}"
+    );
+    assert_eq!(
+        inspect(&d, "novol")["Config"]["Volumes"],
+        json!({"/out": {}})
+    );
+    let out = d.docker(&["create", "--mount", &bind, "fs-copy:1.0"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARNING"));
     // wrun's own CLI takes --mount too.
     d.wrun_ok(&[
         "create",

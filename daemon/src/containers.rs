@@ -47,6 +47,12 @@ pub async fn create(
     let c = tokio::task::spawn_blocking(move || d.create(name, create.config, create.host_config))
         .await
         .map_err(|e| anyhow::anyhow!("creating the instance failed: {e}"))??;
+    // The request's own anonymous volumes were refused: these are the image's.
+    let r = c.record();
+    warnings.extend(
+        crate::launch::unmounted_volumes(&r.config, &r.host_config)
+            .map(|v| crate::launch::image_volume_warning(v)),
+    );
     Ok(json(
         StatusCode::CREATED,
         &ContainerCreateResponse {

@@ -203,28 +203,7 @@ pub fn adapt(
     }
     // docker-py (and so docker-compose) lists each bind's guest path here
     // too; dockerd makes an anonymous volume only where nothing is mounted.
-    let mounted = |path: &str| {
-        let path = path.trim_end_matches('/');
-        let bound = host
-            .binds
-            .iter()
-            .flatten()
-            .any(|b| BindSpec::parse(b).is_ok_and(|s| s.guest.trim_end_matches('/') == path));
-        let mount = host.mounts.iter().flatten();
-        bound
-            || mount
-                .clone()
-                .any(|m| m.target.trim_end_matches('/') == path)
-            || host
-                .tmpfs
-                .as_ref()
-                .is_some_and(|t| t.keys().any(|k| k.trim_end_matches('/') == path))
-    };
-    if let Some(anonymous) = config
-        .volumes
-        .as_ref()
-        .and_then(|v| v.keys().find(|k| !mounted(k)))
-    {
+    if let Some(anonymous) = unmounted_volumes(config, host).next() {
         return refuse(format!(
             "anonymous volume {anonymous} is not supported: wrun has no volumes; bind a host directory there (-v /host/dir:{anonymous})"
         ));
@@ -568,6 +547,45 @@ pub fn check_networking(n: &NetworkingConfig) -> Result<(), DaemonError> {
         }
     }
     Ok(())
+}
+
+/// The `Volumes` of `config` nothing in `host` mounts (no bind, mount or
+/// tmpfs at that path): where dockerd would make an anonymous volume.
+pub fn unmounted_volumes<'a>(
+    config: &'a ContainerConfig,
+    host: &'a HostConfig,
+) -> impl Iterator<Item = &'a String> {
+    let mounted = move |path: &str| {
+        let path = path.trim_end_matches('/');
+        let bound = host
+            .binds
+            .iter()
+            .flatten()
+            .any(|b| BindSpec::parse(b).is_ok_and(|s| s.guest.trim_end_matches('/') == path));
+        bound
+            || host
+                .mounts
+                .iter()
+                .flatten()
+                .any(|m| m.target.trim_end_matches('/') == path)
+            || host
+                .tmpfs
+                .as_ref()
+                .is_some_and(|t| t.keys().any(|k| k.trim_end_matches('/') == path))
+    };
+    config
+        .volumes
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(move |k| !mounted(k))
+}
+
+/// The warning for a `VOLUME` of the image nothing is mounted at.
+pub fn image_volume_warning(path: &str) -> String {
+    format!(
+        "the image's volume {path} is read-only image content: wrun has no volumes; bind a host directory there to write (-v /host/dir:{path})"
+    )
 }
 
 /// Whether `user` (`NAME|UID[:GROUP|GID]`) is who the daemon runs as, so

@@ -75,6 +75,10 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         eprintln!("WARNING: {}", wrun_daemon::grants::HOST_MODE_WARNING);
     }
     let mut launch = launch::plan(&store, &record, &args.image, &settings)?;
+    let merged = launch.merged_config(request.config.clone());
+    for v in launch::unmounted_volumes(&merged, &request.host_config) {
+        eprintln!("WARNING: {}", launch::image_volume_warning(v));
+    }
     launch.spec.stdout = OutputTarget::Inherit;
     launch.spec.stderr = OutputTarget::Inherit;
     launch.spec.stdin = if args.interactive {
