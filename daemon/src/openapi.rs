@@ -1073,6 +1073,15 @@ payload length; then the payload); JSON lines are one document per line,
 sent as they happen; an attach with `Upgrade: tcp` is answered 101 and the
 connection then carries the frames.
 
+What the schemas cannot say: a create body may carry every field of
+Docker's, and wrun refuses with a 400 naming the field each option a wasm
+instance cannot honour (User, Volumes, Healthcheck, Privileged, CapAdd,
+Devices, Dns, Links, ...; docs/daemon.md lists each decision); a log request
+must name stdout or stderr or both; a start or restart whose module cannot
+run fails with the instance, whatever the request (400 and 500, as dockerd
+answers an OCI failure); an event or stats stream holds one document per
+line, none when nothing happened.
+
 Generated from the daemon's route table and wrun-api's types
 (daemon/src/openapi.rs); do not edit by hand.
 ";
