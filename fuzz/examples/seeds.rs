@@ -1,0 +1,393 @@
+//! Writes the seed corpora (fuzz/corpus/<target>/seed-*): synthetic image
+//! archives in each form `wrun load` reads, hostile layers, the examples'
+//! wrun.toml files, Dockerfiles, and the values the API parsers take.
+//! Run from fuzz/: `cargo run --example seeds`.
+
+use std::path::Path;
+
+use wrun_fuzz::{
+    Entry, FLAG_GZIP, FLAG_REFS, FLAG_TAR, KIND_DIR, KIND_FILE, KIND_HARDLINK, KIND_SYMLINK,
+    MODE_GZIP, MODE_PLAIN, MODE_RAW, archive_bytes, encode_entries,
+};
+
+/// A tiny core module: the header is all the loader sniffs.
+const WASM: &[u8] = b"\0asm\x01\0\0\0";
+/// The header of a component.
+const COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+fn entry(kind: u8, name: &str, data: &[u8]) -> Entry {
+    Entry {
+        kind,
+        name: name.as_bytes().to_vec(),
+        data: data.to_vec(),
+    }
+}
+
+fn layer(files: &[Entry]) -> Vec<u8> {
+    encode_entries(files)
+}
+
+fn config(os: &str, entrypoint: &str, diff_ids: &[usize]) -> Vec<u8> {
+    let ids: Vec<String> = diff_ids.iter().map(|i| format!("\"$U{i}$\"")).collect();
+    format!(
+        r#"{{"architecture":"wasm","os":"{os}","config":{{"Entrypoint":["{entrypoint}"],"Env":["A=1"],"WorkingDir":"/","ExposedPorts":{{"80/tcp":{{}}}},"Labels":{{"k":"v"}}}},"rootfs":{{"type":"layers","diff_ids":[{}]}},"history":[{{"created_by":"seed"}}],"created":"2024-01-02T03:04:05Z"}}"#,
+        ids.join(",")
+    )
+    .into_bytes()
+}
+
+fn manifest(config: usize, layers: &[(usize, &str)]) -> Vec<u8> {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(i, media)| format!(r#"{{"mediaType":"{media}","digest":"$D{i}$","size":$S{i}$}}"#))
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$D{config}$","size":$S{config}$}},"layers":[{}],"annotations":{{"a":"b"}}}}"#,
+        layers.join(",")
+    )
+    .into_bytes()
+}
+
+fn index(manifest: usize, media: &str, name: &str) -> Vec<u8> {
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{media}","digest":"$D{manifest}$","size":$S{manifest}$,"annotations":{{"io.containerd.image.name":"{name}","org.opencontainers.image.ref.name":"1.0"}}}}]}}"#
+    )
+    .into_bytes()
+}
+
+const LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const GZ_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const BLOB: &str = "blobs/sha256/$H";
+
+fn blob(kind: u8, i: usize, data: &[u8]) -> Entry {
+    entry(kind, &format!("{BLOB}{i}$"), data)
+}
+
+/// An OCI layout of one image whose layer holds `files`. Entries: 0
+/// oci-layout, 1 blobs/, 2 layer, 3 config, 4 manifest, 5 index.json.
+fn oci_image(files: &[Entry], gz: bool, os: &str) -> Vec<Entry> {
+    let (flags, media) = if gz {
+        (FLAG_TAR | FLAG_GZIP, GZ_LAYER)
+    } else {
+        (FLAG_TAR, TAR_LAYER)
+    };
+    vec![
+        entry(KIND_FILE, "oci-layout", LAYOUT),
+        entry(KIND_DIR, "blobs/", b""),
+        blob(KIND_FILE | flags, 2, &layer(files)),
+        blob(KIND_FILE | FLAG_REFS, 3, &config(os, "/app.wasm", &[2])),
+        blob(KIND_FILE | FLAG_REFS, 4, &manifest(3, &[(2, media)])),
+        entry(
+            KIND_FILE | FLAG_REFS,
+            "index.json",
+            &index(4, OCI_MANIFEST, "seed/app:1.0"),
+        ),
+    ]
+}
+
+fn main() {
+    let out = Path::new("corpus");
+    let app = [
+        entry(KIND_DIR, "etc/", b""),
+        entry(KIND_FILE, "etc/motd", b"hello\n"),
+        entry(KIND_FILE, "app.wasm", WASM),
+    ];
+    let mut loads: Vec<(&str, Vec<Entry>)> = vec![
+        ("oci-gzip", oci_image(&app, true, "wasip1")),
+        ("oci-plain-wasi", oci_image(&app, false, "wasi")),
+        (
+            "oci-component",
+            oci_image(&[entry(KIND_FILE, "app.wasm", COMPONENT)], true, "wasip2"),
+        ),
+        (
+            "hostile-dotdot",
+            oci_image(
+                &[
+                    entry(KIND_FILE, "../../../pwned", b"x"),
+                    entry(KIND_FILE, "app.wasm", WASM),
+                ],
+                true,
+                "wasip1",
+            ),
+        ),
+        (
+            "hostile-symlink-then-write",
+            oci_image(
+                &[
+                    entry(KIND_SYMLINK, "link", b"../../../.."),
+                    entry(KIND_FILE, "link/pwned", b"x"),
+                    entry(KIND_FILE, "app.wasm", WASM),
+                ],
+                true,
+                "wasip1",
+            ),
+        ),
+        (
+            "hostile-hardlink-out",
+            oci_image(
+                &[
+                    entry(KIND_HARDLINK, "hl", b"../../../../etc/passwd"),
+                    entry(KIND_FILE, "app.wasm", WASM),
+                ],
+                false,
+                "wasip1",
+            ),
+        ),
+        (
+            "whiteouts",
+            oci_image(
+                &[
+                    entry(KIND_DIR, "d/", b""),
+                    entry(KIND_FILE, "d/.wh..wh..opq", b""),
+                    entry(KIND_FILE, ".wh.gone", b""),
+                    entry(KIND_SYMLINK, "app.wasm", b"real.wasm"),
+                    entry(KIND_FILE, "real.wasm", WASM),
+                ],
+                true,
+                "wasip1",
+            ),
+        ),
+    ];
+    // Two layers, the second removing a file of the first.
+    loads.push((
+        "oci-two-layers",
+        vec![
+            entry(KIND_FILE, "oci-layout", LAYOUT),
+            blob(KIND_FILE | FLAG_TAR | FLAG_GZIP, 1, &layer(&app)),
+            blob(
+                KIND_FILE | FLAG_TAR,
+                2,
+                &layer(&[entry(KIND_FILE, "etc/.wh.motd", b"")]),
+            ),
+            blob(
+                KIND_FILE | FLAG_REFS,
+                3,
+                &config("wasip1", "/app.wasm", &[1, 2]),
+            ),
+            blob(
+                KIND_FILE | FLAG_REFS,
+                4,
+                &manifest(3, &[(1, GZ_LAYER), (2, TAR_LAYER)]),
+            ),
+            entry(
+                KIND_FILE | FLAG_REFS,
+                "index.json",
+                &index(4, OCI_MANIFEST, "seed/two:latest"),
+            ),
+        ],
+    ));
+    // A multi-platform index naming a wasm and a linux entry.
+    let mut nested = oci_image(&app, true, "wasip1");
+    nested.truncate(5);
+    nested.push(blob(
+        KIND_FILE | FLAG_REFS,
+        5,
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"$D4$","size":$S4$,"platform":{"architecture":"amd64","os":"linux"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"$D4$","size":$S4$,"platform":{"architecture":"wasm","os":"wasip1"}}]}"#,
+    ));
+    nested.push(entry(
+        KIND_FILE | FLAG_REFS,
+        "index.json",
+        &index(5, "application/vnd.oci.image.index.v1+json", "seed/multi:2"),
+    ));
+    loads.push(("oci-nested-index", nested));
+    // A CNCF wasm artifact: the module itself is the only layer.
+    loads.push((
+        "wasm-artifact",
+        vec![
+            entry(KIND_FILE, "oci-layout", LAYOUT),
+            blob(KIND_FILE, 1, WASM),
+            blob(
+                KIND_FILE,
+                2,
+                br#"{"architecture":"wasm","os":"wasip1","layerDigests":[]}"#,
+            ),
+            blob(
+                KIND_FILE | FLAG_REFS,
+                3,
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.wasm.config.v0+json","digest":"$D2$","size":$S2$},"layers":[{"mediaType":"application/wasm","digest":"$D1$","size":$S1$,"annotations":{"org.opencontainers.image.title":"mod.wasm"}}]}"#,
+            ),
+            entry(
+                KIND_FILE | FLAG_REFS,
+                "index.json",
+                &index(3, OCI_MANIFEST, "seed/artifact:1"),
+            ),
+        ],
+    ));
+    // `docker save` without an index: manifest.json names paths; the
+    // older form keeps each layer in a directory, here through a symlink.
+    loads.push((
+        "docker-save",
+        vec![
+            entry(KIND_FILE | FLAG_TAR, "abc/layer.tar", &layer(&app)),
+            entry(KIND_SYMLINK, "def/layer.tar", b"../abc/layer.tar"),
+            entry(
+                KIND_FILE | FLAG_REFS,
+                "cfg.json",
+                &config("wasip1", "/app.wasm", &[0]),
+            ),
+            entry(
+                KIND_FILE,
+                "manifest.json",
+                br#"[{"Config":"cfg.json","RepoTags":["seed/docker:1","Bad Name"],"Layers":["def/layer.tar"]}]"#,
+            ),
+            entry(KIND_FILE, "repositories", br#"{"seed/docker":{"1":"abc"}}"#),
+        ],
+    ));
+
+    for (name, entries) in &loads {
+        let mode = if name.contains("gzip") {
+            MODE_GZIP
+        } else {
+            MODE_PLAIN
+        };
+        let mut input = vec![mode];
+        input.extend(encode_entries(entries));
+        write(out, "image_load", name, &input);
+        // The same archive as plain bytes, for mutations of the tar itself.
+        let mut raw = vec![MODE_RAW];
+        raw.extend(archive_bytes(&input));
+        if raw.len() <= 16 * 1024 {
+            write(out, "image_load", &format!("raw-{name}"), &raw);
+        }
+    }
+
+    let sha = format!("sha256:{}", "a".repeat(64));
+    for (i, r) in [
+        "hello",
+        "hello:1.0",
+        "localhost:5000/team/app:v2",
+        "registry.example.com:443/a/b/c",
+        "a__b.c-d---e/f_g",
+        &format!("app@{sha}"),
+        &format!("app:tag@{sha}"),
+        "UPPER:case",
+        "host/Name",
+        "x:-bad",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(out, "image_reference", &i.to_string(), r.as_bytes());
+    }
+
+    for dir in std::fs::read_dir("../examples").expect("listing ../examples") {
+        let dir = dir.expect("listing ../examples").path();
+        let toml = dir.join("wrun.toml");
+        if let Ok(text) = std::fs::read(&toml) {
+            let name = dir
+                .file_name()
+                .expect("a directory name")
+                .to_string_lossy()
+                .into_owned();
+            write(out, "wrun_toml", &name, &text);
+        }
+    }
+    write(
+        out,
+        "wrun_toml",
+        "everything",
+        br#"name = "${NAME}:1"
+module = "build/${MOD}.wasm"
+args = ["--port", "${PORT:-80}"]
+env = { MODE = "prod", GREETING = "hi ${WHO}" }
+workdir = "/srv"
+labels = { "org.opencontainers.image.title" = "x" }
+expose = ["80", "53/udp", "${PORT}/tcp"]
+volumes = ["/data"]
+copy = [{ src = "static/", dest = "/srv/static/" }, { src = "a.txt", dest = "/a.txt" }]
+[build-args]
+NAME = "seed"
+MOD = "app"
+---
+WHO=world
+PORT=8080
+"#,
+    );
+
+    write(
+        out,
+        "dockerfile",
+        "everything",
+        br#"# syntax is ignored
+ARG BASE=scratch
+FROM ${BASE}
+ARG VERSION=1
+ARG WHO
+COPY hello.wasm /hello.wasm
+COPY --chmod=644 static/ \
+     /srv/static/
+ADD a.txt /a.txt
+ENV GREETING="hi there" MODE=prod
+ENV LEGACY value with spaces
+WORKDIR /srv
+WORKDIR sub
+LABEL org.example.version=$VERSION "quoted key"="v"
+EXPOSE 8080 53/udp ${PORT:-80}
+VOLUME ["/data"]
+VOLUME /cache /tmp/x
+USER 1000
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/hello.wasm"]
+CMD ["world", "${WHO:+x}"]
+---
+VERSION=2
+PORT=9090
+"#,
+    );
+    write(
+        out,
+        "dockerfile",
+        "refused",
+        b"FROM scratch\nRUN make\nCMD run.sh\nHEALTHCHECK NONE\nONBUILD COPY a b\n",
+    );
+
+    let api: &[(u8, &[u8])] = &[
+        (0, b"64m"),
+        (0, b"1.5g"),
+        (0, b"100KB"),
+        (0, b"1t"),
+        (1, b"500ms"),
+        (1, b"1.5h"),
+        (1, "3µs".as_bytes()),
+        (2, b"/host:/guest:ro"),
+        (2, b"./rel:/g"),
+        (2, b"vol:/g:rw"),
+        (3, b"my-name_1.x"),
+        (
+            4,
+            br#"{"label":{"a=b":true,"c":true},"dangling":{"true":true}}"#,
+        ),
+        (4, br#"{"reference":["app:*","x"],"before":["abc"]}"#),
+        (5, b"label=a=b\ndangling=1\nreference=*/app:[0-9]*"),
+        (6, b"*/app:[a-z]?\nlib/app:x1"),
+        (6, b"a\\*b[^c-e]*\na*bz"),
+        (7, b"2024-01-02T03:04:05.123456789Z"),
+        (7, b"2024-01-02T03:04:05+02:00"),
+        (8, &3600i64.to_le_bytes()),
+    ];
+    for (i, (which, text)) in api.iter().enumerate() {
+        let mut input = vec![*which];
+        input.extend_from_slice(text);
+        write(out, "api_parse", &i.to_string(), &input);
+    }
+
+    let mut stream = vec![7u8];
+    for (s, payload) in [
+        (1u8, &b"hello\n"[..]),
+        (2, b"oops\n"),
+        (0, b""),
+        (1, &[0u8; 40][..]),
+    ] {
+        wrun_api::stream::encode_into(&mut stream, s, payload);
+    }
+    stream.extend_from_slice(&[1, 0, 0, 0, 0, 0, 1]);
+    write(out, "stream_demux", "frames", &stream);
+}
+
+fn write(out: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let dir = out.join(target);
+    std::fs::create_dir_all(&dir).expect("creating a corpus directory");
+    std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("writing a seed");
+}
