@@ -225,6 +225,9 @@ def report(args, result):
     L += ["", f"Errors: {len(result['errors'])}" + (": " + "; ".join(result["errors"][:5])
                                                    if result["errors"] else ""),
           "", "![soak](soak.svg)", "",
+          "CI runs the short version, same checks: `benches/soak.py --quick --wrun "
+          "target/debug/wrun` (20,000 operations with 100 live, a sample every half second; "
+          "exit 1 when a measure is not flat or a request failed).", "",
           "How to read it: the journal grows by a line per change and is rewritten from the "
           "live records once past 8 MiB and four times what its last rewrite wrote "
           "(daemon/src/records.rs); the log pack drops removed instances' records once they "
