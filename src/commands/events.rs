@@ -1,6 +1,6 @@
-//! `wrun events [--since T] [--until T] [--filter K=V] [--format json]`:
-//! stream what happens to instances and images, as Docker's JSON lines or
-//! one readable line each.
+//! `wrun events [--since T] [--until T] [--filter K=V] [--format F]`:
+//! stream what happens to instances and images, as Docker's JSON lines, a
+//! Go template of each, or one readable line each.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use hyper::Method;
 use time::OffsetDateTime;
 
 use super::DaemonTarget;
+use crate::output::{GoTemplate, JsonEscape, template_value};
 use wrun_api::system::EventMessage;
 
 #[derive(Debug, Args)]
@@ -24,7 +25,8 @@ pub struct EventsArgs {
     /// Filter: type=, event=, container=, image=, label= (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
-    /// `json` for one JSON object per line
+    /// `json` for one JSON object per line, or a Go template of each event
+    /// ({{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "name"}} {{.TimeNano}})
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -90,11 +92,15 @@ fn readable(m: &EventMessage) -> String {
 }
 
 pub fn run(target: &DaemonTarget, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let json = match args.format.as_deref() {
-        None => false,
-        Some("json" | "{{json .}}") => true,
-        Some(other) => bail!("unsupported format {other:?}: use --format json"),
+    // `json` is docker's `{{json .}}`: the daemon's line as it came.
+    let template = match args.format.as_deref() {
+        None | Some("json" | "{{json .}}") => None,
+        Some(text) => Some(
+            GoTemplate::parse(text, JsonEscape::Never)
+                .map_err(|e| anyhow::anyhow!("Error parsing format: {e}"))?,
+        ),
     };
+    let json = args.format.is_some();
     let now = OffsetDateTime::now_utc();
     let mut query = Vec::new();
     if let Some(s) = &args.since {
@@ -117,7 +123,13 @@ pub fn run(target: &DaemonTarget, args: EventsArgs) -> anyhow::Result<ExitCode> 
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let mut out = stdout.lock();
-            if json {
+            if let Some(t) = &template {
+                let message: serde_json::Value = serde_json::from_slice(&line)?;
+                let text = t
+                    .render(&template_value(&message))
+                    .map_err(|e| anyhow::anyhow!("template: {e}"))?;
+                writeln!(out, "{text}")?;
+            } else if json {
                 out.write_all(&line)?;
             } else if let Ok(m) = serde_json::from_slice::<EventMessage>(&line) {
                 writeln!(out, "{}", readable(&m))?;

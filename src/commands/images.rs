@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
 use wrun_api::images::ImageSummary;
 use wrun_api::parse::Filters;
 
 use crate::output::{
-    ago, docker_time, go_json, human_size, human_size_with_precision, print_table,
+    RowFormat, TEMPLATE_ERRORS, ago, docker_time, go_json, human_size, human_size_with_precision,
+    print_table,
 };
 
 #[derive(Debug, Args)]
@@ -31,7 +31,9 @@ pub struct ImagesArgs {
     /// before=IMAGE, since=IMAGE, until=TIME (repeatable)
     #[arg(short = 'f', long, value_name = "FILTER", value_parser = filter_flag)]
     pub filter: Vec<String>,
-    /// Output format: "table" (default) or "json" (one object per line)
+    /// Output format: "table" (default), "json" (one object per line),
+    /// "table TEMPLATE" or a Go template: {{.ID}} {{.Repository}} {{.Tag}}
+    /// {{.Digest}} {{.CreatedSince}} {{.CreatedAt}} {{.Size}} …
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Only images of this repository (and tag); a glob, as reference=
@@ -44,6 +46,21 @@ pub fn filter_flag(s: &str) -> Result<String, String> {
     wrun_api::parse::split_filter_flag(s)?;
     Ok(s.to_string())
 }
+
+/// The column titles of docker images' fields, for a `table` template.
+const IMAGES_HEADERS: [(&str, &str); 11] = [
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "SIZE"),
+];
 
 /// One row of the list: an image under one of its names.
 struct Row {
@@ -111,11 +128,7 @@ fn rows_of(image: &ImageSummary, digests: bool, no_trunc: bool) -> Vec<Row> {
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<ExitCode> {
-    let json = match args.format.as_deref() {
-        None | Some("table") => false,
-        Some("json" | "{{json .}}") => true,
-        Some(other) => bail!("unsupported --format {other:?} (use table or json)"),
-    };
+    let format = RowFormat::parse(args.format.as_deref(), &TEMPLATE_ERRORS)?;
     let mut filters = Filters::from_flags(&args.filter).map_err(anyhow::Error::msg)?;
     if let Some(r) = &args.reference {
         filters.add("reference", r);
@@ -135,9 +148,10 @@ pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<
         Some(text) => ago(Some(text)),
         None => "N/A".to_string(),
     };
-    if json {
+    if !matches!(format, RowFormat::Table) {
+        let mut lines = Vec::with_capacity(rows.len());
         for r in &rows {
-            let v = serde_json::json!({
+            lines.push(serde_json::json!({
                 "Containers": "N/A",
                 "CreatedAt": docker_time(r.created),
                 "CreatedSince": created_since(r),
@@ -149,8 +163,14 @@ pub fn run(root: &Path, host: Option<&str>, args: ImagesArgs) -> anyhow::Result<
                 "Tag": r.tag,
                 "UniqueSize": "N/A",
                 "VirtualSize": human_size_with_precision(r.size, 4),
-            });
-            println!("{}", go_json(&v)?);
+            }));
+        }
+        if let RowFormat::Json = format {
+            for line in &lines {
+                println!("{}", go_json(line)?);
+            }
+        } else {
+            format.print_rows(&lines, &IMAGES_HEADERS, &TEMPLATE_ERRORS)?;
         }
         return Ok(ExitCode::SUCCESS);
     }

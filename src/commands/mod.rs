@@ -23,6 +23,7 @@ pub mod run;
 pub mod run_args;
 pub mod run_detached;
 pub mod run_http;
+pub mod run_refused;
 pub mod save;
 pub mod start;
 pub mod stats;

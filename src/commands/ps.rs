@@ -1,6 +1,6 @@
-//! `wrun ps [-a] [-q] [-s] [-n N | -l] [--no-trunc] [--filter K=V] [--format json]`:
-//! list instances with Docker's columns, or as one JSON object per line; the
-//! daemon applies the filters and the limit.
+//! `wrun ps [-a] [-q] [-s] [-n N | -l] [--no-trunc] [--filter K=V] [--format F]`:
+//! list instances with Docker's columns, as one JSON object per line, or
+//! through a Go template; the daemon applies the filters and the limit.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,9 @@ use clap::Args;
 use hyper::Method;
 
 use super::DaemonTarget;
-use crate::output::{docker_time, go_json, human_duration, human_size, print_table};
+use crate::output::{
+    RowFormat, TemplateErrorWords, docker_time, go_json, human_duration, human_size, print_table,
+};
 use wrun_api::containers::ContainerSummary;
 
 #[derive(Debug, Args)]
@@ -36,7 +38,10 @@ pub struct PsArgs {
     /// Display total file sizes (an instance writes nothing over its image)
     #[arg(short = 's', long)]
     pub size: bool,
-    /// `table` (default) or `json` (one object per line, as `docker ps --format json`)
+    /// `table` (default), `json` (one object per line), `table TEMPLATE` or a
+    /// Go template: {{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}}
+    /// {{.RunningFor}} {{.Ports}} {{.State}} {{.Status}} {{.Size}} {{.Names}}
+    /// {{.Labels}} {{.Label "KEY"}} {{.Mounts}} {{.Networks}} {{.LocalVolumes}}
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -64,6 +69,31 @@ struct PsLine<'a> {
     status: &'a str,
 }
 
+/// docker ps's words for a template that does not parse or run.
+const PS_TEMPLATE_ERRORS: TemplateErrorWords = TemplateErrorWords {
+    parse: "failed to parse template",
+    execute: "failed to execute template",
+};
+
+/// The column titles of docker ps's fields, for a `table` template.
+const PS_HEADERS: [(&str, &str); 15] = [
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Networks", "NETWORKS"),
+    ("Platform", "PLATFORM"),
+];
+
 /// Docker's `Ellipsis`: at most `max` characters, the last one "…".
 fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -76,18 +106,15 @@ fn ellipsis(s: &str, max: usize) -> String {
 }
 
 pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
-    let json = match args.format.as_deref() {
-        None | Some("table") => false,
-        Some("json" | "{{json .}}") => true,
-        Some(other) => anyhow::bail!("unsupported format {other:?}: use table or json"),
-    };
+    let format = RowFormat::parse(args.format.as_deref(), &PS_TEMPLATE_ERRORS)?;
+    let json = !matches!(format, RowFormat::Table);
     let limit = if args.latest { 1 } else { args.last };
     let mut path = format!("/containers/json?all={}", u8::from(args.all));
     if limit > 0 {
         path.push_str(&format!("&limit={limit}"));
     }
-    // As the docker client: `--format json` shows the Size column too.
-    let sizes = args.size || json;
+    // As the docker client: sizes are asked for when the template reads them.
+    let sizes = args.size || format.uses_field("Size");
     if sizes {
         path.push_str("&size=1");
     }
@@ -143,6 +170,7 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if json {
+        let mut lines = Vec::with_capacity(rows.len());
         for r in &rows {
             let line = PsLine {
                 command: command(r),
@@ -184,7 +212,14 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
                 state: &r.state,
                 status: &r.status,
             };
-            println!("{}", go_json(&line)?);
+            lines.push(serde_json::to_value(&line)?);
+        }
+        if let RowFormat::Json = format {
+            for line in &lines {
+                println!("{}", go_json(line)?);
+            }
+        } else {
+            format.print_rows(&lines, &PS_HEADERS, &PS_TEMPLATE_ERRORS)?;
         }
         return Ok(ExitCode::SUCCESS);
     }

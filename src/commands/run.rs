@@ -50,6 +50,7 @@ pub fn run_shorthand(
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    args.refused.check("run")?;
     if let Some(name) = &args.name {
         check_name(name).map_err(anyhow::Error::msg)?;
     }

@@ -104,6 +104,9 @@ pub struct RunArgs {
     /// Network mode: none (the default: nothing but the grants above; bridge and default mean it too) or host (everything)
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// docker run's flags that wrun does not take, refused with the reason
+    #[command(flatten)]
+    pub refused: super::run_refused::RefusedFlags,
     /// The image: a stored name or ID, or the path of an image tar
     #[arg(value_name = "IMAGE")]
     pub image: String,

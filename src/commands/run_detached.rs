@@ -22,6 +22,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
 
 /// `wrun create`: the instance `run -d` would start, created only.
 pub fn run_create(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    args.refused.check("create")?;
     if args.detach {
         anyhow::bail!("unknown flag: --detach (create never starts the instance)");
     }
