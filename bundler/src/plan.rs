@@ -106,9 +106,9 @@ pub fn substitute(
         if !used.iter().any(|u| u == name) {
             used.push(name.to_string());
         }
-        for _ in 0..consumed {
-            chars.next();
-        }
+        // `consumed` counts bytes: skip the characters that start before
+        // its end (a name may hold multi-byte characters).
+        while chars.next_if(|&(j, _)| j <= i + consumed).is_some() {}
     }
     Ok(out)
 }
@@ -133,6 +133,22 @@ mod tests {
         assert_eq!(used, vec!["V"]);
         let err = substitute("${NOPE}", &vars, &mut used, false).unwrap_err();
         assert!(err.contains("--build-arg NOPE=VALUE"), "{err}");
+    }
+
+    /// A name of multi-byte characters used to swallow as many characters
+    /// after it as its bytes outnumbered its characters.
+    #[test]
+    fn text_after_a_name_of_multi_byte_characters_is_kept() {
+        let vars = BTreeMap::from([("ÉTÉ".to_string(), "summer".to_string())]);
+        let mut used = Vec::new();
+        assert_eq!(
+            substitute("${ÉTÉ}-end", &vars, &mut used, false).unwrap(),
+            "summer-end"
+        );
+        assert_eq!(
+            substitute("a${ÉTÉ}bcd", &vars, &mut used, true).unwrap(),
+            "asummerbcd"
+        );
     }
 
     #[test]
