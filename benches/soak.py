@@ -324,8 +324,11 @@ def main():
     churned = [dict(s, ops=max(0, s["ops"] - filled)) for s in samples]
     flat = flatness(churned, warm_from - filled, args.tolerance)
     uname = platform.uname()
+    wrun_shown = os.path.relpath(os.path.realpath(args.wrun), REPO)
+    if wrun_shown.startswith(".."):
+        wrun_shown = os.path.realpath(args.wrun)
     result = {
-        "argv": sys.argv[1:], "wrun": os.path.relpath(os.path.realpath(args.wrun), REPO),
+        "argv": sys.argv[1:], "wrun": wrun_shown,
         "machine": f"{os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
                    f"{uname.system} {uname.release}",
         "ops": counter.get() - filled, "seconds": seconds, "samples": churned,
