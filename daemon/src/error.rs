@@ -27,6 +27,10 @@ pub enum DaemonError {
     /// The daemon or the machine failed (disk, I/O, a panic).
     #[error("{0}")]
     Internal(String),
+    /// A Docker API route wrun knows but does not serve (exec, volumes, …):
+    /// 501, as dockerd answers for a feature it lacks.
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl DaemonError {
@@ -54,7 +58,8 @@ impl DaemonError {
             | Self::InvalidArgument(m)
             | Self::TooLarge(m)
             | Self::Capacity(m)
-            | Self::Internal(m) => m,
+            | Self::Internal(m)
+            | Self::NotImplemented(m) => m,
         }
     }
 
@@ -67,6 +72,7 @@ impl DaemonError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Capacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 

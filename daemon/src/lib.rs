@@ -449,17 +449,63 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
                 ("pause", _, true) => ContainerAction::Pause,
                 ("unpause", _, true) => ContainerAction::Unpause,
                 ("rename", _, true) => ContainerAction::Rename,
-                _ => return Err(page_not_found()),
+                _ => return Err(not_served(&segments)),
             };
             Route::Container(id.to_string(), a)
         }
-        _ => return Err(page_not_found()),
+        _ => return Err(not_served(&segments)),
     };
     Ok(r)
 }
 
 fn page_not_found() -> DaemonError {
     DaemonError::not_found("page not found")
+}
+
+/// The answer to a path no route serves: for a Docker API resource wrun
+/// lacks, a 501 that names the docker verb and why (the docker client shows
+/// it as "Error response from daemon: …"); otherwise dockerd's 404.
+fn not_served(segments: &[&str]) -> DaemonError {
+    const NO_PROCESSES: &str = "an instance is one wasm module in the daemon, with no processes to start or enter beside it";
+    const NO_FILESYSTEM: &str = "an instance has no filesystem of its own: it sees its image read-only and the directories granted to it";
+    const NO_NETWORKS: &str = "instances have no network interfaces: outgoing access is granted per instance (--allow-connect) and ports are published with -p";
+    const NO_REGISTRY: &str = "wrun reaches no registry: images come from wrun build, docker save | docker load, or wrun load";
+    let (verb, why) = match segments {
+        ["containers", _, "exec"] | ["exec", ..] => ("exec", NO_PROCESSES),
+        ["containers", _, "archive"] => ("cp", NO_FILESYSTEM),
+        ["containers", _, "changes"] => ("diff", NO_FILESYSTEM),
+        ["containers", _, "export"] => ("export", NO_FILESYSTEM),
+        ["commit"] => ("commit", NO_FILESYSTEM),
+        ["containers", _, "update"] => {
+            ("update", "an instance's limits are set when it is created")
+        }
+        ["containers", _, "resize"] => ("run -t", "wrun instances have no TTY"),
+        ["containers", _, "checkpoints", ..] => ("checkpoint", NO_PROCESSES),
+        ["networks", ..] => ("network", NO_NETWORKS),
+        ["volumes", ..] => (
+            "volume",
+            "wrun has no named volumes: -v grants a host directory",
+        ),
+        ["images", _, "push"] | ["images", _, _, "push"] => ("push", NO_REGISTRY),
+        ["images", "search"] => ("search", NO_REGISTRY),
+        ["auth"] => ("login", NO_REGISTRY),
+        ["distribution", ..] => ("pull", NO_REGISTRY),
+        ["build"] | ["session"] | ["grpc"] => (
+            "build",
+            "build images with wrun build (a wrun.toml or a Dockerfile of wasm steps), then docker load or wrun load",
+        ),
+        ["swarm", ..]
+        | ["nodes", ..]
+        | ["services", ..]
+        | ["tasks", ..]
+        | ["secrets", ..]
+        | ["configs", ..] => ("swarm", "wrun is one daemon on one host, with no swarm"),
+        ["plugins", ..] => ("plugin", "wrun has no plugins"),
+        _ => return page_not_found(),
+    };
+    DaemonError::NotImplemented(format!(
+        "docker {verb}: wrun does not support {verb} yet ({why})"
+    ))
 }
 
 /// `/v1.45/containers/json` → `/containers/json`; a version newer than
