@@ -131,8 +131,9 @@ def run_exit(ctx: Ctx):
     """`run --rm idle bad` returns the guest's exit code"""
     d = project(ctx, SERVICES)
     r = ctx.compose(d, "run", "--rm", "-T", "idle", "bad")
+    # Only the code: dockerd itself sometimes loses a short guest's stderr
+    # here (`start -ai` with an empty stdin).
     ctx.see("exit", r.code)
-    ctx.see("stderr", [line for line in clean(ctx, r.err) if "idle:" in line])
 
 
 @scenario("compose.environment-command", COMPOSE, chain="compose")
