@@ -47,31 +47,42 @@ fn str_slice_schema() -> utoipa::openapi::schema::Schema {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerConfig {
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub hostname: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub domainname: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub user: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub attach_stdin: bool,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub attach_stdout: bool,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub attach_stderr: bool,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub tty: bool,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub open_stdin: bool,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub stdin_once: bool,
     pub env: Option<Vec<String>>,
     #[serde(deserialize_with = "str_slice")]
     #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
     pub cmd: Option<Vec<String>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1))]
     pub image: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub working_dir: String,
     #[serde(deserialize_with = "str_slice")]
     #[cfg_attr(feature = "openapi", schema(schema_with = str_slice_schema))]
@@ -88,12 +99,15 @@ pub struct ContainerConfig {
     pub on_build: Option<Vec<String>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub network_disabled: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub mac_address: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub stop_signal: String,
     /// Seconds `stop` waits before killing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +118,7 @@ pub struct ContainerConfig {
     pub shell: Option<Vec<String>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub args_escaped: bool,
 }
 
@@ -145,30 +160,38 @@ pub struct HostConfig {
     /// The docker client's own (`--cidfile`); not the daemon's business.
     #[serde(rename = "ContainerIDFile")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub container_id_file: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub log_config: LogConfig,
     /// `none` (also ``, `default`, `bridge`: no network, wrun's default) or
     /// `host` (everything).
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub network_mode: String,
     /// Published guest ports (see [`crate::network`]).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, Option<Vec<super::network::PortBinding>>>>))]
     pub port_bindings: Option<super::network::PortMap>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub restart_policy: RestartPolicy,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub auto_remove: bool,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub volume_driver: String,
     pub volumes_from: Option<Vec<String>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub console_size: [u64; 2],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cgroupns_mode: String,
     pub dns: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
@@ -176,21 +199,28 @@ pub struct HostConfig {
     pub extra_hosts: Option<Vec<String>>,
     pub group_add: Option<Vec<String>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub ipc_mode: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cgroup: String,
     pub links: Option<Vec<String>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub oom_score_adj: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub pid_mode: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub privileged: bool,
     /// Publish every `ExposedPorts` entry on a port the kernel picks.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub publish_all_ports: bool,
     /// Always true in effect: the image rootfs is read-only in wrun.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub readonly_rootfs: bool,
     pub security_opt: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,28 +231,38 @@ pub struct HostConfig {
     pub tmpfs: Option<BTreeMap<String, String>>,
     #[serde(rename = "UTSMode")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub uts_mode: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub userns_mode: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub shm_size: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctls: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "String::is_empty")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub runtime: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub isolation: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_shares: i64,
     /// Bytes of linear memory and tables; 0: no limit.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub memory: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub nano_cpus: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cgroup_parent: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub blkio_weight: u16,
     pub blkio_weight_device: Option<Vec<WeightDevice>>,
     pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
@@ -232,28 +272,38 @@ pub struct HostConfig {
     #[serde(rename = "BlkioDeviceWriteIOps")]
     pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_period: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_quota: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_realtime_period: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_realtime_runtime: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpuset_cpus: String,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpuset_mems: String,
     pub devices: Option<Vec<DeviceMapping>>,
     pub device_cgroup_rules: Option<Vec<String>>,
     pub device_requests: Option<Vec<DeviceRequest>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub kernel_memory: i64,
     #[serde(rename = "KernelMemoryTCP")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub kernel_memory_tcp: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub memory_reservation: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub memory_swap: i64,
     /// `None` or -1: not set.
     pub memory_swappiness: Option<i64>,
@@ -262,14 +312,18 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     pub ulimits: Option<Vec<Ulimit>>,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_count: i64,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub cpu_percent: i64,
     #[serde(rename = "IOMaximumIOps")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub io_maximum_iops: u64,
     #[serde(rename = "IOMaximumBandwidth")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub io_maximum_bandwidth: u64,
     /// `--mount`: bind mounts (like `Binds`) and a tmpfs at `/tmp`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,26 +337,33 @@ pub struct HostConfig {
     pub wrun_allow_connect: Option<Vec<String>>,
     /// wrun: `--allow-dns`, name lookup.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wrun_allow_dns: bool,
     /// wrun: `--allow-udp`, UDP sockets.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wrun_allow_udp: bool,
     /// wrun: wall-clock budget in nanoseconds; 0: none.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wasm_timeout: i64,
     /// wrun: fuel budget; 0: none.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wasm_fuel: u64,
     /// wrun, HTTP handlers: requests handled at once; 0: the default (100).
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wrun_http_max_concurrency: u64,
     /// wrun, HTTP handlers: largest request body in bytes; 0: the default
     /// (10 MiB).
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wrun_http_max_body_size: u64,
     /// wrun, HTTP handlers: header read timeout in nanoseconds; 0: the
     /// default (10 s).
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub wrun_http_header_timeout: i64,
 }
 
@@ -584,6 +645,7 @@ pub struct ContainerCreateRequest {
     #[serde(flatten)]
     pub config: ContainerConfig,
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub host_config: HostConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub networking_config: Option<super::network::NetworkingConfig>,
