@@ -1,6 +1,7 @@
 //! End to end, how the daemon and its clients end: instances churned
 //! (create, start, stop, rm) through the API while the daemon is killed
-//! with SIGKILL at random moments, three times; after each restart every
+//! with SIGKILL at random moments, three times (`WRUN_CRASH_KILLS` for
+//! more); after each restart every
 //! acknowledged instance is there, in one consistent state, nothing is
 //! duplicated, no log or record of a removed instance is left, and the
 //! journal holds at most two lines per instance. And the clients' ends: `wrun daemon
@@ -306,7 +307,10 @@ fn kill_9_during_churn_loses_no_acknowledged_instance_and_leaves_no_orphan() {
     env.build("idle:1.0", IDLE_DIR);
     let mut d = Daemon::start(env);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    for kill in 1..=3 {
+    let kills: usize = std::env::var("WRUN_CRASH_KILLS")
+        .map(|n| n.parse().expect("WRUN_CRASH_KILLS is a number"))
+        .unwrap_or(3);
+    for kill in 1..=kills {
         let socket = Arc::new(d.socket.clone());
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
@@ -334,6 +338,14 @@ fn kill_9_during_churn_loses_no_acknowledged_instance_and_leaves_no_orphan() {
         check_after_restart(&d, &ledger, kill);
     }
 
+    {
+        let ledger = ledger.lock().unwrap();
+        eprintln!(
+            "crash_churn: {kills} kills; {} creates and {} removes acknowledged, all found as told",
+            ledger.acked.len(),
+            ledger.acked.values().filter(|f| f.removed).count()
+        );
+    }
     // A clean stop keeps the same set, and everything can still be removed,
     // logs and records with it.
     let before: BTreeSet<String> = ok(&d.socket, "GET", "/containers/json?all=1", "")
@@ -348,7 +360,7 @@ fn kill_9_during_churn_loses_no_acknowledged_instance_and_leaves_no_orphan() {
     );
     d.child.take().unwrap().wait().unwrap();
     respawn(&mut d);
-    check_after_restart(&d, &ledger.lock().unwrap(), 4);
+    check_after_restart(&d, &ledger.lock().unwrap(), kills + 1);
     for id in &before {
         ok(
             &d.socket,
