@@ -6,6 +6,7 @@
 
 #![no_main]
 
+use std::io::Cursor;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
@@ -24,6 +25,10 @@ fuzz_target!(|input: &[u8]| {
     // Three levels of parents: an entry escaping by `..` lands in one.
     let root = base.path().join("a/b/store");
     let store = Store::open(&root).expect("opening a fresh store");
+    assert!(
+        archive::find_stored(&store, Cursor::new(&bytes)).is_none(),
+        "an empty store holds no image"
+    );
     let result = archive::load(&store, &bytes[..]);
     assert_eq!(
         list(base.path()),
@@ -65,6 +70,12 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!(report.images.len(), images.len());
             for record in &images {
                 whole(&store, record);
+            }
+            if let Some(found) = archive::find_stored(&store, Cursor::new(&bytes)) {
+                assert!(
+                    images.contains(&found),
+                    "find_stored answered an image the store lacks"
+                );
             }
             // Loading the same archive again is a no-op that succeeds.
             let again =
