@@ -333,7 +333,16 @@ async fn dispatch(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
     let method = req.method().clone();
-    let route = route(&method, req.uri().path())?;
+    let route = match route(&method, req.uri().path()) {
+        Ok(r) => r,
+        Err(e @ DaemonError::NotImplemented(_)) => {
+            // The client may still be sending its body (docker exec's
+            // JSON): read it first, or it sees a broken pipe, not the answer.
+            let _ = http::read_body(req).await;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let query = Query::parse(req.uri().query());
     match route {
         Route::Ping => Ok(system::ping(&method)),
