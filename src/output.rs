@@ -145,17 +145,18 @@ pub struct GoTemplate {
 }
 
 impl GoTemplate {
-    pub fn parse(text: &str, escape: JsonEscape) -> Result<Self, gotmpl::TemplateError> {
+    pub fn parse(text: &str, escape: JsonEscape) -> Result<Self, TemplateFailure> {
         let template = docker_functions(gotmpl::Template::new(""), escape)
             .missing_key(gotmpl::MissingKey::Error)
-            .parse(&rewrite_label_method(text))?;
+            .parse(&rewrite_label_method(text))
+            .map_err(TemplateFailure)?;
         Ok(GoTemplate { template })
     }
 
     /// The template's header line: the same template run over a map from
     /// each field to its column title, with docker's header functions
     /// (which return their first argument unchanged).
-    fn parse_header(text: &str) -> Result<Self, gotmpl::TemplateError> {
+    fn parse_header(text: &str) -> Result<Self, TemplateFailure> {
         let mut t = gotmpl::Template::new("");
         for name in ["json", "title", "lower", "upper"] {
             t = t.func(name, |args: &[gotmpl::Value]| Ok(first_arg(args)));
@@ -171,12 +172,35 @@ impl GoTemplate {
                 last.replace(['-', '_'], " ").as_str().into(),
             ))
         });
-        let template = t.parse(&rewrite_label_method(text))?;
+        let template = t
+            .parse(&rewrite_label_method(text))
+            .map_err(TemplateFailure)?;
         Ok(GoTemplate { template })
     }
 
-    pub fn render(&self, value: &gotmpl::Value) -> Result<String, gotmpl::TemplateError> {
-        self.template.execute_to_string(value)
+    pub fn render(&self, value: &gotmpl::Value) -> Result<String, TemplateFailure> {
+        self.template
+            .execute_to_string(value)
+            .map_err(TemplateFailure)
+    }
+}
+
+/// A template that does not parse or run, told in Go's words where the
+/// engine's differ (`function "x" not defined`, `map has no entry for key "K"`).
+#[derive(Debug)]
+pub struct TemplateFailure(gotmpl::TemplateError);
+
+impl std::fmt::Display for TemplateFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            gotmpl::TemplateError::UndefinedFunction(name) => {
+                write!(f, "template: function {name:?} not defined")
+            }
+            gotmpl::TemplateError::MissingKey { key } => {
+                write!(f, "template: map has no entry for key {key:?}")
+            }
+            other => write!(f, "{other}"),
+        }
     }
 }
 
@@ -517,7 +541,7 @@ impl RowFormat {
             .trim_matches(' ')
             .replace("\\t", "\t")
             .replace("\\n", "\n");
-        let fail = |e: gotmpl::TemplateError| anyhow::anyhow!("{}: {e}", words.parse);
+        let fail = |e: TemplateFailure| anyhow::anyhow!("{}: {e}", words.parse);
         let template = Box::new(GoTemplate::parse(&body, JsonEscape::Maps).map_err(fail)?);
         let header = if table {
             Some(Box::new(GoTemplate::parse_header(&body).map_err(fail)?))
@@ -555,7 +579,7 @@ impl RowFormat {
         else {
             anyhow::bail!("print_rows is for template formats");
         };
-        let fail = |e: gotmpl::TemplateError| anyhow::anyhow!("{}: {e}", words.execute);
+        let fail = |e: TemplateFailure| anyhow::anyhow!("{}: {e}", words.execute);
         let mut out = String::new();
         for row in rows {
             out.push_str(&template.render(&template_value(row)).map_err(fail)?);
@@ -616,7 +640,7 @@ mod tests {
         assert_eq!(docker_time(1_796_656_615), "2026-12-07 15:16:55 +0000 UTC");
     }
 
-    fn render(template: &str, v: &serde_json::Value) -> Result<String, gotmpl::TemplateError> {
+    fn render(template: &str, v: &serde_json::Value) -> Result<String, TemplateFailure> {
         GoTemplate::parse(template, JsonEscape::Never)?.render(&template_value(v))
     }
 

@@ -26,7 +26,7 @@ pub struct EventsArgs {
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
     /// `json` for one JSON object per line, or a Go template of each event
-    /// ({{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "name"}} {{.TimeNano}})
+    /// ({{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "name"}} {{.Time}} {{.TimeNano}})
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -91,6 +91,25 @@ fn readable(m: &EventMessage) -> String {
     format!("{when} {} {} {} ({attrs})", m.kind, m.action, m.actor.id)
 }
 
+/// Docker runs an events template on its Go structure, whose field names
+/// differ from the JSON keys for these.
+fn go_field_names(message: &mut serde_json::Value) {
+    if let Some(map) = message.as_object_mut() {
+        for (json, go) in [
+            ("status", "Status"),
+            ("id", "ID"),
+            ("from", "From"),
+            ("scope", "Scope"),
+            ("time", "Time"),
+            ("timeNano", "TimeNano"),
+        ] {
+            if let Some(v) = map.remove(json) {
+                map.insert(go.to_string(), v);
+            }
+        }
+    }
+}
+
 pub fn run(target: &DaemonTarget, args: EventsArgs) -> anyhow::Result<ExitCode> {
     // `json` is docker's `{{json .}}`: the daemon's line as it came.
     let template = match args.format.as_deref() {
@@ -124,7 +143,8 @@ pub fn run(target: &DaemonTarget, args: EventsArgs) -> anyhow::Result<ExitCode> 
             let line: Vec<u8> = pending.drain(..=end).collect();
             let mut out = stdout.lock();
             if let Some(t) = &template {
-                let message: serde_json::Value = serde_json::from_slice(&line)?;
+                let mut message: serde_json::Value = serde_json::from_slice(&line)?;
+                go_field_names(&mut message);
                 let text = t
                     .render(&template_value(&message))
                     .map_err(|e| anyhow::anyhow!("template: {e}"))?;

@@ -1,5 +1,5 @@
-//! `wrun stats [--no-stream] [-a] [INSTANCE...]`: CPU and memory of
-//! instances, in Docker's columns. Memory is linear memory plus tables in
+//! `wrun stats [--no-stream] [-a] [--format F] [INSTANCE...]`: CPU and memory
+//! of instances, in Docker's columns, as JSON lines or through a Go template. Memory is linear memory plus tables in
 //! use; CPU % is the share of the host's CPU time the daemon spent running
 //! the instance over the last second.
 
@@ -10,7 +10,7 @@ use hyper::Method;
 
 use super::DaemonTarget;
 use crate::client::Client;
-use crate::output::{human_size, print_table};
+use crate::output::{RowFormat, TEMPLATE_ERRORS, go_json, human_size, print_table};
 use wrun_api::containers::{ContainerStats, ContainerSummary};
 
 #[derive(Debug, Args)]
@@ -24,6 +24,11 @@ pub struct StatsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// "table" (default), "json" (one object per line), "table TEMPLATE" or a
+    /// Go template: {{.Container}} {{.ID}} {{.Name}} {{.CPUPerc}} {{.MemUsage}}
+    /// {{.MemPerc}} {{.NetIO}} {{.BlockIO}} {{.PIDs}}
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     #[arg(value_name = "INSTANCE")]
     pub instances: Vec<String>,
 }
@@ -87,10 +92,35 @@ fn row(s: &ContainerStats, no_trunc: bool) -> Vec<String> {
     ]
 }
 
+/// The column titles of docker stats' fields, for a `table` template.
+const STATS_HEADERS: [(&str, &str); 9] = [
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+/// A row as docker stats' template fields; `.Container` is the name or ID
+/// the instance was asked by (its ID when listed).
+fn fields(row: &[String], asked: &str) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    map.insert("Container".into(), asked.into());
+    for ((key, _), value) in STATS_HEADERS[1..].iter().zip(row) {
+        map.insert((*key).into(), value.clone().into());
+    }
+    serde_json::Value::Object(map)
+}
+
 /// How far apart the two samples a CPU % is computed from are.
 const INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn run(target: &DaemonTarget, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let format = RowFormat::parse(args.format.as_deref(), &TEMPLATE_ERRORS)?;
     let client = target.client()?;
     let header = [
         "CONTAINER ID",
@@ -129,7 +159,33 @@ pub fn run(target: &DaemonTarget, args: StatsArgs) -> anyhow::Result<ExitCode> {
             // Clear the screen and go home, as docker stats redraws.
             print!("\x1b[2J\x1b[H");
         }
-        print_table(&header, &rows)?;
+        if let RowFormat::Table = format {
+            print_table(&header, &rows)?;
+        } else {
+            let lines: Vec<serde_json::Value> = current
+                .iter()
+                .zip(&rows)
+                .map(|(s, row)| {
+                    let asked = args
+                        .instances
+                        .iter()
+                        .find(|n| {
+                            s.id.starts_with(n.as_str())
+                                || s.name.trim_start_matches('/') == n.as_str()
+                        })
+                        .cloned()
+                        .unwrap_or_else(|| row[0].clone());
+                    fields(row, &asked)
+                })
+                .collect();
+            if let RowFormat::Json = format {
+                for line in &lines {
+                    println!("{}", go_json(line)?);
+                }
+            } else {
+                format.print_rows(&lines, &STATS_HEADERS, &TEMPLATE_ERRORS)?;
+            }
+        }
         if args.no_stream {
             return Ok(ExitCode::SUCCESS);
         }
