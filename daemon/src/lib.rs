@@ -458,11 +458,11 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
                 ("pause", _, true) => ContainerAction::Pause,
                 ("unpause", _, true) => ContainerAction::Unpause,
                 ("rename", _, true) => ContainerAction::Rename,
-                _ => return Err(not_served(&segments)),
+                _ => return Err(not_served(method, &segments)),
             };
             Route::Container(id.to_string(), a)
         }
-        _ => return Err(not_served(&segments)),
+        _ => return Err(not_served(method, &segments)),
     };
     Ok(r)
 }
@@ -473,8 +473,13 @@ fn page_not_found() -> DaemonError {
 
 /// The answer to a path no route serves: for a Docker API resource wrun
 /// lacks, a 501 that names the docker verb and why (the docker client shows
-/// it as "Error response from daemon: …"); otherwise dockerd's 404.
-fn not_served(segments: &[&str]) -> DaemonError {
+/// it as "Error response from daemon: …"); otherwise dockerd's 404, also
+/// for a method the Docker API never uses (TRACE, PATCH, …).
+fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
+    let docker_method = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE];
+    if !docker_method.contains(method) {
+        return page_not_found();
+    }
     const NO_PROCESSES: &str = "an instance is one wasm module in the daemon, with no processes to start or enter beside it";
     const NO_FILESYSTEM: &str = "an instance has no filesystem of its own: it sees its image read-only and the directories granted to it";
     const NO_NETWORKS: &str = "instances have no network interfaces: outgoing access is granted per instance (--allow-connect) and ports are published with -p";
