@@ -7,19 +7,19 @@ use std::time::Duration;
 /// Process-wide settings of a [`crate::Runtime`].
 ///
 /// The defaults suit the foreground CLI and a daemon of about a thousand
-/// concurrent instances; a denser daemon raises `max_instances` and lowers
-/// `max_memory_per_instance`.
+/// concurrent instances; the daemon sizes `max_instances` from the host.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
-    /// Instances that can be alive at once. Each reserves a pool slot (virtual
-    /// address space only, committed on use). Default 1000.
+    /// Instances that can be alive at once: a run (or a served request)
+    /// takes a slot before it is set up, and fails with
+    /// `RuntimeError::Capacity` when all are taken. Nothing is reserved per
+    /// slot: a live instance maps its fiber stack and memories when it
+    /// starts. Default 1000.
     pub max_instances: u32,
-    /// Largest size one linear memory may reach, in bytes; also the upper
-    /// bound of any per-instance `Limits::memory`. Default 4 GiB (the wasm32
-    /// maximum).
+    /// Largest size the memories and tables of one instance may reach, in
+    /// bytes: the budget of an instance without `Limits::memory`, and the
+    /// upper bound of any. Default 4 GiB (the wasm32 maximum).
     pub max_memory_per_instance: u64,
-    /// Largest number of elements one table may hold. Default 20 000.
-    pub max_table_elements: usize,
     /// Wasm stack size in bytes; deeper recursion traps with a stack
     /// overflow. Default 512 KiB. Host calls get 1 MiB on top of it.
     pub max_wasm_stack: usize,
@@ -40,9 +40,7 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// Settings for a process that runs one guest at a time (the foreground
-    /// `wrun run`): a pool of 4 slots. Setting up the pool is most of a
-    /// runtime's start-up cost (measured here: about 0.3 ms for 4 slots,
-    /// 3.5 ms for the default 1000), so a short-lived process keeps it small.
+    /// `wrun run`): 4 instance slots.
     pub fn foreground() -> Self {
         Self {
             max_instances: 4,
@@ -56,7 +54,6 @@ impl Default for RuntimeConfig {
         Self {
             max_instances: 1000,
             max_memory_per_instance: 4 << 30,
-            max_table_elements: 20_000,
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(1),
             yield_every_ticks: 10,

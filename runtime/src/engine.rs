@@ -6,24 +6,22 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails,
-    WasmFeatures,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, WasmBacktraceDetails, WasmFeatures};
 
+use crate::memory::MappedMemoryCreator;
 use crate::{RuntimeConfig, RuntimeError};
 
 /// Extra native stack for host calls (WASI) on top of the wasm stack.
 const HOST_STACK_HEADROOM: usize = 1 << 20;
 
+/// Address space a live instance maps for its fiber stack: the wasm stack,
+/// the host calls' headroom, and the guard page below them.
+pub fn stack_bytes(rc: &RuntimeConfig) -> u64 {
+    (rc.max_wasm_stack + HOST_STACK_HEADROOM) as u64 + rustix::param::page_size() as u64
+}
+
 /// Frames kept in a trap's wasm backtrace (shown with `--debug`).
 const MAX_BACKTRACE_FRAMES: usize = 32;
-
-/// Core instances, memories and tables a pool reserves per instance slot: a
-/// WASI 0.2 component built by Rust instantiates a few core modules.
-const CORE_INSTANCES_PER_SLOT: u32 = 4;
-const MEMORIES_PER_SLOT: u32 = 2;
-const TABLES_PER_SLOT: u32 = 4;
 
 /// The engines of one runtime: the plain one, and a fuel-metering one built
 /// on first use.
@@ -79,55 +77,51 @@ impl Engines {
 /// The wasmtime configuration every module of the runtime is compiled and
 /// run with. Why each setting is what it is:
 ///
-/// - pooling allocator: instantiation takes a pre-reserved slot instead of
-///   mmapping, so it costs microseconds, and the pool caps the total;
-/// - copy-on-write memory images: a module's data segments are mapped, not
-///   copied, at instantiation, and reset by `madvise` on reuse;
+/// - instances allocated on demand, memories from [`MappedMemoryCreator`]:
+///   what bounds how many instances a process holds is the kernel's count
+///   of memory mappings (`vm.max_map_count`, 65,530 by default), not memory.
+///   wasmtime's pooling allocator spends two mappings per pool slot on stack
+///   guard pages, whether in use or not, and four more per live memory
+///   (reservation split, copy-on-write image), which capped a process near
+///   10,000 live instances at the default. On demand, a live instance costs
+///   its fiber stack's two mappings (stack and guard page) and its memories
+///   almost none (plain read-write mappings that merge with their
+///   neighbours). The price: no reservation and no guard region, so the
+///   compiled code checks each memory access's bounds, and a memory that
+///   grows past its mapping moves (`mremap`); instantiation maps a stack and
+///   a memory (microseconds) and copies the data segments instead of
+///   mapping them copy-on-write (a small guest's few KiB);
 /// - epoch interruption: a cheap check in loops lets one ticker thread stop
 ///   or yield every running guest;
 /// - wasm features limited to what WASI programs built by today's toolchains
 ///   use: GC, threads, exceptions, stack switching and the async component
 ///   model are off.
+///
+/// How many instances may be alive at once is the runtime's own count
+/// (`RuntimeConfig::max_instances`, see `slots.rs`), checked before an
+/// instance is set up.
 pub(crate) fn build_engine(rc: &RuntimeConfig, fuel: bool) -> Result<Engine, RuntimeError> {
     let engine_err = |e: wasmtime::Error| RuntimeError::Engine {
         source: RuntimeError::boxed(e),
     };
-    let mut pool = PoolingAllocationConfig::new();
-    let slots = rc.max_instances.max(1);
-    let max_memory = usize::try_from(rc.max_memory_per_instance).unwrap_or(usize::MAX);
-    pool.total_component_instances(slots)
-        .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
-        .total_memories(slots.saturating_mul(MEMORIES_PER_SLOT))
-        .total_tables(slots.saturating_mul(TABLES_PER_SLOT))
-        .total_stacks(slots)
-        .max_memory_size(max_memory)
-        .table_elements(rc.max_table_elements)
-        .max_memories_per_module(1)
-        .max_tables_per_module(1)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT * 8)
-        .max_memories_per_component(MEMORIES_PER_SLOT * 4)
-        .max_tables_per_component(TABLES_PER_SLOT * 8);
-
     let mut cfg = Config::new();
-    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .memory_init_cow(true)
+    cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand)
+        .with_host_memory(Arc::new(MappedMemoryCreator))
+        .memory_reservation(0)
+        .memory_guard_size(0)
+        .guard_before_linear_memory(false)
+        .memory_reservation_for_growth(0)
+        .memory_init_cow(false)
         .epoch_interruption(true)
         .consume_fuel(fuel)
         .max_wasm_stack(rc.max_wasm_stack)
         .async_stack_size(rc.max_wasm_stack + HOST_STACK_HEADROOM)
-        // A reused stack slot must not leak the previous guest's frames.
-        .async_stack_zeroing(true)
         .parallel_compilation(true)
         .wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES))
         .wasm_backtrace_details(WasmBacktraceDetails::Disable)
         .cranelift_nan_canonicalization(false)
         .wasm_component_model(true)
         .concurrency_support(false);
-    if max_memory < (4 << 30) {
-        // Reserve only what a memory may reach; bounds checks replace the
-        // 4 GiB guard region, so many more slots fit in the address space.
-        cfg.memory_reservation(rc.max_memory_per_instance);
-    }
     for off in [
         WasmFeatures::GC,
         WasmFeatures::THREADS,

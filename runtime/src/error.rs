@@ -147,12 +147,9 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
 
-    /// Every instance slot of the pooling allocator is in use.
-    #[error("instance capacity reached: the pool has no free slot")]
-    Capacity {
-        #[source]
-        source: BoxError,
-    },
+    /// Every instance slot is in use (`RuntimeConfig::max_instances`).
+    #[error("instance capacity reached: all {limit} instance slots are in use")]
+    Capacity { limit: u32 },
 
     /// Instantiation failed for another reason.
     #[error("cannot instantiate the {kind}")]

@@ -19,6 +19,7 @@ mod engine;
 mod error;
 mod host_dir;
 mod limiter;
+mod memory;
 mod module;
 mod module_kind;
 pub mod net;
@@ -27,12 +28,14 @@ mod outgoing;
 mod runtime;
 mod sandbox;
 mod serve;
+mod slots;
 mod sockets;
 mod spec;
 mod stdio;
 mod store;
 
 pub use config::RuntimeConfig;
+pub use engine::stack_bytes;
 pub use error::{BoxError, RuntimeError};
 pub use limiter::{MemoryGauge, TABLE_ELEMENT_BYTES};
 pub use module::ModuleDigest;
@@ -41,6 +44,26 @@ pub use net::{ConnectRule, GrantParseError, NetworkGrants, PortMapping, Protocol
 pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
 pub use serve::{ServeOptions, ServeReport};
+pub use slots::InstanceSlot;
 pub use sockets::MAX_SOCKETS;
 pub use spec::{InstanceSpec, Limits, VolumeMount};
 pub use stdio::{InputSource, InputStream, MAX_SINK_CHUNK, OutputSink, OutputTarget};
+
+/// The version of wasmtime this runtime is built on (`wrun version`); a
+/// test keeps it equal to the one in Cargo.lock.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_wasmtime_version_is_the_locked_one() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+            .expect("the workspace's Cargo.lock");
+        let locked = lock
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"').to_string());
+        assert_eq!(locked.as_deref(), Some(super::WASMTIME_VERSION));
+    }
+}

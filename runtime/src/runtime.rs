@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, PoolConcurrencyLimitError, Store};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -19,6 +19,7 @@ use crate::limiter::InstanceLimiter;
 use crate::outcome::{DeadlineExceeded, classify, timed_out_while_blocked};
 use crate::outgoing::OutgoingHttp;
 use crate::sandbox::{ScratchRoot, SharedViews, grant_shared};
+use crate::slots::{InstanceSlot, Slots};
 use crate::sockets::InstanceSockets;
 use crate::store::{ComponentState, CoreState, HasLimiter, new_store};
 use crate::{InstanceSpec, ModuleDigest, ModuleKind, RunOutcome, RuntimeConfig, RuntimeError};
@@ -166,6 +167,7 @@ struct Inner {
     views: SharedViews,
     prepared: Mutex<HashMap<(ModuleDigest, bool), PreparedModule>>,
     counters: Counters,
+    slots: Arc<Slots>,
     _ticker: EpochTicker,
 }
 
@@ -184,6 +186,7 @@ impl Runtime {
                 source: Box::new(e),
             }
         })?;
+        let slots = Slots::new(config.max_instances.max(1));
         Ok(Self {
             inner: Arc::new(Inner {
                 engines,
@@ -193,6 +196,7 @@ impl Runtime {
                 views: SharedViews::default(),
                 prepared: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
+                slots,
                 _ticker: ticker,
             }),
         })
@@ -206,6 +210,26 @@ impl Runtime {
     /// The plain (unmetered) wasmtime engine, for embedders that need it.
     pub fn engine(&self) -> &Engine {
         &self.inner.engines.plain
+    }
+
+    /// Takes one of the `max_instances` instance slots, held until the
+    /// returned value is dropped; [`RuntimeError::Capacity`] when all are in
+    /// use. [`Runtime::run_in_slot`] takes it, so a caller can learn that
+    /// there is no room before it promises a run (a daemon's start).
+    pub fn reserve(&self) -> Result<InstanceSlot, RuntimeError> {
+        self.inner.slots.take()
+    }
+
+    /// An instance's budget for memories and tables: its own limit, never
+    /// above the runtime's `max_memory_per_instance`.
+    pub(crate) fn memory_budget(&self, limit: Option<u64>) -> u64 {
+        let cap = self.inner.config.max_memory_per_instance;
+        limit.map_or(cap, |l| l.min(cap))
+    }
+
+    /// Instance slots in use now, and how many there are.
+    pub fn slots_in_use(&self) -> (u32, u32) {
+        (self.inner.slots.held(), self.inner.slots.limit())
     }
 
     /// Module cache counters since this runtime started.
@@ -418,6 +442,19 @@ impl Runtime {
         module: &PreparedModule,
         spec: InstanceSpec,
     ) -> Result<RunOutcome, RuntimeError> {
+        let slot = self.reserve()?;
+        self.run_in_slot(slot, module, spec).await
+    }
+
+    /// [`Runtime::run`] in a slot taken beforehand with
+    /// [`Runtime::reserve`]; the slot is freed when the run ends.
+    pub async fn run_in_slot(
+        &self,
+        slot: InstanceSlot,
+        module: &PreparedModule,
+        spec: InstanceSpec,
+    ) -> Result<RunOutcome, RuntimeError> {
+        let _slot = slot;
         if spec.limits.fuel.is_some() && !module.inner.fuel {
             return Err(RuntimeError::FuelNotPrepared);
         }
@@ -436,7 +473,10 @@ impl Runtime {
         let grants = grant_shared(&spec, scratch.as_deref(), &self.inner.views)?;
         let engine = self.inner.engines.get(module.inner.fuel)?;
         let yield_every = self.inner.config.yield_every_ticks.max(1);
-        let limiter = InstanceLimiter::new(spec.limits.memory, spec.memory_gauge.clone());
+        let limiter = InstanceLimiter::new(
+            Some(self.memory_budget(spec.limits.memory)),
+            spec.memory_gauge.clone(),
+        );
 
         let guest = async {
             match &module.inner.pre {
@@ -580,18 +620,13 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
     }
 }
 
-/// Sorts an instantiation failure into "no capacity", "the guest trapped or
-/// hit its limit while starting" (an outcome) and other errors.
+/// Sorts an instantiation failure into "the guest trapped or hit its limit
+/// while starting" (an outcome) and other errors.
 fn instantiate_failed<T: HasLimiter>(
     err: wasmtime::Error,
     kind: ModuleKind,
     store: &Store<T>,
 ) -> Result<RunOutcome, RuntimeError> {
-    if is_capacity(&err) {
-        return Err(RuntimeError::Capacity {
-            source: RuntimeError::boxed(err),
-        });
-    }
     let grow_denied = store.data().grow_denied();
     if grow_denied
         || err.is::<wasmtime::Trap>()
@@ -606,22 +641,10 @@ fn instantiate_failed<T: HasLimiter>(
     })
 }
 
-/// Sorts the error of a guest call: no fiber stack left in the pool is a
-/// capacity error (the guest never ran); anything else is the guest's
-/// outcome.
+/// The outcome of a guest call that failed (a trap, an exit, a limit).
 fn guest_failed<T: HasLimiter>(
     err: wasmtime::Error,
     store: &Store<T>,
 ) -> Result<RunOutcome, RuntimeError> {
-    if is_capacity(&err) {
-        return Err(RuntimeError::Capacity {
-            source: RuntimeError::boxed(err),
-        });
-    }
     Ok(classify(&err, store.data().grow_denied()))
-}
-
-pub(crate) fn is_capacity(err: &wasmtime::Error) -> bool {
-    err.is::<PoolConcurrencyLimitError>()
-        || err.chain().any(|e| e.is::<PoolConcurrencyLimitError>())
 }

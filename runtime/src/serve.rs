@@ -28,7 +28,6 @@ use crate::checked_body::{CheckedBody, FrameCheck};
 use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::outgoing::OutgoingHttp;
-use crate::runtime::is_capacity;
 use crate::sandbox::{ScratchRoot, SharedView, grant_in_view, grant_shared};
 use crate::sockets::InstanceSockets;
 use crate::stdio::{OutputSink, OutputTarget};
@@ -317,7 +316,6 @@ enum GuestEnd {
     Returned,
     Failed(String),
     TimedOut,
-    NoCapacity,
     Aborted,
 }
 
@@ -412,6 +410,12 @@ impl Server {
             }
         };
 
+        // Each request's instance takes one of the runtime's slots, shared
+        // with runs: a daemon full of idle instances answers 503.
+        let slot = match self.runtime.reserve() {
+            Ok(slot) => slot,
+            Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        };
         let too_large = Arc::new(AtomicBool::new(false));
         let req = req.map(|body| CheckedBody {
             inner: body,
@@ -446,6 +450,7 @@ impl Server {
         // still streaming the body then, it goes on in a task of its own.
         let mut guest = Box::pin(async move {
             let _permit = permit;
+            let _slot = slot;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -466,7 +471,6 @@ impl Server {
                 result = bounded => match result {
                     Ok(()) => GuestEnd::Returned,
                     Err(e) if e.is::<DeadlineExceeded>() || e.chain().any(|c| c.is::<DeadlineExceeded>()) => GuestEnd::TimedOut,
-                    Err(e) if is_capacity(&e) => GuestEnd::NoCapacity,
                     Err(e) => GuestEnd::Failed(format!("{e:#}")),
                 },
                 _ = aborted => GuestEnd::Aborted,
@@ -507,10 +511,6 @@ impl Server {
                     GuestEnd::TimedOut => plain(
                         StatusCode::GATEWAY_TIMEOUT,
                         "the request's deadline passed before the guest answered".into(),
-                    ),
-                    GuestEnd::NoCapacity => plain(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no free instance slot".into(),
                     ),
                     GuestEnd::Aborted => {
                         plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
@@ -553,7 +553,10 @@ impl Server {
             table: ResourceTable::new(),
             // A per-instance gauge would be overwritten by every concurrent
             // request; serving reports no live memory figure.
-            limiter: InstanceLimiter::new(self.spec.limits.memory, None),
+            limiter: InstanceLimiter::new(
+                Some(self.runtime.memory_budget(self.spec.limits.memory)),
+                None,
+            ),
             http: WasiHttpCtx::new(),
             outgoing: OutgoingHttp {
                 grants: Arc::clone(&self.grants),
