@@ -3,6 +3,7 @@
 //! socket (`wrun daemon`). The CLI's foreground run shares [`launch`].
 //! docs/architecture.md lays out the layers.
 
+pub mod capacity;
 mod container_inspect;
 mod container_list;
 mod container_streams;
@@ -71,8 +72,9 @@ pub fn open_store(root: &Path) -> anyhow::Result<wrun_image::Store> {
 pub struct DaemonConfig {
     pub root: PathBuf,
     pub socket: PathBuf,
-    /// Instances that can run at once (the runtime's pool size).
-    pub max_instances: u32,
+    /// Instances that can run at once; `None`: as many as the host holds
+    /// (see [`capacity::Capacity::plan`]).
+    pub max_instances: Option<u32>,
     /// Largest linear memory of one instance; `None`: the runtime's default.
     pub max_instance_memory: Option<u64>,
 }
@@ -82,7 +84,7 @@ pub struct DaemonConfig {
 /// ended and recorded as exited.
 pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     raise_open_file_limit();
-    check_map_count(config.max_instances)?;
+    let capacity = capacity::Capacity::for_host(config.max_instances)?;
     // Before anything is created: a daemon refused for its socket leaves
     // no store behind.
     refuse_if_answering(&config.socket)?;
@@ -92,7 +94,7 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     let _daemon_lock = daemon_lock::DaemonLock::acquire(store.root(), &config.socket)?;
     let listener = bind(&config.socket)?;
     let runtime = Runtime::new(RuntimeConfig {
-        max_instances: config.max_instances,
+        max_instances: capacity.instances,
         max_memory_per_instance: config
             .max_instance_memory
             .unwrap_or(RuntimeConfig::default().max_memory_per_instance),
@@ -100,15 +102,13 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
         scratch_dir: Some(store.root().join("scratch")),
         ..RuntimeConfig::default()
     })
-    .with_context(|| {
-        // The usual cause: the pool's address space (about twice the
-        // memory cap per slot) does not fit in the process's 128 TiB.
-        format!(
-            "starting the wasm runtime for {} instances (if the pool does not fit in the \
-             address space, lower --max-instances or --max-instance-memory, e.g. 64m)",
-            config.max_instances
-        )
-    })?;
+    .context("starting the wasm runtime")?;
+    eprintln!(
+        "wrun daemon: capacity {} instances (bound by {})",
+        capacity.instances,
+        capacity.bound_text()
+    );
+    capacity::set(capacity);
     let daemon = Daemon::load(store, runtime, config.socket.clone())?;
     let executor = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -126,33 +126,6 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     // exits next (see `Daemon::stop_all`).
     std::mem::forget(executor);
     result
-}
-
-/// Memory mappings the instance pool needs beyond the daemon's own: each
-/// stack slot's guard page splits the stack mapping, two areas per slot.
-fn pool_mappings(max_instances: u32) -> u64 {
-    u64::from(max_instances) * 2 + 4096
-}
-
-/// Refuses a pool the kernel's `vm.max_map_count` cannot hold, with the
-/// fix, instead of wasmtime's "failed to protect stack guard page".
-fn check_map_count(max_instances: u32) -> anyhow::Result<()> {
-    let Some(limit) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-    else {
-        return Ok(());
-    };
-    let needed = pool_mappings(max_instances);
-    if needed > limit {
-        anyhow::bail!(
-            "--max-instances {max_instances} needs about {needed} memory mappings, over the \
-             kernel's vm.max_map_count of {limit}: raise it (sysctl -w vm.max_map_count={}) \
-             or lower --max-instances",
-            needed.next_power_of_two()
-        );
-    }
-    Ok(())
 }
 
 /// Raises the descriptor limit as far as allowed (the soft limit to the hard

@@ -268,6 +268,13 @@ impl Daemon {
         }
         let record = crate::image_views::find(&self.store, &config.image)?;
         let settings = launch::settings(&config, &host_config)?;
+        let cap = self.runtime.config().max_memory_per_instance;
+        if let Some(m) = settings.limits.memory.filter(|&m| m > cap) {
+            return Err(DaemonError::invalid(format!(
+                "Memory limit {m} bytes is over this daemon's --max-instance-memory of {cap} bytes: \
+                 ask for less, or start the daemon with a larger --max-instance-memory"
+            )));
+        }
         let launch = launch::plan(&self.store, &record, &config.image, &settings)
             .map_err(|e| DaemonError::invalid(crate::error::describe(&e)))?;
         let id = registry::new_id();
@@ -333,8 +340,62 @@ impl Daemon {
         c: &Arc<Container>,
         by_policy: bool,
     ) -> Result<bool, DaemonError> {
-        let (rx, gate, record, stdin) = {
+        // Checked, slot taken and module prepared before anything changes:
+        // a start that cannot happen (no free slot, image gone, port taken,
+        // volume missing) fails now and leaves the instance as it was, with
+        // the failure's exit code and error, as dockerd keeps a container
+        // `created` whose start failed; no `die`, no policy restart.
+        let (snapshot, slot) = {
+            let inner = c.lock();
+            match inner.record.state.status.start(&c.id)? {
+                Start::AlreadyRunning => return Ok(false),
+                Start::Run => {}
+            }
+            let slot = self
+                .runtime
+                .reserve()
+                .map_err(|e| crate::capacity::refused(&inner.record.name, e))?;
+            (inner.record.clone(), slot)
+        };
+        let gate = Arc::new(RunGate::default());
+        let daemon = Arc::clone(self);
+        let log = Arc::clone(&c.log);
+        let memory = gate.memory.clone();
+        let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let record = snapshot;
+            let image = daemon.store.find(&record.image_id)?;
+            let settings = launch::settings(&record.config, &record.host_config)
+                .map_err(anyhow::Error::from)?;
+            let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
+            launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
+            launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
+            launch.spec.memory_gauge = Some(memory);
+            let module = launch::prepare(&daemon.runtime, &launch)?;
+            // An HTTP handler is served: its ports are bound (held) now.
+            let served = if module.serves_http() {
+                let listeners = crate::serve::bind(&record.image, &mut launch)?;
+                Some((listeners, settings.serve))
+            } else {
+                launch::claim_ports(&mut launch)?;
+                None
+            };
+            Ok((launch, module, served))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the instance failed: {e}"))
+        .and_then(|r| r);
+        let (mut launch, module, served) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let code = outcome::failure_exit_code(&e);
+                let err = DaemonError::from(e);
+                self.start_failed(c, i64::from(code), err.message());
+                return Err(err);
+            }
+        };
+        let (rx, record) = {
             let mut inner = c.lock();
+            // Another start, a stop or a removal may have come meanwhile.
             match inner.record.state.status.start(&c.id)? {
                 Start::AlreadyRunning => return Ok(false),
                 Start::Run => {}
@@ -364,54 +425,20 @@ impl Daemon {
             }
             let (tx, rx) = oneshot::channel();
             inner.stop = Some(tx);
-            let gate = Arc::new(RunGate::default());
             inner.gate = Some(Arc::clone(&gate));
             inner.run_started = Some(std::time::Instant::now());
-            let stdin = Container::run_stdin(&mut inner);
+            launch.spec.stdin = Container::run_stdin(&mut inner);
             c.lifecycle.send_modify(|l| l.running = true);
-            (rx, gate, inner.record.clone(), stdin)
+            (rx, inner.record.clone())
         };
         self.events
             .container("start", &c.id, &record.name, &record.image, &[]);
-        let daemon = Arc::clone(self);
-        let log = Arc::clone(&c.log);
-        let memory = gate.memory.clone();
-        let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let image = daemon.store.find(&record.image_id)?;
-            let settings = launch::settings(&record.config, &record.host_config)
-                .map_err(anyhow::Error::from)?;
-            let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
-            launch.spec.stdin = stdin;
-            launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
-            launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
-            launch.spec.memory_gauge = Some(memory);
-            let module = launch::prepare(&daemon.runtime, &launch)?;
-            // An HTTP handler is served: its ports are bound (held) now.
-            let served = if module.serves_http() {
-                let listeners = crate::serve::bind(&record.image, &mut launch)?;
-                Some((listeners, settings.serve))
-            } else {
-                launch::claim_ports(&mut launch)?;
-                None
-            };
-            Ok((launch, module, served))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("preparing the instance failed: {e}"))
-        .and_then(|r| r);
-        let (launch, module, served) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                let code = outcome::failure_exit_code(&e);
-                let err = DaemonError::from(e);
-                self.ended(c, i64::from(code), err.message().to_owned(), false);
-                return Err(err);
-            }
-        };
         c.set_published(&launch.spec.network.publish);
         let daemon = Arc::clone(self);
         let c2 = Arc::clone(c);
         if let Some((listeners, serve)) = served {
+            // An HTTP server's requests take slots of their own, one each.
+            drop(slot);
             c.lock().serving = true;
             tokio::spawn(async move {
                 let (code, error) = crate::serving::serve(
@@ -432,7 +459,7 @@ impl Daemon {
             let mut rx = rx;
             let runtime = daemon.runtime.clone();
             let module_name = launch.module_name.clone();
-            let run = gate.wrap(runtime.run(&module, launch.spec));
+            let run = gate.wrap(runtime.run_in_slot(slot, &module, launch.spec));
             let (code, error, oom) = tokio::select! {
                 biased;
                 kind = &mut rx => {
@@ -454,6 +481,21 @@ impl Daemon {
             daemon.ended(&c2, code, error, oom);
         });
         Ok(true)
+    }
+
+    /// A start that failed before its run: the instance keeps its status
+    /// (created or exited) and records the failure's exit code and error,
+    /// as dockerd does.
+    fn start_failed(&self, c: &Container, code: i64, error: &str) {
+        let mut inner = c.lock();
+        let mut record = inner.record.clone();
+        record.state.exit_code = code;
+        record.state.error = error.to_owned();
+        if let Err(e) = c.save(&record) {
+            eprintln!("wrun daemon: {}", crate::error::describe(&e));
+            return;
+        }
+        inner.record = record;
     }
 
     /// A run ended: record it, announce `die`, then remove the instance if

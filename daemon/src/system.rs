@@ -67,21 +67,30 @@ pub fn version() -> Response<Body> {
         platform: Platform {
             name: "wrun".into(),
         },
-        components: vec![Component {
-            name: "Engine".into(),
-            version: VERSION.into(),
-            details: [
-                ("ApiVersion", API_VERSION.to_string()),
-                ("MinAPIVersion", MIN_API_VERSION.to_string()),
-                ("Os", "linux".to_string()),
-                ("Arch", std::env::consts::ARCH.to_string()),
-                ("KernelVersion", kernel()),
-                ("Experimental", "false".to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        }],
+        components: vec![
+            Component {
+                name: "Engine".into(),
+                version: VERSION.into(),
+                details: [
+                    ("ApiVersion", API_VERSION.to_string()),
+                    ("MinAPIVersion", MIN_API_VERSION.to_string()),
+                    ("Os", "linux".to_string()),
+                    ("Arch", std::env::consts::ARCH.to_string()),
+                    ("KernelVersion", kernel()),
+                    ("Experimental", "false".to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            },
+            Component {
+                // The wasm runtime every instance runs in, as dockerd lists
+                // containerd and runc.
+                name: RUNTIME.into(),
+                version: wrun_runtime::WASMTIME_VERSION.into(),
+                details: Default::default(),
+            },
+        ],
         version: VERSION.into(),
         api_version: API_VERSION.into(),
         min_api_version: MIN_API_VERSION.into(),
@@ -178,7 +187,82 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         },
         ..SystemInfo::default()
     };
-    json(StatusCode::OK, &info)
+    let mut info = info;
+    let capacity = capacity_info(daemon);
+    info.labels = capacity.labels();
+    let mut body = match serde_json::to_value(&info) {
+        Ok(v) => v,
+        Err(e) => {
+            return crate::http::error_response(DaemonError::Internal(format!(
+                "encoding /info: {e}"
+            )));
+        }
+    };
+    if let (Some(map), Ok(extra)) = (body.as_object_mut(), serde_json::to_value(&capacity)) {
+        map.insert("WrunCapacity".into(), extra);
+    }
+    json(StatusCode::OK, &body)
+}
+
+/// `/info`'s `WrunCapacity` (wrun's own key; `wrun info` shows it) and the
+/// same figures as engine `Labels` (which `docker info` shows).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CapacityInfo {
+    /// Instances that can be alive at once.
+    instances: u32,
+    /// Instances holding a slot now (running ones, and served requests).
+    in_use: u32,
+    /// What set `instances`.
+    bound: String,
+    /// What raises it.
+    raise: String,
+    /// Largest memory (linear memories and tables) of one instance.
+    max_memory_per_instance: u64,
+    /// Address space a live instance maps for its fiber stack; its memory
+    /// is mapped as it grows, nothing is reserved ahead.
+    stack_per_instance: u64,
+    /// Kernel memory mappings a live instance costs.
+    mappings_per_instance: u64,
+    /// The kernel's `vm.max_map_count`, when readable.
+    max_map_count: Option<u64>,
+}
+
+impl CapacityInfo {
+    fn labels(&self) -> Vec<String> {
+        let mut labels = vec![
+            format!("wrun.capacity.instances={}", self.instances),
+            format!("wrun.capacity.in-use={}", self.in_use),
+            format!("wrun.capacity.bound={}", self.bound),
+            format!("wrun.capacity.raise={}", self.raise),
+            format!("wrun.instance.max-memory={}", self.max_memory_per_instance),
+            format!("wrun.instance.stack={}", self.stack_per_instance),
+            format!("wrun.instance.mappings={}", self.mappings_per_instance),
+        ];
+        if let Some(m) = self.max_map_count {
+            labels.push(format!("wrun.host.max-map-count={m}"));
+        }
+        labels
+    }
+}
+
+fn capacity_info(daemon: &Daemon) -> CapacityInfo {
+    let (in_use, instances) = daemon.runtime.slots_in_use();
+    let config = daemon.runtime.config();
+    let (bound, raise, max_map_count) = match crate::capacity::get() {
+        Some(c) => (c.bound_text(), c.remedy(), c.max_map_count),
+        None => (String::new(), String::new(), None),
+    };
+    CapacityInfo {
+        instances,
+        in_use,
+        bound,
+        raise,
+        max_memory_per_instance: config.max_memory_per_instance,
+        stack_per_instance: wrun_runtime::stack_bytes(config),
+        mappings_per_instance: crate::capacity::MAPPINGS_PER_INSTANCE,
+        max_map_count,
+    }
 }
 
 /// The engine's `ID`: stable for a store on a host (a digest of both, in

@@ -15,12 +15,12 @@ pub struct DaemonArgs {
     /// Socket to serve [default: -H/$WRUN_HOST, /run/wrun/wrun.sock as root, else $XDG_RUNTIME_DIR/wrun.sock]
     #[arg(long, value_name = "PATH")]
     pub socket: Option<std::path::PathBuf>,
-    /// Instances that can run at once (the size of the instance pool)
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub max_instances: u32,
+    /// Instances that can run at once [default: as many as the host holds
+    /// (vm.max_map_count, memory); `wrun info` shows it]
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u32>,
     /// Largest linear memory any instance may reach (e.g. 64m); a run's -m
-    /// cannot go above it. Each pool slot reserves this much address space,
-    /// so 100,000 slots need it well under the 4 GiB default [default: 4g]
+    /// cannot go above it [default: 4g]
     #[arg(long, value_name = "BYTES", value_parser = wrun_api::parse::parse_memory)]
     pub max_instance_memory: Option<u64>,
     /// Stop the daemon listening on the socket, then exit
