@@ -9,8 +9,8 @@ use std::ffi::OsString;
 
 use crate::commands::{
     attach, build, container_inspect, container_prune, daemon, events, history, images, inspect,
-    kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start, stats,
-    stop, system, tag, top, unpause, wait,
+    info, kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start,
+    stats, stop, system, tag, top, unpause, version, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -106,6 +106,10 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Remove one or more images
     Rmi(rmi::RmiArgs),
+    /// Display system-wide information: instances, images, capacity
+    Info(info::InfoArgs),
+    /// Show the wrun version information (client and daemon)
+    Version(version::VersionArgs),
     /// Manage wrun (disk usage, pruning)
     #[command(subcommand)]
     System(SystemCommand),

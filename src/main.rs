@@ -111,6 +111,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daemon(a) => commands::daemon::run(&target()?, a),
         Command::System(SystemCommand::Shutdown) => commands::daemon::shutdown(&target()?),
         Command::Ps(a) => commands::ps::run(&target()?, a),
+        Command::Info(a) => commands::info::run(&target()?, a),
+        Command::Version(a) => commands::version::run(&target()?, a),
         Command::Logs(a) => commands::logs::run(&target()?, a),
         Command::Stop(a) => commands::stop::run(&target()?, a),
         Command::Create(a) => commands::run_detached::run_create(&root, host, *a),

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod events;
 pub mod history;
 pub mod images;
+pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod load;
@@ -32,6 +33,7 @@ pub mod system;
 pub mod tag;
 pub mod top;
 pub mod unpause;
+pub mod version;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
