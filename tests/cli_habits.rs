@@ -48,6 +48,19 @@ fn format_templates_work_for_ps_images_and_inspect() {
         "tpl",
     ]);
     assert!(mounts.starts_with("/tmp->/mnt created "), "{mounts}");
+    let history = d.wrun_ok(&["history", "--format", "{{.ID}}|{{.CreatedAt}}", "hello:1.0"]);
+    assert!(
+        history.starts_with(&format!("{}|", &id[7..19])),
+        "{history}"
+    );
+    let stats = d.wrun_ok(&[
+        "stats",
+        "--no-stream",
+        "-a",
+        "--format",
+        "{{.Name}}:{{.PIDs}}",
+    ]);
+    assert!(stats.starts_with("tpl:"), "{stats}");
     let image_id = d.wrun_ok(&["image", "inspect", "-f", "{{.Id}}", "hello:1.0"]);
     assert_eq!(image_id.trim(), id);
 

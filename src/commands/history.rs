@@ -3,10 +3,19 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
 
-use crate::output::{human_duration, human_size, print_table};
+use crate::output::{RowFormat, TEMPLATE_ERRORS, go_json, human_duration, human_size, print_table};
+
+/// docker history's template fields (in the order of a row) and titles.
+const HISTORY_HEADERS: [(&str, &str); 6] = [
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -19,7 +28,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Output format: "table" (default) or "json"
+    /// Output format: "table" (default), "json" (one object per line),
+    /// "table TEMPLATE" or a Go template: {{.ID}} {{.CreatedSince}}
+    /// {{.CreatedAt}} {{.CreatedBy}} {{.Size}} {{.Comment}}
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     #[arg(value_name = "IMAGE")]
@@ -39,43 +50,72 @@ pub fn run(root: &Path, host: Option<&str>, args: HistoryArgs) -> anyhow::Result
         return Ok(ExitCode::SUCCESS);
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match args.format.as_deref() {
-        Some("json") => {
-            for i in &items {
-                println!("{}", serde_json::to_string(i)?);
+    let format = RowFormat::parse(args.format.as_deref(), &TEMPLATE_ERRORS)?;
+    // Docker's fields: -H=false shows the raw time and byte count.
+    let rows: Vec<[String; 6]> = items
+        .iter()
+        .map(|i| {
+            let mut created_by = i.created_by.clone();
+            if !args.no_trunc && created_by.chars().count() > 45 {
+                created_by = created_by.chars().take(44).collect::<String>() + "…";
             }
+            let created_at = wrun_api::time::format(
+                time::OffsetDateTime::from_unix_timestamp(i.created)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            );
+            [
+                short_id(&i.id),
+                if args.human {
+                    format!("{} ago", human_duration(now - i.created))
+                } else {
+                    created_at.clone()
+                },
+                created_at,
+                created_by,
+                if args.human {
+                    human_size(i.size)
+                } else {
+                    i.size.to_string()
+                },
+                i.comment.clone(),
+            ]
+        })
+        .collect();
+    if let RowFormat::Table = format {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|[id, since, _, by, size, comment]| {
+                vec![
+                    id.clone(),
+                    since.clone(),
+                    by.clone(),
+                    size.clone(),
+                    comment.clone(),
+                ]
+            })
+            .collect();
+        print_table(
+            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+            &table,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lines: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let mut map = serde_json::Map::new();
+            for ((key, _), value) in HISTORY_HEADERS.iter().zip(r) {
+                map.insert((*key).into(), value.clone().into());
+            }
+            serde_json::Value::Object(map)
+        })
+        .collect();
+    if let RowFormat::Json = format {
+        for line in &lines {
+            println!("{}", go_json(line)?);
         }
-        None | Some("table") => {
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|i| {
-                    let mut created_by = i.created_by.clone();
-                    if !args.no_trunc && created_by.chars().count() > 45 {
-                        created_by = created_by.chars().take(44).collect::<String>() + "…";
-                    }
-                    vec![
-                        short_id(&i.id),
-                        if args.human {
-                            format!("{} ago", human_duration(now - i.created))
-                        } else {
-                            i.created.to_string()
-                        },
-                        created_by,
-                        if args.human {
-                            human_size(i.size)
-                        } else {
-                            i.size.to_string()
-                        },
-                        i.comment.clone(),
-                    ]
-                })
-                .collect();
-            print_table(
-                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-                &rows,
-            )?;
-        }
-        Some(other) => bail!("unsupported --format {other:?} (use table or json)"),
+    } else {
+        format.print_rows(&lines, &HISTORY_HEADERS, &TEMPLATE_ERRORS)?;
     }
     Ok(ExitCode::SUCCESS)
 }
