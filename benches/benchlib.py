@@ -109,7 +109,8 @@ class Daemon:
 
     def start(self, timeout=30):
         self.proc = subprocess.Popen(
-            [self.wrun, "daemon", "--socket", self.sock, "--max-instances", str(self.max_instances)]
+            [self.wrun, "daemon", "--socket", self.sock]
+            + (["--max-instances", str(self.max_instances)] if self.max_instances else [])
             + self.extra_args,
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(self.err_path, "w"), start_new_session=True, preexec_fn=self.preexec_fn)

@@ -49,6 +49,8 @@ def main():
                     help="calls of GET /containers/json and `wrun ps -a` whose median is reported")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before measuring memory")
     ap.add_argument("--daemon-arg", action="append", default=[], help="extra argument for `wrun daemon`")
+    ap.add_argument("--host-capacity", action="store_true",
+                    help="start the daemon without --max-instances (N + 64 otherwise): it sizes itself from the host")
     ap.add_argument("--tmpfs", action="store_true",
                     help="give each instance a private /tmp (HostConfig.Tmpfs): two descriptors each")
     ap.add_argument("--perf", metavar="FILE", help="record the daemon with `perf record -g` into FILE while starting")
@@ -62,7 +64,7 @@ def main():
 
     wrun = os.path.realpath(args.wrun)
     work = tempfile.mkdtemp(prefix="wrun-scale-")
-    d = Daemon(wrun, work, args.n + 64, args.daemon_arg)
+    d = Daemon(wrun, work, None if args.host_capacity else args.n + 64, args.daemon_arg)
     sock, env = d.sock, d.env
     results = {"n": args.n, "concurrency": args.concurrency, "tmpfs": args.tmpfs, "client": args.client}
     try:
