@@ -76,7 +76,7 @@ pub struct RunArgs {
     /// HTTP handler: time a client has to send a request's headers (and to idle between requests) [default: 10s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub header_timeout: Option<Duration>,
-    /// CPU budget in fuel units (about one per wasm instruction)
+    /// CPU budget in fuel units (about one per wasm instruction); 0: no budget, as the API's WasmFuel 0
     #[arg(long, value_name = "UNITS")]
     pub fuel: Option<u64>,
     /// Print the wasm backtrace when the guest traps
