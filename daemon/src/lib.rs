@@ -473,7 +473,7 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
             "volume",
             "wrun has no named volumes: -v grants a host directory",
         ),
-        ["images", _, "push"] | ["images", _, _, "push"] => ("push", NO_REGISTRY),
+        ["images", .., "push"] => ("push", NO_REGISTRY),
         ["images", "search"] => ("search", NO_REGISTRY),
         ["auth"] => ("login", NO_REGISTRY),
         ["distribution", ..] => ("pull", NO_REGISTRY),
@@ -541,6 +541,34 @@ fn percent_decode(s: &str) -> Result<String, DaemonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_routes_wrun_lacks_name_the_verb() {
+        for (method, path, verb) in [
+            (Method::POST, "/v1.41/containers/abc/exec", "exec"),
+            (Method::HEAD, "/containers/abc/archive", "cp"),
+            (Method::GET, "/volumes", "volume"),
+            (Method::POST, "/networks/create", "network"),
+            (Method::POST, "/images/docker.io/library/app/push", "push"),
+            (Method::POST, "/build", "build"),
+            (Method::GET, "/services", "swarm"),
+        ] {
+            let e = route(&method, path).unwrap_err();
+            assert_eq!(e.status(), hyper::StatusCode::NOT_IMPLEMENTED, "{path}");
+            assert!(
+                e.message().starts_with(&format!(
+                    "docker {verb}: wrun does not support {verb} yet ("
+                )),
+                "{path}: {e}"
+            );
+        }
+        // Paths that are not Docker's keep dockerd's 404.
+        assert_eq!(route(&Method::GET, "/nope").unwrap_err(), page_not_found());
+        assert_eq!(
+            route(&Method::PUT, "/containers/json").unwrap_err(),
+            page_not_found()
+        );
+    }
 
     #[test]
     fn routes_with_and_without_version_prefix() {
