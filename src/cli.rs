@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 use crate::commands::{
-    attach, build, container_inspect, container_prune, daemon, events, history, images, inspect,
-    info, kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start,
+    attach, build, container_inspect, container_prune, daemon, events, history, images, info,
+    inspect, kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start,
     stats, stop, system, tag, top, unpause, version, wait,
 };
 

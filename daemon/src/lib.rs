@@ -449,7 +449,13 @@ fn page_not_found() -> DaemonError {
 /// it as "Error response from daemon: …"); otherwise dockerd's 404, also
 /// for a method the Docker API never uses (TRACE, PATCH, …).
 fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
-    let docker_method = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE];
+    let docker_method = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+    ];
     if !docker_method.contains(method) {
         return page_not_found();
     }
