@@ -144,6 +144,8 @@ fn docker_verbs_wrun_does_not_serve_name_themselves() {
         (vec!["volume", "create", "v"], "volume"),
         (vec!["network", "create", "n"], "network"),
         (vec!["diff", "xx"], "diff"),
+        (vec!["push", "hello:1.0"], "push"),
+        (vec!["cp", "xx:/a", "/tmp/wrun-cli-habits-unused"], "cp"),
     ] {
         let out = d.docker(&args);
         assert!(!out.status.success(), "{args:?}");
