@@ -61,6 +61,10 @@ fn format_templates_work_for_ps_images_and_inspect() {
         "{{.Name}}:{{.PIDs}}",
     ]);
     assert!(stats.starts_with("tpl:"), "{stats}");
+    let df = d
+        .env
+        .ok(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
+    assert!(df.lines().any(|l| l == "Images=1"), "{df}");
     let image_id = d.wrun_ok(&["image", "inspect", "-f", "{{.Id}}", "hello:1.0"]);
     assert_eq!(image_id.trim(), id);
 

@@ -10,11 +10,22 @@ use wrun_api::containers::ContainerPruneResponse;
 
 use super::open_store;
 use crate::client::Client;
-use crate::output::{human_size, print_table};
+use crate::output::{RowFormat, TEMPLATE_ERRORS, human_size, print_table};
+
+/// docker system df's template fields (in the order of a row) and titles.
+const DF_HEADERS: [(&str, &str); 5] = [
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
 
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    /// Output format: "table" (default) or "json"
+    /// Output format: "table" (default), "json" (the store's figures as one
+    /// object), "table TEMPLATE" or a Go template of each row: {{.Type}}
+    /// {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -33,7 +44,8 @@ pub fn df(root: &Path, args: DfArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(root)?;
     let usage = store.disk_usage()?;
     let image_bytes = usage.blob_bytes + usage.snapshot_bytes;
-    if args.format.as_deref() == Some("json") {
+    let format = RowFormat::parse(args.format.as_deref(), &TEMPLATE_ERRORS)?;
+    if let RowFormat::Json = format {
         println!("{}", serde_json::to_string(&usage)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -65,7 +77,21 @@ pub fn df(root: &Path, args: DfArgs) -> anyhow::Result<ExitCode> {
             human_size(usage.cache_bytes + usage.tmp_bytes),
         ],
     ];
-    print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)?;
+    if let RowFormat::Table = format {
+        print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lines: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let mut map = serde_json::Map::new();
+            for ((key, _), value) in DF_HEADERS.iter().zip(row) {
+                map.insert((*key).into(), value.clone().into());
+            }
+            serde_json::Value::Object(map)
+        })
+        .collect();
+    format.print_rows(&lines, &DF_HEADERS, &TEMPLATE_ERRORS)?;
     Ok(ExitCode::SUCCESS)
 }
 
