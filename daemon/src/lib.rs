@@ -379,6 +379,26 @@ async fn dispatch(
 
 /// Maps method and path (with an optional `/v1.NN` prefix) to a route.
 fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
+    if let Some(r) = route_served(method, raw_path)? {
+        return Ok(r);
+    }
+    // Not DELETE: `DELETE /images/{name}` takes every path under /images.
+    let others = [Method::GET, Method::POST];
+    if others
+        .iter()
+        .any(|m| m != method && matches!(route_served(m, raw_path), Ok(Some(_))))
+    {
+        // A path served with another method: dockerd's 404 for this one,
+        // not the 501 of a resource wrun lacks.
+        return Err(page_not_found());
+    }
+    let path = percent_decode(strip_version(raw_path)?)?;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Err(not_served(method, &segments))
+}
+
+/// The route serving `method` on the path; `None` when none does.
+fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, DaemonError> {
     let path = strip_version(raw_path)?;
     let path = percent_decode(path)?;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -431,13 +451,13 @@ fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
                 ("pause", _, true) => ContainerAction::Pause,
                 ("unpause", _, true) => ContainerAction::Unpause,
                 ("rename", _, true) => ContainerAction::Rename,
-                _ => return Err(not_served(method, &segments)),
+                _ => return Ok(None),
             };
             Route::Container(id.to_string(), a)
         }
-        _ => return Err(not_served(method, &segments)),
+        _ => return Ok(None),
     };
-    Ok(r)
+    Ok(Some(r))
 }
 
 fn page_not_found() -> DaemonError {

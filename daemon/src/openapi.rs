@@ -1522,6 +1522,14 @@ mod tests {
             let e = crate::route(&Method::TRACE, path).unwrap_err();
             assert_eq!(e.status(), hyper::StatusCode::NOT_FOUND, "TRACE {path}");
         }
+        // And a path served with another method gets the 404 too.
+        for (method, path) in [
+            (Method::PUT, "/networks/prune"),
+            (Method::GET, "/networks/prune"),
+        ] {
+            let e = crate::route(&method, path).unwrap_err();
+            assert_eq!(e.status(), hyper::StatusCode::NOT_FOUND, "{method} {path}");
+        }
         let missing: Vec<usize> = (0..VARIANTS).filter(|v| !reached.contains(v)).collect();
         assert!(
             missing.is_empty(),
