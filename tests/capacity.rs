@@ -107,6 +107,20 @@ fn a_start_beyond_capacity_fails_at_once_and_the_instance_stays_created() {
     assert!(stderr(&run).contains("instance capacity reached"));
     assert!(state(&d, "fifth").starts_with("created "));
 
+    // One created with --rm is removed, as dockerd removes it.
+    let run = d.wrun(&["run", "-d", "--rm", "--name", "gone", "idle:1.0"]);
+    assert_eq!(run.status.code(), Some(125), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("instance capacity reached"),
+        "{}",
+        stderr(&run)
+    );
+    let names = d.wrun_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !names.contains("gone") && names.contains("fifth"),
+        "{names}"
+    );
+
     if have_tool("docker") {
         let out = d.docker(&["start", "fourth"]);
         assert!(!out.status.success());

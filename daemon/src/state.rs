@@ -345,17 +345,23 @@ impl Daemon {
         // volume missing) fails now and leaves the instance as it was, with
         // the failure's exit code and error, as dockerd keeps a container
         // `created` whose start failed; no `die`, no policy restart.
-        let (snapshot, slot) = {
+        let reserved = {
             let inner = c.lock();
             match inner.record.state.status.start(&c.id)? {
                 Start::AlreadyRunning => return Ok(false),
                 Start::Run => {}
             }
-            let slot = self
-                .runtime
-                .reserve()
-                .map_err(|e| crate::capacity::refused(&inner.record.name, e))?;
-            (inner.record.clone(), slot)
+            match self.runtime.reserve() {
+                Ok(slot) => Ok((inner.record.clone(), slot)),
+                Err(e) => Err(crate::capacity::refused(&inner.record.name, e)),
+            }
+        };
+        let (snapshot, slot) = match reserved {
+            Ok(r) => r,
+            Err(err) => {
+                self.start_failed(c, i64::from(crate::outcome::EXIT_RUN_ERROR), err.message());
+                return Err(err);
+            }
         };
         let gate = Arc::new(RunGate::default());
         let daemon = Arc::clone(self);
@@ -485,17 +491,27 @@ impl Daemon {
 
     /// A start that failed before its run: the instance keeps its status
     /// (created or exited) and records the failure's exit code and error,
-    /// as dockerd does.
-    fn start_failed(&self, c: &Container, code: i64, error: &str) {
-        let mut inner = c.lock();
-        let mut record = inner.record.clone();
-        record.state.exit_code = code;
-        record.state.error = error.to_owned();
-        if let Err(e) = c.save(&record) {
-            eprintln!("wrun daemon: {}", crate::error::describe(&e));
-            return;
+    /// as dockerd does; one created with `--rm` is removed, as dockerd
+    /// removes it.
+    fn start_failed(self: &Arc<Self>, c: &Arc<Container>, code: i64, error: &str) {
+        let auto_remove = {
+            let mut inner = c.lock();
+            let mut record = inner.record.clone();
+            record.state.exit_code = code;
+            record.state.error = error.to_owned();
+            if let Err(e) = c.save(&record) {
+                eprintln!("wrun daemon: {}", crate::error::describe(&e));
+            } else {
+                inner.record = record;
+            }
+            inner.record.host_config.auto_remove
+        };
+        if auto_remove && let Ok((true, pushed_out)) = self.unregister_keeping(c, true) {
+            if let Some(old) = pushed_out {
+                delete_log(&old);
+            }
+            self.forget_recently_removed_later(c);
         }
-        inner.record = record;
     }
 
     /// A run ended: record it, announce `die`, then remove the instance if
