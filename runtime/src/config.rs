@@ -1,4 +1,4 @@
-//! `RuntimeConfig`: the process-wide knobs of the one engine — pool sizes,
+//! `RuntimeConfig`: the process-wide knobs of the one engine — instance slots,
 //! stack size, epoch tick, where compiled modules are cached.
 
 use std::path::PathBuf;

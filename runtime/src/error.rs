@@ -1,5 +1,5 @@
 //! Errors raised before a guest starts running: bad configuration, bad
-//! module, bad spec, missing host directories, a full instance pool.
+//! module, bad spec, missing host directories, no free instance slot.
 
 use std::path::PathBuf;
 

@@ -30,7 +30,7 @@ impl MemoryGauge {
 
 /// Core instances, memories and tables one store may create. A WASI 0.2
 /// component built by Rust has a handful of core instances; more than this
-/// is refused rather than let one instance drain the pool.
+/// is refused rather than let one instance take without bound.
 const MAX_CORE_INSTANCES: usize = 32;
 const MAX_MEMORIES: usize = 8;
 const MAX_TABLES: usize = 32;
@@ -38,11 +38,11 @@ const MAX_TABLES: usize = 32;
 #[derive(Debug, Default)]
 pub(crate) struct InstanceLimiter {
     /// The byte budget for memories plus tables; `None`: unlimited here (the
-    /// pool still caps each memory and table).
+    /// runtime always passes one: the instance's limit or its own cap).
     budget: Option<u64>,
     used: u64,
     gauge: Option<MemoryGauge>,
-    /// Set when a memory or table grow was refused, by us or by the pool.
+    /// Set when a memory or table grow was refused, by us or by the memory.
     pub(crate) grow_denied: bool,
 }
 
@@ -88,7 +88,8 @@ impl wasmtime::ResourceLimiter for InstanceLimiter {
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        // The pool refused (slot size): the guest sees -1, we remember why.
+        // The memory could not grow (no room to map): the guest sees -1, we
+        // remember why.
         self.grow_denied = true;
         Ok(())
     }

@@ -172,7 +172,7 @@ struct Inner {
 }
 
 impl Runtime {
-    /// Builds the engine and its instance pool, opens (creating if needed)
+    /// Builds the engine and its instance slots, opens (creating if needed)
     /// the cache directory, and starts the epoch ticker thread.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engines = Arc::new(Engines::new(&config)?);

@@ -12,7 +12,7 @@ use crate::stdio::{InputSource, OutputTarget};
 /// Defaults deny everything: no args (not even argv\[0\]), no env (the host
 /// env is never passed through), no filesystem at all (no rootfs, no `/tmp`,
 /// no volumes), working directory `/`, stdin closed, stdout and stderr
-/// discarded, no memory limit beyond the runtime's pool slot, no timeout, no
+/// discarded, no memory limit beyond the runtime's own cap, no timeout, no
 /// fuel budget, no network (no socket, no name lookup).
 #[derive(Clone, Debug, Default)]
 pub struct InstanceSpec {
@@ -62,7 +62,7 @@ pub struct VolumeMount {
 }
 
 /// Per-instance resource limits. `None` means "no limit beyond the runtime's
-/// own caps" (the pool's per-memory size and table size).
+/// own cap" (`RuntimeConfig::max_memory_per_instance`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of linear memory plus tables (a table element counts as
