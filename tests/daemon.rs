@@ -1008,7 +1008,7 @@ fn ps_filters_and_json_format_and_log_options() {
         "{by_image}"
     );
     let unknown = d.wrun(&["ps", "--filter", "colour=blue"]);
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("invalid filter 'colour'"));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Invalid filter 'colour'"));
 
     // --log-opt is recorded, and a bad one is refused at create.
     let v = d.inspect("done");

@@ -126,11 +126,11 @@ fn image_cases() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
 
 /// The refused filters and a word of the error each gives.
 const BAD_IMAGE_FILTERS: &[(&str, &str)] = &[
-    ("colour=red", "invalid filter 'colour'"),
-    ("dangling=maybe", "invalid filter 'dangling=[maybe]'"),
+    ("colour=red", "Invalid filter 'colour'"),
+    ("dangling=maybe", "Invalid filter 'dangling=[maybe]'"),
     ("before=nope:1", "No such image: nope:1"),
     ("reference=[", "syntax error in pattern"),
-    ("until=soonish", "invalid filter 'until=soonish'"),
+    ("until=soonish", "Invalid filter 'until=soonish'"),
     ("nokey", "bad format of filter (expected name=value)"),
 ];
 
@@ -183,7 +183,7 @@ fn image_filters_select_the_same_rows_from_the_store_and_from_the_daemon() {
         (
             "filters=%7B%22x%22%3A%5B%22a%22%5D%7D",
             400,
-            "invalid filter 'x'",
+            "Invalid filter 'x'",
         ),
     ] {
         let (got, body) = request(&d.socket, "GET", &format!("/images/json?{query}"), None);
@@ -223,7 +223,7 @@ fn image_filters_select_the_same_rows_from_the_store_and_from_the_daemon() {
             assert_eq!(got, want, "docker {flags:?}");
         }
         let out = d.docker(&["images", "-f", "colour=red"]);
-        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid filter 'colour'"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid filter 'colour'"));
     }
 }
 
@@ -383,12 +383,12 @@ fn ps_filters_limit_and_order_follow_docker() {
         (
             vec!["colour=red"],
             400,
-            "invalid filter 'colour'".to_string(),
+            "Invalid filter 'colour'".to_string(),
         ),
         (
             vec!["status=sleeping"],
             400,
-            "invalid filter 'status=sleeping'".into(),
+            "Invalid filter 'status=sleeping'".into(),
         ),
         (
             vec!["health=fine"],
@@ -398,12 +398,12 @@ fn ps_filters_limit_and_order_follow_docker() {
         (
             vec!["is-task=maybe"],
             400,
-            "invalid filter 'is-task=[maybe]'".into(),
+            "Invalid filter 'is-task=[maybe]'".into(),
         ),
         (
             vec!["exited=zero"],
             400,
-            "invalid filter 'exited=zero'".into(),
+            r#"strconv.Atoi: parsing "zero": invalid syntax"#.into(),
         ),
         (
             vec!["expose=1:2"],

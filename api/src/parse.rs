@@ -226,18 +226,18 @@ impl Filters {
             .collect()
     }
 
-    /// Docker's `invalid filter 'KEY'` for the first key not in `accepted`.
+    /// dockerd 20.10's `Invalid filter 'KEY'` for the first key not in `accepted`.
     pub fn validate(&self, accepted: &[&str]) -> Result<(), String> {
         match self.0.keys().find(|k| !accepted.contains(&k.as_str())) {
-            Some(k) => Err(format!("invalid filter '{k}'")),
+            Some(k) => Err(format!("Invalid filter '{k}'")),
             None => Ok(()),
         }
     }
 
-    /// Docker's `invalid filter 'KEY=[V1 V2]'` for a bad value of `key`.
+    /// dockerd 20.10's `Invalid filter 'KEY=[V1 V2]'` for a bad value of `key`.
     pub fn invalid_value(&self, key: &str) -> String {
         let values: Vec<&str> = self.values(key).collect();
-        format!("invalid filter '{key}=[{}]'", values.join(" "))
+        format!("Invalid filter '{key}=[{}]'", values.join(" "))
     }
 
     /// Whether `labels` holds every `label` value of `key` (`k` present, or
@@ -531,7 +531,7 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(sets.validate(&["id"]).unwrap_err(), "invalid filter 'name'");
+        assert_eq!(sets.validate(&["id"]).unwrap_err(), "Invalid filter 'name'");
         assert!(sets.validate(&["id", "name"]).is_ok());
     }
 
@@ -549,12 +549,12 @@ mod tests {
         let f = Filters::from_flags(&["dangling=maybe".into()]).unwrap();
         assert_eq!(
             f.bool_value("dangling").unwrap_err(),
-            "invalid filter 'dangling=[maybe]'"
+            "Invalid filter 'dangling=[maybe]'"
         );
         let f = Filters::from_flags(&["d=true".into(), "d=false".into()]).unwrap();
         assert_eq!(
             f.bool_value("d").unwrap_err(),
-            "invalid filter 'd=[false true]'"
+            "Invalid filter 'd=[false true]'"
         );
     }
 

@@ -183,13 +183,15 @@ impl Selection {
         let exited = filters
             .values("exited")
             .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| DaemonError::invalid(format!("invalid filter 'exited={v}'")))
+                // dockerd's words: Go's strconv error.
+                v.parse::<i64>().map_err(|_| {
+                    DaemonError::invalid(format!("strconv.Atoi: parsing {v:?}: invalid syntax"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         for v in filters.values("status") {
             if !STATES.contains(&v) {
-                return Err(DaemonError::invalid(format!("invalid filter 'status={v}'")));
+                return Err(DaemonError::invalid(format!("Invalid filter 'status={v}'")));
             }
             all = true;
         }

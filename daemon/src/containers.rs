@@ -184,7 +184,7 @@ impl PruneFilters {
         allowed.extend_from_slice(extra);
         let mut raw = parse_filters(query.get("filters"), &allowed).map_err(|e| match e {
             // Docker's words for a key it does not know.
-            DaemonError::InvalidArgument(m) if m.starts_with("invalid filter '") => {
+            DaemonError::InvalidArgument(m) if m.starts_with("Invalid filter '") => {
                 let key = m.split('\'').nth(1).unwrap_or("");
                 DaemonError::invalid(format!("Invalid filter '{key}'"))
             }

@@ -177,7 +177,7 @@ pub fn list(
     }
     for v in filters.values("until") {
         let t = point_in_time(v)
-            .ok_or_else(|| DaemonError::invalid(format!("invalid filter 'until={v}'")))?;
+            .ok_or_else(|| DaemonError::invalid(format!("Invalid filter 'until={v}'")))?;
         before = Some(before.map_or(t, |b| b.min(t)));
     }
     let mut since: Option<OffsetDateTime> = None;

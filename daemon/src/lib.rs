@@ -49,7 +49,7 @@ use wrun_runtime::{Runtime, RuntimeConfig};
 
 use self::http::{Body, Query};
 use self::state::Daemon;
-use wrun_api::API_VERSION;
+use wrun_api::{API_VERSION, MIN_API_VERSION};
 
 /// The images the instance records under the store root were created from
 /// (manifest digests): what `rmi` and `image prune` must keep without a
@@ -247,6 +247,12 @@ async fn accept_loop(
 }
 
 async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    if let Some(message) = version_too_old(req.uri().path()) {
+        // dockerd's version middleware answers this one in plain text.
+        let mut response = system::plain_text(hyper::StatusCode::BAD_REQUEST, message);
+        system::add_headers(&mut response);
+        return response;
+    }
     let mut response = match dispatch(&daemon, req).await {
         Ok(r) => r,
         // dockerd answers a request no route takes from outside its API
@@ -521,6 +527,29 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
     ))
 }
 
+/// The `/v1.NN` prefix, as (major, minor), if the path has a well-formed one.
+fn path_api_version(path: &str) -> Option<(&str, (u32, u32))> {
+    let rest = path.strip_prefix("/v")?;
+    let version = &rest[..rest.find('/').unwrap_or(rest.len())];
+    Some((version, parse_api_version(version)?))
+}
+
+fn parse_api_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Docker's refusal of a path whose API version is below the minimum.
+fn version_too_old(path: &str) -> Option<String> {
+    let (version, asked) = path_api_version(path)?;
+    let min = parse_api_version(MIN_API_VERSION)?;
+    (asked < min).then(|| {
+        format!(
+            "client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )
+    })
+}
+
 /// `/v1.45/containers/json` → `/containers/json`; a version newer than
 /// wrun's is refused, as Docker does.
 fn strip_version(path: &str) -> Result<&str, DaemonError> {
@@ -528,14 +557,10 @@ fn strip_version(path: &str) -> Result<&str, DaemonError> {
         return Ok(path);
     };
     let (version, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let parse = |v: &str| -> Option<(u32, u32)> {
-        let (a, b) = v.split_once('.')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    };
-    let Some(asked) = parse(version) else {
+    let Some(asked) = parse_api_version(version) else {
         return Ok(path);
     };
-    if parse(API_VERSION).is_some_and(|max| asked > max) {
+    if parse_api_version(API_VERSION).is_some_and(|max| asked > max) {
         return Err(DaemonError::invalid(format!(
             "client version {version} is too new. Maximum supported API version is {API_VERSION}"
         )));
@@ -594,6 +619,19 @@ mod tests {
             route(&Method::PUT, "/containers/json").unwrap_err(),
             page_not_found()
         );
+    }
+
+    #[test]
+    fn versions_below_the_minimum_are_refused() {
+        assert_eq!(
+            version_too_old("/v1.0/version").unwrap(),
+            "client version 1.0 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
+        );
+        assert!(version_too_old("/v1.23/_ping").is_some());
+        assert!(version_too_old("/v1.24/_ping").is_none());
+        assert!(version_too_old("/v1.45/version").is_none());
+        assert!(version_too_old("/version").is_none());
+        assert!(version_too_old("/vx/version").is_none());
     }
 
     #[test]

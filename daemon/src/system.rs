@@ -37,6 +37,21 @@ pub fn add_headers(r: &mut Response<Body>) {
     );
 }
 
+/// A `text/plain` answer, as Go's `http.Error` writes it.
+pub fn plain_text(status: StatusCode, message: String) -> Response<Body> {
+    let mut r = Response::new(full(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 /// `GET|HEAD /_ping`
 pub fn ping(method: &Method) -> Response<Body> {
     let mut r = if method == Method::HEAD {
@@ -52,6 +67,8 @@ pub fn ping(method: &Method) -> Response<Body> {
         hyper::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
+    r.headers_mut()
+        .insert(hyper::header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }
 
