@@ -433,11 +433,21 @@ pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, Daemon
 pub async fn kill(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
+    key: &str,
     query: &Query,
 ) -> Result<Response<Body>, DaemonError> {
     let signal = signal(query)?;
-    // Nothing running is the lifecycle's 409 (`Status::kill`).
-    daemon.stop(c, StopKind::Signal(signal)).await?;
+    // Nothing running is the lifecycle's 409 (`Status::kill`); Docker
+    // names the instance as the client did, by name or by ID.
+    daemon
+        .stop(c, StopKind::Signal(signal))
+        .await
+        .map_err(|e| match e {
+            DaemonError::Conflict(m) => {
+                DaemonError::Conflict(format!("Cannot kill container: {key}: {m}"))
+            }
+            e => e,
+        })?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -33,6 +33,17 @@ pub enum DaemonError {
     NotImplemented(String),
 }
 
+/// `name` as Docker shows a reference: `hello` is `hello:latest`; a tag, a
+/// digest or an image ID (`sha256:…`) stays as given.
+pub fn with_default_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if name.starts_with("sha256:") || name.contains('@') || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
 impl DaemonError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidArgument(message.into())
@@ -46,8 +57,10 @@ impl DaemonError {
     pub fn no_such_container(key: &str) -> Self {
         Self::not_found(format!("No such container: {key}"))
     }
+    /// Docker's `No such image: REF`, REF with the `:latest` a name
+    /// without tag or digest stands for (an ID is shown as given).
     pub fn no_such_image(name: &str) -> Self {
-        Self::not_found(format!("No such image: {name}"))
+        Self::not_found(format!("No such image: {}", with_default_tag(name)))
     }
 
     /// The one line the client shows.
@@ -188,6 +201,23 @@ mod tests {
 
         let inner = anyhow::Error::from(DaemonError::conflict("name taken")).context("renaming");
         assert_eq!(DaemonError::from(inner).status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn a_missing_image_is_named_with_the_tag_docker_assumes() {
+        for (given, shown) in [
+            ("hello", "hello:latest"),
+            ("hello:1", "hello:1"),
+            ("localhost:5000/app", "localhost:5000/app:latest"),
+            ("localhost:5000/app:2", "localhost:5000/app:2"),
+            ("app@sha256:ab", "app@sha256:ab"),
+            ("sha256:abcd", "sha256:abcd"),
+        ] {
+            assert_eq!(
+                DaemonError::no_such_image(given).message(),
+                format!("No such image: {shown}")
+            );
+        }
     }
 
     #[test]

@@ -49,7 +49,14 @@ pub async fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>,
 pub async fn inspect(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, DaemonError> {
     let d = Arc::clone(daemon);
     let view = blocking("inspecting the image", move || {
-        let record = find(&d.store, &name)?;
+        // dockerd's image inspect puts the name as given before the usual
+        // "No such image".
+        let record = find(&d.store, &name).map_err(|e| match e {
+            DaemonError::NotFound(m) => {
+                DaemonError::NotFound(format!("no such image: {name}: {m}"))
+            }
+            e => e,
+        })?;
         image_views::inspect(&d.store, &record).map_err(DaemonError::from)
     })
     .await?;

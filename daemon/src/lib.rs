@@ -367,7 +367,7 @@ async fn dispatch(
                 ContainerAction::Inspect => Ok(container_inspect::inspect(daemon, &c, &query)),
                 ContainerAction::Start => containers::start(daemon, &c).await,
                 ContainerAction::Stop => containers::stop(daemon, &c).await,
-                ContainerAction::Kill => containers::kill(daemon, &c, &query).await,
+                ContainerAction::Kill => containers::kill(daemon, &c, &key, &query).await,
                 ContainerAction::Wait => container_streams::wait(&c, &query),
                 ContainerAction::Logs => container_streams::logs(&c, &query),
                 ContainerAction::Attach => container_streams::attach(daemon, &c, &key, &query, req),

@@ -65,11 +65,12 @@ impl Status {
     }
 
     /// `kill`: as [`stop`](Status::stop), but with nothing running it is
-    /// Docker's 409.
-    pub fn kill(self, restarting: bool, id: &str, name: &str) -> Result<Stopping, DaemonError> {
+    /// Docker's 409 (the request adds `Cannot kill container: KEY: `, KEY
+    /// as the client named the instance).
+    pub fn kill(self, restarting: bool, id: &str) -> Result<Stopping, DaemonError> {
         match self.stop(restarting, StopKind::Signal(9)) {
             Stopping::NotRunning => Err(DaemonError::conflict(format!(
-                "Cannot kill container: {name}: Container {id} is not running"
+                "Container {id} is not running"
             ))),
             decided => Ok(decided),
         }
@@ -268,7 +269,7 @@ mod tests {
             shown(s.start("ID")),
             format!("{:?}", s.stop(false, StopKind::Stop)),
             format!("{:?}", s.stop(false, StopKind::Shutdown)),
-            shown(s.kill(false, "ID", "web")),
+            shown(s.kill(false, "ID")),
             shown(s.restart("ID")),
             shown(s.pause("ID", false)),
             shown(s.pause("ID", true)),
@@ -281,7 +282,7 @@ mod tests {
 
     const NOT_RUNNING: &str = "409 Container ID is not running";
     const NOT_PAUSED: &str = "409 Container ID is not paused";
-    const CANNOT_KILL: &str = "409 Cannot kill container: web: Container ID is not running";
+    const CANNOT_KILL: &str = "409 Container ID is not running";
     const MARKED: &str = "409 container ID is marked for removal and cannot be started";
     const SERVES: &str = "409 Container ID serves HTTP and cannot be paused: stop it instead (requests in flight finish)";
     const RUNNING_RM: &str = "409 You cannot remove a running container ID. Stop the container before attempting removal or force remove";
@@ -397,7 +398,7 @@ mod tests {
                 ("CancelRestart", "CancelRestart", "NotRunning")
             };
             assert_eq!(format!("{:?}", s.stop(true, StopKind::Stop)), stop, "{s:?}");
-            assert_eq!(shown(s.kill(true, "ID", "web")), kill, "{s:?}");
+            assert_eq!(shown(s.kill(true, "ID")), kill, "{s:?}");
             assert_eq!(
                 format!("{:?}", s.stop(true, StopKind::Shutdown)),
                 shutdown,

@@ -622,7 +622,7 @@ impl Daemon {
         let inner = c.lock();
         let st = &inner.record.state;
         let stopping = match kind {
-            StopKind::Signal(_) => st.status.kill(st.restarting, &c.id, &inner.record.name)?,
+            StopKind::Signal(_) => st.status.kill(st.restarting, &c.id)?,
             StopKind::Stop | StopKind::Shutdown => st.status.stop(st.restarting, kind),
         };
         self.carry_out(c, inner, kind, stopping)
@@ -749,7 +749,12 @@ impl Daemon {
                 "Neither old nor new names may be empty",
             ));
         }
-        wrun_api::parse::check_name(new_name).map_err(DaemonError::InvalidArgument)?;
+        // dockerd checks the name as it stores it, with its leading `/`.
+        wrun_api::parse::check_name(new_name).map_err(|_| {
+            DaemonError::invalid(format!(
+                "Error when allocating new name: Invalid container name (/{new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            ))
+        })?;
         let mut reg = self.registry();
         if !reg.contains(&c.id) {
             // Removed since it was found: its name must not come back.
@@ -1092,9 +1097,7 @@ mod tests {
         let id = &c.id;
         assert_eq!(
             refused(d.stop(&c, StopKind::Signal(9)).await),
-            DaemonError::conflict(format!(
-                "Cannot kill container: greeter: Container {id} is not running"
-            ))
+            DaemonError::conflict(format!("Container {id} is not running"))
         );
         assert_eq!(
             refused(d.pause(&c)),
