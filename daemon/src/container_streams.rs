@@ -16,6 +16,7 @@ use super::http::{Body, Query, empty, streaming};
 use super::instance::Container;
 use super::logs::{Follow, LogReader, LogView, Streams};
 use crate::error::DaemonError;
+use crate::events::ContainerSubject;
 use crate::state::Daemon;
 use wrun_api::containers::{WaitError, WaitResponse};
 
@@ -213,7 +214,7 @@ pub fn attach(
     };
     daemon
         .events
-        .container("attach", &c.id, &record.name, &record.image, &[]);
+        .container("attach", &c.id, &ContainerSubject::of(&record), &[]);
     if !upgrading {
         // Without an upgrade, stream the frames as the response body.
         let (tx, response) = streaming(MULTIPLEXED);

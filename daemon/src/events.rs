@@ -13,6 +13,26 @@ use super::http::{Body, Query, parse_filters, streaming};
 use crate::error::DaemonError;
 use wrun_api::system::{EventActor, EventMessage};
 
+/// The instance a container event is about, as its attributes name it.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSubject {
+    pub name: String,
+    /// The image as the create request named it.
+    pub image: String,
+    /// The instance's labels (its image's with its own over them).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerSubject {
+    pub fn of(record: &crate::record::ContainerRecord) -> Self {
+        Self {
+            name: record.name.clone(),
+            image: record.image.clone(),
+            labels: record.config.labels.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// Events kept for `since` (Docker keeps 256; instances are many here).
 const KEPT: usize = 4096;
 /// Events a slow subscriber may fall behind before it skips ahead.
@@ -57,25 +77,23 @@ impl EventLog {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a container event; `attributes` adds to `name` and `image`.
+    /// Records a container event: its attributes are the instance's labels,
+    /// then `name`, `image` and `attributes`, as dockerd's.
     pub fn container(
         &self,
         action: &str,
         id: &str,
-        name: &str,
-        image: &str,
+        subject: &ContainerSubject,
         attributes: &[(&str, String)],
     ) {
-        let mut attrs: BTreeMap<String, String> = attributes
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        attrs.insert("name".into(), name.into());
-        attrs.insert("image".into(), image.into());
+        let mut attrs = subject.labels.clone();
+        attrs.insert("name".into(), subject.name.clone());
+        attrs.insert("image".into(), subject.image.clone());
+        attrs.extend(attributes.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.record(EventMessage {
             status: action.into(),
             id: id.into(),
-            from: image.into(),
+            from: subject.image.clone(),
             kind: "container".into(),
             action: action.into(),
             actor: EventActor {
@@ -308,10 +326,32 @@ mod tests {
     }
 
     #[test]
+    fn container_events_carry_the_labels_under_their_own_attributes() {
+        let log = EventLog::default();
+        let subject = ContainerSubject {
+            name: "web".into(),
+            image: "idle:1.0".into(),
+            labels: BTreeMap::from([
+                ("tier".to_string(), "front".to_string()),
+                ("name".to_string(), "a label".to_string()),
+            ]),
+        };
+        log.container("die", "abc", &subject, &[("exitCode", "0".into())]);
+        let ring = log.lock();
+        let attrs = &ring.kept.back().unwrap().message.actor.attributes;
+        assert_eq!(attrs["tier"], "front");
+        assert_eq!(attrs["name"], "web");
+        assert_eq!(attrs["image"], "idle:1.0");
+        assert_eq!(attrs["exitCode"], "0");
+        let f = EventFilter::parse(Some(r#"{"label":["tier=front"]}"#)).unwrap();
+        assert!(f.matches(&ring.kept.back().unwrap().message));
+    }
+
+    #[test]
     fn the_ring_is_bounded() {
         let log = EventLog::default();
         for _ in 0..KEPT + 10 {
-            log.container("start", "abc", "n", "i", &[]);
+            log.container("start", "abc", &ContainerSubject::default(), &[]);
         }
         let ring = log.lock();
         assert_eq!(ring.kept.len(), KEPT);

@@ -159,7 +159,8 @@ pub async fn remove(
     .await?;
     let mut items = Vec::new();
     for u in &outcome.untagged {
-        daemon.events.image("untag", &image_id, u);
+        // dockerd's untag event names the image by its ID, not the name.
+        daemon.events.image("untag", &image_id, &image_id);
         items.push(ImageDeleteItem {
             untagged: Some(u.clone()),
             deleted: None,
@@ -241,8 +242,8 @@ pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>
     let mut items = Vec::new();
     for r in &outcome.deleted_images {
         let id = r.id.to_string();
-        for n in &r.names {
-            daemon.events.image("untag", &id, n);
+        for _ in &r.names {
+            daemon.events.image("untag", &id, &id);
         }
         daemon.events.image("delete", &id, &id);
         items.extend(ImageDeleteItem::for_deleted(r.names.iter().cloned(), id));

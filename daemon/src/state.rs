@@ -15,7 +15,7 @@ use wrun_image::Store;
 use wrun_runtime::{OutputTarget, Runtime};
 
 use crate::error::DaemonError;
-use crate::events::EventLog;
+use crate::events::{ContainerSubject, EventLog};
 use crate::gate::RunGate;
 use crate::instance::{Container, Inner, Lifecycle};
 use crate::launch;
@@ -72,8 +72,7 @@ enum Signalled {
     Ending {
         rx: watch::Receiver<Lifecycle>,
         runs_ended: u64,
-        name: String,
-        image: String,
+        subject: ContainerSubject,
     },
 }
 
@@ -323,7 +322,7 @@ impl Daemon {
         self.registry().insert(Arc::clone(&c));
         drop(in_flight);
         self.events
-            .container("create", &id, &name, &record.image, &[]);
+            .container("create", &id, &ContainerSubject::of(&record), &[]);
         Ok(c)
     }
 
@@ -438,7 +437,7 @@ impl Daemon {
             (rx, inner.record.clone())
         };
         self.events
-            .container("start", &c.id, &record.name, &record.image, &[]);
+            .container("start", &c.id, &ContainerSubject::of(&record), &[]);
         c.set_published(&launch.spec.network.publish);
         let daemon = Arc::clone(self);
         let c2 = Arc::clone(c);
@@ -525,8 +524,7 @@ impl Daemon {
         self.events.container(
             "die",
             &c.id,
-            &r.name,
-            &r.image,
+            &ContainerSubject::of(&r),
             &[("exitCode", code.to_string())],
         );
         if r.host_config.auto_remove {
@@ -659,17 +657,16 @@ impl Daemon {
         if let Some(tx) = inner.stop.take() {
             let _ = tx.send(kind);
         }
-        let (name, image) = (inner.record.name.clone(), inner.record.image.clone());
+        let subject = ContainerSubject::of(&inner.record);
         drop(inner);
         if let Some(n) = kind.signal() {
             self.events
-                .container("kill", &c.id, &name, &image, &[("signal", n.to_string())]);
+                .container("kill", &c.id, &subject, &[("signal", n.to_string())]);
         }
         Ok(Signalled::Ending {
             rx,
             runs_ended,
-            name,
-            image,
+            subject,
         })
     }
 
@@ -682,12 +679,11 @@ impl Daemon {
             Signalled::Ending {
                 mut rx,
                 runs_ended,
-                name,
-                image,
+                subject,
             } => {
                 Container::run_ended(&mut rx, runs_ended).await;
                 if matches!(kind, StopKind::Stop) {
-                    self.events.container("stop", &c.id, &name, &image, &[]);
+                    self.events.container("stop", &c.id, &subject, &[]);
                 }
                 true
             }
@@ -701,7 +697,7 @@ impl Daemon {
         self.start(c).await?;
         let r = c.record();
         self.events
-            .container("restart", &c.id, &r.name, &r.image, &[]);
+            .container("restart", &c.id, &ContainerSubject::of(&r), &[]);
         Ok(())
     }
 
@@ -721,7 +717,7 @@ impl Daemon {
             inner.record.clone()
         };
         self.events
-            .container("pause", &c.id, &r.name, &r.image, &[]);
+            .container("pause", &c.id, &ContainerSubject::of(&r), &[]);
         Ok(())
     }
 
@@ -736,7 +732,7 @@ impl Daemon {
             inner.record.clone()
         };
         self.events
-            .container("unpause", &c.id, &r.name, &r.image, &[]);
+            .container("unpause", &c.id, &ContainerSubject::of(&r), &[]);
         Ok(())
     }
 
@@ -775,16 +771,11 @@ impl Daemon {
         c.save(&record)?;
         inner.record = record;
         reg.move_name(&c.id, &old, new_name);
-        let image = inner.record.image.clone();
+        let subject = ContainerSubject::of(&inner.record);
         drop(inner);
         drop(reg);
-        self.events.container(
-            "rename",
-            &c.id,
-            new_name,
-            &image,
-            &[("oldName", format!("/{old}"))],
-        );
+        self.events
+            .container("rename", &c.id, &subject, &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
@@ -854,7 +845,7 @@ impl Daemon {
         c: &Arc<Container>,
         keep: bool,
     ) -> Result<(bool, Option<Arc<Container>>), DaemonError> {
-        let (name, image, pushed_out) = {
+        let (subject, pushed_out) = {
             let mut reg = self.registry();
             let mut inner = c.lock();
             inner.record.state.status.remove(&c.id, false)?;
@@ -873,11 +864,7 @@ impl Daemon {
             } else {
                 None
             };
-            (
-                inner.record.name.clone(),
-                inner.record.image.clone(),
-                pushed_out,
-            )
+            (ContainerSubject::of(&inner.record), pushed_out)
         };
         // The record goes at once, so a daemon restart never brings the
         // instance back; the logs may outlive it a little.
@@ -885,7 +872,7 @@ impl Daemon {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         c.lifecycle.send_modify(|l| l.removed = true);
-        self.events.container("destroy", &c.id, &name, &image, &[]);
+        self.events.container("destroy", &c.id, &subject, &[]);
         Ok((true, pushed_out))
     }
 
