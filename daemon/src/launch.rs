@@ -960,9 +960,11 @@ fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
     let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
         .with_context(|| format!("opening the image rootfs {}", rootfs.display()))?;
     let module = &launch.module_name;
+    // The docker client turns a start error saying "no such file or
+    // directory" into run's exit status 127, as for a missing program.
     let wasm = root.read(module.trim_start_matches('/')).map_err(|_| {
         RunFailure::ModuleMissing(format!(
-            "{module} is not a file in image {}",
+            "{module}: no such file or directory in image {}",
             launch.image_id
         ))
     })?;
