@@ -78,6 +78,9 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
+/// What `GoVersion` says of a daemon written in Rust.
+const GO_VERSION: &str = "n/a (Rust)";
+
 /// `GET /version`
 pub fn version() -> Response<Body> {
     let v = SystemVersion {
@@ -95,6 +98,11 @@ pub fn version() -> Response<Body> {
                     ("Arch", std::env::consts::ARCH.to_string()),
                     ("KernelVersion", kernel()),
                     ("Experimental", "false".to_string()),
+                    // As the top-level fields: wrun records no commit or
+                    // build time (reproducible builds) and has no Go.
+                    ("GitCommit", String::new()),
+                    ("GoVersion", GO_VERSION.to_string()),
+                    ("BuildTime", String::new()),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -112,7 +120,7 @@ pub fn version() -> Response<Body> {
         api_version: API_VERSION.into(),
         min_api_version: MIN_API_VERSION.into(),
         git_commit: String::new(),
-        go_version: "n/a (Rust)".into(),
+        go_version: GO_VERSION.into(),
         os: "linux".into(),
         arch: std::env::consts::ARCH.into(),
         kernel_version: kernel(),
