@@ -102,7 +102,7 @@ impl Capacity {
 
     /// The capacity on this host: its `vm.max_map_count` and memory.
     pub fn for_host(flag: Option<u32>) -> anyhow::Result<Self> {
-        Self::plan(flag, max_map_count(), crate::system::host_memory())
+        Self::plan(flag, max_map_count(), crate::host::memory())
     }
 
     /// What bounds the capacity, in words (`/info`, a refused start).

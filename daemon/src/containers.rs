@@ -337,7 +337,7 @@ fn sample(c: &Container, limit: u64) -> (CpuStats, MemoryStats, String) {
             }),
             ..CpuUsage::default()
         },
-        system_cpu_usage: host_cpu_nanos(),
+        system_cpu_usage: crate::host::cpu_nanos(),
         online_cpus: online,
     };
     let memory = MemoryStats {
@@ -349,22 +349,6 @@ fn sample(c: &Container, limit: u64) -> (CpuStats, MemoryStats, String) {
     (cpu, memory, read)
 }
 
-/// The host's CPU time over all CPUs in nanoseconds (`/proc/stat`, in
-/// USER_HZ = 100 ticks per second); 0 when unreadable.
-fn host_cpu_nanos() -> u64 {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().next()?.strip_prefix("cpu ")?.to_string();
-            Some(
-                line.split_whitespace()
-                    .filter_map(|t| t.parse::<u64>().ok())
-                    .sum::<u64>()
-                    .saturating_mul(10_000_000),
-            )
-        })
-        .unwrap_or(0)
-}
 
 /// How long `stats?stream=false` measures CPU use over, and the interval
 /// of streamed samples.
@@ -381,7 +365,7 @@ pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, Daemon
     let limit = if r.host_config.memory > 0 {
         r.host_config.memory as u64
     } else {
-        crate::system::host_memory()
+        crate::host::memory()
     };
     let (tx, response) = streaming("application/json");
     let c = Arc::clone(c);

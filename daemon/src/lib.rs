@@ -13,6 +13,7 @@ pub mod error;
 mod events;
 mod gate;
 pub mod grants;
+mod host;
 mod http;
 pub mod image_views;
 mod images;

@@ -72,11 +72,6 @@ pub fn ping(method: &Method) -> Response<Body> {
     r
 }
 
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
 
 /// What `GoVersion` says of a daemon written in Rust.
 const GO_VERSION: &str = "n/a (Rust)";
@@ -96,7 +91,7 @@ pub fn version() -> Response<Body> {
                     ("MinAPIVersion", MIN_API_VERSION.to_string()),
                     ("Os", "linux".to_string()),
                     ("Arch", std::env::consts::ARCH.to_string()),
-                    ("KernelVersion", kernel()),
+                    ("KernelVersion", crate::host::kernel()),
                     ("Experimental", "false".to_string()),
                     // As the top-level fields: wrun records no commit or
                     // build time (reproducible builds) and has no Go.
@@ -123,7 +118,7 @@ pub fn version() -> Response<Body> {
         go_version: GO_VERSION.into(),
         os: "linux".into(),
         arch: std::env::consts::ARCH.into(),
-        kernel_version: kernel(),
+        kernel_version: crate::host::kernel(),
         build_time: String::new(),
     };
     json(StatusCode::OK, &v)
@@ -185,13 +180,13 @@ pub fn info(daemon: &Arc<Daemon>) -> Response<Body> {
         }
         .into(),
         n_events_listener: daemon.events.listeners() as i64,
-        kernel_version: kernel(),
+        kernel_version: crate::host::kernel(),
         operating_system: os_field("PRETTY_NAME"),
         os_version: os_field("VERSION_ID"),
         os_type: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
         ncpu: std::thread::available_parallelism().map_or(1, |n| n.get() as i64),
-        mem_total: i64::try_from(host_memory()).unwrap_or(i64::MAX),
+        mem_total: i64::try_from(crate::host::memory()).unwrap_or(i64::MAX),
         docker_root_dir: daemon.store.root().display().to_string(),
         name,
         server_version: VERSION.into(),
@@ -324,24 +319,6 @@ fn proc_status(field: &str) -> Option<i64> {
         .ok()
 }
 
-/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`); 0 when
-/// unreadable.
-pub fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let kib = s
-                .lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
-}
 
 /// `POST /networks/prune`: wrun has no user-defined networks, so none is
 /// ever removed (the filters are still checked, as Docker does).
