@@ -43,6 +43,10 @@ pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {
         // this one.
         host_config.log_config.kind = DEFAULT_LOG_DRIVER.into();
     }
+    // dockerd lists the /proc and /sys paths it hides; an instance sees no
+    // /proc or /sys at all, so nothing there is masked or made read-only.
+    host_config.masked_paths.get_or_insert_with(Vec::new);
+    host_config.readonly_paths.get_or_insert_with(Vec::new);
     let mut config = r.config.clone();
     config.image = r.image.clone();
     if config

@@ -520,7 +520,8 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
                     .find(&r.image_id)
                     .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX))
             });
-            row.size_rw = Some(0);
+            // Nothing written: dockerd leaves a zero SizeRw out of a row.
+            row.size_rw = None;
             row.size_root_fs = Some(image_size);
         }
         rows.push(row);
