@@ -28,6 +28,11 @@ pub async fn create(
 ) -> Result<Response<Body>, DaemonError> {
     let body = read_body(req).await?;
     let mut create: ContainerCreateRequest = parse_json(&body)?;
+    if create.config.image.is_empty() && !sets_config(&body) {
+        return Err(DaemonError::invalid(
+            "Config cannot be empty in order to create a container",
+        ));
+    }
     let name = query
         .get("name")
         .filter(|n| !n.is_empty())
@@ -119,6 +124,45 @@ pub fn rename(
     let name = query.get("name").unwrap_or("");
     daemon.rename(c, name)?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Whether a create body sets any field of the container's Config: dockerd
+/// has no Config at all (and says so) when none is given, as Go's JSON
+/// decoder leaves the embedded struct nil; its keys match in any case.
+fn sets_config(body: &[u8]) -> bool {
+    const CONFIG_KEYS: [&str; 25] = [
+        "hostname",
+        "domainname",
+        "user",
+        "attachstdin",
+        "attachstdout",
+        "attachstderr",
+        "exposedports",
+        "tty",
+        "openstdin",
+        "stdinonce",
+        "env",
+        "cmd",
+        "healthcheck",
+        "argsescaped",
+        "image",
+        "volumes",
+        "workingdir",
+        "entrypoint",
+        "networkdisabled",
+        "macaddress",
+        "onbuild",
+        "labels",
+        "stopsignal",
+        "stoptimeout",
+        "shell",
+    ];
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .keys()
+            .any(|k| CONFIG_KEYS.contains(&k.to_ascii_lowercase().as_str())),
+        _ => false,
+    }
 }
 
 /// `POST /containers/prune?filters=`: removes every instance that is not
@@ -349,7 +393,6 @@ fn sample(c: &Container, limit: u64) -> (CpuStats, MemoryStats, String) {
     (cpu, memory, read)
 }
 
-
 /// How long `stats?stream=false` measures CPU use over, and the interval
 /// of streamed samples.
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -484,6 +527,15 @@ pub async fn remove(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_without_config_fields_has_no_config() {
+        assert!(!sets_config(b"{}"));
+        assert!(!sets_config(br#"{"HostConfig":{"Memory":1},"Bogus":1}"#));
+        assert!(!sets_config(b""));
+        assert!(sets_config(br#"{"Image":""}"#));
+        assert!(sets_config(br#"{"cmd":["x"]}"#));
+    }
 
     #[test]
     fn until_takes_unix_seconds_rfc_3339_or_a_go_duration_ago() {
