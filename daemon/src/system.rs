@@ -72,7 +72,6 @@ pub fn ping(method: &Method) -> Response<Body> {
     r
 }
 
-
 /// What `GoVersion` says of a daemon written in Rust.
 const GO_VERSION: &str = "n/a (Rust)";
 
@@ -318,7 +317,6 @@ fn proc_status(field: &str) -> Option<i64> {
         .parse()
         .ok()
 }
-
 
 /// `POST /networks/prune`: wrun has no user-defined networks, so none is
 /// ever removed (the filters are still checked, as Docker does).
