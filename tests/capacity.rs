@@ -9,30 +9,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-/// A daemon on `env` started with `args` after `daemon --socket S`.
-fn daemon_with(env: Env, args: &[&str]) -> Daemon {
-    let socket = env.path("wrun.sock");
-    let child = env
-        .cmd()
-        .args(["daemon", "--socket", socket.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        env,
-        socket,
-        child: Some(child),
-    };
-    d.wait_until_up();
-    d
-}
 
 fn idle_env() -> Env {
     let env = Env::new();
@@ -75,7 +54,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn a_start_beyond_capacity_fails_at_once_and_the_instance_stays_created() {
-    let d = daemon_with(idle_env(), &["--max-instances", "3"]);
+    let d = Daemon::start_with(idle_env(), &["--max-instances", "3"]);
     for name in ["one", "two", "three"] {
         d.wrun_ok(&["run", "-d", "--name", name, "idle:1.0"]);
     }
@@ -149,7 +128,7 @@ fn a_start_that_cannot_happen_fails_and_leaves_the_instance_as_it_was() {
     let env = idle_env();
     let vol = env.path("vol");
     std::fs::create_dir(&vol).unwrap();
-    let d = daemon_with(env, &[]);
+    let d = Daemon::start_with(env, &[]);
     let bind = format!("{}:/data", vol.display());
     d.wrun_ok(&["create", "--name", "nodir", "-v", &bind, "idle:1.0"]);
     std::fs::remove_dir(&vol).unwrap();
@@ -192,7 +171,7 @@ fn a_start_that_cannot_happen_fails_and_leaves_the_instance_as_it_was() {
 
 #[test]
 fn memory_over_the_daemons_cap_is_refused_at_create() {
-    let d = daemon_with(idle_env(), &["--max-instance-memory", "64m"]);
+    let d = Daemon::start_with(idle_env(), &["--max-instance-memory", "64m"]);
     let out = d.wrun(&["create", "--name", "big", "-m", "100m", "idle:1.0"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
@@ -216,7 +195,7 @@ fn memory_over_the_daemons_cap_is_refused_at_create() {
 
 #[test]
 fn the_default_capacity_comes_from_the_host_and_an_instance_costs_two_mappings() {
-    let d = daemon_with(idle_env(), &[]);
+    let d = Daemon::start_with(idle_env(), &[]);
     let max_map_count: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .unwrap()
         .trim()
@@ -270,7 +249,7 @@ fn the_default_capacity_comes_from_the_host_and_an_instance_costs_two_mappings()
 
 #[test]
 fn info_and_version_show_the_daemon_and_say_when_there_is_none() {
-    let d = daemon_with(idle_env(), &["--max-instances", "7"]);
+    let d = Daemon::start_with(idle_env(), &["--max-instances", "7"]);
     d.wrun_ok(&["run", "-d", "--name", "alpha", "idle:1.0"]);
     let info = d.wrun_ok(&["info"]);
     for line in [

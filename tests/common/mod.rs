@@ -172,10 +172,16 @@ impl Daemon {
     /// Starts a daemon on `env` (with the images the test needs built) and
     /// waits until it answers.
     pub fn start(env: Env) -> Daemon {
+        Daemon::start_with(env, &[])
+    }
+
+    /// As `start`, with `args` after `daemon --socket S`.
+    pub fn start_with(env: Env, args: &[&str]) -> Daemon {
         let socket = env.path("wrun.sock");
         let child = env
             .cmd()
             .args(["daemon", "--socket", socket.to_str().unwrap()])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
