@@ -28,6 +28,38 @@ pub fn unix_seconds(rfc3339: Option<&str>) -> Option<i64> {
     rfc3339.and_then(parse).map(|t| t.unix_timestamp())
 }
 
+/// What [`unix_nanos`] reads, as the API description's pattern: an optional
+/// minus, up to 12 digits of seconds, optionally a point and 1 to 9 digits;
+/// or nothing (the routes read an empty value as no bound, as Docker does).
+pub const UNIX_TIME_PATTERN: &str = r"^(-?[0-9]{1,12}(\.[0-9]{1,9})?)?$";
+
+/// A `since`/`until` query value as Docker's daemon reads it (Unix seconds,
+/// optionally negative, with an optional fraction scaled to nanoseconds):
+/// the nanoseconds, or `None` when it is not that. The empty value is the
+/// caller's "no bound"; here it is `None` like any other bad text.
+pub fn unix_nanos(value: &str) -> Option<i128> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let (secs, fraction) = match digits.split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits =
+        |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(secs, 12) || fraction.is_some_and(|f| !all_digits(f, 9)) {
+        return None;
+    }
+    let mut nanos = secs.parse::<i128>().ok()? * 1_000_000_000;
+    if let Some(f) = fraction {
+        // ".5" is half a second: the digits padded to nine.
+        nanos += format!("{f:0<9}").parse::<i128>().ok()?;
+    }
+    Some(if digits.len() < value.len() {
+        -nanos
+    } else {
+        nanos
+    })
+}
+
 /// Docker's `HumanDuration`: "Less than a second", "About a minute",
 /// "3 hours", "2 weeks", ...
 pub fn human_duration(secs: i64) -> String {
@@ -81,5 +113,43 @@ mod tests {
         assert_eq!(unix_seconds(Some("1970-01-01T00:01:00Z")), Some(60));
         assert_eq!(unix_seconds(Some("yesterday")), None);
         assert_eq!(unix_seconds(None), None);
+    }
+
+    #[test]
+    fn unix_times_read_as_dockers_daemon_reads_them() {
+        assert_eq!(unix_nanos("0"), Some(0));
+        assert_eq!(unix_nanos("12"), Some(12_000_000_000));
+        assert_eq!(unix_nanos("-5"), Some(-5_000_000_000));
+        assert_eq!(unix_nanos("-1.5"), Some(-1_500_000_000));
+        assert_eq!(unix_nanos("1.5"), Some(1_500_000_000));
+        assert_eq!(
+            unix_nanos("1796656669.123456789"),
+            Some(1_796_656_669_123_456_789)
+        );
+        assert_eq!(unix_nanos("3.000000001"), Some(3_000_000_001));
+        // Exactly what the pattern of the API description takes, no more.
+        let pattern = regex::Regex::new(UNIX_TIME_PATTERN).unwrap();
+        for bad in [
+            "",
+            "abc",
+            "10m",
+            "+5",
+            "--5",
+            "-",
+            "1.",
+            ".5",
+            "1.+5",
+            "1.-5",
+            "1.0000000001",
+            "2020-01-01T00:00:00Z",
+            "9999999999999",
+            " 1",
+        ] {
+            assert_eq!(unix_nanos(bad), None, "{bad:?}");
+            assert_eq!(pattern.is_match(bad), bad.is_empty(), "{bad:?}");
+        }
+        for good in ["0", "-5", "1.5", "999999999999.999999999"] {
+            assert!(pattern.is_match(good), "{good:?}");
+        }
     }
 }

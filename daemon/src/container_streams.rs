@@ -88,24 +88,12 @@ fn streams(query: &Query) -> Streams {
 /// nanoseconds. dockerd 20.10 answers a bad one with a 500 and Go's parse
 /// error; wrun calls it what it is, bad input (400), and says what it takes.
 fn parse_unix_time(key: &str, value: &str) -> Result<i128, DaemonError> {
-    let int = |part: &str| {
-        part.parse::<i64>().map_err(|_| {
-            DaemonError::invalid(format!(
-                "invalid {key} {value:?}: expected Unix seconds with an optional fraction \
-                 (the docker client converts durations and dates)"
-            ))
-        })
-    };
-    let (secs, fraction) = match value.split_once('.') {
-        Some((s, f)) => (int(s)?, Some((int(f)?, f.len()))),
-        None => (int(value)?, None),
-    };
-    // Go scales the digits after the point to nanoseconds: ".5" is half a
-    // second, ".123456789" 123456789 ns.
-    let nanos = fraction.map_or(0, |(n, digits)| {
-        (n as f64 * 10f64.powi(9 - digits as i32)) as i128
-    });
-    Ok(i128::from(secs) * 1_000_000_000 + nanos)
+    wrun_api::time::unix_nanos(value).ok_or_else(|| {
+        DaemonError::invalid(format!(
+            "invalid {key} {value:?}: expected Unix seconds with an optional fraction \
+             (the docker client converts durations and dates)"
+        ))
+    })
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&since=&until=&timestamps=`

@@ -181,25 +181,15 @@ impl EventFilter {
     }
 }
 
-/// A `since`/`until` value: Unix seconds with an optional fraction.
+/// A `since`/`until` value: Unix seconds with an optional fraction; empty
+/// is no bound.
 fn parse_time(key: &str, raw: Option<&str>) -> Result<Option<i128>, DaemonError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
-    let bad = || DaemonError::invalid(format!("invalid {key} {raw:?}: expected Unix seconds"));
-    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
-    let secs: i128 = secs.parse().map_err(|_| bad())?;
-    let mut nanos: i128 = 0;
-    if !frac.is_empty() {
-        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        nanos = format!("{frac:0<9}").parse().map_err(|_| bad())?;
-    }
-    secs.checked_mul(1_000_000_000)
-        .and_then(|s| s.checked_add(nanos))
-        .map(Some)
-        .ok_or_else(bad)
+    wrun_api::time::unix_nanos(raw).map(Some).ok_or_else(|| {
+        DaemonError::invalid(format!("invalid {key} {raw:?}: expected Unix seconds"))
+    })
 }
 
 fn line(m: &EventMessage) -> Option<Bytes> {

@@ -34,6 +34,7 @@ use wrun_api::images::{
 use wrun_api::system::{
     BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
 };
+use wrun_api::time::UNIX_TIME_PATTERN;
 
 /// The media type of Docker's multiplexed stdout/stderr frames.
 pub const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
@@ -333,13 +334,13 @@ pub const ROUTES: &[Route] = &[
         params: &[
             query(
                 "since",
-                Value::Pattern(r"^[0-9]{1,12}(\.[0-9]{1,9})?$"),
-                "Unix seconds (optional fraction): send the kept events from then.",
+                Value::Pattern(UNIX_TIME_PATTERN),
+                "Unix seconds (optional fraction; empty: no bound): send the kept events from then.",
             ),
             query(
                 "until",
-                Value::Pattern(r"^[0-9]{1,12}(\.[0-9]{1,9})?$"),
-                "Unix seconds (optional fraction): end the stream then.",
+                Value::Pattern(UNIX_TIME_PATTERN),
+                "Unix seconds (optional fraction; empty: no bound): end the stream then.",
             ),
             query(
                 "filters",
@@ -966,13 +967,13 @@ pub const ROUTES: &[Route] = &[
             ),
             query(
                 "since",
-                Value::Pattern(r"^[0-9]{1,10}(\.[0-9]{1,9})?$"),
-                "Unix seconds (optional fraction): the lines written from then.",
+                Value::Pattern(UNIX_TIME_PATTERN),
+                "Unix seconds (optional fraction; empty: no bound): the lines written from then.",
             ),
             query(
                 "until",
-                Value::Pattern(r"^[0-9]{1,10}(\.[0-9]{1,9})?$"),
-                "Unix seconds (optional fraction): the lines written before then; 0: no bound.",
+                Value::Pattern(UNIX_TIME_PATTERN),
+                "Unix seconds (optional fraction): the lines written before then; 0 or empty: no bound.",
             ),
             query(
                 "timestamps",
