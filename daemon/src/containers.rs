@@ -27,27 +27,11 @@ pub async fn create(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
     let body = read_body(req).await?;
-    let mut create: ContainerCreateRequest = parse_json(&body)?;
-    if create.config.image.is_empty() && !sets_config(&body) {
-        return Err(DaemonError::invalid(
-            "Config cannot be empty in order to create a container",
-        ));
-    }
+    let (create, mut warnings) = parse_create(&body)?;
     let name = query
         .get("name")
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
-    let mut warnings = crate::launch::adapt(&mut create.config, &mut create.host_config)?;
-    if let Some(n) = &create.networking_config {
-        crate::launch::check_networking(n)?;
-    }
-    if wrun_api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
-        warnings.push(crate::grants::HOST_MODE_WARNING.to_string());
-    }
-    let log = &mut create.host_config.log_config;
-    if log.kind.is_empty() {
-        log.kind = wrun_api::containers::DEFAULT_LOG_DRIVER.into();
-    }
     let d = Arc::clone(daemon);
     let c = tokio::task::spawn_blocking(move || d.create(name, create.config, create.host_config))
         .await
@@ -65,6 +49,32 @@ pub async fn create(
             warnings,
         },
     ))
+}
+
+/// A create request's body, read and adapted to what wrun runs, with the
+/// warnings to answer; 400 for a body Docker refuses too. Nothing is looked
+/// up yet (image, name): that is [`Daemon::create`]'s part.
+pub(crate) fn parse_create(
+    body: &[u8],
+) -> Result<(ContainerCreateRequest, Vec<String>), DaemonError> {
+    let mut create: ContainerCreateRequest = parse_json(body)?;
+    if create.config.image.is_empty() && !sets_config(body) {
+        return Err(DaemonError::invalid(
+            "Config cannot be empty in order to create a container",
+        ));
+    }
+    let mut warnings = crate::launch::adapt(&mut create.config, &mut create.host_config)?;
+    if let Some(n) = &create.networking_config {
+        crate::launch::check_networking(n)?;
+    }
+    if wrun_api::network::is_host_mode(&create.host_config.network_mode).unwrap_or(false) {
+        warnings.push(crate::grants::HOST_MODE_WARNING.to_string());
+    }
+    let log = &mut create.host_config.log_config;
+    if log.kind.is_empty() {
+        log.kind = wrun_api::containers::DEFAULT_LOG_DRIVER.into();
+    }
+    Ok((create, warnings))
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when already running.

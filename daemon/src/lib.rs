@@ -11,6 +11,9 @@ mod containers;
 pub mod daemon_lock;
 pub mod error;
 mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 pub mod grants;
 mod host;
