@@ -11,6 +11,7 @@ pub mod parse;
 pub mod stream;
 pub mod system;
 pub mod time;
+pub mod volumes;
 
 pub use error::ErrorResponse;
 pub use system::{API_VERSION, MIN_API_VERSION};

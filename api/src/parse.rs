@@ -66,7 +66,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A bind as `-v` and `HostConfig.Binds` write it: `HOST:GUEST[:ro|rw]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindSpec {
-    /// A host directory: absolute, or `./relative` on the CLI side.
+    /// A host directory (absolute, or `./relative` on the CLI side), or
+    /// the name of a volume ([`BindSpec::volume_name`]).
     pub host: String,
     /// An absolute guest path other than `/`.
     pub guest: String,
@@ -97,9 +98,8 @@ impl BindSpec {
             }
         };
         if !(host.starts_with('/') || host.starts_with('.')) {
-            return Err(format!(
-                "invalid volume {spec:?}: named volumes are not supported; give a host directory (absolute or ./relative)"
-            ));
+            // A named volume: dockerd's words for a name it refuses.
+            crate::volumes::check_volume_name(host).map_err(|e| format!("create {host}: {e}"))?;
         }
         if !guest.starts_with('/') || guest == "/" {
             return Err(format!(
@@ -111,6 +111,13 @@ impl BindSpec {
             guest: guest.to_string(),
             read_only,
         })
+    }
+}
+
+impl BindSpec {
+    /// The volume's name when the bind names a volume, not a host path.
+    pub fn volume_name(&self) -> Option<&str> {
+        (!(self.host.starts_with('/') || self.host.starts_with('.'))).then_some(self.host.as_str())
     }
 }
 
@@ -484,10 +491,18 @@ mod tests {
                 .unwrap_err()
                 .contains("\"rx\"")
         );
+        let named = BindSpec::parse("myvol:/data").unwrap();
+        assert_eq!(named.volume_name(), Some("myvol"));
+        assert_eq!(BindSpec::parse("/d:/data").unwrap().volume_name(), None);
+        assert_eq!(BindSpec::parse("./d:/data").unwrap().volume_name(), None);
+        assert_eq!(
+            BindSpec::parse("a/b:/data").unwrap_err(),
+            "create a/b: \"a/b\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        );
         assert!(
-            BindSpec::parse("myvol:/data")
+            BindSpec::parse("x:/data")
                 .unwrap_err()
-                .contains("named volumes")
+                .contains("too short")
         );
         assert!(BindSpec::parse("/a:/b:ro:x").is_err());
     }

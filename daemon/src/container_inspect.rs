@@ -21,6 +21,9 @@ use wrun_api::containers::{
 pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<Body> {
     let r = c.record();
     let mut view = inspect_view(&r);
+    // A volume's Source is its directory in this daemon's store.
+    let volumes = crate::volumes::Volumes::of(daemon.store.root());
+    view.mounts = mounts_at(&r, Some(&volumes));
     view.log_path = c.log.path().display().to_string();
     if query.flag("size") {
         let image = crate::image_views::find(&daemon.store, &r.image_id)
@@ -132,11 +135,20 @@ fn network_settings(r: &ContainerRecord) -> NetworkSettings {
     }
 }
 
-/// `Mounts`: each bind (`Binds`, then bind `Mounts`) and tmpfs `Mounts`
-/// entry, as Docker lists them (`--tmpfs` is not listed, as in Docker).
+/// `Mounts`: each volume, bind (`Binds`, then bind `Mounts`) and tmpfs
+/// `Mounts` entry, as Docker lists them (`--tmpfs` is not listed, as in
+/// Docker). A volume's Source is empty, as in Docker's `ps` rows.
 pub(crate) fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
+    mounts_at(r, None)
+}
+
+/// [`mounts`], a volume's Source its directory in `volumes` when given.
+fn mounts_at(r: &ContainerRecord, volumes: Option<&crate::volumes::Volumes>) -> Vec<MountPoint> {
     let binds = r.host_config.binds.iter().flatten().filter_map(|b| {
         let spec = wrun_api::parse::BindSpec::parse(b).ok()?;
+        if spec.volume_name().is_some() {
+            return None;
+        }
         Some(MountPoint {
             kind: "bind".into(),
             source: spec.host,
@@ -145,21 +157,30 @@ pub(crate) fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
             mode: b.split(':').nth(2).unwrap_or("").into(),
             rw: !spec.read_only,
             propagation: "rprivate".into(),
+            ..MountPoint::default()
         })
     });
-    let mounts = r.host_config.mounts.iter().flatten().map(|m| MountPoint {
-        kind: m.kind.clone(),
-        source: m.source.clone(),
-        destination: m.target.clone(),
-        mode: String::new(),
-        rw: !m.read_only,
-        propagation: if m.kind == "bind" {
-            "rprivate".into()
-        } else {
-            String::new()
-        },
-    });
-    mounts.chain(binds).collect()
+    let mounts = r
+        .host_config
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.kind != "volume")
+        .map(|m| MountPoint {
+            kind: m.kind.clone(),
+            source: m.source.clone(),
+            destination: m.target.clone(),
+            mode: String::new(),
+            rw: !m.read_only,
+            propagation: if m.kind == "bind" {
+                "rprivate".into()
+            } else {
+                String::new()
+            },
+            ..MountPoint::default()
+        });
+    let volumes = crate::volumes::mount_points(volumes, &r.host_config);
+    volumes.into_iter().chain(mounts).chain(binds).collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod container_list;
 mod container_streams;
 mod containers;
 pub mod daemon_lock;
+mod disk_usage;
 pub mod error;
 mod events;
 #[cfg(feature = "fuzzing")]
@@ -36,6 +37,7 @@ pub mod serve;
 mod serving;
 mod state;
 mod system;
+pub mod volumes;
 
 pub use error::{DaemonError, describe};
 
@@ -290,6 +292,12 @@ enum Route {
     NetworksPrune,
     BuildPrune,
     Events,
+    SystemDf,
+    VolumesList,
+    VolumeCreate,
+    VolumesPrune,
+    VolumeInspect(String),
+    VolumeRemove(String),
     Container(String, ContainerAction),
 }
 
@@ -347,6 +355,12 @@ async fn dispatch(
         Route::NetworksPrune => system::prune_networks(&query),
         Route::BuildPrune => system::prune_build_cache(&query),
         Route::Events => events::stream(&daemon.events, &query),
+        Route::SystemDf => disk_usage::df(daemon).await,
+        Route::VolumesList => volumes::list(daemon, &query).await,
+        Route::VolumeCreate => volumes::create(daemon, req).await,
+        Route::VolumesPrune => volumes::prune(daemon, &query).await,
+        Route::VolumeInspect(name) => volumes::inspect(daemon, name).await,
+        Route::VolumeRemove(name) => volumes::remove(daemon, name, &query).await,
         Route::Container(key, action) => {
             if action == ContainerAction::Kill {
                 // Docker checks the signal before it looks for the container.
@@ -375,7 +389,20 @@ async fn dispatch(
                 ContainerAction::Wait => container_streams::wait(&c, &query),
                 ContainerAction::Logs => container_streams::logs(&c, &query),
                 ContainerAction::Attach => container_streams::attach(daemon, &c, &key, &query, req),
-                ContainerAction::Remove => containers::remove(daemon, &c, &query).await,
+                ContainerAction::Remove => {
+                    let removed = c.record();
+                    let answer = containers::remove(daemon, &c, &query).await?;
+                    if query.flag("v") {
+                        // Docker's `rm -v`: the anonymous volumes go too.
+                        let d = Arc::clone(daemon);
+                        tokio::task::spawn_blocking(move || {
+                            volumes::remove_anonymous(&d, &removed)
+                        })
+                        .await
+                        .map_err(|e| anyhow::anyhow!("removing the volumes failed: {e}"))?;
+                    }
+                    Ok(answer)
+                }
                 ContainerAction::Restart => containers::restart(daemon, &c, &key).await,
                 ContainerAction::Pause => containers::pause(daemon, &c),
                 ContainerAction::Unpause => containers::unpause(daemon, &c),
@@ -443,6 +470,12 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
         ["networks", "prune"] if post => Route::NetworksPrune,
         ["build", "prune"] if post => Route::BuildPrune,
         ["events"] if get => Route::Events,
+        ["system", "df"] if get => Route::SystemDf,
+        ["volumes"] if get => Route::VolumesList,
+        ["volumes", "create"] if post => Route::VolumeCreate,
+        ["volumes", "prune"] if post => Route::VolumesPrune,
+        ["volumes", name] if get => Route::VolumeInspect(name.to_string()),
+        ["volumes", name] if method == Method::DELETE => Route::VolumeRemove(name.to_string()),
         ["containers", id] if method == Method::DELETE => {
             Route::Container(id.to_string(), ContainerAction::Remove)
         }
@@ -505,10 +538,6 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
         ["containers", _, "resize"] => ("run -t", "wrun instances have no TTY"),
         ["containers", _, "checkpoints", ..] => ("checkpoint", NO_PROCESSES),
         ["networks", ..] => ("network", NO_NETWORKS),
-        ["volumes", ..] => (
-            "volume",
-            "wrun has no named volumes: -v grants a host directory",
-        ),
         ["images", .., "push"] => ("push", NO_REGISTRY),
         ["images", "search"] => ("search", NO_REGISTRY),
         ["auth"] => ("login", NO_REGISTRY),
@@ -602,7 +631,6 @@ mod tests {
         for (method, path, verb) in [
             (Method::POST, "/v1.41/containers/abc/exec", "exec"),
             (Method::HEAD, "/containers/abc/archive", "cp"),
-            (Method::GET, "/volumes", "volume"),
             (Method::POST, "/networks/create", "network"),
             (Method::POST, "/images/docker.io/library/app/push", "push"),
             (Method::POST, "/build", "build"),
@@ -669,6 +697,25 @@ mod tests {
             Route::ContainersPrune
         );
         assert_eq!(r(Method::GET, "/v1.41/events").unwrap(), Route::Events);
+        assert_eq!(r(Method::GET, "/v1.41/system/df").unwrap(), Route::SystemDf);
+        assert_eq!(r(Method::GET, "/volumes").unwrap(), Route::VolumesList);
+        assert_eq!(
+            r(Method::POST, "/v1.41/volumes/create").unwrap(),
+            Route::VolumeCreate
+        );
+        assert_eq!(
+            r(Method::POST, "/volumes/prune").unwrap(),
+            Route::VolumesPrune
+        );
+        assert_eq!(
+            r(Method::GET, "/volumes/data").unwrap(),
+            Route::VolumeInspect("data".into())
+        );
+        assert_eq!(
+            r(Method::DELETE, "/v1.41/volumes/data").unwrap(),
+            Route::VolumeRemove("data".into())
+        );
+        assert!(r(Method::PUT, "/volumes/data").is_err());
         assert_eq!(
             r(Method::GET, "/images/get").unwrap(),
             Route::ImagesSave(None)

@@ -35,6 +35,9 @@ use wrun_api::system::{
     BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
 };
 use wrun_api::time::UNIX_TIME_PATTERN;
+use wrun_api::volumes::{
+    DiskUsage, Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
+};
 
 /// The media type of Docker's multiplexed stdout/stderr frames.
 pub const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
@@ -240,6 +243,13 @@ const IMAGE_NAME: Param = Param {
     place: Place::Path,
     value: Value::Text,
     about: "The image's name (`repo[:tag]`, slashes allowed) or ID.",
+};
+
+const VOLUME_NAME: Param = Param {
+    name: "name",
+    place: Place::Path,
+    value: Value::Text,
+    about: "The volume's name.",
 };
 
 const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
@@ -1041,12 +1051,138 @@ pub const ROUTES: &[Route] = &[
         params: &[
             ID,
             query("force", Value::Flag, "Remove it even when running."),
+            query(
+                "v",
+                Value::Flag,
+                "Remove its anonymous volumes too (those no other instance mounts).",
+            ),
         ],
         body: Body::None,
         replies: &[
             reply(204, "Removed.", Content::Empty),
             NO_SUCH_CONTAINER,
             error(409, "Running (and not forced), paused, or being removed."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/system/df",
+        operation_id: "SystemDataUsage",
+        tag: "System",
+        summary: "The space images, instances and volumes take",
+        params: &[],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "Every image (with its instances), instance (with its sizes) and volume (with its size and the instances that mount it); no build cache.",
+                Content::Json(schema::<DiskUsage>()),
+            ),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/volumes",
+        operation_id: "VolumeList",
+        tag: "Volume",
+        summary: "List volumes, by name",
+        params: &[query(
+            "filters",
+            Value::Filters(&[
+                one("dangling", "true|false|1|0"),
+                many("name", FILTER_VALUE),
+                many("driver", FILTER_VALUE),
+                many("label", FILTER_VALUE),
+            ]),
+            "`dangling` (`true`: no instance mounts it), `name` (a part of the name), `driver`, `label` (`key` or `key=value`; all must hold).",
+        )],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The volumes.",
+                Content::Json(schema::<VolumeListResponse>()),
+            ),
+            error(400, "A bad filter."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/volumes/create",
+        operation_id: "VolumeCreate",
+        tag: "Volume",
+        summary: "Create a volume (a directory of the store); an existing one is answered as it is",
+        params: &[],
+        body: Body::Json(schema::<VolumeCreateRequest>()),
+        replies: &[
+            reply(201, "The volume.", Content::Json(schema::<Volume>())),
+            error(
+                400,
+                "A malformed body, a name outside `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, or driver options (wrun mounts nothing).",
+            ),
+            error(404, "A driver other than `local`."),
+            error(413, "A body over 1 MiB."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/volumes/prune",
+        operation_id: "VolumePrune",
+        tag: "Volume",
+        summary: "Remove every volume no instance mounts (named ones too, as API 1.41)",
+        params: &[query(
+            "filters",
+            Value::Filters(&[many("label", FILTER_VALUE), many("label!", FILTER_VALUE)]),
+            "`label` and `label!` (`key` or `key=value`; all must hold).",
+        )],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "What was removed.",
+                Content::Json(schema::<VolumePruneResponse>()),
+            ),
+            error(400, "A bad filter."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/volumes/{name}",
+        operation_id: "VolumeInspect",
+        tag: "Volume",
+        summary: "Inspect a volume",
+        params: &[VOLUME_NAME],
+        body: Body::None,
+        replies: &[
+            reply(200, "The volume.", Content::Json(schema::<Volume>())),
+            error(404, "No such volume."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/volumes/{name}",
+        operation_id: "VolumeDelete",
+        tag: "Volume",
+        summary: "Remove a volume and its data",
+        params: &[
+            VOLUME_NAME,
+            query(
+                "force",
+                Value::Flag,
+                "A missing volume is no error (one in use is still refused).",
+            ),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(204, "Removed.", Content::Empty),
+            error(404, "No such volume."),
+            error(409, "An instance (even a stopped one) mounts it."),
             SERVER_ERROR,
         ],
     },
@@ -1072,7 +1208,7 @@ connection then carries the frames.
 
 What the schemas cannot say: a create body may carry every field of
 Docker's, and wrun refuses with a 400 naming the field each option a wasm
-instance cannot honour (User, Volumes, Healthcheck, Privileged, CapAdd,
+instance cannot honour (User, Healthcheck, Privileged, CapAdd,
 Devices, Dns, Links, ...; docs/daemon.md lists each decision); a log request
 must name stdout or stderr or both; a start or restart whose module cannot
 run fails with the instance, whatever the request (400 and 500, as dockerd
@@ -1217,7 +1353,7 @@ pub fn document() -> OpenApi {
                 .build(),
         ))
         .tags(Some(
-            ["System", "Image", "Container", "Network"].map(Tag::new),
+            ["System", "Image", "Container", "Network", "Volume"].map(Tag::new),
         ))
         .build()
 }
@@ -1413,7 +1549,15 @@ mod tests {
     fn concrete(template: &str) -> String {
         template
             .replace("{id}", "abc123")
-            .replace("{name}", "reg.example/app:1.0")
+            // A volume's name is one segment, an image's may be several.
+            .replace(
+                "{name}",
+                if template.starts_with("/volumes/") {
+                    "data1"
+                } else {
+                    "reg.example/app:1.0"
+                },
+            )
     }
 
     /// Whether a concrete path fits a template: `{id}` is one segment,
@@ -1458,8 +1602,14 @@ mod tests {
             R::Events => 17,
             R::NetworksPrune => 18,
             R::BuildPrune => 19,
+            R::SystemDf => 20,
+            R::VolumesList => 21,
+            R::VolumeCreate => 22,
+            R::VolumesPrune => 23,
+            R::VolumeInspect(_) => 24,
+            R::VolumeRemove(_) => 25,
             R::Container(_, a) => {
-                20 + match a {
+                26 + match a {
                     A::Inspect => 0,
                     A::Start => 1,
                     A::Stop => 2,
@@ -1480,7 +1630,7 @@ mod tests {
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 20 + 14;
+    const VARIANTS: usize = 26 + 14;
 
     #[test]
     fn the_table_and_the_router_agree() {

@@ -128,9 +128,11 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
     let mut binds = Vec::new();
     for v in &args.volumes {
         let mut bind = BindSpec::parse(v).map_err(anyhow::Error::msg)?;
-        let host =
-            std::path::absolute(&bind.host).with_context(|| format!("resolving {}", bind.host))?;
-        bind.host = host.display().to_string();
+        if bind.volume_name().is_none() {
+            let host = std::path::absolute(&bind.host)
+                .with_context(|| format!("resolving {}", bind.host))?;
+            bind.host = host.display().to_string();
+        }
         binds.push(bind.to_string());
     }
     let log_config = LogConfig {
