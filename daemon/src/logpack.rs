@@ -153,7 +153,12 @@ impl LogPack {
         record.extend_from_slice(id.as_bytes());
         record.extend_from_slice(frame);
         let at = p.end;
-        p.file.write_all_at(&record, at)?;
+        if let Err(e) = p.file.write_all_at(&record, at) {
+            // A write cut short (a full disk): the part written is given
+            // back (a restart would drop it as a torn record anyway).
+            let _ = p.file.set_len(at);
+            return Err(e);
+        }
         p.end += record.len() as u64;
         p.logs.entry(id.to_owned()).or_default().push(Extent {
             at: at + (RECORD_HEADER + id.len()) as u64,

@@ -4,6 +4,11 @@
 //! (rotated once at `max_size`); and readers that replay, tail and follow
 //! it, filtered by time and prefixed with it as `docker logs` asks.
 //!
+//! A write that cannot be kept (a full disk) is dropped, as dockerd's
+//! json-file driver drops a line it cannot write: the guest never sees the
+//! failure, the daemon says so once on stderr, and again with the count
+//! dropped once a write succeeds.
+//!
 //! A stored frame is Docker's 8-byte header (stream, three bytes, length)
 //! and the payload. Byte 1 of the header says which: `0`, the payload is
 //! the output itself (logs written before times were kept); [`TIMED`], the
@@ -63,6 +68,19 @@ pub struct LogFile {
     /// has read them.
     readers: AtomicUsize,
     reader_gone: Notify,
+    /// Guest output dropped since the last write that was kept.
+    dropped: Mutex<Dropped>,
+    /// Makes file writes write half their bytes, then fail as on a full
+    /// disk.
+    #[cfg(test)]
+    disk_full: std::sync::atomic::AtomicBool,
+}
+
+/// Writes of guest output the log could not keep, and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Dropped {
+    writes: u64,
+    bytes: u64,
 }
 
 impl LogFile {
@@ -115,6 +133,9 @@ impl LogFile {
             progress: watch::Sender::new(p),
             readers: AtomicUsize::new(0),
             reader_gone: Notify::new(),
+            dropped: Mutex::new(Dropped::default()),
+            #[cfg(test)]
+            disk_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -195,7 +216,13 @@ impl LogFile {
             .append(true)
             .mode(0o600)
             .open(&self.path)?;
-        file.write_all(&frame)?;
+        if let Err(e) = self.write_file(&mut file, &frame) {
+            // A write cut short (a full disk) left part of the frame: cut
+            // it off, or readers would stop at it and the next frame would
+            // land after it.
+            let _ = file.set_len(w.size);
+            return Err(e);
+        }
         w.size += frame.len() as u64;
         self.progress.send_replace(*w);
         Ok(())
@@ -207,17 +234,31 @@ impl LogFile {
     fn move_to_file(&self, pack: &LogPack, id: &str) -> std::io::Result<()> {
         let bytes = pack.read(id, 0, u64::MAX)?;
         let tmp = moving_path(&self.path);
-        let mut file = OpenOptions::new()
+        let written = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path)?;
+            .open(&tmp)
+            .and_then(|mut file| self.write_file(&mut file, &bytes))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            // The log stays packed; what was written of the copy is given
+            // back to a full disk.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         pack.forget(id);
         Ok(())
+    }
+
+    fn write_file(&self, file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.disk_full.load(Ordering::Acquire) {
+            file.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        file.write_all(bytes)
     }
 
     /// Up to `end` bytes of the current file (or the pack), from `offset`.
@@ -238,6 +279,50 @@ impl LogFile {
         let mut buf = Vec::new();
         f.take(end.saturating_sub(offset)).read_to_end(&mut buf)?;
         Ok(buf)
+    }
+
+    /// Appends one write of the guest's output, or drops it when it cannot
+    /// be kept: the first drop is said on stderr, and the count dropped
+    /// once a write is kept again.
+    pub fn append_output(&self, stream: u8, chunk: &[u8]) {
+        let result = self.append(stream, chunk);
+        let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) if dropped.writes == 0 => {}
+            Ok(()) => {
+                say(format_args!(
+                    "instance {}: its log is written again; {} write{} ({} bytes) of its output dropped meanwhile",
+                    self.instance_id(),
+                    dropped.writes,
+                    if dropped.writes == 1 { "" } else { "s" },
+                    dropped.bytes
+                ));
+                *dropped = Dropped::default();
+            }
+            Err(e) => {
+                if dropped.writes == 0 {
+                    say(format_args!(
+                        "instance {}: writing its log: {}; dropping its output until a write succeeds",
+                        self.instance_id(),
+                        crate::error::describe(&anyhow::Error::from(e))
+                    ));
+                }
+                dropped.writes += 1;
+                dropped.bytes += chunk.len() as u64;
+            }
+        }
+    }
+
+    /// The instance this is the log of (its file is named after it).
+    fn instance_id(&self) -> String {
+        match &self.pack {
+            Some((_, id)) => id.clone(),
+            None => self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
     }
 
     /// Marks the end of a run: followers waiting on it finish.
@@ -327,6 +412,12 @@ impl LogFile {
         }
         Ok((out, reader))
     }
+}
+
+/// A line on the daemon's stderr that cannot fail: that may be a file on
+/// the very disk that is full (`daemon.log`), where `eprintln!` would panic.
+fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "wrun daemon: {message}");
 }
 
 /// The time now in Unix nanoseconds (0 for a clock before 1970).
@@ -426,8 +517,11 @@ struct StreamSink {
 }
 
 impl OutputSink for StreamSink {
+    /// Never fails: output the log cannot keep is dropped (see
+    /// [`LogFile::append_output`]), and the guest goes on.
     fn write(&self, chunk: &[u8]) -> std::io::Result<()> {
-        self.log.append(self.stream, chunk)
+        self.log.append_output(self.stream, chunk);
+        Ok(())
     }
 }
 
@@ -890,6 +984,58 @@ mod tests {
         assert_eq!(again.disk_bytes(), std::fs::metadata(&path).unwrap().len());
         again.delete();
         assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn output_that_cannot_be_kept_is_dropped_and_counted_and_leaves_no_trace() {
+        use crate::logpack::{INLINE_BYTES, LogPack};
+        let dir = tempfile::tempdir().unwrap();
+        let (pack, _) = LogPack::open(dir.path().join("logs.pack")).unwrap();
+        let pack = Arc::new(pack);
+        let path = dir.path().join("c.log");
+        let log = LogFile::packed(path.clone(), 1 << 20, Arc::clone(&pack), "c".into());
+        let sink = log.sink(STDOUT);
+        sink.write(b"kept\n").unwrap();
+        let line = vec![b'x'; 999];
+        log.disk_full.store(true, Ordering::SeqCst);
+        // The log would move to its file now, and cannot: it stays in the
+        // pack, the copy is removed, and the guest never sees a failure.
+        let mut sent = 0;
+        while sent < 2 * INLINE_BYTES {
+            sink.write(&line).unwrap();
+            sent += line.len() as u64;
+        }
+        assert!(!path.exists());
+        assert!(!moving_path(&path).exists());
+        let dropped = *log.dropped.lock().unwrap();
+        assert!(
+            dropped.writes > 0 && dropped.bytes == dropped.writes * 999,
+            "{dropped:?}"
+        );
+        // Space is back: the log moves, and keeps the next write.
+        log.disk_full.store(false, Ordering::SeqCst);
+        sink.write(&line).unwrap();
+        assert!(path.exists());
+        assert_eq!(*log.dropped.lock().unwrap(), Dropped::default());
+        // In its file, a write cut short leaves no part of its frame.
+        let size = std::fs::metadata(&path).unwrap().len();
+        log.disk_full.store(true, Ordering::SeqCst);
+        sink.write(b"lost\n").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+        log.disk_full.store(false, Ordering::SeqCst);
+        sink.write(b"back\n").unwrap();
+        log.end_run();
+        // Readers see every kept write, whole, in order.
+        let got = read_to_end(log.reader_all(BOTH.into(), Follow::No)).await;
+        let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+        let x = "x".repeat(999);
+        assert_eq!(texts.first(), Some(&"kept\n"));
+        assert_eq!(texts.last(), Some(&"back\n"));
+        assert!(
+            texts[1..texts.len() - 1].iter().all(|t| *t == x),
+            "{texts:?}"
+        );
+        assert!(!texts.contains(&"lost\n"));
     }
 
     #[tokio::test]

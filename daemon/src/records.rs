@@ -29,13 +29,17 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 /// How long a changed record may stay in the page cache only.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long the flusher waits before its first try at repairing a journal
+/// that missed a change, and at most between two tries (doubling between).
+const REPAIR_FIRST: Duration = FLUSH_EVERY;
+const REPAIR_MAX: Duration = Duration::from_secs(64);
 
 /// The journal's name in the daemon's `containers/`.
 pub const JOURNAL: &str = "records.journal";
@@ -119,6 +123,9 @@ pub struct RecordJournal {
     /// the swap, after the copy of the last lines.
     #[cfg(test)]
     fail_rename: AtomicBool,
+    /// Makes appends write half their line, then fail as on a full disk.
+    #[cfg(test)]
+    disk_full: AtomicBool,
 }
 
 /// The open journal and what the flusher needs to decide on a compaction.
@@ -129,6 +136,28 @@ struct Appending {
     len: u64,
     /// The length past which the flusher compacts the journal next.
     compact_at: u64,
+    /// An append failed since the last rewrite began (a full disk): the
+    /// journal misses a change the owner holds (the end of a run, a
+    /// removal), so the flusher rewrites it from the live records as soon
+    /// as that works.
+    missed: bool,
+    /// When the flusher may next try that repair, and how long it waits
+    /// after the next failed try.
+    repair_at: Instant,
+    repair_wait: Duration,
+}
+
+impl Appending {
+    fn new(file: File, len: u64, thresholds: Thresholds, missed: bool) -> Self {
+        Self {
+            file: Arc::new(file),
+            len,
+            compact_at: thresholds.compact_at(len),
+            missed,
+            repair_at: Instant::now(),
+            repair_wait: REPAIR_FIRST,
+        }
+    }
 }
 
 /// When the flusher compacts a running daemon's journal: once it is larger
@@ -199,11 +228,14 @@ impl RecordJournal {
     /// process. The flusher also compacts the journal while the daemon
     /// runs, once [`set_live_source`](RecordJournal::set_live_source) names
     /// where the live records are.
+    ///
+    /// When that rewrite fails (a full disk), the journal is used as it is
+    /// (a torn last line cut off) and rewritten once the disk allows.
     pub fn start(
         dir: &Path,
         live: &BTreeMap<String, serde_json::Value>,
     ) -> anyhow::Result<Arc<Self>> {
-        let journal = Arc::new(Self::compact(dir, live)?);
+        let journal = Arc::new(Self::open(dir, live)?);
         let flusher = Arc::clone(&journal);
         std::thread::Builder::new()
             .name("wrun-records".into())
@@ -215,6 +247,23 @@ impl RecordJournal {
             })
             .context("starting the record flusher thread")?;
         Ok(journal)
+    }
+
+    /// The start's rewrite, or the journal as it is when that fails.
+    fn open(dir: &Path, live: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<Self> {
+        match Self::compact(dir, live) {
+            Ok(j) => Ok(j),
+            Err(e) => {
+                let Ok(j) = Self::reuse(dir) else {
+                    return Err(e);
+                };
+                eprintln!(
+                    "wrun daemon: {}; appending to the journal as it is until a rewrite succeeds",
+                    crate::error::describe(&e)
+                );
+                Ok(j)
+            }
+        }
     }
 
     fn compact(dir: &Path, live: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<Self> {
@@ -232,9 +281,11 @@ impl RecordJournal {
             text.push(b'\n');
         }
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&text)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        if let Err(e) = f.write_all(&text).and_then(|()| f.sync_all()) {
+            // What was written of it is given back to a full disk.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e).with_context(|| format!("writing {}", tmp.display()));
+        }
         drop(f);
         std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
         sync_dir(dir)?;
@@ -245,16 +296,39 @@ impl RecordJournal {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self::with(dir, path, file, text.len() as u64, false))
+    }
+
+    /// The journal in `dir` as it is, open for appends, when it cannot be
+    /// rewritten at start: a torn last line (an append cut short) is cut
+    /// off, so the next line starts on a line of its own, and the journal
+    /// is marked for a rewrite.
+    fn reuse(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(JOURNAL);
+        let file = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let whole = text
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64)
+                .with_context(|| format!("cutting the torn last line of {}", path.display()))?;
+        }
+        Ok(Self::with(dir, path, file, whole as u64, true))
+    }
+
+    fn with(dir: &Path, path: PathBuf, file: File, len: u64, missed: bool) -> Self {
         let thresholds = Thresholds::DAEMON;
-        let len = text.len() as u64;
-        Ok(Self {
+        Self {
             dir: dir.to_owned(),
             path,
-            appending: Mutex::new(Appending {
-                file: Arc::new(file),
-                len,
-                compact_at: thresholds.compact_at(len),
-            }),
+            appending: Mutex::new(Appending::new(file, len, thresholds, missed)),
             dirty: AtomicBool::new(false),
             in_flight: RwLock::new(()),
             compacting: Mutex::new(()),
@@ -262,7 +336,9 @@ impl RecordJournal {
             thresholds,
             #[cfg(test)]
             fail_rename: AtomicBool::new(false),
-        })
+            #[cfg(test)]
+            disk_full: AtomicBool::new(false),
+        }
     }
 
     /// Names where online compactions get the live records. The journal
@@ -283,7 +359,8 @@ impl RecordJournal {
     }
 
     /// Appends the new version of record `id`. Durable after the next
-    /// [`flush`](RecordJournal::flush).
+    /// [`flush`](RecordJournal::flush). On an error (a full disk) the
+    /// journal is as it was before the call.
     pub fn put<T: Serialize>(&self, id: &str, record: &T) -> anyhow::Result<()> {
         self.append(&Line {
             id: id.to_owned(),
@@ -311,18 +388,49 @@ impl RecordJournal {
         let mut bytes = serde_json::to_vec(line)?;
         bytes.push(b'\n');
         let mut appending = self.lock();
-        (&*appending.file)
-            .write_all(&bytes)
-            .with_context(|| format!("appending to {}", self.path.display()))?;
+        if let Err(e) = self.write_line(&appending.file, &bytes) {
+            // A write cut short (a full disk) left part of the line: cut it
+            // off, or the next line would be glued to it and both lost.
+            let cut = appending.file.set_len(appending.len);
+            appending.missed = true;
+            let err =
+                anyhow::Error::from(e).context(format!("appending to {}", self.path.display()));
+            return Err(match cut {
+                Ok(()) => err,
+                Err(c) => err.context(format!("and cutting off the part written failed: {c}")),
+            });
+        }
         appending.len += bytes.len() as u64;
         drop(appending);
         self.dirty.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Makes every line appended so far durable: one `fdatasync` of the
-    /// journal, when anything changed since the last one.
+    fn write_line(&self, mut file: &File, line: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.disk_full.load(Ordering::Acquire) {
+            file.write_all(&line[..line.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        file.write_all(line)
+    }
+
+    /// Makes every change so far durable: one `fdatasync` of the journal,
+    /// when anything changed since the last one, and, when an append
+    /// failed since the last rewrite, a rewrite from the live records (the
+    /// daemon's shutdown calls this last).
     pub fn flush(&self) -> anyhow::Result<()> {
+        self.sync()?;
+        if self.lock().missed {
+            self.compact_online()
+                .with_context(|| format!("repairing {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// One `fdatasync` of the journal, when anything was appended since the
+    /// last one.
+    fn sync(&self) -> anyhow::Result<()> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -337,21 +445,38 @@ impl RecordJournal {
         Ok(())
     }
 
-    /// The flusher's round: a flush, and a compaction once the journal has
-    /// grown past its threshold. Errors are printed, one line each.
+    /// The flusher's round: a sync, and a compaction once the journal has
+    /// grown past its threshold or missed a change (tried again after 1,
+    /// 2, 4 … up to 64 s while that fails). Errors are printed, one line
+    /// each.
     fn tick(&self) {
-        if let Err(e) = self.flush() {
+        if let Err(e) = self.sync() {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
-        let due = {
+        let (due, repair) = {
             let appending = self.lock();
-            appending.len > appending.compact_at
+            (
+                appending.len > appending.compact_at,
+                appending.missed && Instant::now() >= appending.repair_at,
+            )
         };
-        if due
-            && let Err(e) = self
-                .compact_online()
-                .with_context(|| format!("compacting {}", self.path.display()))
-        {
+        if !due && !repair {
+            return;
+        }
+        let doing = if repair { "repairing" } else { "compacting" };
+        let result = self
+            .compact_online()
+            .with_context(|| format!("{doing} {}", self.path.display()));
+        if repair {
+            let mut appending = self.lock();
+            if result.is_ok() {
+                appending.repair_wait = REPAIR_FIRST;
+            } else {
+                appending.repair_at = Instant::now() + appending.repair_wait;
+                appending.repair_wait = (appending.repair_wait * 2).min(REPAIR_MAX);
+            }
+        }
+        if let Err(e) = result {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
     }
@@ -398,16 +523,35 @@ impl RecordJournal {
     /// still to come and will win. A removal with its tombstone before L
     /// was invisible already: S leaves the ID out. Appends wait only for
     /// the copy of T, two syncs and the rename, not for S.
+    ///
+    /// A change whose append failed before L was visible when S was taken
+    /// (a failed create was never made visible, a failed removal had left
+    /// already): S repairs the journal that missed it.
     fn rewrite(&self, source: &dyn LiveRecords, tmp_path: &Path) -> anyhow::Result<()> {
-        let from = {
+        let (from, missed) = {
             let _settled = self.in_flight.write().unwrap_or_else(|p| p.into_inner());
-            let appending = self.lock();
-            appending
+            let mut appending = self.lock();
+            let from = appending
                 .file
                 .metadata()
                 .with_context(|| format!("reading the length of {}", self.path.display()))?
-                .len()
+                .len();
+            (from, std::mem::take(&mut appending.missed))
         };
+        let result = self.rewrite_from(from, source, tmp_path);
+        if result.is_err() && missed {
+            self.lock().missed = true;
+        }
+        result
+    }
+
+    /// [`rewrite`](RecordJournal::rewrite) once L is noted.
+    fn rewrite_from(
+        &self,
+        from: u64,
+        source: &dyn LiveRecords,
+        tmp_path: &Path,
+    ) -> anyhow::Result<()> {
         let writing = || format!("writing {}", tmp_path.display());
         let tmp = File::options()
             .read(true)
@@ -888,6 +1032,86 @@ mod tests {
         let text = String::from_utf8(journal_bytes(tmp.path())).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert_eq!(read_clean(tmp.path()), live.snapshot());
+    }
+
+    #[test]
+    fn an_append_cut_short_by_a_full_disk_is_cut_off_and_the_journal_repaired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, live) = open_live(tmp.path(), 1 << 20);
+        live.put(&j, "ran", serde_json::json!({"status": "running"}));
+        live.put(&j, "removed", serde_json::json!({"n": 1}));
+        let before = journal_bytes(tmp.path());
+
+        j.disk_full.store(true, Ordering::SeqCst);
+        // The end of a run: visible in memory, its line not written.
+        let ended = serde_json::json!({"status": "exited"});
+        live.records
+            .lock()
+            .unwrap()
+            .insert("ran".into(), ended.clone());
+        let err = j.put("ran", &ended).unwrap_err();
+        assert!(
+            crate::error::describe(&err).contains("appending to"),
+            "{err:#}"
+        );
+        // A removal: gone from memory, its tombstone not written.
+        live.records.lock().unwrap().remove("removed");
+        assert!(j.remove("removed").is_err());
+        // A create: refused, never made visible.
+        assert!(j.put("refused", &serde_json::json!({"n": 1})).is_err());
+        // Each half-written line was cut off again.
+        assert_eq!(journal_bytes(tmp.path()), before);
+        j.disk_full.store(false, Ordering::SeqCst);
+
+        // The next line is whole and reads back.
+        live.put(&j, "later", serde_json::json!({"n": 1}));
+        let records = read_clean(tmp.path());
+        assert_eq!(records["ran"]["status"], "running");
+        assert!(records.contains_key("removed"));
+        assert!(records.contains_key("later"));
+
+        // The repair waits while it fails, and flush (the shutdown's)
+        // tries at once.
+        *live.fault.lock().unwrap() = Some(Fault::Error);
+        let visits = live.visits();
+        j.tick();
+        j.tick();
+        assert_eq!(
+            live.visits(),
+            visits + 1,
+            "a failed repair is not retried at once"
+        );
+        *live.fault.lock().unwrap() = None;
+        j.flush().unwrap();
+        assert_eq!(read_clean(tmp.path()), live.snapshot());
+        assert!(!j.lock().missed);
+        // Repaired: the flusher has nothing more to do.
+        let visits = live.visits();
+        j.tick();
+        assert_eq!(live.visits(), visits);
+        let records = read_clean(tmp.path());
+        assert_eq!(records["ran"]["status"], "exited");
+        assert!(!records.contains_key("removed"));
+        assert!(!records.contains_key("refused"));
+    }
+
+    #[test]
+    fn a_start_that_cannot_rewrite_the_journal_appends_to_it_as_it_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join(JOURNAL),
+            "{\"id\":\"a\",\"record\":{\"n\":1}}\n{\"id\":\"b\",\"rec",
+        )
+        .unwrap();
+        // The rewrite's temp file cannot be created.
+        std::fs::create_dir(temp_path(tmp.path())).unwrap();
+        let loaded = read(tmp.path()).unwrap();
+        let j = RecordJournal::open(tmp.path(), &loaded.records).unwrap();
+        assert!(j.lock().missed, "marked for a rewrite");
+        // The torn last line is cut off: the next line starts afresh.
+        j.put("c", &serde_json::json!({"n": 3})).unwrap();
+        let records = read_clean(tmp.path());
+        assert_eq!(records.keys().collect::<Vec<_>>(), ["a", "c"]);
     }
 
     #[test]
