@@ -11,6 +11,7 @@ use super::http::{Body, Query, json, query_filters};
 use super::record::ContainerRecord;
 use super::state::Daemon;
 use crate::error::DaemonError;
+use crate::instance::Container;
 use crate::lifecycle::Status;
 use wrun_api::containers::{ContainerSummary, SummaryHostConfig};
 use wrun_api::images::EmptyObject;
@@ -74,8 +75,7 @@ fn running(r: &ContainerRecord) -> bool {
 }
 
 /// Docker's STATUS column: "Created", "Up 5 minutes", "Exited (0) 2 hours ago".
-fn status_text(r: &ContainerRecord) -> String {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+fn status_text(r: &ContainerRecord, now: i64) -> String {
     let st = &r.state;
     match st.status {
         Status::Created => "Created".into(),
@@ -167,7 +167,7 @@ impl Selection {
     fn parse(
         daemon: &Daemon,
         query: &Query,
-        records: &[ContainerRecord],
+        listed: &[Arc<Container>],
     ) -> Result<Self, DaemonError> {
         let filters = query_filters(query.get("filters"), FILTERS)?;
         let mut all = query.flag("all");
@@ -207,7 +207,7 @@ impl Selection {
         }
         // Several values: the oldest `before` and the newest `since`, so
         // each one holds.
-        let created_of = |id: &str| records.iter().find(|r| r.id == id).map(created_nanos);
+        let created_of = |id: &str| listed.iter().find(|c| c.id == id).map(|c| c.created_nanos);
         let mut before: Option<String> = None;
         for v in filters.values("before") {
             let id = daemon.find(v)?.id.clone();
@@ -232,9 +232,9 @@ impl Selection {
             filters
                 .values("id")
                 .filter_map(|prefix| {
-                    let mut found = records.iter().filter(|r| r.id.starts_with(prefix));
+                    let mut found = listed.iter().filter(|c| c.id.starts_with(prefix));
                     match (found.next(), found.next()) {
-                        (Some(r), None) if !prefix.is_empty() => Some(r.id.clone()),
+                        (Some(c), None) if !prefix.is_empty() => Some(c.id.clone()),
                         _ => None,
                     }
                 })
@@ -375,12 +375,6 @@ impl NamePattern {
     }
 }
 
-fn created_nanos(r: &ContainerRecord) -> i128 {
-    wrun_api::time::parse(&r.created)
-        .map(|t| t.unix_timestamp_nanos())
-        .unwrap_or(0)
-}
-
 /// The `Ports` of a row: while the instance runs, each exposed port (no
 /// host side) and each published one, as Docker lists them.
 fn ports_of(r: &ContainerRecord) -> Vec<Port> {
@@ -430,7 +424,7 @@ fn command_of(r: &ContainerRecord) -> String {
         .join(" ")
 }
 
-fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>) -> ContainerSummary {
+fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>, now: i64) -> ContainerSummary {
     let mode = wrun_api::network::shown_mode(&r.host_config.network_mode);
     // The docker client's NETWORKS column reads the keys.
     let settings = wrun_api::containers::NetworkSettings {
@@ -445,7 +439,7 @@ fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>) -> ContainerSum
         command: command_of(r),
         created: unix(Some(&r.created)).unwrap_or(0),
         state: state_of(r).into(),
-        status: status_text(r),
+        status: status_text(r, now),
         host_config: SummaryHostConfig {
             network_mode: mode.into(),
         },
@@ -464,66 +458,80 @@ fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>) -> ContainerSum
 /// many rows: in this order, as Docker walks its list. `size` adds
 /// `SizeRw` (0) and `SizeRootFs` (the image's size), as inspect does.
 pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
-    let mut records: Vec<(i128, ContainerRecord)> = daemon
-        .all()
-        .iter()
-        .map(|c| {
-            let r = c.record();
-            (created_nanos(&r), r)
-        })
-        .collect();
-    records.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
-    let records: Vec<ContainerRecord> = records.into_iter().map(|(_, r)| r).collect();
-    let selection = Selection::parse(daemon, query, &records)?;
+    // Only the instances are sorted, by a key read without their locks;
+    // each record is read in place, under its instance's lock, while its
+    // row is built. (Copying every record to sort them cost most of a
+    // list at 10,000: docs/benchmarks/daemon-scale.md.)
+    let mut listed = daemon.all();
+    listed.sort_by(|a, b| {
+        b.created_nanos
+            .cmp(&a.created_nanos)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let selection = Selection::parse(daemon, query, &listed)?;
     // Whether the image name an instance was created from still names its
     // image (else Docker shows the image ID), once per name.
     let mut still_named: HashMap<String, bool> = HashMap::new();
     let sizes = query.flag("size");
     let mut image_sizes: HashMap<String, i64> = HashMap::new();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut rows: Vec<ContainerSummary> = Vec::new();
     let mut before = selection.before.as_deref();
-    for r in &records {
+    for c in &listed {
         if let Some(b) = before {
-            if r.id == b {
+            if c.id == b {
                 before = None;
             }
             continue;
         }
-        if selection.since.as_deref() == Some(r.id.as_str()) {
+        if selection.since.as_deref() == Some(c.id.as_str()) {
             break;
         }
         if selection.limit.is_some_and(|n| rows.len() >= n) {
             break;
         }
+        let inner = c.lock();
+        let r = &inner.record;
         let ports = ports_of(r);
         if !selection.passes(r, &ports) {
             continue;
         }
-        let named = *still_named.entry(r.image.clone()).or_insert_with(|| {
-            r.image == r.image_id
-                || daemon
-                    .store
-                    .find(&r.image)
-                    .is_ok_and(|i| i.id.to_string() == r.image_id)
-        });
+        let named = match still_named.get(&r.image) {
+            Some(named) => *named,
+            None => {
+                let named = r.image == r.image_id
+                    || daemon
+                        .store
+                        .find(&r.image)
+                        .is_ok_and(|i| i.id.to_string() == r.image_id);
+                still_named.insert(r.image.clone(), named);
+                named
+            }
+        };
         let image = if named {
             r.image.clone()
         } else {
             r.image_id.clone()
         };
-        let mut row = summary(r, image, ports);
+        let mut row = summary(r, image, ports, now);
         if sizes {
             // The rootfs is the image's read-only snapshot: nothing written.
-            let image_size = *image_sizes.entry(r.image_id.clone()).or_insert_with(|| {
-                daemon
-                    .store
-                    .find(&r.image_id)
-                    .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX))
-            });
+            let image_size = match image_sizes.get(&r.image_id) {
+                Some(size) => *size,
+                None => {
+                    let size = daemon
+                        .store
+                        .find(&r.image_id)
+                        .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX));
+                    image_sizes.insert(r.image_id.clone(), size);
+                    size
+                }
+            };
             // Nothing written: dockerd leaves a zero SizeRw out of a row.
             row.size_rw = None;
             row.size_root_fs = Some(image_size);
         }
+        drop(inner);
         rows.push(row);
     }
     Ok(json(StatusCode::OK, &rows))

@@ -30,6 +30,9 @@ pub struct Lifecycle {
 
 pub struct Container {
     pub id: String,
+    /// When it was created, in nanoseconds since the epoch: the order of
+    /// `ps` (newest first), read without the instance's lock.
+    pub created_nanos: i128,
     pub log: Arc<LogFile>,
     records: Arc<RecordJournal>,
     inner: Mutex<Inner>,
@@ -98,6 +101,8 @@ impl Container {
         };
         Arc::new(Self {
             id: record.id.clone(),
+            created_nanos: wrun_api::time::parse(&record.created)
+                .map_or(0, |t| t.unix_timestamp_nanos()),
             log,
             records: Arc::clone(records),
             inner: Mutex::new(Inner {

@@ -24,7 +24,7 @@ use crate::lifecycle::{self, EXIT_DAEMON_GONE, Removal, Start, Status, StopKind,
 use crate::logpack::LogPack;
 use crate::logs::{LogFile, STDERR, STDOUT};
 use crate::outcome;
-use crate::record::{ContainerRecord, StateRecord};
+use crate::record::{ContainerRecord, Interner, StateRecord};
 use crate::records::{self, RecordJournal};
 use crate::registry::{self, Registry};
 
@@ -60,6 +60,9 @@ pub struct Daemon {
     /// Records this daemon could not read, kept as they were: a rewrite of
     /// the journal keeps them for a daemon that can.
     unreadable: Vec<(String, serde_json::Value)>,
+    /// One `Config` and one `HostConfig` for the instances that have the same.
+    configs: Interner<ContainerConfig>,
+    host_configs: Interner<HostConfig>,
 }
 
 /// What telling an instance to stop found.
@@ -118,7 +121,11 @@ impl Daemon {
         let log_pack = Arc::new(log_pack);
         let mut registry = Registry::default();
         let mut interrupted = HashSet::new();
-        for record in parsed {
+        let configs = Interner::default();
+        let host_configs = Interner::default();
+        for mut record in parsed {
+            record.config = configs.intern(record.config);
+            record.host_config = host_configs.intern(record.host_config);
             let max = log_max_size(&record);
             let path = logs_dir.join(format!("{}.log", record.id));
             let pack = Arc::clone(&log_pack);
@@ -163,6 +170,8 @@ impl Daemon {
             interrupted,
             records: Arc::clone(&records),
             unreadable,
+            configs,
+            host_configs,
         });
         // From now on the flusher may rewrite the journal from the records
         // held here (see `LiveRecords` below).
@@ -298,8 +307,8 @@ impl Daemon {
             path,
             args,
             // Merged with the image's defaults, as Docker stores and shows it.
-            config: launch.merged_config(config),
-            host_config,
+            config: self.configs.intern(launch.merged_config(config).into()),
+            host_config: self.host_configs.intern(host_config.into()),
             state: StateRecord::default(),
             restart_count: 0,
         };
