@@ -138,11 +138,20 @@ impl From<anyhow::Error> for DaemonError {
 }
 
 /// The one line the user sees for an error: the outermost message, then
-/// each cause that adds something, joined with ": ".
+/// each cause that adds something, joined with ": ". A full disk reads as
+/// dockerd says it (`no space left on device`, Go's words), not as Rust's
+/// `No space left on device (os error 28)`.
 pub fn describe(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let text = match cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+        {
+            Some(std::io::ErrorKind::StorageFull) => "no space left on device".to_owned(),
+            Some(std::io::ErrorKind::QuotaExceeded) => "disk quota exceeded".to_owned(),
+            _ => cause.to_string(),
+        };
         if parts.last().is_some_and(|p| p.contains(&text)) {
             continue;
         }
@@ -226,5 +235,24 @@ mod tests {
         assert_eq!(describe(&err), "opening a.tar: no such file");
         let err = anyhow::anyhow!("denied").context("opening a.tar");
         assert_eq!(describe(&err), "opening a.tar: denied");
+    }
+
+    #[test]
+    fn a_full_disk_is_said_in_dockerds_words() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let err = anyhow::Error::from(full).context("writing blob sha256:ab");
+        assert_eq!(
+            describe(&err),
+            "writing blob sha256:ab: no space left on device"
+        );
+        // Also when the I/O error is the source of a typed error.
+        let err = anyhow::Error::from(wrun_image::ImageError::Io {
+            context: "writing layer 3d86".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        });
+        assert_eq!(
+            describe(&err),
+            "writing layer 3d86: no space left on device"
+        );
     }
 }
