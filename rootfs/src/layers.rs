@@ -1,0 +1,1855 @@
+//! The merged view: resolution of guest paths component by component with
+//! chroot semantics, lookups through upper then lower, copy-up, whiteouts,
+//! and the directory operations a WASI filesystem host needs.
+
+use std::collections::{HashSet, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::file::ViewFile;
+use crate::host::{self, Kind, SetTime, Stat};
+use crate::journal::Whiteouts;
+use crate::path::{self, MAX_SYMLINKS, ViewPath, checked_name};
+
+/// Names inside the upper's host directory.
+const TREE: &str = "tree";
+const WORK: &str = "work";
+const JOURNAL: &str = "whiteouts";
+
+/// How the upper layer is set up. Deny by default: no size limit means
+/// none is enforced by the view (the host disk still is one).
+#[derive(Clone, Debug, Default)]
+pub struct UpperOptions {
+    /// Most bytes of file data the upper may hold (written or copied up);
+    /// a write past it fails with `NoSpace`.
+    pub size_limit: Option<u64>,
+}
+
+/// One instance's layered view: a shared read-only lower and its own upper.
+/// Cheap to clone (every clone is the same view, as a later `exec` needs).
+#[derive(Clone)]
+pub struct Layers {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    lower: Arc<cap_std::fs::Dir>,
+    upper_path: PathBuf,
+    size_limit: Option<u64>,
+    /// Bytes of file data in the upper, counted only under a size limit.
+    usage: Mutex<u64>,
+    state: RwLock<State>,
+    copy_seq: AtomicU64,
+}
+
+struct State {
+    upper: Option<Upper>,
+    whiteouts: Whiteouts,
+}
+
+struct Upper {
+    tree: OwnedFd,
+    work: OwnedFd,
+    journal: File,
+}
+
+/// A directory of the view, named by its canonical path (what a WASI
+/// directory descriptor holds). It names a path, not an inode: a directory
+/// renamed away is not followed by its old handles.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ViewDir {
+    path: ViewPath,
+}
+
+impl ViewDir {
+    pub fn path(&self) -> &ViewPath {
+        &self.path
+    }
+}
+
+/// What `open_at` opened.
+pub enum Opened {
+    Dir(ViewDir),
+    File(ViewFile),
+}
+
+/// How `open_at` opens. Deny by default: nothing read, written, created or
+/// followed unless asked.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    pub read: bool,
+    pub write: bool,
+    /// Create the file when missing (with `exclusive`, fail when present).
+    pub create: bool,
+    pub exclusive: bool,
+    pub truncate: bool,
+    /// The path must name a directory.
+    pub directory: bool,
+    /// Follow a symlink in the last component.
+    pub follow: bool,
+    /// Permission bits of a created file (the process umask applies);
+    /// `0o666` when `None`.
+    pub mode: Option<u32>,
+}
+
+/// One entry of `read_dir`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub kind: Kind,
+    pub ino: u64,
+}
+
+/// Which layer holds a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Upper,
+    Lower,
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub layer: Layer,
+    pub stat: Stat,
+}
+
+pub(crate) enum Fd<'a> {
+    Root(BorrowedFd<'a>),
+    Own(OwnedFd),
+}
+
+impl Fd<'_> {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Fd::Root(b) => *b,
+            Fd::Own(o) => o.as_fd(),
+        }
+    }
+}
+
+pub(crate) struct Frame<'a> {
+    pub upper: Option<Fd<'a>>,
+    pub lower: Option<Fd<'a>>,
+}
+
+/// A position in the view: a canonical directory path and its upper and
+/// lower directories opened (no-follow). Only the directory itself is held
+/// open, so a deep tree costs no descriptor per level.
+pub(crate) struct Cursor<'a> {
+    pub path: ViewPath,
+    top: Frame<'a>,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn top(&self) -> &Frame<'a> {
+        &self.top
+    }
+
+    fn upper_fd(&self) -> Result<BorrowedFd<'_>> {
+        self.top.upper.as_ref().map(Fd::fd).ok_or(Error::NotFound)
+    }
+
+    fn layer_fd(&self, layer: Layer) -> Result<BorrowedFd<'_>> {
+        match layer {
+            Layer::Upper => self.top.upper.as_ref(),
+            Layer::Lower => self.top.lower.as_ref(),
+        }
+        .map(Fd::fd)
+        .ok_or(Error::NotFound)
+    }
+
+    /// The directory's own metadata, as the guest sees it.
+    fn stat(&self) -> Result<Stat> {
+        let fd = self
+            .top
+            .upper
+            .as_ref()
+            .or(self.top.lower.as_ref())
+            .ok_or(Error::NotFound)?;
+        host::fstat(fd.fd())
+    }
+}
+
+/// What a path resolved to.
+pub(crate) enum Target {
+    /// The path names the cursor's directory itself (`.`, `a/..`, `/`).
+    Itself,
+    /// A name in the cursor's directory, present or not.
+    Child {
+        name: OsString,
+        entry: Option<Entry>,
+    },
+}
+
+pub(crate) struct Resolved<'a> {
+    pub cur: Cursor<'a>,
+    pub target: Target,
+    /// The path ended in `/`: it must name a directory.
+    pub dir_only: bool,
+}
+
+/// Why a mutating step stopped: an error, or that the upper must be created
+/// first (nothing was changed yet; the step is run again).
+pub(crate) enum Fail {
+    Err(Error),
+    NeedUpper,
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Err(e)
+    }
+}
+
+impl From<Errno> for Fail {
+    fn from(e: Errno) -> Self {
+        Fail::Err(e.into())
+    }
+}
+
+impl From<std::io::Error> for Fail {
+    fn from(e: std::io::Error) -> Self {
+        Fail::Err(e.into())
+    }
+}
+
+type Step<T> = std::result::Result<T, Fail>;
+
+/// Everything a resolution or a change needs, borrowed from the state.
+pub(crate) struct Ctx<'a> {
+    inner: &'a Inner,
+    upper: Option<&'a Upper>,
+    whiteouts: WhiteoutsRef<'a>,
+}
+
+/// Reads share the whiteouts under the read lock; changes own them.
+enum WhiteoutsRef<'a> {
+    Shared(&'a Whiteouts),
+    Exclusive(&'a mut Whiteouts),
+}
+
+impl WhiteoutsRef<'_> {
+    fn get(&self) -> &Whiteouts {
+        match self {
+            WhiteoutsRef::Shared(w) => w,
+            WhiteoutsRef::Exclusive(w) => w,
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn root(&self) -> Cursor<'a> {
+        let lower: &'a cap_std::fs::Dir = &self.inner.lower;
+        Cursor {
+            path: ViewPath::root(),
+            top: Frame {
+                upper: self.upper.map(|u| Fd::Root(u.tree.as_fd())),
+                lower: Some(Fd::Root(lower.as_fd())),
+            },
+        }
+    }
+
+    pub fn upper_tree(&self) -> Option<BorrowedFd<'a>> {
+        self.upper.map(|u| u.tree.as_fd())
+    }
+
+    pub fn lower_root(&self) -> BorrowedFd<'a> {
+        let lower: &'a cap_std::fs::Dir = &self.inner.lower;
+        lower.as_fd()
+    }
+
+    pub fn whiteouts(&self) -> &Whiteouts {
+        self.whiteouts.get()
+    }
+
+    fn has_upper(&self) -> Step<&'a Upper> {
+        self.upper.ok_or(Fail::NeedUpper)
+    }
+
+    /// The node `name` in the cursor's directory: the upper's if it has
+    /// one, else the lower's unless whited out.
+    pub fn lookup(&self, cur: &Cursor<'a>, name: &OsStr) -> Result<Option<Entry>> {
+        let f = cur.top();
+        if let Some(u) = &f.upper
+            && let Some(stat) = host::lstat(u.fd(), name)?
+        {
+            return Ok(Some(Entry {
+                layer: Layer::Upper,
+                stat,
+            }));
+        }
+        Ok(self.lower_visible(cur, name)?.map(|stat| Entry {
+            layer: Layer::Lower,
+            stat,
+        }))
+    }
+
+    /// The lower's node `name` if the merged view lets it show (upper
+    /// aside): its directory is merged with the lower and it is not whited
+    /// out.
+    pub fn lower_visible(&self, cur: &Cursor<'a>, name: &OsStr) -> Result<Option<Stat>> {
+        let Some(l) = &cur.top().lower else {
+            return Ok(None);
+        };
+        if !self.whiteouts.get().is_empty() && self.whiteouts.get().contains(&cur.path.join(name)) {
+            return Ok(None);
+        }
+        host::lstat(l.fd(), name)
+    }
+
+    /// Moves the cursor into the directory `name` (an entry of kind Dir).
+    pub fn descend(&self, cur: &mut Cursor<'a>, name: &OsStr, entry: &Entry) -> Result<()> {
+        let f = cur.top();
+        let upper = match (&f.upper, entry.layer) {
+            (Some(u), Layer::Upper) => Some(host::open_dir(u.fd(), name)?.ok_or(Error::NotFound)?),
+            _ => None,
+        };
+        let lower = match &f.lower {
+            Some(l)
+                if self.whiteouts.get().is_empty()
+                    || !self.whiteouts.get().contains(&cur.path.join(name)) =>
+            {
+                host::open_dir(l.fd(), name)?
+            }
+            _ => None,
+        };
+        if upper.is_none() && lower.is_none() {
+            return Err(Error::NotFound);
+        }
+        cur.top = Frame {
+            upper: upper.map(Fd::Own),
+            lower: lower.map(Fd::Own),
+        };
+        cur.path.push(name.to_owned());
+        Ok(())
+    }
+
+    /// Moves the cursor to its parent (`..`; the root stays the root).
+    fn up(&self, cur: &mut Cursor<'a>) -> Result<()> {
+        if let Some(parent) = cur.path.parent() {
+            *cur = self.cursor_at(&parent)?;
+        }
+        Ok(())
+    }
+
+    /// A cursor at a canonical directory path (a descriptor's).
+    pub fn cursor_at(&self, path: &ViewPath) -> Result<Cursor<'a>> {
+        let mut cur = self.root();
+        for name in path.names() {
+            let entry = self.lookup(&cur, name)?.ok_or(Error::NotFound)?;
+            if entry.stat.kind != Kind::Dir {
+                return Err(Error::NotFound);
+            }
+            self.descend(&mut cur, name, &entry)?;
+        }
+        Ok(cur)
+    }
+
+    /// Resolves a guest `path` from the directory `base`, as the kernel
+    /// would inside a chroot at the view's root.
+    pub fn resolve(&self, base: &ViewPath, path: &[u8], follow: bool) -> Result<Resolved<'a>> {
+        let comps = path::split(path)?;
+        let mut cur = if comps.absolute {
+            self.root()
+        } else {
+            self.cursor_at(base)?
+        };
+        let mut dir_only = comps.trailing_slash;
+        let mut pending: VecDeque<Vec<u8>> = comps.parts.into();
+        let mut links = 0;
+        loop {
+            let Some(c) = pending.pop_front() else {
+                return Ok(Resolved {
+                    cur,
+                    target: Target::Itself,
+                    dir_only,
+                });
+            };
+            let last = pending.is_empty();
+            if c == b"." {
+                continue;
+            }
+            if c == b".." {
+                self.up(&mut cur)?;
+                continue;
+            }
+            let name = checked_name(&c)?;
+            let Some(entry) = self.lookup(&cur, &name)? else {
+                if last {
+                    return Ok(Resolved {
+                        cur,
+                        target: Target::Child { name, entry: None },
+                        dir_only,
+                    });
+                }
+                return Err(Error::NotFound);
+            };
+            match entry.stat.kind {
+                Kind::Symlink if !last || follow || dir_only => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(Error::Loop);
+                    }
+                    let target = host::read_link(cur.layer_fd(entry.layer)?, &name)?;
+                    let t = path::split(target.as_bytes())?;
+                    if t.absolute {
+                        cur = self.root();
+                    }
+                    if last && t.trailing_slash {
+                        dir_only = true;
+                    }
+                    for p in t.parts.into_iter().rev() {
+                        pending.push_front(p);
+                    }
+                }
+                Kind::Dir if !last => self.descend(&mut cur, &name, &entry)?,
+                _ if !last => return Err(Error::NotDir),
+                _ => {
+                    return Ok(Resolved {
+                        cur,
+                        target: Target::Child {
+                            name,
+                            entry: Some(entry),
+                        },
+                        dir_only,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The merged entries of the cursor's directory, upper first.
+    pub fn list(&self, cur: &Cursor<'a>) -> Result<Vec<DirEntry>> {
+        let f = cur.top();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        if let Some(u) = &f.upper {
+            for e in host::list(u.fd())? {
+                seen.insert(e.name.clone());
+                out.push(DirEntry {
+                    name: e.name,
+                    kind: e.kind,
+                    ino: e.ino,
+                });
+            }
+        }
+        if let Some(l) = &f.lower {
+            for e in host::list(l.fd())? {
+                if seen.contains(&e.name)
+                    || (!self.whiteouts.get().is_empty()
+                        && self.whiteouts.get().contains(&cur.path.join(&e.name)))
+                {
+                    continue;
+                }
+                out.push(DirEntry {
+                    name: e.name,
+                    kind: e.kind,
+                    ino: e.ino,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn is_empty_dir(&self, cur: &Cursor<'a>, name: &OsStr, entry: &Entry) -> Result<bool> {
+        let f = cur.top();
+        let upper = match (&f.upper, entry.layer) {
+            (Some(u), Layer::Upper) => host::open_dir(u.fd(), name)?,
+            _ => None,
+        };
+        let lower = match self.lower_visible(cur, name)? {
+            Some(st) if st.kind == Kind::Dir => match &f.lower {
+                Some(l) => host::open_dir(l.fd(), name)?,
+                None => None,
+            },
+            _ => None,
+        };
+        let child = Cursor {
+            path: cur.path.join(name),
+            top: Frame {
+                upper: upper.map(Fd::Own),
+                lower: lower.map(Fd::Own),
+            },
+        };
+        Ok(self.list(&child)?.is_empty())
+    }
+
+    /// Makes every directory of the cursor's path exist in the upper, each
+    /// created with the lower's mode and times (a directory copy-up).
+    pub fn ensure_upper_dirs(&self, cur: &mut Cursor<'a>) -> Step<()> {
+        let upper = self.has_upper()?;
+        if cur.top.upper.is_some() {
+            return Ok(());
+        }
+        let mut up = Fd::Root(upper.tree.as_fd());
+        let mut low = Some(Fd::Root(self.inner.lower.as_fd()));
+        for name in cur.path.names() {
+            let lower_child = match &low {
+                Some(l) => host::open_dir(l.fd(), name)?,
+                None => None,
+            };
+            let parent = up.fd();
+            let dir = match host::open_dir(parent, name)? {
+                Some(d) => d,
+                None => {
+                    let lower = lower_child.as_ref().ok_or(Error::NotFound)?;
+                    let st = host::fstat(lower.as_fd())?;
+                    let parent_st = host::fstat(parent)?;
+                    rustix::fs::mkdirat(parent, name.as_os_str(), Mode::from_raw_mode(0o700))?;
+                    let d = host::open_dir(parent, name)?.ok_or(Error::NotFound)?;
+                    rustix::fs::fchmod(&d, Mode::from_raw_mode(st.mode))?;
+                    rustix::fs::futimens(&d, &host::copy_times(&st))?;
+                    // A copy-up is no change in the merged view: the parent
+                    // keeps its times.
+                    rustix::fs::futimens(parent, &host::copy_times(&parent_st))?;
+                    d
+                }
+            };
+            up = Fd::Own(dir);
+            low = lower_child.map(Fd::Own);
+        }
+        cur.top.upper = Some(up);
+        Ok(())
+    }
+
+    /// Copies the lower node `name` of the cursor's directory up: data
+    /// (unless `with_data` is false, for an open that truncates), mode,
+    /// times; a symlink's target. The copy is made in the work directory
+    /// and renamed in, so a crash leaves either the lower or the whole copy.
+    pub fn copy_up(&self, cur: &mut Cursor<'a>, name: &OsStr, with_data: bool) -> Step<()> {
+        let upper = self.has_upper()?;
+        self.ensure_upper_dirs(cur)?;
+        let lower = cur.layer_fd(Layer::Lower)?;
+        let st = host::lstat(lower, name)?.ok_or(Error::NotFound)?;
+        let up = cur.upper_fd()?;
+        let parent_st = host::fstat(up)?;
+        let tmp = OsString::from(format!(
+            "copy-{}",
+            self.inner.copy_seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        let work = upper.work.as_fd();
+        match st.kind {
+            Kind::File => {
+                let charge = if with_data { st.size } else { 0 };
+                self.inner.reserve(charge)?;
+                let made = (|| -> Result<()> {
+                    let dst = host::open_file(
+                        work,
+                        &tmp,
+                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY,
+                        0o600,
+                    )?;
+                    let mut dst = File::from(dst);
+                    if with_data {
+                        let src = host::open_file(lower, name, OFlags::RDONLY, 0)?;
+                        std::io::copy(&mut File::from(src), &mut dst)?;
+                    }
+                    rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.mode))?;
+                    rustix::fs::futimens(&dst, &host::copy_times(&st))?;
+                    Ok(())
+                })();
+                if let Err(e) = made {
+                    let _ = rustix::fs::unlinkat(work, &tmp, AtFlags::empty());
+                    self.inner.release(charge);
+                    return Err(e.into());
+                }
+            }
+            Kind::Symlink => {
+                let target = host::read_link(lower, name)?;
+                rustix::fs::symlinkat(target.as_os_str(), work, &tmp)?;
+                rustix::fs::utimensat(
+                    work,
+                    &tmp,
+                    &host::copy_times(&st),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+            }
+            Kind::Dir => return Err(Error::Invalid.into()),
+            _ => return Err(Error::NotPermitted.into()),
+        }
+        rustix::fs::renameat(work, &tmp, up, name)?;
+        rustix::fs::futimens(up, &host::copy_times(&parent_st))?;
+        Ok(())
+    }
+
+    /// Records a whiteout for `name` in the cursor's directory (durably,
+    /// before the change it stands for) and makes the directory exist in
+    /// the upper, as overlayfs's holds its whiteouts.
+    pub fn record_whiteout(&mut self, cur: &mut Cursor<'a>, name: &OsStr) -> Step<()> {
+        let upper = self.has_upper()?;
+        self.ensure_upper_dirs(cur)?;
+        match &mut self.whiteouts {
+            WhiteoutsRef::Exclusive(w) => w
+                .record(&upper.journal, cur.path.join(name))
+                .map_err(Fail::Err),
+            WhiteoutsRef::Shared(_) => Err(Error::Invalid.into()),
+        }
+    }
+}
+
+/// The parent's times change when an entry is removed from it.
+fn touch_dir(fd: BorrowedFd<'_>) -> Result<()> {
+    rustix::fs::futimens(fd, &host::timestamps(SetTime::Keep, SetTime::Now))?;
+    Ok(())
+}
+
+impl Inner {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn usage(&self) -> MutexGuard<'_, u64> {
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn size_limit(&self) -> Option<u64> {
+        self.size_limit
+    }
+
+    /// Takes `bytes` of the size limit, or fails with `NoSpace`.
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<()> {
+        let Some(limit) = self.size_limit else {
+            return Ok(());
+        };
+        let mut used = self.usage();
+        let next = used.checked_add(bytes).ok_or(Error::NoSpace)?;
+        if next > limit {
+            return Err(Error::NoSpace);
+        }
+        *used = next;
+        Ok(())
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        if self.size_limit.is_some() {
+            let mut used = self.usage();
+            *used = used.saturating_sub(bytes);
+        }
+    }
+
+    /// Runs a read-only step under the read lock.
+    pub(crate) fn view<T>(&self, f: impl FnOnce(&Ctx<'_>) -> Result<T>) -> Result<T> {
+        let st = self.read();
+        let ctx = Ctx {
+            inner: self,
+            upper: st.upper.as_ref(),
+            whiteouts: WhiteoutsRef::Shared(&st.whiteouts),
+        };
+        f(&ctx)
+    }
+
+    /// Runs a changing step under the write lock; when it needs the upper
+    /// and there is none yet, creates it and runs the step again.
+    pub(crate) fn change<T>(&self, mut f: impl FnMut(&mut Ctx<'_>) -> Step<T>) -> Result<T> {
+        let mut st = self.write();
+        loop {
+            let state = &mut *st;
+            let mut ctx = Ctx {
+                inner: self,
+                upper: state.upper.as_ref(),
+                whiteouts: WhiteoutsRef::Exclusive(&mut state.whiteouts),
+            };
+            match f(&mut ctx) {
+                Ok(v) => return Ok(v),
+                Err(Fail::Err(e)) => return Err(e),
+                Err(Fail::NeedUpper) if state.upper.is_none() => {
+                    state.upper = Some(self.create_upper()?);
+                }
+                Err(Fail::NeedUpper) => return Err(Error::Invalid),
+            }
+        }
+    }
+
+    /// Creates the upper's host directory: `tree` (the guest's files, the
+    /// root taking the lower root's mode and times), `work` (copy-ups in
+    /// progress) and the whiteout journal.
+    fn create_upper(&self) -> Result<Upper> {
+        let root = host::open_upper_root(&self.upper_path, true)?.ok_or(Error::NotFound)?;
+        let upper = open_upper_parts(&root, Some(&self.lower))?;
+        let readable = host::open_dir(root.as_fd(), OsStr::new("."))?.ok_or(Error::NotFound)?;
+        rustix::fs::fsync(&readable)?;
+        Ok(upper)
+    }
+}
+
+/// Opens (creating what is missing) the parts of an upper directory.
+fn open_upper_parts(root: &cap_std::fs::Dir, lower: Option<&cap_std::fs::Dir>) -> Result<Upper> {
+    let mut made_tree = false;
+    for name in [TREE, WORK] {
+        match rustix::fs::mkdirat(root, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => made_tree |= name == TREE,
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let tree = host::open_dir(root.as_fd(), OsStr::new(TREE))?.ok_or(Error::NotDir)?;
+    let work = host::open_dir(root.as_fd(), OsStr::new(WORK))?.ok_or(Error::NotDir)?;
+    if made_tree && let Some(lower) = lower {
+        let st = host::fstat(lower.as_fd())?;
+        rustix::fs::fchmod(&tree, Mode::from_raw_mode(st.mode))?;
+        rustix::fs::futimens(&tree, &host::copy_times(&st))?;
+    }
+    // Copies cut short by a crash are left in work: not part of the view.
+    for e in host::list(work.as_fd())? {
+        let _ = rustix::fs::unlinkat(&work, e.name.as_os_str(), AtFlags::empty());
+    }
+    let journal = File::from(host::open_file(
+        root.as_fd(),
+        OsStr::new(JOURNAL),
+        OFlags::CREATE | OFlags::APPEND | OFlags::RDWR,
+        0o600,
+    )?);
+    Ok(Upper {
+        tree,
+        work,
+        journal,
+    })
+}
+
+fn open_flags(o: &OpenOptions) -> OFlags {
+    match (o.read, o.write) {
+        (true, true) => OFlags::RDWR,
+        (false, true) => OFlags::WRONLY,
+        _ => OFlags::RDONLY,
+    }
+}
+
+impl Layers {
+    /// The view over `lower` (the image's unpacked rootfs, shared by every
+    /// instance of the image) with its upper at `upper`: a host directory
+    /// that is created on the first write only. An existing upper (after a
+    /// daemon restart) is opened and its whiteouts loaded.
+    pub fn open(
+        lower: Arc<cap_std::fs::Dir>,
+        upper: impl Into<PathBuf>,
+        options: UpperOptions,
+    ) -> Result<Layers> {
+        let upper_path = upper.into();
+        let (upper, whiteouts) = match host::open_upper_root(&upper_path, false)? {
+            Some(root) => {
+                let parts = open_upper_parts(&root, Some(&lower))?;
+                let whiteouts = Whiteouts::load(&parts.journal)?;
+                (Some(parts), whiteouts)
+            }
+            None => (None, Whiteouts::default()),
+        };
+        let usage = match (&upper, options.size_limit) {
+            (Some(u), Some(_)) => crate::walk::upper_file_bytes(u.tree.as_fd())?,
+            _ => 0,
+        };
+        Ok(Layers {
+            inner: Arc::new(Inner {
+                lower,
+                upper_path,
+                size_limit: options.size_limit,
+                usage: Mutex::new(usage),
+                state: RwLock::new(State { upper, whiteouts }),
+                copy_seq: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The view's root directory.
+    pub fn root(&self) -> ViewDir {
+        ViewDir {
+            path: ViewPath::root(),
+        }
+    }
+
+    /// A directory by canonical path (from `diff`, a tar, a saved `-w`).
+    pub fn dir(&self, path: &ViewPath) -> Result<ViewDir> {
+        self.inner.view(|ctx| {
+            ctx.cursor_at(path)?;
+            Ok(ViewDir { path: path.clone() })
+        })
+    }
+
+    /// Where the upper lives on the host (created or not).
+    pub fn upper_path(&self) -> &Path {
+        &self.inner.upper_path
+    }
+
+    /// Whether the upper exists: false for an instance that never wrote.
+    pub fn has_upper(&self) -> bool {
+        self.inner.read().upper.is_some()
+    }
+
+    /// Bytes of file data the upper holds, as the size limit counts them
+    /// (0 when there is no limit: nothing is counted then).
+    pub fn upper_usage(&self) -> u64 {
+        *self.inner.usage()
+    }
+
+    /// Opens `path` from `dir`: a directory, or a file (copied up first
+    /// when opened for writing or truncating).
+    pub fn open_at(&self, dir: &ViewDir, path: &str, o: &OpenOptions) -> Result<Opened> {
+        if o.truncate && !o.write {
+            return Err(Error::Invalid);
+        }
+        let follow = o.follow && !(o.create && o.exclusive);
+        if !(o.write || o.create) {
+            return self.inner.view(|ctx| {
+                let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
+                match r.target {
+                    Target::Itself => Ok(Opened::Dir(ViewDir { path: r.cur.path })),
+                    Target::Child { entry: None, .. } => Err(Error::NotFound),
+                    Target::Child {
+                        name,
+                        entry: Some(e),
+                    } => self.open_existing(&r.cur, name, e, r.dir_only, o),
+                }
+            });
+        }
+        self.inner.change(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
+            let mut cur = r.cur;
+            match r.target {
+                Target::Itself => Err(if o.create && o.exclusive {
+                    Error::Exists
+                } else if o.write {
+                    Error::IsDir
+                } else {
+                    return Ok(Opened::Dir(ViewDir { path: cur.path }));
+                }
+                .into()),
+                Target::Child { entry: None, name } => {
+                    if !o.create {
+                        return Err(Error::NotFound.into());
+                    }
+                    if r.dir_only {
+                        return Err(Error::IsDir.into());
+                    }
+                    if o.directory {
+                        return Err(Error::Invalid.into());
+                    }
+                    ctx.ensure_upper_dirs(&mut cur)?;
+                    let fd = host::open_file(
+                        cur.upper_fd()?,
+                        &name,
+                        open_flags(o) | OFlags::CREATE | OFlags::EXCL,
+                        o.mode.unwrap_or(0o666) & 0o7777,
+                    )?;
+                    Ok(Opened::File(ViewFile::new(
+                        self.clone(),
+                        cur.path.join(&name),
+                        File::from(fd),
+                        Layer::Upper,
+                        o.read,
+                        o.write,
+                    )))
+                }
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } => {
+                    if o.create && o.exclusive {
+                        return Err(Error::Exists.into());
+                    }
+                    if e.stat.kind != Kind::File || !o.write {
+                        return Ok(self.open_existing(&cur, name, e, r.dir_only, o)?);
+                    }
+                    if r.dir_only || o.directory {
+                        return Err(Error::NotDir.into());
+                    }
+                    let mut flags = open_flags(o);
+                    match e.layer {
+                        Layer::Lower => ctx.copy_up(&mut cur, &name, !o.truncate)?,
+                        Layer::Upper if o.truncate => {
+                            self.inner.release(e.stat.size);
+                            flags |= OFlags::TRUNC;
+                        }
+                        Layer::Upper => {}
+                    }
+                    let fd = host::open_file(cur.upper_fd()?, &name, flags, 0)?;
+                    Ok(Opened::File(ViewFile::new(
+                        self.clone(),
+                        cur.path.join(&name),
+                        File::from(fd),
+                        Layer::Upper,
+                        o.read,
+                        o.write,
+                    )))
+                }
+            }
+        })
+    }
+
+    /// Opens an existing node without changing anything: a directory, or a
+    /// file for reading from whichever layer holds it.
+    fn open_existing(
+        &self,
+        cur: &Cursor<'_>,
+        name: OsString,
+        e: Entry,
+        dir_only: bool,
+        o: &OpenOptions,
+    ) -> Result<Opened> {
+        match e.stat.kind {
+            Kind::Symlink => Err(Error::Loop),
+            Kind::Dir if o.write => Err(Error::IsDir),
+            Kind::Dir => Ok(Opened::Dir(ViewDir {
+                path: cur.path.join(&name),
+            })),
+            _ if dir_only || o.directory => Err(Error::NotDir),
+            Kind::File => {
+                let fd = host::open_file(cur.layer_fd(e.layer)?, &name, OFlags::RDONLY, 0)?;
+                Ok(Opened::File(ViewFile::new(
+                    self.clone(),
+                    cur.path.join(&name),
+                    File::from(fd),
+                    e.layer,
+                    o.read,
+                    false,
+                )))
+            }
+            _ => Err(Error::NotPermitted),
+        }
+    }
+
+    /// `stat` of a directory handle.
+    pub fn stat(&self, dir: &ViewDir) -> Result<Stat> {
+        self.inner.view(|ctx| ctx.cursor_at(&dir.path)?.stat())
+    }
+
+    /// `stat` (`follow`) or `lstat` of `path` from `dir`.
+    pub fn stat_at(&self, dir: &ViewDir, path: &str, follow: bool) -> Result<Stat> {
+        self.inner.view(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
+            match r.target {
+                Target::Itself => r.cur.stat(),
+                Target::Child { entry: None, .. } => Err(Error::NotFound),
+                Target::Child { entry: Some(e), .. } => {
+                    if r.dir_only && e.stat.kind != Kind::Dir {
+                        return Err(Error::NotDir);
+                    }
+                    Ok(e.stat)
+                }
+            }
+        })
+    }
+
+    /// The entries of a directory in the merged view, sorted by name: the
+    /// upper's, then the lower's not shadowed or whited out (none of the
+    /// lower's when the directory is opaque). With `dots`, `.` and `..`
+    /// come first (`..` of the root is the root).
+    pub fn read_dir(&self, dir: &ViewDir, dots: bool) -> Result<Vec<DirEntry>> {
+        self.inner.view(|ctx| {
+            let cur = ctx.cursor_at(&dir.path)?;
+            let mut out = Vec::new();
+            if dots {
+                out.push(DirEntry {
+                    name: ".".into(),
+                    kind: Kind::Dir,
+                    ino: cur.stat()?.ino,
+                });
+                let parent = match dir.path.parent() {
+                    Some(p) => ctx.cursor_at(&p)?.stat()?,
+                    None => cur.stat()?,
+                };
+                out.push(DirEntry {
+                    name: "..".into(),
+                    kind: Kind::Dir,
+                    ino: parent.ino,
+                });
+            }
+            out.extend(ctx.list(&cur)?);
+            Ok(out)
+        })
+    }
+
+    /// `mkdir`. A directory made where a whiteout is stays opaque: nothing
+    /// of the lower's old directory shows in it.
+    pub fn create_dir_at(&self, dir: &ViewDir, path: &str) -> Result<()> {
+        self.inner.change(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            let mut cur = r.cur;
+            let name = match r.target {
+                Target::Itself | Target::Child { entry: Some(_), .. } => {
+                    return Err(Error::Exists.into());
+                }
+                Target::Child { name, entry: None } => name,
+            };
+            ctx.ensure_upper_dirs(&mut cur)?;
+            rustix::fs::mkdirat(cur.upper_fd()?, &name, Mode::from_raw_mode(0o777))?;
+            Ok(())
+        })
+    }
+
+    /// `rmdir`: fails with `NotEmpty` unless empty in the merged view.
+    pub fn remove_dir_at(&self, dir: &ViewDir, path: &str) -> Result<()> {
+        self.inner.change(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            let mut cur = r.cur;
+            let (name, e) = match r.target {
+                Target::Itself => return Err(Error::Invalid.into()),
+                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } => (name, e),
+            };
+            if e.stat.kind != Kind::Dir {
+                return Err(Error::NotDir.into());
+            }
+            if !ctx.is_empty_dir(&cur, &name, &e)? {
+                return Err(Error::NotEmpty.into());
+            }
+            if ctx.lower_visible(&cur, &name)?.is_some() {
+                ctx.record_whiteout(&mut cur, &name)?;
+                if e.layer == Layer::Lower {
+                    touch_dir(cur.upper_fd()?)?;
+                }
+            }
+            if e.layer == Layer::Upper {
+                rustix::fs::unlinkat(cur.upper_fd()?, &name, AtFlags::REMOVEDIR)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `unlink` of a non-directory.
+    pub fn unlink_file_at(&self, dir: &ViewDir, path: &str) -> Result<()> {
+        self.inner.change(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            let mut cur = r.cur;
+            let (name, e) = match r.target {
+                Target::Itself => return Err(Error::IsDir.into()),
+                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } => (name, e),
+            };
+            if e.stat.kind == Kind::Dir {
+                return Err(Error::IsDir.into());
+            }
+            if r.dir_only {
+                return Err(Error::NotDir.into());
+            }
+            if ctx.lower_visible(&cur, &name)?.is_some() {
+                ctx.record_whiteout(&mut cur, &name)?;
+                if e.layer == Layer::Lower {
+                    touch_dir(cur.upper_fd()?)?;
+                }
+            }
+            if e.layer == Layer::Upper {
+                rustix::fs::unlinkat(cur.upper_fd()?, &name, AtFlags::empty())?;
+                if e.stat.kind == Kind::File && e.stat.nlink <= 1 {
+                    self.inner.release(e.stat.size);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `rename`. A file of the lower is copied up first and its old name
+    /// whited out; a directory with anything in the lower fails with
+    /// `CrossDevice`, as on overlay2 (no `redirect_dir`): callers copy.
+    pub fn rename_at(
+        &self,
+        dir: &ViewDir,
+        path: &str,
+        new_dir: &ViewDir,
+        new_path: &str,
+    ) -> Result<()> {
+        self.inner.change(|ctx| {
+            let ro = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            let rn = ctx.resolve(&new_dir.path, new_path.as_bytes(), false)?;
+            let (mut oc, mut nc) = (ro.cur, rn.cur);
+            let (oname, oe) = match ro.target {
+                Target::Itself => return Err(Error::Invalid.into()),
+                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } => (name, e),
+            };
+            let (nname, ne) = match rn.target {
+                Target::Itself => return Err(Error::Invalid.into()),
+                Target::Child { name, entry } => (name, entry),
+            };
+            let is_dir = oe.stat.kind == Kind::Dir;
+            if !is_dir && (ro.dir_only || rn.dir_only) {
+                return Err(Error::NotDir.into());
+            }
+            let old_path = oc.path.join(&oname);
+            let new_path = nc.path.join(&nname);
+            if old_path == new_path {
+                return Ok(());
+            }
+            if is_dir {
+                if new_path.starts_with(&old_path) {
+                    return Err(Error::Invalid.into());
+                }
+                if oe.layer == Layer::Lower || ctx.lower_visible(&oc, &oname)?.is_some() {
+                    return Err(Error::CrossDevice.into());
+                }
+                if let Some(ne) = &ne {
+                    if ne.stat.kind != Kind::Dir {
+                        return Err(Error::NotDir.into());
+                    }
+                    if !ctx.is_empty_dir(&nc, &nname, ne)? {
+                        return Err(Error::NotEmpty.into());
+                    }
+                }
+                ctx.ensure_upper_dirs(&mut nc)?;
+                if ctx.lower_visible(&nc, &nname)?.is_some() {
+                    ctx.record_whiteout(&mut nc, &nname)?;
+                }
+                rustix::fs::renameat(oc.upper_fd()?, &oname, nc.upper_fd()?, &nname)?;
+                return Ok(());
+            }
+            if ne.as_ref().is_some_and(|e| e.stat.kind == Kind::Dir) {
+                return Err(Error::IsDir.into());
+            }
+            if oe.layer == Layer::Lower {
+                ctx.copy_up(&mut oc, &oname, true)?;
+            }
+            ctx.ensure_upper_dirs(&mut nc)?;
+            if let Some(ne) = &ne
+                && ne.layer == Layer::Upper
+            {
+                let old_now = host::lstat(oc.upper_fd()?, &oname)?.ok_or(Error::NotFound)?;
+                if (old_now.dev, old_now.ino) == (ne.stat.dev, ne.stat.ino) {
+                    // Two links of one file: POSIX says do nothing.
+                    return Ok(());
+                }
+                if ne.stat.kind == Kind::File && ne.stat.nlink <= 1 {
+                    self.inner.release(ne.stat.size);
+                }
+            }
+            if ctx.lower_visible(&oc, &oname)?.is_some() {
+                ctx.record_whiteout(&mut oc, &oname)?;
+            }
+            rustix::fs::renameat(oc.upper_fd()?, &oname, nc.upper_fd()?, &nname)?;
+            Ok(())
+        })
+    }
+
+    /// `symlink`: the target is kept verbatim; it is only ever resolved by
+    /// the view, inside it.
+    pub fn symlink_at(&self, target: &str, dir: &ViewDir, path: &str) -> Result<()> {
+        path::split(target.as_bytes())?;
+        self.inner.change(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            let mut cur = r.cur;
+            let name = match r.target {
+                Target::Itself | Target::Child { entry: Some(_), .. } => {
+                    return Err(Error::Exists.into());
+                }
+                Target::Child { entry: None, .. } if r.dir_only => {
+                    return Err(Error::NotFound.into());
+                }
+                Target::Child { name, entry: None } => name,
+            };
+            ctx.ensure_upper_dirs(&mut cur)?;
+            rustix::fs::symlinkat(target, cur.upper_fd()?, &name)?;
+            Ok(())
+        })
+    }
+
+    /// `readlink`: the target as stored.
+    pub fn readlink_at(&self, dir: &ViewDir, path: &str) -> Result<OsString> {
+        self.inner.view(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            match r.target {
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } if e.stat.kind == Kind::Symlink => {
+                    host::read_link(r.cur.layer_fd(e.layer)?, &name)
+                }
+                Target::Child { entry: None, .. } => Err(Error::NotFound),
+                _ => Err(Error::Invalid),
+            }
+        })
+    }
+
+    /// `link`: a hard link to a lower file copies it up first and links the
+    /// copy, so writing through either name never reaches the lower.
+    pub fn link_at(
+        &self,
+        dir: &ViewDir,
+        path: &str,
+        follow: bool,
+        new_dir: &ViewDir,
+        new_path: &str,
+    ) -> Result<()> {
+        self.inner.change(|ctx| {
+            let ro = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
+            let mut oc = ro.cur;
+            let (oname, oe) = match ro.target {
+                Target::Itself => return Err(Error::NotPermitted.into()),
+                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } => (name, e),
+            };
+            if oe.stat.kind == Kind::Dir {
+                return Err(Error::NotPermitted.into());
+            }
+            if ro.dir_only {
+                return Err(Error::NotDir.into());
+            }
+            let rn = ctx.resolve(&new_dir.path, new_path.as_bytes(), false)?;
+            let mut nc = rn.cur;
+            let nname = match rn.target {
+                Target::Itself | Target::Child { entry: Some(_), .. } => {
+                    return Err(Error::Exists.into());
+                }
+                Target::Child { entry: None, .. } if rn.dir_only => {
+                    return Err(Error::NotFound.into());
+                }
+                Target::Child { name, entry: None } => name,
+            };
+            if oe.layer == Layer::Lower {
+                ctx.copy_up(&mut oc, &oname, true)?;
+            } else {
+                ctx.has_upper()?;
+            }
+            ctx.ensure_upper_dirs(&mut nc)?;
+            rustix::fs::linkat(
+                oc.upper_fd()?,
+                &oname,
+                nc.upper_fd()?,
+                &nname,
+                AtFlags::empty(),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Sets the times of `path` (copying it up first).
+    pub fn set_times_at(
+        &self,
+        dir: &ViewDir,
+        path: &str,
+        follow: bool,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        let ts = host::timestamps(atime, mtime);
+        self.change_node(dir, path, follow, true, |fd, name| match name {
+            None => Ok(rustix::fs::futimens(fd, &ts)?),
+            Some(name) => Ok(rustix::fs::utimensat(
+                fd,
+                name,
+                &ts,
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?),
+        })
+    }
+
+    /// `chmod` of `path` (copying it up first); the permission bits only.
+    pub fn set_mode_at(&self, dir: &ViewDir, path: &str, follow: bool, mode: u32) -> Result<()> {
+        let mode = Mode::from_raw_mode(mode & 0o7777);
+        self.change_node(dir, path, follow, false, |fd, name| match name {
+            None => Ok(rustix::fs::fchmod(fd, mode)?),
+            // The node is not a symlink (checked under the lock) and only
+            // this view writes the upper: chmodat has no NOFOLLOW on Linux.
+            Some(name) => Ok(rustix::fs::chmodat(fd, name, mode, AtFlags::empty())?),
+        })
+    }
+
+    /// Copies the node `path` names up and applies `op` to it: to the
+    /// directory's own handle (`None`) or to `(parent, name)`.
+    fn change_node(
+        &self,
+        dir: &ViewDir,
+        path: &str,
+        follow: bool,
+        on_symlink: bool,
+        op: impl Fn(BorrowedFd<'_>, Option<&OsStr>) -> Result<()>,
+    ) -> Result<()> {
+        self.inner.change(|ctx| {
+            let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
+            let mut cur = r.cur;
+            match r.target {
+                Target::Itself => {}
+                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
+                Target::Child {
+                    name,
+                    entry: Some(e),
+                } => match e.stat.kind {
+                    Kind::Dir => ctx.descend(&mut cur, &name, &e)?,
+                    _ if r.dir_only => return Err(Error::NotDir.into()),
+                    // Linux has no chmod of a symlink itself.
+                    Kind::Symlink if !on_symlink => return Err(Error::NotPermitted.into()),
+                    _ => {
+                        if e.layer == Layer::Lower {
+                            ctx.copy_up(&mut cur, &name, true)?;
+                        } else {
+                            ctx.has_upper()?;
+                        }
+                        return Ok(op(cur.upper_fd()?, Some(&name))?);
+                    }
+                },
+            }
+            ctx.ensure_upper_dirs(&mut cur)?;
+            Ok(op(cur.upper_fd()?, None)?)
+        })
+    }
+
+    /// For a file handle opened on the lower that now must change (times,
+    /// mode): copies the file at `path` up if it is still that lower file
+    /// (same device and inode) and opens the copy read-only.
+    pub(crate) fn copy_up_handle(&self, path: &ViewPath, lower: &Stat) -> Result<File> {
+        let parent = path.parent().ok_or(Error::Invalid)?;
+        let name = path.file_name().ok_or(Error::Invalid)?.to_owned();
+        self.inner.change(|ctx| {
+            let mut cur = ctx.cursor_at(&parent)?;
+            let e = ctx.lookup(&cur, &name)?.ok_or(Error::NotFound)?;
+            match e.layer {
+                Layer::Lower if (e.stat.dev, e.stat.ino) == (lower.dev, lower.ino) => {
+                    ctx.copy_up(&mut cur, &name, true)?;
+                }
+                Layer::Upper if e.stat.kind == Kind::File => ctx.has_upper().map(|_| ())?,
+                _ => return Err(Error::NotFound.into()),
+            }
+            let fd = host::open_file(cur.upper_fd()?, &name, OFlags::RDONLY, 0)?;
+            Ok(File::from(fd))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::NAME_MAX;
+    use crate::walk::{Change, ChangeKind, LayerItem};
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    /// A lower with `/etc/conf` (0640), `/bin/app`, `/d/a`, `/d/s/t`,
+    /// `/k/l`, `/empty/`, `/lnk -> etc/conf`; and a view over it whose upper
+    /// is not created yet.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        lower: PathBuf,
+        upper: PathBuf,
+        layers: Layers,
+    }
+
+    fn fixture_with(options: UpperOptions) -> Fixture {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let lower = tmp.path().join("lower");
+        for d in ["etc", "bin", "d/s", "k", "empty"] {
+            std::fs::create_dir_all(lower.join(d)).expect("mkdir");
+        }
+        for (f, data) in [
+            ("etc/conf", "conf\n"),
+            ("bin/app", "app"),
+            ("d/a", "a"),
+            ("d/s/t", "t"),
+            ("k/l", "l"),
+        ] {
+            std::fs::write(lower.join(f), data).expect("write");
+        }
+        std::fs::set_permissions(
+            lower.join("etc/conf"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .expect("chmod");
+        symlink("etc/conf", lower.join("lnk")).expect("symlink");
+        let upper = tmp.path().join("instance/upper");
+        let layers = open_view(&lower, &upper, options);
+        Fixture {
+            _tmp: tmp,
+            lower,
+            upper,
+            layers,
+        }
+    }
+
+    fn open_view(lower: &Path, upper: &Path, options: UpperOptions) -> Layers {
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(lower, cap_std::ambient_authority()).expect("lower");
+        Layers::open(Arc::new(dir), upper, options).expect("view")
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(UpperOptions::default())
+    }
+
+    fn read(l: &Layers, path: &str) -> Result<String> {
+        let o = OpenOptions {
+            read: true,
+            follow: true,
+            ..OpenOptions::default()
+        };
+        let Opened::File(f) = l.open_at(&l.root(), path, &o)? else {
+            return Err(Error::IsDir);
+        };
+        let mut buf = vec![0; 4096];
+        let n = f.read_at(&mut buf, 0)?;
+        buf.truncate(n);
+        Ok(String::from_utf8(buf).expect("utf-8"))
+    }
+
+    fn write(l: &Layers, path: &str, data: &str, truncate: bool) -> Result<()> {
+        let o = OpenOptions {
+            write: true,
+            create: true,
+            truncate,
+            follow: true,
+            ..OpenOptions::default()
+        };
+        let Opened::File(f) = l.open_at(&l.root(), path, &o)? else {
+            return Err(Error::IsDir);
+        };
+        f.write_at(data.as_bytes(), 0)?;
+        Ok(())
+    }
+
+    fn names(l: &Layers, path: &str) -> Vec<String> {
+        let dir = match l
+            .open_at(&l.root(), path, &OpenOptions::default())
+            .expect("open dir")
+        {
+            Opened::Dir(d) => d,
+            Opened::File(_) => panic!("{path} is a file"),
+        };
+        l.read_dir(&dir, false)
+            .expect("read_dir")
+            .into_iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn reads_never_create_the_upper() {
+        let fx = fixture();
+        let l = &fx.layers;
+        assert_eq!(read(l, "/etc/conf").expect("read"), "conf\n");
+        assert_eq!(read(l, "lnk").expect("through the symlink"), "conf\n");
+        assert_eq!(
+            l.stat_at(&l.root(), "etc/conf", false).expect("stat").mode,
+            0o640
+        );
+        assert_eq!(names(l, "/"), ["bin", "d", "empty", "etc", "k", "lnk"]);
+        assert!(matches!(
+            l.unlink_file_at(&l.root(), "nope"),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            l.create_dir_at(&l.root(), "etc"),
+            Err(Error::Exists)
+        ));
+        assert!(!l.has_upper());
+        assert!(
+            !fx.upper.exists(),
+            "no directory for an instance that never wrote"
+        );
+    }
+
+    #[test]
+    fn a_write_copies_up_and_the_lower_stays() {
+        let fx = fixture();
+        let l = &fx.layers;
+        let before = std::fs::metadata(fx.lower.join("etc/conf")).expect("stat");
+        let o = OpenOptions {
+            read: true,
+            write: true,
+            ..OpenOptions::default()
+        };
+        let Ok(Opened::File(f)) = l.open_at(&l.root(), "etc/conf", &o) else {
+            panic!("open for writing");
+        };
+        f.write_at(b"CO", 0).expect("write");
+        assert_eq!(read(l, "etc/conf").expect("read"), "COnf\n");
+        let st = f.stat().expect("stat");
+        assert_eq!(st.mode, 0o640, "mode copied up");
+        assert_eq!(
+            std::fs::metadata(fx.lower.join("etc/conf"))
+                .expect("stat")
+                .modified()
+                .expect("mtime"),
+            before.modified().expect("mtime")
+        );
+        assert_eq!(
+            std::fs::read_to_string(fx.lower.join("etc/conf")).expect("lower"),
+            "conf\n"
+        );
+        assert!(fx.upper.join("tree/etc/conf").exists());
+        f.append(b"!").expect("append");
+        assert_eq!(read(l, "etc/conf").expect("read"), "COnf\n!");
+        f.set_size(2).expect("truncate");
+        assert_eq!(read(l, "etc/conf").expect("read"), "CO");
+        // A truncating open copies no data.
+        write(l, "bin/app", "new", true).expect("truncate lower file");
+        assert_eq!(read(l, "bin/app").expect("read"), "new");
+        assert_eq!(
+            std::fs::read_to_string(fx.lower.join("bin/app")).expect("lower"),
+            "app"
+        );
+    }
+
+    #[test]
+    fn a_read_only_handle_refuses_writes() {
+        let fx = fixture();
+        let l = &fx.layers;
+        let o = OpenOptions {
+            read: true,
+            ..OpenOptions::default()
+        };
+        let Ok(Opened::File(f)) = l.open_at(&l.root(), "etc/conf", &o) else {
+            panic!("open");
+        };
+        assert!(matches!(f.write_at(b"x", 0), Err(Error::BadDescriptor(_))));
+        assert!(matches!(f.set_size(0), Err(Error::BadDescriptor(_))));
+        // Times through a lower handle copy the file up and move the handle.
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        f.set_times(SetTime::Keep, SetTime::At(t))
+            .expect("futimens");
+        assert_eq!(f.stat().expect("stat").mtime, t);
+        assert_eq!(
+            l.stat_at(&l.root(), "etc/conf", false).expect("stat").mtime,
+            t
+        );
+        assert_ne!(
+            std::fs::metadata(fx.lower.join("etc/conf"))
+                .expect("lower")
+                .modified()
+                .expect("mtime"),
+            t
+        );
+    }
+
+    #[test]
+    fn unlink_and_rmdir_of_lower_nodes_leave_whiteouts() {
+        let fx = fixture();
+        let l = &fx.layers;
+        assert!(matches!(
+            l.remove_dir_at(&l.root(), "d"),
+            Err(Error::NotEmpty)
+        ));
+        assert!(matches!(
+            l.unlink_file_at(&l.root(), "d"),
+            Err(Error::IsDir)
+        ));
+        assert!(matches!(
+            l.remove_dir_at(&l.root(), "d/a"),
+            Err(Error::NotDir)
+        ));
+        l.unlink_file_at(&l.root(), "d/a").expect("unlink");
+        assert!(matches!(read(l, "d/a"), Err(Error::NotFound)));
+        l.unlink_file_at(&l.root(), "d/s/t").expect("unlink");
+        l.remove_dir_at(&l.root(), "d/s").expect("rmdir");
+        l.remove_dir_at(&l.root(), "d")
+            .expect("rmdir of a dir empty in the view");
+        l.remove_dir_at(&l.root(), "empty").expect("rmdir");
+        assert_eq!(names(l, "/"), ["bin", "etc", "k", "lnk"]);
+        assert!(
+            fx.lower.join("d/s/t").exists(),
+            "the lower is never written"
+        );
+        // Recreated: opaque, nothing of the old lower directory shows.
+        l.create_dir_at(&l.root(), "d").expect("mkdir");
+        assert!(names(l, "d").is_empty());
+        write(l, "d/a", "new a", false).expect("create");
+        assert_eq!(names(l, "d"), ["a"]);
+        assert_eq!(read(l, "d/a").expect("read"), "new a");
+        // Delete then recreate a file.
+        l.unlink_file_at(&l.root(), "k/l").expect("unlink");
+        write(l, "k/l", "again", false).expect("recreate");
+        assert_eq!(read(l, "k/l").expect("read"), "again");
+        l.unlink_file_at(&l.root(), "k/l").expect("unlink again");
+        assert!(
+            matches!(read(l, "k/l"), Err(Error::NotFound)),
+            "the whiteout still hides the lower"
+        );
+    }
+
+    #[test]
+    fn the_upper_survives_a_reopen() {
+        let fx = fixture();
+        {
+            let l = &fx.layers;
+            l.unlink_file_at(&l.root(), "d/a").expect("unlink");
+            l.unlink_file_at(&l.root(), "k/l").expect("unlink");
+            l.remove_dir_at(&l.root(), "k").expect("rmdir");
+            l.create_dir_at(&l.root(), "k").expect("opaque mkdir");
+            write(l, "new", "n", false).expect("create");
+        }
+        let again = open_view(&fx.lower, &fx.upper, UpperOptions::default());
+        assert_eq!(
+            names(&again, "/"),
+            ["bin", "d", "empty", "etc", "k", "lnk", "new"]
+        );
+        assert_eq!(names(&again, "d"), ["s"]);
+        assert!(names(&again, "k").is_empty());
+        assert_eq!(read(&again, "new").expect("read"), "n");
+    }
+
+    #[test]
+    fn rename_follows_overlay2() {
+        let fx = fixture();
+        let l = &fx.layers;
+        let root = l.root();
+        assert!(matches!(
+            l.rename_at(&root, "d", &root, "d2"),
+            Err(Error::CrossDevice)
+        ));
+        assert!(matches!(
+            l.rename_at(&root, "empty", &root, "e2"),
+            Err(Error::CrossDevice)
+        ));
+        l.rename_at(&root, "d/a", &root, "a2")
+            .expect("rename a lower file");
+        assert!(matches!(read(l, "d/a"), Err(Error::NotFound)));
+        assert_eq!(read(l, "a2").expect("read"), "a");
+        l.create_dir_at(&root, "up").expect("mkdir");
+        write(l, "up/f", "f", false).expect("create");
+        l.rename_at(&root, "up", &root, "up2")
+            .expect("rename an upper dir");
+        assert_eq!(read(l, "up2/f").expect("read"), "f");
+        assert!(matches!(
+            l.rename_at(&root, "up2", &root, "up2/x"),
+            Err(Error::Invalid)
+        ));
+        assert!(matches!(
+            l.rename_at(&root, "up2", &root, "etc"),
+            Err(Error::NotEmpty)
+        ));
+        assert!(matches!(
+            l.rename_at(&root, "a2", &root, "etc"),
+            Err(Error::IsDir)
+        ));
+        // Onto an empty lower directory: it becomes opaque.
+        l.rename_at(&root, "up2", &root, "empty")
+            .expect("rename onto an empty dir");
+        assert_eq!(names(l, "empty"), ["f"]);
+        // Over an existing lower file.
+        l.rename_at(&root, "a2", &root, "bin/app").expect("replace");
+        assert_eq!(read(l, "bin/app").expect("read"), "a");
+        assert_eq!(
+            std::fs::read_to_string(fx.lower.join("bin/app")).expect("lower"),
+            "app"
+        );
+    }
+
+    #[test]
+    fn a_hard_link_to_a_lower_file_links_a_copy() {
+        let fx = fixture();
+        let l = &fx.layers;
+        let root = l.root();
+        l.link_at(&root, "etc/conf", false, &root, "hard")
+            .expect("link");
+        write(l, "hard", "HARD", false).expect("write through the link");
+        assert_eq!(read(l, "etc/conf").expect("read"), "HARD\n");
+        assert_eq!(l.stat_at(&root, "hard", false).expect("stat").nlink, 2);
+        assert_eq!(
+            std::fs::read_to_string(fx.lower.join("etc/conf")).expect("lower"),
+            "conf\n"
+        );
+        assert!(matches!(
+            l.link_at(&root, "d", false, &root, "d2"),
+            Err(Error::NotPermitted)
+        ));
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_view() {
+        let fx = fixture();
+        let l = &fx.layers;
+        let root = l.root();
+        l.symlink_at("/etc/conf", &root, "abs").expect("symlink");
+        l.symlink_at("../../../../etc/conf", &root, "bin/rel")
+            .expect("symlink");
+        assert_eq!(read(l, "abs").expect("read"), "conf\n");
+        assert_eq!(read(l, "bin/rel").expect("read"), "conf\n");
+        assert_eq!(l.readlink_at(&root, "abs").expect("readlink"), "/etc/conf");
+        assert!(matches!(l.readlink_at(&root, "etc"), Err(Error::Invalid)));
+        assert_eq!(read(l, "/../../etc/conf").expect("read"), "conf\n");
+        l.symlink_at("loop2", &root, "loop1").expect("symlink");
+        l.symlink_at("loop1", &root, "loop2").expect("symlink");
+        assert!(matches!(read(l, "loop1"), Err(Error::Loop)));
+        let o = OpenOptions {
+            read: true,
+            ..OpenOptions::default()
+        };
+        assert!(
+            matches!(l.open_at(&root, "abs", &o), Err(Error::Loop)),
+            "no-follow open"
+        );
+        assert!(matches!(
+            l.stat_at(&root, "etc/conf/", true),
+            Err(Error::NotDir)
+        ));
+        let long = "x".repeat(NAME_MAX + 1);
+        assert!(matches!(
+            l.stat_at(&root, &long, true),
+            Err(Error::NameTooLong)
+        ));
+        assert!(matches!(
+            l.symlink_at("", &root, "empty-link"),
+            Err(Error::NotFound)
+        ));
+    }
+
+    #[test]
+    fn times_and_mode_copy_up() {
+        let fx = fixture();
+        let l = &fx.layers;
+        let root = l.root();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567, 89);
+        l.set_times_at(&root, "d", true, SetTime::At(t), SetTime::At(t))
+            .expect("utimens dir");
+        assert_eq!(l.stat_at(&root, "d", true).expect("stat").mtime, t);
+        let lower_app = std::fs::metadata(fx.lower.join("bin/app")).expect("lower");
+        l.set_mode_at(&root, "bin/app", true, 0o700).expect("chmod");
+        let st = l.stat_at(&root, "bin/app", true).expect("stat");
+        assert_eq!(st.mode, 0o700);
+        assert_eq!(
+            st.mtime,
+            lower_app.modified().expect("mtime"),
+            "times copied up"
+        );
+        let after = std::fs::metadata(fx.lower.join("bin/app")).expect("lower");
+        assert_eq!(after.permissions().mode(), lower_app.permissions().mode());
+        assert!(matches!(
+            l.set_mode_at(&root, "lnk", false, 0o700),
+            Err(Error::NotPermitted)
+        ));
+        l.set_times_at(&root, "lnk", false, SetTime::Keep, SetTime::At(t))
+            .expect("lutimes");
+        assert_eq!(l.stat_at(&root, "lnk", false).expect("lstat").mtime, t);
+        assert_eq!(read(l, "lnk").expect("still a link"), "conf\n");
+    }
+
+    #[test]
+    fn the_size_limit_fails_writes_with_no_space() {
+        let fx = fixture_with(UpperOptions {
+            size_limit: Some(10),
+        });
+        let l = &fx.layers;
+        write(l, "etc/conf", "12345678", false).expect("copy-up of 5 bytes grown to 8");
+        assert_eq!(l.upper_usage(), 8);
+        assert!(matches!(
+            write(l, "big", "0123456789", false),
+            Err(Error::NoSpace)
+        ));
+        // The file was created (no data): creating costs nothing.
+        assert_eq!(read(l, "big").expect("empty file"), "");
+        write(l, "small", "12", false).expect("fits");
+        l.unlink_file_at(&l.root(), "small").expect("unlink frees");
+        write(l, "big", "12", false).expect("fits again");
+        let again = open_view(
+            &fx.lower,
+            &fx.upper,
+            UpperOptions {
+                size_limit: Some(10),
+            },
+        );
+        assert_eq!(again.upper_usage(), 10, "the count is rebuilt on reopen");
+    }
+
+    #[test]
+    fn diff_matches_docker_overlay2() {
+        // The same steps as a container on dockerd 20.10 (overlay2) whose
+        // `docker diff` printed: C /d, D /d/a, D /d/s, C /k, D /k/l, C /bin,
+        // C /bin/app, A /new, C /etc (its only change is hidden, no line).
+        let fx = fixture();
+        let l = &fx.layers;
+        let root = l.root();
+        l.unlink_file_at(&root, "d/a").expect("unlink");
+        l.unlink_file_at(&root, "d/s/t").expect("unlink");
+        l.remove_dir_at(&root, "d/s").expect("rmdir");
+        l.remove_dir_at(&root, "d").expect("rmdir");
+        l.create_dir_at(&root, "d").expect("mkdir");
+        l.unlink_file_at(&root, "k/l").expect("unlink");
+        write(l, "bin/app", "x", false).expect("write");
+        write(l, "new", "n", false).expect("create");
+        write(l, "tmp", "n", false).expect("create");
+        l.unlink_file_at(&root, "tmp").expect("unlink");
+        let got: Vec<String> = l
+            .changes()
+            .expect("diff")
+            .into_iter()
+            .map(|Change { path, kind }| format!("{} {path}", kind.letter()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "C /bin",
+                "C /bin/app",
+                "C /d",
+                "D /d/a",
+                "D /d/s",
+                "C /k",
+                "D /k/l",
+                "A /new"
+            ]
+        );
+        let items = l.upper_layer().expect("layer");
+        let whiteouts: Vec<String> = items
+            .iter()
+            .filter_map(|i| match i {
+                LayerItem::Whiteout(p) => Some(format!("W {p}")),
+                LayerItem::Opaque(p) => Some(format!("O {p}")),
+                LayerItem::Node(_) => None,
+            })
+            .collect();
+        assert_eq!(whiteouts, ["O /d", "W /k/l"]);
+        let _ = ChangeKind::Added;
+    }
+
+    #[test]
+    fn the_merged_tree_lists_the_view() {
+        let fx = fixture();
+        let l = &fx.layers;
+        l.unlink_file_at(&l.root(), "d/s/t").expect("unlink");
+        write(l, "d/s/u", "u", false).expect("create");
+        let paths: Vec<String> = l
+            .merged_tree()
+            .map(|e| e.expect("entry").path.to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/bin",
+                "/bin/app",
+                "/d",
+                "/d/a",
+                "/d/s",
+                "/d/s/u",
+                "/empty",
+                "/etc",
+                "/etc/conf",
+                "/k",
+                "/k/l",
+                "/lnk"
+            ]
+        );
+        let e = l
+            .entry(&ViewPath::parse("/d/s/u").expect("path"))
+            .expect("entry");
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut l.open_entry(&e).expect("open"), &mut s).expect("read");
+        assert_eq!(s, "u");
+        let link = l
+            .entry(&ViewPath::parse("/lnk").expect("path"))
+            .expect("entry");
+        assert_eq!(link.link_target.as_deref(), Some(OsStr::new("etc/conf")));
+        let _ = std::io::stdout().flush();
+    }
+}
