@@ -11,10 +11,18 @@
 //! ```
 //! Every change is staged under `tmp/`, synced, then renamed into place under
 //! the lock, so a killed process leaves the old state or the new one.
+//!
+//! The store is private to its owner: every directory wrun makes in it is
+//! 0700 and every file 0600 (they hold image contents and, under
+//! `containers/`, every instance's environment), except inside snapshot
+//! rootfs trees, which keep the image's own modes for the guests that see
+//! them. Modes are given at creation; a store left looser by an older wrun
+//! is tightened when opened ([`Store::open`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,6 +90,11 @@ struct ImageDb {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub layers: Vec<SnapshotLayer>,
+    /// [`rootfs_digest`] of the rootfs as unpacked: what tells a damaged
+    /// snapshot from an intact one. Absent in snapshots older wruns made,
+    /// which are unpacked again when their image is loaded or built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_digest: Option<Digest>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -201,11 +214,12 @@ impl Store {
         let dirs = ["blobs/sha256", "snapshots", "tmp", "cache"];
         if !(root.join(dirs[0]).is_dir() && root.join(dirs[3]).is_dir()) {
             for dir in dirs {
-                fs::create_dir_all(root.join(dir)).io_context(|| {
+                create_private_dir_all(&root.join(dir)).io_context(|| {
                     format!("creating the store directory {}", root.join(dir).display())
                 })?;
             }
         }
+        make_private(&root)?;
         let store = Store {
             root,
             limits: UnpackLimits::default(),
@@ -257,13 +271,52 @@ impl Store {
             .map(|c| self.root.join("snapshots").join(c.hex()).join("rootfs"))
     }
 
+    fn snapshot_dir(&self, chain: &Digest) -> PathBuf {
+        self.root.join("snapshots").join(chain.hex())
+    }
+
+    /// Whether the snapshot of `chain` holds what was unpacked into it:
+    /// every path, type, mode, file content and symlink target of its
+    /// rootfs (one read of the whole tree). A snapshot that is missing, has
+    /// no recorded digest (made by an older wrun) or cannot be read is not.
+    pub fn snapshot_intact(&self, chain: &Digest) -> bool {
+        let Ok(meta) = self.snapshot_meta(chain) else {
+            return false;
+        };
+        let Some(recorded) = meta.rootfs_digest else {
+            return false;
+        };
+        let rootfs = self.snapshot_dir(chain).join("rootfs");
+        Dir::open_ambient_dir(&rootfs, ambient_authority())
+            .and_then(|root| rootfs_digest(&root))
+            .is_ok_and(|found| found == recorded)
+    }
+
+    /// Unpacks the snapshot of `record` again from its layer blobs, when it
+    /// is damaged (see [`Store::snapshot_intact`]), and puts it in place of
+    /// the damaged one; returns whether it did. Instances already running
+    /// keep the tree they opened.
+    pub fn repair_snapshot(&self, record: &ImageRecord) -> Result<bool> {
+        let Some(chain) = record.chain_id else {
+            return Ok(false);
+        };
+        let manifest = self.manifest(record)?;
+        let config = self.config(record)?;
+        let mut staging = self.staging()?;
+        staging.prepare_snapshot(&manifest, &config)?;
+        if !staging.snapshots.contains_key(&chain) {
+            return Ok(false);
+        }
+        let _lock = self.lock()?;
+        staging.sync()?;
+        staging.publish_snapshot(&chain, &manifest, &config)?;
+        sync_dir(&self.root.join("snapshots"))?;
+        Ok(true)
+    }
+
     /// Per-layer sizes of an image's snapshot.
     pub fn snapshot_meta(&self, chain: &Digest) -> Result<SnapshotMeta> {
-        let path = self
-            .root
-            .join("snapshots")
-            .join(chain.hex())
-            .join("meta.json");
+        let path = self.snapshot_dir(chain).join("meta.json");
         let bytes = fs::read(&path).io_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
             what: path.display().to_string(),
@@ -278,6 +331,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(PRIVATE_FILE)
             .open(&path)
             .io_context(|| format!("opening {}", path.display()))?;
         file.lock()
@@ -394,6 +448,7 @@ impl Store {
             area: TempArea::new(&self.root.join("tmp"))?,
             blobs: HashMap::new(),
             snapshots: HashMap::new(),
+            replacing: HashSet::new(),
         })
     }
 
@@ -717,6 +772,8 @@ pub struct Staging<'s> {
     area: TempArea,
     blobs: HashMap<Digest, u64>,
     snapshots: HashMap<Digest, (PathBuf, SnapshotMeta)>,
+    /// Stored snapshots found damaged, whose staged copy replaces them.
+    replacing: HashSet<Digest>,
 }
 
 impl<'s> Staging<'s> {
@@ -727,7 +784,7 @@ impl<'s> Staging<'s> {
     /// A scratch directory inside the staging area (removed with it).
     pub fn scratch_dir(&self, name: &str) -> Result<PathBuf> {
         let p = self.area.path().join(format!("scratch-{name}"));
-        fs::create_dir_all(&p).io_context(|| format!("creating {}", p.display()))?;
+        create_private_dir_all(&p).io_context(|| format!("creating {}", p.display()))?;
         Ok(p)
     }
 
@@ -744,9 +801,10 @@ impl<'s> Staging<'s> {
         what: &str,
     ) -> Result<(Digest, u64)> {
         let dir = self.area.path().join("blobs");
-        fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         let tmp = self.area.unique_path("incoming");
-        let file = File::create(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
+        let file =
+            create_private_file(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
         io::copy(reader, &mut w).io_context(|| format!("reading {what}"))?;
         let (buf, digest, size) = w.finish();
@@ -779,7 +837,7 @@ impl<'s> Staging<'s> {
     /// size the caller computed while writing it.
     pub fn adopt_blob(&mut self, path: &Path, digest: Digest, size: u64) -> Result<()> {
         let dir = self.area.path().join("blobs");
-        fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         fs::rename(path, self.staged_blob_path(&digest))
             .io_context(|| format!("staging blob {digest}"))?;
         self.blobs.insert(digest, size);
@@ -876,14 +934,27 @@ impl<'s> Staging<'s> {
         let Some(chain) = chain_id(&diff_ids) else {
             return Ok(None);
         };
-        if self.snapshots.contains_key(&chain)
-            || self.store.root.join("snapshots").join(chain.hex()).is_dir()
-        {
+        if self.snapshots.contains_key(&chain) {
             return Ok(Some(chain));
         }
+        // A stored snapshot is used as it is only when it still holds what
+        // was unpacked: one a guest or a host user changed (or an older
+        // wrun's, with nothing to check it by) is unpacked again from the
+        // layers and replaces it at commit.
+        if self.store.snapshot_dir(&chain).is_dir() {
+            if self.store.snapshot_intact(&chain) {
+                return Ok(Some(chain));
+            }
+            self.replacing.insert(chain);
+        }
         let dir = self.area.path().join(format!("snapshot-{}", chain.hex()));
+        create_private_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         let rootfs = dir.join("rootfs");
-        fs::create_dir_all(&rootfs).io_context(|| format!("creating {}", rootfs.display()))?;
+        // The rootfs directory is the guest's `/`: the mode of an image root.
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&rootfs)
+            .io_context(|| format!("creating {}", rootfs.display()))?;
         let root = Dir::open_ambient_dir(&rootfs, ambient_authority())
             .io_context(|| format!("opening {}", rootfs.display()))?;
         let mut budget = UnpackBudget::default();
@@ -923,12 +994,19 @@ impl<'s> Staging<'s> {
                 size: stats.size,
             });
         }
-        let meta = SnapshotMeta { layers };
+        let digest = rootfs_digest(&root)
+            .io_context(|| format!("reading back the unpacked {}", rootfs.display()))?;
+        let meta = SnapshotMeta {
+            layers,
+            rootfs_digest: Some(digest),
+        };
         let bytes = serde_json::to_vec(&meta).map_err(|source| ImageError::Json {
             what: "snapshot meta".into(),
             source,
         })?;
-        fs::write(dir.join("meta.json"), bytes).io_context(|| "writing snapshot meta".into())?;
+        create_private_file(&dir.join("meta.json"))
+            .and_then(|mut f| f.write_all(&bytes))
+            .io_context(|| "writing snapshot meta".into())?;
         self.snapshots.insert(chain, (dir, meta));
         Ok(Some(chain))
     }
@@ -1003,7 +1081,26 @@ impl<'s> Staging<'s> {
         manifest: &ImageManifest,
         config: &ImageConfiguration,
     ) -> Result<SnapshotMeta> {
-        let dest = self.store.root.join("snapshots").join(chain.hex());
+        let dest = self.store.snapshot_dir(chain);
+        if self.replacing.remove(chain) && dest.is_dir() {
+            let (dir, meta) = self
+                .snapshots
+                .remove(chain)
+                .expect("a replacement is staged when one is needed");
+            // One atomic swap: a run starting now finds the damaged tree
+            // or the repaired one, never no snapshot. The damaged tree ends
+            // up in the staging area and goes with it.
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &dir,
+                rustix::fs::CWD,
+                &dest,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .map_err(io::Error::from)
+            .io_context(|| format!("replacing the damaged snapshot {}", chain.short()))?;
+            return Ok(meta);
+        }
         if dest.is_dir() {
             return self.store.snapshot_meta(chain);
         }
@@ -1050,7 +1147,7 @@ impl TempArea {
             nanos,
             AREA_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir_all(&path).io_context(|| format!("creating {}", path.display()))?;
+        create_private_dir_all(&path).io_context(|| format!("creating {}", path.display()))?;
         Ok(TempArea {
             path,
             counter: AtomicU64::new(0),
@@ -1075,6 +1172,156 @@ impl Drop for TempArea {
     }
 }
 
+/// Mode of the files wrun writes in its store.
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Mode of the directories wrun makes in its store.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates `path` and its missing parents, each 0700 from the start (no
+/// window in which another user could open it).
+pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(path)
+}
+
+/// Creates (or truncates) `path` for writing, 0600 from the start.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+}
+
+/// What wrun keeps at the top of a store root: the image store's entries,
+/// the daemon's (`containers/`, `daemon.lock`, `daemon.log`) and the
+/// runtime's (`scratch/`). Only these are made private: a root shared with
+/// other files leaves those alone.
+const STORE_ENTRIES: &[&str] = &[
+    "blobs",
+    "snapshots",
+    "tmp",
+    "cache",
+    "images.json",
+    "lock",
+    "containers",
+    "daemon.lock",
+    "daemon.log",
+    "scratch",
+];
+
+/// Whether a mode lets anyone but the owner in.
+fn loose(meta: &fs::Metadata) -> bool {
+    meta.permissions().mode() & 0o077 != 0
+}
+
+/// Makes an existing store private, as [`Store::open`] finds it: when the
+/// root or one of wrun's entries at its top lets group or others in (a
+/// store an older wrun made 0755/0644), every directory and file wrun keeps
+/// there loses its group and other bits. Snapshot rootfs trees keep the
+/// image's modes; symlinks are never followed.
+pub fn make_private(root: &Path) -> Result<()> {
+    let failed = |path: &Path| {
+        format!(
+            "making the store private (removing group and other access to {}; `chmod -R go= {}` does it by hand)",
+            path.display(),
+            root.display()
+        )
+    };
+    // The root may be a symlink to the real directory: its target counts.
+    let root_meta = fs::metadata(root).io_context(|| failed(root))?;
+    let entries: Vec<PathBuf> = STORE_ENTRIES
+        .iter()
+        .map(|name| root.join(name))
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect();
+    let any_loose = loose(&root_meta)
+        || entries
+            .iter()
+            .any(|p| fs::symlink_metadata(p).is_ok_and(|m| loose(&m)));
+    if !any_loose {
+        return Ok(());
+    }
+    tighten(root, &root_meta).io_context(|| failed(root))?;
+    let mut stack = entries;
+    while let Some(path) = stack.pop() {
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            // Removed meanwhile (a staging area ending): nothing to tighten.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).io_context(|| failed(&path)),
+        };
+        // A rootfs (stored, staged or being deleted) is the guest's view:
+        // its modes are the image's.
+        if meta.file_type().is_symlink() || (meta.is_dir() && path.ends_with("rootfs")) {
+            continue;
+        }
+        tighten(&path, &meta).io_context(|| failed(&path))?;
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path).io_context(|| failed(&path))? {
+                stack.push(entry.io_context(|| failed(&path))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the group and other bits of one directory or file.
+fn tighten(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    let mode = meta.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7700))
+}
+
+/// A digest of everything a rootfs holds: each path (in byte order), its
+/// type and permission bits, and a file's content or a symlink's target.
+/// Recorded at unpack time, it tells whether a snapshot was changed since.
+pub fn rootfs_digest(root: &Dir) -> io::Result<Digest> {
+    use cap_std::fs::PermissionsExt as _;
+    use std::os::unix::ffi::OsStrExt;
+    let mut tree = HashingWriter::new(io::sink());
+    // (directory handle, its path from the root) still to list.
+    let mut pending = vec![(root.try_clone()?, Vec::new())];
+    while let Some((dir, prefix)) = pending.pop() {
+        let mut names = Vec::new();
+        for entry in dir.entries()? {
+            names.push(entry?.file_name());
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let meta = dir.symlink_metadata(&name)?;
+            let mut path = prefix.clone();
+            path.push(b'/');
+            path.extend_from_slice(name.as_bytes());
+            tree.write_all(&path)?;
+            let mode = meta.permissions().mode() & 0o7777;
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                writeln!(tree, "\0d{mode:o}")?;
+                pending.push((dir.open_dir(&name)?, path));
+            } else if kind.is_symlink() {
+                write!(tree, "\0l")?;
+                tree.write_all(dir.read_link_contents(&name)?.as_os_str().as_bytes())?;
+                tree.write_all(b"\n")?;
+            } else if kind.is_file() {
+                let mut content = HashingReader::new(dir.open(&name)?);
+                io::copy(&mut content, &mut io::sink())?;
+                let (digest, size) = content.finish()?;
+                writeln!(tree, "\0f{mode:o} {size} {digest}")?;
+            } else {
+                writeln!(tree, "\0o{mode:o}")?;
+            }
+        }
+    }
+    Ok(tree.finish().1)
+}
+
 /// Writes `bytes` to `path` so that readers see the old or the new content,
 /// never a mix: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -1084,7 +1331,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         std::process::id()
     ));
-    let mut f = File::create(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
+    let mut f = create_private_file(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)
         .io_context(|| format!("writing {}", tmp.display()))?;
     f.sync_all()
@@ -1212,5 +1459,124 @@ mod tests {
             daemon.find("c:1").is_err(),
             "the removed index is still used"
         );
+    }
+    /// Every directory and file under `root` whose mode lets group or
+    /// others in, except inside snapshot rootfs trees.
+    fn loose_paths(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            let meta = fs::symlink_metadata(&p).unwrap();
+            if meta.file_type().is_symlink() || p.ends_with("rootfs") {
+                continue;
+            }
+            if loose(&meta) {
+                out.push(format!("{:o} {}", meta.permissions().mode(), p.display()));
+            }
+            if meta.is_dir() {
+                stack.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_store_is_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("a/store");
+        let store = Store::open(&root).unwrap();
+        write_index(&store, &["a:1"], None);
+        drop(store.lock().unwrap());
+        let staging = store.staging().unwrap();
+        staging.scratch_dir("x").unwrap();
+        assert_eq!(loose_paths(&tmp.path().join("a")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_old_loose_store_is_tightened_on_open_but_not_its_rootfs_trees() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("store");
+        Store::open(&root).unwrap();
+        let rootfs = root.join("snapshots/abc/rootfs");
+        fs::create_dir_all(rootfs.join("etc")).unwrap();
+        fs::write(rootfs.join("etc/motd"), b"hi").unwrap();
+        fs::write(root.join("snapshots/abc/meta.json"), b"{}").unwrap();
+        fs::create_dir_all(root.join("containers/logs")).unwrap();
+        fs::write(root.join("containers/records.journal"), b"").unwrap();
+        fs::write(root.join("unrelated"), b"the user's").unwrap();
+        let chmod =
+            |p: &Path, mode: u32| fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+        for dir in [
+            "",
+            "snapshots",
+            "snapshots/abc",
+            "containers",
+            "containers/logs",
+        ] {
+            chmod(&root.join(dir), 0o755);
+        }
+        for file in [
+            "snapshots/abc/meta.json",
+            "containers/records.journal",
+            "unrelated",
+        ] {
+            chmod(&root.join(file), 0o644);
+        }
+        for p in [&rootfs, &rootfs.join("etc")] {
+            chmod(p, 0o755);
+        }
+        chmod(&rootfs.join("etc/motd"), 0o644);
+        // An executable stays one, for its owner.
+        fs::write(root.join("cache/tool"), b"").unwrap();
+        chmod(&root.join("cache/tool"), 0o755);
+
+        Store::open(&root).unwrap();
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("snapshots/abc")), 0o700);
+        assert_eq!(mode(&root.join("containers/logs")), 0o700);
+        assert_eq!(mode(&root.join("containers/records.journal")), 0o600);
+        assert_eq!(mode(&root.join("snapshots/abc/meta.json")), 0o600);
+        assert_eq!(mode(&root.join("cache/tool")), 0o700);
+        // The guest's view keeps the image's modes; other files are the user's.
+        assert_eq!(mode(&rootfs), 0o755);
+        assert_eq!(mode(&rootfs.join("etc/motd")), 0o644);
+        assert_eq!(mode(&root.join("unrelated")), 0o644);
+        let loose_left: Vec<String> = loose_paths(&root)
+            .into_iter()
+            .filter(|p| !p.ends_with("unrelated"))
+            .collect();
+        assert_eq!(loose_left, Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_rootfs_digest_sees_a_changed_file_mode_link_or_a_new_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_path = tmp.path().join("rootfs");
+        fs::create_dir_all(root_path.join("d")).unwrap();
+        fs::write(root_path.join("d/f"), b"one").unwrap();
+        std::os::unix::fs::symlink("d/f", root_path.join("l")).unwrap();
+        let root = Dir::open_ambient_dir(&root_path, ambient_authority()).unwrap();
+        let before = rootfs_digest(&root).unwrap();
+        assert_eq!(rootfs_digest(&root).unwrap(), before, "stable");
+        let changes: [&dyn Fn(); 4] = [
+            &|| fs::write(root_path.join("d/f"), b"two").unwrap(),
+            &|| {
+                fs::set_permissions(root_path.join("d/f"), fs::Permissions::from_mode(0o600))
+                    .unwrap()
+            },
+            &|| {
+                fs::remove_file(root_path.join("l")).unwrap();
+                std::os::unix::fs::symlink("d", root_path.join("l")).unwrap();
+            },
+            &|| fs::write(root_path.join("d/new"), b"").unwrap(),
+        ];
+        let mut seen = vec![before];
+        for change in changes {
+            change();
+            let now = rootfs_digest(&root).unwrap();
+            assert!(!seen.contains(&now), "a change left the digest as it was");
+            seen.push(now);
+        }
     }
 }
