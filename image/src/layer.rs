@@ -39,7 +39,8 @@ impl LayerWriter {
     /// (seconds since the epoch; builds pass `SOURCE_DATE_EPOCH` or 0).
     pub fn new(staging: &Staging<'_>, mtime: u64) -> Result<LayerWriter> {
         let path = staging.new_file_path("layer");
-        let file = File::create(&path).io_context(|| format!("creating {}", path.display()))?;
+        let file = crate::store::create_private_file(&path)
+            .io_context(|| format!("creating {}", path.display()))?;
         let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
         let gz = GzEncoder::new(compressed, Compression::new(6));
         let mut tar = tar::Builder::new(HashingWriter::new(gz));
