@@ -81,6 +81,16 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+/// Whether an I/O error is the disk's (full, over quota, read-only): about
+/// where bytes go, never about what was read.
+pub(crate) fn is_disk_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge | K::ReadOnlyFilesystem
+    )
+}
+
 impl ImageError {
     pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
         ImageError::Invalid {

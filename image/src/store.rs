@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::document;
-use crate::error::{ImageError, IoContext, Result};
+use crate::error::{ImageError, IoContext, Result, is_disk_error};
 use crate::reference::ImageRef;
 use crate::unpack::{self, UnpackBudget, UnpackLimits};
 use crate::wasm::ModuleKind;
@@ -806,7 +806,17 @@ impl<'s> Staging<'s> {
         let file =
             create_private_file(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
-        io::copy(reader, &mut w).io_context(|| format!("reading {what}"))?;
+        io::copy(reader, &mut w).map_err(|e| {
+            let doing = if is_disk_error(&e) {
+                "writing"
+            } else {
+                "reading"
+            };
+            ImageError::Io {
+                context: format!("{doing} {what}"),
+                source: e,
+            }
+        })?;
         let (buf, digest, size) = w.finish();
         buf.into_inner()
             .map_err(|e| e.into_error())

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use cap_std::fs::{Dir, Permissions, PermissionsExt};
 
 use crate::digest::{Digest, HashingReader, LimitedReader};
-use crate::error::{ImageError, IoContext, Result};
+use crate::error::{ImageError, IoContext, Result, is_disk_error};
 
 /// Caps on what one image's layers may contain. Exceeding any of them fails
 /// the operation; the partial rootfs lives in a temp area that is removed.
@@ -113,6 +113,17 @@ pub fn apply_layer(
             path: path.display().to_string(),
             reason,
         };
+        // A full disk is the store's failure, not the entry's or the tar's.
+        let disk_or = |e: io::Error, other: &dyn Fn(io::Error) -> ImageError| {
+            if is_disk_error(&e) {
+                ImageError::Io {
+                    context: format!("layer {layer}: writing {}", path.display()),
+                    source: e,
+                }
+            } else {
+                other(e)
+            }
+        };
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -135,8 +146,11 @@ pub fn apply_layer(
         }
 
         if !parent.as_os_str().is_empty() {
-            root.create_dir_all(&parent)
-                .map_err(|e| unsafe_entry(format!("cannot create its parent directory: {e}")))?;
+            root.create_dir_all(&parent).map_err(|e| {
+                disk_or(e, &|e| {
+                    unsafe_entry(format!("cannot create its parent directory: {e}"))
+                })
+            })?;
         }
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         let kind = entry.header().entry_type();
@@ -151,7 +165,7 @@ pub fn apply_layer(
                     }
                     Err(_) => root
                         .create_dir(&path)
-                        .map_err(|e| unsafe_entry(e.to_string()))?,
+                        .map_err(|e| disk_or(e, &|e| unsafe_entry(e.to_string())))?,
                 }
                 set_mode(root, &path, mode | 0o700).map_err(|e| unsafe_entry(e.to_string()))?;
             }
@@ -159,8 +173,9 @@ pub fn apply_layer(
                 remove_existing(root, &path).map_err(|e| unsafe_entry(e.to_string()))?;
                 let mut file = root
                     .create(&path)
-                    .map_err(|e| unsafe_entry(format!("cannot create: {e}")))?;
-                io::copy(&mut entry, &mut file).map_err(|e| tar_error(layer, e))?;
+                    .map_err(|e| disk_or(e, &|e| unsafe_entry(format!("cannot create: {e}"))))?;
+                io::copy(&mut entry, &mut file)
+                    .map_err(|e| disk_or(e, &|e| tar_error(layer, e)))?;
                 set_mode(root, &path, mode).map_err(|e| unsafe_entry(e.to_string()))?;
             }
             tar::EntryType::Symlink => {
