@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use crate::commands::{
     attach, build, container_inspect, container_prune, daemon, events, history, images, info,
     inspect, kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start,
-    stats, stop, system, tag, top, unpause, version, wait,
+    stats, stop, system, system_df, tag, top, unpause, version, volume, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -110,6 +110,9 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Show the wrun version information (client and daemon)
     Version(version::VersionArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage wrun (disk usage, pruning)
     #[command(subcommand)]
     System(SystemCommand),
@@ -151,7 +154,7 @@ pub enum ContainerCommand {
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
     /// Show wrun disk usage
-    Df(system::DfArgs),
+    Df(system_df::DfArgs),
     /// Remove unused data
     Prune(system::PruneArgs),
     /// Stop the daemon

@@ -30,10 +30,12 @@ pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod system;
+pub mod system_df;
 pub mod tag;
 pub mod top;
 pub mod unpause;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! `wrun system df|prune` and `wrun image prune`: show and reclaim space.
+//! `wrun system prune` and `wrun image prune`: reclaim space (`system df`
+//! is `system_df`).
 
 use std::io::{self, BufRead, Write};
 use std::path::Path;
@@ -8,27 +9,8 @@ use clap::Args;
 use hyper::Method;
 use wrun_api::containers::ContainerPruneResponse;
 
-use super::open_store;
 use crate::client::Client;
-use crate::output::{RowFormat, TEMPLATE_ERRORS, human_size, print_table};
-
-/// docker system df's template fields (in the order of a row) and titles.
-const DF_HEADERS: [(&str, &str); 5] = [
-    ("Type", "TYPE"),
-    ("TotalCount", "TOTAL"),
-    ("Active", "ACTIVE"),
-    ("Size", "SIZE"),
-    ("Reclaimable", "RECLAIMABLE"),
-];
-
-#[derive(Debug, Args)]
-pub struct DfArgs {
-    /// Output format: "table" (default), "json" (the store's figures as one
-    /// object), "table TEMPLATE" or a Go template of each row: {{.Type}}
-    /// {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<String>,
-}
+use crate::output::human_size;
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -38,61 +20,6 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
-}
-
-pub fn df(root: &Path, args: DfArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(root)?;
-    let usage = store.disk_usage()?;
-    let image_bytes = usage.blob_bytes + usage.snapshot_bytes;
-    let format = RowFormat::parse(args.format.as_deref(), &TEMPLATE_ERRORS)?;
-    if let RowFormat::Json = format {
-        println!("{}", serde_json::to_string(&usage)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
-    let rows = vec![
-        vec![
-            "Images".into(),
-            usage.images.to_string(),
-            "0".into(),
-            human_size(image_bytes),
-            format!(
-                "{} ({}%)",
-                human_size(image_bytes),
-                pct(image_bytes, image_bytes)
-            ),
-        ],
-        vec![
-            "Containers".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
-        ],
-        vec![
-            "Build Cache".into(),
-            "0".into(),
-            "0".into(),
-            human_size(usage.cache_bytes + usage.tmp_bytes),
-            human_size(usage.cache_bytes + usage.tmp_bytes),
-        ],
-    ];
-    if let RowFormat::Table = format {
-        print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let lines: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            let mut map = serde_json::Map::new();
-            for ((key, _), value) in DF_HEADERS.iter().zip(row) {
-                map.insert((*key).into(), value.clone().into());
-            }
-            serde_json::Value::Object(map)
-        })
-        .collect();
-    format.print_rows(&lines, &DF_HEADERS, &TEMPLATE_ERRORS)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `image prune` and `system prune`, through the image backend (a daemon
