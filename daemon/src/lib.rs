@@ -25,6 +25,7 @@ mod instance;
 pub mod launch;
 mod layout;
 pub mod lifecycle;
+mod listener;
 mod logpack;
 mod logs;
 #[cfg(any(test, feature = "openapi"))]
@@ -40,17 +41,15 @@ mod system;
 pub mod volumes;
 
 pub use error::{DaemonError, describe};
+pub use listener::DEFAULT_HEADER_TIMEOUT;
 
-use std::convert::Infallible;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 use wrun_runtime::{Runtime, RuntimeConfig};
 
 use self::http::{Body, Query};
@@ -83,6 +82,9 @@ pub struct DaemonConfig {
     pub max_instances: Option<u32>,
     /// Largest linear memory of one instance; `None`: the runtime's default.
     pub max_instance_memory: Option<u64>,
+    /// How long a client has to send a request head; `None`:
+    /// [`DEFAULT_HEADER_TIMEOUT`].
+    pub api_header_timeout: Option<std::time::Duration>,
 }
 
 /// Binds the socket, loads the instance records and serves until
@@ -123,7 +125,8 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     let result = executor.block_on(async {
         let d = Arc::clone(&daemon);
         tokio::spawn(async move { d.apply_restart_policies().await });
-        accept_loop(Arc::clone(&daemon), listener).await
+        let header_timeout = config.api_header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        listener::accept_loop(Arc::clone(&daemon), listener, header_timeout).await
     });
     let _ = std::fs::remove_file(&config.socket);
     eprintln!("wrun daemon: stopped");
@@ -203,53 +206,6 @@ fn bind(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
         .set_nonblocking(true)
         .context("making the socket non-blocking")?;
     Ok(listener)
-}
-
-async fn accept_loop(
-    daemon: Arc<Daemon>,
-    listener: std::os::unix::net::UnixListener,
-) -> anyhow::Result<()> {
-    let listener =
-        tokio::net::UnixListener::from_std(listener).context("registering the socket")?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    eprintln!(
-        "wrun daemon: listening on {} (API {API_VERSION})",
-        daemon.socket.display()
-    );
-    loop {
-        tokio::select! {
-            _ = daemon.shutdown.notified() => break,
-            _ = sigterm.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let d = Arc::clone(&daemon);
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req| {
-                            let d = Arc::clone(&d);
-                            async move { Ok::<_, Infallible>(handle(d, req).await) }
-                        });
-                        // A client may shut its side once its request is
-                        // sent (`docker run`'s attach does, when it has no
-                        // stdin): that is no reason to drop the answer.
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .half_close(true)
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .with_upgrades()
-                            .await;
-                    });
-                }
-                Err(e) => {
-                    // Out of descriptors or similar: back off, keep serving.
-                    eprintln!("wrun daemon: accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-    daemon.stop_all().await;
-    Ok(())
 }
 
 async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {

@@ -23,6 +23,10 @@ pub struct DaemonArgs {
     /// cannot go above it [default: 4g]
     #[arg(long, value_name = "BYTES", value_parser = wrun_api::parse::parse_memory)]
     pub max_instance_memory: Option<u64>,
+    /// How long a client has to send a whole request head before the
+    /// daemon closes its connection (e.g. 10s, 2m) [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = wrun_api::parse::parse_duration)]
+    pub api_header_timeout: Option<std::time::Duration>,
     /// Stop the daemon listening on the socket, then exit
     #[arg(long)]
     pub stop: bool,
@@ -41,6 +45,7 @@ pub fn run(target: &DaemonTarget, args: DaemonArgs) -> anyhow::Result<ExitCode> 
         socket,
         max_instances: args.max_instances,
         max_instance_memory: args.max_instance_memory,
+        api_header_timeout: args.api_header_timeout,
     })?;
     Ok(ExitCode::SUCCESS)
 }
