@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -280,7 +280,9 @@ impl RecordJournal {
             )?;
             text.push(b'\n');
         }
-        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // 0600: the journal holds every instance's environment.
+        let mut f = wrun_image::store::create_private_file(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         if let Err(e) = f.write_all(&text).and_then(|()| f.sync_all()) {
             // What was written of it is given back to a full disk.
             let _ = std::fs::remove_file(&tmp);
@@ -557,6 +559,7 @@ impl RecordJournal {
             .read(true)
             .append(true)
             .create(true)
+            .mode(wrun_image::store::PRIVATE_FILE)
             .open(tmp_path)
             .with_context(|| format!("creating {}", tmp_path.display()))?;
         tmp.set_len(0).with_context(writing)?;
