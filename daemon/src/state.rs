@@ -84,10 +84,11 @@ impl Daemon {
     /// running when a previous daemon stopped are marked exited.
     pub fn load(store: Store, runtime: Runtime, socket: PathBuf) -> anyhow::Result<Arc<Self>> {
         let containers_dir = layout::containers_dir(store.root());
-        std::fs::create_dir_all(&containers_dir)
+        // 0700, as the whole store: the journal holds every instance's env.
+        wrun_image::store::create_private_dir_all(&containers_dir)
             .with_context(|| format!("creating {}", containers_dir.display()))?;
         let logs_dir = containers_dir.join(LOGS);
-        std::fs::create_dir_all(&logs_dir)
+        wrun_image::store::create_private_dir_all(&logs_dir)
             .with_context(|| format!("creating {}", logs_dir.display()))?;
         let loaded = records::read(&containers_dir)?;
         for problem in &loaded.problems {
