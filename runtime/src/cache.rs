@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cap_std::fs::{Dir, File, OpenOptions};
+use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
@@ -169,9 +169,11 @@ impl DiskCache {
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let result = (|| {
-            let mut f = self
-                .dir
-                .open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
+            // 0600: the cache lives in the store, private to its owner.
+            let mut f = self.dir.open_with(
+                &tmp,
+                OpenOptions::new().write(true).create_new(true).mode(0o600),
+            )?;
             f.write_all(bytes)?;
             f.sync_all()?;
             self.dir.rename(&tmp, &self.dir, name)
