@@ -2,6 +2,7 @@
 //! starting a daemon in the background when none answers.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -314,11 +315,13 @@ pub fn is_not_found(err: &anyhow::Error) -> bool {
 /// Starts `wrun daemon` detached (own process group, output to
 /// `<root>/daemon.log`) and waits until it answers.
 fn start_daemon(socket: &Path, root: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    wrun_image::store::create_private_dir_all(root)
+        .with_context(|| format!("creating {}", root.display()))?;
     let log_path = root.join("daemon.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(wrun_image::store::PRIVATE_FILE)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let exe = std::env::current_exe().context("finding the wrun binary")?;
