@@ -3,7 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
@@ -31,6 +31,13 @@ use crate::registry::{self, Registry};
 /// Instances started at once when the daemon applies restart policies.
 const REVIVE_AT_ONCE: usize = 32;
 
+/// Instance changes (creates, starts, ends, removals) after which a quiet
+/// second returns the heap's free pages to the kernel ([`HeapTrimmer`]).
+const TRIM_AFTER_CHANGES: u64 = 1000;
+
+/// How often the heap trimmer looks at the count of changes.
+const TRIM_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a removed instance's log stays for readers still draining it.
 const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -54,6 +61,8 @@ pub struct Daemon {
     pub events: EventLog,
     /// Set once the daemon is stopping: no policy restarts from then on.
     shutting_down: AtomicBool,
+    /// `--allow-dangerous-binds`: see [`launch::HostBinds`].
+    allow_dangerous_binds: AtomicBool,
     /// Instances that were running when the previous daemon went away.
     interrupted: HashSet<String>,
     records: Arc<RecordJournal>,
@@ -63,6 +72,9 @@ pub struct Daemon {
     /// One `Config` and one `HostConfig` for the instances that have the same.
     configs: Interner<ContainerConfig>,
     host_configs: Interner<HostConfig>,
+    /// Creates, starts, ends and removals so far: what the heap trimmer
+    /// watches.
+    changes: AtomicU64,
 }
 
 /// What telling an instance to stop found.
@@ -80,6 +92,17 @@ enum Signalled {
 }
 
 impl Daemon {
+    /// Grants binds of `/proc`, `/sys`, `/dev` and of directories holding
+    /// the store (`wrun daemon --allow-dangerous-binds`); set before serving.
+    pub fn allow_dangerous_binds(&self) {
+        self.allow_dangerous_binds.store(true, Ordering::Relaxed);
+    }
+
+    /// What this daemon lets binds name.
+    fn host_binds(&self) -> launch::HostBinds {
+        launch::HostBinds::DAEMON.allowing(self.allow_dangerous_binds.load(Ordering::Relaxed))
+    }
+
     /// Opens the records under `<root>/containers`; instances that were
     /// running when a previous daemon stopped are marked exited.
     pub fn load(store: Store, runtime: Runtime, socket: PathBuf) -> anyhow::Result<Arc<Self>> {
@@ -168,16 +191,24 @@ impl Daemon {
             shutdown: tokio::sync::Notify::new(),
             events: EventLog::default(),
             shutting_down: AtomicBool::new(false),
+            allow_dangerous_binds: AtomicBool::new(false),
             interrupted,
             records: Arc::clone(&records),
             unreadable,
             configs,
             host_configs,
+            changes: AtomicU64::new(0),
         });
         // From now on the flusher may rewrite the journal from the records
         // held here (see `LiveRecords` below).
         records.set_live_source(&daemon);
+        HeapTrimmer::start(&daemon)?;
         Ok(daemon)
+    }
+
+    /// Counts a create, start, end or removal for the [`HeapTrimmer`].
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The registry; taken before an instance's lock, never after.
@@ -276,7 +307,7 @@ impl Daemon {
             wrun_api::parse::check_name(n).map_err(DaemonError::InvalidArgument)?;
         }
         let record = crate::image_views::find(&self.store, &config.image)?;
-        let settings = launch::settings(&config, &host_config)?;
+        let settings = launch::settings(&config, &host_config)?.host_binds(self.host_binds());
         let cap = self.runtime.config().max_memory_per_instance;
         if let Some(m) = settings.limits.memory.filter(|&m| m > cap) {
             return Err(DaemonError::invalid(format!(
@@ -331,6 +362,7 @@ impl Daemon {
         }
         self.registry().insert(Arc::clone(&c));
         drop(in_flight);
+        self.changed();
         self.events
             .container("create", &id, &ContainerSubject::of(&record), &[]);
         Ok(c)
@@ -380,7 +412,8 @@ impl Daemon {
             let record = snapshot;
             let image = daemon.store.find(&record.image_id)?;
             let settings = launch::settings(&record.config, &record.host_config)
-                .map_err(anyhow::Error::from)?;
+                .map_err(anyhow::Error::from)?
+                .host_binds(daemon.host_binds());
             let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
@@ -446,6 +479,7 @@ impl Daemon {
             c.lifecycle.send_modify(|l| l.running = true);
             (rx, inner.record.clone())
         };
+        self.changed();
         self.events
             .container("start", &c.id, &ContainerSubject::of(&record), &[]);
         c.set_published(&launch.spec.network.publish);
@@ -531,6 +565,7 @@ impl Daemon {
         // started the next run already.
         let may_restart = !self.shutting_down.load(Ordering::SeqCst);
         let (r, delay) = c.finish(code, error, oom, may_restart);
+        self.changed();
         self.events.container(
             "die",
             &c.id,
@@ -876,6 +911,7 @@ impl Daemon {
             };
             (ContainerSubject::of(&inner.record), pushed_out)
         };
+        self.changed();
         // The record goes at once, so a daemon restart never brings the
         // instance back; the logs may outlive it a little.
         if let Err(e) = self.records.remove(&c.id) {
@@ -969,6 +1005,93 @@ impl records::LiveRecords for Daemon {
         Ok(())
     }
 }
+
+/// Gives the heap's free pages back to the kernel after a burst of instance
+/// changes, once a second passes without one.
+///
+/// Why: creates and starts run on many threads (the blocking pool, the
+/// executor's workers), and glibc's allocator gives each its own arena.
+/// The temporaries of a burst (request bodies, JSON, plans) are freed in
+/// between the allocations that stay (records, stores, instances), and an
+/// arena returns only the free space at its top to the kernel by itself:
+/// after 10,000 creates and starts about 4 KiB per instance stayed
+/// resident unused (docs/benchmarks/daemon-scale.md, "Regressions taken
+/// apart"). `malloc_trim` releases the free pages inside each arena as
+/// well. It takes each arena's lock while it walks it (milliseconds at
+/// 10,000 instances), so it runs only once things are quiet, and not
+/// during steady churn.
+struct HeapTrimmer {
+    daemon: std::sync::Weak<Daemon>,
+    /// The count of changes at the last look and at the last trim.
+    seen: u64,
+    trimmed: u64,
+}
+
+impl HeapTrimmer {
+    /// Starts the trimmer's thread, which ends with the daemon.
+    fn start(daemon: &Arc<Daemon>) -> anyhow::Result<()> {
+        let mut trimmer = Self {
+            daemon: Arc::downgrade(daemon),
+            seen: 0,
+            trimmed: 0,
+        };
+        std::thread::Builder::new()
+            .name("wrun-heap".into())
+            .spawn(move || {
+                while trimmer.look() {
+                    std::thread::sleep(TRIM_CHECK_EVERY);
+                }
+            })
+            .context("starting the heap trimmer thread")?;
+        Ok(())
+    }
+
+    /// One look: trims when due. `false` once the daemon is gone.
+    fn look(&mut self) -> bool {
+        let Some(daemon) = self.daemon.upgrade() else {
+            return false;
+        };
+        let changes = daemon.changes.load(Ordering::Relaxed);
+        drop(daemon);
+        if self.due(changes) {
+            release_free_heap();
+        }
+        true
+    }
+
+    /// Whether a trim is due, given the count of changes now: many changes
+    /// since the last trim, and none since the last look.
+    fn due(&mut self, changes: u64) -> bool {
+        let quiet = changes == self.seen;
+        self.seen = changes;
+        if quiet && changes.abs_diff(self.trimmed) >= TRIM_AFTER_CHANGES {
+            self.trimmed = changes;
+            return true;
+        }
+        false
+    }
+}
+
+/// Returns the free pages of every heap arena to the kernel.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_heap() {
+    unsafe extern "C" {
+        /// glibc's: releases free memory at the top of the main arena
+        /// beyond `pad` bytes, and every whole free page of each arena.
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's `malloc_trim` takes a plain size, touches only the
+    // allocator's own state under its locks, and may be called from any
+    // thread at any time; its result (whether anything was released) is
+    // not needed.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+/// Other allocators return free memory by themselves (or not at all).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_heap() {}
 
 /// The daemon core in process: a store in a temp directory with the
 /// `hello` and `idle` examples built into it, no socket.
@@ -1411,6 +1534,31 @@ mod tests {
         assert!(!r.state.is_live());
         assert!(!r.state.restarting);
         assert!(r.state.manually_stopped);
+    }
+
+    #[test]
+    fn the_heap_is_trimmed_after_a_burst_once_it_is_quiet() {
+        let mut trimmer = HeapTrimmer {
+            daemon: std::sync::Weak::new(),
+            seen: 0,
+            trimmed: 0,
+        };
+        // Quiet from the start: nothing to trim.
+        assert!(!trimmer.due(0));
+        // A burst: no trim while it goes on, one at the first quiet look.
+        assert!(!trimmer.due(600));
+        assert!(!trimmer.due(1500));
+        assert!(trimmer.due(1500));
+        assert!(!trimmer.due(1500));
+        // Steady churn never trims, nor do a few changes after a trim.
+        assert!(!trimmer.due(1600));
+        assert!(!trimmer.due(1600));
+        assert!(!trimmer.due(2400));
+        assert!(!trimmer.due(2400));
+        assert!(!trimmer.due(2600));
+        assert!(trimmer.due(2600));
+        // A daemon that is gone ends the thread's loop.
+        assert!(!trimmer.look());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
