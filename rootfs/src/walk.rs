@@ -196,16 +196,16 @@ impl Layers {
             // Docker shows every directory above a change as changed (for
             // a copy-up too: overlayfs leaves the copied-up parents' times
             // changed), the root aside.
-            let mut parents = Vec::new();
-            for p in out.keys() {
+            let changed: Vec<ViewPath> = out.keys().cloned().collect();
+            for p in changed {
                 let mut p = p.parent();
                 while let Some(dir) = p.filter(|d| !d.is_root()) {
+                    if out.contains_key(&dir) {
+                        break;
+                    }
                     p = dir.parent();
-                    parents.push(dir);
+                    out.insert(dir, ChangeKind::Changed);
                 }
-            }
-            for p in parents {
-                out.entry(p).or_insert(ChangeKind::Changed);
             }
             Ok(out
                 .into_iter()
