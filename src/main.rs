@@ -154,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&root, host, a),
         Command::Image(ImageCommand::Prune(a)) => commands::system::prune(&root, host, a, false),
-        Command::System(SystemCommand::Df(a)) => commands::system_df::run(&target()?, a),
+        Command::System(SystemCommand::Df(a)) => commands::system_df::run(&root, host, a),
         Command::Volume(c) => commands::volume::run(&target()?, c),
         Command::System(SystemCommand::Prune(a)) => commands::system::prune(&root, host, a, true),
     }

@@ -1,19 +1,23 @@
 //! `GET /system/df`: the space images, instances and volumes take, in
 //! Docker's shape (`docker system df`, docker-py's `df()`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
+use serde::Deserialize;
 use wrun_api::containers::ContainerSummary;
 use wrun_api::parse::Filters;
 use wrun_api::volumes::{DiskUsage, VolumeUsage};
+use wrun_image::Store;
 
 use crate::error::DaemonError;
 use crate::http::{Body, Query, json};
+use crate::lifecycle::Status;
+use crate::record::ContainerRecord;
 use crate::state::Daemon;
-use crate::volumes::{Volumes, ref_counts};
+use crate::volumes::{Volumes, mounts_of};
 
 /// `GET /system/df`: every image with the instances made from it, every
 /// instance with its sizes (`ps -a -s`'s rows), every volume with its size
@@ -22,41 +26,96 @@ use crate::volumes::{Volumes, ref_counts};
 pub async fn df(daemon: &Arc<Daemon>) -> Result<Response<Body>, DaemonError> {
     let containers = container_rows(daemon).await?;
     let d = Arc::clone(daemon);
-    let usage = tokio::task::spawn_blocking(move || -> Result<DiskUsage, DaemonError> {
-        let mut per_image: HashMap<String, i64> = HashMap::new();
-        for c in &containers {
-            *per_image.entry(c.image_id.clone()).or_insert(0) += 1;
-        }
-        let mut images = crate::image_views::list(&d.store, &Filters::default(), true)?;
-        for i in &mut images {
-            i.containers = per_image.get(&i.id).copied().unwrap_or(0);
-        }
-        let store = d.store.disk_usage().map_err(anyhow::Error::from)?;
-        let counts = ref_counts(&d);
-        let volumes = Volumes::of(d.store.root());
-        let volumes = volumes
-            .list()
-            .into_iter()
-            .map(|mut v| {
-                v.usage_data = Some(VolumeUsage {
-                    size: i64::try_from(volumes.size(&v.name)).unwrap_or(i64::MAX),
-                    ref_count: counts.get(&v.name).copied().unwrap_or(0),
-                });
-                v
-            })
-            .collect();
-        Ok(DiskUsage {
-            layers_size: i64::try_from(store.blob_bytes + store.snapshot_bytes).unwrap_or(i64::MAX),
-            images,
-            containers,
-            volumes,
-            build_cache: None,
-            builder_size: 0,
-        })
+    let usage = tokio::task::spawn_blocking(move || {
+        let counts = crate::volumes::ref_counts(&d);
+        usage(&d.store, containers, &counts)
     })
     .await
     .map_err(|e| anyhow::anyhow!("measuring the disk usage failed: {e}"))??;
     Ok(json(StatusCode::OK, &usage))
+}
+
+/// What `/system/df` answers, measured in the store at `store` with no
+/// daemon serving it: the instance records on disk, none running (the
+/// CLI's `system df` when no daemon holds the store).
+pub fn on_disk(store: &Store) -> anyhow::Result<DiskUsage> {
+    let loaded = crate::records::read(&crate::layout::containers_dir(store.root()))?;
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    let mut containers = Vec::new();
+    for value in loaded.records.into_values() {
+        let Ok(r) = ContainerRecord::deserialize(value) else {
+            continue;
+        };
+        for m in mounts_of(&r.host_config) {
+            *counts.entry(m.name).or_insert(0) += 1;
+        }
+        let exit = if r.state.status == Status::Created {
+            "Created".to_string()
+        } else {
+            format!("Exited ({})", r.state.exit_code)
+        };
+        let command = std::iter::once(r.path.as_str())
+            .chain(r.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        containers.push(ContainerSummary {
+            id: r.id.clone(),
+            names: vec![format!("/{}", r.name)],
+            image: r.image.clone(),
+            image_id: r.image_id.clone(),
+            command,
+            created: wrun_api::time::parse(&r.created).map_or(0, |t| t.unix_timestamp()),
+            // No daemon holds the store: nothing of it runs.
+            state: if r.state.status == Status::Created {
+                "created".into()
+            } else {
+                "exited".into()
+            },
+            status: exit,
+            mounts: crate::container_inspect::mounts(&r),
+            labels: r.config.labels.clone().unwrap_or_default(),
+            ..ContainerSummary::default()
+        });
+    }
+    containers.sort_by_key(|c| std::cmp::Reverse(c.created));
+    Ok(usage(store, containers, &counts)?)
+}
+
+/// The document, given the instances' rows and how many mount each volume.
+fn usage(
+    store: &Store,
+    containers: Vec<ContainerSummary>,
+    counts: &BTreeMap<String, i64>,
+) -> Result<DiskUsage, DaemonError> {
+    let mut per_image: HashMap<String, i64> = HashMap::new();
+    for c in &containers {
+        *per_image.entry(c.image_id.clone()).or_insert(0) += 1;
+    }
+    let mut images = crate::image_views::list(store, &Filters::default(), true)?;
+    for i in &mut images {
+        i.containers = per_image.get(&i.id).copied().unwrap_or(0);
+    }
+    let on_disk = store.disk_usage().map_err(anyhow::Error::from)?;
+    let volumes = Volumes::of(store.root());
+    let volumes = volumes
+        .list()
+        .into_iter()
+        .map(|mut v| {
+            v.usage_data = Some(VolumeUsage {
+                size: i64::try_from(volumes.size(&v.name)).unwrap_or(i64::MAX),
+                ref_count: counts.get(&v.name).copied().unwrap_or(0),
+            });
+            v
+        })
+        .collect();
+    Ok(DiskUsage {
+        layers_size: i64::try_from(on_disk.blob_bytes + on_disk.snapshot_bytes).unwrap_or(i64::MAX),
+        images,
+        containers,
+        volumes,
+        build_cache: None,
+        builder_size: 0,
+    })
 }
 
 /// Every instance as `GET /containers/json?all=1&size=1` lists it.

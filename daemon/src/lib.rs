@@ -9,7 +9,7 @@ mod container_list;
 mod container_streams;
 mod containers;
 pub mod daemon_lock;
-mod disk_usage;
+pub mod disk_usage;
 pub mod error;
 mod events;
 #[cfg(feature = "fuzzing")]

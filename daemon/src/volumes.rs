@@ -338,7 +338,7 @@ fn users(daemon: &Daemon, name: &str) -> Vec<String> {
 }
 
 /// How many instances mount each volume.
-pub fn ref_counts(daemon: &Daemon) -> BTreeMap<String, i64> {
+pub(crate) fn ref_counts(daemon: &Daemon) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for c in daemon.all() {
         for m in mounts_of(&c.lock().record.host_config) {

@@ -1,6 +1,7 @@
-//! `wrun system df [-v]`: the space images, instances and volumes take, from
-//! the daemon's `GET /system/df`, in docker's rows and columns.
+//! `wrun system df [-v]`: the space images, instances and volumes take, as
+//! `GET /system/df` answers, in docker's rows and columns.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -9,7 +10,7 @@ use wrun_api::containers::ContainerSummary;
 use wrun_api::images::ImageSummary;
 use wrun_api::volumes::DiskUsage;
 
-use super::DaemonTarget;
+use crate::client::Client;
 use crate::output::{
     RowFormat, TEMPLATE_ERRORS, human_duration, human_size, human_size_with_precision, print_table,
 };
@@ -35,12 +36,27 @@ pub struct DfArgs {
     pub format: Option<String>,
 }
 
-pub fn run(target: &DaemonTarget, args: DfArgs) -> anyhow::Result<ExitCode> {
+/// The figures, from the engine the image verbs would use (no daemon is
+/// started): the daemon named with `-H`, else the one serving the store,
+/// else the store and its instance records read directly.
+fn disk_usage(root: &Path, host: Option<&str>) -> anyhow::Result<DiskUsage> {
+    let socket = if host.is_some_and(|h| !h.is_empty()) {
+        Some(crate::host::socket_path(host)?)
+    } else {
+        wrun_daemon::daemon_lock::DaemonLock::holder(root).map(|d| d.socket)
+    };
+    match socket {
+        Some(socket) => Client::connect_existing(&socket)?.json(Method::GET, "/system/df", None),
+        None => wrun_daemon::disk_usage::on_disk(&wrun_daemon::open_store(root)?),
+    }
+}
+
+pub fn run(root: &Path, host: Option<&str>, args: DfArgs) -> anyhow::Result<ExitCode> {
     let format = RowFormat::parse(args.format.as_deref(), &TEMPLATE_ERRORS)?;
     if args.verbose && !matches!(format, RowFormat::Table) {
         anyhow::bail!("--format is not supported with --verbose: leave one of them out");
     }
-    let usage: DiskUsage = target.client()?.json(Method::GET, "/system/df", None)?;
+    let usage = disk_usage(root, host)?;
     if args.verbose {
         print_verbose(&usage)?;
         return Ok(ExitCode::SUCCESS);
