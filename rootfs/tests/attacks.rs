@@ -237,7 +237,7 @@ fn a_symlink_swapped_during_resolution_never_leads_out() {
                 let _ = l.symlink_at(&secretdir.to_string_lossy(), &root, "sw");
                 let _ = l.unlink_file_at(&root, "sw");
                 let _ = l.rename_at(&root, "sw.dir", &root, "sw");
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     let _ = std::fs::rename(tree.join("sw"), tree.join("sw.host"));
                     let _ = std::os::unix::fs::symlink(&secretdir, tree.join("sw"));
                     let _ = std::fs::remove_file(tree.join("sw"));
