@@ -110,11 +110,58 @@ fn assert_room_for(connections: usize) {
     );
 }
 
+/// A daemon started with a soft descriptor limit of 1,024 (the usual
+/// default), which it must raise itself to hold more connections.
+fn start_with_low_fd_limit(env: Env, args: &[&str]) -> Daemon {
+    let socket = env.path("wrun.sock");
+    let child = std::process::Command::new("prlimit")
+        .arg("--nofile=1024:")
+        .arg(env!("CARGO_BIN_EXE_wrun"))
+        .env("WRUN_ROOT", env.root())
+        .args(["daemon", "--socket", socket.to_str().unwrap()])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        env,
+        socket,
+        child: Some(child),
+    };
+    d.wait_until_up();
+    d
+}
+
+/// The soft and hard `Max open files` of a process.
+fn fd_limits(pid: &str) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut fields = line.split_whitespace().skip(3);
+    (
+        fields.next().unwrap().to_string(),
+        fields.next().unwrap().to_string(),
+    )
+}
+
 #[test]
 fn a_thousand_idle_and_a_thousand_half_sent_connections_leave_the_daemon_answering() {
     assert_room_for(2 * CONNECTIONS);
-    let d = Daemon::start_with(Env::new(), &["--api-header-timeout", "5s"]);
+    if !have_tool("prlimit") {
+        return;
+    }
+    let d = start_with_low_fd_limit(Env::new(), &["--api-header-timeout", "20s"]);
     let pid = daemon_pid(&d);
+    // The daemon raised its soft limit to its hard one (as dockerd does),
+    // so 2,000 connections fit.
+    let (soft, hard) = fd_limits(&pid.to_string());
+    assert_eq!(soft, hard, "the daemon's descriptor limit (soft, hard)");
+    assert!(
+        hard == "unlimited" || hard.parse::<usize>().unwrap() > 2 * CONNECTIONS + 256,
+        "the daemon's descriptor limit {hard} is too low for this test"
+    );
     let before = open_fds(pid);
     let mut held: Vec<UnixStream> = (0..CONNECTIONS)
         .map(|_| UnixStream::connect(&d.socket).unwrap())
@@ -125,14 +172,11 @@ fn a_thousand_idle_and_a_thousand_half_sent_connections_leave_the_daemon_answeri
             .unwrap();
         held.push(s);
     }
-    // The daemon holds every one of them (no cap turns clients away) ...
-    wait_until("the daemon holding the 2,000 connections", || {
-        open_fds(pid) >= before + 2 * CONNECTIONS
-    });
-    // ... and still answers.
+    // The daemon answers while it holds them (the header timeout is long
+    // enough for the test to open them all on a busy machine) ...
     still_answers(&d);
-    // None sends a whole head: each is closed at the header timeout, and
-    // its descriptor given back.
+    // ... and, as none sends a whole head, closes each at the header
+    // timeout and gives its descriptor back.
     wait_until(
         "the daemon closing the connections that sent no head",
         || held.iter().all(closed_by_daemon),
