@@ -372,6 +372,12 @@ async fn dispatch(
 
 /// Maps method and path (with an optional `/v1.NN` prefix) to a route.
 fn route(method: &Method, raw_path: &str) -> Result<Route, DaemonError> {
+    // dockerd matches the decoded path against Go regexps, whose `.` never
+    // matches a newline: no route takes a path holding one (`%0A`), and the
+    // answer is its 404, not a message echoing a name cut in two lines.
+    if percent_decode(strip_version(raw_path)?)?.contains('\n') {
+        return Err(page_not_found());
+    }
     if let Some(r) = route_served(method, raw_path)? {
         return Ok(r);
     }
@@ -702,5 +708,28 @@ mod tests {
         let too_new = r(Method::GET, "/v9.99/version").unwrap_err();
         assert_eq!(too_new.status(), hyper::StatusCode::BAD_REQUEST);
         assert!(r(Method::GET, "/images/%zz/json").is_err());
+    }
+
+    #[test]
+    fn a_path_holding_a_newline_is_no_route() {
+        for (method, path) in [
+            (Method::GET, "/v1.41/containers/a%0Ab/json"),
+            (Method::GET, "/containers/fz%0A/json"),
+            (Method::GET, "/images/a%0ab/json"),
+            (Method::DELETE, "/images/a%0Ab"),
+            (Method::POST, "/containers/a%0Ab/exec"),
+            (Method::GET, "/version%0A"),
+        ] {
+            assert_eq!(
+                route(&method, path).unwrap_err(),
+                page_not_found(),
+                "{path}"
+            );
+        }
+        // A NUL is echoed, as dockerd does: only a newline ends its match.
+        assert_eq!(
+            route(&Method::GET, "/containers/a%00b/json").unwrap(),
+            Route::Container("a\0b".into(), ContainerAction::Inspect)
+        );
     }
 }
