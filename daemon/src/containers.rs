@@ -306,9 +306,10 @@ fn until(value: &str) -> Result<i64, DaemonError> {
     if let Some(t) = wrun_api::time::unix_seconds(Some(value)) {
         return Ok(t);
     }
+    // dockerd quotes the value with Go's %q: escaped, on one line.
     let ago = go_duration(value).ok_or_else(|| {
         DaemonError::Internal(format!(
-            "failed to parse value as time or duration: \"{value}\""
+            "failed to parse value as time or duration: {value:?}"
         ))
     })?;
     let now = std::time::SystemTime::now()
@@ -559,6 +560,10 @@ mod tests {
         assert_eq!(until("1700000000").unwrap(), 1_700_000_000);
         assert_eq!(until("1700000000.5").unwrap(), 1_700_000_000);
         assert_eq!(until("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000);
+        assert_eq!(
+            until("a\nb").unwrap_err().message(),
+            r#"failed to parse value as time or duration: "a\nb""#
+        );
         let now = until("0s").unwrap();
         assert!((until("1h").unwrap() - (now - 3600)).abs() <= 1);
         let err = until("nope").unwrap_err();
