@@ -46,6 +46,155 @@ pub struct RunSettings {
     pub publish_all: bool,
     /// Limits of serving, when the module is an HTTP handler.
     pub serve: ServeSettings,
+    /// Which host directories the binds may name: the daemon's (or a
+    /// foreground run's) own setting, never the request's.
+    pub host_binds: HostBinds,
+}
+
+impl RunSettings {
+    /// These settings with binds checked against `policy`.
+    pub fn host_binds(mut self, policy: HostBinds) -> Self {
+        self.host_binds = policy;
+        self
+    }
+}
+
+/// Which host directories a bind may grant. Every instance runs inside
+/// wrun's own process (the daemon's, or a foreground `wrun run`'s), so a
+/// guest given `/proc` reads that process's memory and environment
+/// (`/proc/self/…`), and one given the store reads every instance's
+/// environment and can change the images every instance runs.
+///
+/// By default ([`HostBinds::DAEMON`]) a bind is refused when its host
+/// directory, symlinks resolved, is `/proc`, `/sys` or `/dev`, is under
+/// one of them, holds one of them (`/`), is a proc or sysfs mount
+/// elsewhere, or holds the store. The store itself, and anything in it, is
+/// refused whatever the setting: nothing there is a guest's business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostBinds {
+    /// Grant what the default refuses (all but the store and what is in it).
+    pub allow_dangerous: bool,
+    /// How the user permits it, for the refusal's message.
+    pub opt_in: &'static str,
+}
+
+impl HostBinds {
+    /// The daemon's default: dangerous binds refused.
+    pub const DAEMON: HostBinds = HostBinds {
+        allow_dangerous: false,
+        opt_in: "start the daemon with --allow-dangerous-binds to permit it",
+    };
+    /// A foreground `wrun run`'s default: dangerous binds refused.
+    pub const FOREGROUND: HostBinds = HostBinds {
+        allow_dangerous: false,
+        opt_in: "run with --allow-dangerous-binds to permit it",
+    };
+
+    /// This policy with dangerous binds permitted when `allow` is set.
+    pub fn allowing(self, allow: bool) -> HostBinds {
+        HostBinds {
+            allow_dangerous: allow,
+            ..self
+        }
+    }
+}
+
+impl Default for HostBinds {
+    fn default() -> Self {
+        HostBinds::DAEMON
+    }
+}
+
+/// The host directories no guest gets without the opt-in: what each is,
+/// and what a guest given it could do.
+const HOST_SYSTEM_DIRS: [(&str, &str, &str); 3] = [
+    (
+        "/proc",
+        "the process information of wrun's own process, where every instance runs",
+        "a guest would read its memory and environment",
+    ),
+    (
+        "/sys",
+        "the kernel's view of the host's devices and settings",
+        "a guest would read them and could change them",
+    ),
+    (
+        "/dev",
+        "the host's devices",
+        "a guest would read and write disks, terminals and memory",
+    ),
+];
+
+/// Checks a bind's host directory against `policy` and the store at
+/// `store_root`; returns the directory with symlinks resolved, which is
+/// what the instance is given (a symlink changed later redirects nothing).
+/// Refusals are Docker's "invalid mount config" (400; `run` exits 125).
+pub fn check_bind(
+    host: &Path,
+    store_root: &Path,
+    policy: HostBinds,
+) -> Result<PathBuf, DaemonError> {
+    let refuse = |why: String| {
+        DaemonError::invalid(format!("invalid mount config for type \"bind\": {why}"))
+    };
+    let real = std::fs::canonicalize(host)
+        .map_err(|e| refuse(format!("bind source path {}: {e}", host.display())))?;
+    let shown = if real == host {
+        host.display().to_string()
+    } else {
+        format!("{} (which is {})", host.display(), real.display())
+    };
+    let store_why = "a guest would read every instance's environment and could change the images every instance runs";
+    // The store may be named through a symlink too; one that does not
+    // exist yet holds nothing to protect.
+    let store = std::fs::canonicalize(store_root).ok();
+    if let Some(store) = &store
+        && real.starts_with(store)
+    {
+        let place = if &real == store { "is" } else { "is inside" };
+        return Err(refuse(format!(
+            "{shown} {place} wrun's store {}: {store_why}; the store is never bound",
+            store.display()
+        )));
+    }
+    if policy.allow_dangerous {
+        return Ok(real);
+    }
+    let opt_in = policy.opt_in;
+    for (dir, what, risk) in HOST_SYSTEM_DIRS {
+        let place = if real == Path::new(dir) {
+            "is".to_owned()
+        } else if real.starts_with(dir) {
+            format!("is inside {dir},")
+        } else if Path::new(dir).starts_with(&real) {
+            format!("holds {dir},")
+        } else {
+            continue;
+        };
+        return Err(refuse(format!("{shown} {place} {what}: {risk} ({opt_in})")));
+    }
+    if let Some(store) = &store
+        && store.starts_with(&real)
+    {
+        return Err(refuse(format!(
+            "{shown} holds wrun's store {}: {store_why} ({opt_in})",
+            store.display()
+        )));
+    }
+    // /proc or /sys mounted (or bind-mounted) somewhere else.
+    if let Ok(fs) = rustix::fs::statfs(&real) {
+        const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+        const SYSFS_MAGIC: u32 = 0x6265_6572;
+        let (dir, what, risk) = match u32::try_from(fs.f_type) {
+            Ok(PROC_SUPER_MAGIC) => HOST_SYSTEM_DIRS[0],
+            Ok(SYSFS_MAGIC) => HOST_SYSTEM_DIRS[1],
+            _ => return Ok(real),
+        };
+        return Err(refuse(format!(
+            "{shown} is a mount of {dir}, {what}: {risk} ({opt_in})"
+        )));
+    }
+    Ok(real)
 }
 
 /// What `--max-concurrency`, `--max-body-size` and `--header-timeout` ask
@@ -135,6 +284,7 @@ pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettin
         network: crate::grants::grants(config, host).map_err(DaemonError::invalid)?,
         publish_all: host.publish_all_ports,
         serve: serve_settings(host)?,
+        host_binds: HostBinds::default(),
     })
 }
 
@@ -890,6 +1040,7 @@ pub fn plan(
         spec = spec.workdir(w);
     }
     for (host, guest, read_only) in &settings.volumes {
+        let host = check_bind(host, store.root(), settings.host_binds)?;
         spec = spec.volume(host, guest, *read_only);
     }
     let known_digest = record
@@ -960,18 +1111,37 @@ fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
     let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
         .with_context(|| format!("opening the image rootfs {}", rootfs.display()))?;
     let module = &launch.module_name;
-    // The docker client turns a start error saying "no such file or
-    // directory" into run's exit status 127, as for a missing program.
-    let wasm = root.read(module.trim_start_matches('/')).map_err(|_| {
-        RunFailure::ModuleMissing(format!(
-            "{module}: no such file or directory in image {}",
+    // The module the image was stored with, when the run uses it.
+    let recorded = launch.module.as_ref().filter(|m| &m.path == module);
+    let damaged = |what: &str| {
+        RunFailure::CannotRun(format!(
+            "{module}: the snapshot of image {} is damaged ({what}): `wrun load` or `wrun build` of the image again repairs it",
             launch.image_id
         ))
-    })?;
-    let digest = match &launch.module {
-        Some(m) if &m.path == module => ModuleDigest::parse(&m.digest.to_string())?,
-        _ => ModuleDigest::of(&wasm),
     };
+    let wasm = match root.read(module.trim_start_matches('/')) {
+        Ok(wasm) => wasm,
+        Err(_) if recorded.is_some() => {
+            return Err(damaged("the module unpacked from its layers is gone").into());
+        }
+        // The docker client turns a start error saying "no such file or
+        // directory" into run's exit status 127, as for a missing program.
+        Err(_) => {
+            return Err(RunFailure::ModuleMissing(format!(
+                "{module}: no such file or directory in image {}",
+                launch.image_id
+            ))
+            .into());
+        }
+    };
+    let digest = ModuleDigest::of(&wasm);
+    // Compiled code is cached under the digest: bytes changed in the
+    // snapshot must never be compiled (and cached) as the image's module.
+    if let Some(m) = recorded
+        && ModuleDigest::parse(&m.digest.to_string())? != digest
+    {
+        return Err(damaged("the module differs from the one unpacked from its layers").into());
+    }
     Ok((wasm, digest))
 }
 
@@ -1003,6 +1173,63 @@ mod tests {
         refused("/nonexistent/dir:/data", "does not exist");
         refused(&format!("{d}:/data:rx"), "\"rx\"");
         refused(&format!("{d}:data"), "guest path must be absolute");
+    }
+
+    #[test]
+    fn binds_that_hand_a_guest_the_process_or_the_store_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(store.join("blobs")).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink("/proc", tmp.path().join("to-proc")).unwrap();
+        std::os::unix::fs::symlink(&store, tmp.path().join("to-store")).unwrap();
+        let check =
+            |host: &Path, allow: bool| check_bind(host, &store, HostBinds::DAEMON.allowing(allow));
+        let refused = |host: &Path, allow: bool, says: &str| {
+            let err = check(host, allow).unwrap_err();
+            assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST, "{host:?}");
+            let m = err.message();
+            assert!(m.contains(says), "{host:?}: {m}");
+            assert!(
+                m.starts_with("invalid mount config for type \"bind\": "),
+                "{m}"
+            );
+            assert!(!m.contains('\n'), "one line: {m}");
+            if !allow && !says.contains("store") {
+                assert!(m.contains("--allow-dangerous-binds"), "{m}");
+            }
+        };
+        let dotdot = tmp.path().join("data/../../../../../../../../proc");
+        for (host, says) in [
+            (Path::new("/proc"), "/proc is the process information"),
+            (Path::new("/proc/self"), "is inside /proc"),
+            (Path::new("/sys/kernel"), "is inside /sys"),
+            (Path::new("/dev"), "/dev is the host's devices"),
+            (Path::new("/"), "/ holds /proc"),
+            (
+                &tmp.path().join("to-proc"),
+                "(which is /proc) is the process",
+            ),
+            (&dotdot, "(which is /proc)"),
+            (tmp.path(), "holds wrun's store"),
+        ] {
+            refused(host, false, says);
+            assert!(check(host, true).is_ok(), "{host:?} is permitted");
+        }
+        for host in [
+            store.clone(),
+            store.join("blobs"),
+            tmp.path().join("to-store"),
+        ] {
+            refused(&host, false, "the store is never bound");
+            refused(&host, true, "the store is never bound");
+        }
+        // An ordinary directory is granted as it is, a symlink to it resolved.
+        std::os::unix::fs::symlink(&data, tmp.path().join("to-data")).unwrap();
+        let real = data.canonicalize().unwrap();
+        assert_eq!(check(&data, false).unwrap(), real);
+        assert_eq!(check(&tmp.path().join("to-data"), false).unwrap(), real);
     }
 
     #[test]
