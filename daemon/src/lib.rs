@@ -85,6 +85,9 @@ pub struct DaemonConfig {
     /// How long a client has to send a request head; `None`:
     /// [`DEFAULT_HEADER_TIMEOUT`].
     pub api_header_timeout: Option<std::time::Duration>,
+    /// Grant binds of `/proc`, `/sys`, `/dev` and of directories holding
+    /// the store (see [`launch::HostBinds`]).
+    pub allow_dangerous_binds: bool,
 }
 
 /// Binds the socket, loads the instance records and serves until
@@ -118,6 +121,12 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     );
     capacity::set(capacity);
     let daemon = Daemon::load(store, runtime, config.socket.clone())?;
+    if config.allow_dangerous_binds {
+        daemon.allow_dangerous_binds();
+        eprintln!(
+            "wrun daemon: WARNING: --allow-dangerous-binds: instances may be given /proc, /sys, /dev or a directory holding the store, and so read this daemon's memory and environment"
+        );
+    }
     let executor = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

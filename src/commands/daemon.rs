@@ -27,6 +27,12 @@ pub struct DaemonArgs {
     /// daemon closes its connection (e.g. 10s, 2m) [default: 30s]
     #[arg(long, value_name = "DURATION", value_parser = wrun_api::parse::parse_duration)]
     pub api_header_timeout: Option<std::time::Duration>,
+    /// Permit binds of /proc, /sys, /dev (or under them, or holding them,
+    /// as /) and of directories holding the store: every instance runs in
+    /// the daemon's process, so such a guest can read the daemon's memory
+    /// and environment. The store itself is never bound
+    #[arg(long, conflicts_with = "stop")]
+    pub allow_dangerous_binds: bool,
     /// Stop the daemon listening on the socket, then exit
     #[arg(long)]
     pub stop: bool,
@@ -46,6 +52,7 @@ pub fn run(target: &DaemonTarget, args: DaemonArgs) -> anyhow::Result<ExitCode> 
         max_instances: args.max_instances,
         max_instance_memory: args.max_instance_memory,
         api_header_timeout: args.api_header_timeout,
+        allow_dangerous_binds: args.allow_dangerous_binds,
     })?;
     Ok(ExitCode::SUCCESS)
 }
