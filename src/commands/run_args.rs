@@ -101,6 +101,12 @@ pub struct RunArgs {
     /// Publish every port the image exposes on a port the kernel picks
     #[arg(short = 'P', long)]
     pub publish_all: bool,
+    /// Foreground run: permit binds of /proc, /sys, /dev (or holding them,
+    /// as /) and of directories holding the store, which let the guest read
+    /// wrun's memory and environment (with -d: `wrun daemon
+    /// --allow-dangerous-binds`)
+    #[arg(long)]
+    pub allow_dangerous_binds: bool,
     /// Network mode: none (the default: nothing but the grants above; bridge and default mean it too) or host (everything)
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,

@@ -38,6 +38,11 @@ fn create(
     host: Option<&str>,
     args: &RunArgs,
 ) -> anyhow::Result<(crate::client::Client, String)> {
+    if args.allow_dangerous_binds {
+        anyhow::bail!(
+            "--allow-dangerous-binds applies to a foreground run: the daemon's instances get such binds only from a daemon started with `wrun daemon --allow-dangerous-binds`"
+        );
+    }
     let target = DaemonTarget::new(root, host)?;
     let image = if host.is_some_and(|h| !h.is_empty()) {
         // The daemon named may serve another store than `root`: it resolves
