@@ -71,7 +71,8 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     for warning in launch::adapt(&mut request.config, &mut request.host_config)? {
         eprintln!("WARNING: {warning}");
     }
-    let settings = launch::settings(&request.config, &request.host_config)?;
+    let settings = launch::settings(&request.config, &request.host_config)?
+        .host_binds(launch::HostBinds::FOREGROUND.allowing(args.allow_dangerous_binds));
     if settings.network.host {
         eprintln!("WARNING: {}", wrun_daemon::grants::HOST_MODE_WARNING);
     }
