@@ -1,4 +1,5 @@
-//! `wrun rm [-f] INSTANCE...`: remove instances (and their logs).
+//! `wrun rm [-f] [-v] INSTANCE...`: remove instances (and their logs, and
+//! with `-v` their anonymous volumes).
 
 use std::process::ExitCode;
 
@@ -12,6 +13,9 @@ pub struct RmArgs {
     /// Force the removal of a running instance (ends it first)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the anonymous volumes of the instance too
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[arg(required = true, value_name = "INSTANCE")]
     pub instances: Vec<String>,
 }
@@ -22,9 +26,10 @@ pub fn run(target: &DaemonTarget, args: RmArgs) -> anyhow::Result<ExitCode> {
         client.call(
             Method::DELETE,
             &format!(
-                "/containers/{}?force={}",
+                "/containers/{}?force={}&v={}",
                 super::escape(name),
-                u8::from(args.force)
+                u8::from(args.force),
+                u8::from(args.volumes)
             ),
             None,
         )?;
