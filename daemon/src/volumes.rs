@@ -118,6 +118,14 @@ impl Volumes {
         self.get(&name)
     }
 
+    /// The directory an instance mounting volume `name` is given; the
+    /// volume is made when missing (`-v NAME:/path` creates it, as with
+    /// dockerd).
+    pub fn mount_source(&self, name: &str) -> Result<PathBuf, DaemonError> {
+        self.create(Some(name), None, false)?;
+        Ok(self.data_dir(name))
+    }
+
     /// Volume `name`; Docker's 404 `get NAME: no such volume`.
     pub fn get(&self, name: &str) -> Result<Volume, DaemonError> {
         let meta = self
@@ -283,9 +291,8 @@ pub fn mount_points(volumes: Option<&Volumes>, host: &HostConfig) -> Vec<MountPo
 }
 
 /// At create: an anonymous volume for each path of `config.Volumes` (the
-/// request's and the image's, merged) that nothing in `host` mounts, and
-/// for each `volume` mount without a source; each becomes a bind (a
-/// mount's source) of `host`, so every start finds it.
+/// request's and the image's, merged) that nothing in `host` mounts; each
+/// becomes a bind `ID:/path` of `host`, so every start finds it.
 pub fn add_anonymous(
     volumes: &Volumes,
     config: &ContainerConfig,
@@ -299,11 +306,6 @@ pub fn add_anonymous(
         host.binds
             .get_or_insert_with(Vec::new)
             .push(format!("{}:{path}", v.name));
-    }
-    for m in host.mounts.iter_mut().flatten() {
-        if m.kind == "volume" && m.source.is_empty() {
-            m.source = volumes.create(None, None, true)?.name;
-        }
     }
     Ok(host)
 }
@@ -320,6 +322,16 @@ pub fn remove_anonymous(daemon: &Daemon, removed: &ContainerRecord) {
             eprintln!("wrun daemon: removing volume {}: {e}", m.name);
         }
     }
+}
+
+/// [`remove_anonymous`] on a blocking thread: for an `--rm` instance
+/// whose run has just ended.
+pub fn remove_anonymous_later(daemon: &Arc<Daemon>, removed: ContainerRecord) {
+    if mounts_of(&removed.host_config).is_empty() {
+        return;
+    }
+    let d = Arc::clone(daemon);
+    tokio::task::spawn_blocking(move || remove_anonymous(&d, &removed));
 }
 
 /// The instances (IDs, oldest first as listed) that mount volume `name`,
@@ -541,6 +553,13 @@ mod tests {
         // Creating again answers the one there, its labels unchanged.
         let again = volumes.create(Some("data-1"), None, false).unwrap();
         assert_eq!(again, v);
+        // A mount of a missing volume makes it.
+        assert_eq!(
+            volumes.mount_source("made-here").unwrap(),
+            volumes.data_dir("made-here")
+        );
+        assert!(volumes.data_dir("made-here").is_dir() && !volumes.is_anonymous("made-here"));
+        volumes.delete("made-here").unwrap();
         let anonymous = volumes.create(None, None, true).unwrap();
         assert_eq!(anonymous.name.len(), 64);
         assert!(volumes.is_anonymous(&anonymous.name) && !volumes.is_anonymous("data-1"));
@@ -617,18 +636,13 @@ mod tests {
         let volumes = Volumes::of(&root);
         let config: ContainerConfig =
             serde_json::from_str(r#"{"Volumes":{"/data":{},"/out":{}}}"#).unwrap();
-        let host: HostConfig = serde_json::from_str(
-            r#"{"Binds":["/tmp:/out"],"Mounts":[{"Type":"volume","Target":"/m"}]}"#,
-        )
-        .unwrap();
+        let host: HostConfig = serde_json::from_str(r#"{"Binds":["/tmp:/out"]}"#).unwrap();
         let host = add_anonymous(&volumes, &config, host).unwrap();
         let binds = host.binds.clone().unwrap();
         assert_eq!(binds.len(), 2);
         let (name, path) = binds[1].split_once(':').unwrap();
         assert_eq!(path, "/data");
         assert!(volumes.is_anonymous(name));
-        let m = &host.mounts.as_ref().unwrap()[0];
-        assert!(volumes.is_anonymous(&m.source));
         let points = mount_points(Some(&volumes), &host);
         let data = points.iter().find(|p| p.destination == "/data").unwrap();
         assert_eq!((data.kind.as_str(), data.mode.as_str()), ("volume", ""));
