@@ -69,7 +69,8 @@ impl RunSettings {
 /// directory, symlinks resolved, is `/proc`, `/sys` or `/dev`, is under
 /// one of them, holds one of them (`/`), is a proc or sysfs mount
 /// elsewhere, or holds the store. The store itself, and anything in it, is
-/// refused whatever the setting: nothing there is a guest's business.
+/// refused whatever the setting: nothing there is a guest's business but a
+/// named volume's data (`volumes/NAME/_data`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostBinds {
     /// Grant what the default refuses (all but the store and what is in it).
@@ -125,6 +126,21 @@ const HOST_SYSTEM_DIRS: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// Whether `real` is a named volume's data directory in the store
+/// (`volumes/NAME/_data`, see `volumes.rs`) or under one: what a volume
+/// mount gives a guest anyway, and nothing else of the store.
+fn in_volume_data(real: &Path, store: &Path) -> bool {
+    use std::path::Component;
+    let Ok(rest) = real.strip_prefix(store.join("volumes")) else {
+        return false;
+    };
+    let mut parts = rest.components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), Some(Component::Normal(data))) if data == "_data"
+    )
+}
+
 /// Checks a bind's host directory against `policy` and the store at
 /// `store_root`; returns the directory with symlinks resolved, which is
 /// what the instance is given (a symlink changed later redirects nothing).
@@ -150,6 +166,7 @@ pub fn check_bind(
     let store = std::fs::canonicalize(store_root).ok();
     if let Some(store) = &store
         && real.starts_with(store)
+        && !in_volume_data(&real, store)
     {
         let place = if &real == store { "is" } else { "is inside" };
         return Err(refuse(format!(
@@ -1225,6 +1242,14 @@ mod tests {
             refused(&host, false, "the store is never bound");
             refused(&host, true, "the store is never bound");
         }
+        // A named volume's data is what a volume mount gives anyway; the
+        // volumes folder around it is the store's.
+        let volume = store.join("volumes/v1/_data/sub");
+        std::fs::create_dir_all(&volume).unwrap();
+        assert!(check(&volume, false).is_ok());
+        assert!(check(volume.parent().unwrap(), false).is_ok());
+        refused(&store.join("volumes/v1"), true, "the store is never bound");
+        refused(&store.join("volumes"), true, "the store is never bound");
         // An ordinary directory is granted as it is, a symlink to it resolved.
         std::os::unix::fs::symlink(&data, tmp.path().join("to-data")).unwrap();
         let real = data.canonicalize().unwrap();
