@@ -37,8 +37,14 @@ pub struct RunArgs {
     /// Read a file of environment variables (KEY=VALUE lines, # comments)
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
-    /// Grant a host directory: HOST:GUEST[:ro|rw] (HOST absolute or ./relative)
-    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro|rw]")]
+    /// Grant a host directory or a volume: HOST:GUEST[:ro|rw] (HOST absolute
+    /// or ./relative), VOLUME:GUEST[:ro|rw] (made when missing), or /GUEST
+    /// alone (an anonymous volume)
+    #[arg(
+        short = 'v',
+        long = "volume",
+        value_name = "[HOST|VOLUME:]GUEST[:ro|rw]"
+    )]
     pub volumes: Vec<String>,
     /// Mount a host directory or a private /tmp, as Docker's --mount:
     /// type=bind,source=HOST,target=GUEST[,readonly] or type=tmpfs,target=/tmp
@@ -132,7 +138,13 @@ pub struct RunArgs {
 /// volume paths made absolute.
 pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<ContainerCreateRequest> {
     let mut binds = Vec::new();
+    // `-v /path` alone: an anonymous volume there, as docker's CLI sends it.
+    let mut anonymous = std::collections::BTreeMap::new();
     for v in &args.volumes {
+        if v.starts_with('/') && !v.contains(':') {
+            anonymous.insert(v.clone(), wrun_api::images::EmptyObject {});
+            continue;
+        }
         let mut bind = BindSpec::parse(v).map_err(anyhow::Error::msg)?;
         if bind.volume_name().is_none() {
             let host = std::path::absolute(&bind.host)
@@ -168,6 +180,7 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
             // `-i`: stdin stays open for an attach (`wrun start -ai`,
             // `wrun attach`).
             open_stdin: args.interactive,
+            volumes: Some(anonymous).filter(|a| !a.is_empty()),
             ..ContainerConfig::default()
         },
         host_config: HostConfig {
