@@ -424,7 +424,14 @@ fn command_of(r: &ContainerRecord) -> String {
         .join(" ")
 }
 
-fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>, now: i64) -> ContainerSummary {
+/// The row of `r`, created at `created` (seconds since the epoch).
+fn summary(
+    r: &ContainerRecord,
+    created: i64,
+    image: String,
+    ports: Vec<Port>,
+    now: i64,
+) -> ContainerSummary {
     let mode = wrun_api::network::shown_mode(&r.host_config.network_mode);
     // The docker client's NETWORKS column reads the keys.
     let settings = wrun_api::containers::NetworkSettings {
@@ -437,7 +444,7 @@ fn summary(r: &ContainerRecord, image: String, ports: Vec<Port>, now: i64) -> Co
         image,
         image_id: r.image_id.clone(),
         command: command_of(r),
-        created: unix(Some(&r.created)).unwrap_or(0),
+        created,
         state: state_of(r).into(),
         status: status_text(r, now),
         host_config: SummaryHostConfig {
@@ -475,7 +482,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
     let sizes = query.flag("size");
     let mut image_sizes: HashMap<String, i64> = HashMap::new();
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let mut rows: Vec<ContainerSummary> = Vec::new();
+    let mut rows: Vec<ContainerSummary> = Vec::with_capacity(listed.len());
     let mut before = selection.before.as_deref();
     for c in &listed {
         if let Some(b) = before {
@@ -496,7 +503,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
         if !selection.passes(r, &ports) {
             continue;
         }
-        let named = match still_named.get(&r.image) {
+        let named = match still_named.get(r.image.as_str()) {
             Some(named) => *named,
             None => {
                 let named = r.image == r.image_id
@@ -513,7 +520,8 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
         } else {
             r.image_id.clone()
         };
-        let mut row = summary(r, image, ports, now);
+        let created = i64::try_from(c.created_nanos.div_euclid(1_000_000_000)).unwrap_or(0);
+        let mut row = summary(r, created, image, ports, now);
         if sizes {
             // The rootfs is the image's read-only snapshot: nothing written.
             let image_size = match image_sizes.get(&r.image_id) {
