@@ -261,24 +261,65 @@ impl LogFile {
         file.write_all(bytes)
     }
 
-    /// Up to `end` bytes of the current file (or the pack), from `offset`.
-    fn read_current(&self, offset: u64, end: u64) -> std::io::Result<Vec<u8>> {
-        {
+    /// Up to `end` bytes of the log's file number `generation` (or of the
+    /// pack), from `offset`; `None` once that file is gone (rotated away
+    /// twice). Which file holds the generation is decided, and the file
+    /// opened, under the log's lock: a rotation right after cannot put
+    /// another file's bytes at these offsets (a reader once read the new
+    /// file at the old one's offsets, then the old file again, and passed
+    /// lines on twice).
+    fn read_generation(
+        &self,
+        generation: u64,
+        offset: u64,
+        end: u64,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let file = {
+            let w = self.lock();
+            let path = if generation == w.generation {
+                if let (true, Some((pack, id))) = (w.packed, &self.pack) {
+                    // Under the lock: the log cannot move out of the pack meanwhile.
+                    return pack.read(id, offset, end).map(Some);
+                }
+                self.path.clone()
+            } else if generation + 1 == w.generation {
+                self.rotated()
+            } else {
+                return Ok(None);
+            };
+            open_if_there(&path)?
+        };
+        let mut buf = Vec::new();
+        if let Some(mut f) = file {
+            f.seek(SeekFrom::Start(offset))?;
+            f.take(end.saturating_sub(offset)).read_to_end(&mut buf)?;
+        }
+        Ok(Some(buf))
+    }
+
+    /// Everything the log keeps (the rotated file, then the current one or
+    /// the pack), as of one moment, and where the log stood then.
+    fn read_kept(&self) -> std::io::Result<(Progress, Vec<u8>)> {
+        let (w, rotated, current) = {
             let w = self.lock();
             if let (true, Some((pack, id))) = (w.packed, &self.pack) {
-                // Under the lock: the log cannot move out of the pack meanwhile.
-                return pack.read(id, offset, end);
+                return Ok((*w, pack.read(id, 0, w.size)?));
             }
-        }
-        let mut f = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            let rotated = if w.generation > 0 {
+                open_if_there(&self.rotated())?
+            } else {
+                None
+            };
+            (*w, rotated, open_if_there(&self.path)?)
         };
-        f.seek(SeekFrom::Start(offset))?;
-        let mut buf = Vec::new();
-        f.take(end.saturating_sub(offset)).read_to_end(&mut buf)?;
-        Ok(buf)
+        let mut bytes = Vec::new();
+        if let Some(mut f) = rotated {
+            f.read_to_end(&mut bytes)?;
+        }
+        if let Some(f) = current {
+            f.take(w.size).read_to_end(&mut bytes)?;
+        }
+        Ok((w, bytes))
     }
 
     /// Appends one write of the guest's output, or drops it when it cannot
@@ -387,12 +428,7 @@ impl LogFile {
         view: LogView,
         follow: Follow,
     ) -> std::io::Result<(Vec<u8>, LogReader)> {
-        let w = *self.lock();
-        let mut bytes = Vec::new();
-        if w.generation > 0 {
-            bytes.extend(read_prefix(&self.rotated(), u64::MAX)?);
-        }
-        bytes.extend(self.read_current(0, w.size)?);
+        let (w, bytes) = self.read_kept()?;
         let mut all: Vec<Entry<'_>> = Vec::new();
         for e in frames(&bytes).0 {
             if !view.streams.wants(e.stream) {
@@ -460,14 +496,11 @@ fn timestamp_prefix(time: Option<i64>, out: &mut Vec<u8>) {
     };
 }
 
-fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+/// `path` opened for reading; `None` when there is no such file.
+fn open_if_there(path: &Path) -> std::io::Result<Option<File>> {
     match File::open(path) {
-        Ok(f) => {
-            let mut out = Vec::new();
-            f.take(max).read_to_end(&mut out)?;
-            Ok(out)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -659,18 +692,28 @@ impl LogReader {
                 return None;
             }
             let p = *self.rx.borrow_and_update();
+            if self.generation + 1 < p.generation {
+                // Rotated away twice: go on with the oldest file kept (a
+                // reader this slow loses what was rotated away).
+                self.generation = p.generation - 1;
+                self.offset = 0;
+            }
             let rotated = self.generation < p.generation;
             let end = if rotated { u64::MAX } else { p.size };
             if self.offset < end {
-                let read = if rotated {
-                    read_frames(&self.log.rotated(), self.offset, end)
-                } else {
-                    self.log
-                        .read_current(self.offset, end.min(self.offset + READ_CHUNK))
-                        .map(whole_frames)
-                };
+                let read = self
+                    .log
+                    .read_generation(
+                        self.generation,
+                        self.offset,
+                        end.min(self.offset + READ_CHUNK),
+                    )
+                    .map(|bytes| bytes.map(whole_frames));
                 match read {
-                    Ok((data, consumed)) if consumed > 0 => {
+                    // Rotated away twice since `p` (sent under the lock the
+                    // read took, so `rx` holds it now): look again.
+                    Ok(None) => continue,
+                    Ok(Some((data, consumed))) if consumed > 0 => {
                         self.offset += consumed as u64;
                         let mut out = Vec::new();
                         for e in frames(&data).0 {
@@ -709,15 +752,6 @@ impl Drop for LogReader {
         self.log.readers.fetch_sub(1, Ordering::SeqCst);
         self.log.reader_gone.notify_waiters();
     }
-}
-
-/// Reads whole frames of `path` from `offset`, at most up to `end`.
-fn read_frames(path: &Path, offset: u64, end: u64) -> std::io::Result<(Vec<u8>, usize)> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    f.take(READ_CHUNK.min(end - offset)).read_to_end(&mut buf)?;
-    Ok(whole_frames(buf))
 }
 
 /// The whole frames at the start of `buf`, and how many bytes they span.
@@ -1059,5 +1093,89 @@ mod tests {
         let on_disk = std::fs::metadata(log.path()).unwrap().len()
             + std::fs::metadata(log.rotated()).unwrap().len();
         assert!(on_disk <= 2 * max, "{on_disk} bytes kept");
+    }
+
+    /// The numbers of the `line NNNNNNNN\n` lines a reader passed on;
+    /// fails on anything else (a frame read at another file's offset).
+    async fn numbered_lines(mut r: LogReader) -> Vec<u32> {
+        let mut text = String::new();
+        while let Some(b) = r.next().await {
+            for (_, p) in payloads(&b) {
+                text.push_str(&p);
+            }
+        }
+        text.lines()
+            .map(|l| {
+                l.strip_prefix("line ")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("not a line written: {l:?}"))
+            })
+            .collect()
+    }
+
+    /// Readers racing a writer that moves the log out of the pack and
+    /// rotates its file again and again: none may pass on a line twice,
+    /// out of order or torn (a rotation between a reader's look at the
+    /// log and its read of the file once made it read the new file at
+    /// the old one's offset). Lines a slow reader lost to rotation are
+    /// allowed. Tails taken meanwhile are whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn readers_racing_moves_and_rotations_see_each_line_once_in_order() {
+        use crate::logpack::LogPack;
+        const LINES: u32 = 60_000;
+        let dir = tempfile::tempdir().unwrap();
+        let (pack, _) = LogPack::open(dir.path().join("logs.pack")).unwrap();
+        let log = LogFile::packed(
+            dir.path().join("c.log"),
+            MAX_STORED_FRAME as u64,
+            Arc::new(pack),
+            "c".into(),
+        );
+        let mut readers = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let r = log.reader_from_end(BOTH.into(), Follow::UntilRunEnds(0));
+            readers.spawn(numbered_lines(r));
+        }
+        let writer = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..LINES {
+                    log.append(STDOUT, format!("line {i:08}\n").as_bytes())
+                        .unwrap();
+                }
+                log.end_run();
+            })
+        };
+        // Readers of everything, and tails, again and again while it is
+        // written: a tail is a run of consecutive lines.
+        let mut replays = 0;
+        while !writer.is_finished() {
+            let r = log.reader_all(BOTH.into(), Follow::No);
+            readers.spawn(numbered_lines(r));
+            let (tail, _) = log.tail(3000, BOTH.into(), Follow::No).unwrap();
+            let tail: Vec<u32> = payloads(&tail)
+                .iter()
+                .flat_map(|(_, p)| p.lines().map(|l| l[5..].parse::<u32>().unwrap()))
+                .collect();
+            assert!(
+                tail.windows(2).all(|p| p[1] == p[0] + 1),
+                "a tail of lines {:?}",
+                tail
+            );
+            replays += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        writer.join().unwrap();
+        assert!(replays > 1);
+        while let Some(seen) = readers.join_next().await {
+            let seen = seen.unwrap();
+            for pair in seen.windows(2) {
+                assert!(pair[0] < pair[1], "line {} after line {}", pair[1], pair[0]);
+            }
+        }
+        // Read after the end, the log holds its last lines, whole.
+        let last = numbered_lines(log.reader_all(BOTH.into(), Follow::No)).await;
+        assert_eq!(last.last(), Some(&(LINES - 1)));
+        assert!(last.windows(2).all(|p| p[1] == p[0] + 1));
     }
 }
