@@ -30,6 +30,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
 }
 
+/// Starts work that waits on a client (a load reading its request body, a
+/// save writing to a client that may not read) on a thread of its own: on
+/// tokio's shared blocking pool (512 threads) a few hundred stalled clients
+/// would hold every thread, and create, start and every other store
+/// operation would wait behind them (docs/benchmarks/hostile-clients.md).
+/// The thread ends with its client: a closed connection fails its reads
+/// and writes.
+fn client_thread(what: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(), DaemonError> {
+    std::thread::Builder::new()
+        .name(format!("wrun {what}"))
+        .spawn(f)
+        .map_err(|e| anyhow::anyhow!("{what}: cannot start a thread: {e}"))?;
+    Ok(())
+}
+
 /// `GET /images/json?filters=&all=&digests=&shared-size=`: the images the
 /// filters select ([`image_views::list`]), with `SharedSize` when asked. `all` asks for intermediate images and
 /// wrun keeps none; `digests` is always answered (`RepoDigests`), as Docker.
@@ -333,7 +348,7 @@ pub async fn save(
     }
     let (tx, response) = streaming("application/x-tar");
     let d = Arc::clone(daemon);
-    tokio::task::spawn_blocking(move || {
+    client_thread("saving images", move || {
         let mut out = ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
@@ -346,7 +361,7 @@ pub async fn save(
             }
             Err(e) => eprintln!("wrun daemon: saving images: {e}"),
         }
-    });
+    })?;
     Ok(response)
 }
 
@@ -411,19 +426,22 @@ pub async fn load(
         }
     });
     let d = Arc::clone(daemon);
-    let report = blocking("loading images", move || {
+    let (done, report) = tokio::sync::oneshot::channel();
+    client_thread("loading images", move || {
         let reader = BodyReader {
             rx,
             current: Bytes::new(),
         };
-        archive::load(&d.store, reader).map_err(|e| {
+        let _ = done.send(archive::load(&d.store, reader).map_err(|e| {
             let malformed = archive_is_malformed(&e);
             let err =
                 DaemonError::from(anyhow::Error::from(e).context("loading the image archive"));
             if malformed { err.into_invalid() } else { err }
-        })
-    })
-    .await?;
+        }));
+    })?;
+    let report = report
+        .await
+        .map_err(|_| anyhow::anyhow!("loading images failed: its thread panicked"))??;
     let mut lines = Vec::new();
     for note in &report.notes {
         if !quiet {
