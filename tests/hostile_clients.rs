@@ -31,7 +31,9 @@ fn call(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, St
     )
     .unwrap();
     let mut answer = Vec::new();
-    s.read_to_end(&mut answer).unwrap();
+    if let Err(e) = s.read_to_end(&mut answer) {
+        panic!("no answer to {method} {path} (waited up to 120 s): {e}");
+    }
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let status = answer
         .get(9..12)
@@ -332,6 +334,33 @@ fn a_load_whose_valid_start_turns_to_garbage_is_refused_and_cleaned_up() {
         staging_areas(&d) == 0
     });
     still_answers(&d);
+}
+
+/// More stalled loads than tokio's shared blocking pool has threads (512).
+const STALLED_LOADS: usize = 600;
+
+#[test]
+fn six_hundred_stalled_loads_leave_images_and_create_answering() {
+    assert_room_for(STALLED_LOADS);
+    let env = Env::new();
+    env.build_hello("hello:1.0");
+    let d = Daemon::start(env);
+    // Each load sends the start of its archive, then nothing more.
+    let stalled: Vec<UnixStream> = (0..STALLED_LOADS)
+        .map(|_| start_load(&d.socket, 64 << 20))
+        .collect();
+    let (status, images) = call(&d.socket, "GET", "/images/json", None);
+    assert_eq!(status, 200, "{images}");
+    assert!(images.contains("hello:1.0"), "{images}");
+    let create = r#"{"Image": "hello:1.0"}"#;
+    let (status, created) = call(&d.socket, "POST", "/containers/create", Some(create));
+    assert_eq!(status, 201, "{created}");
+    still_answers(&d);
+    // The clients going away ends their loads and removes their staging.
+    drop(stalled);
+    wait_until("the stalled loads' staging areas removed", || {
+        staging_areas(&d) == 0
+    });
 }
 
 #[test]
