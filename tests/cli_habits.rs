@@ -16,7 +16,7 @@ fn format_templates_work_for_ps_images_and_inspect() {
     let env = Env::new();
     let id = env.build_hello("hello:1.0");
     let d = Daemon::start(env);
-    d.wrun_ok(&["create", "--name", "tpl", "-v", "/tmp:/mnt", "hello:1.0"]);
+    d.wrun_ok(&["create", "--name", "tpl", "-v", "/usr:/mnt", "hello:1.0"]);
 
     let names = d.wrun_ok(&[
         "ps",
@@ -47,7 +47,7 @@ fn format_templates_work_for_ps_images_and_inspect() {
         "{{range .Mounts}}{{.Source}}->{{.Destination}}{{end}} {{.State.Status}} {{json .Config.Cmd}}",
         "tpl",
     ]);
-    assert!(mounts.starts_with("/tmp->/mnt created "), "{mounts}");
+    assert!(mounts.starts_with("/usr->/mnt created "), "{mounts}");
     let history = d.wrun_ok(&["history", "--format", "{{.ID}}|{{.CreatedAt}}", "hello:1.0"]);
     assert!(
         history.starts_with(&format!("{}|", &id[7..19])),
