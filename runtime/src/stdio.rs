@@ -25,6 +25,12 @@ pub const MAX_SINK_CHUNK: usize = 64 * 1024;
 pub trait OutputSink: Send + Sync + 'static {
     /// Takes one chunk of at most [`MAX_SINK_CHUNK`] bytes.
     fn write(&self, chunk: &[u8]) -> std::io::Result<()>;
+
+    /// Whether the guest is told its stream is a terminal (`isatty`): false
+    /// unless the sink writes to one, as a foreground CLI's may.
+    fn is_terminal(&self) -> bool {
+        false
+    }
 }
 
 /// Where a guest's stdout or stderr goes.
@@ -93,7 +99,7 @@ pub(crate) struct SinkStdout(pub(crate) Arc<dyn OutputSink>);
 
 impl IsTerminal for SinkStdout {
     fn is_terminal(&self) -> bool {
-        false
+        self.0.is_terminal()
     }
 }
 

@@ -3,12 +3,15 @@
 //! daemon's own conversion, run it in the foreground, exit with its code.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Parser;
-use wrun_runtime::{InputSource, OutputTarget, Runtime, RuntimeConfig};
+use wrun_runtime::{InputSource, OutputSink, OutputTarget, Runtime, RuntimeConfig};
 
 use wrun_api::parse::check_name;
 use wrun_daemon::{launch, outcome};
@@ -81,8 +84,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     for v in launch::unmounted_volumes(&merged, &request.host_config) {
         eprintln!("WARNING: {}", launch::image_volume_warning(v));
     }
-    launch.spec.stdout = OutputTarget::Inherit;
-    launch.spec.stderr = OutputTarget::Inherit;
+    let reader_gone = Arc::new(ReaderGone::default());
+    launch.spec.stdout = Terminal::target(TerminalStream::Stdout, &reader_gone);
+    launch.spec.stderr = Terminal::target(TerminalStream::Stderr, &reader_gone);
     launch.spec.stdin = if args.interactive {
         InputSource::Inherit
     } else {
@@ -114,13 +118,28 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
             eprintln!("publishing {m}");
         }
     }
-    let outcome = runtime
-        .run_blocking(&module, launch.spec)
-        .map_err(anyhow::Error::from)?;
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the executor of the run")?;
+    let outcome = executor.block_on(async {
+        tokio::select! {
+            biased;
+            // Dropping the run stops the guest where it is.
+            () = reader_gone.notified() => None,
+            outcome = runtime.run(&module, launch.spec) => Some(outcome),
+        }
+    });
     // The process is about to exit: tearing down the instance pool (an
     // madvise over its whole reservation) would only delay that.
     std::mem::forget(module);
     std::mem::forget(runtime);
+    // The guest may have ended (a trap on the failed write) before the
+    // notice was seen: its reader going away decides how the run ends.
+    let outcome = match outcome {
+        Some(outcome) if !reader_gone.is_set() => outcome.map_err(anyhow::Error::from)?,
+        _ => return Ok(ExitCode::from(crate::EXIT_CLOSED_STDOUT)),
+    };
     let ended = outcome::ended(&outcome, &launch.module_name);
     if let Some(error) = &ended.error {
         eprintln!("Error: {error}");
@@ -131,4 +150,85 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::from(ended.exit_code))
+}
+
+/// Set when a write to our stdout or stderr finds its reader gone
+/// (`wrun run IMAGE | head -c 1`). The run then ends as the docker client
+/// does when killed by SIGPIPE: quietly, the guest stopped, status 141.
+#[derive(Default)]
+struct ReaderGone {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl ReaderGone {
+    fn set(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        // A stored permit: the run's select sees it at its next poll.
+        self.notify.notify_one();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    async fn notified(&self) {
+        if !self.is_set() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TerminalStream {
+    Stdout,
+    Stderr,
+}
+
+/// A guest stream written straight to ours, flushed at each write (a
+/// prompt without a newline shows at once). Once a reader is gone nothing
+/// more is written: the guest's writes succeed until the run is stopped,
+/// as a docker guest's do when its client dies.
+struct Terminal {
+    stream: TerminalStream,
+    reader_gone: Arc<ReaderGone>,
+}
+
+impl Terminal {
+    fn target(stream: TerminalStream, reader_gone: &Arc<ReaderGone>) -> OutputTarget {
+        OutputTarget::Sink(Arc::new(Self {
+            stream,
+            reader_gone: Arc::clone(reader_gone),
+        }))
+    }
+}
+
+impl OutputSink for Terminal {
+    fn write(&self, chunk: &[u8]) -> std::io::Result<()> {
+        if self.reader_gone.is_set() {
+            return Ok(());
+        }
+        let written = match self.stream {
+            TerminalStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(chunk).and_then(|()| out.flush())
+            }
+            TerminalStream::Stderr => std::io::stderr().lock().write_all(chunk),
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.reader_gone.set();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        match self.stream {
+            TerminalStream::Stdout => std::io::stdout().is_terminal(),
+            TerminalStream::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
 }
