@@ -17,6 +17,7 @@ const CRATES: &[(&str, &str)] = &[
     ("runtime/src", "lib.rs"),
     ("image/src", "lib.rs"),
     ("bundler/src", "lib.rs"),
+    ("rootfs/src", "lib.rs"),
 ];
 
 type Module = Vec<String>;
