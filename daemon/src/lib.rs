@@ -37,6 +37,7 @@ mod registry;
 pub mod serve;
 mod serving;
 mod state;
+mod stderr_relay;
 mod system;
 pub mod volumes;
 
@@ -94,6 +95,8 @@ pub struct DaemonConfig {
 /// `POST /wrun/shutdown`, SIGTERM or SIGINT; running instances are then
 /// ended and recorded as exited.
 pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
+    // Kept to the end: dropped, it lets what was said reach the log.
+    let _stderr = stderr_relay::StderrRelay::start().context("relaying stderr")?;
     raise_open_file_limit();
     let capacity = capacity::Capacity::for_host(config.max_instances)?;
     // Before anything is created: a daemon refused for its socket leaves
