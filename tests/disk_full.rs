@@ -523,3 +523,91 @@ fn heavy_logging_on_a_full_disk_drops_output_and_the_daemon_and_its_records_hold
     assert_eq!(d.wrun_ok(&["logs", "greeter"]), greeting);
     d.wrun_ok(&["start", "-a", waiting]);
 }
+
+/// Runs `cmd`; fails the test if it has not ended within 60 s (a hang).
+fn output_within_a_minute(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The state the journal on disk holds for instance `id`.
+fn journal_state(env: &Env, id: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(env.root().join("containers/records.journal")).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["id"] == id)
+        .map(|l| l["record"]["state"].clone())
+}
+
+#[test]
+fn a_daemon_whose_own_log_is_on_the_full_disk_goes_on() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env.root(), "32m") else {
+        return;
+    };
+    // Where a daemon started on demand writes what it says.
+    let log = env.root().join("daemon.log");
+    let d = start_daemon(env, &log);
+    d.wrun_ok(&["build", "-q", "-t", "idle:1", IDLE_DIR]);
+    let id = d.wrun_ok(&["run", "-d", "--name", "sleeper", "idle:1"]);
+    let id = id.trim();
+
+    // The disk is full, the log's last page too, and so is the journal's
+    // (creates until one cannot be recorded).
+    disk.fill_leaving(0);
+    let mut f = File::options().append(true).open(&log).unwrap();
+    while f.write(b".").is_ok_and(|n| n == 1) {}
+    let refused = (0..100).any(|_| {
+        let (status, _) = request(&d, "POST", "/containers/create", r#"{"Image":"idle:1"}"#);
+        status == 500
+    });
+    assert!(refused, "a create was recorded on a full disk");
+
+    // The end of a run whose record cannot be written, said to a log that
+    // cannot be written: the stop and the wait still answer.
+    let out = output_within_a_minute(d.wrun_cmd().args(["stop", "sleeper"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = output_within_a_minute(d.wrun_cmd().args(["wait", "sleeper"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "143\n");
+    // A few rounds of the record flusher, each failing its repair and
+    // saying so to the full log (a thread that died of it would never
+    // repair the journal below).
+    std::thread::sleep(Duration::from_millis(3500));
+    let (status, _) = request(&d, "GET", "/_ping", "");
+    assert_eq!(status, 200);
+
+    // Space is back: the journal is repaired, the stop recorded.
+    disk.free();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let state = journal_state(&d.env, id);
+        if state
+            .as_ref()
+            .is_some_and(|s| s["status"] == "exited" && s["exit_code"] == 143)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the journal still says {state:?} for the stopped instance"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
