@@ -183,6 +183,8 @@ impl Volumes {
     /// instance uses it. Returns the bytes freed.
     fn delete(&self, name: &str) -> Result<u64, DaemonError> {
         let _changes = changes();
+        // What a removal a crash cut short left goes first.
+        self.remove_leftovers();
         let from = self.dir.join(name);
         if self.meta(name).is_none() {
             return Err(DaemonError::not_found(format!(
@@ -205,8 +207,9 @@ impl Volumes {
         wrun_image::store::dir_size(&self.data_dir(name))
     }
 
-    /// Removes what a removal or a create cut short left (a crash).
-    pub fn remove_leftovers(&self) {
+    /// Removes what a removal a crash cut short left (the caller holds
+    /// [`changes`]: no removal of this process is under way).
+    fn remove_leftovers(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -593,11 +596,13 @@ mod tests {
         std::fs::create_dir_all(root.join("volumes/.removing-old-1/_data")).unwrap();
         let names: Vec<String> = volumes.list().into_iter().map(|v| v.name).collect();
         assert_eq!(names, ["whole"]);
-        // Creating the half one completes it.
+        // Creating the half one completes it; the next removal clears
+        // what an interrupted one left.
         volumes.create(Some("half"), None, false).unwrap();
-        volumes.remove_leftovers();
-        assert!(!root.join("volumes/.removing-old-1").exists());
         assert_eq!(volumes.list().len(), 2);
+        volumes.delete("whole").unwrap();
+        assert!(!root.join("volumes/.removing-old-1").exists());
+        assert_eq!(volumes.list().len(), 1);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
