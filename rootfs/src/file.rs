@@ -11,8 +11,22 @@ use rustix::io::ReadWriteFlags;
 
 use crate::error::{Error, Result};
 use crate::host::{self, SetTime, Stat};
-use crate::layers::{Layer, Layers};
 use crate::path::ViewPath;
+use crate::quota::Quota;
+
+/// Which layer holds a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Upper,
+    Lower,
+}
+
+/// What a file handle asks of its view when a metadata change reaches a
+/// file it reads from the lower: copy the file at `path` up if it is still
+/// that lower file (same device and inode) and open the copy read-only.
+pub(crate) trait CopyUpHandle: Send + Sync {
+    fn copy_up_handle(&self, path: &ViewPath, lower: &Stat) -> Result<File>;
+}
 
 /// An open file; clones share it (one WASI descriptor, several streams).
 #[derive(Clone)]
@@ -21,7 +35,8 @@ pub struct ViewFile {
 }
 
 struct FileInner {
-    layers: Layers,
+    view: Arc<dyn CopyUpHandle>,
+    quota: Arc<Quota>,
     path: ViewPath,
     read: bool,
     write: bool,
@@ -35,7 +50,8 @@ struct HostFile {
 
 impl ViewFile {
     pub(crate) fn new(
-        layers: Layers,
+        view: Arc<dyn CopyUpHandle>,
+        quota: Arc<Quota>,
         path: ViewPath,
         file: File,
         layer: Layer,
@@ -44,7 +60,8 @@ impl ViewFile {
     ) -> ViewFile {
         ViewFile {
             inner: Arc::new(FileInner {
-                layers,
+                view,
+                quota,
                 path,
                 read,
                 write,
@@ -113,11 +130,11 @@ impl ViewFile {
             return Err(Error::BadDescriptor("writing"));
         }
         let host = self.host();
-        let layers = self.inner.layers.inner();
-        let Some(limit) = layers.size_limit() else {
+        let quota = &self.inner.quota;
+        let Some(limit) = quota.limit() else {
             return Ok(op(&host.file)?);
         };
-        let mut used = layers.usage();
+        let mut used = quota.used();
         let size = host.file.metadata()?.len();
         let grow = end(size).saturating_sub(size);
         if used.saturating_add(grow) > limit {
@@ -135,14 +152,14 @@ impl ViewFile {
             return Err(Error::BadDescriptor("writing"));
         }
         let host = self.host();
-        let layers = self.inner.layers.inner();
-        if layers.size_limit().is_none() {
+        let quota = &self.inner.quota;
+        let Some(limit) = quota.limit() else {
             host.file.set_len(len)?;
             return Ok(());
-        }
-        let mut used = layers.usage();
+        };
+        let mut used = quota.used();
         let size = host.file.metadata()?.len();
-        if len > size && used.saturating_add(len - size) > layers.size_limit().unwrap_or(u64::MAX) {
+        if len > size && used.saturating_add(len - size) > limit {
             return Err(Error::NoSpace);
         }
         host.file.set_len(len)?;
@@ -193,7 +210,7 @@ impl ViewFile {
             .unwrap_or_else(PoisonError::into_inner);
         if host.layer == Layer::Lower {
             let lower = host::fstat(std::os::fd::AsFd::as_fd(&host.file))?;
-            host.file = self.inner.layers.copy_up_handle(&self.inner.path, &lower)?;
+            host.file = self.inner.view.copy_up_handle(&self.inner.path, &lower)?;
             host.layer = Layer::Upper;
         }
         op(&host.file)

@@ -2,8 +2,9 @@
 //! name, never a path, and never follows a symlink; plus the one function
 //! that opens a host path with ambient authority (the upper's directory).
 
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,6 +13,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
 use crate::error::Result;
+use crate::path::ViewPath;
 
 /// What kind of node a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -230,6 +232,77 @@ pub(crate) fn list(dir: BorrowedFd<'_>) -> Result<Vec<HostEntry>> {
         });
     }
     Ok(out)
+}
+
+/// Opens the directory at `path` below `root`, no symlink followed; `None`
+/// when missing or not a directory.
+pub(crate) fn open_chain(root: BorrowedFd<'_>, path: &ViewPath) -> Result<Option<OwnedFd>> {
+    let mut fd: Option<OwnedFd> = None;
+    for name in path.names() {
+        let parent = fd.as_ref().map_or(root, |f| f.as_fd());
+        match open_dir(parent, name)? {
+            Some(d) => fd = Some(d),
+            None => return Ok(None),
+        }
+    }
+    match fd {
+        Some(fd) => Ok(Some(fd)),
+        None => Ok(Some(rustix::io::fcntl_dupfd_cloexec(root, 0)?)),
+    }
+}
+
+/// `lstat` of `path` below `root`, no symlink followed on the way.
+pub(crate) fn lstat_at(root: BorrowedFd<'_>, path: &ViewPath) -> Result<Option<Stat>> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return fstat(root).map(Some);
+    };
+    match open_chain(root, &parent)? {
+        Some(dir) => lstat(dir.as_fd(), name),
+        None => Ok(None),
+    }
+}
+
+/// Every node below `root` (paths relative to it), parents first, names
+/// sorted. Directories are reopened from the root, so a deep tree holds
+/// no descriptor per level.
+pub(crate) fn walk_host(
+    root: BorrowedFd<'_>,
+    mut visit: impl FnMut(&ViewPath, &Stat) -> Result<()>,
+) -> Result<()> {
+    let mut stack = vec![ViewPath::root()];
+    while let Some(dir_path) = stack.pop() {
+        let Some(dir) = open_chain(root, &dir_path)? else {
+            continue;
+        };
+        let mut entries = list(dir.as_fd())?;
+        entries.sort_by(|a, b| b.name.cmp(&a.name));
+        let mut subdirs = Vec::new();
+        for e in entries.into_iter().rev() {
+            let Some(st) = lstat(dir.as_fd(), &e.name)? else {
+                continue;
+            };
+            let path = dir_path.join(&e.name);
+            visit(&path, &st)?;
+            if st.kind == Kind::Dir {
+                subdirs.push(path);
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(())
+}
+
+/// Bytes of regular-file data below `root`, each inode counted once.
+pub(crate) fn file_bytes(root: BorrowedFd<'_>) -> Result<u64> {
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    walk_host(root, |_, st| {
+        if st.kind == Kind::File && seen.insert((st.dev, st.ino)) {
+            total = total.saturating_add(st.size);
+        }
+        Ok(())
+    })?;
+    Ok(total)
 }
 
 /// Opens (and with `create`, first creates with its parents) the upper's

@@ -9,16 +9,17 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
-use crate::file::ViewFile;
+use crate::file::{CopyUpHandle, Layer, ViewFile};
 use crate::host::{self, Kind, SetTime, Stat};
 use crate::journal::Whiteouts;
 use crate::path::{self, MAX_SYMLINKS, ViewPath, checked_name};
+use crate::quota::Quota;
 
 /// Names inside the upper's host directory.
 const TREE: &str = "tree";
@@ -44,9 +45,7 @@ pub struct Layers {
 pub(crate) struct Inner {
     lower: Arc<cap_std::fs::Dir>,
     upper_path: PathBuf,
-    size_limit: Option<u64>,
-    /// Bytes of file data in the upper, counted only under a size limit.
-    usage: Mutex<u64>,
+    quota: Arc<Quota>,
     state: RwLock<State>,
     copy_seq: AtomicU64,
 }
@@ -107,13 +106,6 @@ pub struct DirEntry {
     pub name: OsString,
     pub kind: Kind,
     pub ino: u64,
-}
-
-/// Which layer holds a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layer {
-    Upper,
-    Lower,
 }
 
 #[derive(Clone, Debug)]
@@ -541,7 +533,7 @@ impl<'a> Ctx<'a> {
         match st.kind {
             Kind::File => {
                 let charge = if with_data { st.size } else { 0 };
-                self.inner.reserve(charge)?;
+                self.inner.quota.reserve(charge)?;
                 let made = (|| -> Result<()> {
                     let dst = host::open_file(
                         work,
@@ -560,7 +552,7 @@ impl<'a> Ctx<'a> {
                 })();
                 if let Err(e) = made {
                     let _ = rustix::fs::unlinkat(work, &tmp, AtFlags::empty());
-                    self.inner.release(charge);
+                    self.inner.quota.release(charge);
                     return Err(e.into());
                 }
             }
@@ -610,35 +602,6 @@ impl Inner {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn usage(&self) -> MutexGuard<'_, u64> {
-        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn size_limit(&self) -> Option<u64> {
-        self.size_limit
-    }
-
-    /// Takes `bytes` of the size limit, or fails with `NoSpace`.
-    pub(crate) fn reserve(&self, bytes: u64) -> Result<()> {
-        let Some(limit) = self.size_limit else {
-            return Ok(());
-        };
-        let mut used = self.usage();
-        let next = used.checked_add(bytes).ok_or(Error::NoSpace)?;
-        if next > limit {
-            return Err(Error::NoSpace);
-        }
-        *used = next;
-        Ok(())
-    }
-
-    pub(crate) fn release(&self, bytes: u64) {
-        if self.size_limit.is_some() {
-            let mut used = self.usage();
-            *used = used.saturating_sub(bytes);
-        }
     }
 
     /// Runs a read-only step under the read lock.
@@ -748,15 +711,14 @@ impl Layers {
             None => (None, Whiteouts::default()),
         };
         let usage = match (&upper, options.size_limit) {
-            (Some(u), Some(_)) => crate::walk::upper_file_bytes(u.tree.as_fd())?,
+            (Some(u), Some(_)) => host::file_bytes(u.tree.as_fd())?,
             _ => 0,
         };
         Ok(Layers {
             inner: Arc::new(Inner {
                 lower,
                 upper_path,
-                size_limit: options.size_limit,
-                usage: Mutex::new(usage),
+                quota: Arc::new(Quota::new(options.size_limit, usage)),
                 state: RwLock::new(State { upper, whiteouts }),
                 copy_seq: AtomicU64::new(0),
             }),
@@ -795,7 +757,7 @@ impl Layers {
     /// Bytes of file data the upper holds, as the size limit counts them
     /// (0 when there is no limit: nothing is counted then).
     pub fn upper_usage(&self) -> u64 {
-        *self.inner.usage()
+        *self.inner.quota.used()
     }
 
     /// Opens `path` from `dir`: a directory, or a file (copied up first
@@ -848,7 +810,8 @@ impl Layers {
                         o.mode.unwrap_or(0o666) & 0o7777,
                     )?;
                     Ok(Opened::File(ViewFile::new(
-                        self.clone(),
+                        self.inner.clone(),
+                        self.inner.quota.clone(),
                         cur.path.join(&name),
                         File::from(fd),
                         Layer::Upper,
@@ -873,14 +836,15 @@ impl Layers {
                     match e.layer {
                         Layer::Lower => ctx.copy_up(&mut cur, &name, !o.truncate)?,
                         Layer::Upper if o.truncate => {
-                            self.inner.release(e.stat.size);
+                            self.inner.quota.release(e.stat.size);
                             flags |= OFlags::TRUNC;
                         }
                         Layer::Upper => {}
                     }
                     let fd = host::open_file(cur.upper_fd()?, &name, flags, 0)?;
                     Ok(Opened::File(ViewFile::new(
-                        self.clone(),
+                        self.inner.clone(),
+                        self.inner.quota.clone(),
                         cur.path.join(&name),
                         File::from(fd),
                         Layer::Upper,
@@ -912,7 +876,8 @@ impl Layers {
             Kind::File => {
                 let fd = host::open_file(cur.layer_fd(e.layer)?, &name, OFlags::RDONLY, 0)?;
                 Ok(Opened::File(ViewFile::new(
-                    self.clone(),
+                    self.inner.clone(),
+                    self.inner.quota.clone(),
                     cur.path.join(&name),
                     File::from(fd),
                     e.layer,
@@ -1053,7 +1018,7 @@ impl Layers {
             if e.layer == Layer::Upper {
                 rustix::fs::unlinkat(cur.upper_fd()?, &name, AtFlags::empty())?;
                 if e.stat.kind == Kind::File && e.stat.nlink <= 1 {
-                    self.inner.release(e.stat.size);
+                    self.inner.quota.release(e.stat.size);
                 }
             }
             Ok(())
@@ -1095,20 +1060,28 @@ impl Layers {
             if old_path == new_path {
                 return Ok(());
             }
+            // Linux's order: a directory into itself, then a target that
+            // is an ancestor of the source, then the kinds, then (overlay)
+            // EXDEV, then a non-empty target.
+            if new_path.starts_with(&old_path) {
+                return Err(Error::Invalid.into());
+            }
+            if old_path.starts_with(&new_path) {
+                return Err(Error::NotEmpty.into());
+            }
             if is_dir {
-                if new_path.starts_with(&old_path) {
-                    return Err(Error::Invalid.into());
+                if let Some(ne) = &ne
+                    && ne.stat.kind != Kind::Dir
+                {
+                    return Err(Error::NotDir.into());
                 }
                 if oe.layer == Layer::Lower || ctx.lower_visible(&oc, &oname)?.is_some() {
                     return Err(Error::CrossDevice.into());
                 }
-                if let Some(ne) = &ne {
-                    if ne.stat.kind != Kind::Dir {
-                        return Err(Error::NotDir.into());
-                    }
-                    if !ctx.is_empty_dir(&nc, &nname, ne)? {
-                        return Err(Error::NotEmpty.into());
-                    }
+                if let Some(ne) = &ne
+                    && !ctx.is_empty_dir(&nc, &nname, ne)?
+                {
+                    return Err(Error::NotEmpty.into());
                 }
                 ctx.ensure_upper_dirs(&mut nc)?;
                 if ctx.lower_visible(&nc, &nname)?.is_some() {
@@ -1133,7 +1106,7 @@ impl Layers {
                     return Ok(());
                 }
                 if ne.stat.kind == Kind::File && ne.stat.nlink <= 1 {
-                    self.inner.release(ne.stat.size);
+                    self.inner.quota.release(ne.stat.size);
                 }
             }
             if ctx.lower_visible(&oc, &oname)?.is_some() {
@@ -1204,12 +1177,6 @@ impl Layers {
                     entry: Some(e),
                 } => (name, e),
             };
-            if oe.stat.kind == Kind::Dir {
-                return Err(Error::NotPermitted.into());
-            }
-            if ro.dir_only {
-                return Err(Error::NotDir.into());
-            }
             let rn = ctx.resolve(&new_dir.path, new_path.as_bytes(), false)?;
             let mut nc = rn.cur;
             let nname = match rn.target {
@@ -1221,6 +1188,13 @@ impl Layers {
                 }
                 Target::Child { name, entry: None } => name,
             };
+            // Linux checks the new name before the kind of the old one.
+            if oe.stat.kind == Kind::Dir {
+                return Err(Error::NotPermitted.into());
+            }
+            if ro.dir_only {
+                return Err(Error::NotDir.into());
+            }
             if oe.layer == Layer::Lower {
                 ctx.copy_up(&mut oc, &oname, true)?;
             } else {
@@ -1308,14 +1282,16 @@ impl Layers {
             Ok(op(cur.upper_fd()?, None)?)
         })
     }
+}
 
+impl CopyUpHandle for Inner {
     /// For a file handle opened on the lower that now must change (times,
     /// mode): copies the file at `path` up if it is still that lower file
     /// (same device and inode) and opens the copy read-only.
-    pub(crate) fn copy_up_handle(&self, path: &ViewPath, lower: &Stat) -> Result<File> {
+    fn copy_up_handle(&self, path: &ViewPath, lower: &Stat) -> Result<File> {
         let parent = path.parent().ok_or(Error::Invalid)?;
         let name = path.file_name().ok_or(Error::Invalid)?.to_owned();
-        self.inner.change(|ctx| {
+        self.change(|ctx| {
             let mut cur = ctx.cursor_at(&parent)?;
             let e = ctx.lookup(&cur, &name)?.ok_or(Error::NotFound)?;
             match e.layer {

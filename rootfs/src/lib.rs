@@ -12,6 +12,7 @@ mod host;
 mod journal;
 mod layers;
 mod path;
+mod quota;
 mod walk;
 
 pub use error::{Error, Result};

@@ -5,13 +5,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::AsFd;
 
 use rustix::fs::OFlags;
 
 use crate::error::{Error, Result};
+use crate::file::Layer;
 use crate::host::{self, Kind, Stat};
-use crate::layers::{Layer, Layers, ViewDir};
+use crate::host::{lstat_at, open_chain, walk_host};
+use crate::layers::{Layers, ViewDir};
 use crate::path::ViewPath;
 
 /// A line of `diff`.
@@ -72,77 +74,6 @@ pub enum LayerItem {
     /// Nothing of the lower's directory at this path shows
     /// (`<dir>/.wh..wh..opq` in OCI); comes right after the directory.
     Opaque(ViewPath),
-}
-
-/// Opens the directory at `path` below `root`, no symlink followed; `None`
-/// when missing or not a directory.
-fn open_chain(root: BorrowedFd<'_>, path: &ViewPath) -> Result<Option<OwnedFd>> {
-    let mut fd: Option<OwnedFd> = None;
-    for name in path.names() {
-        let parent = fd.as_ref().map_or(root, |f| f.as_fd());
-        match host::open_dir(parent, name)? {
-            Some(d) => fd = Some(d),
-            None => return Ok(None),
-        }
-    }
-    match fd {
-        Some(fd) => Ok(Some(fd)),
-        None => Ok(Some(rustix::io::fcntl_dupfd_cloexec(root, 0)?)),
-    }
-}
-
-/// `lstat` of `path` below `root`, no symlink followed on the way.
-fn lstat_at(root: BorrowedFd<'_>, path: &ViewPath) -> Result<Option<Stat>> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return host::fstat(root).map(Some);
-    };
-    match open_chain(root, &parent)? {
-        Some(dir) => host::lstat(dir.as_fd(), name),
-        None => Ok(None),
-    }
-}
-
-/// Every node below `root` (paths relative to it), parents first, names
-/// sorted. Directories are reopened from the root, so a deep tree holds
-/// no descriptor per level.
-fn walk_host(
-    root: BorrowedFd<'_>,
-    mut visit: impl FnMut(&ViewPath, &Stat) -> Result<()>,
-) -> Result<()> {
-    let mut stack = vec![ViewPath::root()];
-    while let Some(dir_path) = stack.pop() {
-        let Some(dir) = open_chain(root, &dir_path)? else {
-            continue;
-        };
-        let mut entries = host::list(dir.as_fd())?;
-        entries.sort_by(|a, b| b.name.cmp(&a.name));
-        let mut subdirs = Vec::new();
-        for e in entries.into_iter().rev() {
-            let Some(st) = host::lstat(dir.as_fd(), &e.name)? else {
-                continue;
-            };
-            let path = dir_path.join(&e.name);
-            visit(&path, &st)?;
-            if st.kind == Kind::Dir {
-                subdirs.push(path);
-            }
-        }
-        stack.extend(subdirs.into_iter().rev());
-    }
-    Ok(())
-}
-
-/// Bytes of regular-file data below `root`, each inode counted once.
-pub(crate) fn upper_file_bytes(root: BorrowedFd<'_>) -> Result<u64> {
-    let mut seen = HashSet::new();
-    let mut total = 0u64;
-    walk_host(root, |_, st| {
-        if st.kind == Kind::File && seen.insert((st.dev, st.ino)) {
-            total = total.saturating_add(st.size);
-        }
-        Ok(())
-    })?;
-    Ok(total)
 }
 
 impl Layers {
