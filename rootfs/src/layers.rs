@@ -391,7 +391,12 @@ impl<'a> Ctx<'a> {
                     if links > MAX_SYMLINKS {
                         return Err(Error::Loop);
                     }
-                    let target = host::read_link(cur.layer_fd(entry.layer)?, &name)?;
+                    // EINVAL: no longer a symlink, changed on the host
+                    // behind the view's lock; the node it was is gone.
+                    let target = match host::read_link(cur.layer_fd(entry.layer)?, &name) {
+                        Err(Error::Invalid) => return Err(Error::NotFound),
+                        other => other?,
+                    };
                     let t = path::split(target.as_bytes())?;
                     if t.absolute {
                         cur = self.root();
