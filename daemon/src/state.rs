@@ -504,11 +504,15 @@ impl Daemon {
             });
             return Ok(true);
         }
+        // Only what the run needs goes into its task: the rest of the plan
+        // (the image's config among it) would stay allocated as long as the
+        // instance runs.
+        let module_name = launch.module_name;
+        let spec = launch.spec;
         tokio::spawn(async move {
             let mut rx = rx;
             let runtime = daemon.runtime.clone();
-            let module_name = launch.module_name.clone();
-            let run = gate.wrap(runtime.run_in_slot(slot, &module, launch.spec));
+            let run = gate.wrap(runtime.run_in_slot(slot, &module, spec));
             let (code, error, oom) = tokio::select! {
                 biased;
                 kind = &mut rx => {
