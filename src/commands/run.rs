@@ -84,9 +84,8 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     for v in launch::unmounted_volumes(&merged, &request.host_config) {
         eprintln!("WARNING: {}", launch::image_volume_warning(v));
     }
-    let reader_gone = Arc::new(ReaderGone::default());
-    launch.spec.stdout = Terminal::target(TerminalStream::Stdout, &reader_gone);
-    launch.spec.stderr = Terminal::target(TerminalStream::Stderr, &reader_gone);
+    launch.spec.stdout = OutputTarget::Inherit;
+    launch.spec.stderr = OutputTarget::Inherit;
     launch.spec.stdin = if args.interactive {
         InputSource::Inherit
     } else {
@@ -118,6 +117,11 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
             eprintln!("publishing {m}");
         }
     }
+    // A command's streams go through `Terminal`, which sees its reader go
+    // away (an HTTP server's, above, write to ours as they are).
+    let reader_gone = Arc::new(ReaderGone::default());
+    launch.spec.stdout = Terminal::target(TerminalStream::Stdout, &reader_gone);
+    launch.spec.stderr = Terminal::target(TerminalStream::Stderr, &reader_gone);
     let executor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -134,8 +138,8 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     // madvise over its whole reservation) would only delay that.
     std::mem::forget(module);
     std::mem::forget(runtime);
-    // The guest may have ended (a trap on the failed write) before the
-    // notice was seen: its reader going away decides how the run ends.
+    // The guest may have ended in the poll that saw its reader go: the
+    // reader going away decides how the run ends.
     let outcome = match outcome {
         Some(outcome) if !reader_gone.is_set() => outcome.map_err(anyhow::Error::from)?,
         _ => return Ok(ExitCode::from(crate::EXIT_CLOSED_STDOUT)),
