@@ -292,28 +292,6 @@ impl Store {
             .is_ok_and(|found| found == recorded)
     }
 
-    /// Unpacks the snapshot of `record` again from its layer blobs, when it
-    /// is damaged (see [`Store::snapshot_intact`]), and puts it in place of
-    /// the damaged one; returns whether it did. Instances already running
-    /// keep the tree they opened.
-    pub fn repair_snapshot(&self, record: &ImageRecord) -> Result<bool> {
-        let Some(chain) = record.chain_id else {
-            return Ok(false);
-        };
-        let manifest = self.manifest(record)?;
-        let config = self.config(record)?;
-        let mut staging = self.staging()?;
-        staging.prepare_snapshot(&manifest, &config)?;
-        if !staging.snapshots.contains_key(&chain) {
-            return Ok(false);
-        }
-        let _lock = self.lock()?;
-        staging.sync()?;
-        staging.publish_snapshot(&chain, &manifest, &config)?;
-        sync_dir(&self.root.join("snapshots"))?;
-        Ok(true)
-    }
-
     /// Per-layer sizes of an image's snapshot.
     pub fn snapshot_meta(&self, chain: &Digest) -> Result<SnapshotMeta> {
         let path = self.snapshot_dir(chain).join("meta.json");
