@@ -128,7 +128,8 @@ fn spawn_daemon(env: &Env, socket: &Path, err: &Path) -> std::process::Child {
     env.cmd()
         .args(["daemon", "--socket", socket.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(File::create(err).unwrap())
+        // Appended to, as the log of a daemon started on demand.
+        .stderr(File::options().create(true).append(true).open(err).unwrap())
         .spawn()
         .unwrap()
 }
