@@ -34,7 +34,8 @@ pub struct RunSettings {
     pub unset: Vec<String>,
     /// Replaces the image's WorkingDir.
     pub workdir: Option<String>,
-    /// Host directory, guest path, read-only.
+    /// Host directory (absolute) or a volume's name (relative: [`plan`]
+    /// finds it in the store, created when missing), guest path, read-only.
     pub volumes: Vec<(PathBuf, String, bool)>,
     /// A private writable `/tmp`.
     pub tmp: bool,
@@ -326,16 +327,19 @@ fn serve_settings(host: &HostConfig) -> Result<ServeSettings, DaemonError> {
 }
 
 /// A bind of the request: `HOST:GUEST[:ro|rw]` with HOST an absolute path
-/// to an existing directory.
+/// to an existing directory, or `NAME:GUEST[:ro|rw]` naming a volume.
 fn volume(bind: &str) -> Result<(PathBuf, String, bool), DaemonError> {
-    // Before the syntax: the CLI makes `./relative` absolute, so only a
-    // name (a named volume) or a relative path reaches here without a `/`.
+    let spec = BindSpec::parse(bind).map_err(DaemonError::InvalidArgument)?;
+    if let Some(name) = spec.volume_name() {
+        return Ok((PathBuf::from(name), spec.guest, spec.read_only));
+    }
+    // The CLI makes `./relative` absolute: only another client's relative
+    // path reaches here without a `/`.
     if !bind.starts_with('/') {
         return Err(DaemonError::invalid(format!(
-            "invalid bind {bind:?}: the host path must be absolute (named volumes are not supported)"
+            "invalid bind {bind:?}: the host path must be absolute"
         )));
     }
-    let spec = BindSpec::parse(bind).map_err(DaemonError::InvalidArgument)?;
     let host = PathBuf::from(&spec.host);
     if !host.is_dir() {
         return Err(DaemonError::invalid(format!(
@@ -366,13 +370,6 @@ pub fn adapt(
         return refuse(format!(
             "user {:?} cannot be applied: a wasm instance has no users; it reaches only the directories granted to it, with the daemon's file access",
             config.user
-        ));
-    }
-    // docker-py (and so docker-compose) lists each bind's guest path here
-    // too; dockerd makes an anonymous volume only where nothing is mounted.
-    if let Some(anonymous) = unmounted_volumes(config, host).next() {
-        return refuse(format!(
-            "anonymous volume {anonymous} is not supported: wrun has no volumes; bind a host directory there (-v /host/dir:{anonymous})"
         ));
     }
     if config.healthcheck.as_ref().is_some_and(|h| h.checks()) {
@@ -470,9 +467,18 @@ pub fn adapt(
             "custom name resolution (--dns, --dns-option, --dns-search, --add-host) is not supported: an instance granted --allow-dns resolves names with the host's resolver".into(),
         );
     }
-    if !host.volume_driver.is_empty() || given(&host.volumes_from) {
+    if !matches!(
+        host.volume_driver.as_str(),
+        "" | wrun_api::volumes::LOCAL_DRIVER
+    ) {
+        return refuse(format!(
+            "VolumeDriver {:?} is not supported: a wrun volume is a directory of the store (driver local)",
+            host.volume_driver
+        ));
+    }
+    if given(&host.volumes_from) {
         return refuse(
-            "VolumeDriver and VolumesFrom are not supported: wrun has no volumes; bind a host directory (-v /host/dir:/guest)".into(),
+            "VolumesFrom is not supported: mount the same volumes by name (-v NAME:/guest)".into(),
         );
     }
     if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
@@ -748,10 +754,11 @@ pub fn unmounted_volumes<'a>(
         .filter(move |k| !mounted(k))
 }
 
-/// The warning for a `VOLUME` of the image nothing is mounted at.
+/// The warning of a foreground run for a `VOLUME` of the image nothing is
+/// mounted at (the daemon gives it an anonymous volume, as dockerd does).
 pub fn image_volume_warning(path: &str) -> String {
     format!(
-        "the image's volume {path} is read-only image content: wrun has no volumes; bind a host directory there to write (-v /host/dir:{path})"
+        "the image's volume {path} is read-only image content in a foreground run: run with -d for an anonymous volume, or mount one there (-v NAME:{path})"
     )
 }
 
@@ -830,9 +837,32 @@ fn mount(m: &Mount) -> Result<Option<(PathBuf, String, bool)>, DaemonError> {
             }
             Ok(None)
         }
-        "volume" => Err(invalid(
-            "wrun has no volumes: bind a host directory instead (type=bind,source=/abs/dir)".into(),
-        )),
+        "volume" => {
+            if m.bind_options.is_some() || m.tmpfs_options.is_some() {
+                return Err(invalid(
+                    "only VolumeOptions may be given to a volume".into(),
+                ));
+            }
+            if m.source.is_empty() {
+                return Err(invalid(
+                    "wrun needs the volume's name here (source=NAME); an image VOLUME gets an anonymous volume by itself".into(),
+                ));
+            }
+            wrun_api::volumes::check_volume_name(&m.source).map_err(invalid)?;
+            if m.volume_options
+                .as_ref()
+                .is_some_and(|o| o.labels.as_ref().is_some_and(|l| !l.is_empty()))
+            {
+                return Err(invalid(
+                    "volume labels cannot be set here: create the volume first (wrun volume create --label K=V NAME)".into(),
+                ));
+            }
+            Ok(Some((
+                PathBuf::from(&m.source),
+                m.target.clone(),
+                m.read_only,
+            )))
+        }
         _ => Err(invalid("mount type unknown".into())),
     }
 }
@@ -1057,7 +1087,15 @@ pub fn plan(
         spec = spec.workdir(w);
     }
     for (host, guest, read_only) in &settings.volumes {
-        let host = check_bind(host, store.root(), settings.host_binds)?;
+        let host = match host.to_str().filter(|h| !h.starts_with('/')) {
+            // A named volume: its directory in the store, made when missing
+            // (`-v NAME:/path` creates it, as with dockerd).
+            Some(name) => {
+                let data = crate::volumes::Volumes::of(store.root()).mount_source(name)?;
+                check_bind(&data, store.root(), settings.host_binds)?
+            }
+            None => check_bind(host, store.root(), settings.host_binds)?,
+        };
         spec = spec.volume(host, guest, *read_only);
     }
     let known_digest = record
@@ -1185,7 +1223,15 @@ mod tests {
             assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST, "{bind}");
             assert!(err.message().contains(says), "{bind}: {err}");
         };
-        refused("myvol:/data", "named volumes are not supported");
+        let (name, guest, ro) = volume("myvol:/data").unwrap();
+        assert_eq!(
+            (name.as_path(), guest.as_str(), ro),
+            (Path::new("myvol"), "/data", false)
+        );
+        refused(
+            "a/b:/data",
+            "includes invalid characters for a local volume name",
+        );
         refused("./here:/data", "must be absolute");
         refused("/nonexistent/dir:/data", "does not exist");
         refused(&format!("{d}:/data:rx"), "\"rx\"");
@@ -1404,7 +1450,11 @@ mod tests {
         for (mounts, says) in [
             (
                 r#"[{"Type":"volume","Target":"/x"}]"#.to_string(),
-                "wrun has no volumes",
+                "wrun needs the volume's name here",
+            ),
+            (
+                r#"[{"Type":"volume","Source":"v1","Target":"/x","VolumeOptions":{"Labels":{"a":"b"}}}]"#.to_string(),
+                "create the volume first",
             ),
             (
                 r#"[{"Type":"npipe","Source":"/a","Target":"/x"}]"#.into(),
@@ -1484,10 +1534,9 @@ mod tests {
                 r#"{"User":"4242:4242"}"#,
                 "user \"4242:4242\" cannot be applied",
             ),
-            (r#"{"Volumes":{"/data":{}}}"#, "anonymous volume /data"),
             (
-                r#"{"Volumes":{"/out":{},"/data":{}},"HostConfig":{"Binds":["/tmp:/out"]}}"#,
-                "anonymous volume /data",
+                r#"{"HostConfig":{"VolumeDriver":"nfs"}}"#,
+                "VolumeDriver \"nfs\" is not supported",
             ),
             (
                 r#"{"Healthcheck":{"Test":["CMD","true"]}}"#,
