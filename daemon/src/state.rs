@@ -330,6 +330,17 @@ impl Daemon {
         // the instance is inserted below, its name is taken but finds
         // nothing.
         let name = self.registry().claim_name(name, &id)?;
+        // Merged with the image's defaults, as Docker stores and shows it;
+        // each VOLUME nothing mounts gets an anonymous volume, as dockerd's.
+        let config = launch.merged_config(config);
+        let volumes = crate::volumes::Volumes::of(self.store.root());
+        let host_config = match crate::volumes::add_anonymous(&volumes, &config, host_config) {
+            Ok(h) => h,
+            Err(e) => {
+                self.registry().release_name(&name, &id);
+                return Err(e);
+            }
+        };
         let record = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -338,8 +349,7 @@ impl Daemon {
             image_id: record.id.to_string(),
             path,
             args,
-            // Merged with the image's defaults, as Docker stores and shows it.
-            config: self.configs.intern(launch.merged_config(config).into()),
+            config: self.configs.intern(config.into()),
             host_config: self.host_configs.intern(host_config.into()),
             state: StateRecord::default(),
             restart_count: 0,
@@ -582,6 +592,7 @@ impl Daemon {
                 if let Some(old) = pushed_out {
                     delete_log(&old);
                 }
+                crate::volumes::remove_anonymous_later(self, r);
                 self.forget_recently_removed_later(c);
             }
             return;
