@@ -1075,9 +1075,29 @@ impl<'s> Staging<'s> {
                 .snapshots
                 .remove(chain)
                 .expect("a replacement is staged when one is needed");
+            // An older wrun's snapshot (no digest recorded) that holds just
+            // what was unpacked now gets the digest and stays: instances
+            // running on it keep their tree.
+            let unrecorded = self
+                .store
+                .snapshot_meta(chain)
+                .is_ok_and(|m| m.rootfs_digest.is_none());
+            if unrecorded
+                && Dir::open_ambient_dir(dest.join("rootfs"), ambient_authority())
+                    .and_then(|root| rootfs_digest(&root))
+                    .is_ok_and(|found| Some(found) == meta.rootfs_digest)
+            {
+                let bytes = serde_json::to_vec(&meta).map_err(|source| ImageError::Json {
+                    what: "snapshot meta".into(),
+                    source,
+                })?;
+                write_atomic(&dest.join("meta.json"), &bytes)?;
+                return Ok(meta);
+            }
             // One atomic swap: a run starting now finds the damaged tree
             // or the repaired one, never no snapshot. The damaged tree ends
-            // up in the staging area and goes with it.
+            // up in the staging area and goes with it (an instance still
+            // running on it loses what it had not opened yet).
             rustix::fs::renameat_with(
                 rustix::fs::CWD,
                 &dir,
