@@ -220,3 +220,39 @@ fn a_damaged_snapshot_says_so_and_build_or_load_repairs_it() {
         "staging areas left behind"
     );
 }
+
+#[test]
+fn an_older_snapshot_without_a_digest_is_kept_when_intact_and_replaced_when_not() {
+    use std::os::unix::fs::MetadataExt;
+    no_umask();
+    let env = Env::with_image("hello:1", HELLO_DIR);
+    let rootfs = snapshot_rootfs(&env);
+    let meta_path = rootfs.with_file_name("meta.json");
+    // What an older wrun wrote: the layers, no rootfs digest.
+    let strip_digest = || {
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+        assert!(meta["rootfs_digest"].is_string(), "{meta}");
+        meta.as_object_mut().unwrap().remove("rootfs_digest");
+        std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    };
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+
+    strip_digest();
+    let before = inode(&rootfs);
+    env.build_hello("hello:1");
+    assert_eq!(inode(&rootfs), before, "an intact snapshot was swapped");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    assert!(
+        meta["rootfs_digest"].is_string(),
+        "no digest recorded: {meta}"
+    );
+
+    strip_digest();
+    std::fs::write(rootfs.join("planted"), b"x").unwrap();
+    env.build_hello("hello:1");
+    assert_ne!(inode(&rootfs), before, "a changed snapshot was kept");
+    assert!(!rootfs.join("planted").exists());
+    assert!(env.ok(&["run", "--rm", "hello:1"]).contains("Hello"));
+}
