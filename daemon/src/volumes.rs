@@ -304,6 +304,17 @@ pub fn add_anonymous(
     let unmounted: Vec<String> = crate::launch::unmounted_volumes(config, &host)
         .cloned()
         .collect();
+    // The docker CLI sends `-v x:/out` (a one-letter name, read as a
+    // drive) here as it is: no guest path wrun could mount at. Checked
+    // before any volume is made.
+    if let Some(bad) = unmounted
+        .iter()
+        .find(|p| !p.starts_with('/') || p.contains(':'))
+    {
+        return Err(DaemonError::invalid(format!(
+            "invalid volume {bad:?}: an anonymous volume's guest path must be absolute (a volume's name has two characters or more)"
+        )));
+    }
     for path in unmounted {
         let v = volumes.create(None, None, true)?;
         host.binds
@@ -648,6 +659,12 @@ mod tests {
         let (name, path) = binds[1].split_once(':').unwrap();
         assert_eq!(path, "/data");
         assert!(volumes.is_anonymous(name));
+        // A path that cannot be mounted is refused before any volume is made.
+        let odd: ContainerConfig =
+            serde_json::from_str(r#"{"Volumes":{"/a":{},"x:/out":{}}}"#).unwrap();
+        let err = add_anonymous(&volumes, &odd, HostConfig::default()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(volumes.list().len(), 1);
         let points = mount_points(Some(&volumes), &host);
         let data = points.iter().find(|p| p.destination == "/data").unwrap();
         assert_eq!((data.kind.as_str(), data.mode.as_str()), ("volume", ""));
