@@ -482,7 +482,7 @@ pub async fn remove(
         if !users.is_empty() {
             return Err(DaemonError::conflict(format!(
                 "remove {name}: volume is in use - [{}]",
-                users.join(" ")
+                users.join(", ")
             )));
         }
         match volumes.delete(&name) {

@@ -39,6 +39,7 @@ import scenarios_cli  # noqa: E402,F401
 import scenarios_compose  # noqa: E402,F401
 import scenarios_images  # noqa: E402,F401
 import scenarios_sdk  # noqa: E402,F401
+import scenarios_volumes  # noqa: E402,F401
 
 KINDS = {"deliberate": "deliberate difference", "bug": "known bug"}
 DOC_COMMAND = "WRUN_DOCKER_ORACLE=$(dev/oracle) cargo test --test docker_compat -- --nocapture"
