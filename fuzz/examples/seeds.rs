@@ -1,10 +1,13 @@
 //! Writes the seed corpora (fuzz/corpus/<target>/seed-*): synthetic image
 //! archives in each form `wrun load` reads, hostile layers, the examples'
-//! wrun.toml files, Dockerfiles, and the values the API parsers take.
-//! Run from fuzz/: `cargo run --example seeds`.
+//! wrun.toml files, Dockerfiles, the values the API parsers take, and
+//! Engine API requests as the docker CLI, docker-py and compose send them.
+//! Run from fuzz/: `cargo run --example seeds [TARGET...]` (only those
+//! targets' seeds when named).
 
 use std::path::Path;
 
+use wrun_fuzz::api_request;
 use wrun_fuzz::{
     Entry, FLAG_GZIP, FLAG_REFS, FLAG_TAR, KIND_DIR, KIND_FILE, KIND_HARDLINK, KIND_SYMLINK,
     MODE_GZIP, MODE_PLAIN, MODE_RAW, archive_bytes, encode_entries,
@@ -373,6 +376,8 @@ PORT=9090
         write(out, "api_parse", &i.to_string(), &input);
     }
 
+    api_seeds(out);
+
     let mut stream = vec![7u8];
     for (s, payload) in [
         (1u8, &b"hello\n"[..]),
@@ -386,8 +391,216 @@ PORT=9090
     write(out, "stream_demux", "frames", &stream);
 }
 
+/// Writes one seed; with target names as arguments, only theirs.
 fn write(out: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    if !only.is_empty() && !only.iter().any(|t| t == target) {
+        return;
+    }
     let dir = out.join(target);
     std::fs::create_dir_all(&dir).expect("creating a corpus directory");
     std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("writing a seed");
+}
+
+/// What the docker 28 CLI sent to dockerd 20.10 for `docker create` with
+/// many flags (captured on the Unix socket), its image and paths renamed to
+/// the `api_router` state's.
+const CLI_CREATE: &str = r#"{"Hostname":"h1","Domainname":"","User":"1000:1000","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"ExposedPorts":{"80/tcp":{}},"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":["A=1"],"Cmd":["a","b"],"Image":"idle:1.0","Volumes":{},"WorkingDir":"/","Entrypoint":["/idle.wasm"],"OnBuild":null,"Labels":{"k":"v"},"StopSignal":"SIGINT","StopTimeout":5,"HostConfig":{"Binds":["/tmp:/data:ro"],"ContainerIDFile":"","LogConfig":{"Type":"","Config":{"max-size":"1m"}},"NetworkMode":"none","PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"0"}]},"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},"AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":true,"SecurityOpt":null,"Tmpfs":{"/tmp":""},"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":67108864,"NanoCpus":500000000,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":-1,"OomKillDisable":false,"PidsLimit":0,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"Mounts":[{"Type":"bind","Source":"/tmp","Target":"/m"}],"MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{}}}"#;
+
+/// Other create bodies: docker-py's `containers.run` and compose 1.29's.
+const CREATE_BODIES: [&str; 5] = [
+    r#"{"Image":"idle:1.0"}"#,
+    r#"{"Image":"idle:1.0","Cmd":["60"],"Env":["X=y"],"Labels":{"a":"b"},"HostConfig":{"AutoRemove":true,"LogConfig":{"Type":"json-file","Config":{}},"Memory":33554432,"RestartPolicy":{"Name":"no"},"NetworkMode":"default"}}"#,
+    r#"{"Image":"idle:1.0","Labels":{"com.docker.compose.project":"p","com.docker.compose.service":"s"},"HostConfig":{"NetworkMode":"p_default","Binds":[],"Links":[],"LogConfig":{"Type":"","Config":{}}},"NetworkingConfig":{"EndpointsConfig":{"p_default":{"Aliases":["s"],"IPAMConfig":{}}}}}"#,
+    r#"{"Image":"idle:1.0","HostConfig":{"Mounts":[{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576}},{"Type":"volume","Target":"/v"}],"PortBindings":{"53/udp":[{"HostPort":""}]},"PublishAllPorts":true,"StopTimeout":1}}"#,
+    r#"{"Hostname":"x","HostConfig":{"Binds":["/:/host"],"NetworkMode":"host"}}"#,
+];
+
+/// The `api_router` and `api_bodies` seeds.
+fn api_seeds(out: &Path) {
+    const CLIENT: (&str, &str) = ("User-Agent", "Docker-Client/28.2.2 (linux)");
+    const JSON: (&str, &str) = ("Content-Type", "application/json");
+    let filters = |f: &str| -> String { form_urlencoded(f) };
+    let label_exited = filters(r#"{"label":{"a=b":true},"status":{"exited":true}}"#);
+    let dangling_ref = filters(r#"{"dangling":{"true":true},"reference":{"idle*":true}}"#);
+    let events = filters(r#"{"event":{"start":true},"type":{"container":true}}"#);
+    let prune = filters(r#"{"label":{"k":true},"until":{"1h":true}}"#);
+    let image_prune = filters(r#"{"dangling":{"true":true}}"#);
+    let gets = [
+        "/_ping".to_string(),
+        "/v1.41/version".into(),
+        "/v1.41/info".into(),
+        "/v1.41/containers/json".into(),
+        format!("/v1.41/containers/json?all=1&filters={label_exited}"),
+        "/v1.41/containers/json?all=1&limit=2&size=1".into(),
+        "/v1.41/images/json".into(),
+        format!("/v1.41/images/json?filters={dangling_ref}"),
+        "/v1.41/images/json?all=1&digests=1&shared-size=1".into(),
+        "/v1.41/images/idle:1.0/json".into(),
+        "/v1.41/images/idle:1.0/history".into(),
+        "/v1.41/images/get?names=idle%3A1.0".into(),
+        "/v1.41/containers/fz/json?size=1".into(),
+        "/v1.41/containers/fz/logs?since=1796668196&stderr=1&stdout=1&tail=5&timestamps=1".into(),
+        "/v1.41/containers/fz/logs?stdout=1&follow=1&until=2030-01-01T00:00:00Z".into(),
+        "/v1.41/containers/fz/top?ps_args=-ef".into(),
+        "/v1.41/containers/fz/stats?stream=0".into(),
+        "/v1.41/containers/fz/stats?stream=1&one-shot=1".into(),
+        format!("/v1.41/events?filters={events}&since=1796668501"),
+        "/v1.41/events?since=0&until=1".into(),
+        "/v1.41/system/df".into(),
+        "/v1.41/exec/434966a23c29/json".into(),
+        "/v1.99/version".into(),
+        "/v1.12/version".into(),
+        "/v1.41/images/%zz/json".into(),
+    ];
+    let mut requests: Vec<Vec<u8>> = gets
+        .iter()
+        .map(|target| api_request::encode("GET", target, &[CLIENT], b""))
+        .collect();
+    requests.push(api_request::encode("HEAD", "/_ping", &[CLIENT], b""));
+    let posts = [
+        "/v1.41/containers/fz/start",
+        "/v1.41/containers/fz/pause",
+        "/v1.41/containers/fz/unpause",
+        "/v1.41/containers/fz/rename?name=fz2",
+        "/v1.41/containers/fz/kill?signal=SIGUSR1",
+        "/v1.41/containers/fz/kill?signal=99",
+        "/v1.41/containers/fz/stop?t=1",
+        "/v1.41/containers/fz/wait?condition=next-exit",
+        "/v1.41/containers/fz/restart?t=1",
+        "/v1.41/containers/fz/attach?stream=1&stdout=1&stderr=1&logs=1",
+        "/v1.41/images/idle:1.0/tag?repo=docker.io%2Flibrary%2Fidle-y&tag=2",
+        "/v1.41/images/idle:1.0/tag?repo=UPPER&tag=x",
+        "/v1.41/networks/prune",
+        "/v1.41/build/prune?all=1",
+        "/v1.41/images/create?fromImage=alpine&tag=3",
+        "/wrun/shutdown",
+    ];
+    for target in posts {
+        requests.push(api_request::encode("POST", target, &[CLIENT], b""));
+    }
+    requests.push(api_request::encode(
+        "POST",
+        &format!("/v1.41/containers/prune?filters={prune}"),
+        &[CLIENT],
+        b"",
+    ));
+    requests.push(api_request::encode(
+        "POST",
+        &format!("/v1.41/images/prune?filters={image_prune}"),
+        &[CLIENT],
+        b"",
+    ));
+    requests.push(api_request::encode(
+        "POST",
+        "/v1.41/containers/create?name=hd-c1",
+        &[CLIENT, JSON],
+        CLI_CREATE.as_bytes(),
+    ));
+    for body in CREATE_BODIES {
+        requests.push(api_request::encode(
+            "POST",
+            "/v1.45/containers/create",
+            &[JSON],
+            body.as_bytes(),
+        ));
+    }
+    requests.push(api_request::encode(
+        "POST",
+        "/v1.41/containers/create",
+        &[CLIENT, JSON],
+        b"{",
+    ));
+    requests.push(api_request::encode(
+        "POST",
+        "/v1.41/containers/fz/exec",
+        &[CLIENT, JSON],
+        br#"{"User":"","Privileged":false,"Tty":false,"AttachStdin":false,"AttachStderr":true,"AttachStdout":true,"Detach":false,"DetachKeys":"","Env":null,"WorkingDir":"","Cmd":["/x"]}"#,
+    ));
+    requests.push(api_request::encode(
+        "POST",
+        "/v1.41/containers/fz/attach?stream=1&stdin=1&stdout=1",
+        &[CLIENT, ("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        b"",
+    ));
+    requests.push(api_request::encode(
+        "POST",
+        "/v1.41/images/load?quiet=1",
+        &[CLIENT, ("Content-Type", "application/x-tar")],
+        &archive_bytes(&{
+            let app = [entry(KIND_FILE, "app.wasm", WASM)];
+            let mut input = vec![MODE_GZIP];
+            input.extend(encode_entries(&oci_image(&app, true, "wasip1")));
+            input
+        }),
+    ));
+    for target in [
+        "/v1.41/containers/fz?force=1&v=1",
+        "/v1.41/images/idle:1.0?force=1&noprune=1",
+        "/v1.41/images/sha256:0000",
+    ] {
+        requests.push(api_request::encode("DELETE", target, &[CLIENT], b""));
+    }
+    requests.push(api_request::encode(
+        "PUT",
+        "/v1.41/containers/json",
+        &[],
+        b"",
+    ));
+    requests.push(api_request::encode(
+        "PATCH",
+        "/v1.41/containers/fz/update",
+        &[JSON],
+        b"{}",
+    ));
+    for (i, request) in requests.iter().enumerate() {
+        assert!(
+            api_request::parse(request).is_some(),
+            "seed {i} does not parse: {}",
+            String::from_utf8_lossy(request)
+        );
+        write(out, "api_router", &format!("{i:02}"), request);
+    }
+
+    let mut bodies: Vec<(u8, &[u8])> = vec![(0, CLI_CREATE.as_bytes()), (0, b"{"), (0, b"")];
+    bodies.extend(CREATE_BODIES.iter().map(|b| (0, b.as_bytes())));
+    bodies.extend([
+        (
+            1,
+            &br#"{"event":{"start":true},"type":{"container":true}}"#[..],
+        ),
+        (
+            1,
+            br#"{"label":["a=b"],"image":["idle:1.0"],"container":["fz"]}"#,
+        ),
+        (2, br#"{"label":{"k":true},"until":{"1h":true}}"#),
+        (
+            2,
+            br#"{"until":["2030-01-01T00:00:00Z","10m"],"label!":["x=y"]}"#,
+        ),
+        (
+            3,
+            br#"{"dangling":{"false":true},"until":["1700000000.5"]}"#,
+        ),
+    ]);
+    for (i, (parser, body)) in bodies.iter().enumerate() {
+        let mut input = vec![*parser];
+        input.extend_from_slice(body);
+        write(out, "api_bodies", &format!("{i:02}"), &input);
+    }
+}
+
+/// Percent-encodes a query value as Go's `url.QueryEscape` (the docker CLI).
+fn form_urlencoded(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }

@@ -1,7 +1,10 @@
 //! What the fuzz targets share: a compact description of an image tar that
 //! mutations keep loadable (names and JSON refer to other entries' digests
 //! and sizes by placeholders), its encoder for the seed generator, and the
-//! checks a store must pass after a `load`.
+//! checks a store must pass after a `load`; the request form of the
+//! `api_router` inputs.
+
+pub mod api_request;
 
 use std::io::Write;
 use std::path::Path;
