@@ -146,7 +146,6 @@ fn docker_verbs_wrun_does_not_serve_name_themselves() {
     d.wrun_ok(&["create", "--name", "xx", "hello:1.0"]);
     for (args, verb) in [
         (vec!["exec", "xx", "ls"], "exec"),
-        (vec!["volume", "create", "v"], "volume"),
         (vec!["network", "create", "n"], "network"),
         (vec!["diff", "xx"], "diff"),
         (vec!["push", "hello:1.0"], "push"),
