@@ -46,6 +46,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -425,6 +426,7 @@ def main():
                 print(f"removing the chatty container: {e}", file=sys.stderr)
         if daemon:
             daemon.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
     failed = False
     print("| phase | attack result | /_ping p50 / p99 / max (ms) | ping failures | docker ps ok / runs (max ms) | RSS max (MiB) | fds max |")
