@@ -6,12 +6,12 @@ use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -357,6 +357,7 @@ impl<'a> Ctx<'a> {
         };
         let mut dir_only = comps.trailing_slash;
         let mut pending: VecDeque<Vec<u8>> = comps.parts.into();
+        self.lower_fast_path(&mut cur, &mut pending);
         let mut links = 0;
         loop {
             let Some(c) = pending.pop_front() else {
@@ -422,6 +423,57 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+    }
+
+    /// Where the cursor's directory has nothing in the upper, nothing below
+    /// it has (an upper node always has its parents there, and so does a
+    /// whiteout): the leading plain directory names of `pending` are then
+    /// resolved in the lower with one `openat2` that refuses any symlink and
+    /// any step out. On any failure nothing moves and the walk goes name by
+    /// name, so errors and their order are the walk's.
+    fn lower_fast_path(&self, cur: &mut Cursor<'a>, pending: &mut VecDeque<Vec<u8>>) {
+        if cur.top.upper.is_some() || pending.len() < 2 {
+            return;
+        }
+        let Some(lower) = &cur.top.lower else {
+            return;
+        };
+        let run = pending
+            .iter()
+            .take(pending.len() - 1)
+            .take_while(|c| {
+                c.as_slice() != b"." && c.as_slice() != b".." && checked_name(c).is_ok()
+            })
+            .count();
+        if run == 0 {
+            return;
+        }
+        let mut joined = Vec::new();
+        for (i, c) in pending.iter().take(run).enumerate() {
+            if i > 0 {
+                joined.push(b'/');
+            }
+            joined.extend_from_slice(c);
+        }
+        let Ok(fd) = rustix::fs::openat2(
+            lower.fd(),
+            joined.as_slice(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::NO_XDEV,
+        ) else {
+            return;
+        };
+        for c in pending.drain(..run) {
+            cur.path.push(OsString::from_vec(c));
+        }
+        cur.top = Frame {
+            upper: None,
+            lower: Some(Fd::Own(fd)),
+        };
     }
 
     /// The merged entries of the cursor's directory, upper first.

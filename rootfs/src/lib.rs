@@ -21,3 +21,16 @@ pub use host::{Kind, SetTime, Stat};
 pub use layers::{DirEntry, Layers, OpenOptions, Opened, UpperOptions, ViewDir};
 pub use path::{MAX_SYMLINKS, NAME_MAX, PATH_MAX, ViewPath};
 pub use walk::{Change, ChangeKind, LayerItem, MergedWalk, TreeEntry};
+
+#[cfg(test)]
+mod tests {
+    /// A later `exec` shares one view between instances on several threads.
+    #[test]
+    fn the_view_and_its_handles_are_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<super::Layers>();
+        shared::<super::ViewDir>();
+        shared::<super::ViewFile>();
+        shared::<super::MergedWalk>();
+    }
+}
