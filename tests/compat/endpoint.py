@@ -132,14 +132,14 @@ class Ctx:
         """The stock docker CLI against this endpoint."""
         return self.run(["docker", *args], stdin=stdin, timeout=timeout)
 
-    def run(self, argv: list[str], stdin=None, timeout=None, cwd=None) -> Result:
+    def run(self, argv: list[str], stdin=None, timeout=None, cwd=None, env: dict | None = None) -> Result:
         data = stdin.encode() if isinstance(stdin, str) else stdin
         try:
             p = subprocess.run(
                 argv,
                 input=data if data is not None else b"",
                 capture_output=True,
-                env=self.ep.env,
+                env=env if env is not None else self.ep.env,
                 timeout=self._timeout(timeout),
                 cwd=cwd,
             )
@@ -154,11 +154,17 @@ class Ctx:
             raise SetupFailed(f"docker {' '.join(args)} exited {r.code}: {r.err.strip()}")
         return r.out
 
-    def compose(self, project_dir: Path, *args: str, stdin=None, project: str | None = None) -> Result:
+    def compose(self, project_dir: Path, *args: str, stdin=None, project: str | None = None, cli_attach: bool = False) -> Result:
         """docker-compose 1.29 in `project_dir` (its docker-compose.yml),
-        with this scenario's project name (or `project`)."""
+        with this scenario's project name (or `project`). `run` attaches
+        through docker-py and dockerpty (COMPOSE_INTERACTIVE_NO_CLI), or
+        with `cli_attach` as compose does by default: `docker start
+        --attach --interactive`."""
         exe = shutil.which("docker-compose") or "docker-compose"
-        return self.run([exe, "--ansi", "never", "-p", project or self.prefix, *args], stdin=stdin, cwd=project_dir)
+        env = None
+        if cli_attach:
+            env = {k: v for k, v in self.ep.env.items() if k != "COMPOSE_INTERACTIVE_NO_CLI"}
+        return self.run([exe, "--ansi", "never", "-p", project or self.prefix, *args], stdin=stdin, cwd=project_dir, env=env)
 
     def api(self, method: str, path: str, body=None, query: dict | None = None, headers: dict | None = None, timeout=30) -> Response:
         """One raw HTTP request over the daemon's socket; `body` is sent as

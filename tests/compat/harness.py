@@ -382,6 +382,14 @@ def main() -> int:
                 print(f"       {d}")
             if dbroke:
                 print("       against dockerd: " + dbroke.replace("\n", "\n       "))
+            if wbroke:
+                print("       against wrun: " + wbroke.replace("\n", "\n       "))
+            # Both sides in full: a flaky failure in CI must be diagnosable
+            # from its output alone (the daemon's own log is on stderr).
+            for side, obs in (("dockerd", dobs), ("wrun", wobs)):
+                print(f"       {side} observed:")
+                for what, value in obs:
+                    print(f"         {what}: {json.dumps(value, default=as_json)}")
             if result.startswith("same, but"):
                 print(f"       remove [{case.name!r}] from {args.expectations.name} (it no longer differs)")
             if result == "UNLISTED DIFFERENCE":

@@ -150,11 +150,22 @@ services:
     command: ["A", "B"]
 """
     d = project(ctx, body)
-    r = ctx.compose(d, "run", "-T", "hello")
-    ctx.see("exit", r.code)
+    # Not through dockerpty (COMPOSE_INTERACTIVE_NO_CLI): it starts the
+    # container, only then attaches, and starts it again if an inspect
+    # finds it no longer running. A guest that exits first (wrun's often
+    # does, dockerd's under load) then runs twice and its log holds its
+    # line twice, against either daemon (seen as `create start die attach
+    # start die` in wrun's events). `docker start --attach`, compose's
+    # default, attaches first and starts once. Run twice: the race hit
+    # about one run in twenty in the harness, and most bare runs in a loop.
+    seen = []
+    for _ in range(2):
+        r = ctx.compose(d, "run", "-T", "hello", cli_attach=True)
+        seen.append(r.code)
+    ctx.see("exits", seen)
     ran = [line.split()[0] for line in ctx.docker("ps", "-a", "--format", "{{.Names}}").out.splitlines() if line.startswith(f"{ctx.prefix}_hello_run_")]
-    ctx.see("one run container", len(ran))
-    ctx.see("its logs", ctx.docker("logs", ran[0]).out if ran else None)
+    ctx.see("run containers", len(ran))
+    ctx.see("their logs", sorted(ctx.docker("logs", name).out for name in ran))
 
 
 @scenario("compose.stop-start-kill", COMPOSE, chain="compose")
