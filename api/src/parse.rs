@@ -99,7 +99,7 @@ impl BindSpec {
         };
         if !(host.starts_with('/') || host.starts_with('.')) {
             // A named volume: dockerd's words for a name it refuses.
-            crate::volumes::check_volume_name(host).map_err(|e| format!("create {host}: {e}"))?;
+            check_volume_name(host).map_err(|e| format!("create {host}: {e}"))?;
         }
         if !guest.starts_with('/') || guest == "/" {
             return Err(format!(
@@ -451,6 +451,29 @@ fn match_chunk<'t>(mut chunk: &[char], mut t: &'t [char]) -> Option<&'t [char]> 
     Some(t)
 }
 
+/// Docker's rule for a local volume's name (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`),
+/// with dockerd's words for a name it refuses (the caller adds the
+/// `create NAME: ` prefix dockerd puts before them).
+pub fn check_volume_name(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    if b.len() == 1 {
+        return Err(
+            "volume name is too short, names should be at least two alphanumeric characters".into(),
+        );
+    }
+    let ok = b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,5 +632,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn volume_names_follow_dockers_rule_and_words() {
+        for good in ["ab", "my-vol", "a.b_c-9", "0123"] {
+            assert!(check_volume_name(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            check_volume_name("x").unwrap_err(),
+            "volume name is too short, names should be at least two alphanumeric characters"
+        );
+        for bad in ["bad/name", "-ab", ".ab", "a:b", "a b", "", "é1"] {
+            let e = check_volume_name(bad).unwrap_err();
+            assert!(
+                e.ends_with("includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            check_volume_name("bad/name")
+                .unwrap_err()
+                .starts_with("\"bad/name\" includes")
+        );
     }
 }

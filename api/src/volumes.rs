@@ -90,55 +90,9 @@ pub struct DiskUsage {
     pub builder_size: i64,
 }
 
-/// Docker's rule for a local volume's name (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`),
-/// with dockerd's words for a name it refuses (the caller adds the
-/// `create NAME: ` prefix dockerd puts before them).
-pub fn check_volume_name(name: &str) -> Result<(), String> {
-    let b = name.as_bytes();
-    if b.len() == 1 {
-        return Err(
-            "volume name is too short, names should be at least two alphanumeric characters".into(),
-        );
-    }
-    let ok = b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn volume_names_follow_dockers_rule_and_words() {
-        for good in ["ab", "my-vol", "a.b_c-9", "0123"] {
-            assert!(check_volume_name(good).is_ok(), "{good}");
-        }
-        assert_eq!(
-            check_volume_name("x").unwrap_err(),
-            "volume name is too short, names should be at least two alphanumeric characters"
-        );
-        for bad in ["bad/name", "-ab", ".ab", "a:b", "a b", "", "é1"] {
-            let e = check_volume_name(bad).unwrap_err();
-            assert!(
-                e.ends_with("includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"),
-                "{bad}: {e}"
-            );
-        }
-        assert!(
-            check_volume_name("bad/name")
-                .unwrap_err()
-                .starts_with("\"bad/name\" includes")
-        );
-    }
 
     #[test]
     fn shapes_have_dockers_keys() {

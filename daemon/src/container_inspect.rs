@@ -22,7 +22,7 @@ pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<B
     let r = c.record();
     let mut view = inspect_view(&r);
     // A volume's Source is its directory in this daemon's store.
-    let volumes = crate::volumes::Volumes::of(daemon.store.root());
+    let volumes = crate::volume_store::Volumes::of(daemon.store.root());
     view.mounts = mounts_at(&r, Some(&volumes));
     view.log_path = c.log.path().display().to_string();
     if query.flag("size") {
@@ -143,7 +143,10 @@ pub(crate) fn mounts(r: &ContainerRecord) -> Vec<MountPoint> {
 }
 
 /// [`mounts`], a volume's Source its directory in `volumes` when given.
-fn mounts_at(r: &ContainerRecord, volumes: Option<&crate::volumes::Volumes>) -> Vec<MountPoint> {
+fn mounts_at(
+    r: &ContainerRecord,
+    volumes: Option<&crate::volume_store::Volumes>,
+) -> Vec<MountPoint> {
     let binds = r.host_config.binds.iter().flatten().filter_map(|b| {
         let spec = wrun_api::parse::BindSpec::parse(b).ok()?;
         if spec.volume_name().is_some() {
@@ -179,7 +182,7 @@ fn mounts_at(r: &ContainerRecord, volumes: Option<&crate::volumes::Volumes>) -> 
             },
             ..MountPoint::default()
         });
-    let volumes = crate::volumes::mount_points(volumes, &r.host_config);
+    let volumes = crate::volume_store::mount_points(volumes, &r.host_config);
     volumes.into_iter().chain(mounts).chain(binds).collect()
 }
 

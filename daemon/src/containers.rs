@@ -39,7 +39,7 @@ pub async fn create(
     // The request's own anonymous volumes were refused: these are the image's.
     let r = c.record();
     warnings.extend(
-        crate::launch::unmounted_volumes(&r.config, &r.host_config)
+        crate::volume_store::unmounted_volumes(&r.config, &r.host_config)
             .map(|v| crate::launch::image_volume_warning(v)),
     );
     Ok(json(

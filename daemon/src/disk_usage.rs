@@ -17,7 +17,7 @@ use crate::http::{Body, Query, json};
 use crate::lifecycle::Status;
 use crate::record::ContainerRecord;
 use crate::state::Daemon;
-use crate::volumes::{Volumes, mounts_of};
+use crate::volume_store::{Volumes, mounts_of};
 
 /// `GET /system/df`: every image with the instances made from it, every
 /// instance with its sizes (`ps -a -s`'s rows), every volume with its size

@@ -722,38 +722,6 @@ pub fn check_networking(n: &NetworkingConfig) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The `Volumes` of `config` nothing in `host` mounts (no bind, mount or
-/// tmpfs at that path): where dockerd would make an anonymous volume.
-pub fn unmounted_volumes<'a>(
-    config: &'a ContainerConfig,
-    host: &'a HostConfig,
-) -> impl Iterator<Item = &'a String> {
-    let mounted = move |path: &str| {
-        let path = path.trim_end_matches('/');
-        let bound = host
-            .binds
-            .iter()
-            .flatten()
-            .any(|b| BindSpec::parse(b).is_ok_and(|s| s.guest.trim_end_matches('/') == path));
-        bound
-            || host
-                .mounts
-                .iter()
-                .flatten()
-                .any(|m| m.target.trim_end_matches('/') == path)
-            || host
-                .tmpfs
-                .as_ref()
-                .is_some_and(|t| t.keys().any(|k| k.trim_end_matches('/') == path))
-    };
-    config
-        .volumes
-        .iter()
-        .flatten()
-        .map(|(k, _)| k)
-        .filter(move |k| !mounted(k))
-}
-
 /// The warning of a foreground run for a `VOLUME` of the image nothing is
 /// mounted at (the daemon gives it an anonymous volume, as dockerd does).
 pub fn image_volume_warning(path: &str) -> String {
@@ -848,7 +816,7 @@ fn mount(m: &Mount) -> Result<Option<(PathBuf, String, bool)>, DaemonError> {
                     "wrun needs the volume's name here (source=NAME); an image VOLUME gets an anonymous volume by itself".into(),
                 ));
             }
-            wrun_api::volumes::check_volume_name(&m.source).map_err(invalid)?;
+            wrun_api::parse::check_volume_name(&m.source).map_err(invalid)?;
             if m.volume_options
                 .as_ref()
                 .is_some_and(|o| o.labels.as_ref().is_some_and(|l| !l.is_empty()))
@@ -1091,7 +1059,7 @@ pub fn plan(
             // A named volume: its directory in the store, made when missing
             // (`-v NAME:/path` creates it, as with dockerd).
             Some(name) => {
-                let data = crate::volumes::Volumes::of(store.root()).mount_source(name)?;
+                let data = crate::volume_store::Volumes::of(store.root()).mount_source(name)?;
                 check_bind(&data, store.root(), settings.host_binds)?
             }
             None => check_bind(host, store.root(), settings.host_binds)?,

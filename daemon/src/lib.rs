@@ -39,6 +39,7 @@ mod serving;
 mod state;
 mod stderr_relay;
 mod system;
+pub mod volume_store;
 pub mod volumes;
 
 pub use error::{DaemonError, describe};
@@ -363,11 +364,9 @@ async fn dispatch(
                     if query.flag("v") {
                         // Docker's `rm -v`: the anonymous volumes go too.
                         let d = Arc::clone(daemon);
-                        tokio::task::spawn_blocking(move || {
-                            volumes::remove_anonymous(&d, &removed)
-                        })
-                        .await
-                        .map_err(|e| anyhow::anyhow!("removing the volumes failed: {e}"))?;
+                        tokio::task::spawn_blocking(move || d.remove_anonymous_volumes(&removed))
+                            .await
+                            .map_err(|e| anyhow::anyhow!("removing the volumes failed: {e}"))?;
                     }
                     Ok(answer)
                 }

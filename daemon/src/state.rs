@@ -27,6 +27,7 @@ use crate::outcome;
 use crate::record::{ContainerRecord, Interner, StateRecord};
 use crate::records::{self, RecordJournal};
 use crate::registry::{self, Registry};
+use crate::volume_store::{Volumes, mounts_of};
 
 /// Instances started at once when the daemon applies restart policies.
 const REVIVE_AT_ONCE: usize = 32;
@@ -333,8 +334,8 @@ impl Daemon {
         // Merged with the image's defaults, as Docker stores and shows it;
         // each VOLUME nothing mounts gets an anonymous volume, as dockerd's.
         let config = launch.merged_config(config);
-        let volumes = crate::volumes::Volumes::of(self.store.root());
-        let host_config = match crate::volumes::add_anonymous(&volumes, &config, host_config) {
+        let volumes = crate::volume_store::Volumes::of(self.store.root());
+        let host_config = match crate::volume_store::add_anonymous(&volumes, &config, host_config) {
             Ok(h) => h,
             Err(e) => {
                 self.registry().release_name(&name, &id);
@@ -592,7 +593,7 @@ impl Daemon {
                 if let Some(old) = pushed_out {
                     delete_log(&old);
                 }
-                crate::volumes::remove_anonymous_later(self, r);
+                self.remove_anonymous_volumes_later(r);
                 self.forget_recently_removed_later(c);
             }
             return;
@@ -1110,6 +1111,47 @@ fn release_free_heap() {}
 
 /// The daemon core in process: a store in a temp directory with the
 /// `hello` and `idle` examples built into it, no socket.
+/// The volumes instances mount, as far as the daemon's records say.
+impl Daemon {
+    /// The instances (IDs, oldest first as listed) that mount volume
+    /// `name`, stopped ones too.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.all()
+            .iter()
+            .filter(|c| {
+                mounts_of(&c.lock().record.host_config)
+                    .iter()
+                    .any(|m| m.name == name)
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// After an instance is removed with `-v` or by `--rm`: its anonymous
+    /// volumes that no other instance mounts go with it, as in Docker.
+    pub fn remove_anonymous_volumes(&self, removed: &ContainerRecord) {
+        let volumes = Volumes::of(self.store.root());
+        for m in mounts_of(&removed.host_config) {
+            if !volumes.is_anonymous(&m.name) || !self.volume_users(&m.name).is_empty() {
+                continue;
+            }
+            if let Err(e) = volumes.delete(&m.name) {
+                eprintln!("wrun daemon: removing volume {}: {e}", m.name);
+            }
+        }
+    }
+
+    /// [`Daemon::remove_anonymous_volumes`] on a blocking thread: for an
+    /// `--rm` instance whose run has just ended.
+    pub fn remove_anonymous_volumes_later(self: &Arc<Self>, removed: ContainerRecord) {
+        if mounts_of(&removed.host_config).is_empty() {
+            return;
+        }
+        let d = Arc::clone(self);
+        tokio::task::spawn_blocking(move || d.remove_anonymous_volumes(&removed));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

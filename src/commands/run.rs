@@ -81,7 +81,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     }
     let mut launch = launch::plan(&store, &record, &args.image, &settings)?;
     let merged = launch.merged_config(request.config.clone());
-    for v in launch::unmounted_volumes(&merged, &request.host_config) {
+    for v in wrun_daemon::volume_store::unmounted_volumes(&merged, &request.host_config) {
         eprintln!("WARNING: {}", launch::image_volume_warning(v));
     }
     launch.spec.stdout = OutputTarget::Inherit;
