@@ -210,7 +210,10 @@ impl Container {
             .with_context(|| format!("saving the record of instance {}", self.id))
     }
 
-    /// Records the end of a run and wakes every watcher; returns the record
+    /// Records the end of a run, calls `announce` with the record (the
+    /// `die` event: before any watcher wakes, so a `stop` waiting for this
+    /// end announces its `stop` after it, as dockerd orders them) and wakes
+    /// every watcher; returns the record
     /// as the run left it (a watcher may start the next run at once) and,
     /// when its restart policy starts it again, after what delay. The
     /// policy is decided under the same lock as the end, so a `stop` sees
@@ -221,6 +224,7 @@ impl Container {
         error: String,
         oom_killed: bool,
         may_restart: bool,
+        announce: impl FnOnce(&ContainerRecord),
     ) -> (ContainerRecord, Option<Duration>) {
         let mut inner = self.lock();
         inner.stop = None;
@@ -252,6 +256,7 @@ impl Container {
             delay
         });
         let ended = inner.record.clone();
+        announce(&ended);
         // Announced under the lock, as a start announces its run: a start
         // right after this end must not be overtaken by it (watchers would
         // see `running: false` while the next run goes on).

@@ -579,14 +579,15 @@ impl Daemon {
         // Decisions use the record as this run left it: `restart` may have
         // started the next run already.
         let may_restart = !self.shutting_down.load(Ordering::SeqCst);
-        let (r, delay) = c.finish(code, error, oom, may_restart);
+        let (r, delay) = c.finish(code, error, oom, may_restart, |r| {
+            self.events.container(
+                "die",
+                &c.id,
+                &ContainerSubject::of(r),
+                &[("exitCode", code.to_string())],
+            );
+        });
         self.changed();
-        self.events.container(
-            "die",
-            &c.id,
-            &ContainerSubject::of(&r),
-            &[("exitCode", code.to_string())],
-        );
         if r.host_config.auto_remove {
             // Unless started again meanwhile, which keeps it.
             if let Ok((true, pushed_out)) = self.unregister_keeping(c, true) {
