@@ -85,7 +85,7 @@ fn seed() -> String {
 
 /// Runs schemathesis against the bridge with these phases for at most
 /// `seconds`; fails the test on any failure it reports; returns its output.
-fn schemathesis(d: &Daemon, port: u16, phases: &str, seconds: u32) -> String {
+fn schemathesis(d: &Daemon, port: u16, phases: &str, seconds: u32, extra: &[&str]) -> String {
     // Every check is on but those tests/schemathesis.toml turns off for an
     // operation, with the reason (a `--checks all` here would turn them
     // back on everywhere).
@@ -101,6 +101,7 @@ fn schemathesis(d: &Daemon, port: u16, phases: &str, seconds: u32) -> String {
         .args(["--request-timeout", "10", "--workers", "1"])
         .args(["--seed", &seed()])
         .args(["--generation-database", "none"])
+        .args(extra)
         .current_dir(d.env.dir.path())
         .output()
         .unwrap();
@@ -149,14 +150,17 @@ fn schemathesis_finds_nothing_against_the_daemon() {
     // First the sequences that follow the links from a created instance to
     // its routes, while hello is there to create from (a later generated
     // `{name}` may be a prefix of its ID and remove it).
-    let stateful = schemathesis(&d, port, "stateful", 60);
+    // The instance routes only: the volume links, inferred by schemathesis,
+    // would share the minute with them and leave some uncovered; volumes
+    // are tested with every route below.
+    let stateful = schemathesis(&d, port, "stateful", 60, &["--exclude-tag", "Volume"]);
     let (covered, links) = counts(&stateful, "API Links:");
     assert!(
         covered == links && links >= 14,
         "stateful testing followed {covered} of {links} links:\n{stateful}"
     );
     // Then every operation with generated valid and invalid requests.
-    let rest = schemathesis(&d, port, "examples,coverage,fuzzing", 150);
+    let rest = schemathesis(&d, port, "examples,coverage,fuzzing", 150, &[]);
     // A run that tested nothing would pass too: every selected operation
     // must have been tested (all but the two tests/schemathesis.toml turns
     // off).

@@ -49,11 +49,30 @@ pub struct VolumeUsage {
 #[serde(rename_all = "PascalCase", default)]
 pub struct VolumeCreateRequest {
     /// Empty: a new anonymous volume (64 hex digits).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([a-zA-Z0-9][a-zA-Z0-9_.-]+)?$")
+    )]
     pub name: String,
     /// Empty or `local`.
     pub driver: String,
+    /// None: a wrun volume is a directory of the store, nothing is mounted.
+    #[cfg_attr(feature = "openapi", schema(schema_with = no_driver_options))]
     pub driver_opts: Option<BTreeMap<String, String>>,
     pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// The schema of [`VolumeCreateRequest::driver_opts`]: null or `{}`.
+#[cfg(feature = "openapi")]
+fn no_driver_options() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(0))
+        .description(Some(
+            "None: a wrun volume is a directory of the store, nothing is mounted.",
+        ))
+        .build()
 }
 
 /// `GET /volumes`.

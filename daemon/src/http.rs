@@ -125,8 +125,18 @@ pub async fn read_body(req: hyper::Request<Incoming>) -> Result<Bytes, DaemonErr
 pub fn parse_json<T: serde::de::DeserializeOwned + Default>(
     bytes: &[u8],
 ) -> Result<T, DaemonError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // No body at all is the defaults; a body of only spaces or line ends
+    // is no JSON (Go's decoder says EOF).
+    if bytes.is_empty() {
         return Ok(T::default());
+    }
+    // Every body is a JSON object: serde would also read a struct from an
+    // array of its fields in order (`[]` as all defaults), which Go's
+    // decoder, and so dockerd, refuses.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(DaemonError::invalid(
+            "invalid JSON: the body must be a JSON object, not an array",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| DaemonError::invalid(format!("invalid JSON: {e}")))
 }
@@ -186,7 +196,21 @@ impl Query {
 
 #[cfg(test)]
 mod tests {
-    use super::Query;
+    use super::{Query, parse_json};
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_fields() {
+        let empty: wrun_api::volumes::VolumeCreateRequest = parse_json(b"").unwrap();
+        assert!(empty.name.is_empty());
+        assert!(parse_json::<wrun_api::volumes::VolumeCreateRequest>(b"\r").is_err());
+        let named: wrun_api::volumes::VolumeCreateRequest =
+            parse_json(br#" {"Name":"data"}"#).unwrap();
+        assert_eq!(named.name, "data");
+        for array in [&b"[]"[..], &br#" ["data"]"#[..]] {
+            let e = parse_json::<wrun_api::volumes::VolumeCreateRequest>(array).unwrap_err();
+            assert_eq!(e.status(), hyper::StatusCode::BAD_REQUEST);
+        }
+    }
 
     #[test]
     fn booleans_read_as_dockers() {
