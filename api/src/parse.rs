@@ -129,14 +129,19 @@ impl std::fmt::Display for BindSpec {
     }
 }
 
-/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// Docker's rule for the names of containers and local volumes:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn docker_name(name: &str) -> bool {
     let b = name.as_bytes();
-    let ok = b.len() >= 2
+    b.len() >= 2
         && b[0].is_ascii_alphanumeric()
         && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
-    if ok {
+            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if docker_name(name) {
         Ok(())
     } else {
         Err(format!(
@@ -455,17 +460,12 @@ fn match_chunk<'t>(mut chunk: &[char], mut t: &'t [char]) -> Option<&'t [char]> 
 /// with dockerd's words for a name it refuses (the caller adds the
 /// `create NAME: ` prefix dockerd puts before them).
 pub fn check_volume_name(name: &str) -> Result<(), String> {
-    let b = name.as_bytes();
-    if b.len() == 1 {
+    if name.len() == 1 {
         return Err(
             "volume name is too short, names should be at least two alphanumeric characters".into(),
         );
     }
-    let ok = b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
-    if ok {
+    if docker_name(name) {
         Ok(())
     } else {
         Err(format!(
