@@ -16,3 +16,8 @@ build idle wasm32-wasip1
 build hello-http wasm32-wasip2 hello_http
 build fetch wasm32-wasip2
 build echo-tcp wasm32-wasip2
+build fsh wasm32-wasip1
+# The same file shell as a WASI 0.2 component (wrun's other filesystem host).
+cargo build --quiet --release --target wasm32-wasip2 -p fsh
+cp target/wasm32-wasip2/release/fsh.wasm fsh/fsh-component.wasm
+echo "built examples/fsh/fsh-component.wasm (wasm32-wasip2)"

@@ -42,6 +42,14 @@ pub struct Layers {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layers")
+            .field("upper", &self.inner.upper_path)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Inner {
     lower: Arc<cap_std::fs::Dir>,
     upper_path: PathBuf,

@@ -491,6 +491,7 @@ impl Runtime {
                     let state = CoreState {
                         wasi,
                         limiter,
+                        rootfs: spec.writable_rootfs.clone(),
                         _tmp: grants.tmp,
                     };
                     let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;
@@ -519,6 +520,7 @@ impl Runtime {
                         http: WasiHttpCtx::new(),
                         outgoing: OutgoingHttp::new(&spec.network),
                         sockets: InstanceSockets::new(&spec.network),
+                        rootfs: spec.writable_rootfs.clone(),
                         _tmp: grants.tmp,
                     };
                     let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;

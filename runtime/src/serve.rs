@@ -562,6 +562,9 @@ impl Server {
                 grants: Arc::clone(&self.grants),
             },
             sockets: InstanceSockets::new(&self.spec.network),
+            // Every request's instance sees the served instance's one view,
+            // as every process of a container sees its one filesystem.
+            rootfs: self.spec.writable_rootfs.clone(),
             _tmp: grants.tmp,
         };
         new_store(

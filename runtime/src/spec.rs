@@ -23,6 +23,12 @@ pub struct InstanceSpec {
     pub env: Vec<(String, String)>,
     /// Host directory shown read-only as the guest's `/`. `None`: no `/`.
     pub rootfs: Option<PathBuf>,
+    /// The writable, copy-on-write view of `rootfs` the guest sees as `/`
+    /// instead of the read-only `rootfs` (see `docs/rootfs.md`): its
+    /// writes land in the view's own upper layer. The caller opens it over
+    /// the same directory as `rootfs` and keeps it for the instance's
+    /// record (every clone is the same view). `None`: `/` is read-only.
+    pub writable_rootfs: Option<wrun_rootfs::Layers>,
     /// A private, writable, initially empty `/tmp`, removed when the instance
     /// ends. Off by default.
     pub tmp: bool,
@@ -101,6 +107,13 @@ impl InstanceSpec {
     /// Shows `host` read-only as the guest's `/`.
     pub fn rootfs(mut self, host: impl Into<PathBuf>) -> Self {
         self.rootfs = Some(host.into());
+        self
+    }
+
+    /// Shows the guest `layers` (a view over the same directory as
+    /// [`rootfs`](Self::rootfs)) as a writable `/`.
+    pub fn writable_rootfs(mut self, layers: wrun_rootfs::Layers) -> Self {
+        self.writable_rootfs = Some(layers);
         self
     }
 

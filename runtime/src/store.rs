@@ -24,6 +24,9 @@ const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 pub(crate) struct CoreState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: InstanceLimiter,
+    /// The writable rootfs the guest sees as `/`, when it has one.
+    #[expect(dead_code, reason = "read by the WASI filesystem functions that serve it")]
+    pub(crate) rootfs: Option<wrun_rootfs::Layers>,
     pub(crate) _tmp: Option<ScratchDir>,
 }
 
@@ -37,6 +40,9 @@ pub(crate) struct ComponentState {
     pub(crate) outgoing: OutgoingHttp,
     /// Socket count and published-port binds (see `crate::sockets`).
     pub(crate) sockets: InstanceSockets,
+    /// The writable rootfs the guest sees as `/`, when it has one.
+    #[expect(dead_code, reason = "read by the WASI filesystem functions that serve it")]
+    pub(crate) rootfs: Option<wrun_rootfs::Layers>,
     pub(crate) _tmp: Option<ScratchDir>,
 }
 
