@@ -25,7 +25,10 @@ pub(crate) struct CoreState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: InstanceLimiter,
     /// The writable rootfs the guest sees as `/`, when it has one.
-    #[expect(dead_code, reason = "read by the WASI filesystem functions that serve it")]
+    #[expect(
+        dead_code,
+        reason = "read by the WASI filesystem functions that serve it"
+    )]
     pub(crate) rootfs: Option<wrun_rootfs::Layers>,
     pub(crate) _tmp: Option<ScratchDir>,
 }
@@ -41,7 +44,10 @@ pub(crate) struct ComponentState {
     /// Socket count and published-port binds (see `crate::sockets`).
     pub(crate) sockets: InstanceSockets,
     /// The writable rootfs the guest sees as `/`, when it has one.
-    #[expect(dead_code, reason = "read by the WASI filesystem functions that serve it")]
+    #[expect(
+        dead_code,
+        reason = "read by the WASI filesystem functions that serve it"
+    )]
     pub(crate) rootfs: Option<wrun_rootfs::Layers>,
     pub(crate) _tmp: Option<ScratchDir>,
 }
