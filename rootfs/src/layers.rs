@@ -190,6 +190,44 @@ pub(crate) enum Target {
     },
 }
 
+impl Target {
+    /// The name a path ends in and what is there; `itself` is the error
+    /// when the path names the cursor's directory itself.
+    fn child(self, itself: Error) -> Result<(OsString, Option<Entry>)> {
+        match self {
+            Target::Itself => Err(itself),
+            Target::Child { name, entry } => Ok((name, entry)),
+        }
+    }
+
+    /// The existing node a path names: `None` for the cursor's directory
+    /// itself, `NotFound` when its name is free.
+    fn node(self) -> Result<Option<(OsString, Entry)>> {
+        match self {
+            Target::Itself => Ok(None),
+            Target::Child { entry: None, .. } => Err(Error::NotFound),
+            Target::Child {
+                name,
+                entry: Some(e),
+            } => Ok(Some((name, e))),
+        }
+    }
+
+    /// The existing node a path names in the cursor's directory; `itself`
+    /// is the error when the path names that directory itself.
+    fn existing_child(self, itself: Error) -> Result<(OsString, Entry)> {
+        self.node()?.ok_or(itself)
+    }
+
+    /// The free name a new node gets: `Exists` when anything is there.
+    fn free_name(self) -> Result<OsString> {
+        match self.child(Error::Exists)? {
+            (name, None) => Ok(name),
+            (_, Some(_)) => Err(Error::Exists),
+        }
+    }
+}
+
 pub(crate) struct Resolved<'a> {
     pub cur: Cursor<'a>,
     pub target: Target,
@@ -835,13 +873,9 @@ impl Layers {
         if !(o.write || o.create) {
             return self.inner.view(|ctx| {
                 let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
-                match r.target {
-                    Target::Itself => Ok(Opened::Dir(ViewDir { path: r.cur.path })),
-                    Target::Child { entry: None, .. } => Err(Error::NotFound),
-                    Target::Child {
-                        name,
-                        entry: Some(e),
-                    } => self.open_existing(&r.cur, name, e, r.dir_only, o),
+                match r.target.node()? {
+                    None => Ok(Opened::Dir(ViewDir { path: r.cur.path })),
+                    Some((name, e)) => self.open_existing(&r.cur, name, e, r.dir_only, o),
                 }
             });
         }
@@ -963,15 +997,10 @@ impl Layers {
     pub fn stat_at(&self, dir: &ViewDir, path: &str, follow: bool) -> Result<Stat> {
         self.inner.view(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
-            match r.target {
-                Target::Itself => r.cur.stat(),
-                Target::Child { entry: None, .. } => Err(Error::NotFound),
-                Target::Child { entry: Some(e), .. } => {
-                    if r.dir_only && e.stat.kind != Kind::Dir {
-                        return Err(Error::NotDir);
-                    }
-                    Ok(e.stat)
-                }
+            match r.target.node()? {
+                None => r.cur.stat(),
+                Some((_, e)) if r.dir_only && e.stat.kind != Kind::Dir => Err(Error::NotDir),
+                Some((_, e)) => Ok(e.stat),
             }
         })
     }
@@ -1011,12 +1040,7 @@ impl Layers {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let mut cur = r.cur;
-            let name = match r.target {
-                Target::Itself | Target::Child { entry: Some(_), .. } => {
-                    return Err(Error::Exists.into());
-                }
-                Target::Child { name, entry: None } => name,
-            };
+            let name = r.target.free_name()?;
             ctx.ensure_upper_dirs(&mut cur)?;
             rustix::fs::mkdirat(cur.upper_fd()?, &name, Mode::from_raw_mode(0o777))?;
             Ok(())
@@ -1028,14 +1052,7 @@ impl Layers {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let mut cur = r.cur;
-            let (name, e) = match r.target {
-                Target::Itself => return Err(Error::Invalid.into()),
-                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
-                Target::Child {
-                    name,
-                    entry: Some(e),
-                } => (name, e),
-            };
+            let (name, e) = r.target.existing_child(Error::Invalid)?;
             if e.stat.kind != Kind::Dir {
                 return Err(Error::NotDir.into());
             }
@@ -1060,14 +1077,7 @@ impl Layers {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let mut cur = r.cur;
-            let (name, e) = match r.target {
-                Target::Itself => return Err(Error::IsDir.into()),
-                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
-                Target::Child {
-                    name,
-                    entry: Some(e),
-                } => (name, e),
-            };
+            let (name, e) = r.target.existing_child(Error::IsDir)?;
             if e.stat.kind == Kind::Dir {
                 return Err(Error::IsDir.into());
             }
@@ -1104,18 +1114,8 @@ impl Layers {
             let ro = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let rn = ctx.resolve(&new_dir.path, new_path.as_bytes(), false)?;
             let (mut oc, mut nc) = (ro.cur, rn.cur);
-            let (oname, oe) = match ro.target {
-                Target::Itself => return Err(Error::Invalid.into()),
-                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
-                Target::Child {
-                    name,
-                    entry: Some(e),
-                } => (name, e),
-            };
-            let (nname, ne) = match rn.target {
-                Target::Itself => return Err(Error::Invalid.into()),
-                Target::Child { name, entry } => (name, entry),
-            };
+            let (oname, oe) = ro.target.existing_child(Error::Invalid)?;
+            let (nname, ne) = rn.target.child(Error::Invalid)?;
             let is_dir = oe.stat.kind == Kind::Dir;
             if !is_dir && (ro.dir_only || rn.dir_only) {
                 return Err(Error::NotDir.into());
@@ -1189,15 +1189,10 @@ impl Layers {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let mut cur = r.cur;
-            let name = match r.target {
-                Target::Itself | Target::Child { entry: Some(_), .. } => {
-                    return Err(Error::Exists.into());
-                }
-                Target::Child { entry: None, .. } if r.dir_only => {
-                    return Err(Error::NotFound.into());
-                }
-                Target::Child { name, entry: None } => name,
-            };
+            let name = r.target.free_name()?;
+            if r.dir_only {
+                return Err(Error::NotFound.into());
+            }
             ctx.ensure_upper_dirs(&mut cur)?;
             rustix::fs::symlinkat(target, cur.upper_fd()?, &name)?;
             Ok(())
@@ -1208,14 +1203,10 @@ impl Layers {
     pub fn readlink_at(&self, dir: &ViewDir, path: &str) -> Result<OsString> {
         self.inner.view(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
-            match r.target {
-                Target::Child {
-                    name,
-                    entry: Some(e),
-                } if e.stat.kind == Kind::Symlink => {
+            match r.target.existing_child(Error::Invalid)? {
+                (name, e) if e.stat.kind == Kind::Symlink => {
                     host::read_link(r.cur.layer_fd(e.layer)?, &name)
                 }
-                Target::Child { entry: None, .. } => Err(Error::NotFound),
                 _ => Err(Error::Invalid),
             }
         })
@@ -1234,25 +1225,13 @@ impl Layers {
         self.inner.change(|ctx| {
             let ro = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
             let mut oc = ro.cur;
-            let (oname, oe) = match ro.target {
-                Target::Itself => return Err(Error::NotPermitted.into()),
-                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
-                Target::Child {
-                    name,
-                    entry: Some(e),
-                } => (name, e),
-            };
+            let (oname, oe) = ro.target.existing_child(Error::NotPermitted)?;
             let rn = ctx.resolve(&new_dir.path, new_path.as_bytes(), false)?;
             let mut nc = rn.cur;
-            let nname = match rn.target {
-                Target::Itself | Target::Child { entry: Some(_), .. } => {
-                    return Err(Error::Exists.into());
-                }
-                Target::Child { entry: None, .. } if rn.dir_only => {
-                    return Err(Error::NotFound.into());
-                }
-                Target::Child { name, entry: None } => name,
-            };
+            let nname = rn.target.free_name()?;
+            if rn.dir_only {
+                return Err(Error::NotFound.into());
+            }
             // Linux checks the new name before the kind of the old one.
             if oe.stat.kind == Kind::Dir {
                 return Err(Error::NotPermitted.into());
@@ -1322,13 +1301,8 @@ impl Layers {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
             let mut cur = r.cur;
-            match r.target {
-                Target::Itself => {}
-                Target::Child { entry: None, .. } => return Err(Error::NotFound.into()),
-                Target::Child {
-                    name,
-                    entry: Some(e),
-                } => match e.stat.kind {
+            if let Some((name, e)) = r.target.node()? {
+                match e.stat.kind {
                     Kind::Dir => ctx.descend(&mut cur, &name, &e)?,
                     _ if r.dir_only => return Err(Error::NotDir.into()),
                     // Linux has no chmod of a symlink itself.
@@ -1341,7 +1315,7 @@ impl Layers {
                         }
                         return Ok(op(cur.upper_fd()?, Some(&name))?);
                     }
-                },
+                }
             }
             ctx.ensure_upper_dirs(&mut cur)?;
             Ok(op(cur.upper_fd()?, None)?)
