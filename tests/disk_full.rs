@@ -14,13 +14,12 @@
 mod common;
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Env, HELLO_DIR, IDLE_DIR, big_context};
+use common::{Daemon, Env, HELLO_DIR, IDLE_DIR, big_context, poll};
 
 /// A tmpfs of a given size mounted over a directory; unmounted when dropped.
 struct SmallDisk {
@@ -113,15 +112,7 @@ impl Drop for SmallDisk {
 /// A daemon on `env`'s store whose stderr goes to `err` (to read what it
 /// says).
 fn start_daemon(env: Env, err: &Path) -> Daemon {
-    let socket = env.path("wrun.sock");
-    let child = spawn_daemon(&env, &socket, err);
-    let mut d = Daemon {
-        env,
-        socket,
-        child: Some(child),
-    };
-    d.wait_until_up();
-    d
+    Daemon::start_from(env, |env, socket| spawn_daemon(env, socket, err))
 }
 
 fn spawn_daemon(env: &Env, socket: &Path, err: &Path) -> std::process::Child {
@@ -151,39 +142,17 @@ fn restart(d: &mut Daemon, err: &Path) {
     d.wait_until_up();
 }
 
-/// One HTTP request on the daemon's socket: the status and the body.
-fn request(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
-}
-
 /// Waits (up to 60 s) until `file` contains `text`; returns all of it.
 fn wait_for_text(file: &Path, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = format!("{} saying {text:?}", file.display());
+    poll(&what, Duration::from_secs(60), || {
         let said = std::fs::read_to_string(file).unwrap_or_default();
         if said.contains(text) {
-            return said;
+            Ok(said)
+        } else {
+            Err(said)
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} never said {text:?}; it said:\n{said}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 /// Checks a failure's stderr is one line that names the full disk, in
@@ -425,7 +394,7 @@ fn heavy_logging_on_a_full_disk_drops_output_and_the_daemon_and_its_records_hold
     wait_for_text(&err_log, "dropping its output until a write succeeds");
 
     // The daemon keeps serving.
-    let (status, body) = request(&d, "GET", "/_ping", "");
+    let (status, body) = d.request("GET", "/_ping", "");
     assert_eq!((status, body.as_str()), (200, "OK"));
     let running = |name: &str| {
         d.wrun_ok(&["inspect", "-f", "{{.State.Running}}", name])
@@ -442,8 +411,7 @@ fn heavy_logging_on_a_full_disk_drops_output_and_the_daemon_and_its_records_hold
     let refused = (0..40)
         .find_map(|i| {
             let name = format!("full-{i:02}");
-            let (status, body) = request(
-                &d,
+            let (status, body) = d.request(
                 "POST",
                 &format!("/v1.41/containers/create?name={name}"),
                 r#"{"Image":"hello:1"}"#,
@@ -572,7 +540,7 @@ fn a_daemon_whose_own_log_is_on_the_full_disk_goes_on() {
     let mut f = File::options().append(true).open(&log).unwrap();
     while f.write(b".").is_ok_and(|n| n == 1) {}
     let refused = (0..100).any(|_| {
-        let (status, _) = request(&d, "POST", "/containers/create", r#"{"Image":"idle:1"}"#);
+        let (status, _) = d.request("POST", "/containers/create", r#"{"Image":"idle:1"}"#);
         status == 500
     });
     assert!(refused, "a create was recorded on a full disk");
@@ -591,7 +559,7 @@ fn a_daemon_whose_own_log_is_on_the_full_disk_goes_on() {
     // saying so to the full log (a thread that died of it would never
     // repair the journal below).
     std::thread::sleep(Duration::from_millis(3500));
-    let (status, _) = request(&d, "GET", "/_ping", "");
+    let (status, _) = d.request("GET", "/_ping", "");
     assert_eq!(status, 200);
 
     // Space is back: the journal is repaired, the stop recorded.

@@ -18,37 +18,9 @@ use common::*;
 /// Connections each of the idle and the half-sent attacks opens.
 const CONNECTIONS: usize = 1000;
 
-/// One request on a new connection; the status and the body.
-fn call(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut s = UnixStream::connect(socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    if let Err(e) = s.read_to_end(&mut answer) {
-        panic!("no answer to {method} {path} (waited up to 120 s): {e}");
-    }
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer to {method} {path}: {answer:?}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// The daemon answers `/_ping`, and `docker ps` (when docker is here).
 fn still_answers(d: &Daemon) {
-    let (status, body) = call(&d.socket, "GET", "/_ping", None);
+    let (status, body) = d.request("GET", "/_ping", "");
     assert_eq!((status, body.as_str()), (200, "OK"), "/_ping");
     if have_tool("docker") {
         d.docker_ok(&["ps", "-a"]);
@@ -89,15 +61,6 @@ fn closed_by_daemon(s: &UnixStream) -> bool {
     closed
 }
 
-/// Polls `done` every 100 ms until it holds; fails with `what` after 120 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not after 120 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The test's own descriptor limit must leave room for its connections.
 fn assert_room_for(connections: usize) {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
@@ -115,23 +78,17 @@ fn assert_room_for(connections: usize) {
 /// A daemon started with a soft descriptor limit of 1,024 (the usual
 /// default), which it must raise itself to hold more connections.
 fn start_with_low_fd_limit(env: Env, args: &[&str]) -> Daemon {
-    let socket = env.path("wrun.sock");
-    let child = std::process::Command::new("prlimit")
-        .arg("--nofile=1024:")
-        .arg(env!("CARGO_BIN_EXE_wrun"))
-        .env("WRUN_ROOT", env.root())
-        .args(["daemon", "--socket", socket.to_str().unwrap()])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        env,
-        socket,
-        child: Some(child),
-    };
-    d.wait_until_up();
-    d
+    Daemon::start_from(env, |env, socket| {
+        std::process::Command::new("prlimit")
+            .arg("--nofile=1024:")
+            .arg(env!("CARGO_BIN_EXE_wrun"))
+            .env("WRUN_ROOT", env.root())
+            .args(["daemon", "--socket", socket.to_str().unwrap()])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    })
 }
 
 /// The soft and hard `Max open files` of a process.
@@ -292,7 +249,7 @@ fn a_gigabyte_load_cut_halfway_leaves_no_staging_and_no_memory_behind() {
         grown_mib < 128,
         "the daemon's peak RSS grew {grown_mib} MiB while it read 512 MiB of body: the body is held in memory"
     );
-    let (status, images) = call(&d.socket, "GET", "/images/json", None);
+    let (status, images) = d.request("GET", "/images/json", "");
     assert_eq!((status, images.trim()), (200, "[]"), "nothing was loaded");
 }
 
@@ -349,11 +306,11 @@ fn six_hundred_stalled_loads_leave_images_and_create_answering() {
     let stalled: Vec<UnixStream> = (0..STALLED_LOADS)
         .map(|_| start_load(&d.socket, 64 << 20))
         .collect();
-    let (status, images) = call(&d.socket, "GET", "/images/json", None);
+    let (status, images) = d.request("GET", "/images/json", "");
     assert_eq!(status, 200, "{images}");
     assert!(images.contains("hello:1.0"), "{images}");
     let create = r#"{"Image": "hello:1.0"}"#;
-    let (status, created) = call(&d.socket, "POST", "/containers/create", Some(create));
+    let (status, created) = d.request("POST", "/containers/create", create);
     assert_eq!(status, 201, "{created}");
     still_answers(&d);
     // The clients going away ends their loads and removes their staging.
@@ -372,16 +329,16 @@ fn clients_that_never_read_a_large_log_hold_little_memory_each() {
     // hello greets every argument: some 900 KiB of log a run.
     let names: Vec<String> = (0..75_000).map(|i| format!("n{i:06}")).collect();
     let create = serde_json::json!({"Image": "hello:1.0", "Cmd": names}).to_string();
-    let (status, created) = call(&d.socket, "POST", "/containers/create", Some(&create));
+    let (status, created) = d.request("POST", "/containers/create", &create);
     assert_eq!(status, 201, "{created}");
     let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["Id"]
         .as_str()
         .unwrap()
         .to_string();
     for _ in 0..32 {
-        let (status, body) = call(&d.socket, "POST", &format!("/containers/{id}/start"), None);
+        let (status, body) = d.request("POST", &format!("/containers/{id}/start"), "");
         assert_eq!(status, 204, "{body}");
-        let (status, body) = call(&d.socket, "POST", &format!("/containers/{id}/wait"), None);
+        let (status, body) = d.request("POST", &format!("/containers/{id}/wait"), "");
         assert_eq!(status, 200, "{body}");
     }
     let pid = daemon_pid(&d);

@@ -3,10 +3,11 @@
 //! (honest or hostile) by hand.
 #![allow(dead_code, clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
@@ -177,15 +178,22 @@ impl Daemon {
 
     /// As `start`, with `args` after `daemon --socket S`.
     pub fn start_with(env: Env, args: &[&str]) -> Daemon {
+        Daemon::start_from(env, |env, socket| {
+            env.cmd()
+                .args(["daemon", "--socket", socket.to_str().unwrap()])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        })
+    }
+
+    /// A daemon that `spawn` starts on `env`'s store and the socket it is
+    /// given (`wrun.sock` in the test's directory), once it answers.
+    pub fn start_from(env: Env, spawn: impl FnOnce(&Env, &Path) -> Child) -> Daemon {
         let socket = env.path("wrun.sock");
-        let child = env
-            .cmd()
-            .args(["daemon", "--socket", socket.to_str().unwrap()])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = spawn(&env, &socket);
         let mut d = Daemon {
             env,
             socket,
@@ -247,6 +255,65 @@ impl Daemon {
     pub fn wrun_ok(&self, args: &[&str]) -> String {
         succeeded("wrun", args, self.wrun(args))
     }
+
+    /// One Engine API request on a new connection: the status and the body.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        http_request(&self.socket, method, path, body)
+    }
+}
+
+/// One HTTP request with a JSON `body` on a new connection to `socket`:
+/// the status and the body. Fails the test when no answer has come in
+/// 120 s or the answer is not HTTP.
+pub fn http_request(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    if let Err(e) = s.read_to_end(&mut answer) {
+        panic!("no answer to {method} {path} (waited up to 120 s): {e}");
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer to {method} {path}: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `attempt` every 50 ms until it gives a value; fails the test
+/// after `within`, with `what` and the last `Err` it gave (what it saw,
+/// if anything).
+pub fn poll<T>(what: &str, within: Duration, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match attempt() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "{what}: not after {within:?}{}{seen}",
+                if seen.is_empty() { "" } else { "; last seen: " }
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `done` until it holds; fails the test with `what` after 120 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    poll(what, Duration::from_secs(120), || {
+        if done() { Ok(()) } else { Err(String::new()) }
+    })
 }
 
 impl Drop for Daemon {
