@@ -3,8 +3,10 @@
 //! values. Depends on nothing of wrun: the daemon serves these shapes and
 //! the CLI sends them.
 
+pub mod archive;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod network;
 pub mod parse;
