@@ -49,6 +49,9 @@ pub enum ImageError {
         path: String,
         reason: String,
     },
+    /// A `--change` instruction refused, in dockerd's words where it has some.
+    #[error("{0}")]
+    BadChange(String),
     #[error("{what} exceeds the limit of {limit}")]
     LimitExceeded { what: String, limit: String },
     #[error("not a wasm image: os={os} arch={arch}")]

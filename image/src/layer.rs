@@ -25,12 +25,63 @@ pub struct BuiltLayer {
     pub uncompressed_size: u64,
 }
 
-type Sink = HashingWriter<GzEncoder<HashingWriter<BufWriter<File>>>>;
+/// The bytes of a layer tar on their way to a gzip blob in the staging
+/// area, hashed before (the diff_id) and after (the blob digest)
+/// compression.
+pub struct LayerSink {
+    out: HashingWriter<GzEncoder<HashingWriter<BufWriter<File>>>>,
+    path: PathBuf,
+}
+
+impl LayerSink {
+    /// A new blob file in `staging`, gzip at `level` (0 to 9).
+    pub fn new(staging: &Staging<'_>, level: u32) -> Result<LayerSink> {
+        let path = staging.new_file_path("layer");
+        let file = crate::store::create_private_file(&path)
+            .io_context(|| format!("creating {}", path.display()))?;
+        let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+        let gz = GzEncoder::new(compressed, Compression::new(level));
+        Ok(LayerSink {
+            out: HashingWriter::new(gz),
+            path,
+        })
+    }
+
+    /// Ends the gzip stream, syncs the blob and registers it in `staging`.
+    pub fn finish(self, staging: &mut Staging<'_>) -> Result<BuiltLayer> {
+        let what = || "finishing a layer".to_string();
+        let (gz, diff_id, uncompressed_size) = self.out.finish();
+        let compressed = gz.finish().io_context(what)?;
+        let (buf, digest, size) = compressed.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .io_context(what)?;
+        file.sync_all().io_context(what)?;
+        drop(file);
+        staging.adopt_blob(&self.path, digest, size)?;
+        Ok(BuiltLayer {
+            digest,
+            size,
+            diff_id,
+            uncompressed_size,
+        })
+    }
+}
+
+impl io::Write for LayerSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
 
 /// Streams entries into a gzip-compressed layer tar in the staging area.
 pub struct LayerWriter {
-    tar: tar::Builder<Sink>,
-    path: PathBuf,
+    tar: tar::Builder<LayerSink>,
     mtime: u64,
 }
 
@@ -38,14 +89,39 @@ impl LayerWriter {
     /// Starts a layer whose entries all get modification time `mtime`
     /// (seconds since the epoch; builds pass `SOURCE_DATE_EPOCH` or 0).
     pub fn new(staging: &Staging<'_>, mtime: u64) -> Result<LayerWriter> {
-        let path = staging.new_file_path("layer");
-        let file = crate::store::create_private_file(&path)
-            .io_context(|| format!("creating {}", path.display()))?;
-        let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
-        let gz = GzEncoder::new(compressed, Compression::new(6));
-        let mut tar = tar::Builder::new(HashingWriter::new(gz));
+        Self::with_level(staging, mtime, 6)
+    }
+
+    /// The same with gzip at `level` (0 to 9).
+    pub fn with_level(staging: &Staging<'_>, mtime: u64, level: u32) -> Result<LayerWriter> {
+        let mut tar = tar::Builder::new(LayerSink::new(staging, level)?);
         tar.mode(tar::HeaderMode::Deterministic);
-        Ok(LayerWriter { tar, path, mtime })
+        Ok(LayerWriter { tar, mtime })
+    }
+
+    /// Adds an entry whose header the caller filled (kind, mode, size,
+    /// times, owner); `path` may be any length (GNU long names).
+    pub fn append(
+        &mut self,
+        header: &mut tar::Header,
+        path: &std::path::Path,
+        data: impl Read,
+    ) -> Result<()> {
+        self.tar
+            .append_data(header, path, data)
+            .io_context(|| format!("adding {} to a layer", path.display()))
+    }
+
+    /// Adds a symbolic or hard link (`header`'s kind) to `target`.
+    pub fn append_link(
+        &mut self,
+        header: &mut tar::Header,
+        path: &std::path::Path,
+        target: &std::path::Path,
+    ) -> Result<()> {
+        self.tar
+            .append_link(header, path, target)
+            .io_context(|| format!("adding the link {} to a layer", path.display()))
     }
 
     fn header(&self, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -89,24 +165,11 @@ impl LayerWriter {
 
     /// Ends the tar and the gzip stream and registers the blob in `staging`.
     pub fn finish(self, staging: &mut Staging<'_>) -> Result<BuiltLayer> {
-        let what = || "finishing a layer".to_string();
-        let inner = self.tar.into_inner().io_context(what)?;
-        let (gz, diff_id, uncompressed_size) = inner.finish();
-        let compressed = gz.finish().io_context(what)?;
-        let (buf, digest, size) = compressed.finish();
-        let file = buf
+        let sink = self
+            .tar
             .into_inner()
-            .map_err(|e| e.into_error())
-            .io_context(what)?;
-        file.sync_all().io_context(what)?;
-        drop(file);
-        staging.adopt_blob(&self.path, digest, size)?;
-        Ok(BuiltLayer {
-            digest,
-            size,
-            diff_id,
-            uncompressed_size,
-        })
+            .io_context(|| "finishing a layer".to_string())?;
+        sink.finish(staging)
     }
 }
 

@@ -2,9 +2,12 @@
 //! content-addressed store that holds blobs, names and unpacked rootfs.
 
 pub mod archive;
+pub mod changes;
+pub mod commit;
 pub mod digest;
 pub mod document;
 pub mod error;
+pub mod import;
 pub mod layer;
 pub mod reference;
 pub mod store;
