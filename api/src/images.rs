@@ -207,6 +207,23 @@ impl LoadMessage {
     }
 }
 
+/// `POST /commit`'s answer (Docker's `IdResponse`): the new image's ID.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct CommitResponse {
+    pub id: String,
+}
+
+/// One line of `POST /images/create?fromSrc=-`'s answer (an import): its
+/// `status` is the new image's ID, as dockerd writes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct ImportMessage {
+    pub status: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::LoadMessage;
