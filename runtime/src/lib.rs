@@ -25,6 +25,7 @@ mod module_kind;
 pub mod net;
 mod outcome;
 mod outgoing;
+mod rootfs_p1;
 mod runtime;
 mod sandbox;
 mod serve;

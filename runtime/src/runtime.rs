@@ -488,10 +488,12 @@ impl Runtime {
                     if let Some(view) = &grants.shared {
                         view.install(wasi.ctx().ctx);
                     }
+                    let rootfs =
+                        crate::rootfs_p1::ViewFds::attach(spec.writable_rootfs.clone(), &mut wasi)?;
                     let state = CoreState {
                         wasi,
                         limiter,
-                        rootfs: spec.writable_rootfs.clone(),
+                        rootfs,
                         _tmp: grants.tmp,
                     };
                     let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;
@@ -588,7 +590,10 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
                 return Err(RuntimeError::MissingStart);
             }
             let mut linker = Linker::<CoreState>::new(engine);
-            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
+            // wasmtime-wasi's preview 1 functions through `CoreState`, which
+            // serves the filesystem calls on a writable rootfs itself and
+            // hands every other call to `WasiP1Ctx` (see `rootfs_p1`).
+            wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(&mut linker, |s| s)
                 .map_err(link_err)?;
             Ok(Pre::Core(
                 linker.instantiate_pre(&module).map_err(link_err)?,

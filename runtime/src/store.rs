@@ -24,12 +24,9 @@ const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 pub(crate) struct CoreState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: InstanceLimiter,
-    /// The writable rootfs the guest sees as `/`, when it has one.
-    #[expect(
-        dead_code,
-        reason = "read by the WASI filesystem functions that serve it"
-    )]
-    pub(crate) rootfs: Option<wrun_rootfs::Layers>,
+    /// The writable rootfs the guest sees as `/`, when it has one, and the
+    /// descriptors opened under it (served by `crate::rootfs_p1`).
+    pub(crate) rootfs: Option<crate::rootfs_p1::ViewFds>,
     pub(crate) _tmp: Option<ScratchDir>,
 }
 
