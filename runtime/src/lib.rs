@@ -26,6 +26,7 @@ pub mod net;
 mod outcome;
 mod outgoing;
 mod rootfs_p1;
+mod rootfs_p2;
 mod runtime;
 mod sandbox;
 mod serve;

@@ -608,6 +608,9 @@ fn link(engine: &Engine, compiled: Compiled) -> Result<Pre, RuntimeError> {
             let mut linker = wasmtime::component::Linker::<ComponentState>::new(engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
             crate::sockets::add_to_linker(&mut linker).map_err(link_err)?;
+            // wasi:filesystem over the writable rootfs of an instance that
+            // has one; wasmtime-wasi's own for everything else.
+            crate::rootfs_p2::add_to_linker(&mut linker).map_err(link_err)?;
             // Every component may make outgoing HTTP requests; the grants
             // decide where they may go (see `outgoing::OutgoingHttp`).
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;

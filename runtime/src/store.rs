@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::outgoing::OutgoingHttp;
+use crate::rootfs_p2::{RootfsFs, RootfsHost};
 use crate::sandbox::ScratchDir;
 use crate::sockets::{InstanceSockets, SocketHost};
 use crate::{Limits, RuntimeError};
@@ -40,11 +42,8 @@ pub(crate) struct ComponentState {
     pub(crate) outgoing: OutgoingHttp,
     /// Socket count and published-port binds (see `crate::sockets`).
     pub(crate) sockets: InstanceSockets,
-    /// The writable rootfs the guest sees as `/`, when it has one.
-    #[expect(
-        dead_code,
-        reason = "read by the WASI filesystem functions that serve it"
-    )]
+    /// The writable rootfs the guest sees as `/`, when it has one (served
+    /// by `crate::rootfs_p2`).
     pub(crate) rootfs: Option<wrun_rootfs::Layers>,
     pub(crate) _tmp: Option<ScratchDir>,
 }
@@ -56,6 +55,16 @@ impl SocketHost for ComponentState {
             table: &mut self.table,
         };
         (&mut self.sockets, view)
+    }
+}
+
+impl RootfsHost for ComponentState {
+    fn rootfs_fs(&mut self) -> RootfsFs<'_> {
+        let host = WasiFilesystemCtxView {
+            ctx: self.ctx.filesystem(),
+            table: &mut self.table,
+        };
+        RootfsFs::new(host, self.rootfs.as_ref())
     }
 }
 
