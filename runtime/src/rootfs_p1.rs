@@ -1376,3 +1376,155 @@ impl WasiSnapshotPreview1 for CoreState {
         self.wasi.sock_shutdown(memory, fd, how)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with a view pays this much more than one without, and no
+    /// allocation until the guest opens something under it.
+    #[test]
+    fn the_view_descriptors_of_an_instance_are_a_small_struct() {
+        assert!(size_of::<ViewFds>() <= 64, "{}", size_of::<ViewFds>());
+        assert!(size_of::<Option<ViewFds>>() <= 64);
+    }
+
+    #[test]
+    fn view_errors_map_to_their_preview_1_errno() {
+        use wrun_rootfs::Error as E;
+        let cases = [
+            (E::NotFound, Errno::Noent),
+            (E::Exists, Errno::Exist),
+            (E::NotDir, Errno::Notdir),
+            (E::IsDir, Errno::Isdir),
+            (E::NotEmpty, Errno::Notempty),
+            (E::Loop, Errno::Loop),
+            (E::CrossDevice, Errno::Xdev),
+            (E::Access, Errno::Acces),
+            (E::NotPermitted, Errno::Perm),
+            (E::NoSpace, Errno::Nospc),
+            (E::Invalid, Errno::Inval),
+            (E::NameTooLong, Errno::Nametoolong),
+            (E::BadDescriptor("writing"), Errno::Badf),
+            (E::Io(std::io::Error::from_raw_os_error(30)), Errno::Rofs),
+            (E::Io(std::io::Error::from_raw_os_error(24)), Errno::Mfile),
+            (E::Io(std::io::Error::from_raw_os_error(5)), Errno::Io),
+            (E::Io(std::io::Error::other("no number")), Errno::Io),
+        ];
+        for (err, want) in cases {
+            let shown = err.to_string();
+            let got = view_error(err).downcast().expect("an errno, not a trap");
+            assert_eq!(got, want, "{shown}");
+        }
+    }
+
+    fn view_over(entries: &[&str]) -> (tempfile::TempDir, ViewFds) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lower = dir.path().join("lower");
+        std::fs::create_dir(&lower).expect("mkdir");
+        for name in entries {
+            std::fs::write(lower.join(name), name).expect("write");
+        }
+        let lower =
+            cap_std::fs::Dir::open_ambient_dir(&lower, cap_std::ambient_authority()).expect("open");
+        let layers = Layers::open(
+            Arc::new(lower),
+            dir.path().join("upper"),
+            wrun_rootfs::UpperOptions::default(),
+        )
+        .expect("view");
+        let fds = ViewFds {
+            layers,
+            root: Some(ROOT_FD),
+            root_listing: None,
+            open: BTreeMap::new(),
+            fuel: DEFAULT_HOSTCALL_FUEL,
+        };
+        (dir, fds)
+    }
+
+    /// `fd_readdir` into a fresh buffer of `len` bytes: what it returned
+    /// and the bytes.
+    async fn readdir(fds: &mut ViewFds, len: u32, cookie: u64) -> (u32, Vec<u8>) {
+        let mut bytes = vec![0u8; usize::try_from(len).expect("len")];
+        let mut memory = GuestMemory::Unshared(&mut bytes);
+        let n = fds
+            .readdir(
+                &mut memory,
+                types::Fd::from(ROOT_FD),
+                GuestPtr::new(0),
+                len,
+                cookie,
+            )
+            .await
+            .expect("readdir");
+        (n, bytes)
+    }
+
+    /// The (d_next, name) pairs of whole entries in a readdir buffer.
+    fn entries(bytes: &[u8]) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while rest.len() >= 24 {
+            let next = u64::from_le_bytes(rest[0..8].try_into().expect("8 bytes"));
+            let len = u32::from_le_bytes(rest[16..20].try_into().expect("4 bytes"));
+            let len = usize::try_from(len).expect("len");
+            if rest.len() < 24 + len {
+                break;
+            }
+            out.push((
+                next,
+                String::from_utf8_lossy(&rest[24..24 + len]).into_owned(),
+            ));
+            rest = &rest[24 + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn readdir_cookies_continue_one_listing_and_a_full_buffer_asks_for_more() {
+        let (_dir, mut fds) = view_over(&["a", "b", "c"]);
+        let (n, bytes) = readdir(&mut fds, 4096, 0).await;
+        let all = entries(&bytes[..usize::try_from(n).expect("n")]);
+        let want: Vec<(u64, String)> = [".", "..", "a", "b", "c"]
+            .iter()
+            .zip(1..)
+            .map(|(name, next)| (next, (*name).to_owned()))
+            .collect();
+        assert_eq!(all, want);
+
+        // A buffer that ends inside an entry is returned full: libc then
+        // asks again from the last whole entry's cookie.
+        let (n, bytes) = readdir(&mut fds, 30, 0).await;
+        assert_eq!(n, 30);
+        assert_eq!(entries(&bytes), [(1, ".".to_owned())]);
+
+        // A later cookie continues the listing read at cookie 0, even after
+        // the directory changed; cookie 0 reads it afresh.
+        fds.layers
+            .open_at(
+                &fds.layers.root(),
+                "d",
+                &OpenOptions {
+                    write: true,
+                    create: true,
+                    ..OpenOptions::default()
+                },
+            )
+            .expect("create d");
+        let (n, bytes) = readdir(&mut fds, 4096, 3).await;
+        let names: Vec<String> = entries(&bytes[..usize::try_from(n).expect("n")])
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(names, ["b", "c"]);
+        let (n, bytes) = readdir(&mut fds, 4096, 0).await;
+        let names: Vec<String> = entries(&bytes[..usize::try_from(n).expect("n")])
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(names, [".", "..", "a", "b", "c", "d"]);
+        // Past the end: nothing.
+        assert_eq!(readdir(&mut fds, 4096, 6).await.0, 0);
+    }
+}

@@ -459,7 +459,8 @@ fn volumes_and_tmp_beside_the_view_are_the_host_s_and_renames_across_are_exdev()
     let view = fx.view("upper", None);
     let spec = fx
         .spec(
-            "write /vol/w.txt written ; cat /vol/v.txt ; write /tmp/t x ; cat /tmp/t ; \
+            "write /etc/motd view ; write /vol/w.txt written ; cat /vol/v.txt ; \
+             write /tmp/t x ; cat /tmp/t ; cat /etc/motd ; \
              mv /vol/v.txt /moved ; mv /etc/motd /vol/motd ; ln /vol/v.txt /l ; ls /",
         )
         .volume(&vol, "/vol", false)
@@ -472,6 +473,7 @@ fn volumes_and_tmp_beside_the_view_are_the_host_s_and_renames_across_are_exdev()
         [
             "volume",
             "x",
+            "view",
             "mv: error EXDEV",
             "mv: error EXDEV",
             "ln: error EXDEV",
@@ -486,6 +488,10 @@ fn volumes_and_tmp_beside_the_view_are_the_host_s_and_renames_across_are_exdev()
         b"written"
     );
     let tree = fx.upper("upper").join("tree");
+    assert_eq!(
+        std::fs::read(tree.join("etc/motd")).expect("upper"),
+        b"view"
+    );
     assert!(!tree.join("vol").exists() && !tree.join("tmp").exists());
 }
 
