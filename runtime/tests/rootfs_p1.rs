@@ -275,6 +275,34 @@ fn reads_see_the_lower_and_listings_merge_both_layers() {
 }
 
 #[test]
+fn copies_and_recursive_removal_work_through_the_view() {
+    let fx = Fixture::new();
+    let before = snapshot(&fx.lower());
+    let view = fx.view("upper", None);
+    let (outcome, out) = fx.fsh(
+        &view,
+        "cp /data/big /copy ; stat /copy ; rm-r /etc ; stat /etc ; ls / ; mkdir /etc ; ls /etc",
+    );
+    assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
+    assert_eq!(
+        lines(&out),
+        [
+            &format!("file {}", 200 << 10),
+            "stat: error ENOENT",
+            "copy",
+            "data/",
+            "emptydir/",
+            "usr/",
+        ]
+    );
+    assert_eq!(
+        std::fs::read(fx.upper("upper").join("tree/copy")).expect("copy"),
+        vec![7u8; 200 << 10]
+    );
+    assert_eq!(snapshot(&fx.lower()), before);
+}
+
+#[test]
 fn rename_of_a_lower_directory_is_exdev_and_of_an_upper_one_works() {
     let fx = Fixture::new();
     let before = snapshot(&fx.lower());
