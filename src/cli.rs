@@ -106,6 +106,10 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Remove one or more images
     Rmi(rmi::RmiArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(crate::commands::import::ImportArgs),
+    /// Create a new image from an instance's changes
+    Commit(crate::commands::commit::CommitArgs),
     /// Display system-wide information: instances, images, capacity
     Info(info::InfoArgs),
     /// Show the wrun version information (client and daemon)
@@ -140,6 +144,8 @@ pub enum ImageCommand {
     Load(load::LoadArgs),
     /// Remove one or more images
     #[command(visible_alias = "remove")]
+    /// Import the contents from a tarball to create a filesystem image
+    Import(crate::commands::import::ImportArgs),
     Rm(rmi::RmiArgs),
     /// Remove unused images
     Prune(system::PruneArgs),
@@ -149,6 +155,8 @@ pub enum ImageCommand {
 pub enum ContainerCommand {
     /// Remove all stopped instances
     Prune(container_prune::ContainerPruneArgs),
+    /// Create a new image from an instance's changes
+    Commit(crate::commands::commit::CommitArgs),
 }
 
 #[derive(Debug, Subcommand)]

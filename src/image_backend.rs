@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hyper::Method;
 use wrun_api::images::{
-    HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
+    HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, ImportMessage,
+    LoadMessage,
 };
 use wrun_api::parse::Filters;
 use wrun_bundler::{BuildOutcome, BuildRequest};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
+use wrun_image::import::ImportSpec;
 use wrun_image::{Digest, ImageRecord, ImageRef, Store};
 
 use crate::client::Client;
@@ -57,6 +59,9 @@ pub trait ImageBackend {
     /// Docker's); `what` names the input in errors. Returns `note: …`
     /// lines, then one `Loaded image` line per name.
     fn load(&self, tar: Box<dyn Read + Send>, what: &str) -> anyhow::Result<Vec<LoadMessage>>;
+    /// Stores a rootfs tar (plain or gzip) as a one-layer image (`import`);
+    /// returns its ID.
+    fn import(&self, tar: Box<dyn Read + Send>, spec: &ImportSpec) -> anyhow::Result<String>;
     /// Builds an image and stores it here, also writing its tar to `output`.
     fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built>;
 }
@@ -203,6 +208,11 @@ impl ImageBackend for LocalImages {
         Ok(notes.chain(loaded).collect())
     }
 
+    fn import(&self, tar: Box<dyn Read + Send>, spec: &ImportSpec) -> anyhow::Result<String> {
+        let record = wrun_image::import::import(&self.store, tar, spec.clone())?;
+        Ok(record.id.to_string())
+    }
+
     fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
         let built = build_into(&self.store, request)?;
         if let Some(path) = output {
@@ -286,6 +296,35 @@ impl ImageBackend for ApiImages {
 
     fn load(&self, tar: Box<dyn Read + Send>, what: &str) -> anyhow::Result<Vec<LoadMessage>> {
         post_load(&self.0, tar, what)
+    }
+
+    /// `POST /images/create?fromSrc=-` with the tar as the body.
+    fn import(&self, tar: Box<dyn Read + Send>, spec: &ImportSpec) -> anyhow::Result<String> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("fromSrc", "-");
+        if let Some(name) = spec.names.first() {
+            query.append_pair("repo", &name.repository);
+            query.append_pair("tag", name.tag.as_deref().unwrap_or("latest"));
+        }
+        if let Some(m) = &spec.message {
+            query.append_pair("message", m);
+        }
+        if let Some(os) = &spec.os {
+            query.append_pair("platform", &format!("{os}/wasm"));
+        }
+        for c in &spec.changes {
+            query.append_pair("changes", c);
+        }
+        let path = format!("/images/create?{}", query.finish());
+        let answer = self
+            .0
+            .upload(Method::POST, &path, "application/x-tar", tar)?;
+        let line: ImportMessage = serde_json::Deserializer::from_slice(&answer)
+            .into_iter::<ImportMessage>()
+            .last()
+            .context("the daemon's answer is empty")?
+            .context("the daemon's answer is not the expected JSON")?;
+        Ok(line.status)
     }
 
     /// Builds into a store of its own, then sends the image's tar to the

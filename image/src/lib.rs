@@ -15,6 +15,8 @@ pub mod unpack;
 pub mod wasm;
 
 pub use digest::Digest;
+/// The OCI types of the documents (`oci_spec::image::Config` for commit).
+pub use oci_spec;
 pub use error::{ImageError, Result};
 pub use reference::ImageRef;
 pub use store::{ImageRecord, ModuleInfo, Store};

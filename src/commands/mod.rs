@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod build;
+pub mod commit;
 pub mod container_inspect;
 pub mod container_prune;
 pub mod daemon;
@@ -9,6 +10,7 @@ pub mod events;
 pub mod history;
 pub mod images;
 pub mod info;
+pub mod import;
 pub mod inspect;
 pub mod kill;
 pub mod load;
