@@ -46,27 +46,141 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
-/// One line of `ps --format json`, with Docker's keys.
+/// One instance as the docker client's formatter shows it (its container
+/// context): a line of `ps --format json`, with Docker's keys, and the
+/// cells of `ps`'s table and of `system df -v`'s instances table.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct PsLine<'a> {
+pub(super) struct ContainerRow {
     command: String,
     created_at: String,
     #[serde(rename = "ID")]
     id: String,
     image: String,
     labels: String,
-    local_volumes: &'a str,
+    local_volumes: String,
     mounts: String,
     names: String,
     networks: String,
     /// The image's platform, which Docker fills only from API 1.48.
     platform: Option<()>,
-    ports: &'a str,
+    ports: String,
     running_for: String,
-    size: &'a str,
-    state: &'a str,
-    status: &'a str,
+    size: String,
+    state: String,
+    status: String,
+}
+
+impl ContainerRow {
+    /// The row of `r`, its IDs, command and mounts cut as docker cuts them
+    /// unless `no_trunc`; `now` is the time the ages are counted to.
+    pub(super) fn new(r: &ContainerSummary, no_trunc: bool, now: i64) -> Self {
+        let trunc = !no_trunc;
+        let cut = |s: &str, max| {
+            if trunc {
+                ellipsis(s, max)
+            } else {
+                s.to_string()
+            }
+        };
+        let join = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(",");
+        // Docker's SIZE: what the instance wrote, and the image under it.
+        let rw = human_size(u64::try_from(r.size_rw.unwrap_or(0)).unwrap_or(0));
+        let size = match r.size_root_fs.filter(|&v| v > 0) {
+            Some(v) => format!(
+                "{rw} (virtual {})",
+                human_size(u64::try_from(v).unwrap_or(0))
+            ),
+            None => rw,
+        };
+        let command = cut(&r.command, 20);
+        ContainerRow {
+            command: serde_json::to_string(&command).unwrap_or(command),
+            created_at: docker_time(r.created),
+            id: if trunc {
+                r.id.chars().take(12).collect()
+            } else {
+                r.id.clone()
+            },
+            // An image ID cut to 12 digits unless --no-trunc.
+            image: match r.image.strip_prefix("sha256:") {
+                Some(hex) if trunc => hex.chars().take(12).collect(),
+                _ => r.image.clone(),
+            },
+            labels: join(&mut r.labels.iter().map(|(k, v)| format!("{k}={v}"))),
+            local_volumes: r
+                .mounts
+                .iter()
+                .filter(|m| m.driver == "local")
+                .count()
+                .to_string(),
+            // A volume by its name, a bind by its source.
+            mounts: join(&mut r.mounts.iter().map(|m| {
+                cut(
+                    if m.name.is_empty() {
+                        &m.source
+                    } else {
+                        &m.name
+                    },
+                    15,
+                )
+            })),
+            names: join(
+                &mut r
+                    .names
+                    .iter()
+                    .map(|n| n.trim_start_matches('/').to_string()),
+            ),
+            networks: join(&mut r.network_settings.networks.keys().cloned()),
+            platform: None,
+            ports: wrun_api::network::ports_column(&r.ports),
+            running_for: format!("{} ago", human_duration(now - r.created)),
+            size,
+            state: r.state.clone(),
+            status: r.status.clone(),
+        }
+    }
+
+    /// The cell of a column, by its template field name (`PS_HEADERS`).
+    fn cell(&self, field: &str) -> &str {
+        match field {
+            "ID" => &self.id,
+            "Image" => &self.image,
+            "Command" => &self.command,
+            "CreatedAt" => &self.created_at,
+            "RunningFor" => &self.running_for,
+            "Ports" => &self.ports,
+            "State" => &self.state,
+            "Status" => &self.status,
+            "Size" => &self.size,
+            "Names" => &self.names,
+            "Labels" => &self.labels,
+            "Mounts" => &self.mounts,
+            "LocalVolumes" => &self.local_volumes,
+            "Networks" => &self.networks,
+            _ => "",
+        }
+    }
+}
+
+/// Prints `rows` as docker's table of the columns `fields` (template field
+/// names), titled as docker titles them.
+pub(super) fn print_container_table(rows: &[ContainerRow], fields: &[&str]) -> anyhow::Result<()> {
+    let header: Vec<&str> = fields
+        .iter()
+        .map(|f| {
+            PS_HEADERS
+                .iter()
+                .find(|(name, _)| name == f)
+                .map_or(*f, |(_, title)| *title)
+        })
+        .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| fields.iter().map(|f| r.cell(f).to_string()).collect())
+        .collect();
+    print_table(&header, &cells)?;
+    Ok(())
 }
 
 /// docker ps's words for a template that does not parse or run.
@@ -95,7 +209,7 @@ const PS_HEADERS: [(&str, &str); 15] = [
 ];
 
 /// Docker's `Ellipsis`: at most `max` characters, the last one "…".
-fn ellipsis(s: &str, max: usize) -> String {
+pub(super) fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {
@@ -107,7 +221,6 @@ fn ellipsis(s: &str, max: usize) -> String {
 
 pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
     let format = RowFormat::parse(args.format.as_deref(), &PS_TEMPLATE_ERRORS)?;
-    let json = !matches!(format, RowFormat::Table);
     let limit = if args.latest { 1 } else { args.last };
     let mut path = format!("/containers/json?all={}", u8::from(args.all));
     if limit > 0 {
@@ -123,142 +236,101 @@ pub fn run(target: &DaemonTarget, args: PsArgs) -> anyhow::Result<ExitCode> {
         path.push_str(&super::escape(&super::filters_json(&args.filters)?));
     }
     let rows: Vec<ContainerSummary> = target.client()?.json(Method::GET, &path, None)?;
-    let id = |s: &ContainerSummary| {
-        if args.no_trunc {
-            s.id.clone()
-        } else {
-            s.id.chars().take(12).collect()
-        }
-    };
     if args.quiet {
         for r in &rows {
-            println!("{}", id(r));
+            if args.no_trunc {
+                println!("{}", r.id);
+            } else {
+                println!("{}", r.id.chars().take(12).collect::<String>());
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let trunc = !args.no_trunc;
-    // Docker's IMAGE: an image ID cut to 12 digits unless --no-trunc.
-    let image = |r: &ContainerSummary| match r.image.strip_prefix("sha256:") {
-        Some(hex) if trunc => hex.chars().take(12).collect(),
-        _ => r.image.clone(),
-    };
-    let command = |r: &ContainerSummary| {
-        let c = if trunc {
-            ellipsis(&r.command, 20)
-        } else {
-            r.command.clone()
-        };
-        serde_json::to_string(&c).unwrap_or(c)
-    };
-    let names = |r: &ContainerSummary| {
-        r.names
-            .iter()
-            .map(|n| n.trim_start_matches('/'))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    // Docker's SIZE: what the instance wrote, and the image under it.
-    let size = |r: &ContainerSummary| {
-        let rw = human_size(u64::try_from(r.size_rw.unwrap_or(0)).unwrap_or(0));
-        match r.size_root_fs.filter(|&v| v > 0) {
-            Some(v) => format!(
-                "{rw} (virtual {})",
-                human_size(u64::try_from(v).unwrap_or(0))
-            ),
-            None => rw,
-        }
-    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if json {
-        let mut lines = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let line = PsLine {
-                command: command(r),
-                created_at: docker_time(r.created),
-                id: id(r),
-                image: image(r),
-                labels: r
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                // Docker counts the mounts of local volumes; wrun has binds only.
-                local_volumes: "0",
-                mounts: r
-                    .mounts
-                    .iter()
-                    .map(|m| {
-                        if trunc {
-                            ellipsis(&m.source, 15)
-                        } else {
-                            m.source.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                names: names(r),
-                networks: r
-                    .network_settings
-                    .networks
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(","),
-                platform: None,
-                ports: &wrun_api::network::ports_column(&r.ports),
-                running_for: format!("{} ago", human_duration(now - r.created)),
-                size: &size(r),
-                state: &r.state,
-                status: &r.status,
-            };
-            lines.push(serde_json::to_value(&line)?);
+    let lines: Vec<ContainerRow> = rows
+        .iter()
+        .map(|r| ContainerRow::new(r, args.no_trunc, now))
+        .collect();
+    match format {
+        RowFormat::Table => {
+            let mut fields = vec![
+                "ID",
+                "Image",
+                "Command",
+                "RunningFor",
+                "Status",
+                "Ports",
+                "Names",
+            ];
+            if args.size {
+                fields.push("Size");
+            }
+            print_container_table(&lines, &fields)?;
         }
-        if let RowFormat::Json = format {
+        RowFormat::Json => {
             for line in &lines {
                 println!("{}", go_json(line)?);
             }
-        } else {
-            format.print_rows(&lines, &PS_HEADERS, &PS_TEMPLATE_ERRORS)?;
         }
-        return Ok(ExitCode::SUCCESS);
+        template => {
+            let values = lines
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            template.print_rows(&values, &PS_HEADERS, &PS_TEMPLATE_ERRORS)?;
+        }
     }
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let mut row = vec![
-                id(r),
-                image(r),
-                command(r),
-                format!("{} ago", human_duration(now - r.created)),
-                r.status.clone(),
-                wrun_api::network::ports_column(&r.ports),
-                names(r),
-            ];
-            if args.size {
-                row.push(size(r));
-            }
-            row
-        })
-        .collect();
-    let mut header = vec![
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ];
-    if args.size {
-        header.push("SIZE");
-    }
-    print_table(&header, &table)?;
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use wrun_api::containers::MountPoint;
+
+    #[test]
+    fn rows_show_volumes_by_name_and_count_them_as_docker() {
+        let summary = ContainerSummary {
+            id: "0123456789abcdef0123".into(),
+            names: vec!["/web".into()],
+            image: "sha256:fedcba9876543210fedc".into(),
+            command: "/app.wasm \"a\" b c d e f g h".into(),
+            created: 100,
+            mounts: vec![
+                MountPoint {
+                    kind: "volume".into(),
+                    name: "a-long-volume-name".into(),
+                    source: "/store/volumes/a-long-volume-name/_data".into(),
+                    destination: "/data".into(),
+                    driver: "local".into(),
+                    ..MountPoint::default()
+                },
+                MountPoint {
+                    kind: "bind".into(),
+                    source: "/srv".into(),
+                    destination: "/srv".into(),
+                    ..MountPoint::default()
+                },
+            ],
+            size_rw: Some(1000),
+            size_root_fs: Some(2_000_000),
+            ..ContainerSummary::default()
+        };
+        let cut = ContainerRow::new(&summary, false, 160);
+        assert_eq!(cut.cell("ID"), "0123456789ab");
+        assert_eq!(cut.cell("Image"), "fedcba987654");
+        assert_eq!(cut.cell("Command"), r#""/app.wasm \"a\" b c d…""#);
+        assert_eq!(cut.cell("Mounts"), "a-long-volume-…,/srv");
+        assert_eq!(cut.cell("LocalVolumes"), "1");
+        assert_eq!(cut.cell("Names"), "web");
+        assert_eq!(cut.cell("RunningFor"), "About a minute ago");
+        assert_eq!(cut.cell("Size"), "1kB (virtual 2MB)");
+        let whole = ContainerRow::new(&summary, true, 160);
+        assert_eq!(whole.cell("ID"), summary.id);
+        assert_eq!(whole.cell("Image"), summary.image);
+        assert_eq!(whole.cell("Mounts"), "a-long-volume-name,/srv");
+    }
+
     #[test]
     fn commands_are_cut_like_docker() {
         assert_eq!(super::ellipsis("/hello.wasm Bob", 20), "/hello.wasm Bob");

@@ -10,6 +10,7 @@ use wrun_api::containers::ContainerSummary;
 use wrun_api::images::ImageSummary;
 use wrun_api::volumes::DiskUsage;
 
+use super::ps::{ContainerRow, print_container_table};
 use crate::client::Client;
 use crate::output::{
     RowFormat, TEMPLATE_ERRORS, human_duration, human_size, human_size_with_precision, print_table,
@@ -182,17 +183,6 @@ fn since(unix: i64) -> String {
     format!("{} ago", human_duration(now - unix))
 }
 
-/// Docker's `Ellipsis`: at most `max` characters, the last one "…".
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max - 1).collect();
-        out.push('…');
-        out
-    }
-}
-
 fn image_rows(images: &[ImageSummary]) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for i in images {
@@ -242,42 +232,31 @@ fn print_verbose(u: &DiskUsage) -> anyhow::Result<()> {
         &image_rows(&u.images),
     )?;
     println!("\nContainers space usage:\n");
-    let containers: Vec<Vec<String>> = u
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let containers: Vec<ContainerRow> = u
         .containers
         .iter()
         .map(|c| {
-            vec![
-                c.id.chars().take(12).collect(),
-                c.image.clone(),
-                format!("\"{}\"", ellipsis(&c.command, 20)),
-                c.mounts
-                    .iter()
-                    .filter(|m| m.kind == "volume")
-                    .count()
-                    .to_string(),
-                human_size(bytes(c.size_rw.unwrap_or(0))),
-                since(c.created),
-                c.status.clone(),
-                c.names
-                    .iter()
-                    .map(|n| n.trim_start_matches('/'))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ]
+            // As docker's: the virtual size (the image under it) is left out.
+            let written = ContainerSummary {
+                size_root_fs: None,
+                ..c.clone()
+            };
+            ContainerRow::new(&written, false, now)
         })
         .collect();
-    print_table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "LOCAL VOLUMES",
-            "SIZE",
-            "CREATED",
-            "STATUS",
-            "NAMES",
-        ],
+    print_container_table(
         &containers,
+        &[
+            "ID",
+            "Image",
+            "Command",
+            "LocalVolumes",
+            "Size",
+            "RunningFor",
+            "Status",
+            "Names",
+        ],
     )?;
     println!("\nLocal Volumes space usage:\n");
     let volumes: Vec<Vec<String>> = u
