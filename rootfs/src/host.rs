@@ -310,7 +310,12 @@ pub(crate) fn file_bytes(root: BorrowedFd<'_>) -> Result<u64> {
 /// handle with ambient authority; everything else is relative to it.
 pub(crate) fn open_upper_root(path: &Path, create: bool) -> Result<Option<cap_std::fs::Dir>> {
     if create {
-        std::fs::create_dir_all(path)?;
+        // 0700 from the start: the upper sits in the owner's private store.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)?;
     }
     match cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority()) {
         Ok(dir) => Ok(Some(dir)),
