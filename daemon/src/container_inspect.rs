@@ -15,9 +15,9 @@ use wrun_api::containers::{
     NetworkSettings,
 };
 
-/// `GET /containers/{id}/json?size=`: with `size`, `SizeRw` (0: the
-/// rootfs is read-only) and `SizeRootFs` (the image's size), as Docker
-/// adds them.
+/// `GET /containers/{id}/json?size=`: with `size`, `SizeRw` (the bytes
+/// of the files the instance wrote over its image) and `SizeRootFs` (the
+/// image's size plus those), as Docker adds them.
 pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<Body> {
     let r = c.record();
     let mut view = inspect_view(&r);
@@ -25,13 +25,41 @@ pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<B
     let volumes = crate::volume_store::Volumes::of(daemon.store.root());
     view.mounts = mounts_at(&r, Some(&volumes));
     view.log_path = c.log.path().display().to_string();
+    let upper = daemon.rootfs.upper_path(&r.id);
+    view.graph_driver.data = graph_driver_data(daemon, &r, &upper);
     if query.flag("size") {
         let image = crate::image_views::find(&daemon.store, &r.image_id)
             .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX));
-        view.size_rw = Some(0);
-        view.size_root_fs = Some(image);
+        let written = i64::try_from(crate::rootfs_views::upper_bytes(&upper)).unwrap_or(i64::MAX);
+        view.size_rw = Some(written);
+        view.size_root_fs = Some(image.saturating_add(written));
     }
     json(StatusCode::OK, &view)
+}
+
+/// `GraphDriver.Data`, overlay2's keys for what wrun has: the image
+/// snapshot the view reads (`LowerDir`), the instance's files over it
+/// (`UpperDir`, made at its first write) and its copy-ups in progress
+/// (`WorkDir`). No `MergedDir`: the merged view is served to the guest by
+/// wrun, never mounted.
+fn graph_driver_data(
+    daemon: &Daemon,
+    r: &ContainerRecord,
+    upper: &std::path::Path,
+) -> std::collections::BTreeMap<String, String> {
+    let mut data = std::collections::BTreeMap::new();
+    if let Some(lower) = daemon
+        .store
+        .find(&r.image_id)
+        .ok()
+        .and_then(|i| daemon.store.rootfs_path(&i))
+    {
+        data.insert("LowerDir".to_owned(), lower.display().to_string());
+    }
+    for (key, dir) in [("UpperDir", "tree"), ("WorkDir", "work")] {
+        data.insert(key.to_owned(), upper.join(dir).display().to_string());
+    }
+    data
 }
 
 pub fn inspect_view(r: &ContainerRecord) -> ContainerInspect {

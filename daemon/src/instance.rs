@@ -37,6 +37,14 @@ pub struct Container {
     records: Arc<RecordJournal>,
     inner: Mutex<Inner>,
     pub(crate) lifecycle: watch::Sender<Lifecycle>,
+    /// The instance's writable rootfs, opened by its first start or by a
+    /// verb that reads it ([`Daemon::rootfs_view`]), then kept while the
+    /// record lives: every run and every verb get a clone of this one view
+    /// (two views over one upper would each miss the other's changes). An
+    /// instance never started nor looked at holds none.
+    ///
+    /// [`Daemon::rootfs_view`]: crate::state::Daemon::rootfs_view
+    pub(crate) rootfs: Mutex<Option<wrun_rootfs::Layers>>,
 }
 
 /// What changes under the instance's lock.
@@ -115,6 +123,7 @@ impl Container {
                 stdin: StdinPipe::default(),
             }),
             lifecycle: watch::Sender::new(life),
+            rootfs: Mutex::new(None),
         })
     }
 

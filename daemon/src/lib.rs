@@ -34,6 +34,7 @@ pub mod outcome;
 mod record;
 mod records;
 mod registry;
+pub mod rootfs_views;
 pub mod serve;
 mod serving;
 mod state;
@@ -90,6 +91,9 @@ pub struct DaemonConfig {
     /// Grant binds of `/proc`, `/sys`, `/dev` and of directories holding
     /// the store (see [`launch::HostBinds`]).
     pub allow_dangerous_binds: bool,
+    /// The size limit of the writable rootfs of an instance that asks for
+    /// none (`--storage-opt size=`); `None`: no limit.
+    pub storage_size: Option<u64>,
 }
 
 /// Binds the socket, loads the instance records and serves until
@@ -125,6 +129,7 @@ pub fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     );
     capacity::set(capacity);
     let daemon = Daemon::load(store, runtime, config.socket.clone())?;
+    daemon.set_default_storage_size(config.storage_size);
     if config.allow_dangerous_binds {
         daemon.allow_dangerous_binds();
         eprintln!(

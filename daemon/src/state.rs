@@ -27,6 +27,7 @@ use crate::outcome;
 use crate::record::{ContainerRecord, Interner, StateRecord};
 use crate::records::{self, RecordJournal};
 use crate::registry::{self, Registry};
+use crate::rootfs_views::RootfsViews;
 use crate::volume_store::{Volumes, mounts_of};
 
 /// Instances started at once when the daemon applies restart policies.
@@ -76,6 +77,9 @@ pub struct Daemon {
     /// Creates, starts, ends and removals so far: what the heap trimmer
     /// watches.
     changes: AtomicU64,
+    /// Where each instance's writable rootfs lives, and the snapshots
+    /// their views share.
+    pub(crate) rootfs: RootfsViews,
 }
 
 /// What telling an instance to stop found.
@@ -138,6 +142,9 @@ impl Daemon {
             unreadable.push((id.clone(), value.clone()));
         }
         let records = RecordJournal::start(&containers_dir, &live)?;
+        // Uppers of instances removed while no daemon ran (or whose removal
+        // was cut short) go now; a record this daemon cannot read keeps its.
+        let rootfs = RootfsViews::open(&containers_dir, &|id| live.contains_key(id))?;
         let log_files = layout::forget_leftovers(&logs_dir, &live);
         let (log_pack, problems) = LogPack::open(containers_dir.join(LOG_PACK))?;
         for problem in &problems {
@@ -199,6 +206,7 @@ impl Daemon {
             configs,
             host_configs,
             changes: AtomicU64::new(0),
+            rootfs,
         });
         // From now on the flusher may rewrite the journal from the records
         // held here (see `LiveRecords` below).
@@ -210,6 +218,62 @@ impl Daemon {
     /// Counts a create, start, end or removal for the [`HeapTrimmer`].
     fn changed(&self) {
         self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `wrun daemon --storage-opt size=`: the limit of the writable rootfs
+    /// of every instance that does not ask for its own (`None`: no limit);
+    /// set before serving. Applies to views opened from then on.
+    pub fn set_default_storage_size(&self, size: Option<u64>) {
+        self.rootfs.set_default_size(size);
+    }
+
+    /// The writable rootfs of the instance `key` names (full ID, name, or
+    /// unique ID prefix): its one view, the very one its runs write
+    /// through, for the verbs that read or change it (`diff`, `export`,
+    /// `cp`, `commit`). Opened here when no start or verb has opened it
+    /// yet, then kept with the record. Blocking (opening loads the upper an
+    /// earlier run or daemon left: its whiteouts and, under a size limit,
+    /// its usage): call it from a blocking thread.
+    ///
+    /// An instance created `--read-only` (`HostConfig.ReadonlyRootfs`)
+    /// has a view too, over its image with nothing above it (its runs are
+    /// given the read-only snapshot, never this view), so `export` and `cp`
+    /// out read the image's files. A verb that would write through it must
+    /// look at `record().host_config.readonly_rootfs` first and refuse
+    /// (dockerd: `container rootfs is marked read-only`), or its write
+    /// would make an upper that no run of the instance ever sees.
+    ///
+    /// Errors: `No such container: KEY` (404), as [`find`](Daemon::find);
+    /// the image's snapshot gone or unreadable (500).
+    pub fn rootfs_view(&self, key: &str) -> Result<wrun_rootfs::Layers, DaemonError> {
+        let c = self.find(key)?;
+        self.container_rootfs(&c)
+    }
+
+    /// [`rootfs_view`](Daemon::rootfs_view) of an instance already found.
+    pub fn container_rootfs(&self, c: &Container) -> Result<wrun_rootfs::Layers, DaemonError> {
+        // Held while opening: one view per instance, whoever asks first.
+        let mut slot = c.rootfs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(view) = &*slot {
+            return Ok(view.clone());
+        }
+        // A removed instance's upper is gone (or going): a view opened now
+        // would make a new one that nothing removes.
+        if c.lifecycle.borrow().removed {
+            return Err(DaemonError::no_such_container(&c.id));
+        }
+        let r = c.record();
+        let size = crate::rootfs_views::storage_size(r.host_config.storage_opt.as_ref())?;
+        let image = self.store.find(&r.image_id).map_err(anyhow::Error::from)?;
+        let rootfs = self.store.rootfs_path(&image).ok_or_else(|| {
+            DaemonError::Internal(format!(
+                "image {} of instance {} has no layers, so no rootfs",
+                r.image, c.id
+            ))
+        })?;
+        let view = self.rootfs.open_view(&c.id, &rootfs, size)?;
+        *slot = Some(view.clone());
+        Ok(view)
     }
 
     /// The registry; taken before an instance's lock, never after.
@@ -419,6 +483,7 @@ impl Daemon {
         let daemon = Arc::clone(self);
         let log = Arc::clone(&c.log);
         let memory = gate.memory.clone();
+        let instance = Arc::clone(c);
         let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let record = snapshot;
             let image = daemon.store.find(&record.image_id)?;
@@ -426,6 +491,11 @@ impl Daemon {
                 .map_err(anyhow::Error::from)?
                 .host_binds(daemon.host_binds());
             let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
+            // The instance's one view, kept from run to run (`--read-only`:
+            // the snapshot alone, read-only, as `plan` grants it).
+            if !settings.read_only {
+                launch.spec.writable_rootfs = Some(daemon.container_rootfs(&instance)?);
+            }
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
             launch.spec.memory_gauge = Some(memory);
@@ -935,6 +1005,11 @@ impl Daemon {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         c.lifecycle.send_modify(|l| l.removed = true);
+        // After `removed` is set, under the view's lock: a verb opening the
+        // view either finished before (and its view is dropped here) or
+        // sees the instance removed.
+        c.rootfs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.rootfs.remove_upper(&c.id);
         self.events.container("destroy", &c.id, &subject, &[]);
         Ok((true, pushed_out))
     }

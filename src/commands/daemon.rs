@@ -33,6 +33,12 @@ pub struct DaemonArgs {
     /// and environment. The store itself is never bound
     #[arg(long, conflicts_with = "stop")]
     pub allow_dangerous_binds: bool,
+    /// Default storage options of every instance's writable rootfs, as
+    /// dockerd's overlay2.size: size=SIZE, the most an instance's files may
+    /// hold over its image (e.g. 10G) unless it asks for its own with
+    /// `run --storage-opt size=` [default: no limit]
+    #[arg(long = "storage-opt", value_name = "size=SIZE", value_parser = parse_storage_opt, conflicts_with = "stop")]
+    pub storage_opts: Vec<u64>,
     /// Stop the daemon listening on the socket, then exit
     #[arg(long)]
     pub stop: bool,
@@ -53,8 +59,25 @@ pub fn run(target: &DaemonTarget, args: DaemonArgs) -> anyhow::Result<ExitCode> 
         max_instance_memory: args.max_instance_memory,
         api_header_timeout: args.api_header_timeout,
         allow_dangerous_binds: args.allow_dangerous_binds,
+        storage_size: args.storage_opts.last().copied().filter(|&s| s > 0),
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `--storage-opt` of the daemon: `size=SIZE` (`overlay2.size=` too, as
+/// dockerd spells it), in bytes; 0 is no limit.
+fn parse_storage_opt(value: &str) -> Result<u64, String> {
+    match value.split_once('=') {
+        Some((key, size))
+            if matches!(key.to_ascii_lowercase().as_str(), "size" | "overlay2.size") =>
+        {
+            wrun_daemon::rootfs_views::parse_size(size)
+        }
+        Some((key, _)) => Err(format!("Unknown option {key} (wrun takes size=SIZE)")),
+        None => Err(format!(
+            "invalid storage option {value:?}: expected size=SIZE"
+        )),
+    }
 }
 
 /// Asks the daemon to stop and waits until its socket is gone.

@@ -84,6 +84,15 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     for v in wrun_daemon::volume_store::unmounted_volumes(&merged, &request.host_config) {
         eprintln!("WARNING: {}", launch::image_volume_warning(v));
     }
+    // Writable as in Docker, unless --read-only; what the guest writes is
+    // gone when the run ends (a foreground run keeps no record).
+    let _upper = if settings.read_only {
+        None
+    } else {
+        let upper = ScratchUpper::new(&store)?;
+        launch::give_writable_rootfs(&mut launch, &upper.path, settings.storage_size)?;
+        Some(upper)
+    };
     launch.spec.stdout = OutputTarget::Inherit;
     launch.spec.stderr = OutputTarget::Inherit;
     launch.spec.stdin = if args.interactive {
@@ -154,6 +163,48 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::from(ended.exit_code))
+}
+
+/// The upper of a foreground run's writable rootfs:
+/// `<root>/scratch/tmp-<pid>-rootfs` (made by the view on the first
+/// write), removed when the run ends. The name is the scratch area's
+/// convention, so what a killed run left is removed by the next wrun
+/// process that finds its pid gone (the runtime's sweep, and this one).
+struct ScratchUpper {
+    path: std::path::PathBuf,
+}
+
+impl ScratchUpper {
+    fn new(store: &wrun_image::Store) -> anyhow::Result<ScratchUpper> {
+        let scratch = store.root().join("scratch");
+        wrun_image::store::create_private_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        for entry in std::fs::read_dir(&scratch).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let dead = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("tmp-")?.strip_suffix("-rootfs"))
+                .and_then(|pid| pid.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw)
+                .is_some_and(|pid| {
+                    rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+                });
+            if dead {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let path = scratch.join(format!("tmp-{}-rootfs", std::process::id()));
+        // A leftover of an earlier process with this pid is no one's.
+        let _ = std::fs::remove_dir_all(&path);
+        Ok(ScratchUpper { path })
+    }
+}
+
+impl Drop for ScratchUpper {
+    fn drop(&mut self) {
+        // std's remove_dir_all does not follow the symlinks a guest made.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Set when a write to our stdout or stderr finds its reader gone

@@ -50,9 +50,15 @@ pub struct RunArgs {
     /// type=bind,source=HOST,target=GUEST[,readonly] or type=tmpfs,target=/tmp
     #[arg(long = "mount", value_name = "type=bind|tmpfs,...", value_parser = parse_mount)]
     pub mounts: Vec<Mount>,
-    /// Accepted for Docker compatibility: the image rootfs is always read-only
+    /// Mount the instance's root filesystem as read only (by default `/` is
+    /// the image, writable: the writes are the instance's own, copy-on-write)
     #[arg(long)]
     pub read_only: bool,
+    /// Storage options of the writable rootfs: size=SIZE, the most its
+    /// files may hold over the image (e.g. 10G; past it, writes fail with
+    /// ENOSPC) [default: the daemon's --storage-opt size, else none]
+    #[arg(long = "storage-opt", value_name = "size=SIZE", value_parser = parse_storage_opt)]
+    pub storage_opts: Vec<(String, String)>,
     /// A private, empty, writable /tmp for this instance (PATH must be /tmp;
     /// options after ':' are discarded with a warning). Without it nothing is
     /// writable but volumes
@@ -208,6 +214,8 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
                 .memory
                 .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)),
             readonly_rootfs: args.read_only,
+            storage_opt: (!args.storage_opts.is_empty())
+                .then(|| args.storage_opts.iter().cloned().collect()),
             tmpfs: (!args.tmpfs.is_empty()).then(|| {
                 args.tmpfs
                     .iter()
@@ -243,6 +251,17 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
         &mut request.host_config,
     );
     Ok(request)
+}
+
+/// A `--storage-opt` value as Docker's CLI reads it: `KEY=VALUE`; the key
+/// and the value are the daemon's to check (`size=` is the only key).
+fn parse_storage_opt(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+        None => Err(format!(
+            "invalid storage option {value:?}: expected KEY=VALUE (size=SIZE)"
+        )),
+    }
 }
 
 /// A `--mount` value as Docker's CLI reads it: comma-separated `KEY=VALUE`

@@ -48,7 +48,6 @@ const REFUSED: &[(&str, Option<char>, bool, &str)] = &[
     ("io-maxbandwidth", None, true, NO_DEVICES),
     ("io-maxiops", None, true, NO_DEVICES),
     ("gpus", None, true, NO_DEVICES),
-    ("storage-opt", None, true, NO_DEVICES),
     (
         "volume-driver",
         None,
