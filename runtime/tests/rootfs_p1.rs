@@ -591,3 +591,138 @@ fn raw_calls_renumber_close_and_a_guest_opening_files_in_a_loop() {
     let outcome = fx.rt.run_blocking(&module, spec).expect("run");
     assert_eq!(outcome, RunOutcome::Exited(0));
 }
+
+/// Every preview 1 call on a file and a directory of the view, as C and
+/// other libcs make them (fsh, on Rust's std, does not make all of them).
+/// The exit code says which step failed (0: all as expected).
+const FILE_CALLS: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pread" (func $pread (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_tell" (func $tell (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $ftruncate (param i32 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_set_times" (func $futimes (param i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_flags" (func $setfl (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_sync" (func $sync (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_datasync" (func $datasync (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_advise" (func $advise (param i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_allocate" (func $allocate (param i32 i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get" (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_readlink" (func $readlink (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "file")
+  (data (i32.const 24) ".")
+  (data (i32.const 32) "abcZq")
+  ;; iovecs: "abc" at 64, "Z" at 72, "q" at 80, a 64-byte read buffer at 88
+  (data (i32.const 64) "\20\00\00\00\03\00\00\00\23\00\00\00\01\00\00\00\24\00\00\00\01\00\00\00\00\02\00\00\40\00\00\00")
+  (func $check (param $got i32) (param $want i32) (param $step i32)
+    (if (i32.ne (local.get $got) (local.get $want)) (then (call $exit (local.get $step)))))
+  (func $check64 (param $got i64) (param $want i64) (param $step i32)
+    (if (i64.ne (local.get $got) (local.get $want)) (then (call $exit (local.get $step)))))
+  (func (export "_start") (local $fd i32)
+    ;; Create /file for reading and writing (rights FD_READ | FD_WRITE).
+    (call $check (call $open (i32.const 3) (i32.const 1) (i32.const 16) (i32.const 4)
+      (i32.const 1) (i64.const 66) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 0) (i32.const 10))
+    (local.set $fd (i32.load (i32.const 0)))
+    (call $check (call $write (local.get $fd) (i32.const 64) (i32.const 1) (i32.const 0)) (i32.const 0) (i32.const 11))
+    (call $check (i32.load (i32.const 0)) (i32.const 3) (i32.const 12))
+    (call $check (call $tell (local.get $fd) (i32.const 0)) (i32.const 0) (i32.const 13))
+    (call $check64 (i64.load (i32.const 0)) (i64.const 3) (i32.const 14))
+    ;; Seek back and read; pwrite "Z" at 1 and pread from 0: "aZc".
+    (call $check (call $seek (local.get $fd) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 0) (i32.const 20))
+    (call $check (call $read (local.get $fd) (i32.const 88) (i32.const 1) (i32.const 0)) (i32.const 0) (i32.const 21))
+    (call $check (i32.load (i32.const 0)) (i32.const 3) (i32.const 22))
+    (call $check (i32.load (i32.const 512)) (i32.const 0x636261) (i32.const 23))
+    (call $check (call $pwrite (local.get $fd) (i32.const 72) (i32.const 1) (i64.const 1) (i32.const 0)) (i32.const 0) (i32.const 24))
+    (call $check (call $pread (local.get $fd) (i32.const 88) (i32.const 1) (i64.const 0) (i32.const 0)) (i32.const 0) (i32.const 25))
+    (call $check (i32.load (i32.const 512)) (i32.const 0x635a61) (i32.const 26))
+    (call $check (call $tell (local.get $fd) (i32.const 0)) (i32.const 0) (i32.const 27))
+    (call $check64 (i64.load (i32.const 0)) (i64.const 3) (i32.const 28))
+    (call $check (call $seek (local.get $fd) (i64.const -1) (i32.const 2) (i32.const 0)) (i32.const 0) (i32.const 29))
+    (call $check64 (i64.load (i32.const 0)) (i64.const 2) (i32.const 30))
+    ;; fstat: a regular file (4) of 3 bytes; truncate to 1.
+    (call $check (call $fstat (local.get $fd) (i32.const 256)) (i32.const 0) (i32.const 31))
+    (call $check (i32.load8_u (i32.const 272)) (i32.const 4) (i32.const 32))
+    (call $check64 (i64.load (i32.const 288)) (i64.const 3) (i32.const 33))
+    (call $check (call $ftruncate (local.get $fd) (i64.const 1)) (i32.const 0) (i32.const 34))
+    (call $check (call $fstat (local.get $fd) (i32.const 256)) (i32.const 0) (i32.const 35))
+    (call $check64 (i64.load (i32.const 288)) (i64.const 1) (i32.const 36))
+    ;; fdstat: a regular file, no flags, FD_READ and FD_WRITE among the rights.
+    (call $check (call $fdstat (local.get $fd) (i32.const 256)) (i32.const 0) (i32.const 40))
+    (call $check (i32.load8_u (i32.const 256)) (i32.const 4) (i32.const 41))
+    (call $check (i32.load16_u (i32.const 258)) (i32.const 0) (i32.const 42))
+    (call $check64 (i64.and (i64.load (i32.const 264)) (i64.const 66)) (i64.const 66) (i32.const 43))
+    ;; O_APPEND set later: a write goes to the end whatever the offset.
+    (call $check (call $setfl (local.get $fd) (i32.const 1)) (i32.const 0) (i32.const 44))
+    (call $check (call $setfl (local.get $fd) (i32.const 16)) (i32.const 28) (i32.const 45))
+    (call $check (call $seek (local.get $fd) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 0) (i32.const 46))
+    (call $check (call $write (local.get $fd) (i32.const 80) (i32.const 1) (i32.const 0)) (i32.const 0) (i32.const 47))
+    (call $check (call $tell (local.get $fd) (i32.const 0)) (i32.const 0) (i32.const 48))
+    (call $check64 (i64.load (i32.const 0)) (i64.const 2) (i32.const 49))
+    (call $check (call $fdstat (local.get $fd) (i32.const 256)) (i32.const 0) (i32.const 50))
+    (call $check (i32.load16_u (i32.const 258)) (i32.const 1) (i32.const 51))
+    ;; Times: mtime set to 1,000 s after the epoch, seen by path_filestat_get.
+    (call $check (call $futimes (local.get $fd) (i64.const 0) (i64.const 1000000000000) (i32.const 4)) (i32.const 0) (i32.const 52))
+    (call $check (call $futimes (local.get $fd) (i64.const 0) (i64.const 0) (i32.const 12)) (i32.const 28) (i32.const 53))
+    (call $check (call $stat (i32.const 3) (i32.const 1) (i32.const 16) (i32.const 4) (i32.const 256)) (i32.const 0) (i32.const 54))
+    (call $check64 (i64.load (i32.const 304)) (i64.const 1000000000000) (i32.const 55))
+    (call $check64 (i64.load (i32.const 288)) (i64.const 2) (i32.const 56))
+    ;; sync, datasync, advise accepted; allocate ENOTSUP as wasmtime-wasi.
+    (call $check (call $sync (local.get $fd)) (i32.const 0) (i32.const 60))
+    (call $check (call $datasync (local.get $fd)) (i32.const 0) (i32.const 61))
+    (call $check (call $advise (local.get $fd) (i64.const 0) (i64.const 0) (i32.const 0)) (i32.const 0) (i32.const 62))
+    (call $check (call $allocate (local.get $fd) (i64.const 0) (i64.const 9)) (i32.const 58) (i32.const 63))
+    ;; poll: reading the file is ready at once, with 2 bytes left from 0.
+    (call $check (call $seek (local.get $fd) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 0) (i32.const 70))
+    (i64.store (i32.const 1024) (i64.const 42))
+    (i32.store8 (i32.const 1032) (i32.const 1))
+    (i32.store (i32.const 1040) (local.get $fd))
+    (call $check (call $poll (i32.const 1024) (i32.const 1152) (i32.const 1) (i32.const 0)) (i32.const 0) (i32.const 71))
+    (call $check (i32.load (i32.const 0)) (i32.const 1) (i32.const 72))
+    (call $check64 (i64.load (i32.const 1152)) (i64.const 42) (i32.const 73))
+    (call $check64 (i64.load (i32.const 1168)) (i64.const 2) (i32.const 74))
+    ;; A file is no directory: path calls on it and O_DIRECTORY fail.
+    (call $check (call $open (local.get $fd) (i32.const 0) (i32.const 24) (i32.const 1)
+      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 54) (i32.const 80))
+    (call $check (call $mkdir (local.get $fd) (i32.const 24) (i32.const 1)) (i32.const 8) (i32.const 81))
+    (call $check (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 4)
+      (i32.const 2) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 54) (i32.const 82))
+    (call $check (call $readlink (i32.const 3) (i32.const 16) (i32.const 4) (i32.const 512) (i32.const 64) (i32.const 0))
+      (i32.const 28) (i32.const 83))
+    (call $check (call $readdir (local.get $fd) (i32.const 2048) (i32.const 1024) (i64.const 0) (i32.const 0))
+      (i32.const 8) (i32.const 84))
+    ;; The root: a directory (3) to path_filestat_get "." and fd_filestat_get.
+    (call $check (call $stat (i32.const 3) (i32.const 0) (i32.const 24) (i32.const 1) (i32.const 256)) (i32.const 0) (i32.const 90))
+    (call $check (i32.load8_u (i32.const 272)) (i32.const 3) (i32.const 91))
+    (call $check (call $fstat (i32.const 3) (i32.const 256)) (i32.const 0) (i32.const 92))
+    (call $check (i32.load8_u (i32.const 272)) (i32.const 3) (i32.const 93))
+    (call $exit (i32.const 0))))
+"#;
+
+#[test]
+fn every_file_call_on_the_view_answers_as_on_a_host_file() {
+    let fx = Fixture::new();
+    let module = prepare_wat(&fx.rt, FILE_CALLS);
+    let view = fx.view("upper", None);
+    let outcome = fx
+        .rt
+        .run_blocking(&module, fx.spec("").writable_rootfs(view.clone()))
+        .expect("run");
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    assert_eq!(
+        std::fs::read(fx.upper("upper").join("tree/file")).expect("upper"),
+        b"aq"
+    );
+    assert!(!fx.lower().join("file").exists());
+}
