@@ -881,6 +881,16 @@ mod tests {
     }
 
     #[test]
+    fn a_view_descriptor_costs_no_more_than_wasmtime_wasis() {
+        assert!(
+            std::mem::size_of::<ViewDescriptor>() <= std::mem::size_of::<Descriptor>(),
+            "{} > {}",
+            std::mem::size_of::<ViewDescriptor>(),
+            std::mem::size_of::<Descriptor>()
+        );
+    }
+
+    #[test]
     fn timestamps_before_1970_or_past_the_range_are_refused_or_left_out() {
         let at = |seconds, nanoseconds| {
             NewTimestamp::Timestamp(Datetime {
