@@ -20,8 +20,9 @@ use crate::http::{Body, Query, empty, json, query_filters, streaming};
 use crate::image_views::{self, find};
 use crate::state::Daemon;
 
-/// Runs store work on a blocking thread; a panic there is a 500.
-async fn blocking<T: Send + 'static>(
+/// Runs store work (images, volumes, their sizes) on a blocking thread,
+/// off the async workers; a panic there is a 500 naming `what`.
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &'static str,
     f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
 ) -> Result<T, DaemonError> {

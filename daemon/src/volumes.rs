@@ -13,6 +13,7 @@ use wrun_api::volumes::{
 
 use crate::error::DaemonError;
 use crate::http::{Body, Query, empty, json, parse_json, query_filters, read_body};
+use crate::images::blocking;
 use crate::state::Daemon;
 use crate::volume_store::{Volumes, mounts_of};
 
@@ -31,15 +32,6 @@ pub(crate) fn ref_counts(daemon: &Daemon) -> BTreeMap<String, i64> {
     counts
 }
 
-/// Runs volume work on a blocking thread; a panic there is a 500.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
-) -> Result<T, DaemonError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| anyhow::anyhow!("volume operation failed: {e}"))?
-}
-
 /// `GET /volumes?filters=`: `dangling`, `name` (a part of the name),
 /// `driver`, `label` (all must match), by name.
 pub async fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
@@ -48,7 +40,7 @@ pub async fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>,
         .bool_value("dangling")
         .map_err(DaemonError::invalid)?;
     let d = Arc::clone(daemon);
-    let volumes = blocking(move || {
+    let volumes = blocking("listing volumes", move || {
         let counts = ref_counts(&d);
         Ok(Volumes::of(d.store.root())
             .list()
@@ -103,14 +95,17 @@ pub async fn create(
         )));
     }
     let volumes = Volumes::of(daemon.store.root());
-    let v = blocking(move || volumes.create(name.as_deref(), request.labels, false)).await?;
+    let v = blocking("creating the volume", move || {
+        volumes.create(name.as_deref(), request.labels, false)
+    })
+    .await?;
     Ok(json(StatusCode::CREATED, &v))
 }
 
 /// `GET /volumes/{name}`: 404 `get NAME: no such volume` when unknown.
 pub async fn inspect(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body>, DaemonError> {
     let volumes = Volumes::of(daemon.store.root());
-    let v = blocking(move || volumes.get(&name)).await?;
+    let v = blocking("inspecting the volume", move || volumes.get(&name)).await?;
     Ok(json(StatusCode::OK, &v))
 }
 
@@ -125,7 +120,7 @@ pub async fn remove(
 ) -> Result<Response<Body>, DaemonError> {
     let force = query.flag("force");
     let d = Arc::clone(daemon);
-    blocking(move || {
+    blocking("removing the volume", move || {
         let volumes = Volumes::of(d.store.root());
         if !volumes.exists(&name) {
             if force {
@@ -157,7 +152,7 @@ pub async fn remove(
 pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
     let filters = query_filters(query.get("filters"), PRUNE_FILTERS)?;
     let d = Arc::clone(daemon);
-    let answer = blocking(move || {
+    let answer = blocking("pruning volumes", move || {
         let volumes = Volumes::of(d.store.root());
         let mut answer = VolumePruneResponse::default();
         for v in volumes.list() {
