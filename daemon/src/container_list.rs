@@ -424,8 +424,9 @@ fn command_of(r: &ContainerRecord) -> String {
         .join(" ")
 }
 
-/// The row of `r`, created at `created` (seconds since the epoch).
-fn summary(
+/// The row of `r`, created at `created` (seconds since the epoch), as
+/// `ps` and `system df` show it.
+pub(crate) fn row(
     r: &ContainerRecord,
     created: i64,
     image: String,
@@ -459,12 +460,17 @@ fn summary(
     }
 }
 
-/// `GET /containers/json?all=&limit=&size=&filters=`: running ones only unless
-/// `all`, a `status` filter or a `limit`; newest first. `before` skips the
-/// rows down to that instance, `since` stops at it, `limit` stops after so
-/// many rows: in this order, as Docker walks its list. `size` adds
-/// `SizeRw` (0) and `SizeRootFs` (the image's size), as inspect does.
+/// `GET /containers/json?all=&limit=&size=&filters=`: the [`rows`].
 pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
+    Ok(json(StatusCode::OK, &rows(daemon, query)?))
+}
+
+/// The rows a `GET /containers/json` query asks for: running ones only
+/// unless `all`, a `status` filter or a `limit`; newest first. `before`
+/// skips the rows down to that instance, `since` stops at it, `limit` stops
+/// after so many rows: in this order, as Docker walks its list. `size` adds
+/// `SizeRw` (0) and `SizeRootFs` (the image's size), as inspect does.
+pub(crate) fn rows(daemon: &Daemon, query: &Query) -> Result<Vec<ContainerSummary>, DaemonError> {
     // Only the instances are sorted, by a key read without their locks;
     // each record is read in place, under its instance's lock, while its
     // row is built. (Copying every record to sort them cost most of a
@@ -521,7 +527,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
             r.image_id.clone()
         };
         let created = i64::try_from(c.created_nanos.div_euclid(1_000_000_000)).unwrap_or(0);
-        let mut row = summary(r, created, image, ports, now);
+        let mut row = row(r, created, image, ports, now);
         if sizes {
             // The rootfs is the image's read-only snapshot: nothing written.
             let image_size = match image_sizes.get(&r.image_id) {
@@ -542,7 +548,7 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
         drop(inner);
         rows.push(row);
     }
-    Ok(json(StatusCode::OK, &rows))
+    Ok(rows)
 }
 
 #[cfg(test)]

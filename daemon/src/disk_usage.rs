@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use wrun_api::containers::ContainerSummary;
@@ -12,9 +11,11 @@ use wrun_api::parse::Filters;
 use wrun_api::volumes::{DiskUsage, VolumeUsage};
 use wrun_image::Store;
 
+use crate::container_list;
 use crate::error::DaemonError;
 use crate::http::{Body, Query, json};
-use crate::lifecycle::Status;
+use crate::images::blocking;
+use crate::lifecycle::{EXIT_DAEMON_GONE, Status};
 use crate::record::ContainerRecord;
 use crate::state::Daemon;
 use crate::volume_store::{Volumes, mounts_of};
@@ -24,14 +25,14 @@ use crate::volume_store::{Volumes, mounts_of};
 /// and the instances that mount it; no build cache (`null`, as dockerd
 /// answers when it has none).
 pub async fn df(daemon: &Arc<Daemon>) -> Result<Response<Body>, DaemonError> {
-    let containers = container_rows(daemon).await?;
     let d = Arc::clone(daemon);
-    let usage = tokio::task::spawn_blocking(move || {
+    let usage = blocking("measuring the disk usage", move || {
+        // Every instance as `GET /containers/json?all=1&size=1` lists it.
+        let containers = container_list::rows(&d, &Query::parse(Some("all=1&size=1")))?;
         let counts = crate::volumes::ref_counts(&d);
         usage(&d.store, containers, &counts)
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("measuring the disk usage failed: {e}"))??;
+    .await?;
     Ok(json(StatusCode::OK, &usage))
 }
 
@@ -42,40 +43,23 @@ pub fn on_disk(store: &Store) -> anyhow::Result<DiskUsage> {
     let loaded = crate::records::read(&crate::layout::containers_dir(store.root()))?;
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     let mut containers = Vec::new();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for value in loaded.records.into_values() {
-        let Ok(r) = ContainerRecord::deserialize(value) else {
+        let Ok(mut r) = ContainerRecord::deserialize(value) else {
             continue;
         };
         for m in mounts_of(&r.host_config) {
             *counts.entry(m.name).or_insert(0) += 1;
         }
-        let exit = if r.state.status == Status::Created {
-            "Created".to_string()
-        } else {
-            format!("Exited ({})", r.state.exit_code)
-        };
-        let command = std::iter::once(r.path.as_str())
-            .chain(r.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
-        containers.push(ContainerSummary {
-            id: r.id.clone(),
-            names: vec![format!("/{}", r.name)],
-            image: r.image.clone(),
-            image_id: r.image_id.clone(),
-            command,
-            created: wrun_api::time::parse(&r.created).map_or(0, |t| t.unix_timestamp()),
-            // No daemon holds the store: nothing of it runs.
-            state: if r.state.status == Status::Created {
-                "created".into()
-            } else {
-                "exited".into()
-            },
-            status: exit,
-            mounts: crate::container_inspect::mounts(&r),
-            labels: r.config.labels.clone().unwrap_or_default(),
-            ..ContainerSummary::default()
-        });
+        // No daemon holds the store: what ran when one last did has ended,
+        // as the next daemon will record it.
+        if r.state.status.interrupted() {
+            r.state.status = Status::Exited;
+            r.state.exit_code = EXIT_DAEMON_GONE;
+        }
+        let created = wrun_api::time::parse(&r.created).map_or(0, |t| t.unix_timestamp());
+        let image = r.image.clone();
+        containers.push(container_list::row(&r, created, image, Vec::new(), now));
     }
     containers.sort_by_key(|c| std::cmp::Reverse(c.created));
     Ok(usage(store, containers, &counts)?)
@@ -116,15 +100,4 @@ fn usage(
         build_cache: None,
         builder_size: 0,
     })
-}
-
-/// Every instance as `GET /containers/json?all=1&size=1` lists it.
-async fn container_rows(daemon: &Arc<Daemon>) -> Result<Vec<ContainerSummary>, DaemonError> {
-    let listed = crate::container_list::list(daemon, &Query::parse(Some("all=1&size=1")))?;
-    let body = match listed.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
-    serde_json::from_slice(&body)
-        .map_err(|e| DaemonError::Internal(format!("reading the instance list: {e}")))
 }
