@@ -313,12 +313,21 @@ impl Selection {
         if f.contains("health") && !f.values("health").any(|v| v == "none") {
             return false;
         }
+        // dockerd's: a mount's destination, or its volume's name (a bind's
+        // source).
         if f.contains("volume") {
             let mounts = mounts(r);
-            if !f
-                .values("volume")
-                .any(|v| mounts.iter().any(|m| m.destination == v || m.source == v))
-            {
+            let names = |v: &str| {
+                mounts.iter().any(|m| {
+                    m.destination == v
+                        || v == if m.name.is_empty() {
+                            &m.source
+                        } else {
+                            &m.name
+                        }
+                })
+            };
+            if !f.values("volume").any(names) {
                 return false;
             }
         }

@@ -163,6 +163,34 @@ def run_named_volume(ctx: Ctx):
         finish(ctx, [w, r], [vol, ctx.n("copy")])
 
 
+@scenario("cli.ps.volume-filter", CLI)
+def ps_volume_filter(ctx: Ctx):
+    """`ps --filter volume=` matches a volume's name or a mount's destination (not a volume's host path); the Mounts and LocalVolumes columns"""
+    vol, v, b = ctx.n("vol"), ctx.n("v"), ctx.n("b")
+    out = ctx.tmp / "bind"
+    out.mkdir()
+    mine = f"label={ctx.label}"
+    try:
+        ctx.ok("volume", "create", vol)
+        ctx.ok("create", "--name", v, "--label", ctx.label, "-v", f"{vol}:/data", HELLO)
+        ctx.ok("create", "--name", b, "--label", ctx.label, "-v", f"{out}:/b", HELLO)
+        source = json.loads(ctx.ok("inspect", "-f", "{{json .Mounts}}", v))[0]["Source"]
+        for what, value in [
+            ("by name", vol),
+            ("by destination", "/data"),
+            ("by a volume's host path", source),
+            ("by a bind's host path", str(out)),
+            ("by nothing mounted", "/nowhere"),
+        ]:
+            ctx.see_result(what, ctx.docker("ps", "-a", "--filter", mine, "--filter", f"volume={value}", "--format", "{{.Names}}"))
+        row = "{{.Names}} {{.LocalVolumes}} {{.Mounts}}"
+        ctx.see_result("columns cut", ctx.docker("ps", "-a", "--filter", mine, "--filter", f"name={v}", "--format", row))
+        rows = ctx.ok("ps", "-a", "--no-trunc", "--filter", mine, "--format", row)
+        ctx.see("columns whole", sorted(r.replace(str(out), "<bind>") for r in rows.splitlines()))
+    finally:
+        finish(ctx, [v, b], [vol])
+
+
 @scenario("cli.run.one-letter-volume", CLI)
 def run_one_letter_volume(ctx: Ctx):
     """`-v x:/out`: a one-letter volume name, which the CLI sends as an anonymous volume's path"""
