@@ -39,14 +39,6 @@ pub struct RunSettings {
     pub volumes: Vec<(PathBuf, String, bool)>,
     /// A private writable `/tmp`.
     pub tmp: bool,
-    /// `--read-only` (`HostConfig.ReadonlyRootfs`): the guest's `/` is the
-    /// image snapshot, read-only; otherwise the caller gives the spec a
-    /// writable view over it (`InstanceSpec::writable_rootfs`).
-    pub read_only: bool,
-    /// `--storage-opt size=` (`HostConfig.StorageOpt`): the most bytes of
-    /// file data the writable rootfs may hold; `None`: the daemon's
-    /// default (none in a foreground run).
-    pub storage_size: Option<u64>,
     pub limits: Limits,
     /// What the instance may do on the network; nothing by default.
     pub network: wrun_runtime::NetworkGrants,
@@ -302,8 +294,6 @@ pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettin
         workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
         volumes,
         tmp,
-        read_only: host.readonly_rootfs,
-        storage_size: crate::rootfs_views::storage_size(host.storage_opt.as_ref())?,
         limits: wrun_runtime::Limits {
             memory,
             timeout,
@@ -360,6 +350,71 @@ fn volume(bind: &str) -> Result<(PathBuf, String, bool), DaemonError> {
     Ok((host, spec.guest, spec.read_only))
 }
 
+/// The signal names dockerd takes (its Linux table), without `SIG`.
+const SIGNAL_NAMES: [&str; 34] = [
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+];
+
+/// Whether dockerd's `ParseSignal` takes `s`: a number other than 0, or a
+/// name of its table in any case, `SIG` or not, `RTMIN`, `RTMIN+1` to
+/// `RTMIN+15`, `RTMAX-14` to `RTMAX-1`, `RTMAX`.
+fn is_docker_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<i64>() {
+        return n != 0;
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let realtime = |prefix: &str, sign: char, last: u8| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || (1..=last).any(|n| rest == format!("{sign}{n}")))
+    };
+    SIGNAL_NAMES.contains(&name) || realtime("RTMIN", '+', 15) || realtime("RTMAX", '-', 14)
+}
+
+/// The smallest `Memory` dockerd takes (Linux), and its words below it.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// dockerd's own checks of a create request (`verifyContainerSettings`),
+/// in its order and words, made before wrun's: a request dockerd refuses
+/// is refused the same way whatever wrun would do with it.
+fn verify_as_dockerd(config: &ContainerConfig, host: &HostConfig) -> Result<(), DaemonError> {
+    if !config.stop_signal.is_empty() && !is_docker_signal(&config.stop_signal) {
+        return Err(DaemonError::invalid(format!(
+            "Invalid signal: {}",
+            config.stop_signal
+        )));
+    }
+    if let Some(h) = &config.healthcheck {
+        // Durations in nanoseconds; 0 is "inherit", else at least 1 ms.
+        let short = |d: i64| d != 0 && d < 1_000_000;
+        let refuse = |what: &str| {
+            Err(DaemonError::invalid(format!(
+                "{what} in Healthcheck cannot be less than 1ms"
+            )))
+        };
+        if short(h.interval) {
+            return refuse("Interval");
+        }
+        if short(h.timeout) {
+            return refuse("Timeout");
+        }
+        if h.retries < 0 {
+            return Err(DaemonError::invalid(
+                "Retries in Healthcheck cannot be negative",
+            ));
+        }
+        if short(h.start_period) {
+            return refuse("StartPeriod");
+        }
+    }
+    if host.memory != 0 && host.memory < MIN_MEMORY {
+        return Err(DaemonError::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    Ok(())
+}
+
 /// What wrun does with each create field it has no use of its own for, as
 /// Docker does with what a kernel lacks: a field whose point is isolation
 /// or access wrun cannot give (or that would mislead if dropped) is refused
@@ -371,6 +426,7 @@ pub fn adapt(
     config: &mut ContainerConfig,
     host: &mut HostConfig,
 ) -> Result<Vec<String>, DaemonError> {
+    verify_as_dockerd(config, host)?;
     let mut warnings = Vec::new();
     let refuse = |m: String| Err(DaemonError::invalid(m));
     let given = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
@@ -489,6 +545,11 @@ pub fn adapt(
     if given(&host.volumes_from) {
         return refuse(
             "VolumesFrom is not supported: mount the same volumes by name (-v NAME:/guest)".into(),
+        );
+    }
+    if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+        return refuse(
+            "StorageOpt is not supported: the image rootfs is read-only and shared".into(),
         );
     }
     if host.sysctls.as_ref().is_some_and(|o| !o.is_empty()) {
@@ -1132,36 +1193,12 @@ pub fn claim_ports(launch: &mut Launch) -> anyhow::Result<()> {
         .context("publishing the instance's ports")
 }
 
-/// Gives a run with no record (a foreground `wrun run`) its writable
-/// rootfs: a view over the image snapshot with its upper at `upper`, made
-/// on the first write; the caller removes `upper` when the run ends. The
-/// daemon's instances keep theirs with the record instead
-/// ([`Daemon::rootfs_view`](crate::state::Daemon::rootfs_view)).
-pub fn give_writable_rootfs(
-    launch: &mut Launch,
-    upper: &Path,
-    size_limit: Option<u64>,
-) -> anyhow::Result<()> {
-    let lower = std::sync::Arc::new(open_image_rootfs(&launch.rootfs)?);
-    let view = wrun_rootfs::Layers::open(lower, upper, wrun_rootfs::UpperOptions { size_limit })
-        .with_context(|| format!("opening the writable rootfs at {}", upper.display()))?;
-    launch.spec.writable_rootfs = Some(view);
-    Ok(())
-}
-
-/// Opens a directory of the store by its path: an image snapshot's rootfs
-/// (what the module is read through, and the lower of every writable view
-/// over it) or an upper's tree. The daemon's one use of ambient authority;
-/// everything below it is reached through the handle.
-pub(crate) fn open_image_rootfs(rootfs: &Path) -> anyhow::Result<cap_std::fs::Dir> {
-    cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
-        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))
-}
-
 /// Reads the module through a handle on the rootfs, so a symlink in the
 /// image can never make wrun read a host file.
 fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
-    let root = open_image_rootfs(&launch.rootfs)?;
+    let rootfs: &Path = &launch.rootfs;
+    let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
+        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))?;
     let module = &launch.module_name;
     // The module the image was stored with, when the run uses it.
     let recorded = launch.module.as_ref().filter(|m| &m.path == module);
@@ -1516,6 +1553,84 @@ mod tests {
             let err = check(json).unwrap_err();
             assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST, "{json}");
             assert!(err.message().contains(says), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn what_dockerd_refuses_is_refused_first_in_its_words() {
+        let refusal = |json: &str| {
+            let mut req: wrun_api::containers::ContainerCreateRequest =
+                serde_json::from_str(json).unwrap();
+            adapt(&mut req.config, &mut req.host_config)
+                .err()
+                .map(|e| (e.status().as_u16(), e.message().to_string()))
+        };
+        let bad = |says: &str| Some((400, says.to_string()));
+        for (json, expected) in [
+            (
+                r#"{"HostConfig":{"Memory":1}}"#,
+                bad("Minimum memory limit allowed is 6MB"),
+            ),
+            (
+                r#"{"HostConfig":{"Memory":-1}}"#,
+                bad("Minimum memory limit allowed is 6MB"),
+            ),
+            (
+                r#"{"HostConfig":{"Memory":6291455}}"#,
+                bad("Minimum memory limit allowed is 6MB"),
+            ),
+            (r#"{"HostConfig":{"Memory":6291456}}"#, None),
+            (
+                r#"{"Healthcheck":{"Test":["CMD","true"],"Interval":-1}}"#,
+                bad("Interval in Healthcheck cannot be less than 1ms"),
+            ),
+            (
+                r#"{"Healthcheck":{"Interval":5}}"#,
+                bad("Interval in Healthcheck cannot be less than 1ms"),
+            ),
+            (
+                r#"{"Healthcheck":{"Timeout":-1,"Retries":-1}}"#,
+                bad("Timeout in Healthcheck cannot be less than 1ms"),
+            ),
+            (
+                r#"{"Healthcheck":{"Retries":-1,"StartPeriod":-1}}"#,
+                bad("Retries in Healthcheck cannot be negative"),
+            ),
+            (
+                r#"{"Healthcheck":{"StartPeriod":-1}}"#,
+                bad("StartPeriod in Healthcheck cannot be less than 1ms"),
+            ),
+            (
+                r#"{"Healthcheck":{"Test":["NONE"],"Interval":1000000}}"#,
+                None,
+            ),
+            (r#"{"StopSignal":"BOGUS"}"#, bad("Invalid signal: BOGUS")),
+            (r#"{"StopSignal":"0"}"#, bad("Invalid signal: 0")),
+            (
+                r#"{"StopSignal":"RTMIN+16"}"#,
+                bad("Invalid signal: RTMIN+16"),
+            ),
+            (
+                r#"{"StopSignal":"RTMAX-15"}"#,
+                bad("Invalid signal: RTMAX-15"),
+            ),
+            // dockerd's order: the signal, the healthcheck, the memory.
+            (
+                r#"{"StopSignal":"X","Healthcheck":{"Interval":-1},"HostConfig":{"Memory":1}}"#,
+                bad("Invalid signal: X"),
+            ),
+            (
+                r#"{"Healthcheck":{"Interval":-1},"HostConfig":{"Memory":1}}"#,
+                bad("Interval in Healthcheck cannot be less than 1ms"),
+            ),
+        ] {
+            assert_eq!(refusal(json), expected, "{json}");
+        }
+        for signal in [
+            "SIGINT", "int", "sigwinch", "rtmin+3", "RTMAX-14", "RTMAX", "99", "-5",
+        ] {
+            let json = format!(r#"{{"StopSignal":"{signal}"}}"#);
+            assert_eq!(refusal(&json), None, "{json}");
         }
     }
 

@@ -180,6 +180,27 @@ def create_errors(ctx: Ctx):
     ctx.see("taken name", answer(ctx, ctx.api("POST", f"{V}/containers/create", {"Image": HELLO}, {"name": ctx.n("a")})))
 
 
+@scenario("api.create-checks", API)
+def create_checks(ctx: Ctx):
+    """`POST /containers/create` values dockerd refuses whatever runs them: Memory under 6 MB, Healthcheck durations under 1 ms or negative retries, a StopSignal that is no signal (in its order)"""
+    for what, extra in [
+        ("memory 1", {"HostConfig": {"Memory": 1}}),
+        ("memory -1", {"HostConfig": {"Memory": -1}}),
+        ("memory just under 6 MB", {"HostConfig": {"Memory": 6 * 1024 * 1024 - 1}}),
+        ("interval -1", {"Healthcheck": {"Test": ["CMD", "true"], "Interval": -1}}),
+        ("interval 5 ns", {"Healthcheck": {"Interval": 5}}),
+        ("timeout -1", {"Healthcheck": {"Timeout": -1}}),
+        ("retries -1", {"Healthcheck": {"Retries": -1}}),
+        ("start period -1", {"Healthcheck": {"StartPeriod": -1}}),
+        ("bogus signal", {"StopSignal": "BOGUS"}),
+        ("signal 0", {"StopSignal": "0"}),
+        ("all three", {"StopSignal": "X", "Healthcheck": {"Interval": -1}, "HostConfig": {"Memory": 1}}),
+        ("health and memory", {"Healthcheck": {"Interval": -1}, "HostConfig": {"Memory": 1}}),
+    ]:
+        body = {"Image": HELLO} | extra
+        ctx.see(what, answer(ctx, ctx.api("POST", f"{V}/containers/create", body, {"name": ctx.n("c")})))
+
+
 @scenario("api.create-answer", API)
 def create_answer(ctx: Ctx):
     """`POST /containers/create` answers 201 with Id and Warnings"""
