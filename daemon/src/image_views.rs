@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Context;
 use time::OffsetDateTime;
 use wrun_api::parse::{Filters, glob_match};
-use wrun_image::{ImageRecord, Store};
+use wrun_image::{ImageRecord, ImageRef, Store};
 
 use wrun_api::images::{
     Descriptor, EmptyObject, HistoryItem, ImageConfig, ImageInspect, ImageMetadata, ImageSummary,
@@ -60,7 +60,14 @@ pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspe
         repo_tags: record.names.clone(),
         repo_digests: repo_digests(record),
         parent: String::new(),
-        comment: String::new(),
+        // dockerd's: the comment of the image's own (last) history entry
+        // (`commit -m`, `import -m`).
+        comment: config
+            .history()
+            .as_ref()
+            .and_then(|h| h.last())
+            .and_then(|h| h.comment().clone())
+            .unwrap_or_default(),
         created: record.created.clone().unwrap_or_default(),
         docker_version: String::new(),
         author: config.author().clone().unwrap_or_default(),
@@ -138,6 +145,35 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
 /// The filters `GET /images/json` (and `wrun images` on a store) take.
 pub const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "reference", "since", "until"];
 
+/// dockerd's 400 for a `before`/`since` value that is no image reference
+/// (`ParseAnyReference`, its words): an uppercase letter after the
+/// registry, a name over 255 characters, or any other malformed name. A
+/// well-formed name no image has is the lookup's 404.
+fn check_reference(name: &str) -> Result<(), crate::DaemonError> {
+    let is_id = name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if is_id || name.parse::<ImageRef>().is_ok() {
+        return Ok(());
+    }
+    let remainder = match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+        _ => name,
+    };
+    let repository = remainder.split_once('@').map_or(remainder, |(r, _)| r);
+    let repository = match repository.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => repository,
+    };
+    Err(crate::DaemonError::invalid(
+        if remainder.bytes().any(|b| b.is_ascii_uppercase()) {
+            "invalid reference format: repository name must be lowercase"
+        } else if name.len() - remainder.len() + repository.len() > 255 {
+            "repository name must not be more than 255 characters"
+        } else {
+            "invalid reference format"
+        },
+    ))
+}
+
 /// `GET /images/json`: the images `filters` select, newest first, as
 /// Docker lists them. `reference` globs (Go's `path.Match`) against
 /// `repo:tag` or `repo` and keeps only the names that match; `dangling`
@@ -163,6 +199,7 @@ pub fn list(
         .bool_value("dangling")
         .map_err(DaemonError::invalid)?;
     let created_of = |name: &str| -> Result<Option<OffsetDateTime>, DaemonError> {
+        check_reference(name)?;
         Ok(find(store, name)?
             .created
             .as_deref()
@@ -357,8 +394,30 @@ fn manifest_descriptor(store: &Store, record: &ImageRecord) -> Descriptor {
 
 #[cfg(test)]
 mod tests {
-    use super::point_in_time;
+    use super::{check_reference, point_in_time};
     use time::OffsetDateTime;
+
+    #[test]
+    fn references_dockerd_refuses_are_refused_in_its_words() {
+        let words = |name: &str| check_reference(name).err().map(|e| e.message().to_string());
+        for fine in ["hello", "hello:1.0", "abcdef", "sha256:abc", "localhost:5000/a/b:v2"] {
+            assert_eq!(words(fine), None, "{fine}");
+        }
+        let invalid = Some("invalid reference format".to_string());
+        let lowercase =
+            Some("invalid reference format: repository name must be lowercase".to_string());
+        assert_eq!(words("bad ref!"), invalid);
+        assert_eq!(words(""), invalid);
+        assert_eq!(words("a:-x"), invalid);
+        assert_eq!(words("abc@sha256:abc"), invalid);
+        assert_eq!(words("BAD ref!"), lowercase);
+        assert_eq!(words("ABC"), lowercase);
+        assert_eq!(words("Bad:Tag"), lowercase);
+        assert_eq!(
+            words(&"a".repeat(300)),
+            Some("repository name must not be more than 255 characters".to_string())
+        );
+    }
 
     #[test]
     fn until_reads_dockers_time_forms() {

@@ -201,6 +201,18 @@ def create_checks(ctx: Ctx):
         ctx.see(what, answer(ctx, ctx.api("POST", f"{V}/containers/create", body, {"name": ctx.n("c")})))
 
 
+@scenario("api.images-json-before-bad-reference", API)
+def images_before_bad_reference(ctx: Ctx):
+    """`GET /images/json` with a `before`/`since` that is no reference: 400 in dockerd's words; a missing image: 404"""
+    for what, value in [
+        ("before bad ref!", {"before": ["bad ref!"]}),
+        ("before BAD", {"before": ["BAD"]}),
+        ("since a:-x", {"since": ["a:-x"]}),
+        ("before missing", {"before": [f"{ctx.n('nosuch')}:1"]}),
+    ]:
+        ctx.see(what, answer(ctx, ctx.api("GET", f"{V}/images/json", query={"filters": json.dumps(value)})))
+
+
 @scenario("api.create-answer", API)
 def create_answer(ctx: Ctx):
     """`POST /containers/create` answers 201 with Id and Warnings"""
