@@ -1405,6 +1405,13 @@ mod tests {
         fixture_with(UpperOptions::default())
     }
 
+    impl Fixture {
+        /// A lower file's text, read on the host (never through the view).
+        fn lower_text(&self, path: &str) -> String {
+            std::fs::read_to_string(self.lower.join(path)).expect("lower")
+        }
+    }
+
     fn read(l: &Layers, path: &str) -> Result<String> {
         let o = OpenOptions {
             read: true,
@@ -1500,10 +1507,7 @@ mod tests {
                 .expect("mtime"),
             before.modified().expect("mtime")
         );
-        assert_eq!(
-            std::fs::read_to_string(fx.lower.join("etc/conf")).expect("lower"),
-            "conf\n"
-        );
+        assert_eq!(fx.lower_text("etc/conf"), "conf\n");
         assert!(fx.upper.join("tree/etc/conf").exists());
         f.append(b"!").expect("append");
         assert_eq!(read(l, "etc/conf").expect("read"), "COnf\n!");
@@ -1512,10 +1516,7 @@ mod tests {
         // A truncating open copies no data.
         write(l, "bin/app", "new", true).expect("truncate lower file");
         assert_eq!(read(l, "bin/app").expect("read"), "new");
-        assert_eq!(
-            std::fs::read_to_string(fx.lower.join("bin/app")).expect("lower"),
-            "app"
-        );
+        assert_eq!(fx.lower_text("bin/app"), "app");
     }
 
     #[test]
@@ -1656,10 +1657,7 @@ mod tests {
         // Over an existing lower file.
         l.rename_at(&root, "a2", &root, "bin/app").expect("replace");
         assert_eq!(read(l, "bin/app").expect("read"), "a");
-        assert_eq!(
-            std::fs::read_to_string(fx.lower.join("bin/app")).expect("lower"),
-            "app"
-        );
+        assert_eq!(fx.lower_text("bin/app"), "app");
     }
 
     #[test]
@@ -1672,10 +1670,7 @@ mod tests {
         write(l, "hard", "HARD", false).expect("write through the link");
         assert_eq!(read(l, "etc/conf").expect("read"), "HARD\n");
         assert_eq!(l.stat_at(&root, "hard", false).expect("stat").nlink, 2);
-        assert_eq!(
-            std::fs::read_to_string(fx.lower.join("etc/conf")).expect("lower"),
-            "conf\n"
-        );
+        assert_eq!(fx.lower_text("etc/conf"), "conf\n");
         assert!(matches!(
             l.link_at(&root, "d", false, &root, "d2"),
             Err(Error::NotPermitted)
