@@ -1426,7 +1426,7 @@ mod tests {
             std::fs::write(lower.join(name), name).expect("write");
         }
         let lower =
-            cap_std::fs::Dir::open_ambient_dir(&lower, cap_std::ambient_authority()).expect("open");
+            crate::host_dir::open_host_dir(&lower, crate::host_dir::IfMissing::Fail).expect("open");
         let layers = Layers::open(
             Arc::new(lower),
             dir.path().join("upper"),
