@@ -1108,7 +1108,8 @@ fn idle_instances_hold_no_descriptor_in_the_daemon_unless_given_a_tmp() {
     d.wrun_ok(&["run", "-d", "idle:1.0"]);
     let before = settled_fds(pid);
     for i in 0..30 {
-        // --read-only is accepted and changes nothing: the rootfs always is.
+        // Neither a read-only rootfs nor a writable one nothing wrote to
+        // holds a descriptor of its own (the image's lower is shared).
         let read_only: &[&str] = if i % 2 == 0 { &["--read-only"] } else { &[] };
         d.wrun_ok(&[&["run", "-d"][..], read_only, &["idle:1.0"]].concat());
     }
