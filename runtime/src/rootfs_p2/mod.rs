@@ -823,6 +823,9 @@ impl HostDirectoryEntryStream for RootfsFs<'_> {
 }
 
 #[cfg(test)]
+mod call_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
