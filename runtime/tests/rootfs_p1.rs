@@ -618,6 +618,8 @@ const FILE_CALLS: &str = r#"
   (import "wasi_snapshot_preview1" "path_filestat_get" (func $stat (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_readlink" (func $readlink (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_set_times"
+    (func $utimes (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
@@ -678,6 +680,10 @@ const FILE_CALLS: &str = r#"
     (call $check (call $stat (i32.const 3) (i32.const 1) (i32.const 16) (i32.const 4) (i32.const 256)) (i32.const 0) (i32.const 54))
     (call $check64 (i64.load (i32.const 304)) (i64.const 1000000000000) (i32.const 55))
     (call $check64 (i64.load (i32.const 288)) (i64.const 2) (i32.const 56))
+    (call $check (call $utimes (i32.const 3) (i32.const 1) (i32.const 16) (i32.const 4)
+      (i64.const 0) (i64.const 2000000000000) (i32.const 4)) (i32.const 0) (i32.const 57))
+    (call $check (call $stat (i32.const 3) (i32.const 1) (i32.const 16) (i32.const 4) (i32.const 256)) (i32.const 0) (i32.const 58))
+    (call $check64 (i64.load (i32.const 304)) (i64.const 2000000000000) (i32.const 59))
     ;; sync, datasync, advise accepted; allocate ENOTSUP as wasmtime-wasi.
     (call $check (call $sync (local.get $fd)) (i32.const 0) (i32.const 60))
     (call $check (call $datasync (local.get $fd)) (i32.const 0) (i32.const 61))
