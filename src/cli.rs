@@ -74,6 +74,12 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Display what runs in an instance (one row: the instance itself)
     Top(top::TopArgs),
+    /// Inspect changes to files or directories on an instance's filesystem
+    Diff(crate::commands::diff::DiffArgs),
+    /// Copy files/folders between an instance and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
+    /// Export an instance's filesystem as a tar archive
+    Export(crate::commands::export::ExportArgs),
     /// List the published ports of an instance, or where one guest port landed
     Port(port::PortArgs),
     /// Display CPU and memory use of instances
@@ -153,6 +159,12 @@ pub enum ImageCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
+    /// Copy files/folders between an instance and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
+    /// Inspect changes to files or directories on an instance's filesystem
+    Diff(crate::commands::diff::DiffArgs),
+    /// Export an instance's filesystem as a tar archive
+    Export(crate::commands::export::ExportArgs),
     /// Remove all stopped instances
     Prune(container_prune::ContainerPruneArgs),
     /// Create a new image from an instance's changes

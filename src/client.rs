@@ -217,6 +217,29 @@ impl Client {
         })
     }
 
+    /// [`stream`](Client::stream), handing the answer's headers to
+    /// `headers` before the first chunk (`cp`'s path stat header).
+    pub fn stream_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: impl FnOnce(&hyper::HeaderMap) -> anyhow::Result<()>,
+        mut chunk: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.executor.block_on(async {
+            let resp = self.send(method, path, None).await?;
+            headers(resp.headers())?;
+            let mut body = resp.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.context("reading the daemon's answer")?;
+                if let Some(data) = frame.data_ref() {
+                    chunk(data)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Sends `body` (read in chunks on a thread of its own as the request
     /// goes out, never held whole) and returns the whole answer.
     pub fn upload(

@@ -123,6 +123,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpause(a) => commands::unpause::run(&target()?, a),
         Command::Rename(a) => commands::rename::run(&target()?, a),
         Command::Top(a) => commands::top::run(&target()?, a),
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            commands::diff::run(&target()?, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+            commands::cp::run(&target()?, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            commands::export::run(&target()?, a)
+        }
         Command::Port(a) => commands::port::run(&target()?, a),
         Command::Stats(a) => commands::stats::run(&target()?, a),
         Command::Events(a) => commands::events::run(&target()?, a),
