@@ -478,7 +478,8 @@ pub fn list(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daemo
 /// unless `all`, a `status` filter or a `limit`; newest first. `before`
 /// skips the rows down to that instance, `since` stops at it, `limit` stops
 /// after so many rows: in this order, as Docker walks its list. `size` adds
-/// `SizeRw` (0) and `SizeRootFs` (the image's size), as inspect does.
+/// `SizeRw` (the bytes written over the image; left out when none) and
+/// `SizeRootFs` (the image's size plus those), as inspect does.
 pub(crate) fn rows(daemon: &Daemon, query: &Query) -> Result<Vec<ContainerSummary>, DaemonError> {
     // Only the instances are sorted, by a key read without their locks;
     // each record is read in place, under its instance's lock, while its
@@ -537,24 +538,28 @@ pub(crate) fn rows(daemon: &Daemon, query: &Query) -> Result<Vec<ContainerSummar
         };
         let created = i64::try_from(c.created_nanos.div_euclid(1_000_000_000)).unwrap_or(0);
         let mut row = row(r, created, image, ports, now);
-        if sizes {
-            // The rootfs is the image's read-only snapshot: nothing written.
-            let image_size = match image_sizes.get(&r.image_id) {
+        let image_id = sizes.then(|| r.image_id.clone());
+        drop(inner);
+        if let Some(image_id) = image_id {
+            let image_size = match image_sizes.get(&image_id) {
                 Some(size) => *size,
                 None => {
                     let size = daemon
                         .store
-                        .find(&r.image_id)
+                        .find(&image_id)
                         .map_or(0, |i| i64::try_from(i.size).unwrap_or(i64::MAX));
-                    image_sizes.insert(r.image_id.clone(), size);
+                    image_sizes.insert(image_id, size);
                     size
                 }
             };
-            // Nothing written: dockerd leaves a zero SizeRw out of a row.
-            row.size_rw = None;
-            row.size_root_fs = Some(image_size);
+            // What the instance wrote over its image (read without its
+            // lock: a walk of its upper); dockerd leaves a zero out.
+            let upper = daemon.rootfs.upper_path(&row.id);
+            let written =
+                i64::try_from(crate::rootfs_views::upper_bytes(&upper)).unwrap_or(i64::MAX);
+            row.size_rw = Some(written).filter(|&w| w > 0);
+            row.size_root_fs = Some(image_size.saturating_add(written));
         }
-        drop(inner);
         rows.push(row);
     }
     Ok(rows)
