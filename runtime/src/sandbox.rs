@@ -443,8 +443,18 @@ fn check_strings(spec: &InstanceSpec) -> Result<(), RuntimeError> {
 }
 
 /// Normalizes each volume's guest path and refuses overlaps that would make
-/// one grant shadow another.
+/// one grant shadow another, and a writable rootfs without its rootfs.
 fn check_mounts(spec: &InstanceSpec) -> Result<Vec<String>, RuntimeError> {
+    if let Some(view) = &spec.writable_rootfs
+        && spec.rootfs.is_none()
+    {
+        // Checked here for modules, components and servers alike.
+        return Err(RuntimeError::InvalidSpec {
+            what: "writable rootfs",
+            value: view.upper_path().display().to_string(),
+            reason: "needs `rootfs` too: the view is served in place of its read-only `/`",
+        });
+    }
     let mut taken: Vec<String> = Vec::new();
     if spec.tmp {
         taken.push("/tmp".to_owned());
