@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{capture, prepare_file, prepare_wat, repo_path, runtime};
+use common::{capture, guest_path, prepare_file, prepare_wat, repo_path, runtime};
 use wrun_rootfs::{Layers, UpperOptions};
 use wrun_runtime::{InstanceSpec, PreparedModule, RunOutcome, Runtime, RuntimeError};
 
@@ -453,6 +453,36 @@ fn without_a_view_the_rootfs_stays_read_only() {
     }
     assert_eq!(got[3], "hello");
     assert_eq!(snapshot(&fx.lower()), before);
+}
+
+#[test]
+fn a_guest_listing_every_fd_sees_only_stdio_and_its_declared_mounts_with_a_view() {
+    let fx = Fixture::new();
+    let attack = prepare_file(&fx.rt, &guest_path("fs-attack"));
+    let vol = fx.dir.path().join("vol");
+    std::fs::create_dir(&vol).expect("mkdir");
+    let spec = InstanceSpec::new(["fs-attack", "list-fds"])
+        .rootfs(fx.lower())
+        .tmp(true)
+        .volume(&vol, "/data", true)
+        .writable_rootfs(fx.view("upper", None));
+    let (out, target) = capture();
+    let outcome = fx
+        .rt
+        .run_blocking(&attack, spec.stdout(target))
+        .expect("run");
+    assert_eq!(outcome, RunOutcome::Exited(0), "{}", out.text());
+    assert_eq!(
+        lines(&out.text()),
+        [
+            "fd 0",
+            "fd 1",
+            "fd 2",
+            "fd 3 preopen /",
+            "fd 4 preopen /tmp",
+            "fd 5 preopen /data"
+        ]
+    );
 }
 
 #[test]
