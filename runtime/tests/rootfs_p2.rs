@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::{capture, prepare_file, repo_path, runtime};
 use wrun_rootfs::{Layers, UpperOptions};
-use wrun_runtime::{InstanceSpec, PreparedModule, RunOutcome, Runtime};
+use wrun_runtime::{InstanceSpec, PreparedModule, RunOutcome, Runtime, RuntimeError};
 
 /// An image rootfs: files, a directory with contents, a symlink.
 fn image() -> tempfile::TempDir {
@@ -379,4 +379,29 @@ fn without_a_view_the_rootfs_is_read_only_as_before() {
          bin/\nempty/\netc/\nusr/\n"
     );
     assert_eq!(snapshot(lower.path()), before);
+}
+
+#[test]
+fn a_view_without_its_rootfs_is_refused_before_the_start() {
+    let fsh = Fsh::new();
+    let lower = image();
+    let store = tempfile::tempdir().expect("tempdir");
+    let layers = view(lower.path(), &store.path().join("upper"), None);
+    let mut spec = InstanceSpec::default().writable_rootfs(layers.clone());
+    spec.args = vec!["fsh".into(), "write".into(), "/x".into(), "y".into()];
+    let err = fsh
+        .rt
+        .run_blocking(&fsh.module, spec)
+        .expect_err("ran a view without its rootfs");
+    assert!(
+        matches!(
+            err,
+            RuntimeError::InvalidSpec {
+                what: "writable rootfs",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!layers.has_upper());
 }
