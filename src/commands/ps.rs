@@ -35,7 +35,7 @@ pub struct PsArgs {
     /// Show the latest created instance (stopped ones included)
     #[arg(short = 'l', long)]
     pub latest: bool,
-    /// Display total file sizes (an instance writes nothing over its image)
+    /// Display total file sizes (what each instance wrote, and its image under it)
     #[arg(short = 's', long)]
     pub size: bool,
     /// `table` (default), `json` (one object per line), `table TEMPLATE` or a
