@@ -218,11 +218,14 @@ pub struct HostConfig {
     #[serde(deserialize_with = "nullable")]
     #[cfg_attr(feature = "openapi", schema(nullable))]
     pub publish_all_ports: bool,
-    /// Always true in effect: the image rootfs is read-only in wrun.
+    /// The guest's `/` is the image itself, read-only, instead of the
+    /// instance's writable copy-on-write view of it.
     #[serde(deserialize_with = "nullable")]
     #[cfg_attr(feature = "openapi", schema(nullable))]
     pub readonly_rootfs: bool,
     pub security_opt: Option<Vec<String>>,
+    /// Options of the writable rootfs: `size` (Docker's units, e.g.
+    /// `10G`), the most bytes of files it may hold over the image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_opt: Option<BTreeMap<String, String>>,
     /// `--tmpfs`: guest path → options. wrun gives a private, empty,
@@ -781,8 +784,8 @@ pub struct ContainerInspect {
     pub exec_ids: Option<Vec<String>>,
     pub host_config: HostConfig,
     pub graph_driver: GraphDriver,
-    /// With `?size=1`: bytes the instance wrote over its image (0: the
-    /// rootfs is read-only in wrun).
+    /// With `?size=1`: bytes of the files the instance wrote over its
+    /// image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<i64>,
     /// With `?size=1`: the image's size plus `SizeRw`.
