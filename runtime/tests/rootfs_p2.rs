@@ -198,6 +198,27 @@ fn listings_merge_the_upper_and_the_image() {
 }
 
 #[test]
+fn a_deleted_name_made_again_shows_nothing_of_the_image() {
+    let fsh = Fsh::new();
+    let lower = image();
+    let before = snapshot(lower.path());
+    let store = tempfile::tempdir().expect("tempdir");
+    let upper = store.path().join("upper");
+    let script = "rm /etc/hostname ; mkdir /etc/hostname ; ls /etc/hostname \
+                  ; rm-r /usr ; mkdir /usr ; ls /usr ; rmdir /usr ; write /usr file ; cat /usr";
+    let expected = "file\n";
+    let layers = view(lower.path(), &upper, None);
+    assert_eq!(fsh.ok(on(lower.path(), &layers), script), expected);
+    let reopened = view(lower.path(), &upper, None);
+    let out = fsh.ok(
+        on(lower.path(), &reopened),
+        "stat /etc/hostname ; cat /usr ; tree /etc",
+    );
+    assert_eq!(out, "dir\nfile\n/etc/hostname\n/etc/motd\n/etc/motd.link\n");
+    assert_eq!(snapshot(lower.path()), before);
+}
+
+#[test]
 fn a_directory_of_the_image_cannot_be_renamed_one_of_the_upper_can() {
     let fsh = Fsh::new();
     let lower = image();
