@@ -39,6 +39,14 @@ pub struct RunSettings {
     pub volumes: Vec<(PathBuf, String, bool)>,
     /// A private writable `/tmp`.
     pub tmp: bool,
+    /// `--read-only` (`HostConfig.ReadonlyRootfs`): the guest's `/` is the
+    /// image snapshot, read-only; otherwise the caller gives the spec a
+    /// writable view over it (`InstanceSpec::writable_rootfs`).
+    pub read_only: bool,
+    /// `--storage-opt size=` (`HostConfig.StorageOpt`): the most bytes of
+    /// file data the writable rootfs may hold; `None`: the daemon's
+    /// default (none in a foreground run).
+    pub storage_size: Option<u64>,
     pub limits: Limits,
     /// What the instance may do on the network; nothing by default.
     pub network: wrun_runtime::NetworkGrants,
@@ -294,6 +302,8 @@ pub fn settings(config: &ContainerConfig, host: &HostConfig) -> Result<RunSettin
         workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
         volumes,
         tmp,
+        read_only: host.readonly_rootfs,
+        storage_size: crate::rootfs_views::storage_size(host.storage_opt.as_ref())?,
         limits: wrun_runtime::Limits {
             memory,
             timeout,
@@ -545,11 +555,6 @@ pub fn adapt(
     if given(&host.volumes_from) {
         return refuse(
             "VolumesFrom is not supported: mount the same volumes by name (-v NAME:/guest)".into(),
-        );
-    }
-    if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
-        return refuse(
-            "StorageOpt is not supported: the image rootfs is read-only and shared".into(),
         );
     }
     if host.sysctls.as_ref().is_some_and(|o| !o.is_empty()) {
@@ -1193,12 +1198,36 @@ pub fn claim_ports(launch: &mut Launch) -> anyhow::Result<()> {
         .context("publishing the instance's ports")
 }
 
+/// Gives a run with no record (a foreground `wrun run`) its writable
+/// rootfs: a view over the image snapshot with its upper at `upper`, made
+/// on the first write; the caller removes `upper` when the run ends. The
+/// daemon's instances keep theirs with the record instead
+/// ([`Daemon::rootfs_view`](crate::state::Daemon::rootfs_view)).
+pub fn give_writable_rootfs(
+    launch: &mut Launch,
+    upper: &Path,
+    size_limit: Option<u64>,
+) -> anyhow::Result<()> {
+    let lower = std::sync::Arc::new(open_image_rootfs(&launch.rootfs)?);
+    let view = wrun_rootfs::Layers::open(lower, upper, wrun_rootfs::UpperOptions { size_limit })
+        .with_context(|| format!("opening the writable rootfs at {}", upper.display()))?;
+    launch.spec.writable_rootfs = Some(view);
+    Ok(())
+}
+
+/// Opens a directory of the store by its path: an image snapshot's rootfs
+/// (what the module is read through, and the lower of every writable view
+/// over it) or an upper's tree. The daemon's one use of ambient authority;
+/// everything below it is reached through the handle.
+pub(crate) fn open_image_rootfs(rootfs: &Path) -> anyhow::Result<cap_std::fs::Dir> {
+    cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
+        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))
+}
+
 /// Reads the module through a handle on the rootfs, so a symlink in the
 /// image can never make wrun read a host file.
 fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
-    let rootfs: &Path = &launch.rootfs;
-    let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
-        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))?;
+    let root = open_image_rootfs(&launch.rootfs)?;
     let module = &launch.module_name;
     // The module the image was stored with, when the run uses it.
     let recorded = launch.module.as_ref().filter(|m| &m.path == module);
