@@ -655,7 +655,7 @@ pub const ROUTES: &[Route] = &[
             query(
                 "size",
                 Value::Flag,
-                "Fill `SizeRw` (0: an instance writes nothing over its image) and `SizeRootFs`.",
+                "Fill `SizeRw` (the bytes the instance wrote over its image; left out when none) and `SizeRootFs` (the image's size plus those).",
             ),
             query(
                 "filters",
