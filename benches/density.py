@@ -411,6 +411,9 @@ class WrunDaemon:
             "commit": sh(["git", "rev-parse", "HEAD"]),
             "max_instances": max_n,
             "tmpfs": self.args.wrun_tmpfs,
+            "read_only": self.args.wrun_read_only,
+            "rootfs": "read-only (HostConfig.ReadonlyRootfs)" if self.args.wrun_read_only
+                      else "writable copy-on-write view (the default)",
             "daemon_args": self.args.daemon_arg,
             "daemon_nofile": " ".join(limits.split()[3:5]),
             "daemon_base_pss_kib": pss_kib(self.daemon.proc.pid),
@@ -430,8 +433,13 @@ class WrunDaemon:
         t0 = time.perf_counter()
         try:
             create = {"Image": "idle:bench"}
+            host = {}
             if self.args.wrun_tmpfs:
-                create["HostConfig"] = {"Tmpfs": {"/tmp": ""}}
+                host["Tmpfs"] = {"/tmp": ""}
+            if self.args.wrun_read_only:
+                host["ReadonlyRootfs"] = True
+            if host:
+                create["HostConfig"] = host
             status, body = request(c, "POST", "/containers/create", create)
             if status != 201:
                 raise RuntimeError(f"create: {status} {body[:160].decode(errors='replace')}")
@@ -1067,6 +1075,10 @@ def report_md(doc):
                      f"{fmt(per_gib(s['pss_kib_per_instance']))} | {fmt(s['ready_p50_ms'], 2)} / {fmt(s['ready_p99_ms'], 2)} ms | "
                      f"{fmt(s.get('ramp_ready_p50_ms'), 2)} / {fmt(s.get('ramp_ready_p99_ms'), 2)} ms | {api} | "
                      f"{fmt(s['start_rate_per_s'])} /s | {s['errors']} |")
+    wi = res.get("wrun", {}).get("info") or {}
+    if wi.get("rootfs"):
+        L += ["", f"wrun instances' rootfs: {wi['rootfs']}"
+              + ("; with a private /tmp" if wi.get("tmpfs") else "") + "."]
     L += ["", "Ratios: wrun's instances per GiB at its largest N ÷ the contender's at its largest N "
           "(PSS basis; MemAvailable-drop basis where both drops are positive):", ""]
     for name, x in doc["ratios"].items():
@@ -1150,6 +1162,9 @@ def main():
     ap.add_argument("--wrun-tmpfs", action="store_true",
                     help="wrun instances with a private /tmp (HostConfig.Tmpfs): two file descriptors "
                          "each, so N is capped by RLIMIT_NOFILE (by default they hold none)")
+    ap.add_argument("--wrun-read-only", action="store_true",
+                    help="wrun instances with a read-only rootfs (HostConfig.ReadonlyRootfs, `run "
+                         "--read-only`); by default each has its writable copy-on-write view")
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra argument for `wrun daemon` (e.g. --daemon-arg=--max-instance-memory "
                          "--daemon-arg=64m, needed for 100,000 pool slots)")
