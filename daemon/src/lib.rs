@@ -3,7 +3,9 @@
 //! socket (`wrun daemon`). The CLI's foreground run shares [`launch`].
 //! docs/architecture.md lays out the layers.
 
+mod archive;
 pub mod capacity;
+mod container_fs;
 mod container_inspect;
 mod container_list;
 mod container_streams;
@@ -291,6 +293,11 @@ enum ContainerAction {
     Rename,
     Top,
     Stats,
+    Changes,
+    Export,
+    ArchiveStat,
+    ArchiveGet,
+    ArchivePut,
 }
 
 async fn dispatch(
@@ -381,6 +388,13 @@ async fn dispatch(
                 ContainerAction::Rename => containers::rename(daemon, &c, &query),
                 ContainerAction::Top => containers::top(&c),
                 ContainerAction::Stats => containers::stats(&c, &query),
+                ContainerAction::Changes => container_fs::changes(daemon, &c).await,
+                ContainerAction::Export => container_fs::export(daemon, &c).await,
+                ContainerAction::ArchiveStat => container_fs::stat(daemon, &c, &key, &query).await,
+                ContainerAction::ArchiveGet => container_fs::get(daemon, &c, &key, &query).await,
+                ContainerAction::ArchivePut => {
+                    container_fs::put(daemon, &c, &key, &query, req).await
+                }
             }
         }
     }
@@ -472,6 +486,11 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
                 ("pause", _, true) => ContainerAction::Pause,
                 ("unpause", _, true) => ContainerAction::Unpause,
                 ("rename", _, true) => ContainerAction::Rename,
+                ("changes", true, _) => ContainerAction::Changes,
+                ("export", true, _) => ContainerAction::Export,
+                ("archive", true, _) => ContainerAction::ArchiveGet,
+                ("archive", ..) if method == Method::HEAD => ContainerAction::ArchiveStat,
+                ("archive", ..) if method == Method::PUT => ContainerAction::ArchivePut,
                 _ => return Ok(None),
             };
             Route::Container(id.to_string(), a)
@@ -506,9 +525,6 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
     const NO_REGISTRY: &str = "wrun reaches no registry: images come from wrun build, docker save | docker load, or wrun load";
     let (verb, why) = match segments {
         ["containers", _, "exec"] | ["exec", ..] => ("exec", NO_PROCESSES),
-        ["containers", _, "archive"] => ("cp", NO_FILESYSTEM),
-        ["containers", _, "changes"] => ("diff", NO_FILESYSTEM),
-        ["containers", _, "export"] => ("export", NO_FILESYSTEM),
         ["commit"] => ("commit", NO_FILESYSTEM),
         ["containers", _, "update"] => {
             ("update", "an instance's limits are set when it is created")
@@ -608,7 +624,7 @@ mod tests {
     fn docker_routes_wrun_lacks_name_the_verb() {
         for (method, path, verb) in [
             (Method::POST, "/v1.41/containers/abc/exec", "exec"),
-            (Method::HEAD, "/containers/abc/archive", "cp"),
+            (Method::POST, "/containers/abc/update", "update"),
             (Method::POST, "/networks/create", "network"),
             (Method::POST, "/images/docker.io/library/app/push", "push"),
             (Method::POST, "/build", "build"),
@@ -675,6 +691,40 @@ mod tests {
             Route::ContainersPrune
         );
         assert_eq!(r(Method::GET, "/v1.41/events").unwrap(), Route::Events);
+        for (method, path, action) in [
+            (
+                Method::GET,
+                "/containers/abc/changes",
+                ContainerAction::Changes,
+            ),
+            (
+                Method::GET,
+                "/v1.41/containers/abc/export",
+                ContainerAction::Export,
+            ),
+            (
+                Method::HEAD,
+                "/containers/abc/archive",
+                ContainerAction::ArchiveStat,
+            ),
+            (
+                Method::GET,
+                "/containers/abc/archive",
+                ContainerAction::ArchiveGet,
+            ),
+            (
+                Method::PUT,
+                "/v1.41/containers/abc/archive",
+                ContainerAction::ArchivePut,
+            ),
+        ] {
+            assert_eq!(
+                r(method, path).unwrap(),
+                Route::Container("abc".into(), action),
+                "{path}"
+            );
+        }
+        assert!(r(Method::POST, "/containers/abc/archive").is_err());
         assert_eq!(r(Method::GET, "/v1.41/system/df").unwrap(), Route::SystemDf);
         assert_eq!(r(Method::GET, "/volumes").unwrap(), Route::VolumesList);
         assert_eq!(

@@ -15,7 +15,7 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    ArrayBuilder, ObjectBuilder, Schema as SchemaObject, SchemaFormat, Type,
+    ArrayBuilder, ObjectBuilder, Schema as SchemaObject, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr,
@@ -24,6 +24,7 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use wrun_api::ErrorResponse;
+use wrun_api::archive::{ContainerChange, PATH_STAT_HEADER};
 use wrun_api::containers::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
     ContainerStats, ContainerSummary, TopResponse, WaitResponse,
@@ -48,6 +49,7 @@ pub enum Verb {
     Get,
     Head,
     Post,
+    Put,
     Delete,
 }
 
@@ -57,6 +59,7 @@ impl Verb {
             Verb::Get => "GET",
             Verb::Head => "HEAD",
             Verb::Post => "POST",
+            Verb::Put => "PUT",
             Verb::Delete => "DELETE",
         }
     }
@@ -66,6 +69,7 @@ impl Verb {
             Verb::Get => HttpMethod::Get,
             Verb::Head => HttpMethod::Head,
             Verb::Post => HttpMethod::Post,
+            Verb::Put => HttpMethod::Put,
             Verb::Delete => HttpMethod::Delete,
         }
     }
@@ -150,6 +154,8 @@ pub enum Body {
     Json(Schema),
     /// An image tar (plain or gzip), streamed.
     Tar,
+    /// A tar of files to extract into an instance (`cp`), streamed.
+    Archive,
 }
 
 /// One answer of a route.
@@ -174,6 +180,16 @@ pub enum Content {
     Multiplexed,
     /// An image tar, streamed.
     Tar,
+    /// A JSON array of this type, or `null` for none (as dockerd's
+    /// `/changes`).
+    JsonListOrNull(Schema),
+    /// A tar of an instance's files (`application/x-tar`), streamed, with
+    /// the path's stat in the `X-Docker-Container-Path-Stat` header.
+    PathTar,
+    /// No body: the path's stat in the `X-Docker-Container-Path-Stat` header.
+    PathStat,
+    /// A rootfs tar as `application/octet-stream` (dockerd's `export`).
+    Octets,
     /// Docker's error body, `{"message": "…"}`.
     Error,
 }
@@ -254,6 +270,20 @@ const VOLUME_NAME: Param = Param {
 
 const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
 const NO_SUCH_IMAGE: Reply = error(404, "No such image.");
+/// The `path` of the archive routes.
+const ARCHIVE_PATH: Param = required_query(
+    "path",
+    Value::Text,
+    "A path in the instance's rootfs (relative ones start at `/`); a trailing `/` or `/.` as `docker cp` reads them.",
+);
+const ARCHIVE_LOOKUP_ERROR: Reply = error(
+    500,
+    "As dockerd: a file used as a directory on the way (`lstat …: not a directory`), a symlink loop; or the daemon failed.",
+);
+const MOUNTED: Reply = error(
+    501,
+    "The path is at or below a volume, bind or `/tmp` mount, which `cp` does not reach yet.",
+);
 const SERVER_ERROR: Reply = error(500, "The daemon failed (disk, I/O).");
 
 /// A repository name as Docker's reference grammar has it (an optional
@@ -1043,6 +1073,115 @@ pub const ROUTES: &[Route] = &[
         ],
     },
     Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/changes",
+        operation_id: "ContainerChanges",
+        tag: "Container",
+        summary: "What the instance changed in its image's filesystem (`docker diff`), sorted by path",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "Each changed path: Kind 0 changed, 1 added, 2 deleted; `null` when none.",
+                Content::JsonListOrNull(schema::<ContainerChange>()),
+            ),
+            NO_SUCH_CONTAINER,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/export",
+        operation_id: "ContainerExport",
+        tag: "Container",
+        summary: "The instance's merged rootfs (image and writes) as a tar, streamed (`docker export`)",
+        params: &[ID],
+        body: Body::None,
+        replies: &[
+            reply(200, "The tar, streamed.", Content::Octets),
+            NO_SUCH_CONTAINER,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Head,
+        path: "/containers/{id}/archive",
+        operation_id: "ContainerArchiveInfo",
+        tag: "Container",
+        summary: "The stat of a path in the instance's rootfs, in a header (`docker cp`)",
+        params: &[ID, ARCHIVE_PATH],
+        body: Body::None,
+        replies: &[
+            reply(200, "The path's stat, in the header.", Content::PathStat),
+            error(
+                400,
+                "No `path`, or one with a NUL or a name over 255 bytes.",
+            ),
+            error(404, "No such container, or nothing at the path."),
+            ARCHIVE_LOOKUP_ERROR,
+            MOUNTED,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/containers/{id}/archive",
+        operation_id: "ContainerArchive",
+        tag: "Container",
+        summary: "A path of the instance's rootfs as a tar (a directory with all below it), streamed (`docker cp` out)",
+        params: &[ID, ARCHIVE_PATH],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The tar, with the path's stat in the header.",
+                Content::PathTar,
+            ),
+            error(
+                400,
+                "No `path`, or one with a NUL or a name over 255 bytes.",
+            ),
+            error(404, "No such container, or nothing at the path."),
+            ARCHIVE_LOOKUP_ERROR,
+            MOUNTED,
+        ],
+    },
+    Route {
+        verb: Verb::Put,
+        path: "/containers/{id}/archive",
+        operation_id: "PutContainerArchive",
+        tag: "Container",
+        summary: "Extract a tar into a directory of the instance's rootfs (`docker cp` in)",
+        params: &[
+            ID,
+            ARCHIVE_PATH,
+            query(
+                "noOverwriteDirNonDir",
+                Value::Flag,
+                "Refuse to replace a directory with a non-directory or the other way round (otherwise the old node goes).",
+            ),
+            query(
+                "copyUIDGID",
+                Value::Flag,
+                "Docker: give the files the instance's user. Refused when true: an instance has no users or file owners.",
+            ),
+        ],
+        body: Body::Archive,
+        replies: &[
+            reply(200, "Extracted.", Content::Empty),
+            error(
+                400,
+                "No `path`; `copyUIDGID`; a malformed or hostile tar (a name or link out of the destination, device or FIFO entries, oversized headers).",
+            ),
+            error(404, "No such container, or nothing at the path."),
+            error(
+                500,
+                "As dockerd: the path is not a directory, the rootfs is read-only, `noOverwriteDirNonDir` refused a replacement; or the instance's size limit or the disk is full.",
+            ),
+            MOUNTED,
+        ],
+    },
+    Route {
         verb: Verb::Delete,
         path: "/containers/{id}",
         operation_id: "ContainerDelete",
@@ -1250,6 +1389,20 @@ pub fn document() -> OpenApi {
                         .build(),
                 ));
             }
+            Body::Archive => {
+                op = op.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .description(Some(
+                            "A tar (plain) of the files to extract into the directory `path` names.",
+                        ))
+                        .required(Some(Required::True))
+                        .content(
+                            "application/x-tar",
+                            ContentBuilder::new().schema(Some(binary())).build(),
+                        )
+                        .build(),
+                ));
+            }
             Body::Tar => {
                 op = op.request_body(Some(
                     RequestBodyBuilder::new()
@@ -1317,6 +1470,28 @@ pub fn document() -> OpenApi {
                 ),
                 Content::Tar => response.content(
                     "application/x-tar",
+                    ContentBuilder::new().schema(Some(binary())).build(),
+                ),
+                Content::JsonListOrNull(s) => {
+                    add(s);
+                    response.content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(
+                                ArrayBuilder::new()
+                                    .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+                                    .items(s.reference()),
+                            ))
+                            .build(),
+                    )
+                }
+                Content::PathTar => path_stat_header(response).content(
+                    "application/x-tar",
+                    ContentBuilder::new().schema(Some(binary())).build(),
+                ),
+                Content::PathStat => path_stat_header(response),
+                Content::Octets => response.content(
+                    "application/octet-stream",
                     ContentBuilder::new().schema(Some(binary())).build(),
                 ),
                 Content::Error => error_content(response),
@@ -1417,6 +1592,19 @@ fn error_content(response: ResponseBuilder) -> ResponseBuilder {
 
 fn error_response(about: &str) -> utoipa::openapi::Response {
     error_content(ResponseBuilder::new().description(about)).build()
+}
+
+/// The `X-Docker-Container-Path-Stat` header of the archive routes.
+fn path_stat_header(response: ResponseBuilder) -> ResponseBuilder {
+    response.header(
+        PATH_STAT_HEADER,
+        utoipa::openapi::HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(
+                "Base64 of the path's stat as JSON: `{\"name\",\"size\",\"mode\" (Go's os.FileMode),\"mtime\",\"linkTarget\"}`.",
+            ))
+            .build(),
+    )
 }
 
 fn binary() -> ObjectBuilder {
@@ -1624,13 +1812,18 @@ mod tests {
                     A::Rename => 11,
                     A::Top => 12,
                     A::Stats => 13,
+                    A::Changes => 14,
+                    A::Export => 15,
+                    A::ArchiveStat => 16,
+                    A::ArchiveGet => 17,
+                    A::ArchivePut => 18,
                 }
             }
         }
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 14;
+    const VARIANTS: usize = 26 + 19;
 
     #[test]
     fn the_table_and_the_router_agree() {

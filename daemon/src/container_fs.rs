@@ -1,0 +1,373 @@
+//! The routes on an instance's filesystem: `GET /containers/{id}/changes`
+//! (`diff`), `GET …/export`, and `HEAD`/`GET`/`PUT …/archive` (`cp`), each
+//! over the instance's one copy-on-write view; the tars are `archive`'s.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::mpsc;
+use wrun_api::archive::{ContainerChange, PATH_STAT_HEADER};
+use wrun_rootfs::{Layers, ViewPath};
+
+use super::archive::{self, ArchiveError, ExtractOptions, Located};
+use super::events::ContainerSubject;
+use super::http::{Body, Query, empty, json, streaming};
+use super::instance::Container;
+use super::state::Daemon;
+use crate::error::DaemonError;
+
+/// Runs view work off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
+) -> Result<T, DaemonError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
+}
+
+/// Work that waits on a client (a tar it reads slowly or sends slowly) on
+/// a thread of its own, as the image routes do: a stalled client must not
+/// hold one of tokio's shared blocking threads.
+fn client_thread(what: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(), DaemonError> {
+    std::thread::Builder::new()
+        .name(format!("wrun {what}"))
+        .spawn(f)
+        .map_err(|e| anyhow::anyhow!("{what}: cannot start a thread: {e}"))?;
+    Ok(())
+}
+
+/// dockerd's answer to each failure, `key` being the instance as asked.
+fn answer(e: ArchiveError, key: &str) -> DaemonError {
+    match e {
+        ArchiveError::NotFound(path) => {
+            DaemonError::not_found(format!("Could not find the file {path} in container {key}"))
+        }
+        e @ (ArchiveError::BadPath { .. } | ArchiveError::BadTar(_)) => {
+            DaemonError::invalid(e.to_string())
+        }
+        e => DaemonError::Internal(e.to_string()),
+    }
+}
+
+/// The guest paths mounted over the rootfs (volumes, binds, `--tmpfs
+/// /tmp`): not in the view, so not reached by `cp`.
+fn mounts(c: &Container) -> Result<Vec<ViewPath>, DaemonError> {
+    let r = c.record();
+    let settings = crate::launch::settings(&r.config, &r.host_config)?;
+    let mut out: Vec<ViewPath> = settings
+        .volumes
+        .iter()
+        .filter_map(|(_, guest, _)| ViewPath::parse(guest).ok())
+        .collect();
+    if settings.tmp {
+        out.extend(ViewPath::parse("/tmp").ok());
+    }
+    Ok(out)
+}
+
+/// Refuses a path at or below a mount: its files are the volume's, which
+/// the view does not hold.
+fn refuse_mounted(c: &Container, path: &ViewPath) -> Result<(), DaemonError> {
+    if let Some(m) = mounts(c)?.iter().find(|m| path.starts_with(m)) {
+        return Err(DaemonError::NotImplemented(format!(
+            "docker cp: wrun does not copy into or out of a mount yet: {} is at or below the mount {}; copy through the volume or host directory instead",
+            archive::shown(path),
+            archive::shown(m)
+        )));
+    }
+    Ok(())
+}
+
+/// `GET /containers/{id}/changes`: docker's `[{"Path","Kind"}]`, `null`
+/// when the instance changed nothing.
+pub async fn changes(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+) -> Result<Response<Body>, DaemonError> {
+    let (d, c) = (Arc::clone(daemon), Arc::clone(c));
+    let list = blocking("listing the changes", move || {
+        let view = d.container_rootfs(&c)?;
+        view.changes()
+            .map_err(|e| DaemonError::Internal(format!("reading the changes of {}: {e}", c.id)))
+    })
+    .await?;
+    let rows: Option<Vec<ContainerChange>> = (!list.is_empty()).then(|| {
+        list.iter()
+            .map(|ch| ContainerChange {
+                path: archive::shown(&ch.path),
+                kind: ch.kind.docker_kind(),
+            })
+            .collect()
+    });
+    Ok(json(StatusCode::OK, &rows))
+}
+
+/// Writes a tar into a streamed answer in chunks.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+/// Streams what `write` writes as the body of `response`. The headers are
+/// out before the first byte: a failure then can only cut the tar short,
+/// and is logged.
+fn stream_tar(
+    what: &'static str,
+    content_type: &'static str,
+    write: impl FnOnce(&mut ChannelWriter) -> std::io::Result<()> + Send + 'static,
+) -> Result<Response<Body>, DaemonError> {
+    let (tx, response) = streaming(content_type);
+    client_thread(what, move || {
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let done = write(&mut out).and_then(|()| std::io::Write::flush(&mut out));
+        if let Err(e) = done
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            eprintln!("wrun daemon: {what}: {e}; the tar was cut short");
+        }
+    })?;
+    Ok(response)
+}
+
+/// `GET /containers/{id}/export`: the merged rootfs as a tar, streamed.
+pub async fn export(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+) -> Result<Response<Body>, DaemonError> {
+    let (d, c2) = (Arc::clone(daemon), Arc::clone(c));
+    let view = blocking("opening the rootfs", move || d.container_rootfs(&c2)).await?;
+    daemon
+        .events
+        .container("export", &c.id, &ContainerSubject::of(&c.record()), &[]);
+    stream_tar(
+        "exporting a rootfs",
+        "application/octet-stream",
+        move |out| archive::write_export(&view, out).map(drop),
+    )
+}
+
+/// The required `path` of the archive routes (dockerd's words when absent).
+fn path_param(query: &Query) -> Result<String, DaemonError> {
+    match query.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_string()),
+        _ => Err(DaemonError::invalid("bad parameter: pathcannot be empty")),
+    }
+}
+
+/// Finds the path a `HEAD`/`GET` asks for, refusing mounts.
+async fn locate(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+    key: &str,
+    path: String,
+) -> Result<(Layers, Located), DaemonError> {
+    let (d, c, key) = (Arc::clone(daemon), Arc::clone(c), key.to_string());
+    blocking("finding a path", move || {
+        let view = d.container_rootfs(&c)?;
+        let found = archive::locate(&view, &path).map_err(|e| answer(e, &key))?;
+        refuse_mounted(&c, &found.entry.path)?;
+        Ok((view, found))
+    })
+    .await
+}
+
+fn with_stat(
+    mut response: Response<Body>,
+    stat: &wrun_api::archive::ContainerPathStat,
+) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(&stat.to_header()) {
+        response.headers_mut().insert(PATH_STAT_HEADER, v);
+    }
+    response
+}
+
+/// `HEAD /containers/{id}/archive?path=`: the path's stat, in the
+/// `X-Docker-Container-Path-Stat` header only.
+pub async fn stat(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+    key: &str,
+    query: &Query,
+) -> Result<Response<Body>, DaemonError> {
+    let path = path_param(query)?;
+    let (_, found) = locate(daemon, c, key, path).await?;
+    Ok(with_stat(empty(StatusCode::OK), &found.stat))
+}
+
+/// `GET /containers/{id}/archive?path=`: the path as a tar (a directory
+/// with everything below it), streamed, with its stat header.
+pub async fn get(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+    key: &str,
+    query: &Query,
+) -> Result<Response<Body>, DaemonError> {
+    let path = path_param(query)?;
+    let (view, found) = locate(daemon, c, key, path).await?;
+    daemon.events.container(
+        "archive-path",
+        &c.id,
+        &ContainerSubject::of(&c.record()),
+        &[],
+    );
+    let stat = found.stat.clone();
+    let response = stream_tar(
+        "copying from an instance",
+        "application/x-tar",
+        move |out| archive::write_path(&view, &found, out).map(drop),
+    )?;
+    Ok(with_stat(response, &stat))
+}
+
+/// Reads a request body, chunk by chunk, on a blocking thread.
+struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Most bytes of a refused `PUT`'s body read and dropped before the
+/// connection is closed on it.
+const DRAIN_LIMIT: u64 = 256 << 20;
+
+fn body_reader(req: Request<Incoming>) -> BodyReader {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue, // trailers
+                },
+                Err(e) => Err(format!("reading the request body: {e}")),
+            };
+            let data = match item {
+                Ok(data) => data,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let len = data.len() as u64;
+            if tx.send(Ok(data)).await.is_err() {
+                // Refused or failed: the rest is read and dropped, up to a
+                // bound, so the client gets to read the answer rather
+                // than a broken pipe.
+                let mut left = DRAIN_LIMIT.saturating_sub(len);
+                while let Some(Ok(frame)) = body.frame().await {
+                    let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if n > left {
+                        return;
+                    }
+                    left -= n;
+                }
+                return;
+            }
+        }
+    });
+    BodyReader {
+        rx,
+        current: Bytes::new(),
+    }
+}
+
+/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`:
+/// extracts the tar of the body into the directory `path` names, as
+/// dockerd does (`archive::extract`). Refused on a `--read-only`
+/// instance, and with `copyUIDGID`: an instance has no users (WASI has no
+/// owners), so there is no owner to give the files.
+pub async fn put(
+    daemon: &Arc<Daemon>,
+    c: &Arc<Container>,
+    key: &str,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DaemonError> {
+    // Read from the start: a refusal below drops the reader, and the body
+    // is drained while the answer goes out.
+    let reader = body_reader(req);
+    let path = path_param(query)?;
+    if query.flag("copyUIDGID") {
+        return Err(DaemonError::invalid(
+            "copyUIDGID: a wrun instance has no users or file owners (WASI has none), so there is no owner to give the files; copy without -a",
+        ));
+    }
+    let options = ExtractOptions {
+        no_overwrite_dir_non_dir: query.flag("noOverwriteDirNonDir"),
+    };
+    let (d, c2, key2) = (Arc::clone(daemon), Arc::clone(c), key.to_string());
+    let (view, dest) = blocking("finding the destination", move || {
+        let view = d.container_rootfs(&c2)?;
+        let dest = archive::extraction_point(&view, &path).map_err(|e| answer(e, &key2))?;
+        // dockerd looks at the path first, then at the rootfs's mode.
+        if c2.record().host_config.readonly_rootfs {
+            return Err(DaemonError::Internal(
+                "container rootfs is marked read-only".into(),
+            ));
+        }
+        refuse_mounted(&c2, dest.path())?;
+        Ok((view, dest))
+    })
+    .await?;
+    let (done, report) = tokio::sync::oneshot::channel();
+    client_thread("copying into an instance", move || {
+        let _ = done.send(archive::extract(&view, &dest, reader, options));
+    })?;
+    let key = key.to_string();
+    report
+        .await
+        .map_err(|_| anyhow::anyhow!("copying into {key} failed: its thread panicked"))?
+        .map_err(|e| answer(e, &key))?;
+    daemon.events.container(
+        "extract-to-dir",
+        &c.id,
+        &ContainerSubject::of(&c.record()),
+        &[],
+    );
+    Ok(empty(StatusCode::OK))
+}
