@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use common::*;
 
@@ -17,24 +14,6 @@ fn idle_env() -> Env {
     let env = Env::new();
     env.build("idle:1.0", IDLE_DIR);
     env
-}
-
-/// One HTTP request on the daemon's socket: the status and the body.
-fn request(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
 }
 
 fn state(d: &Daemon, name: &str) -> String {
@@ -76,7 +55,7 @@ fn a_start_beyond_capacity_fails_at_once_and_the_instance_stays_created() {
     );
 
     // The API answers the start itself with the refusal.
-    let (status, body) = request(&d, "POST", "/containers/fourth/start", "");
+    let (status, body) = d.request("POST", "/containers/fourth/start", "");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"message\":\"cannot start fourth: instance capacity reached"));
 
@@ -140,14 +119,14 @@ fn a_start_that_cannot_happen_fails_and_leaves_the_instance_as_it_was() {
         s.starts_with("created 125 ") && s.contains("does not exist"),
         "{s}"
     );
-    let (status, body) = request(&d, "POST", "/containers/nodir/start", "");
+    let (status, body) = d.request("POST", "/containers/nodir/start", "");
     assert_eq!(status, 400, "{body}");
 
     // Its image gone.
     d.wrun_ok(&["tag", "idle:1.0", "doomed:1"]);
     d.wrun_ok(&["create", "--name", "noimage", "doomed:1"]);
     d.wrun_ok(&["rmi", "-f", "doomed:1", "idle:1.0"]);
-    let (status, body) = request(&d, "POST", "/containers/noimage/start", "");
+    let (status, body) = d.request("POST", "/containers/noimage/start", "");
     assert_eq!(status, 404, "{body}");
     let s = state(&d, "noimage");
     assert!(
@@ -179,8 +158,7 @@ fn memory_over_the_daemons_cap_is_refused_at_create() {
         "{}",
         stderr(&out)
     );
-    let (status, body) = request(
-        &d,
+    let (status, body) = d.request(
         "POST",
         "/containers/create",
         r#"{"Image":"idle:1.0","HostConfig":{"Memory":107374182400}}"#,
@@ -201,7 +179,7 @@ fn the_default_capacity_comes_from_the_host_and_an_instance_costs_two_mappings()
         .trim()
         .parse()
         .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&request(&d, "GET", "/info", "").1).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&d.request("GET", "/info", "").1).unwrap();
     let cap = &info["WrunCapacity"];
     let instances = cap["Instances"].as_u64().unwrap();
     let mem_total = info["MemTotal"].as_u64().unwrap();
@@ -229,11 +207,10 @@ fn the_default_capacity_comes_from_the_host_and_an_instance_costs_two_mappings()
     let before = maps();
     let n = 200;
     for _ in 0..n {
-        let (status, body) = request(&d, "POST", "/containers/create", r#"{"Image":"idle:1.0"}"#);
+        let (status, body) = d.request("POST", "/containers/create", r#"{"Image":"idle:1.0"}"#);
         assert_eq!(status, 201, "{body}");
         let id: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let (status, body) = request(
-            &d,
+        let (status, body) = d.request(
             "POST",
             &format!("/containers/{}/start", id["Id"].as_str().unwrap()),
             "",

@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use common::{Daemon, Env, FS_COPY_DIR, HELLO_DIR, have_tool};
 
@@ -166,25 +163,6 @@ fn a_foreground_run_given_the_opt_in_grants_proc_but_never_the_store() {
     );
 }
 
-/// One HTTP request on the daemon's socket: the status and the body.
-fn request(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut sock = UnixStream::connect(&d.socket).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        sock,
-        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    sock.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
-}
-
 /// The `message` of a JSON error body (chunked or not).
 fn message(body: &str) -> String {
     let start = body.find('{').unwrap();
@@ -202,7 +180,7 @@ fn the_daemon_refuses_them_through_the_api_the_docker_client_and_at_start() {
 
     for (bind, says) in &binds {
         let body = serde_json::json!({"Image": "hello:1", "HostConfig": {"Binds": [bind]}});
-        let (status, answer) = request(&d, "POST", "/containers/create", &body.to_string());
+        let (status, answer) = d.request("POST", "/containers/create", &body.to_string());
         assert_eq!(status, 400, "{bind}: {answer}");
         let m = message(&answer);
         one_line_refusal(&m, says, bind);
@@ -213,7 +191,7 @@ fn the_daemon_refuses_them_through_the_api_the_docker_client_and_at_start() {
     let body = serde_json::json!({"Image": "hello:1", "HostConfig": {"Mounts": [
         {"Type": "bind", "Source": "/dev", "Target": "/d", "ReadOnly": true}
     ]}});
-    let (status, answer) = request(&d, "POST", "/containers/create", &body.to_string());
+    let (status, answer) = d.request("POST", "/containers/create", &body.to_string());
     assert_eq!(status, 400, "{answer}");
     one_line_refusal(&message(&answer), "/dev is the host's devices", "Mounts");
     let ps = d.wrun_ok(&["ps", "-aq"]);
@@ -303,7 +281,7 @@ fn a_daemon_started_with_the_opt_in_grants_proc_but_never_the_store() {
 
     let store = format!("{}:/st", s(&d.env.root()));
     let body = serde_json::json!({"Image": "hello:1", "HostConfig": {"Binds": [&store]}});
-    let (status, answer) = request(&d, "POST", "/containers/create", &body.to_string());
+    let (status, answer) = d.request("POST", "/containers/create", &body.to_string());
     assert_eq!(status, 400, "{answer}");
     one_line_refusal(&message(&answer), "the store is never bound", &store);
 }
