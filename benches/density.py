@@ -470,6 +470,10 @@ class WrunDaemon:
 
     def teardown(self):
         if self.daemon:
+            # An idle instance makes no upper (its writable layer appears on
+            # its first write): count them before the store goes.
+            layers = os.path.join(self.daemon.root, "containers", "layers")
+            self.info["uppers_at_end"] = len(os.listdir(layers)) if os.path.isdir(layers) else 0
             self.daemon.stop(timeout=180)
         return 1
 
@@ -1078,7 +1082,9 @@ def report_md(doc):
     wi = res.get("wrun", {}).get("info") or {}
     if wi.get("rootfs"):
         L += ["", f"wrun instances' rootfs: {wi['rootfs']}"
-              + ("; with a private /tmp" if wi.get("tmpfs") else "") + "."]
+              + ("; with a private /tmp" if wi.get("tmpfs") else "")
+              + (f"; writable layers (uppers) in the store at the end: {wi['uppers_at_end']:,}"
+                 if "uppers_at_end" in wi else "") + "."]
     L += ["", "Ratios: wrun's instances per GiB at its largest N ÷ the contender's at its largest N "
           "(PSS basis; MemAvailable-drop basis where both drops are positive):", ""]
     for name, x in doc["ratios"].items():
