@@ -6,34 +6,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Env, HELLO_DIR, IDLE_DIR, have_tool};
 
 const ECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/echo-tcp");
-
-/// One HTTP/1.1 request on the daemon's socket: the status and the body.
-fn request(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut s = UnixStream::connect(socket).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// `filters=` of a `key=value` list, URL-escaped.
 fn filters_query(flags: &[&str]) -> String {
@@ -186,30 +164,28 @@ fn image_filters_select_the_same_rows_from_the_store_and_from_the_daemon() {
             "Invalid filter 'x'",
         ),
     ] {
-        let (got, body) = request(&d.socket, "GET", &format!("/images/json?{query}"), None);
+        let (got, body) = d.request("GET", &format!("/images/json?{query}"), "");
         assert_eq!(got, status, "{query}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["message"], message, "{query}");
     }
-    let (status, body) = request(
-        &d.socket,
+    let (status, body) = d.request(
         "GET",
         &format!(
             "/images/json?all=1&digests=1&{}",
             filters_query(&["label=team=x"])
         ),
-        None,
+        "",
     );
     assert_eq!(status, 200, "{body}");
     let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 1, "{body}");
     assert_eq!(rows[0]["RepoTags"], serde_json::json!(["mid:1", "mid:2"]));
     assert_eq!(rows[0]["Labels"]["team"], "x", "Labels are the config's");
-    let (_, body) = request(
-        &d.socket,
+    let (_, body) = d.request(
         "GET",
         "/images/json?filters=%7B%22dangling%22%3A%5B%22true%22%5D%7D",
-        None,
+        "",
     );
     let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(rows[0]["RepoTags"], serde_json::json!([]), "{body}");
@@ -229,27 +205,21 @@ fn image_filters_select_the_same_rows_from_the_store_and_from_the_daemon() {
 
 /// Creates (and with `start`, starts) an instance through the API.
 fn create(d: &Daemon, name: &str, body: serde_json::Value, start: bool) {
-    let (status, answer) = request(
-        &d.socket,
+    let (status, answer) = d.request(
         "POST",
         &format!("/containers/create?name={name}"),
-        Some(&body.to_string()),
+        &body.to_string(),
     );
     assert_eq!(status, 201, "create {name}: {answer}");
     if start {
-        let (status, answer) = request(
-            &d.socket,
-            "POST",
-            &format!("/containers/{name}/start"),
-            None,
-        );
+        let (status, answer) = d.request("POST", &format!("/containers/{name}/start"), "");
         assert_eq!(status, 204, "start {name}: {answer}");
     }
 }
 
 /// The names `GET /containers/json?QUERY` lists, in order, or the error.
 fn listed(d: &Daemon, query: &str) -> Result<Vec<String>, (u16, String)> {
-    let (status, body) = request(&d.socket, "GET", &format!("/containers/json?{query}"), None);
+    let (status, body) = d.request("GET", &format!("/containers/json?{query}"), "");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     if status != 200 {
         return Err((
@@ -426,13 +396,13 @@ fn ps_filters_limit_and_order_follow_docker() {
 
     // size=1: nothing written over the image (a zero SizeRw is left out,
     // as dockerd's), the image's size under it.
-    let (_, body) = request(&d.socket, "GET", "/containers/json?all=1&size=1", None);
+    let (_, body) = d.request("GET", "/containers/json?all=1&size=1", "");
     let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
     for row in rows.as_array().unwrap() {
         assert!(row.get("SizeRw").is_none(), "{row}");
         assert!(row["SizeRootFs"].as_i64().unwrap() > 0, "{row}");
     }
-    let (_, body) = request(&d.socket, "GET", "/containers/json?all=1", None);
+    let (_, body) = d.request("GET", "/containers/json?all=1", "");
     assert!(!body.contains("SizeRw"), "sizes only when asked: {body}");
     // The JSON lines read as the docker client's (Go's escapes included).
     let line = d.wrun_ok(&["ps", "-l", "--format", "json"]);
@@ -535,7 +505,7 @@ fn shared_size_counts_the_layers_another_image_has() {
     build_at(&env, "c:1", &context(&env, "c", r#""x" = "c""#), 200);
     let d = Daemon::start(env);
     let sizes = |query: &str| -> Vec<(String, i64, i64)> {
-        let (status, body) = request(&d.socket, "GET", &format!("/images/json?{query}"), None);
+        let (status, body) = d.request("GET", &format!("/images/json?{query}"), "");
         assert_eq!(status, 200, "{body}");
         let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
         rows.as_array()
