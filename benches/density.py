@@ -818,6 +818,16 @@ def wait_stable(settle, limit=30.0, tol_kib=4096):
     return prev
 
 
+KERNEL_FIELDS = ("SReclaimable", "SUnreclaim", "PageTables", "KernelStack")
+
+
+def kernel_kib():
+    """The kernel's own memory by kind (/proc/meminfo), which MemAvailable
+    counts and PSS does not: slab (dentries, inodes, files), page tables,
+    thread stacks."""
+    return {k: meminfo_kib(k) for k in KERNEL_FIELDS}
+
+
 def run_contender(c, steps, args, log):
     out = {"available": True, "steps": [], "stopped": None, "info": {}}
     t_setup = time.perf_counter()
@@ -828,6 +838,7 @@ def run_contender(c, steps, args, log):
     out["info"] = c.info
     out["setup_s"] = time.perf_counter() - t_setup
     avail0 = wait_stable(args.settle, limit=3.0 if args.quick else 30.0)
+    kernel0 = kernel_kib()
     pss0 = c.pss_total_kib()
     parts0 = c.pss_parts() if hasattr(c, "pss_parts") else None
     reserve = int(args.reserve_gib * GIB_KIB)
@@ -865,6 +876,7 @@ def run_contender(c, steps, args, log):
             raise KeyboardInterrupt
         time.sleep(args.settle)
         avail = meminfo_kib()
+        kernel = kernel_kib()
         pss = c.pss_total_kib()
         parts = c.pss_parts() if parts0 is not None else None
         drop = (avail0 - avail) / max(count, 1)
@@ -884,6 +896,8 @@ def run_contender(c, steps, args, log):
             "ramp_api_p99_ms": percentile(api, 99) * 1e3 if api else None,
             "memavailable_drop_kib_per_instance": drop, "pss_kib_per_instance": pss_per,
             "pss_total_kib": pss, "memavailable_kib": avail,
+            # System-wide, like MemAvailable: moved by anything else running.
+            "kernel_kib_per_instance": {k: (kernel[k] - kernel0[k]) / max(count, 1) for k in kernel},
             "instances_per_gib_pss": per_gib(pss_per),
             "instances_per_gib_memavailable": per_gib(drop),
         }
