@@ -50,6 +50,30 @@ fn have_docker_sdk() -> bool {
     ok
 }
 
+/// The build context of compat-fsh:1.0: tests/compat/fsh-image (its
+/// wrun.toml and files) with examples/fsh's fsh.wasm beside them.
+fn fsh_context(env: &Env) -> std::path::PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/fsh-image");
+    let ctx = env.path("fsh");
+    copy_tree(&from, &ctx);
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fsh/fsh.wasm");
+    std::fs::copy(wasm, ctx.join("fsh.wasm")).unwrap();
+    ctx
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
 #[test]
 fn scenarios_agree_with_dockerd() {
     let Some(oracle) = oracle() else { return };
@@ -67,6 +91,7 @@ fn scenarios_agree_with_dockerd() {
     let cat = env.path("cat");
     write_cat_context(&cat);
     env.build("compat-cat:1.0", cat.to_str().unwrap());
+    env.build("compat-fsh:1.0", fsh_context(&env).to_str().unwrap());
     let d = Daemon::start(env);
 
     let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-compat");
