@@ -38,6 +38,7 @@ import scenarios_api  # noqa: E402,F401
 import scenarios_cli  # noqa: E402,F401
 import scenarios_compose  # noqa: E402,F401
 import scenarios_images  # noqa: E402,F401
+import scenarios_rootfs  # noqa: E402,F401
 import scenarios_sdk  # noqa: E402,F401
 import scenarios_volumes  # noqa: E402,F401
 
@@ -52,7 +53,29 @@ TWINS = {
     "compat-idle:1.0": ("idle.c", "idle.wasm", {}),
     "compat-cat:1.0": ("cat.c", "cat.wasm", {}),
     "compat-fs-copy:1.0": ("fs-copy.c", "fs-copy.wasm", {"share/words.txt": REPO / "examples/fs-copy/words.txt"}),
+    # tests/compat/fsh-image/wrun.toml copies these two folders.
+    "compat-fsh:1.0": ("fsh.c", "fsh.wasm", {"etc": HERE / "fsh-image/etc", "data": HERE / "fsh-image/data"}),
 }
+
+
+def extra_key(extra: dict) -> list:
+    """What a twin's cache key covers of its extra files: each file's text,
+    a folder's files with their modes."""
+    out = []
+    for name, path in sorted(extra.items()):
+        path = Path(path)
+        if path.is_dir():
+            files = [(str(f.relative_to(path)), f.stat().st_mode & 0o7777, f.read_text() if f.is_file() else "") for f in sorted(path.rglob("*"))]
+            out.append((name, files))
+        else:
+            out.append((name, path.read_text()))
+    return out
+
+
+def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
 
 
 def import_changes(config: dict) -> list[str]:
@@ -89,7 +112,7 @@ def prepare_oracle(oracle: Ctx, wrun: Ctx, work: Path) -> None:
         changes = import_changes(config)
         src = (HERE / "native" / source).read_bytes()
         key = hashlib.sha256(
-            json.dumps([changes, src.decode(), sorted((k, Path(v).read_text()) for k, v in extra.items())]).encode()
+            json.dumps([changes, src.decode(), extra_key(extra)]).encode()
         ).hexdigest()[:16]
         have = oracle.docker("image", "inspect", "-f", "{{.Comment}}", image)
         if have.code == 0 and have.out.strip() == f"wrun-compat twin {key}":
@@ -102,6 +125,16 @@ def prepare_oracle(oracle: Ctx, wrun: Ctx, work: Path) -> None:
         with tarfile.open(fileobj=buf, mode="w") as t:
             t.add(binary, arcname=target)
             for name, path in extra.items():
+                if Path(path).is_dir():
+                    # As wrun's COPY of a folder: the folder 0755, what is
+                    # in it with its own modes.
+                    def top_dir(info: tarfile.TarInfo, top=name) -> tarfile.TarInfo:
+                        if info.name == top:
+                            info.mode = 0o755
+                        return owned_by_root(info)
+
+                    t.add(path, arcname=name, filter=top_dir)
+                    continue
                 parent = name.rsplit("/", 1)[0]
                 info = tarfile.TarInfo(parent)
                 info.type = tarfile.DIRTYPE

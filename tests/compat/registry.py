@@ -13,7 +13,9 @@ HELLO = "compat-hello:1.0"
 IDLE = "compat-idle:1.0"
 CAT = "compat-cat:1.0"
 FS_COPY = "compat-fs-copy:1.0"
-BASE_IMAGES = (HELLO, IDLE, CAT, FS_COPY)
+# examples/fsh (the file shell) with tests/compat/fsh-image's files.
+FSH = "compat-fsh:1.0"
+BASE_IMAGES = (HELLO, IDLE, CAT, FS_COPY, FSH)
 
 CLIENTS = ("docker CLI", "HTTP API", "docker-py", "docker-compose")
 
