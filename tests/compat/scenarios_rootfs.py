@@ -322,6 +322,7 @@ def cp_into_container(ctx: Ctx):
         ("file into a folder", "hello.txt", f"{c}:/data/"),
         ("file to a new name", "hello.txt", f"{c}:/renamed.txt"),
         ("file over an image file", "motd", f"{c}:/etc/motd"),
+        ("file onto a folder without /", "hello.txt", f"{c}:/etc"),
         ("folder to a new name", "dir", f"{c}:/in"),
         ("folder contents into a folder", "dir/.", f"{c}:/data"),
         ("folder onto a file", "dir", f"{c}:/etc/motd"),
@@ -354,6 +355,34 @@ def cp_running(ctx: Ctx):
     data = binary(ctx, ["cp", f"{fresh}:/data", "-"])
     ctx.see("out of a created container", {"members": members(data), "contents": contents(data)})
     ctx.docker("rm", "-f", c)
+
+
+@scenario("cli.cp.symlinks", CLI)
+def cp_symlinks(ctx: Ctx):
+    """`docker cp` through symlinks the container made: one climbing out with `../`, one to a folder, a dangling one (`-L` out, and into them): resolved inside the container"""
+    c = ctx.n("ln")
+    ctx.ok("run", "--name", c, FSH, *fsh("ln-s ../../../../../etc/motd /data/up ; ln-s /etc /data/etc ; ln-s /nonexistent/x /data/dangling"))
+    for src in ("/data/up", "/data/etc/motd", "/data/dangling"):
+        r = ctx.docker("cp", "-L", f"{c}:{src}", "-")
+        data = binary(ctx, ["cp", "-L", f"{c}:{src}", "-"]) if r.code == 0 else b""
+        ctx.see(f"-L {src}", {"exit": r.code, "stderr": text(r.err, ctx.prefix), "members": members(data) if data else None, "contents": contents(data) if data else None})
+    f = ctx.tmp / "hi.txt"
+    f.write_text("hi\n")
+    see(ctx, "into a symlinked folder", ctx.docker("cp", str(f), f"{c}:/data/etc/"))
+    see(ctx, "onto a symlink climbing out", ctx.docker("cp", str(f), f"{c}:/data/up"))
+    see(ctx, "onto a dangling symlink", ctx.docker("cp", str(f), f"{c}:/data/dangling"))
+    see_diff(ctx, "diff", c)
+    for path in ("/etc/hi.txt", "/etc/motd", "/data/up"):
+        data = binary(ctx, ["cp", f"{c}:{path}", "-"])
+        ctx.see(f"then {path}", {"members": members(data) if data else None, "contents": contents(data) if data else None})
+
+
+@scenario("cli.cp.symlink-loop", CLI)
+def cp_symlink_loop(ctx: Ctx):
+    """`docker cp -L` through a symlink loop the container made: exit code and error"""
+    c = ctx.n("loop")
+    ctx.ok("run", "--name", c, FSH, *fsh("ln-s /data/loop /data/loop"))
+    see(ctx, "-L through a loop", ctx.docker("cp", "-L", f"{c}:/data/loop/x", "-"))
 
 
 @scenario("cli.cp.not-a-tar", CLI)
