@@ -554,6 +554,35 @@ fn a_read_only_instance_refuses_cp_in_with_dockers_words() {
     assert_eq!(d.wrun_ok(&["diff", "ro"]), "");
 }
 
+#[test]
+fn cp_into_or_out_of_a_mount_is_refused_not_sent_to_the_rootfs() {
+    let d = daemon();
+    let vol = d.env.path("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("in-volume"), "v").unwrap();
+    let bind = format!("{}:/mnt/vol", vol.display());
+    d.wrun_ok(&[
+        "create", "--name", "mounted", "-v", &bind, "fsh:1", "ls", "/",
+    ]);
+    let file = d.env.path("up.txt");
+    std::fs::write(&file, "up").unwrap();
+    for (src, dst) in [
+        (file.to_str().unwrap().to_string(), "mounted:/mnt/vol/"),
+        (
+            "mounted:/mnt/vol/in-volume".to_string(),
+            d.env.path("x").to_str().unwrap(),
+        ),
+    ] {
+        let err = wrun_fails(&d, &["cp", &src, dst]);
+        assert!(
+            err.contains("does not copy into or out of a mount yet: /mnt/vol"),
+            "cp {src} {dst}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&vol).unwrap().count(), 1);
+    assert_eq!(d.wrun_ok(&["diff", "mounted"]), "");
+}
+
 /// One entry of a test tar: name, kind, link target, data.
 type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
 

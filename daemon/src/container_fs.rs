@@ -70,6 +70,16 @@ fn mounts(c: &Container) -> Result<Vec<ViewPath>, DaemonError> {
     Ok(out)
 }
 
+/// [`refuse_mounted`] of a path as asked, before it is looked up (a mount
+/// point need not exist in the image).
+fn refuse_mounted_asked(c: &Container, asked: &str) -> Result<(), DaemonError> {
+    let abs = archive::container_path(asked);
+    match ViewPath::parse(abs.trim_end_matches("/.")) {
+        Ok(path) => refuse_mounted(c, &path),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Refuses a path at or below a mount: its files are the volume's, which
 /// the view does not hold.
 fn refuse_mounted(c: &Container, path: &ViewPath) -> Result<(), DaemonError> {
@@ -193,6 +203,7 @@ async fn locate(
 ) -> Result<(Layers, Located), DaemonError> {
     let (d, c, key) = (Arc::clone(daemon), Arc::clone(c), key.to_string());
     blocking("finding a path", move || {
+        refuse_mounted_asked(&c, &path)?;
         let view = d.container_rootfs(&c)?;
         let found = archive::locate(&view, &path).map_err(|e| answer(e, &key))?;
         refuse_mounted(&c, &found.entry.path)?;
@@ -342,6 +353,7 @@ pub async fn put(
     };
     let (d, c2, key2) = (Arc::clone(daemon), Arc::clone(c), key.to_string());
     let (view, dest) = blocking("finding the destination", move || {
+        refuse_mounted_asked(&c2, &path)?;
         let view = d.container_rootfs(&c2)?;
         let dest = archive::extraction_point(&view, &path).map_err(|e| answer(e, &key2))?;
         // dockerd looks at the path first, then at the rootfs's mode.

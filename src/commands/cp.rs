@@ -78,25 +78,35 @@ fn archive_path(instance: &str, path: &str) -> String {
     )
 }
 
-/// The stat of a path of the instance (`HEAD`), `None` on any failure (as
-/// the docker client, which goes on and lets the copy fail if it must).
-fn stat(client: &Client, instance: &str, path: &str) -> Option<ContainerPathStat> {
+/// The stat of a path of the instance (`HEAD`), `None` on a failure (as
+/// the docker client, which goes on and lets the copy fail if it must),
+/// but a path the daemon does not serve (a mount): that is the answer.
+fn stat(client: &Client, instance: &str, path: &str) -> anyhow::Result<Option<ContainerPathStat>> {
     let mut found = None;
-    client
-        .stream_with_headers(
-            Method::HEAD,
-            &archive_path(instance, path),
-            |h| {
-                found = h
-                    .get(PATH_STAT_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| ContainerPathStat::from_header(v).ok());
-                Ok(())
-            },
-            |_| Ok(()),
-        )
-        .ok()?;
-    found
+    let asked = client.stream_with_headers(
+        Method::HEAD,
+        &archive_path(instance, path),
+        |h| {
+            found = h
+                .get(PATH_STAT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| ContainerPathStat::from_header(v).ok());
+            Ok(())
+        },
+        |_| Ok(()),
+    );
+    match asked {
+        Ok(()) => Ok(found),
+        Err(e)
+            if e.downcast_ref::<crate::client::DaemonError>()
+                .is_some_and(|d| d.status == hyper::StatusCode::NOT_IMPLEMENTED) =>
+        {
+            // A HEAD answer has no body: the GET says why.
+            client.call(Method::GET, &archive_path(instance, path), None)?;
+            Err(e)
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// Go's `filepath.Base` of a slash path (`/` for the root).
@@ -296,7 +306,7 @@ fn from_instance(
     let mut src_path = src.to_string();
     let mut rebase_name = None;
     if args.follow_link
-        && let Some(s) = stat(&client, instance, src)
+        && let Some(s) = stat(&client, instance, src)?
         && s.is_symlink()
     {
         let mut link = s.link_target.clone();
@@ -615,10 +625,10 @@ fn to_instance(
     let client = target.client()?;
     let shown_dst = format!("{instance}:{dst}");
     let mut dst_path = dst.to_string();
-    let mut dst_stat = stat(&client, instance, dst);
+    let mut dst_stat = stat(&client, instance, dst)?;
     if let Some(s) = dst_stat.as_ref().filter(|s| s.is_symlink()) {
         dst_path = s.link_target.clone();
-        dst_stat = stat(&client, instance, &dst_path);
+        dst_stat = stat(&client, instance, &dst_path)?;
     }
     if let Some(s) = &dst_stat
         && !s.is_dir_or_regular()
