@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 use crate::commands::{
-    attach, build, container_inspect, container_prune, daemon, events, history, images, info,
+    attach, build, container_inspect, container_prune, daemon, events, exec, history, images, info,
     inspect, kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start,
     stats, stop, system, system_df, tag, top, unpause, version, volume, wait,
 };
@@ -72,7 +72,9 @@ pub enum Command {
     Unpause(unpause::UnpauseArgs),
     /// Rename an instance
     Rename(rename::RenameArgs),
-    /// Display what runs in an instance (one row: the instance itself)
+    /// Run a command (a wasm module) beside a running instance, sharing its filesystem
+    Exec(exec::ExecArgs),
+    /// Display what runs in an instance (the instance, then its running execs)
     Top(top::TopArgs),
     /// Inspect changes to files or directories on an instance's filesystem
     Diff(crate::commands::diff::DiffArgs),

@@ -398,13 +398,26 @@ impl Client {
     /// Sends `POST path` asking to upgrade the connection, as `docker
     /// attach` does; an error answer becomes a [`DaemonError`].
     pub fn hijack(&self, path: &str) -> anyhow::Result<Hijacked> {
+        self.hijack_with_json(path, b"")
+    }
+
+    /// [`hijack`](Client::hijack) with a JSON body, as `docker exec`'s
+    /// start sends one.
+    pub fn hijack_with_json(&self, path: &str, body: &[u8]) -> anyhow::Result<Hijacked> {
         use std::io::{BufRead, Write};
         let mut stream = std::os::unix::net::UnixStream::connect(&self.socket)
             .with_context(|| cannot_connect(&self.socket))?;
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
         write!(
             stream,
-            "POST {path} HTTP/1.1\r\nHost: wrun\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: wrun\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n{content_type}Content-Length: {}\r\n\r\n",
+            body.len()
         )
+        .and_then(|()| stream.write_all(body))
         .context("talking to the daemon")?;
         let mut from_daemon =
             std::io::BufReader::new(stream.try_clone().context("talking to the daemon")?);

@@ -122,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pause(a) => commands::pause::run(&target()?, a),
         Command::Unpause(a) => commands::unpause::run(&target()?, a),
         Command::Rename(a) => commands::rename::run(&target()?, a),
+        Command::Exec(a) => commands::exec::run(&target()?, a),
         Command::Top(a) => commands::top::run(&target()?, a),
         Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
             commands::diff::run(&target()?, a)

@@ -354,9 +354,10 @@ fn go_duration(s: &str) -> Option<i64> {
     (secs.abs() < 1e15).then_some(secs as i64)
 }
 
-/// `GET /containers/{id}/top`: one row, the instance (it has no
-/// processes): the daemon's pid, the CPU time spent on it, its argv.
-pub fn top(c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
+/// `GET /containers/{id}/top`: a row for the instance (it has no
+/// processes): the daemon's pid, the CPU time spent on it, its argv; then a
+/// row for each running exec.
+pub fn top(daemon: &Daemon, c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
     let r = c.record();
     let Some(gate) = c.gate().filter(|_| r.state.is_live()) else {
         return Err(crate::lifecycle::not_running(&c.id));
@@ -366,7 +367,7 @@ pub fn top(c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
         .chain(r.args.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
-    let top = TopResponse {
+    let mut top = TopResponse {
         titles: ["PID", "USER", "TIME", "STATUS", "CMD"]
             .map(String::from)
             .to_vec(),
@@ -378,6 +379,9 @@ pub fn top(c: &Arc<Container>) -> Result<Response<Body>, DaemonError> {
             cmd,
         ]],
     };
+    // Each running exec is another row, as another process in Docker's.
+    top.processes
+        .extend(crate::exec::top_rows(daemon, c, r.state.status.as_str()));
     Ok(json(StatusCode::OK, &top))
 }
 

@@ -14,6 +14,7 @@ pub mod daemon_lock;
 pub mod disk_usage;
 pub mod error;
 mod events;
+mod exec;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -275,6 +276,10 @@ enum Route {
     VolumeInspect(String),
     VolumeRemove(String),
     Container(String, ContainerAction),
+    ExecCreate(String),
+    ExecStart(String),
+    ExecInspect(String),
+    ExecResize(String),
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -308,8 +313,8 @@ async fn dispatch(
     let route = match route(&method, req.uri().path()) {
         Ok(r) => r,
         Err(e @ DaemonError::NotImplemented(_)) => {
-            // The client may still be sending its body (docker exec's
-            // JSON): read it first, or it sees a broken pipe, not the answer.
+            // The client may still be sending its body (a JSON or a
+            // tar): read it first, or it sees a broken pipe, not the answer.
             let _ = http::read_body(req).await;
             return Err(e);
         }
@@ -342,6 +347,10 @@ async fn dispatch(
         Route::VolumesPrune => volumes::prune(daemon, &query).await,
         Route::VolumeInspect(name) => volumes::inspect(daemon, name).await,
         Route::VolumeRemove(name) => volumes::remove(daemon, name, &query).await,
+        Route::ExecCreate(key) => exec::create(daemon, &key, req).await,
+        Route::ExecStart(id) => exec::start(daemon, &id, req).await,
+        Route::ExecInspect(id) => exec::inspect(daemon, &id),
+        Route::ExecResize(id) => exec::resize(daemon, &id, &query),
         Route::Container(key, action) => {
             if action == ContainerAction::Kill {
                 // Docker checks the signal before it looks for the container.
@@ -386,7 +395,7 @@ async fn dispatch(
                 ContainerAction::Pause => containers::pause(daemon, &c),
                 ContainerAction::Unpause => containers::unpause(daemon, &c),
                 ContainerAction::Rename => containers::rename(daemon, &c, &query),
-                ContainerAction::Top => containers::top(&c),
+                ContainerAction::Top => containers::top(daemon, &c),
                 ContainerAction::Stats => containers::stats(&c, &query),
                 ContainerAction::Changes => container_fs::changes(daemon, &c).await,
                 ContainerAction::Export => container_fs::export(daemon, &c).await,
@@ -468,6 +477,10 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
         ["volumes", "prune"] if post => Route::VolumesPrune,
         ["volumes", name] if get => Route::VolumeInspect(name.to_string()),
         ["volumes", name] if method == Method::DELETE => Route::VolumeRemove(name.to_string()),
+        ["containers", id, "exec"] if post => Route::ExecCreate(id.to_string()),
+        ["exec", id, "start"] if post => Route::ExecStart(id.to_string()),
+        ["exec", id, "json"] if get => Route::ExecInspect(id.to_string()),
+        ["exec", id, "resize"] if post => Route::ExecResize(id.to_string()),
         ["containers", id] if method == Method::DELETE => {
             Route::Container(id.to_string(), ContainerAction::Remove)
         }
@@ -524,7 +537,6 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
     const NO_NETWORKS: &str = "instances have no network interfaces: outgoing access is granted per instance (--allow-connect) and ports are published with -p";
     const NO_REGISTRY: &str = "wrun reaches no registry: images come from wrun build, docker save | docker load, or wrun load";
     let (verb, why) = match segments {
-        ["containers", _, "exec"] | ["exec", ..] => ("exec", NO_PROCESSES),
         ["commit"] => ("commit", NO_FILESYSTEM),
         ["containers", _, "update"] => {
             ("update", "an instance's limits are set when it is created")
@@ -623,7 +635,6 @@ mod tests {
     #[test]
     fn docker_routes_wrun_lacks_name_the_verb() {
         for (method, path, verb) in [
-            (Method::POST, "/v1.41/containers/abc/exec", "exec"),
             (Method::POST, "/containers/abc/update", "update"),
             (Method::POST, "/networks/create", "network"),
             (Method::POST, "/images/docker.io/library/app/push", "push"),
@@ -691,6 +702,23 @@ mod tests {
             Route::ContainersPrune
         );
         assert_eq!(r(Method::GET, "/v1.41/events").unwrap(), Route::Events);
+        assert_eq!(
+            r(Method::POST, "/v1.41/containers/abc/exec").unwrap(),
+            Route::ExecCreate("abc".into())
+        );
+        assert_eq!(
+            r(Method::POST, "/exec/e1/start").unwrap(),
+            Route::ExecStart("e1".into())
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.41/exec/e1/json").unwrap(),
+            Route::ExecInspect("e1".into())
+        );
+        assert_eq!(
+            r(Method::POST, "/exec/e1/resize").unwrap(),
+            Route::ExecResize("e1".into())
+        );
+        assert!(r(Method::GET, "/exec/e1/start").is_err());
         for (method, path, action) in [
             (
                 Method::GET,

@@ -29,6 +29,7 @@ use wrun_api::containers::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
     ContainerStats, ContainerSummary, TopResponse, WaitResponse,
 };
+use wrun_api::exec::{ExecCreateRequest, ExecCreateResponse, ExecInspect, ExecStartRequest};
 use wrun_api::images::{
     HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
 };
@@ -150,6 +151,9 @@ const fn one(key: &'static str, value: &'static str) -> Filter {
 /// A request body.
 pub enum Body {
     None,
+    /// A JSON document of this type that must be there (dockerd answers
+    /// no body with 400 `got EOF while reading request body`).
+    RequiredJson(Schema),
     /// A JSON document of this type.
     Json(Schema),
     /// An image tar (plain or gzip), streamed.
@@ -178,6 +182,9 @@ pub enum Content {
     JsonLines(Schema),
     /// Docker's multiplexed stdout/stderr frames, streamed.
     Multiplexed,
+    /// The same frames as dockerd's exec sends them, labelled
+    /// `application/vnd.docker.raw-stream`.
+    RawStream,
     /// An image tar, streamed.
     Tar,
     /// A JSON array of this type, or `null` for none (as dockerd's
@@ -269,6 +276,16 @@ const VOLUME_NAME: Param = Param {
 };
 
 const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
+const NO_SUCH_EXEC: Reply = error(404, "No such exec instance (or its instance was removed).");
+/// An exec's ID.
+const EXEC_ID: Param = Param {
+    name: "id",
+    place: Place::Path,
+    value: Value::Text,
+    about: "The exec's ID, as its create answered it.",
+};
+/// A number as Go's `strconv.Atoi` reads it (within 32 bits).
+const ATOI: &str = r"^[+-]?[0-9]{1,9}$";
 const NO_SUCH_IMAGE: Reply = error(404, "No such image.");
 /// The `path` of the archive routes.
 const ARCHIVE_PATH: Param = required_query(
@@ -1034,13 +1051,100 @@ pub const ROUTES: &[Route] = &[
         path: "/containers/{id}/top",
         operation_id: "ContainerTop",
         tag: "Container",
-        summary: "What runs in an instance: one row, the instance itself",
+        summary: "What runs in an instance: a row for the instance itself, then one per running exec",
         params: &[ID],
         body: Body::None,
         replies: &[
-            reply(200, "The row.", Content::Json(schema::<TopResponse>())),
+            reply(200, "The rows.", Content::Json(schema::<TopResponse>())),
             NO_SUCH_CONTAINER,
             error(409, "Not running."),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/containers/{id}/exec",
+        operation_id: "ContainerExec",
+        tag: "Exec",
+        summary: "Make an exec: a module to run beside a running instance, sharing its filesystem, volumes and network grants",
+        params: &[ID],
+        body: Body::RequiredJson(schema::<ExecCreateRequest>()),
+        replies: &[
+            reply(
+                201,
+                "Made; start it with `/exec/{id}/start`.",
+                Content::Json(schema::<ExecCreateResponse>()),
+            ),
+            error(
+                400,
+                "No body, no command, a TTY, a user, privileges, a bad Env pair or detach keys.",
+            ),
+            NO_SUCH_CONTAINER,
+            error(
+                409,
+                "The instance is not running, is paused or is restarting.",
+            ),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/exec/{id}/start",
+        operation_id: "ExecStart",
+        tag: "Exec",
+        summary: "Start an exec: detached, or with its output (and stdin) on the connection until it ends",
+        params: &[EXEC_ID],
+        body: Body::RequiredJson(schema::<ExecStartRequest>()),
+        replies: &[
+            reply(
+                101,
+                "With `Upgrade: tcp`: the connection carries the multiplexed stream both ways (the client's bytes are the exec's stdin when made with `AttachStdin`); a failure to start is a line in the stream, and exit code 126.",
+                Content::Empty,
+            ),
+            reply(
+                200,
+                "Detached: started. Otherwise, without an upgrade: the multiplexed stream as the body.",
+                Content::RawStream,
+            ),
+            error(400, "No body, or a TTY."),
+            NO_SUCH_EXEC,
+            error(
+                409,
+                "The exec was started before, or its instance is not running (paused, restarting).",
+            ),
+            error(
+                500,
+                "Detached: the exec could not start (its module, its working directory).",
+            ),
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/exec/{id}/json",
+        operation_id: "ExecInspect",
+        tag: "Exec",
+        summary: "An exec's state: running, exit code, command, instance",
+        params: &[EXEC_ID],
+        body: Body::None,
+        replies: &[
+            reply(200, "The exec.", Content::Json(schema::<ExecInspect>())),
+            NO_SUCH_EXEC,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/exec/{id}/resize",
+        operation_id: "ExecResize",
+        tag: "Exec",
+        summary: "Resize an exec's TTY: checked as dockerd checks it; there is no TTY to resize",
+        params: &[
+            EXEC_ID,
+            required_query("h", Value::Pattern(ATOI), "Rows."),
+            required_query("w", Value::Pattern(ATOI), "Columns."),
+        ],
+        body: Body::None,
+        replies: &[
+            reply(200, "Nothing to do.", Content::Empty),
+            error(400, "A height or width that is not a number."),
+            NO_SUCH_EXEC,
         ],
     },
     Route {
@@ -1343,7 +1447,8 @@ Streamed answers: `application/vnd.docker.multiplexed-stream` is Docker's
 frames (an 8-byte header: stream 1 or 2, three zero bytes, the big-endian
 payload length; then the payload); JSON lines are one document per line,
 sent as they happen; an attach with `Upgrade: tcp` is answered 101 and the
-connection then carries the frames.
+connection then carries the frames, as does an exec's start (its frames
+labelled `application/vnd.docker.raw-stream`, as dockerd labels them).
 
 What the schemas cannot say: a create body may carry every field of
 Docker's, and wrun refuses with a 400 naming the field each option a wasm
@@ -1399,6 +1504,18 @@ pub fn document() -> OpenApi {
                         .content(
                             "application/x-tar",
                             ContentBuilder::new().schema(Some(binary())).build(),
+                        )
+                        .build(),
+                ));
+            }
+            Body::RequiredJson(s) => {
+                add(s);
+                op = op.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .required(Some(Required::True))
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(s.reference())).build(),
                         )
                         .build(),
                 ));
@@ -1468,6 +1585,10 @@ pub fn document() -> OpenApi {
                     MULTIPLEXED,
                     ContentBuilder::new().schema(Some(binary())).build(),
                 ),
+                Content::RawStream => response.content(
+                    "application/vnd.docker.raw-stream",
+                    ContentBuilder::new().schema(Some(binary())).build(),
+                ),
                 Content::Tar => response.content(
                     "application/x-tar",
                     ContentBuilder::new().schema(Some(binary())).build(),
@@ -1497,7 +1618,10 @@ pub fn document() -> OpenApi {
                 Content::Error => error_content(response),
             };
             if route.operation_id == "ContainerCreate" && r.status == 201 {
-                response = links_to_the_instance(response);
+                response = links_to(response, "/containers/{id}", "instance");
+            }
+            if route.operation_id == "ContainerExec" && r.status == 201 {
+                response = links_to(response, "/exec/{id}", "exec");
             }
             responses = responses.response(r.status.to_string(), response.build());
         }
@@ -1528,7 +1652,7 @@ pub fn document() -> OpenApi {
                 .build(),
         ))
         .tags(Some(
-            ["System", "Image", "Container", "Network", "Volume"].map(Tag::new),
+            ["System", "Image", "Container", "Exec", "Network", "Volume"].map(Tag::new),
         ))
         .build()
 }
@@ -1560,15 +1684,17 @@ pub fn yaml() -> Result<String, impl std::error::Error> {
 
 /// The links from a created instance's `Id` to every route of it, which
 /// stateful tests follow.
-fn links_to_the_instance(mut response: ResponseBuilder) -> ResponseBuilder {
-    for route in ROUTES.iter().filter(|r| r.path.contains("{id}")) {
+/// Links from an answer's `Id` to every route under `prefix` (the
+/// `{id}` routes of the instance or the exec just made).
+fn links_to(mut response: ResponseBuilder, prefix: &str, what: &str) -> ResponseBuilder {
+    for route in ROUTES.iter().filter(|r| r.path.starts_with(prefix)) {
         response = response.link(
             route.operation_id,
             LinkBuilder::new()
                 .operation_id(route.operation_id)
                 .parameter("id", "$response.body#/Id")
                 .description(format!(
-                    "{} {} of the instance created",
+                    "{} {} of the {what} created",
                     route.verb.as_str(),
                     route.path
                 ))
@@ -1819,11 +1945,15 @@ mod tests {
                     A::ArchivePut => 18,
                 }
             }
+            R::ExecCreate(_) => VARIANTS - 4,
+            R::ExecStart(_) => VARIANTS - 3,
+            R::ExecInspect(_) => VARIANTS - 2,
+            R::ExecResize(_) => VARIANTS - 1,
         }
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 19;
+    const VARIANTS: usize = 26 + 19 + 4;
 
     #[test]
     fn the_table_and_the_router_agree() {

@@ -77,6 +77,8 @@ pub struct Daemon {
     /// Creates, starts, ends and removals so far: what the heap trimmer
     /// watches.
     changes: AtomicU64,
+    /// Every exec (`docker exec`) by ID.
+    pub(crate) execs: crate::exec::ExecTable,
     /// Where each instance's writable rootfs lives, and the snapshots
     /// their views share.
     pub(crate) rootfs: RootfsViews,
@@ -104,7 +106,7 @@ impl Daemon {
     }
 
     /// What this daemon lets binds name.
-    fn host_binds(&self) -> launch::HostBinds {
+    pub(crate) fn host_binds(&self) -> launch::HostBinds {
         launch::HostBinds::DAEMON.allowing(self.allow_dangerous_binds.load(Ordering::Relaxed))
     }
 
@@ -206,6 +208,7 @@ impl Daemon {
             configs,
             host_configs,
             changes: AtomicU64::new(0),
+            execs: crate::exec::ExecTable::default(),
             rootfs,
         });
         // From now on the flusher may rewrite the journal from the records

@@ -9,6 +9,7 @@ pub mod cp;
 pub mod daemon;
 pub mod diff;
 pub mod events;
+pub mod exec;
 pub mod export;
 pub mod history;
 pub mod images;

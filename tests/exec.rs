@@ -1,0 +1,325 @@
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+//! `wrun exec` and `docker exec` through the daemon (issue 13): a module run
+//! as a second instance beside a running one, sharing its filesystem view.
+//! Which module runs (a path, a name in PATH, else the entrypoint with new
+//! arguments), output and exit code, -e, -w, -i, -d, `top` rows, the end
+//! of an exec with its instance, the 409 of a stopped instance, the -t
+//! refusal, and `GET /exec/{id}/json`. dockerd 20.10's words, codes and
+//! keys were checked first (a static C binary image).
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::{Daemon, Env, poll};
+use serde_json::Value;
+
+const FSH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fsh/fsh.wasm");
+const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello/hello.wasm");
+
+/// A store holding `box:1`: the fsh file shell as entrypoint, hello at
+/// `/bin/hello`, a stdin-to-stdout `cat` at `/bin/cat.wasm`, a text file at
+/// `/bin/notes`, `PATH=/bin`.
+fn env_with_box() -> Env {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    common::write_cat_context(&ctx);
+    std::fs::copy(FSH, ctx.join("fsh.wasm")).unwrap();
+    std::fs::copy(HELLO, ctx.join("hello.wasm")).unwrap();
+    std::fs::write(ctx.join("notes"), "not a module").unwrap();
+    std::fs::write(
+        ctx.join("wrun.toml"),
+        "name = \"box\"\nmodule = \"fsh.wasm\"\n\n[env]\nPATH = \"/bin\"\nGREETING = \"Hello\"\n\n\
+         [[copy]]\nsrc = \"hello.wasm\"\ndest = \"/bin/hello\"\n\n\
+         [[copy]]\nsrc = \"cat.wasm\"\ndest = \"/bin/cat.wasm\"\n\n\
+         [[copy]]\nsrc = \"notes\"\ndest = \"/bin/notes\"\n",
+    )
+    .unwrap();
+    env.ok(&["build", "-q", "-t", "box:1", ctx.to_str().unwrap()]);
+    env
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// Starts `name` running `fsh sleep 600000` (ten minutes: the tests stop it).
+fn run_box(d: &Daemon, name: &str) -> String {
+    d.wrun_ok(&["run", "-d", "--name", name, "box:1", "sleep", "600000"])
+        .trim()
+        .to_string()
+}
+
+/// An exec made and started detached through the API; its ID.
+fn exec_detached(d: &Daemon, name: &str, cmd: &[&str]) -> String {
+    let body = serde_json::json!({ "Cmd": cmd }).to_string();
+    let (status, answer) = d.request("POST", &format!("/v1.41/containers/{name}/exec"), &body);
+    assert_eq!(status, 201, "{answer}");
+    let id = serde_json::from_str::<Value>(&answer).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, answer) = d.request("POST", &format!("/exec/{id}/start"), r#"{"Detach":true}"#);
+    assert_eq!(status, 200, "{answer}");
+    id
+}
+
+fn exec_json(d: &Daemon, id: &str) -> Value {
+    let (status, answer) = d.request("GET", &format!("/v1.41/exec/{id}/json"), "");
+    assert_eq!(status, 200, "{answer}");
+    serde_json::from_str(&answer).unwrap()
+}
+
+fn top_rows(d: &Daemon, name: &str) -> Vec<String> {
+    d.wrun_ok(&["top", name])
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn wrun_exec_runs_the_module_a_path_or_path_lookup_names_else_the_entrypoint() {
+    let d = Daemon::start(env_with_box());
+    run_box(&d, "box");
+    // An absolute path, then a bare name found through the instance's PATH.
+    let out = d.wrun(&["exec", "box", "/bin/hello", "Ann"]);
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (0, "Hello, Ann!\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.wrun(&["exec", "box", "hello", "Bo"]);
+    assert_eq!(stdout(&out), "Hello, Bo!\n", "{}", stderr(&out));
+    // -e replaces the instance's variable; --env-file adds.
+    let env_file = d.env.path("exec.env");
+    std::fs::write(&env_file, "# greeting\nGREETING=Hey\n").unwrap();
+    let out = d.wrun(&["exec", "-e", "GREETING=Hi", "box", "hello"]);
+    assert_eq!(stdout(&out), "Hi, world!\n", "{}", stderr(&out));
+    let out = d.wrun(&[
+        "exec",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "box",
+        "hello",
+    ]);
+    assert_eq!(stdout(&out), "Hey, world!\n", "{}", stderr(&out));
+    // No module by that name: the entrypoint (fsh) gets the words, and the
+    // exit code is its own.
+    let out = d.wrun(&["exec", "box", "echo", "from", "fsh", ";", "exit", "7"]);
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (7, "from fsh\n"),
+        "{}",
+        stderr(&out)
+    );
+    // -i: stdin reaches the exec until its end.
+    let out = common::output_with_input(
+        d.wrun_cmd().args(["exec", "-i", "box", "/bin/cat.wasm"]),
+        b"through stdin\n",
+    );
+    assert_eq!(stdout(&out), "through stdin\n", "{}", stderr(&out));
+    // Without -i the exec's stdin is closed at once.
+    let out = common::output_with_input(
+        d.wrun_cmd().args(["exec", "box", "/bin/cat.wasm"]),
+        b"never read",
+    );
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (0, ""),
+        "{}",
+        stderr(&out)
+    );
+    // -w: an absolute directory of the instance's filesystem.
+    let out = d.wrun(&["exec", "-w", "/bin", "box", "hello"]);
+    assert_eq!(stdout(&out), "Hello, world!\n", "{}", stderr(&out));
+    for (workdir, says) in [
+        ("bin", "Cwd must be an absolute path"),
+        ("/nowhere", "the working directory \"/nowhere\""),
+    ] {
+        let out = d.wrun(&["exec", "-w", workdir, "box", "hello"]);
+        assert_eq!(code(&out), 126, "{workdir}");
+        assert!(stdout(&out).contains(says), "{workdir}: {}", stdout(&out));
+    }
+    // A path that holds no module: dockerd's 126, the rule named.
+    for path in ["/nope.wasm", "/bin/notes", "/bin", "./hello"] {
+        let out = d.wrun(&["exec", "box", path]);
+        assert_eq!(code(&out), 126, "{path}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("is no wasm module in the instance's filesystem (a command with a `/` names a module"),
+            "{path}: {}",
+            stdout(&out)
+        );
+    }
+    // -t is refused as run -t is; so are a user and privileges.
+    let out = d.wrun(&["exec", "-t", "box", "hello"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wrun exec does not take --tty: wrun instances have no TTY"),
+        "{}",
+        stderr(&out)
+    );
+    for flags in [["-u", "1000"].as_slice(), ["--privileged"].as_slice()] {
+        let out = d.wrun(&[&["exec"], flags, &["box", "hello"]].concat());
+        assert!(!out.status.success(), "{flags:?}");
+    }
+}
+
+#[test]
+fn an_exec_shows_in_top_ends_with_its_instance_and_a_stopped_instance_takes_none() {
+    let d = Daemon::start(env_with_box());
+    let id = run_box(&d, "box");
+    assert_eq!(top_rows(&d, "box").len(), 1);
+    let exec = exec_detached(&d, "box", &["sleep", "600000"]);
+    let doc = poll("the exec running", Duration::from_secs(60), || {
+        let doc = exec_json(&d, &exec);
+        if doc["Running"] == true {
+            Ok(doc)
+        } else {
+            Err(doc.to_string())
+        }
+    });
+    // dockerd's keys and values for a running exec.
+    assert_eq!(doc["ID"], exec.as_str());
+    assert_eq!(doc["ContainerID"], id.as_str());
+    assert!(doc["ExitCode"].is_null(), "{doc}");
+    assert_eq!(
+        doc["ProcessConfig"],
+        serde_json::json!({"tty":false,"entrypoint":"sleep","arguments":["600000"],"privileged":false})
+    );
+    assert_eq!(doc["OpenStdout"], false);
+    assert!(doc["Pid"].as_u64().unwrap() > 0, "{doc}");
+    // Another row in top, from both clients.
+    let rows = top_rows(&d, "box");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[1].ends_with("sleep 600000"), "{rows:?}");
+    let docker_top = d.docker_ok(&["top", "box"]);
+    assert_eq!(docker_top.lines().count(), 3, "{docker_top}");
+    // A second start of the same exec is dockerd's 409.
+    let (status, answer) = d.request("POST", &format!("/exec/{exec}/start"), r#"{"Detach":true}"#);
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer.contains(&format!("Exec command {exec} is already running")),
+        "{answer}"
+    );
+    // Stopping the instance ends its exec (dockerd: 137, the kill).
+    d.wrun_ok(&["stop", "box"]);
+    let doc = poll("the exec ended", Duration::from_secs(60), || {
+        let doc = exec_json(&d, &exec);
+        if doc["Running"] == false {
+            Ok(doc)
+        } else {
+            Err(doc.to_string())
+        }
+    });
+    assert_eq!(doc["ExitCode"], 137, "{doc}");
+    // A stopped instance takes no exec: dockerd's 409 and words.
+    let out = d.docker(&["exec", "box", "hello"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(&format!(
+            "Error response from daemon: Container {id} is not running"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.wrun(&["exec", "box", "hello"]);
+    assert!(
+        stderr(&out).contains(&format!("Container {id} is not running")),
+        "{}",
+        stderr(&out)
+    );
+    // Unknown execs, bad bodies and resize, as dockerd answers them.
+    let (status, answer) = d.request("GET", "/exec/nope/json", "");
+    assert_eq!(
+        (status, answer.trim()),
+        (404, r#"{"message":"No such exec instance: nope"}"#)
+    );
+    let (status, answer) = d.request("POST", "/containers/box/exec", r#"{"Cmd":[]}"#);
+    assert_eq!(
+        (status, answer.trim()),
+        (400, r#"{"message":"No exec command specified"}"#)
+    );
+    let (status, _) = d.request("POST", &format!("/exec/{exec}/resize?h=10&w=20"), "");
+    assert_eq!(status, 200);
+    let (status, answer) = d.request("POST", &format!("/exec/{exec}/resize?h=x&w=1"), "");
+    assert_eq!(status, 400, "{answer}");
+    // Forgotten with its instance.
+    d.wrun_ok(&["rm", "box"]);
+    let (status, _) = d.request("GET", &format!("/exec/{exec}/json"), "");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn docker_exec_through_the_daemon() {
+    if !common::have_tool("docker") {
+        eprintln!("skipped: no docker client");
+        return;
+    }
+    let d = Daemon::start(env_with_box());
+    run_box(&d, "box");
+    let out = d.docker(&["exec", "-e", "GREETING=Hi", "box", "hello", "Cy"]);
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (0, "Hi, Cy!\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["exec", "box", "echo", "x", ";", "exit", "3"]);
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (3, "x\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = common::output_with_input(
+        d.docker_cmd().args(["exec", "-i", "box", "/bin/cat.wasm"]),
+        b"piped\n",
+    );
+    assert_eq!(stdout(&out), "piped\n", "{}", stderr(&out));
+    // A command that cannot start: the message in the stream, exit 126.
+    let out = d.docker(&["exec", "box", "/nope.wasm"]);
+    assert_eq!(code(&out), 126);
+    assert!(
+        stdout(&out).contains("\"/nope.wasm\" is no wasm module"),
+        "{}",
+        stdout(&out)
+    );
+    // -t: the one line run -t gets.
+    let out = d.docker(&["exec", "-t", "box", "hello"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wrun instances have no TTY: run without -t"),
+        "{}",
+        stderr(&out)
+    );
+    // -d returns at once; the exec shows in docker top while it runs.
+    d.docker_ok(&["exec", "-d", "box", "sleep", "600000"]);
+    poll("the exec in docker top", Duration::from_secs(60), || {
+        let top = d.docker_ok(&["top", "box"]);
+        if top.lines().count() == 3 {
+            Ok(())
+        } else {
+            Err(top)
+        }
+    });
+    d.docker_ok(&["kill", "box"]);
+    poll("the exec gone from top", Duration::from_secs(60), || {
+        let out = d.docker(&["top", "box"]);
+        if out.status.success() {
+            Err(stdout(&out))
+        } else {
+            Ok(())
+        }
+    });
+}
