@@ -1,10 +1,10 @@
 """Scenarios of the writable rootfs (issue 13) and the verbs on it: a
 container's writes, creations, deletions and renames seen by `docker diff`,
 kept by stop/start and unseen by other containers; `--read-only`;
-`--storage-opt size=`; `docker cp` both ways; `docker export`. The guest
-is the file shell (examples/fsh, image compat-fsh:1.0; its twin
-tests/compat/native/fsh.c), which takes its script as arguments: `write
-/a hi ; cat /a`."""
+`--storage-opt size=`; `docker cp` both ways; `docker export`; `docker
+exec`. The guest is the file shell (examples/fsh, image compat-fsh:1.0;
+its twin tests/compat/native/fsh.c), which takes its script as
+arguments: `write /a hi ; cat /a`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import tarfile
 
 from endpoint import Ctx, Result
 from normalize import text
-from registry import FSH, scenario
+from registry import CAT, FSH, HELLO, scenario
 
 API = "HTTP API"
 CLI = "docker CLI"
@@ -164,6 +164,29 @@ def export_of(ctx: Ctx, c: str) -> bytes:
     path = ctx.tmp / "export.tar"
     ctx.see_result("export -o", ctx.docker("export", "-o", str(path), c))
     return path.read_bytes() if path.exists() else b""
+
+
+def contents_raw(data: bytes, name: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as t:
+        for m in t.getmembers():
+            if m.name.removeprefix("./") == name and m.isfile():
+                return t.extractfile(m).read()
+    return b""
+
+
+def running_fsh(ctx: Ctx, name: str, *opts: str) -> None:
+    """A container of the file shell that has written /ready and sleeps."""
+    ctx.ok("run", "-d", "--name", name, *opts, FSH, *fsh("write /ready 1 ; sleep 600000"))
+    ctx.until("the container wrote /ready", lambda: ctx.docker("cp", f"{name}:/ready", "-").code == 0)
+
+
+def tar_bytes(name: str, body: bytes, mode: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(body), mode
+        t.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
 
 
 def answer(ctx: Ctx, r) -> dict:
@@ -385,6 +408,22 @@ def cp_symlink_loop(ctx: Ctx):
     see(ctx, "-L through a loop", ctx.docker("cp", "-L", f"{c}:/data/loop/x", "-"))
 
 
+@scenario("cli.cp.volume", CLI)
+def cp_volume(ctx: Ctx):
+    """`docker cp` into and out of a named volume's mount point: exit codes, errors, what the container then reads"""
+    c, vol = ctx.n("v"), ctx.n("vol")
+    f = ctx.tmp / "hi.txt"
+    f.write_text("hi\n")
+    try:
+        ctx.ok("create", "--name", c, "-v", f"{vol}:/vol", FSH, *fsh("cat /vol/hi.txt"))
+        see(ctx, "into the volume", ctx.docker("cp", str(f), f"{c}:/vol/"))
+        see(ctx, "out of the volume", ctx.docker("cp", f"{c}:/vol", str(ctx.tmp / "out")))
+        see(ctx, "the container reads", ctx.docker("start", "-a", c))
+    finally:
+        ctx.docker("rm", "-f", "-v", c)
+        ctx.docker("volume", "rm", "-f", vol)
+
+
 @scenario("cli.cp.not-a-tar", CLI)
 def cp_not_a_tar(ctx: Ctx):
     """`docker cp - CONTAINER:DIR` of bytes that are no tar: exit code and error"""
@@ -491,3 +530,97 @@ def sdk_rootfs(ctx: Ctx):
     ctx.see("get_archive", {"stat": stat, "contents": contents(b"".join(stream))})
     names = sorted(m["name"] for m in members(b"".join(c.export()), DOCKER_RUNTIME_FILES))
     ctx.see("export", names)
+
+
+# --- docker exec --------------------------------------------------------------
+
+
+@scenario("cli.exec.rootfs", CLI)
+def exec_rootfs(ctx: Ctx):
+    """`docker exec` into a running container: output, exit code, what it writes seen by the container's diff and by the next exec"""
+    c = ctx.n("ex")
+    try:
+        running_fsh(ctx, c)
+        ctx.see_result("exec", ctx.docker("exec", c, "/fsh.wasm", *fsh("cat /ready ; write /by-exec e ; tree /data")))
+        ctx.see_result("exit code", ctx.docker("exec", c, "/fsh.wasm", *fsh("echo bye ; exit 3")))
+        ctx.see_result("failed command", ctx.docker("exec", c, "/fsh.wasm", *fsh("cat /absent")))
+        ctx.see_result("next exec", ctx.docker("exec", c, "/fsh.wasm", *fsh("cat /by-exec ; tree /data")))
+        see_diff(ctx, "diff", c)
+    finally:
+        ctx.docker("rm", "-f", c)
+
+
+@scenario("cli.exec.workdir", CLI)
+def exec_workdir(ctx: Ctx):
+    """relative paths in the program resolve against `exec -w`: reads, writes, what `docker diff` shows"""
+    e = ctx.n("ex")
+    try:
+        running_fsh(ctx, e)
+        see(ctx, "exec -w", ctx.docker("exec", "-w", "/data", e, "/fsh.wasm", *fsh("cat keep.txt ; write here.txt h ; cat /data/here.txt")))
+        see_diff(ctx, "diff after exec", e)
+    finally:
+        ctx.docker("rm", "-f", e)
+
+
+@scenario("cli.exec.env-stdin", CLI)
+def exec_env_stdin(ctx: Ctx):
+    """`docker exec -e` (another program copied into the container reads it) and `exec -i` (stdin reaches the program)"""
+    c, h, cat = ctx.n("ex"), ctx.n("hello"), ctx.n("cat")
+    try:
+        running_fsh(ctx, c)
+        ctx.ok("create", "--name", h, HELLO)
+        hello = contents_raw(binary(ctx, ["cp", f"{h}:/hello.wasm", "-"]), "hello.wasm")
+        ctx.docker("cp", "-", f"{c}:/", stdin=tar_bytes("hello.wasm", hello, 0o755))
+        ctx.see_result("-e", ctx.docker("exec", "-e", "GREETING=Hi", c, "/hello.wasm", "exec"))
+        ctx.see_result("without -e", ctx.docker("exec", c, "/hello.wasm"))
+        ctx.ok("run", "-d", "-i", "--name", cat, CAT)
+        ctx.until_state(cat, "running")
+        ctx.see_result("-i", ctx.docker("exec", "-i", cat, "/cat.wasm", stdin="through exec -i\n"))
+    finally:
+        ctx.docker("rm", "-f", c, h, cat)
+
+
+@scenario("cli.exec.errors", CLI)
+def exec_errors(ctx: Ctx):
+    """`docker exec` into a stopped container (409's words), a missing container, without a command"""
+    c = ctx.n("stopped")
+    ctx.ok("create", "--name", c, FSH)
+    ctx.see_result("stopped", ctx.docker("exec", c, "/fsh.wasm", "echo", "x"))
+    ctx.see_result("missing", ctx.docker("exec", ctx.n("none"), "/fsh.wasm"))
+    ctx.see_result("no command", ctx.docker("exec", c))
+
+
+@scenario("api.exec-stopped", API)
+def exec_stopped_api(ctx: Ctx):
+    """`POST /containers/{id}/exec` on a created, an exited and a missing container, `GET /exec/{id}/json` of a missing exec: status and body"""
+    c, e = ctx.n("created"), ctx.n("exited")
+    ctx.ok("create", "--name", c, FSH)
+    ctx.ok("run", "--name", e, FSH, "echo", "x")
+    cmd = {"Cmd": ["/fsh.wasm", "echo", "x"], "AttachStdout": True}
+    for what, name in (("created", c), ("exited", e)):
+        ctx.see(what, answer(ctx, ctx.api("POST", f"{V}/containers/{name}/exec", cmd)))
+    ctx.see("missing", answer(ctx, ctx.api("POST", f"{V}/containers/{ctx.n('none')}/exec", cmd)))
+    ctx.see("exec of a missing id", answer(ctx, ctx.api("GET", f"{V}/exec/{'0' * 64}/json")))
+
+
+@scenario("cli.exec.missing-program", CLI)
+def exec_missing_program(ctx: Ctx):
+    """`docker exec` of a path the container does not hold, or in a missing `-w` folder: the exit code and the error"""
+    c = ctx.n("ex")
+    try:
+        running_fsh(ctx, c)
+        ctx.see_result("missing", ctx.docker("exec", c, "/no/such/program"))
+        ctx.see_result("missing -w folder", ctx.docker("exec", "-w", "/nonexist", c, "/fsh.wasm", "echo", "x"))
+    finally:
+        ctx.docker("rm", "-f", c)
+
+
+@scenario("cli.exec.tty", CLI)
+def exec_tty(ctx: Ctx):
+    """`docker exec -t` into a running container"""
+    c = ctx.n("ex")
+    try:
+        running_fsh(ctx, c)
+        ctx.see_result("-t", ctx.docker("exec", "-t", c, "/fsh.wasm", "echo", "tty"))
+    finally:
+        ctx.docker("rm", "-f", c)
