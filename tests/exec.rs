@@ -4,8 +4,10 @@
 //! Which module runs (a path, a name in PATH, else the entrypoint with new
 //! arguments), output and exit code, -e, -w, -i, -d, `top` rows, the end
 //! of an exec with its instance, the 409 of a stopped instance, the -t
-//! refusal, and `GET /exec/{id}/json`. dockerd 20.10's words, codes and
-//! keys were checked first (a static C binary image).
+//! refusal, `GET /exec/{id}/json`, and the one writable rootfs an instance
+//! and its execs share (a module written there runs; `--read-only` holds
+//! for execs too). dockerd 20.10's words, codes and keys were checked first
+//! (a static C binary image).
 
 mod common;
 
@@ -322,4 +324,86 @@ fn docker_exec_through_the_daemon() {
             Ok(())
         }
     });
+}
+
+#[test]
+fn an_instance_and_its_execs_share_one_writable_rootfs() {
+    let d = Daemon::start(env_with_box());
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "box:1",
+        "cat",
+        "/from-exec",
+        ";",
+        "write",
+        "/from-box",
+        "made-by-box",
+        ";",
+        "sleep",
+        "600000",
+    ]);
+    // What the instance wrote, an exec reads (polled: the instance writes
+    // once it has started).
+    poll(
+        "the instance's write seen by an exec",
+        Duration::from_secs(60),
+        || {
+            let out = d.wrun(&["exec", "box", "cat", "/from-box"]);
+            if stdout(&out) == "made-by-box\n" {
+                Ok(())
+            } else {
+                Err(stdout(&out))
+            }
+        },
+    );
+    // What an exec writes, the next exec and the instance itself see.
+    let out = d.wrun(&["exec", "box", "write", "/from-exec", "made-by-exec"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    // A module written into the view runs from there.
+    d.wrun_ok(&["exec", "box", "cp", "/bin/hello", "/made.wasm"]);
+    let out = d.wrun(&["exec", "box", "/made.wasm", "Zed"]);
+    assert_eq!(stdout(&out), "Hello, Zed!\n", "{}", stderr(&out));
+    // The instance's next run (the same view, kept by restart) reads the
+    // exec's file; its first run found none.
+    d.wrun_ok(&["restart", "box"]);
+    poll(
+        "the exec's write seen by the instance",
+        Duration::from_secs(60),
+        || {
+            let logs = d.wrun_ok(&["logs", "box"]);
+            if logs.contains("made-by-exec") {
+                Ok(logs)
+            } else {
+                Err(logs)
+            }
+        },
+    );
+    let logs = d.wrun_ok(&["logs", "box"]);
+    assert!(logs.starts_with("cat: error ENOENT\n"), "{logs}");
+    // Another instance of the image sees none of it.
+    let out = d.wrun(&["run", "--rm", "box:1", "cat", "/from-exec"]);
+    assert_eq!(stdout(&out), "cat: error ENOENT\n", "{}", stderr(&out));
+    // A --read-only instance's execs cannot write either.
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--read-only",
+        "--name",
+        "ro",
+        "box:1",
+        "sleep",
+        "600000",
+    ]);
+    let out = d.wrun(&["exec", "ro", "write", "/x", "y"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("write: error "),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.wrun(&["exec", "ro", "cat", "/x"]);
+    assert_eq!(stdout(&out), "cat: error ENOENT\n");
 }
