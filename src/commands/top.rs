@@ -1,6 +1,6 @@
 //! `wrun top INSTANCE`: what runs in an instance. An instance has no
-//! processes: the one row is the instance itself (the daemon's pid, the CPU
-//! time spent on it, its state and argv).
+//! processes: the first row is the instance itself (the daemon's pid, the
+//! CPU time spent on it, its state and argv), then one per running exec.
 
 use std::process::ExitCode;
 
