@@ -10,6 +10,7 @@ pub mod exec;
 pub mod images;
 pub mod network;
 pub mod parse;
+pub mod signal;
 pub mod stream;
 pub mod system;
 pub mod time;

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use wrun_api::signal::{self, DefaultAction};
 use wrun_api::time::ZERO_TIME;
 
 use super::http::{Body, Query, empty, json, parse_filters, parse_json, read_body, streaming};
 use super::instance::Container;
 use super::state::Daemon;
 use crate::error::DaemonError;
-use crate::lifecycle::StopKind;
+use crate::events::ContainerSubject;
+use crate::lifecycle::{Status, StopKind};
 use wrun_api::containers::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerPruneResponse, ContainerStats,
     CpuStats, CpuUsage, MemoryStats, PidsStats, TopResponse,
@@ -472,61 +474,72 @@ pub fn stats(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, Daemon
 }
 
 /// `POST /containers/{id}/kill?signal=`: 204, or 409 when not running.
+/// A guest has no signal handlers, so a signal does what it does by
+/// default to a Linux process: most end the instance at once (recorded as
+/// exit 128 + N); `STOP`, `TSTP`, `TTIN` and `TTOU` pause it; `CONT`,
+/// `CHLD`, `URG` and `WINCH` leave it running (and unpause a paused one,
+/// as dockerd does after any signal but `KILL`).
 pub async fn kill(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
     key: &str,
     query: &Query,
 ) -> Result<Response<Body>, DaemonError> {
-    let signal = signal(query)?;
-    // Nothing running is the lifecycle's 409 (`Status::kill`); Docker
-    // names the instance as the client did, by name or by ID.
-    daemon
-        .stop(c, StopKind::Signal(signal))
-        .await
-        .map_err(|e| match e {
-            DaemonError::Conflict(m) => {
-                DaemonError::Conflict(format!("Cannot kill container: {key}: {m}"))
-            }
-            e => e,
-        })?;
+    let n = signal(query)?;
+    let refused = |e| match e {
+        DaemonError::Conflict(m) => {
+            DaemonError::Conflict(format!("Cannot kill container: {key}: {m}"))
+        }
+        e => e,
+    };
+    // Checked after the lookup and before the state, as dockerd does.
+    let Ok(number) = u8::try_from(n)
+        .map_err(drop)
+        .and_then(|u| signal::is_linux(n).then_some(u).ok_or(()))
+    else {
+        return Err(DaemonError::Internal(format!(
+            "Cannot kill container: {key}: {}",
+            signal::unsupported(n)
+        )));
+    };
+    let action = signal::default_action(n);
+    if action == DefaultAction::End {
+        // Nothing running is the lifecycle's 409 (`Status::kill`); Docker
+        // names the instance as the client did, by name or by ID.
+        daemon
+            .stop(c, StopKind::Signal(number))
+            .await
+            .map_err(refused)?;
+        return Ok(empty(StatusCode::NO_CONTENT));
+    }
+    let r = c.record();
+    if !matches!(r.state.status, Status::Running | Status::Paused) {
+        return Err(refused(crate::lifecycle::not_running(&c.id)));
+    }
+    daemon.events.container(
+        "kill",
+        &c.id,
+        &ContainerSubject::of(&r),
+        &[("signal", n.to_string())],
+    );
+    match (action, r.state.status) {
+        (DefaultAction::Stop, Status::Running) => daemon.pause(c).map_err(refused)?,
+        (DefaultAction::Ignore | DefaultAction::Continue, Status::Paused) => {
+            daemon.unpause(c).map_err(refused)?;
+        }
+        _ => {}
+    }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// The signal a kill asks for (`SIGKILL` when none), or Docker's 400.
-pub fn signal(query: &Query) -> Result<u8, DaemonError> {
-    parse_signal(
-        query
-            .get("signal")
-            .filter(|s| !s.is_empty())
-            .unwrap_or("SIGKILL"),
-    )
-}
-
-/// A signal name (`SIGTERM`, `TERM`) or number. WASI has no signals: the
-/// instance ends at once whatever the signal; the number is the exit code − 128.
-fn parse_signal(s: &str) -> Result<u8, DaemonError> {
-    const NAMES: [(&str, u8); 8] = [
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("KILL", 9),
-        ("USR1", 10),
-        ("USR2", 12),
-        ("TERM", 15),
-        ("STOP", 19),
-    ];
-    if let Ok(n) = s.parse::<u8>()
-        && (1..=64).contains(&n)
-    {
-        return Ok(n);
-    }
-    let name = s.strip_prefix("SIG").unwrap_or(s).to_ascii_uppercase();
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| DaemonError::invalid(format!("Invalid signal: {s}")))
+/// The signal a kill asks for (`SIGKILL` when none) as dockerd's
+/// `ParseSignal` reads it, or its 400.
+pub fn signal(query: &Query) -> Result<i64, DaemonError> {
+    let raw = query
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("SIGKILL");
+    signal::parse(raw).map_err(DaemonError::invalid)
 }
 
 /// `DELETE /containers/{id}?force=`
@@ -578,11 +591,16 @@ mod tests {
     }
 
     #[test]
-    fn signals_by_name_or_number() {
-        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
-        assert_eq!(parse_signal("term").unwrap(), 15);
-        assert_eq!(parse_signal("2").unwrap(), 2);
-        assert!(parse_signal("SIGNOPE").is_err());
-        assert!(parse_signal("0").is_err());
+    fn kill_signal_from_the_query_kill_when_none() {
+        let signal_of = |q: &str| signal(&Query::parse(Some(q)));
+        assert_eq!(signal_of("").unwrap(), 9);
+        assert_eq!(signal_of("signal=").unwrap(), 9);
+        assert_eq!(signal_of("signal=term").unwrap(), 15);
+        assert_eq!(signal_of("signal=SIGWINCH").unwrap(), 28);
+        assert_eq!(signal_of("signal=RTMIN%2B3").unwrap(), 37);
+        assert_eq!(
+            signal_of("signal=SIGNOPE").unwrap_err().message(),
+            "Invalid signal: SIGNOPE"
+        );
     }
 }

@@ -360,29 +360,6 @@ fn volume(bind: &str) -> Result<(PathBuf, String, bool), DaemonError> {
     Ok((host, spec.guest, spec.read_only))
 }
 
-/// The signal names dockerd takes (its Linux table), without `SIG`.
-const SIGNAL_NAMES: [&str; 34] = [
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
-    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
-    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
-];
-
-/// Whether dockerd's `ParseSignal` takes `s`: a number other than 0, or a
-/// name of its table in any case, `SIG` or not, `RTMIN`, `RTMIN+1` to
-/// `RTMIN+15`, `RTMAX-14` to `RTMAX-1`, `RTMAX`.
-fn is_docker_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<i64>() {
-        return n != 0;
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let realtime = |prefix: &str, sign: char, last: u8| {
-        name.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || (1..=last).any(|n| rest == format!("{sign}{n}")))
-    };
-    SIGNAL_NAMES.contains(&name) || realtime("RTMIN", '+', 15) || realtime("RTMAX", '-', 14)
-}
-
 /// The smallest `Memory` dockerd takes (Linux), and its words below it.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
@@ -390,11 +367,8 @@ const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 /// in its order and words, made before wrun's: a request dockerd refuses
 /// is refused the same way whatever wrun would do with it.
 fn verify_as_dockerd(config: &ContainerConfig, host: &HostConfig) -> Result<(), DaemonError> {
-    if !config.stop_signal.is_empty() && !is_docker_signal(&config.stop_signal) {
-        return Err(DaemonError::invalid(format!(
-            "Invalid signal: {}",
-            config.stop_signal
-        )));
+    if !config.stop_signal.is_empty() {
+        wrun_api::signal::parse(&config.stop_signal).map_err(DaemonError::invalid)?;
     }
     if let Some(h) = &config.healthcheck {
         // Durations in nanoseconds; 0 is "inherit", else at least 1 ms.
