@@ -30,9 +30,11 @@ fn repo_digests(record: &ImageRecord) -> Vec<String> {
     repos
 }
 
-/// The stored image `name` names; Docker's 404 `No such image: NAME`
-/// when none does.
+/// The stored image `name` names; dockerd's 400 with its words when `name`
+/// is neither an ID nor a reference ([`check_reference`]), its 404 `No such
+/// image: NAME` when no image has it.
 pub fn find(store: &Store, name: &str) -> Result<ImageRecord, crate::DaemonError> {
+    check_reference(name)?;
     store.find(name).map_err(|e| {
         if e.is_not_found() {
             crate::DaemonError::no_such_image(name)
@@ -145,10 +147,10 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
 /// The filters `GET /images/json` (and `wrun images` on a store) take.
 pub const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "reference", "since", "until"];
 
-/// dockerd's 400 for a `before`/`since` value that is no image reference
-/// (`ParseAnyReference`, its words): an uppercase letter after the
-/// registry, a name over 255 characters, or any other malformed name. A
-/// well-formed name no image has is the lookup's 404.
+/// dockerd's 400 for a name that is no image reference (`ParseAnyReference`,
+/// its words), given to an image route or as a `before`/`since` value: an
+/// uppercase letter after the registry, a name over 255 characters, or any
+/// other malformed name. A well-formed name no image has is the lookup's 404.
 fn check_reference(name: &str) -> Result<(), crate::DaemonError> {
     let is_id = name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if is_id || name.parse::<ImageRef>().is_ok() {

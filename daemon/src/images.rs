@@ -66,10 +66,13 @@ pub async fn inspect(daemon: &Arc<Daemon>, name: String) -> Result<Response<Body
     let d = Arc::clone(daemon);
     let view = blocking("inspecting the image", move || {
         // dockerd's image inspect puts the name as given before the usual
-        // "No such image".
+        // "No such image" and before its 400 for a name that is no reference.
         let record = find(&d.store, &name).map_err(|e| match e {
             DaemonError::NotFound(m) => {
                 DaemonError::NotFound(format!("no such image: {name}: {m}"))
+            }
+            DaemonError::InvalidArgument(m) => {
+                DaemonError::InvalidArgument(format!("no such image: {name}: {m}"))
             }
             e => e,
         })?;
@@ -318,7 +321,12 @@ pub async fn save(
     let items = blocking("saving images", move || {
         let mut items: Vec<SaveItem> = Vec::new();
         for name in &names {
-            let record = find(&d.store, name)?;
+            // dockerd's save answers a name that is no reference with a
+            // 500 (its words all the same).
+            let record = find(&d.store, name).map_err(|e| match e {
+                DaemonError::InvalidArgument(m) => DaemonError::Internal(m),
+                e => e,
+            })?;
             // By name: that name; by ID: every name of the image.
             let chosen = match name.parse::<ImageRef>() {
                 Ok(r) if record.names.contains(&r.tagged().name()) => vec![r.tagged().name()],
