@@ -1,6 +1,8 @@
 //! Each instance's writable rootfs: one copy-on-write view
 //! (`wrun_rootfs::Layers`) per record, its upper at
-//! `<root>/containers/layers/<id>`, the image snapshots below shared.
+//! `<root>/containers/layers/<id>` (the parts the view makes beside it,
+//! `<id>.work` and `<id>.whiteouts`, go with it), the image snapshots
+//! below shared.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,8 +22,7 @@ pub(crate) const LAYERS: &str = "layers";
 /// the instance's path is free at once and the tree goes in the background.
 const REMOVING: &str = ".removing";
 
-/// The most bytes `--storage-opt size=` (or the daemon's default) names
-/// that [`storage_size`] takes as "no limit": Docker's `size=0`.
+/// A size of 0 (`--storage-opt size=0`, as in Docker): no limit.
 const NO_LIMIT: u64 = 0;
 
 /// The writable rootfs of a `HostConfig.StorageOpt`: its `size` (Docker's
@@ -73,8 +74,8 @@ impl RootfsViews {
             .with_context(|| format!("listing {}", layers_dir.display()))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !live(&name) {
+            // `<id>.work` and `<id>.whiteouts` live and go with `<id>`.
+            if !live(&wrun_rootfs::upper_name_of(&name).to_string_lossy()) {
                 remove_tree(&entry.path());
             }
         }
@@ -153,15 +154,15 @@ impl RootfsViews {
         })
     }
 
-    /// Removes the upper of instance `id`: renamed away at once (its path
-    /// is free, a daemon restart removes what is left), its tree removed
-    /// on a blocking thread.
+    /// Removes the upper of instance `id` with its parts: renamed away at
+    /// once (its path is free, a daemon restart removes what is left),
+    /// removed on a blocking thread.
     pub(crate) fn remove_upper(&self, id: &str) {
         let upper = self.upper_path(id);
         let doomed = self.layers_dir.join(format!("{id}{REMOVING}"));
-        match std::fs::rename(&upper, &doomed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        match wrun_rootfs::rename_upper(&upper, &doomed) {
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
                 eprintln!(
                     "wrun daemon: removing the writable rootfs {}: {e}",
@@ -170,11 +171,19 @@ impl RootfsViews {
                 return;
             }
         }
+        let remove = move || {
+            if let Err(e) = wrun_rootfs::remove_upper(&doomed) {
+                eprintln!(
+                    "wrun daemon: removing the writable rootfs {}: {e}",
+                    doomed.display()
+                );
+            }
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn_blocking(move || remove_tree(&doomed));
+                handle.spawn_blocking(remove);
             }
-            Err(_) => remove_tree(&doomed),
+            Err(_) => remove(),
         }
     }
 }
@@ -193,11 +202,11 @@ fn remove_tree(path: &Path) {
     }
 }
 
-/// Bytes of file data in an upper's tree (`<upper>/tree`), each inode
-/// counted once, symlinks not followed: what Docker shows as `SizeRw`.
-/// 0 when the instance never wrote.
+/// Bytes of file data in an upper's tree (the upper path itself), each
+/// inode counted once, symlinks not followed: what Docker shows as
+/// `SizeRw`. 0 when the instance never wrote.
 pub(crate) fn upper_bytes(upper: &Path) -> u64 {
-    let Ok(tree) = crate::launch::open_image_rootfs(&upper.join("tree")) else {
+    let Ok(tree) = crate::launch::open_image_rootfs(upper) else {
         return 0;
     };
     let mut seen = std::collections::HashSet::new();
@@ -274,8 +283,18 @@ mod tests {
     fn uppers_of_instances_that_are_gone_are_removed_at_open_and_removal_frees_the_path() {
         let tmp = tempfile::tempdir().unwrap();
         let layers = tmp.path().join(LAYERS);
-        for dir in ["live/tree/a", "gone/tree/b", "cut.removing/tree"] {
+        for dir in [
+            "live/a",
+            "live.work",
+            "gone/b",
+            "gone.work",
+            "cut.removing",
+            "cut.removing.work",
+        ] {
             std::fs::create_dir_all(layers.join(dir)).unwrap();
+        }
+        for file in ["live.whiteouts", "gone.whiteouts", "cut.removing.whiteouts"] {
+            std::fs::write(layers.join(file), b"").unwrap();
         }
         let views = RootfsViews::open(tmp.path(), &|id| id == "live").unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&layers)
@@ -283,10 +302,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["live"]);
-        std::fs::write(layers.join("live/tree/a/f"), b"12345").unwrap();
-        std::fs::hard_link(layers.join("live/tree/a/f"), layers.join("live/tree/g")).unwrap();
-        std::os::unix::fs::symlink("/", layers.join("live/tree/out")).unwrap();
+        assert_eq!(left, ["live", "live.whiteouts", "live.work"]);
+        std::fs::write(layers.join("live/a/f"), b"12345").unwrap();
+        std::fs::hard_link(layers.join("live/a/f"), layers.join("live/g")).unwrap();
+        std::os::unix::fs::symlink("/", layers.join("live/out")).unwrap();
         assert_eq!(
             upper_bytes(&views.upper_path("live")),
             5,
@@ -297,6 +316,111 @@ mod tests {
         assert!(!views.upper_path("live").exists());
         assert!(std::fs::read_dir(&layers).unwrap().next().is_none());
         views.remove_upper("never-wrote");
+    }
+
+    fn read(view: &Layers, path: &str) -> String {
+        let o = wrun_rootfs::OpenOptions {
+            read: true,
+            ..Default::default()
+        };
+        let Ok(wrun_rootfs::Opened::File(f)) = view.open_at(&view.root(), path, &o) else {
+            return format!("no {path}");
+        };
+        let mut buf = vec![0; 256];
+        let n = f.read_at(&mut buf, 0).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    fn write(view: &Layers, path: &str, data: &str) {
+        let o = wrun_rootfs::OpenOptions {
+            write: true,
+            create: true,
+            truncate: true,
+            ..Default::default()
+        };
+        let Ok(wrun_rootfs::Opened::File(f)) = view.open_at(&view.root(), path, &o) else {
+            panic!("{path} not opened for writing")
+        };
+        f.write_at(data.as_bytes(), 0).unwrap();
+    }
+
+    /// What diff, export, cp and commit rely on: the view a verb gets is
+    /// the one the instance's runs write through, before, during and after
+    /// them; a removed instance has none, and its upper is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_verbs_and_the_runs_of_an_instance_share_its_one_view() {
+        use wrun_api::containers::{ContainerConfig, HostConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let store = wrun_image::Store::open(dir.path()).unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        let fsh = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fsh/fsh.wasm");
+        std::fs::copy(fsh, ctx.join("fsh.wasm")).unwrap();
+        std::fs::write(ctx.join("motd"), "image").unwrap();
+        std::fs::write(
+            ctx.join("wrun.toml"),
+            "name = \"fsh\"\nmodule = \"fsh.wasm\"\n\n[[copy]]\nsrc = \"motd\"\ndest = \"/motd\"\n",
+        )
+        .unwrap();
+        let request = wrun_bundler::BuildRequest {
+            context: ctx,
+            tags: vec!["fsh:1".parse().unwrap()],
+            ..Default::default()
+        };
+        wrun_bundler::build(&store, &request).unwrap();
+        let runtime = wrun_runtime::Runtime::new(wrun_runtime::RuntimeConfig {
+            max_instances: 4,
+            max_memory_per_instance: 64 << 20,
+            ..wrun_runtime::RuntimeConfig::default()
+        })
+        .unwrap();
+        let d = crate::state::Daemon::load(store, runtime, dir.path().join("s.sock")).unwrap();
+        let cmd = [
+            "append", "/f", "run", ";", "cp", "/g", "/h", ";", "rm", "/seen", ";", "cp", "/motd",
+            "/seen",
+        ];
+        let c = d
+            .create(
+                Some("shared".into()),
+                ContainerConfig {
+                    image: "fsh:1".into(),
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    ..ContainerConfig::default()
+                },
+                HostConfig::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            d.rootfs_view("nope").unwrap_err(),
+            DaemonError::no_such_container("nope")
+        );
+        // A verb before any run: what it writes, the run reads.
+        let view = d.rootfs_view("shared").unwrap();
+        write(&view, "g", "from the verb");
+        let mut rx = c.watch();
+        d.start(&c).await.unwrap();
+        rx.wait_for(|l| l.exits >= 1).await.unwrap();
+        assert_eq!(read(&view, "seen"), "image");
+        // A deletion of an image file through the verb's view is a
+        // whiteout the next run's view must know of: the same view.
+        let again = d.rootfs_view("shared").unwrap();
+        view.unlink_file_at(&view.root(), "motd").unwrap();
+        assert_eq!(read(&again, "motd"), "no motd", "two views of one upper");
+        d.start(&c).await.unwrap();
+        rx.wait_for(|l| l.exits >= 2).await.unwrap();
+        assert_eq!(read(&view, "seen"), "no seen", "the run saw /motd");
+        // What the runs wrote, the verb's view (and a later one) reads.
+        assert_eq!(read(&view, "f"), "runrun");
+        assert_eq!(read(&view, "h"), "from the verb");
+        assert_eq!(read(&d.rootfs_view(&c.id[..12]).unwrap(), "f"), "runrun");
+        let upper = d.rootfs.upper_path(&c.id);
+        assert!(upper.join("f").is_file());
+        d.remove(&c, false).await.unwrap();
+        assert!(!upper.exists(), "rm removes the upper");
+        assert_eq!(
+            d.container_rootfs(&c).unwrap_err(),
+            DaemonError::no_such_container(&c.id)
+        );
     }
 
     #[test]
@@ -327,7 +451,7 @@ mod tests {
             f.write_at(b"four", 0),
             Err(wrun_rootfs::Error::NoSpace)
         ));
-        assert!(views.upper_path("x").join("tree").is_dir());
+        assert!(views.upper_path("x").is_dir());
         assert_eq!(std::fs::read(rootfs.join("f")).unwrap(), b"lower");
     }
 }
