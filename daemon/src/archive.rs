@@ -33,13 +33,6 @@ pub enum ArchiveError {
         #[source]
         source: FsError,
     },
-    /// A path that is no path: a NUL, a name over 255 bytes.
-    #[error("invalid path {path:?}: {source}")]
-    BadPath {
-        path: String,
-        #[source]
-        source: FsError,
-    },
     /// `PUT` to a path that is not a directory.
     #[error("extraction point is not a directory")]
     NotADirectory,
@@ -108,11 +101,11 @@ pub struct Located {
 
 fn lookup_error(asked: &str, abs: &str, e: FsError) -> ArchiveError {
     match e {
-        FsError::NotFound => ArchiveError::NotFound(asked.to_string()),
-        FsError::Invalid | FsError::NameTooLong => ArchiveError::BadPath {
-            path: asked.to_string(),
-            source: e,
-        },
+        // No file can have a name with a NUL or over 255 bytes: not found
+        // (dockerd fails the lstat with a 500).
+        FsError::NotFound | FsError::Invalid | FsError::NameTooLong => {
+            ArchiveError::NotFound(asked.to_string())
+        }
         e => ArchiveError::Lookup {
             path: abs.to_string(),
             source: e,

@@ -47,9 +47,7 @@ fn answer(e: ArchiveError, key: &str) -> DaemonError {
         ArchiveError::NotFound(path) => {
             DaemonError::not_found(format!("Could not find the file {path} in container {key}"))
         }
-        e @ (ArchiveError::BadPath { .. } | ArchiveError::BadTar(_)) => {
-            DaemonError::invalid(e.to_string())
-        }
+        e @ ArchiveError::BadTar(_) => DaemonError::invalid(e.to_string()),
         e => DaemonError::Internal(e.to_string()),
     }
 }

@@ -1218,11 +1218,11 @@ pub const ROUTES: &[Route] = &[
         body: Body::None,
         replies: &[
             reply(200, "The path's stat, in the header.", Content::PathStat),
+            error(400, "No `path`."),
             error(
-                400,
-                "No `path`, or one with a NUL or a name over 255 bytes.",
+                404,
+                "No such container, or nothing at the path (also a path with a NUL or a name over 255 bytes).",
             ),
-            error(404, "No such container, or nothing at the path."),
             ARCHIVE_LOOKUP_ERROR,
             MOUNTED,
         ],
@@ -1241,11 +1241,11 @@ pub const ROUTES: &[Route] = &[
                 "The tar, with the path's stat in the header.",
                 Content::PathTar,
             ),
+            error(400, "No `path`."),
             error(
-                400,
-                "No `path`, or one with a NUL or a name over 255 bytes.",
+                404,
+                "No such container, or nothing at the path (also a path with a NUL or a name over 255 bytes).",
             ),
-            error(404, "No such container, or nothing at the path."),
             ARCHIVE_LOOKUP_ERROR,
             MOUNTED,
         ],
@@ -1277,7 +1277,10 @@ pub const ROUTES: &[Route] = &[
                 400,
                 "No `path`; `copyUIDGID`; a malformed or hostile tar (a name or link out of the destination, device or FIFO entries, oversized headers).",
             ),
-            error(404, "No such container, or nothing at the path."),
+            error(
+                404,
+                "No such container, or nothing at the path (also a path with a NUL or a name over 255 bytes).",
+            ),
             error(
                 500,
                 "As dockerd: the path is not a directory, the rootfs is read-only, `noOverwriteDirNonDir` refused a replacement; or the instance's size limit or the disk is full.",
