@@ -493,14 +493,14 @@ pub async fn kill(
         e => e,
     };
     // Checked after the lookup and before the state, as dockerd does.
-    let Ok(number) = u8::try_from(n)
-        .map_err(drop)
-        .and_then(|u| signal::is_linux(n).then_some(u).ok_or(()))
-    else {
-        return Err(DaemonError::Internal(format!(
-            "Cannot kill container: {key}: {}",
-            signal::unsupported(n)
-        )));
+    let number = match u8::try_from(n) {
+        Ok(number) if signal::is_linux(n) => number,
+        _ => {
+            return Err(DaemonError::Internal(format!(
+                "Cannot kill container: {key}: {}",
+                signal::unsupported(n)
+            )));
+        }
     };
     let action = signal::default_action(n);
     if action == DefaultAction::End {
