@@ -1,6 +1,6 @@
 //! The host side: every call here takes a directory handle and ONE checked
 //! name, never a path, and never follows a symlink; plus the one function
-//! that opens a host path with ambient authority (the upper's directory).
+//! that opens a host path with ambient authority (the upper's directories).
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -305,21 +305,27 @@ pub(crate) fn file_bytes(root: BorrowedFd<'_>) -> Result<u64> {
     Ok(total)
 }
 
-/// Opens (and with `create`, first creates with its parents) the upper's
-/// host directory. The only place this crate turns a host path into a
-/// handle with ambient authority; everything else is relative to it.
-pub(crate) fn open_upper_root(path: &Path, create: bool) -> Result<Option<cap_std::fs::Dir>> {
+/// Opens a host directory of the upper by its path: the upper's tree, or
+/// the directory it sits in (with `create`, made first with its parents,
+/// 0700: the upper sits in the owner's private store). `None` when it does
+/// not exist and `create` is false. The only place this crate turns a host
+/// path into a handle with ambient authority; everything else is relative
+/// to what it opens.
+pub(crate) fn open_upper_dir(path: &Path, create: bool) -> Result<Option<OwnedFd>> {
     if create {
-        // 0700 from the start: the upper sits in the owner's private store.
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(path)?;
     }
-    match cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority()) {
-        Ok(dir) => Ok(Some(dir)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(None),
+    match rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) if !create => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

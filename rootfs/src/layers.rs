@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -20,11 +20,7 @@ use crate::host::{self, Kind, SetTime, Stat};
 use crate::journal::Whiteouts;
 use crate::path::{self, MAX_SYMLINKS, ViewPath, checked_name};
 use crate::quota::Quota;
-
-/// Names inside the upper's host directory.
-const TREE: &str = "tree";
-const WORK: &str = "work";
-const JOURNAL: &str = "whiteouts";
+use crate::upper::{self, JOURNAL_SUFFIX, WORK_SUFFIX};
 
 /// How the upper layer is set up. Deny by default: no size limit means
 /// none is enforced by the view (the host disk still is one).
@@ -53,6 +49,8 @@ impl std::fmt::Debug for Layers {
 pub(crate) struct Inner {
     lower: Arc<cap_std::fs::Dir>,
     upper_path: PathBuf,
+    /// The upper's file name, which its parts beside it are named after.
+    upper_name: OsString,
     quota: Arc<Quota>,
     state: RwLock<State>,
     copy_seq: AtomicU64,
@@ -63,10 +61,12 @@ struct State {
     whiteouts: Whiteouts,
 }
 
+/// The upper's host handles: its tree from its creation, the staging area
+/// and the journal from their first use (each made then, beside the tree).
 struct Upper {
     tree: OwnedFd,
-    work: OwnedFd,
-    journal: File,
+    work: OnceLock<OwnedFd>,
+    journal: OnceLock<File>,
 }
 
 /// A directory of the view, named by its canonical path (what a WASI
@@ -632,7 +632,7 @@ impl<'a> Ctx<'a> {
             "copy-{}",
             self.inner.copy_seq.fetch_add(1, Ordering::Relaxed)
         ));
-        let work = upper.work.as_fd();
+        let work = self.inner.work_dir(upper)?;
         match st.kind {
             Kind::File => {
                 let charge = if with_data { st.size } else { 0 };
@@ -685,7 +685,7 @@ impl<'a> Ctx<'a> {
         self.ensure_upper_dirs(cur)?;
         match &mut self.whiteouts {
             WhiteoutsRef::Exclusive(w) => w
-                .record(&upper.journal, cur.path.join(name))
+                .record(self.inner.journal(upper)?, cur.path.join(name))
                 .map_err(Fail::Err),
             WhiteoutsRef::Shared(_) => Err(Error::Invalid.into()),
         }
@@ -740,48 +740,93 @@ impl Inner {
         }
     }
 
-    /// Creates the upper's host directory: `tree` (the guest's files, the
-    /// root taking the lower root's mode and times), `work` (copy-ups in
-    /// progress) and the whiteout journal.
+    /// Creates the upper: its tree, staged as `<upper>.work` (the root
+    /// taking the lower root's mode and times) and renamed into place, so
+    /// a crash leaves no upper or a whole one. Parts left without a tree
+    /// are another upper's (one removed, one never finished): removed
+    /// first, or a stale journal would hide files of the lower.
     fn create_upper(&self) -> Result<Upper> {
-        let root = host::open_upper_root(&self.upper_path, true)?.ok_or(Error::NotFound)?;
-        let upper = open_upper_parts(&root, Some(&self.lower))?;
-        let readable = host::open_dir(root.as_fd(), OsStr::new("."))?.ok_or(Error::NotFound)?;
-        rustix::fs::fsync(&readable)?;
-        Ok(upper)
+        let dir = upper::split(&self.upper_path)?.0;
+        let parent = host::open_upper_dir(dir, true)?.ok_or(Error::NotFound)?;
+        let parent = cap_std::fs::Dir::from(parent);
+        let work = upper::part_name(&self.upper_name, WORK_SUFFIX);
+        upper::remove_part(&parent, &work)?;
+        upper::remove_part(&parent, &upper::part_name(&self.upper_name, JOURNAL_SUFFIX))?;
+        rustix::fs::mkdirat(&parent, &work, Mode::from_raw_mode(0o700))?;
+        let tree = host::open_dir(parent.as_fd(), &work)?.ok_or(Error::NotFound)?;
+        let st = host::fstat(self.lower.as_fd())?;
+        rustix::fs::fchmod(&tree, Mode::from_raw_mode(st.mode))?;
+        rustix::fs::futimens(&tree, &host::copy_times(&st))?;
+        rustix::fs::renameat(&parent, &work, &parent, &self.upper_name)?;
+        rustix::fs::fsync(&parent)?;
+        Ok(Upper {
+            tree,
+            work: OnceLock::new(),
+            journal: OnceLock::new(),
+        })
+    }
+
+    /// The directory the upper's tree sits in, where its parts are made:
+    /// reached from the tree, no host path involved.
+    fn upper_parent(&self, upper: &Upper) -> Result<cap_std::fs::Dir> {
+        let parent = host::open_dir(upper.tree.as_fd(), OsStr::new(".."))?;
+        Ok(cap_std::fs::Dir::from(parent.ok_or(Error::NotFound)?))
+    }
+
+    /// The staging area of copy-ups, `<upper>.work`: made at the first.
+    fn work_dir<'u>(&self, upper: &'u Upper) -> Result<BorrowedFd<'u>> {
+        if let Some(work) = upper.work.get() {
+            return Ok(work.as_fd());
+        }
+        let parent = self.upper_parent(upper)?;
+        let name = upper::part_name(&self.upper_name, WORK_SUFFIX);
+        match rustix::fs::mkdirat(&parent, &name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let work = host::open_dir(parent.as_fd(), &name)?.ok_or(Error::NotDir)?;
+        // Changes run under the view's write lock: no other thread sets it.
+        Ok(upper.work.get_or_init(|| work).as_fd())
+    }
+
+    /// The deletion journal, `<upper>.whiteouts`: made (and its name made
+    /// durable) at the first whiteout, before any record goes in.
+    fn journal<'u>(&self, upper: &'u Upper) -> Result<&'u File> {
+        if let Some(journal) = upper.journal.get() {
+            return Ok(journal);
+        }
+        let parent = self.upper_parent(upper)?;
+        let journal = File::from(host::open_file(
+            parent.as_fd(),
+            &upper::part_name(&self.upper_name, JOURNAL_SUFFIX),
+            OFlags::CREATE | OFlags::APPEND | OFlags::RDWR,
+            0o600,
+        )?);
+        rustix::fs::fsync(&parent)?;
+        Ok(upper.journal.get_or_init(|| journal))
     }
 }
 
-/// Opens (creating what is missing) the parts of an upper directory.
-fn open_upper_parts(root: &cap_std::fs::Dir, lower: Option<&cap_std::fs::Dir>) -> Result<Upper> {
-    let mut made_tree = false;
-    for name in [TREE, WORK] {
-        match rustix::fs::mkdirat(root, name, Mode::from_raw_mode(0o700)) {
-            Ok(()) => made_tree |= name == TREE,
-            Err(Errno::EXIST) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let tree = host::open_dir(root.as_fd(), OsStr::new(TREE))?.ok_or(Error::NotDir)?;
-    let work = host::open_dir(root.as_fd(), OsStr::new(WORK))?.ok_or(Error::NotDir)?;
-    if made_tree && let Some(lower) = lower {
-        let st = host::fstat(lower.as_fd())?;
-        rustix::fs::fchmod(&tree, Mode::from_raw_mode(st.mode))?;
-        rustix::fs::futimens(&tree, &host::copy_times(&st))?;
-    }
-    // Copies cut short by a crash are left in work: not part of the view.
-    for e in host::list(work.as_fd())? {
-        let _ = rustix::fs::unlinkat(&work, e.name.as_os_str(), AtFlags::empty());
-    }
-    let journal = File::from(host::open_file(
-        root.as_fd(),
-        OsStr::new(JOURNAL),
-        OFlags::CREATE | OFlags::APPEND | OFlags::RDWR,
-        0o600,
-    )?);
+/// Opens the parts of an existing upper (its tree is `tree`): removes the
+/// staging area (copies a crash cut short; made again at the next
+/// copy-up) and opens the journal when there is one.
+fn open_upper_parts(tree: OwnedFd, name: &OsStr) -> Result<Upper> {
+    let parent = host::open_dir(tree.as_fd(), OsStr::new(".."))?.ok_or(Error::NotFound)?;
+    let parent = cap_std::fs::Dir::from(parent);
+    upper::remove_part(&parent, &upper::part_name(name, WORK_SUFFIX))?;
+    let journal = match host::open_file(
+        parent.as_fd(),
+        &upper::part_name(name, JOURNAL_SUFFIX),
+        OFlags::APPEND | OFlags::RDWR,
+        0,
+    ) {
+        Ok(fd) => OnceLock::from(File::from(fd)),
+        Err(Error::NotFound) => OnceLock::new(),
+        Err(e) => return Err(e),
+    };
     Ok(Upper {
         tree,
-        work,
+        work: OnceLock::new(),
         journal,
     })
 }
@@ -796,19 +841,25 @@ fn open_flags(o: &OpenOptions) -> OFlags {
 
 impl Layers {
     /// The view over `lower` (the image's unpacked rootfs, shared by every
-    /// instance of the image) with its upper at `upper`: a host directory
-    /// that is created on the first write only. An existing upper (after a
-    /// daemon restart) is opened and its whiteouts loaded.
+    /// instance of the image) with its upper at `upper`: a host directory,
+    /// the guest's tree, created on the first write only, with the view's
+    /// parts beside it (see [`UpperParts`](crate::UpperParts)). An existing
+    /// upper (after a daemon restart) is opened and its whiteouts loaded.
+    /// `Invalid` when `upper` has no file name or names another's part.
     pub fn open(
         lower: Arc<cap_std::fs::Dir>,
         upper: impl Into<PathBuf>,
         options: UpperOptions,
     ) -> Result<Layers> {
         let upper_path = upper.into();
-        let (upper, whiteouts) = match host::open_upper_root(&upper_path, false)? {
-            Some(root) => {
-                let parts = open_upper_parts(&root, Some(&lower))?;
-                let whiteouts = Whiteouts::load(&parts.journal)?;
+        let upper_name = upper::split(&upper_path)?.1.to_owned();
+        let (upper, whiteouts) = match host::open_upper_dir(&upper_path, false)? {
+            Some(tree) => {
+                let parts = open_upper_parts(tree, &upper_name)?;
+                let whiteouts = match parts.journal.get() {
+                    Some(journal) => Whiteouts::load(journal)?,
+                    None => Whiteouts::default(),
+                };
                 (Some(parts), whiteouts)
             }
             None => (None, Whiteouts::default()),
@@ -821,6 +872,7 @@ impl Layers {
             inner: Arc::new(Inner {
                 lower,
                 upper_path,
+                upper_name,
                 quota: Arc::new(Quota::new(options.size_limit, usage)),
                 state: RwLock::new(State { upper, whiteouts }),
                 copy_seq: AtomicU64::new(0),
@@ -1508,7 +1560,7 @@ mod tests {
             before.modified().expect("mtime")
         );
         assert_eq!(fx.lower_text("etc/conf"), "conf\n");
-        assert!(fx.upper.join("tree/etc/conf").exists());
+        assert!(fx.upper.join("etc/conf").exists());
         f.append(b"!").expect("append");
         assert_eq!(read(l, "etc/conf").expect("read"), "COnf\n!");
         f.set_size(2).expect("truncate");
@@ -1614,6 +1666,111 @@ mod tests {
         assert_eq!(names(&again, "d"), ["s"]);
         assert!(names(&again, "k").is_empty());
         assert_eq!(read(&again, "new").expect("read"), "n");
+    }
+
+    /// The host entries beside the upper (in the directory holding it).
+    fn beside(fx: &Fixture) -> Vec<String> {
+        let dir = fx.upper.parent().expect("parent");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_upper_is_one_directory_until_a_part_is_needed() {
+        let fx = fixture();
+        let l = &fx.layers;
+        write(l, "new", "n", false).expect("create");
+        assert_eq!(beside(&fx), ["upper"], "a new file: the tree alone");
+        let names: Vec<_> = std::fs::read_dir(&fx.upper)
+            .expect("tree")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["new"], "the upper path is the guest's tree");
+        let (tree, lower) = (
+            std::fs::metadata(&fx.upper).expect("tree"),
+            std::fs::metadata(&fx.lower).expect("lower"),
+        );
+        assert_eq!(tree.permissions(), lower.permissions(), "the root's mode");
+
+        write(l, "etc/conf", "C", false).expect("copy-up");
+        assert_eq!(beside(&fx), ["upper", "upper.work"]);
+        assert_eq!(
+            std::fs::read_dir(fx.upper.with_file_name("upper.work"))
+                .expect("work")
+                .count(),
+            0,
+            "the copy was renamed into the tree"
+        );
+        l.unlink_file_at(&l.root(), "d/a").expect("whiteout");
+        assert_eq!(beside(&fx), ["upper", "upper.whiteouts", "upper.work"]);
+
+        // A copy cut short by a crash: the staging area goes at the reopen.
+        std::fs::write(fx.upper.with_file_name("upper.work/copy-9"), "half").expect("leftover");
+        let again = open_view(&fx.lower, &fx.upper, UpperOptions::default());
+        assert_eq!(beside(&fx), ["upper", "upper.whiteouts"]);
+        assert_eq!(read(&again, "etc/conf").expect("read"), "Conf\n");
+        assert!(matches!(read(&again, "d/a"), Err(Error::NotFound)));
+        write(&again, "bin/app", "A", false).expect("a copy-up makes it again");
+        assert_eq!(beside(&fx), ["upper", "upper.whiteouts", "upper.work"]);
+        assert_eq!(read(&again, "bin/app").expect("read"), "App");
+
+        crate::remove_upper(&fx.upper).expect("remove");
+        assert!(beside(&fx).is_empty(), "every part removed");
+        assert_eq!(fx.lower_text("bin/app"), "app");
+    }
+
+    #[test]
+    fn parts_left_without_a_tree_are_removed_at_the_first_write() {
+        let fx = fixture();
+        let dir = fx.upper.parent().expect("parent");
+        std::fs::create_dir_all(dir.join("upper.work/root")).expect("a tree never renamed in");
+        std::fs::write(dir.join("upper.work/copy-1"), "half").expect("a copy");
+        // A journal of an upper removed tree first, whiteout of etc/conf.
+        let journal = File::options()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(dir.join("upper.whiteouts"))
+            .expect("journal");
+        let mut stale = Whiteouts::default();
+        stale
+            .record(&journal, ViewPath::parse("etc/conf").expect("path"))
+            .expect("record");
+        drop(journal);
+        let l = open_view(&fx.lower, &fx.upper, UpperOptions::default());
+        assert!(!l.has_upper());
+        assert_eq!(
+            read(&l, "etc/conf").expect("no tree: no whiteout"),
+            "conf\n"
+        );
+        write(&l, "new", "n", false).expect("create");
+        assert_eq!(beside(&fx), ["upper"], "the leftovers went");
+        assert_eq!(read(&l, "etc/conf").expect("read"), "conf\n");
+        let again = open_view(&fx.lower, &fx.upper, UpperOptions::default());
+        assert_eq!(read(&again, "etc/conf").expect("read"), "conf\n");
+        assert_eq!(read(&again, "new").expect("read"), "n");
+    }
+
+    #[test]
+    fn an_upper_path_that_names_a_part_is_refused() {
+        let fx = fixture();
+        for bad in ["x.work", "x.whiteouts", "/"] {
+            let dir = cap_std::fs::Dir::open_ambient_dir(&fx.lower, cap_std::ambient_authority())
+                .expect("lower");
+            assert!(
+                matches!(
+                    Layers::open(Arc::new(dir), bad, UpperOptions::default()),
+                    Err(Error::Invalid)
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod journal;
 mod layers;
 mod path;
 mod quota;
+mod upper;
 mod walk;
 
 pub use error::{Error, Result};
@@ -20,6 +21,7 @@ pub use file::ViewFile;
 pub use host::{Kind, SetTime, Stat};
 pub use layers::{DirEntry, Layers, OpenOptions, Opened, UpperOptions, ViewDir};
 pub use path::{MAX_SYMLINKS, NAME_MAX, PATH_MAX, ViewPath};
+pub use upper::{UpperParts, remove_upper, rename_upper, upper_name_of};
 pub use walk::{Change, ChangeKind, LayerItem, MergedWalk, TreeEntry};
 
 #[cfg(test)]

@@ -191,11 +191,11 @@ fn symlinks_into_another_instances_upper_find_nothing() {
     let a = host.view("a", UpperOptions::default());
     let b = host.view("b", UpperOptions::default());
     write(&a, "private", b"a's data").expect("write");
-    let a_file = host.upper("a").join("tree/private");
+    let a_file = host.upper("a").join("private");
     assert!(a_file.exists());
     b.symlink_at(&a_file.to_string_lossy(), &b.root(), "peek")
         .expect("symlink");
-    b.symlink_at("../../a/tree/private", &b.root(), "peek2")
+    b.symlink_at("../a/private", &b.root(), "peek2")
         .expect("symlink");
     assert!(matches!(read(&b, &b.root(), "peek"), Err(Error::NotFound)));
     assert!(matches!(read(&b, &b.root(), "peek2"), Err(Error::NotFound)));
@@ -219,7 +219,7 @@ fn a_symlink_swapped_during_resolution_never_leads_out() {
     let root = l.root();
     l.create_dir_at(&root, "sw").expect("mkdir");
     write(&l, "sw/secret", b"inside").expect("write");
-    let tree = host.upper("a").join("tree");
+    let tree = host.upper("a");
     let secretdir = host.tmp.path().join("secretdir");
     let stop = Arc::new(AtomicBool::new(false));
     // One thread swaps `sw` between a directory and a symlink, through the
@@ -321,6 +321,9 @@ fn whiteout_looking_names_are_plain_files() {
         ".wh.",
         "whiteouts",
         "tree",
+        "work",
+        "a.whiteouts",
+        "a.work",
     ] {
         write(&l, name, name.as_bytes()).expect("create");
         assert_eq!(read(&l, &root, name).expect("read"), name);
@@ -340,16 +343,19 @@ fn whiteout_looking_names_are_plain_files() {
         ".wh.",
         ".wh..wh..opq",
         ".wh.x",
+        "a.whiteouts",
+        "a.work",
         "data",
         "etc",
         "tree",
         "whiteouts",
+        "work",
         "x",
     ] {
         assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
     }
-    // The whiteout journal beside the tree is untouched by a guest file of
-    // the same name: a reopen sees no deletion.
+    // The whiteout journal and the staging area beside the tree are
+    // untouched by guest files of their names: a reopen sees no deletion.
     let again = host.view("a", UpperOptions::default());
     assert_eq!(read(&again, &again.root(), "x").expect("read"), "lower x");
     host.assert_host_untouched(&before);
@@ -410,11 +416,14 @@ fn a_guest_filling_the_disk_gets_no_space() {
         ..OpenOptions::default()
     };
     assert!(matches!(l.open_at(&root, "big", &o), Err(Error::NoSpace)));
-    assert!(!host.upper("a").join("tree/big").exists());
-    let work: Vec<_> = std::fs::read_dir(host.upper("a").join("work"))
-        .expect("work")
-        .collect();
-    assert!(work.is_empty(), "a partial copy was left");
+    assert!(!host.upper("a").join("big").exists());
+    let work = wrun_rootfs::UpperParts::of(&host.upper("a"))
+        .expect("parts")
+        .work;
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a partial copy was left in {work:?}");
     // Many small files until full.
     let mut written = 0;
     let err = loop {
