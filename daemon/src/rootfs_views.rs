@@ -1,6 +1,8 @@
 //! Each instance's writable rootfs: one copy-on-write view
 //! (`wrun_rootfs::Layers`) per record, its upper at
-//! `<root>/containers/layers/<id>`, the image snapshots below shared.
+//! `<root>/containers/layers/<id>` (the parts the view makes beside it,
+//! `<id>.work` and `<id>.whiteouts`, go with it), the image snapshots
+//! below shared.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -72,8 +74,8 @@ impl RootfsViews {
             .with_context(|| format!("listing {}", layers_dir.display()))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !live(&name) {
+            // `<id>.work` and `<id>.whiteouts` live and go with `<id>`.
+            if !live(&wrun_rootfs::upper_name_of(&name).to_string_lossy()) {
                 remove_tree(&entry.path());
             }
         }
@@ -152,15 +154,15 @@ impl RootfsViews {
         })
     }
 
-    /// Removes the upper of instance `id`: renamed away at once (its path
-    /// is free, a daemon restart removes what is left), its tree removed
-    /// on a blocking thread.
+    /// Removes the upper of instance `id` with its parts: renamed away at
+    /// once (its path is free, a daemon restart removes what is left),
+    /// removed on a blocking thread.
     pub(crate) fn remove_upper(&self, id: &str) {
         let upper = self.upper_path(id);
         let doomed = self.layers_dir.join(format!("{id}{REMOVING}"));
-        match std::fs::rename(&upper, &doomed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        match wrun_rootfs::rename_upper(&upper, &doomed) {
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
                 eprintln!(
                     "wrun daemon: removing the writable rootfs {}: {e}",
@@ -169,11 +171,19 @@ impl RootfsViews {
                 return;
             }
         }
+        let remove = move || {
+            if let Err(e) = wrun_rootfs::remove_upper(&doomed) {
+                eprintln!(
+                    "wrun daemon: removing the writable rootfs {}: {e}",
+                    doomed.display()
+                );
+            }
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn_blocking(move || remove_tree(&doomed));
+                handle.spawn_blocking(remove);
             }
-            Err(_) => remove_tree(&doomed),
+            Err(_) => remove(),
         }
     }
 }
@@ -192,11 +202,11 @@ fn remove_tree(path: &Path) {
     }
 }
 
-/// Bytes of file data in an upper's tree (`<upper>/tree`), each inode
-/// counted once, symlinks not followed: what Docker shows as `SizeRw`.
-/// 0 when the instance never wrote.
+/// Bytes of file data in an upper's tree (the upper path itself), each
+/// inode counted once, symlinks not followed: what Docker shows as
+/// `SizeRw`. 0 when the instance never wrote.
 pub(crate) fn upper_bytes(upper: &Path) -> u64 {
-    let Ok(tree) = crate::launch::open_image_rootfs(&upper.join("tree")) else {
+    let Ok(tree) = crate::launch::open_image_rootfs(upper) else {
         return 0;
     };
     let mut seen = std::collections::HashSet::new();
@@ -273,8 +283,18 @@ mod tests {
     fn uppers_of_instances_that_are_gone_are_removed_at_open_and_removal_frees_the_path() {
         let tmp = tempfile::tempdir().unwrap();
         let layers = tmp.path().join(LAYERS);
-        for dir in ["live/tree/a", "gone/tree/b", "cut.removing/tree"] {
+        for dir in [
+            "live/a",
+            "live.work",
+            "gone/b",
+            "gone.work",
+            "cut.removing",
+            "cut.removing.work",
+        ] {
             std::fs::create_dir_all(layers.join(dir)).unwrap();
+        }
+        for file in ["live.whiteouts", "gone.whiteouts", "cut.removing.whiteouts"] {
+            std::fs::write(layers.join(file), b"").unwrap();
         }
         let views = RootfsViews::open(tmp.path(), &|id| id == "live").unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&layers)
@@ -282,10 +302,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["live"]);
-        std::fs::write(layers.join("live/tree/a/f"), b"12345").unwrap();
-        std::fs::hard_link(layers.join("live/tree/a/f"), layers.join("live/tree/g")).unwrap();
-        std::os::unix::fs::symlink("/", layers.join("live/tree/out")).unwrap();
+        assert_eq!(left, ["live", "live.whiteouts", "live.work"]);
+        std::fs::write(layers.join("live/a/f"), b"12345").unwrap();
+        std::fs::hard_link(layers.join("live/a/f"), layers.join("live/g")).unwrap();
+        std::os::unix::fs::symlink("/", layers.join("live/out")).unwrap();
         assert_eq!(
             upper_bytes(&views.upper_path("live")),
             5,
@@ -394,7 +414,7 @@ mod tests {
         assert_eq!(read(&view, "h"), "from the verb");
         assert_eq!(read(&d.rootfs_view(&c.id[..12]).unwrap(), "f"), "runrun");
         let upper = d.rootfs.upper_path(&c.id);
-        assert!(upper.join("tree/f").is_file());
+        assert!(upper.join("f").is_file());
         d.remove(&c, false).await.unwrap();
         assert!(!upper.exists(), "rm removes the upper");
         assert_eq!(
@@ -431,7 +451,7 @@ mod tests {
             f.write_at(b"four", 0),
             Err(wrun_rootfs::Error::NoSpace)
         ));
-        assert!(views.upper_path("x").join("tree").is_dir());
+        assert!(views.upper_path("x").is_dir());
         assert_eq!(std::fs::read(rootfs.join("f")).unwrap(), b"lower");
     }
 }
