@@ -56,8 +56,11 @@ fn graph_driver_data(
     {
         data.insert("LowerDir".to_owned(), lower.display().to_string());
     }
-    for (key, dir) in [("UpperDir", "tree"), ("WorkDir", "work")] {
-        data.insert(key.to_owned(), upper.join(dir).display().to_string());
+    // The upper path is the tree; the copy-up area sits beside it.
+    if let Ok(parts) = wrun_rootfs::UpperParts::of(upper) {
+        for (key, dir) in [("UpperDir", parts.tree), ("WorkDir", parts.work)] {
+            data.insert(key.to_owned(), dir.display().to_string());
+        }
     }
     data
 }
