@@ -166,11 +166,13 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
 }
 
 /// The upper of a foreground run's writable rootfs:
-/// `<root>/scratch/tmp-<pid>-rootfs` (made by the view on the first
-/// write), removed when the run ends. The name is the scratch area's
-/// convention, so what a killed run left is removed by the next wrun
-/// process that finds its pid gone (the runtime's sweep, and this one).
+/// `<root>/scratch/tmp-<pid>-rootfs/upper` (made by the view on the first
+/// write, with the parts it makes beside it), removed with its directory
+/// when the run ends. The name is the scratch area's convention, so what a
+/// killed run left is removed by the next wrun process that finds its pid
+/// gone (the runtime's sweep, and this one).
 struct ScratchUpper {
+    dir: std::path::PathBuf,
     path: std::path::PathBuf,
 }
 
@@ -193,17 +195,18 @@ impl ScratchUpper {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        let path = scratch.join(format!("tmp-{}-rootfs", std::process::id()));
+        let dir = scratch.join(format!("tmp-{}-rootfs", std::process::id()));
         // A leftover of an earlier process with this pid is no one's.
-        let _ = std::fs::remove_dir_all(&path);
-        Ok(ScratchUpper { path })
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("upper");
+        Ok(ScratchUpper { dir, path })
     }
 }
 
 impl Drop for ScratchUpper {
     fn drop(&mut self) {
         // std's remove_dir_all does not follow the symlinks a guest made.
-        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
