@@ -65,12 +65,11 @@ fn inspect(d: &Daemon, name: &str) -> Value {
     v[0].clone()
 }
 
-/// The instance's upper directory (`GraphDriver.Data.UpperDir` is its
-/// `tree/`).
+/// The instance's upper directory (`GraphDriver.Data.UpperDir`): the
+/// tree of the files it wrote, its parts beside it.
 fn upper_of(d: &Daemon, name: &str) -> PathBuf {
     let doc = inspect(d, name);
-    let tree = doc["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap();
-    Path::new(tree).parent().unwrap().to_path_buf()
+    PathBuf::from(doc["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap())
 }
 
 /// Every path under the image snapshots with its kind, mode and content:
@@ -141,9 +140,10 @@ fn an_instances_writes_survive_stop_start_and_a_daemon_restart_and_no_one_else_s
     let upper = upper_of(&d, "writer");
     assert!(!upper.exists(), "no upper before the first write");
     assert_eq!(start_attached(&d, "writer"), "x\nchanged\n");
-    assert!(upper.join("tree").is_dir(), "{}", upper.display());
-    let mode = std::fs::metadata(&upper).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "the upper is private as the store");
+    assert!(upper.join("log").is_file(), "{}", upper.display());
+    let layers = upper.parent().unwrap();
+    let mode = std::fs::metadata(layers).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the uppers are private as the store");
     // A second start: the same view, the write of the first run is there.
     assert_eq!(start_attached(&d, "writer"), "xx\nchanged\n");
     d.docker_ok(&["restart", "writer"]);
@@ -192,7 +192,7 @@ fn rm_f_container_prune_and_auto_remove_take_the_upper_with_them_and_a_restart_t
         assert_eq!(start_attached(&d, name), "");
     }
     let uppers: Vec<PathBuf> = names.iter().map(|n| upper_of(&d, n)).collect();
-    assert!(uppers.iter().all(|u| u.join("tree/f").is_file()));
+    assert!(uppers.iter().all(|u| u.join("f").is_file()));
     d.docker_ok(&["rm", "-f", "gone-f"]);
     assert!(!uppers[0].exists());
     d.docker_ok(&["container", "prune", "-f"]);
@@ -206,12 +206,20 @@ fn rm_f_container_prune_and_auto_remove_take_the_upper_with_them_and_a_restart_t
 
     // An upper whose record is gone (removed while no daemon ran, or a
     // removal cut short) goes when a daemon starts; a live one stays.
-    d.docker_ok(&["create", "--name", "kept", "fsh:1", "write", "/f", "kept"]);
+    // A copy-up and a deletion: the upper's staging area and journal
+    // beside it, which live and go with it.
+    d.docker_ok(&words(
+        "create --name kept fsh:1 write /f kept ; append /etc/motd x ; rm /etc/motd",
+    ));
     assert_eq!(start_attached(&d, "kept"), "");
     let kept = upper_of(&d, "kept");
-    let orphan = layers.join("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-    std::fs::create_dir_all(orphan.join("tree/deep")).unwrap();
-    std::fs::create_dir_all(layers.join("feed.removing/tree")).unwrap();
+    let kept = kept.file_name().unwrap().to_string_lossy().into_owned();
+    let orphan = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    std::fs::create_dir_all(layers.join(orphan).join("deep")).unwrap();
+    std::fs::create_dir_all(layers.join(format!("{orphan}.work"))).unwrap();
+    std::fs::write(layers.join(format!("{orphan}.whiteouts")), "").unwrap();
+    std::fs::create_dir_all(layers.join("feed.removing/x")).unwrap();
+    std::fs::write(layers.join("feed.removing.whiteouts"), "").unwrap();
     restart_daemon(&mut d);
     let mut left: Vec<String> = std::fs::read_dir(&layers)
         .unwrap()
@@ -220,8 +228,17 @@ fn rm_f_container_prune_and_auto_remove_take_the_upper_with_them_and_a_restart_t
     left.sort();
     assert_eq!(
         left,
-        [kept.file_name().unwrap().to_string_lossy().into_owned()]
+        [
+            kept.clone(),
+            format!("{kept}.whiteouts"),
+            format!("{kept}.work")
+        ]
     );
+    // rm takes the parts with the tree.
+    d.docker_ok(&["rm", "kept"]);
+    wait_until("kept's upper and its parts are gone", || {
+        std::fs::read_dir(&layers).unwrap().next().is_none()
+    });
 }
 
 #[test]
@@ -278,8 +295,9 @@ fn read_only_instances_cannot_write_and_inspect_shows_the_rootfs_fields() {
     let data = &sized["GraphDriver"]["Data"];
     let id = sized["Id"].as_str().unwrap();
     let upper = d.env.root().join("containers/layers").join(id);
-    assert_eq!(data["UpperDir"], upper.join("tree").display().to_string());
-    assert_eq!(data["WorkDir"], upper.join("work").display().to_string());
+    assert_eq!(data["UpperDir"], upper.display().to_string());
+    let work = upper.with_file_name(format!("{id}.work"));
+    assert_eq!(data["WorkDir"], work.display().to_string());
     let lower = data["LowerDir"].as_str().unwrap();
     assert!(
         Path::new(lower).join("etc/motd").is_file(),

@@ -158,7 +158,7 @@ fn writes_land_in_the_upper_and_the_lower_is_unchanged() {
     );
     assert_eq!(snapshot(&fx.lower()), before, "the lower changed");
 
-    let tree = fx.upper("upper-a").join("tree");
+    let tree = fx.upper("upper-a");
     assert_eq!(
         std::fs::read(tree.join("etc/motd")).expect("upper motd"),
         b"changed+more"
@@ -271,7 +271,7 @@ fn reads_see_the_lower_and_listings_merge_both_layers() {
         ]
     );
     // Reading the big lower file did not copy it up.
-    assert!(!fx.upper("upper").join("tree/data").exists());
+    assert!(!fx.upper("upper").join("data").exists());
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn copies_and_recursive_removal_work_through_the_view() {
         ]
     );
     assert_eq!(
-        std::fs::read(fx.upper("upper").join("tree/copy")).expect("copy"),
+        std::fs::read(fx.upper("upper").join("copy")).expect("copy"),
         vec![7u8; 200 << 10]
     );
     assert_eq!(snapshot(&fx.lower()), before);
@@ -349,7 +349,7 @@ fn guest_names_that_look_like_whiteouts_are_plain_files() {
             "old"
         ]
     );
-    let tree = fx.upper("upper").join("tree");
+    let tree = fx.upper("upper");
     assert_eq!(
         std::fs::read(tree.join("etc/.wh.motd")).expect("plain"),
         b"x"
@@ -394,7 +394,7 @@ fn guest_symlinks_pointing_out_of_the_view_stay_inside() {
     assert!(!fx.dir.path().join("escaped").exists());
     assert!(!fx.dir.path().join("escaped2").exists());
     assert!(!fx.upper("escaped").exists());
-    let tree = fx.upper("upper").join("tree");
+    let tree = fx.upper("upper");
     assert!(tree.join("escaped").is_file() && tree.join("escaped2").is_file());
     assert_eq!(snapshot(&fx.lower()), before);
 }
@@ -545,7 +545,7 @@ fn volumes_and_tmp_beside_the_view_are_the_host_s_and_renames_across_are_exdev()
         std::fs::read(vol.join("w.txt")).expect("volume write"),
         b"written"
     );
-    let tree = fx.upper("upper").join("tree");
+    let tree = fx.upper("upper");
     assert_eq!(
         std::fs::read(tree.join("etc/motd")).expect("upper"),
         b"view"
@@ -757,7 +757,7 @@ fn every_file_call_on_the_view_answers_as_on_a_host_file() {
         .expect("run");
     assert_eq!(outcome, RunOutcome::Exited(0));
     assert_eq!(
-        std::fs::read(fx.upper("upper").join("tree/file")).expect("upper"),
+        std::fs::read(fx.upper("upper").join("file")).expect("upper"),
         b"aq"
     );
     assert!(!fx.lower().join("file").exists());
