@@ -26,6 +26,8 @@ pub struct RunGate {
     /// parked poll.
     state: Mutex<GateState>,
     busy_nanos: AtomicU64,
+    /// Held while the guest is polled: [`RunGate::settle`] waits on it.
+    polling: Mutex<()>,
     pub memory: MemoryGauge,
 }
 
@@ -56,6 +58,15 @@ impl RunGate {
         if let Some(w) = parked {
             w.wake();
         }
+    }
+
+    /// Blocks until no poll of the guest is under way: after [`pause`],
+    /// the guest then makes no call (no write to its files) until resumed.
+    /// Brief: a running guest yields at its next epoch tick.
+    ///
+    /// [`pause`]: RunGate::pause
+    pub fn settle(&self) {
+        drop(self.polling.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Time the executor has spent running this instance (wasm and the
@@ -91,7 +102,10 @@ impl<F: Future> Future for Gated<F> {
             }
         }
         let started = Instant::now();
-        let out = self.inner.as_mut().poll(cx);
+        let this = &mut *self;
+        let polling = this.gate.polling.lock().unwrap_or_else(|p| p.into_inner());
+        let out = this.inner.as_mut().poll(cx);
+        drop(polling);
         let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.gate.busy_nanos.fetch_add(spent, Ordering::Relaxed);
         out
@@ -138,6 +152,32 @@ mod tests {
             tokio::task::yield_now().await;
         }
         task.abort();
+    }
+
+    #[test]
+    fn settle_waits_for_the_poll_under_way() {
+        use std::time::Duration;
+        let gate = Arc::new(RunGate::default());
+        let polling = Arc::new(AtomicBool::new(false));
+        let (p, g) = (Arc::clone(&polling), Arc::clone(&gate));
+        // A guest whose one poll is a long host call.
+        let guest = std::thread::spawn(move || {
+            let mut fut = g.wrap(std::future::poll_fn(|_| {
+                p.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+                p.store(false, Ordering::SeqCst);
+                Poll::Ready(())
+            }));
+            let waker = Waker::noop();
+            let _ = Pin::new(&mut fut).poll(&mut Context::from_waker(waker));
+        });
+        while !polling.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        gate.pause();
+        gate.settle();
+        assert!(!polling.load(Ordering::SeqCst), "settle returned mid-poll");
+        guest.join().unwrap();
     }
 
     #[tokio::test]

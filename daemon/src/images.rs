@@ -133,7 +133,7 @@ pub async fn tag(
 
 /// Docker's client spells `greeter` as `docker.io/library/greeter`; wrun
 /// names images as users type them, so the default registry is dropped.
-fn familiar(repo: &str) -> &str {
+pub(crate) fn familiar(repo: &str) -> &str {
     [
         "docker.io/library/",
         "index.docker.io/library/",
@@ -206,11 +206,6 @@ pub fn create(query: &Query) -> DaemonError {
         Some(tag) => format!("{image}:{tag}"),
         None => image.to_owned(),
     };
-    if name.is_empty() {
-        return DaemonError::invalid(
-            "importing an image (docker import) is not supported: build it (wrun build) or load its tar (wrun load)",
-        );
-    }
     DaemonError::not_found(format!(
         "cannot pull {name}: wrun cannot pull from registries yet; build the image (wrun build) or load its tar (wrun load -i IMAGE.tar, docker load)"
     ))
@@ -375,7 +370,7 @@ pub async fn save(
 }
 
 /// A blocking `Read` over a request body fed by an async task.
-struct BodyReader {
+pub(crate) struct BodyReader {
     rx: mpsc::Receiver<Result<Bytes, String>>,
     current: Bytes,
 }
@@ -395,9 +390,46 @@ impl Read for BodyReader {
     }
 }
 
+/// Runs `f` on a thread of its own ([`client_thread`]) with the request
+/// body as a blocking `Read`, fed as it arrives (never held whole).
+pub(crate) async fn read_body_on_thread<T: Send + 'static>(
+    req: Request<Incoming>,
+    what: &'static str,
+    f: impl FnOnce(BodyReader) -> Result<T, DaemonError> + Send + 'static,
+) -> Result<T, DaemonError> {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue, // trailers
+                },
+                Err(e) => Err(format!("reading the request body: {e}")),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let (done, result) = tokio::sync::oneshot::channel();
+    client_thread(what, move || {
+        let reader = BodyReader {
+            rx,
+            current: Bytes::new(),
+        };
+        let _ = done.send(f(reader));
+    })?;
+    result
+        .await
+        .map_err(|_| anyhow::anyhow!("{what} failed: its thread panicked"))?
+}
+
 /// Whether a load failed on the archive's bytes (a truncated or malformed
 /// tar reads as an I/O error) rather than on the daemon's own disk.
-fn archive_is_malformed(e: &wrun_image::ImageError) -> bool {
+pub(crate) fn archive_is_malformed(e: &wrun_image::ImageError) -> bool {
     use std::io::ErrorKind as K;
     match e {
         wrun_image::ImageError::Io { source, .. } => matches!(
@@ -417,40 +449,16 @@ pub async fn load(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
     let quiet = query.flag("quiet");
-    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
-    let mut body = req.into_body();
-    tokio::spawn(async move {
-        while let Some(frame) = body.frame().await {
-            let item = match frame {
-                Ok(f) => match f.into_data() {
-                    Ok(data) => Ok(data),
-                    Err(_) => continue, // trailers
-                },
-                Err(e) => Err(format!("reading the request body: {e}")),
-            };
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                return;
-            }
-        }
-    });
     let d = Arc::clone(daemon);
-    let (done, report) = tokio::sync::oneshot::channel();
-    client_thread("loading images", move || {
-        let reader = BodyReader {
-            rx,
-            current: Bytes::new(),
-        };
-        let _ = done.send(archive::load(&d.store, reader).map_err(|e| {
+    let report = read_body_on_thread(req, "loading images", move |body| {
+        archive::load(&d.store, body).map_err(|e| {
             let malformed = archive_is_malformed(&e);
             let err =
                 DaemonError::from(anyhow::Error::from(e).context("loading the image archive"));
             if malformed { err.into_invalid() } else { err }
-        }));
-    })?;
-    let report = report
-        .await
-        .map_err(|_| anyhow::anyhow!("loading images failed: its thread panicked"))??;
+        })
+    })
+    .await?;
     let mut lines = Vec::new();
     for note in &report.notes {
         if !quiet {

@@ -5,6 +5,7 @@
 
 mod archive;
 pub mod capacity;
+mod commit;
 mod container_fs;
 mod container_inspect;
 mod container_list;
@@ -19,6 +20,7 @@ mod exec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gate;
+mod import;
 pub mod grants;
 mod host;
 mod http;
@@ -263,6 +265,7 @@ enum Route {
     ImagesLoad,
     ImagesPrune,
     ImagesCreate,
+    Commit,
     ContainerCreate,
     ContainersList,
     ContainersPrune,
@@ -334,7 +337,12 @@ async fn dispatch(
         Route::ImagesSave(name) => images::save(daemon, name, &query).await,
         Route::ImagesLoad => images::load(daemon, &query, req).await,
         Route::ImagesPrune => images::prune(daemon, &query).await,
+        // dockerd's: no `fromImage` is an import of `fromSrc`.
+        Route::ImagesCreate if query.get("fromImage").is_none_or(str::is_empty) => {
+            import::import(daemon, &query, req).await
+        }
         Route::ImagesCreate => Err(images::create(&query)),
+        Route::Commit => commit::commit(daemon, &query, req).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => container_list::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
@@ -452,6 +460,7 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
         ["images", "load"] if post => Route::ImagesLoad,
         ["images", "prune"] if post => Route::ImagesPrune,
         ["images", "create"] if post => Route::ImagesCreate,
+        ["commit"] if post => Route::Commit,
         ["images", rest @ .., "get"] if get => {
             Route::ImagesSave(Some(rest.join("/")).filter(|n| !n.is_empty()))
         }
@@ -533,11 +542,9 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
         return page_not_found();
     }
     const NO_PROCESSES: &str = "an instance is one wasm module in the daemon, with no processes to start or enter beside it";
-    const NO_FILESYSTEM: &str = "an instance has no filesystem of its own: it sees its image read-only and the directories granted to it";
     const NO_NETWORKS: &str = "instances have no network interfaces: outgoing access is granted per instance (--allow-connect) and ports are published with -p";
     const NO_REGISTRY: &str = "wrun reaches no registry: images come from wrun build, docker save | docker load, or wrun load";
     let (verb, why) = match segments {
-        ["commit"] => ("commit", NO_FILESYSTEM),
         ["containers", _, "update"] => {
             ("update", "an instance's limits are set when it is created")
         }

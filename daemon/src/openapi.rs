@@ -26,12 +26,13 @@ use utoipa::{PartialSchema, ToSchema};
 use wrun_api::ErrorResponse;
 use wrun_api::archive::{ContainerChange, PATH_STAT_HEADER};
 use wrun_api::containers::{
+    ContainerConfig,
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
     ContainerStats, ContainerSummary, TopResponse, WaitResponse,
 };
 use wrun_api::exec::{ExecCreateRequest, ExecCreateResponse, ExecInspect, ExecStartRequest};
 use wrun_api::images::{
-    HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
+    CommitResponse, ImportMessage, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary, LoadMessage,
 };
 use wrun_api::system::{
     BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
@@ -158,6 +159,8 @@ pub enum Body {
     Json(Schema),
     /// An image tar (plain or gzip), streamed.
     Tar,
+    /// A rootfs tar (plain or gzip) to import, streamed.
+    Rootfs,
     /// A tar of files to extract into an instance (`cp`), streamed.
     Archive,
 }
@@ -639,22 +642,118 @@ pub const ROUTES: &[Route] = &[
         path: "/images/create",
         operation_id: "ImageCreate",
         tag: "Image",
-        summary: "Pull an image (`docker pull`, `docker run` of a missing image): wrun cannot pull yet, and answers how to get the image instead",
+        summary: "Import a rootfs tar as a one-layer image (`docker import`, `fromSrc=-`); or pull an image (`fromImage`), which wrun cannot do yet and answers how to get the image instead",
         params: &[
-            required_query(
+            query(
                 "fromImage",
                 Value::Text,
-                "The image to pull (without it, Docker imports `fromSrc`, which wrun refuses with 400).",
+                "The image to pull; none or empty: an import of `fromSrc`.",
             ),
-            query("tag", Value::Text, "Its tag or digest."),
+            query(
+                "fromSrc",
+                Value::OneOf(&["-"]),
+                "`-`: import the request body (wrun imports no URL).",
+            ),
+            query(
+                "repo",
+                Value::Pattern(REPOSITORY),
+                "The imported image's repository (`docker.io/library/` is dropped); none: no name.",
+            ),
+            query(
+                "tag",
+                Value::Pattern(r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|sha256:[a-f0-9]{64})?$"),
+                "The imported image's tag (none: `latest`); for a pull, its tag or digest (`sha256:…`, refused for an import).",
+            ),
+            query(
+                "message",
+                Value::Text,
+                "The history comment; none: `Imported from -`.",
+            ),
+            query(
+                "changes",
+                Value::Repeated,
+                "A Dockerfile instruction applied to the config (`CMD`, `ENTRYPOINT`, `ENV`, `EXPOSE`, `LABEL`, `USER`, `VOLUME`, `WORKDIR`), once per instruction.",
+            ),
+            query(
+                "platform",
+                Value::Pattern(r"^((wasip1|wasip2|wasi)/wasm)?$"),
+                "The OS when the entrypoint names no module (`wasip1/wasm`, `wasip2/wasm`, `wasi/wasm`).",
+            ),
         ],
-        body: Body::None,
+        body: Body::Rootfs,
         replies: &[
-            error(400, "An import (no `fromImage`): not supported."),
+            reply(
+                200,
+                "Imported: one line whose `status` is the new image's ID.",
+                Content::JsonLines(schema::<ImportMessage>()),
+            ),
+            error(
+                400,
+                "Not a rootfs tar (empty, malformed, an unsafe entry), a bad name or change, a source other than `-`; nothing is stored.",
+            ),
             error(
                 404,
-                "wrun cannot pull: build the image or load its tar instead.",
+                "A pull (`fromImage`): wrun cannot pull; build the image or load its tar instead.",
             ),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/commit",
+        operation_id: "ImageCommit",
+        tag: "Image",
+        summary: "Make an image of an instance's writable layer over its image (`docker commit`)",
+        params: &[
+            required_query(
+                "container",
+                Value::Text,
+                "The instance's ID, a unique prefix of it, or its name.",
+            ),
+            query(
+                "repo",
+                Value::Pattern(REPOSITORY),
+                "The new image's repository (`docker.io/library/` is dropped); none: no name.",
+            ),
+            query(
+                "tag",
+                Value::Pattern(r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"),
+                "The new image's tag; none: `latest`.",
+            ),
+            query("comment", Value::Text, "The history entry's comment."),
+            query(
+                "author",
+                Value::Text,
+                "The image's and the history entry's author.",
+            ),
+            query(
+                "pause",
+                Value::Flag,
+                "Pause a running instance while its layer is read (the default); `0`: read it while it runs.",
+            ),
+            query(
+                "changes",
+                Value::Repeated,
+                "A Dockerfile instruction applied to the config (`CMD`, `ENTRYPOINT`, `ENV`, `EXPOSE`, `LABEL`, `USER`, `VOLUME`, `WORKDIR`), once per instruction.",
+            ),
+        ],
+        body: Body::Json(schema::<ContainerConfig>()),
+        replies: &[
+            reply(
+                201,
+                "Committed: the new image's ID.",
+                Content::Json(schema::<CommitResponse>()),
+            ),
+            error(
+                400,
+                "No instance named, a bad name or change, or a file the layer cannot hold (a name starting with `.wh.`).",
+            ),
+            NO_SUCH_CONTAINER,
+            error(
+                409,
+                "The instance serves HTTP and cannot be paused: commit with `pause=0`.",
+            ),
+            SERVER_ERROR,
         ],
     },
     Route {
@@ -1523,6 +1622,19 @@ pub fn document() -> OpenApi {
                         .build(),
                 ));
             }
+            Body::Rootfs => {
+                op = op.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .description(Some(
+                            "A rootfs tar (plain or gzip): the files of the image, as `docker export` writes them.",
+                        ))
+                        .content(
+                            "application/x-tar",
+                            ContentBuilder::new().schema(Some(binary())).build(),
+                        )
+                        .build(),
+                ));
+            }
             Body::Tar => {
                 op = op.request_body(Some(
                     RequestBodyBuilder::new()
@@ -1899,6 +2011,7 @@ mod tests {
     fn variant(r: &crate::Route) -> usize {
         use crate::{ContainerAction as A, Route as R};
         match r {
+            R::Commit => VARIANTS - 5,
             R::Ping => 0,
             R::Version => 1,
             R::Info => 2,
@@ -1956,7 +2069,7 @@ mod tests {
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 19 + 4;
+    const VARIANTS: usize = 26 + 19 + 4 + 1;
 
     #[test]
     fn the_table_and_the_router_agree() {
