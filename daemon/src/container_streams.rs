@@ -280,7 +280,7 @@ const HEAD_READ_WAIT: Duration = Duration::from_secs(1);
 /// reached it together with the head were lost to it (the whole answer of
 /// `attach(stream=False, logs=True)`). dockerd's writes happen to come
 /// apart; here the first frame waits for the head to be read.
-async fn until_head_read(socket: &UnixStream) {
+pub(crate) async fn until_head_read(socket: &UnixStream) {
     let deadline = tokio::time::Instant::now() + HEAD_READ_WAIT;
     while unread_by_peer(socket) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;

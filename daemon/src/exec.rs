@@ -394,7 +394,11 @@ pub async fn start(
         };
         match upgraded.downcast::<TokioIo<tokio::net::UnixStream>>() {
             Ok(parts) => {
-                copy_attached(parts.io.into_inner(), parts.read_buf, stdin_writer, out).await;
+                let socket = parts.io.into_inner();
+                // As attach: docker-py loses frames that reach it with the
+                // 101's head.
+                crate::container_streams::until_head_read(&socket).await;
+                copy_attached(socket, parts.read_buf, stdin_writer, out).await;
             }
             Err(upgraded) => {
                 copy_attached(TokioIo::new(upgraded), Bytes::new(), stdin_writer, out).await;
