@@ -112,12 +112,12 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Load images from a tar archive or STDIN
     Load(load::LoadArgs),
-    /// Remove one or more images
-    Rmi(rmi::RmiArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(crate::commands::import::ImportArgs),
     /// Create a new image from an instance's changes
     Commit(crate::commands::commit::CommitArgs),
+    /// Remove one or more images
+    Rmi(rmi::RmiArgs),
     /// Display system-wide information: instances, images, capacity
     Info(info::InfoArgs),
     /// Show the wrun version information (client and daemon)
@@ -150,10 +150,10 @@ pub enum ImageCommand {
     Save(save::SaveArgs),
     /// Load images from a tar archive or STDIN
     Load(load::LoadArgs),
-    /// Remove one or more images
-    #[command(visible_alias = "remove")]
     /// Import the contents from a tarball to create a filesystem image
     Import(crate::commands::import::ImportArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
     Rm(rmi::RmiArgs),
     /// Remove unused images
     Prune(system::PruneArgs),
@@ -167,10 +167,10 @@ pub enum ContainerCommand {
     Diff(crate::commands::diff::DiffArgs),
     /// Export an instance's filesystem as a tar archive
     Export(crate::commands::export::ExportArgs),
-    /// Remove all stopped instances
-    Prune(container_prune::ContainerPruneArgs),
     /// Create a new image from an instance's changes
     Commit(crate::commands::commit::CommitArgs),
+    /// Remove all stopped instances
+    Prune(container_prune::ContainerPruneArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -162,13 +162,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
             commands::load::run(&root, host, a)
         }
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&root, host, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => {
             commands::import::run(&root, host, a)
         }
         Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
             commands::commit::run(&target()?, a)
         }
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => commands::rmi::run(&root, host, a),
         Command::Image(ImageCommand::Prune(a)) => commands::system::prune(&root, host, a, false),
         Command::System(SystemCommand::Df(a)) => commands::system_df::run(&root, host, a),
         Command::Volume(c) => commands::volume::run(&target()?, c),

@@ -7,7 +7,6 @@
 
 mod common;
 
-
 use common::*;
 
 fn idle_env() -> Env {

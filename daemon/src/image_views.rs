@@ -402,7 +402,13 @@ mod tests {
     #[test]
     fn references_dockerd_refuses_are_refused_in_its_words() {
         let words = |name: &str| check_reference(name).err().map(|e| e.message().to_string());
-        for fine in ["hello", "hello:1.0", "abcdef", "sha256:abc", "localhost:5000/a/b:v2"] {
+        for fine in [
+            "hello",
+            "hello:1.0",
+            "abcdef",
+            "sha256:abc",
+            "localhost:5000/a/b:v2",
+        ] {
             assert_eq!(words(fine), None, "{fine}");
         }
         let invalid = Some("invalid reference format".to_string());

@@ -20,12 +20,12 @@ mod exec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gate;
-mod import;
 pub mod grants;
 mod host;
 mod http;
 pub mod image_views;
 mod images;
+mod import;
 mod instance;
 pub mod launch;
 mod layout;
@@ -709,23 +709,6 @@ mod tests {
             Route::ContainersPrune
         );
         assert_eq!(r(Method::GET, "/v1.41/events").unwrap(), Route::Events);
-        assert_eq!(
-            r(Method::POST, "/v1.41/containers/abc/exec").unwrap(),
-            Route::ExecCreate("abc".into())
-        );
-        assert_eq!(
-            r(Method::POST, "/exec/e1/start").unwrap(),
-            Route::ExecStart("e1".into())
-        );
-        assert_eq!(
-            r(Method::GET, "/v1.41/exec/e1/json").unwrap(),
-            Route::ExecInspect("e1".into())
-        );
-        assert_eq!(
-            r(Method::POST, "/exec/e1/resize").unwrap(),
-            Route::ExecResize("e1".into())
-        );
-        assert!(r(Method::GET, "/exec/e1/start").is_err());
         for (method, path, action) in [
             (
                 Method::GET,
@@ -760,6 +743,23 @@ mod tests {
             );
         }
         assert!(r(Method::POST, "/containers/abc/archive").is_err());
+        assert_eq!(
+            r(Method::POST, "/v1.41/containers/abc/exec").unwrap(),
+            Route::ExecCreate("abc".into())
+        );
+        assert_eq!(
+            r(Method::POST, "/exec/e1/start").unwrap(),
+            Route::ExecStart("e1".into())
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.41/exec/e1/json").unwrap(),
+            Route::ExecInspect("e1".into())
+        );
+        assert_eq!(
+            r(Method::POST, "/exec/e1/resize").unwrap(),
+            Route::ExecResize("e1".into())
+        );
+        assert!(r(Method::GET, "/exec/e1/start").is_err());
         assert_eq!(r(Method::GET, "/v1.41/system/df").unwrap(), Route::SystemDf);
         assert_eq!(r(Method::GET, "/volumes").unwrap(), Route::VolumesList);
         assert_eq!(

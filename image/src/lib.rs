@@ -15,9 +15,9 @@ pub mod unpack;
 pub mod wasm;
 
 pub use digest::Digest;
+pub use error::{ImageError, Result};
 /// The OCI types of the documents (`oci_spec::image::Config` for commit).
 pub use oci_spec;
-pub use error::{ImageError, Result};
 pub use reference::ImageRef;
 pub use store::{ImageRecord, ModuleInfo, Store};
 pub use wasm::ModuleKind;
