@@ -41,6 +41,65 @@ fn str_slice_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
+/// `StopSignal`: empty or null (the image's or TERM), a signal name of
+/// dockerd's table with or without `SIG`, or a number: what
+/// [`crate::signal::parse`] takes (dockerd refuses anything else with 400).
+#[cfg(feature = "openapi")]
+fn stop_signal_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(crate::signal::SCHEMA_PATTERN))
+        .build()
+}
+
+/// `HostConfig.Memory`: 0 (no limit), null, or at least 6 MiB (dockerd
+/// refuses a smaller limit with 400).
+#[cfg(feature = "openapi")]
+fn memory_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .enum_values(Some([0])),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(6 * 1024 * 1024)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
+/// A `Healthcheck` duration in nanoseconds: 0 (inherit) or at least 1 ms
+/// (dockerd refuses a shorter one with 400).
+#[cfg(feature = "openapi")]
+fn health_duration_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .enum_values(Some([0])),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(1_000_000)),
+        )
+        .build()
+        .into()
+}
+
 /// `Config`: what runs, as in `POST /containers/create` and inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -107,7 +166,7 @@ pub struct ContainerConfig {
     pub mac_address: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     #[serde(deserialize_with = "nullable")]
-    #[cfg_attr(feature = "openapi", schema(nullable))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = stop_signal_schema))]
     pub stop_signal: String,
     /// Seconds `stop` waits before killing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,10 +188,14 @@ pub struct ContainerConfig {
 pub struct HealthConfig {
     /// `[]` inherit, `["NONE"]` off, `["CMD", …]` or `["CMD-SHELL", "…"]`.
     pub test: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = health_duration_schema))]
     pub interval: i64,
+    #[cfg_attr(feature = "openapi", schema(schema_with = health_duration_schema))]
     pub timeout: i64,
+    #[cfg_attr(feature = "openapi", schema(schema_with = health_duration_schema))]
     pub start_period: i64,
     pub start_interval: i64,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub retries: i64,
 }
 
@@ -256,7 +319,7 @@ pub struct HostConfig {
     pub cpu_shares: i64,
     /// Bytes of linear memory and tables; 0: no limit.
     #[serde(deserialize_with = "nullable")]
-    #[cfg_attr(feature = "openapi", schema(nullable))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = memory_schema))]
     pub memory: i64,
     #[serde(deserialize_with = "nullable")]
     #[cfg_attr(feature = "openapi", schema(nullable))]

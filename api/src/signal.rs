@@ -52,6 +52,12 @@ const NAMED: [(&str, i64); 34] = [
     ("XFSZ", 25),
 ];
 
+/// A JSON Schema pattern of what [`parse`] takes, for the API description:
+/// empty (no signal), an upper-case name of the table with or without
+/// `SIG`, or a number from 1 (the names in other cases and signed or
+/// zero-led numbers are taken too, but not described).
+pub const SCHEMA_PATTERN: &str = "^$|^(SIG)?(ABRT|ALRM|BUS|CHLD|CLD|CONT|FPE|HUP|ILL|INT|IO|IOT|KILL|PIPE|POLL|PROF|PWR|QUIT|SEGV|STKFLT|STOP|SYS|TERM|TRAP|TSTP|TTIN|TTOU|URG|USR1|USR2|VTALRM|WINCH|XCPU|XFSZ|RTMIN|RTMAX)$|^[1-9][0-9]{0,8}$";
+
 /// `SIGRTMIN` and `SIGRTMAX` as glibc (and dockerd's table) number them.
 const RTMIN: i64 = 34;
 const RTMAX: i64 = 64;
@@ -120,6 +126,27 @@ pub fn unsupported(n: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The API description's pattern names exactly the table's signals.
+    #[test]
+    fn the_schema_pattern_names_the_table() {
+        let alternation = SCHEMA_PATTERN
+            .split_once("^(SIG)?(")
+            .and_then(|(_, rest)| rest.split_once(")$"))
+            .map(|(names, _)| names)
+            .expect("the pattern has a list of names");
+        let mut described: Vec<&str> = alternation.split('|').collect();
+        described.retain(|n| !n.starts_with("RT"));
+        let table: Vec<&str> = NAMED.iter().map(|(n, _)| *n).collect();
+        assert_eq!(described, table);
+        for name in described {
+            assert!(
+                parse(name).is_ok() && parse(&format!("SIG{name}")).is_ok(),
+                "{name}"
+            );
+        }
+        assert!(parse("RTMIN").is_ok() && parse("SIGRTMAX").is_ok() && parse("999999999").is_ok());
+    }
+
     use super::*;
 
     #[test]
