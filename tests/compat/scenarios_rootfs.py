@@ -2,9 +2,9 @@
 container's writes, creations, deletions and renames seen by `docker diff`,
 kept by stop/start and unseen by other containers; `--read-only`;
 `--storage-opt size=`; `docker cp` both ways; `docker export`; `docker
-exec`. The guest is the file shell (examples/fsh, image compat-fsh:1.0;
-its twin tests/compat/native/fsh.c), which takes its script as
-arguments: `write /a hi ; cat /a`."""
+exec`; `docker commit`; `docker import`. The guest is the file shell
+(examples/fsh, image compat-fsh:1.0; its twin tests/compat/native/fsh.c),
+which takes its script as arguments: `write /a hi ; cat /a`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import subprocess
 import tarfile
 
 from endpoint import Ctx, Result
-from normalize import text
+from normalize import table, text
 from registry import CAT, FSH, HELLO, scenario
 
 API = "HTTP API"
@@ -624,3 +624,101 @@ def exec_tty(ctx: Ctx):
         ctx.see_result("-t", ctx.docker("exec", "-t", c, "/fsh.wasm", "echo", "tty"))
     finally:
         ctx.docker("rm", "-f", c)
+
+
+# --- docker commit ------------------------------------------------------------
+
+
+@scenario("cli.commit", CLI)
+def commit(ctx: Ctx):
+    """`docker commit -c 'CMD …' -m MSG`: the new image runs with the changes (deletions too) and the new CMD; inspect's Config.Cmd and Comment; `docker history`'s rows"""
+    c, image = ctx.n("c"), ctx.n("img") + ":v1"
+    ctx.ok("run", "--name", c, FSH, *fsh("write /etc/motd committed ; write /new.txt n ; rm /data/gone.txt ; mv /data/old.txt /data/renamed.txt ; rm-r /data/sub"))
+    r = ctx.docker("commit", "-c", 'CMD ["cat","/etc/motd",";","tree","/data",";","cat","/new.txt"]', "-m", "the message", c, image)
+    ctx.see("commit", {"exit": r.code, "stdout": text(r.out), "stderr": text(r.err, ctx.prefix)})
+    ctx.see_result("run the new image", ctx.docker("run", "--rm", image))
+    ctx.see_result("run it with args", ctx.docker("run", "--rm", image, *fsh("stat /data/sub ; stat /data/gone.txt")))
+    doc = json.loads(ctx.ok("image", "inspect", image))[0]
+    ctx.see("Config.Cmd", doc["Config"].get("Cmd"))
+    ctx.see("Config.Entrypoint", doc["Config"].get("Entrypoint"))
+    ctx.see("Comment", doc.get("Comment"))
+    ctx.see("layers", len(doc["RootFS"]["Layers"]) - len(json.loads(ctx.ok("image", "inspect", FSH))[0]["RootFS"]["Layers"]))
+    h = ctx.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", image)
+    ctx.see("history top", {"exit": h.code, "top": text(h.out.splitlines()[0]) if h.out else ""})
+    # The rows below are the base image's, which differ by construction
+    # (built on one side, imported on the other): the header and the top.
+    t = table(ctx.ok("history", image))
+    ctx.see("history table", {"header": t["header"], "top": t["rows"][:1]})
+    see_diff(ctx, "diff of a container of the new image", ctx.ok("create", "--name", ctx.n("c2"), image).strip())
+
+
+@scenario("cli.commit.errors", CLI)
+def commit_errors(ctx: Ctx):
+    """`docker commit` of a missing container, with a change it does not take, to a bad name; without a name (a dangling image)"""
+    c = ctx.n("c")
+    ctx.ok("create", "--name", c, FSH)
+    ctx.see_result("missing container", ctx.docker("commit", ctx.n("none"), ctx.n("x")))
+    ctx.see_result("bad change", ctx.docker("commit", "-c", "FROM scratch", c, ctx.n("x")))
+    ctx.see_result("unknown change", ctx.docker("commit", "-c", "BOGUS x", c, ctx.n("x")))
+    ctx.see_result("bad name", ctx.docker("commit", c, "Bad/Name"))
+    r = ctx.docker("commit", c)
+    ctx.see("no name", {"exit": r.code, "stdout": text(r.out)})
+    if r.code == 0:
+        ctx.docker("rmi", r.out.strip())
+
+
+@scenario("cli.commit.source-container", CLI)
+def commit_source_container(ctx: Ctx):
+    """`docker commit`: image inspect's Container (the committed container's ID) and ContainerConfig.Cmd"""
+    c, image = ctx.n("c"), ctx.n("img") + ":v1"
+    ctx.ok("run", "--name", c, FSH, *fsh("write /new.txt n"))
+    cid = ctx.ok("inspect", "-f", "{{.Id}}", c).strip()
+    ctx.ok("commit", c, image)
+    doc = json.loads(ctx.ok("image", "inspect", image))[0]
+    ctx.see("Container is the container's ID", doc.get("Container") == cid)
+    ctx.see("ContainerConfig.Cmd", (doc.get("ContainerConfig") or {}).get("Cmd"))
+
+
+@scenario("sdk.commit", SDK)
+def sdk_commit(ctx: Ctx):
+    """docker-py: `container.commit()` with a message and a change, then run the new image"""
+    c = ctx.sdk.containers.run(FSH, fsh("write /data/put.txt put ; rm /data/gone.txt"), name=ctx.n("c"), detach=True)
+    ctx.until_state(ctx.n("c"), "exited")
+    image = c.commit(repository=ctx.n("img"), tag="v1", message="from the sdk", changes=['CMD ["cat","/data/put.txt"]'])
+    ctx.see("commit", {"Comment": image.attrs.get("Comment"), "Cmd": image.attrs["Config"].get("Cmd"), "tags": [t.replace(ctx.prefix, "P") for t in image.tags]})
+    ctx.see("run it", ctx.sdk.containers.run(image.id, remove=True))
+
+
+# --- docker import ------------------------------------------------------------
+
+
+@scenario("cli.import", CLI)
+def import_(ctx: Ctx):
+    """`docker import` of a rootfs tar (the side's own program in it) with `-c` and `-m`, from a file and from `-`: the image runs, inspect's Config and Comment, `docker history`"""
+    c = ctx.n("src")
+    ctx.ok("create", "--name", c, FSH)
+    program = contents_raw(binary(ctx, ["cp", f"{c}:/fsh.wasm", "-"]), "fsh.wasm")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, body, mode in (("fsh.wasm", program, 0o755), ("hello.txt", b"imported\n", 0o644)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(body), mode
+            t.addfile(info, io.BytesIO(body))
+    tar = ctx.tmp / "rootfs.tar"
+    tar.write_bytes(buf.getvalue())
+    image = ctx.n("imp") + ":1"
+    r = ctx.docker("import", "-c", 'ENTRYPOINT ["/fsh.wasm"]', "-c", 'CMD ["cat","/hello.txt"]', "-c", "ENV A=b", "-m", "imported here", str(tar), image)
+    ctx.see("import", {"exit": r.code, "stdout": text(r.out), "stderr": text(r.err, ctx.prefix)})
+    ctx.see_result("run", ctx.docker("run", "--rm", image))
+    doc = json.loads(ctx.ok("image", "inspect", image))[0]
+    ctx.see("Config", {k: doc["Config"].get(k) for k in ("Entrypoint", "Cmd", "Env", "WorkingDir")})
+    ctx.see("Comment", doc.get("Comment"))
+    ctx.see("layers", len(doc["RootFS"]["Layers"]))
+    ctx.see_result("history", ctx.docker("history", "--format", "{{.CreatedBy}}|{{.Comment}}", image))
+    stdin_image = ctx.n("imp") + ":stdin"
+    r = ctx.docker("import", "-c", 'ENTRYPOINT ["/fsh.wasm"]', "-", stdin_image, stdin=buf.getvalue())
+    ctx.see("import -", {"exit": r.code, "stdout": text(r.out), "stderr": text(r.err, ctx.prefix)})
+    ctx.see_result("run it", ctx.docker("run", "--rm", stdin_image, "cat", "/hello.txt"))
+    ctx.see_result("history of -", ctx.docker("history", "--format", "{{.CreatedBy}}|{{.Comment}}", stdin_image))
+    ctx.see_result("bad change", ctx.docker("import", "-c", "BOGUS x", str(tar), ctx.n("bad")))
+    see(ctx, "missing file", ctx.docker("import", str(ctx.tmp / "absent.tar"), ctx.n("bad")))
