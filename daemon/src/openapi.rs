@@ -482,6 +482,10 @@ pub const ROUTES: &[Route] = &[
         body: Body::None,
         replies: &[
             reply(200, "The image.", Content::Json(schema::<ImageInspect>())),
+            error(
+                400,
+                "A name that is no image reference: dockerd's `invalid reference format`.",
+            ),
             NO_SUCH_IMAGE,
             SERVER_ERROR,
         ],
@@ -499,6 +503,10 @@ pub const ROUTES: &[Route] = &[
                 200,
                 "The layers.",
                 Content::JsonList(schema::<HistoryItem>()),
+            ),
+            error(
+                400,
+                "A name that is no image reference: dockerd's `invalid reference format`.",
             ),
             NO_SUCH_IMAGE,
             SERVER_ERROR,
@@ -551,6 +559,10 @@ pub const ROUTES: &[Route] = &[
                 200,
                 "What was untagged and deleted.",
                 Content::JsonList(schema::<ImageDeleteItem>()),
+            ),
+            error(
+                400,
+                "A name that is no image reference: dockerd's `invalid reference format`.",
             ),
             NO_SUCH_IMAGE,
             error(
