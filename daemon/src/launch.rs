@@ -1182,26 +1182,17 @@ pub fn give_writable_rootfs(
     upper: &Path,
     size_limit: Option<u64>,
 ) -> anyhow::Result<()> {
-    let lower = std::sync::Arc::new(open_image_rootfs(&launch.rootfs)?);
+    let lower = std::sync::Arc::new(crate::rootfs_views::open_image_rootfs(&launch.rootfs)?);
     let view = wrun_rootfs::Layers::open(lower, upper, wrun_rootfs::UpperOptions { size_limit })
         .with_context(|| format!("opening the writable rootfs at {}", upper.display()))?;
     launch.spec.writable_rootfs = Some(view);
     Ok(())
 }
 
-/// Opens a directory of the store by its path: an image snapshot's rootfs
-/// (what the module is read through, and the lower of every writable view
-/// over it) or an upper's tree. The daemon's one use of ambient authority;
-/// everything below it is reached through the handle.
-pub(crate) fn open_image_rootfs(rootfs: &Path) -> anyhow::Result<cap_std::fs::Dir> {
-    cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
-        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))
-}
-
 /// Reads the module through a handle on the rootfs, so a symlink in the
 /// image can never make wrun read a host file.
 fn read_module(launch: &Launch) -> anyhow::Result<(Vec<u8>, ModuleDigest)> {
-    let root = open_image_rootfs(&launch.rootfs)?;
+    let root = crate::rootfs_views::open_image_rootfs(&launch.rootfs)?;
     let module = &launch.module_name;
     // The module the image was stored with, when the run uses it.
     let recorded = launch.module.as_ref().filter(|m| &m.path == module);

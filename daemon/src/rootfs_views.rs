@@ -120,7 +120,7 @@ impl RootfsViews {
         {
             return Ok(dir);
         }
-        let dir = Arc::new(crate::launch::open_image_rootfs(rootfs)?);
+        let dir = Arc::new(open_image_rootfs(rootfs)?);
         // Entries of snapshots no view holds any more go as new ones come.
         lowers.retain(|_, d| d.strong_count() > 0);
         lowers.insert(rootfs.to_path_buf(), Arc::downgrade(&dir));
@@ -206,7 +206,7 @@ fn remove_tree(path: &Path) {
 /// inode counted once, symlinks not followed: what Docker shows as
 /// `SizeRw`. 0 when the instance never wrote.
 pub(crate) fn upper_bytes(upper: &Path) -> u64 {
-    let Ok(tree) = crate::launch::open_image_rootfs(upper) else {
+    let Ok(tree) = open_image_rootfs(upper) else {
         return 0;
     };
     let mut seen = std::collections::HashSet::new();
@@ -229,6 +229,15 @@ pub(crate) fn upper_bytes(upper: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Opens a directory of the store by its path: an image snapshot's rootfs
+/// (what the module is read through, and the lower of every writable view
+/// over it) or an upper's tree. The daemon's one use of ambient authority;
+/// everything below it is reached through the handle.
+pub(crate) fn open_image_rootfs(rootfs: &Path) -> anyhow::Result<cap_std::fs::Dir> {
+    cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
+        .with_context(|| format!("opening the image rootfs {}", rootfs.display()))
 }
 
 #[cfg(test)]

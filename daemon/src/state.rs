@@ -78,7 +78,7 @@ pub struct Daemon {
     /// watches.
     changes: AtomicU64,
     /// Every exec (`docker exec`) by ID.
-    pub(crate) execs: crate::exec::ExecTable,
+    pub(crate) execs: crate::exec::table::ExecTable,
     /// Where each instance's writable rootfs lives, and the snapshots
     /// their views share.
     pub(crate) rootfs: RootfsViews,
@@ -208,7 +208,7 @@ impl Daemon {
             configs,
             host_configs,
             changes: AtomicU64::new(0),
-            execs: crate::exec::ExecTable::default(),
+            execs: crate::exec::table::ExecTable::default(),
             rootfs,
         });
         // From now on the flusher may rewrite the journal from the records

@@ -27,7 +27,7 @@ pub(crate) struct CoreState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: InstanceLimiter,
     /// The writable rootfs the guest sees as `/`, when it has one, and the
-    /// descriptors opened under it (served by `crate::rootfs_p1`).
+    /// descriptors opened under it (served by the preview 1 calls).
     pub(crate) rootfs: Option<crate::rootfs_p1::ViewFds>,
     pub(crate) _tmp: Option<ScratchDir>,
 }

@@ -3,7 +3,7 @@
 //! `POST /containers/{id}/exec`, `POST /exec/{id}/start`, `GET /exec/{id}/json`,
 //! `POST /exec/{id}/resize`; docs/cli.md says which module runs).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -13,9 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-use wrun_api::exec::{
-    ExecCreateRequest, ExecCreateResponse, ExecInspect, ExecProcessConfig, ExecStartRequest,
-};
+use wrun_api::exec::{ExecCreateRequest, ExecCreateResponse, ExecStartRequest};
 use wrun_api::stream::{STDERR, STDOUT};
 use wrun_runtime::{
     InputSource, InputStream, ModuleDigest, ModuleKind, OutputSink, OutputTarget, PrepareOptions,
@@ -30,12 +28,11 @@ use crate::instance::Container;
 use crate::lifecycle::Status;
 use crate::state::Daemon;
 
+pub(crate) mod table;
+use table::{Exec, ExecState};
+
 /// What dockerd's exec start answers with, upgraded or not.
 const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
-
-/// Ended execs kept per instance for `GET /exec/{id}/json`; older ones are
-/// forgotten (dockerd keeps every one until the container is removed).
-const ENDED_KEPT: usize = 64;
 
 /// The exit code of an exec that could not start (dockerd's 126, whatever
 /// the cause), and of one ended by its instance's end (dockerd's SIGKILL).
@@ -55,128 +52,6 @@ const STDIN_BUFFER: usize = 64 * 1024;
 
 /// Docker's `PATH` when the instance sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Every exec of the daemon by ID; an exec is forgotten with its instance.
-#[derive(Default)]
-pub struct ExecTable {
-    execs: Mutex<HashMap<String, Arc<Exec>>>,
-}
-
-impl ExecTable {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Exec>>> {
-        // Inserts and removes are single calls: usable after a panic.
-        self.execs.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The exec `id`, unless its instance was removed (then forgotten).
-    fn find(&self, id: &str) -> Result<Arc<Exec>, DaemonError> {
-        let mut execs = self.lock();
-        match execs.get(id) {
-            Some(e) if e.container.lifecycle.borrow().removed => {
-                execs.remove(id);
-                Err(no_such_exec(id))
-            }
-            Some(e) => Ok(Arc::clone(e)),
-            None => Err(no_such_exec(id)),
-        }
-    }
-
-    /// Adds `exec`, forgetting execs of removed instances and the oldest
-    /// ended ones of its instance beyond [`ENDED_KEPT`].
-    fn insert(&self, exec: Arc<Exec>) {
-        let mut execs = self.lock();
-        execs.retain(|_, e| !e.container.lifecycle.borrow().removed);
-        let mut ended: Vec<(u64, String)> = execs
-            .values()
-            .filter(|e| Arc::ptr_eq(&e.container, &exec.container))
-            .filter_map(|e| {
-                let s = e.state();
-                s.exit_code.map(|_| (e.serial, e.id.clone()))
-            })
-            .collect();
-        if ended.len() >= ENDED_KEPT {
-            ended.sort();
-            for (_, id) in &ended[..=ended.len() - ENDED_KEPT] {
-                execs.remove(id);
-            }
-        }
-        execs.insert(exec.id.clone(), exec);
-    }
-
-    /// The running execs of instance `c`, oldest first.
-    fn running_of(&self, c: &Container) -> Vec<Arc<Exec>> {
-        let mut running: Vec<Arc<Exec>> = self
-            .lock()
-            .values()
-            .filter(|e| std::ptr::eq(Arc::as_ptr(&e.container), c) && e.state().running)
-            .cloned()
-            .collect();
-        running.sort_by_key(|e| e.serial);
-        running
-    }
-}
-
-fn no_such_exec(id: &str) -> DaemonError {
-    DaemonError::not_found(format!("No such exec instance: {id}"))
-}
-
-/// One exec: what was asked, and how its run went.
-pub struct Exec {
-    id: String,
-    /// Creation order, for `top` and for forgetting the oldest.
-    serial: u64,
-    container: Arc<Container>,
-    cmd: Vec<String>,
-    config: ExecCreateRequest,
-    state: Mutex<ExecState>,
-}
-
-#[derive(Default)]
-struct ExecState {
-    started: bool,
-    running: bool,
-    exit_code: Option<i64>,
-    pid: u32,
-    /// The run's CPU time meter and back-pressure control.
-    gate: Option<Arc<RunGate>>,
-}
-
-impl Exec {
-    fn state(&self) -> MutexGuard<'_, ExecState> {
-        // Fields assigned whole: usable after a panic.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn inspect(&self) -> ExecInspect {
-        let s = self.state();
-        ExecInspect {
-            id: self.id.clone(),
-            running: s.running,
-            exit_code: s.exit_code,
-            process_config: ExecProcessConfig {
-                tty: false,
-                entrypoint: self.cmd.first().cloned().unwrap_or_default(),
-                arguments: self.cmd.iter().skip(1).cloned().collect(),
-                privileged: false,
-                user: String::new(),
-            },
-            open_stdin: self.config.attach_stdin,
-            open_stderr: self.config.attach_stderr,
-            open_stdout: self.config.attach_stdout,
-            can_remove: false,
-            container_id: self.container.id.clone(),
-            detach_keys: self.config.detach_keys.clone(),
-            pid: s.pid,
-        }
-    }
-
-    /// Records the end of the run (once).
-    fn finish(&self, code: i64) {
-        let mut s = self.state();
-        s.running = false;
-        s.exit_code.get_or_insert(code);
-    }
-}
 
 /// The refusal of a TTY, worded as `run -t`'s.
 fn no_tty() -> DaemonError {
