@@ -137,6 +137,10 @@ fn split_dir_entry(path: &str) -> (String, String) {
     } else {
         cleaned
     };
+    if cleaned == "/" {
+        // Go's `filepath.Dir` and `filepath.Base` of the root are both `/`.
+        return ("/".into(), "/".into());
+    }
     match cleaned.rsplit_once('/') {
         Some(("", b)) => ("/".into(), b.into()),
         Some((d, b)) => (d.into(), b.into()),
