@@ -315,7 +315,7 @@ def disk_phase(args, work, ctx, mode, log):
                 raise RuntimeError(f"read-only instances made {len(uppers)} uppers")
         else:
             for cid in ids:
-                with open(os.path.join(layers, cid, "tree", "note"), "rb") as f:
+                with open(os.path.join(layers, cid, "note"), "rb") as f:
                     if f.read() != b"hi":
                         raise RuntimeError(f"instance {cid[:12]}: its upper's note is not `hi`")
         one_b, n_b = out["after_1"]["bytes"], out["after_n"]["bytes"]
