@@ -278,9 +278,18 @@ fn check_after_restart(d: &Daemon, ledger: &Ledger, kill: usize) {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
-            ["records.journal", "logs.pack", "logs"].contains(&name.as_str()),
+            ["records.journal", "logs.pack", "logs", "layers"].contains(&name.as_str()),
             "kill {kill}: left in containers/: {name}"
         );
+    }
+    // Writable rootfs uppers (`<id>`, `<id>.work`, `<id>.whiteouts`) only
+    // of instances the daemon holds: the start sweeps the others.
+    if let Ok(layers) = std::fs::read_dir(dir.join("layers")) {
+        for entry in layers {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let id = name.split('.').next().unwrap();
+            assert!(held.contains_key(id), "kill {kill}: orphan upper {name}");
+        }
     }
 }
 
