@@ -53,12 +53,13 @@ fn stop_signal_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-/// `HostConfig.Memory`: 0 (no limit), null, or at least 6 MiB (dockerd
-/// refuses a smaller limit with 400).
+/// An int64 that is 0 or at least `min` (null too when `nullable`): a
+/// limit dockerd refuses with 400 when set below its minimum.
 #[cfg(feature = "openapi")]
-fn memory_schema() -> utoipa::openapi::schema::Schema {
+fn zero_or_at_least(min: i64, nullable: bool) -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-    OneOfBuilder::new()
+    use utoipa::openapi::{KnownFormat, SchemaFormat};
+    let mut one_of = OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
@@ -67,37 +68,25 @@ fn memory_schema() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::Int64,
-                )))
-                .minimum(Some(6 * 1024 * 1024)),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .build()
-        .into()
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(min)),
+        );
+    if nullable {
+        one_of = one_of.item(ObjectBuilder::new().schema_type(Type::Null));
+    }
+    one_of.build().into()
 }
 
-/// A `Healthcheck` duration in nanoseconds: 0 (inherit) or at least 1 ms
-/// (dockerd refuses a shorter one with 400).
+/// `HostConfig.Memory`: 0 (no limit), null, or at least 6 MiB.
+#[cfg(feature = "openapi")]
+fn memory_schema() -> utoipa::openapi::schema::Schema {
+    zero_or_at_least(6 * 1024 * 1024, true)
+}
+
+/// A `Healthcheck` duration in nanoseconds: 0 (inherit) or at least 1 ms.
 #[cfg(feature = "openapi")]
 fn health_duration_schema() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .enum_values(Some([0])),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::Int64,
-                )))
-                .minimum(Some(1_000_000)),
-        )
-        .build()
-        .into()
+    zero_or_at_least(1_000_000, false)
 }
 
 /// `Config`: what runs, as in `POST /containers/create` and inspect.

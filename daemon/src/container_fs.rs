@@ -19,27 +19,7 @@ use super::http::{Body, Query, empty, json, streaming};
 use super::instance::Container;
 use super::state::Daemon;
 use crate::error::DaemonError;
-
-/// Runs view work off the async threads.
-async fn blocking<T: Send + 'static>(
-    what: &'static str,
-    f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
-) -> Result<T, DaemonError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| anyhow::anyhow!("{what} failed: {e}"))?
-}
-
-/// Work that waits on a client (a tar it reads slowly or sends slowly) on
-/// a thread of its own, as the image routes do: a stalled client must not
-/// hold one of tokio's shared blocking threads.
-fn client_thread(what: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(), DaemonError> {
-    std::thread::Builder::new()
-        .name(format!("wrun {what}"))
-        .spawn(f)
-        .map_err(|e| anyhow::anyhow!("{what}: cannot start a thread: {e}"))?;
-    Ok(())
-}
+use crate::images::{blocking, client_thread};
 
 /// dockerd's answer to each failure, `key` being the instance as asked.
 fn answer(e: ArchiveError, key: &str) -> DaemonError {

@@ -38,7 +38,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// operation would wait behind them (docs/benchmarks/hostile-clients.md).
 /// The thread ends with its client: a closed connection fails its reads
 /// and writes.
-fn client_thread(what: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(), DaemonError> {
+pub(crate) fn client_thread(
+    what: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(), DaemonError> {
     std::thread::Builder::new()
         .name(format!("wrun {what}"))
         .spawn(f)
