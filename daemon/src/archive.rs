@@ -8,7 +8,6 @@
 //! can send the copy elsewhere in its own rootfs, never outside it.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -349,7 +348,7 @@ pub fn write_path<W: Write>(layers: &Layers, top: &Located, out: W) -> io::Resul
     tar.append(layers, &top.entry, &name)?;
     if top.entry.stat.kind == Kind::Dir {
         let skip = top.entry.path.names().len();
-        for e in Subtree::new(layers, top.entry.path.clone()) {
+        for e in layers.merged_tree_below(top.entry.path.clone()) {
             let e = e.map_err(io::Error::other)?;
             let mut full = name.clone();
             if !full.ends_with(b"/") {
@@ -383,73 +382,6 @@ fn relative(path: &ViewPath, skip: usize) -> Vec<u8> {
         out.extend_from_slice(n.as_bytes());
     }
     out
-}
-
-/// The lazy walk below one directory of the view (what
-/// `Layers::merged_tree` is for the root): parents first, names sorted,
-/// each step read afresh, a node gone meanwhile skipped.
-struct Subtree {
-    layers: Layers,
-    stack: Vec<(ViewPath, Option<std::vec::IntoIter<OsString>>)>,
-}
-
-impl Subtree {
-    fn new(layers: &Layers, top: ViewPath) -> Self {
-        Subtree {
-            layers: layers.clone(),
-            stack: vec![(top, None)],
-        }
-    }
-}
-
-impl Iterator for Subtree {
-    type Item = Result<TreeEntry, FsError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (dir, names) = self.stack.last_mut()?;
-            let names = match names {
-                Some(n) => n,
-                None => {
-                    let listing = self
-                        .layers
-                        .dir(dir)
-                        .and_then(|d| self.layers.read_dir(&d, false));
-                    match listing {
-                        Ok(l) => names.insert(
-                            l.into_iter()
-                                .map(|e| e.name)
-                                .collect::<Vec<_>>()
-                                .into_iter(),
-                        ),
-                        Err(FsError::NotFound | FsError::NotDir) => {
-                            self.stack.pop();
-                            continue;
-                        }
-                        Err(e) => {
-                            self.stack.pop();
-                            return Some(Err(e));
-                        }
-                    }
-                }
-            };
-            let Some(name) = names.next() else {
-                self.stack.pop();
-                continue;
-            };
-            let path = dir.join(&name);
-            match self.layers.entry(&path) {
-                Ok(e) => {
-                    if e.stat.kind == Kind::Dir {
-                        self.stack.push((path, None));
-                    }
-                    return Some(Ok(e));
-                }
-                Err(FsError::NotFound | FsError::NotDir) => continue,
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
 }
 
 /// How `PUT /containers/{id}/archive` extracts.

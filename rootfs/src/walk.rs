@@ -219,9 +219,15 @@ impl Layers {
     /// sorted, the root left out. Each step reads the view afresh, so a
     /// node removed while the walk runs is skipped, never an error.
     pub fn merged_tree(&self) -> MergedWalk {
+        self.merged_tree_below(ViewPath::root())
+    }
+
+    /// The same walk below the directory `top` (`cp` of a directory, `GET
+    /// …/archive`), `top` itself left out.
+    pub fn merged_tree_below(&self, top: ViewPath) -> MergedWalk {
         MergedWalk {
             layers: self.clone(),
-            stack: vec![(ViewPath::root(), None)],
+            stack: vec![(top, None)],
         }
     }
 
@@ -287,7 +293,7 @@ impl Layers {
     }
 }
 
-/// The lazy walk of `Layers::merged_tree`.
+/// The lazy walk of `Layers::merged_tree` and `merged_tree_below`.
 pub struct MergedWalk {
     layers: Layers,
     /// Directories being listed: their path and the names left.
