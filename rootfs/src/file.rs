@@ -138,7 +138,7 @@ impl ViewFile {
         let size = host.file.metadata()?.len();
         let grow = end(size).saturating_sub(size);
         if used.saturating_add(grow) > limit {
-            return Err(Error::NoSpace);
+            return Err(quota.refuse());
         }
         let n = op(&host.file)?;
         let after = host.file.metadata()?.len();
@@ -160,7 +160,7 @@ impl ViewFile {
         let mut used = quota.used();
         let size = host.file.metadata()?.len();
         if len > size && used.saturating_add(len - size) > limit {
-            return Err(Error::NoSpace);
+            return Err(quota.refuse());
         }
         host.file.set_len(len)?;
         if len > size {

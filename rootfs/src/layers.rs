@@ -915,6 +915,13 @@ impl Layers {
         *self.inner.quota.used()
     }
 
+    /// Whether the size limit ever refused a write, a size change or a
+    /// copy-up of this view (since it was opened): a build step that failed
+    /// after filling its upper is told so.
+    pub fn size_limit_reached(&self) -> bool {
+        self.inner.quota.refused()
+    }
+
     /// Opens `path` from `dir`: a directory, or a file (copied up first
     /// when opened for writing or truncating).
     pub fn open_at(&self, dir: &ViewDir, path: &str, o: &OpenOptions) -> Result<Opened> {
