@@ -130,6 +130,20 @@ pub fn write_upper_layer_at(
     layers: &Layers,
     level: u32,
 ) -> Result<Option<BuiltLayer>> {
+    write_upper_layer_clamped(staging, layers, level, None)
+}
+
+/// [`write_upper_layer_at`] with every modification time later than
+/// `clamp_mtime` (seconds since the epoch) written as `clamp_mtime`, as
+/// BuildKit's `SOURCE_DATE_EPOCH` does: a build's `RUN` step passes the
+/// time its other layers get, so a deterministic step gives the same layer
+/// digest on every build. `None` keeps the times the guest left.
+pub fn write_upper_layer_clamped(
+    staging: &mut Staging<'_>,
+    layers: &Layers,
+    level: u32,
+    clamp_mtime: Option<u64>,
+) -> Result<Option<BuiltLayer>> {
     let items = layers
         .upper_layer()
         .map_err(|e| view_error("reading the instance's upper layer", e))?;
@@ -141,7 +155,9 @@ pub fn write_upper_layer_at(
     let mut linked: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for item in &items {
         match item {
-            LayerItem::Node(entry) => add_node(&mut writer, layers, entry, &mut linked)?,
+            LayerItem::Node(entry) => {
+                add_node(&mut writer, layers, entry, clamp_mtime, &mut linked)?
+            }
             LayerItem::Whiteout(path) => {
                 let (parent, name) = split(path)?;
                 let mut marker = b".wh.".to_vec();
@@ -190,6 +206,7 @@ fn add_node(
     writer: &mut LayerWriter,
     layers: &Layers,
     entry: &TreeEntry,
+    clamp_mtime: Option<u64>,
     linked: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
     let shown = format!(
@@ -212,7 +229,8 @@ fn add_node(
     let mtime = st
         .mtime
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .map_or(0, |d| d.as_secs())
+        .min(clamp_mtime.unwrap_or(u64::MAX));
     match st.kind {
         Kind::Dir => {
             let mut h = header(tar::EntryType::Directory, mode, 0, mtime);
