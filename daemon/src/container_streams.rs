@@ -119,9 +119,18 @@ pub fn logs(c: &Arc<Container>, query: &Query) -> Result<Response<Body>, DaemonE
             .map(|v| parse_unix_time("until", v))
             .transpose()?,
     };
-    let running = c.watch().borrow().running;
+    // Whether a run goes on and how many ended before it, from one
+    // snapshot: read apart, a run ending between the two reads left the
+    // follower waiting for the end of the next run (docker-py's `run`, which
+    // follows the logs of a quick container, hung so). The log counts the
+    // same ends, one step ahead (`Container::finish`).
+    let (running, ended_before) = {
+        let l = c.watch();
+        let l = l.borrow();
+        (l.running, l.exits)
+    };
     let follow = if query.flag("follow") && running {
-        Follow::UntilRunEnds(c.log.runs_ended())
+        Follow::UntilRunEnds(ended_before)
     } else {
         Follow::No
     };
