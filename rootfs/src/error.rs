@@ -31,6 +31,10 @@ pub enum Error {
     Invalid,
     #[error("file name too long")]
     NameTooLong,
+    /// A change asked of a read-only view (`--read-only`): EROFS, as a
+    /// read-only mount answers.
+    #[error("read-only file system")]
+    ReadOnly,
     #[error("bad descriptor: the file is not open for {0}")]
     BadDescriptor(&'static str),
     #[error("input/output error")]
@@ -54,6 +58,7 @@ impl Error {
             Error::NoSpace => Errno::NOSPC,
             Error::Invalid => Errno::INVAL,
             Error::NameTooLong => Errno::NAMETOOLONG,
+            Error::ReadOnly => Errno::ROFS,
             Error::BadDescriptor(_) => Errno::BADF,
             Error::Io(err) => return err.raw_os_error().unwrap_or(Errno::IO.raw_os_error()),
         };
@@ -77,6 +82,7 @@ impl From<rustix::io::Errno> for Error {
             Errno::NOSPC | Errno::DQUOT => Error::NoSpace,
             Errno::INVAL => Error::Invalid,
             Errno::NAMETOOLONG => Error::NameTooLong,
+            Errno::ROFS => Error::ReadOnly,
             other => Error::Io(io::Error::from_raw_os_error(other.raw_os_error())),
         }
     }
@@ -117,12 +123,14 @@ mod tests {
             Error::NotPermitted,
             Error::Invalid,
             Error::NameTooLong,
+            Error::ReadOnly,
         ] {
             let back = Error::from(io::Error::from_raw_os_error(e.errno()));
             assert_eq!(back.errno(), e.errno(), "{e}");
             assert!(!matches!(back, Error::Io(_)), "{e} came back as Io");
         }
         assert_eq!(Error::NoSpace.errno(), 28);
+        assert_eq!(Error::ReadOnly.errno(), 30);
         let eio = Error::from(io::Error::from_raw_os_error(5));
         assert!(matches!(eio, Error::Io(_)));
         assert_eq!(eio.errno(), 5);

@@ -26,6 +26,8 @@ pub enum Layer {
 /// that lower file (same device and inode) and open the copy read-only.
 pub(crate) trait CopyUpHandle: Send + Sync {
     fn copy_up_handle(&self, path: &ViewPath, lower: &Stat) -> Result<File>;
+    /// Whether the view is read-only: no metadata change of any file.
+    fn is_read_only(&self) -> bool;
 }
 
 /// An open file; clones share it (one WASI descriptor, several streams).
@@ -197,6 +199,9 @@ impl ViewFile {
     /// Runs a metadata change on the upper's file, first copying the lower
     /// file this handle reads up and moving the handle onto the copy.
     fn in_upper(&self, op: impl FnOnce(&File) -> Result<()>) -> Result<()> {
+        if self.inner.view.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
         {
             let host = self.host();
             if host.layer == Layer::Upper {

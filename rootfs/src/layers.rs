@@ -9,7 +9,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -54,6 +56,76 @@ pub(crate) struct Inner {
     quota: Arc<Quota>,
     state: RwLock<State>,
     copy_seq: AtomicU64,
+    read_only: bool,
+    /// What a [`WeakLayers`] of this view reopens it from.
+    reopen: Arc<Reopen>,
+}
+
+/// A view held weakly ([`Layers::downgrade`]): what a holder that does
+/// not use the view keeps (a stopped instance's record), so that its host
+/// descriptors (the upper's tree, staging area and journal) close when the
+/// last [`Layers`] clone and the last file opened through it are dropped.
+/// [`upgrade`](WeakLayers::upgrade) gives the view back while anyone holds
+/// it; [`reopen`](WeakLayers::reopen) opens it again from the same upper
+/// (its journal read again, its size count kept), and never makes a second
+/// view of an upper while one is live. Cheap to clone; every clone is of
+/// the same view.
+#[derive(Clone)]
+pub struct WeakLayers {
+    reopen: Arc<Reopen>,
+}
+
+impl std::fmt::Debug for WeakLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakLayers")
+            .field("upper", &self.reopen.upper_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What outlives the view: where its upper is, how it was opened, the
+/// size count (kept, not counted again from the tree), and the live view.
+struct Reopen {
+    /// The live view, if any; taken with this lock held, so two reopens
+    /// cannot make two views of one upper.
+    live: Mutex<Weak<Inner>>,
+    upper_path: PathBuf,
+    read_only: bool,
+    quota: Arc<Quota>,
+}
+
+impl Reopen {
+    fn live(&self) -> std::sync::MutexGuard<'_, Weak<Inner>> {
+        // A single assignment under the lock: usable after a panic.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl WeakLayers {
+    /// The view, while anyone holds it (a run, an exec, a verb, an open
+    /// file); `None` once its descriptors are closed.
+    pub fn upgrade(&self) -> Option<Layers> {
+        self.reopen.live().upgrade().map(|inner| Layers { inner })
+    }
+
+    /// The view: the live one when there is one, else opened again over
+    /// `lower` (the same image rootfs, maybe through a new handle) from the
+    /// same upper, with the same options and size count, and its journal
+    /// loaded again. A failed reopen leaves this handle as it was.
+    pub fn reopen(&self, lower: Arc<cap_std::fs::Dir>) -> Result<Layers> {
+        let mut live = self.reopen.live();
+        if let Some(inner) = live.upgrade() {
+            return Ok(Layers { inner });
+        }
+        let view = Layers::open_as(lower, &self.reopen, false)?;
+        *live = Arc::downgrade(&view.inner);
+        Ok(view)
+    }
+
+    /// Where the upper lives on the host (created or not).
+    pub fn upper_path(&self) -> &Path {
+        &self.reopen.upper_path
+    }
 }
 
 struct State {
@@ -310,7 +382,20 @@ impl<'a> Ctx<'a> {
     }
 
     fn has_upper(&self) -> Step<&'a Upper> {
+        self.writable()?;
         self.upper.ok_or(Fail::NeedUpper)
+    }
+
+    /// `ReadOnly` in a read-only view. Each change asks it where Linux
+    /// checks for a read-only mount (after the lookups it makes first:
+    /// `mkdir` of an existing name is EEXIST, `unlink` of a missing one
+    /// EROFS), and [`has_upper`](Ctx::has_upper) asks it again before any
+    /// write to the upper.
+    fn writable(&self) -> Step<()> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly.into());
+        }
+        Ok(())
     }
 
     /// The node `name` in the cursor's directory: the upper's if it has
@@ -733,6 +818,9 @@ impl Inner {
                 Ok(v) => return Ok(v),
                 Err(Fail::Err(e)) => return Err(e),
                 Err(Fail::NeedUpper) if state.upper.is_none() => {
+                    if self.read_only {
+                        return Err(Error::ReadOnly);
+                    }
                     state.upper = Some(self.create_upper()?);
                 }
                 Err(Fail::NeedUpper) => return Err(Error::Invalid),
@@ -810,14 +898,22 @@ impl Inner {
 /// Opens the parts of an existing upper (its tree is `tree`): removes the
 /// staging area (copies a crash cut short; made again at the next
 /// copy-up) and opens the journal when there is one.
-fn open_upper_parts(tree: OwnedFd, name: &OsStr) -> Result<Upper> {
+fn open_upper_parts(tree: OwnedFd, name: &OsStr, read_only: bool) -> Result<Upper> {
     let parent = host::open_dir(tree.as_fd(), OsStr::new(".."))?.ok_or(Error::NotFound)?;
     let parent = cap_std::fs::Dir::from(parent);
-    upper::remove_part(&parent, &upper::part_name(name, WORK_SUFFIX))?;
+    // A read-only view changes nothing, not even a cut-short copy.
+    if !read_only {
+        upper::remove_part(&parent, &upper::part_name(name, WORK_SUFFIX))?;
+    }
+    let mode = if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::APPEND | OFlags::RDWR
+    };
     let journal = match host::open_file(
         parent.as_fd(),
         &upper::part_name(name, JOURNAL_SUFFIX),
-        OFlags::APPEND | OFlags::RDWR,
+        mode,
         0,
     ) {
         Ok(fd) => OnceLock::from(File::from(fd)),
@@ -851,11 +947,50 @@ impl Layers {
         upper: impl Into<PathBuf>,
         options: UpperOptions,
     ) -> Result<Layers> {
-        let upper_path = upper.into();
+        Layers::open_with(lower, upper.into(), options.size_limit, false)
+    }
+
+    /// A read-only view (`--read-only`) over `lower` and the upper at
+    /// `upper` if there is one (served as it is): every change fails with
+    /// `ReadOnly` (EROFS) where Linux checks a read-only mount (after the
+    /// lookups it makes first), no upper is ever made, nothing on disk is
+    /// changed.
+    pub fn open_read_only(
+        lower: Arc<cap_std::fs::Dir>,
+        upper: impl Into<PathBuf>,
+    ) -> Result<Layers> {
+        Layers::open_with(lower, upper.into(), None, true)
+    }
+
+    fn open_with(
+        lower: Arc<cap_std::fs::Dir>,
+        upper_path: PathBuf,
+        size_limit: Option<u64>,
+        read_only: bool,
+    ) -> Result<Layers> {
+        upper::split(&upper_path)?;
+        let reopen = Arc::new(Reopen {
+            live: Mutex::new(Weak::new()),
+            upper_path,
+            read_only,
+            quota: Arc::new(Quota::new(size_limit, 0)),
+        });
+        let mut live = reopen.live();
+        let view = Layers::open_as(lower, &reopen, true)?;
+        *live = Arc::downgrade(&view.inner);
+        drop(live);
+        Ok(view)
+    }
+
+    /// Opens the view `reopen` describes, with `live` (its lock) held by
+    /// the caller; `count` counts the upper's bytes for the size limit (a
+    /// reopen keeps the count it had).
+    fn open_as(lower: Arc<cap_std::fs::Dir>, reopen: &Arc<Reopen>, count: bool) -> Result<Layers> {
+        let upper_path = reopen.upper_path.clone();
         let upper_name = upper::split(&upper_path)?.1.to_owned();
         let (upper, whiteouts) = match host::open_upper_dir(&upper_path, false)? {
             Some(tree) => {
-                let parts = open_upper_parts(tree, &upper_name)?;
+                let parts = open_upper_parts(tree, &upper_name, reopen.read_only)?;
                 let whiteouts = match parts.journal.get() {
                     Some(journal) => Whiteouts::load(journal)?,
                     None => Whiteouts::default(),
@@ -864,20 +999,34 @@ impl Layers {
             }
             None => (None, Whiteouts::default()),
         };
-        let usage = match (&upper, options.size_limit) {
-            (Some(u), Some(_)) => host::file_bytes(u.tree.as_fd())?,
-            _ => 0,
-        };
+        if count && let (Some(u), Some(_)) = (&upper, reopen.quota.limit()) {
+            *reopen.quota.used() = host::file_bytes(u.tree.as_fd())?;
+        }
         Ok(Layers {
             inner: Arc::new(Inner {
                 lower,
                 upper_path,
                 upper_name,
-                quota: Arc::new(Quota::new(options.size_limit, usage)),
+                quota: Arc::clone(&reopen.quota),
                 state: RwLock::new(State { upper, whiteouts }),
                 copy_seq: AtomicU64::new(0),
+                read_only: reopen.read_only,
+                reopen: Arc::clone(reopen),
             }),
         })
+    }
+
+    /// This view held weakly: see [`WeakLayers`]. The view's descriptors
+    /// close when the last `Layers` clone (and file) of it is dropped.
+    pub fn downgrade(&self) -> WeakLayers {
+        WeakLayers {
+            reopen: Arc::clone(&self.inner.reopen),
+        }
+    }
+
+    /// Whether the view is read-only ([`Layers::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -960,6 +1109,7 @@ impl Layers {
                     if o.directory {
                         return Err(Error::Invalid.into());
                     }
+                    ctx.writable()?;
                     ctx.ensure_upper_dirs(&mut cur)?;
                     let fd = host::open_file(
                         cur.upper_fd()?,
@@ -990,6 +1140,7 @@ impl Layers {
                     if r.dir_only || o.directory {
                         return Err(Error::NotDir.into());
                     }
+                    ctx.writable()?;
                     let mut flags = open_flags(o);
                     match e.layer {
                         Layer::Lower => ctx.copy_up(&mut cur, &name, !o.truncate)?,
@@ -1100,6 +1251,7 @@ impl Layers {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let mut cur = r.cur;
             let name = r.target.free_name()?;
+            ctx.writable()?;
             ctx.ensure_upper_dirs(&mut cur)?;
             rustix::fs::mkdirat(cur.upper_fd()?, &name, Mode::from_raw_mode(0o777))?;
             Ok(())
@@ -1110,6 +1262,10 @@ impl Layers {
     pub fn remove_dir_at(&self, dir: &ViewDir, path: &str) -> Result<()> {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            // Linux checks the mount before it looks the name up.
+            if !matches!(r.target, Target::Itself) {
+                ctx.writable()?;
+            }
             let mut cur = r.cur;
             let (name, e) = r.target.existing_child(Error::Invalid)?;
             if e.stat.kind != Kind::Dir {
@@ -1135,6 +1291,10 @@ impl Layers {
     pub fn unlink_file_at(&self, dir: &ViewDir, path: &str) -> Result<()> {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), false)?;
+            // Linux checks the mount before it looks the name up.
+            if !matches!(r.target, Target::Itself) {
+                ctx.writable()?;
+            }
             let mut cur = r.cur;
             let (name, e) = r.target.existing_child(Error::IsDir)?;
             if e.stat.kind == Kind::Dir {
@@ -1172,6 +1332,10 @@ impl Layers {
         self.inner.change(|ctx| {
             let ro = ctx.resolve(&dir.path, path.as_bytes(), false)?;
             let rn = ctx.resolve(&new_dir.path, new_path.as_bytes(), false)?;
+            // Linux checks the mount before it looks either name up.
+            if !matches!(ro.target, Target::Itself) && !matches!(rn.target, Target::Itself) {
+                ctx.writable()?;
+            }
             let (mut oc, mut nc) = (ro.cur, rn.cur);
             let (oname, oe) = ro.target.existing_child(Error::Invalid)?;
             let (nname, ne) = rn.target.child(Error::Invalid)?;
@@ -1252,6 +1416,7 @@ impl Layers {
             if r.dir_only {
                 return Err(Error::NotFound.into());
             }
+            ctx.writable()?;
             ctx.ensure_upper_dirs(&mut cur)?;
             rustix::fs::symlinkat(target, cur.upper_fd()?, &name)?;
             Ok(())
@@ -1291,6 +1456,7 @@ impl Layers {
             if rn.dir_only {
                 return Err(Error::NotFound.into());
             }
+            ctx.writable()?;
             // Linux checks the new name before the kind of the old one.
             if oe.stat.kind == Kind::Dir {
                 return Err(Error::NotPermitted.into());
@@ -1360,7 +1526,11 @@ impl Layers {
         self.inner.change(|ctx| {
             let r = ctx.resolve(&dir.path, path.as_bytes(), follow)?;
             let mut cur = r.cur;
-            if let Some((name, e)) = r.target.node()? {
+            let node = r.target.node()?;
+            if !(r.dir_only && node.as_ref().is_some_and(|(_, e)| e.stat.kind != Kind::Dir)) {
+                ctx.writable()?;
+            }
+            if let Some((name, e)) = node {
                 match e.stat.kind {
                     Kind::Dir => ctx.descend(&mut cur, &name, &e)?,
                     _ if r.dir_only => return Err(Error::NotDir.into()),
@@ -1383,6 +1553,10 @@ impl Layers {
 }
 
 impl CopyUpHandle for Inner {
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// For a file handle opened on the lower that now must change (times,
     /// mode): copies the file at `path` up if it is still that lower file
     /// (same device and inode) and opens the copy read-only.
@@ -2025,5 +2199,304 @@ mod tests {
             .expect("entry");
         assert_eq!(link.link_target.as_deref(), Some(OsStr::new("etc/conf")));
         let _ = std::io::stdout().flush();
+    }
+
+    /// Host descriptors of this process that name `path` or something
+    /// beside or below it (its parts): what a held view keeps open.
+    fn fds_at(path: &Path) -> usize {
+        let prefix = path.as_os_str().as_bytes();
+        std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.as_os_str().as_bytes().starts_with(prefix))
+            .count()
+    }
+
+    /// Every node below `root` on the host: its mode, data or target, and
+    /// modification time.
+    fn host_tree(root: &Path) -> std::collections::BTreeMap<PathBuf, (u32, Vec<u8>, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).expect("ls") {
+                let p = e.expect("entry").path();
+                let m = std::fs::symlink_metadata(&p).expect("lstat");
+                let data = if m.is_dir() {
+                    stack.push(p.clone());
+                    Vec::new()
+                } else if m.is_symlink() {
+                    std::fs::read_link(&p)
+                        .expect("readlink")
+                        .into_os_string()
+                        .into_vec()
+                } else {
+                    std::fs::read(&p).expect("read")
+                };
+                out.insert(
+                    p,
+                    (m.mode(), data, m.mtime_nsec() + m.mtime() * 1_000_000_000),
+                );
+            }
+        }
+        out
+    }
+
+    fn lower_dir(path: &Path) -> Arc<cap_std::fs::Dir> {
+        Arc::new(
+            cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority()).expect("lower"),
+        )
+    }
+
+    #[test]
+    fn a_weakly_held_view_closes_its_descriptors_and_reopens_with_its_writes_and_count() {
+        let fx = fixture_with(UpperOptions {
+            size_limit: Some(1000),
+        });
+        write(&fx.layers, "etc/conf", "mine", true).expect("write");
+        write(&fx.layers, "new", "12345", true).expect("write");
+        fx.layers
+            .unlink_file_at(&fx.layers.root(), "bin/app")
+            .expect("rm");
+        fx.layers
+            .unlink_file_at(&fx.layers.root(), "d/a")
+            .expect("rm");
+        let used = fx.layers.upper_usage();
+        assert_eq!(used, 9);
+        let parent = fx.upper.parent().expect("parent").to_owned();
+        assert_eq!(fds_at(&parent), 3, "tree, staging area, journal");
+
+        let weak = fx.layers.downgrade();
+        let again = weak.upgrade().expect("live while held");
+        write(&again, "seen", "x", true).expect("write");
+        assert_eq!(read(&fx.layers, "seen").expect("one view"), "x");
+        let Opened::File(open) = again
+            .open_at(
+                &again.root(),
+                "new",
+                &OpenOptions {
+                    read: true,
+                    ..OpenOptions::default()
+                },
+            )
+            .expect("open")
+        else {
+            panic!("a file")
+        };
+        let Fixture {
+            _tmp,
+            lower,
+            upper,
+            layers,
+        } = fx;
+        drop((layers, again));
+        assert!(weak.upgrade().is_some(), "an open file holds the view");
+        drop(open);
+        assert!(weak.upgrade().is_none(), "nothing holds it");
+        assert_eq!(fds_at(&parent), 0, "its descriptors closed");
+        assert_eq!(weak.upper_path(), upper);
+
+        let view = weak.reopen(lower_dir(&lower)).expect("reopen");
+        assert_eq!(read(&view, "etc/conf").expect("copy-up"), "mine");
+        assert_eq!(read(&view, "new").expect("new"), "12345");
+        assert_eq!(read(&view, "seen").expect("seen"), "x");
+        assert!(
+            matches!(read(&view, "bin/app"), Err(Error::NotFound)),
+            "whiteout kept"
+        );
+        assert!(
+            matches!(read(&view, "d/a"), Err(Error::NotFound)),
+            "whiteout kept"
+        );
+        assert_eq!(view.upper_usage(), used + 1, "the count carried over");
+        // The same limit and count: 990 bytes fit, one more does not.
+        write(&view, "fill", &"f".repeat(990), true).expect("to the limit");
+        assert!(matches!(
+            write(&view, "over", "o", true),
+            Err(Error::NoSpace)
+        ));
+        // A second reopen while the view lives is that view, not another.
+        let twin = weak.reopen(lower_dir(&lower)).expect("reopen");
+        write(&twin, "twin", "t", false).expect_err("full");
+        twin.unlink_file_at(&twin.root(), "fill").expect("rm");
+        assert_eq!(view.upper_usage(), used + 1, "one count for both");
+        assert!(Arc::ptr_eq(&view.inner, &twin.inner));
+        drop((view, twin));
+        assert_eq!(fds_at(&parent), 0);
+        // A view that never wrote holds nothing either way.
+        let idle = open_view(&lower, &parent.join("idle"), UpperOptions::default());
+        let weak_idle = idle.downgrade();
+        drop(idle);
+        let idle = weak_idle.reopen(lower_dir(&lower)).expect("reopen");
+        assert!(!idle.has_upper());
+        assert!(!parent.join("idle").exists());
+    }
+
+    #[test]
+    fn a_read_only_view_reads_and_refuses_every_change_with_erofs_in_linuxs_order() {
+        let fx = fixture();
+        let before = host_tree(&fx.lower);
+        let ro = Layers::open_read_only(lower_dir(&fx.lower), &fx.upper).expect("view");
+        assert!(ro.is_read_only());
+        let root = ro.root();
+        assert_eq!(read(&ro, "etc/conf").expect("read"), "conf\n");
+        assert_eq!(read(&ro, "lnk").expect("through a symlink"), "conf\n");
+        assert!(ro.read_dir(&root, false).expect("ls").len() > 3);
+        let rofs = |r: Result<()>, what: &str| {
+            assert!(matches!(r, Err(Error::ReadOnly)), "{what}: {r:?}");
+        };
+        let opened = |o: OpenOptions, path: &str| ro.open_at(&root, path, &o).map(|_| ());
+        let w = OpenOptions {
+            write: true,
+            ..OpenOptions::default()
+        };
+        let c = OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        };
+        rofs(opened(w.clone(), "etc/conf"), "open for writing");
+        rofs(
+            opened(
+                OpenOptions {
+                    truncate: true,
+                    ..w.clone()
+                },
+                "etc/conf",
+            ),
+            "truncate",
+        );
+        rofs(opened(c.clone(), "new"), "create");
+        rofs(ro.create_dir_at(&root, "x"), "mkdir");
+        rofs(ro.remove_dir_at(&root, "empty"), "rmdir");
+        rofs(ro.remove_dir_at(&root, "d"), "rmdir of a full directory");
+        rofs(
+            ro.remove_dir_at(&root, "missing"),
+            "rmdir of a missing name",
+        );
+        rofs(ro.unlink_file_at(&root, "bin/app"), "unlink");
+        rofs(
+            ro.unlink_file_at(&root, "missing"),
+            "unlink of a missing name",
+        );
+        rofs(ro.rename_at(&root, "d/a", &root, "d/b"), "rename");
+        rofs(
+            ro.rename_at(&root, "missing", &root, "d/b"),
+            "rename of a missing name",
+        );
+        rofs(ro.symlink_at("etc/conf", &root, "l2"), "symlink");
+        rofs(ro.link_at(&root, "bin/app", false, &root, "l3"), "link");
+        rofs(
+            ro.link_at(&root, "d", false, &root, "l4"),
+            "link of a directory",
+        );
+        rofs(ro.set_mode_at(&root, "etc/conf", false, 0o600), "chmod");
+        rofs(
+            ro.set_mode_at(&root, "lnk", false, 0o600),
+            "chmod of a symlink",
+        );
+        rofs(
+            ro.set_times_at(&root, "d", false, SetTime::Now, SetTime::Now),
+            "utimes",
+        );
+        // What Linux finds before it asks the mount.
+        let err = |r: Result<()>| r.expect_err("refused").errno();
+        assert_eq!(err(ro.create_dir_at(&root, "etc")), Error::Exists.errno());
+        assert_eq!(
+            err(ro.symlink_at("x", &root, "bin/app")),
+            Error::Exists.errno()
+        );
+        assert_eq!(
+            err(opened(
+                OpenOptions {
+                    exclusive: true,
+                    ..c.clone()
+                },
+                "etc/conf"
+            )),
+            Error::Exists.errno()
+        );
+        assert_eq!(err(opened(w.clone(), "missing")), Error::NotFound.errno());
+        assert_eq!(err(opened(w.clone(), "etc")), Error::IsDir.errno());
+        assert_eq!(
+            err(ro.create_dir_at(&root, "no/x")),
+            Error::NotFound.errno()
+        );
+        assert_eq!(
+            err(ro.unlink_file_at(&root, "no/x")),
+            Error::NotFound.errno()
+        );
+        assert_eq!(
+            err(ro.set_mode_at(&root, "missing", false, 0o600)),
+            Error::NotFound.errno()
+        );
+        assert_eq!(
+            err(ro.link_at(&root, "missing", false, &root, "l5")),
+            Error::NotFound.errno()
+        );
+        // An existing file opened with create but not write just opens.
+        opened(c, "etc/conf").expect("O_CREAT of an existing file, read-only");
+        // A file opened for reading changes no metadata either.
+        let Opened::File(f) = ro
+            .open_at(
+                &root,
+                "etc/conf",
+                &OpenOptions {
+                    read: true,
+                    ..OpenOptions::default()
+                },
+            )
+            .expect("open")
+        else {
+            panic!("a file")
+        };
+        rofs(f.set_mode(0o600), "fchmod");
+        rofs(f.set_times(SetTime::Now, SetTime::Now), "futimens");
+        assert!(
+            matches!(f.write_at(b"x", 0), Err(Error::BadDescriptor(_))),
+            "EBADF as on Linux"
+        );
+        assert!(!ro.has_upper());
+        assert!(!fx.upper.exists(), "no upper made");
+        assert!(!fx.upper.with_extension("work").exists());
+        assert_eq!(host_tree(&fx.lower), before);
+    }
+
+    #[test]
+    fn a_read_only_view_serves_an_upper_on_disk_as_it_is() {
+        let fx = fixture();
+        write(&fx.layers, "etc/conf", "mine", true).expect("write");
+        fx.layers
+            .unlink_file_at(&fx.layers.root(), "d/a")
+            .expect("rm");
+        let before = host_tree(&fx.upper);
+        let Fixture {
+            _tmp,
+            lower,
+            upper,
+            layers,
+        } = fx;
+        drop(layers);
+        let ro = Layers::open_read_only(lower_dir(&lower), &upper).expect("view");
+        assert!(ro.has_upper());
+        assert_eq!(read(&ro, "etc/conf").expect("the upper's"), "mine");
+        assert!(matches!(read(&ro, "d/a"), Err(Error::NotFound)));
+        let root = ro.root();
+        assert!(matches!(
+            ro.unlink_file_at(&root, "etc/conf"),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(
+            ro.set_mode_at(&root, "etc/conf", false, 0o600),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(
+            write(&ro, "etc/conf", "no", true),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(
+            ro.create_dir_at(&root, "etc/x"),
+            Err(Error::ReadOnly)
+        ));
+        assert_eq!(host_tree(&upper), before);
     }
 }

@@ -19,7 +19,7 @@ mod walk;
 pub use error::{Error, Result};
 pub use file::ViewFile;
 pub use host::{Kind, SetTime, Stat};
-pub use layers::{DirEntry, Layers, OpenOptions, Opened, UpperOptions, ViewDir};
+pub use layers::{DirEntry, Layers, OpenOptions, Opened, UpperOptions, ViewDir, WeakLayers};
 pub use path::{MAX_SYMLINKS, NAME_MAX, PATH_MAX, ViewPath};
 pub use upper::{UpperParts, remove_upper, rename_upper, upper_name_of};
 pub use walk::{Change, ChangeKind, LayerItem, MergedWalk, TreeEntry};
@@ -34,5 +34,6 @@ mod tests {
         shared::<super::ViewDir>();
         shared::<super::ViewFile>();
         shared::<super::MergedWalk>();
+        shared::<super::WeakLayers>();
     }
 }

@@ -455,6 +455,49 @@ fn without_a_view_the_rootfs_stays_read_only() {
     assert_eq!(snapshot(&fx.lower()), before);
 }
 
+/// What `--read-only` gives a guest (dockerd's read-only overlay mount):
+/// every change EROFS, reads as before. The same script and lines in
+/// rootfs_p2.rs.
+const READ_ONLY_SCRIPT: &str = "write /etc/motd x ; write /new y ; append /etc/motd z ; \
+     rm /etc/old ; rm /missing ; mkdir /x ; mkdir /etc ; rmdir /emptydir ; mv /etc/old /etc/o ; \
+     rm-r /etc/conf ; ln-s /etc/motd /l ; ln /etc/motd /h ; truncate /etc/motd 0 ; \
+     cat /etc/motd ; ls /";
+
+const READ_ONLY_LINES: [&str; 18] = [
+    "write: error EROFS",
+    "write: error EROFS",
+    "append: error EROFS",
+    "rm: error EROFS",
+    "rm: error EROFS",
+    "mkdir: error EROFS",
+    "mkdir: error EEXIST",
+    "rmdir: error EROFS",
+    "mv: error EROFS",
+    "rm-r: error EROFS",
+    "ln-s: error EROFS",
+    "ln: error EROFS",
+    "truncate: error EROFS",
+    "hello",
+    "data/",
+    "emptydir/",
+    "etc/",
+    "usr/",
+];
+
+#[test]
+fn a_read_only_view_gives_erofs_for_every_change_as_a_read_only_mount() {
+    let fx = Fixture::new();
+    let before = snapshot(&fx.lower());
+    let lower = cap_std::fs::Dir::open_ambient_dir(fx.lower(), cap_std::ambient_authority())
+        .expect("open lower");
+    let view = Layers::open_read_only(Arc::new(lower), fx.upper("upper")).expect("view");
+    let (outcome, out) = fx.fsh(&view, READ_ONLY_SCRIPT);
+    assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
+    assert_eq!(lines(&out), READ_ONLY_LINES, "{out}");
+    assert!(!fx.upper("upper").exists(), "no upper made");
+    assert_eq!(snapshot(&fx.lower()), before);
+}
+
 #[test]
 fn a_guest_listing_every_fd_sees_only_stdio_and_its_declared_mounts_with_a_view() {
     let fx = Fixture::new();

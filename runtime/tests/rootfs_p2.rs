@@ -403,6 +403,34 @@ fn without_a_view_the_rootfs_is_read_only_as_before() {
 }
 
 #[test]
+fn a_read_only_view_gives_erofs_for_every_change_as_a_read_only_mount() {
+    let fsh = Fsh::new();
+    let lower = image();
+    let before = snapshot(lower.path());
+    let store = tempfile::tempdir().expect("tempdir");
+    let upper = store.path().join("upper");
+    let dir = cap_std::fs::Dir::open_ambient_dir(lower.path(), cap_std::ambient_authority())
+        .expect("open lower");
+    let layers = Layers::open_read_only(Arc::new(dir), &upper).expect("view");
+    let (outcome, out) = fsh.run(
+        on(lower.path(), &layers),
+        "write /etc/motd x ; write /new y ; append /etc/motd z ; rm /bin/tool ; rm /missing \
+         ; mkdir /x ; mkdir /etc ; rmdir /empty ; mv /etc/hostname /etc/h ; rm-r /usr/lib \
+         ; ln-s /etc/motd /l ; ln /etc/motd /h ; truncate /etc/motd 0 ; cat /etc/motd ; ls /",
+    );
+    assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
+    assert_eq!(
+        out,
+        "write: error EROFS\nwrite: error EROFS\nappend: error EROFS\nrm: error EROFS\n\
+         rm: error EROFS\nmkdir: error EROFS\nmkdir: error EEXIST\nrmdir: error EROFS\n\
+         mv: error EROFS\nrm-r: error EROFS\nln-s: error EROFS\nln: error EROFS\n\
+         truncate: error EROFS\nhello from the image\nbin/\nempty/\netc/\nusr/\n"
+    );
+    assert!(!upper.exists(), "no upper made");
+    assert_eq!(snapshot(lower.path()), before);
+}
+
+#[test]
 fn a_view_without_its_rootfs_is_refused_before_the_start() {
     let fsh = Fsh::new();
     let lower = image();

@@ -529,6 +529,7 @@ fn view_error(err: wrun_rootfs::Error) -> types::Error {
         E::NoSpace => Errno::Nospc,
         E::Invalid => Errno::Inval,
         E::NameTooLong => Errno::Nametoolong,
+        E::ReadOnly => Errno::Rofs,
         E::BadDescriptor(_) => Errno::Badf,
         E::Io(e) => host_errno(&e),
     };
@@ -658,6 +659,7 @@ mod tests {
             (E::NoSpace, Errno::Nospc),
             (E::Invalid, Errno::Inval),
             (E::NameTooLong, Errno::Nametoolong),
+            (E::ReadOnly, Errno::Rofs),
             (E::BadDescriptor("writing"), Errno::Badf),
             (E::Io(std::io::Error::from_raw_os_error(30)), Errno::Rofs),
             (E::Io(std::io::Error::from_raw_os_error(24)), Errno::Mfile),

@@ -109,6 +109,7 @@ fn error_code(e: &wrun_rootfs::Error) -> ErrorCode {
         E::NoSpace => ErrorCode::InsufficientSpace,
         E::Invalid => ErrorCode::Invalid,
         E::NameTooLong => ErrorCode::NameTooLong,
+        E::ReadOnly => ErrorCode::ReadOnly,
         E::BadDescriptor(_) => ErrorCode::BadDescriptor,
         E::Io(io) => ErrorCode::from(io),
     }
@@ -423,6 +424,10 @@ impl HostDescriptor for RootfsFs<'_> {
     async fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
         Ok(match self.view_node(&fd) {
             None => return HostDescriptor::get_flags(&mut self.host, fd).await,
+            // As wasmtime-wasi's read-only preopen: no `mutate-directory`.
+            Some((layers, ViewDescriptor::Dir(_))) if layers.is_read_only() => {
+                DescriptorFlags::READ
+            }
             Some((_, ViewDescriptor::Dir(_))) => {
                 DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY
             }
@@ -845,6 +850,7 @@ mod tests {
             (E::NoSpace, ErrorCode::InsufficientSpace),
             (E::Invalid, ErrorCode::Invalid),
             (E::NameTooLong, ErrorCode::NameTooLong),
+            (E::ReadOnly, ErrorCode::ReadOnly),
             (E::BadDescriptor("writing"), ErrorCode::BadDescriptor),
             (
                 E::Io(std::io::Error::from_raw_os_error(
