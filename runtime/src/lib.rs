@@ -45,6 +45,7 @@ pub use module_kind::ModuleKind;
 pub use net::{ConnectRule, GrantParseError, NetworkGrants, PortMapping, Protocol, PublishError};
 pub use outcome::{RunOutcome, TrapReason};
 pub use runtime::{CacheStats, ModuleOrigin, PrepareOptions, PreparedModule, Runtime};
+pub use sandbox::SharedTmp;
 pub use serve::{ServeOptions, ServeReport};
 pub use slots::InstanceSlot;
 pub use sockets::MAX_SOCKETS;

@@ -410,6 +410,14 @@ impl Runtime {
         self.inner.engines.get(module.inner.fuel)
     }
 
+    /// A new private `/tmp` (empty, under the scratch directory) to give
+    /// several instances through [`InstanceSpec::shared_tmp`]: removed
+    /// with its contents once this handle and every instance given a clone
+    /// of it are gone.
+    pub fn shared_tmp(&self) -> Result<crate::SharedTmp, RuntimeError> {
+        self.scratch()?.create()
+    }
+
     pub(crate) fn scratch(&self) -> Result<Arc<ScratchRoot>, RuntimeError> {
         let mut slot = self.inner.scratch.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(root) = &*slot {

@@ -29,6 +29,29 @@ pub(crate) struct ScratchDir {
     name: String,
 }
 
+/// A private `/tmp` that several instances may be given through
+/// [`InstanceSpec::shared_tmp`] (an instance and the execs beside it), made
+/// with [`Runtime::shared_tmp`](crate::Runtime::shared_tmp). Clones are
+/// handles on the one directory, removed with its contents once the last
+/// handle (the caller's, or a running instance's) is dropped.
+#[derive(Clone)]
+pub struct SharedTmp(Arc<ScratchDir>);
+
+impl SharedTmp {
+    fn open(&self) -> Result<Dir, RuntimeError> {
+        self.0
+            .root
+            .open_dir(&self.0.name)
+            .map_err(|source| RuntimeError::Scratch { source })
+    }
+}
+
+impl std::fmt::Debug for SharedTmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedTmp").field(&self.0.name).finish()
+    }
+}
+
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         // cap-std's remove_dir_all does not follow symlinks the guest made.
@@ -80,7 +103,8 @@ impl ScratchRoot {
         }
     }
 
-    fn create(&self) -> Result<(ScratchDir, Dir), RuntimeError> {
+    /// A new empty `/tmp` directory (0700) under the root.
+    pub(crate) fn create(&self) -> Result<SharedTmp, RuntimeError> {
         let mut builder = DirBuilder::new();
         {
             use cap_std::fs::DirBuilderExt;
@@ -95,15 +119,10 @@ impl ScratchRoot {
             );
             match self.dir.create_dir_with(&name, &builder) {
                 Ok(()) => {
-                    let guard = ScratchDir {
+                    return Ok(SharedTmp(Arc::new(ScratchDir {
                         root: Arc::clone(&self.dir),
                         name,
-                    };
-                    let dir = self
-                        .dir
-                        .open_dir(&guard.name)
-                        .map_err(|source| RuntimeError::Scratch { source })?;
-                    return Ok((guard, dir));
+                    })));
                 }
                 // A leftover of an earlier process with the same pid.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 64 => {
@@ -116,7 +135,7 @@ impl ScratchRoot {
 }
 
 /// A WASI context builder holding exactly the spec's grants, plus the
-/// private `/tmp` it refers to (which must live as long as the instance).
+/// private `/tmp` it refers to (held as long as the instance lives).
 ///
 /// When `shared` is set, the builder has no preopened directory: the
 /// directories are `shared`'s, installed with [`SharedView::install`] into
@@ -124,7 +143,7 @@ impl ScratchRoot {
 /// keeps the view findable for the next instance with the same grants).
 pub(crate) struct Grants {
     pub(crate) builder: WasiCtxBuilder,
-    pub(crate) tmp: Option<ScratchDir>,
+    pub(crate) tmp: Option<SharedTmp>,
     pub(crate) shared: Option<Arc<SharedView>>,
 }
 
@@ -271,7 +290,7 @@ pub(crate) fn grant_shared(
     views: &SharedViews,
 ) -> Result<Grants, RuntimeError> {
     let has_dirs = spec.rootfs.is_some() || !spec.volumes.is_empty();
-    if spec.tmp || !has_dirs {
+    if spec.tmp || spec.shared_tmp.is_some() || !has_dirs {
         return grant(spec, scratch);
     }
     grant_with(spec, scratch, Dirs::Lookup(views))
@@ -335,15 +354,16 @@ fn grant_with(
 }
 
 /// Preopens the rootfs (read-only, at `/`), the private `/tmp` when the
-/// spec asks for one, and the volumes, in that order: the one definition of
-/// an instance's directories and their permissions. Returns the `/tmp`
-/// guard and what each host directory (not `/tmp`) was when opened.
+/// spec asks for one (made now, or the shared one it was given), and the
+/// volumes, in that order: the one definition of an instance's directories
+/// and their permissions. Returns the `/tmp` handle and what each host
+/// directory (not `/tmp`) was when opened.
 fn preopen_dirs(
     b: &mut WasiCtxBuilder,
     spec: &InstanceSpec,
     mounts: &[String],
     scratch: Option<&ScratchRoot>,
-) -> Result<(Option<ScratchDir>, Vec<DirIdentity>), RuntimeError> {
+) -> Result<(Option<SharedTmp>, Vec<DirIdentity>), RuntimeError> {
     let mut identities = Vec::new();
     if let Some(rootfs) = &spec.rootfs {
         let dir =
@@ -355,21 +375,25 @@ fn preopen_dirs(
         identities.push(DirIdentity::of(&dir));
         preopen(b, &dir, "/", FsPerms::ReadOnly, "rootfs", rootfs)?;
     }
-    let mut tmp = None;
-    if spec.tmp {
-        let root = scratch.ok_or_else(|| RuntimeError::Scratch {
-            source: std::io::Error::other("no scratch directory configured"),
-        })?;
-        let (guard, dir) = root.create()?;
+    let tmp = match &spec.shared_tmp {
+        Some(shared) => Some(shared.clone()),
+        None if spec.tmp => {
+            let root = scratch.ok_or_else(|| RuntimeError::Scratch {
+                source: std::io::Error::other("no scratch directory configured"),
+            })?;
+            Some(root.create()?)
+        }
+        None => None,
+    };
+    if let Some(tmp) = &tmp {
         preopen(
             b,
-            &dir,
+            &tmp.open()?,
             "/tmp",
             FsPerms::ReadWrite,
             "tmp",
             std::path::Path::new("/tmp"),
         )?;
-        tmp = Some(guard);
     }
     for (volume, guest) in spec.volumes.iter().zip(mounts) {
         let dir = open_host_dir(&volume.host, IfMissing::Fail).map_err(|source| {
@@ -455,8 +479,17 @@ fn check_mounts(spec: &InstanceSpec) -> Result<Vec<String>, RuntimeError> {
             reason: "needs `rootfs` too: the view is served in place of its read-only `/`",
         });
     }
+    if spec.tmp
+        && let Some(shared) = &spec.shared_tmp
+    {
+        return Err(RuntimeError::InvalidSpec {
+            what: "tmp",
+            value: format!("{shared:?}"),
+            reason: "a private `/tmp` and a shared one: give one of them",
+        });
+    }
     let mut taken: Vec<String> = Vec::new();
-    if spec.tmp {
+    if spec.tmp || spec.shared_tmp.is_some() {
         taken.push("/tmp".to_owned());
     }
     let mut out = Vec::with_capacity(spec.volumes.len());
@@ -519,6 +552,36 @@ mod tests {
         ScratchRoot::open(root.path()).expect("open");
         assert!(!dead.exists(), "leftover of a dead process kept");
         assert!(mine.exists(), "a live process's /tmp was removed");
+    }
+
+    #[test]
+    fn a_shared_tmp_is_one_directory_removed_with_its_last_holder() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let scratch = ScratchRoot::open(root.path()).expect("open");
+        let shared = scratch.create().expect("create");
+        let dir = root.path().join(&shared.0.name);
+        let spec = InstanceSpec {
+            shared_tmp: Some(shared.clone()),
+            ..InstanceSpec::new(["x"])
+        };
+        // Two instances given it (no scratch root needed: nothing is made).
+        let first = grant(&spec, None).expect("grant");
+        let second = grant(&spec, None).expect("grant");
+        for g in [&first, &second] {
+            let held = g.tmp.as_ref().expect("a /tmp");
+            assert!(Arc::ptr_eq(&held.0, &shared.0), "another /tmp was made");
+        }
+        std::fs::write(dir.join("f"), b"x").expect("write");
+        drop((shared, spec, first));
+        assert!(dir.join("f").exists(), "removed while an instance holds it");
+        drop(second);
+        assert!(!dir.exists(), "kept after its last holder");
+        // Both a private and a shared /tmp: refused.
+        let spec = InstanceSpec {
+            shared_tmp: Some(scratch.create().expect("create")),
+            ..InstanceSpec::new(["x"]).tmp(true)
+        };
+        assert!(check_mounts(&spec).is_err());
     }
 
     #[test]

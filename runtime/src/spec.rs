@@ -32,6 +32,12 @@ pub struct InstanceSpec {
     /// A private, writable, initially empty `/tmp`, removed when the instance
     /// ends. Off by default.
     pub tmp: bool,
+    /// A private `/tmp` made beforehand with
+    /// [`Runtime::shared_tmp`](crate::Runtime::shared_tmp), given to every
+    /// instance whose spec holds a clone of it (an instance and its execs
+    /// see one `/tmp`); in place of `tmp`, which must then be off. None by
+    /// default.
+    pub shared_tmp: Option<crate::SharedTmp>,
     /// Host directories granted at guest paths, read-only or read-write.
     pub volumes: Vec<VolumeMount>,
     /// The guest's initial working directory (absolute). `None`: `/`.

@@ -15,7 +15,7 @@ use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::outgoing::OutgoingHttp;
 use crate::rootfs_p2::{RootfsFs, RootfsHost};
-use crate::sandbox::ScratchDir;
+use crate::sandbox::SharedTmp;
 use crate::sockets::{InstanceSockets, SocketHost};
 use crate::{Limits, RuntimeError};
 
@@ -29,7 +29,7 @@ pub(crate) struct CoreState {
     /// The writable rootfs the guest sees as `/`, when it has one, and the
     /// descriptors opened under it (served by the preview 1 calls).
     pub(crate) rootfs: Option<crate::rootfs_p1::ViewFds>,
-    pub(crate) _tmp: Option<ScratchDir>,
+    pub(crate) _tmp: Option<SharedTmp>,
 }
 
 /// Store data of a component instance.
@@ -45,7 +45,7 @@ pub(crate) struct ComponentState {
     /// The writable rootfs the guest sees as `/`, when it has one (served
     /// by `crate::rootfs_p2`).
     pub(crate) rootfs: Option<wrun_rootfs::Layers>,
-    pub(crate) _tmp: Option<ScratchDir>,
+    pub(crate) _tmp: Option<SharedTmp>,
 }
 
 impl SocketHost for ComponentState {
