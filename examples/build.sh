@@ -21,3 +21,6 @@ build fsh wasm32-wasip1
 cargo build --quiet --release --target wasm32-wasip2 -p fsh
 cp target/wasm32-wasip2/release/fsh.wasm fsh/fsh-component.wasm
 echo "built examples/fsh/fsh-component.wasm (wasm32-wasip2)"
+# The WASI python of examples/python (RustPython from crates.io): its own
+# workspace and target dir, and a long build (about 13 minutes on 2 cores).
+python/build-interpreter
