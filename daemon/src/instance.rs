@@ -38,13 +38,15 @@ pub struct Container {
     inner: Mutex<Inner>,
     pub(crate) lifecycle: watch::Sender<Lifecycle>,
     /// The instance's writable rootfs, opened by its first start or by a
-    /// verb that reads it ([`Daemon::rootfs_view`]), then kept while the
-    /// record lives: every run and every verb get a clone of this one view
-    /// (two views over one upper would each miss the other's changes). An
-    /// instance never started nor looked at holds none.
+    /// verb that reads it ([`Daemon::rootfs_view`]), then held weakly while
+    /// the record lives: every run, exec and verb gets a clone of this one
+    /// view while any of them holds it (two views over one upper would each
+    /// miss the other's changes), and once none does its descriptors close
+    /// and the next reopens it from the same upper. An instance never
+    /// started nor looked at holds none.
     ///
     /// [`Daemon::rootfs_view`]: crate::state::Daemon::rootfs_view
-    pub(crate) rootfs: Mutex<Option<wrun_rootfs::Layers>>,
+    pub(crate) rootfs: Mutex<Option<wrun_rootfs::WeakLayers>>,
 }
 
 /// What changes under the instance's lock.

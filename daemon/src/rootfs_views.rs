@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use anyhow::Context;
 use cap_std::fs::Dir;
-use wrun_rootfs::{Layers, UpperOptions};
+use wrun_rootfs::{Layers, UpperOptions, WeakLayers};
 
 use crate::error::DaemonError;
 
@@ -127,25 +127,35 @@ impl RootfsViews {
         Ok(dir)
     }
 
-    /// Opens the view of instance `id` over the snapshot at `rootfs`, with
-    /// the size limit `asked` (or the daemon's default). Loads an upper
-    /// left by an earlier run or daemon. Blocking (it may read the upper's
-    /// journal and count its bytes).
+    /// Opens the view of instance `id` over the snapshot at `rootfs`:
+    /// `held` again when the record holds it weakly (the same upper, size
+    /// limit and count; the live view if anyone has it), else a new one
+    /// with the size limit `asked` (or the daemon's default), read-only for
+    /// a `--read-only` instance (`HostConfig.ReadonlyRootfs`: its runs,
+    /// execs and verbs see the image, and any change is EROFS). Loads an
+    /// upper left by an earlier run or daemon. Blocking (it may read the
+    /// upper's journal and count its bytes).
     pub(crate) fn open_view(
         &self,
         id: &str,
         rootfs: &Path,
         asked: Option<u64>,
+        read_only: bool,
+        held: Option<&WeakLayers>,
     ) -> anyhow::Result<Layers> {
         let lower = self.lower(rootfs)?;
         let upper = self.upper_path(id);
-        Layers::open(
-            lower,
-            &upper,
-            UpperOptions {
-                size_limit: self.size_limit(asked),
-            },
-        )
+        match held {
+            Some(held) => held.reopen(lower),
+            None if read_only => Layers::open_read_only(lower, &upper),
+            None => Layers::open(
+                lower,
+                &upper,
+                UpperOptions {
+                    size_limit: self.size_limit(asked),
+                },
+            ),
+        }
         .with_context(|| {
             format!(
                 "opening the writable rootfs of instance {id} at {}",
@@ -229,6 +239,16 @@ pub(crate) fn upper_bytes(upper: &Path) -> u64 {
         }
     }
     total
+}
+
+/// A read-only view of the image snapshot at `rootfs` for a run that keeps
+/// no record (a foreground `wrun run --read-only`): the guest's changes are
+/// EROFS, as under the daemon. `upper` is never made; it only names the
+/// view (`Layers::upper_path`).
+pub fn read_only_view(rootfs: &Path, upper: &Path) -> anyhow::Result<Layers> {
+    let lower = Arc::new(open_image_rootfs(rootfs)?);
+    Layers::open_read_only(lower, upper)
+        .with_context(|| format!("opening the read-only rootfs {}", rootfs.display()))
 }
 
 /// Opens a directory of the store by its path: an image snapshot's rootfs
@@ -445,7 +465,7 @@ mod tests {
         views.set_default_size(Some(3));
         assert_eq!(views.size_limit(None), Some(3));
         assert_eq!(views.size_limit(Some(10)), Some(10));
-        let view = views.open_view("x", &rootfs, None).unwrap();
+        let view = views.open_view("x", &rootfs, None, false, None).unwrap();
         assert!(!view.has_upper(), "nothing made before the first write");
         assert!(!views.upper_path("x").exists());
         let o = wrun_rootfs::OpenOptions {

@@ -233,18 +233,21 @@ impl Daemon {
     /// The writable rootfs of the instance `key` names (full ID, name, or
     /// unique ID prefix): its one view, the very one its runs write
     /// through, for the verbs that read or change it (`diff`, `export`,
-    /// `cp`, `commit`). Opened here when no start or verb has opened it
-    /// yet, then kept with the record. Blocking (opening loads the upper an
-    /// earlier run or daemon left: its whiteouts and, under a size limit,
-    /// its usage): call it from a blocking thread.
+    /// `cp`, `commit`). Opened here when nothing holds it, then held weakly
+    /// by the record (`wrun_rootfs::WeakLayers`): its descriptors close when
+    /// no run, exec or verb uses it, and the next one reopens it from the
+    /// same upper. Blocking (opening loads the upper an earlier run or
+    /// daemon left: its whiteouts and, under a size limit, its usage): call
+    /// it from a blocking thread.
     ///
     /// An instance created `--read-only` (`HostConfig.ReadonlyRootfs`)
-    /// has a view too, over its image with nothing above it (its runs are
-    /// given the read-only snapshot, never this view), so `export` and `cp`
-    /// out read the image's files. A verb that would write through it must
-    /// look at `record().host_config.readonly_rootfs` first and refuse
-    /// (dockerd: `container rootfs is marked read-only`), or its write
-    /// would make an upper that no run of the instance ever sees.
+    /// has a read-only view, over its image with nothing above it: its runs
+    /// and execs see it (a change is EROFS, as on dockerd's read-only
+    /// mount), and `export` and `cp` out read the image's files. A verb that
+    /// would write through it should look at
+    /// `record().host_config.readonly_rootfs` first and refuse in dockerd's
+    /// words (`container rootfs is marked read-only`); the view refuses
+    /// with `ReadOnly` anyway.
     ///
     /// Errors: `No such container: KEY` (404), as [`find`](Daemon::find);
     /// the image's snapshot gone or unreadable (500).
@@ -257,8 +260,8 @@ impl Daemon {
     pub fn container_rootfs(&self, c: &Container) -> Result<wrun_rootfs::Layers, DaemonError> {
         // Held while opening: one view per instance, whoever asks first.
         let mut slot = c.rootfs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(view) = &*slot {
-            return Ok(view.clone());
+        if let Some(view) = slot.as_ref().and_then(wrun_rootfs::WeakLayers::upgrade) {
+            return Ok(view);
         }
         // A removed instance's upper is gone (or going): a view opened now
         // would make a new one that nothing removes.
@@ -274,8 +277,11 @@ impl Daemon {
                 r.image, c.id
             ))
         })?;
-        let view = self.rootfs.open_view(&c.id, &rootfs, size)?;
-        *slot = Some(view.clone());
+        let read_only = r.host_config.readonly_rootfs;
+        let view = self
+            .rootfs
+            .open_view(&c.id, &rootfs, size, read_only, slot.as_ref())?;
+        *slot = Some(view.downgrade());
         Ok(view)
     }
 
@@ -494,11 +500,9 @@ impl Daemon {
                 .map_err(anyhow::Error::from)?
                 .host_binds(daemon.host_binds());
             let mut launch = launch::plan(&daemon.store, &image, &record.image, &settings)?;
-            // The instance's one view, kept from run to run (`--read-only`:
-            // the snapshot alone, read-only, as `plan` grants it).
-            if !settings.read_only {
-                launch.spec.writable_rootfs = Some(daemon.container_rootfs(&instance)?);
-            }
+            // The instance's one view, from run to run (`--read-only`: a
+            // read-only view, so the guest's changes are EROFS).
+            launch.spec.writable_rootfs = Some(daemon.container_rootfs(&instance)?);
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
             launch.spec.memory_gauge = Some(memory);

@@ -84,15 +84,18 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     for v in wrun_daemon::volume_store::unmounted_volumes(&merged, &request.host_config) {
         eprintln!("WARNING: {}", launch::image_volume_warning(v));
     }
-    // Writable as in Docker, unless --read-only; what the guest writes is
-    // gone when the run ends (a foreground run keeps no record).
-    let _upper = if settings.read_only {
-        None
+    // Writable as in Docker, unless --read-only (then a change is EROFS, as
+    // under the daemon); what the guest writes is gone when the run ends (a
+    // foreground run keeps no record).
+    let upper = ScratchUpper::new(&store)?;
+    if settings.read_only {
+        if let Some(rootfs) = launch.spec.rootfs.clone() {
+            let view = wrun_daemon::rootfs_views::read_only_view(&rootfs, &upper.path)?;
+            launch.spec.writable_rootfs = Some(view);
+        }
     } else {
-        let upper = ScratchUpper::new(&store)?;
         launch::give_writable_rootfs(&mut launch, &upper.path, settings.storage_size)?;
-        Some(upper)
-    };
+    }
     launch.spec.stdout = OutputTarget::Inherit;
     launch.spec.stderr = OutputTarget::Inherit;
     launch.spec.stdin = if args.interactive {

@@ -448,9 +448,8 @@ fn plan(
     spec.workdir = Some(workdir.clone());
     // The instance holds its published ports; an exec only connects out.
     spec.network.publish.clear();
-    if !settings.read_only {
-        spec.writable_rootfs = Some(view.clone());
-    }
+    // The instance's view (read-only under `--read-only`: changes are EROFS).
+    spec.writable_rootfs = Some(view.clone());
     spec.stdin = stdin;
     (spec.stdout, spec.stderr) = match &out {
         Some(out) => (
