@@ -554,35 +554,6 @@ fn a_read_only_instance_refuses_cp_in_with_dockers_words() {
     assert_eq!(d.wrun_ok(&["diff", "ro"]), "");
 }
 
-#[test]
-fn cp_into_or_out_of_a_mount_is_refused_not_sent_to_the_rootfs() {
-    let d = daemon();
-    let vol = d.env.path("vol");
-    std::fs::create_dir_all(&vol).unwrap();
-    std::fs::write(vol.join("in-volume"), "v").unwrap();
-    let bind = format!("{}:/mnt/vol", vol.display());
-    d.wrun_ok(&[
-        "create", "--name", "mounted", "-v", &bind, "fsh:1", "ls", "/",
-    ]);
-    let file = d.env.path("up.txt");
-    std::fs::write(&file, "up").unwrap();
-    for (src, dst) in [
-        (file.to_str().unwrap().to_string(), "mounted:/mnt/vol/"),
-        (
-            "mounted:/mnt/vol/in-volume".to_string(),
-            d.env.path("x").to_str().unwrap(),
-        ),
-    ] {
-        let err = wrun_fails(&d, &["cp", &src, dst]);
-        assert!(
-            err.contains("does not copy into or out of a mount yet: /mnt/vol"),
-            "cp {src} {dst}: {err}"
-        );
-    }
-    assert_eq!(std::fs::read_dir(&vol).unwrap().count(), 1);
-    assert_eq!(d.wrun_ok(&["diff", "mounted"]), "");
-}
-
 /// One entry of a test tar: name, kind, link target, data.
 type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
 
@@ -807,4 +778,315 @@ fn cp_races_a_directory_swapped_for_a_symlink_to_a_host_directory() {
     );
     // The daemon is fine: the instance still answers.
     assert_eq!(d.request("GET", "/containers/xx/changes", "").0, 200);
+}
+
+/// A tar's entries with their owner names: `name uname/gname`.
+fn tar_owners(bytes: &[u8]) -> Vec<String> {
+    let mut a = tar::Archive::new(bytes);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            format!(
+                "{} {}/{}",
+                String::from_utf8_lossy(&e.path_bytes()),
+                h.username().unwrap().unwrap_or(""),
+                h.groupname().unwrap().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Names of a tar's entries.
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    tar_entries(bytes).into_iter().map(|(n, _)| n).collect()
+}
+
+#[test]
+fn cp_goes_through_a_named_volume_and_a_bind_as_dockerd_does() {
+    let d = daemon();
+    let bind = d.env.path("bind");
+    std::fs::create_dir_all(bind.join("sub")).unwrap();
+    std::fs::write(bind.join("in-bind"), "b").unwrap();
+    let ro = d.env.path("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("kept"), "k").unwrap();
+    let (bind_spec, ro_spec) = (
+        format!("{}:/mnt/b", bind.display()),
+        format!("{}:/ro:ro", ro.display()),
+    );
+    d.wrun_ok(&[
+        "create",
+        "--name",
+        "mounts",
+        "-v",
+        "vol1:/vol",
+        "-v",
+        &bind_spec,
+        "-v",
+        &ro_spec,
+        "fsh:1",
+        "cat",
+        "/vol/up.txt",
+        ";",
+        "cat",
+        "/mnt/b/sub/up.txt",
+    ]);
+    let volume = d.env.root().join("volumes/vol1/_data");
+    let file = d.env.path("up.txt");
+    std::fs::write(&file, "up").unwrap();
+
+    // In: the file lands in the volume's and the bind's host directories,
+    // the rootfs untouched; the guest reads it through its mounts.
+    d.wrun_ok(&["cp", file.to_str().unwrap(), "mounts:/vol/"]);
+    d.wrun_ok(&["cp", file.to_str().unwrap(), "mounts:/mnt/b/sub/up.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(volume.join("up.txt")).unwrap(),
+        "up"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bind.join("sub/up.txt")).unwrap(),
+        "up"
+    );
+    assert_eq!(d.wrun_ok(&["diff", "mounts"]), "");
+    assert_eq!(d.wrun_ok(&["start", "-a", "mounts"]), "up\nup\n");
+
+    // Out: a file of each, and a mount point's stat as dockerd gives it.
+    let out = d.env.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    d.wrun_ok(&["cp", "mounts:/mnt/b/in-bind", out.to_str().unwrap()]);
+    d.wrun_ok(&["cp", "mounts:/vol", out.join("vol").to_str().unwrap()]);
+    assert_eq!(
+        tree(&out),
+        entries(&[("in-bind", "f:b"), ("vol", "d"), ("vol/up.txt", "f:up")])
+    );
+    let (status, stat) = path_stat(&d, "mounts", "/mnt/b");
+    assert_eq!((status, stat["name"].as_str()), (200, Some("b")));
+    assert_eq!(stat["mode"].as_u64().unwrap() & 0x8000_0000, 0x8000_0000);
+
+    // A directory holding mount points: their files in the tar, as
+    // dockerd puts them (it copies in the container's mount namespace).
+    let (status, _, body) = raw_request(&d, "GET", "/containers/mounts/archive?path=/", b"");
+    assert_eq!(status, 200);
+    let all = tar_entries(&body);
+    for want in [
+        ("/vol/up.txt", "f:up"),
+        ("/mnt/", "d"),
+        ("/mnt/b/", "d"),
+        ("/mnt/b/in-bind", "f:b"),
+        ("/mnt/b/sub/up.txt", "f:up"),
+        ("/ro/kept", "f:k"),
+        ("/etc/motd", &format!("f:{MOTD}")),
+    ] {
+        assert!(
+            all.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {all:?}"
+        );
+    }
+    // Owners named as dockerd names uid 0.
+    assert!(
+        tar_owners(&body).iter().all(|o| o.ends_with(" root/root")),
+        "{:?}",
+        tar_owners(&body)
+    );
+
+    // A read-only mount refuses a copy in with dockerd's words, and its
+    // directory is unchanged.
+    let err = wrun_fails(&d, &["cp", file.to_str().unwrap(), "mounts:/ro/"]);
+    assert_eq!(
+        err.trim(),
+        "Error: Error response from daemon: mounted volume is marked read-only"
+    );
+    assert_eq!(tree(&ro), entries(&[("kept", "f:k")]));
+    // A tar naming a file in it, put from above the mount: refused too.
+    let tar = tar_of(&[(b"ro/planted", tar::EntryType::Regular, b"", b"x")]);
+    let (status, body) = put_tar(&d, "mounts", "path=/", &tar);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("read-only file system"), "{body}");
+    assert_eq!(tree(&ro), entries(&[("kept", "f:k")]));
+    // A file over a mount point is the kernel's EBUSY, never an emptied
+    // volume.
+    let tar = tar_of(&[(b"vol", tar::EntryType::Regular, b"", b"x")]);
+    let (status, body) = put_tar(&d, "mounts", "path=/", &tar);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("busy"), "{body}");
+    assert!(volume.join("up.txt").exists());
+
+    // export holds no mount's files, only the mount points, as dockerd.
+    let (status, _, body) = raw_request(&d, "GET", "/containers/mounts/export", b"");
+    assert_eq!(status, 200);
+    let names = tar_names(&body);
+    for point in ["vol/", "mnt/", "mnt/b/", "ro/"] {
+        assert!(
+            names.contains(&point.to_string()),
+            "{point} not in {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with("vol/") && n != "vol/"
+            || n.starts_with("mnt/b/") && n != "mnt/b/"
+            || n.starts_with("ro/") && n != "ro/"),
+        "{names:?}"
+    );
+    assert!(
+        tar_owners(&body).iter().all(|o| o.ends_with(" root/root")),
+        "{:?}",
+        tar_owners(&body)
+    );
+}
+
+#[test]
+fn a_symlink_in_a_volume_leads_nowhere_outside_the_instance() {
+    let d = daemon();
+    let secret = d.env.path("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("key"), "HOST SECRET").unwrap();
+    let secret_before = tree(&secret);
+    let bind = d.env.path("bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    // What a guest could make in its volume: links to the host's secret by
+    // its absolute path and by climbing out.
+    std::os::unix::fs::symlink(&secret, bind.join("abs")).unwrap();
+    let climb = format!("../../../../../../../..{}", secret.display());
+    std::os::unix::fs::symlink(&climb, bind.join("up")).unwrap();
+    let spec = format!("{}:/vol", bind.display());
+    d.wrun_ok(&["create", "--name", "sym", "-v", &spec, "fsh:1", "ls", "/"]);
+    let file = d.env.path("planted");
+    std::fs::write(&file, "planted").unwrap();
+    for link in ["abs", "up"] {
+        // In, through the link: resolved in the instance, where the host's
+        // path names nothing.
+        let dest = format!("sym:/vol/{link}/");
+        let out = d.wrun(&["cp", file.to_str().unwrap(), &dest]);
+        assert!(!out.status.success(), "cp into {dest} succeeded");
+        // Out, through the link.
+        for path in [format!("/vol/{link}/key"), format!("/vol/{link}/")] {
+            let (_, _, body) = raw_request(
+                &d,
+                "GET",
+                &format!("/containers/sym/archive?path={path}"),
+                b"",
+            );
+            assert!(
+                !String::from_utf8_lossy(&body).contains("HOST SECRET"),
+                "{path} read the host's file"
+            );
+        }
+        // A tar entry written through the link, from the volume's root.
+        let name = format!("{link}/planted");
+        let tar = tar_of(&[(name.as_bytes(), tar::EntryType::Regular, b"", b"x")]);
+        let (status, body) = put_tar(&d, "sym", "path=/vol", &tar);
+        assert_ne!(status, 200, "{name}: {body}");
+    }
+    // -L of the link itself: the instance's path, not the host's.
+    let (status, stat) = path_stat(&d, "sym", "/vol/abs");
+    assert_eq!(status, 200);
+    assert_eq!(stat["linkTarget"], secret.display().to_string());
+    assert_eq!(
+        tree(&secret),
+        secret_before,
+        "a copy wrote outside the instance"
+    );
+    assert_eq!(
+        tree(&bind),
+        entries(&[
+            ("abs", &format!("l:{}", secret.display())),
+            ("up", &format!("l:{climb}")),
+        ])
+    );
+}
+
+#[test]
+fn cp_races_a_volume_directory_swapped_for_a_symlink_to_a_host_directory() {
+    let d = daemon();
+    let secret = d.env.path("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("key"), "HOST SECRET").unwrap();
+    let secret_before = tree(&secret);
+    let bind = d.env.path("bind");
+    std::fs::create_dir_all(bind.join("box")).unwrap();
+    let spec = format!("{}:/vol", bind.display());
+    d.wrun_ok(&["create", "--name", "race", "-v", &spec, "fsh:1", "ls", "/"]);
+    let in_bind = bind.join("box");
+    // As the guest could in its volume: box flips between a directory and
+    // a symlink to the host's secret directory while copies run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, in_bind, secret) = (stop.clone(), in_bind.clone(), secret.clone());
+        std::thread::spawn(move || {
+            for i in 0..4000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let _ = std::fs::remove_dir_all(&in_bind);
+                let _ = std::fs::remove_file(&in_bind);
+                if i % 2 == 0 {
+                    let _ = std::os::unix::fs::symlink(&secret, &in_bind);
+                } else {
+                    let _ = std::fs::create_dir(&in_bind);
+                }
+            }
+        })
+    };
+    let tar = tar_of(&[(b"box/planted", tar::EntryType::Regular, b"", b"planted")]);
+    for _ in 0..40 {
+        let _ = put_tar(&d, "race", "path=/vol", &tar);
+        let _ = put_tar(&d, "race", "path=/vol/box", &tar);
+        for path in ["/vol/box/", "/vol/box/key", "/vol"] {
+            let (_, _, body) = raw_request(
+                &d,
+                "GET",
+                &format!("/containers/race/archive?path={path}"),
+                b"",
+            );
+            assert!(
+                !String::from_utf8_lossy(&body).contains("HOST SECRET"),
+                "a copy out of {path} read the host's file"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_eq!(
+        tree(&secret),
+        secret_before,
+        "a copy wrote outside the instance"
+    );
+    assert_eq!(d.request("GET", "/containers/race/changes", "").0, 200);
+}
+
+#[test]
+fn a_symlink_loop_is_dockerds_too_many_links() {
+    let d = daemon();
+    run_fsh(
+        &d,
+        "loop",
+        &["mkdir", "/data", ";", "ln-s", "/data/loop", "/data/loop"],
+    );
+    for (asked, named) in [
+        ("/data/loop/x", "/data/loop"),
+        ("/data/loop/x/y", "/data/loop/x"),
+        ("/data/loop", "/data/loop"),
+    ] {
+        let (status, _, body) = raw_request(
+            &d,
+            "GET",
+            &format!("/containers/loop/archive?path={asked}"),
+            b"",
+        );
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 500, "{asked}: {body}");
+        assert!(
+            body.contains(&format!("evalSymlinksInScope: too many links in {named}\"")),
+            "{asked}: {body}"
+        );
+    }
+    let tar = tar_of(&[(b"f", tar::EntryType::Regular, b"", b"x")]);
+    let (status, body) = put_tar(&d, "loop", "path=/data/loop/", &tar);
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("evalSymlinksInScope: too many links in /data/loop\""),
+        "{body}"
+    );
 }

@@ -7,15 +7,15 @@
 //! instance: a guest that swaps a directory for a symlink while a copy runs
 //! can send the copy elsewhere in its own rootfs, never outside it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tar::{EntryType, Header};
 use wrun_api::archive::{ContainerPathStat, file_mode};
 use wrun_rootfs::{
-    Error as FsError, Kind, Layers, OpenOptions, Opened, SetTime, TreeEntry, ViewDir, ViewPath,
+    Error as FsError, Kind, Layers, OpenOptions, Opened, SetTime, TreeEntry, ViewPath,
 };
 
 /// Why a filesystem verb failed; the router turns each into dockerd's
@@ -32,6 +32,12 @@ pub enum ArchiveError {
         #[source]
         source: FsError,
     },
+    /// A path led through more symlinks than dockerd follows (a loop).
+    #[error("evalSymlinksInScope: too many links in {0}")]
+    TooManyLinks(String),
+    /// `PUT` into a mount given `:ro`.
+    #[error("mounted volume is marked read-only")]
+    ReadOnlyMount,
     /// `PUT` to a path that is not a directory.
     #[error("extraction point is not a directory")]
     NotADirectory,
@@ -90,12 +96,265 @@ pub fn shown(path: &ViewPath) -> String {
     format!("/{}", String::from_utf8_lossy(&path.to_relative_bytes()))
 }
 
+/// A mount of the instance (a named volume or a bind) as `cp` reaches it:
+/// dockerd resolves a path in the container's mount namespace, so a path
+/// at or below a mount point is the mount's file. (A `--tmpfs` is no such
+/// mount: dockerd 20.10 copies to and from the rootfs underneath it, and
+/// so does wrun.)
+pub struct Mount {
+    /// Where the guest sees it.
+    pub guest: ViewPath,
+    /// The host directory, for writes: every name below it resolved by
+    /// cap-std, which never leaves it.
+    pub dir: cap_std::fs::Dir,
+    /// The same directory read through the view's own confined resolution:
+    /// the lower of a read-only view with no upper, so a symlink in the
+    /// mount resolves inside it, as in the rootfs.
+    pub read: Layers,
+    /// `:ro`: `PUT` refused as dockerd refuses it.
+    pub read_only: bool,
+}
+
+/// An instance's files as `cp` and `export` see them: its rootfs view
+/// with its mounts over it.
+pub struct Namespace {
+    pub view: Layers,
+    pub mounts: Vec<Mount>,
+    /// The time of the mount points the view does not hold, which dockerd
+    /// makes (0755) in the container's rootfs when it creates it.
+    pub created: SystemTime,
+}
+
+/// Which file system of a [`Namespace`] holds a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fs {
+    View,
+    Mount(usize),
+}
+
+/// Most symlinks one resolution follows (dockerd's `FollowSymlinkInScope`:
+/// 255; the view's own, a guest's, is Linux's 40).
+const MAX_LINKS: usize = 255;
+
+/// The names of `path` after its first `skip`, below `base`.
+fn under(base: &ViewPath, path: &ViewPath, skip: usize) -> ViewPath {
+    path.names()[skip..]
+        .iter()
+        .fold(base.clone(), |p, n| p.join(n))
+}
+
+impl Namespace {
+    /// The file system `path` is in: the deepest mount at or above it, not
+    /// counting mount `except`.
+    fn owner_except(&self, path: &ViewPath, except: Option<usize>) -> Fs {
+        self.mounts
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| Some(*i) != except && path.starts_with(&m.guest))
+            .max_by_key(|(_, m)| m.guest.names().len())
+            .map_or(Fs::View, |(i, _)| Fs::Mount(i))
+    }
+
+    pub fn owner(&self, path: &ViewPath) -> Fs {
+        self.owner_except(path, None)
+    }
+
+    /// The file system's own view of its files.
+    pub fn layers(&self, fs: Fs) -> &Layers {
+        match fs {
+            Fs::View => &self.view,
+            Fs::Mount(i) => &self.mounts[i].read,
+        }
+    }
+
+    /// Where the file system's root is in the namespace.
+    fn base(&self, fs: Fs) -> ViewPath {
+        match fs {
+            Fs::View => ViewPath::root(),
+            Fs::Mount(i) => self.mounts[i].guest.clone(),
+        }
+    }
+
+    /// `path` as the file system `fs` names it.
+    fn rel(&self, fs: Fs, path: &ViewPath) -> ViewPath {
+        under(&ViewPath::root(), path, self.base(fs).names().len())
+    }
+
+    /// Whether a mount point is strictly below `path`.
+    fn holds_mount(&self, path: &ViewPath) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| m.guest.starts_with(path) && m.guest != *path)
+    }
+
+    /// A directory dockerd would have made for a mount point (or above
+    /// one) that the view does not hold: 0755, empty, made at creation.
+    fn made_dir(&self, path: &ViewPath) -> Result<TreeEntry, FsError> {
+        let mut e = self.view.entry(&ViewPath::root())?;
+        e.path = path.clone();
+        e.stat.mode = 0o755;
+        e.stat.size = 0;
+        e.stat.mtime = self.created;
+        e.stat.atime = self.created;
+        e.stat.ctime = self.created;
+        Ok(e)
+    }
+
+    /// The node at the canonical `path`, not followed, with the file system
+    /// holding it; the entry's path is that file system's own.
+    pub fn entry(&self, path: &ViewPath) -> Result<(Fs, TreeEntry), FsError> {
+        let fs = self.owner(path);
+        match self.layers(fs).entry(&self.rel(fs, path)) {
+            Err(FsError::NotFound) if fs == Fs::View && self.holds_mount(path) => {
+                Ok((Fs::View, self.made_dir(path)?))
+            }
+            found => found.map(|e| (fs, e)),
+        }
+    }
+
+    /// Resolves the absolute `path` as dockerd's `FollowSymlinkInScope`
+    /// does in the container's mount namespace: name by name, a symlink's
+    /// target read and resolved again from the root (absolute) or its
+    /// directory, `..` at the root staying there, a missing name taken as
+    /// it is; the final name followed only with `follow_last`. Each name is
+    /// looked up by the file system holding it, with its own confinement.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<ViewPath, FsError> {
+        let mut todo: VecDeque<Vec<u8>> = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(|c| c.as_bytes().to_vec())
+            .collect();
+        let mut cur = ViewPath::root();
+        let mut links = 0;
+        while let Some(name) = todo.pop_front() {
+            match &name[..] {
+                b"." => continue,
+                b".." => {
+                    cur = cur.parent().unwrap_or_default();
+                    continue;
+                }
+                _ => {}
+            }
+            let next = cur.join(std::ffi::OsStr::from_bytes(&name));
+            if self.mounts.iter().any(|m| m.guest == next) {
+                cur = next;
+                continue;
+            }
+            let follow = follow_last || !todo.is_empty();
+            match self.entry(&next) {
+                Ok((_, e)) if follow && e.stat.kind == Kind::Symlink => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(FsError::Loop);
+                    }
+                    let target = e.link_target.unwrap_or_default().into_vec();
+                    if target.starts_with(b"/") {
+                        cur = ViewPath::root();
+                    }
+                    for c in target.rsplit(|b| *b == b'/').filter(|c| !c.is_empty()) {
+                        todo.push_front(c.to_vec());
+                    }
+                }
+                Ok(_) | Err(FsError::NotFound) => cur = next,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Calls `emit` for every node below the directory `top` (canonical),
+    /// parents first, as dockerd's tar of a path walks it with the mounts in
+    /// place: a mount point below `top` is the mount's root and what is in
+    /// the mount, never what the file system under it holds there. `emit`
+    /// gets the node's file system, its entry and its path.
+    fn walk_below(
+        &self,
+        top: &ViewPath,
+        emit: &mut dyn FnMut(&Layers, &TreeEntry, &ViewPath) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let fs = self.owner(top);
+        let layers = self.layers(fs);
+        let base = self.base(fs);
+        let skip = base.names().len();
+        // The mounts this walk grafts: below `top`, right over `fs`.
+        let grafted: Vec<usize> = (0..self.mounts.len())
+            .filter(|&i| {
+                let g = &self.mounts[i].guest;
+                g.starts_with(top) && g != top && self.owner_except(g, Some(i)) == fs
+            })
+            .collect();
+        let mut met = vec![false; grafted.len()];
+        for e in layers.merged_tree_below(self.rel(fs, top)) {
+            let e = e.map_err(io::Error::other)?;
+            let path = under(&base, &e.path, 0);
+            if let Some(k) = grafted.iter().position(|&i| self.mounts[i].guest == path) {
+                met[k] = true;
+                self.graft(grafted[k], emit)?;
+            } else if !grafted
+                .iter()
+                .any(|&i| path.starts_with(&self.mounts[i].guest))
+            {
+                emit(layers, &e, &path)?;
+            }
+        }
+        // Mount points `fs` does not hold: with the directories above them
+        // it lacks too, as dockerd makes them.
+        let mut made: Vec<ViewPath> = Vec::new();
+        for (k, &i) in grafted.iter().enumerate() {
+            if met[k] {
+                continue;
+            }
+            let guest = &self.mounts[i].guest;
+            for depth in top.names().len() + 1..guest.names().len() {
+                let above = guest.names()[..depth]
+                    .iter()
+                    .fold(ViewPath::root(), |p, n| p.join(n));
+                let held = layers
+                    .entry(&under(&ViewPath::root(), &above, skip))
+                    .is_ok_and(|e| e.stat.kind == Kind::Dir);
+                if held || made.contains(&above) {
+                    continue;
+                }
+                let dir = self.made_dir(&above).map_err(io::Error::other)?;
+                emit(&self.view, &dir, &above)?;
+                made.push(above);
+            }
+            self.graft(i, emit)?;
+        }
+        Ok(())
+    }
+
+    /// Mount `i`'s root at its mount point, then everything in it.
+    fn graft(
+        &self,
+        i: usize,
+        emit: &mut dyn FnMut(&Layers, &TreeEntry, &ViewPath) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let m = &self.mounts[i];
+        let root = m.read.entry(&ViewPath::root()).map_err(io::Error::other)?;
+        emit(&m.read, &root, &m.guest)?;
+        self.walk_below(&m.guest, emit)
+    }
+}
+
 /// A path of the instance, found as dockerd's `ResolvePath` + `StatPath`
 /// find it: the directory part resolved (symlinks followed, inside the
-/// view), the last name not followed unless a trailing `/` asks.
+/// instance), the last name not followed unless a trailing `/` asks.
 pub struct Located {
+    /// Its canonical path in the namespace.
+    pub path: ViewPath,
+    /// The file system holding it, and its entry there.
+    pub fs: Fs,
     pub entry: TreeEntry,
     pub stat: ContainerPathStat,
+}
+
+/// dockerd's words for a resolution that met too many symlinks, naming
+/// the path it resolved (without dockerd's storage path before it).
+fn too_many_links(path: &str) -> ArchiveError {
+    let shown = path.trim_end_matches('/');
+    let shown = shown.strip_suffix("/.").unwrap_or(shown);
+    ArchiveError::TooManyLinks(if shown.is_empty() { "/" } else { shown }.to_string())
 }
 
 fn lookup_error(asked: &str, abs: &str, e: FsError) -> ArchiveError {
@@ -105,6 +364,7 @@ fn lookup_error(asked: &str, abs: &str, e: FsError) -> ArchiveError {
         FsError::NotFound | FsError::Invalid | FsError::NameTooLong => {
             ArchiveError::NotFound(asked.to_string())
         }
+        FsError::Loop => too_many_links(abs),
         e => ArchiveError::Lookup {
             path: abs.to_string(),
             source: e,
@@ -112,38 +372,34 @@ fn lookup_error(asked: &str, abs: &str, e: FsError) -> ArchiveError {
     }
 }
 
-/// Opens the directory `path` names from the root, symlinks followed.
-fn open_dir(layers: &Layers, path: &str) -> Result<ViewDir, FsError> {
-    let o = OpenOptions {
-        directory: true,
-        follow: true,
-        ..OpenOptions::default()
-    };
-    match layers.open_at(&layers.root(), path, &o)? {
-        Opened::Dir(d) => Ok(d),
-        Opened::File(_) => Err(FsError::NotDir),
-    }
-}
-
-/// Finds `asked` (a path as a client sent it) in the view.
-pub fn locate(layers: &Layers, asked: &str) -> Result<Located, ArchiveError> {
+/// Finds `asked` (a path as a client sent it) in the instance.
+pub fn locate(ns: &Namespace, asked: &str) -> Result<Located, ArchiveError> {
     let abs = container_path(asked);
     let (dir, base) = abs.rsplit_once('/').unwrap_or(("", &abs));
     let dir = if dir.is_empty() { "/" } else { dir };
-    let parent = open_dir(layers, dir).map_err(|e| lookup_error(asked, &abs, e))?;
+    let parent = ns
+        .resolve(dir, true)
+        .map_err(|e| lookup_error(asked, dir, e))?;
     let path = match base {
-        "" | "." => parent.path().clone(),
-        name => parent.path().join(std::ffi::OsStr::new(name)),
+        "" | "." => parent,
+        name => parent.join(std::ffi::OsStr::new(name)),
     };
-    let entry = layers
-        .entry(&path)
-        .map_err(|e| lookup_error(asked, &abs, e))?;
+    let (fs, entry) = ns.entry(&path).map_err(|e| lookup_error(asked, &abs, e))?;
+    // A trailing `/` or `/.` asks for a directory.
+    if matches!(base, "" | ".") && entry.stat.kind != Kind::Dir {
+        return Err(lookup_error(asked, &abs, FsError::NotDir));
+    }
     let name = match abs.trim_end_matches('/').rsplit('/').next() {
         Some("") | None => "/".to_string(),
         Some(n) => n.to_string(),
     };
+    // dockerd names where a symlink leads, resolved in the container
+    // (a dangling one's target taken as it is).
     let link_target = match entry.stat.kind {
-        Kind::Symlink => link_target(layers, &path, &entry),
+        Kind::Symlink => shown(
+            &ns.resolve(&shown(&path), true)
+                .map_err(|e| lookup_error(asked, &abs, e))?,
+        ),
         _ => String::new(),
     };
     let stat = ContainerPathStat {
@@ -153,39 +409,12 @@ pub fn locate(layers: &Layers, asked: &str) -> Result<Located, ArchiveError> {
         mtime: rfc3339(entry.stat.mtime),
         link_target,
     };
-    Ok(Located { entry, stat })
-}
-
-/// Where a symlink leads, resolved inside the view (dockerd's
-/// `FollowSymlinkInScope`), absolute; for a dangling link, its target
-/// taken lexically from the link's directory.
-fn link_target(layers: &Layers, path: &ViewPath, entry: &TreeEntry) -> String {
-    let o = OpenOptions {
-        follow: true,
-        ..OpenOptions::default()
-    };
-    match layers.open_at(&layers.root(), &shown(path), &o) {
-        Ok(Opened::Dir(d)) => shown(d.path()),
-        Ok(Opened::File(f)) => shown(f.path()),
-        Err(_) => {
-            let target = entry
-                .link_target
-                .as_deref()
-                .map(|t| t.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let base: Vec<String> = if target.starts_with('/') {
-                Vec::new()
-            } else {
-                path.parent()
-                    .unwrap_or_default()
-                    .names()
-                    .iter()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .collect()
-            };
-            format!("/{}", lexical(&base, &target).join("/"))
-        }
-    }
+    Ok(Located {
+        path,
+        fs,
+        entry,
+        stat,
+    })
 }
 
 fn unix_type(kind: Kind) -> u32 {
@@ -214,7 +443,8 @@ fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Writes tar entries of the view: GNU headers, owner 0, names verbatim
+/// Writes tar entries of the view: GNU headers, owner 0 named `root` as
+/// dockerd names it (an instance has no other owner), names verbatim
 /// (long ones as GNU long-name entries), hard links as links to the first
 /// name met.
 pub struct TarWriter<W: Write> {
@@ -259,6 +489,8 @@ impl<W: Write> TarWriter<W> {
         h.set_mode(e.stat.mode & 0o7777);
         h.set_uid(0);
         h.set_gid(0);
+        h.set_username("root")?;
+        h.set_groupname("root")?;
         h.set_mtime(unix_seconds(e.stat.mtime));
         h.set_size(0);
         let mut name = name.to_vec();
@@ -341,33 +573,53 @@ fn put_bytes(field: &mut [u8], bytes: &[u8]) {
 
 /// The tar of a located path, as dockerd's `GET /containers/{id}/archive`
 /// writes it: the node named `name` (the last name asked: `data`, `.`,
-/// `/`), then, for a directory, everything below it as `name/rel`.
-pub fn write_path<W: Write>(layers: &Layers, top: &Located, out: W) -> io::Result<W> {
+/// `/`), then, for a directory, everything below it as `name/rel`, the
+/// mounts below it with what they hold.
+pub fn write_path<W: Write>(ns: &Namespace, top: &Located, out: W) -> io::Result<W> {
     let mut tar = TarWriter::new(out);
     let name = top.stat.name.as_bytes().to_vec();
-    tar.append(layers, &top.entry, &name)?;
+    tar.append(ns.layers(top.fs), &top.entry, &name)?;
     if top.entry.stat.kind == Kind::Dir {
-        let skip = top.entry.path.names().len();
-        for e in layers.merged_tree_below(top.entry.path.clone()) {
-            let e = e.map_err(io::Error::other)?;
+        let skip = top.path.names().len();
+        ns.walk_below(&top.path, &mut |layers, e, path| {
             let mut full = name.clone();
             if !full.ends_with(b"/") {
                 full.push(b'/');
             }
-            full.extend(relative(&e.path, skip));
-            tar.append(layers, &e, &full)?;
-        }
+            full.extend(relative(path, skip));
+            tar.append(layers, e, &full)
+        })?;
     }
     tar.finish()
 }
 
-/// The whole merged rootfs as `docker export` writes it: names relative
-/// to the root, no entry for the root itself.
-pub fn write_export<W: Write>(layers: &Layers, out: W) -> io::Result<W> {
+/// The whole rootfs as `docker export` writes it: names relative to the
+/// root, no entry for the root itself. As dockerd's, it holds no mount's
+/// files: the view's own under a mount point, and a mount point the view
+/// lacks as the empty directory dockerd makes for it.
+pub fn write_export<W: Write>(ns: &Namespace, out: W) -> io::Result<W> {
     let mut tar = TarWriter::new(out);
-    for e in layers.merged_tree() {
+    for e in ns.view.merged_tree() {
         let e = e.map_err(io::Error::other)?;
-        tar.append(layers, &e, &e.path.to_relative_bytes())?;
+        tar.append(&ns.view, &e, &e.path.to_relative_bytes())?;
+    }
+    let mut made: Vec<ViewPath> = Vec::new();
+    for (i, m) in ns.mounts.iter().enumerate() {
+        // A mount point inside another mount is made in that mount.
+        if ns.owner_except(&m.guest, Some(i)) != Fs::View {
+            continue;
+        }
+        for depth in 1..=m.guest.names().len() {
+            let path = m.guest.names()[..depth]
+                .iter()
+                .fold(ViewPath::root(), |p, n| p.join(n));
+            if made.contains(&path) || ns.view.entry(&path).is_ok() {
+                continue;
+            }
+            let dir = ns.made_dir(&path).map_err(io::Error::other)?;
+            tar.append(&ns.view, &dir, &path.to_relative_bytes())?;
+            made.push(path);
+        }
     }
     tar.finish()
 }
@@ -392,19 +644,285 @@ pub struct ExtractOptions {
     pub no_overwrite_dir_non_dir: bool,
 }
 
-/// Where a `PUT` extracts: the directory `asked` names, its last symlink
-/// followed too (dockerd's `GetResourcePath`).
-pub fn extraction_point(layers: &Layers, asked: &str) -> Result<ViewDir, ArchiveError> {
+/// Where a `PUT` extracts: the directory `asked` names in the instance,
+/// its last symlink followed too (dockerd's `GetResourcePath`), with the
+/// file system holding it. Refused, in dockerd's order: a path that is no
+/// directory, then a mount given `:ro`.
+pub fn extraction_point(ns: &Namespace, asked: &str) -> Result<(Fs, ViewPath), ArchiveError> {
     let abs = container_path(asked);
-    match layers.stat_at(&layers.root(), &abs, true) {
-        Ok(st) if st.kind == Kind::Dir => {}
-        Ok(_) | Err(FsError::NotDir) => return Err(ArchiveError::NotADirectory),
-        Err(e) => return Err(lookup_error(asked, &abs, e)),
-    }
-    open_dir(layers, &abs).map_err(|e| match e {
+    let not_dir = |e: FsError| match e {
         FsError::NotDir => ArchiveError::NotADirectory,
         e => lookup_error(asked, &abs, e),
-    })
+    };
+    let path = ns.resolve(&abs, true).map_err(not_dir)?;
+    let (fs, entry) = ns.entry(&path).map_err(not_dir)?;
+    if entry.stat.kind != Kind::Dir {
+        return Err(ArchiveError::NotADirectory);
+    }
+    if let Fs::Mount(i) = fs
+        && ns.mounts[i].read_only
+    {
+        return Err(ArchiveError::ReadOnlyMount);
+    }
+    Ok((fs, path))
+}
+
+/// The file system an extracted name lands in, and the calls on it: the
+/// view (paths from its root, resolved by the view), or a mount's host
+/// directory (paths from it, resolved by cap-std beneath it).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    View(&'a Layers),
+    Mount(&'a Mount),
+}
+
+/// A file being written by an extraction.
+enum Sink {
+    View(wrun_rootfs::ViewFile),
+    Host(std::fs::File),
+}
+
+impl Sink {
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<usize, FsError> {
+        match self {
+            Sink::View(f) => f.write_at(buf, offset),
+            Sink::Host(f) => Ok(std::os::unix::fs::FileExt::write_at(f, buf, offset)?),
+        }
+    }
+}
+
+fn kind_of(t: cap_std::fs::FileType) -> Kind {
+    use cap_std::fs::FileTypeExt;
+    if t.is_dir() {
+        Kind::Dir
+    } else if t.is_symlink() {
+        Kind::Symlink
+    } else if t.is_file() {
+        Kind::File
+    } else if t.is_fifo() {
+        Kind::Fifo
+    } else if t.is_socket() {
+        Kind::Socket
+    } else if t.is_char_device() {
+        Kind::CharDevice
+    } else if t.is_block_device() {
+        Kind::BlockDevice
+    } else {
+        Kind::Unknown
+    }
+}
+
+impl Target<'_> {
+    /// A mount's path as cap-std takes it (`.` for its root).
+    fn host(rel: &str) -> &str {
+        if rel.is_empty() { "." } else { rel }
+    }
+
+    /// The mount, if it may be written.
+    fn writable(m: &Mount) -> Result<&cap_std::fs::Dir, FsError> {
+        if m.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(&m.dir)
+    }
+
+    fn stat(self, rel: &str, follow: bool) -> Result<Kind, FsError> {
+        match self {
+            Target::View(l) => Ok(l.stat_at(&l.root(), rel, follow)?.kind),
+            Target::Mount(m) => {
+                let meta = if follow {
+                    m.dir.metadata(Self::host(rel))
+                } else {
+                    m.dir.symlink_metadata(Self::host(rel))
+                };
+                Ok(kind_of(meta?.file_type()))
+            }
+        }
+    }
+
+    fn mkdir(self, rel: &str) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => l.create_dir_at(&l.root(), rel),
+            Target::Mount(m) => Ok(Self::writable(m)?.create_dir(Self::host(rel))?),
+        }
+    }
+
+    fn chmod(self, rel: &str, mode: u32) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => l.set_mode_at(&l.root(), rel, false, mode),
+            Target::Mount(m) => {
+                use std::os::unix::fs::PermissionsExt;
+                let perm =
+                    cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode));
+                Ok(Self::writable(m)?.set_permissions(Self::host(rel), perm)?)
+            }
+        }
+    }
+
+    /// A new file (none may be there), open for writing.
+    fn create(self, rel: &str, mode: u32) -> Result<Sink, FsError> {
+        match self {
+            Target::View(l) => {
+                let o = OpenOptions {
+                    write: true,
+                    create: true,
+                    exclusive: true,
+                    mode: Some(mode),
+                    ..OpenOptions::default()
+                };
+                match l.open_at(&l.root(), rel, &o)? {
+                    Opened::File(f) => Ok(Sink::View(f)),
+                    Opened::Dir(_) => Err(FsError::IsDir),
+                }
+            }
+            Target::Mount(m) => {
+                use cap_std::fs::OpenOptionsExt;
+                let mut o = cap_std::fs::OpenOptions::new();
+                o.write(true).create_new(true).mode(mode);
+                let f = Self::writable(m)?.open_with(Self::host(rel), &o)?;
+                Ok(Sink::Host(f.into_std()))
+            }
+        }
+    }
+
+    /// Sets both times of `rel` itself (a symlink not followed).
+    fn set_times(self, rel: &str, t: SystemTime) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => {
+                l.set_times_at(&l.root(), rel, false, SetTime::At(t), SetTime::At(t))
+            }
+            Target::Mount(m) => {
+                let dir = Self::writable(m)?;
+                // The parent opened beneath the mount, then one name.
+                let (parent, name) = match rel.rsplit_once('/') {
+                    Some((p, n)) => (Some(dir.open_dir(p)?), n),
+                    None => (None, Self::host(rel)),
+                };
+                let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+                let ts = rustix::fs::Timespec {
+                    tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(d.subsec_nanos()),
+                };
+                let times = rustix::fs::Timestamps {
+                    last_access: ts,
+                    last_modification: ts,
+                };
+                rustix::fs::utimensat(
+                    parent.as_ref().unwrap_or(dir),
+                    name,
+                    &times,
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn symlink(self, target: &str, rel: &str) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => l.symlink_at(target, &l.root(), rel),
+            Target::Mount(m) => Ok(Self::writable(m)?.symlink_contents(target, rel)?),
+        }
+    }
+
+    fn link(self, from: &str, rel: &str) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => l.link_at(&l.root(), from, false, &l.root(), rel),
+            Target::Mount(m) => {
+                let dir = Self::writable(m)?;
+                Ok(dir.hard_link(from, dir, rel)?)
+            }
+        }
+    }
+
+    fn unlink(self, rel: &str) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => l.unlink_file_at(&l.root(), rel),
+            Target::Mount(m) => Ok(Self::writable(m)?.remove_file(rel)?),
+        }
+    }
+
+    fn rmdir(self, rel: &str) -> Result<(), FsError> {
+        match self {
+            Target::View(l) => l.remove_dir_at(&l.root(), rel),
+            Target::Mount(m) => Ok(Self::writable(m)?.remove_dir(rel)?),
+        }
+    }
+
+    fn list(self, rel: &str) -> Result<Vec<String>, FsError> {
+        let names: Vec<std::ffi::OsString> = match self {
+            Target::View(l) => {
+                let o = OpenOptions {
+                    directory: true,
+                    ..OpenOptions::default()
+                };
+                let Opened::Dir(here) = l.open_at(&l.root(), rel, &o)? else {
+                    return Err(FsError::NotDir);
+                };
+                l.read_dir(&here, false)?
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect()
+            }
+            Target::Mount(m) => {
+                let mut out = Vec::new();
+                for e in m.dir.read_dir(Self::host(rel))? {
+                    out.push(e?.file_name());
+                }
+                out
+            }
+        };
+        names
+            .into_iter()
+            .map(|n| n.into_string().map_err(|_| FsError::Invalid))
+            .collect()
+    }
+
+    /// Removes `rel` and, for a directory, everything in it, without
+    /// recursion (a guest may have made a very deep tree).
+    fn remove_all(self, rel: &str) -> Result<(), FsError> {
+        let mut stack: Vec<(String, bool)> = vec![(rel.to_string(), false)];
+        while let Some((path, listed)) = stack.pop() {
+            let kind = match self.stat(&path, false) {
+                Ok(k) => k,
+                Err(FsError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            if kind != Kind::Dir {
+                self.unlink(&path)?;
+            } else if listed {
+                self.rmdir(&path)?;
+            } else {
+                stack.push((path.clone(), true));
+                for name in self.list(&path)? {
+                    stack.push((format!("{path}/{name}"), false));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path of `names` from the root.
+fn path_of(names: &[String]) -> ViewPath {
+    names
+        .iter()
+        .fold(ViewPath::root(), |p, n| p.join(std::ffi::OsStr::new(n)))
+}
+
+impl Namespace {
+    /// Where the name `names` (from the root) is written: its file system
+    /// and its path there.
+    fn target(&self, names: &[String]) -> (Target<'_>, String) {
+        match self.owner(&path_of(names)) {
+            Fs::View => (Target::View(&self.view), names.join("/")),
+            Fs::Mount(i) => {
+                let m = &self.mounts[i];
+                let skip = m.guest.names().len();
+                (Target::Mount(m), names[skip..].join("/"))
+            }
+        }
+    }
 }
 
 /// Extended header records the extraction honours.
@@ -520,21 +1038,23 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, ArchiveError> {
     })
 }
 
-/// Extracts a tar into the directory `dest` of the view, as dockerd's
-/// `Unpack` does in the container's root: missing parents made (0755), an
-/// existing node replaced unless both are directories, directories' times
-/// set last. Refused: names out of `dest`, symlinks and hard links whose
-/// target leaves it, device and FIFO entries (a view holds none), PAX and
-/// long-name headers over their caps, more than [`MAX_ENTRIES`] entries.
+/// Extracts a tar into the directory `dest` (canonical) of the instance,
+/// as dockerd's `Unpack` does in the container's root with its mounts in
+/// place (each name written in the view or the mount it is in): missing
+/// parents made (0755), an existing node replaced unless both are
+/// directories, directories' times set last. Refused: names out of
+/// `dest`, symlinks and hard links whose target leaves it, a hard link
+/// across two file systems, a mount point replaced, device and FIFO
+/// entries (a view holds none), PAX and long-name headers over their caps,
+/// more than [`MAX_ENTRIES`] entries.
 pub fn extract(
-    layers: &Layers,
-    dest: &ViewDir,
+    ns: &Namespace,
+    dest: &ViewPath,
     input: impl Read,
     options: ExtractOptions,
 ) -> Result<(), ArchiveError> {
-    let dest_shown = shown(dest.path());
+    let dest_shown = shown(dest);
     let dest_names: Vec<String> = dest
-        .path()
         .names()
         .iter()
         .map(|n| n.to_string_lossy().into_owned())
@@ -547,7 +1067,7 @@ pub fn extract(
         .raw(true);
     let (mut long_name, mut long_link, mut pax): (Option<Vec<u8>>, Option<Vec<u8>>, Pax) =
         (None, None, Pax::default());
-    let mut dirs: Vec<(String, SystemTime)> = Vec::new();
+    let mut dirs: Vec<(Vec<String>, SystemTime)> = Vec::new();
     let mut count = 0u64;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(format!("reading the tar: {e}")))?;
@@ -605,33 +1125,37 @@ pub fn extract(
             }
             return Err(bad(format!("{name:?} names the extraction point itself")));
         };
-        let rel = names.join("/");
-        let full = if dest_shown == "/" {
-            format!("/{rel}")
-        } else {
-            format!("{dest_shown}/{rel}")
-        };
+        let mut all = dest_names.clone();
+        all.extend(names.iter().cloned());
+        let full = format!("/{}", all.join("/"));
         let _ = last;
         // Missing parents are made, as dockerd's MkdirAll (0755).
         for i in 1..=parents.len() {
-            let p = parents[..i].join("/");
-            match layers.stat_at(dest, &p, true) {
+            let (at, p) = ns.target(&all[..dest_names.len() + i]);
+            match at.stat(&p, true) {
                 Ok(_) => {}
+                // Above a mount point: dockerd made it at create.
+                Err(FsError::NotFound)
+                    if ns.holds_mount(&path_of(&all[..dest_names.len() + i])) => {}
                 Err(FsError::NotFound) => {
-                    layers
-                        .create_dir_at(dest, &p)
-                        .map_err(view_err(format!("mkdir {full}")))?;
-                    layers
-                        .set_mode_at(dest, &p, false, 0o755)
+                    at.mkdir(&p).map_err(view_err(format!("mkdir {full}")))?;
+                    at.chmod(&p, 0o755)
                         .map_err(view_err(format!("chmod {full}")))?;
                 }
                 Err(e) => return Err(view_err(format!("lstat {full}"))(e)),
             }
         }
+        let (at, rel) = ns.target(&all);
         let is_dir_entry = kind == EntryType::Directory;
-        match layers.stat_at(dest, &rel, false) {
+        if rel.is_empty() && matches!(at, Target::Mount(_)) && !is_dir_entry {
+            // The kernel's answer to replacing a mount point.
+            return Err(ArchiveError::Conflict(format!(
+                "unlinkat {full}: device or resource busy"
+            )));
+        }
+        match at.stat(&rel, false) {
             Ok(st) => {
-                let is_dir = st.kind == Kind::Dir;
+                let is_dir = st == Kind::Dir;
                 if options.no_overwrite_dir_non_dir && is_dir && !is_dir_entry {
                     return Err(ArchiveError::Conflict(format!(
                         "cannot overwrite directory {full:?} with non-directory {dest_shown:?}"
@@ -643,46 +1167,30 @@ pub fn extract(
                     )));
                 }
                 if !(is_dir && is_dir_entry) {
-                    remove_all(layers, dest, &rel).map_err(view_err(format!("remove {full}")))?;
+                    at.remove_all(&rel)
+                        .map_err(view_err(format!("remove {full}")))?;
                 }
             }
             Err(FsError::NotFound) => {}
             Err(e) => return Err(view_err(format!("lstat {full}"))(e)),
         }
-        let times = |layers: &Layers| {
-            layers
-                .set_times_at(dest, &rel, false, SetTime::At(mtime), SetTime::At(mtime))
+        let times = || {
+            at.set_times(&rel, mtime)
                 .map_err(view_err(format!("chtimes {full}")))
         };
         match kind {
             EntryType::Directory => {
-                if !layers
-                    .stat_at(dest, &rel, false)
-                    .is_ok_and(|s| s.kind == Kind::Dir)
-                {
-                    layers
-                        .create_dir_at(dest, &rel)
-                        .map_err(view_err(format!("mkdir {full}")))?;
+                if !at.stat(&rel, false).is_ok_and(|k| k == Kind::Dir) {
+                    at.mkdir(&rel).map_err(view_err(format!("mkdir {full}")))?;
                 }
-                layers
-                    .set_mode_at(dest, &rel, false, mode)
+                at.chmod(&rel, mode)
                     .map_err(view_err(format!("chmod {full}")))?;
-                dirs.push((rel, mtime));
+                dirs.push((all, mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
-                let o = OpenOptions {
-                    write: true,
-                    create: true,
-                    exclusive: true,
-                    mode: Some(mode),
-                    ..OpenOptions::default()
-                };
-                let Opened::File(file) = layers
-                    .open_at(dest, &rel, &o)
-                    .map_err(view_err(format!("open {full}")))?
-                else {
-                    return Err(view_err(format!("open {full}"))(FsError::IsDir));
-                };
+                let file = at
+                    .create(&rel, mode)
+                    .map_err(view_err(format!("open {full}")))?;
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut offset = 0u64;
                 loop {
@@ -705,10 +1213,9 @@ pub fn extract(
                     }
                 }
                 drop(file);
-                layers
-                    .set_mode_at(dest, &rel, false, mode)
+                at.chmod(&rel, mode)
                     .map_err(view_err(format!("chmod {full}")))?;
-                times(layers)?;
+                times()?;
             }
             EntryType::Symlink => {
                 let target = utf8(raw_link.unwrap_or_default(), "symlink target")?;
@@ -717,10 +1224,9 @@ pub fn extract(
                 if !lexical(&base, &target).starts_with(&dest_names) {
                     return Err(bad(format!("invalid symlink {full:?} -> {target:?}")));
                 }
-                layers
-                    .symlink_at(&target, dest, &rel)
+                at.symlink(&target, &rel)
                     .map_err(view_err(format!("symlink {full}")))?;
-                times(layers)?;
+                times()?;
             }
             EntryType::Link => {
                 let target = utf8(raw_link.unwrap_or_default(), "hard link target")?;
@@ -728,9 +1234,14 @@ pub fn extract(
                 if !to.starts_with(&dest_names) || to.len() == dest_names.len() {
                     return Err(bad(format!("invalid hardlink {full:?} -> {target:?}")));
                 }
-                let from = to[dest_names.len()..].join("/");
-                layers
-                    .link_at(dest, &from, false, dest, &rel)
+                // Both names in one file system, as link(2) wants.
+                let (from_at, from) = ns.target(&to);
+                match (from_at, at) {
+                    (Target::View(_), Target::View(_)) => {}
+                    (Target::Mount(a), Target::Mount(b)) if std::ptr::eq(a, b) => {}
+                    _ => return Err(view_err(format!("link {full}"))(FsError::CrossDevice)),
+                }
+                at.link(&from, &rel)
                     .map_err(view_err(format!("link {full}")))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -746,48 +1257,11 @@ pub fn extract(
             }
         }
     }
-    for (rel, mtime) in dirs.into_iter().rev() {
-        match layers.set_times_at(dest, &rel, false, SetTime::At(mtime), SetTime::At(mtime)) {
+    for (all, mtime) in dirs.into_iter().rev() {
+        let (at, rel) = ns.target(&all);
+        match at.set_times(&rel, mtime) {
             Ok(()) | Err(FsError::NotFound) => {}
-            Err(e) => return Err(view_err(format!("chtimes {rel}"))(e)),
-        }
-    }
-    Ok(())
-}
-
-/// Removes `rel` (below `dir`) and, for a directory, everything in it,
-/// without recursion (a guest may have made a very deep tree).
-fn remove_all(layers: &Layers, dir: &ViewDir, rel: &str) -> Result<(), FsError> {
-    let mut stack: Vec<(String, bool)> = vec![(rel.to_string(), false)];
-    while let Some((path, listed)) = stack.pop() {
-        let st = match layers.stat_at(dir, &path, false) {
-            Ok(st) => st,
-            Err(FsError::NotFound) => continue,
-            Err(e) => return Err(e),
-        };
-        if st.kind != Kind::Dir {
-            layers.unlink_file_at(dir, &path)?;
-            continue;
-        }
-        if listed {
-            layers.remove_dir_at(dir, &path)?;
-            continue;
-        }
-        let here = match layers.open_at(
-            dir,
-            &path,
-            &OpenOptions {
-                directory: true,
-                ..OpenOptions::default()
-            },
-        )? {
-            Opened::Dir(d) => d,
-            Opened::File(_) => return Err(FsError::NotDir),
-        };
-        stack.push((path.clone(), true));
-        for e in layers.read_dir(&here, false)? {
-            let name = e.name.to_str().ok_or(FsError::Invalid)?;
-            stack.push((format!("{path}/{name}"), false));
+            Err(e) => return Err(view_err(format!("chtimes /{}", all.join("/")))(e)),
         }
     }
     Ok(())
@@ -825,6 +1299,97 @@ mod tests {
             r#"Error processing tar file(exit status 1): "a/../../x" is outside of "/d""#
         );
         assert!(entry_names("./", "/d").unwrap().is_empty());
+    }
+
+    /// A view over `lower/` (`/etc/motd`, `/loop -> /loop`) and a mount of
+    /// `vol/` at `/mnt/vol` (`sub/f`, `abs -> /etc`): `/mnt` is in neither.
+    fn namespace(tmp: &std::path::Path) -> Namespace {
+        use std::sync::Arc;
+        let (lower, vol) = (tmp.join("lower"), tmp.join("vol"));
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/motd"), "image").unwrap();
+        std::os::unix::fs::symlink("/loop", lower.join("loop")).unwrap();
+        std::fs::create_dir_all(vol.join("sub")).unwrap();
+        std::fs::write(vol.join("sub/f"), "v").unwrap();
+        std::os::unix::fs::symlink("/etc", vol.join("abs")).unwrap();
+        let open = |p: &std::path::Path| {
+            cap_std::fs::Dir::open_ambient_dir(p, cap_std::ambient_authority()).unwrap()
+        };
+        let layers = |lower: &std::path::Path, upper: &str| {
+            let upper = tmp.join("layers").join(upper);
+            Layers::open_read_only(Arc::new(open(lower)), upper).unwrap()
+        };
+        Namespace {
+            view: layers(&lower, "up"),
+            mounts: vec![Mount {
+                guest: ViewPath::parse("/mnt/vol").unwrap(),
+                dir: open(&vol),
+                read: layers(&vol, "never"),
+                read_only: false,
+            }],
+            created: UNIX_EPOCH,
+        }
+    }
+
+    fn names_of(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_namespace_resolves_walks_and_extracts_through_a_mount() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ns = namespace(tmp.path());
+        // A symlink in the mount resolves from the instance's root.
+        let p = ns.resolve("/mnt/vol/abs/motd", false).unwrap();
+        assert_eq!(shown(&p), "/etc/motd");
+        assert_eq!(ns.entry(&p).unwrap().0, Fs::View);
+        let f = locate(&ns, "/mnt/vol/sub/f").unwrap();
+        assert_eq!((f.fs, f.entry.stat.size), (Fs::Mount(0), 1));
+        assert_eq!(locate(&ns, "/mnt").unwrap().entry.stat.kind, Kind::Dir);
+        // A loop: dockerd's words, naming the directory resolved.
+        let e = locate(&ns, "/loop/x").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "evalSymlinksInScope: too many links in /loop"
+        );
+        // cp of / holds the mount's files; export only its mount point.
+        let top = locate(&ns, "/").unwrap();
+        let names = names_of(&write_path(&ns, &top, Vec::new()).unwrap());
+        for n in [
+            "/mnt/",
+            "/mnt/vol/",
+            "/mnt/vol/sub/f",
+            "/mnt/vol/abs",
+            "/etc/motd",
+        ] {
+            assert!(names.contains(&n.to_string()), "{n} not in {names:?}");
+        }
+        let names = names_of(&write_export(&ns, Vec::new()).unwrap());
+        assert!(names.contains(&"mnt/vol/".to_string()), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with("mnt/vol/s")),
+            "{names:?}"
+        );
+        // A tar put at / lands in the mount; nothing is made in the view.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "mnt/vol/new", &b"new"[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let (fs, dest) = extraction_point(&ns, "/").unwrap();
+        assert_eq!(fs, Fs::View);
+        extract(&ns, &dest, &tar[..], ExtractOptions::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("vol/new")).unwrap(),
+            "new"
+        );
+        assert!(!ns.view.has_upper());
     }
 
     #[test]

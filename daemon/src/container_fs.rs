@@ -1,6 +1,7 @@
 //! The routes on an instance's filesystem: `GET /containers/{id}/changes`
 //! (`diff`), `GET …/export`, and `HEAD`/`GET`/`PUT …/archive` (`cp`), each
-//! over the instance's one copy-on-write view; the tars are `archive`'s.
+//! over the instance's one copy-on-write view (and, for `cp`, its volumes
+//! and binds over it); the tars are `archive`'s.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 use wrun_api::archive::{ContainerChange, PATH_STAT_HEADER};
 use wrun_rootfs::{Layers, ViewPath};
 
-use super::archive::{self, ArchiveError, ExtractOptions, Located};
+use super::archive::{self, ArchiveError, ExtractOptions, Fs, Located, Mount, Namespace};
 use super::events::ContainerSubject;
 use super::http::{Body, Query, empty, json, streaming};
 use super::instance::Container;
@@ -28,47 +29,63 @@ fn answer(e: ArchiveError, key: &str) -> DaemonError {
             DaemonError::not_found(format!("Could not find the file {path} in container {key}"))
         }
         e @ ArchiveError::BadTar(_) => DaemonError::invalid(e.to_string()),
+        // dockerd's own 500s.
+        e @ (ArchiveError::TooManyLinks(_) | ArchiveError::ReadOnlyMount) => {
+            DaemonError::Internal(e.to_string())
+        }
         e => DaemonError::Internal(e.to_string()),
     }
 }
 
-/// The guest paths mounted over the rootfs (volumes, binds, `--tmpfs
-/// /tmp`): not in the view, so not reached by `cp`.
-fn mounts(c: &Container) -> Result<Vec<ViewPath>, DaemonError> {
+/// The instance's files as `cp` reaches them: its view, with its named
+/// volumes and binds over it, each host directory found and checked as a
+/// start finds it (a bind's source checked again against the daemon's
+/// policy, so a path swapped since the create grants nothing new). A
+/// `--tmpfs /tmp` is not among them: dockerd 20.10 copies to and from the
+/// rootfs under it, and so does wrun.
+fn namespace(d: &Daemon, c: &Container) -> Result<Namespace, DaemonError> {
+    let view = d.container_rootfs(c)?;
     let r = c.record();
     let settings = crate::launch::settings(&r.config, &r.host_config)?;
-    let mut out: Vec<ViewPath> = settings
-        .volumes
-        .iter()
-        .filter_map(|(_, guest, _)| ViewPath::parse(guest).ok())
-        .collect();
-    if settings.tmp {
-        out.extend(ViewPath::parse("/tmp").ok());
+    let mut mounts = Vec::new();
+    for (i, (host, guest, read_only)) in settings.volumes.iter().enumerate() {
+        let guest_path = archive::container_path(guest);
+        let guest = ViewPath::parse(&guest_path)
+            .map_err(|e| DaemonError::Internal(format!("the mount point {guest:?}: {e}")))?;
+        let source = match host.to_str().filter(|h| !h.starts_with('/')) {
+            Some(name) => crate::volume_store::Volumes::of(d.store.root()).mount_source(name)?,
+            None => host.clone(),
+        };
+        let real = crate::launch::check_bind(&source, d.store.root(), d.host_binds())?;
+        let opening = |e: &dyn std::fmt::Display| {
+            DaemonError::Internal(format!(
+                "opening {} (mounted at {guest_path}): {e}",
+                real.display()
+            ))
+        };
+        let dir = crate::rootfs_views::open_image_rootfs(&real).map_err(|e| opening(&e))?;
+        let lower = Arc::new(dir.try_clone().map_err(|e| opening(&e))?);
+        // Read as the lower of a read-only view whose upper is a path
+        // never made (a read-only view makes none), checked to be absent.
+        let never = d.rootfs.upper_path(&format!("{}.mount-{i}-read", c.id));
+        let read = Layers::open_read_only(lower, never).map_err(|e| opening(&e))?;
+        if read.has_upper() {
+            return Err(opening(&"the read view found an upper it never makes"));
+        }
+        mounts.push(Mount {
+            guest,
+            dir,
+            read,
+            read_only: *read_only,
+        });
     }
-    Ok(out)
-}
-
-/// [`refuse_mounted`] of a path as asked, before it is looked up (a mount
-/// point need not exist in the image).
-fn refuse_mounted_asked(c: &Container, asked: &str) -> Result<(), DaemonError> {
-    let abs = archive::container_path(asked);
-    match ViewPath::parse(abs.trim_end_matches("/.")) {
-        Ok(path) => refuse_mounted(c, &path),
-        Err(_) => Ok(()),
-    }
-}
-
-/// Refuses a path at or below a mount: its files are the volume's, which
-/// the view does not hold.
-fn refuse_mounted(c: &Container, path: &ViewPath) -> Result<(), DaemonError> {
-    if let Some(m) = mounts(c)?.iter().find(|m| path.starts_with(m)) {
-        return Err(DaemonError::NotImplemented(format!(
-            "docker cp: wrun does not copy into or out of a mount yet: {} is at or below the mount {}; copy through the volume or host directory instead",
-            archive::shown(path),
-            archive::shown(m)
-        )));
-    }
-    Ok(())
+    let created = std::time::UNIX_EPOCH
+        + std::time::Duration::from_nanos(u64::try_from(c.created_nanos).unwrap_or(0));
+    Ok(Namespace {
+        view,
+        mounts,
+        created,
+    })
 }
 
 /// `GET /containers/{id}/changes`: docker's `[{"Path","Kind"}]`, `null`
@@ -153,14 +170,14 @@ pub async fn export(
     c: &Arc<Container>,
 ) -> Result<Response<Body>, DaemonError> {
     let (d, c2) = (Arc::clone(daemon), Arc::clone(c));
-    let view = blocking("opening the rootfs", move || d.container_rootfs(&c2)).await?;
+    let ns = blocking("opening the rootfs", move || namespace(&d, &c2)).await?;
     daemon
         .events
         .container("export", &c.id, &ContainerSubject::of(&c.record()), &[]);
     stream_tar(
         "exporting a rootfs",
         "application/octet-stream",
-        move |out| archive::write_export(&view, out).map(drop),
+        move |out| archive::write_export(&ns, out).map(drop),
     )
 }
 
@@ -172,20 +189,18 @@ fn path_param(query: &Query) -> Result<String, DaemonError> {
     }
 }
 
-/// Finds the path a `HEAD`/`GET` asks for, refusing mounts.
+/// Finds the path a `HEAD`/`GET` asks for, in the view or a mount.
 async fn locate(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
     key: &str,
     path: String,
-) -> Result<(Layers, Located), DaemonError> {
+) -> Result<(Namespace, Located), DaemonError> {
     let (d, c, key) = (Arc::clone(daemon), Arc::clone(c), key.to_string());
     blocking("finding a path", move || {
-        refuse_mounted_asked(&c, &path)?;
-        let view = d.container_rootfs(&c)?;
-        let found = archive::locate(&view, &path).map_err(|e| answer(e, &key))?;
-        refuse_mounted(&c, &found.entry.path)?;
-        Ok((view, found))
+        let ns = namespace(&d, &c)?;
+        let found = archive::locate(&ns, &path).map_err(|e| answer(e, &key))?;
+        Ok((ns, found))
     })
     .await
 }
@@ -222,7 +237,7 @@ pub async fn get(
     query: &Query,
 ) -> Result<Response<Body>, DaemonError> {
     let path = path_param(query)?;
-    let (view, found) = locate(daemon, c, key, path).await?;
+    let (ns, found) = locate(daemon, c, key, path).await?;
     daemon.events.container(
         "archive-path",
         &c.id,
@@ -233,7 +248,7 @@ pub async fn get(
     let response = stream_tar(
         "copying from an instance",
         "application/x-tar",
-        move |out| archive::write_path(&view, &found, out).map(drop),
+        move |out| archive::write_path(&ns, &found, out).map(drop),
     )?;
     Ok(with_stat(response, &stat))
 }
@@ -306,10 +321,11 @@ fn body_reader(req: Request<Incoming>) -> BodyReader {
 }
 
 /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`:
-/// extracts the tar of the body into the directory `path` names, as
-/// dockerd does (`archive::extract`). Refused on a `--read-only`
-/// instance, and with `copyUIDGID`: an instance has no users (WASI has no
-/// owners), so there is no owner to give the files.
+/// extracts the tar of the body into the directory `path` names, in the
+/// view or a mount, as dockerd does (`archive::extract`). Refused into the
+/// view of a `--read-only` instance and into a `:ro` mount, and with
+/// `copyUIDGID`: an instance has no users (WASI has no owners), so there
+/// is no owner to give the files.
 pub async fn put(
     daemon: &Arc<Daemon>,
     c: &Arc<Container>,
@@ -330,23 +346,22 @@ pub async fn put(
         no_overwrite_dir_non_dir: query.flag("noOverwriteDirNonDir"),
     };
     let (d, c2, key2) = (Arc::clone(daemon), Arc::clone(c), key.to_string());
-    let (view, dest) = blocking("finding the destination", move || {
-        refuse_mounted_asked(&c2, &path)?;
-        let view = d.container_rootfs(&c2)?;
-        let dest = archive::extraction_point(&view, &path).map_err(|e| answer(e, &key2))?;
-        // dockerd looks at the path first, then at the rootfs's mode.
-        if c2.record().host_config.readonly_rootfs {
+    let (ns, dest) = blocking("finding the destination", move || {
+        let ns = namespace(&d, &c2)?;
+        let (fs, dest) = archive::extraction_point(&ns, &path).map_err(|e| answer(e, &key2))?;
+        // dockerd looks at the path first, then at the mode of what holds
+        // it: a volume of a read-only instance takes the copy.
+        if fs == Fs::View && c2.record().host_config.readonly_rootfs {
             return Err(DaemonError::Internal(
                 "container rootfs is marked read-only".into(),
             ));
         }
-        refuse_mounted(&c2, dest.path())?;
-        Ok((view, dest))
+        Ok((ns, dest))
     })
     .await?;
     let (done, report) = tokio::sync::oneshot::channel();
     client_thread("copying into an instance", move || {
-        let _ = done.send(archive::extract(&view, &dest, reader, options));
+        let _ = done.send(archive::extract(&ns, &dest, reader, options));
     })?;
     let key = key.to_string();
     report
