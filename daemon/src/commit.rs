@@ -127,7 +127,8 @@ pub async fn commit(
     let mut config = oci_config(&base_config);
     wrun_image::changes::apply_changes(&mut config, &request.changes)
         .map_err(|e| DaemonError::invalid(e.to_string()))?;
-    let merged = crate::launch::merge_config(container_config(&config), &record.config);
+    let merged =
+        crate::launch::merge_config(crate::launch::image_defaults(&config), &record.config);
     let spec = CommitSpec {
         config: oci_config(&merged),
         author: request.author.clone(),
@@ -226,29 +227,6 @@ pub(crate) fn oci_config(c: &ContainerConfig) -> Config {
     config
 }
 
-/// The container config of image-config fields (the others empty).
-fn container_config(c: &Config) -> ContainerConfig {
-    let set = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|keys| keys.iter().map(|k| (k.clone(), EmptyObject {})).collect())
-    };
-    ContainerConfig {
-        user: c.user().clone().unwrap_or_default(),
-        env: c.env().clone(),
-        cmd: c.cmd().clone(),
-        entrypoint: c.entrypoint().clone(),
-        working_dir: c.working_dir().clone().unwrap_or_default(),
-        labels: c
-            .labels()
-            .as_ref()
-            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        exposed_ports: set(c.exposed_ports()),
-        volumes: set(c.volumes()),
-        stop_signal: c.stop_signal().clone().unwrap_or_default(),
-        ..ContainerConfig::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +267,7 @@ mod tests {
             exposed_ports: Some([("80/tcp".to_string(), EmptyObject {})].into()),
             ..ContainerConfig::default()
         };
-        let back = container_config(&oci_config(&c));
+        let back = crate::launch::image_defaults(&oci_config(&c));
         assert_eq!(back.env, c.env);
         assert_eq!(back.cmd, c.cmd);
         assert_eq!(back.entrypoint, c.entrypoint);

@@ -997,6 +997,31 @@ pub fn merge_config(mut user: ContainerConfig, image: &ContainerConfig) -> Conta
     user
 }
 
+/// The run defaults an image config carries, as a container config (the
+/// fields no image config has left empty): what a create merges with, and
+/// what a commit's `--change`s are merged back from.
+pub(crate) fn image_defaults(c: &wrun_image::oci_spec::image::Config) -> ContainerConfig {
+    let set = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|keys| keys.iter().map(|k| (k.clone(), EmptyObject {})).collect())
+    };
+    ContainerConfig {
+        user: c.user().clone().unwrap_or_default(),
+        env: c.env().clone(),
+        cmd: c.cmd().clone(),
+        entrypoint: c.entrypoint().clone(),
+        working_dir: c.working_dir().clone().unwrap_or_default(),
+        labels: c
+            .labels()
+            .as_ref()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        exposed_ports: set(c.exposed_ports()),
+        volumes: set(c.volumes()),
+        stop_signal: c.stop_signal().clone().unwrap_or_default(),
+        ..ContainerConfig::default()
+    }
+}
+
 /// An instance ready to be prepared and run; stdio is left to the caller.
 #[derive(Debug)]
 pub struct Launch {
@@ -1031,26 +1056,7 @@ pub fn plan(
     let config = store
         .config(record)
         .with_context(|| format!("reading the config of image {image}"))?;
-    let c = config.config().clone().unwrap_or_default();
-    let set = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|keys| keys.iter().map(|k| (k.clone(), EmptyObject {})).collect())
-    };
-    let image_cfg = ContainerConfig {
-        user: c.user().clone().unwrap_or_default(),
-        env: c.env().clone(),
-        cmd: c.cmd().clone(),
-        entrypoint: c.entrypoint().clone(),
-        working_dir: c.working_dir().clone().unwrap_or_default(),
-        labels: c
-            .labels()
-            .as_ref()
-            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        exposed_ports: set(c.exposed_ports()),
-        volumes: set(c.volumes()),
-        stop_signal: c.stop_signal().clone().unwrap_or_default(),
-        ..ContainerConfig::default()
-    };
+    let image_cfg = image_defaults(&config.config().clone().unwrap_or_default());
     let (entrypoint, cmd) = merged_argv(
         settings.entrypoint.as_deref(),
         settings.cmd.as_deref(),
