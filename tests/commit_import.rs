@@ -127,6 +127,56 @@ fn a_committed_image_runs_and_shows_the_changes_deleted_files_stay_deleted() {
     assert_eq!(inspect.trim(), r#"["A=1"] me my msg"#);
 }
 
+/// `{{format}}` of image inspect of `name`, trimmed.
+fn image_field(d: &Daemon, format: &str, name: &str) -> String {
+    d.wrun_ok(&["image", "inspect", "--format", format, name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_committed_image_names_its_container_and_parent_and_history_gives_their_ids() {
+    let d = daemon_with_fsh();
+    run_script(&d, "c1", &["write", "/one", "1"]);
+    let cid = d.wrun_ok(&["inspect", "--format", "{{.Id}}", "c1"]);
+    let base = image_field(&d, "{{.Id}}", "fsh:1");
+    let one = d.wrun_ok(&["commit", "c1", "one:1"]).trim().to_string();
+    // dockerd's: the container's full ID, its config as inspect showed it
+    // (not the image's merged one), the base as the parent.
+    assert_eq!(
+        image_field(
+            &d,
+            "{{.Container}} {{json .ContainerConfig.Cmd}} {{.ContainerConfig.Image}} {{.Parent}}",
+            "one:1"
+        ),
+        format!(r#"{} ["write","/one","1"] fsh:1 {base}"#, cid.trim())
+    );
+    // An image not committed names no container and has no parent.
+    assert_eq!(
+        image_field(
+            &d,
+            "{{.Container}}|{{json .ContainerConfig.Cmd}}|{{.Parent}}",
+            "fsh:1"
+        ),
+        "|null|"
+    );
+
+    // History gives the IDs up the chain of parents, one a row.
+    d.wrun_ok(&["run", "-d", "--name", "c2", "one:1", "write", "/two", "2"]);
+    assert_eq!(d.wrun_ok(&["wait", "c2"]).trim(), "0");
+    let two = d.wrun_ok(&["commit", "c2", "two:1"]).trim().to_string();
+    let ids = d.wrun_ok(&["history", "--no-trunc", "--format", "{{.ID}}", "two:1"]);
+    assert_eq!(
+        ids.lines().collect::<Vec<_>>(),
+        [&two, &one, &base],
+        "{ids}"
+    );
+    assert_eq!(image_field(&d, "{{.Parent}}", "two:1"), one);
+    // The new image runs with both commits' files.
+    let out = d.wrun_ok(&["run", "--rm", "two:1", "cat", "/one", ";", "cat", "/two"]);
+    assert_eq!(out, "1\n2\n");
+}
+
 #[test]
 fn an_unchanged_instance_commits_to_an_empty_history_entry() {
     let d = daemon_with_fsh();

@@ -16,6 +16,12 @@ pub struct ImageInspect {
     pub parent: String,
     pub comment: String,
     pub created: String,
+    /// The full ID of the container a commit made the image from (empty
+    /// for any other image).
+    pub container: String,
+    /// That container's config as inspect showed it at the commit (every
+    /// field empty for any other image, as dockerd shows it).
+    pub container_config: crate::containers::ContainerConfig,
     pub docker_version: String,
     pub author: String,
     pub config: ImageConfig,

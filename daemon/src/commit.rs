@@ -8,7 +8,7 @@ use hyper::{Request, Response, StatusCode};
 use wrun_api::containers::ContainerConfig;
 use wrun_api::images::{CommitResponse, EmptyObject};
 use wrun_image::ImageRef;
-use wrun_image::commit::CommitSpec;
+use wrun_image::commit::{CommitOrigin, CommitSpec};
 use wrun_image::oci_spec::image::Config;
 
 use crate::error::DaemonError;
@@ -136,6 +136,15 @@ pub async fn commit(
         // dockerd's: the instance's Cmd.
         created_by: record.config.cmd.clone().unwrap_or_default().join(" "),
         names: request.names.clone(),
+        // dockerd's `container` and `container_config`: the instance's ID
+        // and its config as inspect shows it (not the merged one).
+        origin: CommitOrigin {
+            container: c.id.clone(),
+            container_config: serde_json::to_value(
+                crate::container_inspect::inspect_view(&record).config,
+            )
+            .ok(),
+        },
     };
     let view = daemon.container_rootfs(&c)?;
     let paused = request.pause && pause_for_commit(daemon, &c)?;

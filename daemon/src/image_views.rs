@@ -57,11 +57,15 @@ pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspe
                 .collect::<BTreeMap<_, _>>()
         })
     };
+    let origin = wrun_image::commit::origin(store, record)
+        .with_context(|| format!("reading the config of image {}", record.id.short()))?;
     Ok(ImageInspect {
         id: record.id.to_string(),
         repo_tags: record.names.clone(),
         repo_digests: repo_digests(record),
-        parent: String::new(),
+        parent: parent(store, record)
+            .map(|p| p.id.to_string())
+            .unwrap_or_default(),
         // dockerd's: the comment of the image's own (last) history entry
         // (`commit -m`, `import -m`).
         comment: config
@@ -71,6 +75,12 @@ pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspe
             .and_then(|h| h.comment().clone())
             .unwrap_or_default(),
         created: record.created.clone().unwrap_or_default(),
+        container: origin.container,
+        // What a loaded image's config holds there may not be a config.
+        container_config: origin
+            .container_config
+            .and_then(|c| serde_json::from_value(c).ok())
+            .unwrap_or_default(),
         docker_version: String::new(),
         author: config.author().clone().unwrap_or_default(),
         config: ImageConfig {
@@ -137,11 +147,23 @@ pub fn history(store: &Store, record: &ImageRecord) -> anyhow::Result<Vec<Histor
         });
     }
     items.reverse();
-    if let Some(top) = items.first_mut() {
-        top.id = record.id.to_string();
-        top.tags = record.names.clone();
+    // dockerd's IDs: the image's own on the top row, its parent's on the
+    // next, and so on up the chain of images committed here, one row each
+    // whatever rows each added; the rows below stay `<missing>` (a loaded
+    // or pulled image has no parent).
+    let mut image = Some(record.clone());
+    for item in &mut items {
+        let Some(this) = image.take() else { break };
+        item.id = this.id.to_string();
+        item.tags = this.names.clone();
+        image = parent(store, &this);
     }
     Ok(items)
+}
+
+/// The image `record` was committed from, while the store still has it.
+fn parent(store: &Store, record: &ImageRecord) -> Option<ImageRecord> {
+    store.find(&record.parent?.to_string()).ok()
 }
 
 /// The filters `GET /images/json` (and `wrun images` on a store) take.
@@ -370,7 +392,9 @@ fn summary(
 ) -> ImageSummary {
     ImageSummary {
         id: record.id.to_string(),
-        parent_id: String::new(),
+        parent_id: parent(store, record)
+            .map(|p| p.id.to_string())
+            .unwrap_or_default(),
         repo_tags,
         repo_digests,
         created: unix(record.created.as_deref()),

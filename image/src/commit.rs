@@ -17,13 +17,14 @@ use std::time::UNIX_EPOCH;
 use oci_spec::image::{
     Config, Descriptor, HistoryBuilder, ImageConfiguration, ImageManifest, MediaType,
 };
+use serde::Serialize;
 use wrun_rootfs::{Kind, LayerItem, Layers, TreeEntry, ViewPath};
 
 use crate::digest::Digest;
 use crate::error::{ImageError, Result};
 use crate::layer::{BuiltLayer, LayerWriter};
 use crate::reference::ImageRef;
-use crate::store::{ImageRecord, Staging, Store, now_rfc3339};
+use crate::store::{ImageRecord, MAX_DOCUMENT, Staging, Store, now_rfc3339};
 
 /// gzip level of committed layers: a commit is interactive (`docker commit`
 /// of a running container, paused meanwhile), so the fastest level. On
@@ -46,6 +47,53 @@ pub struct CommitSpec {
     pub created_by: String,
     /// The names to put on the new image (may be none: a dangling image).
     pub names: Vec<ImageRef>,
+    /// The committed instance, written in the config as dockerd writes it.
+    pub origin: CommitOrigin,
+}
+
+/// What dockerd's commit writes in an image config besides the OCI fields
+/// (its `container` and `container_config`): the committed container's
+/// full ID and its config as inspect showed it. Empty for an image that
+/// was not committed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CommitOrigin {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
+}
+
+/// An image config with the commit's origin beside the OCI fields.
+#[derive(Serialize)]
+struct ConfigWithOrigin<'a> {
+    #[serde(flatten)]
+    config: &'a ImageConfiguration,
+    #[serde(flatten)]
+    origin: &'a CommitOrigin,
+}
+
+/// The [`CommitOrigin`] the config of a stored image names (read from the
+/// config blob: the parsed OCI config has no place for it). A loaded
+/// image's config may say anything there: a `container` that is no string
+/// or a `container_config` that is no object counts as absent.
+pub fn origin(store: &Store, record: &ImageRecord) -> Result<CommitOrigin> {
+    let bytes = store.read_blob(&record.id, MAX_DOCUMENT)?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+            what: format!("config {}", record.id),
+            source,
+        })?;
+    Ok(CommitOrigin {
+        container: doc
+            .get("container")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        container_config: doc
+            .get("container_config")
+            .filter(|c| c.is_object())
+            .cloned(),
+    })
 }
 
 /// Stores the image `base` plus the upper of `layers` (the view of an
@@ -89,7 +137,9 @@ pub fn commit(
             layer.digest.to_oci(),
         ));
     }
-    let digest = write_runnable_image(&mut staging, config, descriptors)?;
+    let digest = write_image_with_origin(&mut staging, config, descriptors, &spec.origin)?;
+    // dockerd's local parent: the image the instance ran.
+    staging.set_parent(digest, base.id);
     let mut records = store.commit(staging, &[(digest, spec.names)])?;
     records
         .pop()
@@ -102,17 +152,35 @@ pub fn commit(
 /// for a component) when that differs. Returns the manifest's digest.
 pub(crate) fn write_runnable_image(
     staging: &mut Staging<'_>,
-    mut config: ImageConfiguration,
+    config: ImageConfiguration,
     layers: Vec<Descriptor>,
 ) -> Result<Digest> {
-    let digest = staging.write_image(&config, layers.clone(), None)?;
+    write_image_with_origin(staging, config, layers, &CommitOrigin::default())
+}
+
+/// [`write_runnable_image`] with `origin` in the config.
+fn write_image_with_origin(
+    staging: &mut Staging<'_>,
+    mut config: ImageConfiguration,
+    layers: Vec<Descriptor>,
+    origin: &CommitOrigin,
+) -> Result<Digest> {
+    let written = ConfigWithOrigin {
+        config: &config,
+        origin,
+    };
+    let digest = staging.write_image(&written, layers.clone(), None)?;
     let manifest: ImageManifest = staging.manifest(&digest)?;
     let chain = staging.prepare_snapshot(&manifest, &config)?;
     let module = staging.module_info(&config, chain.as_ref())?;
     match module {
         Some(m) if m.kind.oci_os() != config.os().to_string() => {
             config.set_os(m.kind.oci_os().into());
-            staging.write_image(&config, layers, None)
+            let written = ConfigWithOrigin {
+                config: &config,
+                origin,
+            };
+            staging.write_image(&written, layers, None)
         }
         _ => Ok(digest),
     }
@@ -483,9 +551,23 @@ mod tests {
             comment: Some("my msg".into()),
             created_by: "/x.wasm run".into(),
             names: vec!["new:1".parse().unwrap()],
+            origin: CommitOrigin {
+                container: "c0ffee".into(),
+                container_config: Some(serde_json::json!({"Cmd": ["run"]})),
+            },
         };
         let record = commit(&store, &base, &layers, spec).unwrap();
         assert_eq!(record.names, ["new:1"]);
+        assert_eq!(record.parent, Some(base.id), "the base is the parent");
+        let found = origin(&store, &record).unwrap();
+        assert_eq!(found.container, "c0ffee");
+        assert_eq!(
+            found.container_config,
+            Some(serde_json::json!({"Cmd": ["run"]}))
+        );
+        let base_origin = origin(&store, &base).unwrap();
+        assert!(base_origin.container.is_empty() && base_origin.container_config.is_none());
+        assert_eq!(base.parent, None, "an imported image has no parent");
         let rootfs = store.rootfs_path(&record).unwrap();
         assert_eq!(
             std::fs::read_to_string(rootfs.join("etc/a")).unwrap(),

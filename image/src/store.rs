@@ -68,6 +68,11 @@ pub struct ImageRecord {
     pub chain_id: Option<Digest>,
     /// The entrypoint module found in the rootfs, if there is one.
     pub module: Option<ModuleInfo>,
+    /// The image this one was committed from here: dockerd's local parent
+    /// (inspect's `Parent`, the IDs `history` gives its rows), never part
+    /// of the image itself, so a loaded or pulled image has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }
 
 /// The WebAssembly binary the image's entrypoint names.
@@ -427,6 +432,7 @@ impl Store {
             blobs: HashMap::new(),
             snapshots: HashMap::new(),
             replacing: HashSet::new(),
+            parents: HashMap::new(),
         })
     }
 
@@ -504,6 +510,7 @@ impl Store {
                         architecture: config.architecture().to_string(),
                         chain_id: chain,
                         module,
+                        parent: staging.parents.get(&digest).copied(),
                     };
                     db.images.push(record.clone());
                     record
@@ -752,6 +759,8 @@ pub struct Staging<'s> {
     snapshots: HashMap<Digest, (PathBuf, SnapshotMeta)>,
     /// Stored snapshots found damaged, whose staged copy replaces them.
     replacing: HashSet<Digest>,
+    /// The parent of a staged image (by manifest digest), recorded with it.
+    parents: HashMap<Digest, Digest>,
 }
 
 impl<'s> Staging<'s> {
@@ -832,6 +841,12 @@ impl<'s> Staging<'s> {
         Ok(())
     }
 
+    /// Records `parent` (an image ID) as the parent of the staged image
+    /// `manifest` when [`Store::commit`] stores it.
+    pub fn set_parent(&mut self, manifest: Digest, parent: Digest) {
+        self.parents.insert(manifest, parent);
+    }
+
     pub fn write_blob_bytes(&mut self, bytes: &[u8], what: &str) -> Result<Digest> {
         Ok(self.write_blob(&mut &bytes[..], None, what)?.0)
     }
@@ -840,7 +855,7 @@ impl<'s> Staging<'s> {
     /// returns the manifest digest.
     pub fn write_image(
         &mut self,
-        config: &ImageConfiguration,
+        config: &impl Serialize,
         layers: Vec<oci_spec::image::Descriptor>,
         annotations: Option<std::collections::HashMap<String, String>>,
     ) -> Result<Digest> {
@@ -1425,6 +1440,7 @@ mod tests {
             architecture: "wasm".into(),
             chain_id: None,
             module: None,
+            parent: None,
         }
     }
 

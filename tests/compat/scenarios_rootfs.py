@@ -679,6 +679,16 @@ def commit_source_container(ctx: Ctx):
     ctx.see("ContainerConfig.Cmd", (doc.get("ContainerConfig") or {}).get("Cmd"))
 
 
+@scenario("sdk.commit", SDK)
+def sdk_commit(ctx: Ctx):
+    """docker-py: `container.commit()` with a message and a change, then run the new image"""
+    c = ctx.sdk.containers.run(FSH, fsh("write /data/put.txt put ; rm /data/gone.txt"), name=ctx.n("c"), detach=True)
+    ctx.until_state(ctx.n("c"), "exited")
+    image = c.commit(repository=ctx.n("img"), tag="v1", message="from the sdk", changes=['CMD ["cat","/data/put.txt"]'])
+    ctx.see("commit", {"Comment": image.attrs.get("Comment"), "Cmd": image.attrs["Config"].get("Cmd"), "tags": [t.replace(ctx.prefix, "P") for t in image.tags]})
+    ctx.see("run it", ctx.sdk.containers.run(image.id, remove=True))
+
+
 # --- docker import ------------------------------------------------------------
 
 
