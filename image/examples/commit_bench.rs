@@ -1,6 +1,8 @@
 //! The cost of `commit` of a 100 MB upper layer, in one process, for
 //! docs/benchmarks/rootfs.md: `setup DIR` makes a store with a base image
 //! and an upper holding 100 MB of random data (a copied-up, appended file);
+//! `setup-small DIR` a base of 100 MB in 400 files and an upper holding
+//! one new 3-byte file (a small change over a large base);
 //! `commit DIR [LEVEL]` commits it (run it under `/usr/bin/time -v`); with
 //! LEVEL, only writes the layer blob at that gzip level.
 
@@ -15,7 +17,9 @@ use wrun_image::import::{ImportSpec, import};
 use wrun_rootfs::{Layers, OpenOptions, Opened, UpperOptions};
 
 const SIZE: usize = 100 << 20;
-const USAGE: &str = "usage: commit_bench setup|commit DIR [LEVEL]";
+const USAGE: &str = "usage: commit_bench setup|setup-small|commit DIR [LEVEL]";
+/// The files of `setup-small`'s base: 400 of 256 KiB, 100 MiB in all.
+const SMALL_FILES: usize = 400;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -26,7 +30,7 @@ fn main() -> Result<(), Failure> {
         _ => return Err(USAGE.into()),
     };
     let store = Store::open(dir.join("store"))?;
-    if mode == "setup" {
+    if mode == "setup" || mode == "setup-small" {
         let mut data = vec![0u8; SIZE];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for chunk in data.chunks_mut(8) {
@@ -36,10 +40,18 @@ fn main() -> Result<(), Failure> {
             chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
         }
         let mut tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(SIZE as u64);
-        h.set_mode(0o644);
-        tar.append_data(&mut h, "data", &data[..])?;
+        let files = if mode == "setup" { 1 } else { SMALL_FILES };
+        for (i, part) in data.chunks(SIZE / files).enumerate() {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(part.len() as u64);
+            h.set_mode(0o644);
+            let name = if files == 1 {
+                "data".to_string()
+            } else {
+                format!("d{}/f{i}", i % 20)
+            };
+            tar.append_data(&mut h, name, part)?;
+        }
         let bytes = tar.into_inner()?;
         let spec = ImportSpec {
             source: "-".into(),
@@ -55,6 +67,17 @@ fn main() -> Result<(), Failure> {
     )?;
     let layers = Layers::open(Arc::new(lower), dir.join("upper"), UpperOptions::default())?;
     match (mode, args.get(3)) {
+        ("setup-small", _) => {
+            let o = OpenOptions {
+                write: true,
+                create: true,
+                ..OpenOptions::default()
+            };
+            let Opened::File(f) = layers.open_at(&layers.root(), "new.txt", &o)? else {
+                return Err("new.txt is a directory".into());
+            };
+            f.append(b"new")?;
+        }
         ("setup", _) => {
             let o = OpenOptions {
                 write: true,

@@ -603,6 +603,56 @@ mod tests {
         );
     }
 
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn the_new_snapshot_links_the_base_files_instead_of_unpacking_them_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, base, layers) = base_image(tmp.path(), &[("big", "b"), ("etc/a", "a")]);
+        write(&layers, "etc/a", b"new");
+        let spec = CommitSpec {
+            created_by: "x".into(),
+            ..Default::default()
+        };
+        let record = commit(&store, &base, &layers, spec).unwrap();
+        let (old, new) = (
+            store.rootfs_path(&base).unwrap(),
+            store.rootfs_path(&record).unwrap(),
+        );
+        assert_eq!(inode(&old.join("big")), inode(&new.join("big")), "linked");
+        assert_ne!(inode(&old.join("etc/a")), inode(&new.join("etc/a")));
+        assert_eq!(std::fs::read_to_string(new.join("etc/a")).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(old.join("etc/a")).unwrap(), "a");
+        let chain = record.chain_id.unwrap();
+        assert!(
+            store.snapshot_intact(&chain),
+            "its digest is the linked tree's"
+        );
+        assert!(store.snapshot_intact(&base.chain_id.unwrap()));
+    }
+
+    #[test]
+    fn a_damaged_base_snapshot_is_not_linked_the_layers_are_unpacked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, base, layers) = base_image(tmp.path(), &[("big", "b")]);
+        write(&layers, "n", b"n");
+        // A host user changes the base's snapshot behind the store's back.
+        let old = store.rootfs_path(&base).unwrap();
+        std::fs::write(old.join("big"), "damaged").unwrap();
+        let spec = CommitSpec {
+            created_by: "x".into(),
+            ..Default::default()
+        };
+        let record = commit(&store, &base, &layers, spec).unwrap();
+        let new = store.rootfs_path(&record).unwrap();
+        assert_eq!(std::fs::read_to_string(new.join("big")).unwrap(), "b");
+        assert_ne!(inode(&old.join("big")), inode(&new.join("big")));
+        assert!(store.snapshot_intact(&record.chain_id.unwrap()));
+    }
+
     #[test]
     fn committing_an_unchanged_instance_adds_an_empty_history_entry() {
         let tmp = tempfile::tempdir().unwrap();

@@ -962,7 +962,12 @@ impl<'s> Staging<'s> {
             .io_context(|| format!("opening {}", rootfs.display()))?;
         let mut budget = UnpackBudget::default();
         let mut layers = Vec::new();
-        for (desc, expected) in manifest.layers().iter().zip(&diff_ids) {
+        let mut read = FileDigests::default();
+        if let Some((prefix, linked)) = self.link_prefix(&root, &diff_ids, &mut read)? {
+            budget = UnpackBudget::spent(prefix.size(), linked);
+            layers = prefix.layers;
+        }
+        for (desc, expected) in manifest.layers().iter().zip(&diff_ids).skip(layers.len()) {
             let digest = Digest::from_oci(desc.digest())?;
             document::check_layer_media_type(desc)?;
             let what = format!("layer {}", digest.short());
@@ -997,7 +1002,7 @@ impl<'s> Staging<'s> {
                 size: stats.size,
             });
         }
-        let digest = rootfs_digest(&root)
+        let digest = rootfs_digest_with(&root, &mut read)
             .io_context(|| format!("reading back the unpacked {}", rootfs.display()))?;
         let meta = SnapshotMeta {
             layers,
@@ -1012,6 +1017,45 @@ impl<'s> Staging<'s> {
             .io_context(|| "writing snapshot meta".into())?;
         self.snapshots.insert(chain, (dir, meta));
         Ok(Some(chain))
+    }
+
+    /// Hard-links into the empty `root` the tree of the stored snapshot of
+    /// the longest proper prefix of `diff_ids` that has one still holding
+    /// what was unpacked into it (a commit's base, a build's `FROM`), so
+    /// those layers are not unpacked again; returns its meta and the number
+    /// of entries linked. Applying a layer replaces or removes a file and
+    /// never writes into one, so the linked files stay the prefix's. The
+    /// prefix is read whole to check it; `read` keeps its files' digests
+    /// for the new tree's.
+    fn link_prefix(
+        &self,
+        root: &Dir,
+        diff_ids: &[Digest],
+        read: &mut FileDigests,
+    ) -> Result<Option<(SnapshotMeta, u64)>> {
+        for n in (1..diff_ids.len()).rev() {
+            let Some(prefix) = chain_id(&diff_ids[..n]) else {
+                continue;
+            };
+            let Ok(meta) = self.store.snapshot_meta(&prefix) else {
+                continue;
+            };
+            let Some(recorded) = meta.rootfs_digest.filter(|_| meta.layers.len() == n) else {
+                continue;
+            };
+            let path = self.store.snapshot_dir(&prefix).join("rootfs");
+            let Ok(tree) = Dir::open_ambient_dir(&path, ambient_authority()) else {
+                continue;
+            };
+            if !rootfs_digest_with(&tree, read).is_ok_and(|found| found == recorded) {
+                read.0.clear();
+                continue;
+            }
+            let linked = link_tree(&tree, root)
+                .io_context(|| format!("linking the files of snapshot {}", prefix.short()))?;
+            return Ok(Some((meta, linked)));
+        }
+        Ok(None)
     }
 
     /// The rootfs directory of a snapshot staged here or stored.
@@ -1306,7 +1350,19 @@ fn tighten(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
 /// type and permission bits, and a file's content or a symlink's target.
 /// Recorded at unpack time, it tells whether a snapshot was changed since.
 pub fn rootfs_digest(root: &Dir) -> io::Result<Digest> {
+    rootfs_digest_with(root, &mut FileDigests::default())
+}
+
+/// The content digests of the files a [`rootfs_digest_with`] read, by
+/// inode (device, inode, size, mtime): a tree of hard links to them is
+/// digested without reading their data again.
+#[derive(Default)]
+struct FileDigests(HashMap<(u64, u64, u64, i64, i64), Digest>);
+
+/// [`rootfs_digest`], with the file digests of `read` used and added to.
+fn rootfs_digest_with(root: &Dir, read: &mut FileDigests) -> io::Result<Digest> {
     use cap_std::fs::PermissionsExt as _;
+    use cap_std::fs::MetadataExt as _;
     use std::os::unix::ffi::OsStrExt;
     let mut tree = HashingWriter::new(io::sink());
     // (directory handle, its path from the root) still to list.
@@ -1333,9 +1389,26 @@ pub fn rootfs_digest(root: &Dir) -> io::Result<Digest> {
                 tree.write_all(dir.read_link_contents(&name)?.as_os_str().as_bytes())?;
                 tree.write_all(b"\n")?;
             } else if kind.is_file() {
-                let mut content = HashingReader::new(dir.open(&name)?);
-                io::copy(&mut content, &mut io::sink())?;
-                let (digest, size) = content.finish()?;
+                let key = (
+                    meta.dev(),
+                    meta.ino(),
+                    meta.len(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                );
+                let digest = match read.0.get(&key) {
+                    Some(digest) => *digest,
+                    None => {
+                        let mut content = HashingReader::new(dir.open(&name)?);
+                        io::copy(&mut content, &mut io::sink())?;
+                        let (digest, size) = content.finish()?;
+                        if size == meta.len() {
+                            read.0.insert(key, digest);
+                        }
+                        digest
+                    }
+                };
+                let size = meta.len();
                 writeln!(tree, "\0f{mode:o} {size} {digest}")?;
             } else {
                 writeln!(tree, "\0o{mode:o}")?;
@@ -1343,6 +1416,52 @@ pub fn rootfs_digest(root: &Dir) -> io::Result<Digest> {
         }
     }
     Ok(tree.finish().1)
+}
+
+/// Recreates the tree of `from` in the empty directory `to`: directories
+/// made with their modes, symlinks with their targets, files hard-linked
+/// (copied when a file has as many links as the filesystem allows).
+/// Returns the number of entries. Other kinds (an unpacked snapshot has
+/// none) are left out.
+fn link_tree(from: &Dir, to: &Dir) -> io::Result<u64> {
+    use cap_std::fs::PermissionsExt as _;
+    let mut entries = 0;
+    // Directory modes are set once their entries are in (a directory
+    // without write permission could not be filled).
+    let mut modes = Vec::new();
+    let mut pending = vec![(from.try_clone()?, to.try_clone()?, PathBuf::new())];
+    while let Some((src, dst, path)) = pending.pop() {
+        for entry in src.entries()? {
+            let name = entry?.file_name();
+            let meta = src.symlink_metadata(&name)?;
+            let kind = meta.file_type();
+            entries += 1;
+            if kind.is_dir() {
+                dst.create_dir(&name)?;
+                modes.push((path.join(&name), meta.permissions().mode() & 0o7777));
+                pending.push((src.open_dir(&name)?, dst.open_dir(&name)?, path.join(&name)));
+            } else if kind.is_symlink() {
+                dst.symlink_contents(src.read_link_contents(&name)?, &name)?;
+            } else if kind.is_file() {
+                match src.hard_link(&name, &dst, &name) {
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MLINK.raw_os_error()) => {
+                        let mut copy = dst.create(&name)?;
+                        io::copy(&mut src.open(&name)?, &mut copy)?;
+                        copy.set_permissions(cap_std::fs::Permissions::from_mode(
+                            meta.permissions().mode() & 0o7777,
+                        ))?;
+                    }
+                    other => other?,
+                }
+            } else {
+                entries -= 1;
+            }
+        }
+    }
+    for (path, mode) in modes.into_iter().rev() {
+        to.set_permissions(&path, cap_std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(entries)
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new content,

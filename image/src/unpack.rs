@@ -52,6 +52,14 @@ pub struct UnpackBudget {
     entries: u64,
 }
 
+impl UnpackBudget {
+    /// A budget of which `bytes` and `entries` are spent already (by the
+    /// layers under a stored snapshot reused as it is).
+    pub(crate) fn spent(bytes: u64, entries: u64) -> Self {
+        UnpackBudget { bytes, entries }
+    }
+}
+
 /// Wraps a layer blob in a decompressor chosen by sniffing its first bytes
 /// (gzip or plain tar; zstd is refused with a clear message).
 pub fn decompressed<'a, R: Read + 'a>(blob: R, what: &str) -> Result<Box<dyn Read + 'a>> {
