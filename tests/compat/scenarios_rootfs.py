@@ -410,14 +410,28 @@ def cp_symlink_loop(ctx: Ctx):
 
 @scenario("cli.cp.volume", CLI)
 def cp_volume(ctx: Ctx):
-    """`docker cp` into and out of a named volume's mount point: exit codes, errors, what the container then reads"""
+    """`docker cp` into and out of a named volume's and a bind's mount points, into a read-only bind, out of a folder holding mount points: exit codes, errors, what the container then reads, the host folders; `docker export` of the container (mount points, no mount's files)"""
     c, vol = ctx.n("v"), ctx.n("vol")
     f = ctx.tmp / "hi.txt"
     f.write_text("hi\n")
+    bind, ro = ctx.tmp / "bind", ctx.tmp / "ro"
+    (bind / "sub").mkdir(parents=True)
+    (bind / "in-bind.txt").write_text("in the bind\n")
+    ro.mkdir()
+    (ro / "kept.txt").write_text("kept\n")
     try:
-        ctx.ok("create", "--name", c, "-v", f"{vol}:/vol", FSH, *fsh("cat /vol/hi.txt"))
+        ctx.ok("create", "--name", c, "-v", f"{vol}:/vol", "-v", f"{bind}:/mnt/b", "-v", f"{ro}:/ro:ro", FSH, *fsh("cat /vol/hi.txt ; cat /mnt/b/sub/hi.txt ; cat /mnt/b/in-bind.txt"))
         see(ctx, "into the volume", ctx.docker("cp", str(f), f"{c}:/vol/"))
         see(ctx, "out of the volume", ctx.docker("cp", f"{c}:/vol", str(ctx.tmp / "out")))
+        see(ctx, "into the bind", ctx.docker("cp", str(f), f"{c}:/mnt/b/sub/"))
+        see(ctx, "into the read-only bind", ctx.docker("cp", str(f), f"{c}:/ro/"))
+        ctx.see("host folders", {"bind": host_tree(bind), "ro": host_tree(ro), "out": host_tree(ctx.tmp / "out")})
+        data = binary(ctx, ["cp", f"{c}:/mnt", "-"])
+        ctx.see("a folder holding a bind, to -", {"members": members(data), "contents": contents(data)})
+        data = binary(ctx, ["cp", f"{c}:/ro/kept.txt", "-"])
+        ctx.see("out of the read-only bind, to -", contents(data))
+        data = binary(ctx, ["export", c])
+        ctx.see("export: mount points and what is below them", sorted(m["name"] for m in members(data) if m["name"].split("/")[0] in ("vol", "mnt", "ro")))
         see(ctx, "the container reads", ctx.docker("start", "-a", c))
     finally:
         ctx.docker("rm", "-f", "-v", c)
