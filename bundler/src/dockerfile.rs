@@ -1,79 +1,123 @@
-//! The Dockerfile-syntax subset that makes sense for wasm images (`FROM
-//! scratch`, `COPY`, `ENTRYPOINT`, `CMD`, `ENV`, `ARG`, `WORKDIR`, `LABEL`,
-//! `EXPOSE`, `VOLUME`), turned into a [`BuildPlan`].
-
-use std::collections::BTreeMap;
+//! Dockerfile syntax (`Dockerfile`, `Wasmfile`) parsed into a [`Program`]:
+//! stages, each a `FROM` and its instructions, checked for what can be
+//! checked before anything runs (unknown instructions, bad flags, bad JSON,
+//! `COPY --from` naming a stage that is not built before it), each error
+//! with the file and line.
 
 use crate::BuildError;
-use crate::plan::{BuildPlan, CopyStep, normalize_port, substitute};
+use crate::plan::{CommandForm, CopySource, Instruction, Op, Program, StageSpec};
 
 /// Parses a `Wasmfile`/`Dockerfile`; `file` names it in errors.
-pub fn parse(
-    text: &str,
-    file: &str,
-    build_args: &BTreeMap<String, String>,
-) -> Result<BuildPlan, BuildError> {
-    let mut plan = BuildPlan::default();
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut declared: Vec<String> = Vec::new();
-    let mut seen_from = false;
-    let mut workdir = "/".to_string();
+pub fn parse(text: &str, file: &str) -> Result<Program, BuildError> {
+    let mut program = Program {
+        file: file.to_string(),
+        ..Program::default()
+    };
+    // `COPY --from` values, resolved once every stage name is known.
+    let mut copy_froms: Vec<(usize, usize, String, usize)> = Vec::new();
     for (line_no, line) in logical_lines(text) {
         let err = |message: String| BuildError::BuildFile {
             file: file.to_string(),
             message,
             line: Some(line_no),
         };
-        let (instr, rest) = line
+        let (word, rest) = line
             .split_once(char::is_whitespace)
             .unwrap_or((line.as_str(), ""));
-        let instr = instr.to_ascii_uppercase();
+        let instr = word.to_ascii_uppercase();
         let rest = rest.trim();
-        let mut used = Vec::new();
-        let mut expand = |s: &str| substitute(s, &vars, &mut used, true).map_err(&err);
-        match instr.as_str() {
+        let op = match instr.as_str() {
             "FROM" => {
-                let image = expand(rest)?;
-                if !image.eq_ignore_ascii_case("scratch") {
+                let words = split_args(rest).map_err(&err)?;
+                if words.iter().any(|w| w.starts_with("--")) {
                     return Err(err(format!(
-                        "FROM {image}: only `FROM scratch` is supported (a wasm image has no base OS; copy the module in)"
+                        "FROM {}: flags are not supported (wasm images have one platform)",
+                        words[0]
                     )));
                 }
-                if seen_from {
-                    return Err(err("multi-stage builds are not supported".into()));
+                let (base, name) = match words.as_slice() {
+                    [base] => (base.clone(), None),
+                    [base, as_, name] if as_.eq_ignore_ascii_case("as") => {
+                        (base.clone(), Some(name.to_ascii_lowercase()))
+                    }
+                    _ => {
+                        return Err(err(
+                            "FROM takes an image and optionally `AS name`: FROM IMAGE [AS NAME]"
+                                .into(),
+                        ));
+                    }
+                };
+                if let Some(n) = &name {
+                    if !n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                        || !n
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                    {
+                        return Err(err(format!(
+                            "invalid name for build stage: {n:?}, name can't start with a number or contain symbols"
+                        )));
+                    }
+                    if program.stage_named(n).is_some() {
+                        return Err(err(format!("{n}: a stage name already used")));
+                    }
                 }
-                seen_from = true;
+                program.stages.push(StageSpec {
+                    from: Instruction {
+                        line: line_no,
+                        text: line.clone(),
+                        op: Op::From { base },
+                    },
+                    name,
+                    instructions: Vec::new(),
+                    literal: false,
+                });
+                continue;
             }
             "ARG" => {
                 let (name, default) = match rest.split_once('=') {
                     Some((n, d)) => (n.trim().to_string(), Some(unquote(d.trim()))),
                     None => (rest.to_string(), None),
                 };
-                if name.is_empty() {
-                    return Err(err("ARG needs a name".into()));
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    return Err(err("ARG takes one NAME[=default]".into()));
                 }
-                if let Some(v) = build_args.get(&name).cloned().or(default) {
-                    vars.insert(name.clone(), v);
+                if !program.declared_args.contains(&name) {
+                    program.declared_args.push(name.clone());
                 }
-                declared.push(name);
+                Op::Arg { name, default }
             }
-            _ if !seen_from => {
+            _ if program.stages.is_empty() => {
                 return Err(err(format!(
-                    "{instr} before FROM: a build file starts with `FROM scratch`"
+                    "{instr} before FROM: a build file starts with FROM (only ARG may come before it)"
                 )));
             }
             "COPY" | "ADD" => {
                 let mut words = split_args(rest).map_err(&err)?;
                 let mut mode = None;
+                let mut from = CopySource::Context;
                 while words.first().is_some_and(|w| w.starts_with("--")) {
                     let flag = words.remove(0);
                     if let Some(m) = flag.strip_prefix("--chmod=") {
                         mode = Some(
                             u32::from_str_radix(m, 8)
-                                .map_err(|_| err(format!("invalid --chmod {m:?}")))?,
+                                .ok()
+                                .filter(|m| *m <= 0o7777)
+                                .ok_or_else(|| {
+                                    err(format!("invalid --chmod {m:?}: expected an octal mode"))
+                                })?,
                         );
-                    } else if flag.starts_with("--chown=") || flag.starts_with("--link") {
-                        // Ownership is always 0:0 in wasm images; --link is how wrun builds anyway.
+                    } else if let Some(f) = flag.strip_prefix("--from=")
+                        && instr == "COPY"
+                    {
+                        if f.is_empty() {
+                            return Err(err("COPY --from needs a stage or an image".into()));
+                        }
+                        let stage = program.stages.len() - 1;
+                        let at = program.stages[stage].instructions.len();
+                        copy_froms.push((stage, at, f.to_string(), line_no));
+                        from = CopySource::Image(f.to_string());
+                    } else if flag.starts_with("--chown=") || flag == "--link" {
+                        // Owners are always 0:0 in wasm images; --link is how wrun builds anyway.
                     } else {
                         return Err(err(format!("{instr} {flag} is not supported")));
                     }
@@ -83,99 +127,132 @@ pub fn parse(
                         "{instr} needs at least one source and a destination"
                     )));
                 }
-                let words: Vec<String> =
-                    words.iter().map(|w| expand(w)).collect::<Result<_, _>>()?;
                 if words.iter().any(|w| w.contains("://")) {
                     return Err(err(format!(
                         "{instr} from a URL is not supported (the build has no network)"
                     )));
                 }
-                let (dest, sources) = words.split_last().expect("checked: at least two words");
-                let dest = if dest.starts_with('/') {
-                    dest.clone()
-                } else {
-                    format!("{}/{}", workdir.trim_end_matches('/'), dest)
-                };
-                plan.copies.push(CopyStep {
-                    sources: sources.to_vec(),
-                    dest: dest.clone(),
+                let dest = words.pop().expect("checked: at least two words");
+                Op::Copy {
+                    add: instr == "ADD",
+                    from,
                     mode,
-                    created_by: format!("COPY {} {dest}", sources.join(" ")),
-                });
-            }
-            "ENTRYPOINT" => {
-                plan.entrypoint = Some(exec_form(&instr, rest, &mut expand).map_err(&err)?)
-            }
-            "CMD" => plan.cmd = Some(exec_form(&instr, rest, &mut expand).map_err(&err)?),
-            "ENV" => {
-                // Values see the variables as they were before this line, as in Docker.
-                let mut pairs = Vec::new();
-                for (k, v) in key_values(rest).map_err(&err)? {
-                    pairs.push((k, expand(&v)?));
-                }
-                for (k, v) in pairs {
-                    plan.env.retain(|(name, _)| name != &k);
-                    plan.env.push((k.clone(), v.clone()));
-                    vars.insert(k, v);
+                    sources: words,
+                    dest,
+                    created_by: None,
                 }
             }
-            "LABEL" => {
-                for (k, v) in key_values(rest).map_err(&err)? {
-                    plan.labels.insert(expand(&k)?, expand(&v)?);
+            "ENTRYPOINT" => Op::Entrypoint(command_form(&instr, rest).map_err(&err)?),
+            "CMD" => Op::Cmd(command_form(&instr, rest).map_err(&err)?),
+            "RUN" => {
+                if rest.starts_with("--") {
+                    let flag = rest.split_whitespace().next().unwrap_or(rest);
+                    return Err(err(format!("RUN {flag} is not supported")));
                 }
+                Op::Run(command_form(&instr, rest).map_err(&err)?)
             }
+            "ENV" => Op::Env(key_values(rest).map_err(&err)?),
+            "LABEL" => Op::Label(key_values(rest).map_err(&err)?),
             "WORKDIR" => {
-                let w = expand(&unquote(rest))?;
-                workdir = if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{}/{}", workdir.trim_end_matches('/'), w)
-                };
-                plan.workdir = Some(workdir.clone());
+                if rest.is_empty() {
+                    return Err(err("WORKDIR requires exactly one argument".into()));
+                }
+                Op::Workdir(unquote(rest))
             }
             "EXPOSE" => {
-                for p in rest.split_whitespace() {
-                    plan.expose.push(normalize_port(&expand(p)?).map_err(&err)?);
+                let ports: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+                if ports.is_empty() {
+                    return Err(err("EXPOSE requires at least one argument".into()));
                 }
+                Op::Expose(ports)
             }
             "VOLUME" => {
                 let list = if rest.starts_with('[') {
                     serde_json::from_str::<Vec<String>>(rest)
-                        .map_err(|e| err(format!("VOLUME: {e}")))?
+                        .map_err(|e| err(format!("VOLUME: invalid JSON array: {e}")))?
                 } else {
                     rest.split_whitespace().map(str::to_string).collect()
                 };
-                for v in list {
-                    let v = expand(&v)?;
-                    if !v.starts_with('/') {
-                        return Err(err(format!("VOLUME {v:?} must be an absolute path")));
-                    }
-                    plan.volumes.push(v);
+                if list.is_empty() {
+                    return Err(err("VOLUME requires at least one argument".into()));
                 }
+                Op::Volume(list)
             }
-            "RUN" => {
-                return Err(err(
-                    "RUN is not supported: a wasm image has no shell at build time; build the module first and COPY it".into(),
-                ));
+            "USER" => {
+                if rest.is_empty() || rest.contains(char::is_whitespace) {
+                    return Err(err("USER requires exactly one argument".into()));
+                }
+                Op::User(rest.to_string())
             }
-            "USER" | "HEALTHCHECK" | "SHELL" | "STOPSIGNAL" | "ONBUILD" | "MAINTAINER" => {
-                plan.warnings.push(format!(
+            "STOPSIGNAL" => {
+                if rest.is_empty() || rest.contains(char::is_whitespace) {
+                    return Err(err("STOPSIGNAL requires exactly one argument".into()));
+                }
+                Op::StopSignal(rest.to_string())
+            }
+            "MAINTAINER" => Op::Maintainer(rest.to_string()),
+            "HEALTHCHECK" | "SHELL" | "ONBUILD" => {
+                program.warnings.push(format!(
                     "{file}:{line_no}: {instr} has no meaning for a wasm image and was ignored"
                 ));
+                continue;
             }
-            other => return Err(err(format!("unknown instruction {other}"))),
+            other => return Err(err(format!("unknown instruction: {other}"))),
+        };
+        let instruction = Instruction {
+            line: line_no,
+            text: line.clone(),
+            op,
+        };
+        match program.stages.last_mut() {
+            Some(stage) => stage.instructions.push(instruction),
+            None => program.global_args.push(instruction),
         }
-        plan.consumed_args.extend(used);
     }
-    if !seen_from {
+    if program.stages.is_empty() {
         return Err(BuildError::BuildFile {
             file: file.to_string(),
-            message: "no FROM instruction (start with `FROM scratch`)".into(),
+            message: "no FROM instruction (start with `FROM scratch` or `FROM IMAGE`)".into(),
             line: None,
         });
     }
-    plan.consumed_args.extend(declared);
-    Ok(plan)
+    for (stage, at, value, line) in copy_froms {
+        let err = |message: String| BuildError::BuildFile {
+            file: file.to_string(),
+            message,
+            line: Some(line),
+        };
+        let target = if let Ok(index) = value.parse::<usize>() {
+            if index >= program.stages.len() {
+                return Err(err(format!(
+                    "invalid from flag value {value}: index out of bounds (the file has {} stages)",
+                    program.stages.len()
+                )));
+            }
+            Some(index)
+        } else {
+            program.stage_named(&value)
+        };
+        let from = match target {
+            Some(index) if index < stage => CopySource::Stage(index),
+            Some(index) => {
+                return Err(err(format!(
+                    "COPY --from={value}: stage {value} (line {}) is {}; a stage copies only from stages before it",
+                    program.stages[index].from.line,
+                    if index == stage {
+                        "this stage itself"
+                    } else {
+                        "built after this one"
+                    }
+                )));
+            }
+            None => CopySource::Image(value),
+        };
+        if let Op::Copy { from: f, .. } = &mut program.stages[stage].instructions[at].op {
+            *f = from;
+        }
+    }
+    Ok(program)
 }
 
 /// Joins `\`-continued lines and drops comments and blank lines, keeping the
@@ -219,23 +296,18 @@ fn unquote(s: &str) -> String {
     }
 }
 
-/// `["a", "b"]` (exec form). The shell form needs a shell, which wasm
-/// images do not have, so it is refused with a hint.
-fn exec_form(
-    instr: &str,
-    rest: &str,
-    expand: &mut impl FnMut(&str) -> Result<String, BuildError>,
-) -> Result<Vec<String>, String> {
-    if !rest.starts_with('[') {
-        return Err(format!(
-            "{instr} {rest}: use the JSON form, e.g. {instr} [\"/app.wasm\"] (there is no shell in a wasm image)"
-        ));
+/// `["a", "b"]` (exec form) or the shell form: a line that does not parse
+/// as a JSON array of strings is the shell form, as in Docker.
+fn command_form(instr: &str, rest: &str) -> Result<CommandForm, String> {
+    if rest.is_empty() {
+        return Err(format!("{instr} requires at least one argument"));
     }
-    let list: Vec<String> =
-        serde_json::from_str(rest).map_err(|e| format!("{instr}: invalid JSON array: {e}"))?;
-    list.iter()
-        .map(|s| expand(s).map_err(|e| e.to_string()))
-        .collect()
+    if rest.starts_with('[')
+        && let Ok(list) = serde_json::from_str::<Vec<String>>(rest)
+    {
+        return Ok(CommandForm::Exec(list));
+    }
+    Ok(CommandForm::Shell(rest.to_string()))
 }
 
 /// Splits on whitespace, honouring double quotes.
@@ -298,7 +370,8 @@ mod tests {
 
     const FILE: &str = r#"
 # syntax is ignored
-FROM scratch
+ARG BASE=scratch
+FROM ${BASE} AS build
 ARG VERSION=1
 COPY hello.wasm /hello.wasm
 COPY --chmod=644 static/ \
@@ -308,46 +381,126 @@ WORKDIR /srv
 LABEL org.example.version=$VERSION
 EXPOSE 8080
 VOLUME ["/data"]
+FROM scratch
+COPY --from=build /hello.wasm /hello.wasm
+COPY --from=0 /srv /srv
+COPY --from=other:1 /x /x
 ENTRYPOINT ["/hello.wasm"]
 CMD ["world"]
+RUN make all
 "#;
 
     #[test]
-    fn parses_the_supported_subset() {
-        let plan = parse(
-            FILE,
-            "Wasmfile",
-            &BTreeMap::from([("VERSION".into(), "2".into())]),
-        )
-        .unwrap();
-        assert_eq!(plan.copies.len(), 2);
-        assert_eq!(plan.copies[1].dest, "/srv/static/");
-        assert_eq!(plan.copies[1].mode, Some(0o644));
+    fn parses_stages_and_their_instructions_with_lines() {
+        let p = parse(FILE, "Wasmfile").unwrap();
+        assert_eq!(p.global_args.len(), 1);
+        assert_eq!(p.stages.len(), 2);
+        assert_eq!(p.stages[0].name.as_deref(), Some("build"));
+        assert_eq!(p.stages[0].from.line, 4);
         assert_eq!(
-            plan.env[0],
-            ("GREETING".to_string(), "hi there".to_string())
+            p.stages[0].from.op,
+            Op::From {
+                base: "${BASE}".into()
+            }
         );
-        assert_eq!(plan.labels["org.example.version"], "2");
-        assert_eq!(plan.workdir.as_deref(), Some("/srv"));
-        assert_eq!(plan.expose, vec!["8080/tcp"]);
-        assert_eq!(plan.entrypoint, Some(vec!["/hello.wasm".to_string()]));
-        assert_eq!(plan.cmd, Some(vec!["world".to_string()]));
+        let copy = &p.stages[0].instructions[2];
+        assert_eq!(copy.line, 7, "a continued line counts from its first line");
+        assert!(
+            matches!(&copy.op, Op::Copy { mode: Some(0o644), dest, .. } if dest == "/srv/static/")
+        );
+        assert_eq!(
+            p.stages[0].instructions[3].op,
+            Op::Env(vec![
+                ("GREETING".into(), "hi there".into()),
+                ("MODE".into(), "prod".into())
+            ])
+        );
+        let froms: Vec<&CopySource> = p.stages[1]
+            .instructions
+            .iter()
+            .filter_map(|i| match &i.op {
+                Op::Copy { from, .. } => Some(from),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            froms,
+            vec![
+                &CopySource::Stage(0),
+                &CopySource::Stage(0),
+                &CopySource::Image("other:1".into())
+            ]
+        );
+        assert_eq!(
+            p.stages[1].instructions.last().unwrap().op,
+            Op::Run(CommandForm::Shell("make all".into()))
+        );
+        assert_eq!(p.declared_args, vec!["BASE", "VERSION"]);
+        assert_eq!(p.step_count(), 1 + 9 + 7);
     }
 
     #[test]
-    fn refuses_what_a_wasm_image_cannot_do_with_the_line() {
-        for (text, needle) in [
-            ("FROM ubuntu:22.04\n", "only `FROM scratch`"),
-            ("FROM scratch\nRUN make\n", "RUN is not supported"),
-            ("FROM scratch\nCMD run.sh\n", "JSON form"),
-            ("COPY a b\n", "before FROM"),
-            ("FROM scratch\nBOGUS x\n", "unknown instruction"),
+    fn refuses_malformed_files_with_the_line() {
+        for (text, needle, line) in [
+            ("COPY a b\n", "before FROM", 1),
+            ("FROM scratch\nBOGUS x\n", "unknown instruction: BOGUS", 2),
+            ("FROM scratch\nCOPY a\n", "at least one source", 2),
+            (
+                "FROM scratch\nCOPY --chown=1 --bad a b\n",
+                "--bad is not supported",
+                2,
+            ),
+            (
+                "FROM scratch AS x\nFROM scratch AS X\n",
+                "a stage name already used",
+                2,
+            ),
+            ("FROM scratch AS 1x\n", "invalid name for build stage", 1),
+            ("FROM a b c d\n", "FROM IMAGE [AS NAME]", 1),
+            (
+                "FROM scratch\nCOPY --from=2 a b\n",
+                "index out of bounds",
+                2,
+            ),
+            (
+                "FROM scratch AS a\nCOPY --from=b x y\nFROM scratch AS b\n",
+                "built after this one",
+                2,
+            ),
+            (
+                "FROM scratch AS a\n\nCOPY --from=a x y\n",
+                "this stage itself",
+                3,
+            ),
+            ("FROM scratch\nADD http://x/y /y\n", "URL", 2),
+            (
+                "FROM scratch\nRUN --mount=type=cache x\n",
+                "--mount=type=cache",
+                2,
+            ),
         ] {
-            let err = parse(text, "Dockerfile", &BTreeMap::new())
-                .unwrap_err()
-                .to_string();
+            let err = parse(text, "Dockerfile").unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
-            assert!(err.contains("Dockerfile:"), "{err}");
+            assert!(
+                err.starts_with(&format!("Dockerfile:{line}: ")),
+                "{text:?}: {err}"
+            );
         }
+        let err = parse("# only a comment\n", "Dockerfile").unwrap_err();
+        assert!(err.to_string().contains("no FROM"), "{err}");
+    }
+
+    #[test]
+    fn exec_and_shell_forms() {
+        assert_eq!(
+            command_form("RUN", r#"["/a.wasm", "x y"]"#).unwrap(),
+            CommandForm::Exec(vec!["/a.wasm".into(), "x y".into()])
+        );
+        // Not a JSON array of strings: the shell form, as Docker reads it.
+        assert_eq!(
+            command_form("CMD", "[oops").unwrap(),
+            CommandForm::Shell("[oops".into())
+        );
+        assert!(command_form("CMD", "").is_err());
     }
 }

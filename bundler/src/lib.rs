@@ -1,23 +1,23 @@
 //! Build files (`wrun.toml`, Dockerfile syntax) turned into OCI images: parse
-//! the file into a plan, copy the context into reproducible layers, store.
+//! the file into a program of stages and steps, run each step over its
+//! stage's state (layers, config, history), store the last stage's image.
 
 pub mod context;
 pub mod dockerfile;
+pub mod ignore;
 pub mod plan;
+pub mod steps;
 pub mod toml_file;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use oci_spec::image::{
-    ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, MediaType, RootFsBuilder,
-};
-use wrun_image::layer::LayerWriter;
-use wrun_image::{ImageError, ImageRecord, ImageRef, ModuleKind, Store};
+use wrun_image::{Digest, ImageError, ImageRecord, ImageRef, ModuleKind, Store};
 
-use crate::context::{BuildContext, LayerEntry};
-pub use crate::plan::BuildPlan;
+use crate::context::BuildContext;
+pub use crate::plan::{BuildPlan, Program};
 
 /// Why a build failed; each names the file or source at fault.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,56 @@ pub struct BuildRequest {
     /// Names to store the image under; empty means the file's `name` (tag
     /// `latest`), or no name.
     pub tags: Vec<ImageRef>,
+    /// `--target`: the stage to build and store (default: the last).
+    pub target: Option<String>,
+    /// Told each step as it starts and ends (Docker's `Step N/M` lines).
+    pub progress: Option<ProgressSink>,
+    /// Where base images the store lacks come from (a daemon's store when
+    /// the build runs in a scratch store); `None`: only the store.
+    pub base_images: Option<BaseImageSource>,
+}
+
+/// One thing a build reports as it goes.
+#[derive(Debug)]
+pub enum BuildEvent<'a> {
+    /// A step starts: `Step NUMBER/TOTAL : TEXT`.
+    Step {
+        number: usize,
+        total: usize,
+        text: &'a str,
+    },
+    /// A step ended with the stage in this state (an image ID); `None`
+    /// for `FROM scratch`.
+    Image { id: Option<&'a Digest> },
+    /// Output of a `RUN` step's module, as it comes.
+    Output { bytes: &'a [u8] },
+}
+
+/// The callback a build reports its [`BuildEvent`]s to.
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<dyn Fn(&BuildEvent<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+/// Images a build may start from besides the store's own.
+pub trait BaseImages: Send + Sync {
+    /// An image tar (as `save` writes it) holding `reference`, or `None`
+    /// when there is no such image; `Err` says why it could not be asked.
+    fn image_tar(&self, reference: &str) -> Result<Option<Box<dyn Read + Send>>, String>;
+}
+
+/// A shared [`BaseImages`].
+#[derive(Clone)]
+pub struct BaseImageSource(pub Arc<dyn BaseImages>);
+
+impl std::fmt::Debug for BaseImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BaseImageSource")
+    }
 }
 
 /// The stored image and what the user should be told.
@@ -80,208 +130,56 @@ pub fn locate_build_file(context: &Path, file: Option<&Path>) -> Result<PathBuf,
         .ok_or_else(|| BuildError::NoBuildFile(context.to_path_buf()))
 }
 
-/// Parses a build file into a plan, choosing the syntax by its name.
+/// Parses a build file into a program, choosing the syntax by its name.
+/// The file is read even when `.dockerignore` excludes it, as Docker does.
 pub fn parse_build_file(
     path: &Path,
     build_args: &BTreeMap<String, String>,
-) -> Result<BuildPlan, BuildError> {
+) -> Result<Program, BuildError> {
     let text = std::fs::read_to_string(path).map_err(|source| BuildError::Io {
         context: format!("reading the build file {}", path.display()),
         source,
     })?;
     let shown = path.display().to_string();
     if path.extension().is_some_and(|e| e == "toml") {
-        toml_file::parse(&text, &shown, build_args)
+        Ok(toml_file::parse(&text, &shown, build_args)?.into_program(&shown))
     } else {
-        dockerfile::parse(&text, &shown, build_args)
+        dockerfile::parse(&text, &shown)
     }
 }
 
 /// Builds and stores an image.
 pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildError> {
     let file = locate_build_file(&req.context, req.file.as_deref())?;
-    let plan = parse_build_file(&file, &req.build_args)?;
-    let mut warnings = plan.warnings.clone();
+    let program = parse_build_file(&file, &req.build_args)?;
+    let mut warnings = program.warnings.clone();
     let unused: Vec<&String> = req
         .build_args
         .keys()
-        .filter(|k| !plan.consumed_args.contains(k))
+        .filter(|k| !program.declared_args.contains(k))
         .collect();
     if !unused.is_empty() {
         warnings.push(format!(
             "One or more build-args {unused:?} were not consumed"
         ));
     }
-    let ctx = BuildContext::open(&req.context)?;
-    let epoch = req.source_date_epoch.unwrap_or(0);
-
-    // Plan every layer first, so a bad source fails before any blob is written.
-    let mut layer_plans = Vec::new();
-    let mut rootfs_files: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for step in &plan.copies {
-        let mut entries = BTreeMap::new();
-        ctx.plan_copy(&step.sources, &step.dest, step.mode, &mut entries)?;
-        for (path, entry) in &entries {
-            match entry {
-                LayerEntry::File { source, .. } => {
-                    rootfs_files.insert(format!("/{path}"), source.clone());
-                }
-                _ => {
-                    rootfs_files.remove(&format!("/{path}"));
-                }
-            }
-        }
-        layer_plans.push((step.created_by.clone(), entries));
-    }
-    let entry = plan
-        .entrypoint
-        .as_ref()
-        .and_then(|e| e.first())
-        .or_else(|| plan.cmd.as_ref().and_then(|c| c.first()))
-        .ok_or_else(|| BuildError::BuildFile {
-            file: file.display().to_string(),
-            message: "the image has no entrypoint: name the module (`module =` or ENTRYPOINT [\"/app.wasm\"])".into(),
-            line: None,
-        })?;
-    let module_src = rootfs_files
-        .get(entry)
-        .ok_or_else(|| BuildError::BuildFile {
-            file: file.display().to_string(),
-            message: format!(
-                "the entrypoint {entry} is not a file the build copies into the image"
-            ),
-            line: None,
-        })?;
-    let kind =
-        wrun_image::wasm::validate(&ctx.read(module_src)?, &module_src.display().to_string())?;
-
-    let mut staging = store.staging()?;
-    let mut descriptors = Vec::new();
-    let mut diff_ids = Vec::new();
-    let mut history = Vec::new();
-    let created = rfc3339(epoch);
-    for (created_by, entries) in &layer_plans {
-        let mut writer = LayerWriter::new(&staging, epoch)?;
-        for (path, entry) in entries {
-            match entry {
-                LayerEntry::Dir { mode } => writer.add_dir(path, *mode)?,
-                LayerEntry::File { source, mode, size } => {
-                    let file = ctx.open_file(source)?;
-                    let mut counted = CountingReader {
-                        inner: file,
-                        count: 0,
-                    };
-                    writer.add_file(path, *mode, *size, &mut counted)?;
-                    if counted.count != *size {
-                        return Err(BuildError::Source {
-                            src: source.display().to_string(),
-                            reason: "changed size while the build read it".into(),
-                        });
-                    }
-                }
-                LayerEntry::Symlink { target } => writer.add_symlink(path, target)?,
-            }
-        }
-        let built = writer.finish(&mut staging)?;
-        descriptors.push(Descriptor::new(
-            MediaType::ImageLayerGzip,
-            built.size,
-            built.digest.to_oci(),
-        ));
-        diff_ids.push(built.diff_id.to_string());
-        history.push(
-            HistoryBuilder::default()
-                .created(created.clone())
-                .created_by(created_by.clone())
-                .build()
-                .map_err(|e| ImageError::invalid("history", e.to_string()))?,
-        );
-    }
-
-    let mut cfg = ConfigBuilder::default();
-    if let Some(e) = &plan.entrypoint {
-        cfg = cfg.entrypoint(e.clone());
-    }
-    if let Some(c) = &plan.cmd {
-        cfg = cfg.cmd(c.clone());
-    }
-    if !plan.env.is_empty() {
-        cfg = cfg.env(
-            plan.env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>(),
-        );
-    }
-    if let Some(w) = &plan.workdir {
-        cfg = cfg.working_dir(w.clone());
-    }
-    if !plan.labels.is_empty() {
-        cfg = cfg.labels(
-            plan.labels
-                .clone()
-                .into_iter()
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
-    }
-    if !plan.expose.is_empty() {
-        cfg = cfg.exposed_ports(plan.expose.clone());
-    }
-    if !plan.volumes.is_empty() {
-        cfg = cfg.volumes(plan.volumes.clone());
-    }
-    let config = ImageConfigurationBuilder::default()
-        .created(created)
-        .architecture("wasm")
-        .os(kind.oci_os())
-        .config(
-            cfg.build()
-                .map_err(|e| ImageError::invalid("config", e.to_string()))?,
-        )
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(diff_ids)
-                .build()
-                .map_err(|e| ImageError::invalid("config", e.to_string()))?,
-        )
-        .history(history)
-        .build()
-        .map_err(|e| ImageError::invalid("config", e.to_string()))?;
-    let manifest = staging.write_image(&config, descriptors, None)?;
-
     let names: Vec<ImageRef> = if !req.tags.is_empty() {
         req.tags.iter().map(ImageRef::tagged).collect()
-    } else if let Some(name) = &plan.name {
+    } else if let Some(name) = &program.name {
         vec![name.parse::<ImageRef>()?.tagged()]
     } else {
         Vec::new()
     };
-    let mut records = store.commit(staging, &[(manifest, names)])?;
-    let record = records
-        .pop()
-        .expect("one image committed, one record returned");
+    let ctx = BuildContext::open(&req.context)?;
+    let stored = steps::Builder::new(store, req, ctx)?.run(&program, names)?;
     Ok(BuildOutcome {
-        record,
-        kind,
+        record: stored.record,
+        kind: stored.kind,
         warnings,
     })
 }
 
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
-fn rfc3339(epoch: u64) -> String {
+pub(crate) fn rfc3339(epoch: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .ok()
         .and_then(|t| {

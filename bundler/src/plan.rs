@@ -38,6 +38,209 @@ pub struct BuildPlan {
     pub warnings: Vec<String>,
 }
 
+/// A build file as a sequence of steps over stages: what both syntaxes turn
+/// into, still unexpanded (Dockerfile values are expanded when the step runs,
+/// against the stage's `ARG`s and its `Env`, base image's included).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Program {
+    /// The build file, for errors (`Dockerfile:3: ...`).
+    pub file: String,
+    /// Default repository name when no `-t` is given (wrun.toml's `name`).
+    pub name: Option<String>,
+    /// `ARG`s before the first `FROM`: usable in `FROM` lines only, unless a
+    /// stage declares them again.
+    pub global_args: Vec<Instruction>,
+    pub stages: Vec<StageSpec>,
+    /// Every `ARG` name the file declares (to warn about unused `--build-arg`s).
+    pub declared_args: Vec<String>,
+    /// Non-fatal remarks for the user (ignored instructions).
+    pub warnings: Vec<String>,
+}
+
+impl Program {
+    /// The number of steps, as Docker counts them in `Step N/M`: every
+    /// instruction, `FROM`s and global `ARG`s included.
+    pub fn step_count(&self) -> usize {
+        self.global_args.len()
+            + self
+                .stages
+                .iter()
+                .map(|s| 1 + s.instructions.len())
+                .sum::<usize>()
+    }
+
+    /// The index of the stage named `name` (case-insensitive, as Docker).
+    pub fn stage_named(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
+/// One `FROM` and the instructions after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageSpec {
+    /// The `FROM` line itself (its [`Op::From`] names the base).
+    pub from: Instruction,
+    /// `AS name`, lower-cased as Docker keeps it.
+    pub name: Option<String>,
+    pub instructions: Vec<Instruction>,
+    /// Values are already expanded (wrun.toml): no `$` substitution.
+    pub literal: bool,
+}
+
+/// One instruction, with where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instruction {
+    /// 1-based line of the build file (0 when the file has no lines, as a
+    /// wrun.toml step).
+    pub line: usize,
+    /// As written (continuations joined): shown as `Step N/M : TEXT`.
+    pub text: String,
+    pub op: Op,
+}
+
+/// The exec (`["a", "b"]`) or shell (`a b`) form of `RUN`, `CMD`, `ENTRYPOINT`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandForm {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+/// Where `COPY --from` reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CopySource {
+    /// The build context (`.dockerignore` applies).
+    Context,
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image of the store, by name or ID.
+    Image(String),
+}
+
+/// What one instruction does; values are as written (see [`Program`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    From {
+        base: String,
+    },
+    Arg {
+        name: String,
+        default: Option<String>,
+    },
+    Env(Vec<(String, String)>),
+    Label(Vec<(String, String)>),
+    Copy {
+        /// `ADD`: a local tar source is extracted.
+        add: bool,
+        from: CopySource,
+        /// `--chmod`, forced on copied files.
+        mode: Option<u32>,
+        sources: Vec<String>,
+        dest: String,
+        /// The history line, when the build file fixes it (wrun.toml).
+        created_by: Option<String>,
+    },
+    Entrypoint(CommandForm),
+    Cmd(CommandForm),
+    Run(CommandForm),
+    Workdir(String),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    User(String),
+    StopSignal(String),
+    Maintainer(String),
+}
+
+impl BuildPlan {
+    /// The wrun.toml plan as a one-stage program: `FROM scratch`, one
+    /// `COPY` per copy, then the config, all values already expanded.
+    pub fn into_program(self, file: &str) -> Program {
+        let step = |text: String, op: Op| Instruction { line: 0, text, op };
+        let mut instructions = Vec::new();
+        for c in self.copies {
+            instructions.push(step(
+                c.created_by.clone(),
+                Op::Copy {
+                    add: false,
+                    from: CopySource::Context,
+                    mode: c.mode,
+                    sources: c.sources,
+                    dest: c.dest,
+                    created_by: Some(c.created_by),
+                },
+            ));
+        }
+        if !self.env.is_empty() {
+            let text = self
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>();
+            instructions.push(step(format!("ENV {}", text.join(" ")), Op::Env(self.env)));
+        }
+        if !self.labels.is_empty() {
+            let pairs: Vec<(String, String)> = self.labels.into_iter().collect();
+            let text = pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>();
+            instructions.push(step(format!("LABEL {}", text.join(" ")), Op::Label(pairs)));
+        }
+        if let Some(w) = self.workdir {
+            instructions.push(step(format!("WORKDIR {w}"), Op::Workdir(w)));
+        }
+        if !self.expose.is_empty() {
+            instructions.push(step(
+                format!("EXPOSE {}", self.expose.join(" ")),
+                Op::Expose(self.expose),
+            ));
+        }
+        if !self.volumes.is_empty() {
+            instructions.push(step(
+                format!("VOLUME {:?}", self.volumes),
+                Op::Volume(self.volumes),
+            ));
+        }
+        if let Some(e) = self.entrypoint {
+            instructions.push(step(
+                format!("ENTRYPOINT {}", json_list(&e)),
+                Op::Entrypoint(CommandForm::Exec(e)),
+            ));
+        }
+        if let Some(c) = self.cmd {
+            instructions.push(step(
+                format!("CMD {}", json_list(&c)),
+                Op::Cmd(CommandForm::Exec(c)),
+            ));
+        }
+        Program {
+            file: file.to_string(),
+            name: self.name,
+            global_args: Vec::new(),
+            stages: vec![StageSpec {
+                from: step(
+                    "FROM scratch".into(),
+                    Op::From {
+                        base: "scratch".into(),
+                    },
+                ),
+                name: None,
+                instructions,
+                literal: true,
+            }],
+            declared_args: self.consumed_args,
+            warnings: self.warnings,
+        }
+    }
+}
+
+fn json_list(words: &[String]) -> String {
+    serde_json::to_string(words).unwrap_or_default()
+}
+
 /// Normalizes an `EXPOSE`/`expose` entry to `PORT/PROTO`.
 pub fn normalize_port(spec: &str) -> Result<String, String> {
     let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));

@@ -2,12 +2,14 @@
 //! image verbs look ([`crate::image_backend::choose`]), optionally write it as a tar.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use wrun_bundler::BuildRequest;
+use wrun_bundler::{BuildEvent, BuildRequest, ProgressSink};
 use wrun_image::ImageRef;
 
 use crate::image_backend::Built;
@@ -29,6 +31,9 @@ pub struct BuildArgs {
     /// Print only the image ID
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Set the target build stage to build
+    #[arg(long = "target", value_name = "STAGE")]
+    pub target: Option<String>,
     /// Build context directory
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -67,6 +72,9 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
         build_args,
         source_date_epoch,
         tags,
+        target: args.target.clone(),
+        progress: (!args.quiet).then(|| ProgressSink(Arc::new(print_event))),
+        base_images: None,
     };
     let Built { outcome, layers } = images.build(&request, args.output.as_deref())?;
     for w in &outcome.warnings {
@@ -76,16 +84,16 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
     if args.quiet {
         println!("{}", record.id);
     } else {
-        eprintln!(
-            "Successfully built {} ({}, {} layer{})",
-            record.id.short(),
-            outcome.kind.describe(),
-            record.chain_id.map_or(0, |_| layers),
-            if layers == 1 { "" } else { "s" },
-        );
+        println!("Successfully built {}", record.id.short());
         for n in &record.names {
-            eprintln!("Successfully tagged {n}");
+            println!("Successfully tagged {n}");
         }
+        eprintln!(
+            "{} layer{}, {}",
+            layers,
+            if layers == 1 { "" } else { "s" },
+            outcome.kind.describe()
+        );
     }
     if let Some(out) = &args.output
         && !args.quiet
@@ -93,4 +101,21 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
         eprintln!("Wrote {}", out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a build's progress as Docker's classic builder does, on stdout.
+fn print_event(event: &BuildEvent<'_>) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not fail the build; the image is still stored.
+    let _ = match event {
+        BuildEvent::Step {
+            number,
+            total,
+            text,
+        } => writeln!(out, "Step {number}/{total} : {text}"),
+        BuildEvent::Image { id } => {
+            writeln!(out, " ---> {}", id.map(|d| d.short()).unwrap_or_default())
+        }
+        BuildEvent::Output { bytes } => out.write_all(bytes).and_then(|()| out.flush()),
+    };
 }
