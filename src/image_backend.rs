@@ -4,8 +4,9 @@
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper::Method;
@@ -14,7 +15,7 @@ use wrun_api::images::{
     LoadMessage,
 };
 use wrun_api::parse::Filters;
-use wrun_bundler::{BuildOutcome, BuildRequest};
+use wrun_bundler::{BaseImageSource, BaseImages, BuildOutcome, BuildRequest};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
 use wrun_image::import::ImportSpec;
@@ -78,12 +79,16 @@ pub trait ImageBackend {
 pub fn choose(root: &Path, host: Option<&str>) -> anyhow::Result<Box<dyn ImageBackend>> {
     if host.is_some_and(|h| !h.is_empty()) {
         let socket = crate::host::socket_path(host)?;
-        return Ok(Box::new(ApiImages(Client::connect_existing(&socket)?)));
+        return Ok(Box::new(ApiImages(
+            Client::connect_existing(&socket)?,
+            socket,
+        )));
     }
     if let Some(daemon) = wrun_daemon::daemon_lock::DaemonLock::holder(root) {
-        return Ok(Box::new(ApiImages(Client::connect_existing(
-            &daemon.socket,
-        )?)));
+        return Ok(Box::new(ApiImages(
+            Client::connect_existing(&daemon.socket)?,
+            daemon.socket,
+        )));
     }
     Ok(Box::new(LocalImages::open(root)?))
 }
@@ -223,7 +228,7 @@ impl ImageBackend for LocalImages {
 }
 
 /// A daemon, through its REST API.
-pub struct ApiImages(Client);
+pub struct ApiImages(Client, PathBuf);
 
 impl ImageBackend for ApiImages {
     fn list(&self, filters: &Filters) -> anyhow::Result<Vec<ImageSummary>> {
@@ -336,7 +341,10 @@ impl ImageBackend for ApiImages {
             .tempdir()
             .context("creating a scratch directory for the build")?;
         let store = wrun_daemon::open_store(&scratch.path().join("store"))?;
-        let built = build_into(&store, request)?;
+        // FROM and COPY --from find the daemon's images through it.
+        let mut request = request.clone();
+        request.base_images = Some(BaseImageSource(Arc::new(DaemonBaseImages(self.1.clone()))));
+        let built = build_into(&store, &request)?;
         let tar = match output {
             Some(path) => path.to_path_buf(),
             None => scratch.path().join("image.tar"),
@@ -346,6 +354,36 @@ impl ImageBackend for ApiImages {
         let what = format!("the image built from {}", request.context.display());
         print_notes(post_load(&self.0, Box::new(file), &what)?);
         Ok(built)
+    }
+}
+
+/// The images of the daemon on a socket, for a build running in a scratch
+/// store: `GET /images/get?names=REF`, spooled to a temp file.
+struct DaemonBaseImages(PathBuf);
+
+impl BaseImages for DaemonBaseImages {
+    fn image_tar(&self, reference: &str) -> Result<Option<Box<dyn Read + Send>>, String> {
+        let client = Client::connect_existing(&self.0).map_err(|e| format!("{e:#}"))?;
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("names", reference)
+            .finish();
+        let mut file =
+            tempfile::tempfile().map_err(|e| format!("creating a temp file for the image: {e}"))?;
+        let mut end = TarEnd::default();
+        let fetched = client.stream(Method::GET, &format!("/images/get?{query}"), |chunk| {
+            end.feed(chunk);
+            file.write_all(chunk)?;
+            Ok(())
+        });
+        match fetched {
+            Ok(()) if end.complete() => {}
+            Ok(()) => return Err("the daemon's image tar ended early".into()),
+            Err(e) if crate::client::is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(format!("{e:#}")),
+        }
+        file.rewind()
+            .map_err(|e| format!("reading back the image tar: {e}"))?;
+        Ok(Some(Box::new(file)))
     }
 }
 

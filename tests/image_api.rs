@@ -407,11 +407,11 @@ fn build_with_a_named_host_stores_the_image_in_that_daemon() {
         .args(args)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(succeeded("wrun", &args, out), "");
+    // Docker's classic builder prints its steps and result on stdout.
+    let stdout = succeeded("wrun", &args, out);
     assert!(
-        stderr.contains("Successfully built") && stderr.contains("Successfully tagged cat:2"),
-        "{stderr}"
+        stdout.contains("Successfully built") && stdout.contains("Successfully tagged cat:2"),
+        "{stdout}"
     );
     assert!(tar.is_file(), "-o still writes the tar");
     let id = r.ok(&["images", "-q", "--no-trunc", "cat:2"]);

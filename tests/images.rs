@@ -23,8 +23,9 @@ fn build_list_inspect_tag_save_rmi_load_round_trip() {
         "{}",
         String::from_utf8_lossy(&build.stderr)
     );
-    let stderr = String::from_utf8_lossy(&build.stderr);
-    assert!(stderr.contains("Successfully tagged hello:1.0"), "{stderr}");
+    // Docker's classic builder prints its steps and result on stdout.
+    let stdout = String::from_utf8_lossy(&build.stdout);
+    assert!(stdout.contains("Successfully tagged hello:1.0"), "{stdout}");
     assert!(out.is_file());
 
     let images = env.ok(&["images"]);
