@@ -1051,9 +1051,16 @@ impl<'s> Staging<'s> {
                 read.0.clear();
                 continue;
             }
-            let linked = link_tree(&tree, root)
-                .io_context(|| format!("linking the files of snapshot {}", prefix.short()))?;
-            return Ok(Some((meta, linked)));
+            return match link_tree(&tree, root) {
+                Ok(linked) => Ok(Some((meta, linked))),
+                // The prefix changed or went (a prune) while it was linked:
+                // what was linked goes, and every layer is unpacked.
+                Err(_) => {
+                    read.0.clear();
+                    empty_dir(root).io_context(|| "clearing a snapshot being made".into())?;
+                    Ok(None)
+                }
+            };
         }
         Ok(None)
     }
@@ -1361,8 +1368,8 @@ struct FileDigests(HashMap<(u64, u64, u64, i64, i64), Digest>);
 
 /// [`rootfs_digest`], with the file digests of `read` used and added to.
 fn rootfs_digest_with(root: &Dir, read: &mut FileDigests) -> io::Result<Digest> {
-    use cap_std::fs::PermissionsExt as _;
     use cap_std::fs::MetadataExt as _;
+    use cap_std::fs::PermissionsExt as _;
     use std::os::unix::ffi::OsStrExt;
     let mut tree = HashingWriter::new(io::sink());
     // (directory handle, its path from the root) still to list.
@@ -1462,6 +1469,19 @@ fn link_tree(from: &Dir, to: &Dir) -> io::Result<u64> {
         to.set_permissions(&path, cap_std::fs::Permissions::from_mode(mode))?;
     }
     Ok(entries)
+}
+
+/// Removes everything in `dir` (symlinks removed, never followed).
+fn empty_dir(dir: &Dir) -> io::Result<()> {
+    for entry in dir.entries()? {
+        let name = entry?.file_name();
+        if dir.symlink_metadata(&name)?.is_dir() {
+            dir.remove_dir_all(&name)?;
+        } else {
+            dir.remove_file(&name)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new content,
