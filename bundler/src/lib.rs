@@ -6,6 +6,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod ignore;
 pub mod plan;
+pub mod run_step;
 pub mod steps;
 pub mod toml_file;
 
