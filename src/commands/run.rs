@@ -67,8 +67,8 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
         anyhow::bail!("--log-opt needs -d: a foreground run writes to the terminal, not a log");
     }
     let store = open_store(root)?;
-    let record = resolve_image(&store, &args.image)?;
-    let mut request = create_request(&args, args.image.clone())?;
+    let record = resolve_image(&store, args.image())?;
+    let mut request = create_request(&args, args.image().to_string())?;
     // The daemon's own conversion: a foreground run and a daemon's run of
     // the same flags cannot drift apart.
     for warning in launch::adapt(&mut request.config, &mut request.host_config)? {
@@ -79,7 +79,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     if settings.network.host {
         eprintln!("WARNING: {}", wrun_daemon::grants::HOST_MODE_WARNING);
     }
-    let mut launch = launch::plan(&store, &record, &args.image, &settings)?;
+    let mut launch = launch::plan(&store, &record, args.image(), &settings)?;
     let merged = launch.merged_config(request.config.clone());
     for v in wrun_daemon::volume_store::unmounted_volumes(&merged, &request.host_config) {
         eprintln!("WARNING: {}", launch::image_volume_warning(v));
@@ -114,7 +114,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     if module.serves_http() {
         drop(module);
         drop(runtime);
-        return super::run_http::foreground(&store, launch, &args.image, &settings.serve);
+        return super::run_http::foreground(&store, launch, args.image(), &settings.serve);
     }
     let asked: Vec<u16> = launch
         .spec

@@ -125,16 +125,29 @@ pub struct RunArgs {
     /// docker run's flags that wrun does not take, refused with the reason
     #[command(flatten)]
     pub refused: super::run_refused::RefusedFlags,
-    /// The image: a stored name or ID, or the path of an image tar
-    #[arg(value_name = "IMAGE")]
-    pub image: String,
-    /// Arguments for the module (replace the image's Cmd)
+    /// The image (a stored name or ID, or the path of an image tar), then
+    /// the arguments for the module, which replace the image's Cmd. As with
+    /// `docker run`, every word after IMAGE is the module's, `-c` and `--`
+    /// included.
     #[arg(
-        value_name = "ARG",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        value_names = ["IMAGE", "ARG"],
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
     )]
-    pub args: Vec<String>,
+    command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image named: the first word of the command (clap requires one).
+    pub fn image(&self) -> &str {
+        self.command.first().map_or("", String::as_str)
+    }
+
+    /// The module's arguments: every word after the image.
+    pub fn args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or_default()
+    }
 }
 
 /// The create request the flags ask for, naming `image`: what `run -d` and
@@ -180,7 +193,7 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),
             ),
-            cmd: Some(args.args.clone()).filter(|c| !c.is_empty()),
+            cmd: Some(args.args().to_vec()).filter(|c| !c.is_empty()),
             entrypoint: args.entrypoint.clone().map(|e| vec![e]),
             working_dir: args.workdir.clone().unwrap_or_default(),
             // `-i`: stdin stays open for an attach (`wrun start -ai`,
@@ -379,4 +392,42 @@ fn given_env(args: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunArgs;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(words: &[&str]) -> RunArgs {
+        let argv = std::iter::once("wrun").chain(words.iter().copied());
+        Probe::try_parse_from(argv).expect("parses").run
+    }
+
+    #[test]
+    fn every_word_after_the_image_is_the_modules() {
+        let run = parse(&[
+            "--rm", "-e", "A=1", "py:3", "-c", "print(1)", "-e", "--", "-t",
+        ]);
+        assert!(run.rm);
+        assert_eq!(run.env, ["A=1"]);
+        assert_eq!(run.image(), "py:3");
+        assert_eq!(run.args(), ["-c", "print(1)", "-e", "--", "-t"]);
+    }
+
+    #[test]
+    fn an_image_alone_has_no_args_and_none_is_an_error() {
+        let run = parse(&["-d", "hello:1.0"]);
+        assert!(run.detach);
+        assert_eq!(run.image(), "hello:1.0");
+        assert!(run.args().is_empty());
+        let argv = ["wrun", "--rm"];
+        assert!(Probe::try_parse_from(argv).is_err());
+    }
 }

@@ -47,22 +47,22 @@ fn create(
     let image = if host.is_some_and(|h| !h.is_empty()) {
         // The daemon named may serve another store than `root`: it resolves
         // the name, and an image tar is loaded into it.
-        match image_file(&args.image) {
+        match image_file(args.image()) {
             Some(path) => load_tar_into_daemon(&target.client()?, path)?,
-            None if args.image.ends_with(".tar") => {
-                anyhow::bail!("{}: no such file", args.image)
+            None if args.image().ends_with(".tar") => {
+                anyhow::bail!("{}: no such file", args.image())
             }
-            None => args.image.clone(),
+            None => args.image().to_string(),
         }
     } else {
         // The daemon started for `root` (or found serving it): an image tar
         // is loaded here, then named by ID; a missing name fails here.
         let store = open_store(root)?;
-        let record = resolve_image(&store, &args.image)?;
-        if args.image.ends_with(".tar") || Path::new(&args.image).is_file() {
+        let record = resolve_image(&store, args.image())?;
+        if args.image().ends_with(".tar") || Path::new(args.image()).is_file() {
             record.id.to_string()
         } else {
-            args.image.clone()
+            args.image().to_string()
         }
     };
     let request = create_request(args, image)?;
