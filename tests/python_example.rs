@@ -1,9 +1,9 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! examples/python end to end: `build-base` makes python-wasi:3 once (and
 //! then leaves it), the interpreter behaves as a `python` under wrun (files,
-//! argv, env, exit codes), and Docker's tutorial app runs on it, its RUN and
-//! CMD taken from app/Dockerfile. One store, so the 21 MB module is compiled
-//! once.
+//! argv, env, `-c`, exit codes), and Docker's tutorial app runs on it, its
+//! RUN and CMD taken from app/Dockerfile. One store, so the 21 MB module is
+//! compiled once.
 
 mod common;
 
@@ -151,6 +151,19 @@ print("probe done")
         })
     );
 
+    // `python -c`: every word after the image is the module's, as with
+    // `docker run` (wrun once took `-c` for Docker's --cpu-shares).
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "python-wasi:3",
+        "-c",
+        "import sys; print('hello from python', sys.argv[1:])",
+        "-e",
+        "--",
+    ]);
+    assert_eq!(out, "hello from python ['-e', '--']\n");
+
     // Exit codes: sys.exit(N) is N, an uncaught exception 1 with its
     // traceback on stderr.
     std::fs::write(src.join("exit3.py"), "import sys\nsys.exit(3)\n").unwrap();
@@ -165,8 +178,7 @@ print("probe done")
         text(&raises.stderr)
     );
 
-    // `python -c` and the tutorial's RUN and CMD go through the docker
-    // client, which passes flags after the image to the container.
+    // The same through the docker client, and the tutorial's RUN and CMD.
     if !have_tool("docker") {
         return;
     }
