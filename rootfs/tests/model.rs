@@ -37,6 +37,9 @@ enum Op {
     ReadDir(String),
     Chmod(String, u32),
     Reopen,
+    /// Drop the view and reopen it through its `WeakLayers` (what the
+    /// daemon does between a stopped instance's runs and verbs).
+    Release,
 }
 
 fn path_strategy() -> impl Strategy<Value = String> {
@@ -74,6 +77,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(p, m)| Op::Chmod(p, m)),
         Just(Op::Reopen),
+        Just(Op::Release),
     ]
 }
 
@@ -190,7 +194,7 @@ fn apply_model(root: &Path, op: &Op) -> Outcome {
             std::fs::set_permissions(p(path), std::fs::Permissions::from_mode(*m)),
             |()| Outcome::Done,
         ),
-        Op::Reopen => Outcome::Done,
+        Op::Reopen | Op::Release => Outcome::Done,
     }
 }
 
@@ -297,7 +301,7 @@ fn apply_view(l: &Layers, op: &Op) -> Outcome {
             },
         ),
         Op::Chmod(path, m) => view(l.set_mode_at(&root, path, true, *m), |()| Outcome::Done),
-        Op::Reopen => Outcome::Done,
+        Op::Reopen | Op::Release => Outcome::Done,
     }
 }
 
@@ -420,6 +424,15 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     for (i, op) in ops.iter().enumerate() {
         if let Op::Reopen = op {
             l = open_view(&lower, &upper);
+            continue;
+        }
+        if let Op::Release = op {
+            let weak = l.downgrade();
+            drop(l);
+            prop_assert!(weak.upgrade().is_none(), "step {}: still held", i);
+            let dir = cap_std::fs::Dir::open_ambient_dir(&lower, cap_std::ambient_authority())
+                .expect("lower");
+            l = weak.reopen(Arc::new(dir)).expect("reopen");
             continue;
         }
         let got = apply_view(&l, op);
