@@ -407,3 +407,159 @@ fn an_instance_and_its_execs_share_one_writable_rootfs() {
     let out = d.wrun(&["exec", "ro", "cat", "/x"]);
     assert_eq!(stdout(&out), "cat: error ENOENT\n");
 }
+
+/// The private `/tmp` directories in the daemon's scratch directory.
+fn scratch_tmps(d: &Daemon) -> Vec<String> {
+    std::fs::read_dir(d.env.root().join("scratch"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_exec_shares_its_instances_tmp_and_volumes_both_ways() {
+    let d = Daemon::start(env_with_box());
+    let bind = d.env.path("bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    // The instance writes into its /tmp (`--tmpfs`), a named volume and a
+    // bind, then looks for what an exec writes there (every 100 ms for two
+    // minutes at least: each look is logged, the test polls the log), then
+    // idles.
+    let mut args: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        "shared:/vol",
+        "-v",
+        &format!("{}:/bind", bind.display()),
+        "box:1",
+        "write",
+        "/tmp/from-box",
+        "box-tmp",
+        ";",
+        "write",
+        "/vol/from-box",
+        "box-vol",
+        ";",
+        "write",
+        "/bind/from-box",
+        "box-bind",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    for _ in 0..1200 {
+        for w in [
+            ";",
+            "cat",
+            "/tmp/from-exec",
+            ";",
+            "cat",
+            "/vol/from-exec",
+            ";",
+            "sleep",
+            "100",
+        ] {
+            args.push(w.into());
+        }
+    }
+    args.extend([";", "sleep", "600000"].map(str::to_string));
+    d.wrun_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // What the instance wrote, an exec reads, /tmp included.
+    poll(
+        "the instance's /tmp seen by an exec",
+        Duration::from_secs(60),
+        || {
+            let out = d.wrun(&["exec", "box", "cat", "/tmp/from-box"]);
+            if stdout(&out) == "box-tmp\n" {
+                Ok(())
+            } else {
+                Err(stdout(&out))
+            }
+        },
+    );
+    let out = d.wrun(&[
+        "exec",
+        "box",
+        "cat",
+        "/vol/from-box",
+        ";",
+        "cat",
+        "/bind/from-box",
+    ]);
+    assert_eq!(stdout(&out), "box-vol\nbox-bind\n", "{}", stderr(&out));
+    // One /tmp directory on the host for the instance and its execs.
+    assert_eq!(scratch_tmps(&d).len(), 1, "{:?}", scratch_tmps(&d));
+    // What an exec writes there, the instance reads.
+    let out = d.wrun(&[
+        "exec",
+        "box",
+        "write",
+        "/tmp/from-exec",
+        "exec-tmp",
+        ";",
+        "write",
+        "/vol/from-exec",
+        "exec-vol",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    poll(
+        "the exec's /tmp and volume writes seen by the instance",
+        Duration::from_secs(120),
+        || {
+            let logs = d.wrun_ok(&["logs", "box"]);
+            if logs.contains("exec-tmp\n") && logs.contains("exec-vol\n") {
+                Ok(())
+            } else {
+                Err(logs.lines().last().unwrap_or("").to_string())
+            }
+        },
+    );
+    // The /tmp goes with the run, as a tmpfs does: the next run's is new
+    // and empty, its execs share that one; the volume stays.
+    d.wrun_ok(&["restart", "-t", "0", "box"]);
+    poll(
+        "the next run's /tmp seen by an exec",
+        Duration::from_secs(60),
+        || {
+            let out = d.wrun(&["exec", "box", "cat", "/tmp/from-box"]);
+            if stdout(&out) == "box-tmp\n" {
+                Ok(())
+            } else {
+                Err(stdout(&out))
+            }
+        },
+    );
+    let out = d.wrun(&[
+        "exec",
+        "box",
+        "cat",
+        "/tmp/from-exec",
+        ";",
+        "cat",
+        "/vol/from-exec",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "cat: error ENOENT\nexec-vol\n",
+        "{}",
+        stderr(&out)
+    );
+    d.wrun_ok(&["rm", "-f", "box"]);
+    poll("no /tmp left after rm", Duration::from_secs(60), || {
+        let left = scratch_tmps(&d);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+}

@@ -55,6 +55,9 @@ pub(crate) struct Inner {
     pub(crate) stop: Option<oneshot::Sender<StopKind>>,
     /// Pause control and meters of the current run.
     pub(crate) gate: Option<Arc<RunGate>>,
+    /// The private `/tmp` of the current run (`--tmpfs /tmp`), which its
+    /// execs are given too.
+    pub(crate) tmp: Option<wrun_runtime::SharedTmp>,
     /// The current run serves HTTP (its requests run outside the gate).
     pub(crate) serving: bool,
     /// When the current (or last) run started, and how many policy
@@ -119,6 +122,7 @@ impl Container {
                 record,
                 stop: None,
                 gate: None,
+                tmp: None,
                 serving: false,
                 run_started: None,
                 quick_restarts: 0,
@@ -240,6 +244,7 @@ impl Container {
         let mut inner = self.lock();
         inner.stop = None;
         inner.gate = None;
+        inner.tmp = None;
         inner.serving = false;
         inner.stdin = StdinPipe::default();
         let st = &mut inner.record.state;

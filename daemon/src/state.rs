@@ -513,6 +513,12 @@ impl Daemon {
                 Some((listeners, settings.serve))
             } else {
                 launch::claim_ports(&mut launch)?;
+                // The run's private /tmp, made here to be given to its
+                // execs as well (`Inner::tmp`): one /tmp, as in a container.
+                if launch.spec.tmp {
+                    launch.spec.tmp = false;
+                    launch.spec.shared_tmp = Some(daemon.runtime.shared_tmp()?);
+                }
                 None
             };
             Ok((launch, module, served))
@@ -562,6 +568,7 @@ impl Daemon {
             let (tx, rx) = oneshot::channel();
             inner.stop = Some(tx);
             inner.gate = Some(Arc::clone(&gate));
+            inner.tmp.clone_from(&launch.spec.shared_tmp);
             inner.run_started = Some(std::time::Instant::now());
             launch.spec.stdin = Container::run_stdin(&mut inner);
             c.lifecycle.send_modify(|l| l.running = true);

@@ -332,9 +332,13 @@ async fn launch(
     let mut life = c.watch();
     let runs_ended = life.borrow().exits;
     check_active(&c, &c.id).map_err(|e| e.message().to_owned())?;
-    let instance_gate = c
-        .gate()
-        .ok_or_else(|| crate::lifecycle::not_running(&c.id).message().to_owned())?;
+    // The run's gate and /tmp, read together: both of the same run.
+    let (instance_gate, tmp) = {
+        let inner = c.lock();
+        (inner.gate.clone(), inner.tmp.clone())
+    };
+    let instance_gate =
+        instance_gate.ok_or_else(|| crate::lifecycle::not_running(&c.id).message().to_owned())?;
     let slot = daemon
         .runtime
         .reserve()
@@ -346,7 +350,7 @@ async fn launch(
         out.clone(),
         Arc::clone(&gate),
     );
-    let planned = tokio::task::spawn_blocking(move || plan(&d, &e, o, &g, stdin))
+    let planned = tokio::task::spawn_blocking(move || plan(&d, &e, o, &g, stdin, tmp))
         .await
         .map_err(|e| format!("preparing the exec failed: {e}"))?;
     let (spec, module, module_name) = planned.map_err(|e| crate::error::describe(&e))?;
@@ -409,13 +413,16 @@ async fn launch(
     Ok(())
 }
 
-/// The exec's spec and module (blocking: reads and maybe compiles).
+/// The exec's spec and module (blocking: reads and maybe compiles). It
+/// sees what its instance's run sees: the same rootfs view, volumes and
+/// binds (the same host directories), and `tmp`, the run's private `/tmp`.
 fn plan(
     daemon: &Daemon,
     exec: &Exec,
     out: Option<Arc<Frames>>,
     gate: &Arc<RunGate>,
     stdin: InputSource,
+    tmp: Option<wrun_runtime::SharedTmp>,
 ) -> anyhow::Result<(wrun_runtime::InstanceSpec, PreparedModule, String)> {
     let c = &exec.container;
     let record = c.record();
@@ -450,6 +457,14 @@ fn plan(
     spec.network.publish.clear();
     // The instance's view (read-only under `--read-only`: changes are EROFS).
     spec.writable_rootfs = Some(view.clone());
+    if spec.tmp {
+        // The run ended since the exec was checked (its /tmp went with it).
+        let tmp = tmp.ok_or_else(|| {
+            anyhow::anyhow!(crate::lifecycle::not_running(&c.id).message().to_owned())
+        })?;
+        spec.tmp = false;
+        spec.shared_tmp = Some(tmp);
+    }
     spec.stdin = stdin;
     (spec.stdout, spec.stderr) = match &out {
         Some(out) => (
