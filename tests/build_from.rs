@@ -275,6 +275,8 @@ fn copy_from_a_missing_or_later_stage_fails_with_file_and_line() {
     }
 }
 
+/// `load` refuses images of other platforms; `import` of a Linux rootfs
+/// stores one that says wasm but whose Cmd is an ELF file: FROM refuses it.
 #[test]
 fn a_base_that_is_not_a_wasm_image_is_refused_naming_it() {
     let env = Env::new();
@@ -287,22 +289,21 @@ fn a_base_that_is_not_a_wasm_image_is_refused_naming_it() {
         b"\x7fELF not wasm",
         0o755,
     );
-    let tar = one_layer_image_tar(&env, "linux.tar", "linux:1", &end_tar(layer), |c| {
-        c["architecture"] = "amd64".into();
-        c["os"] = "linux".into();
-        c["config"] = serde_json::json!({"Cmd": ["/x"]});
-    });
-    let loaded = env.run(&["load", "-i", tar.to_str().unwrap()]);
-    if !loaded.status.success() {
-        // The store refuses non-wasm images at load: then FROM can never
-        // see one, which is the same protection.
-        return;
-    }
+    let rootfs = env.path("rootfs.tar");
+    std::fs::write(&rootfs, end_tar(layer)).unwrap();
+    env.ok(&[
+        "import",
+        "-c",
+        "CMD [\"/x\"]",
+        rootfs.to_str().unwrap(),
+        "linux:1",
+    ]);
     let ctx = context(&[], "FROM linux:1\nCMD [\"/x\"]\n");
     let before = env.store_state();
     let err = env.fails(&["build", p(&ctx)]);
     assert!(
-        err.contains("Dockerfile:1: FROM linux:1: linux:1 is not a wasm image"),
+        err.contains("Dockerfile:1: FROM linux:1: linux:1 is not a wasm image")
+            && err.contains("its entrypoint /x is not a WebAssembly module"),
         "{err}"
     );
     assert_eq!(env.store_state(), before);
@@ -497,4 +498,77 @@ fn a_build_through_a_daemon_starts_from_the_daemons_images() {
         err.contains("Dockerfile:1: FROM nothere:1") && err.contains("No such image"),
         "{err}"
     );
+}
+
+/// `RUN` (exec form) runs a module of the stage over a writable view; its
+/// changes are the step's layer, its output is shown, the build args in
+/// scope reach it and its history line as dockerd writes them.
+#[test]
+fn run_steps_add_layers_and_the_shell_form_goes_through_bin_sh() {
+    let env = Env::new();
+    let _base = base_image(&env);
+    let ctx = context(
+        &[],
+        "FROM base:1\nARG V=7\nRUN [\"/bin/fsh\", \"write\", \"/made\", \"hi\", \";\", \"echo\", \"from the step\"]\nRUN [\"/bin/fsh\", \"cat\", \"/made\"]\nENTRYPOINT [\"/bin/fsh\"]\n",
+    );
+    let out = env.ok(&["build", "-t", "ran:1", p(&ctx)]);
+    assert!(
+        out.contains("from the step\n"),
+        "the step's output is shown: {out}"
+    );
+    assert_eq!(run(&env, "ran:1", &["cat", "/made"]), "hi\n");
+    let h = history(&env, "ran:1");
+    assert!(h[1].starts_with("|1 V=7 /bin/fsh cat /made|"), "{h:?}");
+    assert!(
+        h[2].starts_with("|1 V=7 /bin/fsh write /made hi ; echo from the step|"),
+        "{h:?}"
+    );
+    let layers = |name: &str| {
+        inspect(&env, name)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        layers("ran:1"),
+        layers("base:1") + 1,
+        "a step that changes nothing adds no layer"
+    );
+
+    // A failing step stops the build with its code and last lines.
+    let ctx = context(
+        &[],
+        "FROM base:1\nRUN [\"/bin/fsh\", \"echo\", \"last words\", \";\", \"exit\", \"3\"]\n",
+    );
+    let before = env.store_state();
+    let err = env.fails(&["build", p(&ctx)]);
+    assert!(err.contains("Dockerfile:2: The command '/bin/fsh echo last words ; exit 3' returned a non-zero code: 3"), "{err}");
+    assert!(err.contains("last words"), "{err}");
+    assert_eq!(env.store_state(), before);
+
+    // With a /bin/sh in the stage, the shell form runs `/bin/sh -c LINE`
+    // (fsh is no shell: it fails on `-c`, which shows how it was called).
+    let ctx = context(
+        &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
+        "FROM base:1\nCOPY fsh.wasm /bin/sh\nRUN write /x y\n",
+    );
+    let err = env.fails(&["build", p(&ctx)]);
+    assert!(
+        err.contains("The command '/bin/sh -c write /x y' returned a non-zero code: 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn build_flags_set_the_limits_of_run_steps() {
+    let env = Env::new();
+    let _base = base_image(&env);
+    let ctx = context(
+        &[],
+        "FROM base:1\nRUN [\"/bin/fsh\", \"sleep\", \"600000\"]\n",
+    );
+    let err = env.fails(&["build", "--timeout", "1s", p(&ctx)]);
+    assert!(err.contains("ran past the step timeout of 1s"), "{err}");
+    let err = env.fails(&["build", "--memory", "lots", p(&ctx)]);
+    assert!(err.contains("--memory"), "{err}");
 }

@@ -43,6 +43,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Run(#[from] run_step::RunStepError),
 }
 
 /// What to build and how to name it.
@@ -66,6 +68,9 @@ pub struct BuildRequest {
     /// Where base images the store lacks come from (a daemon's store when
     /// the build runs in a scratch store); `None`: only the store.
     pub base_images: Option<BaseImageSource>,
+    /// The limits of each `RUN` step; `None`: [`run_step::StepLimits`]'s
+    /// defaults (10 minutes, 4 GiB written, the runtime's memory cap).
+    pub run_limits: Option<run_step::StepLimits>,
 }
 
 /// One thing a build reports as it goes.

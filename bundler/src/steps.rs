@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oci_spec::image::{
     Config, Descriptor, History, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
@@ -19,12 +20,14 @@ use wrun_image::layer::LayerWriter;
 use wrun_image::store::Staging;
 use wrun_image::unpack::{self, UnpackBudget, UnpackLimits};
 use wrun_image::{Digest, ImageError, ImageRecord, ImageRef, ModuleKind, Store};
+use wrun_runtime::{OutputSink, OutputTarget, Runtime, RuntimeConfig};
 
 use crate::context::{BuildContext, LayerEntry};
 use crate::plan::{
     CommandForm, CopySource, Instruction, Op, Program, StageSpec, normalize_port, substitute,
 };
-use crate::{BuildError, BuildEvent, BuildRequest};
+use crate::run_step::{self, RunStep, StageRootfs};
+use crate::{BuildError, BuildEvent, BuildRequest, ProgressSink};
 
 /// Docker's prefix of a history line for an instruction that runs nothing.
 const NOP: &str = "/bin/sh -c #(nop) ";
@@ -144,6 +147,20 @@ pub(crate) struct Builder<'s, 'r> {
     scratch: usize,
     /// The stages built so far, in order.
     stages: Vec<StageState>,
+    /// The engine `RUN` steps run on, made at the first one.
+    runtime: Option<Runtime>,
+}
+
+/// A `RUN` step's output, handed to the build's progress as it comes.
+struct ProgressOutput(Option<ProgressSink>);
+
+impl OutputSink for ProgressOutput {
+    fn write(&self, chunk: &[u8]) -> std::io::Result<()> {
+        if let Some(progress) = &self.0 {
+            (progress.0)(&BuildEvent::Output { bytes: chunk });
+        }
+        Ok(())
+    }
 }
 
 /// What the build stored.
@@ -170,6 +187,7 @@ impl<'s, 'r> Builder<'s, 'r> {
             total: 0,
             scratch: 0,
             stages: Vec::new(),
+            runtime: None,
         })
     }
 
@@ -281,7 +299,11 @@ impl<'s, 'r> Builder<'s, 'r> {
                 .resolve_image(&base)
                 .map_err(|e| line_error(program, ins, format!("FROM {base}: {e}")))?;
             let config = self.store.config(&record)?;
-            if record.module.is_none() && !is_wasm_platform(&config) {
+            // A wasm image: the config says so and, when it names an
+            // entrypoint, that is a WebAssembly module (an imported Linux
+            // rootfs says wasm but runs an ELF file).
+            let entry_is_module = record.module.is_some() || entrypoint_module(&config).is_none();
+            if !(is_wasm_platform(&config) && entry_is_module) {
                 let entry = entrypoint_module(&config)
                     .map(|e| format!("its entrypoint {e} is not a WebAssembly module"))
                     .unwrap_or_else(|| "it names no WebAssembly module".into());
@@ -597,16 +619,73 @@ impl<'s, 'r> Builder<'s, 'r> {
     }
 
     /// `RUN`: the module runs over a copy-on-write view of the stage's
-    /// rootfs; what it changed is the step's layer.
+    /// rootfs (run_step.rs); what it changed is the step's layer. The
+    /// build args in scope are in its environment, and in its history line
+    /// as dockerd writes them (`|N K=V … command`).
     fn run_step(
         &mut self,
-        _state: &mut StageState,
+        state: &mut StageState,
         argv: Vec<String>,
     ) -> Result<(String, Option<(Descriptor, Digest)>), BuildError> {
-        Err(BuildError::Source {
-            src: format!("RUN {}", go_list(&argv)),
-            reason: "cannot run: RUN steps are not available in this build of wrun yet; build the module's output beforehand and COPY it".into(),
-        })
+        if self.runtime.is_none() {
+            let config = RuntimeConfig {
+                cache_dir: Some(self.store.cache_dir().join("modules")),
+                scratch_dir: Some(self.store.root().join("scratch")),
+                ..RuntimeConfig::foreground()
+            };
+            self.runtime = Some(Runtime::new(config).map_err(|e| BuildError::Source {
+                src: "RUN".into(),
+                reason: format!("cannot start the WebAssembly runtime: {e}"),
+            })?);
+        }
+        let runtime = self.runtime.as_ref().expect("made above");
+        let args: Vec<String> = state
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        // Env wins over a build arg of the same name, as in dockerd.
+        let mut env: Vec<String> = args
+            .iter()
+            .filter(|kv| {
+                let name = kv.split_once('=').map_or(kv.as_str(), |p| p.0);
+                !state
+                    .config
+                    .env()
+                    .iter()
+                    .flatten()
+                    .any(|e| e.split_once('=').map_or(e.as_str(), |p| p.0) == name)
+            })
+            .cloned()
+            .collect();
+        env.extend(state.config.env().clone().unwrap_or_default());
+        let output = OutputTarget::Sink(Arc::new(ProgressOutput(self.request.progress.clone())));
+        let mut step = RunStep::new(argv);
+        step.env = env;
+        step.workdir = state.config.working_dir().clone().filter(|w| !w.is_empty());
+        step.limits = self.request.run_limits.unwrap_or_default();
+        step.mtime_clamp = Some(self.epoch);
+        step.stdout = output.clone();
+        step.stderr = output;
+        let rootfs = StageRootfs {
+            layers: state.layers.clone(),
+            diff_ids: state.diff_ids.clone(),
+        };
+        let layer = run_step::run_step(runtime, &mut self.staging, &rootfs, &step)?;
+        let created_by = if args.is_empty() {
+            step.created_by()
+        } else {
+            format!("|{} {} {}", args.len(), args.join(" "), step.created_by())
+        };
+        Ok((
+            created_by,
+            layer.map(|l| {
+                (
+                    Descriptor::new(MediaType::ImageLayerGzip, l.size, l.digest.to_oci()),
+                    l.diff_id,
+                )
+            }),
+        ))
     }
 
     /// The stage's merged rootfs, unpacked (once per layer chain) in the

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use wrun_bundler::run_step::StepLimits;
 use wrun_bundler::{BuildEvent, BuildRequest, ProgressSink};
 use wrun_image::ImageRef;
 
@@ -34,6 +35,12 @@ pub struct BuildArgs {
     /// Set the target build stage to build
     #[arg(long = "target", value_name = "STAGE")]
     pub target: Option<String>,
+    /// Memory limit of each RUN step (e.g. 512m, 1g)
+    #[arg(short = 'm', long = "memory", value_name = "BYTES", value_parser = wrun_api::parse::parse_memory)]
+    pub memory: Option<u64>,
+    /// Time limit of each RUN step (e.g. 90s, 5m) [default: 10m]
+    #[arg(long = "timeout", value_name = "DURATION", value_parser = wrun_api::parse::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Build context directory
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -75,6 +82,14 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
         target: args.target.clone(),
         progress: (!args.quiet).then(|| ProgressSink(Arc::new(print_event))),
         base_images: None,
+        run_limits: (args.memory.is_some() || args.timeout.is_some()).then(|| {
+            let defaults = StepLimits::default();
+            StepLimits {
+                memory: args.memory.or(defaults.memory),
+                timeout: args.timeout.unwrap_or(defaults.timeout),
+                storage: defaults.storage,
+            }
+        }),
     };
     let Built { outcome, layers } = images.build(&request, args.output.as_deref())?;
     for w in &outcome.warnings {
