@@ -934,6 +934,12 @@ fn cp_goes_through_a_named_volume_and_a_bind_as_dockerd_does() {
         "{:?}",
         tar_owners(&body)
     );
+    // export needs no mount's directory: one gone since the create does
+    // not stop it.
+    std::fs::remove_dir_all(&ro).unwrap();
+    let (status, _, body) = raw_request(&d, "GET", "/containers/mounts/export", b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(tar_names(&body).contains(&"ro/".to_string()));
 }
 
 #[test]
@@ -943,15 +949,23 @@ fn a_symlink_in_a_volume_leads_nowhere_outside_the_instance() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("key"), "HOST SECRET").unwrap();
     let secret_before = tree(&secret);
-    let bind = d.env.path("bind");
-    std::fs::create_dir_all(&bind).unwrap();
-    // What a guest could make in its volume: links to the host's secret by
-    // its absolute path and by climbing out.
+    d.wrun_ok(&[
+        "create",
+        "--name",
+        "sym",
+        "-v",
+        "symvol:/vol",
+        "fsh:1",
+        "ls",
+        "/",
+    ]);
+    let bind = d.env.root().join("volumes/symvol/_data");
+    assert!(bind.is_dir(), "{}", bind.display());
+    // What a guest could make in its volume (or anyone on the host): links
+    // to the host's secret by its absolute path and by climbing out.
     std::os::unix::fs::symlink(&secret, bind.join("abs")).unwrap();
     let climb = format!("../../../../../../../..{}", secret.display());
     std::os::unix::fs::symlink(&climb, bind.join("up")).unwrap();
-    let spec = format!("{}:/vol", bind.display());
-    d.wrun_ok(&["create", "--name", "sym", "-v", &spec, "fsh:1", "ls", "/"]);
     let file = d.env.path("planted");
     std::fs::write(&file, "planted").unwrap();
     for link in ["abs", "up"] {

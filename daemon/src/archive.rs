@@ -125,6 +125,19 @@ pub struct Namespace {
     pub created: SystemTime,
 }
 
+/// A directory dockerd makes in the rootfs for a mount point (and above
+/// one) the image lacks: 0755, empty, made at `created`.
+fn made_dir(view: &Layers, path: &ViewPath, created: SystemTime) -> Result<TreeEntry, FsError> {
+    let mut e = view.entry(&ViewPath::root())?;
+    e.path = path.clone();
+    e.stat.mode = 0o755;
+    e.stat.size = 0;
+    e.stat.mtime = created;
+    e.stat.atime = created;
+    e.stat.ctime = created;
+    Ok(e)
+}
+
 /// Which file system of a [`Namespace`] holds a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fs {
@@ -190,14 +203,7 @@ impl Namespace {
     /// A directory dockerd would have made for a mount point (or above
     /// one) that the view does not hold: 0755, empty, made at creation.
     fn made_dir(&self, path: &ViewPath) -> Result<TreeEntry, FsError> {
-        let mut e = self.view.entry(&ViewPath::root())?;
-        e.path = path.clone();
-        e.stat.mode = 0o755;
-        e.stat.size = 0;
-        e.stat.mtime = self.created;
-        e.stat.atime = self.created;
-        e.stat.ctime = self.created;
-        Ok(e)
+        made_dir(&self.view, path, self.created)
     }
 
     /// The node at the canonical `path`, not followed, with the file system
@@ -595,29 +601,35 @@ pub fn write_path<W: Write>(ns: &Namespace, top: &Located, out: W) -> io::Result
 
 /// The whole rootfs as `docker export` writes it: names relative to the
 /// root, no entry for the root itself. As dockerd's, it holds no mount's
-/// files: the view's own under a mount point, and a mount point the view
-/// lacks as the empty directory dockerd makes for it.
-pub fn write_export<W: Write>(ns: &Namespace, out: W) -> io::Result<W> {
+/// files: the view's own under a mount point, and each of the mount
+/// `points` the view lacks as the empty directory dockerd makes for it
+/// when the instance is `created` (a mount point inside another mount is
+/// made in that mount, so not in the rootfs).
+pub fn write_export<W: Write>(
+    view: &Layers,
+    points: &[ViewPath],
+    created: SystemTime,
+    out: W,
+) -> io::Result<W> {
     let mut tar = TarWriter::new(out);
-    for e in ns.view.merged_tree() {
+    for e in view.merged_tree() {
         let e = e.map_err(io::Error::other)?;
-        tar.append(&ns.view, &e, &e.path.to_relative_bytes())?;
+        tar.append(view, &e, &e.path.to_relative_bytes())?;
     }
     let mut made: Vec<ViewPath> = Vec::new();
-    for (i, m) in ns.mounts.iter().enumerate() {
-        // A mount point inside another mount is made in that mount.
-        if ns.owner_except(&m.guest, Some(i)) != Fs::View {
+    for point in points {
+        if points.iter().any(|p| p != point && point.starts_with(p)) {
             continue;
         }
-        for depth in 1..=m.guest.names().len() {
-            let path = m.guest.names()[..depth]
+        for depth in 1..=point.names().len() {
+            let path = point.names()[..depth]
                 .iter()
                 .fold(ViewPath::root(), |p, n| p.join(n));
-            if made.contains(&path) || ns.view.entry(&path).is_ok() {
+            if made.contains(&path) || view.entry(&path).is_ok() {
                 continue;
             }
-            let dir = ns.made_dir(&path).map_err(io::Error::other)?;
-            tar.append(&ns.view, &dir, &path.to_relative_bytes())?;
+            let dir = made_dir(view, &path, created).map_err(io::Error::other)?;
+            tar.append(view, &dir, &path.to_relative_bytes())?;
             made.push(path);
         }
     }
@@ -1368,7 +1380,8 @@ mod tests {
         ] {
             assert!(names.contains(&n.to_string()), "{n} not in {names:?}");
         }
-        let names = names_of(&write_export(&ns, Vec::new()).unwrap());
+        let points = [ns.mounts[0].guest.clone()];
+        let names = names_of(&write_export(&ns.view, &points, UNIX_EPOCH, Vec::new()).unwrap());
         assert!(names.contains(&"mnt/vol/".to_string()), "{names:?}");
         assert!(
             !names.iter().any(|n| n.starts_with("mnt/vol/s")),

@@ -37,21 +37,60 @@ fn answer(e: ArchiveError, key: &str) -> DaemonError {
     }
 }
 
+/// The mounts of an instance (named volumes and binds; not a `--tmpfs
+/// /tmp`: dockerd 20.10 copies to and from the rootfs under it, and so does
+/// wrun): host directory or volume name, mount point, read-only.
+fn mount_points(c: &Container) -> Result<Vec<(std::path::PathBuf, ViewPath, bool)>, DaemonError> {
+    let r = c.record();
+    let settings = crate::launch::settings(&r.config, &r.host_config)?;
+    settings
+        .volumes
+        .into_iter()
+        .map(|(host, guest, read_only)| {
+            let point = ViewPath::parse(&archive::container_path(&guest))
+                .map_err(|e| DaemonError::Internal(format!("the mount point {guest:?}: {e}")))?;
+            Ok((host, point, read_only))
+        })
+        .collect()
+}
+
+/// Where the instance's volumes and binds are mounted, from its record
+/// alone: `export` makes these directories and reads no mount, so a host
+/// directory gone since the create does not stop it (nor dockerd's).
+fn export_points(c: &Container) -> Result<Vec<ViewPath>, DaemonError> {
+    let r = c.record();
+    let binds = r.host_config.binds.iter().flatten().map(|b| {
+        wrun_api::parse::BindSpec::parse(b)
+            .map(|spec| spec.guest)
+            .map_err(DaemonError::InvalidArgument)
+    });
+    let mounts = (r.host_config.mounts.iter().flatten())
+        .filter(|m| m.kind != "tmpfs")
+        .map(|m| Ok(m.target.clone()));
+    binds
+        .chain(mounts)
+        .map(|guest| {
+            let guest = guest?;
+            ViewPath::parse(&archive::container_path(&guest))
+                .map_err(|e| DaemonError::Internal(format!("the mount point {guest:?}: {e}")))
+        })
+        .collect()
+}
+
+/// When the instance was made (its mount points' time).
+fn created(c: &Container) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH
+        + std::time::Duration::from_nanos(u64::try_from(c.created_nanos).unwrap_or(0))
+}
+
 /// The instance's files as `cp` reaches them: its view, with its named
 /// volumes and binds over it, each host directory found and checked as a
 /// start finds it (a bind's source checked again against the daemon's
-/// policy, so a path swapped since the create grants nothing new). A
-/// `--tmpfs /tmp` is not among them: dockerd 20.10 copies to and from the
-/// rootfs under it, and so does wrun.
+/// policy, so a path swapped since the create grants nothing new).
 fn namespace(d: &Daemon, c: &Container) -> Result<Namespace, DaemonError> {
     let view = d.container_rootfs(c)?;
-    let r = c.record();
-    let settings = crate::launch::settings(&r.config, &r.host_config)?;
     let mut mounts = Vec::new();
-    for (i, (host, guest, read_only)) in settings.volumes.iter().enumerate() {
-        let guest_path = archive::container_path(guest);
-        let guest = ViewPath::parse(&guest_path)
-            .map_err(|e| DaemonError::Internal(format!("the mount point {guest:?}: {e}")))?;
+    for (i, (host, guest, read_only)) in mount_points(c)?.into_iter().enumerate() {
         let source = match host.to_str().filter(|h| !h.starts_with('/')) {
             Some(name) => crate::volume_store::Volumes::of(d.store.root()).mount_source(name)?,
             None => host.clone(),
@@ -59,8 +98,9 @@ fn namespace(d: &Daemon, c: &Container) -> Result<Namespace, DaemonError> {
         let real = crate::launch::check_bind(&source, d.store.root(), d.host_binds())?;
         let opening = |e: &dyn std::fmt::Display| {
             DaemonError::Internal(format!(
-                "opening {} (mounted at {guest_path}): {e}",
-                real.display()
+                "opening {} (mounted at {}): {e}",
+                real.display(),
+                archive::shown(&guest)
             ))
         };
         let dir = crate::rootfs_views::open_image_rootfs(&real).map_err(|e| opening(&e))?;
@@ -76,15 +116,13 @@ fn namespace(d: &Daemon, c: &Container) -> Result<Namespace, DaemonError> {
             guest,
             dir,
             read,
-            read_only: *read_only,
+            read_only,
         });
     }
-    let created = std::time::UNIX_EPOCH
-        + std::time::Duration::from_nanos(u64::try_from(c.created_nanos).unwrap_or(0));
     Ok(Namespace {
         view,
         mounts,
-        created,
+        created: created(c),
     })
 }
 
@@ -170,14 +208,19 @@ pub async fn export(
     c: &Arc<Container>,
 ) -> Result<Response<Body>, DaemonError> {
     let (d, c2) = (Arc::clone(daemon), Arc::clone(c));
-    let ns = blocking("opening the rootfs", move || namespace(&d, &c2)).await?;
+    // Only the mount points: no mount's files are exported.
+    let (view, points) = blocking("opening the rootfs", move || {
+        Ok((d.container_rootfs(&c2)?, export_points(&c2)?))
+    })
+    .await?;
+    let made = created(c);
     daemon
         .events
         .container("export", &c.id, &ContainerSubject::of(&c.record()), &[]);
     stream_tar(
         "exporting a rootfs",
         "application/octet-stream",
-        move |out| archive::write_export(&ns, out).map(drop),
+        move |out| archive::write_export(&view, &points, made, out).map(drop),
     )
 }
 
