@@ -563,3 +563,91 @@ fn an_exec_shares_its_instances_tmp_and_volumes_both_ways() {
         }
     });
 }
+
+/// `ExecIDs` of container inspect, through the API.
+fn exec_ids(d: &Daemon, name: &str) -> Value {
+    let (status, answer) = d.request("GET", &format!("/v1.41/containers/{name}/json"), "");
+    assert_eq!(status, 200, "{answer}");
+    serde_json::from_str::<Value>(&answer).unwrap()["ExecIDs"].clone()
+}
+
+/// An exec made through the API and not started; its ID.
+fn exec_created(d: &Daemon, name: &str, cmd: &[&str]) -> String {
+    let body = serde_json::json!({ "Cmd": cmd }).to_string();
+    let (status, answer) = d.request("POST", &format!("/v1.41/containers/{name}/exec"), &body);
+    assert_eq!(status, 201, "{answer}");
+    serde_json::from_str::<Value>(&answer).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn exec_status(d: &Daemon, id: &str) -> u16 {
+    d.request("GET", &format!("/v1.41/exec/{id}/json"), "").0
+}
+
+#[test]
+fn exec_ids_list_the_runs_created_and_running_execs_and_none_survive_a_daemon_restart() {
+    let mut d = Daemon::start(env_with_box());
+    run_box(&d, "box");
+    assert_eq!(exec_ids(&d, "box"), Value::Null, "dockerd's null");
+    // As dockerd 20.10 lists them: created and running execs, oldest
+    // first; one that ended leaves the list at once, still inspected.
+    let created = exec_created(&d, "box", &["hello"]);
+    let running = exec_detached(&d, "box", &["sleep", "600000"]);
+    let ended = exec_detached(&d, "box", &["exit", "3"]);
+    poll("the exec ended", Duration::from_secs(60), || {
+        let doc = exec_json(&d, &ended);
+        if doc["ExitCode"] == 3 {
+            Ok(())
+        } else {
+            Err(doc.to_string())
+        }
+    });
+    assert_eq!(
+        exec_ids(&d, "box"),
+        serde_json::json!([created.clone(), running.clone()])
+    );
+    let docker_ids = d.docker_ok(&["inspect", "-f", "{{json .ExecIDs}}", "box"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&docker_ids).unwrap(),
+        serde_json::json!([created.clone(), running.clone()])
+    );
+    assert_eq!(exec_json(&d, &ended)["CanRemove"], false);
+    // The run ends: none listed; the exec never started is forgotten (404,
+    // its start too), the ones that ran are still inspected.
+    d.wrun_ok(&["stop", "box"]);
+    assert_eq!(exec_ids(&d, "box"), Value::Null);
+    assert_eq!(exec_status(&d, &created), 404);
+    let (status, _) = d.request(
+        "POST",
+        &format!("/exec/{created}/start"),
+        r#"{"Detach":true}"#,
+    );
+    assert_eq!(status, 404);
+    assert_eq!(exec_json(&d, &running)["ExitCode"], 137);
+    assert_eq!(exec_json(&d, &ended)["ExitCode"], 3);
+    d.wrun_ok(&["start", "box"]);
+    assert_eq!(exec_ids(&d, "box"), Value::Null);
+    let next = exec_created(&d, "box", &["hello"]);
+    assert_eq!(exec_ids(&d, "box"), serde_json::json!([next.clone()]));
+    // dockerd keeps no exec across its restart (live-restore off: checked
+    // on 20.10, ended, running and created ones all 404, ExecIDs null);
+    // neither does wrun.
+    let out = d.wrun(&["daemon", "--stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.child.take().unwrap().wait().unwrap();
+    let child = d
+        .env
+        .cmd()
+        .args(["daemon", "--socket", d.socket.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    d.child = Some(child);
+    d.wait_until_up();
+    for id in [&running, &ended, &next] {
+        assert_eq!(exec_status(&d, id), 404, "{id}");
+    }
+    assert_eq!(exec_ids(&d, "box"), Value::Null);
+}

@@ -25,6 +25,7 @@ pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<B
     let volumes = crate::volume_store::Volumes::of(daemon.store.root());
     view.mounts = mounts_at(&r, Some(&volumes));
     view.log_path = c.log.path().display().to_string();
+    view.exec_ids = daemon.execs.ids_of(c);
     let upper = daemon.rootfs.upper_path(&r.id);
     view.graph_driver.data = graph_driver_data(daemon, &r, &upper);
     if query.flag("size") {

@@ -97,6 +97,8 @@ pub async fn create(
         return Err(DaemonError::invalid("No exec command specified"));
     }
     let c = daemon.find(key)?;
+    // Read before the check: a run that ends after it forgets the exec.
+    let run = c.lifecycle.borrow().exits;
     check_active(&c, key)?;
     if config.tty {
         return Err(no_tty());
@@ -131,6 +133,7 @@ pub async fn create(
         id: id.clone(),
         serial: next_serial(),
         container: Arc::clone(&c),
+        run,
         cmd: cmd.clone(),
         config,
         state: Mutex::new(ExecState::default()),
