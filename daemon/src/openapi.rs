@@ -294,15 +294,11 @@ const NO_SUCH_IMAGE: Reply = error(404, "No such image.");
 const ARCHIVE_PATH: Param = required_query(
     "path",
     Value::Text,
-    "A path in the instance's rootfs (relative ones start at `/`); a trailing `/` or `/.` as `docker cp` reads them.",
+    "A path in the instance (relative ones start at `/`): in its rootfs, or in the volume or bind it is at or below, as dockerd resolves it in the container's mounts; a trailing `/` or `/.` as `docker cp` reads them.",
 );
 const ARCHIVE_LOOKUP_ERROR: Reply = error(
     500,
-    "As dockerd: a file used as a directory on the way (`lstat …: not a directory`), a symlink loop; or the daemon failed.",
-);
-const MOUNTED: Reply = error(
-    501,
-    "The path is at or below a volume, bind or `/tmp` mount, which `cp` does not reach yet.",
+    "As dockerd: a file used as a directory on the way (`lstat …: not a directory`), a symlink loop (`evalSymlinksInScope: too many links in …`); or the daemon failed.",
 );
 const SERVER_ERROR: Reply = error(500, "The daemon failed (disk, I/O).");
 
@@ -1335,7 +1331,6 @@ pub const ROUTES: &[Route] = &[
                 "No such container, or nothing at the path (also a path with a NUL or a name over 255 bytes).",
             ),
             ARCHIVE_LOOKUP_ERROR,
-            MOUNTED,
         ],
     },
     Route {
@@ -1358,7 +1353,6 @@ pub const ROUTES: &[Route] = &[
                 "No such container, or nothing at the path (also a path with a NUL or a name over 255 bytes).",
             ),
             ARCHIVE_LOOKUP_ERROR,
-            MOUNTED,
         ],
     },
     Route {
@@ -1394,9 +1388,8 @@ pub const ROUTES: &[Route] = &[
             ),
             error(
                 500,
-                "As dockerd: the path is not a directory, the rootfs is read-only, `noOverwriteDirNonDir` refused a replacement; or the instance's size limit or the disk is full.",
+                "As dockerd: the path is not a directory, a symlink loop, the rootfs is read-only (for a path in it), the mount is `:ro` (`mounted volume is marked read-only`), `noOverwriteDirNonDir` refused a replacement; or the instance's size limit or the disk is full.",
             ),
-            MOUNTED,
         ],
     },
     Route {
