@@ -9,7 +9,7 @@
 //! rootfs.push(&copy_layer);                                 // after each COPY/ADD layer
 //! let step = RunStep {
 //!     argv, env: stage_env, workdir: stage_workdir,        // the exec form's list, the stage's Env/WorkingDir
-//!     limits: StepLimits { memory, timeout, storage },     // StepLimits::default(): 10 min, 4 GiB, no memory cap
+//!     limits: StepLimits { memory, timeout, storage },     // default: 10 min, 4 GiB, the runtime's memory cap
 //!     network: NetworkGrants::default(),                   // none unless `build` allows it
 //!     mtime_clamp: Some(epoch),                            // the time COPY layers get (SOURCE_DATE_EPOCH or 0)
 //!     stdout, stderr,                                      // OutputTarget: the build prints them live
