@@ -502,6 +502,9 @@ impl Runtime {
                         wasi,
                         limiter,
                         rootfs,
+                        read_only: crate::rootfs_p1::ReadOnlyFds::new(
+                            crate::sandbox::read_only_preopen_fds(&spec),
+                        ),
                         _tmp: grants.tmp,
                     };
                     let mut store = new_store(&engine, state, &spec.limits, deadline, yield_every)?;

@@ -414,6 +414,28 @@ fn preopen_dirs(
     Ok((tmp, identities))
 }
 
+/// The preview 1 numbers of the read-only preopens [`preopen_dirs`] makes,
+/// numbered as wasmtime-wasi numbers them (after stdin, stdout and stderr,
+/// in its order): the rootfs, not `/tmp`, each `:ro` volume.
+pub(crate) fn read_only_preopen_fds(spec: &InstanceSpec) -> Vec<u32> {
+    let mut next = 3u32;
+    let mut read_only = Vec::new();
+    if spec.rootfs.is_some() {
+        read_only.push(next);
+        next += 1;
+    }
+    if spec.tmp || spec.shared_tmp.is_some() {
+        next += 1;
+    }
+    for volume in &spec.volumes {
+        if volume.read_only {
+            read_only.push(next);
+        }
+        next += 1;
+    }
+    read_only
+}
+
 /// Hands an open directory to wasmtime-wasi, which only takes paths: the
 /// descriptor path reopens exactly the directory we opened.
 fn preopen(

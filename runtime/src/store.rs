@@ -29,6 +29,8 @@ pub(crate) struct CoreState {
     /// The writable rootfs the guest sees as `/`, when it has one, and the
     /// descriptors opened under it (served by the preview 1 calls).
     pub(crate) rootfs: Option<crate::rootfs_p1::ViewFds>,
+    /// wasmtime-wasi's descriptors under a read-only preopen.
+    pub(crate) read_only: crate::rootfs_p1::ReadOnlyFds,
     pub(crate) _tmp: Option<SharedTmp>,
 }
 

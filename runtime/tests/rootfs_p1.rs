@@ -498,6 +498,58 @@ fn a_read_only_view_gives_erofs_for_every_change_as_a_read_only_mount() {
     assert_eq!(snapshot(&fx.lower()), before);
 }
 
+/// A `:ro` volume or bind (dockerd's read-only bind mount): every change
+/// EROFS, a rename to a writable volume EXDEV, reads as before; with a
+/// view and without one. The same script and lines in rootfs_p2.rs.
+#[test]
+fn a_read_only_volume_gives_erofs_for_every_change_as_a_read_only_mount() {
+    let fx = Fixture::new();
+    let (ro, rw) = (fx.dir.path().join("ro"), fx.dir.path().join("rw"));
+    std::fs::create_dir_all(ro.join("sub")).expect("mkdir");
+    std::fs::create_dir_all(ro.join("empty")).expect("mkdir");
+    std::fs::create_dir(&rw).expect("mkdir");
+    std::fs::write(ro.join("kept.txt"), "kept").expect("write");
+    std::fs::write(ro.join("sub/in.txt"), "in").expect("write");
+    let before = snapshot(&ro);
+    let script = "write /ro/kept.txt x ; write /ro/new y ; \
+         append /ro/kept.txt z ; rm /ro/kept.txt ; mkdir /ro/x ; rmdir /ro/empty ; \
+         mv /ro/kept.txt /ro/k ; mv /ro/kept.txt /rw/k ; rm-r /ro/sub ; ln-s /ro/kept.txt /ro/l ; \
+         ln /ro/kept.txt /ro/h ; truncate /ro/kept.txt 0 ; cat /ro/kept.txt ; ls /ro";
+    let expected = [
+        "write: error EROFS",
+        "write: error EROFS",
+        "append: error EROFS",
+        "rm: error EROFS",
+        "mkdir: error EROFS",
+        "rmdir: error EROFS",
+        "mv: error EROFS",
+        "mv: error EXDEV",
+        "rm-r: error EROFS",
+        "ln-s: error EROFS",
+        "ln: error EROFS",
+        "truncate: error EROFS",
+        "kept",
+        "empty/",
+        "kept.txt",
+        "sub/",
+    ];
+    for with_view in [true, false] {
+        let mut spec = fx
+            .spec(script)
+            .tmp(true)
+            .volume(&rw, "/rw", false)
+            .volume(&ro, "/ro", true);
+        if with_view {
+            spec = spec.writable_rootfs(fx.view("upper", None));
+        }
+        let (outcome, out) = fx.run(spec);
+        assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
+        assert_eq!(lines(&out), expected, "view: {with_view}\n{out}");
+        assert_eq!(snapshot(&ro), before);
+        assert_eq!(std::fs::read_dir(&rw).expect("rw").count(), 0);
+    }
+}
+
 #[test]
 fn a_guest_listing_every_fd_sees_only_stdio_and_its_declared_mounts_with_a_view() {
     let fx = Fixture::new();

@@ -364,7 +364,7 @@ fn volumes_and_tmp_beside_the_view_are_still_host_directories() {
     assert_eq!(
         out,
         "from the host\nscratch\nmv: error EXDEV\nmv: error EXDEV\nln: error EXDEV\n\
-         read-only\nwrite: error EPERM\nbin/\nempty/\netc/\nusr/\n"
+         read-only\nwrite: error EROFS\nbin/\nempty/\netc/\nusr/\n"
     );
     assert_eq!(
         std::fs::read_to_string(data.path().join("out")).expect("volume file"),
@@ -383,6 +383,79 @@ fn volumes_and_tmp_beside_the_view_are_still_host_directories() {
     assert_eq!(snapshot(lower.path()), before);
 }
 
+/// A `:ro` volume or bind (dockerd's read-only bind mount): every change
+/// EROFS, a rename to a writable volume EXDEV, reads as before. The same
+/// script and lines in rootfs_p1.rs.
+#[test]
+fn a_read_only_volume_gives_erofs_for_every_change_as_a_read_only_mount() {
+    let fsh = Fsh::new();
+    let lower = image();
+    let store = tempfile::tempdir().expect("tempdir");
+    let layers = view(lower.path(), &store.path().join("upper"), None);
+    let (ro, rw) = (read_only_volume(), tempfile::tempdir().expect("tempdir"));
+    let before = snapshot(ro.path());
+    let spec = on(lower.path(), &layers)
+        .volume(rw.path(), "/rw", false)
+        .volume(ro.path(), "/ro", true);
+    let (outcome, out) = fsh.run(spec, READ_ONLY_VOLUME_SCRIPT);
+    assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        READ_ONLY_VOLUME_LINES,
+        "{out}"
+    );
+    assert_eq!(snapshot(ro.path()), before);
+    assert_eq!(std::fs::read_dir(rw.path()).expect("rw").count(), 0);
+    // The same without a view (the rootfs read-only too).
+    let spec = InstanceSpec::default()
+        .rootfs(lower.path())
+        .volume(rw.path(), "/rw", false)
+        .volume(ro.path(), "/ro", true);
+    let (outcome, out) = fsh.run(spec, READ_ONLY_VOLUME_SCRIPT);
+    assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        READ_ONLY_VOLUME_LINES,
+        "{out}"
+    );
+    assert_eq!(snapshot(ro.path()), before);
+}
+
+/// The host directory a `:ro` volume shows: `kept.txt`, `empty/`,
+/// `sub/in.txt`.
+fn read_only_volume() -> tempfile::TempDir {
+    let ro = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(ro.path().join("sub")).expect("mkdir");
+    std::fs::create_dir(ro.path().join("empty")).expect("mkdir");
+    std::fs::write(ro.path().join("kept.txt"), "kept").expect("write");
+    std::fs::write(ro.path().join("sub/in.txt"), "in").expect("write");
+    ro
+}
+
+const READ_ONLY_VOLUME_SCRIPT: &str = "write /ro/kept.txt x ; write /ro/new y ; \
+     append /ro/kept.txt z ; rm /ro/kept.txt ; mkdir /ro/x ; rmdir /ro/empty ; \
+     mv /ro/kept.txt /ro/k ; mv /ro/kept.txt /rw/k ; rm-r /ro/sub ; ln-s /ro/kept.txt /ro/l ; \
+     ln /ro/kept.txt /ro/h ; truncate /ro/kept.txt 0 ; cat /ro/kept.txt ; ls /ro";
+
+const READ_ONLY_VOLUME_LINES: [&str; 16] = [
+    "write: error EROFS",
+    "write: error EROFS",
+    "append: error EROFS",
+    "rm: error EROFS",
+    "mkdir: error EROFS",
+    "rmdir: error EROFS",
+    "mv: error EROFS",
+    "mv: error EXDEV",
+    "rm-r: error EROFS",
+    "ln-s: error EROFS",
+    "ln: error EROFS",
+    "truncate: error EROFS",
+    "kept",
+    "empty/",
+    "kept.txt",
+    "sub/",
+];
+
 #[test]
 fn without_a_view_the_rootfs_is_read_only_as_before() {
     let fsh = Fsh::new();
@@ -396,7 +469,7 @@ fn without_a_view_the_rootfs_is_read_only_as_before() {
     assert_eq!(outcome, RunOutcome::Exited(1), "{out}");
     assert_eq!(
         out,
-        "hello from the image\nwrite: error EPERM\nmkdir: error EPERM\nrm: error EPERM\n\
+        "hello from the image\nwrite: error EROFS\nmkdir: error EROFS\nrm: error EROFS\n\
          bin/\nempty/\netc/\nusr/\n"
     );
     assert_eq!(snapshot(lower.path()), before);

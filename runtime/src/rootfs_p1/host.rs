@@ -133,7 +133,9 @@ impl WasiSnapshotPreview1 for CoreState {
 
     async fn fd_close(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<()> {
         let Some(view) = self.view_fd(fd) else {
-            return self.wasi.fd_close(memory, fd).await;
+            self.wasi.fd_close(memory, fd).await?;
+            self.read_only.closed(fd);
+            return Ok(());
         };
         if view.root == Some(u32::from(fd)) {
             view.root = None;
@@ -241,9 +243,11 @@ impl WasiSnapshotPreview1 for CoreState {
                 view.set_times(fd, atime, mtime).await
             }
             None => {
-                self.wasi
+                let result = self
+                    .wasi
                     .fd_filestat_set_times(memory, fd, atim, mtim, fst_flags)
-                    .await
+                    .await;
+                self.read_only.as_linux(&[fd], result)
             }
         }
     }
@@ -332,7 +336,9 @@ impl WasiSnapshotPreview1 for CoreState {
         to: types::Fd,
     ) -> Result<()> {
         let (Some(view), from_n, to_n) = (&mut self.rootfs, u32::from(from), u32::from(to)) else {
-            return self.wasi.fd_renumber(memory, from, to).await;
+            self.wasi.fd_renumber(memory, from, to).await?;
+            self.read_only.renumbered(from, to);
+            return Ok(());
         };
         let is_root = |n| view.root == Some(n);
         let (from_mine, to_mine) = (
@@ -352,6 +358,7 @@ impl WasiSnapshotPreview1 for CoreState {
                 // Both wasmtime-wasi's: the root may move or be replaced.
                 let (root_from, root_to) = (is_root(from_n), is_root(to_n));
                 self.wasi.fd_renumber(memory, from, to).await?;
+                self.read_only.renumbered(from, to);
                 if let Some(view) = &mut self.rootfs
                     && from_n != to_n
                 {
@@ -425,7 +432,8 @@ impl WasiSnapshotPreview1 for CoreState {
         path: GuestPtr<str>,
     ) -> Result<()> {
         let Some(view) = self.view_fd(dirfd) else {
-            return self.wasi.path_create_directory(memory, dirfd, path).await;
+            let result = self.wasi.path_create_directory(memory, dirfd, path).await;
+            return self.read_only.as_linux(&[dirfd], result);
         };
         let (layers, dir) = (view.layers.clone(), view.dir(dirfd)?);
         let path = view.read_string(memory, path)?;
@@ -463,10 +471,11 @@ impl WasiSnapshotPreview1 for CoreState {
         fst_flags: types::Fstflags,
     ) -> Result<()> {
         let Some(view) = self.view_fd(dirfd) else {
-            return self
+            let result = self
                 .wasi
                 .path_filestat_set_times(memory, dirfd, flags, path, atim, mtim, fst_flags)
                 .await;
+            return self.read_only.as_linux(&[dirfd], result);
         };
         let (atime, mtime) = times(atim, mtim, fst_flags)?;
         let (layers, dir) = (view.layers.clone(), view.dir(dirfd)?);
@@ -485,10 +494,11 @@ impl WasiSnapshotPreview1 for CoreState {
         target_path: GuestPtr<str>,
     ) -> Result<()> {
         if !self.pair(memory, src_fd, target_fd).await? {
-            return self
+            let result = self
                 .wasi
                 .path_link(memory, src_fd, src_flags, src_path, target_fd, target_path)
                 .await;
+            return self.read_only.as_linux(&[src_fd, target_fd], result);
         }
         let Some(view) = &mut self.rootfs else {
             return Err(Errno::Badf.into());
@@ -528,7 +538,8 @@ impl WasiSnapshotPreview1 for CoreState {
                 view.open(memory, dirfd, path, options, fdflags).await
             }
             None => {
-                self.wasi
+                let result = self
+                    .wasi
                     .path_open(
                         memory,
                         dirfd,
@@ -539,7 +550,10 @@ impl WasiSnapshotPreview1 for CoreState {
                         fs_rights_inheriting,
                         fdflags,
                     )
-                    .await
+                    .await;
+                let opened = self.read_only.as_linux(&[dirfd], result)?;
+                self.read_only.opened(dirfd, opened);
+                Ok(opened)
             }
         }
     }
@@ -574,7 +588,8 @@ impl WasiSnapshotPreview1 for CoreState {
         path: GuestPtr<str>,
     ) -> Result<()> {
         let Some(view) = self.view_fd(dirfd) else {
-            return self.wasi.path_remove_directory(memory, dirfd, path).await;
+            let result = self.wasi.path_remove_directory(memory, dirfd, path).await;
+            return self.read_only.as_linux(&[dirfd], result);
         };
         let (layers, dir) = (view.layers.clone(), view.dir(dirfd)?);
         let path = view.read_string(memory, path)?;
@@ -590,10 +605,11 @@ impl WasiSnapshotPreview1 for CoreState {
         dest_path: GuestPtr<str>,
     ) -> Result<()> {
         if !self.pair(memory, src_fd, dest_fd).await? {
-            return self
+            let result = self
                 .wasi
                 .path_rename(memory, src_fd, src_path, dest_fd, dest_path)
                 .await;
+            return self.read_only.as_linux(&[src_fd, dest_fd], result);
         }
         let Some(view) = &mut self.rootfs else {
             return Err(Errno::Badf.into());
@@ -613,10 +629,11 @@ impl WasiSnapshotPreview1 for CoreState {
         dest_path: GuestPtr<str>,
     ) -> Result<()> {
         let Some(view) = self.view_fd(dirfd) else {
-            return self
+            let result = self
                 .wasi
                 .path_symlink(memory, src_path, dirfd, dest_path)
                 .await;
+            return self.read_only.as_linux(&[dirfd], result);
         };
         let (layers, dir) = (view.layers.clone(), view.dir(dirfd)?);
         let target = view.read_string(memory, src_path)?;
@@ -631,7 +648,8 @@ impl WasiSnapshotPreview1 for CoreState {
         path: GuestPtr<str>,
     ) -> Result<()> {
         let Some(view) = self.view_fd(dirfd) else {
-            return self.wasi.path_unlink_file(memory, dirfd, path).await;
+            let result = self.wasi.path_unlink_file(memory, dirfd, path).await;
+            return self.read_only.as_linux(&[dirfd], result);
         };
         let (layers, dir) = (view.layers.clone(), view.dir(dirfd)?);
         let path = view.read_string(memory, path)?;

@@ -26,6 +26,9 @@ use wrun_rootfs::{DirEntry, Kind, Layers, OpenOptions, Opened, SetTime, Stat, Vi
 use crate::RuntimeError;
 
 mod host;
+mod read_only;
+
+pub(crate) use read_only::ReadOnlyFds;
 
 type Result<T, E = types::Error> = std::result::Result<T, E>;
 

@@ -298,6 +298,45 @@ impl RootfsFs<'_> {
         }
     }
 
+    /// Whether `rep` is a wasmtime-wasi directory without
+    /// `mutate-directory`: a `:ro` volume or bind (or the rootfs served
+    /// without a view), or a directory opened under one.
+    async fn read_only_host_dir(&mut self, rep: u32) -> bool {
+        let is_dir = matches!(
+            HostDescriptor::get_type(&mut self.host, Resource::new_borrow(rep)).await,
+            Ok(DescriptorType::Directory)
+        );
+        is_dir
+            && HostDescriptor::get_flags(&mut self.host, Resource::new_borrow(rep))
+                .await
+                .is_ok_and(|f| !f.contains(DescriptorFlags::MUTATE_DIRECTORY))
+    }
+
+    /// wasmtime-wasi refuses a change under a read-only directory with
+    /// `not-permitted` (EPERM); on Linux's read-only mount, what dockerd
+    /// gives a `:ro` volume, it is `read-only` (EROFS). So: `read-only`
+    /// when every one of `dirs` is read-only, `cross-device` for a rename
+    /// or link between a read-only and a writable one (two mounts: Linux
+    /// checks that first); any other result unchanged.
+    async fn read_only_as_linux<T>(&mut self, dirs: &[u32], result: FsResult<T>) -> FsResult<T> {
+        match result {
+            Err(e) if matches!(e.downcast_ref(), Some(ErrorCode::NotPermitted)) => {
+                let mut read_only = 0;
+                for rep in dirs {
+                    if self.read_only_host_dir(*rep).await {
+                        read_only += 1;
+                    }
+                }
+                Err(match read_only {
+                    0 => e,
+                    n if n == dirs.len() => ErrorCode::ReadOnly.into(),
+                    _ => ErrorCode::CrossDevice.into(),
+                })
+            }
+            other => other,
+        }
+    }
+
     fn push_view(&mut self, node: ViewDescriptor) -> FsResult<Resource<Descriptor>> {
         let fd = self.host.table.push(node)?;
         Ok(Resource::new_own(fd.rep()))
@@ -470,7 +509,9 @@ impl HostDescriptor for RootfsFs<'_> {
         mtim: NewTimestamp,
     ) -> FsResult<()> {
         let Some((layers, node)) = self.view_node(&fd) else {
-            return HostDescriptor::set_times(&mut self.host, fd, atim, mtim).await;
+            let rep = fd.rep();
+            let result = HostDescriptor::set_times(&mut self.host, fd, atim, mtim).await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (atime, mtime) = (set_time(atim)?, set_time(mtim)?);
         blocking(move || match node {
@@ -552,7 +593,9 @@ impl HostDescriptor for RootfsFs<'_> {
         path: String,
     ) -> FsResult<()> {
         let Some(dir) = self.view_dir(&fd) else {
-            return HostDescriptor::create_directory_at(&mut self.host, fd, path).await;
+            let rep = fd.rep();
+            let result = HostDescriptor::create_directory_at(&mut self.host, fd, path).await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (layers, dir) = dir?;
         blocking(move || layers.create_dir_at(&dir, &path))
@@ -599,8 +642,11 @@ impl HostDescriptor for RootfsFs<'_> {
         mtim: NewTimestamp,
     ) -> FsResult<()> {
         let Some(dir) = self.view_dir(&fd) else {
-            return HostDescriptor::set_times_at(&mut self.host, fd, path_flags, path, atim, mtim)
-                .await;
+            let rep = fd.rep();
+            let result =
+                HostDescriptor::set_times_at(&mut self.host, fd, path_flags, path, atim, mtim)
+                    .await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (layers, dir) = dir?;
         let (atime, mtime) = (set_time(atim)?, set_time(mtim)?);
@@ -620,7 +666,8 @@ impl HostDescriptor for RootfsFs<'_> {
     ) -> FsResult<()> {
         let (layers, old_dir, new_dir) = match self.pair(&fd, &new_descriptor)? {
             Pair::Host => {
-                return HostDescriptor::link_at(
+                let reps = [fd.rep(), new_descriptor.rep()];
+                let result = HostDescriptor::link_at(
                     &mut self.host,
                     fd,
                     old_path_flags,
@@ -629,6 +676,7 @@ impl HostDescriptor for RootfsFs<'_> {
                     new_path,
                 )
                 .await;
+                return self.read_only_as_linux(&reps, result).await;
             }
             Pair::View(layers, a, b) => (layers, a, b),
         };
@@ -647,8 +695,10 @@ impl HostDescriptor for RootfsFs<'_> {
         flags: DescriptorFlags,
     ) -> FsResult<Resource<Descriptor>> {
         let Some(dir) = self.view_dir(&fd) else {
-            return HostDescriptor::open_at(&mut self.host, fd, path_flags, path, oflags, flags)
-                .await;
+            let rep = fd.rep();
+            let result =
+                HostDescriptor::open_at(&mut self.host, fd, path_flags, path, oflags, flags).await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (layers, dir) = dir?;
         let options = open_options(path_flags, oflags, flags)?;
@@ -690,7 +740,9 @@ impl HostDescriptor for RootfsFs<'_> {
         path: String,
     ) -> FsResult<()> {
         let Some(dir) = self.view_dir(&fd) else {
-            return HostDescriptor::remove_directory_at(&mut self.host, fd, path).await;
+            let rep = fd.rep();
+            let result = HostDescriptor::remove_directory_at(&mut self.host, fd, path).await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (layers, dir) = dir?;
         blocking(move || layers.remove_dir_at(&dir, &path))
@@ -707,8 +759,10 @@ impl HostDescriptor for RootfsFs<'_> {
     ) -> FsResult<()> {
         let (layers, old_dir, new_dir) = match self.pair(&fd, &new_fd)? {
             Pair::Host => {
-                return HostDescriptor::rename_at(&mut self.host, fd, old_path, new_fd, new_path)
-                    .await;
+                let reps = [fd.rep(), new_fd.rep()];
+                let result =
+                    HostDescriptor::rename_at(&mut self.host, fd, old_path, new_fd, new_path).await;
+                return self.read_only_as_linux(&reps, result).await;
             }
             Pair::View(layers, a, b) => (layers, a, b),
         };
@@ -724,7 +778,9 @@ impl HostDescriptor for RootfsFs<'_> {
         dest_path: String,
     ) -> FsResult<()> {
         let Some(dir) = self.view_dir(&fd) else {
-            return HostDescriptor::symlink_at(&mut self.host, fd, src_path, dest_path).await;
+            let rep = fd.rep();
+            let result = HostDescriptor::symlink_at(&mut self.host, fd, src_path, dest_path).await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (layers, dir) = dir?;
         blocking(move || layers.symlink_at(&src_path, &dir, &dest_path))
@@ -734,7 +790,9 @@ impl HostDescriptor for RootfsFs<'_> {
 
     async fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
         let Some(dir) = self.view_dir(&fd) else {
-            return HostDescriptor::unlink_file_at(&mut self.host, fd, path).await;
+            let rep = fd.rep();
+            let result = HostDescriptor::unlink_file_at(&mut self.host, fd, path).await;
+            return self.read_only_as_linux(&[rep], result).await;
         };
         let (layers, dir) = dir?;
         blocking(move || layers.unlink_file_at(&dir, &path))
