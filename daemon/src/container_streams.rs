@@ -1,5 +1,6 @@
 //! `/containers/{id}/wait`, `…/logs` and `…/attach`: the routes that answer
-//! with a stream.
+//! with a stream, and the hijack of a connection that attach and exec
+//! start share.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
+use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::UnixStream;
 
 use super::http::{Body, Query, empty, streaming};
@@ -178,16 +180,13 @@ pub fn attach(
     c: &Arc<Container>,
     key: &str,
     query: &Query,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
     let record = c.check_attach(key)?;
     let streams = streams(query);
     let (logs, stream) = (query.flag("logs"), query.flag("stream"));
-    let upgrading = req
-        .headers()
-        .get(UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    let stdin = if upgrading && stream && query.flag("stdin") {
+    let on_upgrade = upgrade_of(&mut req);
+    let stdin = if on_upgrade.is_some() && stream && query.flag("stdin") {
         c.attach_stdin()
     } else {
         None
@@ -212,51 +211,100 @@ pub fn attach(
     daemon
         .events
         .container("attach", &c.id, &ContainerSubject::of(&record), &[]);
-    if !upgrading {
-        // Without an upgrade, stream the frames as the response body.
-        let (tx, response) = streaming(MULTIPLEXED);
-        if let Some(mut reader) = reader {
-            tokio::spawn(async move {
-                while let Some(frames) = reader.next().await {
-                    if tx.send(Bytes::from(frames)).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        return Ok(response);
+    Ok(match on_upgrade {
+        Some(on_upgrade) => hijack(on_upgrade, MULTIPLEXED, stdin, reader),
+        // Without an upgrade, the frames are the response's body.
+        None => frames_body(MULTIPLEXED, reader),
+    })
+}
+
+/// Where the frames sent to an attached client come from: an instance's
+/// log (attach) or an exec's output (exec start).
+pub(crate) trait FrameSource: Send + 'static {
+    /// The next bytes of whole frames; `None` after the last.
+    fn next_frames(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+
+    /// The client is gone: it stopped reading, or never took the stream.
+    fn client_gone(&mut self) {}
+}
+
+/// An attach's log reader; none when it passes no stream.
+impl FrameSource for Option<LogReader> {
+    async fn next_frames(&mut self) -> Option<Bytes> {
+        self.as_mut()?.next().await.map(Bytes::from)
     }
+}
+
+/// The request's `Upgrade: tcp` (the docker CLI's and docker-py's ask to
+/// take the connection over), as the handle of the connection to come.
+pub(crate) fn upgrade_of(req: &mut Request<Incoming>) -> Option<OnUpgrade> {
+    req.headers()
+        .get(UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"))
+        .then(|| hyper::upgrade::on(req))
+}
+
+/// A 200 whose body is the frames of `frames`, for a client that did not
+/// ask for an upgrade.
+pub(crate) fn frames_body(
+    content_type: &'static str,
+    mut frames: impl FrameSource,
+) -> Response<Body> {
+    let (tx, response) = streaming(content_type);
     tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+        while let Some(chunk) = frames.next_frames().await {
+            if tx.send(chunk).await.is_err() {
+                frames.client_gone();
+                return;
+            }
+        }
+    });
+    response
+}
+
+/// dockerd's hijack: the 101 (`Upgrade: tcp`) whose connection, once
+/// handed over (`on_upgrade`), carries the frames of `frames` to the client
+/// after it has read the head ([`until_head_read`]), and what the client
+/// sends (from the bytes that came with its request on) to `stdin`, until
+/// it shuts its side (the guest's end of file). The client's side is shut
+/// after the last frame. Attach and exec start, alike.
+pub(crate) fn hijack(
+    on_upgrade: OnUpgrade,
+    content_type: &'static str,
+    stdin: Option<DuplexStream>,
+    mut frames: impl FrameSource,
+) -> Response<Body> {
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            frames.client_gone();
             return;
         };
         match upgraded.downcast::<TokioIo<UnixStream>>() {
             Ok(parts) => {
                 let socket = parts.io.into_inner();
                 until_head_read(&socket).await;
-                copy_attached(socket, parts.read_buf, stdin, reader).await;
+                copy_hijacked(socket, parts.read_buf, stdin, frames).await;
             }
             Err(upgraded) => {
-                copy_attached(TokioIo::new(upgraded), Bytes::new(), stdin, reader).await;
+                copy_hijacked(TokioIo::new(upgraded), Bytes::new(), stdin, frames).await;
             }
         }
     });
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(MULTIPLEXED));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(r)
+    r
 }
 
-/// Runs an upgraded attach: what the client sends (`early`: what came with
-/// its request) goes to the guest's `stdin`, the `reader`'s frames to the
-/// client; then the client's side is shut.
-async fn copy_attached<S>(
+/// Runs a taken-over connection (see [`hijack`]); `early`: what the client
+/// sent with its request.
+async fn copy_hijacked<S>(
     io: S,
     early: Bytes,
-    stdin: Option<tokio::io::DuplexStream>,
-    reader: Option<LogReader>,
+    stdin: Option<DuplexStream>,
+    mut frames: impl FrameSource,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -270,11 +318,10 @@ async fn copy_attached<S>(
             let _ = stdin.shutdown().await;
         });
     }
-    if let Some(mut reader) = reader {
-        while let Some(frames) = reader.next().await {
-            if to_client.write_all(&frames).await.is_err() {
-                return;
-            }
+    while let Some(chunk) = frames.next_frames().await {
+        if to_client.write_all(&chunk).await.is_err() {
+            frames.client_gone();
+            return;
         }
     }
     let _ = to_client.shutdown().await;
@@ -289,7 +336,7 @@ const HEAD_READ_WAIT: Duration = Duration::from_secs(1);
 /// reached it together with the head were lost to it (the whole answer of
 /// `attach(stream=False, logs=True)`). dockerd's writes happen to come
 /// apart; here the first frame waits for the head to be read.
-pub(crate) async fn until_head_read(socket: &UnixStream) {
+async fn until_head_read(socket: &UnixStream) {
     let deadline = tokio::time::Instant::now() + HEAD_READ_WAIT;
     while unread_by_peer(socket) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use wrun_api::exec::{ExecCreateRequest, ExecCreateResponse, ExecStartRequest};
 use wrun_api::stream::{STDERR, STDOUT};
@@ -20,10 +18,11 @@ use wrun_runtime::{
     PreparedModule,
 };
 
+use crate::container_streams::{FrameSource, frames_body, hijack};
 use crate::error::DaemonError;
 use crate::events::ContainerSubject;
 use crate::gate::RunGate;
-use crate::http::{Body, Query, empty, json, parse_json, read_body, streaming};
+use crate::http::{Body, Query, empty, json, parse_json, read_body};
 use crate::instance::Container;
 use crate::lifecycle::Status;
 use crate::state::Daemon;
@@ -195,11 +194,8 @@ pub async fn start(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, DaemonError> {
     let exec = daemon.execs.find(id)?;
-    let upgrading = req
-        .headers()
-        .get(UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
+    let on_upgrade = crate::container_streams::upgrade_of(&mut req);
+    let upgrading = on_upgrade.is_some();
     let body = read_body(req).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DaemonError::invalid("got EOF while reading request body"));
@@ -253,72 +249,10 @@ pub async fn start(
         out.push(STDOUT, format!("{message}\r\n").as_bytes());
         out.close();
     }
-    let Some(on_upgrade) = on_upgrade else {
-        let (tx, response) = streaming(RAW_STREAM);
-        tokio::spawn(async move {
-            while let Some(chunk) = out.next().await {
-                if tx.send(chunk).await.is_err() {
-                    out.client_gone();
-                    return;
-                }
-            }
-        });
-        return Ok(response);
-    };
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            out.client_gone();
-            return;
-        };
-        match upgraded.downcast::<TokioIo<tokio::net::UnixStream>>() {
-            Ok(parts) => {
-                let socket = parts.io.into_inner();
-                // As attach: docker-py loses frames that reach it with the
-                // 101's head.
-                crate::container_streams::until_head_read(&socket).await;
-                copy_attached(socket, parts.read_buf, stdin_writer, out).await;
-            }
-            Err(upgraded) => {
-                copy_attached(TokioIo::new(upgraded), Bytes::new(), stdin_writer, out).await;
-            }
-        }
-    });
-    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
-    let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(RAW_STREAM));
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(r)
-}
-
-/// Runs an upgraded exec stream: the client's bytes (`early`: those that
-/// came with its request) to the exec's stdin, the exec's frames to the
-/// client; then the client's side is shut.
-async fn copy_attached<S>(
-    io: S,
-    early: Bytes,
-    stdin: Option<tokio::io::DuplexStream>,
-    out: Arc<Frames>,
-) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (mut from_client, mut to_client) = tokio::io::split(io);
-    if let Some(mut stdin) = stdin {
-        tokio::spawn(async move {
-            if stdin.write_all(&early).await.is_ok() {
-                let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
-            }
-            // Dropping the pipe's end is the exec's end of file.
-            let _ = stdin.shutdown().await;
-        });
-    }
-    while let Some(chunk) = out.next().await {
-        if to_client.write_all(&chunk).await.is_err() {
-            out.client_gone();
-            return;
-        }
-    }
-    let _ = to_client.shutdown().await;
+    Ok(match on_upgrade {
+        Some(on_upgrade) => hijack(on_upgrade, RAW_STREAM, stdin_writer, out),
+        None => frames_body(RAW_STREAM, out),
+    })
 }
 
 /// Plans, prepares and starts the exec's run; the error is the one line
@@ -718,6 +652,16 @@ impl Frames {
             }
             notified.await;
         }
+    }
+}
+
+impl FrameSource for Arc<Frames> {
+    async fn next_frames(&mut self) -> Option<Bytes> {
+        self.next().await
+    }
+
+    fn client_gone(&mut self) {
+        Frames::client_gone(self);
     }
 }
 
