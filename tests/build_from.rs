@@ -105,7 +105,16 @@ fn from_an_image_extends_its_layers_config_and_history() {
         "the base's layers first"
     );
     let c = &app["Config"];
-    assert_eq!(c["Env"], serde_json::json!(["A=1", "B=1", "C=1x"]));
+    // dockerd adds its default PATH when a stage begins without one.
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=1",
+            "B=1",
+            "C=1x"
+        ])
+    );
     assert_eq!(c["Labels"], serde_json::json!({"l1": "v1", "l2": "v2"}));
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/fsh"]));
     assert!(c["Cmd"].is_null(), "ENTRYPOINT drops the base's Cmd: {c}");

@@ -29,6 +29,9 @@ use crate::plan::{
 use crate::run_step::{self, RunStep, StageRootfs};
 use crate::{BuildError, BuildEvent, BuildRequest, ProgressSink};
 
+/// dockerd's `PATH` for a stage whose Env has none (Linux's).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Docker's prefix of a history line for an instruction that runs nothing.
 const NOP: &str = "/bin/sh -c #(nop) ";
 
@@ -321,6 +324,15 @@ impl<'s, 'r> Builder<'s, 'r> {
         self.emit(BuildEvent::Image {
             id: state.id.as_ref(),
         });
+        // dockerd begins every stage by adding its default PATH to an Env
+        // that has none (what RUN and exec look bare names up in).
+        let mut state = state;
+        let env = state.config.env().clone().unwrap_or_default();
+        if !stage.literal && !env.iter().any(|kv| kv.starts_with("PATH=")) {
+            let mut with_path = env;
+            with_path.push(format!("PATH={DEFAULT_PATH}"));
+            state.config.set_env(Some(with_path));
+        }
         Ok(state)
     }
 
