@@ -251,10 +251,11 @@ pub fn read_only_view(rootfs: &Path, upper: &Path) -> anyhow::Result<Layers> {
         .with_context(|| format!("opening the read-only rootfs {}", rootfs.display()))
 }
 
-/// Opens a directory of the store by its path: an image snapshot's rootfs
-/// (what the module is read through, and the lower of every writable view
-/// over it) or an upper's tree. The daemon's one use of ambient authority;
-/// everything below it is reached through the handle.
+/// Opens a directory by its path: an image snapshot's rootfs (what the
+/// module is read through, and the lower of every writable view over it),
+/// an upper's tree, or a volume's or bind's directory (checked first, for
+/// `cp`). The daemon's one use of ambient authority; everything below it is
+/// reached through the handle.
 pub(crate) fn open_image_rootfs(rootfs: &Path) -> anyhow::Result<cap_std::fs::Dir> {
     cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
         .with_context(|| format!("opening the image rootfs {}", rootfs.display()))
