@@ -510,6 +510,90 @@ def kill_signal(ctx: Ctx):
     ctx.see_result("kill -s BOGUS", ctx.docker("kill", "-s", "BOGUS", a))
 
 
+def exit_codes(ctx: Ctx, *names: str) -> list:
+    for name in names:
+        ctx.until_state(name, "exited")
+    return [inspect(ctx, name, "{{json .State.ExitCode}}") for name in names]
+
+
+@scenario("cli.kill-signal-number", CLI)
+def kill_signal_number(ctx: Ctx):
+    """`kill -s 15` / `-s 10` (numbers) and `-s sigquit` (a name in lower case) end the guest with 128+N"""
+    a, b, c = ctx.n("a"), ctx.n("b"), ctx.n("c")
+    for name in (a, b, c):
+        detached_idle(ctx, name)
+    ctx.see_result("kill -s 15", ctx.docker("kill", "-s", "15", a))
+    ctx.see_result("kill -s 10", ctx.docker("kill", "-s", "10", b))
+    ctx.see_result("kill -s sigquit", ctx.docker("kill", "-s", "sigquit", c))
+    ctx.see("exit codes", exit_codes(ctx, a, b, c))
+
+
+@scenario("cli.kill-sigkill-forms", CLI)
+def kill_sigkill_forms(ctx: Ctx):
+    """`kill -s SIGKILL`, `-s KILL`, `-s 9` and `-s ""` all end the guest with 137"""
+    names = [ctx.n(x) for x in ("a", "b", "c", "d")]
+    for name in names:
+        detached_idle(ctx, name)
+    for signal, name in zip(("SIGKILL", "KILL", "9", ""), names):
+        ctx.see_result(f"kill -s {signal!r}", ctx.docker("kill", "-s", signal, name))
+    ctx.see("exit codes", exit_codes(ctx, *names))
+
+
+@scenario("cli.kill-unknown-signal", CLI)
+def kill_unknown_signal(ctx: Ctx):
+    """`kill -s` an unknown name, 0, a number past the table, a negative one: each refused in dockerd's words, the guest left running"""
+    name = ctx.n("k")
+    detached_idle(ctx, name)
+    for signal in ("BOGUS", "SIGBOGUS", "0", "65", "99", "-1", "1.5"):
+        ctx.see_result(f"kill -s {signal}", ctx.docker("kill", "-s", signal, name))
+    ctx.see("state", inspect(ctx, name, "[{{json .State.Status}},{{json .State.ExitCode}}]"))
+
+
+@scenario("cli.kill-stopped", CLI)
+def kill_stopped(ctx: Ctx):
+    """`kill` of an exited, a created and a missing container (alone and among others); a bad signal to an exited one"""
+    exited, created, running = ctx.n("x"), ctx.n("c"), ctx.n("r")
+    ctx.ok("run", "--name", exited, "--label", ctx.label, HELLO)
+    ctx.ok("create", "--name", created, "--label", ctx.label, IDLE)
+    detached_idle(ctx, running)
+    ctx.see_result("exited", ctx.docker("kill", exited))
+    ctx.see_result("exited -s HUP", ctx.docker("kill", "-s", "HUP", exited))
+    ctx.see_result("exited -s BOGUS", ctx.docker("kill", "-s", "BOGUS", exited))
+    ctx.see_result("exited -s 99", ctx.docker("kill", "-s", "99", exited))
+    ctx.see_result("created", ctx.docker("kill", created))
+    ctx.see_result("missing", ctx.docker("kill", ctx.n("none")))
+    ctx.see_result("missing among others", ctx.docker("kill", exited, ctx.n("none"), running))
+    ctx.see("states", [inspect(ctx, n, "{{json .State.Status}}") for n in (exited, created, running)])
+
+
+@scenario("cli.kill-nonlethal", CLI)
+def kill_nonlethal(ctx: Ctx):
+    """`kill -s WINCH`, `-s SIGCONT`, `-s 28` leave the guest running (their default is to ignore them); the kill events name each signal by number"""
+    since = time.time() - 0.5
+    name = ctx.n("k")
+    detached_idle(ctx, name)
+    for signal in ("WINCH", "SIGCONT", "28"):
+        ctx.see_result(f"kill -s {signal}", ctx.docker("kill", "-s", signal, name))
+        ctx.see(f"state after {signal}", inspect(ctx, name, "[{{json .State.Status}},{{json .State.Running}}]"))
+    ctx.ok("kill", "-s", "HUP", name)
+    ctx.see("exit code", exit_codes(ctx, name))
+    evs = events(ctx, since, f"container={name}", "event=kill", "event=die")
+    ctx.see("kill and die events", [(e.get("Action"), (e.get("Actor", {}).get("Attributes") or {}).get("signal")) for e in evs])
+
+
+@scenario("cli.kill-stop-signal", CLI)
+def kill_stop_signal(ctx: Ctx):
+    """`kill -s STOP` then `-s CONT`: the state shown after each, then `kill` ends the guest"""
+    name = ctx.n("k")
+    detached_idle(ctx, name)
+    ctx.see_result("kill -s STOP", ctx.docker("kill", "-s", "STOP", name))
+    ctx.see("state after STOP", inspect(ctx, name, "[{{json .State.Status}},{{json .State.Paused}}]"))
+    ctx.see_result("kill -s CONT", ctx.docker("kill", "-s", "CONT", name))
+    ctx.see("state after CONT", inspect(ctx, name, "[{{json .State.Status}},{{json .State.Paused}}]"))
+    ctx.see_result("kill", ctx.docker("kill", name))
+    ctx.see("exit code", exit_codes(ctx, name))
+
+
 @scenario("cli.restart", CLI)
 def restart(ctx: Ctx):
     """`restart` of a running and of an exited container runs it again"""
