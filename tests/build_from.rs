@@ -335,6 +335,15 @@ fn from_an_image_tar_loads_it_first() {
         fresh.ok(&["images"]).contains("base"),
         "the tar's image is loaded too"
     );
+    // Only a tar of the context: FROM names no other file of the host.
+    for outside in ["/etc/passwd", "../base.tar"] {
+        let ctx = context(&[], &format!("FROM {outside}\n"));
+        let err = fresh.fails(&["build", p(&ctx)]);
+        assert!(
+            err.contains("Dockerfile:1: FROM") && err.contains("build context"),
+            "{err}"
+        );
+    }
 }
 
 /// Docker: `.dockerignore` leaves paths out of `COPY`, exceptions bring

@@ -341,11 +341,15 @@ impl<'s, 'r> Builder<'s, 'r> {
     /// store lacks is asked of the request's [`crate::BaseImages`].
     fn resolve_image(&self, reference: &str) -> Result<ImageRecord, BuildError> {
         if looks_like_tar_path(reference) {
-            let path = self.request.context.join(reference);
-            let file = File::open(&path).map_err(|source| BuildError::Io {
-                context: format!("opening the image tar {}", path.display()),
-                source,
-            })?;
+            // Read through the context's handle: a tar inside the context
+            // only (a build sent to a daemon names no file of its host).
+            let file = self
+                .ctx
+                .source_file(reference)?
+                .ok_or_else(|| BuildError::Source {
+                    src: reference.to_string(),
+                    reason: "is a directory, not an image tar".into(),
+                })?;
             let report = wrun_image::archive::load(self.store, file)?;
             return match report.images.as_slice() {
                 [(record, _)] => Ok(record.clone()),
@@ -925,7 +929,8 @@ impl<'s, 'r> Builder<'s, 'r> {
 }
 
 /// A `FROM` value that names an image tar rather than an image: a path
-/// (`./`, `../`, `/`) or a name ending in `.tar`, `.tar.gz` or `.tgz`.
+/// (`./`, `../`, `/`: the last two are then refused as outside the
+/// context) or a name ending in `.tar`, `.tar.gz` or `.tgz`.
 fn looks_like_tar_path(reference: &str) -> bool {
     reference.starts_with("./")
         || reference.starts_with("../")
