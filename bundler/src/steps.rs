@@ -5,7 +5,6 @@
 //! so a layer cache can key on it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
