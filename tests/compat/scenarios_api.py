@@ -269,6 +269,45 @@ def kill_not_running(ctx: Ctx):
     ctx.see("not running", answer(ctx, ctx.api("POST", f"{V}/containers/{cid}/kill")))
 
 
+@scenario("api.exec-ids", API)
+def exec_ids(ctx: Ctx):
+    """container inspect's `ExecIDs` with a created, a running and an ended exec, after the container's stop and its next start; `GET /exec/{id}/json` of each after the stop"""
+    cid = started_idle(ctx, ctx.n("c"))
+
+    def exec_create(cmd: list) -> str:
+        r = ctx.api("POST", f"{V}/containers/{cid}/exec", {"Cmd": cmd})
+        if r.status != 201:
+            raise SetupFailed(f"exec create: {r.status} {r.body[:200]!r}")
+        return r.json()["Id"]
+
+    def exec_ids() -> list | None:
+        ids = ctx.api("GET", f"{V}/containers/{cid}/json").json()["ExecIDs"]
+        return None if ids is None else sorted(names.get(i, "another") for i in ids)
+
+    def exec_doc(name: str):
+        r = ctx.api("GET", f"{V}/exec/{execs[name]}/json")
+        if r.status != 200:
+            return answer(ctx, r)
+        return {k: v for k, v in r.json().items() if k in ("Running", "ExitCode", "CanRemove")}
+
+    execs = {"created": exec_create(["/idle.wasm", "0"])}
+    execs["running"] = exec_create(["/idle.wasm"])
+    execs["ended"] = exec_create(["/idle.wasm", "0"])
+    names = {i: name for name, i in execs.items()}
+    ctx.see("ExecIDs, none started", exec_ids())
+    for name in ("running", "ended"):
+        ctx.api("POST", f"{V}/exec/{execs[name]}/start", {"Detach": True})
+    ctx.until("the exec ended", lambda: exec_doc("ended").get("ExitCode") == 0)
+    ctx.see("ExecIDs", exec_ids())
+    ctx.see("ended exec", exec_doc("ended"))
+    ctx.api("POST", f"{V}/containers/{cid}/stop", query={"t": "1"})
+    ctx.see("ExecIDs after stop", exec_ids())
+    for name in ("created", "running", "ended"):
+        ctx.see(f"{name} exec after stop", exec_doc(name))
+    ctx.api("POST", f"{V}/containers/{cid}/start")
+    ctx.see("ExecIDs after start", exec_ids())
+
+
 @scenario("api.wait-conditions", API)
 def wait_conditions(ctx: Ctx):
     """`/wait` answers StatusCode and Error; a bad condition is 400"""

@@ -9,7 +9,7 @@ import time
 
 from endpoint import Ctx
 from normalize import table, text
-from registry import CAT, FS_COPY, HELLO, IDLE, scenario
+from registry import CAT, FS_COPY, FSH, HELLO, IDLE, scenario
 
 CLI = "docker CLI"
 
@@ -723,6 +723,21 @@ def exec_(ctx: Ctx):
     detached_idle(ctx, name)
     r = ctx.docker("exec", name, "/idle.wasm", "0")
     ctx.see_result("exec", r)
+
+
+@scenario("cli.exec.tmp", CLI)
+def exec_tmp(ctx: Ctx):
+    """`run --tmpfs /tmp`: what the container writes in /tmp an exec reads, what an exec writes the next one reads; a restart empties it"""
+    name = ctx.n("ex")
+    script = "write /tmp/by-box b ; write /ready 1 ; sleep 600000".split()
+    ctx.ok("run", "-d", "--tmpfs", "/tmp", "--name", name, "--label", ctx.label, FSH, *script)
+    ctx.until("the container wrote /ready", lambda: ctx.docker("cp", f"{name}:/ready", "-").code == 0)
+    fsh = lambda script: ctx.docker("exec", name, "/fsh.wasm", *script.split())  # noqa: E731
+    ctx.see_result("exec reads the container's /tmp", fsh("cat /tmp/by-box ; write /tmp/by-exec e"))
+    ctx.see_result("the next exec reads it", fsh("cat /tmp/by-exec ; ls /tmp"))
+    ctx.ok("restart", "-t", "0", name)
+    ctx.until("the container wrote /tmp/by-box again", lambda: fsh("cat /tmp/by-box").code == 0)
+    ctx.see_result("after restart", fsh("cat /tmp/by-exec ; ls /tmp"))
 
 
 @scenario("cli.top", CLI)
