@@ -1427,15 +1427,21 @@ fn rootfs_digest_with(root: &Dir, read: &mut FileDigests) -> io::Result<Digest> 
 
 /// Recreates the tree of `from` in the empty directory `to`: directories
 /// made with their modes, symlinks with their targets, files hard-linked
-/// (copied when a file has as many links as the filesystem allows).
+/// (copied when a file has as many links as the filesystem allows), all
+/// with their times (a layer's, as unpacking set them; `to`'s own too).
 /// Returns the number of entries. Other kinds (an unpacked snapshot has
 /// none) are left out.
 fn link_tree(from: &Dir, to: &Dir) -> io::Result<u64> {
+    use cap_fs_ext::{DirExt as _, SystemTimeSpec};
     use cap_std::fs::PermissionsExt as _;
     let mut entries = 0;
     // Directory modes are set once their entries are in (a directory
     // without write permission could not be filled).
     let mut modes = Vec::new();
+    let times = |meta: &cap_std::fs::Metadata| -> io::Result<_> {
+        let spec = |t: cap_std::time::SystemTime| Some(SystemTimeSpec::Absolute(t));
+        Ok((spec(meta.accessed()?), spec(meta.modified()?)))
+    };
     let mut pending = vec![(from.try_clone()?, to.try_clone()?, PathBuf::new())];
     while let Some((src, dst, path)) = pending.pop() {
         for entry in src.entries()? {
@@ -1445,10 +1451,16 @@ fn link_tree(from: &Dir, to: &Dir) -> io::Result<u64> {
             entries += 1;
             if kind.is_dir() {
                 dst.create_dir(&name)?;
-                modes.push((path.join(&name), meta.permissions().mode() & 0o7777));
+                modes.push((
+                    path.join(&name),
+                    meta.permissions().mode() & 0o7777,
+                    times(&meta)?,
+                ));
                 pending.push((src.open_dir(&name)?, dst.open_dir(&name)?, path.join(&name)));
             } else if kind.is_symlink() {
                 dst.symlink_contents(src.read_link_contents(&name)?, &name)?;
+                let (atime, mtime) = times(&meta)?;
+                dst.set_symlink_times(&name, atime, mtime)?;
             } else if kind.is_file() {
                 match src.hard_link(&name, &dst, &name) {
                     Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MLINK.raw_os_error()) => {
@@ -1457,6 +1469,8 @@ fn link_tree(from: &Dir, to: &Dir) -> io::Result<u64> {
                         copy.set_permissions(cap_std::fs::Permissions::from_mode(
                             meta.permissions().mode() & 0o7777,
                         ))?;
+                        let (atime, mtime) = times(&meta)?;
+                        dst.set_times(&name, atime, mtime)?;
                     }
                     other => other?,
                 }
@@ -1465,9 +1479,12 @@ fn link_tree(from: &Dir, to: &Dir) -> io::Result<u64> {
             }
         }
     }
-    for (path, mode) in modes.into_iter().rev() {
+    for (path, mode, (atime, mtime)) in modes.into_iter().rev() {
         to.set_permissions(&path, cap_std::fs::Permissions::from_mode(mode))?;
+        to.set_times(&path, atime, mtime)?;
     }
+    let (atime, mtime) = times(&from.dir_metadata()?)?;
+    to.set_times(".", atime, mtime)?;
     Ok(entries)
 }
 
@@ -1599,6 +1616,52 @@ mod tests {
                 .unwrap()
                 .set_modified(then)
                 .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_linked_tree_keeps_the_times_of_directories_symlinks_and_files() {
+        use std::time::{Duration, SystemTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        fs::create_dir_all(from.join("d/sub")).unwrap();
+        fs::write(from.join("d/f"), "f").unwrap();
+        std::os::unix::fs::symlink("f", from.join("d/l")).unwrap();
+        fs::create_dir(&to).unwrap();
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::new(s, 250);
+        let times = |s: u64| fs::FileTimes::new().set_accessed(at(s)).set_modified(at(s));
+        // Leaves first: setting a child's times leaves its directory's.
+        File::open(from.join("d/f"))
+            .unwrap()
+            .set_times(times(3))
+            .unwrap();
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            from.join("d/l"),
+            &rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 4,
+                    tv_nsec: 250,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: 4,
+                    tv_nsec: 250,
+                },
+            },
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        for (dir, s) in [("d/sub", 2), ("d", 1), ("", 5)] {
+            File::open(from.join(dir))
+                .unwrap()
+                .set_times(times(s))
+                .unwrap();
+        }
+        let open = |p: &Path| Dir::open_ambient_dir(p, ambient_authority()).unwrap();
+        assert_eq!(link_tree(&open(&from), &open(&to)).unwrap(), 4);
+        for (path, s) in [("d/sub", 2), ("d", 1), ("", 5), ("d/f", 3), ("d/l", 4)] {
+            let meta = fs::symlink_metadata(to.join(path)).unwrap();
+            assert_eq!(meta.modified().unwrap(), at(s), "{path:?}");
         }
     }
 

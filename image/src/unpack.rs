@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
+use cap_fs_ext::{DirExt, SystemTimeSpec};
 use cap_std::fs::{Dir, Permissions, PermissionsExt};
 
 use crate::digest::{Digest, HashingReader, LimitedReader};
@@ -99,6 +101,9 @@ pub fn apply_layer(
     // Paths created by this layer: an opaque whiteout hides only what lower
     // layers put in the directory, never this layer's own entries.
     let mut created: HashSet<PathBuf> = HashSet::new();
+    // The directories of this layer and their times, set once the layer is
+    // in (writing their entries changes them), as dockerd does.
+    let mut dirs: Vec<(PathBuf, EntryTimes)> = Vec::new();
     let entries = archive.entries().map_err(|e| tar_error(layer, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| tar_error(layer, e))?;
@@ -115,7 +120,18 @@ pub fn apply_layer(
             path: String::from_utf8_lossy(&raw).into_owned(),
             reason,
         })?;
-        let Some(path) = path else { continue }; // the root itself
+        let times = entry_times(&mut entry).map_err(|reason| ImageError::UnsafeEntry {
+            layer: layer.to_string(),
+            path: String::from_utf8_lossy(&raw).into_owned(),
+            reason,
+        })?;
+        let Some(path) = path else {
+            // The root itself: only its times are taken.
+            if entry.header().entry_type() == tar::EntryType::Directory {
+                dirs.push((PathBuf::from("."), times));
+            }
+            continue;
+        };
         let unsafe_entry = |reason: String| ImageError::UnsafeEntry {
             layer: layer.to_string(),
             path: path.display().to_string(),
@@ -176,6 +192,7 @@ pub fn apply_layer(
                         .map_err(|e| disk_or(e, &|e| unsafe_entry(e.to_string())))?,
                 }
                 set_mode(root, &path, mode | 0o700).map_err(|e| unsafe_entry(e.to_string()))?;
+                dirs.push((path.clone(), times));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 remove_existing(root, &path).map_err(|e| unsafe_entry(e.to_string()))?;
@@ -184,6 +201,9 @@ pub fn apply_layer(
                     .map_err(|e| disk_or(e, &|e| unsafe_entry(format!("cannot create: {e}"))))?;
                 io::copy(&mut entry, &mut file)
                     .map_err(|e| disk_or(e, &|e| tar_error(layer, e)))?;
+                file.into_std()
+                    .set_times(times.file_times())
+                    .map_err(|e| unsafe_entry(format!("cannot set its times: {e}")))?;
                 set_mode(root, &path, mode).map_err(|e| unsafe_entry(e.to_string()))?;
             }
             tar::EntryType::Symlink => {
@@ -201,6 +221,8 @@ pub fn apply_layer(
                 // unpacking, and guests resolve it inside their own view.
                 root.symlink_contents(bytes_to_path(&target), &path)
                     .map_err(|e| unsafe_entry(format!("cannot create symlink: {e}")))?;
+                root.set_symlink_times(&path, times.atime(), times.mtime())
+                    .map_err(|e| unsafe_entry(format!("cannot set its times: {e}")))?;
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -222,6 +244,13 @@ pub fn apply_layer(
                 remove_existing(root, &path).map_err(|e| unsafe_entry(e.to_string()))?;
                 root.hard_link(&target, root, &path)
                     .map_err(|e| unsafe_entry(format!("cannot create hard link: {e}")))?;
+                // dockerd sets the link's times on the file it shares (not
+                // on a symlink). Only on a file of this layer: a lower one
+                // may be a stored snapshot's, hard-linked into this tree.
+                if !meta.is_symlink() && created.contains(&target) {
+                    root.set_times(&path, times.atime(), times.mtime())
+                        .map_err(|e| unsafe_entry(format!("cannot set its times: {e}")))?;
+                }
             }
             tar::EntryType::GNUSparse => {
                 return Err(unsafe_entry("sparse files are not supported".into()));
@@ -231,12 +260,109 @@ pub fn apply_layer(
         }
         created.insert(path);
     }
+    for (path, times) in dirs {
+        // A later entry of the layer may have replaced or removed it.
+        if root.symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            root.set_times(&path, times.atime(), times.mtime())
+                .map_err(|e| ImageError::UnsafeEntry {
+                    layer: layer.to_string(),
+                    path: path.display().to_string(),
+                    reason: format!("cannot set its times: {e}"),
+                })?;
+        }
+    }
     let (diff_id, size) = archive
         .into_inner()
         .finish()
         .map_err(|e| tar_error(layer, e))?;
     budget.bytes += size;
     Ok(LayerStats { diff_id, size })
+}
+
+/// An entry's access and modification times, as dockerd's unpacking sets
+/// them: the header's, a PAX record's (to the nanosecond) taking their
+/// place; the access time is the modification time when the header has
+/// none or an earlier one; a time before 1970 is 1970.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct EntryTimes {
+    accessed: SystemTime,
+    modified: SystemTime,
+}
+
+impl EntryTimes {
+    fn atime(&self) -> Option<SystemTimeSpec> {
+        Some(SystemTimeSpec::from_std(self.accessed.into()))
+    }
+
+    fn mtime(&self) -> Option<SystemTimeSpec> {
+        Some(SystemTimeSpec::from_std(self.modified.into()))
+    }
+
+    fn file_times(&self) -> std::fs::FileTimes {
+        std::fs::FileTimes::new()
+            .set_accessed(self.accessed)
+            .set_modified(self.modified)
+    }
+}
+
+fn entry_times<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::result::Result<EntryTimes, String> {
+    let header = entry.header();
+    let seconds = header
+        .mtime()
+        .map_err(|e| format!("malformed modification time: {e}"))?;
+    let mut modified = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+    let mut accessed = header
+        .as_gnu()
+        .and_then(|gnu| gnu.atime().ok())
+        .filter(|&a| a != 0)
+        .map(|a| SystemTime::UNIX_EPOCH + Duration::from_secs(a));
+    if let Some(pax) = entry
+        .pax_extensions()
+        .map_err(|e| format!("malformed PAX header: {e}"))?
+    {
+        for record in pax {
+            let record = record.map_err(|e| format!("malformed PAX header: {e}"))?;
+            let key = record.key().unwrap_or_default();
+            if key == "mtime" || key == "atime" {
+                let value = record.value().unwrap_or_default();
+                let time = pax_time(value)
+                    .ok_or_else(|| format!("malformed PAX {key} record {value:?}"))?;
+                if key == "mtime" {
+                    modified = time;
+                } else {
+                    accessed = Some(time);
+                }
+            }
+        }
+    }
+    Ok(EntryTimes {
+        accessed: accessed.filter(|&a| a >= modified).unwrap_or(modified),
+        modified,
+    })
+}
+
+/// A PAX time record: decimal seconds since 1970, maybe negative, maybe with
+/// a fraction (digits past the ninth are dropped).
+fn pax_time(value: &str) -> Option<SystemTime> {
+    let (negative, digits) = match value.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, value),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    if negative {
+        return Some(SystemTime::UNIX_EPOCH);
+    }
+    let seconds: u64 = whole.parse().ok()?;
+    let nanos = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
 }
 
 fn tar_error(layer: &str, e: io::Error) -> ImageError {
@@ -646,6 +772,104 @@ mod tests {
         raw_entry(&mut t, b"big", tar::EntryType::Regular, b"", &[7u8; 2000]);
         t.truncate(900); // truncated in the middle of the data
         assert!(apply(&sb, &t).is_err());
+    }
+
+    fn mtime(path: &Path) -> std::time::SystemTime {
+        std::fs::symlink_metadata(path).unwrap().modified().unwrap()
+    }
+
+    fn at(seconds: u64, nanos: u32) -> std::time::SystemTime {
+        std::time::SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos)
+    }
+
+    /// A PAX tar as Go's archive/tar and GNU tar write one: a header with
+    /// whole seconds and an `x` record with the exact times.
+    fn pax_entry(out: &mut Vec<u8>, name: &str, records: &[(&str, &str)], data: &[u8]) {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions(records.iter().map(|(k, v)| (*k, v.as_bytes())))
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1);
+        h.set_cksum();
+        builder.append(&h, data).unwrap();
+        out.extend_from_slice(&builder.into_inner().unwrap());
+        out.truncate(out.len() - 1024); // the builder's end-of-archive
+    }
+
+    #[test]
+    fn unpacked_files_directories_and_symlinks_keep_the_layer_mtimes() {
+        // dockerd keeps each entry's header time (checked with `docker
+        // import` on 20.10: the overlay2 diff holds exactly these), a
+        // directory's once its children are written, a symlink's itself,
+        // a hard link's on the file it shares.
+        let sb = sandbox();
+        let stamp = |t: &mut Vec<u8>, at: u64| {
+            // The last entry has no data: its header ends the tar.
+            let header = t.len() - 512;
+            let mut h = tar::Header::from_byte_slice(&t[header..header + 512]).clone();
+            h.set_mtime(at);
+            h.set_cksum();
+            t[header..header + 512].copy_from_slice(h.as_bytes());
+        };
+        let mut t = Vec::new();
+        raw_entry(&mut t, b"./", tar::EntryType::Directory, b"", b"");
+        stamp(&mut t, 900_000_000);
+        raw_entry(&mut t, b"d/", tar::EntryType::Directory, b"", b"");
+        stamp(&mut t, 1_100_000_000);
+        raw_entry(&mut t, b"d/f", tar::EntryType::Regular, b"", b"");
+        stamp(&mut t, 1_200_000_000);
+        raw_entry(&mut t, b"d/l", tar::EntryType::Symlink, b"f", b"");
+        stamp(&mut t, 1_300_000_000);
+        raw_entry(&mut t, b"d/sub/", tar::EntryType::Directory, b"", b"");
+        stamp(&mut t, 1_350_000_000);
+        raw_entry(&mut t, b"d/h", tar::EntryType::Link, b"d/f", b"");
+        stamp(&mut t, 1_400_000_000);
+        pax_entry(
+            &mut t,
+            "d/sub/frac",
+            &[("mtime", "1500000000.123456789"), ("atime", "1600000000.5")],
+            b"z",
+        );
+        raw_entry(&mut t, b"implied/x", tar::EntryType::Regular, b"", b"");
+        stamp(&mut t, 1_000_000_000);
+        apply(&sb, &finish(t)).unwrap();
+        let r = &sb.root_path;
+        assert_eq!(mtime(r), at(900_000_000, 0), "the root's own entry");
+        assert_eq!(mtime(&r.join("d")), at(1_100_000_000, 0));
+        assert_eq!(mtime(&r.join("d/sub")), at(1_350_000_000, 0));
+        assert_eq!(mtime(&r.join("d/l")), at(1_300_000_000, 0), "lutimes");
+        assert_eq!(mtime(&r.join("d/f")), at(1_400_000_000, 0), "the link's");
+        assert_eq!(mtime(&r.join("d/h")), at(1_400_000_000, 0));
+        assert_eq!(mtime(&r.join("implied/x")), at(1_000_000_000, 0));
+        let frac = std::fs::metadata(r.join("d/sub/frac")).unwrap();
+        assert_eq!(frac.modified().unwrap(), at(1_500_000_000, 123_456_789));
+        assert_eq!(frac.accessed().unwrap(), at(1_600_000_000, 500_000_000));
+        assert_eq!(
+            std::fs::metadata(r.join("d/f"))
+                .unwrap()
+                .accessed()
+                .unwrap(),
+            at(1_400_000_000, 0),
+            "no atime in the header: the mtime"
+        );
+    }
+
+    #[test]
+    fn malformed_pax_time_is_a_clear_error() {
+        let sb = sandbox();
+        let mut t = Vec::new();
+        pax_entry(&mut t, "f", &[("mtime", "12x.5")], b"z");
+        let err = apply(&sb, &finish(t)).unwrap_err();
+        assert!(err.to_string().contains("malformed PAX mtime"), "{err}");
+        assert_eq!(pax_time("-7.25"), Some(std::time::SystemTime::UNIX_EPOCH));
+        assert_eq!(pax_time("5.1"), Some(at(5, 100_000_000)));
+        assert_eq!(pax_time("5.1234567891"), Some(at(5, 123_456_789)));
+        assert_eq!(pax_time("."), None);
     }
 
     #[test]
