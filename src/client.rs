@@ -247,8 +247,26 @@ impl Client {
         method: Method,
         path: &str,
         content_type: &'static str,
-        mut body: impl Read + Send + 'static,
+        body: impl Read + Send + 'static,
     ) -> anyhow::Result<Bytes> {
+        let mut answer = Vec::new();
+        self.upload_streaming(method, path, content_type, body, |chunk| {
+            answer.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(Bytes::from(answer))
+    }
+
+    /// [`upload`](Client::upload), handing the answer to `chunk` as it
+    /// arrives (a build's progress).
+    pub fn upload_streaming(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        mut body: impl Read + Send + 'static,
+        mut chunk: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
         // A plain thread, not the executor's blocking pool: if the daemon
         // answers early, the process need not wait for a slow reader.
@@ -271,15 +289,17 @@ impl Client {
             }
         });
         self.executor.block_on(async {
-            let resp = self
+            let mut answer = self
                 .send_body(method, path, Some(content_type), ChannelBody { rx })
-                .await?;
-            Ok(resp
-                .into_body()
-                .collect()
-                .await
-                .context("reading the daemon's answer")?
-                .to_bytes())
+                .await?
+                .into_body();
+            while let Some(frame) = answer.frame().await {
+                let frame = frame.context("reading the daemon's answer")?;
+                if let Some(data) = frame.data_ref() {
+                    chunk(data)?;
+                }
+            }
+            Ok(())
         })
     }
 }

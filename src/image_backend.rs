@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper::Method;
@@ -15,11 +14,12 @@ use wrun_api::images::{
     LoadMessage,
 };
 use wrun_api::parse::Filters;
-use wrun_bundler::{BaseImageSource, BaseImages, BuildOutcome, BuildRequest};
+use wrun_bundler::run_step::StepLimits;
+use wrun_bundler::{BuildOutcome, BuildRequest};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
 use wrun_image::import::ImportSpec;
-use wrun_image::{Digest, ImageRecord, ImageRef, Store};
+use wrun_image::{Digest, ImageRecord, ImageRef, ModuleKind, Store};
 
 use crate::client::Client;
 use crate::commands::escape;
@@ -79,16 +79,12 @@ pub trait ImageBackend {
 pub fn choose(root: &Path, host: Option<&str>) -> anyhow::Result<Box<dyn ImageBackend>> {
     if host.is_some_and(|h| !h.is_empty()) {
         let socket = crate::host::socket_path(host)?;
-        return Ok(Box::new(ApiImages(
-            Client::connect_existing(&socket)?,
-            socket,
-        )));
+        return Ok(Box::new(ApiImages(Client::connect_existing(&socket)?)));
     }
     if let Some(daemon) = wrun_daemon::daemon_lock::DaemonLock::holder(root) {
-        return Ok(Box::new(ApiImages(
-            Client::connect_existing(&daemon.socket)?,
-            daemon.socket,
-        )));
+        return Ok(Box::new(ApiImages(Client::connect_existing(
+            &daemon.socket,
+        )?)));
     }
     Ok(Box::new(LocalImages::open(root)?))
 }
@@ -228,7 +224,7 @@ impl ImageBackend for LocalImages {
 }
 
 /// A daemon, through its REST API.
-pub struct ApiImages(Client, PathBuf);
+pub struct ApiImages(Client);
 
 impl ImageBackend for ApiImages {
     fn list(&self, filters: &Filters) -> anyhow::Result<Vec<ImageSummary>> {
@@ -332,59 +328,212 @@ impl ImageBackend for ApiImages {
         Ok(line.status)
     }
 
-    /// Builds into a store of its own, then sends the image's tar to the
-    /// daemon as `load` does.
+    /// `POST /build` with a tar of the context: the daemon builds and
+    /// stores the image; its progress is printed as it arrives.
     fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
-        // Removed with all it holds when dropped, whatever fails.
-        let scratch = tempfile::Builder::new()
-            .prefix(".wrun-build-")
-            .tempdir()
-            .context("creating a scratch directory for the build")?;
-        let store = wrun_daemon::open_store(&scratch.path().join("store"))?;
-        // FROM and COPY --from find the daemon's images through it.
-        let mut request = request.clone();
-        request.base_images = Some(BaseImageSource(Arc::new(DaemonBaseImages(self.1.clone()))));
-        let built = build_into(&store, &request)?;
-        let tar = match output {
-            Some(path) => path.to_path_buf(),
-            None => scratch.path().join("image.tar"),
+        if request
+            .run_limits
+            .as_ref()
+            .is_some_and(|l| l.timeout != StepLimits::default().timeout)
+        {
+            bail!(
+                "--timeout is not sent to a daemon: Docker's POST /build has no step time limit, so the daemon's (10m) applies; build without -H to set one"
+            );
+        }
+        let (context, file) = context_tar(&request.context, request.file.as_deref())?;
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for t in &request.tags {
+            query.append_pair("t", &t.name());
+        }
+        if let Some(file) = &file {
+            query.append_pair("dockerfile", file);
+        }
+        let mut args: std::collections::BTreeMap<&str, String> = request
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        if let Some(epoch) = request.source_date_epoch {
+            args.insert("SOURCE_DATE_EPOCH", epoch.to_string());
+        }
+        if !args.is_empty() {
+            query.append_pair("buildargs", &serde_json::to_string(&args)?);
+        }
+        if let Some(target) = &request.target {
+            query.append_pair("target", target);
+        }
+        if request.progress.is_none() {
+            query.append_pair("q", "1");
+        }
+        if let Some(memory) = request.run_limits.as_ref().and_then(|l| l.memory) {
+            query.append_pair("memory", &memory.to_string());
+        }
+        let path = format!("/build?{}", query.finish());
+        let mut pending = Vec::new();
+        let mut progress = BuildProgress::default();
+        let print = request.progress.is_some();
+        self.0
+            .upload_streaming(Method::POST, &path, "application/x-tar", context, |chunk| {
+                pending.extend_from_slice(chunk);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    progress.read(&line, print)?;
+                }
+                Ok(())
+            })
+            .with_context(|| format!("building {}", request.context.display()))?;
+        if !pending.is_empty() {
+            progress.read(&pending, print)?;
+        }
+        let id = progress.id.with_context(|| {
+            format!(
+                "building {}: the daemon's answer ended before naming the image",
+                request.context.display()
+            )
+        })?;
+        let inspect = self.inspect(&id)?;
+        if let Some(path) = output {
+            let tar = self.save(std::slice::from_ref(&id))?;
+            write_atomically(path, |out| tar(out))?;
+        }
+        let kind = match inspect.wasm.as_ref().map(|w| w.kind.as_str()) {
+            Some("component") => ModuleKind::Component,
+            Some(_) => ModuleKind::Core,
+            None if inspect.os == "wasip2" => ModuleKind::Component,
+            None => ModuleKind::Core,
         };
-        write_image_tar(&store, &built.outcome.record, &tar)?;
-        let file = File::open(&tar).with_context(|| format!("opening {}", tar.display()))?;
-        let what = format!("the image built from {}", request.context.display());
-        print_notes(post_load(&self.0, Box::new(file), &what)?);
-        Ok(built)
+        let record = ImageRecord {
+            digest: inspect.descriptor.digest.parse()?,
+            id: inspect.id.parse()?,
+            names: inspect.repo_tags.clone(),
+            created: Some(inspect.created.clone()).filter(|c| !c.is_empty()),
+            added: inspect.metadata.last_tag_time.clone().unwrap_or_default(),
+            last_tagged: inspect.metadata.last_tag_time.clone(),
+            size: inspect.size,
+            os: inspect.os.clone(),
+            architecture: inspect.architecture.clone(),
+            chain_id: None,
+            module: None,
+            parent: None,
+        };
+        Ok(Built {
+            layers: inspect.root_fs.layers.len(),
+            outcome: BuildOutcome {
+                record,
+                kind,
+                warnings: progress.warnings,
+            },
+        })
     }
 }
 
-/// The images of the daemon on a socket, for a build running in a scratch
-/// store: `GET /images/get?names=REF`, spooled to a temp file.
-struct DaemonBaseImages(PathBuf);
+/// What a daemon's build answer said, read line by line.
+#[derive(Default)]
+struct BuildProgress {
+    /// The image built (`aux.ID`, or the one line of a quiet build).
+    id: Option<String>,
+    warnings: Vec<String>,
+}
 
-impl BaseImages for DaemonBaseImages {
-    fn image_tar(&self, reference: &str) -> Result<Option<Box<dyn Read + Send>>, String> {
-        let client = Client::connect_existing(&self.0).map_err(|e| format!("{e:#}"))?;
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("names", reference)
-            .finish();
-        let mut file =
-            tempfile::tempfile().map_err(|e| format!("creating a temp file for the image: {e}"))?;
-        let mut end = TarEnd::default();
-        let fetched = client.stream(Method::GET, &format!("/images/get?{query}"), |chunk| {
-            end.feed(chunk);
-            file.write_all(chunk)?;
-            Ok(())
-        });
-        match fetched {
-            Ok(()) if end.complete() => {}
-            Ok(()) => return Err("the daemon's image tar ended early".into()),
-            Err(e) if crate::client::is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(format!("{e:#}")),
+/// One line of `POST /build`'s answer.
+#[derive(serde::Deserialize)]
+struct BuildLine {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    aux: Option<BuildLineAux>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct BuildLineAux {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+impl BuildProgress {
+    /// Reads one line; prints its progress when `print`, but not the
+    /// `Successfully …` lines `wrun build` prints itself, nor warnings
+    /// (returned, for it to print); a failure is an error.
+    fn read(&mut self, line: &[u8], print: bool) -> anyhow::Result<()> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
         }
-        file.rewind()
-            .map_err(|e| format!("reading back the image tar: {e}"))?;
-        Ok(Some(Box::new(file)))
+        let line: BuildLine =
+            serde_json::from_slice(line).context("the daemon's answer is not the expected JSON")?;
+        if let Some(error) = line.error {
+            bail!("{error}");
+        }
+        if let Some(aux) = line.aux {
+            self.id = Some(aux.id);
+        }
+        let Some(text) = line.stream else {
+            return Ok(());
+        };
+        if let Some(w) = text.strip_prefix("[Warning] ") {
+            self.warnings.push(w.trim_end().to_string());
+        } else if !print {
+            // A quiet build's one line is the image's ID.
+            if text.starts_with("sha256:") {
+                self.id = Some(text.trim_end().to_string());
+            }
+        } else if !text.starts_with("Successfully built ")
+            && !text.starts_with("Successfully tagged ")
+        {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout must not fail the build; the image is stored.
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        }
+        Ok(())
     }
+}
+
+/// The context directory as a tar in a temp file, and the build file's
+/// path in it (`None`: the daemon finds it as `wrun build` does). Symlinks
+/// are sent as links, never followed. A build file outside the context is
+/// added to the tar under `.wrun-build-file/`, as Docker's CLI adds one.
+fn context_tar(
+    context: &Path,
+    file: Option<&Path>,
+) -> anyhow::Result<(Box<dyn Read + Send>, Option<String>)> {
+    let mut spool = tempfile::tempfile().context("creating a temp file for the build context")?;
+    let mut tar = tar::Builder::new(BufWriter::new(&mut spool));
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Complete);
+    tar.append_dir_all(".", context)
+        .with_context(|| format!("reading the build context {}", context.display()))?;
+    let name = match file {
+        None => None,
+        Some(f) => {
+            let root = context
+                .canonicalize()
+                .with_context(|| format!("reading the build context {}", context.display()))?;
+            let full = f
+                .canonicalize()
+                .with_context(|| format!("reading the build file {}", f.display()))?;
+            match full.strip_prefix(&root) {
+                Ok(inside) => Some(inside.to_string_lossy().into_owned()),
+                Err(_) => {
+                    let base = full
+                        .file_name()
+                        .with_context(|| format!("{} is not a file", f.display()))?;
+                    let at = Path::new(".wrun-build-file").join(base);
+                    tar.append_path_with_name(&full, &at)
+                        .with_context(|| format!("reading the build file {}", f.display()))?;
+                    Some(at.to_string_lossy().into_owned())
+                }
+            }
+        }
+    };
+    tar.into_inner()
+        .context("writing the build context's tar")?
+        .flush()
+        .context("writing the build context's tar")?;
+    spool
+        .rewind()
+        .context("reading back the build context's tar")?;
+    Ok((Box::new(spool), name))
 }
 
 /// Sends an image tar to the daemon's `POST /images/load`; returns its

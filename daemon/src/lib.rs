@@ -4,6 +4,7 @@
 //! docs/architecture.md lays out the layers.
 
 mod archive;
+mod build;
 pub mod capacity;
 mod commit;
 mod container_fs;
@@ -266,6 +267,7 @@ enum Route {
     ImagesPrune,
     ImagesCreate,
     Commit,
+    Build,
     ContainerCreate,
     ContainersList,
     ContainersPrune,
@@ -343,6 +345,7 @@ async fn dispatch(
         }
         Route::ImagesCreate => Err(images::create(&query)),
         Route::Commit => commit::commit(daemon, &query, req).await,
+        Route::Build => build::build(daemon, &query, req).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => container_list::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
@@ -461,6 +464,7 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
         ["images", "prune"] if post => Route::ImagesPrune,
         ["images", "create"] if post => Route::ImagesCreate,
         ["commit"] if post => Route::Commit,
+        ["build"] if post => Route::Build,
         ["images", rest @ .., "get"] if get => {
             Route::ImagesSave(Some(rest.join("/")).filter(|n| !n.is_empty()))
         }
@@ -555,9 +559,9 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
         ["images", "search"] => ("search", NO_REGISTRY),
         ["auth"] => ("login", NO_REGISTRY),
         ["distribution", ..] => ("pull", NO_REGISTRY),
-        ["build"] | ["session"] | ["grpc"] => (
+        ["session"] | ["grpc"] => (
             "build",
-            "build images with wrun build (a wrun.toml or a Dockerfile of wasm steps), then docker load or wrun load",
+            "wrun serves the classic builder's POST /build, not BuildKit's: build with DOCKER_BUILDKIT=0",
         ),
         ["swarm", ..]
         | ["nodes", ..]
@@ -645,7 +649,7 @@ mod tests {
             (Method::POST, "/containers/abc/update", "update"),
             (Method::POST, "/networks/create", "network"),
             (Method::POST, "/images/docker.io/library/app/push", "push"),
-            (Method::POST, "/build", "build"),
+            (Method::POST, "/session", "build"),
             (Method::GET, "/services", "swarm"),
         ] {
             let e = route(&method, path).unwrap_err();
@@ -800,6 +804,7 @@ mod tests {
             Route::ImageHistory("hello".into())
         );
         assert_eq!(r(Method::POST, "/images/load").unwrap(), Route::ImagesLoad);
+        assert_eq!(r(Method::POST, "/v1.41/build").unwrap(), Route::Build);
         assert_eq!(
             r(Method::POST, "/v1.41/images/prune").unwrap(),
             Route::ImagesPrune

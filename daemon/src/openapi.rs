@@ -625,6 +625,92 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         verb: Verb::Post,
+        path: "/build",
+        operation_id: "ImageBuild",
+        tag: "Image",
+        summary: "Build an image from a tar of the build context (`DOCKER_BUILDKIT=0 docker build`), read as it arrives; the progress streamed",
+        params: &[
+            query(
+                "t",
+                Value::Repeated,
+                "A name for the image (`name[:tag]`, `latest` when no tag), once per name.",
+            ),
+            query(
+                "dockerfile",
+                Value::Text,
+                "The build file's path inside the context; none: `wrun.toml`, then `Wasmfile`, then `Dockerfile`. A path out of the context is refused (500, as dockerd).",
+            ),
+            query(
+                "buildargs",
+                Value::Text,
+                "A JSON object of build arguments (`{\"NAME\":\"value\"}`; a null value leaves the argument unset). `SOURCE_DATE_EPOCH` sets the time of every file and of the config.",
+            ),
+            query(
+                "labels",
+                Value::Text,
+                "A JSON object of labels, put on the image by a `LABEL` line added to the end of the Dockerfile, as dockerd adds one.",
+            ),
+            query(
+                "target",
+                Value::Text,
+                "The stage to build and store; none: the last.",
+            ),
+            query("q", Value::Flag, "Answer only the image ID, no progress."),
+            query(
+                "memory",
+                Value::Pattern(r"^[0-9]*$"),
+                "The memory limit of each `RUN` step, in bytes; 0 or none: the daemon's.",
+            ),
+            query(
+                "nocache",
+                Value::Flag,
+                "Accepted: wrun keeps no build cache, so every step runs.",
+            ),
+            query(
+                "pull",
+                Value::Flag,
+                "Accepted: wrun reaches no registry; a base image comes from the store.",
+            ),
+            query(
+                "rm",
+                Value::Flag,
+                "Accepted: wrun's steps leave no intermediate containers to remove.",
+            ),
+            query(
+                "forcerm",
+                Value::Flag,
+                "Accepted: wrun's steps leave no intermediate containers to remove.",
+            ),
+            query(
+                "remote",
+                Value::Pattern("^$"),
+                "Refused when given: wrun builds only the context in the request body.",
+            ),
+            query(
+                "version",
+                Value::OneOf(&["", "1"]),
+                "The builder: `1`, the classic one (BuildKit's `2` is refused).",
+            ),
+        ],
+        body: Body::Tar,
+        replies: &[
+            reply(
+                200,
+                "Progress lines (`stream`), the image's ID (`aux`), then `Successfully built`/`Successfully tagged`; a failed step ends the stream with an `errorDetail` line.",
+                Content::JsonLines(schema::<crate::build::BuildMessage>()),
+            ),
+            error(
+                400,
+                "A bad parameter, or a malformed build file (`dockerfile parse error line N: …`); nothing is stored.",
+            ),
+            error(
+                500,
+                "A bad context tar, no build file, or a build file path out of the context (dockerd's 500s); nothing is stored.",
+            ),
+        ],
+    },
+    Route {
+        verb: Verb::Post,
         path: "/images/prune",
         operation_id: "ImagePrune",
         tag: "Image",
@@ -2066,6 +2152,7 @@ mod tests {
                 }
             }
             R::Commit => 26 + 19,
+            R::Build => 26 + 20,
             R::ExecCreate(_) => VARIANTS - 4,
             R::ExecStart(_) => VARIANTS - 3,
             R::ExecInspect(_) => VARIANTS - 2,
@@ -2074,7 +2161,7 @@ mod tests {
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 19 + 1 + 4;
+    const VARIANTS: usize = 26 + 19 + 2 + 4;
 
     #[test]
     fn the_table_and_the_router_agree() {
