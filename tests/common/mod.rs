@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 pub mod http_client;
 #[path = "../../runtime/tests/common/net_probe.rs"]
 pub mod net_probe;
+pub mod registry;
 
 pub const HELLO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello");
 pub const IDLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/idle");

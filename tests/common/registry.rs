@@ -1,0 +1,112 @@
+//! A real registry for the tests: Debian's `docker-registry` (distribution
+//! 2.8) on 127.0.0.1 on a free port, its storage in a temporary directory;
+//! killed when dropped.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+pub struct Registry {
+    /// `127.0.0.1:PORT`, as a reference names it.
+    pub host: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Registry {
+    /// Starts an anonymous registry, or `None` (the test is skipped) where
+    /// `docker-registry` is not installed.
+    pub fn start() -> Option<Registry> {
+        if !std::path::Path::new(REGISTRY_BIN).exists() {
+            assert!(
+                std::env::var_os("WRUN_REQUIRE_PEERS").is_none(),
+                "{REGISTRY_BIN} is required (WRUN_REQUIRE_PEERS is set) but not installed"
+            );
+            eprintln!("skipping: {REGISTRY_BIN} is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A port the kernel gave out just now; the registry binds it next.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write config");
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start docker-registry");
+        let mut registry = Registry { host, dir, child };
+        registry.wait_until_up();
+        Some(registry)
+    }
+
+    /// Waits (up to 30 s) until `GET /v2/` answers 200.
+    fn wait_until_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("docker-registry exited at start: {status}");
+            }
+            if self.get("/v2/").0 == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "docker-registry did not answer on {} within 30 s",
+            self.host
+        );
+    }
+
+    /// `GET path` over plain HTTP: the status (0 when no answer) and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let Ok(mut s) = TcpStream::connect(&self.host) else {
+            return (0, String::new());
+        };
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+            self.host
+        );
+        if s.write_all(request.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_owned())
+    }
+
+    /// Where the registry keeps its blobs.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
