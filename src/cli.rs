@@ -9,8 +9,8 @@ use std::ffi::OsString;
 
 use crate::commands::{
     attach, build, container_inspect, container_prune, daemon, events, exec, history, images, info,
-    inspect, kill, load, logs, pause, port, ps, rename, restart, rm, rmi, run_args, save, start,
-    stats, stop, system, system_df, tag, top, unpause, version, volume, wait,
+    inspect, kill, load, logs, pause, port, ps, pull, push, rename, restart, rm, rmi, run_args,
+    save, start, stats, stop, system, system_df, tag, top, unpause, version, volume, wait,
 };
 
 /// Run WebAssembly (WASI) images the way Docker runs containers.
@@ -108,6 +108,10 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::TagArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(save::SaveArgs),
     /// Load images from a tar archive or STDIN
@@ -146,6 +150,10 @@ pub enum ImageCommand {
     History(history::HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::TagArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
     /// Save one or more images to a tar archive
     Save(save::SaveArgs),
     /// Load images from a tar archive or STDIN

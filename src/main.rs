@@ -156,6 +156,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
             commands::tag::run(&root, host, a)
         }
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            commands::pull::run(&root, host, a)
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            commands::push::run(&root, host, a)
+        }
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
             commands::save::run(&root, host, a)
         }

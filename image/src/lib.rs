@@ -10,6 +10,7 @@ pub mod error;
 pub mod import;
 pub mod layer;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 pub mod wasm;

@@ -22,6 +22,8 @@ pub mod logs;
 pub mod pause;
 pub mod port;
 pub mod ps;
+pub mod pull;
+pub mod push;
 pub mod rename;
 pub mod restart;
 pub mod rm;

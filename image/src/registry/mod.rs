@@ -1,0 +1,332 @@
+//! The registry client: pull an image from an OCI distribution registry into
+//! the store, push a stored image to one (blob-level calls of `oci-client`).
+//!
+//! Layout: this module parses where an image lives ([`RemoteRef`]) and makes
+//! the client ([`RegistryOptions::client`]: TLS unless the registry is on
+//! loopback or named insecure); `pull.rs` and `push.rs` are the two
+//! transfers. Credentials are an [`oci_client::secrets::RegistryAuth`] the
+//! caller passes (anonymous today; `login` and `X-Registry-Auth` will fill
+//! it). See docs/registry.md.
+
+mod pull;
+mod push;
+
+use std::net::IpAddr;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use crate::digest::Digest;
+use crate::error::ImageError;
+use crate::reference::{DEFAULT_TAG, ImageRef};
+
+pub use pull::{PullReport, pull};
+pub use push::{PushReport, push};
+
+/// What can go wrong talking to a registry; each names the reference.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(
+        "{reference} names no registry: name one, as in HOST[:PORT]/{reference} (wrun has no default registry)"
+    )]
+    NoRegistry { reference: String },
+    /// Docker's words for a tag or digest the registry does not have.
+    #[error("manifest for {reference} not found: manifest unknown: {message}")]
+    ManifestUnknown { reference: String, message: String },
+    #[error("{reference}: the registry answered: {message}")]
+    Registry { reference: String, message: String },
+    #[error("{what} of {reference}: {source}")]
+    Transfer {
+        what: String,
+        reference: String,
+        #[source]
+        source: OciDistributionError,
+    },
+    /// Docker's words for a push of a name the store lacks.
+    #[error("An image does not exist locally with the tag: {repository}")]
+    NotStored { repository: String },
+    #[error(
+        "{reference} has no WebAssembly entry (wasip1/wasm or wasi/wasm) in its index; it offers {offered}"
+    )]
+    NoWasmPlatform { reference: String, offered: String },
+    #[error("{what} of {reference} is larger than its descriptor's {expected} bytes")]
+    TooLarge {
+        what: String,
+        reference: String,
+        expected: u64,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RegistryError {
+    /// The error of a call to the registry: its `errors` body in one line
+    /// when it sent one (`MANIFEST_UNKNOWN` in docker's words).
+    fn from_call(what: &str, reference: &RemoteRef, source: OciDistributionError) -> Self {
+        let reference = reference.to_string();
+        match &source {
+            OciDistributionError::RegistryError { envelope, .. } => {
+                if let Some(e) = envelope
+                    .errors
+                    .iter()
+                    .find(|e| e.code == oci_client::errors::OciErrorCode::ManifestUnknown)
+                {
+                    return RegistryError::ManifestUnknown {
+                        reference,
+                        message: e.message.clone(),
+                    };
+                }
+                let message = envelope
+                    .errors
+                    .iter()
+                    .map(|e| format!("{:?}: {}", e.code, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                RegistryError::Registry { reference, message }
+            }
+            OciDistributionError::ImageManifestNotFoundError(message) => {
+                RegistryError::ManifestUnknown {
+                    reference,
+                    message: message.clone(),
+                }
+            }
+            _ => RegistryError::Transfer {
+                what: what.to_owned(),
+                reference,
+                source,
+            },
+        }
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// Where an image lives: the registry (`host[:port]`), the repository path
+/// on it, and the tag or digest (docker's grammar; `latest` when neither).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteRef {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl RemoteRef {
+    /// Parses `HOST[:PORT]/PATH[:TAG][@DIGEST]`; a name without a registry
+    /// host is refused (no default registry yet).
+    pub fn parse(reference: &str) -> Result<RemoteRef> {
+        let parsed: ImageRef = reference.parse()?;
+        RemoteRef::from_image_ref(&parsed)
+    }
+
+    pub fn from_image_ref(r: &ImageRef) -> Result<RemoteRef> {
+        let Some(registry) = r.registry() else {
+            return Err(RegistryError::NoRegistry {
+                reference: r.to_string(),
+            });
+        };
+        let repository = r.repository[registry.len() + 1..].to_owned();
+        Ok(RemoteRef {
+            registry: registry.to_owned(),
+            repository,
+            tag: match (&r.tag, &r.digest) {
+                (None, None) => Some(DEFAULT_TAG.to_owned()),
+                (tag, _) => tag.clone(),
+            },
+            digest: r.digest,
+        })
+    }
+
+    /// The name an image pulled by this reference is stored under
+    /// (`host/path:tag`; none when pulled by digest alone, as docker).
+    pub fn stored_name(&self) -> Option<ImageRef> {
+        self.tag.as_ref().map(|tag| ImageRef {
+            repository: format!("{}/{}", self.registry, self.repository),
+            tag: Some(tag.clone()),
+            digest: None,
+        })
+    }
+
+    /// oci-client's reference (the digest wins over the tag, as in a pull).
+    fn client_ref(&self) -> Reference {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                d.to_string(),
+            ),
+            (None, tag) => Reference::with_tag(
+                self.registry.clone(),
+                self.repository.clone(),
+                tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_owned()),
+            ),
+        }
+    }
+
+    /// The same repository at `digest`.
+    fn at(&self, digest: &Digest) -> Reference {
+        Reference::with_digest(
+            self.registry.clone(),
+            self.repository.clone(),
+            digest.to_string(),
+        )
+    }
+}
+
+impl std::fmt::Display for RemoteRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to reach registries. Defaults: TLS with the system's roots for every
+/// registry but loopback ones, anonymous, four layers at once.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// Registries (`host[:port]`) spoken to over plain HTTP besides
+    /// loopback ones (docker's `insecure-registries`).
+    pub insecure: Vec<String>,
+    pub auth: RegistryAuth,
+    /// Blobs transferred at once.
+    pub concurrency: usize,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            auth: RegistryAuth::Anonymous,
+            concurrency: 4,
+        }
+    }
+}
+
+impl RegistryOptions {
+    /// Whether `registry` is spoken to over plain HTTP: a loopback address
+    /// (`127.0.0.0/8`, `::1`, `localhost`) or one named insecure.
+    pub fn plain_http(&self, registry: &str) -> bool {
+        self.insecure.iter().any(|r| r == registry) || is_loopback(registry)
+    }
+
+    /// A client for `registry`.
+    fn client(&self, registry: &str) -> Client {
+        install_crypto_provider();
+        let protocol = if self.plain_http(registry) {
+            ClientProtocol::HttpsExcept(vec![registry.to_owned()])
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            max_concurrent_download: self.concurrency.max(1),
+            max_concurrent_upload: self.concurrency.max(1),
+            ..ClientConfig::default()
+        })
+    }
+}
+
+/// `host[:port]` names a loopback host.
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// rustls over ring (the aws-lc default needs cmake to build): installed
+/// once as the process default, which reqwest's no-provider build uses.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Deprecated only to steer users to aws-lc, which wrun cannot build
+        // without cmake. Err: another provider came first; that one serves.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A runtime for one transfer (the CLI and tests are synchronous; the
+/// daemon will call the async parts from its own).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| RegistryError::Io {
+            what: "starting the registry client".into(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_registry_repository_tag_and_digest() {
+        let r = RemoteRef::parse("127.0.0.1:5000/team/hello:1.0").expect("parse");
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "team/hello", Some("1.0"))
+        );
+        let r = RemoteRef::parse("localhost/hello").expect("parse");
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref()),
+            ("localhost", Some("latest"))
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = RemoteRef::parse(&format!("reg.example.com/a/b@{d}")).expect("parse");
+        assert_eq!(
+            (r.tag.clone(), r.digest.map(|d| d.to_string())),
+            (None, Some(d))
+        );
+        assert!(r.stored_name().is_none());
+        assert!(matches!(
+            RemoteRef::parse("hello:1"),
+            Err(RegistryError::NoRegistry { .. })
+        ));
+        assert!(RemoteRef::parse("127.0.0.1:5000/UPPER:1").is_err());
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_registries_named_insecure() {
+        let o = RegistryOptions {
+            insecure: vec!["reg.lan:5000".into()],
+            ..RegistryOptions::default()
+        };
+        for plain in [
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "localhost:5000",
+            "[::1]:5000",
+            "reg.lan:5000",
+        ] {
+            assert!(o.plain_http(plain), "{plain}");
+        }
+        for tls in [
+            "reg.lan",
+            "example.com:5000",
+            "10.0.0.1:5000",
+            "localhost.evil.com",
+            "[::2]:5000",
+        ] {
+            assert!(!o.plain_http(tls), "{tls}");
+        }
+    }
+}
