@@ -14,6 +14,10 @@ pub enum DaemonError {
     /// running, taken).
     #[error("{0}")]
     Conflict(String),
+    /// Refused by the object's rules, as dockerd's 403 (a network's
+    /// overlapping pool, its active endpoints, an endpoint twice).
+    #[error("{0}")]
+    Forbidden(String),
     /// The request itself is wrong: a bad value, a missing field, a module
     /// that cannot run.
     #[error("{0}")]
@@ -69,6 +73,7 @@ impl DaemonError {
             Self::NotFound(m)
             | Self::Conflict(m)
             | Self::InvalidArgument(m)
+            | Self::Forbidden(m)
             | Self::TooLarge(m)
             | Self::Capacity(m)
             | Self::Internal(m)
@@ -82,6 +87,7 @@ impl DaemonError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Capacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
