@@ -157,6 +157,21 @@ print("probe done")
     let app = format!("{PYTHON_DIR}/app");
     let built = env.ok(&["build", "-q", "-t", "python-app", &app]);
     assert_eq!(env.ok(&["build", "-q", "-t", "python-app", &app]), built);
+    // That holds with the .pyc the RUN step writes (it records app.py's
+    // mtime) because a guest sees a layer's files with their layer's times
+    // (0 here: no SOURCE_DATE_EPOCH), not the time they were unpacked: the
+    // base's, the COPY's and the RUN's.
+    let probe = env.path("mtimes");
+    std::fs::create_dir_all(&probe).unwrap();
+    std::fs::write(
+        probe.join("Dockerfile"),
+        r#"FROM python-app
+RUN ["/usr/local/bin/python", "-c", "import os; print('mtimes', [int(os.lstat(p).st_mtime) for p in ('/usr/local/bin/python', '/usr/local', '/app', '/app/app.py', '/app/__pycache__/app.cpython-314.pyc')])"]
+"#,
+    )
+    .unwrap();
+    let out = env.ok(&["build", probe.to_str().unwrap()]);
+    assert!(out.contains("mtimes [0, 0, 0, 0, 0]\n"), "{out}");
     let expected = |name: &str, lines: &str| {
         format!(
             "Hello, {name}, from rustpython (Python 3.14.0) on wasi!\n\
