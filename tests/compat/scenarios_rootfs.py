@@ -282,6 +282,27 @@ def rootfs_read_only_errno(ctx: Ctx):
     )
 
 
+@scenario("cli.volume.read-only-errno", CLI)
+def volume_read_only_errno(ctx: Ctx):
+    """`-v DIR:/ro:ro`: the errno each write, create, delete, rename (within it and to a writable bind) and link under a read-only bind fails with, as the guest prints it; the bind's files unchanged"""
+    ro, rw = ctx.tmp / "ro-errno", ctx.tmp / "rw-errno"
+    (ro / "sub").mkdir(parents=True)
+    (ro / "empty").mkdir()
+    (ro / "kept.txt").write_text("kept\n")
+    (ro / "sub" / "in.txt").write_text("in\n")
+    rw.mkdir()
+    run_fsh(
+        ctx,
+        "writes",
+        "write /ro/kept.txt x ; write /ro/new y ; append /ro/kept.txt z ; rm /ro/kept.txt ; mkdir /ro/x ; "
+        "rmdir /ro/empty ; mv /ro/kept.txt /ro/k ; mv /ro/kept.txt /rw/k ; rm-r /ro/sub ; ln-s /ro/kept.txt /ro/l ; "
+        "ln /ro/kept.txt /ro/h ; truncate /ro/kept.txt 0 ; cat /ro/kept.txt ; tree /ro",
+        "-v", f"{ro}:/ro:ro", "-v", f"{rw}:/rw",
+    )
+    ctx.see("host files", sorted(str(p.relative_to(ro)) for p in ro.rglob("*")))
+    ctx.see("rw bind", sorted(str(p.relative_to(rw)) for p in rw.rglob("*")))
+
+
 @scenario("cli.rootfs.storage-opt", CLI)
 def rootfs_storage_opt(ctx: Ctx):
     """`run --storage-opt size=`: a limit on what the container writes (a write past it fails with ENOSPC), a size that is no size"""
