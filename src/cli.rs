@@ -129,6 +129,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::commands::network::NetworkCommand),
     /// Manage wrun (disk usage, pruning)
     #[command(subcommand)]
     System(SystemCommand),

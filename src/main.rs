@@ -178,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(ImageCommand::Prune(a)) => commands::system::prune(&root, host, a, false),
         Command::System(SystemCommand::Df(a)) => commands::system_df::run(&root, host, a),
         Command::Volume(c) => commands::volume::run(&target()?, c),
+        Command::Network(c) => commands::network::run(&target()?, c),
         Command::System(SystemCommand::Prune(a)) => commands::system::prune(&root, host, a, true),
     }
 }

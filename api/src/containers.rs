@@ -759,7 +759,8 @@ pub struct MountPoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkSettings {
-    pub networks: BTreeMap<String, EmptyObject>,
+    /// The networks the instance is on, by name, with its endpoint there.
+    pub networks: BTreeMap<String, super::network::EndpointSettings>,
     /// While running: each published port and where it landed on the host
     /// (what `docker port` reads).
     #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Option<Vec<super::network::PortBinding>>>))]

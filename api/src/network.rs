@@ -1,5 +1,6 @@
 //! Docker's network shapes: `PortBindings`, `NetworkSettings.Ports`, the
-//! `Ports` of `ps`, network modes and the PORTS column.
+//! `Ports` of `ps`, network modes and the PORTS column, and the `/networks`
+//! resource (docs/networks.md).
 
 use std::collections::BTreeMap;
 
@@ -42,24 +43,53 @@ fn is_zero(n: &u16) -> bool {
 /// What `--network MODE` / `HostConfig.NetworkMode` means in wrun: `host`
 /// (everything) or not. `bridge` and `default` are what the docker client
 /// sends when no network is named; they mean wrun's default, no network.
+/// Any other valid network name is a user-defined network (the daemon
+/// checks that it exists); `container:ID` is refused.
 pub fn is_host_mode(mode: &str) -> Result<bool, String> {
     match mode {
         "" | "none" | "default" | "bridge" => Ok(false),
         "host" => Ok(true),
+        other if check_network_name(other).is_ok() => Ok(false),
         other => Err(format!(
-            "network mode {other:?} is not supported: wrun has none (the default; bridge and default mean it too) and host"
+            "network mode {other:?} is not supported: wrun has none (the default; bridge and default mean it too), host and user-defined networks (wrun network create)"
         )),
     }
 }
 
-/// The mode to show: `host` or `none`.
-pub fn shown_mode(mode: &str) -> &'static str {
-    if is_host_mode(mode).unwrap_or(false) {
-        "host"
-    } else {
-        "none"
+/// The user-defined network `mode` names, if it names one.
+pub fn user_network(mode: &str) -> Option<&str> {
+    match is_host_mode(mode) {
+        Ok(false) if !matches!(mode, "" | "none" | "default" | "bridge") => Some(mode),
+        _ => None,
     }
 }
+
+/// The mode to show: `host`, `none`, or the user-defined network's name.
+pub fn shown_mode(mode: &str) -> &str {
+    match is_host_mode(mode) {
+        Ok(true) => "host",
+        _ => user_network(mode).unwrap_or("none"),
+    }
+}
+
+/// A network name as dockerd takes one: a letter or digit, then letters,
+/// digits, `_`, `.` or `-`.
+pub fn check_network_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        Ok(())
+    } else {
+        Err(format!("invalid name: {name}"))
+    }
+}
+
+/// The predefined networks wrun lists, as a dockerd started with
+/// `--bridge=none` lists its own: `host` and `none` (docs/networks.md).
+pub const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// The driver of a user-defined network: the only one wrun has.
+pub const BRIDGE_DRIVER: &str = "bridge";
 
 /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 7/tcp`.
 pub fn ports_column(ports: &[Port]) -> String {
@@ -90,8 +120,9 @@ pub struct NetworkingConfig {
     pub endpoints_config: Option<BTreeMap<String, EndpointSettings>>,
 }
 
-/// One network's endpoint in a create request (the fields a client sets;
-/// the others are the daemon's to fill).
+/// One network's endpoint: what a client sets in a create or connect
+/// request (`IPAMConfig`, `Links`, `Aliases`, `MacAddress`, `DriverOpts`),
+/// and in inspect's `NetworkSettings.Networks` what the daemon filled in.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
@@ -100,6 +131,21 @@ pub struct EndpointSettings {
     pub ipam_config: Option<EndpointIpamConfig>,
     pub links: Option<Vec<String>>,
     pub aliases: Option<Vec<String>>,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
     pub mac_address: Option<String>,
     pub driver_opts: Option<BTreeMap<String, String>>,
 }
@@ -115,6 +161,140 @@ pub struct EndpointIpamConfig {
     pub ipv6_address: Option<String>,
     #[serde(rename = "LinkLocalIPs")]
     pub link_local_ips: Option<Vec<String>>,
+}
+
+/// `GET /networks/{id}` and an element of `GET /networks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    /// RFC 3339 with nanoseconds.
+    pub created: String,
+    /// Always `local`.
+    pub scope: String,
+    /// `bridge` for a user-defined network; `host` and `null` for the
+    /// predefined ones.
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    pub config_from: ConfigReference,
+    pub config_only: bool,
+    /// The instances on the network by ID.
+    pub containers: BTreeMap<String, NetworkContainer>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `IPAM` of a network, and of a create request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ipam {
+    /// `default`, the only IPAM driver.
+    pub driver: String,
+    /// `null` for the predefined networks, `{}` for the others.
+    pub options: Option<BTreeMap<String, String>>,
+    pub config: Option<Vec<IpamConfig>>,
+}
+
+/// One address pool of a network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    /// `A.B.C.D/N`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subnet: String,
+    /// Refused in a request: wrun hands out the whole subnet.
+    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    pub ip_range: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    /// Refused in a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auxiliary_addresses: Option<BTreeMap<String, String>>,
+}
+
+/// `ConfigFrom`: the config-only network a network was made from (none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConfigReference {
+    pub network: String,
+}
+
+/// An instance in a network's `Containers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkContainer {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    /// `A.B.C.D/N`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateRequest {
+    pub name: String,
+    /// Ignored as by API 1.44's dockerd: a taken name is always refused.
+    pub check_duplicate: bool,
+    /// `bridge` (the default, also when empty).
+    pub driver: String,
+    pub scope: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<Ipam>,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    pub options: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub config_only: bool,
+    pub config_from: Option<ConfigReference>,
+}
+
+/// The answer of `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateResponse {
+    pub id: String,
+    pub warning: String,
+}
+
+/// `POST /networks/{id}/connect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkConnectRequest {
+    pub container: String,
+    pub endpoint_config: Option<EndpointSettings>,
+}
+
+/// `POST /networks/{id}/disconnect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkDisconnectRequest {
+    pub container: String,
+    pub force: bool,
 }
 
 #[cfg(test)]
@@ -155,7 +335,12 @@ mod tests {
             assert_eq!(is_host_mode(mode), Ok(false), "{mode}");
         }
         assert_eq!(is_host_mode("host"), Ok(true));
-        assert!(is_host_mode("overlay").is_err());
+        assert_eq!(is_host_mode("two_default"), Ok(false));
+        assert!(is_host_mode("container:abc").is_err());
+        assert!(is_host_mode("-x").is_err());
         assert_eq!(shown_mode("bridge"), "none");
+        assert_eq!(shown_mode("two_default"), "two_default");
+        assert_eq!(user_network("default"), None);
+        assert_eq!(user_network("web"), Some("web"));
     }
 }

@@ -26,6 +26,7 @@ pub fn inspect(daemon: &Daemon, c: &Arc<Container>, query: &Query) -> Response<B
     view.mounts = mounts_at(&r, Some(&volumes));
     view.log_path = c.log.path().display().to_string();
     view.exec_ids = daemon.execs.ids_of(c);
+    view.network_settings.networks = daemon.networks.endpoints_of(&r.id);
     let upper = daemon.rootfs.upper_path(&r.id);
     view.graph_driver.data = graph_driver_data(daemon, &r, &upper);
     if query.flag("size") {

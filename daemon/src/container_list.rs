@@ -14,8 +14,7 @@ use crate::error::DaemonError;
 use crate::instance::Container;
 use crate::lifecycle::Status;
 use wrun_api::containers::{ContainerSummary, SummaryHostConfig};
-use wrun_api::images::EmptyObject;
-use wrun_api::network::Port;
+use wrun_api::network::{EndpointSettings, Port};
 use wrun_api::parse::Filters;
 use wrun_api::time::human_duration;
 
@@ -159,6 +158,9 @@ struct Selection {
     is_task: Option<bool>,
     publish: Vec<PortRange>,
     expose: Vec<PortRange>,
+    /// The user-defined networks of each instance on one, with its
+    /// endpoint there (the `network` filter and the NETWORKS column).
+    on_networks: HashMap<String, BTreeMap<String, EndpointSettings>>,
 }
 
 impl Selection {
@@ -266,6 +268,7 @@ impl Selection {
             names: filters.values("name").map(NamePattern::new).collect(),
             publish: ports("publish")?,
             expose: ports("expose")?,
+            on_networks: daemon.networks.by_instance(),
             filters,
         })
     }
@@ -336,9 +339,19 @@ impl Selection {
         {
             return false;
         }
+        // dockerd's: a network's name or ID (or a prefix of it).
         if f.contains("network") {
             let mode = wrun_api::network::shown_mode(&r.host_config.network_mode);
-            if !f.values("network").any(|v| v == mode) {
+            let on = self.on_networks.get(&r.id);
+            let names = |v: &str| {
+                v == mode
+                    || on.is_some_and(|eps| {
+                        eps.iter().any(|(name, e)| {
+                            name == v || (!v.is_empty() && e.network_id.starts_with(v))
+                        })
+                    })
+            };
+            if !f.values("network").any(names) {
                 return false;
             }
         }
@@ -445,7 +458,7 @@ pub(crate) fn row(
     let mode = wrun_api::network::shown_mode(&r.host_config.network_mode);
     // The docker client's NETWORKS column reads the keys.
     let settings = wrun_api::containers::NetworkSettings {
-        networks: BTreeMap::from([(mode.to_string(), EmptyObject {})]),
+        networks: BTreeMap::from([(mode.to_string(), EndpointSettings::default())]),
         ..Default::default()
     };
     ContainerSummary {
@@ -538,6 +551,14 @@ pub(crate) fn rows(daemon: &Daemon, query: &Query) -> Result<Vec<ContainerSummar
         };
         let created = i64::try_from(c.created_nanos.div_euclid(1_000_000_000)).unwrap_or(0);
         let mut row = row(r, created, image, ports, now);
+        match selection.on_networks.get(&r.id) {
+            Some(eps) => row.network_settings.networks = eps.clone(),
+            // Left the network it was created on, and on none now.
+            None if wrun_api::network::user_network(&r.host_config.network_mode).is_some() => {
+                row.network_settings.networks.clear();
+            }
+            None => {}
+        }
         let image_id = sizes.then(|| r.image_id.clone());
         drop(inner);
         if let Some(image_id) = image_id {

@@ -34,10 +34,13 @@ pub async fn create(
         .get("name")
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
+    // The networks it joins must exist before it is made.
+    let networks = crate::networks::networks_of_create(daemon, &create)?;
     let d = Arc::clone(daemon);
     let c = tokio::task::spawn_blocking(move || d.create(name, create.config, create.host_config))
         .await
         .map_err(|e| anyhow::anyhow!("creating the instance failed: {e}"))??;
+    crate::networks::join_at_create(daemon, &c, networks).await?;
     // The request's own anonymous volumes were refused: these are the image's.
     let r = c.record();
     warnings.extend(

@@ -727,42 +727,12 @@ pub fn adapt(
 }
 
 /// `NetworkingConfig`: what the docker client sends for the network the
-/// instance joins; an instance has no interface, so addresses, aliases,
-/// links and driver options asked for one are refused (400).
+/// instance joins. Aliases are kept (for a user-defined network, see
+/// `networks::networks_of_create`); an instance has no interface, so
+/// addresses, links, a MAC and driver options are refused (400).
 pub fn check_networking(n: &NetworkingConfig) -> Result<(), DaemonError> {
     for (network, e) in n.endpoints_config.iter().flatten() {
-        let given = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
-        let ipam = e.ipam_config.as_ref();
-        let text = |v: Option<&String>| v.is_some_and(|v| !v.is_empty());
-        if ipam.is_some_and(|i| {
-            text(i.ipv4_address.as_ref())
-                || text(i.ipv6_address.as_ref())
-                || given(&i.link_local_ips)
-        }) {
-            return Err(DaemonError::invalid(format!(
-                "network {network}: a user specified IP address cannot be given: a wasm instance has no network interface"
-            )));
-        }
-        if given(&e.aliases) {
-            return Err(DaemonError::invalid(format!(
-                "network {network}: network-scoped aliases are only supported for user-defined networks, which wrun has none of"
-            )));
-        }
-        if given(&e.links) {
-            return Err(DaemonError::invalid(
-                "links are not supported: instances reach each other only through published ports",
-            ));
-        }
-        if text(e.mac_address.as_ref()) {
-            return Err(DaemonError::invalid(
-                "MacAddress cannot be set: a wasm instance has no network interface",
-            ));
-        }
-        if e.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
-            return Err(DaemonError::invalid(format!(
-                "network {network}: driver options are not supported: wrun has no network drivers"
-            )));
-        }
+        crate::networks::check_endpoint(network, e)?;
     }
     Ok(())
 }
@@ -1528,14 +1498,12 @@ mod tests {
                 "MacAddress":"","DriverOpts":null,"NetworkID":"","IPAddress":""}}}"#,
         )
         .unwrap();
+        // Aliases are for a user-defined network (checked at create).
+        check(r#"{"EndpointsConfig":{"web":{"Aliases":["db"]}}}"#).unwrap();
         for (json, says) in [
             (
                 r#"{"EndpointsConfig":{"default":{"IPAMConfig":{"IPv4Address":"10.1.2.3"}}}}"#,
                 "IP address",
-            ),
-            (
-                r#"{"EndpointsConfig":{"default":{"Aliases":["db"]}}}"#,
-                "aliases",
             ),
             (
                 r#"{"EndpointsConfig":{"default":{"Links":["a:b"]}}}"#,

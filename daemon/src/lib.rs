@@ -34,6 +34,7 @@ pub mod lifecycle;
 mod listener;
 mod logpack;
 mod logs;
+mod networks;
 #[cfg(any(test, feature = "openapi"))]
 pub mod openapi;
 pub mod outcome;
@@ -272,6 +273,12 @@ enum Route {
     ContainersList,
     ContainersPrune,
     NetworksPrune,
+    NetworksList,
+    NetworkCreate,
+    NetworkInspect(String),
+    NetworkRemove(String),
+    NetworkConnect(String),
+    NetworkDisconnect(String),
     BuildPrune,
     Events,
     SystemDf,
@@ -349,7 +356,13 @@ async fn dispatch(
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
         Route::ContainersList => container_list::list(daemon, &query),
         Route::ContainersPrune => containers::prune(daemon, &query).await,
-        Route::NetworksPrune => system::prune_networks(&query),
+        Route::NetworksPrune => networks::prune(daemon, &query),
+        Route::NetworksList => networks::list(daemon, &query),
+        Route::NetworkCreate => networks::create(daemon, req).await,
+        Route::NetworkInspect(key) => networks::inspect(daemon, &key),
+        Route::NetworkRemove(key) => networks::remove(daemon, &key),
+        Route::NetworkConnect(key) => networks::connect(daemon, &key, req).await,
+        Route::NetworkDisconnect(key) => networks::disconnect(daemon, &key, req).await,
         Route::BuildPrune => system::prune_build_cache(&query),
         Route::Events => events::stream(&daemon.events, &query),
         Route::SystemDf => disk_usage::df(daemon).await,
@@ -482,6 +495,12 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
         ["containers", "json"] if get => Route::ContainersList,
         ["containers", "prune"] if post => Route::ContainersPrune,
         ["networks", "prune"] if post => Route::NetworksPrune,
+        ["networks"] if get => Route::NetworksList,
+        ["networks", "create"] if post => Route::NetworkCreate,
+        ["networks", key] if get => Route::NetworkInspect(key.to_string()),
+        ["networks", key] if method == Method::DELETE => Route::NetworkRemove(key.to_string()),
+        ["networks", key, "connect"] if post => Route::NetworkConnect(key.to_string()),
+        ["networks", key, "disconnect"] if post => Route::NetworkDisconnect(key.to_string()),
         ["build", "prune"] if post => Route::BuildPrune,
         ["events"] if get => Route::Events,
         ["system", "df"] if get => Route::SystemDf,
@@ -546,7 +565,6 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
         return page_not_found();
     }
     const NO_PROCESSES: &str = "an instance is one wasm module in the daemon, with no processes to start or enter beside it";
-    const NO_NETWORKS: &str = "instances have no network interfaces: outgoing access is granted per instance (--allow-connect) and ports are published with -p";
     const NO_REGISTRY: &str = "wrun reaches no registry: images come from wrun build, docker save | docker load, or wrun load";
     let (verb, why) = match segments {
         ["containers", _, "update"] => {
@@ -554,7 +572,6 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
         }
         ["containers", _, "resize"] => ("run -t", "wrun instances have no TTY"),
         ["containers", _, "checkpoints", ..] => ("checkpoint", NO_PROCESSES),
-        ["networks", ..] => ("network", NO_NETWORKS),
         ["images", .., "push"] => ("push", NO_REGISTRY),
         ["images", "search"] => ("search", NO_REGISTRY),
         ["auth"] => ("login", NO_REGISTRY),

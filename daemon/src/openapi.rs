@@ -37,6 +37,10 @@ use wrun_api::images::{
 use wrun_api::system::{
     BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
 };
+use wrun_api::network::{
+    Network, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
+    NetworkDisconnectRequest,
+};
 use wrun_api::time::UNIX_TIME_PATTERN;
 use wrun_api::volumes::{
     DiskUsage, Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse,
@@ -280,6 +284,13 @@ const VOLUME_NAME: Param = Param {
 
 const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
 const NO_SUCH_EXEC: Reply = error(404, "No such exec instance (or its instance was removed).");
+const NETWORK_ID: Param = Param {
+    name: "id",
+    place: Place::Path,
+    value: Value::Text,
+    about: "The network's ID, its name, or a unique prefix of its ID.",
+};
+
 /// An exec's ID.
 const EXEC_ID: Param = Param {
     name: "id",
@@ -953,17 +964,133 @@ pub const ROUTES: &[Route] = &[
         path: "/networks/prune",
         operation_id: "NetworkPrune",
         tag: "Network",
-        summary: "Remove unused networks: wrun has no user-defined networks, so none ever is",
+        summary: "Remove every user-defined network no instance is on",
         params: &[PRUNE_FILTERS],
         body: Body::None,
         replies: &[
             reply(
                 200,
-                "Nothing removed.",
+                "The names of the networks removed (null when none).",
                 Content::Json(schema::<NetworkPruneResponse>()),
             ),
             error(400, "A bad filter."),
             error(500, "A bad `until`, or more than one (as dockerd answers)."),
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/networks",
+        operation_id: "NetworkList",
+        tag: "Network",
+        summary: "List networks: the predefined `host` and `none`, then the user-defined ones",
+        params: &[query(
+            "filters",
+            Value::Filters(&[
+                one("dangling", "true|false|1|0"),
+                many("driver", FILTER_VALUE),
+                many("id", FILTER_VALUE),
+                many("label", FILTER_VALUE),
+                many("name", FILTER_VALUE),
+                many("scope", FILTER_VALUE),
+                many("type", "custom|builtin"),
+            ]),
+            "`dangling` (`true`: a user-defined network no instance is on), `driver`, `id` and `name` (a part of either), `label` (`key` or `key=value`; all must hold), `scope` (`local`), `type` (`custom` or `builtin`).",
+        )],
+        body: Body::None,
+        replies: &[
+            reply(200, "The networks.", Content::JsonList(schema::<Network>())),
+            error(400, "A bad filter."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/networks/create",
+        operation_id: "NetworkCreate",
+        tag: "Network",
+        summary: "Create a network: a subnet of wrun's own (given, or the next free default pool) its instances get addresses from; nothing is served on it yet (docs/networks.md)",
+        params: &[],
+        body: Body::Json(schema::<NetworkCreateRequest>()),
+        replies: &[
+            reply(
+                201,
+                "Its ID.",
+                Content::Json(schema::<NetworkCreateResponse>()),
+            ),
+            error(
+                400,
+                "A malformed body, IPv6, driver or IPAM options, an IP range, auxiliary addresses, more than one subnet, swarm's fields.",
+            ),
+            error(403, "A subnet overlapping another network's, or a gateway outside it."),
+            error(404, "A driver other than `bridge` (dockerd's missing plugin)."),
+            error(409, "The name is taken."),
+            error(413, "A body over 1 MiB."),
+            error(500, "A bad name or subnet, or `overlay` (dockerd's words and status)."),
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/networks/{id}",
+        operation_id: "NetworkInspect",
+        tag: "Network",
+        summary: "Inspect a network, with the instances on it and their addresses",
+        params: &[NETWORK_ID],
+        body: Body::None,
+        replies: &[
+            reply(200, "The network.", Content::Json(schema::<Network>())),
+            error(404, "No such network, or an ambiguous ID prefix."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/networks/{id}",
+        operation_id: "NetworkDelete",
+        tag: "Network",
+        summary: "Remove a user-defined network",
+        params: &[NETWORK_ID],
+        body: Body::None,
+        replies: &[
+            reply(204, "Removed.", Content::Empty),
+            error(403, "A predefined network, or one an instance (even a stopped one) is on."),
+            error(404, "No such network."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/networks/{id}/connect",
+        operation_id: "NetworkConnect",
+        tag: "Network",
+        summary: "Put an instance on a user-defined network, with aliases; it gets the next free address of the subnet",
+        params: &[NETWORK_ID],
+        body: Body::Json(schema::<NetworkConnectRequest>()),
+        replies: &[
+            reply(200, "Connected.", Content::Empty),
+            error(
+                400,
+                "A malformed body; an address, link, MAC or driver options asked for; an instance in `host` or `none` mode; a predefined network.",
+            ),
+            error(403, "A running instance already on it, or no address left."),
+            error(404, "No such network or instance."),
+            error(413, "A body over 1 MiB."),
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/networks/{id}/disconnect",
+        operation_id: "NetworkDisconnect",
+        tag: "Network",
+        summary: "Take an instance off a user-defined network; its address is released",
+        params: &[NETWORK_ID],
+        body: Body::Json(schema::<NetworkDisconnectRequest>()),
+        replies: &[
+            reply(200, "Disconnected.", Content::Empty),
+            error(400, "A malformed body, or the `host` network."),
+            error(404, "No such network or instance."),
+            error(413, "A body over 1 MiB."),
+            error(500, "The instance is not on the network (dockerd's status)."),
         ],
     },
     Route {
@@ -2153,6 +2280,12 @@ mod tests {
             }
             R::Commit => 26 + 19,
             R::Build => 26 + 20,
+            R::NetworksList => VARIANTS - 10,
+            R::NetworkCreate => VARIANTS - 9,
+            R::NetworkInspect(_) => VARIANTS - 8,
+            R::NetworkRemove(_) => VARIANTS - 7,
+            R::NetworkConnect(_) => VARIANTS - 6,
+            R::NetworkDisconnect(_) => VARIANTS - 5,
             R::ExecCreate(_) => VARIANTS - 4,
             R::ExecStart(_) => VARIANTS - 3,
             R::ExecInspect(_) => VARIANTS - 2,
@@ -2161,7 +2294,7 @@ mod tests {
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 19 + 2 + 4;
+    const VARIANTS: usize = 26 + 19 + 2 + 6 + 4;
 
     #[test]
     fn the_table_and_the_router_agree() {
@@ -2207,7 +2340,7 @@ mod tests {
         // And a path served with another method gets the 404 too.
         for (method, path) in [
             (Method::PUT, "/networks/prune"),
-            (Method::GET, "/networks/prune"),
+            (Method::GET, "/containers/prune"),
         ] {
             let e = crate::route(&method, path).unwrap_err();
             assert_eq!(e.status(), hyper::StatusCode::NOT_FOUND, "{method} {path}");

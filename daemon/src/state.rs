@@ -82,6 +82,8 @@ pub struct Daemon {
     /// Where each instance's writable rootfs lives, and the snapshots
     /// their views share.
     pub(crate) rootfs: RootfsViews,
+    /// The user-defined networks and the instances on them.
+    pub(crate) networks: Arc<crate::networks::NetworkTable>,
 }
 
 /// What telling an instance to stop found.
@@ -148,6 +150,7 @@ impl Daemon {
         // was cut short) go now; a record this daemon cannot read keeps its.
         let rootfs = RootfsViews::open(&containers_dir, &|id| live.contains_key(id))?;
         let log_files = layout::forget_leftovers(&logs_dir, &live);
+        let networks = crate::networks::NetworkTable::load(store.root(), &|id| live.contains_key(id))?;
         let (log_pack, problems) = LogPack::open(containers_dir.join(LOG_PACK))?;
         for problem in &problems {
             eprintln!("wrun daemon: {problem}");
@@ -210,6 +213,7 @@ impl Daemon {
             changes: AtomicU64::new(0),
             execs: crate::exec::table::ExecTable::default(),
             rootfs,
+            networks,
         });
         // From now on the flusher may rewrite the journal from the records
         // held here (see `LiveRecords` below).
@@ -1019,6 +1023,7 @@ impl Daemon {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         c.lifecycle.send_modify(|l| l.removed = true);
+        self.networks.leave_all(&c.id);
         // After `removed` is set, under the view's lock: a verb opening the
         // view either finished before (and its view is dropped here) or
         // sees the instance removed.

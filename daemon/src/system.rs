@@ -10,7 +10,7 @@ use super::state::Daemon;
 use crate::error::DaemonError;
 use crate::lifecycle::Status;
 use wrun_api::system::{
-    API_VERSION, BuildCachePruneResponse, Component, MIN_API_VERSION, NetworkPruneResponse,
+    API_VERSION, BuildCachePruneResponse, Component, MIN_API_VERSION,
     Platform, PluginsInfo, RuntimeInfo, SwarmInfo, SystemInfo, SystemVersion,
 };
 
@@ -316,13 +316,6 @@ fn proc_status(field: &str) -> Option<i64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// `POST /networks/prune`: wrun has no user-defined networks, so none is
-/// ever removed (the filters are still checked, as Docker does).
-pub fn prune_networks(query: &Query) -> Result<Response<Body>, DaemonError> {
-    crate::containers::PruneFilters::parse(query)?;
-    Ok(json(StatusCode::OK, &NetworkPruneResponse::default()))
 }
 
 /// `POST /build/prune`: `wrun build` keeps no build cache (each build works

@@ -68,6 +68,7 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     }
     let store = open_store(root)?;
     let record = resolve_image(&store, args.image())?;
+    super::run_args::refuse_networks_in_foreground(&args)?;
     let mut request = create_request(&args, args.image().to_string())?;
     // The daemon's own conversion: a foreground run and a daemon's run of
     // the same flags cannot drift apart.

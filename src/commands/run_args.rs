@@ -119,9 +119,12 @@ pub struct RunArgs {
     /// --allow-dangerous-binds`)
     #[arg(long)]
     pub allow_dangerous_binds: bool,
-    /// Network mode: none (the default: nothing but the grants above; bridge and default mean it too) or host (everything)
-    #[arg(long, value_name = "MODE")]
+    /// Network: none (the default: nothing but the grants above; bridge and default mean it too), host (everything), or a user-defined network's name (with -d: wrun network create; docs/networks.md)
+    #[arg(long, value_name = "NETWORK")]
     pub network: Option<String>,
+    /// An alias of the instance on its user-defined network (repeatable)
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// docker run's flags that wrun does not take, refused with the reason
     #[command(flatten)]
     pub refused: super::run_refused::RefusedFlags,
@@ -246,7 +249,7 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
             wrun_http_header_timeout: args.header_timeout.map_or(0, nanos),
             ..HostConfig::default()
         },
-        networking_config: None,
+        networking_config: networking_config(args),
     };
     let wanted = wrun_runtime::NetworkGrants {
         host: false,
@@ -264,6 +267,44 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
         &mut request.host_config,
     );
     Ok(request)
+}
+
+/// `NetworkingConfig` as the docker CLI sends it: the endpoint of the
+/// network `--network` names (`default` when none) with the
+/// `--network-alias` aliases; the daemon refuses aliases off a
+/// user-defined network in dockerd's words.
+fn networking_config(args: &RunArgs) -> Option<wrun_api::network::NetworkingConfig> {
+    let network = args.network.clone().unwrap_or_else(|| "default".into());
+    if args.network_alias.is_empty() && wrun_api::network::user_network(&network).is_none() {
+        return None;
+    }
+    let endpoint = wrun_api::network::EndpointSettings {
+        aliases: Some(args.network_alias.clone()).filter(|a| !a.is_empty()),
+        ..Default::default()
+    };
+    Some(wrun_api::network::NetworkingConfig {
+        endpoints_config: Some(std::collections::BTreeMap::from([(network, endpoint)])),
+    })
+}
+
+/// A foreground run has no daemon to keep networks: `--network NAME` and
+/// `--network-alias` are for `run -d` and `create`, refused here.
+pub fn refuse_networks_in_foreground(args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(name) = args
+        .network
+        .as_deref()
+        .and_then(wrun_api::network::user_network)
+    {
+        anyhow::bail!(
+            "--network {name}: a user-defined network is kept by the daemon: run with -d (or wrun create, then wrun start -a)"
+        );
+    }
+    if !args.network_alias.is_empty() {
+        anyhow::bail!(
+            "--network-alias is for an instance on a user-defined network: run with -d and --network NAME"
+        );
+    }
+    Ok(())
 }
 
 /// A `--storage-opt` value as Docker's CLI reads it: `KEY=VALUE`; the key
