@@ -265,6 +265,22 @@ fn the_answer_is_dockerds_stream_of_json_lines() {
     );
     assert_eq!(lines[n - 1]["stream"], "Successfully tagged js:1\n");
 
+    // bzip2 and xz contexts, as dockerd takes them.
+    for tool in ["bzip2", "xz"] {
+        if !have_tool(tool) {
+            continue;
+        }
+        let packed = output_with_input(std::process::Command::new(tool).arg("-c"), &tar);
+        assert!(packed.status.success(), "{tool}");
+        let (status, body) = post_build(&d.socket, "q=1", &packed.stdout);
+        assert_eq!(status, 200, "{tool}: {body}");
+        assert_eq!(
+            body.lines().find(|l| l.starts_with('{')).unwrap(),
+            format!("{{\"stream\":\"{id}\\n\"}}"),
+            "{tool}: the same image, the ID alone"
+        );
+    }
+
     // A parse error is a 400 before the stream, in dockerd's words.
     let mut bad = Vec::new();
     raw_entry(
