@@ -15,7 +15,7 @@ use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::outgoing::OutgoingHttp;
 use crate::rootfs_p2::{RootfsFs, RootfsHost};
-use crate::sandbox::SharedTmp;
+use crate::scratch::SharedTmp;
 use crate::sockets::{InstanceSockets, SocketHost};
 use crate::{Limits, RuntimeError};
 
