@@ -94,7 +94,6 @@ const REFUSED: &[(&str, Option<char>, bool, &str)] = &[
     ("mac-address", None, true, NETWORK),
     ("link", None, true, NETWORK),
     ("link-local-ip", None, true, NETWORK),
-    ("network-alias", None, true, NETWORK),
     (
         "expose",
         None,
