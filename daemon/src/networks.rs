@@ -796,6 +796,8 @@ pub fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daem
             .map(|n| (n.id.clone(), n.name.clone()))
             .collect()
     };
+    let mut candidates = candidates;
+    candidates.sort_by(|a, b| a.1.cmp(&b.1));
     let mut deleted = Vec::new();
     for (id, name) in candidates {
         // One that gained an instance since is kept.
