@@ -6,6 +6,7 @@
 //! blobs/sha256/<hex>        verified content, written once
 //! snapshots/<chain hex>/    rootfs/ (the merged layers) + meta.json
 //! images.json               the image records (atomic rewrite)
+//! build-cache.json          the build's layer cache: steps of stored images' builds
 //! tmp/<pid>.<n>/            staging areas, removed on drop or when stale
 //! lock                      flock: held exclusively to change records or collect garbage
 //! ```
@@ -112,6 +113,42 @@ impl SnapshotMeta {
     pub fn size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
     }
+}
+
+/// One step of a build, kept so the same step on the same parent is not
+/// run again (`wrun build`'s layer cache, dockerd's intermediate images).
+/// It holds no data of its own beyond a layer blob: it lives as long as
+/// one of the images whose build recorded it (`owners`), and goes with the
+/// last of them (`rmi`, `image prune`), its blob too.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BuildCacheEntry {
+    /// The step's identity: its parent state, its instruction as expanded
+    /// and the digests of what it reads (the bundler computes it).
+    pub key: Digest,
+    /// The step's history line.
+    pub created_by: String,
+    /// The layer the step added, `None` for a step that adds none.
+    pub layer: Option<CachedLayer>,
+    /// Manifest digests of the stored images whose builds recorded it.
+    pub owners: Vec<Digest>,
+    /// The chain of the state after the step, when its snapshot was made
+    /// (a `RUN` after it ran over it) and kept, so the next build's `RUN`
+    /// after this step runs over it instead of unpacking the layers again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Digest>,
+}
+
+/// A cached step's layer: its blob (kept in `blobs/`) and its diff_id.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CachedLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BuildCacheDb {
+    entries: Vec<BuildCacheEntry>,
 }
 
 /// What `rmi` did to one reference.
@@ -441,8 +478,20 @@ impl Store {
     /// snapshot into place and rewrites the records, all under the lock.
     pub fn commit(
         &self,
+        staging: Staging<'_>,
+        images: &[(Digest, Vec<ImageRef>)],
+    ) -> Result<Vec<ImageRecord>> {
+        self.commit_build(staging, images, Vec::new())
+    }
+
+    /// [`Store::commit`], also keeping a build's steps in the build cache,
+    /// owned by the images committed (their layer blobs are published from
+    /// the staging area with them).
+    pub fn commit_build(
+        &self,
         mut staging: Staging<'_>,
         images: &[(Digest, Vec<ImageRef>)],
+        cache: Vec<BuildCacheEntry>,
     ) -> Result<Vec<ImageRecord>> {
         let mut prepared = Vec::new();
         for (manifest_digest, names) in images {
@@ -518,11 +567,91 @@ impl Store {
             };
             out.push(record);
         }
+        if !cache.is_empty() {
+            let mut cache_db = self.read_build_cache()?;
+            for mut entry in cache {
+                if let Some(layer) = &entry.layer {
+                    // A cached blob collected while this build ran: the
+                    // step is not kept (the next build runs it again).
+                    if !staging.has_blob(&layer.digest) {
+                        continue;
+                    }
+                    staging.publish_blob(&layer.digest)?;
+                }
+                if let Some(chain) = entry.snapshot {
+                    let dest = self.snapshot_dir(&chain);
+                    if !dest.is_dir()
+                        && let Some((dir, _)) = staging.snapshots.remove(&chain)
+                    {
+                        fs::rename(&dir, &dest)
+                            .io_context(|| format!("storing snapshot {}", chain.short()))?;
+                    }
+                    entry.snapshot = dest.is_dir().then_some(chain);
+                }
+                entry.owners = out.iter().map(|r| r.digest).collect();
+                match cache_db.entries.iter_mut().find(|e| e.key == entry.key) {
+                    Some(kept) => {
+                        for o in entry.owners {
+                            if !kept.owners.contains(&o) {
+                                kept.owners.push(o);
+                            }
+                        }
+                        kept.created_by = entry.created_by;
+                        kept.layer = entry.layer;
+                        kept.snapshot = kept.snapshot.or(entry.snapshot);
+                    }
+                    None => cache_db.entries.push(entry),
+                }
+            }
+            self.write_build_cache(&cache_db)?;
+        }
         sync_dir(&self.root.join("blobs/sha256"))?;
         sync_dir(&self.root.join("snapshots"))?;
         db.format = STORE_FORMAT;
         self.write_db(&db, &lock)?;
         Ok(out)
+    }
+
+    fn write_build_cache(&self, cache: &BuildCacheDb) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(cache).map_err(|source| ImageError::Json {
+            what: "build-cache.json".into(),
+            source,
+        })?;
+        write_atomic(&self.build_cache_path(), &bytes)
+    }
+
+    fn build_cache_path(&self) -> PathBuf {
+        self.root.join("build-cache.json")
+    }
+
+    fn read_build_cache(&self) -> Result<BuildCacheDb> {
+        match File::open(self.build_cache_path()) {
+            Ok(f) => {
+                let bytes = read_bounded(f, MAX_DOCUMENT * 4, "build-cache.json")?;
+                serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+                    what: "build-cache.json".into(),
+                    source,
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BuildCacheDb::default()),
+            Err(e) => Err(e).io_context(|| "reading build-cache.json".to_string()),
+        }
+    }
+
+    /// The build cache's entry for `key`, when it has one whose layer blob
+    /// is still stored.
+    pub fn build_cache_entry(&self, key: &Digest) -> Result<Option<BuildCacheEntry>> {
+        Ok(self
+            .read_build_cache()?
+            .entries
+            .into_iter()
+            .find(|e| &e.key == key)
+            .filter(|e| e.layer.as_ref().is_none_or(|l| self.has_blob(&l.digest))))
+    }
+
+    /// How many steps the build cache keeps.
+    pub fn build_cache_len(&self) -> Result<usize> {
+        Ok(self.read_build_cache()?.entries.len())
     }
 
     /// Puts `target` on the image `source` resolves to (moving it off any
@@ -629,6 +758,25 @@ impl Store {
     fn collect_garbage(&self, db: &ImageDb, _lock: &StoreLock) -> Result<u64> {
         let mut blobs = BTreeSet::new();
         let mut chains = BTreeSet::new();
+        // A cached build step goes with the last image whose build kept it.
+        let mut cache_db = self.read_build_cache()?;
+        let before = cache_db.entries.len();
+        for e in cache_db.entries.iter_mut() {
+            e.owners
+                .retain(|o| db.images.iter().any(|r| &r.digest == o));
+        }
+        cache_db.entries.retain(|e| !e.owners.is_empty());
+        if cache_db.entries.len() != before {
+            self.write_build_cache(&cache_db)?;
+        }
+        for e in &cache_db.entries {
+            if let Some(l) = &e.layer {
+                blobs.insert(l.digest.hex());
+            }
+            if let Some(c) = e.snapshot {
+                chains.insert(c.hex());
+            }
+        }
         for r in &db.images {
             blobs.insert(r.digest.hex());
             blobs.insert(r.id.hex());
