@@ -15,7 +15,7 @@ use wrun_api::images::{
 };
 use wrun_api::parse::Filters;
 use wrun_bundler::run_step::StepLimits;
-use wrun_bundler::{BuildOutcome, BuildRequest};
+use wrun_bundler::{BuildOutcome, BuildRequest, CachePolicy};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
 use wrun_image::import::ImportSpec;
@@ -64,7 +64,12 @@ pub trait ImageBackend {
     /// returns its ID.
     fn import(&self, tar: Box<dyn Read + Send>, spec: &ImportSpec) -> anyhow::Result<String>;
     /// Builds an image and stores it here, also writing its tar to `output`.
-    fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built>;
+    fn build(
+        &self,
+        request: &BuildRequest,
+        policy: CachePolicy,
+        output: Option<&Path>,
+    ) -> anyhow::Result<Built>;
 }
 
 /// The one rule for which engine an image verb (`build` included) uses;
@@ -214,8 +219,13 @@ impl ImageBackend for LocalImages {
         Ok(record.id.to_string())
     }
 
-    fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
-        let built = build_into(&self.store, request)?;
+    fn build(
+        &self,
+        request: &BuildRequest,
+        policy: CachePolicy,
+        output: Option<&Path>,
+    ) -> anyhow::Result<Built> {
+        let built = build_into(&self.store, request, policy)?;
         if let Some(path) = output {
             write_image_tar(&self.store, &built.outcome.record, path)?;
         }
@@ -330,7 +340,12 @@ impl ImageBackend for ApiImages {
 
     /// `POST /build` with a tar of the context: the daemon builds and
     /// stores the image; its progress is printed as it arrives.
-    fn build(&self, request: &BuildRequest, output: Option<&Path>) -> anyhow::Result<Built> {
+    fn build(
+        &self,
+        request: &BuildRequest,
+        policy: CachePolicy,
+        output: Option<&Path>,
+    ) -> anyhow::Result<Built> {
         if request
             .run_limits
             .as_ref()
@@ -361,6 +376,13 @@ impl ImageBackend for ApiImages {
         }
         if let Some(target) = &request.target {
             query.append_pair("target", target);
+        }
+        // POST /build's own words for --no-cache and --pull.
+        if policy.no_cache {
+            query.append_pair("nocache", "1");
+        }
+        if policy.pull {
+            query.append_pair("pull", "1");
         }
         if request.progress.is_none() {
             query.append_pair("q", "1");
@@ -569,8 +591,8 @@ pub fn print_notes(messages: Vec<LoadMessage>) -> Vec<String> {
 }
 
 /// Builds `request` into `store`.
-fn build_into(store: &Store, request: &BuildRequest) -> anyhow::Result<Built> {
-    let outcome = wrun_bundler::build(store, request)
+fn build_into(store: &Store, request: &BuildRequest, policy: CachePolicy) -> anyhow::Result<Built> {
+    let outcome = wrun_bundler::build_with(store, request, policy)
         .with_context(|| format!("building {}", request.context.display()))?;
     let layers = store
         .manifest(&outcome.record)
