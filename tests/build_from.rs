@@ -590,3 +590,38 @@ fn build_flags_set_the_limits_of_run_steps() {
     let err = env.fails(&["build", "--memory", "lots", p(&ctx)]);
     assert!(err.contains("--memory"), "{err}");
 }
+
+/// As dockerd: an unset `$NAME` expands to nothing (no error), `:-` and
+/// `:+` apply, and a `COPY --from` value is expanded from the ARGs in scope.
+#[test]
+fn unset_names_are_empty_and_copy_from_values_are_expanded() {
+    let env = Env::new();
+    let _base = base_image(&env);
+    let ctx = context(
+        &[("data/a.txt", b"a")],
+        "FROM base:1 AS build\nCOPY data /data\nFROM base:1\nARG SRC=build\nLABEL x=a${NOPE}b y=${NOPE:-dflt} z=${A:+set}\nCOPY --from=$SRC /data/a.txt /a\nCMD [\"/bin/fsh\", \"cat\", \"/a\"]\n",
+    );
+    let id = env.ok(&["build", "-q", "-t", "expanded:1", p(&ctx)]);
+    let labels = &inspect(&env, "expanded:1")["Config"]["Labels"];
+    assert_eq!(labels["x"], "ab");
+    assert_eq!(labels["y"], "dflt");
+    assert_eq!(labels["z"], "set", "A=1 comes from the base's Env");
+    // The same file with --from written out gives the same image.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM base:1 AS build\nCOPY data /data\nFROM base:1\nARG SRC=build\nLABEL x=a${NOPE}b y=${NOPE:-dflt} z=${A:+set}\nCOPY --from=build /data/a.txt /a\nCMD [\"/bin/fsh\", \"cat\", \"/a\"]\n",
+    )
+    .unwrap();
+    assert_eq!(env.ok(&["build", "-q", p(&ctx)]), id);
+    // A --from that expands to a later stage is refused with the line.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM base:1\nARG SRC=1\nCOPY --from=$SRC /x /x\nFROM base:1\n",
+    )
+    .unwrap();
+    let err = env.fails(&["build", p(&ctx)]);
+    assert!(
+        err.contains("Dockerfile:3:") && err.contains("stage 1 is this stage or a later one"),
+        "{err}"
+    );
+}

@@ -2,6 +2,7 @@
 //! the file into a program of stages and steps, run each step over its
 //! stage's state (layers, config, history), store the last stage's image.
 
+pub mod cache;
 pub mod context;
 pub mod dockerfile;
 pub mod ignore;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use wrun_image::{Digest, ImageError, ImageRecord, ImageRef, ModuleKind, Store};
 
+pub use crate::cache::CachePolicy;
 use crate::context::BuildContext;
 pub use crate::plan::{BuildPlan, Program};
 
@@ -45,6 +47,28 @@ pub enum BuildError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Run(#[from] run_step::RunStepError),
+    /// A `RUN` step that failed, with where the build file has it.
+    #[error("{file}{}: {step}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    RunFailed {
+        file: String,
+        line: Option<usize>,
+        step: Box<run_step::RunStepError>,
+    },
+}
+
+impl BuildError {
+    /// The exit code of a `RUN` step that failed with one: what `docker
+    /// build` exits with (`The command '…' returned a non-zero code: N`).
+    pub fn step_exit_code(&self) -> Option<i32> {
+        match self {
+            BuildError::Run(run_step::RunStepError::NonZeroExit { code, .. }) => Some(*code),
+            BuildError::RunFailed { step, .. } => match step.as_ref() {
+                run_step::RunStepError::NonZeroExit { code, .. } => Some(*code),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// What to build and how to name it.
@@ -85,7 +109,8 @@ pub enum BuildEvent<'a> {
     /// A step ended with the stage in this state (an image ID); `None`
     /// for `FROM scratch`.
     Image { id: Option<&'a Digest> },
-    /// Output of a `RUN` step's module, as it comes.
+    /// Text to show as it is: a `RUN` step's output as it comes, and
+    /// ` ---> Using cache` when a step is taken from the build cache.
     Output { bytes: &'a [u8] },
 }
 
@@ -154,8 +179,18 @@ pub fn parse_build_file(
     }
 }
 
-/// Builds and stores an image.
+/// Builds and stores an image, using the store's build cache.
 pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildError> {
+    build_with(store, req, CachePolicy::default())
+}
+
+/// Builds and stores an image, using the build cache and base images as
+/// `policy` says (`--no-cache`, `--pull`).
+pub fn build_with(
+    store: &Store,
+    req: &BuildRequest,
+    policy: CachePolicy,
+) -> Result<BuildOutcome, BuildError> {
     let file = locate_build_file(&req.context, req.file.as_deref())?;
     let program = parse_build_file(&file, &req.build_args)?;
     let mut warnings = program.warnings.clone();
@@ -177,7 +212,8 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         Vec::new()
     };
     let ctx = BuildContext::open(&req.context)?;
-    let stored = steps::Builder::new(store, req, ctx)?.run(&program, names)?;
+    let stored = steps::Builder::new(store, req, ctx, policy)?.run(&program, names)?;
+    warnings.extend(stored.warnings);
     Ok(BuildOutcome {
         record: stored.record,
         kind: stored.kind,

@@ -260,7 +260,9 @@ pub fn normalize_port(spec: &str) -> Result<String, String> {
 
 /// Replaces `${NAME}` (and `$NAME` when `bare` is set, as Dockerfiles allow)
 /// with values from `vars`; records each name used. An unknown name is an
-/// error naming it.
+/// error naming it in wrun.toml; in a Dockerfile (`bare`) it expands to
+/// nothing, as dockerd's, which also knows `${NAME:-WORD}` (WORD when NAME
+/// is unset or empty) and `${NAME:+WORD}` (WORD when it is set and not).
 pub fn substitute(
     text: &str,
     vars: &BTreeMap<String, String>,
@@ -302,10 +304,37 @@ pub fn substitute(
             out.push('$');
             continue;
         }
-        let value = vars.get(name).ok_or_else(|| {
-            format!("${{{name}}} is not set (declare it or pass --build-arg {name}=VALUE)")
-        })?;
-        out.push_str(value);
+        let (name, modifier) = match name.find(':') {
+            Some(at) if bare => (&name[..at], Some(&name[at + 1..])),
+            _ => (name, None),
+        };
+        let value = match (vars.get(name), modifier) {
+            (value, Some(m)) => {
+                let set = value.filter(|v| !v.is_empty());
+                if let Some(word) = m.strip_prefix('-') {
+                    set.cloned()
+                        .unwrap_or(substitute(word, vars, &mut Vec::new(), bare)?)
+                } else if let Some(word) = m.strip_prefix('+') {
+                    match set {
+                        Some(_) => substitute(word, vars, &mut Vec::new(), bare)?,
+                        None => String::new(),
+                    }
+                } else {
+                    return Err(format!(
+                        "unsupported modifier ({}) in substitution: {text:?}",
+                        m.chars().next().unwrap_or(':')
+                    ));
+                }
+            }
+            (Some(value), None) => value.clone(),
+            (None, None) if bare => String::new(),
+            (None, None) => {
+                return Err(format!(
+                    "${{{name}}} is not set (declare it or pass --build-arg {name}=VALUE)"
+                ));
+            }
+        };
+        out.push_str(&value);
         if !used.iter().any(|u| u == name) {
             used.push(name.to_string());
         }
@@ -336,6 +365,24 @@ mod tests {
         assert_eq!(used, vec!["V"]);
         let err = substitute("${NOPE}", &vars, &mut used, false).unwrap_err();
         assert!(err.contains("--build-arg NOPE=VALUE"), "{err}");
+    }
+
+    /// A Dockerfile's unset name is empty, as dockerd expands it; its
+    /// `:-` and `:+` forms.
+    #[test]
+    fn dockerfile_names_unset_are_empty_and_modifiers_apply() {
+        let vars = BTreeMap::from([
+            ("V".to_string(), "1".to_string()),
+            ("E".to_string(), String::new()),
+        ]);
+        let mut used = Vec::new();
+        let sub = |t: &str| substitute(t, &vars, &mut Vec::new(), true).unwrap();
+        assert_eq!(sub("a$NOPE-b${NOPE}c"), "a-bc");
+        assert_eq!(sub("${NOPE:-x$V}"), "x1");
+        assert_eq!(sub("${E:-d}"), "d");
+        assert_eq!(sub("${V:-d}"), "1");
+        assert_eq!(sub("${V:+on}|${E:+on}|${NOPE:+on}"), "on||");
+        assert!(substitute("${V:?x}", &vars, &mut used, true).is_err());
     }
 
     /// A name of multi-byte characters used to swallow as many characters

@@ -16,11 +16,12 @@ use oci_spec::image::{
 use wrun_image::digest::HashingReader;
 use wrun_image::document::{self, canonical_json, entrypoint_module, is_wasm_platform};
 use wrun_image::layer::LayerWriter;
-use wrun_image::store::Staging;
+use wrun_image::store::{BuildCacheEntry, CachedLayer, Staging, chain_id};
 use wrun_image::unpack::{self, UnpackBudget, UnpackLimits};
 use wrun_image::{Digest, ImageError, ImageRecord, ImageRef, ModuleKind, Store};
 use wrun_runtime::{OutputSink, OutputTarget, Runtime, RuntimeConfig};
 
+use crate::cache::{CachePolicy, step_key};
 use crate::context::{BuildContext, LayerEntry};
 use crate::plan::{
     CommandForm, CopySource, Instruction, Op, Program, StageSpec, normalize_port, substitute,
@@ -151,6 +152,28 @@ pub(crate) struct Builder<'s, 'r> {
     stages: Vec<StageState>,
     /// The engine `RUN` steps run on, made at the first one.
     runtime: Option<Runtime>,
+    policy: CachePolicy,
+    /// The steps run or taken from the cache, kept with the image.
+    cache: Vec<BuildCacheEntry>,
+    /// Remarks for the user (`--pull` of a stored base).
+    warnings: Vec<String>,
+}
+
+/// What [`Builder::apply`] did: set the config (its history line), or
+/// a whole step (`RUN`, `COPY`).
+enum Applied {
+    Config(String),
+    Done(Box<StepDone>),
+}
+
+/// What one step did.
+struct StepDone {
+    created_by: String,
+    layer: Option<(Descriptor, Digest)>,
+    /// Taken from the build cache rather than run.
+    cached: bool,
+    /// Its cache key (`None`: a wrun.toml setting, which is no step).
+    key: Option<Digest>,
 }
 
 /// A `RUN` step's output, handed to the build's progress as it comes.
@@ -169,6 +192,7 @@ impl OutputSink for ProgressOutput {
 pub(crate) struct Stored {
     pub record: ImageRecord,
     pub kind: ModuleKind,
+    pub warnings: Vec<String>,
 }
 
 impl<'s, 'r> Builder<'s, 'r> {
@@ -176,6 +200,7 @@ impl<'s, 'r> Builder<'s, 'r> {
         store: &'s Store,
         request: &'r BuildRequest,
         ctx: BuildContext,
+        policy: CachePolicy,
     ) -> Result<Self, BuildError> {
         let epoch = request.source_date_epoch.unwrap_or(0);
         Ok(Builder {
@@ -190,6 +215,9 @@ impl<'s, 'r> Builder<'s, 'r> {
             scratch: 0,
             stages: Vec::new(),
             runtime: None,
+            policy,
+            cache: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -338,7 +366,7 @@ impl<'s, 'r> Builder<'s, 'r> {
     /// Finds `reference` in the store: an image tar path (loaded into the
     /// store first, as `wrun load` does), a name or an ID; an image the
     /// store lacks is asked of the request's [`crate::BaseImages`].
-    fn resolve_image(&self, reference: &str) -> Result<ImageRecord, BuildError> {
+    fn resolve_image(&mut self, reference: &str) -> Result<ImageRecord, BuildError> {
         if looks_like_tar_path(reference) {
             // Read through the context's handle: a tar inside the context
             // only (a build sent to a daemon names no file of its host).
@@ -362,7 +390,24 @@ impl<'s, 'r> Builder<'s, 'r> {
                 }),
             };
         }
-        match self.store.find(reference) {
+        let found = match self.store.find(reference) {
+            // `--pull` with a base the daemon serves: fetched again.
+            Ok(_) if self.policy.pull && self.request.base_images.is_some() => {
+                Err(ImageError::NoSuchImage(reference.to_string()))
+            }
+            Ok(record) if self.policy.pull => {
+                let warning = format!(
+                    "--pull: {reference} is the stored image {}: wrun pulls from no registry yet",
+                    record.id.short()
+                );
+                if !self.warnings.contains(&warning) {
+                    self.warnings.push(warning);
+                }
+                Ok(record)
+            }
+            other => other,
+        };
+        match found {
             Ok(record) => Ok(record),
             Err(e) if e.is_not_found() => {
                 let Some(images) = &self.request.base_images else {
@@ -395,14 +440,41 @@ impl<'s, 'r> Builder<'s, 'r> {
     ) -> Result<StageState, BuildError> {
         for ins in &stage.instructions {
             self.announce(ins);
-            let created_by = self
+            let done = self
                 .step_on(program, stage, &mut state, ins, global)
                 .map_err(|e| match e {
                     // Errors that do not say where get the file and line.
-                    BuildError::BuildFile { .. } => e,
+                    BuildError::BuildFile { .. } | BuildError::RunFailed { .. } => e,
                     other => line_error(program, ins, other.to_string()),
                 })?;
-            let (created_by, layer) = created_by;
+            if done.cached {
+                self.emit(BuildEvent::Output {
+                    bytes: b" ---> Using cache\n",
+                });
+            }
+            let StepDone {
+                created_by,
+                layer,
+                key,
+                ..
+            } = done;
+            if let Some(key) = key {
+                let layer = match &layer {
+                    Some((desc, diff_id)) => Some(CachedLayer {
+                        digest: Digest::from_oci(desc.digest())?,
+                        size: desc.size(),
+                        diff_id: *diff_id,
+                    }),
+                    None => None,
+                };
+                self.cache.push(BuildCacheEntry {
+                    key,
+                    created_by: created_by.clone(),
+                    layer,
+                    owners: Vec::new(),
+                    snapshot: None,
+                });
+            }
             let mut entry = HistoryBuilder::default()
                 .created(self.created.clone())
                 .created_by(created_by)
@@ -424,6 +496,9 @@ impl<'s, 'r> Builder<'s, 'r> {
             }
             let doc = state.image_configuration(&self.created)?;
             state.id = Some(Digest::of(&canonical_json(&doc)));
+            if let Some(last) = self.cache.last_mut().filter(|_| key.is_some()) {
+                last.snapshot = chain_id(&state.diff_ids);
+            }
             self.emit(BuildEvent::Image {
                 id: state.id.as_ref(),
             });
@@ -431,9 +506,8 @@ impl<'s, 'r> Builder<'s, 'r> {
         Ok(state)
     }
 
-    /// Applies one instruction to `state`; returns its history line and
-    /// the layer it added, if any.
-    #[allow(clippy::type_complexity)]
+    /// Applies one instruction to `state`, from the build cache when it
+    /// has the step (a `RUN` or `COPY` is then not run); says what it did.
     fn step_on(
         &mut self,
         program: &Program,
@@ -441,7 +515,49 @@ impl<'s, 'r> Builder<'s, 'r> {
         state: &mut StageState,
         ins: &Instruction,
         global: &BTreeMap<String, Option<String>>,
-    ) -> Result<(String, Option<(Descriptor, Digest)>), BuildError> {
+    ) -> Result<StepDone, BuildError> {
+        let parent = state.id;
+        let (created_by, layer) = match self.apply(program, stage, state, ins, global, parent)? {
+            Applied::Done(done) => return Ok(*done),
+            Applied::Config(line) => (line, None),
+        };
+        // A setting of wrun.toml is no step of its own.
+        if stage.literal {
+            return Ok(StepDone {
+                created_by,
+                layer,
+                cached: false,
+                key: None,
+            });
+        }
+        let key = step_key(parent.as_ref(), self.epoch, "config", &created_by);
+        Ok(StepDone {
+            cached: self.cache_hit(&key)?.is_some(),
+            created_by,
+            layer,
+            key: Some(key),
+        })
+    }
+
+    /// The build cache's entry for `key`, unless `--no-cache`.
+    fn cache_hit(&self, key: &Digest) -> Result<Option<BuildCacheEntry>, BuildError> {
+        if self.policy.no_cache {
+            return Ok(None);
+        }
+        Ok(self.store.build_cache_entry(key)?)
+    }
+
+    /// Applies one instruction to `state`: a setting gives its history
+    /// line, a `RUN` or `COPY` what it did.
+    fn apply(
+        &mut self,
+        program: &Program,
+        stage: &StageSpec,
+        state: &mut StageState,
+        ins: &Instruction,
+        global: &BTreeMap<String, Option<String>>,
+        parent: Option<Digest>,
+    ) -> Result<Applied, BuildError> {
         let err = |m: String| line_error(program, ins, m);
         let vars = state.vars();
         let x = |s: &str| -> Result<String, BuildError> {
@@ -452,7 +568,7 @@ impl<'s, 'r> Builder<'s, 'r> {
             }
         };
         let nop = |text: String| format!("{NOP} {text}");
-        Ok(match &ins.op {
+        Ok(Applied::Config(match &ins.op {
             Op::From { .. } => unreachable!("FROM starts a stage"),
             Op::Arg { name, default } => {
                 let value = match self.request.build_args.get(name) {
@@ -467,7 +583,7 @@ impl<'s, 'r> Builder<'s, 'r> {
                     Some(d) => format!("ARG {name}={d}"),
                     None => format!("ARG {name}"),
                 };
-                (nop(text), None)
+                nop(text)
             }
             Op::Env(pairs) => {
                 let mut shown = Vec::new();
@@ -479,7 +595,7 @@ impl<'s, 'r> Builder<'s, 'r> {
                     shown.push(format!("{k}={v}"));
                 }
                 state.config.set_env(Some(env));
-                (nop(format!("ENV {}", shown.join(" "))), None)
+                nop(format!("ENV {}", shown.join(" ")))
             }
             Op::Label(pairs) => {
                 let mut labels = state.config.labels().clone().unwrap_or_default();
@@ -490,7 +606,7 @@ impl<'s, 'r> Builder<'s, 'r> {
                     labels.insert(k, v);
                 }
                 state.config.set_labels(Some(labels));
-                (nop(format!("LABEL {}", shown.join(" "))), None)
+                nop(format!("LABEL {}", shown.join(" ")))
             }
             Op::Workdir(w) => {
                 let w = x(w)?;
@@ -500,7 +616,7 @@ impl<'s, 'r> Builder<'s, 'r> {
                     format!("{}/{}", state.working_dir().trim_end_matches('/'), w)
                 };
                 state.config.set_working_dir(Some(dir.clone()));
-                (format!("{NOP}WORKDIR {dir}"), None)
+                format!("{NOP}WORKDIR {dir}")
             }
             Op::Expose(ports) => {
                 let mut exposed = state.config.exposed_ports().clone().unwrap_or_default();
@@ -514,7 +630,7 @@ impl<'s, 'r> Builder<'s, 'r> {
                     shown.push(p);
                 }
                 state.config.set_exposed_ports(Some(exposed));
-                (nop(format!("EXPOSE {}", shown.join(" "))), None)
+                nop(format!("EXPOSE {}", shown.join(" ")))
             }
             Op::Volume(list) => {
                 let mut volumes = state.config.volumes().clone().unwrap_or_default();
@@ -530,22 +646,22 @@ impl<'s, 'r> Builder<'s, 'r> {
                     shown.push(v);
                 }
                 state.config.set_volumes(Some(volumes));
-                (nop(format!("VOLUME [{}]", shown.join(" "))), None)
+                nop(format!("VOLUME [{}]", shown.join(" ")))
             }
             Op::User(u) => {
                 let u = x(u)?;
                 state.config.set_user(Some(u.clone()));
-                (nop(format!("USER {u}")), None)
+                nop(format!("USER {u}"))
             }
             Op::StopSignal(s) => {
                 let s = x(s)?;
                 state.config.set_stop_signal(Some(s.clone()));
-                (nop(format!("STOPSIGNAL {s}")), None)
+                nop(format!("STOPSIGNAL {s}"))
             }
             Op::Maintainer(m) => {
                 let m = x(m)?;
                 state.author = Some(m.clone());
-                (nop(format!("MAINTAINER {m}")), None)
+                nop(format!("MAINTAINER {m}"))
             }
             Op::Entrypoint(form) => {
                 let argv = self.command_argv(state, form, "ENTRYPOINT").map_err(err)?;
@@ -554,20 +670,28 @@ impl<'s, 'r> Builder<'s, 'r> {
                     // Docker: an ENTRYPOINT drops the Cmd the base set.
                     state.config.set_cmd(None);
                 }
-                (nop(format!("ENTRYPOINT {}", go_list(&argv))), None)
+                nop(format!("ENTRYPOINT {}", go_list(&argv)))
             }
             Op::Cmd(form) => {
                 let argv = self.command_argv(state, form, "CMD").map_err(err)?;
                 state.config.set_cmd(Some(argv.clone()));
                 state.cmd_set = true;
-                (nop(format!("CMD {}", go_list(&argv))), None)
+                nop(format!("CMD {}", go_list(&argv)))
             }
             Op::Run(form) => {
                 let argv = self.command_argv(state, form, "RUN").map_err(err)?;
-                return self.run_step(state, argv).map_err(|e| match e {
-                    BuildError::BuildFile { .. } => e,
-                    other => err(other.to_string()),
-                });
+                return self
+                    .run_step(state, argv, parent)
+                    .map(|d| Applied::Done(Box::new(d)))
+                    .map_err(|e| match e {
+                        BuildError::BuildFile { .. } => e,
+                        BuildError::Run(step) => BuildError::RunFailed {
+                            file: program.file.clone(),
+                            line: (ins.line > 0).then_some(ins.line),
+                            step: Box::new(step),
+                        },
+                        other => err(other.to_string()),
+                    });
             }
             Op::Copy {
                 add,
@@ -588,17 +712,60 @@ impl<'s, 'r> Builder<'s, 'r> {
                     let joined = format!("{}/{}", state.working_dir().trim_end_matches('/'), dest);
                     joined
                 };
-                let (content, layer) = self.copy_step(*add, from, *mode, &sources, &abs_dest)?;
-                let line = match created_by {
+                let line = |content: &str| match created_by {
                     Some(c) => c.clone(),
                     None => format!(
                         "{NOP}{} {content} in {dest} ",
                         if *add { "ADD" } else { "COPY" }
                     ),
                 };
-                (line, Some(layer))
+                let from = self.copy_source(program, from, &vars).map_err(err)?;
+                return self
+                    .copy_step(*add, &from, *mode, &sources, &abs_dest, &line, parent)
+                    .map(|d| Applied::Done(Box::new(d)));
             }
-        })
+        }))
+    }
+
+    /// Where a `COPY --from` value that needed expanding (`--from=$STAGE`)
+    /// reads, once expanded: an earlier stage (by name or index) or an
+    /// image; other sources as the parser resolved them.
+    fn copy_source(
+        &self,
+        program: &Program,
+        from: &CopySource,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<CopySource, String> {
+        let CopySource::Image(value) = from else {
+            return Ok(from.clone());
+        };
+        if !value.contains('$') {
+            return Ok(from.clone());
+        }
+        let value = expand(value, vars)?;
+        if value.is_empty() {
+            return Err(format!(
+                "COPY --from={value:?}: the value is empty once expanded"
+            ));
+        }
+        let here = self.stages.len();
+        let index = match value.parse::<usize>() {
+            Ok(i) if i >= program.stages.len() => {
+                return Err(format!(
+                    "invalid from flag value {value}: index out of bounds (the file has {} stages)",
+                    program.stages.len()
+                ));
+            }
+            Ok(i) => Some(i),
+            Err(_) => program.stage_named(&value),
+        };
+        match index {
+            Some(i) if i < here => Ok(CopySource::Stage(i)),
+            Some(_) => Err(format!(
+                "COPY --from={value}: stage {value} is this stage or a later one; a stage copies only from stages before it"
+            )),
+            None => Ok(CopySource::Image(value)),
+        }
     }
 
     /// The argv of `RUN`/`CMD`/`ENTRYPOINT`: the exec form as written; the
@@ -636,24 +803,14 @@ impl<'s, 'r> Builder<'s, 'r> {
     /// `RUN`: the module runs over a copy-on-write view of the stage's
     /// rootfs (run_step.rs); what it changed is the step's layer. The
     /// build args in scope are in its environment, and in its history line
-    /// as dockerd writes them (`|N K=V … command`).
+    /// as dockerd writes them (`|N K=V … command`), so in its cache key
+    /// too; its module, files, Env and WORKDIR are the parent state's.
     fn run_step(
         &mut self,
         state: &mut StageState,
         argv: Vec<String>,
-    ) -> Result<(String, Option<(Descriptor, Digest)>), BuildError> {
-        if self.runtime.is_none() {
-            let config = RuntimeConfig {
-                cache_dir: Some(self.store.cache_dir().join("modules")),
-                scratch_dir: Some(self.store.root().join("scratch")),
-                ..RuntimeConfig::foreground()
-            };
-            self.runtime = Some(Runtime::new(config).map_err(|e| BuildError::Source {
-                src: "RUN".into(),
-                reason: format!("cannot start the WebAssembly runtime: {e}"),
-            })?);
-        }
-        let runtime = self.runtime.as_ref().expect("made above");
+        parent: Option<Digest>,
+    ) -> Result<StepDone, BuildError> {
         let args: Vec<String> = state
             .args
             .iter()
@@ -682,25 +839,53 @@ impl<'s, 'r> Builder<'s, 'r> {
         step.mtime_clamp = Some(self.epoch);
         step.stdout = output.clone();
         step.stderr = output;
-        let rootfs = StageRootfs {
-            layers: state.layers.clone(),
-            diff_ids: state.diff_ids.clone(),
-        };
-        let layer = run_step::run_step(runtime, &mut self.staging, &rootfs, &step)?;
         let created_by = if args.is_empty() {
             step.created_by()
         } else {
             format!("|{} {} {}", args.len(), args.join(" "), step.created_by())
         };
-        Ok((
+        let key = step_key(parent.as_ref(), self.epoch, "RUN", &created_by);
+        if let Some(hit) = self.cache_hit(&key)? {
+            return Ok(StepDone {
+                created_by,
+                layer: hit.layer.map(|l| {
+                    (
+                        Descriptor::new(MediaType::ImageLayerGzip, l.size, l.digest.to_oci()),
+                        l.diff_id,
+                    )
+                }),
+                cached: true,
+                key: Some(key),
+            });
+        }
+        if self.runtime.is_none() {
+            let config = RuntimeConfig {
+                cache_dir: Some(self.store.cache_dir().join("modules")),
+                scratch_dir: Some(self.store.root().join("scratch")),
+                ..RuntimeConfig::foreground()
+            };
+            self.runtime = Some(Runtime::new(config).map_err(|e| BuildError::Source {
+                src: "RUN".into(),
+                reason: format!("cannot start the WebAssembly runtime: {e}"),
+            })?);
+        }
+        let runtime = self.runtime.as_ref().expect("made above");
+        let rootfs = StageRootfs {
+            layers: state.layers.clone(),
+            diff_ids: state.diff_ids.clone(),
+        };
+        let layer = run_step::run_step(runtime, &mut self.staging, &rootfs, &step)?;
+        Ok(StepDone {
             created_by,
-            layer.map(|l| {
+            layer: layer.map(|l| {
                 (
                     Descriptor::new(MediaType::ImageLayerGzip, l.size, l.digest.to_oci()),
                     l.diff_id,
                 )
             }),
-        ))
+            cached: false,
+            key: Some(key),
+        })
     }
 
     /// The stage's merged rootfs, unpacked (once per layer chain) in the
@@ -743,10 +928,12 @@ impl<'s, 'r> Builder<'s, 'r> {
             .scratch_dir(&format!("{what}-{}", self.scratch))?)
     }
 
-    /// `COPY`/`ADD`: plans the entries from their source tree, writes them
-    /// as one layer; returns the content's name for the history line
-    /// (`file:HEX`, `dir:HEX` or `multi:HEX`, HEX hashing every path, mode
-    /// and file content) and the layer.
+    /// `COPY`/`ADD`: plans the entries from their source tree and names
+    /// their content (`file:HEX`, `dir:HEX` or `multi:HEX`, HEX hashing
+    /// every path, mode and file content) for the history line `line`
+    /// makes and the cache key; unless the cache has the step, writes them
+    /// as one layer.
+    #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &mut self,
         add: bool,
@@ -754,7 +941,9 @@ impl<'s, 'r> Builder<'s, 'r> {
         mode: Option<u32>,
         sources: &[String],
         dest: &str,
-    ) -> Result<(String, (Descriptor, Digest)), BuildError> {
+        line: &dyn Fn(&str) -> String,
+        parent: Option<Digest>,
+    ) -> Result<StepDone, BuildError> {
         // Source trees besides the context (a stage's or an image's rootfs,
         // an extracted tar); an entry names its tree (`None`: the context).
         let mut roots: Vec<BuildContext> = Vec::new();
@@ -837,53 +1026,68 @@ impl<'s, 'r> Builder<'s, 'r> {
             }
         }
 
-        let mut writer = LayerWriter::new(&self.staging, self.epoch)?;
+        let tree_of = |root: &Option<usize>| match root {
+            Some(i) => &roots[*i],
+            None => &self.ctx,
+        };
+        // What the layer will hold, read once to name it (the cache key);
+        // read again as it is written, and the two must agree.
         let mut listing = String::new();
         for (path, (root, entry)) in &entries {
-            match entry {
-                LayerEntry::Dir { mode } => {
-                    writer.add_dir(path, *mode)?;
-                    listing.push_str(&format!("d {mode:o} {path}\n"));
-                }
-                LayerEntry::File { source, mode, size } => {
-                    let tree = match root {
-                        Some(i) => &roots[*i],
-                        None => &self.ctx,
-                    };
-                    let file = tree.open_file(source)?;
-                    let mut hashing = HashingReader::new(file);
-                    writer.add_file(path, *mode, *size, &mut hashing)?;
-                    let (digest, count) = hashing.finish().map_err(|e| BuildError::Io {
-                        context: format!("reading {}", source_name(tree, source)),
-                        source: e,
-                    })?;
-                    if count != *size {
-                        return Err(BuildError::Source {
-                            src: source.display().to_string(),
-                            reason: "changed size while the build read it".into(),
-                        });
-                    }
-                    listing.push_str(&format!("f {mode:o} {path} {digest}\n"));
-                }
-                LayerEntry::Symlink { target } => {
-                    writer.add_symlink(path, target)?;
-                    listing.push_str(&format!("l {path} {target}\n"));
-                }
-            }
+            listing.push_str(&listing_line(path, tree_of(root), entry, None)?);
         }
-        let built = writer.finish(&mut self.staging)?;
         let kind = match kinds.as_slice() {
             [one] => *one,
             _ => "multi",
         };
         let content = format!("{kind}:{}", Digest::of(listing.as_bytes()).hex());
-        Ok((
-            content,
-            (
+        let created_by = line(&content);
+        let key = step_key(
+            parent.as_ref(),
+            self.epoch,
+            "COPY",
+            &format!("{created_by}\n{content}"),
+        );
+        if let Some(hit) = self.cache_hit(&key)?
+            && let Some(l) = hit.layer
+        {
+            return Ok(StepDone {
+                created_by,
+                layer: Some((
+                    Descriptor::new(MediaType::ImageLayerGzip, l.size, l.digest.to_oci()),
+                    l.diff_id,
+                )),
+                cached: true,
+                key: Some(key),
+            });
+        }
+
+        let mut writer = LayerWriter::new(&self.staging, self.epoch)?;
+        let mut written = String::new();
+        for (path, (root, entry)) in &entries {
+            written.push_str(&listing_line(
+                path,
+                tree_of(root),
+                entry,
+                Some(&mut writer),
+            )?);
+        }
+        if written != listing {
+            return Err(BuildError::Source {
+                src: sources.join(" "),
+                reason: "changed while the build read it".into(),
+            });
+        }
+        let built = writer.finish(&mut self.staging)?;
+        Ok(StepDone {
+            created_by,
+            layer: Some((
                 Descriptor::new(MediaType::ImageLayerGzip, built.size, built.digest.to_oci()),
                 built.diff_id,
-            ),
-        ))
+            )),
+            cached: false,
+            key: Some(key),
+        })
     }
 
     /// Writes the final image: its module (the entrypoint) is validated and
@@ -919,11 +1123,17 @@ impl<'s, 'r> Builder<'s, 'r> {
         let manifest = self
             .staging
             .write_image(&config, state.layers.clone(), None)?;
-        let mut records = self.store.commit(self.staging, &[(manifest, names)])?;
+        let mut records =
+            self.store
+                .commit_build(self.staging, &[(manifest, names)], self.cache)?;
         let record = records
             .pop()
             .expect("one image committed, one record returned");
-        Ok(Stored { record, kind })
+        Ok(Stored {
+            record,
+            kind,
+            warnings: self.warnings,
+        })
     }
 }
 
@@ -995,6 +1205,57 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// One entry's line of a `COPY`'s content listing (its path, mode and
+/// the digest of a file's bytes); with `writer`, the entry is also
+/// written to the layer as it is read.
+fn listing_line(
+    path: &str,
+    tree: &BuildContext,
+    entry: &LayerEntry,
+    writer: Option<&mut LayerWriter>,
+) -> Result<String, BuildError> {
+    Ok(match entry {
+        LayerEntry::Dir { mode } => {
+            if let Some(w) = writer {
+                w.add_dir(path, *mode)?;
+            }
+            format!("d {mode:o} {path}\n")
+        }
+        LayerEntry::File { source, mode, size } => {
+            let file = tree.open_file(source)?;
+            let mut hashing = HashingReader::new(file);
+            match writer {
+                Some(w) => w.add_file(path, *mode, *size, &mut hashing)?,
+                None => {
+                    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| {
+                        BuildError::Io {
+                            context: format!("reading {}", source_name(tree, source)),
+                            source: e,
+                        }
+                    })?;
+                }
+            }
+            let (digest, count) = hashing.finish().map_err(|e| BuildError::Io {
+                context: format!("reading {}", source_name(tree, source)),
+                source: e,
+            })?;
+            if count != *size {
+                return Err(BuildError::Source {
+                    src: source.display().to_string(),
+                    reason: "changed size while the build read it".into(),
+                });
+            }
+            format!("f {mode:o} {path} {digest}\n")
+        }
+        LayerEntry::Symlink { target } => {
+            if let Some(w) = writer {
+                w.add_symlink(path, target)?;
+            }
+            format!("l {path} {target}\n")
+        }
+    })
 }
 
 fn source_name(root: &BuildContext, rel: &Path) -> String {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use wrun_bundler::run_step::StepLimits;
-use wrun_bundler::{BuildEvent, BuildRequest, ProgressSink};
+use wrun_bundler::{BuildError, BuildEvent, BuildRequest, CachePolicy, ProgressSink};
 use wrun_image::ImageRef;
 
 use crate::image_backend::Built;
@@ -41,6 +41,12 @@ pub struct BuildArgs {
     /// Time limit of each RUN step (e.g. 90s, 5m) [default: 10m]
     #[arg(long = "timeout", value_name = "DURATION", value_parser = wrun_api::parse::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Do not use the build cache: run every step
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always fetch the base images again (a stored base: see docs/build-files.md)
+    #[arg(long = "pull")]
+    pub pull: bool,
     /// Build context directory
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -91,7 +97,29 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
             }
         }),
     };
-    let Built { outcome, layers } = images.build(&request, args.output.as_deref())?;
+    let policy = CachePolicy {
+        no_cache: args.no_cache,
+        pull: args.pull,
+    };
+    let Built { outcome, layers } = match images.build(&request, policy, args.output.as_deref()) {
+        Ok(built) => built,
+        Err(err) => {
+            // docker build exits with the failing RUN's code.
+            let code = err
+                .chain()
+                .find_map(|c| c.downcast_ref::<BuildError>())
+                .and_then(BuildError::step_exit_code)
+                .and_then(|c| u8::try_from(c).ok())
+                .filter(|c| *c != 0);
+            match code {
+                Some(code) => {
+                    eprintln!("Error: {}", crate::commands::describe(&err));
+                    return Ok(ExitCode::from(code));
+                }
+                None => return Err(err),
+            }
+        }
+    };
     for w in &outcome.warnings {
         eprintln!("[Warning] {w}");
     }
