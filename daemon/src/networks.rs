@@ -124,6 +124,15 @@ struct NetworkRecord {
     labels: BTreeMap<String, String>,
     subnet: Subnet,
     gateway: Ipv4Addr,
+    /// What inspect's `IPAM` echoes of the request, as dockerd does: its
+    /// `Options` (`null` when it sent none) and whether it gave the subnet
+    /// and the gateway (a given pool is shown as given).
+    #[serde(default)]
+    ipam_options_sent: bool,
+    #[serde(default)]
+    subnet_given: bool,
+    #[serde(default)]
+    gateway_given: bool,
     /// The instances on it by ID.
     endpoints: BTreeMap<String, Endpoint>,
 }
@@ -334,10 +343,14 @@ impl NetworkTable {
                 driver: BRIDGE_DRIVER.into(),
                 ipam: Ipam {
                     driver: "default".into(),
-                    options: Some(BTreeMap::new()),
+                    options: n.ipam_options_sent.then(BTreeMap::new),
                     config: Some(vec![IpamConfig {
                         subnet: n.subnet.to_string(),
-                        gateway: n.gateway.to_string(),
+                        gateway: if n.subnet_given && !n.gateway_given {
+                            String::new()
+                        } else {
+                            n.gateway.to_string()
+                        },
                         ..IpamConfig::default()
                     }]),
                 },
@@ -416,6 +429,7 @@ impl NetworkTable {
             )));
         }
         let ipam = req.ipam.unwrap_or_default();
+        let ipam_options_sent = ipam.options.is_some();
         if !matches!(ipam.driver.as_str(), "" | "default") {
             return Err(DaemonError::not_found(format!(
                 "plugin \"{}\" not found",
@@ -503,6 +517,9 @@ impl NetworkTable {
             labels: req.labels.unwrap_or_default(),
             subnet,
             gateway,
+            ipam_options_sent,
+            subnet_given: !pool.subnet.is_empty(),
+            gateway_given: !pool.gateway.is_empty(),
             endpoints: BTreeMap::new(),
         };
         self.save(&n)?;
