@@ -4,10 +4,11 @@
 //! Layout: this module parses where an image lives ([`RemoteRef`]) and makes
 //! the client ([`RegistryOptions::client`]: TLS unless the registry is on
 //! loopback or named insecure); `pull.rs` and `push.rs` are the two
-//! transfers. Credentials are an [`oci_client::secrets::RegistryAuth`] the
-//! caller passes (anonymous today; `login` and `X-Registry-Auth` will fill
-//! it). See docs/registry.md.
+//! transfers; `auth.rs` keeps credentials (docker's `config.json`), checks
+//! them (`login`) and turns them into what a transfer sends. See
+//! docs/registry.md.
 
+mod auth;
 mod pull;
 mod push;
 
@@ -22,6 +23,7 @@ use crate::digest::Digest;
 use crate::error::ImageError;
 use crate::reference::{DEFAULT_TAG, ImageRef};
 
+pub use auth::{Access, AuthFile, AuthFileError, Credentials, login, registry_auth};
 pub use pull::{PullReport, pull};
 pub use push::{PushReport, push};
 
@@ -37,6 +39,18 @@ pub enum RegistryError {
     /// Docker's words for a tag or digest the registry does not have.
     #[error("manifest for {reference} not found: manifest unknown: {message}")]
     ManifestUnknown { reference: String, message: String },
+    /// Docker's words for credentials the registry refused.
+    #[error("unauthorized: {message}")]
+    Unauthorized { reference: String, message: String },
+    /// Docker's words for an anonymous request a registry refused: `Head
+    /// "URL": ` before them for a pull, nothing for a push.
+    #[error("{prefix}no basic auth credentials")]
+    NoCredentials { prefix: String },
+    /// A login refused or not completed (docker's words where it has them).
+    #[error("{message}")]
+    Login { message: String },
+    #[error(transparent)]
+    AuthFile(#[from] AuthFileError),
     #[error("{reference}: the registry answered: {message}")]
     Registry { reference: String, message: String },
     #[error("{what} of {reference}: {source}")]
@@ -84,6 +98,16 @@ impl RegistryError {
                         message: e.message.clone(),
                     };
                 }
+                if let Some(e) = envelope
+                    .errors
+                    .iter()
+                    .find(|e| e.code == oci_client::errors::OciErrorCode::Unauthorized)
+                {
+                    return RegistryError::Unauthorized {
+                        reference,
+                        message: e.message.clone(),
+                    };
+                }
                 let message = envelope
                     .errors
                     .iter()
@@ -92,6 +116,18 @@ impl RegistryError {
                     .join("; ");
                 RegistryError::Registry { reference, message }
             }
+            OciDistributionError::RequestError(e)
+                if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) =>
+            {
+                RegistryError::Unauthorized {
+                    reference,
+                    message: "authentication required".into(),
+                }
+            }
+            OciDistributionError::UnauthorizedError { .. } => RegistryError::Unauthorized {
+                reference,
+                message: "authentication required".into(),
+            },
             OciDistributionError::ImageManifestNotFoundError(message) => {
                 RegistryError::ManifestUnknown {
                     reference,
@@ -105,6 +141,41 @@ impl RegistryError {
             },
         }
     }
+}
+
+/// A registry's refusal of an anonymous transfer in docker's words: `Head
+/// "URL": no basic auth credentials` for a pull, the bare words for a push.
+fn anonymous_refusal(
+    error: RegistryError,
+    options: &RegistryOptions,
+    reference: &RemoteRef,
+    access: Access,
+) -> RegistryError {
+    if !matches!(error, RegistryError::Unauthorized { .. })
+        || !matches!(options.auth, RegistryAuth::Anonymous)
+    {
+        return error;
+    }
+    let prefix = match access {
+        Access::Push => String::new(),
+        Access::Pull => {
+            let at = match (&reference.digest, &reference.tag) {
+                (Some(d), _) => d.to_string(),
+                (None, tag) => tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_owned()),
+            };
+            format!(
+                "Head \"{}://{}/v2/{}/manifests/{at}\": ",
+                if options.plain_http(&reference.registry) {
+                    "http"
+                } else {
+                    "https"
+                },
+                reference.registry,
+                reference.repository
+            )
+        }
+    };
+    RegistryError::NoCredentials { prefix }
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

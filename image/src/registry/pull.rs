@@ -15,7 +15,9 @@ use oci_spec::image::{ImageIndex, ImageManifest};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWrite;
 
-use super::{RegistryError, RegistryOptions, RemoteRef, Result, runtime};
+use super::{
+    Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, runtime,
+};
 use crate::digest::Digest;
 use crate::document::{self, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::error::ImageError;
@@ -42,7 +44,9 @@ pub struct PullReport {
 pub fn pull(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> Result<PullReport> {
     let client = options.client(&reference.registry);
     let mut staging = store.staging()?;
-    let fetched = runtime()?.block_on(fetch(&client, &mut staging, reference, options))?;
+    let fetched = runtime()?
+        .block_on(fetch(&client, &mut staging, reference, options))
+        .map_err(|e| anonymous_refusal(e, options, reference, Access::Pull))?;
     let names: Vec<_> = reference.stored_name().into_iter().collect();
     let up_to_date = store
         .images()?

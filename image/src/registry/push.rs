@@ -7,7 +7,9 @@ use oci_client::Client;
 use oci_client::RegistryOperation;
 use tokio::io::AsyncReadExt;
 
-use super::{RegistryError, RegistryOptions, RemoteRef, Result, runtime};
+use super::{
+    Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, runtime,
+};
 use crate::digest::Digest;
 use crate::document::OCI_MANIFEST;
 use crate::error::ImageError;
@@ -63,28 +65,30 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
     }
     let client = options.client(&reference.registry);
     let target = reference.client_ref();
-    let uploaded = runtime()?.block_on(async {
-        client
-            .auth(&target, &options.auth, RegistryOperation::Push)
-            .await
-            .map_err(|e| RegistryError::from_call("authenticating", reference, e))?;
-        let uploaded: Vec<(Digest, bool)> = stream::iter(blobs.iter().copied())
-            .map(|(d, size)| upload(&client, store, reference, d, size))
-            .buffered(options.concurrency.max(1))
-            .try_collect()
-            .await?;
-        let content_type = media_type.parse().map_err(|_| {
-            ImageError::invalid(
-                format!("manifest {}", record.digest),
-                "its media type is no header value",
-            )
-        })?;
-        client
-            .push_manifest_raw(&target, bytes.clone(), content_type)
-            .await
-            .map_err(|e| RegistryError::from_call("the manifest", reference, e))?;
-        Ok::<_, RegistryError>(uploaded)
-    })?;
+    let uploaded = runtime()?
+        .block_on(async {
+            client
+                .auth(&target, &options.auth, RegistryOperation::Push)
+                .await
+                .map_err(|e| RegistryError::from_call("authenticating", reference, e))?;
+            let uploaded: Vec<(Digest, bool)> = stream::iter(blobs.iter().copied())
+                .map(|(d, size)| upload(&client, store, reference, d, size))
+                .buffered(options.concurrency.max(1))
+                .try_collect()
+                .await?;
+            let content_type = media_type.parse().map_err(|_| {
+                ImageError::invalid(
+                    format!("manifest {}", record.digest),
+                    "its media type is no header value",
+                )
+            })?;
+            client
+                .push_manifest_raw(&target, bytes.clone(), content_type)
+                .await
+                .map_err(|e| RegistryError::from_call("the manifest", reference, e))?;
+            Ok::<_, RegistryError>(uploaded)
+        })
+        .map_err(|e| anonymous_refusal(e, options, reference, Access::Push))?;
     Ok(PushReport {
         digest: record.digest,
         size: bytes.len() as u64,
