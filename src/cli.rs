@@ -112,6 +112,10 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Upload an image to a registry
     Push(push::PushArgs),
+    /// Log in to a registry (credentials kept for pull and push)
+    Login(crate::commands::login::LoginArgs),
+    /// Log out from a registry
+    Logout(crate::commands::logout::LogoutArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(save::SaveArgs),
     /// Load images from a tar archive or STDIN

@@ -162,6 +162,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
             commands::push::run(&root, host, a)
         }
+        Command::Login(a) => commands::login::run(a),
+        Command::Logout(a) => commands::logout::run(a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
             commands::save::run(&root, host, a)
         }

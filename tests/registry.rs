@@ -4,7 +4,7 @@
 mod common;
 
 use common::registry::Registry;
-use common::{Env, have_tool, skopeo};
+use common::{Env, have_tool, output_with_input, skopeo};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -169,4 +169,193 @@ fn a_missing_tag_or_repository_fails_in_dockers_words_and_leaves_the_store_uncha
         err.contains("names no registry") && err.contains("HOST[:PORT]/"),
         "{err}"
     );
+}
+
+/// `wrun ARGS` on `env`'s store with `config` as wrun's config directory
+/// and `docker_config` as docker's (never the user's own files).
+fn with_config(
+    env: &Env,
+    config: &std::path::Path,
+    docker_config: &std::path::Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> std::process::Output {
+    let mut cmd = env.cmd();
+    cmd.args(args)
+        .env("WRUN_CONFIG", config)
+        .env("DOCKER_CONFIG", docker_config)
+        .env_remove("XDG_CONFIG_HOME");
+    output_with_input(&mut cmd, stdin)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn login_with_a_wrong_password_is_refused_the_right_one_kept_0600_for_push_and_pull_until_logout() {
+    let Some(reg) = Registry::start_with_login("alice", "secret") else {
+        return;
+    };
+    let host = reg.host.as_str();
+    let env = Env::new();
+    env.build_hello("hello:1.0");
+    let expected_run = env.ok(&["run", "--rm", "hello:1.0"]);
+    let name = format!("{host}/team/hello:1.0");
+    env.ok(&["tag", "hello:1.0", &name]);
+    let config = env.path("wrun-config");
+    let docker_config = env.path("docker-config");
+    let file = config.join("config.json");
+    let wrun = |env: &Env, args: &[&str], stdin: &[u8]| {
+        with_config(env, &config, &docker_config, args, stdin)
+    };
+
+    // A wrong password: docker's words, exit 1, nothing stored.
+    let out = wrun(
+        &env,
+        &["login", host, "-u", "alice", "--password-stdin"],
+        b"wrong\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("Error: login attempt to http://{host}/v2/ failed with status: 401 Unauthorized\n")
+    );
+    assert!(!file.exists());
+
+    // Anonymous: the registry refuses, in docker's words; the store as it was.
+    let out = wrun(&env, &["push", &name], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "Error: no basic auth credentials\n");
+    let before = env.store_state();
+    let out = wrun(&env, &["pull", &format!("{host}/team/hello:2")], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error: Head \"http://{host}/v2/team/hello/manifests/2\": no basic auth credentials\n"
+        )
+    );
+    assert_eq!(env.store_state(), before);
+
+    // The right one: checked, stored in docker's format, mode 0600.
+    let out = wrun(
+        &env,
+        &["login", host, "-u", "alice", "--password-stdin"],
+        b"secret\n",
+    );
+    assert_eq!(stdout(&out), "Login Succeeded\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains(&format!("stored unencrypted in '{}'", file.display())),
+        "{}",
+        stderr(&out)
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file)
+        .expect("config.json")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    assert_eq!(doc["auths"][host]["auth"], "YWxpY2U6c2VjcmV0");
+
+    // Push and pull with it.
+    let out = wrun(&env, &["push", &name], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains(": Pushed"), "{}", stdout(&out));
+    let clean = Env::new();
+    let out = wrun(&clean, &["pull", &name], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(clean.ok(&["run", "--rm", &name]), expected_run);
+
+    // Logout: docker's line, the entry gone, the file still 0600.
+    let out = wrun(&env, &["logout", host], b"");
+    assert_eq!(
+        stdout(&out),
+        format!("Removing login credentials for {host}\n")
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    assert!(doc["auths"].get(host).is_none(), "{doc}");
+    let mode = std::fs::metadata(&file)
+        .expect("config.json")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = wrun(&env, &["push", &name], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "Error: no basic auth credentials\n");
+
+    // Docker's own config.json is read when wrun's has no entry.
+    std::fs::create_dir_all(&docker_config).expect("mkdir");
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(r#"{{"auths":{{"http://{host}/v2/":{{"auth":"YWxpY2U6c2VjcmV0"}}}}}}"#),
+    )
+    .expect("docker config");
+    let third = Env::new();
+    let out = wrun(&third, &["pull", "-q", &name], b"");
+    assert_eq!(stdout(&out), format!("{name}\n"), "{}", stderr(&out));
+    // Stored credentials that the registry refuses: its words.
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"YWxpY2U6d3Jvbmc="}}}}}}"#),
+    )
+    .expect("docker config");
+    let out = wrun(&Env::new(), &["pull", &name], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error: unauthorized: authentication required\n"
+    );
+}
+
+#[test]
+fn login_options_are_refused_in_dockers_words() {
+    let env = Env::new();
+    let config = env.path("wrun-config");
+    let docker_config = env.path("docker-config");
+    for (args, stdin, err) in [
+        (
+            &[
+                "login",
+                "127.0.0.1:9",
+                "-u",
+                "a",
+                "-p",
+                "b",
+                "--password-stdin",
+            ][..],
+            &b"b\n"[..],
+            "conflicting options: cannot specify both --password and --password-stdin",
+        ),
+        (
+            &["login", "127.0.0.1:9", "--password-stdin"][..],
+            &b"b\n"[..],
+            "the --password-stdin option requires --username to be set",
+        ),
+        (
+            &["login", "127.0.0.1:9", "-u", "a", "--password-stdin"][..],
+            &b"\n"[..],
+            "Cannot perform an interactive login from a non TTY device",
+        ),
+        (
+            &["login", "-u", "a", "--password-stdin"][..],
+            &b"b\n"[..],
+            "wrun login needs a SERVER, HOST[:PORT] (wrun has no default registry)",
+        ),
+        (
+            &["logout"][..],
+            &b""[..],
+            "wrun logout needs a SERVER, HOST[:PORT] (wrun has no default registry)",
+        ),
+    ] {
+        let out = with_config(&env, &config, &docker_config, args, stdin);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&out), format!("Error: {err}\n"), "{args:?}");
+    }
+    assert!(!config.exists());
 }

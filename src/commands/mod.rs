@@ -18,6 +18,8 @@ pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod load;
+pub mod login;
+pub mod logout;
 pub mod logs;
 pub mod network;
 pub mod pause;

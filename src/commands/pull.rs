@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use wrun_image::registry::{self, RegistryOptions, RemoteRef};
+use wrun_image::registry::{self, Access, RemoteRef};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -21,7 +21,8 @@ pub fn run(root: &Path, host: Option<&str>, args: PullArgs) -> anyhow::Result<Ex
     refuse_daemon("pull", root, host)?;
     let reference = RemoteRef::parse(&args.image)?;
     let store = wrun_daemon::open_store(root)?;
-    let report = registry::pull(&store, &reference, &RegistryOptions::default())?;
+    let options = super::login::transfer_options(&reference, Access::Pull)?;
+    let report = registry::pull(&store, &reference, &options)?;
     let name = reference.to_string();
     if args.quiet {
         println!("{name}");

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use wrun_image::registry::{self, RegistryOptions, RemoteRef};
+use wrun_image::registry::{self, Access, RemoteRef};
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -26,7 +26,8 @@ pub fn run(root: &Path, host: Option<&str>, args: PushArgs) -> anyhow::Result<Ex
             reference.registry, reference.repository
         );
     }
-    let report = registry::push(&store, &reference, &RegistryOptions::default())?;
+    let options = super::login::transfer_options(&reference, Access::Push)?;
+    let report = registry::push(&store, &reference, &options)?;
     if args.quiet {
         println!("{reference}");
         return Ok(ExitCode::SUCCESS);

@@ -21,6 +21,30 @@ impl Registry {
     /// Starts an anonymous registry, or `None` (the test is skipped) where
     /// `docker-registry` is not installed.
     pub fn start() -> Option<Registry> {
+        Registry::start_with(None)
+    }
+
+    /// Starts a registry that takes only `user` with `password` (Basic,
+    /// an `htpasswd -B` file), or `None` as [`Registry::start`]; `None`
+    /// too where `htpasswd` (apache2-utils) is missing.
+    pub fn start_with_login(user: &str, password: &str) -> Option<Registry> {
+        if !super::have_tool("htpasswd") {
+            assert!(
+                std::env::var_os("WRUN_REQUIRE_PEERS").is_none(),
+                "htpasswd is required (WRUN_REQUIRE_PEERS is set) but not installed"
+            );
+            eprintln!("skipping: htpasswd (apache2-utils) is not installed");
+            return None;
+        }
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("run htpasswd");
+        assert!(out.status.success(), "htpasswd: {out:?}");
+        Registry::start_with(Some(&out.stdout))
+    }
+
+    fn start_with(htpasswd: Option<&[u8]>) -> Option<Registry> {
         if !std::path::Path::new(REGISTRY_BIN).exists() {
             assert!(
                 std::env::var_os("WRUN_REQUIRE_PEERS").is_none(),
@@ -37,14 +61,19 @@ impl Registry {
             .port();
         let host = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write config");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(entries) = htpasswd {
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, entries).expect("write htpasswd");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: wrun-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, yaml).expect("write config");
         let child = Command::new(REGISTRY_BIN)
             .arg("serve")
             .arg(&config)
@@ -57,14 +86,14 @@ impl Registry {
         Some(registry)
     }
 
-    /// Waits (up to 30 s) until `GET /v2/` answers 200.
+    /// Waits (up to 30 s) until `GET /v2/` answers (200, or 401 with a login).
     fn wait_until_up(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!("docker-registry exited at start: {status}");
             }
-            if self.get("/v2/").0 == 200 {
+            if matches!(self.get("/v2/").0, 200 | 401) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
