@@ -410,3 +410,70 @@ fn docker_compose_up_creates_the_default_network_and_down_removes_it() {
     let (status, _) = d.request("GET", "/v1.41/networks/two_default", "");
     assert_eq!(status, 404);
 }
+
+const NET_PROBE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/runtime/tests/guests/net-probe.wasm"
+);
+
+/// The attack: a guest on a network tries the network's addresses (the
+/// gateway, a peer's address) and a peer's name and alias. Until the data
+/// plane serves them, each is denied as any address is without a grant.
+#[test]
+fn a_guest_on_a_network_reaches_no_address_or_name_of_it() {
+    let env = fsh_env();
+    let dir = env.path("net-probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(NET_PROBE, dir.join("net-probe.wasm")).unwrap();
+    std::fs::write(
+        dir.join("wrun.toml"),
+        "name = \"net-probe\"\nmodule = \"net-probe.wasm\"\n",
+    )
+    .unwrap();
+    env.build("net-probe:1.0", dir.to_str().unwrap());
+    let d = Daemon::start(env);
+    d.docker_ok(&["network", "create", "--subnet", "10.77.0.0/24", "lan"]);
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "peer",
+        "--network",
+        "lan",
+        "--network-alias",
+        "db",
+        "fsh:1",
+    ]);
+    assert_eq!(endpoint(&d, "peer", "lan")["IPAddress"], "10.77.0.2");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "prober",
+        "--network",
+        "lan",
+        "net-probe:1.0",
+        "connect:10.77.0.1:80",
+        "connect:10.77.0.2:80",
+        "dns:peer",
+        "dns:db",
+    ]);
+    assert_eq!(d.docker_ok(&["wait", "prober"]).trim(), "0");
+    let logs = d.docker(&["logs", "prober"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    for attempt in [
+        "connect 10.77.0.1:80",
+        "connect 10.77.0.2:80",
+        "dns peer",
+        "dns db",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(attempt))
+            .unwrap_or_else(|| panic!("no line for {attempt}: {text}"));
+        assert!(line.contains(": err"), "{attempt} was not denied: {line}");
+    }
+}
