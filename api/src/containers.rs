@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::images::EmptyObject;
+use crate::empty::EmptyObject;
 
 /// Docker's `StrSlice`: a JSON array of strings, or one string.
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::empty::EmptyObject;
+
 /// `GET /images/{name}/json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -20,7 +22,10 @@ pub struct ImageInspect {
     /// for any other image).
     pub container: String,
     /// That container's config as inspect showed it at the commit (every
-    /// field empty for any other image, as dockerd shows it).
+    /// field empty for any other image, as dockerd shows it). Described as
+    /// a plain object: create's `ContainerConfig` requires an `Image`,
+    /// which this one leaves empty for images no commit made.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub container_config: crate::containers::ContainerConfig,
     pub docker_version: String,
     pub author: String,
@@ -51,11 +56,6 @@ pub struct ImageConfig {
     pub entrypoint: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
 }
-
-/// Docker writes `{}` as the value of port and volume sets.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct EmptyObject {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod empty;
 pub mod error;
 pub mod exec;
 pub mod images;

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::containers::ContainerSummary;
-use crate::images::{EmptyObject, ImageSummary};
+use crate::empty::EmptyObject;
+use crate::images::ImageSummary;
 
 /// The one volume driver: a directory in the store.
 pub const LOCAL_DRIVER: &str = "local";
