@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::mpsc;
 use wrun_bundler::run_step::StepLimits;
-use wrun_bundler::{BuildError, BuildEvent, BuildRequest, ProgressSink};
+use wrun_bundler::{BuildError, BuildEvent, BuildRequest, CachePolicy, ProgressSink};
 use wrun_image::ImageRef;
 use wrun_image::unpack::{UnpackBudget, UnpackLimits, apply_layer, decompressed};
 
@@ -97,6 +97,9 @@ struct BuildParams {
     /// `memory`: the memory limit of each `RUN` step, as dockerd's limit
     /// of each `RUN` container.
     memory: Option<u64>,
+    /// `nocache` and `pull`: the build cache's policy (`--no-cache`,
+    /// `--pull`).
+    cache: CachePolicy,
 }
 
 impl BuildParams {
@@ -168,6 +171,10 @@ impl BuildParams {
             quiet: query.flag("q"),
             labels,
             memory,
+            cache: CachePolicy {
+                no_cache: query.flag("nocache"),
+                pull: query.flag("pull"),
+            },
         })
     }
 }
@@ -242,9 +249,17 @@ pub async fn build(
     let dockerfile = params.dockerfile.clone();
     let labels = params.labels.clone();
     let build_args = params.build_args.clone();
+    let target = params.target.clone();
     let prepared =
         crate::images::read_body_on_thread(req, "receiving a build context", move |body| {
-            prepare(&d, body, dockerfile.as_deref(), &labels, &build_args)
+            prepare(
+                &d,
+                body,
+                dockerfile.as_deref(),
+                &labels,
+                &build_args,
+                target.as_deref(),
+            )
         })
         .await?;
     let (tx, response) = streaming("application/json");
@@ -262,6 +277,7 @@ fn prepare(
     dockerfile: Option<&Path>,
     labels: &BTreeMap<String, String>,
     build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
 ) -> Result<PreparedBuild, DaemonError> {
     let tmp = daemon.store.root().join("tmp");
     let scratch = tempfile::Builder::new()
@@ -299,6 +315,15 @@ fn prepare(
         )));
     };
     let is_toml = relative.extension().is_some_and(|e| e == "toml");
+    let no_instructions = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    });
+    if !is_toml && no_instructions {
+        return Err(DaemonError::invalid(
+            "failed to parse Dockerfile: file with no instructions",
+        ));
+    }
     if !labels.is_empty() {
         if is_toml {
             return Err(DaemonError::invalid(format!(
@@ -310,14 +335,21 @@ fn prepare(
     let name = relative.file_name().unwrap_or(relative.as_os_str());
     let file = file_dir.join(name);
     std::fs::write(&file, &text).map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
-    if let Err(e) = wrun_bundler::parse_build_file(&file, build_args) {
-        return Err(match e {
-            BuildError::BuildFile { message, line, .. } => DaemonError::invalid(match line {
-                Some(l) => format!("dockerfile parse error line {l}: {message}"),
-                None => format!("{shown}: {message}"),
-            }),
-            other => DaemonError::Internal(other.to_string()),
-        });
+    let program = wrun_bundler::parse_build_file(&file, build_args).map_err(|e| match e {
+        BuildError::BuildFile { message, line, .. } => DaemonError::invalid(match line {
+            Some(l) => format!("dockerfile parse error line {l}: {message}"),
+            None => format!("{shown}: {message}"),
+        }),
+        other => DaemonError::Internal(other.to_string()),
+    })?;
+    // dockerd checks the target before it answers, in these words
+    // whatever the build file's name.
+    if let Some(t) = target
+        && program.stage_named(t).is_none()
+    {
+        return Err(DaemonError::invalid(format!(
+            "failed to reach build target {t} in Dockerfile"
+        )));
     }
     Ok(PreparedBuild {
         scratch,
@@ -327,20 +359,26 @@ fn prepare(
     })
 }
 
-/// dockerd's `LABEL` line for the `labels` parameter, added to the end of
-/// the Dockerfile (so to its last stage).
+/// dockerd's `LABEL` lines for the `labels` parameter, one a label in
+/// key order (as its `Step N/M : LABEL k=v` lines show them), added to the
+/// end of the Dockerfile (so to its last stage). A key or value with more
+/// than plain characters is quoted, so the line parses back to it.
 fn label_line(labels: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                serde_json::Value::from(k.as_str()),
-                serde_json::Value::from(v.as_str())
-            )
-        })
-        .collect();
-    format!("\nLABEL {}\n", pairs.join(" "))
+    let word = |s: &str| {
+        let plain = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@,+%".contains(c));
+        if plain {
+            s.to_string()
+        } else {
+            serde_json::Value::from(s).to_string()
+        }
+    };
+    let mut out = String::from("\n");
+    for (k, v) in labels {
+        out.push_str(&format!("LABEL {}={}\n", word(k), word(v)));
+    }
+    out
 }
 
 /// Unpacks the context tar (plain or gzip) into `root` as a layer is
@@ -435,8 +473,8 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
             ..StepLimits::default()
         }),
     };
-    let built =
-        wrun_bundler::build(&daemon.store, &request).map_err(|e| error_message(&e, &prepared));
+    let built = wrun_bundler::build_with(&daemon.store, &request, params.cache)
+        .map_err(|e| error_message(&e, &prepared));
     // Removed before the last line: a client that has read it finds no
     // trace of the build under the store.
     drop(prepared);
@@ -446,13 +484,14 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
             if params.quiet {
                 stream(format!("{id}\n"));
             } else {
-                for w in &outcome.warnings {
-                    stream(format!("[Warning] {w}\n"));
-                }
+                // dockerd sends the image's aux line, then the warnings.
                 send(BuildMessage {
                     aux: Some(BuildAux { id: id.clone() }),
                     ..Default::default()
                 });
+                for w in &outcome.warnings {
+                    stream(format!("[Warning] {w}\n"));
+                }
                 stream(format!(
                     "Successfully built {}\n",
                     outcome.record.id.short()
@@ -488,6 +527,8 @@ fn error_message(e: &BuildError, prepared: &PreparedBuild) -> String {
     let text = text.replace(&prepared.file.display().to_string(), &prepared.shown);
     let context = format!("{}/", prepared.context.display());
     let text = text.replace(&context, "");
+    // "… in the build context /…/context" names the context twice.
+    let text = text.replace(&format!(" {}", prepared.context.display()), "");
     text.replace(
         &prepared.scratch.path().display().to_string(),
         "the build context",
@@ -523,9 +564,17 @@ mod tests {
         assert_eq!(p.memory, None);
         assert_eq!(p.target, None);
         assert!(!p.quiet);
+        assert_eq!(p.cache, CachePolicy::default());
         let p =
-            q("q=1&memory=1048576&target=base&buildargs=%7B%22SOURCE_DATE_EPOCH%22%3A%2210%22%7D")
+            q("q=1&memory=1048576&target=base&buildargs=%7B%22SOURCE_DATE_EPOCH%22%3A%2210%22%7D&nocache=1&pull=1")
                 .unwrap();
+        assert_eq!(
+            p.cache,
+            CachePolicy {
+                no_cache: true,
+                pull: true
+            }
+        );
         assert!(p.quiet);
         assert_eq!(p.memory, Some(1 << 20));
         assert_eq!(p.target.as_deref(), Some("base"));
@@ -560,13 +609,14 @@ mod tests {
     }
 
     #[test]
-    fn labels_become_one_label_line() {
+    fn labels_become_label_lines_in_key_order() {
         let mut labels = BTreeMap::new();
-        labels.insert("a".to_string(), "x y".to_string());
-        labels.insert("b\"".to_string(), String::new());
+        labels.insert("b".to_string(), "x y".to_string());
+        labels.insert("a\"".to_string(), String::new());
+        labels.insert("c".to_string(), "v1.0".to_string());
         assert_eq!(
             label_line(&labels),
-            "\nLABEL \"a\"=\"x y\" \"b\\\"\"=\"\"\n"
+            "\nLABEL \"a\\\"\"=\nLABEL b=\"x y\"\nLABEL c=v1.0\n"
         );
     }
 }
