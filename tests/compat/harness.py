@@ -35,6 +35,7 @@ from normalize import shape_diff, text  # noqa: E402
 from registry import BASE_IMAGES, CASES, CLIENTS, Case  # noqa: E402
 
 import scenarios_api  # noqa: E402,F401
+import scenarios_build  # noqa: E402,F401
 import scenarios_cli  # noqa: E402,F401
 import scenarios_compose  # noqa: E402,F401
 import scenarios_images  # noqa: E402,F401
