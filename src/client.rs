@@ -7,6 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -104,13 +105,15 @@ impl Client {
         body: B,
     ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>>
     where
-        B: hyper::body::Body + Send + 'static,
+        B: hyper::body::Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .with_context(|| cannot_connect(&self.socket))?;
+        let stream = EarlyAnswerStream::new(stream);
+        let peer_closed = stream.peer_closed();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("talking to the daemon")?;
@@ -122,11 +125,22 @@ impl Client {
         if let Some(content_type) = content_type {
             req = req.header(hyper::header::CONTENT_TYPE, content_type);
         }
+        let body = StopWhenPeerClosed {
+            inner: body,
+            peer_closed: Arc::clone(&peer_closed),
+        };
         let req = req.body(body).context("building the request")?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .context("talking to the daemon")?;
+        let resp = match sender.send_request(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let closed = peer_closed.lock().ok().and_then(|mut c| c.take());
+                return Err(match closed {
+                    Some(write_error) => anyhow::Error::new(write_error)
+                        .context("the daemon closed the connection without an answer"),
+                    None => anyhow::Error::new(e).context("talking to the daemon"),
+                });
+            }
+        };
         if resp.status().is_client_error() || resp.status().is_server_error() {
             let status = resp.status();
             let bytes = resp
@@ -325,6 +339,122 @@ impl hyper::body::Body for ChannelBody {
         self.rx
             .poll_recv(cx)
             .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// The daemon's socket, tolerant of an answer that comes before the whole
+/// request body went out: the daemon may answer a streamed upload early
+/// (404 No such container) and close without reading the rest, and the
+/// next write then fails (EPIPE). As Go's HTTP client (the docker CLI),
+/// the answer is what the user must see, so a write to a closed peer is
+/// recorded and the rest of the request discarded while the answer,
+/// already queued on the socket, is read.
+struct EarlyAnswerStream {
+    inner: tokio::net::UnixStream,
+    /// The write error once the peer has closed its side, shared with the
+    /// body (which then ends) and the caller (which reports it when no
+    /// answer came).
+    closed: Arc<Mutex<Option<std::io::Error>>>,
+}
+
+impl EarlyAnswerStream {
+    fn new(inner: tokio::net::UnixStream) -> Self {
+        Self {
+            inner,
+            closed: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn peer_closed(&self) -> Arc<Mutex<Option<std::io::Error>>> {
+        Arc::clone(&self.closed)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.lock().map(|c| c.is_some()).unwrap_or(true)
+    }
+
+    /// A write result, with a closed peer's error kept and turned into a
+    /// discarded write.
+    fn absorb<T>(&self, result: std::io::Result<T>, discarded: T) -> std::io::Result<T> {
+        match result {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                if let Ok(mut closed) = self.closed.lock() {
+                    closed.get_or_insert(e);
+                }
+                Ok(discarded)
+            }
+            other => other,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for EarlyAnswerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for EarlyAnswerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.is_closed() {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, buf));
+        Poll::Ready(self.absorb(written, buf.len()))
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.is_closed() {
+            return Poll::Ready(Ok(()));
+        }
+        let flushed = std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx));
+        Poll::Ready(self.absorb(flushed, ()))
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let shut = std::task::ready!(Pin::new(&mut self.inner).poll_shutdown(cx));
+        Poll::Ready(self.absorb(shut, ()))
+    }
+}
+
+/// A request body that ends once the daemon has closed the connection:
+/// what is left of the input would only be discarded.
+struct StopWhenPeerClosed<B> {
+    inner: B,
+    peer_closed: Arc<Mutex<Option<std::io::Error>>>,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for StopWhenPeerClosed<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        if self.peer_closed.lock().map(|c| c.is_some()).unwrap_or(true) {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 }
 
