@@ -1104,3 +1104,47 @@ fn a_symlink_loop_is_dockerds_too_many_links() {
         "{body}"
     );
 }
+
+/// `wrun cp FILE missing:/x` with a body larger than the socket buffers:
+/// the daemon answers 404 before reading it and closes, so the CLI's next
+/// write fails (EPIPE). The docker client (Go's HTTP client) reads and
+/// prints the early answer ("Error response from daemon: No such
+/// container: nope", exit 1); wrun must too, every time, and must not
+/// hang on its tar writer. Each copy has a generous deadline (a hang is the
+/// failure, not a slow run).
+#[test]
+fn cp_in_to_a_missing_container_reports_the_daemons_answer_not_a_broken_pipe() {
+    let d = Daemon::start(Env::new());
+    let big = d.env.path("big.bin");
+    let mut data = vec![0u8; 24 << 20];
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = u8::try_from(i * 7919 % 251).unwrap();
+    }
+    std::fs::write(&big, &data).unwrap();
+    for round in 0..40 {
+        let mut child = d
+            .wrun_cmd()
+            .args(["cp", big.to_str().unwrap(), "nope:/x"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("round {round}: wrun cp to a missing container never ended");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "round {round}: {err}");
+        assert_eq!(
+            err.trim(),
+            "Error: Error response from daemon: No such container: nope",
+            "round {round}"
+        );
+    }
+}

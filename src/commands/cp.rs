@@ -689,9 +689,20 @@ fn to_instance(
     };
     let bytes = std::sync::Arc::clone(&counted.bytes);
     let sent = client.upload(Method::PUT, &path, "application/x-tar", counted);
+    // The client's executor holds the request, and so the pipe's reading
+    // end, until it goes: after an early answer the tar's writer would wait
+    // on a full pipe for ever.
+    drop(client);
     let written = writing
         .join()
         .map_err(|_| anyhow::anyhow!("writing the tar panicked"))?;
+    // A daemon that answers early (no such container) leaves the tar's
+    // writer a broken pipe: its answer is the reason to show.
+    if let (Err(w), Err(_)) = (&written, &sent)
+        && w.kind() == io::ErrorKind::BrokenPipe
+    {
+        return sent.map(drop);
+    }
     written.with_context(|| format!("reading {src}"))?;
     sent?;
     report(
