@@ -236,7 +236,7 @@ fn pull_of_a_stored_base_says_it_is_the_stored_image() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("--pull: base:1 is the stored image") && stderr.contains("no registry"),
+        stderr.contains("--pull: base:1 names no registry (HOST[:PORT]/NAME): the stored image "),
         "{stderr}"
     );
 }

@@ -10,8 +10,9 @@ pub struct CachePolicy {
     /// `--no-cache`: every step runs; what they make is still recorded.
     pub no_cache: bool,
     /// `--pull`: a base image is fetched again from where it came from
-    /// (the daemon's store for a scratch-store build; a stored base has no
-    /// registry to come from yet, and the build says so).
+    /// (its registry for `HOST[:PORT]/NAME`; the daemon's store for a
+    /// scratch-store build); a stored base named without a registry has
+    /// nowhere to come from, and the build says so.
     pub pull: bool,
 }
 

@@ -16,6 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use wrun_image::registry::{RegistryError, RegistryOptions, RemoteRef};
 use wrun_image::{Digest, ImageError, ImageRecord, ImageRef, ModuleKind, Store};
 
 pub use crate::cache::CachePolicy;
@@ -47,6 +48,16 @@ pub enum BuildError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Run(#[from] run_step::RunStepError),
+    /// A `FROM` image pulled from its registry that could not be.
+    #[error(transparent)]
+    Pull(#[from] RegistryError),
+    /// The credentials of a registry a `FROM` pulls from could not be read.
+    #[error("the credentials for {registry}: {source}")]
+    Credentials {
+        registry: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A `RUN` step that failed, with where the build file has it.
     #[error("{file}{}: {step}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     RunFailed {
@@ -179,6 +190,21 @@ pub fn parse_build_file(
     }
 }
 
+/// How a build reaches the registry of a `FROM` it pulls: the options
+/// (credentials, plain HTTP) of one reference's transfer.
+pub type RegistryAccess<'a> = &'a (
+        dyn Fn(&RemoteRef) -> Result<RegistryOptions, Box<dyn std::error::Error + Send + Sync>>
+            + Sync
+    );
+
+/// Anonymous pulls with [`RegistryOptions`]' defaults (no stored
+/// credentials: the library reads no user's config).
+pub fn anonymous_registry(
+    _: &RemoteRef,
+) -> Result<RegistryOptions, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(RegistryOptions::default())
+}
+
 /// Builds and stores an image, using the store's build cache.
 pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildError> {
     build_with(store, req, CachePolicy::default())
@@ -190,6 +216,18 @@ pub fn build_with(
     store: &Store,
     req: &BuildRequest,
     policy: CachePolicy,
+) -> Result<BuildOutcome, BuildError> {
+    build_pulling(store, req, policy, &anonymous_registry)
+}
+
+/// [`build_with`], pulling a `FROM HOST[:PORT]/NAME` the store lacks (or
+/// every one with `--pull`) from its registry with `registry`'s options,
+/// as `wrun pull` does.
+pub fn build_pulling(
+    store: &Store,
+    req: &BuildRequest,
+    policy: CachePolicy,
+    registry: RegistryAccess<'_>,
 ) -> Result<BuildOutcome, BuildError> {
     let file = locate_build_file(&req.context, req.file.as_deref())?;
     let program = parse_build_file(&file, &req.build_args)?;
@@ -212,7 +250,7 @@ pub fn build_with(
         Vec::new()
     };
     let ctx = BuildContext::open(&req.context)?;
-    let stored = steps::Builder::new(store, req, ctx, policy)?.run(&program, names)?;
+    let stored = steps::Builder::new(store, req, ctx, policy, registry)?.run(&program, names)?;
     warnings.extend(stored.warnings);
     Ok(BuildOutcome {
         record: stored.record,

@@ -16,6 +16,7 @@ use oci_spec::image::{
 use wrun_image::digest::HashingReader;
 use wrun_image::document::{self, canonical_json, entrypoint_module, is_wasm_platform};
 use wrun_image::layer::LayerWriter;
+use wrun_image::registry::{self, RemoteRef};
 use wrun_image::store::{BuildCacheEntry, CachedLayer, Staging, chain_id};
 use wrun_image::unpack::{self, UnpackBudget, UnpackLimits};
 use wrun_image::{Digest, ImageError, ImageRecord, ImageRef, ModuleKind, Store};
@@ -27,7 +28,7 @@ use crate::plan::{
     CommandForm, CopySource, Instruction, Op, Program, StageSpec, normalize_port, substitute,
 };
 use crate::run_step::{self, RunStep, StageRootfs};
-use crate::{BuildError, BuildEvent, BuildRequest, ProgressSink};
+use crate::{BuildError, BuildEvent, BuildRequest, ProgressSink, RegistryAccess};
 
 /// dockerd's `PATH` for a stage whose Env has none (Linux's).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -157,6 +158,8 @@ pub(crate) struct Builder<'s, 'r> {
     cache: Vec<BuildCacheEntry>,
     /// Remarks for the user (`--pull` of a stored base).
     warnings: Vec<String>,
+    /// The options of a pull of a `FROM HOST[:PORT]/NAME`.
+    registry: RegistryAccess<'r>,
 }
 
 /// What [`Builder::apply`] did: set the config (its history line), or
@@ -201,6 +204,7 @@ impl<'s, 'r> Builder<'s, 'r> {
         request: &'r BuildRequest,
         ctx: BuildContext,
         policy: CachePolicy,
+        registry: RegistryAccess<'r>,
     ) -> Result<Self, BuildError> {
         let epoch = request.source_date_epoch.unwrap_or(0);
         Ok(Builder {
@@ -218,6 +222,7 @@ impl<'s, 'r> Builder<'s, 'r> {
             policy,
             cache: Vec::new(),
             warnings: Vec::new(),
+            registry,
         })
     }
 
@@ -390,6 +395,21 @@ impl<'s, 'r> Builder<'s, 'r> {
                 }),
             };
         }
+        // A name on a registry: pulled when the store lacks it, and again
+        // with `--pull`, as dockerd's builder does.
+        if let Some(named) = reference
+            .parse::<ImageRef>()
+            .ok()
+            .filter(|r| r.registry().is_some())
+        {
+            match self.store.find(reference) {
+                Ok(record) if !self.policy.pull => return Ok(record),
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            return self.pull_base(&named);
+        }
         let found = match self.store.find(reference) {
             // `--pull` with a base the daemon serves: fetched again.
             Ok(_) if self.policy.pull && self.request.base_images.is_some() => {
@@ -397,7 +417,7 @@ impl<'s, 'r> Builder<'s, 'r> {
             }
             Ok(record) if self.policy.pull => {
                 let warning = format!(
-                    "--pull: {reference} is the stored image {}: wrun pulls from no registry yet",
+                    "--pull: {reference} names no registry (HOST[:PORT]/NAME): the stored image {} is used",
                     record.id.short()
                 );
                 if !self.warnings.contains(&warning) {
@@ -429,6 +449,48 @@ impl<'s, 'r> Builder<'s, 'r> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Pulls a base from its registry as `wrun pull` does, telling the
+    /// build's progress docker's pull lines (the classic builder's, after
+    /// its `Step N/M : FROM` line).
+    fn pull_base(&mut self, named: &ImageRef) -> Result<ImageRecord, BuildError> {
+        let remote = RemoteRef::from_image_ref(named)?;
+        let options = (self.registry)(&remote).map_err(|source| BuildError::Credentials {
+            registry: remote.registry.clone(),
+            source,
+        })?;
+        let at = match (&remote.digest, &remote.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, tag) => tag.clone().unwrap_or_default(),
+        };
+        // docker says nothing before the manifest is found.
+        let report = registry::pull(self.store, &remote, &options)?;
+        let mut lines = format!("{at}: Pulling from {}\n", remote.repository);
+        // An image the store had whole: docker lists no layer.
+        if !report.up_to_date {
+            for (layer, fetched) in &report.layers {
+                let how = if *fetched {
+                    "Pull complete"
+                } else {
+                    "Already exists"
+                };
+                lines.push_str(&format!("{}: {how}\n", layer.short()));
+            }
+        }
+        lines.push_str(&format!("Digest: {}\n", report.digest));
+        lines.push_str(&format!(
+            "Status: {} for {remote}\n",
+            if report.up_to_date {
+                "Image is up to date"
+            } else {
+                "Downloaded newer image"
+            }
+        ));
+        self.emit(BuildEvent::Output {
+            bytes: lines.as_bytes(),
+        });
+        Ok(report.record)
     }
 
     fn run_stage(

@@ -44,7 +44,7 @@ pub struct BuildArgs {
     /// Do not use the build cache: run every step
     #[arg(long = "no-cache")]
     pub no_cache: bool,
-    /// Always fetch the base images again (a stored base: see docs/build-files.md)
+    /// Always pull the base images again (a registry base; see docs/build-files.md)
     #[arg(long = "pull")]
     pub pull: bool,
     /// Build context directory
