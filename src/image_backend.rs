@@ -590,9 +590,14 @@ pub fn print_notes(messages: Vec<LoadMessage>) -> Vec<String> {
     lines
 }
 
-/// Builds `request` into `store`.
+/// Builds `request` into `store`; a `FROM` pulled from a registry sends
+/// the credentials `wrun pull` would.
 fn build_into(store: &Store, request: &BuildRequest, policy: CachePolicy) -> anyhow::Result<Built> {
-    let outcome = wrun_bundler::build_with(store, request, policy)
+    let credentials = |r: &wrun_image::registry::RemoteRef| {
+        crate::commands::login::transfer_options(r, wrun_image::registry::Access::Pull)
+            .map_err(Into::into)
+    };
+    let outcome = wrun_bundler::build_pulling(store, request, policy, &credentials)
         .with_context(|| format!("building {}", request.context.display()))?;
     let layers = store
         .manifest(&outcome.record)
