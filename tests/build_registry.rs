@@ -143,3 +143,32 @@ fn a_registry_base_that_is_not_there_fails_in_dockers_words_and_stores_nothing()
     );
     assert_eq!(env.store_state(), before);
 }
+
+#[test]
+fn a_build_through_the_daemon_pulls_its_registry_base_into_the_daemons_store() {
+    let Some(reg) = Registry::start() else { return };
+    let base = format!("{}/team/base:1", reg.host);
+    let (base_id, digest) = push_base(&reg, &base);
+    let d = Daemon::start(Env::new());
+    let ctx = context(
+        &[("a", b"through the daemon")],
+        &format!("FROM {base}\nCOPY a /a\n"),
+    );
+    let out = d.wrun_ok(&["build", "-t", "app:1", ctx.path().to_str().unwrap()]);
+    assert!(out.contains(&format!("Digest: {digest}\n")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {base}\n")),
+        "{out}"
+    );
+    // The daemon lists and runs what its build pulled.
+    assert_eq!(
+        d.wrun_ok(&["image", "inspect", "-f", "{{.Id}}", &base])
+            .trim(),
+        base_id
+    );
+    assert_eq!(
+        d.wrun_ok(&["run", "--rm", "app:1", "/bin/fsh", "cat", "/a"])
+            .trim_end(),
+        "through the daemon"
+    );
+}
