@@ -91,8 +91,8 @@ struct BuildParams {
     source_date_epoch: Option<u64>,
     target: Option<String>,
     quiet: bool,
-    /// `labels`: put on the image by a `LABEL` line added to the end of the
-    /// Dockerfile, as dockerd's classic builder adds one.
+    /// `labels`: put on the image by `LABEL` lines added to the end of the
+    /// Dockerfile, one a label, as dockerd's classic builder adds them.
     labels: BTreeMap<String, String>,
     /// `memory`: the memory limit of each `RUN` step, as dockerd's limit
     /// of each `RUN` container.
