@@ -2,10 +2,11 @@
 //! image verbs look ([`crate::image_backend::choose`]), optionally write it as a tar.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -86,7 +87,10 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
         source_date_epoch,
         tags,
         target: args.target.clone(),
-        progress: (!args.quiet).then(|| ProgressSink(Arc::new(print_event))),
+        progress: (!args.quiet).then(|| {
+            let printer = ProgressPrinter::new(std::io::stdout().is_terminal());
+            ProgressSink(Arc::new(move |e: &BuildEvent<'_>| printer.print(e)))
+        }),
         base_images: None,
         run_limits: (args.memory.is_some() || args.timeout.is_some()).then(|| {
             let defaults = StepLimits::default();
@@ -146,19 +150,77 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a build's progress as Docker's classic builder does, on stdout.
-fn print_event(event: &BuildEvent<'_>) {
-    let mut out = std::io::stdout().lock();
-    // A closed stdout must not fail the build; the image is still stored.
-    let _ = match event {
-        BuildEvent::Step {
-            number,
-            total,
-            text,
-        } => writeln!(out, "Step {number}/{total} : {text}"),
-        BuildEvent::Image { id } => {
-            writeln!(out, " ---> {}", id.map(|d| d.short()).unwrap_or_default())
+/// Prints a build's progress as Docker's classic builder does, on stdout;
+/// on a terminal each step's ` ---> ID` line also says how long it took
+/// (issue 14: time per step on a terminal, plain lines otherwise).
+struct ProgressPrinter {
+    terminal: bool,
+    /// When the current step was announced.
+    started: Mutex<Option<Instant>>,
+}
+
+impl ProgressPrinter {
+    fn new(terminal: bool) -> Self {
+        ProgressPrinter {
+            terminal,
+            started: Mutex::new(None),
         }
-        BuildEvent::Output { bytes } => out.write_all(bytes).and_then(|()| out.flush()),
-    };
+    }
+
+    fn print(&self, event: &BuildEvent<'_>) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not fail the build; the image is still stored.
+        let _ = match event {
+            BuildEvent::Step {
+                number,
+                total,
+                text,
+            } => {
+                self.mark(Some(Instant::now()));
+                writeln!(out, "Step {number}/{total} : {text}")
+            }
+            BuildEvent::Image { id } => {
+                let id = id.map(|d| d.short()).unwrap_or_default();
+                match self.mark(None).filter(|_| self.terminal) {
+                    Some(started) => {
+                        let sep = if id.is_empty() { "" } else { " " };
+                        writeln!(out, " ---> {id}{sep}({})", elapsed(started.elapsed()))
+                    }
+                    None => writeln!(out, " ---> {id}"),
+                }
+            }
+            BuildEvent::Output { bytes } => out.write_all(bytes).and_then(|()| out.flush()),
+        };
+    }
+
+    /// Sets when the current step started; returns the previous value.
+    fn mark(&self, now: Option<Instant>) -> Option<Instant> {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *started, now)
+    }
+}
+
+/// A step's time as a person reads it: `0.84s`, `12.3s`, `2m05s`.
+fn elapsed(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 10.0 {
+        format!("{secs:.2}s")
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let whole = d.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_times_read_as_seconds_then_minutes() {
+        assert_eq!(elapsed(Duration::from_millis(840)), "0.84s");
+        assert_eq!(elapsed(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(elapsed(Duration::from_secs(125)), "2m05s");
+    }
 }
