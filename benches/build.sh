@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Measures `wrun build` with RUN steps (issue 14): the overhead of one RUN
 # step (a no-op: examples/fsh's `exit 0`, 1 step vs 11), a FROM scratch + 3
-# COPY build, and Docker's tutorial app (examples/python/app) cold (empty
+# COPY build (each with --no-cache so every step runs, and again from the
+# layer cache), and Docker's tutorial app (examples/python/app) cold (empty
 # store: the module is compiled by the RUN step), warm-compile (the module in
-# the store's compile cache, every step run again). With DOCKER_HOST set to a
+# the store's compile cache, --no-cache: every step run again) and warm layer
+# cache (the same build again: every step from the cache). With DOCKER_HOST set to a
 # dockerd, the same FROM scratch + COPY and RUN builds there (a static C
 # no-op, the classic builder: DOCKER_BUILDKIT=0), cached and --no-cache.
 # Needs: hyperfine, python3; gcc for the dockerd part.
@@ -37,13 +39,15 @@ echo hello >"$copy/a.txt"
 echo world >"$copy/b.txt"
 printf 'FROM scratch\nCOPY fsh.wasm /fsh.wasm\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nENTRYPOINT ["/fsh.wasm"]\n' >"$copy/Dockerfile"
 hyperfine -N --warmup 2 --runs "$runs" --style basic --export-json "$work/run.json" \
-  "$WRUN build -q -t bench-run:1 $work/run1" \
+  "$WRUN build -q -t bench-run:1 --no-cache $work/run1" \
+  "$WRUN build -q -t bench-run:11 --no-cache $work/run11" \
+  "$WRUN build -q -t bench-copy:1 --no-cache $copy" \
   "$WRUN build -q -t bench-run:11 $work/run11" \
   "$WRUN build -q -t bench-copy:1 $copy" >/dev/null
 python3 benches/summarize.py "$work/run.json"
 python3 - "$work/run.json" <<'EOF'
 import json, sys
-r = {x["command"].split()[4]: x for x in json.load(open(sys.argv[1]))["results"]}
+r = {x["command"].split()[4]: x for x in json.load(open(sys.argv[1]))["results"][:2]}
 one, eleven = r["bench-run:1"], r["bench-run:11"]
 print(f"per RUN step: {(eleven['median'] - one['median']) / 10 * 1000:.1f} ms (median of 11 steps - median of 1, / 10)")
 EOF
@@ -58,9 +62,13 @@ python3 benches/summarize.py "$work/cold.json"
 WRUN=$WRUN examples/python/build-base -q >/dev/null
 "$WRUN" build -q -t python-app examples/python/app >/dev/null
 hyperfine -N --warmup 1 --runs "$runs" --style basic --export-json "$work/warm.json" \
-  "$WRUN build -q -t python-app examples/python/app" >/dev/null
-echo "warm compile (the module cached; no layer cache: every step runs):"
+  "$WRUN build -q -t python-app --no-cache examples/python/app" >/dev/null
+echo "warm compile (the module cached; --no-cache: every step runs):"
 python3 benches/summarize.py "$work/warm.json"
+hyperfine -N --warmup 1 --runs "$runs" --style basic --export-json "$work/cached.json" \
+  "$WRUN build -q -t python-app examples/python/app" >/dev/null
+echo "warm layer cache (the same build again: every step from the cache):"
+python3 benches/summarize.py "$work/cached.json"
 
 if [[ -z ${DOCKER_HOST:-} ]]; then
   echo "(DOCKER_HOST unset: no dockerd comparison)"
