@@ -1169,17 +1169,35 @@ impl<'s, 'r> Builder<'s, 'r> {
         let entry = entrypoint_module(&doc).ok_or_else(|| {
             file_error("the image has no entrypoint: name the module (`module =` or ENTRYPOINT [\"/app.wasm\"])".into())
         })?;
-        let root = self.stage_rootfs(&state)?;
-        let module = root
-            .as_deref()
-            .map(BuildContext::open_rootfs)
-            .transpose()?
-            .filter(|tree| tree.is_file(&entry))
-            .ok_or_else(|| {
-                file_error(format!("the entrypoint {entry} is not a file in the image"))
-            })?
-            .read_source(&entry)?;
-        let kind = wrun_image::wasm::validate(&module, &entry)?;
+        // The store has this very image (its config names the layers, the
+        // entrypoint and the os its module's kind gave): that kind stands,
+        // and the module is not read and validated again (most of a build
+        // whose every step came from the cache).
+        let id = Digest::of(&canonical_json(&doc));
+        let known = self
+            .store
+            .images()?
+            .into_iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.module)
+            .filter(|m| m.path == entry)
+            .map(|m| m.kind);
+        let kind = match known {
+            Some(kind) => kind,
+            None => {
+                let root = self.stage_rootfs(&state)?;
+                let module = root
+                    .as_deref()
+                    .map(BuildContext::open_rootfs)
+                    .transpose()?
+                    .filter(|tree| tree.is_file(&entry))
+                    .ok_or_else(|| {
+                        file_error(format!("the entrypoint {entry} is not a file in the image"))
+                    })?
+                    .read_source(&entry)?;
+                wrun_image::wasm::validate(&module, &entry)?
+            }
+        };
         state.os = kind.oci_os().into();
         let config = state.image_configuration(&self.created)?;
         let manifest = self
