@@ -122,7 +122,8 @@ pub struct NetworkingConfig {
 
 /// One network's endpoint: what a client sets in a create or connect
 /// request (`IPAMConfig`, `Links`, `Aliases`, `MacAddress`, `DriverOpts`),
-/// and in inspect's `NetworkSettings.Networks` what the daemon filled in.
+/// and in inspect's `NetworkSettings.Networks` what the daemon filled in
+/// (read-only: a request's values are ignored, as dockerd ignores them).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
@@ -132,19 +133,27 @@ pub struct EndpointSettings {
     pub links: Option<Vec<String>>,
     pub aliases: Option<Vec<String>>,
     #[serde(rename = "NetworkID")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub network_id: String,
     #[serde(rename = "EndpointID")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub endpoint_id: String,
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub gateway: String,
     #[serde(rename = "IPAddress")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub ip_address: String,
     #[serde(rename = "IPPrefixLen")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub ip_prefix_len: i64,
     #[serde(rename = "IPv6Gateway")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub ipv6_gateway: String,
     #[serde(rename = "GlobalIPv6Address")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub global_ipv6_address: String,
     #[serde(rename = "GlobalIPv6PrefixLen")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub global_ipv6_prefix_len: i64,
     pub mac_address: Option<String>,
     pub driver_opts: Option<BTreeMap<String, String>>,
