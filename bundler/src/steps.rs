@@ -467,15 +467,31 @@ impl<'s, 'r> Builder<'s, 'r> {
         // docker says nothing before the manifest is found.
         let report = registry::pull(self.store, &remote, &options)?;
         let mut lines = format!("{at}: Pulling from {}\n", remote.repository);
-        // An image the store had whole: docker lists no layer.
+        // An image the store had whole: docker lists no layer. Otherwise
+        // dockerd 20.10's lines: each layer's first, then each fetched
+        // one's download, then their completions.
         if !report.up_to_date {
-            for (layer, fetched) in &report.layers {
-                let how = if *fetched {
-                    "Pull complete"
+            let fetched: Vec<String> = report
+                .layers
+                .iter()
+                .filter(|(_, fetched)| *fetched)
+                .map(|(layer, _)| layer.short().to_string())
+                .collect();
+            for (layer, was_fetched) in &report.layers {
+                let first = if *was_fetched {
+                    "Pulling fs layer"
                 } else {
                     "Already exists"
                 };
-                lines.push_str(&format!("{}: {how}\n", layer.short()));
+                lines.push_str(&format!("{}: {first}\n", layer.short()));
+            }
+            for layer in &fetched {
+                lines.push_str(&format!(
+                    "{layer}: Verifying Checksum\n{layer}: Download complete\n"
+                ));
+            }
+            for layer in &fetched {
+                lines.push_str(&format!("{layer}: Pull complete\n"));
             }
         }
         lines.push_str(&format!("Digest: {}\n", report.digest));
