@@ -107,10 +107,11 @@ pub fn parse(parser: Parser, input: &[u8]) -> Result<(), (StatusCode, String)> {
             crate::events::EventFilter::parse(Some(&value)).map(|_| ())
         }
         Parser::ContainerPruneFilters => {
-            crate::containers::PruneFilters::parse(&filters_query()).map(|_| ())
+            crate::prune_filters::PruneFilters::parse(&filters_query()).map(|_| ())
         }
         Parser::ImagePruneFilters => {
-            crate::containers::PruneFilters::parse_with(&filters_query(), &["dangling"]).map(|_| ())
+            crate::prune_filters::PruneFilters::parse_with(&filters_query(), &["dangling"])
+                .map(|_| ())
         }
     }
     .map_err(refused)

@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn bad_network_requests_are_refused_with_a_reason() {
         for (json, says) in [
-            (r#"{"NetworkMode":"overlay"}"#, "not supported"),
+            (r#"{"NetworkMode":"container:abc"}"#, "not supported"),
             (
                 r#"{"NetworkMode":"none","PortBindings":{"7/tcp":[]}}"#,
                 "conflicts",

@@ -220,7 +220,7 @@ pub fn create(query: &Query) -> DaemonError {
 pub async fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, DaemonError> {
     // Docker's image prune filters: `dangling`, and `until`, `label`,
     // `label!` as for containers.
-    let (selected, filters) = crate::containers::PruneFilters::parse_with(query, &["dangling"])?;
+    let (selected, filters) = crate::prune_filters::PruneFilters::parse_with(query, &["dangling"])?;
     let all = match filters.get("dangling").map(Vec::as_slice) {
         None => false,
         Some([v]) if matches!(v.as_str(), "true" | "1") => false,

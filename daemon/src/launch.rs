@@ -732,7 +732,7 @@ pub fn adapt(
 /// addresses, links, a MAC and driver options are refused (400).
 pub fn check_networking(n: &NetworkingConfig) -> Result<(), DaemonError> {
     for (network, e) in n.endpoints_config.iter().flatten() {
-        crate::networks::check_endpoint(network, e)?;
+        crate::network_table::check_endpoint(network, e)?;
     }
     Ok(())
 }
@@ -1330,7 +1330,7 @@ mod tests {
             (r#"{"Memory":-1}"#, "Memory must not be negative"),
             (r#"{"WasmTimeout":-1}"#, "WasmTimeout must not be negative"),
             (r#"{"Tmpfs":{"/var":""}}"#, "/var"),
-            (r#"{"NetworkMode":"overlay"}"#, "not supported"),
+            (r#"{"NetworkMode":"container:abc"}"#, "not supported"),
             (r#"{"WrunHttpHeaderTimeout":-5}"#, "must not be negative"),
         ] {
             let err = settings(&ContainerConfig::default(), &host_config(json)).unwrap_err();

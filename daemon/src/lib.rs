@@ -34,10 +34,12 @@ pub mod lifecycle;
 mod listener;
 mod logpack;
 mod logs;
+mod network_table;
 mod networks;
 #[cfg(any(test, feature = "openapi"))]
 pub mod openapi;
 pub mod outcome;
+mod prune_filters;
 mod record;
 mod records;
 mod registry;
@@ -664,7 +666,6 @@ mod tests {
     fn docker_routes_wrun_lacks_name_the_verb() {
         for (method, path, verb) in [
             (Method::POST, "/containers/abc/update", "update"),
-            (Method::POST, "/networks/create", "network"),
             (Method::POST, "/images/docker.io/library/app/push", "push"),
             (Method::POST, "/session", "build"),
             (Method::GET, "/services", "swarm"),

@@ -34,12 +34,12 @@ use wrun_api::images::{
     CommitResponse, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary,
     ImportMessage, LoadMessage,
 };
-use wrun_api::system::{
-    BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
-};
 use wrun_api::network::{
     Network, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
     NetworkDisconnectRequest,
+};
+use wrun_api::system::{
+    BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
 };
 use wrun_api::time::UNIX_TIME_PATTERN;
 use wrun_api::volumes::{
@@ -1021,11 +1021,20 @@ pub const ROUTES: &[Route] = &[
                 400,
                 "A malformed body, IPv6, driver or IPAM options, an IP range, auxiliary addresses, more than one subnet, swarm's fields.",
             ),
-            error(403, "A subnet overlapping another network's, or a gateway outside it."),
-            error(404, "A driver other than `bridge` (dockerd's missing plugin)."),
+            error(
+                403,
+                "A subnet overlapping another network's, or a gateway outside it.",
+            ),
+            error(
+                404,
+                "A driver other than `bridge` (dockerd's missing plugin).",
+            ),
             error(409, "The name is taken."),
             error(413, "A body over 1 MiB."),
-            error(500, "A bad name or subnet, or `overlay` (dockerd's words and status)."),
+            error(
+                500,
+                "A bad name or subnet, or `overlay` (dockerd's words and status).",
+            ),
         ],
     },
     Route {
@@ -1052,7 +1061,10 @@ pub const ROUTES: &[Route] = &[
         body: Body::None,
         replies: &[
             reply(204, "Removed.", Content::Empty),
-            error(403, "A predefined network, or one an instance (even a stopped one) is on."),
+            error(
+                403,
+                "A predefined network, or one an instance (even a stopped one) is on.",
+            ),
             error(404, "No such network."),
             SERVER_ERROR,
         ],
@@ -1090,7 +1102,10 @@ pub const ROUTES: &[Route] = &[
             error(400, "A malformed body, or the `host` network."),
             error(404, "No such network or instance."),
             error(413, "A body over 1 MiB."),
-            error(500, "The instance is not on the network (dockerd's status)."),
+            error(
+                500,
+                "The instance is not on the network (dockerd's status).",
+            ),
         ],
     },
     Route {

@@ -83,7 +83,7 @@ pub struct Daemon {
     /// their views share.
     pub(crate) rootfs: RootfsViews,
     /// The user-defined networks and the instances on them.
-    pub(crate) networks: Arc<crate::networks::NetworkTable>,
+    pub(crate) networks: Arc<crate::network_table::NetworkTable>,
 }
 
 /// What telling an instance to stop found.
@@ -150,7 +150,8 @@ impl Daemon {
         // was cut short) go now; a record this daemon cannot read keeps its.
         let rootfs = RootfsViews::open(&containers_dir, &|id| live.contains_key(id))?;
         let log_files = layout::forget_leftovers(&logs_dir, &live);
-        let networks = crate::networks::NetworkTable::load(store.root(), &|id| live.contains_key(id))?;
+        let networks =
+            crate::network_table::NetworkTable::load(store.root(), &|id| live.contains_key(id))?;
         let (log_pack, problems) = LogPack::open(containers_dir.join(LOG_PACK))?;
         for problem in &problems {
             eprintln!("wrun daemon: {problem}");

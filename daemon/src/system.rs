@@ -10,8 +10,8 @@ use super::state::Daemon;
 use crate::error::DaemonError;
 use crate::lifecycle::Status;
 use wrun_api::system::{
-    API_VERSION, BuildCachePruneResponse, Component, MIN_API_VERSION,
-    Platform, PluginsInfo, RuntimeInfo, SwarmInfo, SystemInfo, SystemVersion,
+    API_VERSION, BuildCachePruneResponse, Component, MIN_API_VERSION, Platform, PluginsInfo,
+    RuntimeInfo, SwarmInfo, SystemInfo, SystemVersion,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -321,7 +321,7 @@ fn proc_status(field: &str) -> Option<i64> {
 /// `POST /build/prune`: `wrun build` keeps no build cache (each build works
 /// in a scratch store it deletes), so there is nothing to remove.
 pub fn prune_build_cache(query: &Query) -> Result<Response<Body>, DaemonError> {
-    crate::containers::PruneFilters::parse(query).map_err(|e| match e {
+    crate::prune_filters::PruneFilters::parse(query).map_err(|e| match e {
         DaemonError::InvalidArgument(m) => {
             DaemonError::invalid(format!("failed to prune build cache: {m}"))
         }
