@@ -58,6 +58,16 @@ pub enum BuildError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A step's error that does not say where, with where the build file
+    /// has the step. The error stays the source, so its causes (a full
+    /// disk, say) are still there for whoever reads the chain.
+    #[error("{file}{}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    AtStep {
+        file: String,
+        line: Option<usize>,
+        #[source]
+        source: Box<BuildError>,
+    },
     /// A `RUN` step that failed, with where the build file has it.
     #[error("{file}{}: {step}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     RunFailed {

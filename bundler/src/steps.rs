@@ -522,8 +522,10 @@ impl<'s, 'r> Builder<'s, 'r> {
                 .step_on(program, stage, &mut state, ins, global)
                 .map_err(|e| match e {
                     // Errors that do not say where get the file and line.
-                    BuildError::BuildFile { .. } | BuildError::RunFailed { .. } => e,
-                    other => line_error(program, ins, other.to_string()),
+                    BuildError::BuildFile { .. }
+                    | BuildError::RunFailed { .. }
+                    | BuildError::AtStep { .. } => e,
+                    other => at_step(program, ins, other),
                 })?;
             if done.cached {
                 self.emit(BuildEvent::Output {
@@ -768,7 +770,7 @@ impl<'s, 'r> Builder<'s, 'r> {
                             line: (ins.line > 0).then_some(ins.line),
                             step: Box::new(step),
                         },
-                        other => err(other.to_string()),
+                        other => at_step(program, ins, other),
                     });
             }
             Op::Copy {
@@ -1375,6 +1377,15 @@ fn global_vars(global: &BTreeMap<String, Option<String>>) -> BTreeMap<String, St
 /// Substitutes `$NAME` and `${NAME}` from `vars`.
 fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     substitute(text, vars, &mut Vec::new(), true)
+}
+
+/// `error`, which does not say where, at the step `ins`.
+fn at_step(program: &Program, ins: &Instruction, error: BuildError) -> BuildError {
+    BuildError::AtStep {
+        file: program.file.clone(),
+        line: (ins.line > 0).then_some(ins.line),
+        source: Box::new(error),
+    }
 }
 
 fn line_error(program: &Program, ins: &Instruction, message: String) -> BuildError {

@@ -523,7 +523,7 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
 /// A failed build's one line, naming the build file as the user named it,
 /// not by its copy under the store.
 fn error_message(e: &BuildError, prepared: &PreparedBuild) -> String {
-    let text = crate::describe(&anyhow::anyhow!("{e}"));
+    let text = crate::describe_error(e);
     let text = text.replace(&prepared.file.display().to_string(), &prepared.shown);
     let context = format!("{}/", prepared.context.display());
     let text = text.replace(&context, "");

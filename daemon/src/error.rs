@@ -148,8 +148,20 @@ impl From<anyhow::Error> for DaemonError {
 /// dockerd says it (`no space left on device`, Go's words), not as Rust's
 /// `No space left on device (os error 28)`.
 pub fn describe(err: &anyhow::Error) -> String {
+    describe_causes(err.chain())
+}
+
+/// [`describe`] of an error that is not in an `anyhow::Error`: it and its
+/// sources.
+pub fn describe_error(err: &(dyn std::error::Error + 'static)) -> String {
+    describe_causes(std::iter::successors(Some(err), |e| e.source()))
+}
+
+fn describe_causes<'a>(
+    chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
+    for cause in chain {
         let text = match cause
             .downcast_ref::<std::io::Error>()
             .map(std::io::Error::kind)

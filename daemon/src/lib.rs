@@ -52,7 +52,7 @@ mod system;
 pub mod volume_store;
 pub mod volumes;
 
-pub use error::{DaemonError, describe};
+pub use error::{DaemonError, describe, describe_error};
 pub use listener::DEFAULT_HEADER_TIMEOUT;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
