@@ -355,6 +355,15 @@ impl ImageBackend for ApiImages {
                 "--timeout is not sent to a daemon: Docker's POST /build has no step time limit, so the daemon's (10m) applies; build without -H to set one"
             );
         }
+        if request
+            .run_limits
+            .as_ref()
+            .is_some_and(|l| l.storage != StepLimits::default().storage)
+        {
+            bail!(
+                "--storage-opt is not sent to a daemon: Docker's POST /build has no storage limit, so the daemon's (4g a step) applies; build without -H to set one"
+            );
+        }
         let (context, file) = context_tar(&request.context, request.file.as_deref())?;
         let mut query = form_urlencoded::Serializer::new(String::new());
         for t in &request.tags {
@@ -386,6 +395,9 @@ impl ImageBackend for ApiImages {
         }
         if request.progress.is_none() {
             query.append_pair("q", "1");
+        }
+        if request.run_network.host {
+            query.append_pair("networkmode", "host");
         }
         if let Some(memory) = request.run_limits.as_ref().and_then(|l| l.memory) {
             query.append_pair("memory", &memory.to_string());

@@ -154,3 +154,44 @@ fn a_run_naming_no_module_of_the_image_is_refused_with_the_path() {
     let err = env.fails(&["build", p(&ctx)]);
     assert!(err.contains("/etc/a cannot be run"), "{err}");
 }
+
+#[test]
+fn storage_opt_bounds_what_a_run_writes_and_bad_build_flags_are_refused() {
+    let env = Env::new();
+    base_image(&env);
+    let before = env.store_state();
+    let ctx = context(
+        &[],
+        "FROM base:1\nRUN [\"/bin/fsh\", \"fill\", \"/big\", \"3145728\"]\n",
+    );
+    let err = env.fails(&["build", "--storage-opt", "size=1m", "-t", "big:1", p(&ctx)]);
+    assert!(
+        err.contains("wrote more than the step storage limit of 1 MiB"),
+        "{err}"
+    );
+    assert_eq!(env.store_state(), before, "nothing stored");
+    // Under a larger limit the same step builds.
+    env.ok(&[
+        "build",
+        "-q",
+        "--storage-opt",
+        "size=8m",
+        "-t",
+        "big:1",
+        p(&ctx),
+    ]);
+    for (flags, says) in [
+        (
+            &["--storage-opt", "size=0"][..],
+            "invalid storage size \"0\"",
+        ),
+        (&["--storage-opt", "quota=1g"][..], "only size=SIZE"),
+        (&["--network", "bridge2"][..], "none (the default) or host"),
+    ] {
+        let mut args = vec!["build"];
+        args.extend_from_slice(flags);
+        args.push(p(&ctx));
+        let err = env.fails(&args);
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+}

@@ -116,6 +116,10 @@ pub struct BuildRequest {
     /// The limits of each `RUN` step; `None`: [`run_step::StepLimits`]'s
     /// defaults (10 minutes, 4 GiB written, the runtime's memory cap).
     pub run_limits: Option<run_step::StepLimits>,
+    /// What each `RUN` step may do on the network: nothing by default;
+    /// `build --network host` grants the host's network (to components:
+    /// a preview 1 module has no sockets).
+    pub run_network: wrun_runtime::NetworkGrants,
 }
 
 /// One thing a build reports as it goes.

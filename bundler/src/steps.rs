@@ -916,6 +916,7 @@ impl<'s, 'r> Builder<'s, 'r> {
         step.env = env;
         step.workdir = state.config.working_dir().clone().filter(|w| !w.is_empty());
         step.limits = self.request.run_limits.unwrap_or_default();
+        step.network = self.request.run_network.clone();
         step.mtime_clamp = Some(self.epoch);
         step.stdout = output.clone();
         step.stderr = output;

@@ -97,6 +97,9 @@ struct BuildParams {
     /// `memory`: the memory limit of each `RUN` step, as dockerd's limit
     /// of each `RUN` container.
     memory: Option<u64>,
+    /// `networkmode=host`: `RUN` steps get the host's network; none
+    /// otherwise (`default`, `none`, `bridge`).
+    network_host: bool,
     /// `nocache` and `pull`: the build cache's policy (`--no-cache`,
     /// `--pull`).
     cache: CachePolicy,
@@ -159,7 +162,17 @@ impl BuildParams {
                 }
             },
         };
+        let network_host = match query.get("networkmode").unwrap_or("") {
+            "host" => true,
+            "" | "default" | "none" | "bridge" => false,
+            other => {
+                return Err(DaemonError::invalid(format!(
+                    "networkmode={other:?} is not supported for build: none (the default) or host"
+                )));
+            }
+        };
         Ok(BuildParams {
+            network_host,
             tags,
             dockerfile,
             build_args,
@@ -472,6 +485,10 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
             memory: Some(m),
             ..StepLimits::default()
         }),
+        run_network: wrun_runtime::NetworkGrants {
+            host: params.network_host,
+            ..Default::default()
+        },
     };
     let built = wrun_bundler::build_with(&daemon.store, &request, params.cache)
         .map_err(|e| error_message(&e, &prepared));
@@ -580,6 +597,18 @@ mod tests {
         assert_eq!(p.target.as_deref(), Some("base"));
         assert_eq!(p.source_date_epoch, Some(10));
         assert!(p.build_args.is_empty());
+        assert!(
+            !p.network_host,
+            "networkmode=default (above too): no network"
+        );
+        assert!(q("networkmode=host").unwrap().network_host);
+        assert!(!q("networkmode=none").unwrap().network_host);
+        let err = q("networkmode=mynet").err().unwrap();
+        assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST);
+        assert!(
+            err.message().contains("none (the default) or host"),
+            "{err}"
+        );
     }
 
     #[test]

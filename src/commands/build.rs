@@ -42,6 +42,13 @@ pub struct BuildArgs {
     /// Time limit of each RUN step (e.g. 90s, 5m) [default: 10m]
     #[arg(long = "timeout", value_name = "DURATION", value_parser = wrun_api::parse::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Networking of RUN steps: none (the default; default and bridge mean
+    /// it too) or host
+    #[arg(long = "network", value_name = "MODE", value_parser = parse_network)]
+    pub network: Option<bool>,
+    /// What each RUN step may write (size=SIZE, e.g. size=10g) [default: size=4g]
+    #[arg(long = "storage-opt", value_name = "size=SIZE", value_parser = parse_storage_size)]
+    pub storage: Option<u64>,
     /// Do not use the build cache: run every step
     #[arg(long = "no-cache")]
     pub no_cache: bool,
@@ -92,14 +99,19 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
             ProgressSink(Arc::new(move |e: &BuildEvent<'_>| printer.print(e)))
         }),
         base_images: None,
-        run_limits: (args.memory.is_some() || args.timeout.is_some()).then(|| {
-            let defaults = StepLimits::default();
-            StepLimits {
-                memory: args.memory.or(defaults.memory),
-                timeout: args.timeout.unwrap_or(defaults.timeout),
-                storage: defaults.storage,
-            }
-        }),
+        run_limits: (args.memory.is_some() || args.timeout.is_some() || args.storage.is_some())
+            .then(|| {
+                let defaults = StepLimits::default();
+                StepLimits {
+                    memory: args.memory.or(defaults.memory),
+                    timeout: args.timeout.unwrap_or(defaults.timeout),
+                    storage: args.storage.unwrap_or(defaults.storage),
+                }
+            }),
+        run_network: wrun_runtime::NetworkGrants {
+            host: args.network.unwrap_or(false),
+            ..Default::default()
+        },
     };
     let policy = CachePolicy {
         no_cache: args.no_cache,
@@ -210,6 +222,33 @@ fn elapsed(d: Duration) -> String {
     } else {
         let whole = d.as_secs();
         format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+/// `--network`: whether RUN steps get the host's network (`host`) or none.
+fn parse_network(mode: &str) -> Result<bool, String> {
+    match mode {
+        "host" => Ok(true),
+        "none" | "default" | "bridge" => Ok(false),
+        other => Err(format!(
+            "network mode {other:?} is not supported for build: none (the default) or host"
+        )),
+    }
+}
+
+/// `--storage-opt size=SIZE`: the bytes each RUN step may write.
+fn parse_storage_size(opt: &str) -> Result<u64, String> {
+    let Some(size) = opt.strip_prefix("size=") else {
+        return Err(format!(
+            "invalid storage option {opt:?}: build takes only size=SIZE (e.g. size=10g)"
+        ));
+    };
+    match wrun_api::parse::parse_memory(size) {
+        Ok(0) => Err(format!(
+            "invalid storage size {size:?}: it must be more than 0"
+        )),
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(format!("invalid storage size {size:?}: {e}")),
     }
 }
 
