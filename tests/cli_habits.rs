@@ -146,7 +146,6 @@ fn docker_verbs_wrun_does_not_serve_name_themselves() {
     d.wrun_ok(&["create", "--name", "xx", "hello:1.0"]);
     for (args, verb) in [
         (vec!["update", "--memory", "64m", "xx"], "update"),
-        (vec!["network", "create", "n"], "network"),
         (vec!["push", "hello:1.0"], "push"),
     ] {
         let out = d.docker(&args);
