@@ -389,7 +389,7 @@ fn dockerignore_leaves_paths_out_even_the_dockerfile() {
 }
 
 #[test]
-fn add_extracts_plain_and_gzip_tars_and_copies_other_files() {
+fn add_extracts_plain_gzip_bzip2_and_xz_tars_and_copies_other_files() {
     let env = Env::new();
     let _base = base_image(&env);
     let mut t = Vec::new();
@@ -404,9 +404,17 @@ fn add_extracts_plain_and_gzip_tars_and_copies_other_files() {
     );
     let plain = end_tar(t);
     let gz = gzip(&plain);
+    let bz2 = compressed_by("bzip2", &plain);
+    let xz = compressed_by("xz", &plain);
     let ctx = context(
-        &[("a.tar", &plain), ("b.tgz", &gz), ("c.txt", b"plain file")],
-        "FROM base:1\nADD a.tar /x/\nADD b.tgz /y\nADD c.txt /z.txt\nCOPY a.tar /kept.tar\nENTRYPOINT [\"/bin/fsh\"]\n",
+        &[
+            ("a.tar", &plain),
+            ("b.tgz", &gz),
+            ("c.txt", b"plain file"),
+            ("d.tar.bz2", &bz2),
+            ("e.tar.xz", &xz),
+        ],
+        "FROM base:1\nADD a.tar /x/\nADD b.tgz /y\nADD c.txt /z.txt\nCOPY a.tar /kept.tar\nADD d.tar.bz2 e.tar.xz /w/\nENTRYPOINT [\"/bin/fsh\"]\n",
     );
     env.ok(&["build", "-q", "-t", "add:1", p(&ctx)]);
     assert_eq!(
@@ -424,10 +432,16 @@ fn add_extracts_plain_and_gzip_tars_and_copies_other_files() {
                 "/z.txt",
                 ";",
                 "stat",
-                "/kept.tar"
+                "/kept.tar",
+                ";",
+                "tree",
+                "/w"
             ]
         ),
-        format!("inside\ninside\nplain file\nfile {}\n", plain.len())
+        format!(
+            "inside\ninside\nplain file\nfile {}\n/w/dir\n/w/dir/in.txt\n",
+            plain.len()
+        )
     );
     let h = history(&env, "add:1");
     assert!(
@@ -438,14 +452,29 @@ fn add_extracts_plain_and_gzip_tars_and_copies_other_files() {
 
     // A compressed tar wrun cannot read is refused, not silently copied.
     let ctx = context(
-        &[("c.tar.bz2", b"BZh91AY&SY")],
-        "FROM base:1\nADD c.tar.bz2 /\n",
+        &[("c.tar.zst", b"\x28\xb5\x2f\xfd\x00\x00")],
+        "FROM base:1\nADD c.tar.zst /\n",
     );
     let err = env.fails(&["build", p(&ctx)]);
     assert!(
-        err.contains("bzip2") && err.contains("Dockerfile:2"),
+        err.contains("zstd") && err.contains("Dockerfile:2"),
         "{err}"
     );
+}
+
+/// `bytes` compressed by the command `tool` (bzip2, xz) reading stdin.
+fn compressed_by(tool: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(tool)
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{tool} failed");
+    out.stdout
 }
 
 /// An `ADD`ed tar is extracted as a layer is: entries that climb out are
