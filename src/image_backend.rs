@@ -478,7 +478,31 @@ struct BuildLine {
     aux: Option<BuildLineAux>,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default, rename = "errorDetail")]
+    error_detail: Option<BuildLineError>,
 }
+
+#[derive(serde::Deserialize)]
+struct BuildLineError {
+    #[serde(default)]
+    code: Option<i32>,
+}
+
+/// A build the daemon ran whose `RUN` step exited non-zero: `wrun build`
+/// exits with that code, as the docker client does.
+#[derive(Debug)]
+pub struct BuildStepFailed {
+    pub message: String,
+    pub code: i32,
+}
+
+impl std::fmt::Display for BuildStepFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildStepFailed {}
 
 #[derive(serde::Deserialize)]
 struct BuildLineAux {
@@ -497,6 +521,13 @@ impl BuildProgress {
         let line: BuildLine =
             serde_json::from_slice(line).context("the daemon's answer is not the expected JSON")?;
         if let Some(error) = line.error {
+            if let Some(code) = line.error_detail.and_then(|d| d.code) {
+                return Err(BuildStepFailed {
+                    message: error,
+                    code,
+                }
+                .into());
+            }
             bail!("{error}");
         }
         if let Some(aux) = line.aux {

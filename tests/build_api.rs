@@ -166,6 +166,21 @@ fn a_failing_build_exits_1_in_dockerds_words_and_stores_nothing() {
     );
     assert_eq!(d.env.store_state(), before);
     assert!(build_dirs(&d.env.root()).is_empty());
+
+    // A RUN that exits 3: the docker client and wrun build -H exit 3, as
+    // with dockerd (its errorDetail carries the code).
+    let ctx = context(
+        "FROM scratch\nCOPY fsh.wasm /bin/fsh\nRUN [\"/bin/fsh\", \"echo\", \"bye\", \";\", \"exit\", \"3\"]\n",
+    );
+    let out = docker_build(&d, &["-t", "nf:3", p(&ctx)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("returned a non-zero code: 3"), "{stderr}");
+    let out = d.wrun(&["build", "-t", "nf:3", p(&ctx)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("returned a non-zero code: 3"), "{stderr}");
+    assert_eq!(d.env.store_state(), before);
 }
 
 #[test]

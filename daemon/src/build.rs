@@ -54,6 +54,9 @@ pub struct BuildAux {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(any(test, feature = "openapi"), derive(utoipa::ToSchema))]
 pub struct BuildErrorDetail {
+    /// A failed `RUN` step's exit code, which the docker client exits with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
     pub message: String,
 }
 
@@ -445,10 +448,36 @@ fn context_decompressed<'a>(
 }
 
 /// Runs the build, sending its progress to `tx` as dockerd's JSON lines.
+/// The lines go through a thread of their own: a `RUN` step's output
+/// arrives on a thread that drives the guest inside a tokio runtime, where
+/// `tx`'s blocking send must not be called.
 fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc::Sender<Bytes>) {
+    let (lines, pending) = std::sync::mpsc::sync_channel::<Bytes>(64);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for line in pending {
+                // A client gone is no failure of the build: the image is
+                // stored; the lines left are dropped.
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        build_sending(daemon, prepared, params, &lines);
+        drop(lines);
+    });
+}
+
+/// [`run`]'s build, each line sent to `tx`.
+fn build_sending(
+    daemon: &Daemon,
+    prepared: PreparedBuild,
+    params: BuildParams,
+    tx: &std::sync::mpsc::SyncSender<Bytes>,
+) {
     // A client gone is no failure of the build: the image is stored.
     let send = |message: BuildMessage| {
-        let _ = tx.blocking_send(message.line());
+        let _ = tx.send(message.line());
     };
     let stream = |text: String| send(BuildMessage::stream(text));
     let progress = (!params.quiet).then(|| {
@@ -468,7 +497,7 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
                 BuildEvent::Output { bytes } => vec![String::from_utf8_lossy(bytes).into_owned()],
             };
             for l in lines {
-                let _ = tx.blocking_send(BuildMessage::stream(l).line());
+                let _ = tx.send(BuildMessage::stream(l).line());
             }
         }))
     });
@@ -491,7 +520,7 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
         },
     };
     let built = wrun_bundler::build_with(&daemon.store, &request, params.cache)
-        .map_err(|e| error_message(&e, &prepared));
+        .map_err(|e| (error_message(&e, &prepared), e.step_exit_code()));
     // Removed before the last line: a client that has read it finds no
     // trace of the build under the store.
     drop(prepared);
@@ -525,9 +554,10 @@ fn run(daemon: &Daemon, prepared: PreparedBuild, params: BuildParams, tx: &mpsc:
                 }
             }
         }
-        Err(message) => {
+        Err((message, code)) => {
             send(BuildMessage {
                 error_detail: Some(BuildErrorDetail {
+                    code,
                     message: message.clone(),
                 }),
                 error: Some(message),

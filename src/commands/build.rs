@@ -123,8 +123,14 @@ pub fn run(root: &Path, host: Option<&str>, args: BuildArgs) -> anyhow::Result<E
             // docker build exits with the failing RUN's code.
             let code = err
                 .chain()
-                .find_map(|c| c.downcast_ref::<BuildError>())
-                .and_then(BuildError::step_exit_code)
+                .find_map(|c| {
+                    c.downcast_ref::<BuildError>()
+                        .and_then(BuildError::step_exit_code)
+                        .or_else(|| {
+                            c.downcast_ref::<crate::image_backend::BuildStepFailed>()
+                                .map(|f| f.code)
+                        })
+                })
                 .and_then(|c| u8::try_from(c).ok())
                 .filter(|c| *c != 0);
             match code {
