@@ -673,14 +673,19 @@ pub const ROUTES: &[Route] = &[
                 "The memory limit of each `RUN` step, in bytes; 0 or none: the daemon's.",
             ),
             query(
+                "networkmode",
+                Value::OneOf(&["", "default", "none", "bridge", "host"]),
+                "The network of each `RUN` step: `host` the host's; none otherwise (others 400).",
+            ),
+            query(
                 "nocache",
                 Value::Flag,
-                "Accepted: wrun keeps no build cache, so every step runs.",
+                "Run every step: take nothing from the build cache.",
             ),
             query(
                 "pull",
                 Value::Flag,
-                "Accepted: wrun reaches no registry; a base image comes from the store.",
+                "Pull a registry base image again (anonymously); a base named without a registry comes from the store.",
             ),
             query(
                 "rm",

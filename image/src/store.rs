@@ -1420,8 +1420,8 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
 }
 
 /// What wrun keeps at the top of a store root: the image store's entries,
-/// the daemon's (`containers/`, `daemon.lock`, `daemon.log`) and the
-/// runtime's (`scratch/`). Only these are made private: a root shared with
+/// the daemon's (`containers/`, `networks/`, `daemon.lock`, `daemon.log`)
+/// and the runtime's (`scratch/`). Only these are made private: a root shared with
 /// other files leaves those alone.
 const STORE_ENTRIES: &[&str] = &[
     "blobs",
@@ -1429,8 +1429,10 @@ const STORE_ENTRIES: &[&str] = &[
     "tmp",
     "cache",
     "images.json",
+    "build-cache.json",
     "lock",
     "containers",
+    "networks",
     "daemon.lock",
     "daemon.log",
     "scratch",
