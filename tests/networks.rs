@@ -273,6 +273,9 @@ fn an_instance_on_a_network_gets_an_address_until_it_leaves_or_goes() {
     let containers = d.docker_ok(&["network", "inspect", "app", "-f", "{{json .Containers}}"]);
     assert_eq!(containers.trim(), "{}");
     assert_eq!(d.docker_ok(&["network", "rm", "app"]), "app\n");
+    // wrun's own rm: -f passes over a network that is gone, without -f it fails.
+    assert_eq!(d.wrun_ok(&["network", "rm", "-f", "app"]), "");
+    assert!(!d.wrun(&["network", "rm", "app"]).status.success());
     // host and none cannot take a user network; an alias needs one.
     d.docker_ok(&["network", "create", "app2"]);
     d.docker_ok(&["create", "--name", "cn", "--network", "none", "fsh:1"]);

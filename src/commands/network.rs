@@ -360,15 +360,12 @@ fn rm(target: &DaemonTarget, args: RmArgs) -> anyhow::Result<ExitCode> {
     let client = target.client()?;
     super::for_each(&args.names, |name| {
         let path = format!("/networks/{}", super::escape(name));
-        if args.force {
+        match client.call(Method::DELETE, &path, None) {
+            Ok(_) => println!("{name}"),
             // docker's -f: a network that does not exist is no error.
-            let exists = client.json::<Network>(Method::GET, &path, None).is_ok();
-            if !exists {
-                return Ok(());
-            }
+            Err(e) if args.force && crate::client::is_not_found(&e) => {}
+            Err(e) => return Err(e),
         }
-        client.call(Method::DELETE, &path, None)?;
-        println!("{name}");
         Ok(())
     })
 }
