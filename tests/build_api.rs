@@ -24,10 +24,6 @@ fn context(dockerfile: &str) -> tempfile::TempDir {
     dir
 }
 
-fn p(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
-}
-
 const GOOD: &str = "FROM scratch\nARG WHO=nobody\nCOPY fsh.wasm /bin/fsh\nENV WHO=$WHO\nLABEL made=here\nCMD [\"/bin/fsh\", \"echo\", \"built\"]\n";
 
 /// The classic builder's docker client against the daemon.

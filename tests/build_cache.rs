@@ -11,25 +11,9 @@ use common::*;
 
 const FSH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fsh/fsh.wasm");
 
-/// A context directory with `files` and a Dockerfile of `dockerfile`.
-fn context(files: &[(&str, &[u8])], dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
-fn p(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
-}
-
 /// Stores `base:1`: the file shell at /bin/fsh.
 fn base_image(env: &Env) {
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
         "FROM scratch\nCOPY fsh.wasm /bin/fsh\nCMD [\"/bin/fsh\", \"ls\", \"/\"]\n",
     );
@@ -79,7 +63,7 @@ const DOCKERFILE: &str = "FROM base:1\n\
 fn a_second_build_reruns_nothing_and_gives_the_same_id() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(&[("data", b"d1")], DOCKERFILE);
+    let ctx = dockerfile_context(&[("data", b"d1")], DOCKERFILE);
     let first = env.ok(&["build", "-t", "app:1", p(&ctx)]);
     assert!(ran(&first, "ran one") && ran(&first, "ran two"), "{first}");
     assert_eq!(
@@ -110,7 +94,7 @@ fn a_second_build_reruns_nothing_and_gives_the_same_id() {
 fn a_changed_copy_source_reruns_that_step_and_the_ones_after_it_only() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(&[("data", b"d1")], DOCKERFILE);
+    let ctx = dockerfile_context(&[("data", b"d1")], DOCKERFILE);
     env.ok(&["build", "-t", "app:1", p(&ctx)]);
     std::fs::write(ctx.path().join("data"), b"d2").unwrap();
     let out = env.ok(&["build", "-t", "app:2", p(&ctx)]);
@@ -138,7 +122,7 @@ fn a_changed_copy_source_reruns_that_step_and_the_ones_after_it_only() {
 fn a_changed_build_arg_reruns_the_run_that_sees_it_and_no_cache_reruns_all() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(&[("data", b"d1")], DOCKERFILE);
+    let ctx = dockerfile_context(&[("data", b"d1")], DOCKERFILE);
     let first = env.ok(&["build", "-t", "app:1", p(&ctx)]);
     let out = env.ok(&["build", "--build-arg", "V=2", "-t", "app:2", p(&ctx)]);
     // ARG V's own line is unchanged (it names no value); the RUN after it
@@ -165,7 +149,7 @@ fn a_changed_build_arg_reruns_the_run_that_sees_it_and_no_cache_reruns_all() {
 fn a_failed_build_exits_with_the_runs_code_and_caches_no_failing_step() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\n\
          RUN [\"/bin/fsh\", \"write\", \"/x\", \"1\"]\n\
@@ -199,7 +183,7 @@ fn a_failed_build_exits_with_the_runs_code_and_caches_no_failing_step() {
 fn the_cache_goes_with_the_image_that_kept_it() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(&[("data", b"d1")], DOCKERFILE);
+    let ctx = dockerfile_context(&[("data", b"d1")], DOCKERFILE);
     env.ok(&["build", "-t", "app:1", p(&ctx)]);
     let blobs = |env: &Env| {
         std::fs::read_dir(env.root().join("blobs/sha256"))
@@ -227,7 +211,7 @@ fn the_cache_goes_with_the_image_that_kept_it() {
 fn pull_of_a_stored_base_says_it_is_the_stored_image() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(&[("data", b"d1")], DOCKERFILE);
+    let ctx = dockerfile_context(&[("data", b"d1")], DOCKERFILE);
     let out = env
         .cmd()
         .args(["build", "--pull", "-t", "app:1", p(&ctx)])

@@ -13,26 +13,10 @@ use common::*;
 
 const FSH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fsh/fsh.wasm");
 
-/// A context directory with `files` and a Dockerfile of `dockerfile`.
-fn context(files: &[(&str, &[u8])], dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
-fn p(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
-}
-
 /// Stores `base:1`: the file shell at /bin/fsh, with an Env, a Label and a
 /// Cmd for images built on it to inherit.
 fn base_image(env: &Env) -> tempfile::TempDir {
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
         "FROM scratch\nCOPY fsh.wasm /bin/fsh\nENV A=1\nLABEL l1=v1\nCMD [\"/bin/fsh\", \"echo\", \"base\"]\n",
     );
@@ -72,7 +56,7 @@ fn run(env: &Env, image: &str, args: &[&str]) -> String {
 fn from_an_image_extends_its_layers_config_and_history() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("f.txt", b"hello from the context")],
         "ARG TAG=1\nFROM base:${TAG}\nARG TAG\nENV B=$TAG C=${A}x\nLABEL l2=v2\nCOPY f.txt /f.txt\nWORKDIR /w\nEXPOSE 80\nVOLUME /data\nUSER 1000\nSTOPSIGNAL SIGINT\nENTRYPOINT [\"/bin/fsh\"]\n",
     );
@@ -172,7 +156,7 @@ fn from_an_image_extends_its_layers_config_and_history() {
 fn the_same_context_and_base_give_the_same_image() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("f.txt", b"x")],
         "FROM base:1\nCOPY f.txt /f.txt\nENV X=1\n",
     );
@@ -189,7 +173,7 @@ fn the_same_context_and_base_give_the_same_image() {
 fn multi_stage_copies_from_stages_by_name_and_index_and_from_images() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("data/a.txt", b"a"), ("data/sub/b.txt", b"b")],
         "FROM base:1 AS build\nCOPY data /data\nFROM scratch AS second\nCOPY --from=build /data/a.txt /only-a\nFROM base:1\nCOPY --from=build /data /copied\nCOPY --from=1 /only-a /from-index\nCOPY --from=base:1 /bin/fsh /bin/fsh2\nENTRYPOINT [\"/bin/fsh2\"]\n",
     );
@@ -271,7 +255,7 @@ fn copy_from_a_missing_or_later_stage_fails_with_file_and_line() {
             3,
         ),
     ] {
-        let ctx = context(&[], dockerfile);
+        let ctx = dockerfile_context(&[], dockerfile);
         let before = env.store_state();
         let err = env.fails(&["build", p(&ctx)]);
         assert!(err.contains(needle), "{dockerfile:?}: {err}");
@@ -307,7 +291,7 @@ fn a_base_that_is_not_a_wasm_image_is_refused_naming_it() {
         rootfs.to_str().unwrap(),
         "linux:1",
     ]);
-    let ctx = context(&[], "FROM linux:1\nCMD [\"/x\"]\n");
+    let ctx = dockerfile_context(&[], "FROM linux:1\nCMD [\"/x\"]\n");
     let before = env.store_state();
     let err = env.fails(&["build", p(&ctx)]);
     assert!(
@@ -322,7 +306,7 @@ fn a_base_that_is_not_a_wasm_image_is_refused_naming_it() {
 fn from_an_image_tar_loads_it_first() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM ./base.tar\nCMD [\"/bin/fsh\", \"echo\", \"from a tar\"]\n",
     );
@@ -337,7 +321,7 @@ fn from_an_image_tar_loads_it_first() {
     );
     // Only a tar of the context: FROM names no other file of the host.
     for outside in ["/etc/passwd", "../base.tar"] {
-        let ctx = context(&[], &format!("FROM {outside}\n"));
+        let ctx = dockerfile_context(&[], &format!("FROM {outside}\n"));
         let err = fresh.fails(&["build", p(&ctx)]);
         assert!(
             err.contains("Dockerfile:1: FROM") && err.contains("build context"),
@@ -354,7 +338,7 @@ fn from_an_image_tar_loads_it_first() {
 fn dockerignore_leaves_paths_out_even_the_dockerfile() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[
             ("a.txt", b"a"),
             ("x.log", b"log"),
@@ -406,7 +390,7 @@ fn add_extracts_plain_gzip_bzip2_and_xz_tars_and_copies_other_files() {
     let gz = gzip(&plain);
     let bz2 = compressed_by("bzip2", &plain);
     let xz = compressed_by("xz", &plain);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[
             ("a.tar", &plain),
             ("b.tgz", &gz),
@@ -451,7 +435,7 @@ fn add_extracts_plain_gzip_bzip2_and_xz_tars_and_copies_other_files() {
     );
 
     // A compressed tar wrun cannot read is refused, not silently copied.
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("c.tar.zst", b"\x28\xb5\x2f\xfd\x00\x00")],
         "FROM base:1\nADD c.tar.zst /\n",
     );
@@ -492,7 +476,7 @@ fn add_of_a_tar_with_dot_dot_entries_escapes_nothing() {
         b"x",
         0o644,
     );
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("evil.tar", &end_tar(t))],
         "FROM base:1\nADD evil.tar /x/\n",
     );
@@ -508,7 +492,7 @@ fn add_of_a_tar_with_dot_dot_entries_escapes_nothing() {
 fn shell_form_run_without_a_shell_is_refused_with_the_exec_form_hint() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(&[], "FROM base:1\nRUN fsh echo hi\n");
+    let ctx = dockerfile_context(&[], "FROM base:1\nRUN fsh echo hi\n");
     let err = env.fails(&["build", p(&ctx)]);
     assert!(
         err.contains("Dockerfile:2:") && err.contains("no /bin/sh") && err.contains("RUN [\""),
@@ -521,12 +505,12 @@ fn shell_form_run_without_a_shell_is_refused_with_the_exec_form_hint() {
 #[test]
 fn a_build_through_a_daemon_starts_from_the_daemons_images() {
     let d = Daemon::start(Env::new());
-    let base = context(
+    let base = dockerfile_context(
         &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
         "FROM scratch\nCOPY fsh.wasm /bin/fsh\nENTRYPOINT [\"/bin/fsh\"]\n",
     );
     d.wrun_ok(&["build", "-q", "-t", "dbase:1", p(&base)]);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("f.txt", b"via the daemon")],
         "FROM dbase:1 AS first\nCOPY f.txt /f.txt\nFROM dbase:1\nCOPY --from=first /f.txt /g.txt\nCOPY --from=dbase:1 /bin/fsh /bin/again\n",
     );
@@ -537,7 +521,7 @@ fn a_build_through_a_daemon_starts_from_the_daemons_images() {
         "via the daemon\n"
     );
     let err = String::from_utf8_lossy(
-        &d.wrun(&["build", p(&context(&[], "FROM nothere:1\n"))])
+        &d.wrun(&["build", p(&dockerfile_context(&[], "FROM nothere:1\n"))])
             .stderr,
     )
     .into_owned();
@@ -554,7 +538,7 @@ fn a_build_through_a_daemon_starts_from_the_daemons_images() {
 fn run_steps_add_layers_and_the_shell_form_goes_through_bin_sh() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\nARG V=7\nRUN [\"/bin/fsh\", \"write\", \"/made\", \"hi\", \";\", \"echo\", \"from the step\"]\nRUN [\"/bin/fsh\", \"cat\", \"/made\"]\nENTRYPOINT [\"/bin/fsh\"]\n",
     );
@@ -583,7 +567,7 @@ fn run_steps_add_layers_and_the_shell_form_goes_through_bin_sh() {
     );
 
     // A failing step stops the build with its code and last lines.
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\nRUN [\"/bin/fsh\", \"echo\", \"last words\", \";\", \"exit\", \"3\"]\n",
     );
@@ -595,7 +579,7 @@ fn run_steps_add_layers_and_the_shell_form_goes_through_bin_sh() {
 
     // With a /bin/sh in the stage, the shell form runs `/bin/sh -c LINE`
     // (fsh is no shell: it fails on `-c`, which shows how it was called).
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
         "FROM base:1\nCOPY fsh.wasm /bin/sh\nRUN write /x y\n",
     );
@@ -610,7 +594,7 @@ fn run_steps_add_layers_and_the_shell_form_goes_through_bin_sh() {
 fn build_flags_set_the_limits_of_run_steps() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\nRUN [\"/bin/fsh\", \"sleep\", \"600000\"]\n",
     );
@@ -626,7 +610,7 @@ fn build_flags_set_the_limits_of_run_steps() {
 fn unset_names_are_empty_and_copy_from_values_are_expanded() {
     let env = Env::new();
     let _base = base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("data/a.txt", b"a")],
         "FROM base:1 AS build\nCOPY data /data\nFROM base:1\nARG SRC=build\nLABEL x=a${NOPE}b y=${NOPE:-dflt} z=${A:+set}\nCOPY --from=$SRC /data/a.txt /a\nCMD [\"/bin/fsh\", \"cat\", \"/a\"]\n",
     );

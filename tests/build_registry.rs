@@ -11,16 +11,6 @@ use common::*;
 
 const FSH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fsh/fsh.wasm");
 
-/// A context directory with `files` and a Dockerfile of `dockerfile`.
-fn context(files: &[(&str, &[u8])], dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in files {
-        std::fs::write(dir.path().join(name), bytes).unwrap();
-    }
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
 fn image_id(env: &Env, name: &str) -> String {
     env.ok(&["image", "inspect", "-f", "{{.Id}}", name])
         .trim()
@@ -31,7 +21,7 @@ fn image_id(env: &Env, name: &str) -> String {
 /// `reg` as `name`; returns its ID and the manifest digest pushed.
 fn push_base(reg: &Registry, name: &str) -> (String, String) {
     let env = Env::new();
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
         "FROM scratch\nCOPY fsh.wasm /bin/fsh\nCMD [\"/bin/fsh\", \"echo\", \"base\"]\n",
     );
@@ -54,7 +44,7 @@ fn a_registry_base_the_store_lacks_is_pulled_once_and_again_with_pull() {
     let (base_id, digest) = push_base(&reg, &base);
 
     let env = Env::new();
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("a", b"from the context\n")],
         &format!("FROM {base}\nCOPY a /a\n"),
     );
@@ -119,7 +109,7 @@ fn a_registry_base_the_store_lacks_is_pulled_once_and_again_with_pull() {
     // A newer image pushed under the same tag: --pull fetches it and the
     // COPY runs over it.
     let newer = Env::new();
-    let ctx2 = context(
+    let ctx2 = dockerfile_context(
         &[("fsh.wasm", &std::fs::read(FSH).unwrap())],
         "FROM scratch\nCOPY fsh.wasm /bin/fsh\nENV NEWER=1\nCMD [\"/bin/fsh\", \"echo\", \"newer\"]\n",
     );
@@ -141,7 +131,7 @@ fn a_registry_base_that_is_not_there_fails_in_dockers_words_and_stores_nothing()
     let env = Env::new();
     let before = env.store_state();
     let missing = format!("{}/nobody/here:1", reg.host);
-    let ctx = context(&[], &format!("FROM {missing}\n"));
+    let ctx = dockerfile_context(&[], &format!("FROM {missing}\n"));
     let out = env.run(&["build", "-t", "x:1", ctx.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -162,7 +152,7 @@ fn a_build_through_the_daemon_pulls_its_registry_base_into_the_daemons_store() {
     let base = format!("{}/team/base:1", reg.host);
     let (base_id, digest) = push_base(&reg, &base);
     let d = Daemon::start(Env::new());
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[("a", b"through the daemon")],
         &format!("FROM {base}\nCOPY a /a\n"),
     );

@@ -19,26 +19,10 @@ const FSH_COMPONENT: &str = concat!(
     "/examples/fsh/fsh-component.wasm"
 );
 
-/// A context directory with `files` and a Dockerfile of `dockerfile`.
-fn context(files: &[(&str, &[u8])], dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
-fn p(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
-}
-
 /// Stores `base:1` (FROM scratch + COPY): both builds of the file shell
 /// and /etc/a, /etc/b.
 fn base_image(env: &Env) {
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[
             ("fsh.wasm", &std::fs::read(FSH).unwrap()),
             ("fshc.wasm", &std::fs::read(FSH_COMPONENT).unwrap()),
@@ -72,7 +56,7 @@ fn layer_count(env: &Env, name: &str) -> usize {
 fn run_steps_of_both_module_kinds_become_layers_the_image_runs_with() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\n\
          RUN [\"/bin/fsh\", \"write\", \"/etc/new\", \"hi\", \";\", \"rm\", \"/etc/b\", \";\", \"echo\", \"step one\"]\n\
@@ -115,7 +99,7 @@ fn a_failing_run_stops_the_build_with_dockers_words_and_leaves_the_store_as_it_w
     let env = Env::new();
     base_image(&env);
     let before = env.store_state();
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\n\
          RUN [\"/bin/fsh\", \"write\", \"/etc/x\", \"1\"]\n\
@@ -144,13 +128,13 @@ fn a_failing_run_stops_the_build_with_dockers_words_and_leaves_the_store_as_it_w
 fn a_run_naming_no_module_of_the_image_is_refused_with_the_path() {
     let env = Env::new();
     base_image(&env);
-    let ctx = context(&[], "FROM base:1\nRUN [\"/bin/nope.wasm\"]\n");
+    let ctx = dockerfile_context(&[], "FROM base:1\nRUN [\"/bin/nope.wasm\"]\n");
     let err = env.fails(&["build", p(&ctx)]);
     assert!(
         err.contains("/bin/nope.wasm: no such file or directory in the stage's rootfs"),
         "{err}"
     );
-    let ctx = context(&[], "FROM base:1\nRUN [\"/etc/a\"]\n");
+    let ctx = dockerfile_context(&[], "FROM base:1\nRUN [\"/etc/a\"]\n");
     let err = env.fails(&["build", p(&ctx)]);
     assert!(err.contains("/etc/a cannot be run"), "{err}");
 }
@@ -160,7 +144,7 @@ fn storage_opt_bounds_what_a_run_writes_and_bad_build_flags_are_refused() {
     let env = Env::new();
     base_image(&env);
     let before = env.store_state();
-    let ctx = context(
+    let ctx = dockerfile_context(
         &[],
         "FROM base:1\nRUN [\"/bin/fsh\", \"fill\", \"/big\", \"3145728\"]\n",
     );

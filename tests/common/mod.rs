@@ -603,3 +603,21 @@ pub fn skopeo(args: &[&str]) -> String {
         .expect("run skopeo");
     succeeded("skopeo", args, out)
 }
+
+/// A build context directory with `files` (their folders made) and a
+/// Dockerfile of `dockerfile`.
+pub fn dockerfile_context(files: &[(&str, &[u8])], dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+/// A temporary directory's path as the `&str` a command line takes.
+pub fn p(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().unwrap()
+}
