@@ -1250,8 +1250,7 @@ fn looks_like_tar_path(reference: &str) -> bool {
 
 /// `ADD`'s test of a local file: a plain, gzip, bzip2 or xz tar is
 /// extracted (its stream returned), as Docker extracts them; a zstd one is
-/// refused (Docker 20.10's classic builder copies it as a file; newer ones
-/// extract it); anything else is copied as a file.
+/// refused; anything else is copied as a file.
 fn archive_stream(
     mut file: cap_std::fs::File,
     src: &str,
@@ -1260,58 +1259,26 @@ fn archive_stream(
         context: format!("reading {src} in the build context"),
         source,
     };
-    let mut head = [0u8; 6];
+    let mut head = [0u8; 4];
     let n = read_up_to(&mut file, &mut head).map_err(io)?;
-    let head = &head[..n];
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return Err(BuildError::Source {
             src: src.to_string(),
             reason: "is a zstd-compressed file: ADD extracts plain, gzip, bzip2 and xz tars; decompress it first, or COPY it to keep it as a file".into(),
         });
     }
-    let kind = if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(b"BZh") {
-        Compression::Bzip2
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Compression::Xz
-    } else {
-        Compression::None
-    };
     file.rewind().map_err(io)?;
     let mut block = vec![0u8; 512];
     let is_tar = {
-        let n = read_up_to(&mut kind.reader(&mut file), &mut block).unwrap_or(0);
+        let mut reader = unpack::archive_decompressed(&mut file, src)?;
+        let n = read_up_to(&mut reader, &mut block).unwrap_or(0);
         n == 512 && &block[257..262] == b"ustar"
     };
     if !is_tar {
         return Ok(None);
     }
     file.rewind().map_err(io)?;
-    Ok(Some(match kind {
-        Compression::Bzip2 | Compression::Xz => kind.reader(file),
-        Compression::Gzip | Compression::None => unpack::decompressed(file, src)?,
-    }))
-}
-
-/// How an `ADD` source is compressed.
-#[derive(Clone, Copy)]
-enum Compression {
-    None,
-    Gzip,
-    Bzip2,
-    Xz,
-}
-
-impl Compression {
-    fn reader<'a>(self, r: impl Read + 'a) -> Box<dyn Read + 'a> {
-        match self {
-            Compression::None => Box::new(r),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
-        }
-    }
+    Ok(Some(unpack::archive_decompressed(file, src)?))
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {

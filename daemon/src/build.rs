@@ -4,7 +4,7 @@
 //! streamed as dockerd's classic builder streams it (JSON lines).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use wrun_bundler::run_step::StepLimits;
 use wrun_bundler::{BuildError, BuildEvent, BuildRequest, CachePolicy, ProgressSink};
 use wrun_image::ImageRef;
-use wrun_image::unpack::{UnpackBudget, UnpackLimits, apply_layer, decompressed};
+use wrun_image::unpack::{UnpackBudget, UnpackLimits, apply_layer};
 
 use crate::error::DaemonError;
 use crate::http::{Body, Query, streaming};
@@ -408,7 +408,8 @@ fn unpack_context(root: &Dir, body: impl Read) -> Result<(), DaemonError> {
             crate::describe(&e.into())
         ))
     };
-    let tar = context_decompressed(body).map_err(malformed)?;
+    let tar =
+        wrun_image::unpack::archive_decompressed(body, "the build context").map_err(malformed)?;
     let limits = UnpackLimits {
         max_bytes: MAX_CONTEXT_BYTES,
         ..UnpackLimits::default()
@@ -422,29 +423,6 @@ fn unpack_context(root: &Dir, body: impl Read) -> Result<(), DaemonError> {
     )
     .map_err(malformed)?;
     Ok(())
-}
-
-/// The context tar, decompressed as dockerd's `DecompressStream` does:
-/// bzip2 and xz here, gzip and plain by wrun-image (zstd refused there).
-fn context_decompressed<'a>(
-    body: impl Read + 'a,
-) -> Result<Box<dyn Read + 'a>, wrun_image::ImageError> {
-    let mut buffered = std::io::BufReader::with_capacity(64 * 1024, body);
-    let head = buffered
-        .fill_buf()
-        .map_err(|source| wrun_image::ImageError::Io {
-            context: "reading the build context".into(),
-            source,
-        })?;
-    if head.starts_with(b"BZh") {
-        Ok(Box::new(bzip2::read::MultiBzDecoder::new(buffered)))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
-            buffered,
-        )))
-    } else {
-        decompressed(buffered, "the build context")
-    }
 }
 
 /// Runs the build, sending its progress to `tx` as dockerd's JSON lines.

@@ -81,6 +81,29 @@ pub fn decompressed<'a, R: Read + 'a>(blob: R, what: &str) -> Result<Box<dyn Rea
     }
 }
 
+/// Wraps a tar archive that is not a layer (a build context, a tar `ADD`
+/// extracts) in a decompressor chosen by sniffing its first bytes, as
+/// Docker's archive package does: gzip, bzip2, xz or plain; zstd is refused
+/// with a clear message.
+pub fn archive_decompressed<'a, R: Read + 'a>(
+    archive: R,
+    what: &str,
+) -> Result<Box<dyn Read + 'a>> {
+    let mut buffered = BufReader::with_capacity(64 * 1024, archive);
+    let head = buffered
+        .fill_buf()
+        .io_context(|| format!("reading {what}"))?;
+    if head.starts_with(b"BZh") {
+        Ok(Box::new(bzip2::read::MultiBzDecoder::new(buffered)))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+            buffered,
+        )))
+    } else {
+        decompressed(buffered, what)
+    }
+}
+
 /// Applies one layer (already decompressed) to `root`, following OCI
 /// whiteout rules, and returns its diff_id and size. `layer` names the layer
 /// in errors.
