@@ -8,6 +8,7 @@
 //! images.json               the image records (atomic rewrite)
 //! build-cache.json          the build's layer cache: steps of stored images' builds
 //! tmp/<pid>.<n>/            staging areas, removed on drop or when stale
+//! downloads/<hex>[.partial]  blobs of an interrupted pull, kept for the next one
 //! lock                      flock: held exclusively to change records or collect garbage
 //! ```
 //! Every change is staged under `tmp/`, synced, then renamed into place under
@@ -286,6 +287,14 @@ impl Store {
     /// Where compiled-module caches and other derived data may live.
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
+    }
+
+    /// Where pulls keep the blobs they fetched (`<hex>`, verified) and are
+    /// fetching (`<hex>.partial`, locked by the pull writing it) until the
+    /// image is committed, so that an interrupted pull's retry does not
+    /// fetch them again; [`Store::prune`] removes what no pull holds.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.root.join("downloads")
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -744,7 +753,7 @@ impl Store {
             .partition(|r| !in_use.contains(&r.digest) && (all || r.names.is_empty()));
         db.images = kept;
         self.write_db(&db, &lock)?;
-        let reclaimed = self.collect_garbage(&db, &lock)?;
+        let reclaimed = self.collect_garbage(&db, &lock)? + self.remove_unheld_downloads();
         self.remove_stale_tmp();
         Ok(PruneOutcome {
             deleted_images: gone,
@@ -830,8 +839,27 @@ impl Store {
             blob_bytes: dir_size(&self.root.join("blobs")),
             snapshot_bytes: dir_size(&self.root.join("snapshots")),
             cache_bytes: dir_size(&self.root.join("cache")),
-            tmp_bytes: dir_size(&self.root.join("tmp")),
+            tmp_bytes: dir_size(&self.root.join("tmp")) + dir_size(&self.downloads_dir()),
         })
+    }
+
+    /// Removes the kept downloads of interrupted pulls, but for a file a
+    /// running pull holds locked; returns the bytes freed.
+    fn remove_unheld_downloads(&self) -> u64 {
+        let Ok(entries) = fs::read_dir(self.downloads_dir()) else {
+            return 0;
+        };
+        let mut freed = 0;
+        for entry in entries.flatten() {
+            let Ok(file) = File::open(entry.path()) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                freed += file.metadata().map_or(0, |m| m.len());
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        freed
     }
 
     fn remove_stale_tmp(&self) {
@@ -1427,6 +1455,7 @@ const STORE_ENTRIES: &[&str] = &[
     "blobs",
     "snapshots",
     "tmp",
+    "downloads",
     "cache",
     "images.json",
     "build-cache.json",
@@ -1954,5 +1983,33 @@ mod tests {
             assert!(!seen.contains(&now), "a change left the digest as it was");
             seen.push(now);
         }
+    }
+
+    #[test]
+    fn prune_removes_kept_downloads_but_not_one_a_pull_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("store")).unwrap();
+        let dir = store.downloads_dir();
+        create_private_dir_all(&dir).unwrap();
+        fs::write(dir.join("aa"), b"kept blob").unwrap();
+        fs::write(dir.join("bb.partial"), b"half").unwrap();
+        let held = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("cc.partial"))
+            .unwrap();
+        held.lock().unwrap();
+        // Opening the store (as every command does) keeps them all.
+        let store = Store::open(tmp.path().join("store")).unwrap();
+        assert!(dir.join("aa").exists() && dir.join("bb.partial").exists());
+        let outcome = store.prune(false, &HashSet::new()).unwrap();
+        assert_eq!(outcome.reclaimed_bytes, 13);
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["cc.partial"]);
+        drop(held);
     }
 }
