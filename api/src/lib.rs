@@ -11,6 +11,7 @@ pub mod exec;
 pub mod images;
 pub mod network;
 pub mod parse;
+pub mod registry;
 pub mod signal;
 pub mod stream;
 pub mod system;

@@ -1,0 +1,311 @@
+//! The registry routes' shapes: docker's `AuthConfig` (the `X-Registry-Auth`
+//! header of a pull or push, the body of `POST /auth`), `POST /auth`'s
+//! answer, and the JSON progress lines of a pull or push.
+
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use serde::{Deserialize, Serialize};
+
+/// Credentials as docker's clients send them: `X-Registry-Auth` is this as
+/// base64url JSON; `POST /auth` takes it as its body. `auth` is
+/// base64(`user:password`), as in a `config.json` entry.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct AuthConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    /// The registry the credentials are for (`HOST[:PORT]`, or docker's
+    /// `https://HOST/v1/` forms).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub serveraddress: String,
+    /// An OAuth refresh token a daemon handed out at login (wrun hands out
+    /// none and takes none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub identitytoken: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub registrytoken: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("username", &self.username)
+            .field("serveraddress", &self.serveraddress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL-safe and the standard alphabets both decode (docker's clients
+/// write URL-safe with padding; some others write the standard one), with
+/// or without padding.
+fn engine(alphabet: &base64::alphabet::Alphabet) -> GeneralPurpose {
+    GeneralPurpose::new(
+        alphabet,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    )
+}
+
+impl AuthConfig {
+    /// Reads an `X-Registry-Auth` value: base64 (URL-safe or standard) of
+    /// the JSON object.
+    pub fn from_header(value: &str) -> Result<AuthConfig, String> {
+        let value = value.trim();
+        let bytes = engine(&base64::alphabet::URL_SAFE)
+            .decode(value)
+            .or_else(|_| engine(&base64::alphabet::STANDARD).decode(value))
+            .map_err(|e| format!("X-Registry-Auth is not base64: {e}"))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("X-Registry-Auth is not an auth config JSON object: {e}"))
+    }
+
+    /// The `X-Registry-Auth` value for these credentials (base64url JSON,
+    /// as the docker client writes it).
+    pub fn to_header(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
+        base64::engine::general_purpose::URL_SAFE.encode(json)
+    }
+
+    /// The user name and password: the fields, else the `auth` pair;
+    /// `None` when neither gives a user name.
+    pub fn user_password(&self) -> Result<Option<(String, String)>, String> {
+        if !self.username.is_empty() {
+            return Ok(Some((self.username.clone(), self.password.clone())));
+        }
+        if self.auth.is_empty() {
+            return Ok(None);
+        }
+        let decoded = engine(&base64::alphabet::STANDARD)
+            .decode(self.auth.trim())
+            .map_err(|_| "the auth of the auth config is not base64".to_string())?;
+        let decoded = String::from_utf8(decoded)
+            .map_err(|_| "the auth of the auth config is not UTF-8".to_string())?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| "the auth of the auth config is not user:password".to_string())?;
+        Ok(Some((user.to_owned(), password.to_owned())))
+    }
+}
+
+/// `POST /auth`'s answer (dockerd's keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct AuthResponse {
+    #[serde(rename = "Status")]
+    pub status: String,
+    /// Always empty from wrun: it hands out no tokens.
+    #[serde(rename = "IdentityToken")]
+    pub identity_token: String,
+}
+
+/// Byte counts of a layer in progress (dockerd sends `{}` on the lines
+/// that are not byte counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProgressDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// A failure told in the stream, after the 200.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A push's result, in the `aux` of its last line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushResult {
+    #[serde(rename = "Tag")]
+    pub tag: String,
+    #[serde(rename = "Digest")]
+    pub digest: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+}
+
+/// One line of a pull's (`POST /images/create?fromImage=`) or a push's
+/// (`POST /images/{name}/push`) answer, dockerd's `jsonmessage`: a
+/// `status` (per layer with its short `id`), or an `error`, or a push's
+/// `aux`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct ProgressMessage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<PushResult>,
+}
+
+impl ProgressMessage {
+    /// A line of its own: `{"status": …}`.
+    pub fn status(text: impl Into<String>) -> Self {
+        ProgressMessage {
+            status: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// `Pulling from PATH` for the tag or digest (dockerd's first line).
+    pub fn titled(text: impl Into<String>, id: impl Into<String>) -> Self {
+        ProgressMessage {
+            status: Some(text.into()),
+            id: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// A layer's line (`Pull complete`, `Pushed`, …), with dockerd's empty
+    /// `progressDetail`.
+    pub fn layer(text: impl Into<String>, id: impl Into<String>) -> Self {
+        ProgressMessage {
+            status: Some(text.into()),
+            id: Some(id.into()),
+            progress_detail: Some(ProgressDetail::default()),
+            ..Self::default()
+        }
+    }
+
+    /// The failure that ends the stream.
+    pub fn failed(message: impl Into<String>) -> Self {
+        let message = message.into();
+        ProgressMessage {
+            error_detail: Some(ErrorDetail {
+                message: message.clone(),
+            }),
+            error: Some(message),
+            ..Self::default()
+        }
+    }
+
+    /// A push's last line.
+    pub fn pushed(result: PushResult) -> Self {
+        ProgressMessage {
+            progress_detail: Some(ProgressDetail::default()),
+            aux: Some(result),
+            ..Self::default()
+        }
+    }
+
+    /// The line as a terminal shows it when it is no terminal (`ID: status`
+    /// or the status alone); `None` for a line that says nothing there.
+    pub fn plain(&self) -> Option<String> {
+        let status = self.status.as_deref()?;
+        Some(match &self.id {
+            Some(id) => format!("{id}: {status}"),
+            None => status.to_owned(),
+        })
+    }
+
+    /// One JSON line, newline-terminated.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_headers_decode_from_either_alphabet_with_or_without_padding() {
+        let config = AuthConfig {
+            username: "alice".into(),
+            password: "s?cr>t~".into(),
+            serveraddress: "127.0.0.1:5000".into(),
+            ..AuthConfig::default()
+        };
+        let header = config.to_header();
+        assert_eq!(AuthConfig::from_header(&header).unwrap(), config);
+        assert_eq!(
+            AuthConfig::from_header(header.trim_end_matches('=')).unwrap(),
+            config
+        );
+        let standard =
+            base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&config).unwrap());
+        assert_eq!(AuthConfig::from_header(&standard).unwrap(), config);
+        // The docker client's anonymous header.
+        assert_eq!(
+            AuthConfig::from_header("e30=").unwrap(),
+            AuthConfig::default()
+        );
+        assert!(AuthConfig::from_header("!!!").is_err());
+        assert!(AuthConfig::from_header("WzFd").is_err()); // [1]
+        // The password is never shown.
+        assert!(!format!("{config:?}").contains("s?cr"));
+    }
+
+    #[test]
+    fn the_auth_pair_stands_for_the_user_and_password() {
+        let c = AuthConfig {
+            auth: "YWxpY2U6c2VjcmV0".into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            c.user_password().unwrap(),
+            Some(("alice".into(), "secret".into()))
+        );
+        assert_eq!(AuthConfig::default().user_password().unwrap(), None);
+        let bad = AuthConfig {
+            auth: "bm9jb2xvbg==".into(),
+            ..AuthConfig::default()
+        };
+        assert!(bad.user_password().is_err());
+    }
+
+    #[test]
+    fn progress_lines_are_dockerds_json() {
+        assert_eq!(
+            String::from_utf8(ProgressMessage::titled("Pulling from s/hello", "1.0").to_line())
+                .unwrap(),
+            "{\"status\":\"Pulling from s/hello\",\"id\":\"1.0\"}\n"
+        );
+        assert_eq!(
+            String::from_utf8(ProgressMessage::layer("Pull complete", "b7b8a692deff").to_line())
+                .unwrap(),
+            "{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"b7b8a692deff\"}\n"
+        );
+        assert_eq!(
+            String::from_utf8(ProgressMessage::failed("boom").to_line()).unwrap(),
+            "{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\n"
+        );
+        let aux = ProgressMessage::pushed(PushResult {
+            tag: "1.0".into(),
+            digest: "sha256:ab".into(),
+            size: 731,
+        });
+        assert_eq!(
+            String::from_utf8(aux.to_line()).unwrap(),
+            "{\"progressDetail\":{},\"aux\":{\"Tag\":\"1.0\",\"Digest\":\"sha256:ab\",\"Size\":731}}\n"
+        );
+        assert_eq!(aux.plain(), None);
+        assert_eq!(
+            ProgressMessage::layer("Pushed", "ab").plain().as_deref(),
+            Some("ab: Pushed")
+        );
+    }
+}
