@@ -200,8 +200,12 @@ pub struct BuildCachePruneResponse {
 #[serde(default)]
 pub struct EventMessage {
     /// The action again (Docker's deprecated field, still read by old clients).
+    /// Left out when empty, as dockerd leaves it out of network events.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub from: String,
     #[serde(rename = "Type")]
     pub kind: String,
