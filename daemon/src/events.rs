@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::http::{Body, Query, parse_filters, streaming};
 use crate::error::DaemonError;
+use wrun_api::network::BRIDGE_DRIVER;
 use wrun_api::system::{EventActor, EventMessage};
 
 /// The instance a container event is about, as its attributes name it.
@@ -121,6 +122,44 @@ impl EventLog {
         });
     }
 
+    /// Records a network event (`create`, `connect`, `disconnect`,
+    /// `destroy`): the actor is the network, its attributes its `name`, its
+    /// `type` (the driver) and, for an endpoint, the `container` ID, as
+    /// dockerd's. dockerd leaves `status`, `id` and `from` out of these.
+    pub fn network(&self, action: &str, id: &str, name: &str, container: Option<&str>) {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), name.to_string());
+        attrs.insert("type".to_string(), BRIDGE_DRIVER.to_string());
+        if let Some(c) = container {
+            attrs.insert("container".to_string(), c.to_string());
+        }
+        self.record(EventMessage {
+            kind: "network".into(),
+            action: action.into(),
+            actor: EventActor {
+                id: id.to_string(),
+                attributes: attrs,
+            },
+            ..EventMessage::default()
+        });
+    }
+
+    /// Records the end of a network prune: dockerd's one `prune` event
+    /// with no actor ID and `reclaimed` 0 (a network holds no space).
+    pub fn network_prune(&self) {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("reclaimed".to_string(), "0".to_string());
+        self.record(EventMessage {
+            kind: "network".into(),
+            action: "prune".into(),
+            actor: EventActor {
+                id: String::new(),
+                attributes: attrs,
+            },
+            ..EventMessage::default()
+        });
+    }
+
     fn record(&self, mut message: EventMessage) {
         let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
         message.time_nano = i64::try_from(now).unwrap_or(i64::MAX);
@@ -153,7 +192,10 @@ pub struct EventFilter {
 impl EventFilter {
     /// Parses `{"event":["start"]}` or Docker CLI's `{"event":{"start":true}}`.
     pub fn parse(raw: Option<&str>) -> Result<Self, DaemonError> {
-        let keys = parse_filters(raw, &["type", "event", "container", "image", "label"])?;
+        let keys = parse_filters(
+            raw,
+            &["type", "event", "container", "image", "label", "network"],
+        )?;
         Ok(Self { keys })
     }
 
@@ -170,6 +212,12 @@ impl EventFilter {
                 "image" => {
                     attr("image") == Some(v)
                         || (m.kind == "image" && (m.actor.id == *v || attr("name") == Some(v)))
+                }
+                // dockerd's fuzzy match: a prefix of the network's ID or name.
+                "network" => {
+                    m.kind == "network"
+                        && (m.actor.id.starts_with(v.as_str())
+                            || attr("name").is_some_and(|n| n.starts_with(v.as_str())))
                 }
                 "label" => match v.split_once('=') {
                     Some((k, want)) => attr(k) == Some(want),
@@ -335,6 +383,42 @@ mod tests {
         assert_eq!(attrs["exitCode"], "0");
         let f = EventFilter::parse(Some(r#"{"label":["tier=front"]}"#)).unwrap();
         assert!(f.matches(&ring.kept.back().unwrap().message));
+    }
+
+    #[test]
+    fn network_events_read_as_dockerds_and_filter_by_network() {
+        let log = EventLog::default();
+        log.network("connect", "4e40574711", "front", Some("fe3cb95a"));
+        log.network("create", "c0c8e21da3", "back", None);
+        let ring = log.lock();
+        let connect = &ring.kept.front().unwrap().message;
+        let line: serde_json::Value = serde_json::to_value(connect.as_ref()).unwrap();
+        // dockerd's keys exactly: no status, id or from for a network.
+        let mut keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["Action", "Actor", "Type", "scope", "time", "timeNano"]
+        );
+        assert_eq!(
+            line["Actor"],
+            serde_json::json!({"ID": "4e40574711", "Attributes":
+                {"container": "fe3cb95a", "name": "front", "type": "bridge"}})
+        );
+        let by_name = EventFilter::parse(Some(r#"{"network":["fro"]}"#)).unwrap();
+        let by_id = EventFilter::parse(Some(r#"{"network":["c0c8"]}"#)).unwrap();
+        let created = &ring.kept.back().unwrap().message;
+        assert!(by_name.matches(connect) && !by_name.matches(created));
+        assert!(by_id.matches(created) && !by_id.matches(connect));
+        // A container filter does not take a network event naming it.
+        let container = EventFilter::parse(Some(r#"{"container":["fe3c"]}"#)).unwrap();
+        assert!(!container.matches(connect));
+        assert!(!by_name.matches(&event("start", "front")));
     }
 
     #[test]

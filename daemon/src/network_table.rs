@@ -177,6 +177,13 @@ pub(crate) enum Found {
     User(NetworkRecord),
 }
 
+/// A user-defined network by its ID and name, as an event names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkName {
+    pub id: String,
+    pub name: String,
+}
+
 /// The networks of the daemon.
 pub struct NetworkTable {
     by_id: Mutex<BTreeMap<String, NetworkRecord>>,
@@ -545,12 +552,13 @@ impl NetworkTable {
     /// Puts instance `c` on network `key` with `aliases`. A running
     /// instance already on it is refused as dockerd refuses it; a stopped
     /// one gets the new aliases (dockerd replaces its endpoint config).
+    /// The network when an endpoint was made (not for new aliases alone).
     pub(crate) fn connect(
         &self,
         key: &str,
         c: &Container,
         aliases: Vec<String>,
-    ) -> Result<(), DaemonError> {
+    ) -> Result<Option<NetworkName>, DaemonError> {
         let (name, mode, live) = {
             let inner = c.lock();
             let r = &inner.record;
@@ -592,6 +600,10 @@ impl NetworkTable {
                 ))
             })?;
         }
+        let mut joined = Some(NetworkName {
+            id: n.id.clone(),
+            name: n.name.clone(),
+        });
         if let Some(e) = n.endpoints.get_mut(&c.id) {
             if live {
                 return Err(DaemonError::Forbidden(format!(
@@ -600,6 +612,7 @@ impl NetworkTable {
                 )));
             }
             e.aliases = aliases;
+            joined = None;
         } else {
             let address = n.free_address().ok_or_else(|| {
                 DaemonError::Forbidden(format!(
@@ -618,11 +631,11 @@ impl NetworkTable {
         }
         self.save(&n)?;
         table.insert(n.id.clone(), n);
-        Ok(())
+        Ok(joined)
     }
 
-    /// Takes instance `id` off network `key`.
-    pub(crate) fn disconnect(&self, key: &str, id: &str) -> Result<(), DaemonError> {
+    /// Takes instance `id` off network `key`; the network it left.
+    pub(crate) fn disconnect(&self, key: &str, id: &str) -> Result<NetworkName, DaemonError> {
         let mut table = self.lock();
         let mut n = Self::find_user(&table, key, |name| {
             if name == "host" {
@@ -641,25 +654,37 @@ impl NetworkTable {
                 n.name
             )));
         }
+        let left = NetworkName {
+            id: n.id.clone(),
+            name: n.name.clone(),
+        };
         self.save(&n)?;
         table.insert(n.id.clone(), n);
-        Ok(())
+        Ok(left)
     }
 
-    /// Takes a removed instance off every network, its addresses released.
-    pub fn leave_all(&self, id: &str) {
+    /// Takes a removed instance off every network, its addresses released;
+    /// the networks it left.
+    pub fn leave_all(&self, id: &str) -> Vec<NetworkName> {
         let mut table = self.lock();
+        let mut left = Vec::new();
         for n in table.values_mut() {
-            if n.endpoints.remove(id).is_some()
-                && let Err(e) = self.journal.put(&n.id, &*n)
-            {
-                eprintln!("wrun daemon: {}", crate::error::describe(&e));
+            if n.endpoints.remove(id).is_some() {
+                if let Err(e) = self.journal.put(&n.id, &*n) {
+                    eprintln!("wrun daemon: {}", crate::error::describe(&e));
+                }
+                left.push(NetworkName {
+                    id: n.id.clone(),
+                    name: n.name.clone(),
+                });
             }
         }
+        left
     }
 
-    /// Removes network `key`; refused while an instance is on it.
-    pub(crate) fn remove(&self, key: &str) -> Result<(), DaemonError> {
+    /// Removes network `key`; refused while an instance is on it. The
+    /// network removed.
+    pub(crate) fn remove(&self, key: &str) -> Result<NetworkName, DaemonError> {
         let mut table = self.lock();
         let n = Self::find_user(&table, key, |name| {
             DaemonError::Forbidden(format!(
@@ -676,7 +701,10 @@ impl NetworkTable {
             .remove(&n.id)
             .map_err(|e| DaemonError::Internal(crate::error::describe(&e)))?;
         table.remove(&n.id);
-        Ok(())
+        Ok(NetworkName {
+            id: n.id,
+            name: n.name,
+        })
     }
 
     /// Every instance on a network: its networks by name, with its

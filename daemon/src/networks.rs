@@ -84,13 +84,18 @@ pub async fn create(
 ) -> Result<Response<Body>, DaemonError> {
     let body = read_body(req).await?;
     let request: NetworkCreateRequest = parse_json(&body)?;
+    let name = request.name.clone();
     let created = daemon.networks.create(request)?;
+    daemon.events.network("create", &created.id, &name, None);
     Ok(json(StatusCode::CREATED, &created))
 }
 
 /// `DELETE /networks/{id}`: 204; 403 while an instance is on it.
 pub fn remove(daemon: &Arc<Daemon>, key: &str) -> Result<Response<Body>, DaemonError> {
-    daemon.networks.remove(key)?;
+    let removed = daemon.networks.remove(key)?;
+    daemon
+        .events
+        .network("destroy", &removed.id, &removed.name, None);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -105,9 +110,14 @@ pub async fn connect(
     let c = daemon.find(&request.container)?;
     let endpoint = request.endpoint_config.unwrap_or_default();
     check_endpoint(key, &endpoint)?;
-    daemon
+    let joined = daemon
         .networks
         .connect(key, &c, endpoint.aliases.unwrap_or_default())?;
+    if let Some(n) = joined {
+        daemon
+            .events
+            .network("connect", &n.id, &n.name, Some(&c.id));
+    }
     Ok(empty(StatusCode::OK))
 }
 
@@ -120,7 +130,10 @@ pub async fn disconnect(
     let body = read_body(req).await?;
     let request: NetworkDisconnectRequest = parse_json(&body)?;
     let c = daemon.find(&request.container)?;
-    daemon.networks.disconnect(key, &c.id)?;
+    let left = daemon.networks.disconnect(key, &c.id)?;
+    daemon
+        .events
+        .network("disconnect", &left.id, &left.name, Some(&c.id));
     Ok(empty(StatusCode::OK))
 }
 
@@ -136,9 +149,11 @@ pub fn prune(daemon: &Arc<Daemon>, query: &Query) -> Result<Response<Body>, Daem
     for (id, name) in candidates {
         // One that gained an instance since is kept.
         if daemon.networks.remove(&id).is_ok() {
+            daemon.events.network("destroy", &id, &name, None);
             deleted.push(name);
         }
     }
+    daemon.events.network_prune();
     Ok(json(
         StatusCode::OK,
         &NetworkPruneResponse {
@@ -204,9 +219,15 @@ pub async fn join_at_create(
     networks: Vec<(String, Vec<String>)>,
 ) -> Result<(), DaemonError> {
     for (name, aliases) in networks {
-        if let Err(e) = daemon.networks.connect(&name, c, aliases) {
-            let _ = daemon.remove(c, true).await;
-            return Err(e);
+        match daemon.networks.connect(&name, c, aliases) {
+            Ok(Some(n)) => daemon
+                .events
+                .network("connect", &n.id, &n.name, Some(&c.id)),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = daemon.remove(c, true).await;
+                return Err(e);
+            }
         }
     }
     Ok(())

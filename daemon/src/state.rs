@@ -1024,7 +1024,10 @@ impl Daemon {
             eprintln!("wrun daemon: {}", crate::error::describe(&e));
         }
         c.lifecycle.send_modify(|l| l.removed = true);
-        self.networks.leave_all(&c.id);
+        for n in self.networks.leave_all(&c.id) {
+            self.events
+                .network("disconnect", &n.id, &n.name, Some(&c.id));
+        }
         // After `removed` is set, under the view's lock: a verb opening the
         // view either finished before (and its view is dropped here) or
         // sees the instance removed.
