@@ -11,6 +11,9 @@
 //! - `--network host`: every address, lookup and protocol.
 //! - `-p [IP:][HOSTPORT:]GUESTPORT[/tcp|udp]`: the guest may bind GUESTPORT,
 //!   and that bind lands on the host's HOSTPORT.
+//! - user-defined networks (`peers`): the instances on the networks it is
+//!   on, by name and address, in process (`crate::peer_net`); never the
+//!   host.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -29,12 +32,18 @@ pub struct NetworkGrants {
     pub udp: bool,
     /// Guest ports the guest may bind, and where they land on the host.
     pub publish: Vec<PortMapping>,
+    /// The instance's handle on the in-process network of user-defined
+    /// networks: peers it may look up and connect to, and where its own
+    /// listeners are reachable (see [`crate::peer_net`]). `None`: on no
+    /// network. Grants nothing on the host.
+    pub peers: Option<crate::InstancePeers>,
 }
 
 impl NetworkGrants {
-    /// True when nothing at all is granted.
+    /// True when nothing at all is granted on the host (the in-process
+    /// `peers` are not counted: they reach no host address).
     pub fn is_none(&self) -> bool {
-        *self == Self::default()
+        !self.host && self.connect.is_empty() && !self.dns && !self.udp && self.publish.is_empty()
     }
 
     /// Whether a connection (or datagram) to `addr` is allowed by an address

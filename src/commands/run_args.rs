@@ -257,6 +257,7 @@ pub fn create_request(args: &RunArgs, image: String) -> anyhow::Result<Container
         dns: args.allow_dns,
         udp: args.allow_udp,
         publish: args.publish.clone(),
+        peers: None,
     };
     // Before the request shape, which keys ports by guest port.
     wanted.check()?;
