@@ -1,0 +1,506 @@
+//! `wrun pull` (and a build's `FROM`) against a registry that lies: each
+//! test is named after the attack it tries (`shared/SECURITY.md`, issue 15's
+//! bad input). Every refusal must be one clear line and a non-zero exit,
+//! leave the store as it was (no image listed, no partial file in its blob
+//! or staging directories) and send no credentials anywhere but their
+//! registry.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+#[path = "common/lying_registry.rs"]
+mod lying_registry;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use common::{Env, end_tar, hello_layer, poll, raw_entry};
+use lying_registry::{Content, LyingRegistry, OCI_MANIFEST, Reply, Request, Then};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "s3cret-pw";
+const TOKEN: &str = "tok-s3cret";
+/// base64 of `alice:s3cret-pw`, docker's `auth` and Basic's credentials.
+const BASIC: &str = "YWxpY2U6czNjcmV0LXB3";
+
+/// An image a registry serves: the hello module's layer and `extra` small
+/// layers of their own, uncompressed tars.
+struct Image {
+    content: Content,
+    manifest: Vec<u8>,
+    /// The layers' digests, base first.
+    layers: Vec<String>,
+}
+
+fn image(extra: usize, patch_config: impl FnOnce(&mut Value)) -> Image {
+    let mut content = Content::default();
+    let mut tars = vec![hello_layer()];
+    for i in 0..extra {
+        let mut t = Vec::new();
+        let data: Vec<u8> = (0..1000).map(|n| (n * 7 + i * 13) as u8).collect();
+        raw_entry(
+            &mut t,
+            format!("data{i}").as_bytes(),
+            tar::EntryType::Regular,
+            b"",
+            &data,
+            0o644,
+        );
+        tars.push(end_tar(t));
+    }
+    let layers: Vec<String> = tars.iter().map(|t| content.blob(t)).collect();
+    let mut config = json!({
+        "architecture": "wasm",
+        "os": "wasip1",
+        "config": {"Entrypoint": ["/hello.wasm"]},
+        "rootfs": {"type": "layers", "diff_ids": layers},
+    });
+    patch_config(&mut config);
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_digest = content.blob(&config_bytes);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_bytes.len()},
+        "layers": tars.iter().zip(&layers).map(|(t, d)| json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": t.len()
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    content.manifest("1", OCI_MANIFEST, &manifest);
+    Image {
+        content,
+        manifest,
+        layers,
+    }
+}
+
+/// wrun with `env`'s store and credential files of its own (none unless a
+/// test writes them), so the host's never count.
+fn wrun(env: &Env, args: &[&str]) -> Command {
+    let mut c = env.cmd();
+    c.env("WRUN_CONFIG", env.path("wrun-config"))
+        .env("DOCKER_CONFIG", env.path("docker-config"))
+        .args(args);
+    c
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Stores alice's credentials for `host` in docker's format.
+fn log_in(env: &Env, host: &str) {
+    std::fs::create_dir_all(env.path("wrun-config")).unwrap();
+    std::fs::write(
+        env.path("wrun-config/config.json"),
+        serde_json::to_vec(&json!({"auths": {host: {"auth": BASIC}}})).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Whether `r` carries alice's Basic credentials.
+fn has_basic(r: &Request) -> bool {
+    r.header("Authorization") == Some(&format!("Basic {BASIC}"))
+}
+
+/// Fails unless none of `requests` carries credentials in any form.
+fn assert_no_credentials(requests: &[Request]) {
+    for r in requests {
+        assert!(r.header("Authorization").is_none(), "{r:?}");
+        for secret in [PASSWORD, BASIC, TOKEN] {
+            assert!(!r.raw.contains(secret), "{secret} in {r:?}");
+        }
+    }
+}
+
+/// What "the store is unchanged" compares: the records, the listing and
+/// the snapshots.
+struct Before {
+    db: String,
+    images: String,
+    snapshots: Vec<String>,
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A store holding one image (`kept:1`), so that "unchanged" means more
+/// than "empty".
+fn store_with_an_image() -> (Env, Before) {
+    let env = Env::new();
+    env.build_hello("kept:1");
+    let before = before(&env);
+    (env, before)
+}
+
+fn before(env: &Env) -> Before {
+    Before {
+        db: std::fs::read_to_string(env.root().join("images.json")).unwrap_or_default(),
+        images: env.ok(&["images"]),
+        snapshots: names(&env.root().join("snapshots")),
+    }
+}
+
+/// Every file under `dir` (recursively): none may be a partial or
+/// unverified blob, so each must be named by the sha256 of its bytes.
+fn assert_only_verified_blobs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            assert_only_verified_blobs(&path);
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            common::sha256_hex(&bytes),
+            name,
+            "{} is no verified blob ({} bytes)",
+            path.display(),
+            bytes.len()
+        );
+    }
+}
+
+impl Before {
+    fn assert_unchanged(&self, env: &Env) {
+        let root = env.root();
+        assert_eq!(
+            std::fs::read_to_string(root.join("images.json")).unwrap_or_default(),
+            self.db,
+            "the image records changed"
+        );
+        assert_eq!(env.ok(&["images"]), self.images);
+        assert_eq!(names(&root.join("snapshots")), self.snapshots);
+        assert_only_verified_blobs(&root.join("blobs/sha256"));
+        assert_only_verified_blobs(&root.join("tmp"));
+        common::assert_store_consistent(env);
+    }
+}
+
+/// The one line a refusal prints (`Error: …`), checked to be one.
+fn one_line(out: &Output) -> String {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "should have failed; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("Error: "), "{err}");
+    eprintln!("refused: {}", lines[0]);
+    lines[0].to_owned()
+}
+
+/// `wrun pull NAME` refused: one line, the store as `before` had it.
+fn pull_refused(env: &Env, before: &Before, name: &str) -> String {
+    let out = wrun(env, &["pull", name]).output().unwrap();
+    let line = one_line(&out);
+    before.assert_unchanged(env);
+    line
+}
+
+/// A registry serving `img` honestly except where `lie` answers.
+fn lying(
+    img: &Image,
+    lie: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static,
+) -> LyingRegistry {
+    let content = img.content.clone();
+    LyingRegistry::start(move |r| lie(r).unwrap_or_else(|| content.answer(r)))
+}
+
+fn blob_bytes(img: &Image, d: &str) -> Vec<u8> {
+    img.content.blobs[d].clone()
+}
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest_is_refused() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let mut other = blob_bytes(&img, &target);
+    other[600] ^= 0xff; // same size, other bytes
+    let reg = lying(&img, move |r| {
+        (r.blob() == Some(&target)).then(|| Reply::new(200, other.clone()))
+    });
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(line.contains(&img.layers[1]), "{line}");
+    assert!(line.contains("digest"), "{line}");
+}
+
+#[test]
+fn a_truncated_blob_is_refused() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let bytes = blob_bytes(&img, &target);
+    let reg = lying(&img, move |r| {
+        (r.blob() == Some(&target)).then(|| {
+            // Content-Length says all of it; half comes, then the close.
+            Reply::new(200, bytes[..bytes.len() / 2].to_vec()).claiming(bytes.len() as u64)
+        })
+    });
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(line.contains(&img.layers[1][..19]), "{line}");
+}
+
+#[test]
+fn a_blob_larger_than_its_descriptor_is_refused() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let mut bigger = blob_bytes(&img, &target);
+    bigger.extend_from_slice(&[0; 512]);
+    let reg = lying(&img, move |r| {
+        (r.blob() == Some(&target)).then(|| Reply::new(200, bigger.clone()))
+    });
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(line.contains("larger than its descriptor"), "{line}");
+}
+
+#[test]
+fn a_config_whose_diff_ids_do_not_match_its_layers_is_refused() {
+    let img = image(1, |c| {
+        c["rootfs"]["diff_ids"][1] = json!(format!("sha256:{}", "0".repeat(64)));
+    });
+    let reg = lying(&img, |_| None);
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(line.contains("diff"), "{line}");
+}
+
+#[test]
+fn a_descriptor_digest_that_is_no_sha256_is_refused_before_it_names_a_url() {
+    let img = image(0, |_| {});
+    let mut manifest: Value = serde_json::from_slice(&img.manifest).unwrap();
+    manifest["layers"][0]["digest"] = json!("sha256:../../../../v2/evil");
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let mut content = img.content.clone();
+    content.manifest("1", OCI_MANIFEST, &manifest);
+    let reg = LyingRegistry::start(move |r| content.answer(r));
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(line.contains("../../../../v2/evil"), "{line}");
+    assert!(
+        reg.requests().iter().all(|r| r.blob().is_none()),
+        "{:?}",
+        reg.requests()
+    );
+}
+
+#[test]
+fn a_500_on_one_of_four_concurrent_layer_downloads_fails_the_pull_at_once() {
+    let img = image(3, |_| {});
+    let failing = img.layers[2].clone();
+    let stalled: Vec<String> = vec![img.layers[0].clone(), img.layers[1].clone()];
+    // The failing layer answers once the two others are in flight (half
+    // sent, then nothing): the pull must end on the 500, not wait for them.
+    let arrived = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let content = img.content.clone();
+    let reg = LyingRegistry::start(move |r| {
+        let (count, cvar) = &*arrived;
+        match r.blob() {
+            Some(d) if d == failing => {
+                let guard = count.lock().unwrap();
+                let (_guard, _) = cvar
+                    .wait_timeout_while(guard, Duration::from_secs(60), |n| *n < 2)
+                    .unwrap();
+                Reply::error(500, "UNKNOWN", "the disk is on fire")
+            }
+            Some(d) if stalled.iter().any(|s| s == d) => {
+                *count.lock().unwrap() += 1;
+                cvar.notify_all();
+                let bytes = &content.blobs[d];
+                Reply::new(200, bytes[..bytes.len() / 2].to_vec())
+                    .claiming(bytes.len() as u64)
+                    .then(Then::Stall)
+            }
+            _ => content.answer(r),
+        }
+    });
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(line.contains("500"), "{line}");
+    assert!(line.contains(&img.layers[2][..19]), "{line}");
+}
+
+#[test]
+fn a_blob_redirected_to_another_host_gets_no_credentials() {
+    for bearer in [false, true] {
+        let img = image(1, |_| {});
+        let elsewhere = LyingRegistry::start({
+            let content = img.content.clone();
+            move |r| content.answer(r)
+        });
+        let target = img.layers[1].clone();
+        let to = elsewhere.url(&format!("/v2/x/blobs/{target}"));
+        let content = img.content.clone();
+        let reg = LyingRegistry::start(move |r| {
+            let host = r.header("Host").unwrap_or("").to_owned();
+            let authorized = if bearer {
+                r.header("Authorization") == Some(&format!("Bearer {TOKEN}"))
+            } else {
+                has_basic(r)
+            };
+            if bearer && r.path() == "/token" {
+                return if has_basic(r) {
+                    Reply::new(200, format!("{{\"token\":\"{TOKEN}\"}}"))
+                } else {
+                    Reply::new(401, Vec::new())
+                };
+            }
+            if !authorized {
+                let challenge = if bearer {
+                    format!("Bearer realm=\"http://{host}/token\",service=\"lying\"")
+                } else {
+                    "Basic realm=\"lying\"".to_owned()
+                };
+                return Reply::error(401, "UNAUTHORIZED", "authentication required")
+                    .header("WWW-Authenticate", &challenge);
+            }
+            if r.blob() == Some(&target) {
+                return Reply::redirect(&to);
+            }
+            content.answer(r)
+        });
+        let env = Env::new();
+        log_in(&env, &reg.host);
+        let name = format!("{}/x:1", reg.host);
+        let out = wrun(&env, &["pull", &name]).output().unwrap();
+        assert!(out.status.success(), "bearer {bearer}: {}", stderr(&out));
+        env.ok(&["image", "inspect", &name]);
+        // The registry got the credentials; the host it sent the blob
+        // request to did get the request, but not them.
+        let asked = reg.requests();
+        assert!(
+            asked
+                .iter()
+                .any(|r| r.blob() == Some(&img.layers[1]) && r.header("Authorization").is_some()),
+            "{asked:?}"
+        );
+        let redirected = elsewhere.requests();
+        assert!(
+            redirected.iter().any(|r| r.blob() == Some(&img.layers[1])),
+            "{redirected:?}"
+        );
+        assert_no_credentials(&redirected);
+    }
+}
+
+#[test]
+fn credentials_never_go_to_a_token_realm_on_another_host() {
+    let img = image(0, |_| {});
+    let realm = LyingRegistry::start(|_| Reply::new(200, format!("{{\"token\":\"{TOKEN}\"}}")));
+    let realm_url = realm.url("/token");
+    let content = img.content.clone();
+    let reg = LyingRegistry::start(move |r| {
+        if r.header("Authorization") == Some(&format!("Bearer {TOKEN}")) {
+            return content.answer(r);
+        }
+        Reply::error(401, "UNAUTHORIZED", "authentication required").header(
+            "WWW-Authenticate",
+            &format!("Bearer realm=\"{realm_url}\",service=\"lying\""),
+        )
+    });
+    let (env, before) = store_with_an_image();
+    log_in(&env, &reg.host);
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(
+        line.contains("only to that registry") && line.contains(&realm.host),
+        "{line}"
+    );
+    assert_no_credentials(&realm.requests());
+    assert_no_credentials(&reg.requests());
+}
+
+#[test]
+fn an_interrupted_pull_leaves_the_store_usable_and_a_second_pull_succeeds() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let honest = Arc::new(AtomicBool::new(false));
+    let reg = {
+        let (content, honest) = (img.content.clone(), honest.clone());
+        LyingRegistry::start(move |r| {
+            if !honest.load(Ordering::SeqCst) && r.blob() == Some(&target) {
+                let bytes = &content.blobs[&target];
+                return Reply::new(200, bytes[..bytes.len() / 2].to_vec())
+                    .claiming(bytes.len() as u64)
+                    .then(Then::Stall);
+            }
+            content.answer(r)
+        })
+    };
+    let (env, before) = store_with_an_image();
+    let name = format!("{}/x:1", reg.host);
+    let mut child = wrun(&env, &["pull", &name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll(
+        "the pull asks for the stalling blob",
+        Duration::from_secs(60),
+        || {
+            if reg
+                .requests()
+                .iter()
+                .any(|r| r.blob() == Some(&img.layers[1]))
+            {
+                Ok(())
+            } else {
+                Err(format!("{:?}", reg.requests()))
+            }
+        },
+    );
+    child.kill().unwrap(); // SIGKILL, mid-blob
+    child.wait().unwrap();
+    // Still usable: listed as before, every record whole.
+    assert_eq!(env.ok(&["images"]), before.images);
+    common::assert_store_consistent(&env);
+
+    honest.store(true, Ordering::SeqCst);
+    let out = wrun(&env, &["pull", &name]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(env.ok(&["run", "--rm", &name]).contains("Hello"));
+    // The killed pull's staging area went when the store was next opened.
+    assert_only_verified_blobs(&env.root().join("tmp"));
+    assert_eq!(names(&env.root().join("tmp")), Vec::<String>::new());
+    common::assert_store_consistent(&env);
+}
+
+#[test]
+fn a_build_from_a_lying_registry_fails_and_stores_nothing() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let mut other = blob_bytes(&img, &target);
+    other[600] ^= 0xff;
+    let reg = lying(&img, move |r| {
+        (r.blob() == Some(&target)).then(|| Reply::new(200, other.clone()))
+    });
+    let (env, before) = store_with_an_image();
+    let ctx = common::dockerfile_context(&[], &format!("FROM {}/x:1\n", reg.host));
+    let out = wrun(&env, &["build", "-q", "-t", "app:1", common::p(&ctx)])
+        .output()
+        .unwrap();
+    let line = one_line(&out);
+    assert!(line.contains(&img.layers[1]), "{line}");
+    before.assert_unchanged(&env);
+}
