@@ -7,6 +7,7 @@ mod host;
 mod image_backend;
 mod output;
 mod paths;
+mod progress;
 
 use std::process::ExitCode;
 

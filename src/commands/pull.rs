@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
 use wrun_image::registry::{self, Access, RemoteRef};
+
+use crate::progress::{Direction, LayerProgress};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -18,30 +19,32 @@ pub struct PullArgs {
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: PullArgs) -> anyhow::Result<ExitCode> {
-    refuse_daemon("pull", root, host)?;
     let reference = RemoteRef::parse(&args.image)?;
+    if let Some(client) = crate::image_backend::transfer_daemon(root, host)? {
+        crate::image_backend::pull_through_daemon(&client, &reference, args.quiet)?;
+        println!("{reference}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = wrun_daemon::open_store(root)?;
-    let options = super::login::transfer_options(&reference, Access::Pull)?;
+    let what = match (&reference.tag, &reference.digest) {
+        (_, Some(d)) => d.to_string(),
+        (Some(tag), None) => tag.clone(),
+        (None, None) => String::new(),
+    };
+    let header = format!("{what}: Pulling from {}", reference.repository);
+    let progress = LayerProgress::new(Direction::Pull, args.quiet, Some(header.clone()));
+    let mut options = super::login::transfer_options(&reference, Access::Pull)?;
+    options.progress = progress.sink();
     let report = registry::pull(&store, &reference, &options)?;
     let name = reference.to_string();
     if args.quiet {
         println!("{name}");
         return Ok(ExitCode::SUCCESS);
     }
-    let what = match (&reference.tag, &reference.digest) {
-        (_, Some(d)) => d.to_string(),
-        (Some(tag), None) => tag.clone(),
-        (None, None) => String::new(),
-    };
-    println!("{what}: Pulling from {}", reference.repository);
-    for (layer, fetched) in &report.layers {
-        let how = if *fetched {
-            "Pull complete"
-        } else {
-            "Already exists"
-        };
-        println!("{}: {how}", layer.short());
+    if !progress.drawn() {
+        println!("{header}");
     }
+    progress.finish(&report.layers);
     println!("Digest: {}", report.digest);
     if report.up_to_date {
         println!("Status: Image is up to date for {name}");
@@ -50,24 +53,4 @@ pub fn run(root: &Path, host: Option<&str>, args: PullArgs) -> anyhow::Result<Ex
     }
     println!("{name}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Registry transfers run in this process on the store itself; the
-/// daemon's routes for them (`POST /images/create`, `/images/{name}/push`)
-/// are not served yet, so a verb meant for a daemon is refused, not sent
-/// around it.
-pub(super) fn refuse_daemon(verb: &str, root: &Path, host: Option<&str>) -> anyhow::Result<()> {
-    if host.is_some_and(|h| !h.is_empty()) {
-        bail!(
-            "wrun {verb} through a daemon (-H/WRUN_HOST) is not served yet: run it without a host, on the store"
-        );
-    }
-    if let Some(daemon) = wrun_daemon::daemon_lock::DaemonLock::holder(root) {
-        bail!(
-            "the daemon on {} serves {}; wrun {verb} works on a store no daemon serves (stop it with `wrun system shutdown`)",
-            daemon.socket.display(),
-            root.display()
-        );
-    }
-    Ok(())
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 use wrun_image::registry::{self, Access, RemoteRef};
 
+use crate::progress::{Direction, LayerProgress};
+
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Suppress verbose output
@@ -17,8 +19,14 @@ pub struct PushArgs {
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: PushArgs) -> anyhow::Result<ExitCode> {
-    super::pull::refuse_daemon("push", root, host)?;
     let reference = RemoteRef::parse(&args.image)?;
+    if let Some(client) = crate::image_backend::transfer_daemon(root, host)? {
+        crate::image_backend::push_through_daemon(&client, &reference, args.quiet)?;
+        if args.quiet {
+            println!("{reference}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = wrun_daemon::open_store(root)?;
     if !args.quiet {
         println!(
@@ -26,21 +34,15 @@ pub fn run(root: &Path, host: Option<&str>, args: PushArgs) -> anyhow::Result<Ex
             reference.registry, reference.repository
         );
     }
-    let options = super::login::transfer_options(&reference, Access::Push)?;
+    let progress = LayerProgress::new(Direction::Push, args.quiet, None);
+    let mut options = super::login::transfer_options(&reference, Access::Push)?;
+    options.progress = progress.sink();
     let report = registry::push(&store, &reference, &options)?;
     if args.quiet {
         println!("{reference}");
         return Ok(ExitCode::SUCCESS);
     }
-    // Top layer first, as docker lists them.
-    for (layer, uploaded) in report.layers.iter().rev() {
-        let how = if *uploaded {
-            "Pushed"
-        } else {
-            "Layer already exists"
-        };
-        println!("{}: {how}", layer.short());
-    }
+    progress.finish(&report.layers);
     println!(
         "{}: digest: {} size: {}",
         report.tag, report.digest, report.size

@@ -9,6 +9,7 @@
 //! docs/registry.md.
 
 mod auth;
+mod progress;
 mod pull;
 mod push;
 
@@ -24,6 +25,7 @@ use crate::error::ImageError;
 use crate::reference::{DEFAULT_TAG, ImageRef};
 
 pub use auth::{Access, AuthFile, AuthFileError, Credentials, login, registry_auth};
+pub use progress::{ProgressSink, TransferEvent};
 pub use pull::{PullReport, pull};
 pub use push::{PushReport, push};
 
@@ -275,6 +277,8 @@ pub struct RegistryOptions {
     pub auth: RegistryAuth,
     /// Blobs transferred at once.
     pub concurrency: usize,
+    /// Where pull and push report each layer's progress.
+    pub progress: ProgressSink,
 }
 
 impl Default for RegistryOptions {
@@ -283,6 +287,7 @@ impl Default for RegistryOptions {
             insecure: Vec::new(),
             auth: RegistryAuth::Anonymous,
             concurrency: 4,
+            progress: ProgressSink::default(),
         }
     }
 }

@@ -1,27 +1,39 @@
 //! `pull`: a registry's image into the store. Every document and blob is
 //! checked against its digest and size before the store sees it; blobs
-//! stream to files in a staging area, several at once, and only a complete,
-//! verified image is committed (a failed pull leaves the store unchanged).
+//! stream to files, several at once, and only a complete, verified image is
+//! committed (a failed pull leaves the store's images unchanged).
+//!
+//! Blobs are fetched into the store's `downloads/` (one file a blob, locked
+//! while a pull writes it) and stay there until the image is committed: a
+//! pull killed halfway leaves them, and the next pull of a blob checks what
+//! is there and asks only for the rest (an HTTP `Range` request; a registry
+//! that answers with the whole blob gets it written from the start).
 
-use std::io;
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::Client;
+use oci_client::client::{BlobResponse, SizedStream};
 use oci_client::manifest::OciDescriptor;
 use oci_spec::image::{ImageIndex, ImageManifest};
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWrite;
+use tokio::io::AsyncWriteExt as _;
 
+use super::progress::{REPORT_EVERY, TransferEvent};
 use super::{
     Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, runtime,
 };
 use crate::digest::Digest;
 use crate::document::{self, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use crate::error::ImageError;
-use crate::store::{ImageRecord, MAX_DOCUMENT, Staging, Store};
+use crate::error::{ImageError, IoContext as _};
+use crate::store::{
+    ImageRecord, MAX_DOCUMENT, PRIVATE_FILE, Staging, Store, create_private_dir_all,
+    create_private_file,
+};
 
 /// The documents a pull accepts, in `Accept` (distribution 2.8 answers 404
 /// for an OCI manifest not asked for by type).
@@ -47,6 +59,7 @@ pub fn pull(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
     let fetched = runtime()?
         .block_on(fetch(&client, &mut staging, reference, options))
         .map_err(|e| anonymous_refusal(e, options, reference, Access::Pull))?;
+    options.progress.send(TransferEvent::Storing);
     let names: Vec<_> = reference.stored_name().into_iter().collect();
     let up_to_date = store
         .images()?
@@ -56,6 +69,13 @@ pub fn pull(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
         .commit(staging, &[(fetched.digest, names)])?
         .pop()
         .ok_or_else(|| ImageError::invalid(reference.to_string(), "the store recorded nothing"))?;
+    // Stored now: the kept copies are done with (a failure leaves them),
+    // but for one another pull is reading.
+    for path in fetched.downloaded {
+        if File::open(&path).is_ok_and(|f| f.try_lock().is_ok()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     Ok(PullReport {
         record,
         digest: fetched.digest,
@@ -67,6 +87,8 @@ pub fn pull(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
 struct Fetched {
     digest: Digest,
     layers: Vec<(Digest, bool)>,
+    /// The files in `downloads/` whose blobs the staging area now holds.
+    downloaded: Vec<PathBuf>,
 }
 
 /// The manifest (through the index's wasm entry when it is an index), its
@@ -111,36 +133,98 @@ async fn fetch(
         )
         .into());
     }
-    let mut wanted = vec![(
-        Digest::from_oci(config.digest())?,
-        config.size(),
-        "the config".to_owned(),
-    )];
+    let downloads = staging.store().downloads_dir();
+    create_private_dir_all(&downloads)
+        .io_context(|| format!("creating {}", downloads.display()))?;
+    let mut wanted = vec![Wanted {
+        digest: Digest::from_oci(config.digest())?,
+        size: config.size(),
+        what: "the config".to_owned(),
+        layer: false,
+    }];
     let mut layers = Vec::new();
     for layer in manifest.layers() {
         document::check_layer_media_type(layer)?;
         let d = Digest::from_oci(layer.digest())?;
         let present = staging.has_blob(&d);
         layers.push((d, !present));
-        if !present {
-            wanted.push((d, layer.size(), format!("layer {d}")));
+        options.progress.send(TransferEvent::Pending {
+            layer: d,
+            size: layer.size(),
+            kept: if present {
+                layer.size()
+            } else {
+                kept_len(&downloads, &d).min(layer.size())
+            },
+        });
+        if present {
+            options.progress.send(TransferEvent::Exists { layer: d });
+        } else {
+            wanted.push(Wanted {
+                digest: d,
+                size: layer.size(),
+                what: format!("layer {d}"),
+                layer: true,
+            });
         }
     }
-    wanted.dedup_by_key(|(d, _, _)| *d);
-    let jobs = wanted
+    let mut seen = HashSet::new();
+    let jobs: Vec<_> = wanted
         .into_iter()
-        .filter(|(d, _, _)| !staging.has_blob(d))
-        .map(|(d, size, what)| (d, size, what, staging.new_file_path("pull")))
-        .collect::<Vec<_>>();
-    let done: Vec<(Digest, u64, PathBuf)> = stream::iter(jobs)
-        .map(|(d, size, what, path)| blob(client, r, d, size, what, path))
+        .filter(|w| seen.insert(w.digest) && !staging.has_blob(&w.digest))
+        .map(|w| {
+            let fallback = staging.new_file_path("pull");
+            (w, fallback)
+        })
+        .collect();
+    let done: Vec<Blob> = stream::iter(jobs)
+        .map(|(w, fallback)| blob(client, r, options, &downloads, w, fallback))
         .buffer_unordered(options.concurrency.max(1))
         .try_collect()
         .await?;
-    for (d, size, path) in done {
-        staging.adopt_blob(&path, d, size)?;
+    let mut downloaded = Vec::new();
+    for b in done {
+        match b.kept {
+            // A link, not a move: until the image is committed the kept
+            // copy stays in downloads/ for a retry (the lock is let go after).
+            Some(_lock) => {
+                let staged = staging.new_file_path("pull");
+                std::fs::hard_link(&b.path, &staged)
+                    .io_context(|| format!("staging {}", b.path.display()))?;
+                staging.adopt_blob(&staged, b.digest, b.size)?;
+                downloaded.push(b.path);
+            }
+            None => staging.adopt_blob(&b.path, b.digest, b.size)?,
+        }
     }
-    Ok(Fetched { digest, layers })
+    Ok(Fetched {
+        digest,
+        layers,
+        downloaded,
+    })
+}
+
+/// A blob the pull fetches.
+struct Wanted {
+    digest: Digest,
+    size: u64,
+    what: String,
+    /// Reported to the progress sink (the config is not).
+    layer: bool,
+}
+
+/// A fetched, checked blob: in `downloads/` (`kept` holds its lock) or, when
+/// another pull held that file, in the staging area.
+struct Blob {
+    digest: Digest,
+    size: u64,
+    path: PathBuf,
+    kept: Option<File>,
+}
+
+/// How many bytes of `d` an earlier pull left in `downloads`.
+fn kept_len(downloads: &Path, d: &Digest) -> u64 {
+    std::fs::metadata(downloads.join(d.hex())).map_or(0, |m| m.len())
 }
 
 /// A manifest or index, checked against `want` and `size` when known.
@@ -231,101 +315,225 @@ fn wasm_entry<'i>(index: &'i ImageIndex, r: &RemoteRef) -> Result<&'i oci_spec::
         })
 }
 
-/// Streams blob `d` into `path`, checking its size and digest as it comes.
+/// Fetches blob `w` into `downloads/<hex>`, after the bytes an earlier pull
+/// left there (checked again as they are read back), or into `fallback` when
+/// another pull is writing that file. Its size and digest are checked as it
+/// comes; a blob that fails the check is not kept.
 async fn blob(
     client: &Client,
     r: &RemoteRef,
-    d: Digest,
-    size: u64,
-    what: String,
-    path: PathBuf,
-) -> Result<(Digest, u64, PathBuf)> {
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|source| RegistryError::Io {
-            what: format!("creating {}", path.display()),
+    options: &RegistryOptions,
+    downloads: &Path,
+    w: Wanted,
+    fallback: PathBuf,
+) -> Result<Blob> {
+    let what = format!("{} of {r}", w.what);
+    let path = downloads.join(w.digest.hex());
+    let (file, kept, path) = match open_kept(&path)? {
+        Some(file) => (file, true, path),
+        None => {
+            let file = create_private_file(&fallback)
+                .io_context(|| format!("creating {}", fallback.display()))?;
+            (file, false, fallback)
+        }
+    };
+    let report = |event| {
+        if w.layer {
+            options.progress.send(event);
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut have = if kept {
+        read_back(&file, &mut hasher, w.size)
+            .io_context(|| format!("reading {}", path.display()))?
+    } else {
+        0
+    };
+    if have < w.size {
+        let descriptor = OciDescriptor {
+            digest: w.digest.to_string(),
+            size: i64::try_from(w.size).unwrap_or(i64::MAX),
+            ..OciDescriptor::default()
+        };
+        let at = r.at(&w.digest);
+        let body = if have > 0 {
+            match client
+                .pull_blob_stream_partial(&at, &descriptor, have, None)
+                .await
+            {
+                Ok(BlobResponse::Partial(body)) => Ok(body),
+                // No range served: the whole blob, over what was kept.
+                Ok(BlobResponse::Full(body)) => {
+                    file.set_len(0)
+                        .io_context(|| format!("truncating {}", path.display()))?;
+                    hasher = Sha256::new();
+                    have = 0;
+                    Ok(body)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            client.pull_blob_stream(&at, &descriptor).await
+        }
+        .map_err(|e| RegistryError::from_call(&what, r, e))?;
+        report(TransferEvent::Bytes {
+            layer: w.digest,
+            done: have,
+            size: w.size,
+        });
+        let clone = file
+            .try_clone()
+            .io_context(|| format!("opening {}", path.display()))?;
+        let received = receive(body, clone, &mut hasher, have, &w, &what, r, &report).await;
+        if matches!(received, Err(RegistryError::TooLarge { .. })) {
+            // A lying registry's bytes are not kept for a retry.
+            let _ = file.set_len(0);
+        }
+        have = received?;
+    }
+    let actual = Digest::from_hex(&hex::encode(hasher.finalize()))?;
+    if actual != w.digest || have != w.size {
+        // Not this blob: nothing of it is worth keeping for a retry.
+        let _ = file.set_len(0);
+        return Err(if actual != w.digest {
+            ImageError::DigestMismatch {
+                what,
+                expected: w.digest.to_string(),
+                actual: actual.to_string(),
+            }
+        } else {
+            ImageError::SizeMismatch {
+                what,
+                expected: w.size,
+                actual: have,
+            }
+        }
+        .into());
+    }
+    report(TransferEvent::Done { layer: w.digest });
+    Ok(Blob {
+        digest: w.digest,
+        size: w.size,
+        path,
+        kept: kept.then_some(file),
+    })
+}
+
+/// Appends the body of a blob's answer to `file` (positioned at its end,
+/// `have` bytes in), hashing it and refusing a byte past the descriptor's
+/// size (a registry announcing or sending more is lying); the bytes now held.
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    mut body: SizedStream,
+    file: File,
+    hasher: &mut Sha256,
+    mut have: u64,
+    w: &Wanted,
+    what: &str,
+    r: &RemoteRef,
+    report: &impl Fn(TransferEvent),
+) -> Result<u64> {
+    let too_large = || RegistryError::TooLarge {
+        what: what.to_owned(),
+        reference: r.to_string(),
+        expected: w.size,
+    };
+    if body
+        .content_length
+        .is_some_and(|n| have.saturating_add(n) > w.size)
+    {
+        return Err(too_large());
+    }
+    let io_error = |source| RegistryError::Io {
+        what: format!("writing {what}"),
+        source,
+    };
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    let mut reported = have;
+    while let Some(chunk) = body.stream.next().await {
+        let chunk = chunk.map_err(|source| RegistryError::Io {
+            what: format!("receiving {what}"),
             source,
         })?;
-    let mut out = CheckedWriter {
-        file,
-        hasher: Sha256::new(),
-        written: 0,
-        limit: size,
-        over: false,
-    };
-    let descriptor = OciDescriptor {
-        digest: d.to_string(),
-        size: i64::try_from(size).unwrap_or(i64::MAX),
-        ..OciDescriptor::default()
-    };
-    let pulled = client.pull_blob(&r.at(&d), &descriptor, &mut out).await;
-    let what = format!("{what} of {r}");
-    if out.over {
-        return Err(RegistryError::TooLarge {
-            what,
-            reference: r.to_string(),
-            expected: size,
-        });
-    }
-    pulled.map_err(|e| RegistryError::from_call(&what, r, e))?;
-    let actual = Digest::from_hex(&hex::encode(out.hasher.finalize()))?;
-    if actual != d {
-        return Err(ImageError::DigestMismatch {
-            what,
-            expected: d.to_string(),
-            actual: actual.to_string(),
+        if have + chunk.len() as u64 > w.size {
+            out.flush().await.map_err(io_error)?;
+            return Err(too_large());
         }
-        .into());
-    }
-    if out.written != size {
-        return Err(ImageError::SizeMismatch {
-            what,
-            expected: size,
-            actual: out.written,
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(io_error)?;
+        have += chunk.len() as u64;
+        if have - reported >= REPORT_EVERY || have == w.size {
+            reported = have;
+            report(TransferEvent::Bytes {
+                layer: w.digest,
+                done: have,
+                size: w.size,
+            });
         }
-        .into());
     }
-    Ok((d, size, path))
+    out.flush().await.map_err(io_error)?;
+    Ok(have)
 }
 
-/// A blob's file: hashes what is written and refuses a byte past the
-/// descriptor's size (a registry sending more is lying).
-struct CheckedWriter {
-    file: tokio::fs::File,
-    hasher: Sha256,
-    written: u64,
-    limit: u64,
-    over: bool,
-}
-
-impl AsyncWrite for CheckedWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.written + buf.len() as u64 > this.limit {
-            this.over = true;
-            return Poll::Ready(Err(io::Error::other(
-                "more bytes than the blob's descriptor says",
-            )));
-        }
-        match Pin::new(&mut this.file).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.hasher.update(&buf[..n]);
-                this.written += n as u64;
-                Poll::Ready(Ok(n))
+/// Opens and locks `downloads/<hex>` for this pull, or `None` when another
+/// pull holds it. A file `prune` removed between the open and the lock is
+/// opened again.
+fn open_kept(path: &Path) -> Result<Option<File>> {
+    loop {
+        let file = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(PRIVATE_FILE)
+            .open(path)
+            .io_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(ImageError::Io {
+                    context: format!("locking {}", path.display()),
+                    source,
+                }
+                .into());
             }
-            other => other,
+        }
+        let held = file
+            .metadata()
+            .io_context(|| format!("reading {}", path.display()))?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(Some(file)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(ImageError::Io {
+                    context: format!("reading {}", path.display()),
+                    source,
+                }
+                .into());
+            }
         }
     }
+}
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_flush(cx)
+/// Hashes the bytes a kept file holds (up to `size`; a longer file is cut
+/// back to nothing); how many there are.
+fn read_back(file: &File, hasher: &mut Sha256, size: u64) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len > size {
+        file.set_len(0)?;
+        return Ok(0);
     }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_shutdown(cx)
+    let mut reader = file;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
     }
+    Ok(read)
 }

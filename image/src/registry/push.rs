@@ -7,6 +7,7 @@ use oci_client::Client;
 use oci_client::RegistryOperation;
 use tokio::io::AsyncReadExt;
 
+use super::progress::TransferEvent;
 use super::{
     Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, runtime,
 };
@@ -61,7 +62,13 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
         manifest.config().size(),
     )];
     for layer in manifest.layers() {
-        blobs.push((Digest::from_oci(layer.digest())?, layer.size()));
+        let d = Digest::from_oci(layer.digest())?;
+        blobs.push((d, layer.size()));
+        options.progress.send(TransferEvent::Pending {
+            layer: d,
+            size: layer.size(),
+            kept: 0,
+        });
     }
     let client = options.client(&reference.registry);
     let target = reference.client_ref();
@@ -71,8 +78,12 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
                 .auth(&target, &options.auth, RegistryOperation::Push)
                 .await
                 .map_err(|e| RegistryError::from_call("authenticating", reference, e))?;
-            let uploaded: Vec<(Digest, bool)> = stream::iter(blobs.iter().copied())
-                .map(|(d, size)| upload(&client, store, reference, d, size))
+            // The config (first) is no layer: its progress is not reported.
+            let uploaded: Vec<(Digest, bool)> = stream::iter(blobs.iter().copied().enumerate())
+                .map(|(i, (d, size))| {
+                    let progress = (i > 0).then_some(options);
+                    upload(&client, store, reference, d, size, progress)
+                })
                 .buffered(options.concurrency.max(1))
                 .try_collect()
                 .await?;
@@ -98,13 +109,20 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
 }
 
 /// Uploads blob `d` unless the registry has it; whether it was uploaded.
+/// With `progress`, its progress is reported there.
 async fn upload(
     client: &Client,
     store: &Store,
     r: &RemoteRef,
     d: Digest,
     size: u64,
+    progress: Option<&RegistryOptions>,
 ) -> Result<(Digest, bool)> {
+    let report = |event| {
+        if let Some(o) = progress {
+            o.progress.send(event);
+        }
+    };
     let at = r.client_ref();
     let what = format!("blob {d}");
     if client
@@ -112,8 +130,14 @@ async fn upload(
         .await
         .map_err(|e| RegistryError::from_call(&what, r, e))?
     {
+        report(TransferEvent::Exists { layer: d });
         return Ok((d, false));
     }
+    report(TransferEvent::Bytes {
+        layer: d,
+        done: 0,
+        size,
+    });
     let file = tokio::fs::File::from_std(store.open_blob(&d)?);
     let chunks = stream::try_unfold(file, |mut file| async move {
         let mut buf = vec![0u8; CHUNK];
@@ -131,9 +155,24 @@ async fn upload(
         buf.truncate(filled);
         Ok(Some((bytes::Bytes::from(buf), file)))
     });
+    // A chunk is reported as it is handed to the client (its upload is
+    // under way): a bar moves a chunk ahead of the bytes on the wire.
+    let sink = progress.map(|o| o.progress.clone());
+    let mut sent = 0u64;
+    let chunks = chunks.inspect_ok(move |chunk: &bytes::Bytes| {
+        sent += chunk.len() as u64;
+        if let Some(sink) = &sink {
+            sink.send(TransferEvent::Bytes {
+                layer: d,
+                done: sent,
+                size,
+            });
+        }
+    });
     client
         .push_blob_stream(&at, chunks, &d.to_string(), Some(size))
         .await
         .map_err(|e| RegistryError::from_call(&what, r, e))?;
+    report(TransferEvent::Done { layer: d });
     Ok((d, true))
 }
