@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use wrun_image::digest::Digest;
@@ -164,6 +165,9 @@ impl Bars {
                     if bar.message() != direction.moving() {
                         bar.set_style(moving_style());
                         bar.set_message(direction.moving());
+                        // Redrawn now and then even when no byte moves (a
+                        // draw skipped by the rate limit is not made later).
+                        bar.enable_steady_tick(Duration::from_millis(200));
                     }
                     bar.set_length(size);
                     bar.set_position(done);

@@ -349,52 +349,36 @@ async fn blob(
     } else {
         0
     };
-    if have < w.size {
-        let descriptor = OciDescriptor {
-            digest: w.digest.to_string(),
-            size: i64::try_from(w.size).unwrap_or(i64::MAX),
-            ..OciDescriptor::default()
-        };
-        let at = r.at(&w.digest);
-        let body = if have > 0 {
-            match client
-                .pull_blob_stream_partial(&at, &descriptor, have, None)
-                .await
-            {
-                Ok(BlobResponse::Partial(body)) => Ok(body),
-                // No range served: the whole blob, over what was kept.
-                Ok(BlobResponse::Full(body)) => {
-                    file.set_len(0)
-                        .io_context(|| format!("truncating {}", path.display()))?;
-                    hasher = Sha256::new();
-                    have = 0;
-                    Ok(body)
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            client.pull_blob_stream(&at, &descriptor).await
+    // Bytes kept from before that turn out not to be the blob's are
+    // dropped and the blob fetched once more, whole.
+    let mut resumed = have > 0;
+    loop {
+        if have < w.size {
+            have = fetch_rest(
+                client,
+                r,
+                &w,
+                &what,
+                &file,
+                &path,
+                &mut hasher,
+                have,
+                &report,
+            )
+            .await?;
         }
-        .map_err(|e| RegistryError::from_call(&what, r, e))?;
-        report(TransferEvent::Bytes {
-            layer: w.digest,
-            done: have,
-            size: w.size,
-        });
-        let clone = file
-            .try_clone()
-            .io_context(|| format!("opening {}", path.display()))?;
-        let received = receive(body, clone, &mut hasher, have, &w, &what, r, &report).await;
-        if matches!(received, Err(RegistryError::TooLarge { .. })) {
-            // A lying registry's bytes are not kept for a retry.
-            let _ = file.set_len(0);
+        let actual = Digest::from_hex(&hex::encode(hasher.clone().finalize()))?;
+        if actual == w.digest && have == w.size {
+            break;
         }
-        have = received?;
-    }
-    let actual = Digest::from_hex(&hex::encode(hasher.finalize()))?;
-    if actual != w.digest || have != w.size {
         // Not this blob: nothing of it is worth keeping for a retry.
         let _ = file.set_len(0);
+        if resumed {
+            resumed = false;
+            hasher = Sha256::new();
+            have = 0;
+            continue;
+        }
         return Err(if actual != w.digest {
             ImageError::DigestMismatch {
                 what,
@@ -417,6 +401,62 @@ async fn blob(
         path,
         kept: kept.then_some(file),
     })
+}
+
+/// Asks for blob `w` from byte `have` on (all of it from 0) and appends it
+/// to `file`; the bytes it now holds. A registry that answers a range with
+/// the whole blob has it written from the start.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_rest(
+    client: &Client,
+    r: &RemoteRef,
+    w: &Wanted,
+    what: &str,
+    file: &File,
+    path: &Path,
+    hasher: &mut Sha256,
+    mut have: u64,
+    report: &impl Fn(TransferEvent),
+) -> Result<u64> {
+    let descriptor = OciDescriptor {
+        digest: w.digest.to_string(),
+        size: i64::try_from(w.size).unwrap_or(i64::MAX),
+        ..OciDescriptor::default()
+    };
+    let at = r.at(&w.digest);
+    let body = if have > 0 {
+        match client
+            .pull_blob_stream_partial(&at, &descriptor, have, None)
+            .await
+        {
+            Ok(BlobResponse::Partial(body)) => Ok(body),
+            Ok(BlobResponse::Full(body)) => {
+                file.set_len(0)
+                    .io_context(|| format!("truncating {}", path.display()))?;
+                *hasher = Sha256::new();
+                have = 0;
+                Ok(body)
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        client.pull_blob_stream(&at, &descriptor).await
+    }
+    .map_err(|e| RegistryError::from_call(what, r, e))?;
+    report(TransferEvent::Bytes {
+        layer: w.digest,
+        done: have,
+        size: w.size,
+    });
+    let clone = file
+        .try_clone()
+        .io_context(|| format!("opening {}", path.display()))?;
+    let received = receive(body, clone, hasher, have, w, what, r, report).await;
+    if matches!(received, Err(RegistryError::TooLarge { .. })) {
+        // A lying registry's bytes are not kept for a retry.
+        let _ = file.set_len(0);
+    }
+    received
 }
 
 /// Appends the body of a blob's answer to `file` (positioned at its end,
