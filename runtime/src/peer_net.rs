@@ -37,6 +37,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 /// Bytes one direction of a connection holds before the writer waits (a
 /// socket buffer's worth).
@@ -477,15 +478,23 @@ impl PeerListener {
 
     /// Waits until a connection is queued (or the listener closed).
     pub async fn ready(&self) {
-        poll_fn(|cx| {
-            let mut s = self.listener.lock();
-            if !s.queue.is_empty() || s.closed {
-                return Poll::Ready(());
-            }
-            s.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+        self.listener.ready().await
+    }
+
+    /// A pollable for a guest's `subscribe`: ready when a connection is
+    /// queued.
+    pub(crate) fn waiter(&self) -> ListenerWaiter {
+        ListenerWaiter(Arc::clone(&self.listener))
+    }
+}
+
+/// Ready when a listener has a connection to accept (or is closed).
+pub(crate) struct ListenerWaiter(Arc<Listener>);
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for ListenerWaiter {
+    async fn ready(&mut self) {
+        self.0.ready().await
     }
 }
 
@@ -509,6 +518,18 @@ struct ListenState {
 impl Listener {
     fn lock(&self) -> MutexGuard<'_, ListenState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn ready(&self) {
+        poll_fn(|cx| {
+            let mut s = self.lock();
+            if !s.queue.is_empty() || s.closed {
+                return Poll::Ready(());
+            }
+            s.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 
     /// Queues the server end of a new connection; a full backlog or a
@@ -746,6 +767,25 @@ impl PeerStream {
         self.end.remote
     }
 
+    /// Another handle on this end (the connection stays open while one
+    /// lives).
+    pub(crate) fn share(&self) -> PeerStream {
+        PeerStream {
+            end: Arc::clone(&self.end),
+        }
+    }
+
+    /// This end as `wasi:io` streams for a guest. The connection stays
+    /// open while either stream lives.
+    pub(crate) fn into_wasi_streams(self) -> (PeerInput, PeerOutput) {
+        (
+            PeerInput {
+                end: Arc::clone(&self.end),
+            },
+            PeerOutput { end: self.end },
+        )
+    }
+
     /// Closes the writing side (the peer reads EOF); reading goes on.
     pub fn shutdown_write(&self) {
         self.end.shutdown_write();
@@ -792,6 +832,97 @@ impl AsyncWrite for PeerStream {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.end.shutdown_write();
         Poll::Ready(Ok(()))
+    }
+}
+
+/// The guest's input stream of an in-process connection.
+pub(crate) struct PeerInput {
+    end: Arc<End>,
+}
+
+fn stream_error(e: io::Error) -> StreamError {
+    StreamError::LastOperationFailed(wasmtime::Error::new(e))
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PeerInput {
+    async fn ready(&mut self) {
+        poll_fn(|cx| {
+            let s = self.end.conn.lock();
+            let pipe = &s.pipes[1 - self.end.side];
+            if s.reset || !pipe.buf.is_empty() || pipe.write_closed {
+                return Poll::Ready(());
+            }
+            drop(s);
+            // Registers the waker (nothing can be read, so nothing is).
+            match self.end.poll_read_bytes(Some(cx), 0) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(_) => Poll::Ready(()),
+            }
+        })
+        .await
+    }
+}
+
+impl InputStream for PeerInput {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        match self.end.poll_read_bytes(None, size) {
+            Poll::Ready(Ok(bytes)) if bytes.is_empty() && size > 0 => Err(StreamError::Closed),
+            Poll::Ready(Ok(bytes)) => Ok(bytes),
+            Poll::Ready(Err(e)) => Err(stream_error(e)),
+            Poll::Pending => Ok(Bytes::new()),
+        }
+    }
+}
+
+/// The guest's output stream of an in-process connection.
+pub(crate) struct PeerOutput {
+    end: Arc<End>,
+}
+
+impl PeerOutput {
+    fn check(&self, cx: Option<&Context<'_>>) -> Poll<StreamResult<usize>> {
+        self.end.poll_room(cx).map_err(|e| {
+            // This end was shut down for sending: the stream is closed.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                StreamError::Closed
+            } else {
+                stream_error(e)
+            }
+        })
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PeerOutput {
+    async fn ready(&mut self) {
+        poll_fn(|cx| self.check(Some(cx)).map(|_| ())).await
+    }
+}
+
+impl OutputStream for PeerOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        match self.check(None) {
+            Poll::Ready(Err(e)) => Err(e),
+            _ => {
+                self.end.push(&bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        match self.check(None) {
+            Poll::Ready(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        match self.check(None) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(0),
+        }
     }
 }
 

@@ -19,24 +19,47 @@
 //! guest named; `local-address` reports `GUESTPORT` back, so the guest sees
 //! the port it asked for. wasmtime-wasi's own implementation does the rest:
 //! the functions here are shadowing wrappers that call it.
+//!
+//! An instance on user-defined networks (`NetworkGrants::peers`) also has
+//! the in-process network of `crate::peer_net`, served here without
+//! wasmtime-wasi's host sockets (the wasmtime-wasi socket at the same table
+//! index is only a shell; `InstanceSockets::peer` holds the real state):
+//!
+//! - name lookup answers the names of peers on its networks first, with
+//!   or without `--allow-dns`; other names go to the host resolver only
+//!   when granted, as before;
+//! - a bind of one of its network addresses, or of an unpublished port on
+//!   every address while it is on a network, binds no host socket: `listen`
+//!   makes it reachable from its peers;
+//! - a connect to a network address is served in process: a peer's
+//!   listener, else `connection-refused`; an address of a network it is
+//!   not on, or that no running instance holds, `remote-unreachable`. A
+//!   network address never reaches the host, whatever the grants say;
+//! - a disconnect or a stop resets the open connections at both ends
+//!   (reads and writes fail with `connection-reset`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime_wasi::p2::bindings::sockets::network::{
-    ErrorCode, IpAddressFamily, IpSocketAddress, Network,
+use wasmtime::component::{Linker, Resource, ResourceTable, ResourceType};
+use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
+    self, HostResolveAddressStream, ResolveAddressStream,
 };
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp::ShutdownType;
 use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp, udp_create_socket};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, Pollable};
 use wasmtime_wasi::p2::{SocketError, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 use wasmtime_wasi::{WasiCtxBuilder, WasiView};
 
 use crate::RuntimeError;
 use crate::net::{ConnectRule, ConnectTarget, NetworkGrants, PortMapping, Protocol};
+use crate::peer_net::{DEFAULT_BACKLOG, InstancePeers, PeerError, PeerListener, PeerStream, Route};
 
 /// Sockets (TCP and UDP, listening, connected or accepted) one instance may
 /// hold open at once. Past it, creating or accepting one fails with
@@ -87,7 +110,9 @@ pub(crate) async fn resolve(grants: &mut NetworkGrants) -> Result<(), RuntimeErr
 /// address not granted is refused).
 pub(crate) fn configure(b: &mut WasiCtxBuilder, grants: &NetworkGrants) {
     if grants.is_none() {
-        b.allow_tcp(false)
+        // On a network, TCP sockets are made (for peers, in process); no
+        // host address is granted all the same.
+        b.allow_tcp(grants.peers.is_some())
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
@@ -118,6 +143,13 @@ struct AddressPolicy {
 impl AddressPolicy {
     fn allows(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         let g = &self.grants;
+        // A network address is never a host address, whatever the rules
+        // say: the networks' subnets are wrun's own.
+        if let Some(peers) = &g.peers
+            && peers.route(addr.ip()) != Route::Host
+        {
+            return false;
+        }
         match use_ {
             SocketAddrUse::TcpConnect => g.allows_addr(addr),
             // Port 0 is the implicit bind of a connect (or an explicit one
@@ -180,6 +212,30 @@ fn same_ip(a: IpAddr, b: IpAddr) -> bool {
     canonical(a) == canonical(b)
 }
 
+/// A TCP socket served on the instance's networks, in process. The
+/// wasmtime-wasi socket at the same table index is only its shell (its
+/// options, its family); no host address is bound or connected for it.
+enum PeerSocket {
+    /// Bound to a port on every address or on a network address of the
+    /// instance; `pending` until `finish-bind`.
+    Bound {
+        local: SocketAddr,
+        pending: bool,
+        backlog: usize,
+    },
+    /// Listening; `pending` until `finish-listen`.
+    Listening {
+        listener: PeerListener,
+        local: SocketAddr,
+        pending: bool,
+    },
+    /// `start-connect` answered at once (there is no handshake); taken by
+    /// `finish-connect`.
+    Connecting(Result<PeerStream, ErrorCode>),
+    /// Connected; the streams handed out hold the connection too.
+    Connected(PeerStream),
+}
+
 /// Per-instance socket state the wrappers keep.
 pub(crate) struct InstanceSockets {
     grants: Arc<NetworkGrants>,
@@ -187,6 +243,9 @@ pub(crate) struct InstanceSockets {
     /// closed since; see [`InstanceSockets::open`]).
     tcp: HashSet<u32>,
     udp: HashSet<u32>,
+    /// The TCP sockets served in process, by table index (removed by the
+    /// socket's destructor).
+    peer: HashMap<u32, PeerSocket>,
 }
 
 impl InstanceSockets {
@@ -195,7 +254,40 @@ impl InstanceSockets {
             grants: Arc::new(grants.clone()),
             tcp: HashSet::new(),
             udp: HashSet::new(),
+            peer: HashMap::new(),
         }
+    }
+
+    fn peers(&self) -> Option<&InstancePeers> {
+        self.grants.peers.as_ref()
+    }
+
+    /// Whether a guest bind of `local` is served on the instance's
+    /// networks: a bind of one of its network addresses, or of a port
+    /// that is not published on every address while it is on a network.
+    /// A network address that is not its own cannot be bound.
+    fn peer_bind(&self, local: SocketAddr) -> Result<bool, ErrorCode> {
+        let Some(peers) = self.peers() else {
+            return Ok(false);
+        };
+        let ip = local.ip().to_canonical();
+        let own = peers.own_addresses();
+        if let IpAddr::V4(v4) = ip
+            && own.contains(&v4)
+        {
+            return if local.port() == 0 {
+                Err(ErrorCode::AddressNotBindable)
+            } else {
+                Ok(true)
+            };
+        }
+        if peers.route(ip) != Route::Host {
+            return Err(ErrorCode::AddressNotBindable);
+        }
+        Ok(ip.is_unspecified()
+            && !own.is_empty()
+            && local.port() != 0
+            && self.grants.published(local.port(), Protocol::Tcp).is_none())
     }
 
     /// Sockets still open: forgets the indices whose socket the guest
@@ -240,6 +332,40 @@ impl InstanceSockets {
             None => host,
         }
     }
+}
+
+/// The guest's error for an in-process connect or listen.
+fn peer_code(e: PeerError) -> ErrorCode {
+    match e {
+        PeerError::Refused => ErrorCode::ConnectionRefused,
+        PeerError::Unreachable => ErrorCode::RemoteUnreachable,
+        PeerError::AddressInUse => ErrorCode::AddressInUse,
+        PeerError::AddressNotAvailable => ErrorCode::AddressNotBindable,
+    }
+}
+
+/// A pollable that is always ready (an in-process socket has nothing to
+/// wait for but its listener's queue).
+struct AlwaysReady;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for AlwaysReady {
+    async fn ready(&mut self) {}
+}
+
+/// A name lookup's answers: the addresses of a peer on the instance's
+/// networks, or wasmtime-wasi's host lookup (its stream kept in the table
+/// at that index, removed with this one).
+pub(crate) enum NameLookup {
+    Peers(std::vec::IntoIter<IpAddr>),
+    Host(u32),
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for NameLookup {
+    // Only the peers' answers are waited on through this type: they are
+    // there from the start.
+    async fn ready(&mut self) {}
 }
 
 /// Store data that holds a WASI context and an instance's socket state.
@@ -314,19 +440,210 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     )?;
 
     let mut i = linker.instance(&format!("wasi:sockets/tcp@{SOCKETS_VERSION}"))?;
+    i.resource(
+        "tcp-socket",
+        ResourceType::host::<TcpSocket>(),
+        |mut store: StoreContextMut<'_, T>, rep: u32| {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            // The in-process state goes with its shell: a listener stops,
+            // a connection closes.
+            mine.peer.remove(&rep);
+            tcp::HostTcpSocket::drop(&mut view, Resource::new_own(rep))
+        },
+    )?;
     i.func_wrap_async(
         "[method]tcp-socket.start-bind",
         |mut store: StoreContextMut<'_, T>,
          (this, network, local): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
                 let (mine, mut view) = store.data_mut().sockets_split();
-                match mine.host_bind(local.into(), Protocol::Tcp) {
+                let local = SocketAddr::from(local);
+                if mine.peer.contains_key(&this.rep()) {
+                    return Ok((Err(ErrorCode::InvalidState),));
+                }
+                match mine.peer_bind(local) {
+                    Ok(true) => {
+                        view.table.get(&network)?;
+                        mine.peer.insert(
+                            this.rep(),
+                            PeerSocket::Bound {
+                                local,
+                                pending: true,
+                                backlog: DEFAULT_BACKLOG,
+                            },
+                        );
+                        return Ok((Ok(()),));
+                    }
+                    Ok(false) => {}
+                    Err(code) => return Ok((Err(code),)),
+                }
+                match mine.host_bind(local, Protocol::Tcp) {
                     Ok(host) => answer(
                         tcp::HostTcpSocket::start_bind(&mut view, this, network, host.into()).await,
                     ),
                     Err(code) => Ok((Err(code),)),
                 }
             })
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.finish-bind",
+        |mut store: StoreContextMut<'_, T>, (this,): (Resource<TcpSocket>,)| -> Answer<()> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            match mine.peer.get_mut(&this.rep()) {
+                Some(PeerSocket::Bound { pending, .. }) if *pending => {
+                    *pending = false;
+                    Ok((Ok(()),))
+                }
+                Some(_) => Ok((Err(ErrorCode::NotInProgress),)),
+                None => answer(tcp::HostTcpSocket::finish_bind(&mut view, this)),
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.set-listen-backlog-size",
+        |mut store: StoreContextMut<'_, T>,
+         (this, value): (Resource<TcpSocket>, u64)|
+         -> Answer<()> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            let size = usize::try_from(value).unwrap_or(usize::MAX);
+            if value == 0 && mine.peer.contains_key(&this.rep()) {
+                return Ok((Err(ErrorCode::InvalidArgument),));
+            }
+            match mine.peer.get_mut(&this.rep()) {
+                Some(PeerSocket::Bound { backlog, .. }) => {
+                    *backlog = size;
+                    Ok((Ok(()),))
+                }
+                Some(PeerSocket::Listening { listener, .. }) => {
+                    listener.set_backlog(size);
+                    Ok((Ok(()),))
+                }
+                Some(_) => Ok((Err(ErrorCode::InvalidState),)),
+                None => answer(tcp::HostTcpSocket::set_listen_backlog_size(
+                    &mut view, this, value,
+                )),
+            }
+        },
+    )?;
+    i.func_wrap_async(
+        "[method]tcp-socket.start-listen",
+        |mut store: StoreContextMut<'_, T>, (this,): (Resource<TcpSocket>,)| {
+            Box::new(async move {
+                let (mine, mut view) = store.data_mut().sockets_split();
+                let rep = this.rep();
+                let (local, backlog) = match mine.peer.get(&rep) {
+                    None => return answer(tcp::HostTcpSocket::start_listen(&mut view, this).await),
+                    Some(PeerSocket::Bound {
+                        local,
+                        pending: false,
+                        backlog,
+                    }) => (*local, *backlog),
+                    Some(PeerSocket::Bound { .. }) => {
+                        return Ok((Err(ErrorCode::ConcurrencyConflict),));
+                    }
+                    Some(_) => return Ok((Err(ErrorCode::InvalidState),)),
+                };
+                let Some(peers) = mine.peers() else {
+                    return Ok((Err(ErrorCode::InvalidState),));
+                };
+                let at = match local.ip().to_canonical() {
+                    IpAddr::V4(v4) if !v4.is_unspecified() => Some(v4),
+                    _ => None,
+                };
+                match peers.listen(at, local.port(), backlog) {
+                    Ok(listener) => {
+                        mine.peer.insert(
+                            rep,
+                            PeerSocket::Listening {
+                                listener,
+                                local,
+                                pending: true,
+                            },
+                        );
+                        Ok((Ok(()),))
+                    }
+                    Err(e) => Ok((Err(peer_code(e)),)),
+                }
+            })
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.finish-listen",
+        |mut store: StoreContextMut<'_, T>, (this,): (Resource<TcpSocket>,)| -> Answer<()> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            match mine.peer.get_mut(&this.rep()) {
+                Some(PeerSocket::Listening { pending, .. }) if *pending => {
+                    *pending = false;
+                    Ok((Ok(()),))
+                }
+                Some(_) => Ok((Err(ErrorCode::NotInProgress),)),
+                None => answer(tcp::HostTcpSocket::finish_listen(&mut view, this)),
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.start-connect",
+        |mut store: StoreContextMut<'_, T>,
+         (this, network, remote): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)|
+         -> Answer<()> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            let remote = SocketAddr::from(remote);
+            let rep = this.rep();
+            let route = mine.peers().map(|p| (p.clone(), p.route(remote.ip())));
+            match route {
+                None | Some((_, Route::Host)) => {
+                    if mine.peer.contains_key(&rep) {
+                        // Bound in process: its address is no host's.
+                        return Ok((Err(ErrorCode::InvalidState),));
+                    }
+                    answer(tcp::HostTcpSocket::start_connect(
+                        &mut view,
+                        this,
+                        network,
+                        remote.into(),
+                    ))
+                }
+                Some((peers, route)) => {
+                    view.table.get(&network)?;
+                    if !matches!(mine.peer.get(&rep), None | Some(PeerSocket::Bound { .. })) {
+                        return Ok((Err(ErrorCode::InvalidState),));
+                    }
+                    let result = match route {
+                        Route::Peer { .. } => peers.connect(remote).map_err(peer_code),
+                        _ => Err(ErrorCode::RemoteUnreachable),
+                    };
+                    mine.peer.insert(rep, PeerSocket::Connecting(result));
+                    Ok((Ok(()),))
+                }
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.finish-connect",
+        |mut store: StoreContextMut<'_, T>,
+         (this,): (Resource<TcpSocket>,)|
+         -> Answer<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            let rep = this.rep();
+            match mine.peer.remove(&rep) {
+                None => answer(tcp::HostTcpSocket::finish_connect(&mut view, this)),
+                Some(PeerSocket::Connecting(Ok(stream))) => {
+                    mine.peer.insert(rep, PeerSocket::Connected(stream.share()));
+                    let (input, output) = stream.into_wasi_streams();
+                    let input: DynInputStream = Box::new(input);
+                    let output: DynOutputStream = Box::new(output);
+                    let input = view.table.push_child(input, &this)?;
+                    let output = view.table.push_child(output, &this)?;
+                    Ok((Ok((input, output)),))
+                }
+                // A failed connect leaves the socket as it was before.
+                Some(PeerSocket::Connecting(Err(code))) => Ok((Err(code),)),
+                Some(other) => {
+                    mine.peer.insert(rep, other);
+                    Ok((Err(ErrorCode::NotInProgress),))
+                }
+            }
         },
     )?;
     i.func_wrap(
@@ -342,11 +659,39 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             if mine.open(view.table) >= MAX_SOCKETS {
                 return Ok((Err(ErrorCode::NewSocketLimit),));
             }
-            answer(
-                tcp::HostTcpSocket::accept(&mut view, this).inspect(|accepted| {
-                    mine.tcp.insert(accepted.0.rep());
-                }),
-            )
+            let stream = match mine.peer.get(&this.rep()) {
+                None => {
+                    return answer(tcp::HostTcpSocket::accept(&mut view, this).inspect(
+                        |accepted| {
+                            mine.tcp.insert(accepted.0.rep());
+                        },
+                    ));
+                }
+                Some(PeerSocket::Listening {
+                    listener,
+                    pending: false,
+                    ..
+                }) => listener.try_accept(),
+                Some(_) => return Ok((Err(ErrorCode::InvalidState),)),
+            };
+            let Some(stream) = stream else {
+                return Ok((Err(ErrorCode::WouldBlock),));
+            };
+            let family =
+                tcp::HostTcpSocket::address_family(&mut view, Resource::new_borrow(this.rep()))?;
+            let shell = match tcp_create_socket::Host::create_tcp_socket(&mut view, family) {
+                Ok(shell) => shell,
+                Err(e) => return Ok((Err(guest_error(e)?),)),
+            };
+            mine.tcp.insert(shell.rep());
+            mine.peer
+                .insert(shell.rep(), PeerSocket::Connected(stream.share()));
+            let (input, output) = stream.into_wasi_streams();
+            let input: DynInputStream = Box::new(input);
+            let output: DynOutputStream = Box::new(output);
+            let input = view.table.push_child(input, &shell)?;
+            let output = view.table.push_child(output, &shell)?;
+            Ok((Ok((shell, input, output)),))
         },
     )?;
     i.func_wrap(
@@ -355,10 +700,154 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
          (this,): (Resource<TcpSocket>,)|
          -> Answer<IpSocketAddress> {
             let (mine, mut view) = store.data_mut().sockets_split();
-            answer(
-                tcp::HostTcpSocket::local_address(&mut view, this)
-                    .map(|addr| mine.guest_view(addr.into(), Protocol::Tcp).into()),
-            )
+            match mine.peer.get(&this.rep()) {
+                None => answer(
+                    tcp::HostTcpSocket::local_address(&mut view, this)
+                        .map(|addr| mine.guest_view(addr.into(), Protocol::Tcp).into()),
+                ),
+                Some(PeerSocket::Bound { local, .. } | PeerSocket::Listening { local, .. }) => {
+                    Ok((Ok((*local).into()),))
+                }
+                Some(PeerSocket::Connected(s) | PeerSocket::Connecting(Ok(s))) => {
+                    Ok((Ok(s.local_addr().into()),))
+                }
+                Some(PeerSocket::Connecting(Err(_))) => Ok((Err(ErrorCode::InvalidState),)),
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.remote-address",
+        |mut store: StoreContextMut<'_, T>,
+         (this,): (Resource<TcpSocket>,)|
+         -> Answer<IpSocketAddress> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            match mine.peer.get(&this.rep()) {
+                None => answer(tcp::HostTcpSocket::remote_address(&mut view, this)),
+                Some(PeerSocket::Connected(s)) => Ok((Ok(s.peer_addr().into()),)),
+                Some(_) => Ok((Err(ErrorCode::InvalidState),)),
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.is-listening",
+        |mut store: StoreContextMut<'_, T>,
+         (this,): (Resource<TcpSocket>,)|
+         -> wasmtime::Result<(bool,)> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            match mine.peer.get(&this.rep()) {
+                None => Ok((tcp::HostTcpSocket::is_listening(&mut view, this)?,)),
+                Some(s) => Ok((matches!(s, PeerSocket::Listening { .. }),)),
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.subscribe",
+        |mut store: StoreContextMut<'_, T>,
+         (this,): (Resource<TcpSocket>,)|
+         -> wasmtime::Result<(Resource<DynPollable>,)> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            let pollable = match mine.peer.get(&this.rep()) {
+                None => tcp::HostTcpSocket::subscribe(&mut view, this)?,
+                Some(PeerSocket::Listening { listener, .. }) => {
+                    let waiter = view.table.push(listener.waiter())?;
+                    wasmtime_wasi::p2::subscribe(view.table, waiter)?
+                }
+                Some(_) => {
+                    let ready = view.table.push(AlwaysReady)?;
+                    wasmtime_wasi::p2::subscribe(view.table, ready)?
+                }
+            };
+            Ok((pollable,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]tcp-socket.shutdown",
+        |mut store: StoreContextMut<'_, T>,
+         (this, how): (Resource<TcpSocket>, ShutdownType)|
+         -> Answer<()> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            match mine.peer.get(&this.rep()) {
+                None => answer(tcp::HostTcpSocket::shutdown(&mut view, this, how)),
+                Some(PeerSocket::Connected(s)) => {
+                    if matches!(how, ShutdownType::Send | ShutdownType::Both) {
+                        s.shutdown_write();
+                    }
+                    Ok((Ok(()),))
+                }
+                Some(_) => Ok((Err(ErrorCode::InvalidState),)),
+            }
+        },
+    )?;
+
+    let mut i = linker.instance(&format!("wasi:sockets/ip-name-lookup@{SOCKETS_VERSION}"))?;
+    i.resource(
+        "resolve-address-stream",
+        ResourceType::host::<NameLookup>(),
+        |mut store: StoreContextMut<'_, T>, rep: u32| {
+            let (_, mut view) = store.data_mut().sockets_split();
+            let lookup = view.table.delete(Resource::<NameLookup>::new_own(rep))?;
+            if let NameLookup::Host(inner) = lookup {
+                HostResolveAddressStream::drop(
+                    &mut view,
+                    Resource::<ResolveAddressStream>::new_own(inner),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    i.func_wrap(
+        "resolve-addresses",
+        |mut store: StoreContextMut<'_, T>,
+         (network, name): (Resource<Network>, String)|
+         -> Answer<Resource<NameLookup>> {
+            let (mine, mut view) = store.data_mut().sockets_split();
+            // The names of peers on the instance's networks first, granted
+            // or not; any other name is the host resolver's, if granted.
+            if let Some(addrs) = mine.peers().and_then(|p| p.resolve(&name)) {
+                view.table.get(&network)?;
+                let lookup = view.table.push(NameLookup::Peers(addrs.into_iter()))?;
+                return Ok((Ok(lookup),));
+            }
+            match ip_name_lookup::Host::resolve_addresses(&mut view, network, name) {
+                Ok(inner) => {
+                    let lookup = view.table.push(NameLookup::Host(inner.rep()))?;
+                    Ok((Ok(lookup),))
+                }
+                Err(e) => Ok((Err(guest_error(e)?),)),
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]resolve-address-stream.resolve-next-address",
+        |mut store: StoreContextMut<'_, T>,
+         (this,): (Resource<NameLookup>,)|
+         -> Answer<Option<IpAddress>> {
+            let (_, mut view) = store.data_mut().sockets_split();
+            match view.table.get_mut(&this)? {
+                NameLookup::Peers(addrs) => Ok((Ok(addrs.next().map(IpAddress::from)),)),
+                NameLookup::Host(inner) => {
+                    let inner = Resource::<ResolveAddressStream>::new_borrow(*inner);
+                    answer(HostResolveAddressStream::resolve_next_address(
+                        &mut view, inner,
+                    ))
+                }
+            }
+        },
+    )?;
+    i.func_wrap(
+        "[method]resolve-address-stream.subscribe",
+        |mut store: StoreContextMut<'_, T>,
+         (this,): (Resource<NameLookup>,)|
+         -> wasmtime::Result<(Resource<DynPollable>,)> {
+            let (_, mut view) = store.data_mut().sockets_split();
+            let pollable = match view.table.get(&this)? {
+                NameLookup::Peers(_) => wasmtime_wasi::p2::subscribe(view.table, this)?,
+                NameLookup::Host(inner) => {
+                    let inner = Resource::<ResolveAddressStream>::new_borrow(*inner);
+                    HostResolveAddressStream::subscribe(&mut view, inner)?
+                }
+            };
+            Ok((pollable,))
         },
     )?;
 
