@@ -227,6 +227,108 @@ impl ProgressMessage {
     }
 }
 
+/// What a pull did, as its progress lines tell it.
+#[derive(Debug, Clone)]
+pub struct PullSummary {
+    /// The tag pulled, or the whole reference when pulled by digest
+    /// (dockerd's `id` of the first line).
+    pub at: String,
+    /// The repository's path on its registry.
+    pub path: String,
+    /// Each layer's short ID (12 hex digits of its digest), base first, and
+    /// whether it was fetched (false: the store had it).
+    pub layers: Vec<(String, bool)>,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The reference as pulled, for the `Status:` line.
+    pub name: String,
+    /// The store had this image under this name already.
+    pub up_to_date: bool,
+}
+
+impl PullSummary {
+    /// dockerd 20.10's lines for it: `Pulling from`, then (unless the store
+    /// had the image) each layer's `Pulling fs layer` or `Already exists`,
+    /// each fetched one's `Verifying Checksum` and `Download complete`,
+    /// their `Pull complete`; then `Digest:` and `Status:`.
+    pub fn messages(&self) -> Vec<ProgressMessage> {
+        let mut lines = vec![ProgressMessage::titled(
+            format!("Pulling from {}", self.path),
+            &self.at,
+        )];
+        if !self.up_to_date {
+            for (layer, fetched) in &self.layers {
+                let first = if *fetched {
+                    "Pulling fs layer"
+                } else {
+                    "Already exists"
+                };
+                lines.push(ProgressMessage::layer(first, layer));
+            }
+            let fetched = self.layers.iter().filter(|(_, f)| *f);
+            for (layer, _) in fetched.clone() {
+                lines.push(ProgressMessage::layer("Verifying Checksum", layer));
+                lines.push(ProgressMessage::layer("Download complete", layer));
+            }
+            for (layer, _) in fetched {
+                lines.push(ProgressMessage::layer("Pull complete", layer));
+            }
+        }
+        lines.push(ProgressMessage::status(format!("Digest: {}", self.digest)));
+        lines.push(ProgressMessage::status(format!(
+            "Status: {} for {}",
+            if self.up_to_date {
+                "Image is up to date"
+            } else {
+                "Downloaded newer image"
+            },
+            self.name
+        )));
+        lines
+    }
+}
+
+/// What a push did, as its progress lines tell it (after dockerd's first
+/// line, `The push refers to repository [HOST/PATH]`).
+#[derive(Debug, Clone)]
+pub struct PushSummary {
+    /// Each layer's short ID, top first (as dockerd lists them), and
+    /// whether it was uploaded (false: the registry had it).
+    pub layers: Vec<(String, bool)>,
+    pub result: PushResult,
+}
+
+impl PushSummary {
+    /// `The push refers to repository [NAME]`, the line before the others.
+    pub fn first_line(repository: &str) -> ProgressMessage {
+        ProgressMessage::status(format!("The push refers to repository [{repository}]"))
+    }
+
+    /// dockerd's lines: each layer's `Preparing`, then `Pushed` or `Layer
+    /// already exists`, then `TAG: digest: D size: N` and the `aux` line.
+    pub fn messages(&self) -> Vec<ProgressMessage> {
+        let mut lines: Vec<ProgressMessage> = self
+            .layers
+            .iter()
+            .map(|(layer, _)| ProgressMessage::layer("Preparing", layer))
+            .collect();
+        for (layer, uploaded) in &self.layers {
+            let how = if *uploaded {
+                "Pushed"
+            } else {
+                "Layer already exists"
+            };
+            lines.push(ProgressMessage::layer(how, layer));
+        }
+        lines.push(ProgressMessage::status(format!(
+            "{}: digest: {} size: {}",
+            self.result.tag, self.result.digest, self.result.size
+        )));
+        lines.push(ProgressMessage::pushed(self.result.clone()));
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +377,74 @@ mod tests {
             ..AuthConfig::default()
         };
         assert!(bad.user_password().is_err());
+    }
+
+    #[test]
+    fn a_pull_tells_each_layer_unless_the_image_was_stored() {
+        let mut pull = PullSummary {
+            at: "1.0".into(),
+            path: "s/big".into(),
+            layers: vec![("aaa".into(), false), ("bbb".into(), true)],
+            digest: "sha256:d".into(),
+            name: "127.0.0.1:5000/s/big:1.0".into(),
+            up_to_date: false,
+        };
+        let plain = |p: &PullSummary| {
+            p.messages()
+                .iter()
+                .filter_map(ProgressMessage::plain)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            plain(&pull),
+            [
+                "1.0: Pulling from s/big",
+                "aaa: Already exists",
+                "bbb: Pulling fs layer",
+                "bbb: Verifying Checksum",
+                "bbb: Download complete",
+                "bbb: Pull complete",
+                "Digest: sha256:d",
+                "Status: Downloaded newer image for 127.0.0.1:5000/s/big:1.0",
+            ]
+        );
+        pull.up_to_date = true;
+        assert_eq!(
+            plain(&pull),
+            [
+                "1.0: Pulling from s/big",
+                "Digest: sha256:d",
+                "Status: Image is up to date for 127.0.0.1:5000/s/big:1.0",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_push_prepares_each_layer_then_tells_its_fate_and_the_digest() {
+        let push = PushSummary {
+            layers: vec![("top".into(), true), ("base".into(), false)],
+            result: PushResult {
+                tag: "1.0".into(),
+                digest: "sha256:d".into(),
+                size: 9,
+            },
+        };
+        let lines: Vec<String> = push
+            .messages()
+            .iter()
+            .filter_map(ProgressMessage::plain)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "top: Preparing",
+                "base: Preparing",
+                "top: Pushed",
+                "base: Layer already exists",
+                "1.0: digest: sha256:d size: 9",
+            ]
+        );
+        assert_eq!(push.messages().last().unwrap().aux, Some(push.result));
     }
 
     #[test]

@@ -199,21 +199,6 @@ pub async fn remove(
     Ok(json(StatusCode::OK, &items))
 }
 
-/// `POST /images/create?fromImage=&tag=` (`docker pull`, and `docker run`
-/// of an image the daemon lacks): wrun has no registry client yet, so the
-/// answer says so and how to get the image instead.
-pub fn create(query: &Query) -> DaemonError {
-    let image = familiar(query.get("fromImage").unwrap_or(""));
-    let name = match query.get("tag").filter(|t| !t.is_empty()) {
-        Some(tag) if tag.starts_with("sha256:") => format!("{image}@{tag}"),
-        Some(tag) => format!("{image}:{tag}"),
-        None => image.to_owned(),
-    };
-    DaemonError::not_found(format!(
-        "cannot pull {name}: wrun cannot pull from registries yet; build the image (wrun build) or load its tar (wrun load -i IMAGE.tar, docker load)"
-    ))
-}
-
 /// `POST /images/prune?filters=`: the dangling images, or with
 /// `dangling=false` every image no instance uses (read from the registry,
 /// so an instance created a moment ago keeps its image).

@@ -25,6 +25,7 @@ pub mod grants;
 mod host;
 mod http;
 pub mod image_views;
+mod image_transfer;
 mod images;
 mod import;
 mod instance;
@@ -269,6 +270,8 @@ enum Route {
     ImagesLoad,
     ImagesPrune,
     ImagesCreate,
+    ImagePush(String),
+    Auth,
     Commit,
     Build,
     ContainerCreate,
@@ -352,7 +355,9 @@ async fn dispatch(
         Route::ImagesCreate if query.get("fromImage").is_none_or(str::is_empty) => {
             import::import(daemon, &query, req).await
         }
-        Route::ImagesCreate => Err(images::create(&query)),
+        Route::ImagesCreate => image_transfer::pull(daemon, &query, req).await,
+        Route::ImagePush(name) => image_transfer::push(daemon, name, &query, req).await,
+        Route::Auth => image_transfer::login(req).await,
         Route::Commit => commit::commit(daemon, &query, req).await,
         Route::Build => build::build(daemon, &query, req).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
@@ -490,6 +495,10 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
             Route::ImageHistory(rest.join("/"))
         }
         ["images", rest @ .., "tag"] if post && !rest.is_empty() => Route::ImageTag(rest.join("/")),
+        ["images", rest @ .., "push"] if post && !rest.is_empty() => {
+            Route::ImagePush(rest.join("/"))
+        }
+        ["auth"] if post => Route::Auth,
         ["images", rest @ ..] if method == Method::DELETE && !rest.is_empty() => {
             Route::ImageRemove(rest.join("/"))
         }
@@ -567,16 +576,15 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
         return page_not_found();
     }
     const NO_PROCESSES: &str = "an instance is one wasm module in the daemon, with no processes to start or enter beside it";
-    const NO_REGISTRY: &str = "wrun reaches no registry: images come from wrun build, docker save | docker load, or wrun load";
+    const NO_REGISTRY: &str =
+        "of the registry routes wrun serves pull, push and login (docs/registry.md)";
     let (verb, why) = match segments {
         ["containers", _, "update"] => {
             ("update", "an instance's limits are set when it is created")
         }
         ["containers", _, "resize"] => ("run -t", "wrun instances have no TTY"),
         ["containers", _, "checkpoints", ..] => ("checkpoint", NO_PROCESSES),
-        ["images", .., "push"] => ("push", NO_REGISTRY),
         ["images", "search"] => ("search", NO_REGISTRY),
-        ["auth"] => ("login", NO_REGISTRY),
         ["distribution", ..] => ("pull", NO_REGISTRY),
         ["session"] | ["grpc"] => (
             "build",
@@ -666,7 +674,7 @@ mod tests {
     fn docker_routes_wrun_lacks_name_the_verb() {
         for (method, path, verb) in [
             (Method::POST, "/containers/abc/update", "update"),
-            (Method::POST, "/images/docker.io/library/app/push", "push"),
+            (Method::GET, "/distribution/reg.example/app/json", "pull"),
             (Method::POST, "/session", "build"),
             (Method::GET, "/services", "swarm"),
         ] {

@@ -32,8 +32,9 @@ use wrun_api::containers::{
 use wrun_api::exec::{ExecCreateRequest, ExecCreateResponse, ExecInspect, ExecStartRequest};
 use wrun_api::images::{
     CommitResponse, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary,
-    ImportMessage, LoadMessage,
+    LoadMessage,
 };
+use wrun_api::registry::{AuthConfig, AuthResponse, ProgressMessage};
 use wrun_api::network::{
     Network, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
     NetworkDisconnectRequest,
@@ -108,6 +109,8 @@ pub enum Place {
     Path,
     Query,
     RequiredQuery,
+    /// A request header (optional).
+    Header,
 }
 
 /// What a parameter's value may be.
@@ -282,6 +285,14 @@ const VOLUME_NAME: Param = Param {
     about: "The volume's name.",
 };
 
+/// The credentials of a pull or push (docs/registry.md).
+const REGISTRY_AUTH: Param = Param {
+    name: "X-Registry-Auth",
+    place: Place::Header,
+    value: Value::Text,
+    about: "Base64url of the JSON `{\"username\",\"password\",\"serveraddress\"}` (or `auth`: base64 of `user:password`): the credentials for the image's registry, sent to it alone; credentials naming another registry, or a token alone, are refused (400).",
+};
+
 const NO_SUCH_CONTAINER: Reply = error(404, "No such container.");
 const NO_SUCH_EXEC: Reply = error(404, "No such exec instance (or its instance was removed).");
 const NETWORK_ID: Param = Param {
@@ -442,6 +453,30 @@ pub const ROUTES: &[Route] = &[
         replies: &[reply(204, "Shutting down.", Content::Empty)],
     },
     Route {
+        verb: Verb::Post,
+        path: "/auth",
+        operation_id: "SystemAuth",
+        tag: "System",
+        summary: "Check credentials against a registry (`docker login`); the daemon keeps nothing",
+        params: &[],
+        body: Body::RequiredJson(schema::<AuthConfig>()),
+        replies: &[
+            reply(
+                200,
+                "The registry took them (or needs none): `Login Succeeded`, no identity token.",
+                Content::Json(schema::<AuthResponse>()),
+            ),
+            error(
+                400,
+                "Not JSON; no `serveraddress` (wrun has no default registry) or one that is no `HOST[:PORT]`; no user name or password.",
+            ),
+            error(
+                500,
+                "The registry refused them (`login attempt to http://HOST/v2/ failed with status: 401 Unauthorized`) or could not be reached.",
+            ),
+        ],
+    },
+    Route {
         verb: Verb::Get,
         path: "/images/json",
         operation_id: "ImageList",
@@ -516,6 +551,38 @@ pub const ROUTES: &[Route] = &[
                 "A name that is no image reference: dockerd's `invalid reference format`.",
             ),
             NO_SUCH_IMAGE,
+            SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/images/{name}/push",
+        operation_id: "ImagePush",
+        tag: "Image",
+        summary: "Push a stored image to its registry (`docker push`): only the blobs it lacks, then the manifest as stored",
+        params: &[
+            Param {
+                about: "The repository, `HOST[:PORT]/PATH` (slashes allowed), or with its tag.",
+                ..IMAGE_NAME
+            },
+            query(
+                "tag",
+                Value::Pattern(r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"),
+                "The tag to push; none: the tag in the name, else every stored tag of the repository.",
+            ),
+            REGISTRY_AUTH,
+        ],
+        body: Body::Json(schema::<AuthConfig>()),
+        replies: &[
+            reply(
+                200,
+                "dockerd's progress lines: `The push refers to repository [NAME]`, each layer's `Preparing` and `Pushed` or `Layer already exists`, `TAG: digest: D size: N`, then a line whose `aux` holds the tag, digest and size; a failure (a name not stored: `An image does not exist locally with the tag: NAME`; the registry's refusal) is the last line's `error`.",
+                Content::JsonLines(schema::<ProgressMessage>()),
+            ),
+            error(
+                400,
+                "Neither `X-Registry-Auth` nor a JSON body of credentials (`Bad parameters and missing X-Registry-Auth: EOF`); a malformed one; a name that is no reference or names no registry.",
+            ),
             SERVER_ERROR,
         ],
     },
@@ -752,12 +819,12 @@ pub const ROUTES: &[Route] = &[
         path: "/images/create",
         operation_id: "ImageCreate",
         tag: "Image",
-        summary: "Import a rootfs tar as a one-layer image (`docker import`, `fromSrc=-`); or pull an image (`fromImage`), which wrun cannot do yet and answers how to get the image instead",
+        summary: "Pull an image from its registry (`docker pull`, `fromImage`), or import a rootfs tar as a one-layer image (`docker import`, `fromSrc=-`)",
         params: &[
             query(
                 "fromImage",
                 Value::Text,
-                "The image to pull; none or empty: an import of `fromSrc`.",
+                "The image to pull, `HOST[:PORT]/PATH[:TAG]` (wrun has no default registry); none or empty: an import of `fromSrc`.",
             ),
             query(
                 "fromSrc",
@@ -772,8 +839,9 @@ pub const ROUTES: &[Route] = &[
             query(
                 "tag",
                 Value::Pattern(r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|sha256:[a-f0-9]{64})?$"),
-                "The imported image's tag (none: `latest`); for a pull, its tag or digest (`sha256:…`, refused for an import).",
+                "The imported image's tag (none: `latest`); for a pull, the tag or digest (`sha256:…`, refused for an import) that replaces any in `fromImage` (a pull of no tag at all, every tag, is refused).",
             ),
+            REGISTRY_AUTH,
             query(
                 "message",
                 Value::Text,
@@ -794,8 +862,8 @@ pub const ROUTES: &[Route] = &[
         replies: &[
             reply(
                 200,
-                "Imported: one line whose `status` is the new image's ID.",
-                Content::JsonLines(schema::<ImportMessage>()),
+                "Imported: one line whose `status` is the new image's ID. Pulled: dockerd's progress lines (`Pulling from PATH`, each layer's, `Digest: …`, `Status: …`); a failure past the manifest is the last line's `error`.",
+                Content::JsonLines(schema::<ProgressMessage>()),
             ),
             error(
                 400,
@@ -803,9 +871,12 @@ pub const ROUTES: &[Route] = &[
             ),
             error(
                 404,
-                "A pull (`fromImage`): wrun cannot pull; build the image or load its tar instead.",
+                "A pull: the registry has no such tag or digest (`manifest for NAME not found: manifest unknown: …`).",
             ),
-            SERVER_ERROR,
+            error(
+                500,
+                "A pull: the registry refused the credentials or could not be reached; or the daemon failed.",
+            ),
         ],
     },
     Route {
@@ -2096,10 +2167,11 @@ fn parameter(p: &Param) -> Parameter {
     let place = match p.place {
         Place::Path => ParameterIn::Path,
         Place::Query | Place::RequiredQuery => ParameterIn::Query,
+        Place::Header => ParameterIn::Header,
     };
     let required = match p.place {
         Place::Path | Place::RequiredQuery => Required::True,
-        Place::Query => Required::False,
+        Place::Query | Place::Header => Required::False,
     };
     let string = ObjectBuilder::new().schema_type(Type::String);
     let schema: RefOr<SchemaObject> = match p.value {
@@ -2300,6 +2372,8 @@ mod tests {
             }
             R::Commit => 26 + 19,
             R::Build => 26 + 20,
+            R::ImagePush(_) => VARIANTS - 12,
+            R::Auth => VARIANTS - 11,
             R::NetworksList => VARIANTS - 10,
             R::NetworkCreate => VARIANTS - 9,
             R::NetworkInspect(_) => VARIANTS - 8,
@@ -2314,7 +2388,7 @@ mod tests {
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 19 + 2 + 6 + 4;
+    const VARIANTS: usize = 26 + 19 + 2 + 2 + 6 + 4;
 
     #[test]
     fn the_table_and_the_router_agree() {

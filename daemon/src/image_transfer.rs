@@ -1,0 +1,452 @@
+//! The registry routes: `POST /images/create?fromImage=` (a pull), `POST
+//! /images/{name}/push` and `POST /auth`, with the credentials of the
+//! request's `X-Registry-Auth` (the daemon keeps none; docs/registry.md).
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use wrun_api::registry::{
+    AuthConfig, AuthResponse, ProgressMessage, PullSummary, PushResult, PushSummary,
+};
+use wrun_image::registry::{self, Access, Credentials, RegistryError, RegistryOptions, RemoteRef};
+use wrun_image::{ImageError, ImageRef};
+
+use crate::error::{DaemonError, describe_error};
+use crate::http::{Body, Query, full, json, read_body};
+use crate::images::{blocking, familiar};
+use crate::state::Daemon;
+
+const AUTH_HEADER: &str = "X-Registry-Auth";
+
+/// How the daemon reaches registries (the CLI's defaults: TLS but for
+/// loopback registries).
+fn options() -> RegistryOptions {
+    RegistryOptions::default()
+}
+
+/// The JSON lines of a pull or push, answered with a 200.
+fn json_lines(lines: &[ProgressMessage]) -> Response<Body> {
+    let body: Vec<u8> = lines.iter().flat_map(ProgressMessage::to_line).collect();
+    let mut r = Response::new(full(body));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The credentials of a request for `remote`'s registry: from
+/// `X-Registry-Auth`, none when it is absent or names no user. Credentials
+/// that name another registry are refused: wrun sends a registry's
+/// credentials only to it.
+fn credentials(auth: &AuthConfig, remote: &RemoteRef) -> Result<Option<Credentials>, DaemonError> {
+    let server = auth
+        .serveraddress
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let server = server.split('/').next().unwrap_or(server);
+    if !server.is_empty() && server != remote.registry {
+        return Err(DaemonError::invalid(format!(
+            "{AUTH_HEADER} holds credentials for {server}, not for {}: wrun sends a registry's credentials only to that registry",
+            remote.registry
+        )));
+    }
+    let pair = auth.user_password().map_err(DaemonError::invalid)?;
+    match pair {
+        Some((username, password)) => Ok(Some(Credentials { username, password })),
+        None if !auth.identitytoken.is_empty() || !auth.registrytoken.is_empty() => {
+            Err(DaemonError::invalid(format!(
+                "{AUTH_HEADER} holds a token, which wrun does not use: send the user name and password (wrun's POST /auth hands out no token)"
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The options of a transfer of `remote` with `credentials` (a Bearer
+/// token fetched with them when the registry asks for one). Blocking.
+fn transfer_options(
+    remote: &RemoteRef,
+    credentials: Option<&Credentials>,
+    access: Access,
+) -> Result<RegistryOptions, RegistryError> {
+    let mut options = options();
+    options.auth = registry::registry_auth(
+        &options,
+        &remote.registry,
+        &remote.repository,
+        credentials,
+        access,
+    )?;
+    Ok(options)
+}
+
+/// A pull's failure before anything was streamed: dockerd's status for
+/// it (404 for a tag or digest the registry lacks, 400 for a bad name, 500
+/// for the registry or the network), or `None` when it failed past the
+/// manifest, which dockerd tells in the stream after its 200.
+fn status_before_stream(e: &RegistryError) -> Option<DaemonError> {
+    let message = describe_error(e);
+    match e {
+        RegistryError::ManifestUnknown { .. } => Some(DaemonError::not_found(message)),
+        RegistryError::NoRegistry { .. }
+        | RegistryError::Image(ImageError::BadReference { .. }) => {
+            Some(DaemonError::invalid(message))
+        }
+        RegistryError::Unauthorized { .. }
+        | RegistryError::NoCredentials { .. }
+        | RegistryError::Login { .. }
+        | RegistryError::AuthFile(_)
+        | RegistryError::Registry { .. }
+        | RegistryError::NoWasmPlatform { .. } => Some(DaemonError::Internal(message)),
+        RegistryError::Transfer { what, .. } if what == "the manifest" => {
+            Some(DaemonError::Internal(message))
+        }
+        _ => None,
+    }
+}
+
+/// The reference `fromImage` and `tag` name, as dockerd reads them: the
+/// `tag` (a tag, or a digest `sha256:…`) replaces any in `fromImage`.
+fn pull_reference(query: &Query) -> Result<RemoteRef, DaemonError> {
+    let image = familiar(query.get("fromImage").unwrap_or(""));
+    let bad = |e: ImageError| DaemonError::invalid(e.to_string());
+    let parsed: ImageRef = image.parse().map_err(bad)?;
+    let tag = query.get("tag").filter(|t| !t.is_empty());
+    let named = match tag {
+        Some(t) if t.starts_with("sha256:") => {
+            format!("{}@{t}", parsed.repository).parse().map_err(bad)?
+        }
+        Some(t) => {
+            if !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                || t.starts_with(['.', '-'])
+                || t.len() > 128
+            {
+                // dockerd's words.
+                return Err(DaemonError::invalid("invalid tag format"));
+            }
+            format!("{}:{t}", parsed.repository).parse().map_err(bad)?
+        }
+        None if parsed.tag.is_none() && parsed.digest.is_none() => {
+            return Err(DaemonError::invalid(format!(
+                "pulling every tag of {image} (docker pull --all-tags) is not served by wrun: name a tag or a digest"
+            )));
+        }
+        None => parsed,
+    };
+    RemoteRef::from_image_ref(&named).map_err(|e| DaemonError::invalid(describe_error(&e)))
+}
+
+/// `X-Registry-Auth` when sent (a pull without it is anonymous, as
+/// dockerd's).
+fn header_auth(headers: &HeaderMap) -> Result<Option<AuthConfig>, DaemonError> {
+    let Some(value) = headers.get(AUTH_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| DaemonError::invalid(format!("{AUTH_HEADER} is not ASCII")))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    AuthConfig::from_header(text)
+        .map(Some)
+        .map_err(DaemonError::invalid)
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG`: pulls the image into the
+/// store with the credentials of `X-Registry-Auth` (anonymous without).
+/// dockerd's answer: a 404/400/500 when the manifest cannot be had, else a
+/// 200 with its progress lines, a later failure as the last line.
+pub async fn pull(
+    daemon: &Arc<Daemon>,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DaemonError> {
+    let remote = pull_reference(query)?;
+    let auth = header_auth(req.headers())?.unwrap_or_default();
+    let credentials = credentials(&auth, &remote)?;
+    let d = Arc::clone(daemon);
+    let r = remote.clone();
+    let pulled = blocking("pulling the image", move || {
+        Ok(transfer_options(&r, credentials.as_ref(), Access::Pull)
+            .and_then(|options| registry::pull(&d.store, &r, &options)))
+    })
+    .await?;
+    let at = match (&remote.digest, &remote.tag) {
+        (Some(_), _) => remote.to_string(),
+        (None, tag) => tag.clone().unwrap_or_default(),
+    };
+    let report = match pulled {
+        Ok(report) => report,
+        Err(e) => {
+            if let Some(before) = status_before_stream(&e) {
+                return Err(before);
+            }
+            return Ok(json_lines(&[
+                ProgressMessage::titled(format!("Pulling from {}", remote.repository), at),
+                ProgressMessage::failed(describe_error(&e)),
+            ]));
+        }
+    };
+    let name = remote.to_string();
+    daemon.events.image("pull", &name, &name);
+    let summary = PullSummary {
+        at,
+        path: remote.repository.clone(),
+        layers: report
+            .layers
+            .iter()
+            .map(|(d, fetched)| (d.short().to_string(), *fetched))
+            .collect(),
+        digest: report.digest.to_string(),
+        name,
+        up_to_date: report.up_to_date,
+    };
+    Ok(json_lines(&summary.messages()))
+}
+
+/// The credentials of a push: `X-Registry-Auth`, else (dockerd's old
+/// form) the body as JSON; neither is dockerd's 400.
+async fn push_auth(req: Request<Incoming>) -> Result<AuthConfig, DaemonError> {
+    if let Some(auth) = header_auth(req.headers())? {
+        return Ok(auth);
+    }
+    let body = read_body(req).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DaemonError::invalid(
+            "Bad parameters and missing X-Registry-Auth: EOF",
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        DaemonError::invalid(format!("Bad parameters and missing X-Registry-Auth: {e}"))
+    })
+}
+
+/// `POST /images/{name}/push?tag=TAG`: pushes the stored `NAME:TAG` (every
+/// stored tag of `NAME` when none is given, as dockerd) with the
+/// credentials of `X-Registry-Auth`. dockerd's answer: a 200, `The push
+/// refers to repository [NAME]`, each layer's lines, `TAG: digest: D size:
+/// N` and its `aux`; a failure as the last line.
+pub async fn push(
+    daemon: &Arc<Daemon>,
+    name: String,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DaemonError> {
+    let auth = push_auth(req).await?;
+    let name = familiar(&name).to_owned();
+    let parsed: ImageRef = name
+        .parse()
+        .map_err(|e: ImageError| DaemonError::invalid(e.to_string()))?;
+    if parsed.digest.is_some() {
+        return Err(DaemonError::invalid(format!(
+            "cannot push a digest reference: {name}"
+        )));
+    }
+    let tag = query
+        .get("tag")
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .or(parsed.tag.clone());
+    let repository = parsed.repository.clone();
+    // The registry's part of the name, checked before anything is said.
+    let remote = RemoteRef::from_image_ref(&ImageRef {
+        repository: repository.clone(),
+        tag: Some(tag.clone().unwrap_or_else(|| "latest".into())),
+        digest: None,
+    })
+    .map_err(|e| DaemonError::invalid(describe_error(&e)))?;
+    let credentials = credentials(&auth, &remote)?;
+    let d = Arc::clone(daemon);
+    let lines = blocking("pushing the image", move || {
+        // The tags to push: the one named, or every stored one.
+        let tags: Vec<String> = match tag {
+            Some(t) => vec![t],
+            None => {
+                let mut tags: Vec<String> = d
+                    .store
+                    .images()
+                    .map_err(anyhow::Error::from)?
+                    .iter()
+                    .flat_map(|r| r.names.iter())
+                    .filter_map(|n| n.parse::<ImageRef>().ok())
+                    .filter(|n| n.repository == repository)
+                    .filter_map(|n| n.tag)
+                    .collect();
+                tags.sort();
+                tags.dedup();
+                if tags.is_empty() {
+                    return Ok(vec![ProgressMessage::failed(describe_error(
+                        &RegistryError::NotStored {
+                            repository: repository.clone(),
+                        },
+                    ))]);
+                }
+                tags
+            }
+        };
+        let mut lines = vec![PushSummary::first_line(&repository)];
+        let options = match transfer_options(&remote, credentials.as_ref(), Access::Push) {
+            Ok(o) => o,
+            Err(e) => {
+                lines.push(ProgressMessage::failed(describe_error(&e)));
+                return Ok(lines);
+            }
+        };
+        let mut pushed = Vec::new();
+        for t in tags {
+            let at = RemoteRef {
+                tag: Some(t),
+                ..remote.clone()
+            };
+            match registry::push(&d.store, &at, &options) {
+                Ok(report) => {
+                    pushed.push(at.to_string());
+                    let summary = PushSummary {
+                        layers: report
+                            .layers
+                            .iter()
+                            .rev()
+                            .map(|(l, uploaded)| (l.short().to_string(), *uploaded))
+                            .collect(),
+                        result: PushResult {
+                            tag: report.tag.clone(),
+                            digest: report.digest.to_string(),
+                            size: report.size,
+                        },
+                    };
+                    lines.extend(summary.messages());
+                }
+                Err(e) => {
+                    lines.push(ProgressMessage::failed(describe_error(&e)));
+                    break;
+                }
+            }
+        }
+        for p in &pushed {
+            d.events.image("push", p, p);
+        }
+        Ok(lines)
+    })
+    .await?;
+    Ok(json_lines(&lines))
+}
+
+/// `POST /auth` (`docker login`): checks the credentials against the
+/// registry as `wrun login` does and answers dockerd's `Login Succeeded`;
+/// the daemon keeps nothing (the client stores them). A refusal is
+/// dockerd's 500 with the registry's words.
+pub async fn login(req: Request<Incoming>) -> Result<Response<Body>, DaemonError> {
+    let body = read_body(req).await?;
+    let auth: AuthConfig = serde_json::from_slice(&body)
+        .map_err(|e| DaemonError::invalid(format!("the login request is not JSON: {e}")))?;
+    let server = auth
+        .serveraddress
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let server = server.split('/').next().unwrap_or(server).to_owned();
+    if server.is_empty() {
+        return Err(DaemonError::invalid(
+            "serveraddress is empty: wrun has no default registry; log in to HOST[:PORT]",
+        ));
+    }
+    RemoteRef::parse(&format!("{server}/x"))
+        .ok()
+        .filter(|r| r.registry == server)
+        .ok_or_else(|| {
+            DaemonError::invalid(format!(
+                "serveraddress {:?} is not a registry HOST[:PORT]",
+                auth.serveraddress
+            ))
+        })?;
+    let credentials = match auth.user_password().map_err(DaemonError::invalid)? {
+        Some((username, password)) if !password.is_empty() => Credentials { username, password },
+        _ => {
+            return Err(DaemonError::invalid(
+                "a login needs a user name and a password (wrun takes no identity token)",
+            ));
+        }
+    };
+    blocking("logging in", move || {
+        registry::login(&options(), &server, &credentials)
+            .map_err(|e| DaemonError::Internal(describe_error(&e)))
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &AuthResponse {
+            status: "Login Succeeded".into(),
+            identity_token: String::new(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Query {
+        Query::parse(Some(s))
+    }
+
+    #[test]
+    fn the_tag_parameter_names_the_tag_or_digest_pulled() {
+        let r = pull_reference(&q("fromImage=127.0.0.1:5000/s/big&tag=1.0")).unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/s/big:1.0");
+        let r = pull_reference(&q("fromImage=127.0.0.1:5000/s/big:1.0&tag=2.0")).unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/s/big:2.0");
+        let r = pull_reference(&q("fromImage=127.0.0.1:5000/s/big:1.0")).unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/s/big:1.0");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = pull_reference(&q(&format!("fromImage=127.0.0.1:5000/s/big&tag={d}"))).unwrap();
+        assert_eq!(r.to_string(), format!("127.0.0.1:5000/s/big@{d}"));
+        for bad in [
+            "fromImage=127.0.0.1:5000/s/big&tag=a:b",
+            "fromImage=127.0.0.1:5000/S/Big&tag=1",
+            "fromImage=127.0.0.1:5000/s/big",
+            "fromImage=hello&tag=1",
+        ] {
+            let e = pull_reference(&q(bad)).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad}: {e}");
+        }
+        assert_eq!(
+            pull_reference(&q("fromImage=127.0.0.1:5000/s/big&tag=a:b"))
+                .unwrap_err()
+                .message(),
+            "invalid tag format"
+        );
+    }
+
+    #[test]
+    fn credentials_for_another_registry_are_refused_and_tokens_are_not_taken() {
+        let remote = RemoteRef::parse("127.0.0.1:5000/s/big:1.0").unwrap();
+        let mut auth = AuthConfig {
+            username: "alice".into(),
+            password: "secret".into(),
+            serveraddress: "http://127.0.0.1:5000/v2/".into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            credentials(&auth, &remote).unwrap(),
+            Some(Credentials {
+                username: "alice".into(),
+                password: "secret".into()
+            })
+        );
+        auth.serveraddress = "127.0.0.1:5001".into();
+        let e = credentials(&auth, &remote).unwrap_err();
+        assert!(e.message().contains("only to that registry"), "{e}");
+        assert_eq!(credentials(&AuthConfig::default(), &remote).unwrap(), None);
+        let token = AuthConfig {
+            identitytoken: "t".into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            credentials(&token, &remote).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
