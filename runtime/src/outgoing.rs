@@ -1,5 +1,6 @@
 //! Outgoing `wasi:http` requests of any component, sent only to addresses the
-//! instance's network grants allow; a name is never re-resolved after the check.
+//! instance's network grants allow (a name is never re-resolved after the
+//! check), or in process to a peer on one of its networks.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -16,8 +17,9 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::NetworkGrants;
 use crate::checked_body::{CheckedBody, FrameCheck};
+use crate::peer_net::{PeerError, PeerStream, Route};
+use crate::{InstancePeers, NetworkGrants};
 
 /// How long an outgoing connection may take when the guest sets no
 /// `connect-timeout`.
@@ -61,22 +63,85 @@ impl WasiHttpHooks for OutgoingHttp {
 /// no TLS stack).
 async fn send_granted(
     grants: Arc<NetworkGrants>,
-    mut request: Request<WasiBody>,
+    request: Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
     let uri = request.uri().clone();
     let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?;
     let tls = uri.scheme() == Some(&Scheme::HTTPS);
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addrs = granted_addrs(&grants, authority.host(), port).await?;
+    let peer = match &grants.peers {
+        Some(peers) => peer_stream(peers, authority.host(), port)?,
+        None => None,
+    };
+    let addrs = match peer {
+        Some(_) => Vec::new(),
+        None => granted_addrs(&grants, authority.host(), port).await?,
+    };
     if tls {
         return Err(HttpError::InternalError(Some(
             "wrun does not support outgoing HTTPS yet: use an http:// URL".to_owned(),
         )));
     }
     let options = options.unwrap_or_default();
+    match peer {
+        Some(stream) => exchange(stream, request, options).await,
+        None => {
+            let connect_timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+            let stream = connect_first(&addrs, connect_timeout).await?;
+            exchange(stream, request, options).await
+        }
+    }
+}
+
+/// An in-process connection to `host:port` when `host` is a peer on one of
+/// the instance's networks (a name it resolves, or a network address):
+/// handed to the peer's listener, never to a host socket. `None`: not a
+/// peer, the grants decide. A peer address nobody answers on is refused
+/// here and never tried on the host.
+fn peer_stream(
+    peers: &InstancePeers,
+    host: &str,
+    port: u16,
+) -> Result<Option<PeerStream>, HttpError> {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addrs = match literal.parse::<IpAddr>() {
+        Ok(ip) => match peers.route(ip) {
+            Route::Host => return Ok(None),
+            Route::Unreachable => return Err(HttpError::DestinationUnavailable),
+            Route::Peer { .. } => vec![ip],
+        },
+        Err(_) => match peers.resolve(literal) {
+            Some(addrs) => addrs,
+            None => return Ok(None),
+        },
+    };
+    let mut last = HttpError::ConnectionRefused;
+    for ip in addrs {
+        match peers.connect(SocketAddr::new(ip, port)) {
+            Ok(stream) => return Ok(Some(stream)),
+            Err(PeerError::Refused) => last = HttpError::ConnectionRefused,
+            Err(_) => last = HttpError::DestinationUnavailable,
+        }
+    }
+    Err(last)
+}
+
+/// Sends `request` as HTTP/1.1 over `stream` (a host socket or an
+/// in-process pipe to a peer) within the request's timeouts.
+async fn exchange<S>(
+    stream: S,
+    mut request: Request<WasiBody>,
+    options: RequestOptions,
+) -> Result<(Response<WasiBody>, IoFuture), HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let uri = request.uri().clone();
     let connect_timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let stream = connect_first(&addrs, connect_timeout).await?;
     let (mut sender, conn) = tokio::time::timeout(
         connect_timeout,
         hyper::client::conn::http1::handshake(TokioIo::new(stream)),
@@ -189,7 +254,7 @@ impl FrameCheck for IdleBound {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn grants(rules: &[&str], dns: bool) -> NetworkGrants {
@@ -241,6 +306,152 @@ mod tests {
         let g = grants(&["localhost:8080"], false);
         let found = block_on(granted_addrs(&g, "localhost", 8080)).expect("granted by name");
         assert!(found.iter().all(|a| a.port() == 8080));
+    }
+
+    /// `front` and `api` share network 10.0.0.0/24 (.2 and .3); `other`
+    /// is alone on 10.1.0.0/24 (.2).
+    pub(crate) struct TwoNetworks;
+
+    const MEMBERS: [(&str, [u8; 4]); 3] = [
+        ("front", [10, 0, 0, 2]),
+        ("api", [10, 0, 0, 3]),
+        ("other", [10, 1, 0, 2]),
+    ];
+
+    fn member(name: &str) -> Option<std::net::Ipv4Addr> {
+        MEMBERS
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| std::net::Ipv4Addr::from(m.1))
+    }
+
+    fn same_network(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr) -> bool {
+        a.octets()[..3] == b.octets()[..3]
+    }
+
+    impl crate::PeerDirectory for TwoNetworks {
+        fn resolve(&self, instance: &str, name: &str) -> Vec<crate::peer_net::PeerAddr> {
+            match (member(instance), member(name)) {
+                (Some(me), Some(it)) if same_network(me, it) => {
+                    vec![crate::peer_net::PeerAddr {
+                        instance: name.into(),
+                        addr: it,
+                    }]
+                }
+                _ => Vec::new(),
+            }
+        }
+
+        fn route(&self, instance: &str, addr: IpAddr) -> Route {
+            let IpAddr::V4(to) = addr else {
+                return Route::Host;
+            };
+            if !matches!(to.octets(), [10, 0 | 1, 0, _]) {
+                return Route::Host;
+            }
+            let me = member(instance).filter(|me| same_network(*me, to));
+            let it = MEMBERS.iter().find(|m| std::net::Ipv4Addr::from(m.1) == to);
+            match (me, it) {
+                (Some(from), Some(it)) => Route::Peer {
+                    peer: it.0.into(),
+                    from,
+                },
+                _ => Route::Unreachable,
+            }
+        }
+
+        fn own_addresses(&self, instance: &str) -> Vec<std::net::Ipv4Addr> {
+            member(instance).into_iter().collect()
+        }
+    }
+
+    fn get(url: &str) -> Request<WasiBody> {
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Request::builder().uri(url).body(body).expect("request")
+    }
+
+    /// `api` answers `from api: PATH` on port 80 of its network address,
+    /// through an in-process listener only.
+    async fn serve_api(net: &crate::PeerNet) -> crate::InstancePeers {
+        let api = net.attach("api");
+        let listener = api.listen(None, 80, 8).expect("listen");
+        tokio::spawn(async move {
+            while let Ok(stream) = listener.accept().await {
+                let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| {
+                    let text = format!("from api: {}", req.uri().path());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                            Bytes::from(text),
+                        )))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        api
+    }
+
+    async fn body_of(url: &str, grants: &Arc<NetworkGrants>) -> Result<String, HttpError> {
+        let (response, _io) = send_granted(Arc::clone(grants), get(url), None).await?;
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[test]
+    fn a_request_to_a_peer_is_handed_over_in_process() {
+        block_on(async {
+            let net = crate::PeerNet::new(Arc::new(TwoNetworks));
+            let _api = serve_api(&net).await;
+            // No host grant at all: only the network makes `api` reachable.
+            let front = Arc::new(NetworkGrants {
+                peers: Some(net.attach("front")),
+                ..NetworkGrants::default()
+            });
+            assert_eq!(
+                body_of("http://api/hello", &front).await.expect("by name"),
+                "from api: /hello"
+            );
+            assert_eq!(
+                body_of("http://10.0.0.3/x", &front)
+                    .await
+                    .expect("by address"),
+                "from api: /x"
+            );
+            // Nobody listens on 8080 there: refused, not tried on the host.
+            assert!(matches!(
+                body_of("http://api:8080/", &front).await,
+                Err(HttpError::ConnectionRefused)
+            ));
+        });
+    }
+
+    /// The attack: an instance on another network asks for the peer by
+    /// name and by its network address.
+    #[test]
+    fn an_instance_off_the_network_cannot_reach_a_peer() {
+        block_on(async {
+            let net = crate::PeerNet::new(Arc::new(TwoNetworks));
+            let _api = serve_api(&net).await;
+            let other = Arc::new(NetworkGrants {
+                peers: Some(net.attach("other")),
+                ..NetworkGrants::default()
+            });
+            // Not a peer name for it, and no DNS granted: denied.
+            assert!(matches!(
+                body_of("http://api/", &other).await,
+                Err(HttpError::HttpRequestDenied)
+            ));
+            // A network address it has no route to never goes to the host.
+            assert!(matches!(
+                body_of("http://10.0.0.3/", &other).await,
+                Err(HttpError::DestinationUnavailable)
+            ));
+        });
     }
 
     #[test]

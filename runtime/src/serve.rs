@@ -28,6 +28,7 @@ use crate::checked_body::{CheckedBody, FrameCheck};
 use crate::limiter::InstanceLimiter;
 use crate::outcome::DeadlineExceeded;
 use crate::outgoing::OutgoingHttp;
+use crate::peer_net::{DEFAULT_BACKLOG, PeerListener};
 use crate::sandbox::{SharedView, grant_in_view, grant_shared};
 use crate::scratch::ScratchRoot;
 use crate::sockets::InstanceSockets;
@@ -66,6 +67,11 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Where the access log goes: one line per request. Default: discarded.
     pub access_log: OutputTarget,
+    /// Ports on which the instance's peers on its user-defined networks
+    /// (the spec's `network.peers`) reach this server in process, at any
+    /// of its network addresses: no host socket is opened for them. Needs
+    /// `peers` when not empty. Default: none.
+    pub peer_ports: Vec<u16>,
 }
 
 impl Default for ServeOptions {
@@ -78,6 +84,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             drain_timeout: Duration::from_secs(10),
             access_log: OutputTarget::Null,
+            peer_ports: Vec::new(),
         }
     }
 }
@@ -149,12 +156,35 @@ impl Runtime {
         // Without a private `/tmp`, every request shares one set of rootfs
         // and volume handles, kept open while serving.
         let view = grant_shared(&spec, scratch.as_deref(), self.views())?.shared;
-        let mut accepting = Vec::with_capacity(listeners.len());
+        let mut accepting = Vec::with_capacity(listeners.len() + options.peer_ports.len());
         for listener in listeners {
             let registered = listener
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(listener));
-            accepting.push(registered.map_err(|source| RuntimeError::Listener { source })?);
+            accepting.push(Acceptor::Host(
+                registered.map_err(|source| RuntimeError::Listener { source })?,
+            ));
+        }
+        if !options.peer_ports.is_empty() {
+            let peers = spec
+                .network
+                .peers
+                .as_ref()
+                .ok_or_else(|| RuntimeError::Listener {
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AddrNotAvailable,
+                        "ports to serve on the instance's networks, but the instance is on none",
+                    ),
+                })?;
+            let mut ports = options.peer_ports.clone();
+            ports.sort_unstable();
+            ports.dedup();
+            for port in ports {
+                let listener = peers
+                    .listen(None, port, DEFAULT_BACKLOG)
+                    .map_err(|e| RuntimeError::Listener { source: e.into() })?;
+                accepting.push(Acceptor::Peers(listener));
+            }
         }
         let max_concurrency = options.max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
         let max_connections = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
@@ -242,8 +272,15 @@ struct Server {
     phase: watch::Receiver<Phase>,
 }
 
+/// Where a server takes connections from: a published port on the host, or
+/// a port of the instance on its networks (in process).
+enum Acceptor {
+    Host(tokio::net::TcpListener),
+    Peers(PeerListener),
+}
+
 async fn accept_loop(
-    listener: tokio::net::TcpListener,
+    listener: Acceptor,
     server: Arc<Server>,
     connections: Arc<Semaphore>,
     header_read_timeout: Duration,
@@ -252,31 +289,49 @@ async fn accept_loop(
         let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
             return;
         };
-        let (stream, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of descriptors or a connection reset before accept: the
-            // listener itself is fine, try again shortly.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        // Small responses go out at once instead of waiting on Nagle.
-        let _ = stream.set_nodelay(true);
         let server = Arc::clone(&server);
-        tokio::spawn(async move {
-            serve_connection(stream, remote, server, header_read_timeout).await;
-            drop(permit);
-        });
+        match &listener {
+            Acceptor::Host(listener) => {
+                let (stream, remote) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    // Out of descriptors or a connection reset before
+                    // accept: the listener itself is fine, try again shortly.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                // Small responses go out at once instead of waiting on Nagle.
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    serve_connection(stream, remote, server, header_read_timeout).await;
+                    drop(permit);
+                });
+            }
+            Acceptor::Peers(listener) => {
+                // An in-process listener fails only once its instance left
+                // every network: nothing more will come.
+                let Ok(stream) = listener.accept().await else {
+                    return;
+                };
+                let remote = stream.peer_addr();
+                tokio::spawn(async move {
+                    serve_connection(stream, remote, server, header_read_timeout).await;
+                    drop(permit);
+                });
+            }
+        }
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     remote: SocketAddr,
     server: Arc<Server>,
     header_read_timeout: Duration,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let mut phase = server.phase.clone();
     let service = {
         let server = Arc::clone(&server);
@@ -747,6 +802,134 @@ fn rfc3339(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RuntimeConfig;
+    use crate::outgoing::tests::TwoNetworks;
+    use std::io::{Read, Write};
+
+    fn hello_http(rt: &Runtime) -> PreparedModule {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/hello-http/hello-http.wasm"
+        );
+        let wasm = std::fs::read(path).expect("examples/hello-http/hello-http.wasm");
+        rt.prepare(
+            &crate::ModuleDigest::of(&wasm),
+            &wasm,
+            crate::PrepareOptions::default(),
+        )
+        .expect("prepare hello-http")
+    }
+
+    /// One GET on a new connection; the whole answer.
+    fn get(addr: SocketAddr, target: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read the answer");
+        answer
+    }
+
+    /// Two served components on one network: `front` on a host port, `api`
+    /// on no host port at all, reachable from `front` by its name alone.
+    #[test]
+    fn a_served_peer_answers_by_name_in_process_without_a_host_socket() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let rt = Runtime::new(RuntimeConfig {
+            max_instances: 8,
+            scratch_dir: Some(scratch.path().join("scratch")),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let module = hello_http(&rt);
+        let net = crate::PeerNet::new(Arc::new(TwoNetworks));
+        let peers_of = |name: &str| {
+            let mut spec = InstanceSpec::default().env("ROLE", name);
+            spec.network.peers = Some(net.attach(name));
+            spec
+        };
+        let (api_spec, front_spec) = (peers_of("api"), peers_of("front"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let server = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio")
+                .block_on(async {
+                    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    let api = rt.serve(
+                        &module,
+                        Vec::new(),
+                        api_spec,
+                        ServeOptions {
+                            peer_ports: vec![80],
+                            ..ServeOptions::default()
+                        },
+                        until_stopped(stopped.clone()),
+                    );
+                    let front = rt.serve(
+                        &module,
+                        vec![listener],
+                        front_spec,
+                        ServeOptions::default(),
+                        until_stopped(stopped),
+                    );
+                    let (api, front) = tokio::join!(api, front);
+                    (api.expect("api served"), front.expect("front served"))
+                })
+        });
+        let answer = get(addr, "/fetch?http://api/env?ROLE");
+        assert!(answer.ends_with("\r\n\r\n200 api\n"), "{answer}");
+        // Its network address works too; a port it does not serve is refused.
+        let answer = get(addr, "/fetch?http://10.0.0.3/env?ROLE");
+        assert!(answer.ends_with("200 api\n"), "{answer}");
+        let answer = get(addr, "/fetch?http://api:8080/");
+        assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+        assert!(answer.contains("ConnectionRefused"), "{answer}");
+        stop.send(true).expect("servers listening");
+        let (api, front) = server.join().expect("server thread");
+        assert_eq!((api.requests, front.requests), (2, 3));
+    }
+
+    #[test]
+    fn peer_ports_without_a_network_are_refused() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let rt = Runtime::new(RuntimeConfig {
+            max_instances: 2,
+            scratch_dir: Some(scratch.path().join("scratch")),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let module = hello_http(&rt);
+        let served = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio")
+            .block_on(rt.serve(
+                &module,
+                Vec::new(),
+                InstanceSpec::default(),
+                ServeOptions {
+                    peer_ports: vec![80],
+                    ..ServeOptions::default()
+                },
+                std::future::ready(()),
+            ));
+        assert!(
+            matches!(served, Err(RuntimeError::Listener { .. })),
+            "{served:?}"
+        );
+    }
 
     #[test]
     fn access_log_times_are_rfc3339_utc() {
