@@ -11,6 +11,13 @@ use wrun_runtime::{NetworkGrants, Protocol, PublishError};
 
 use crate::launch::Launch;
 
+/// Where a served instance takes requests from: its published ports, bound,
+/// and the ports its peers on its networks reach it on in process.
+pub struct ServedPorts {
+    pub listeners: Vec<TcpListener>,
+    pub peer_ports: Vec<u16>,
+}
+
 /// The per-request deadline when the run gives no `--timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -24,6 +31,38 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// cut throughput to a third (docs/serving.md); without it, all requests
 /// share one set of rootfs and volume handles.
 pub fn bind(image: &str, launch: &mut Launch) -> anyhow::Result<Vec<TcpListener>> {
+    ready(image, launch)?;
+    bind_published(image, &mut launch.spec.network)
+}
+
+/// As [`bind`], for an instance that may be on user-defined networks: it
+/// is also served in process to its peers there, on the ports
+/// [`peer_ports`] gives (`exposed`: its config's `ExposedPorts`), and needs
+/// no published port then.
+pub fn bind_with_peers<'a>(
+    image: &str,
+    launch: &mut Launch,
+    exposed: impl Iterator<Item = &'a String>,
+) -> anyhow::Result<ServedPorts> {
+    ready(image, launch)?;
+    let network = &mut launch.spec.network;
+    let peer_ports = if network.peers.is_some() {
+        peer_ports(network, exposed)
+    } else {
+        Vec::new()
+    };
+    let listeners = if network.publish.is_empty() && !peer_ports.is_empty() {
+        Vec::new()
+    } else {
+        bind_published(image, network)?
+    };
+    Ok(ServedPorts {
+        listeners,
+        peer_ports,
+    })
+}
+
+fn ready(image: &str, launch: &mut Launch) -> anyhow::Result<()> {
     if launch.spec.tmp {
         bail!(
             "{image} is an HTTP handler (wasi:http/proxy): --tmpfs /tmp is not available to it (each request runs in an instance of its own); keep state in a volume (-v)"
@@ -34,7 +73,30 @@ pub fn bind(image: &str, launch: &mut Launch) -> anyhow::Result<Vec<TcpListener>
         .limits
         .timeout
         .get_or_insert(DEFAULT_REQUEST_TIMEOUT);
-    bind_published(image, &mut launch.spec.network)
+    Ok(())
+}
+
+/// The ports an HTTP handler on a network answers its peers on: the guest
+/// ports it publishes and exposes over TCP, or 80 when it has none (as
+/// `http://NAME/` asks for).
+fn peer_ports<'a>(network: &NetworkGrants, exposed: impl Iterator<Item = &'a String>) -> Vec<u16> {
+    let mut ports: Vec<u16> = network
+        .publish
+        .iter()
+        .filter(|m| m.protocol == Protocol::Tcp)
+        .map(|m| m.guest_port)
+        .chain(exposed.filter_map(|key| match key.split_once('/') {
+            None => key.parse().ok(),
+            Some((port, "tcp")) => port.parse().ok(),
+            Some(_) => None,
+        }))
+        .collect();
+    if ports.is_empty() {
+        ports.push(80);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 fn bind_published(image: &str, network: &mut NetworkGrants) -> anyhow::Result<Vec<TcpListener>> {
@@ -92,6 +154,20 @@ mod tests {
         assert!(err.to_string().contains("-p 8080:80"), "{err}");
         let err = bind_published("h.tar", &mut grants(&["127.0.0.1::53/udp"])).unwrap_err();
         assert!(err.to_string().contains("TCP only"), "{err}");
+    }
+
+    #[test]
+    fn peers_are_served_on_the_published_and_exposed_tcp_ports_or_80() {
+        let exposed = [
+            "8080/tcp".to_string(),
+            "53/udp".to_string(),
+            "81".to_string(),
+        ];
+        let g = grants(&["127.0.0.1:9000:80"]);
+        assert_eq!(peer_ports(&g, exposed.iter()), [80, 81, 8080]);
+        assert_eq!(peer_ports(&grants(&[]), [].iter()), [80]);
+        let udp_only = ["53/udp".to_string()];
+        assert_eq!(peer_ports(&grants(&[]), udp_only.iter()), [80]);
     }
 
     #[test]

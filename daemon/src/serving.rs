@@ -2,8 +2,6 @@
 //! hello-http.tar`): the run is the server; `stop` drains it gracefully,
 //! `kill` cuts it off, and the access log goes to the instance's log.
 
-use std::net::TcpListener;
-
 use tokio::sync::oneshot;
 use wrun_runtime::{OutputTarget, PreparedModule};
 
@@ -12,22 +10,25 @@ use wrun_runtime::Runtime;
 use crate::launch::Launch;
 use crate::launch::ServeSettings;
 use crate::lifecycle::StopKind;
+use crate::serve::ServedPorts;
 
-/// Serves until the instance is stopped; returns the exit code and error
-/// the run ends with. `stop` and the daemon's shutdown drain in-flight
+/// Serves until the instance is stopped (on its published ports, and in
+/// process to its peers, see `serve::bind`); returns the exit code and
+/// error the run ends with. `stop` and the daemon's shutdown drain in-flight
 /// requests first; `kill` with any other signal than SIGTERM does not.
 pub(super) async fn serve(
     runtime: &Runtime,
     access_log: OutputTarget,
     module: &PreparedModule,
     launch: Launch,
-    listeners: Vec<TcpListener>,
+    ports: ServedPorts,
     settings: &ServeSettings,
     mut stop: oneshot::Receiver<StopKind>,
 ) -> (i64, String) {
-    let options = settings.options(access_log);
+    let mut options = settings.options(access_log);
+    options.peer_ports = ports.peer_ports;
     let (drain, drained) = oneshot::channel::<()>();
-    let serving = runtime.serve(module, listeners, launch.spec, options, async {
+    let serving = runtime.serve(module, ports.listeners, launch.spec, options, async {
         let _ = drained.await;
     });
     tokio::pin!(serving);

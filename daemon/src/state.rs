@@ -514,8 +514,9 @@ impl Daemon {
             let module = launch::prepare(&daemon.runtime, &launch)?;
             // An HTTP handler is served: its ports are bound (held) now.
             let served = if module.serves_http() {
-                let listeners = crate::serve::bind(&record.image, &mut launch)?;
-                Some((listeners, settings.serve))
+                let exposed = record.config.exposed_ports.iter().flat_map(|p| p.keys());
+                let ports = crate::serve::bind_with_peers(&record.image, &mut launch, exposed)?;
+                Some((ports, settings.serve))
             } else {
                 launch::claim_ports(&mut launch)?;
                 // The run's private /tmp, made here to be given to its
@@ -585,7 +586,7 @@ impl Daemon {
         c.set_published(&launch.spec.network.publish);
         let daemon = Arc::clone(self);
         let c2 = Arc::clone(c);
-        if let Some((listeners, serve)) = served {
+        if let Some((ports, serve)) = served {
             // An HTTP server's requests take slots of their own, one each.
             drop(slot);
             c.lock().serving = true;
@@ -595,7 +596,7 @@ impl Daemon {
                     OutputTarget::Sink(c2.log.sink(STDOUT)),
                     &module,
                     launch,
-                    listeners,
+                    ports,
                     &serve,
                     rx,
                 )
