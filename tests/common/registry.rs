@@ -14,6 +14,9 @@ pub struct Registry {
     /// `127.0.0.1:PORT`, as a reference names it.
     pub host: String,
     pub dir: tempfile::TempDir,
+    /// The CA (PEM) that signed the registry's certificate, when it speaks
+    /// TLS ([`Registry::start_tls`]).
+    pub ca: Option<PathBuf>,
     child: Child,
 }
 
@@ -44,7 +47,105 @@ impl Registry {
         Registry::start_with(Some(&out.stdout))
     }
 
+    /// Starts an anonymous registry that speaks TLS only, its certificate
+    /// (for IP 127.0.0.1) signed by a CA made for it (`ca`), or `None` as
+    /// [`Registry::start`]; `None` too where `openssl` is missing.
+    pub fn start_tls() -> Option<Registry> {
+        if !super::have_tool("openssl") {
+            assert!(
+                std::env::var_os("WRUN_REQUIRE_PEERS").is_none(),
+                "openssl is required (WRUN_REQUIRE_PEERS is set) but not installed"
+            );
+            eprintln!("skipping: openssl is not installed");
+            return None;
+        }
+        let certs = tempfile::tempdir().expect("tempdir");
+        let d = certs.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=wrun test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "key.pem",
+                    "-out",
+                    "req.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write ext.cnf");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "req.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let mut registry = Registry::start_with_tls(None, Some(certs.path()))?;
+        let ca = registry.dir.path().join("ca.crt");
+        std::fs::copy(d.join("ca.crt"), &ca).expect("copy ca.crt");
+        registry.ca = Some(ca);
+        Some(registry)
+    }
+
     fn start_with(htpasswd: Option<&[u8]>) -> Option<Registry> {
+        Registry::start_with_tls(htpasswd, None)
+    }
+
+    /// `certs`: a directory holding `cert.pem` and `key.pem` to serve TLS.
+    fn start_with_tls(
+        htpasswd: Option<&[u8]>,
+        certs: Option<&std::path::Path>,
+    ) -> Option<Registry> {
         if !std::path::Path::new(REGISTRY_BIN).exists() {
             assert!(
                 std::env::var_os("WRUN_REQUIRE_PEERS").is_none(),
@@ -73,6 +174,16 @@ impl Registry {
                 file.display()
             ));
         }
+        if let Some(certs) = certs {
+            for f in ["cert.pem", "key.pem"] {
+                std::fs::copy(certs.join(f), dir.path().join(f)).expect("copy the certificate");
+            }
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("cert.pem").display(),
+                dir.path().join("key.pem").display()
+            ));
+        }
         std::fs::write(&config, yaml).expect("write config");
         let child = Command::new(REGISTRY_BIN)
             .arg("serve")
@@ -81,19 +192,25 @@ impl Registry {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start docker-registry");
-        let mut registry = Registry { host, dir, child };
+        let mut registry = Registry {
+            host,
+            dir,
+            ca: None,
+            child,
+        };
         registry.wait_until_up();
         Some(registry)
     }
 
-    /// Waits (up to 30 s) until `GET /v2/` answers (200, or 401 with a login).
+    /// Waits (up to 30 s) until `GET /v2/` answers (200, or 401 with a
+    /// login; a TLS registry answers plain HTTP with a 400).
     fn wait_until_up(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!("docker-registry exited at start: {status}");
             }
-            if matches!(self.get("/v2/").0, 200 | 401) {
+            if matches!(self.get("/v2/").0, 200 | 400 | 401) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
