@@ -246,3 +246,21 @@ mod tests {
         assert!(note.is_note() && !named.is_note());
     }
 }
+
+/// An element of `GET /images/search`'s array (dockerd's keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct ImageSearchResult {
+    /// The repository as pull takes it (`HOST[:PORT]/PATH`).
+    pub name: String,
+    /// wrun's: the repository's tags (`tags: 1.0, latest`), empty when the
+    /// registry does not list them.
+    pub description: String,
+    /// Always 0: a registry keeps no stars.
+    pub star_count: u64,
+    /// Always false: no repository of a registry is official.
+    pub is_official: bool,
+    /// Always false.
+    pub is_automated: bool,
+}
