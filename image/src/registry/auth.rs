@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Map, Value};
 
-use super::{RegistryError, RegistryOptions, Result, install_crypto_provider, runtime};
+use super::{RegistryError, RegistryOptions, Result, runtime};
 
 /// A user name and password for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -36,6 +36,8 @@ impl std::fmt::Debug for Credentials {
 pub enum Access {
     Pull,
     Push,
+    /// The registry's catalog (`GET /v2/_catalog`, for search).
+    Catalog,
 }
 
 /// Errors of the credential file.
@@ -257,12 +259,12 @@ fn scheme(options: &RegistryOptions, registry: &str) -> &'static str {
     }
 }
 
-/// A plain HTTP client: redirects to another host drop `Authorization`
-/// (reqwest's policy), so credentials reach only their host.
-fn http_client() -> Result<reqwest::Client> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .build()
+/// The client of wrun's own calls to `registry` (its `certs.d` CAs
+/// trusted): redirects to another host drop `Authorization` (reqwest's
+/// policy), so credentials reach only their host.
+fn http_client(options: &RegistryOptions, registry: &str) -> Result<reqwest::Client> {
+    options
+        .http_client(registry)
         .map_err(|e| RegistryError::Login {
             message: format!("making an HTTP client: {e}"),
         })
@@ -399,7 +401,7 @@ async fn token(
 pub fn login(options: &RegistryOptions, registry: &str, credentials: &Credentials) -> Result<()> {
     let url = format!("{}://{registry}/v2/", scheme(options, registry));
     runtime()?.block_on(async {
-        let client = http_client()?;
+        let client = http_client(options, registry)?;
         match challenge(&client, &url).await? {
             Challenge::Open => Ok(()),
             Challenge::Basic => {
@@ -448,7 +450,7 @@ pub fn registry_auth(
     };
     let url = format!("{}://{registry}/v2/", scheme(options, registry));
     runtime()?.block_on(async {
-        let client = http_client()?;
+        let client = http_client(options, registry)?;
         Ok(match challenge(&client, &url).await? {
             Challenge::Open => RegistryAuth::Anonymous,
             Challenge::Basic => {
@@ -459,6 +461,7 @@ pub fn registry_auth(
                 let scope = match access {
                     Access::Pull => format!("repository:{repository}:pull"),
                     Access::Push => format!("repository:{repository}:pull,push"),
+                    Access::Catalog => "registry:catalog:*".to_owned(),
                 };
                 RegistryAuth::Bearer(
                     token(

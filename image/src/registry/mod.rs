@@ -9,13 +9,17 @@
 //! docs/registry.md.
 
 mod auth;
+mod config;
 mod progress;
 mod pull;
 mod push;
+mod search;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -25,9 +29,14 @@ use crate::error::ImageError;
 use crate::reference::{DEFAULT_TAG, ImageRef};
 
 pub use auth::{Access, AuthFile, AuthFileError, Credentials, login, registry_auth};
+pub use config::{
+    ConfigError, DOCKER_CERTS_DIR, Reach, RegistryConfig, Transport, is_registry_host,
+    wrun_config_dir,
+};
 pub use progress::{ProgressSink, TransferEvent};
 pub use pull::{PullReport, pull};
 pub use push::{PushReport, push};
+pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchQuery, SearchResult, search};
 
 /// What can go wrong talking to a registry; each names the reference.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +44,27 @@ pub enum RegistryError {
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(
-        "{reference} names no registry: name one, as in HOST[:PORT]/{reference} (wrun has no default registry)"
+        "{reference} names no registry: name one, as in HOST[:PORT]/{reference} (or set default-registry in wrun's config.json)"
     )]
     NoRegistry { reference: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A registry whose TLS certificate failed the check, and how to trust it.
+    #[error(
+        "Get \"https://{registry}/v2/\": {registry}'s TLS certificate is not trusted ({reason}): put its CA in {certs_dir}/{registry}/ca.crt, or list {registry} in insecure-registries{config} (or pass --insecure) to skip the check"
+    )]
+    Untrusted {
+        registry: String,
+        reason: String,
+        certs_dir: String,
+        config: String,
+    },
+    /// A registry that could not be reached at all.
+    #[error("Get \"{url}\": {reason}")]
+    Unreachable { url: String, reason: String },
+    /// A search a registry cannot answer, or a search's bad input.
+    #[error("{message}")]
+    Search { message: String },
     /// Docker's words for a tag or digest the registry does not have.
     #[error("manifest for {reference} not found: manifest unknown: {message}")]
     ManifestUnknown { reference: String, message: String },
@@ -159,7 +186,7 @@ fn anonymous_refusal(
         return error;
     }
     let prefix = match access {
-        Access::Push => String::new(),
+        Access::Push | Access::Catalog => String::new(),
         Access::Pull => {
             let at = match (&reference.digest, &reference.tag) {
                 (Some(d), _) => d.to_string(),
@@ -279,6 +306,13 @@ pub struct RegistryOptions {
     pub concurrency: usize,
     /// Where pull and push report each layer's progress.
     pub progress: ProgressSink,
+    /// Directories holding `HOST[:PORT]/*.crt`: the CAs trusted for that
+    /// registry beside the system's roots (docker's `certs.d`), in order.
+    pub certs_dirs: Vec<PathBuf>,
+    /// The configuration file, named by errors that say how to change it.
+    pub config_file: Option<PathBuf>,
+    /// How each registry was found to be reached ([`RegistryOptions::reach`]).
+    pub reached: BTreeMap<String, Reach>,
 }
 
 impl Default for RegistryOptions {
@@ -288,15 +322,22 @@ impl Default for RegistryOptions {
             auth: RegistryAuth::Anonymous,
             concurrency: 4,
             progress: ProgressSink::default(),
+            certs_dirs: Vec::new(),
+            config_file: None,
+            reached: BTreeMap::new(),
         }
     }
 }
 
 impl RegistryOptions {
-    /// Whether `registry` is spoken to over plain HTTP: a loopback address
+    /// Whether `registry` is spoken to over plain HTTP: as
+    /// [`RegistryOptions::reach`] found; before that, a loopback address
     /// (`127.0.0.0/8`, `::1`, `localhost`) or one named insecure.
     pub fn plain_http(&self, registry: &str) -> bool {
-        self.insecure.iter().any(|r| r == registry) || is_loopback(registry)
+        match self.reached.get(registry) {
+            Some(r) => r.transport == Transport::Http,
+            None => self.named_insecure(registry) || is_loopback(registry),
+        }
     }
 
     /// A client for `registry`.
@@ -307,8 +348,23 @@ impl RegistryOptions {
         } else {
             ClientProtocol::Https
         };
+        let reach = self.reached.get(registry);
         Client::new(ClientConfig {
             protocol,
+            accept_invalid_certificates: reach.map_or(self.named_insecure(registry), |r| {
+                r.transport == Transport::HttpsUnchecked
+            }),
+            extra_root_certificates: reach
+                .map(|r| {
+                    r.cas
+                        .iter()
+                        .map(|der| Certificate {
+                            encoding: CertificateEncoding::Der,
+                            data: der.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             max_concurrent_download: self.concurrency.max(1),
             max_concurrent_upload: self.concurrency.max(1),
             ..ClientConfig::default()
