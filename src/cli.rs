@@ -116,6 +116,8 @@ pub enum Command {
     Login(crate::commands::login::LoginArgs),
     /// Log out from a registry
     Logout(crate::commands::logout::LogoutArgs),
+    /// Search a registry's repositories (its catalog) for a term
+    Search(crate::commands::search::SearchArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(save::SaveArgs),
     /// Load images from a tar archive or STDIN

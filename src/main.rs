@@ -165,6 +165,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Login(a) => commands::login::run(a),
         Command::Logout(a) => commands::logout::run(a),
+        Command::Search(a) => match host {
+            Some(_) => commands::search::run(Some(&target()?), a),
+            None => commands::search::run(None, a),
+        },
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
             commands::save::run(&root, host, a)
         }

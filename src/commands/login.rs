@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use wrun_image::registry::{
-    self, Access, AuthFile, Credentials, RegistryOptions, RemoteRef, registry_auth,
+    self, Access, AuthFile, Credentials, RegistryConfig, RegistryOptions, RemoteRef, registry_auth,
 };
 
 #[derive(Debug, Args)]
@@ -23,25 +23,40 @@ pub struct LoginArgs {
     /// Take the password from stdin
     #[arg(long)]
     pub password_stdin: bool,
-    /// The registry, HOST[:PORT] (wrun has no default registry)
+    /// The registry, HOST[:PORT] [default: default-registry in wrun's config.json]
     #[arg(value_name = "SERVER")]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// The registry flags of pull, push, login and search.
+#[derive(Debug, Default, Args)]
+pub struct RegistryFlags {
+    /// Skip the registry's TLS certificate check, or speak plain HTTP to it
+    /// (as if listed in insecure-registries)
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Where wrun keeps its credentials: `$WRUN_CONFIG/config.json`, else
 /// `$XDG_CONFIG_HOME/wrun/config.json`, else `~/.config/wrun/config.json`.
 pub fn wrun_config_file() -> anyhow::Result<PathBuf> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    let dir = if let Some(dir) = var("WRUN_CONFIG") {
-        PathBuf::from(dir)
-    } else if let Some(xdg) = var("XDG_CONFIG_HOME") {
-        PathBuf::from(xdg).join("wrun")
-    } else {
-        let home = var("HOME")
-            .context("neither $WRUN_CONFIG, $XDG_CONFIG_HOME nor $HOME is set: set WRUN_CONFIG to a directory for wrun's config.json")?;
-        PathBuf::from(home).join(".config/wrun")
-    };
-    Ok(dir.join("config.json"))
+    Ok(registry::wrun_config_dir()?.join("config.json"))
+}
+
+/// The registry configuration in wrun's `config.json` (default registry,
+/// insecure registries) and its `certs.d`.
+pub fn registry_config() -> anyhow::Result<RegistryConfig> {
+    Ok(RegistryConfig::load(&registry::wrun_config_dir()?)?)
+}
+
+/// The options of a call to `registry`: the configuration's (and
+/// `--insecure`'s), the transport found by reaching it, anonymous.
+pub fn registry_options(registry: &str, flags: &RegistryFlags) -> anyhow::Result<RegistryOptions> {
+    let mut options = registry_config()?.options(Some(registry), flags.insecure);
+    options.reach(registry)?;
+    Ok(options)
 }
 
 /// Docker's own file, read as a fallback: `$DOCKER_CONFIG/config.json`,
@@ -69,7 +84,16 @@ pub fn stored_credentials(registry: &str) -> anyhow::Result<Option<Credentials>>
 /// The options of a pull or push of `reference`: its registry's stored
 /// credentials (a Bearer token fetched with them when it asks for one).
 pub fn transfer_options(reference: &RemoteRef, access: Access) -> anyhow::Result<RegistryOptions> {
-    let mut options = RegistryOptions::default();
+    transfer_options_with(reference, access, &RegistryFlags::default())
+}
+
+/// [`transfer_options`] with the registry flags of the command line.
+pub fn transfer_options_with(
+    reference: &RemoteRef,
+    access: Access,
+    flags: &RegistryFlags,
+) -> anyhow::Result<RegistryOptions> {
+    let mut options = registry_options(&reference.registry, flags)?;
     let credentials = stored_credentials(&reference.registry)?;
     options.auth = registry_auth(
         &options,
@@ -84,6 +108,9 @@ pub fn transfer_options(reference: &RemoteRef, access: Access) -> anyhow::Result
 /// `SERVER` as docker takes it (`http://host:port/v2/` → `host:port`).
 pub fn server_host(server: Option<&str>, verb: &str) -> anyhow::Result<String> {
     let Some(server) = server.filter(|s| !s.is_empty()) else {
+        if let Some(default) = registry_config()?.default_registry {
+            return Ok(default);
+        }
         bail!("wrun {verb} needs a SERVER, HOST[:PORT] (wrun has no default registry)");
     };
     let rest = server
@@ -127,7 +154,11 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
         bail!("wrun login asks no questions: pass -u USER and --password-stdin (or -p PASSWORD)");
     }
     let credentials = Credentials { username, password };
-    registry::login(&RegistryOptions::default(), &host, &credentials)?;
+    registry::login(
+        &registry_options(&host, &args.registry)?,
+        &host,
+        &credentials,
+    )?;
     let path = wrun_config_file()?;
     let mut file = AuthFile::read(&path)?;
     file.set(&host, &credentials);

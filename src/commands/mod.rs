@@ -37,6 +37,7 @@ pub mod run_detached;
 pub mod run_http;
 pub mod run_refused;
 pub mod save;
+pub mod search;
 pub mod start;
 pub mod stats;
 pub mod stop;
