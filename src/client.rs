@@ -92,7 +92,7 @@ impl Client {
     ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
         let content_type = body.as_ref().map(|_| "application/json");
         let body = Full::new(Bytes::from(body.unwrap_or_default()));
-        self.send_body(method, path, content_type, body).await
+        self.send_body(method, path, content_type, &[], body).await
     }
 
     /// Sends a request with any body; a 4xx or 5xx answer becomes a
@@ -102,6 +102,7 @@ impl Client {
         method: Method,
         path: &str,
         content_type: Option<&'static str>,
+        headers: &[(&'static str, &str)],
         body: B,
     ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>>
     where
@@ -124,6 +125,9 @@ impl Client {
             .header(hyper::header::HOST, "wrun");
         if let Some(content_type) = content_type {
             req = req.header(hyper::header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let body = StopWhenPeerClosed {
             inner: body,
@@ -231,6 +235,31 @@ impl Client {
         })
     }
 
+    /// [`stream`](Client::stream) of a request with `headers` and no body
+    /// (a pull's or push's `X-Registry-Auth`).
+    pub fn stream_with_request_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, &str)],
+        mut chunk: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.executor.block_on(async {
+            let body = Full::new(Bytes::new());
+            let mut body = self
+                .send_body(method, path, None, headers, body)
+                .await?
+                .into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.context("reading the daemon's answer")?;
+                if let Some(data) = frame.data_ref() {
+                    chunk(data)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// [`stream`](Client::stream), handing the answer's headers to
     /// `headers` before the first chunk (`cp`'s path stat header).
     pub fn stream_with_headers(
@@ -304,7 +333,7 @@ impl Client {
         });
         self.executor.block_on(async {
             let mut answer = self
-                .send_body(method, path, Some(content_type), ChannelBody { rx })
+                .send_body(method, path, Some(content_type), &[], ChannelBody { rx })
                 .await?
                 .into_body();
             while let Some(frame) = answer.frame().await {

@@ -14,11 +14,13 @@ use wrun_api::images::{
     LoadMessage,
 };
 use wrun_api::parse::Filters;
+use wrun_api::registry::{AuthConfig, ProgressMessage};
 use wrun_bundler::run_step::StepLimits;
 use wrun_bundler::{BuildOutcome, BuildRequest, CachePolicy};
 use wrun_daemon::image_views;
 use wrun_image::archive::{self, SaveItem};
 use wrun_image::import::ImportSpec;
+use wrun_image::registry::RemoteRef;
 use wrun_image::{Digest, ImageRecord, ImageRef, ModuleKind, Store};
 
 use crate::client::Client;
@@ -92,6 +94,160 @@ pub fn choose(root: &Path, host: Option<&str>) -> anyhow::Result<Box<dyn ImageBa
         )?)));
     }
     Ok(Box::new(LocalImages::open(root)?))
+}
+
+/// The daemon a pull or push goes through, by [`choose`]'s rule: the host
+/// named, else the daemon serving the store; `None`: the store itself.
+pub fn transfer_daemon(root: &Path, host: Option<&str>) -> anyhow::Result<Option<Client>> {
+    if host.is_some_and(|h| !h.is_empty()) {
+        let socket = crate::host::socket_path(host)?;
+        return Ok(Some(Client::connect_existing(&socket)?));
+    }
+    match wrun_daemon::daemon_lock::DaemonLock::holder(root) {
+        Some(daemon) => Ok(Some(Client::connect_existing(&daemon.socket)?)),
+        None => Ok(None),
+    }
+}
+
+/// `X-Registry-Auth` for a transfer with `registry`: wrun's stored
+/// credentials for it (docker's `config.json` as the fallback), or none.
+fn registry_auth_header(registry: &str) -> anyhow::Result<Option<String>> {
+    let stored = crate::commands::login::stored_credentials(registry)?;
+    Ok(stored.map(|c| {
+        AuthConfig {
+            username: c.username,
+            password: c.password,
+            serveraddress: registry.to_owned(),
+            ..AuthConfig::default()
+        }
+        .to_header()
+    }))
+}
+
+/// Where the lines of a pull or push go: stdout (`pull`, `push`), stderr
+/// (the pull before a `run` or `create`), or nowhere (`-q`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferOutput {
+    Stdout,
+    Stderr,
+    Quiet,
+}
+
+impl TransferOutput {
+    /// Prints one line; a closed stream must not fail the transfer.
+    pub fn line(self, text: &str) {
+        let _ = match self {
+            TransferOutput::Stdout => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{text}").and_then(|()| out.flush())
+            }
+            TransferOutput::Stderr => writeln!(std::io::stderr().lock(), "{text}"),
+            TransferOutput::Quiet => Ok(()),
+        };
+    }
+}
+
+/// Reads a pull's or push's JSON lines as they come, printing each to
+/// `out` as the docker client prints them when it writes to no terminal
+/// (`ID: status`); the line that tells a failure is the error.
+fn transfer_lines(
+    client: &Client,
+    path: &str,
+    auth: Option<&str>,
+    out: TransferOutput,
+) -> anyhow::Result<()> {
+    let headers: Vec<(&'static str, &str)> =
+        auth.map(|a| ("X-Registry-Auth", a)).into_iter().collect();
+    let mut pending = Vec::new();
+    let read = |line: &[u8]| -> anyhow::Result<()> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let message: ProgressMessage =
+            serde_json::from_slice(line).context("the daemon's answer is not the expected JSON")?;
+        if let Some(error) = message.error {
+            bail!("{error}");
+        }
+        if let Some(text) = message.plain() {
+            out.line(&text);
+        }
+        Ok(())
+    };
+    client.stream_with_request_headers(Method::POST, path, &headers, |chunk| {
+        pending.extend_from_slice(chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            read(&line)?;
+        }
+        Ok(())
+    })?;
+    read(&pending)
+}
+
+/// `POST /images/create?fromImage=HOST/PATH&tag=TAG` (or the digest as
+/// `tag`), with the stored credentials for the registry: the daemon pulls
+/// into its store; its lines are printed to `out` as they come.
+pub fn pull_through_daemon(
+    client: &Client,
+    reference: &RemoteRef,
+    out: TransferOutput,
+) -> anyhow::Result<()> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair(
+        "fromImage",
+        &format!("{}/{}", reference.registry, reference.repository),
+    );
+    match (&reference.digest, &reference.tag) {
+        (Some(d), _) => query.append_pair("tag", &d.to_string()),
+        (None, Some(t)) => query.append_pair("tag", t),
+        (None, None) => query.append_pair("tag", "latest"),
+    };
+    let path = format!("/images/create?{}", query.finish());
+    let auth = registry_auth_header(&reference.registry)?;
+    transfer_lines(client, &path, auth.as_deref(), out)
+}
+
+/// `POST /images/HOST/PATH/push?tag=TAG` with the stored credentials for
+/// the registry (none: an anonymous `X-Registry-Auth`, which the route
+/// needs); its lines are printed to `out` as they come.
+pub fn push_through_daemon(
+    client: &Client,
+    reference: &RemoteRef,
+    out: TransferOutput,
+) -> anyhow::Result<()> {
+    let Some(tag) = reference
+        .tag
+        .as_ref()
+        .filter(|_| reference.digest.is_none())
+    else {
+        bail!(
+            "invalid reference format {:?}: a push names a tag, not a digest",
+            reference.to_string()
+        );
+    };
+    let repository: String = form_urlencoded::byte_serialize(
+        format!("{}/{}", reference.registry, reference.repository).as_bytes(),
+    )
+    .collect::<String>()
+    .replace("%2F", "/");
+    let tag: String = form_urlencoded::byte_serialize(tag.as_bytes()).collect();
+    let path = format!("/images/{repository}/push?tag={tag}");
+    let auth = registry_auth_header(&reference.registry)?
+        .unwrap_or_else(|| AuthConfig::default().to_header());
+    transfer_lines(client, &path, Some(&auth), out)
+}
+
+/// Whether the daemon stores the image `name` names (`GET
+/// /images/NAME/json` answers, not 404).
+pub fn daemon_has_image(client: &Client, name: &str) -> anyhow::Result<bool> {
+    let escaped: String = form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace("%2F", "/");
+    match client.call(Method::GET, &format!("/images/{escaped}/json"), None) {
+        Ok(_) => Ok(true),
+        Err(e) if crate::client::is_not_found(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The store at `--root`, used directly.

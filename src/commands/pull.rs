@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use wrun_image::registry::{self, Access, RemoteRef};
 
+use crate::image_backend::TransferOutput;
 use crate::progress::{Direction, LayerProgress};
 
 #[derive(Debug, Args)]
@@ -21,7 +22,12 @@ pub struct PullArgs {
 pub fn run(root: &Path, host: Option<&str>, args: PullArgs) -> anyhow::Result<ExitCode> {
     let reference = RemoteRef::parse(&args.image)?;
     if let Some(client) = crate::image_backend::transfer_daemon(root, host)? {
-        crate::image_backend::pull_through_daemon(&client, &reference, args.quiet)?;
+        let out = if args.quiet {
+            TransferOutput::Quiet
+        } else {
+            TransferOutput::Stdout
+        };
+        crate::image_backend::pull_through_daemon(&client, &reference, out)?;
         println!("{reference}");
         return Ok(ExitCode::SUCCESS);
     }

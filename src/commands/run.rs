@@ -66,6 +66,9 @@ pub fn run(root: &Path, host: Option<&str>, args: RunArgs) -> anyhow::Result<Exi
     if !args.log_opts.is_empty() {
         anyhow::bail!("--log-opt needs -d: a foreground run writes to the terminal, not a log");
     }
+    // A foreground run uses the store at `root`: a pull goes to it (through
+    // the daemon serving it, if one does), not to a host named.
+    super::run_args::pull_for_run(root, None, &args)?;
     let store = open_store(root)?;
     let record = resolve_image(&store, args.image())?;
     super::run_args::refuse_networks_in_foreground(&args)?;

@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// An alias of the instance on its user-defined network (repeatable)
     #[arg(long = "network-alias", value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// Pull the image from its registry before the run: missing (when it
+    /// is not stored), always, never
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = PullPolicy::parse)]
+    pub pull: PullPolicy,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// docker run's flags that wrun does not take, refused with the reason
     #[command(flatten)]
     pub refused: super::run_refused::RefusedFlags,
@@ -388,6 +395,96 @@ pub fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> 
         bail!("{image}: no such file");
     }
     Ok(store.find(image)?)
+}
+
+/// docker run's `--pull`: when the image is pulled before the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// When the store lacks it (docker's default).
+    Missing,
+    Always,
+    Never,
+}
+
+impl PullPolicy {
+    /// docker's words, and its refusal of others.
+    pub fn parse(value: &str) -> Result<PullPolicy, String> {
+        match value {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
+            )),
+        }
+    }
+}
+
+/// Pulls the image of a `run` or `create` as docker run does: a registry
+/// reference the store lacks (or any, with `--pull always`) is pulled
+/// first, through the daemon named by `host` or serving the store at
+/// `root`, else into that store itself; `Unable to find image 'NAME' locally` and the
+/// pull's lines go to stderr (nothing with `-q`). A tar, an ID or a name
+/// without a registry is never pulled: the lookup that follows says what
+/// is missing.
+pub fn pull_for_run(root: &Path, host: Option<&str>, args: &RunArgs) -> anyhow::Result<()> {
+    use crate::image_backend::{self, TransferOutput};
+    use wrun_image::registry::{self, Access, RemoteRef};
+
+    let image = args.image();
+    if args.pull == PullPolicy::Never || image.ends_with(".tar") || image_file(image).is_some() {
+        return Ok(());
+    }
+    let Ok(remote) = RemoteRef::parse(image) else {
+        return Ok(());
+    };
+    let daemon = image_backend::transfer_daemon(root, host)?;
+    let out = if args.quiet {
+        TransferOutput::Quiet
+    } else {
+        TransferOutput::Stderr
+    };
+    if args.pull == PullPolicy::Missing {
+        let stored = match &daemon {
+            Some(client) => image_backend::daemon_has_image(client, image)?,
+            None => match super::open_store(root)?.find(image) {
+                Ok(_) => true,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if stored {
+            return Ok(());
+        }
+        out.line(&format!("Unable to find image '{remote}' locally"));
+    }
+    if let Some(client) = &daemon {
+        return image_backend::pull_through_daemon(client, &remote, out);
+    }
+    let store = super::open_store(root)?;
+    let options = super::login::transfer_options(&remote, Access::Pull)?;
+    let report = registry::pull(&store, &remote, &options)?;
+    let summary = wrun_api::registry::PullSummary {
+        at: match (&remote.digest, &remote.tag) {
+            (Some(_), _) => remote.to_string(),
+            (None, tag) => tag.clone().unwrap_or_default(),
+        },
+        path: remote.repository.clone(),
+        layers: report
+            .layers
+            .iter()
+            .map(|(d, fetched)| (d.short().to_string(), *fetched))
+            .collect(),
+        digest: report.digest.to_string(),
+        name: remote.to_string(),
+        up_to_date: report.up_to_date,
+    };
+    for line in summary.messages() {
+        if let Some(text) = line.plain() {
+            out.line(&text);
+        }
+    }
+    Ok(())
 }
 
 /// The image tar `image` names, if it names an existing file (a `.tar`

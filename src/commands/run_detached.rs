@@ -43,6 +43,9 @@ fn create(
             "--allow-dangerous-binds applies to a foreground run: the daemon's instances get such binds only from a daemon started with `wrun daemon --allow-dangerous-binds`"
         );
     }
+    // docker run's pull of an image not stored (or --pull always), into
+    // the daemon named, else the store at `root`.
+    super::run_args::pull_for_run(root, host, args)?;
     let target = DaemonTarget::new(root, host)?;
     let image = if host.is_some_and(|h| !h.is_empty()) {
         // The daemon named may serve another store than `root`: it resolves

@@ -168,12 +168,6 @@ const REFUSED: &[(&str, Option<char>, bool, &str)] = &[
         "a stop ends the wasm store at once; there is no grace period to set",
     ),
     (
-        "pull",
-        None,
-        true,
-        "wrun does not pull: images come from wrun build or wrun load",
-    ),
-    (
         "platform",
         None,
         true,
@@ -183,13 +177,7 @@ const REFUSED: &[(&str, Option<char>, bool, &str)] = &[
         "disable-content-trust",
         None,
         false,
-        "wrun does not pull, so there is no content trust to skip",
-    ),
-    (
-        "quiet",
-        Some('q'),
-        false,
-        "wrun does not pull, so there is no pull output to quiet",
+        "wrun verifies no image signatures (Docker Content Trust), so there is none to skip",
     ),
     (
         "use-api-socket",
