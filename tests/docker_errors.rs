@@ -68,17 +68,18 @@ fn refusals_read_as_dockerds() {
         "{err}"
     );
 
-    // An image the daemon lacks: docker tries to pull it, and is told how
-    // to get it instead (no registry client yet).
+    // An image the daemon lacks: docker tries to pull it, and is told
+    // that the name names no registry (and how to name one).
     let (err, code) = refused(&d, &["run", "--rm", "nosuch:1"]);
     assert_eq!(code, 125);
-    assert!(err.contains("cannot pull nosuch:1"), "{err}");
     assert!(
-        err.contains("wrun build") && err.contains("wrun load"),
+        err.contains("Unable to find image 'nosuch:1' locally"),
         "{err}"
     );
+    assert!(err.contains("nosuch:1 names no registry"), "{err}");
+    assert!(err.contains("HOST[:PORT]/nosuch:1"), "{err}");
     let (err, _) = refused(&d, &["pull", "nosuch:1"]);
-    assert!(err.contains("cannot pull nosuch:1"), "{err}");
+    assert!(err.contains("nosuch:1 names no registry"), "{err}");
 
     // Nothing refused changed anything: svc still runs, other is created.
     let ps = d.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
