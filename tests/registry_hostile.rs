@@ -18,11 +18,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{Env, end_tar, hello_layer, poll, raw_entry};
-use lying_registry::{Content, LyingRegistry, OCI_MANIFEST, Reply, Request, Then};
+use lying_registry::{Content, FLOOD_CAP, LyingRegistry, OCI_MANIFEST, Reply, Request, Then};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cret-pw";
 const TOKEN: &str = "tok-s3cret";
+const TEN_GB: u64 = 10 << 30;
+/// The most memory a refused pull may take (kB, as `/usr/bin/time` says
+/// it): the lying answers below send 256 MiB or more, so a client that
+/// held them would show.
+const SMALL_RSS_KB: u64 = 128 << 10;
+const _: () = assert!(FLOOD_CAP / 1024 >= 2 * SMALL_RSS_KB);
 /// base64 of `alice:s3cret-pw`, docker's `auth` and Basic's credentials.
 const BASIC: &str = "YWxpY2U6czNjcmV0LXB3";
 
@@ -227,6 +233,36 @@ fn lying(
     LyingRegistry::start(move |r| lie(r).unwrap_or_else(|| content.answer(r)))
 }
 
+/// `wrun pull NAME` under GNU time: its output and peak RSS in kB, or
+/// `None` when /usr/bin/time is missing (the memory is then not checked).
+fn pull_measured(env: &Env, name: &str) -> (Output, Option<u64>) {
+    if !common::have_tool("/usr/bin/time") {
+        return (wrun(env, &["pull", name]).output().unwrap(), None);
+    }
+    let stats = env.path("time.out");
+    let inner = wrun(env, &["pull", name]);
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-f").arg("%M").arg("-o").arg(&stats);
+    c.arg(inner.get_program()).args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().unwrap();
+    let text = std::fs::read_to_string(&stats).unwrap();
+    let rss = text.lines().last().unwrap().trim().parse().unwrap();
+    (out, Some(rss))
+}
+
+fn assert_small(rss: Option<u64>) {
+    if let Some(kb) = rss {
+        eprintln!("peak RSS {kb} kB");
+        assert!(kb < SMALL_RSS_KB, "peak RSS {kb} kB");
+    }
+}
+
 fn blob_bytes(img: &Image, d: &str) -> Vec<u8> {
     img.content.blobs[d].clone()
 }
@@ -274,6 +310,66 @@ fn a_blob_larger_than_its_descriptor_is_refused() {
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
     assert!(line.contains("larger than its descriptor"), "{line}");
+}
+
+#[test]
+fn a_10_gb_content_length_for_a_1_kb_layer_fails_fast_in_little_memory() {
+    for then in [Then::Stall, Then::Flood] {
+        let img = image(1, |_| {});
+        let target = img.layers[1].clone();
+        let bytes = blob_bytes(&img, &target);
+        assert!(bytes.len() < 4096);
+        // The true bytes, announced as 10 GB; then either nothing more
+        // (waiting would hang until the timeout) or zeros without end.
+        let reg = lying(&img, move |r| {
+            (r.blob() == Some(&target))
+                .then(|| Reply::new(200, bytes.clone()).claiming(TEN_GB).then(then))
+        });
+        let (env, before) = store_with_an_image();
+        let (out, rss) = pull_measured(&env, &format!("{}/x:1", reg.host));
+        let line = one_line(&out);
+        assert!(
+            line.contains("larger than its descriptor"),
+            "{then:?}: {line}"
+        );
+        assert_small(rss);
+        before.assert_unchanged(&env);
+    }
+}
+
+#[test]
+fn a_registry_that_stops_sending_mid_blob_ends_the_pull_with_a_timeout() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let bytes = blob_bytes(&img, &target);
+    let reg = lying(&img, move |r| {
+        (r.blob() == Some(&target)).then(|| {
+            Reply::new(200, bytes[..bytes.len() / 2].to_vec())
+                .claiming(bytes.len() as u64)
+                .then(Then::Stall)
+        })
+    });
+    let (env, before) = store_with_an_image();
+    let mut child = wrun(&env, &["pull", &format!("{}/x:1", reg.host)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The registry's silence must end the pull (wrun's read timeout is
+    // 30 s); four times that is a hang.
+    let ended = poll(
+        "the stalled pull ends",
+        Duration::from_secs(120),
+        || match child.try_wait().unwrap() {
+            Some(status) => Ok(status),
+            None => Err(String::new()),
+        },
+    );
+    assert!(!ended.success());
+    let out = child.wait_with_output().unwrap();
+    let line = one_line(&out);
+    assert!(line.contains("timed out"), "{line}");
+    before.assert_unchanged(&env);
 }
 
 #[test]

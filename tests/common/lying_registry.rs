@@ -75,6 +75,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// `Content-Length` sent; `None`: the body's true length.
     pub length: Option<u64>,
+    /// No `Content-Length` at all: the body ends when the connection does.
+    pub no_length: bool,
     pub then: Then,
 }
 
@@ -85,6 +87,7 @@ impl Reply {
             headers: Vec::new(),
             body: body.into(),
             length: None,
+            no_length: false,
             then: Then::Close,
         }
     }
@@ -97,6 +100,12 @@ impl Reply {
     /// Announces `length` bytes whatever the body holds.
     pub fn claiming(mut self, length: u64) -> Reply {
         self.length = Some(length);
+        self
+    }
+
+    /// Sends no `Content-Length`: the body runs until the close.
+    pub fn without_length(mut self) -> Reply {
+        self.no_length = true;
         self
     }
 
@@ -240,11 +249,10 @@ fn serve(
     requests.lock().unwrap().push(request.clone());
     let reply = handler(&request);
     let length = reply.length.unwrap_or(reply.body.len() as u64);
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Length: {length}\r\n",
-        reply.status,
-        reason(reply.status)
-    );
+    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
+    if !reply.no_length {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
+    }
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

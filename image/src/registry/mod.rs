@@ -209,6 +209,13 @@ fn anonymous_refusal(
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+/// How long a registry may send nothing (no answer, or no byte of a body
+/// under way) before the transfer fails: a registry that stops mid-blob
+/// ends the pull with an error instead of holding it forever.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long connecting to a registry may take (docker's dialer's 30 s).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where an image lives: the registry (`host[:port]`), the repository path
 /// on it, and the tag or digest (docker's grammar; `latest` when neither).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,6 +374,9 @@ impl RegistryOptions {
                 .unwrap_or_default(),
             max_concurrent_download: self.concurrency.max(1),
             max_concurrent_upload: self.concurrency.max(1),
+            use_monolithic_push: true,
+            read_timeout: Some(READ_TIMEOUT),
+            connect_timeout: Some(CONNECT_TIMEOUT),
             ..ClientConfig::default()
         })
     }
