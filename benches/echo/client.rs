@@ -1,11 +1,18 @@
-//! Load client for benches/echo_tcp.sh (one file, std only, built with
-//! `rustc -O`): one TCP connection to an echo server, SIZE-byte messages.
+//! Load client for benches/echo_tcp.sh and benches/network.sh (one file,
+//! std only, built with `rustc -O`, natively or for `wasm32-wasip2`): one
+//! TCP connection to an echo server, SIZE-byte messages.
 //!
 //!   echo_client pingpong ADDR SECONDS SIZE  -> send one message, read it back, repeat
 //!   echo_client stream ADDR SECONDS SIZE    -> send messages without waiting, read the echo
+//!   echo_client bulk ADDR SECONDS SIZE      -> send one message, read it back, repeat (one
+//!                                              thread: what a WASI 0.2 guest can run)
+//!   echo_client connect ADDR COUNT          -> COUNT connections, one after another: each
+//!                                              connect timed, then one byte echoed, then closed
 //!
 //! Prints one tab-separated line: mode, messages/s, MiB/s echoed, and for
-//! pingpong the p50 and p99 round trip in microseconds.
+//! pingpong the p50 and p99 round trip in microseconds (for connect:
+//! connections/s, nothing, and the p50 and p99 connect time). ADDR is
+//! HOST:PORT; HOST may be a name.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,8 +20,14 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "connect" {
+        let count: usize = args[3].parse().expect("COUNT is a number");
+        return connects(&args[2], count.max(1));
+    }
     if args.len() != 5 {
-        eprintln!("usage: echo_client pingpong|stream ADDR SECONDS SIZE");
+        eprintln!(
+            "usage: echo_client pingpong|stream|bulk ADDR SECONDS SIZE | echo_client connect ADDR COUNT"
+        );
         std::process::exit(2);
     }
     let secs: f64 = args[3].parse().expect("SECONDS is a number");
@@ -24,6 +37,7 @@ fn main() {
     let run_for = Duration::from_secs_f64(secs);
     match args[1].as_str() {
         "pingpong" => pingpong(stream, run_for, size),
+        "bulk" => bulk(stream, run_for, size),
         "stream" => flood(stream, run_for, size),
         other => panic!("unknown mode {other}"),
     }
@@ -87,5 +101,55 @@ fn flood(s: TcpStream, run_for: Duration, size: usize) {
         "stream\t{:.0}\t{:.2}\t\t",
         got as f64 / size as f64 / elapsed,
         got as f64 / elapsed / (1 << 20) as f64
+    );
+}
+
+/// The nanoseconds at fraction `p` of sorted `samples`, in microseconds.
+fn percentile_us(sorted: &[u32], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+}
+
+fn connects(addr: &str, count: usize) {
+    // A name is resolved once, as a client keeps the address it found.
+    let to = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .expect("resolve ADDR")
+        .next()
+        .expect("ADDR has an address");
+    let mut times: Vec<u32> = Vec::with_capacity(count);
+    let mut byte = [0u8; 1];
+    let start = Instant::now();
+    for _ in 0..count {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(to).expect("connect");
+        times.push(t.elapsed().as_nanos() as u32);
+        s.write_all(b"x").expect("write");
+        s.read_exact(&mut byte).expect("read");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    times.sort_unstable();
+    println!(
+        "connect\t{:.0}\t\t{:.1}\t{:.1}",
+        count as f64 / elapsed,
+        percentile_us(&times, 0.50),
+        percentile_us(&times, 0.99)
+    );
+}
+
+fn bulk(mut s: TcpStream, run_for: Duration, size: usize) {
+    let out = vec![0x5au8; size];
+    let mut back = vec![0u8; size];
+    let mut n = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < run_for {
+        s.write_all(&out).expect("write");
+        s.read_exact(&mut back).expect("read");
+        n += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(back, out, "the echo differs from what was sent");
+    println!(
+        "bulk\t{:.0}\t{:.2}\t\t",
+        n as f64 / elapsed,
+        n as f64 * size as f64 / elapsed / (1 << 20) as f64
     );
 }
