@@ -508,6 +508,12 @@ impl Daemon {
             // The instance's one view, from run to run (`--read-only`: a
             // read-only view, so the guest's changes are EROFS).
             launch.spec.writable_rootfs = Some(daemon.container_rootfs(&instance)?);
+            // Its peers on the networks it is on (docs/networks.md), for this run.
+            launch.spec.network.peers = daemon.networks.attach(
+                &instance.id,
+                &record.name,
+                &record.host_config.network_mode,
+            );
             launch.spec.stdout = OutputTarget::Sink(log.sink(STDOUT));
             launch.spec.stderr = OutputTarget::Sink(log.sink(STDERR));
             launch.spec.memory_gauge = Some(memory);
