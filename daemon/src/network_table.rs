@@ -2,15 +2,15 @@
 //! each, journaled in `networks/records.journal` as instance records are;
 //! the `/networks` routes over it are in `networks.rs`.
 //!
-//! This is the control plane only (docs/networks.md): a network hands out
-//! addresses from its subnet and keeps aliases, but nothing is served on
-//! them yet, so an instance on a network reaches nothing it could not
-//! reach before (deny by default stays).
+//! The table also answers the in-process network's questions
+//! ([`wrun_runtime::PeerDirectory`]: which names and addresses an instance
+//! sees), and hands each running instance its view of it ([`NetworkTable::attach`]),
+//! so instances on a shared network reach each other (docs/networks.md).
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,8 @@ use wrun_api::network::{
 use crate::error::DaemonError;
 use crate::instance::Container;
 use crate::records::{self, LiveRecords, RecordJournal};
+use wrun_runtime::peer_net::{PeerAddr, Route};
+use wrun_runtime::{InstancePeers, PeerDirectory, PeerNet};
 
 /// The pools subnets are given from when a request names none, in order:
 /// dockerd's default pools (172.17.0.0/16 to 172.31.0.0/16, then
@@ -190,6 +192,50 @@ pub struct NetworkTable {
     journal: Arc<RecordJournal>,
     /// When the daemon started: the predefined networks' `Created`.
     started: String,
+    /// The in-process network of the running instances (their listeners
+    /// and connections); this table is its directory.
+    peers: PeerNet,
+    /// The names of the instances attached to it (given at each start),
+    /// by ID: a peer is found by its container name too.
+    names: Mutex<HashMap<String, String>>,
+}
+
+/// The table as the in-process network's directory (weak: the table owns
+/// the network).
+struct Directory(Weak<NetworkTable>);
+
+impl PeerDirectory for Directory {
+    fn resolve(&self, instance: &str, name: &str) -> Vec<PeerAddr> {
+        self.0
+            .upgrade()
+            .map(|t| t.resolve(instance, name))
+            .unwrap_or_default()
+    }
+
+    fn route(&self, instance: &str, addr: IpAddr) -> Route {
+        match self.0.upgrade() {
+            Some(t) => t.route(instance, addr),
+            None => Route::Unreachable,
+        }
+    }
+
+    fn own_addresses(&self, instance: &str) -> Vec<Ipv4Addr> {
+        self.0
+            .upgrade()
+            .map(|t| t.own_addresses(instance))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether `name` names instance `id` (its container name `container`,
+/// with or without its `/`), one of `aliases`, its full ID or its short
+/// ID, as dockerd's embedded DNS answers (case-insensitively).
+fn answers_to(name: &str, id: &str, container: Option<&str>, aliases: &[String]) -> bool {
+    let is = |candidate: &str| !candidate.is_empty() && candidate.eq_ignore_ascii_case(name);
+    is(id)
+        || is(&id[..id.len().min(12)])
+        || container.is_some_and(|c| is(c.trim_start_matches('/')))
+        || aliases.iter().any(|a| is(a))
 }
 
 impl LiveRecords for NetworkTable {
@@ -239,10 +285,12 @@ impl NetworkTable {
             .map(|(id, n)| Ok((id.clone(), serde_json::to_value(n)?)))
             .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
         let journal = RecordJournal::start(&dir, &live)?;
-        let table = Arc::new(Self {
+        let table = Arc::new_cyclic(|me| Self {
             by_id: Mutex::new(by_id),
             journal: Arc::clone(&journal),
             started: wrun_api::time::now(),
+            peers: PeerNet::new(Arc::new(Directory(me.clone()))),
+            names: Mutex::new(HashMap::new()),
         });
         journal.set_live_source(&table);
         Ok(table)
@@ -250,6 +298,70 @@ impl NetworkTable {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NetworkRecord>> {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn names(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        // Single inserts and removes: usable after a panic.
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Instance `id`'s view of the in-process network, for the run that
+    /// starts now (set it in the spec's `network.peers`): the peers on the
+    /// networks it is on, or joins while it runs, by name (`name`, its
+    /// aliases, its IDs) and address. `None` for an instance in `none` or
+    /// `host` mode, which joins no network. The view ends with the run.
+    pub fn attach(&self, id: &str, name: &str, network_mode: &str) -> Option<InstancePeers> {
+        if matches!(network_mode, "none" | "host") {
+            return None;
+        }
+        self.names().insert(id.to_string(), name.to_string());
+        Some(self.peers.attach(id))
+    }
+
+    fn resolve(&self, me: &str, name: &str) -> Vec<PeerAddr> {
+        let names = self.names();
+        let mut found = Vec::new();
+        for n in self.lock().values() {
+            if !n.endpoints.contains_key(me) {
+                continue;
+            }
+            for (id, e) in &n.endpoints {
+                if answers_to(name, id, names.get(id).map(String::as_str), &e.aliases) {
+                    found.push(PeerAddr {
+                        instance: id.clone(),
+                        addr: e.address,
+                    });
+                }
+            }
+        }
+        found
+    }
+
+    fn route(&self, me: &str, addr: IpAddr) -> Route {
+        let IpAddr::V4(addr) = addr.to_canonical() else {
+            return Route::Host;
+        };
+        let table = self.lock();
+        let Some(n) = table.values().find(|n| n.subnet.contains(addr)) else {
+            return Route::Host;
+        };
+        let Some(from) = n.endpoints.get(me) else {
+            return Route::Unreachable;
+        };
+        match n.endpoints.iter().find(|(_, e)| e.address == addr) {
+            Some((peer, _)) => Route::Peer {
+                peer: peer.clone(),
+                from: from.address,
+            },
+            None => Route::Unreachable,
+        }
+    }
+
+    fn own_addresses(&self, me: &str) -> Vec<Ipv4Addr> {
+        self.lock()
+            .values()
+            .filter_map(|n| n.endpoints.get(me).map(|e| e.address))
+            .collect()
     }
 
     /// Journals `n` (under the table's lock, so a compaction sees it).
@@ -648,18 +760,22 @@ impl NetworkTable {
                 ))
             }
         })?;
-        if n.endpoints.remove(id).is_none() {
+        let Some(gone) = n.endpoints.remove(id) else {
             return Err(DaemonError::Internal(format!(
                 "container {id} is not connected to the network {}",
                 n.name
             )));
-        }
+        };
         let left = NetworkName {
             id: n.id.clone(),
             name: n.name.clone(),
         };
         self.save(&n)?;
         table.insert(n.id.clone(), n);
+        drop(table);
+        // Its open connections there end, at both ends, as on Linux when
+        // an interface goes.
+        self.peers.disconnected(id, gone.address);
         Ok(left)
     }
 
@@ -668,16 +784,23 @@ impl NetworkTable {
     pub fn leave_all(&self, id: &str) -> Vec<NetworkName> {
         let mut table = self.lock();
         let mut left = Vec::new();
+        let mut addresses = Vec::new();
         for n in table.values_mut() {
-            if n.endpoints.remove(id).is_some() {
+            if let Some(gone) = n.endpoints.remove(id) {
                 if let Err(e) = self.journal.put(&n.id, &*n) {
                     eprintln!("wrun daemon: {}", crate::error::describe(&e));
                 }
+                addresses.push(gone.address);
                 left.push(NetworkName {
                     id: n.id.clone(),
                     name: n.name.clone(),
                 });
             }
+        }
+        drop(table);
+        self.names().remove(id);
+        for addr in addresses {
+            self.peers.disconnected(id, addr);
         }
         left
     }
