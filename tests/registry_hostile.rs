@@ -13,7 +13,7 @@ mod lying_registry;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -525,6 +525,35 @@ fn credentials_never_go_to_a_token_realm_on_another_host() {
     );
     assert_no_credentials(&realm.requests());
     assert_no_credentials(&reg.requests());
+}
+
+#[test]
+fn a_registry_that_asks_basic_then_a_realm_elsewhere_never_gets_credentials_sent_there() {
+    // The first /v2/ (wrun's check) asks for Basic; every later one for a
+    // token from another host. Basic must stay Basic, sent to the registry.
+    let img = image(1, |_| {});
+    let realm = LyingRegistry::start(|_| Reply::new(200, format!("{{\"token\":\"{TOKEN}\"}}")));
+    let realm_url = realm.url("/token");
+    let content = img.content.clone();
+    let challenges = Arc::new(AtomicUsize::new(0));
+    let reg = LyingRegistry::start(move |r| {
+        if r.path() == "/v2/" || !has_basic(r) {
+            let challenge = if challenges.fetch_add(1, Ordering::SeqCst) == 0 {
+                "Basic realm=\"lying\"".to_owned()
+            } else {
+                format!("Bearer realm=\"{realm_url}\",service=\"lying\"")
+            };
+            return Reply::error(401, "UNAUTHORIZED", "authentication required")
+                .header("WWW-Authenticate", &challenge);
+        }
+        content.answer(r)
+    });
+    let env = Env::new();
+    log_in(&env, &reg.host);
+    let name = format!("{}/x:1", reg.host);
+    let out = wrun(&env, &["pull", &name]).output().unwrap();
+    assert_no_credentials(&realm.requests());
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use oci_client::secrets::RegistryAuth;
+use oci_client::token_cache::RegistryTokenType;
+use oci_client::{Client, Reference, RegistryOperation};
 use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Map, Value};
@@ -476,6 +478,26 @@ pub fn registry_auth(
             }
         })
     })
+}
+
+/// Hands a transfer's credentials to `client` so that it never asks the
+/// registry again how to send them. oci-client, given Basic credentials,
+/// makes its own `GET /v2/` first and sends them to whatever token realm
+/// that answer names, on any host: a registry that said Basic to
+/// [`registry_auth`] and names a realm elsewhere the second time would get
+/// them sent there. Basic is pinned for pull and push as
+/// [`registry_auth`] found it; a Bearer token oci-client sends as given,
+/// and anonymous transfers have nothing to leak.
+pub(super) async fn pin_auth(client: &Client, reference: &Reference, auth: &RegistryAuth) {
+    client
+        .store_auth_if_needed(reference.resolve_registry(), auth)
+        .await;
+    if let RegistryAuth::Basic(user, password) = auth {
+        for op in [RegistryOperation::Pull, RegistryOperation::Push] {
+            let basic = RegistryTokenType::Basic(user.clone(), password.clone());
+            client.tokens.insert(reference, op, basic).await;
+        }
+    }
 }
 
 #[cfg(test)]

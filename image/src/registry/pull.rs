@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::progress::{REPORT_EVERY, TransferEvent};
 use super::{
-    Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, runtime,
+    Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, auth, runtime,
 };
 use crate::digest::Digest;
 use crate::document::{self, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
@@ -99,6 +99,7 @@ async fn fetch(
     r: &RemoteRef,
     options: &RegistryOptions,
 ) -> Result<Fetched> {
+    auth::pin_auth(client, &r.client_ref(), &options.auth).await;
     let (bytes, digest) = manifest(client, r, options, &r.client_ref(), r.digest, None).await?;
     let what = format!("the manifest of {r}");
     let (bytes, digest, descriptor_type) = if is_index(&bytes) {
@@ -403,9 +404,9 @@ async fn blob(
     })
 }
 
-/// Asks for blob `w` from byte `have` on (all of it from 0) and appends it
-/// to `file`; the bytes it now holds. A registry that answers a range with
-/// the whole blob has it written from the start.
+/// Asks for blob `w` from byte `have` on (`Range: bytes=HAVE-`) and appends
+/// it to `file`; the bytes it now holds. A registry that answers with the
+/// whole blob has it written from the start.
 #[allow(clippy::too_many_arguments)]
 async fn fetch_rest(
     client: &Client,
@@ -424,25 +425,24 @@ async fn fetch_rest(
         ..OciDescriptor::default()
     };
     let at = r.at(&w.digest);
-    let body = if have > 0 {
-        match client
-            .pull_blob_stream_partial(&at, &descriptor, have, None)
-            .await
-        {
-            Ok(BlobResponse::Partial(body)) => Ok(body),
-            Ok(BlobResponse::Full(body)) => {
+    // Asked as a range even from byte 0: a `206` body is hashed once, here
+    // (oci-client hashes a `200` body again as it streams it).
+    let body = match client
+        .pull_blob_stream_partial(&at, &descriptor, have, None)
+        .await
+        .map_err(|e| RegistryError::from_call(what, r, e))?
+    {
+        BlobResponse::Partial(body) => body,
+        BlobResponse::Full(body) => {
+            if have > 0 {
                 file.set_len(0)
                     .io_context(|| format!("truncating {}", path.display()))?;
                 *hasher = Sha256::new();
                 have = 0;
-                Ok(body)
             }
-            Err(e) => Err(e),
+            body
         }
-    } else {
-        client.pull_blob_stream(&at, &descriptor).await
-    }
-    .map_err(|e| RegistryError::from_call(what, r, e))?;
+    };
     report(TransferEvent::Bytes {
         layer: w.digest,
         done: have,
