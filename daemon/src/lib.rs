@@ -25,6 +25,7 @@ pub mod grants;
 mod host;
 mod http;
 pub mod image_views;
+mod image_search;
 mod image_transfer;
 mod images;
 mod import;
@@ -271,6 +272,7 @@ enum Route {
     ImagesPrune,
     ImagesCreate,
     ImagePush(String),
+    ImagesSearch,
     Auth,
     Commit,
     Build,
@@ -358,6 +360,7 @@ async fn dispatch(
         Route::ImagesCreate => image_transfer::pull(daemon, &query, req).await,
         Route::ImagePush(name) => image_transfer::push(daemon, name, &query, req).await,
         Route::Auth => image_transfer::login(req).await,
+        Route::ImagesSearch => image_search::search(&query, req.headers()).await,
         Route::Commit => commit::commit(daemon, &query, req).await,
         Route::Build => build::build(daemon, &query, req).await,
         Route::ContainerCreate => containers::create(daemon, &query, req).await,
@@ -483,6 +486,7 @@ fn route_served(method: &Method, raw_path: &str) -> Result<Option<Route>, Daemon
         ["images", "load"] if post => Route::ImagesLoad,
         ["images", "prune"] if post => Route::ImagesPrune,
         ["images", "create"] if post => Route::ImagesCreate,
+        ["images", "search"] if get => Route::ImagesSearch,
         ["commit"] if post => Route::Commit,
         ["build"] if post => Route::Build,
         ["images", rest @ .., "get"] if get => {
@@ -577,14 +581,13 @@ fn not_served(method: &Method, segments: &[&str]) -> DaemonError {
     }
     const NO_PROCESSES: &str = "an instance is one wasm module in the daemon, with no processes to start or enter beside it";
     const NO_REGISTRY: &str =
-        "of the registry routes wrun serves pull, push and login (docs/registry.md)";
+        "of the registry routes wrun serves pull, push, login and search (docs/registry.md)";
     let (verb, why) = match segments {
         ["containers", _, "update"] => {
             ("update", "an instance's limits are set when it is created")
         }
         ["containers", _, "resize"] => ("run -t", "wrun instances have no TTY"),
         ["containers", _, "checkpoints", ..] => ("checkpoint", NO_PROCESSES),
-        ["images", "search"] => ("search", NO_REGISTRY),
         ["distribution", ..] => ("pull", NO_REGISTRY),
         ["session"] | ["grpc"] => (
             "build",

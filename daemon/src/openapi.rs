@@ -31,8 +31,8 @@ use wrun_api::containers::{
 };
 use wrun_api::exec::{ExecCreateRequest, ExecCreateResponse, ExecInspect, ExecStartRequest};
 use wrun_api::images::{
-    CommitResponse, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary,
-    LoadMessage,
+    CommitResponse, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse,
+    ImageSearchResult, ImageSummary, LoadMessage,
 };
 use wrun_api::registry::{AuthConfig, AuthResponse, ProgressMessage};
 use wrun_api::network::{
@@ -584,6 +584,51 @@ pub const ROUTES: &[Route] = &[
                 "Neither `X-Registry-Auth` nor a JSON body of credentials (`Bad parameters and missing X-Registry-Auth: EOF`); a malformed one; a name that is no reference or names no registry.",
             ),
             SERVER_ERROR,
+        ],
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/images/search",
+        operation_id: "ImageSearch",
+        tag: "Image",
+        summary: "Search a registry's repositories (`docker search`): its catalog (`GET /v2/_catalog`) filtered by the term, each repository's tags as its description",
+        params: &[
+            query(
+                "term",
+                Value::Text,
+                "`HOST[:PORT]/TERM`, or TERM alone to search the daemon's default-registry; the repositories whose path holds TERM (any case).",
+            ),
+            query(
+                "limit",
+                Value::Pattern(r"^-?[0-9]{1,9}$"),
+                "At most this many results, 1 to 100 (default 25).",
+            ),
+            query(
+                "filters",
+                Value::Filters(&[
+                    many("stars", r"^[0-9]{1,9}$"),
+                    one("is-official", "^(true|false|1|0)$"),
+                    one("is-automated", "^(true|false|1|0)$"),
+                ]),
+                "dockerd's search filters; a registry's repositories have no stars and are neither official nor automated.",
+            ),
+            REGISTRY_AUTH,
+        ],
+        body: Body::None,
+        replies: &[
+            reply(
+                200,
+                "The repositories found, in catalog order.",
+                Content::JsonList(schema::<ImageSearchResult>()),
+            ),
+            error(
+                400,
+                "A limit outside 1-100 (`Limit 0 is outside the range of [1, 100]`), a bad filter (`Invalid filter 'foo'`), a term that names no registry while none is configured, a malformed `X-Registry-Auth` or one for another registry.",
+            ),
+            error(
+                500,
+                "The registry refused or lacks its catalog (a login needed: 401), could not be reached, or its TLS certificate is not trusted.",
+            ),
         ],
     },
     Route {
@@ -2372,6 +2417,7 @@ mod tests {
             }
             R::Commit => 26 + 19,
             R::Build => 26 + 20,
+            R::ImagesSearch => VARIANTS - 13,
             R::ImagePush(_) => VARIANTS - 12,
             R::Auth => VARIANTS - 11,
             R::NetworksList => VARIANTS - 10,
@@ -2388,7 +2434,7 @@ mod tests {
     }
 
     /// How many answers [`variant`] tells apart.
-    const VARIANTS: usize = 26 + 19 + 2 + 2 + 6 + 4;
+    const VARIANTS: usize = 26 + 19 + 2 + 3 + 6 + 4;
 
     #[test]
     fn the_table_and_the_router_agree() {

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Args;
 use hyper::Method;
+use wrun_api::registry::AuthConfig;
 use wrun_image::registry::{self, Access, SearchFilters, SearchQuery, SearchResult};
 
 use super::login::{RegistryFlags, registry_config, registry_options, stored_credentials};
@@ -97,8 +98,9 @@ fn here(args: &SearchArgs, filters_json: &str) -> anyhow::Result<Vec<SearchResul
     Ok(registry::search(&options, &query)?)
 }
 
-/// `GET /images/search` of the daemon named with `-H`: the daemon's
-/// registry configuration applies, not this process's.
+/// `GET /images/search` of the daemon named with `-H`, with the
+/// credentials stored for the registry named (`X-Registry-Auth`): the
+/// daemon's registry configuration applies, not this process's.
 fn through_daemon(
     target: &super::DaemonTarget,
     args: &SearchArgs,
@@ -110,13 +112,32 @@ fn through_daemon(
         );
     }
     limit(args.limit)?;
-    let term = match &args.registry {
-        // The daemon takes docker's HOST/TERM; the split is checked there.
-        Some(r) => {
-            let query = SearchQuery::new(&args.term, Some(r), None, 1, SearchFilters::default())?;
-            format!("{}/{}", query.registry, query.term)
-        }
-        None => args.term.clone(),
+    // The registry when the command names one (else the daemon's
+    // default-registry, whose credentials this process cannot know).
+    let named = SearchQuery::new(
+        &args.term,
+        args.registry.as_deref(),
+        None,
+        1,
+        SearchFilters::default(),
+    );
+    let term = match (&args.registry, &named) {
+        // The daemon takes docker's HOST/TERM.
+        (Some(_), Ok(q)) => format!("{}/{}", q.registry, q.term),
+        (Some(_), Err(e)) => bail!("{e}"),
+        (None, _) => args.term.clone(),
+    };
+    let auth = match &named {
+        Ok(q) => stored_credentials(&q.registry)?.map(|c| {
+            AuthConfig {
+                username: c.username,
+                password: c.password,
+                serveraddress: q.registry.clone(),
+                ..AuthConfig::default()
+            }
+            .to_header()
+        }),
+        Err(_) => None,
     };
     let mut path = format!(
         "/images/search?term={}&limit={}",
@@ -126,7 +147,19 @@ fn through_daemon(
     if filters_json != "{}" {
         path.push_str(&format!("&filters={}", super::escape(filters_json)));
     }
-    target.client()?.json(Method::GET, &path, None)
+    let headers: Vec<(&'static str, &str)> = auth
+        .as_deref()
+        .map(|a| ("X-Registry-Auth", a))
+        .into_iter()
+        .collect();
+    let mut body = Vec::new();
+    target
+        .client()?
+        .stream_with_request_headers(Method::GET, &path, &headers, |chunk| {
+            body.extend_from_slice(chunk);
+            Ok(())
+        })?;
+    serde_json::from_slice(&body).context("the daemon's answer is not the expected JSON")
 }
 
 fn print(results: &[SearchResult], format: &RowFormat, no_trunc: bool) -> anyhow::Result<()> {
