@@ -374,6 +374,8 @@ impl RegistryOptions {
                 .unwrap_or_default(),
             max_concurrent_download: self.concurrency.max(1),
             max_concurrent_upload: self.concurrency.max(1),
+            // A blob in one PUT streaming the file (after its POST), not a
+            // PATCH per 4 MiB, each held in memory and waited on in turn.
             use_monolithic_push: true,
             read_timeout: Some(READ_TIMEOUT),
             connect_timeout: Some(CONNECT_TIMEOUT),

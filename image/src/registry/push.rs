@@ -16,8 +16,10 @@ use crate::document::OCI_MANIFEST;
 use crate::error::ImageError;
 use crate::store::{MAX_DOCUMENT, Store};
 
-/// Bytes read from a blob per upload chunk.
-const CHUNK: usize = 4 << 20;
+/// Bytes read from a blob at a time: a blob goes up in one request (a
+/// `POST`, then a `PUT` whose body streams the file), so this bounds what
+/// an upload holds in memory, not what a request carries.
+const CHUNK: usize = 256 << 10;
 
 /// What a push did.
 #[derive(Debug)]
