@@ -209,9 +209,31 @@ impl ProgressMessage {
         }
     }
 
-    /// The line as a terminal shows it when it is no terminal (`ID: status`
-    /// or the status alone); `None` for a line that says nothing there.
+    /// A layer's byte count so far (`Downloading`, `Pushing`): a terminal
+    /// draws it as a bar.
+    pub fn bytes(text: impl Into<String>, id: impl Into<String>, current: u64, total: u64) -> Self {
+        ProgressMessage {
+            status: Some(text.into()),
+            id: Some(id.into()),
+            progress_detail: Some(ProgressDetail {
+                current: Some(current),
+                total: Some(total),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// The line as the docker client prints it to no terminal (`ID:
+    /// status` or the status alone); `None` for a line it leaves out there
+    /// (byte counts, a push's `aux`).
     pub fn plain(&self) -> Option<String> {
+        if self
+            .progress_detail
+            .as_ref()
+            .is_some_and(|p| p.current.is_some())
+        {
+            return None;
+        }
         let status = self.status.as_deref()?;
         Some(match &self.id {
             Some(id) => format!("{id}: {status}"),
@@ -247,8 +269,9 @@ pub struct PullSummary {
 }
 
 impl PullSummary {
-    /// dockerd 20.10's lines for it: `Pulling from`, then (unless the store
-    /// had the image) each layer's `Pulling fs layer` or `Already exists`,
+    /// dockerd 20.10's lines for it: `Pulling from`, then (when a layer was
+    /// fetched: dockerd lists none for an image it had, under any name)
+    /// each layer's `Pulling fs layer` or `Already exists`,
     /// each fetched one's `Verifying Checksum` and `Download complete`,
     /// their `Pull complete`; then `Digest:` and `Status:`.
     pub fn messages(&self) -> Vec<ProgressMessage> {
@@ -256,7 +279,7 @@ impl PullSummary {
             format!("Pulling from {}", self.path),
             &self.at,
         )];
-        if !self.up_to_date {
+        if !self.up_to_date && self.layers.iter().any(|(_, fetched)| *fetched) {
             for (layer, fetched) in &self.layers {
                 let first = if *fetched {
                     "Pulling fs layer"
@@ -417,6 +440,17 @@ mod tests {
                 "Status: Image is up to date for 127.0.0.1:5000/s/big:1.0",
             ]
         );
+        // Every layer stored (the image under another name): none listed.
+        pull.up_to_date = false;
+        pull.layers[1].1 = false;
+        assert_eq!(
+            plain(&pull),
+            [
+                "1.0: Pulling from s/big",
+                "Digest: sha256:d",
+                "Status: Downloaded newer image for 127.0.0.1:5000/s/big:1.0",
+            ]
+        );
     }
 
     #[test]
@@ -473,6 +507,12 @@ mod tests {
             "{\"progressDetail\":{},\"aux\":{\"Tag\":\"1.0\",\"Digest\":\"sha256:ab\",\"Size\":731}}\n"
         );
         assert_eq!(aux.plain(), None);
+        let bytes = ProgressMessage::bytes("Downloading", "ab", 5, 10);
+        assert_eq!(
+            String::from_utf8(bytes.to_line()).unwrap(),
+            "{\"status\":\"Downloading\",\"progressDetail\":{\"current\":5,\"total\":10},\"id\":\"ab\"}\n"
+        );
+        assert_eq!(bytes.plain(), None);
         assert_eq!(
             ProgressMessage::layer("Pushed", "ab").plain().as_deref(),
             Some("ab: Pushed")

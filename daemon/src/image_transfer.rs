@@ -4,17 +4,22 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
+use tokio::sync::mpsc;
 use wrun_api::registry::{
     AuthConfig, AuthResponse, ProgressMessage, PullSummary, PushResult, PushSummary,
 };
-use wrun_image::registry::{self, Access, Credentials, RegistryError, RegistryOptions, RemoteRef};
+use wrun_image::registry::{
+    self, Access, Credentials, ProgressSink, PullReport, RegistryError, RegistryOptions, RemoteRef,
+    TransferEvent,
+};
 use wrun_image::{ImageError, ImageRef};
 
 use crate::error::{DaemonError, describe_error};
-use crate::http::{Body, Query, full, json, read_body};
+use crate::http::{Body, Query, full, json, read_body, streaming};
 use crate::images::{blocking, familiar};
 use crate::state::Daemon;
 
@@ -156,10 +161,107 @@ fn header_auth(headers: &HeaderMap) -> Result<Option<AuthConfig>, DaemonError> {
         .map_err(DaemonError::invalid)
 }
 
+/// What the thread of a pull tells the answer: each layer's progress,
+/// then how it ended.
+enum Pulling {
+    Event(TransferEvent),
+    Done(Box<Result<PullReport, RegistryError>>),
+}
+
+/// A pull's events as dockerd 20.10's lines, as they come: a layer to fetch
+/// is `Pulling fs layer`, its bytes `Downloading` (with `progressDetail`),
+/// its end `Verifying Checksum` and `Download complete`; a stored one
+/// `Already exists`, held back until a layer is fetched (dockerd lists no
+/// layer of an image it had); at the end each fetched layer's `Pull
+/// complete`, `Digest:` and `Status:` ([`PullSummary`]'s lines).
+struct PullStream {
+    summary: PullSummary,
+    /// The layer announced last, not yet known to be fetched or stored.
+    pending: Option<String>,
+    held: Vec<ProgressMessage>,
+    fetching: bool,
+}
+
+impl PullStream {
+    fn event(&mut self, event: TransferEvent) -> Vec<ProgressMessage> {
+        let mut out = Vec::new();
+        if let TransferEvent::Exists { layer } = event {
+            let id = layer.short().to_string();
+            if self.pending.as_ref() == Some(&id) {
+                self.pending = None;
+            }
+            self.summary.layers.push((id.clone(), false));
+            let line = ProgressMessage::layer("Already exists", id);
+            if self.fetching {
+                out.push(line);
+            } else {
+                self.held.push(line);
+            }
+            return out;
+        }
+        self.flush_pending(&mut out);
+        match event {
+            TransferEvent::Pending { layer, .. } => {
+                self.pending = Some(layer.short().to_string());
+            }
+            TransferEvent::Bytes { layer, done, size } => {
+                out.push(ProgressMessage::bytes(
+                    "Downloading",
+                    layer.short().to_string(),
+                    done,
+                    size,
+                ));
+            }
+            TransferEvent::Done { layer } => {
+                let id = layer.short().to_string();
+                out.push(ProgressMessage::layer("Verifying Checksum", &id));
+                out.push(ProgressMessage::layer("Download complete", id));
+            }
+            TransferEvent::Exists { .. } | TransferEvent::Storing => {}
+        }
+        out
+    }
+
+    /// The layer announced last is fetched: its first line (after the
+    /// stored ones held back).
+    fn flush_pending(&mut self, out: &mut Vec<ProgressMessage>) {
+        let Some(id) = self.pending.take() else {
+            return;
+        };
+        if !self.fetching {
+            self.fetching = true;
+            out.append(&mut self.held);
+        }
+        out.push(ProgressMessage::layer("Pulling fs layer", &id));
+        self.summary.layers.push((id, true));
+    }
+
+    fn finish(mut self, report: &PullReport) -> Vec<ProgressMessage> {
+        let mut out = Vec::new();
+        self.flush_pending(&mut out);
+        if self.fetching && !report.up_to_date {
+            out.extend(
+                self.summary
+                    .layers
+                    .iter()
+                    .filter(|(_, fetched)| *fetched)
+                    .map(|(id, _)| ProgressMessage::layer("Pull complete", id)),
+            );
+        }
+        self.summary.digest = report.digest.to_string();
+        self.summary.up_to_date = report.up_to_date;
+        // The last two of the summary's lines: `Digest:` and `Status:`.
+        let lines = self.summary.messages();
+        out.extend(lines.into_iter().rev().take(2).rev());
+        out
+    }
+}
+
 /// `POST /images/create?fromImage=NAME&tag=TAG`: pulls the image into the
 /// store with the credentials of `X-Registry-Auth` (anonymous without).
 /// dockerd's answer: a 404/400/500 when the manifest cannot be had, else a
-/// 200 with its progress lines, a later failure as the last line.
+/// 200 with its progress lines as the pull goes, a later failure as the
+/// last line.
 pub async fn pull(
     daemon: &Arc<Daemon>,
     query: &Query,
@@ -168,44 +270,109 @@ pub async fn pull(
     let remote = pull_reference(query)?;
     let auth = header_auth(req.headers())?.unwrap_or_default();
     let credentials = credentials(&auth, &remote)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Pulling>();
     let d = Arc::clone(daemon);
     let r = remote.clone();
-    let pulled = blocking("pulling the image", move || {
-        Ok(transfer_options(&r, credentials.as_ref(), Access::Pull)
-            .and_then(|options| registry::pull(&d.store, &r, &options)))
-    })
-    .await?;
+    tokio::task::spawn_blocking(move || {
+        let events = tx.clone();
+        let result =
+            transfer_options(&r, credentials.as_ref(), Access::Pull).and_then(|mut options| {
+                options.progress = ProgressSink::new(move |e| {
+                    let _ = events.send(Pulling::Event(e));
+                });
+                registry::pull(&d.store, &r, &options)
+            });
+        let _ = tx.send(Pulling::Done(Box::new(result)));
+    });
     let at = match (&remote.digest, &remote.tag) {
         (Some(_), _) => remote.to_string(),
         (None, tag) => tag.clone().unwrap_or_default(),
     };
-    let report = match pulled {
-        Ok(report) => report,
-        Err(e) => {
-            if let Some(before) = status_before_stream(&e) {
-                return Err(before);
-            }
-            return Ok(json_lines(&[
-                ProgressMessage::titled(format!("Pulling from {}", remote.repository), at),
-                ProgressMessage::failed(describe_error(&e)),
-            ]));
-        }
-    };
     let name = remote.to_string();
-    daemon.events.image("pull", &name, &name);
-    let summary = PullSummary {
-        at,
-        path: remote.repository.clone(),
-        layers: report
-            .layers
-            .iter()
-            .map(|(d, fetched)| (d.short().to_string(), *fetched))
-            .collect(),
-        digest: report.digest.to_string(),
-        name,
-        up_to_date: report.up_to_date,
+    let title = ProgressMessage::titled(format!("Pulling from {}", remote.repository), &at);
+    let mut stream = PullStream {
+        summary: PullSummary {
+            at,
+            path: remote.repository.clone(),
+            layers: Vec::new(),
+            digest: String::new(),
+            name: name.clone(),
+            up_to_date: false,
+        },
+        pending: None,
+        held: Vec::new(),
+        fetching: false,
     };
-    Ok(json_lines(&summary.messages()))
+    // Nothing is said before the manifest is in: its failure is a status.
+    let first = match rx.recv().await {
+        None => {
+            return Err(DaemonError::Internal(
+                "pulling the image failed: its thread panicked".into(),
+            ));
+        }
+        Some(Pulling::Done(result)) => match *result {
+            Err(e) => {
+                if let Some(before) = status_before_stream(&e) {
+                    return Err(before);
+                }
+                return Ok(json_lines(&[
+                    title,
+                    ProgressMessage::failed(describe_error(&e)),
+                ]));
+            }
+            Ok(report) => {
+                daemon.events.image("pull", &name, &name);
+                let mut lines = vec![title];
+                lines.extend(stream.finish(&report));
+                return Ok(json_lines(&lines));
+            }
+        },
+        Some(Pulling::Event(e)) => e,
+    };
+    let (body, response) = streaming("application/json");
+    let d = Arc::clone(daemon);
+    tokio::spawn(async move {
+        let mut lines = vec![title];
+        lines.extend(stream.event(first));
+        loop {
+            for line in lines.drain(..) {
+                if body.send(Bytes::from(line.to_line())).await.is_err() {
+                    // The client is gone; the pull ends on its own.
+                    return;
+                }
+            }
+            match rx.recv().await {
+                Some(Pulling::Event(e)) => lines.extend(stream.event(e)),
+                Some(Pulling::Done(result)) => {
+                    let last = match *result {
+                        Ok(report) => {
+                            d.events.image("pull", &name, &name);
+                            stream.finish(&report)
+                        }
+                        Err(e) => vec![ProgressMessage::failed(describe_error(&e))],
+                    };
+                    for line in last {
+                        if body.send(Bytes::from(line.to_line())).await.is_err() {
+                            return;
+                        }
+                    }
+                    return;
+                }
+                None => {
+                    let _ = body
+                        .send(Bytes::from(
+                            ProgressMessage::failed(
+                                "pulling the image failed: its thread panicked",
+                            )
+                            .to_line(),
+                        ))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(response)
 }
 
 /// The credentials of a push: `X-Registry-Auth`, else (dockerd's old
