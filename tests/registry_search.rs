@@ -173,6 +173,14 @@ fn search_lists_the_catalog_filtered_by_the_term_in_dockers_columns() {
     )
     .expect("write config.json");
     assert_eq!(ok(&env, &config, &["search", "hello"]), table);
+    // ... and a bare name pulls from it, stored under its full name.
+    let clean = Env::new();
+    let pulled = ok(&clean, &config, &["pull", "team/hello:2.0"]);
+    assert!(
+        pulled.ends_with(&format!("{h}/team/hello:2.0\n")),
+        "{pulled}"
+    );
+    clean.ok(&["image", "inspect", &format!("{h}/team/hello:2.0")]);
 }
 
 #[test]

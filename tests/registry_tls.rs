@@ -2,7 +2,7 @@
 //! a CA of its own): refused by default in one line that names the host and
 //! how to trust it; trusted once the CA is in wrun's `certs.d/HOST:PORT/`
 //! (a push and pull round trip over TLS); `insecure-registries` and
-//! `--insecure` skip the check.
+//! `--insecure` (login, search, push, pull) skip the check.
 
 mod common;
 
@@ -144,6 +144,12 @@ fn insecure_registries_and_the_insecure_flag_skip_the_certificate_check() {
     );
     assert!(login.contains("Login Succeeded"), "{login}");
     ok(&env, &config, &["search", "--insecure", &search]);
+    refused(&env, &config, &["push", &name]);
+    let pushed = ok(&env, &config, &["push", "--insecure", &name]);
+    assert!(pushed.contains(": Pushed"), "{pushed}");
+    let clean = Env::new();
+    refused(&clean, &config, &["pull", &name]);
+    ok(&clean, &config, &["pull", "--insecure", &name]);
 
     // insecure-registries, as docker's daemon.json writes it: the host, or
     // a CIDR holding its address.

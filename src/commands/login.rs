@@ -51,6 +51,21 @@ pub fn registry_config() -> anyhow::Result<RegistryConfig> {
     Ok(RegistryConfig::load(&registry::wrun_config_dir()?)?)
 }
 
+/// Where `name` lives: its registry, else the configured default one.
+pub fn remote_ref(name: &str) -> anyhow::Result<RemoteRef> {
+    Ok(registry_config()?.remote_ref(name)?)
+}
+
+/// `--insecure` names nothing a daemon takes: refused, not dropped.
+pub fn refuse_insecure_through_daemon(flags: &RegistryFlags) -> anyhow::Result<()> {
+    if flags.insecure {
+        bail!(
+            "--insecure is not sent to a daemon (the Docker API has no such field): list the registry in insecure-registries of the daemon's config.json"
+        );
+    }
+    Ok(())
+}
+
 /// The options of a call to `registry`: the configuration's (and
 /// `--insecure`'s), the transport found by reaching it, anonymous.
 pub fn registry_options(registry: &str, flags: &RegistryFlags) -> anyhow::Result<RegistryOptions> {

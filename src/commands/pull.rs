@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use wrun_image::registry::{self, Access, RemoteRef};
+use wrun_image::registry::{self, Access};
 
 use crate::image_backend::TransferOutput;
 use crate::progress::{Direction, LayerProgress};
@@ -15,13 +15,16 @@ pub struct PullArgs {
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub registry: super::login::RegistryFlags,
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
     pub image: String,
 }
 
 pub fn run(root: &Path, host: Option<&str>, args: PullArgs) -> anyhow::Result<ExitCode> {
-    let reference = RemoteRef::parse(&args.image)?;
+    let reference = super::login::remote_ref(&args.image)?;
     if let Some(client) = crate::image_backend::transfer_daemon(root, host)? {
+        super::login::refuse_insecure_through_daemon(&args.registry)?;
         let out = if args.quiet {
             TransferOutput::Quiet
         } else {
@@ -39,7 +42,8 @@ pub fn run(root: &Path, host: Option<&str>, args: PullArgs) -> anyhow::Result<Ex
     };
     let header = format!("{what}: Pulling from {}", reference.repository);
     let progress = LayerProgress::new(Direction::Pull, args.quiet, Some(header.clone()));
-    let mut options = super::login::transfer_options(&reference, Access::Pull)?;
+    let mut options =
+        super::login::transfer_options_with(&reference, Access::Pull, &args.registry)?;
     options.progress = progress.sink();
     let report = registry::pull(&store, &reference, &options)?;
     let name = reference.to_string();

@@ -106,11 +106,7 @@ fn through_daemon(
     args: &SearchArgs,
     filters_json: &str,
 ) -> anyhow::Result<Vec<SearchResult>> {
-    if args.registry_flags.insecure {
-        bail!(
-            "--insecure is not sent to a daemon (the Docker API has no such field): list the registry in insecure-registries of the daemon's config.json"
-        );
-    }
+    super::login::refuse_insecure_through_daemon(&args.registry_flags)?;
     limit(args.limit)?;
     // The registry when the command names one (else the daemon's
     // default-registry, whose credentials this process cannot know).
