@@ -157,6 +157,47 @@ fn instances_on_a_network_echo_by_name_alias_and_address_with_no_host_listener()
 }
 
 #[test]
+fn a_published_port_answers_the_host_and_the_network_alike() {
+    let d = daemon();
+    let before = listeners(pid(&d));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:7");
+    d.wrun_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--network",
+        "net",
+        "-p",
+        &publish,
+        "echo-tcp:1.0",
+    ]);
+    wait_for_log(&d, "server", "listening on 127.0.0.1:7");
+    // One host listener, the published one.
+    let added: Vec<String> = listeners(pid(&d)).difference(&before).cloned().collect();
+    assert_eq!(added, [format!("0100007F:{port:04X}")]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut s, b"from the host").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = String::new();
+    std::io::Read::read_to_string(&mut s, &mut back).unwrap();
+    assert_eq!(back, "from the host");
+    let (code, logs) = run_to_end(
+        &d,
+        "peer",
+        &["--network", "net"],
+        &["connect", "server:7", "from a peer"],
+    );
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("echoed: from a peer\n"), "{logs}");
+}
+
+#[test]
 fn an_instance_not_on_the_network_can_neither_resolve_nor_reach_it() {
     let d = daemon();
     start_server(&d);

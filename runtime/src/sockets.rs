@@ -246,6 +246,56 @@ pub(crate) struct InstanceSockets {
     /// The TCP sockets served in process, by table index (removed by the
     /// socket's destructor).
     peer: HashMap<u32, PeerSocket>,
+    /// Host listeners of published ports that peers reach too, by table
+    /// index (see [`PublishedToPeers`]).
+    forwarders: HashMap<u32, PublishedToPeers>,
+}
+
+/// A published port's host listener made reachable from the instance's
+/// peers as well: an in-process listener on the same guest port whose
+/// connections are handed to the host listener over loopback (so the
+/// guest accepts them from the loopback address). Dropping it stops the
+/// in-process listener.
+struct PublishedToPeers(tokio::task::JoinHandle<()>);
+
+impl Drop for PublishedToPeers {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl PublishedToPeers {
+    /// Listens on `guest_port` for peers and forwards each connection to
+    /// the host listener at `host`.
+    fn start(listener: PeerListener, host: SocketAddr) -> Self {
+        let target = match host.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), host.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), host.port())
+            }
+            _ => host,
+        };
+        Self(tokio::spawn(async move {
+            while let Ok(mut peer) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut guest) = tokio::net::TcpStream::connect(target).await else {
+                        // The guest stopped listening meanwhile: the
+                        // peer's connection ends.
+                        return;
+                    };
+                    if tokio::io::copy_bidirectional(&mut peer, &mut guest)
+                        .await
+                        .is_err()
+                    {
+                        // A reset at one end is a reset at the other.
+                        let _ = guest.set_zero_linger();
+                    }
+                });
+            }
+        }))
+    }
 }
 
 impl InstanceSockets {
@@ -255,11 +305,34 @@ impl InstanceSockets {
             tcp: HashSet::new(),
             udp: HashSet::new(),
             peer: HashMap::new(),
+            forwarders: HashMap::new(),
         }
     }
 
     fn peers(&self) -> Option<&InstancePeers> {
         self.grants.peers.as_ref()
+    }
+
+    /// After a host listen: a published port is reachable from the
+    /// instance's peers too, at its guest port (`-p` publishes to the host
+    /// as ever). Best effort: the host listener stands either way.
+    fn publish_to_peers(&mut self, view: &mut WasiSocketsCtxView<'_>, rep: u32) {
+        let Some(peers) = self.peers() else {
+            return;
+        };
+        let Ok(host) = tcp::HostTcpSocket::local_address(view, Resource::new_borrow(rep))
+            .map(SocketAddr::from)
+        else {
+            return;
+        };
+        let guest = self.guest_view(host, Protocol::Tcp);
+        if guest == host {
+            return;
+        }
+        if let Ok(listener) = peers.listen(None, guest.port(), DEFAULT_BACKLOG) {
+            self.forwarders
+                .insert(rep, PublishedToPeers::start(listener, host));
+        }
     }
 
     /// Whether a guest bind of `local` is served on the instance's
@@ -448,6 +521,7 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             // The in-process state goes with its shell: a listener stops,
             // a connection closes.
             mine.peer.remove(&rep);
+            mine.forwarders.remove(&rep);
             tcp::HostTcpSocket::drop(&mut view, Resource::new_own(rep))
         },
     )?;
@@ -533,7 +607,13 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
                 let (mine, mut view) = store.data_mut().sockets_split();
                 let rep = this.rep();
                 let (local, backlog) = match mine.peer.get(&rep) {
-                    None => return answer(tcp::HostTcpSocket::start_listen(&mut view, this).await),
+                    None => {
+                        let listening = tcp::HostTcpSocket::start_listen(&mut view, this).await;
+                        if listening.is_ok() {
+                            mine.publish_to_peers(&mut view, rep);
+                        }
+                        return answer(listening);
+                    }
                     Some(PeerSocket::Bound {
                         local,
                         pending: false,
