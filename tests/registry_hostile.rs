@@ -18,7 +18,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{Env, end_tar, hello_layer, poll, raw_entry};
-use lying_registry::{Content, FLOOD_CAP, LyingRegistry, OCI_MANIFEST, Reply, Request, Then};
+use lying_registry::{
+    Content, FLOOD_CAP, LyingRegistry, OCI_INDEX, OCI_MANIFEST, Reply, Request, Then,
+};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cret-pw";
@@ -332,6 +334,109 @@ fn a_10_gb_content_length_for_a_1_kb_layer_fails_fast_in_little_memory() {
             line.contains("larger than its descriptor"),
             "{then:?}: {line}"
         );
+        assert_small(rss);
+        before.assert_unchanged(&env);
+    }
+}
+
+#[test]
+fn a_manifest_whose_media_type_disagrees_with_the_document_is_refused() {
+    let img = image(0, |_| {});
+    let manifest_digest = lying_registry::digest(&img.manifest);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": img.manifest.len(),
+                       "platform": {"os": "wasip1", "architecture": "wasm"}}],
+    }))
+    .unwrap();
+    let mut ambiguous: Value = serde_json::from_slice(&img.manifest).unwrap();
+    ambiguous.as_object_mut().unwrap().remove("mediaType");
+    ambiguous["manifests"] = json!([]);
+    let ambiguous = serde_json::to_vec(&ambiguous).unwrap();
+    let cases = [
+        // An index sent as a manifest.
+        (
+            "an index sent as a manifest",
+            OCI_MANIFEST,
+            index.clone(),
+            "sent it as",
+        ),
+        // A manifest sent as an index.
+        (
+            "a manifest sent as an index",
+            OCI_INDEX,
+            img.manifest.clone(),
+            "sent it as",
+        ),
+        // No media type and both a manifest's and an index's fields.
+        ("both at once", "application/json", ambiguous, "ambiguous"),
+    ];
+    for (case, sent_as, body, says) in cases {
+        let content = img.content.clone();
+        let reg = LyingRegistry::start(move |r| {
+            if r.manifest() == Some("1") {
+                return Reply::new(200, body.clone()).header("Content-Type", sent_as);
+            }
+            content.answer(r)
+        });
+        let (env, before) = store_with_an_image();
+        let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+        assert!(line.contains(says), "{case}: {line}");
+    }
+    // Pulled by digest, a manifest that is not that digest.
+    let mut other: Value = serde_json::from_slice(&img.manifest).unwrap();
+    other["annotations"] = json!({"swapped": "yes"});
+    let other = serde_json::to_vec(&other).unwrap();
+    let content = img.content.clone();
+    let want = manifest_digest.clone();
+    let reg = LyingRegistry::start(move |r| {
+        if r.manifest() == Some(&want) {
+            return Reply::new(200, other.clone()).header("Content-Type", OCI_MANIFEST);
+        }
+        content.answer(r)
+    });
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x@{manifest_digest}", reg.host));
+    assert!(line.contains(&manifest_digest), "{line}");
+}
+
+#[test]
+fn a_manifest_over_the_size_bound_is_refused_in_little_memory() {
+    let img = image(0, |_| {});
+    let mut padded: Value = serde_json::from_slice(&img.manifest).unwrap();
+    padded["annotations"] = json!({"pad": "x".repeat(5 << 20)});
+    let padded = serde_json::to_vec(&padded).unwrap();
+    let cases: [(&str, Reply, &str); 3] = [
+        ("5 MiB", Reply::new(200, padded), "4194304"),
+        (
+            "10 GB announced",
+            Reply::new(200, img.manifest.clone())
+                .claiming(TEN_GB)
+                .then(Then::Flood),
+            "announces",
+        ),
+        (
+            "no length, no end",
+            Reply::new(200, img.manifest.clone())
+                .without_length()
+                .then(Then::Flood),
+            "more than 4194304 bytes",
+        ),
+    ];
+    for (case, reply, says) in cases {
+        let content = img.content.clone();
+        let reply = reply.header("Content-Type", OCI_MANIFEST);
+        let reg = LyingRegistry::start(move |r| {
+            if r.manifest().is_some() {
+                return reply.clone();
+            }
+            content.answer(r)
+        });
+        let (env, before) = store_with_an_image();
+        let (out, rss) = pull_measured(&env, &format!("{}/x:1", reg.host));
+        let line = one_line(&out);
+        assert!(line.contains(says), "{case}: {line}");
         assert_small(rss);
         before.assert_unchanged(&env);
     }

@@ -16,10 +16,13 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::Client;
 use oci_client::client::{BlobResponse, SizedStream};
+use oci_client::errors::{OciDistributionError, OciEnvelope};
 use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
 use oci_spec::image::{ImageIndex, ImageManifest};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
@@ -30,6 +33,7 @@ use super::{
 use crate::digest::Digest;
 use crate::document::{self, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::error::{ImageError, IoContext as _};
+use crate::reference::DEFAULT_TAG;
 use crate::store::{
     ImageRecord, MAX_DOCUMENT, PRIVATE_FILE, Staging, Store, create_private_dir_all,
     create_private_file,
@@ -100,13 +104,15 @@ async fn fetch(
     options: &RegistryOptions,
 ) -> Result<Fetched> {
     auth::pin_auth(client, &r.client_ref(), &options.auth).await;
-    let (bytes, digest) = manifest(client, r, options, &r.client_ref(), r.digest, None).await?;
+    let (bytes, digest, sent_as) =
+        manifest(client, r, options, &r.client_ref(), r.digest, None).await?;
     let what = format!("the manifest of {r}");
+    check_content_type(sent_as.as_deref(), &bytes, &what)?;
     let (bytes, digest, descriptor_type) = if is_index(&bytes) {
         let index = document::parse_index(&bytes, None, &what)?;
         let entry = wasm_entry(&index, r)?;
         let want = Digest::from_oci(entry.digest())?;
-        let (bytes, digest) = manifest(
+        let (bytes, digest, sent_as) = manifest(
             client,
             r,
             options,
@@ -115,6 +121,7 @@ async fn fetch(
             Some(entry.size()),
         )
         .await?;
+        check_content_type(sent_as.as_deref(), &bytes, &what)?;
         (bytes, digest, Some(entry.media_type().to_string()))
     } else {
         (bytes, digest, None)
@@ -228,7 +235,8 @@ fn kept_len(downloads: &Path, d: &Digest) -> u64 {
     std::fs::metadata(downloads.join(d.hex())).map_or(0, |m| m.len())
 }
 
-/// A manifest or index, checked against `want` and `size` when known.
+/// A manifest or index, checked against `want` and `size` when known, and
+/// the media type the registry sent it as (its `Content-Type`).
 async fn manifest(
     client: &Client,
     r: &RemoteRef,
@@ -236,15 +244,9 @@ async fn manifest(
     at: &oci_client::Reference,
     want: Option<Digest>,
     size: Option<u64>,
-) -> Result<(Vec<u8>, Digest)> {
-    let (bytes, _) = client
-        .pull_manifest_raw(at, &options.auth, &ACCEPTED)
-        .await
-        .map_err(|e| RegistryError::from_call("the manifest", r, e))?;
+) -> Result<(Vec<u8>, Digest, Option<String>)> {
+    let (bytes, content_type) = get_document(client, r, options, at).await?;
     let what = format!("the manifest of {r}");
-    if bytes.len() as u64 > MAX_DOCUMENT {
-        return Err(ImageError::invalid(&what, format!("more than {MAX_DOCUMENT} bytes")).into());
-    }
     let digest = Digest::of(&bytes);
     if let Some(want) = want
         && want != digest
@@ -266,7 +268,173 @@ async fn manifest(
         }
         .into());
     }
-    Ok((bytes.to_vec(), digest))
+    Ok((bytes, digest, content_type))
+}
+
+/// `GET …/manifests/REF` by wrun rather than oci-client's
+/// `pull_manifest_raw`, which reads any body whole: a body is refused past
+/// [`MAX_DOCUMENT`] bytes, announced or sent. The credentials are those
+/// oci-client would send (an anonymous token where the registry offers one).
+async fn get_document(
+    client: &Client,
+    r: &RemoteRef,
+    options: &RegistryOptions,
+    at: &oci_client::Reference,
+) -> Result<(Vec<u8>, Option<String>)> {
+    let call = |e| RegistryError::from_call("the manifest", r, e);
+    let url = format!(
+        "{}://{}/v2/{}/manifests/{}",
+        if options.plain_http(&r.registry) {
+            "http"
+        } else {
+            "https"
+        },
+        at.resolve_registry(),
+        at.repository(),
+        at.digest().or(at.tag()).unwrap_or(DEFAULT_TAG)
+    );
+    let http = options
+        .http_client(&r.registry)
+        .map_err(|e| call(OciDistributionError::RequestError(e)))?;
+    let mut request = http.get(&url).header(ACCEPT, ACCEPTED.join(", "));
+    request = match &options.auth {
+        RegistryAuth::Basic(user, password) => request.basic_auth(user, Some(password)),
+        RegistryAuth::Bearer(token) => request.bearer_auth(token),
+        // As oci-client does: a token when the registry hands out anonymous
+        // ones, else nothing (a registry that wants more says 401 next).
+        RegistryAuth::Anonymous => match client
+            .auth(at, &RegistryAuth::Anonymous, RegistryOperation::Pull)
+            .await
+        {
+            Ok(Some(token)) => request.bearer_auth(token),
+            _ => request,
+        },
+    };
+    let mut res = request
+        .send()
+        .await
+        .map_err(|e| call(OciDistributionError::RequestError(e)))?;
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+    let what = format!("the manifest of {r}");
+    if let Some(n) = res.content_length()
+        && n > MAX_DOCUMENT
+        && status.is_success()
+    {
+        return Err(ImageError::invalid(
+            &what,
+            format!(
+                "the registry announces {n} bytes, more than a manifest may have ({MAX_DOCUMENT})"
+            ),
+        )
+        .into());
+    }
+    let mut body = Vec::new();
+    loop {
+        match res.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > MAX_DOCUMENT {
+                    if !status.is_success() {
+                        break; // enough of an error's body to say what it is
+                    }
+                    return Err(ImageError::invalid(
+                        &what,
+                        format!("more than {MAX_DOCUMENT} bytes"),
+                    )
+                    .into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(RegistryError::Io {
+                    what: format!("receiving {what}"),
+                    source: io::Error::other(error_chain(&e)),
+                });
+            }
+        }
+    }
+    if status != reqwest::StatusCode::OK {
+        return Err(call(registry_refusal(status, &body, url)));
+    }
+    Ok((body, content_type))
+}
+
+/// A refusal as oci-client reports one (its words, so that
+/// [`RegistryError::from_call`] says it as for any other call).
+fn registry_refusal(status: reqwest::StatusCode, body: &[u8], url: String) -> OciDistributionError {
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return OciDistributionError::UnauthorizedError { url };
+    }
+    if status.is_success() {
+        return OciDistributionError::SpecViolationError(format!(
+            "Expected HTTP Status 200 OK, got {status} instead"
+        ));
+    }
+    match serde_json::from_slice::<OciEnvelope>(body) {
+        Ok(envelope) if status.is_client_error() => {
+            OciDistributionError::RegistryError { envelope, url }
+        }
+        _ => OciDistributionError::ServerError {
+            code: status.as_u16(),
+            url,
+            message: String::from_utf8_lossy(body).into_owned(),
+        },
+    }
+}
+
+/// An error and its causes in one line (`a: b: c`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    line
+}
+
+/// The manifest's `Content-Type` must agree with the document: a registry
+/// that sends an index as a manifest (or the other way round, or one kind
+/// of manifest as another) is refused, as docker refuses it, rather than
+/// read as whatever the body says (containerd CVE-2021-41190). A type wrun
+/// does not know (`application/json`, none) leaves the document to say.
+fn check_content_type(content_type: Option<&str>, bytes: &[u8], what: &str) -> Result<()> {
+    let Some(sent) = content_type.filter(|t| ACCEPTED.contains(t)) else {
+        return Ok(());
+    };
+    let own = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        });
+    let sent_index = sent == OCI_INDEX || sent == DOCKER_LIST;
+    let agrees = match &own {
+        Some(own) => own == sent,
+        None => is_index(bytes) == sent_index,
+    };
+    if agrees {
+        return Ok(());
+    }
+    let says = own.unwrap_or_else(|| {
+        if is_index(bytes) {
+            "an index".to_owned()
+        } else {
+            "a manifest".to_owned()
+        }
+    });
+    Err(ImageError::invalid(
+        what,
+        format!("the registry sent it as {sent:?} but the document is {says:?}"),
+    )
+    .into())
 }
 
 /// Whether a document says it is an index (its media type, or a
