@@ -20,16 +20,11 @@ use wrun_image::{ImageError, ImageRef};
 
 use crate::error::{DaemonError, describe_error};
 use crate::http::{Body, Query, full, json, read_body, streaming};
+use crate::image_search::{registry_config, registry_options};
 use crate::images::{blocking, familiar};
 use crate::state::Daemon;
 
 const AUTH_HEADER: &str = "X-Registry-Auth";
-
-/// How the daemon reaches registries (the CLI's defaults: TLS but for
-/// loopback registries).
-fn options() -> RegistryOptions {
-    RegistryOptions::default()
-}
 
 /// The JSON lines of a pull or push, answered with a 200.
 fn json_lines(lines: &[ProgressMessage]) -> Response<Body> {
@@ -75,7 +70,9 @@ fn transfer_options(
     credentials: Option<&Credentials>,
     access: Access,
 ) -> Result<RegistryOptions, RegistryError> {
-    let mut options = options();
+    // The daemon's own registry configuration (insecure-registries,
+    // certs.d), as its search's.
+    let mut options = registry_options(&remote.registry)?;
     options.auth = registry::registry_auth(
         &options,
         &remote.registry,
@@ -86,28 +83,17 @@ fn transfer_options(
     Ok(options)
 }
 
-/// A pull's failure before anything was streamed: dockerd's status for
-/// it (404 for a tag or digest the registry lacks, 400 for a bad name, 500
-/// for the registry or the network), or `None` when it failed past the
-/// manifest, which dockerd tells in the stream after its 200.
-fn status_before_stream(e: &RegistryError) -> Option<DaemonError> {
+/// A pull's failure before its first line (the manifest, its index, the
+/// registry's refusal, the transport; a layer's failure comes after the
+/// layers were announced): dockerd's status, 404 for a tag or digest the
+/// registry lacks, 400 for a bad name, 500 for the rest.
+fn status_before_stream(e: &RegistryError) -> DaemonError {
     let message = describe_error(e);
     match e {
-        RegistryError::ManifestUnknown { .. } => Some(DaemonError::not_found(message)),
+        RegistryError::ManifestUnknown { .. } => DaemonError::not_found(message),
         RegistryError::NoRegistry { .. }
-        | RegistryError::Image(ImageError::BadReference { .. }) => {
-            Some(DaemonError::invalid(message))
-        }
-        RegistryError::Unauthorized { .. }
-        | RegistryError::NoCredentials { .. }
-        | RegistryError::Login { .. }
-        | RegistryError::AuthFile(_)
-        | RegistryError::Registry { .. }
-        | RegistryError::NoWasmPlatform { .. } => Some(DaemonError::Internal(message)),
-        RegistryError::Transfer { what, .. } if what == "the manifest" => {
-            Some(DaemonError::Internal(message))
-        }
-        _ => None,
+        | RegistryError::Image(ImageError::BadReference { .. }) => DaemonError::invalid(message),
+        _ => DaemonError::Internal(message),
     }
 }
 
@@ -141,7 +127,11 @@ fn pull_reference(query: &Query) -> Result<RemoteRef, DaemonError> {
         }
         None => parsed,
     };
-    RemoteRef::from_image_ref(&named).map_err(|e| DaemonError::invalid(describe_error(&e)))
+    // A name without a registry is the configured default registry's.
+    registry_config()
+        .map_err(|e| DaemonError::Internal(describe_error(&e)))?
+        .remote_ref(&named.to_string())
+        .map_err(|e| DaemonError::invalid(describe_error(&e)))
 }
 
 /// `X-Registry-Auth` when sent (a pull without it is anonymous, as
@@ -311,15 +301,7 @@ pub async fn pull(
             ));
         }
         Some(Pulling::Done(result)) => match *result {
-            Err(e) => {
-                if let Some(before) = status_before_stream(&e) {
-                    return Err(before);
-                }
-                return Ok(json_lines(&[
-                    title,
-                    ProgressMessage::failed(describe_error(&e)),
-                ]));
-            }
+            Err(e) => return Err(status_before_stream(&e)),
             Ok(report) => {
                 daemon.events.image("pull", &name, &name);
                 let mut lines = vec![title];
@@ -538,7 +520,8 @@ pub async fn login(req: Request<Incoming>) -> Result<Response<Body>, DaemonError
         }
     };
     blocking("logging in", move || {
-        registry::login(&options(), &server, &credentials)
+        registry_options(&server)
+            .and_then(|options| registry::login(&options, &server, &credentials))
             .map_err(|e| DaemonError::Internal(describe_error(&e)))
     })
     .await?;
