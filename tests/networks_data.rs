@@ -139,9 +139,14 @@ fn instances_on_a_network_echo_by_name_alias_and_address_with_no_host_listener()
     assert_eq!(listeners(pid(&d)), before, "a host listener appeared");
     let addr = address_of(&d, "server");
     assert!(addr.starts_with("172.18."), "{addr}");
+    let id = d.wrun_ok(&["inspect", "-f", "{{.Id}}", "server"]);
+    // What dockerd's embedded DNS answers: the name (any case), an alias,
+    // NAME.NETWORK and the short ID.
     for (name, target) in [
-        ("by-name", "server:7".to_string()),
+        ("by-name", "SERVER:7".to_string()),
         ("by-alias", "web:7".to_string()),
+        ("by-name-and-network", "server.net:7".to_string()),
+        ("by-short-id", format!("{}:7", &id.trim()[..12])),
         ("by-address", format!("{addr}:7")),
     ] {
         let (code, logs) = run_to_end(

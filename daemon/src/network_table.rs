@@ -227,15 +227,25 @@ impl PeerDirectory for Directory {
     }
 }
 
-/// Whether `name` names instance `id` (its container name `container`,
-/// with or without its `/`), one of `aliases`, its full ID or its short
-/// ID, as dockerd's embedded DNS answers (case-insensitively).
+/// Whether `name` names instance `id` as dockerd 20.10's embedded DNS
+/// answers (checked against it): its container name `container`, one of
+/// `aliases` or its short (12-digit) ID, case-insensitively; not its full
+/// ID.
 fn answers_to(name: &str, id: &str, container: Option<&str>, aliases: &[String]) -> bool {
     let is = |candidate: &str| !candidate.is_empty() && candidate.eq_ignore_ascii_case(name);
-    is(id)
-        || is(&id[..id.len().min(12)])
+    is(&id[..id.len().min(12)])
         || container.is_some_and(|c| is(c.trim_start_matches('/')))
         || aliases.iter().any(|a| is(a))
+}
+
+/// `NAME.NETWORK` (dockerd answers it too) as NAME, when the suffix is
+/// network `network`'s name.
+fn on_network<'a>(name: &'a str, network: &str) -> Option<&'a str> {
+    let cut = name.len().checked_sub(network.len() + 1)?;
+    // A guest's name is any string: never cut inside a character.
+    let (head, tail) = (name.get(..cut)?, name.get(cut..)?);
+    let suffix = tail.strip_prefix('.')?;
+    suffix.eq_ignore_ascii_case(network).then_some(head)
 }
 
 impl LiveRecords for NetworkTable {
@@ -325,8 +335,12 @@ impl NetworkTable {
             if !n.endpoints.contains_key(me) {
                 continue;
             }
+            let qualified = on_network(name, &n.name);
             for (id, e) in &n.endpoints {
-                if answers_to(name, id, names.get(id).map(String::as_str), &e.aliases) {
+                let container = names.get(id).map(String::as_str);
+                if answers_to(name, id, container, &e.aliases)
+                    || qualified.is_some_and(|q| answers_to(q, id, container, &e.aliases))
+                {
                     found.push(PeerAddr {
                         instance: id.clone(),
                         addr: e.address,
@@ -921,6 +935,24 @@ mod tests {
         let s = Subnet::parse("10.9.9.0/30").unwrap();
         let hosts: Vec<String> = s.hosts().map(|a| a.to_string()).collect();
         assert_eq!(hosts, ["10.9.9.1", "10.9.9.2"]);
+    }
+
+    #[test]
+    fn peers_answer_to_what_dockerds_dns_answers() {
+        let id = "4af8343a600fcc50718a59d260317f465344894d22c84b91cbe636e088eab8cf";
+        let aliases = vec!["web".to_string()];
+        for name in ["srv", "SRV", "web", "4af8343a600f"] {
+            assert!(answers_to(name, id, Some("/srv"), &aliases), "{name}");
+        }
+        for name in [id, "4af8343a", "other", ""] {
+            assert!(!answers_to(name, id, Some("/srv"), &aliases), "{name}");
+        }
+        assert_eq!(on_network("srv.net", "net"), Some("srv"));
+        assert_eq!(on_network("srv.NET", "net"), Some("srv"));
+        assert_eq!(on_network("srv.net", "other"), None);
+        assert_eq!(on_network("srvnet", "net"), None);
+        assert_eq!(on_network("net", "net"), None);
+        assert_eq!(on_network("éé", "ab"), None);
     }
 
     #[test]
