@@ -312,6 +312,11 @@ fn a_blob_larger_than_its_descriptor_is_refused() {
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
     assert!(line.contains("larger than its descriptor"), "{line}");
+    assert_eq!(
+        line.matches(&reg.host).count(),
+        1,
+        "the reference once: {line}"
+    );
 }
 
 #[test]
@@ -541,6 +546,11 @@ fn a_500_on_one_of_four_concurrent_layer_downloads_fails_the_pull_at_once() {
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
     assert!(line.contains("500"), "{line}");
     assert!(line.contains(&img.layers[2][..19]), "{line}");
+    assert_eq!(
+        line.matches(&reg.host).count(),
+        2,
+        "the reference once: {line}"
+    );
 }
 
 #[test]

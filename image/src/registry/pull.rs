@@ -598,7 +598,7 @@ async fn fetch_rest(
     let body = match client
         .pull_blob_stream_partial(&at, &descriptor, have, None)
         .await
-        .map_err(|e| RegistryError::from_call(what, r, e))?
+        .map_err(|e| RegistryError::from_call(&w.what, r, e))?
     {
         BlobResponse::Partial(body) => body,
         BlobResponse::Full(body) => {
@@ -641,8 +641,9 @@ async fn receive(
     r: &RemoteRef,
     report: &impl Fn(TransferEvent),
 ) -> Result<u64> {
+    // `what` names the reference already; the error adds it.
     let too_large = || RegistryError::TooLarge {
-        what: what.to_owned(),
+        what: w.what.clone(),
         reference: r.to_string(),
         expected: w.size,
     };
