@@ -149,7 +149,9 @@ impl TransferOutput {
 
 /// Reads a pull's or push's JSON lines as they come, printing each to
 /// `out` as the docker client prints them when it writes to no terminal
-/// (`ID: status`); the line that tells a failure is the error.
+/// (`ID: status`; on stdout, for `wrun pull` and `push`, only a layer's
+/// last status, as they print on a store); the line that tells a failure
+/// is the error.
 fn transfer_lines(
     client: &Client,
     path: &str,
@@ -168,7 +170,22 @@ fn transfer_lines(
         if let Some(error) = message.error {
             bail!("{error}");
         }
-        if let Some(text) = message.plain() {
+        // `wrun pull`/`push` print the lines they print on a store (a
+        // layer's last status); a run's pull, docker's every line.
+        let step = matches!(
+            message.status.as_deref(),
+            Some(
+                "Pulling fs layer"
+                    | "Waiting"
+                    | "Verifying Checksum"
+                    | "Download complete"
+                    | "Preparing"
+            )
+        );
+        if let Some(text) = message
+            .plain()
+            .filter(|_| !(step && out == TransferOutput::Stdout))
+        {
             out.line(&text);
         }
         Ok(())

@@ -316,7 +316,11 @@ fn wrun_pull_push_and_run_go_through_the_daemon_with_wrun_s_credentials() {
         )),
         "{pushed}"
     );
-    assert!(pushed.contains(": Pushed\n"), "{pushed}");
+    assert_eq!(
+        pushed.lines().nth(1).map(|l| &l[12..]),
+        Some(": Pushed"),
+        "{pushed}"
+    );
     let digest = pushed
         .lines()
         .last()
@@ -330,8 +334,18 @@ fn wrun_pull_push_and_run_go_through_the_daemon_with_wrun_s_credentials() {
     let out = wrun(&["pull", &name]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pulled = text(&out.stdout);
+    // The lines wrun pull prints on a store: each layer's last status.
     assert!(
         pulled.starts_with("1.0: Pulling from team/hello\n"),
+        "{pulled}"
+    );
+    assert_eq!(
+        pulled
+            .lines()
+            .filter(|l| l.contains(": "))
+            .nth(1)
+            .map(|l| &l[12..]),
+        Some(": Pull complete"),
         "{pulled}"
     );
     assert!(
