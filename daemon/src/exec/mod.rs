@@ -392,6 +392,12 @@ fn plan(
     spec.workdir = Some(workdir.clone());
     // The instance holds its published ports; an exec only connects out.
     spec.network.publish.clear();
+    // It sees the instance's peers, as a container's processes share its
+    // network (docs/networks.md).
+    spec.network.peers =
+        daemon
+            .networks
+            .attach(&c.id, &record.name, &record.host_config.network_mode);
     // The instance's view (read-only under `--read-only`: changes are EROFS).
     spec.writable_rootfs = Some(view.clone());
     if spec.tmp {
