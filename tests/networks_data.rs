@@ -158,6 +158,16 @@ fn instances_on_a_network_echo_by_name_alias_and_address_with_no_host_listener()
         assert_eq!(code, 0, "{target}: {logs}");
         assert!(logs.contains("echoed: hello there\n"), "{target}: {logs}");
     }
+    // An exec shares its instance's network, as in a container.
+    let out = d.wrun_ok(&[
+        "exec",
+        "server",
+        "/echo-tcp.wasm",
+        "connect",
+        "web:7",
+        "from an exec",
+    ]);
+    assert_eq!(out, "echoed: from an exec\n");
     assert_eq!(listeners(pid(&d)), before, "a host listener appeared");
 }
 

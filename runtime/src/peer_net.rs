@@ -59,8 +59,10 @@ const EPHEMERAL_FIRST: u16 = 32768;
 /// ([`PeerNet::attach`]); peer IDs are the same kind of ID.
 pub trait PeerDirectory: Send + Sync + 'static {
     /// The instances `name` (a container name, a network alias such as a
-    /// compose service name, a full or short ID) stands for on the networks
-    /// `instance` is on, with their address on that network. Empty: not a
+    /// compose service name, a short ID: what the embedder answers to)
+    /// stands for on the networks `instance` is on, with their address on
+    /// that network. Instances that are not running (not attached) are
+    /// left out by the caller. Empty: not a
     /// peer name for `instance` (the lookup then goes to the host resolver,
     /// if the instance's grants allow one).
     fn resolve(&self, instance: &str, name: &str) -> Vec<PeerAddr>;
