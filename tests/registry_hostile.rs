@@ -672,6 +672,35 @@ fn a_registry_that_asks_basic_then_a_realm_elsewhere_never_gets_credentials_sent
 }
 
 #[test]
+fn a_push_to_a_registry_that_asks_basic_then_a_realm_elsewhere_sends_no_credentials_there() {
+    let realm = LyingRegistry::start(|_| Reply::new(200, format!("{{\"token\":\"{TOKEN}\"}}")));
+    let realm_url = realm.url("/token");
+    let challenges = Arc::new(AtomicUsize::new(0));
+    let reg = LyingRegistry::start(move |r| {
+        if r.path() == "/v2/" || !has_basic(r) {
+            let challenge = if challenges.fetch_add(1, Ordering::SeqCst) == 0 {
+                "Basic realm=\"lying\"".to_owned()
+            } else {
+                format!("Bearer realm=\"{realm_url}\",service=\"lying\"")
+            };
+            return Reply::error(401, "UNAUTHORIZED", "authentication required")
+                .header("WWW-Authenticate", &challenge);
+        }
+        // Knows no blob and takes no upload: the push fails, later.
+        Reply::error(404, "NAME_UNKNOWN", "repository name not known to registry")
+    });
+    let env = Env::new();
+    env.build_hello("kept:1");
+    let name = format!("{}/x:1", reg.host);
+    env.ok(&["tag", "kept:1", &name]);
+    log_in(&env, &reg.host);
+    let out = wrun(&env, &["push", &name]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(reg.requests().iter().any(has_basic), "{:?}", reg.requests());
+    assert_no_credentials(&realm.requests());
+}
+
+#[test]
 fn an_interrupted_pull_leaves_the_store_usable_and_a_second_pull_succeeds() {
     let img = image(1, |_| {});
     let target = img.layers[1].clone();

@@ -5,11 +5,12 @@
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::Client;
 use oci_client::RegistryOperation;
+use oci_client::secrets::RegistryAuth;
 use tokio::io::AsyncReadExt;
 
 use super::progress::TransferEvent;
 use super::{
-    Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, runtime,
+    Access, RegistryError, RegistryOptions, RemoteRef, Result, anonymous_refusal, auth, runtime,
 };
 use crate::digest::Digest;
 use crate::document::OCI_MANIFEST;
@@ -76,10 +77,15 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
     let target = reference.client_ref();
     let uploaded = runtime()?
         .block_on(async {
-            client
-                .auth(&target, &options.auth, RegistryOperation::Push)
-                .await
-                .map_err(|e| RegistryError::from_call("authenticating", reference, e))?;
+            // Basic is pinned, never asked about again (auth::pin_auth);
+            // a token, or none, is what oci-client's auth call settles.
+            auth::pin_auth(&client, &target, &options.auth).await;
+            if !matches!(options.auth, RegistryAuth::Basic(..)) {
+                client
+                    .auth(&target, &options.auth, RegistryOperation::Push)
+                    .await
+                    .map_err(|e| RegistryError::from_call("authenticating", reference, e))?;
+            }
             // The config (first) is no layer: its progress is not reported.
             let uploaded: Vec<(Digest, bool)> = stream::iter(blobs.iter().copied().enumerate())
                 .map(|(i, (d, size))| {
