@@ -110,8 +110,9 @@ pub(crate) async fn resolve(grants: &mut NetworkGrants) -> Result<(), RuntimeErr
 /// address not granted is refused).
 pub(crate) fn configure(b: &mut WasiCtxBuilder, grants: &NetworkGrants) {
     if grants.is_none() {
-        // On a network, TCP sockets are made (for peers, in process); no
-        // host address is granted all the same.
+        // An instance that may join a network may make TCP sockets while it
+        // is on one (`InstanceSockets::may_use_tcp` asks at each socket);
+        // no host address is granted all the same.
         b.allow_tcp(grants.peers.is_some())
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -313,6 +314,13 @@ impl InstanceSockets {
         self.grants.peers.as_ref()
     }
 
+    /// Whether the guest may make TCP sockets now: with a grant, or while
+    /// it is on a network (a running instance may be connected to one
+    /// later, so this is asked at each socket, not once at start).
+    fn may_use_tcp(&self) -> bool {
+        !self.grants.is_none() || self.peers().is_some_and(|p| !p.own_addresses().is_empty())
+    }
+
     /// After a host listen: a published port is reachable from the
     /// instance's peers too, at its guest port (`-p` publishes to the host
     /// as ever). Best effort: the host listener stands either way.
@@ -481,6 +489,9 @@ fn shadow<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
          (family,): (IpAddressFamily,)|
          -> Answer<Resource<TcpSocket>> {
             let (mine, mut view) = store.data_mut().sockets_split();
+            if !mine.may_use_tcp() {
+                return Ok((Err(ErrorCode::AccessDenied),));
+            }
             if mine.open(view.table) >= MAX_SOCKETS {
                 return Ok((Err(ErrorCode::NewSocketLimit),));
             }
