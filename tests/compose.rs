@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! Debian's docker-compose 1.29 against the daemon (issue 21), as a user
 //! drives it: `up -d` with `depends_on`, `ps` (each service once), `logs`,
-//! `restart`, `stop`, `down` (its network and, with `-v`, its volumes
+//! `exec -T`, `restart`, `stop`, `down` (its network and, with `-v`, its volumes
 //! removed), `run --rm`, `--scale api=3`, `environment`, `ports`,
 //! `volumes`, `labels`; the network events compose's `up` and `down`
 //! cause; and the tutorial of `examples/compose`, whose front calls its API
@@ -239,6 +239,12 @@ fn logs_restart_stop_and_down_with_its_network_and_volume() {
         },
     );
     assert!(!logs.contains("api_1"), "{logs}");
+    // exec -T: a second instance of the service's module beside it (-t,
+    // compose's default, needs a terminal the test has not).
+    assert_eq!(
+        p.ok(&["exec", "-T", "api", "/idle.wasm", "0"]).0,
+        "ready\ndone\n"
+    );
     // restart: the API runs again, started anew.
     let started = |name: &str| inspect(&d, "containers", name)["State"]["StartedAt"].clone();
     let before = started("lw_api_1");
