@@ -99,11 +99,12 @@ impl AuthConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct AuthResponse {
-    #[serde(rename = "Status")]
-    pub status: String,
-    /// Always empty from wrun: it hands out no tokens.
+    /// Always empty from wrun: it hands out no tokens. (First, as dockerd
+    /// writes the keys.)
     #[serde(rename = "IdentityToken")]
     pub identity_token: String,
+    #[serde(rename = "Status")]
+    pub status: String,
 }
 
 /// Byte counts of a layer in progress (dockerd sends `{}` on the lines

@@ -2,7 +2,7 @@
 //! /images/{name}/push` and `POST /auth`, with the credentials of the
 //! request's `X-Registry-Auth` (the daemon keeps none; docs/registry.md).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -438,13 +438,23 @@ pub async fn push(
             }
         };
         let mut lines = vec![PushSummary::first_line(&repository)];
-        let options = match transfer_options(&remote, credentials.as_ref(), Access::Push) {
+        let mut options = match transfer_options(&remote, credentials.as_ref(), Access::Push) {
             Ok(o) => o,
             Err(e) => {
                 lines.push(ProgressMessage::failed(describe_error(&e)));
                 return Ok(lines);
             }
         };
+        // Each layer's byte counts, told as dockerd's `Pushing` lines.
+        let sent: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
+        let record = Arc::clone(&sent);
+        options.progress = ProgressSink::new(move |e| {
+            if let TransferEvent::Bytes { layer, done, size } = e
+                && let Ok(mut sent) = record.lock()
+            {
+                sent.push((layer.short().to_string(), done, size));
+            }
+        });
         let mut pushed = Vec::new();
         for t in tags {
             let at = RemoteRef {
@@ -467,7 +477,23 @@ pub async fn push(
                             size: report.size,
                         },
                     };
-                    lines.extend(summary.messages());
+                    let counts = sent
+                        .lock()
+                        .map(|mut s| std::mem::take(&mut *s))
+                        .unwrap_or_default();
+                    for line in summary.messages() {
+                        if line.status.as_deref() == Some("Pushed") {
+                            lines.extend(
+                                counts
+                                    .iter()
+                                    .filter(|(id, ..)| line.id.as_ref() == Some(id))
+                                    .map(|(id, done, size)| {
+                                        ProgressMessage::bytes("Pushing", id, *done, *size)
+                                    }),
+                            );
+                        }
+                        lines.push(line);
+                    }
                 }
                 Err(e) => {
                     lines.push(ProgressMessage::failed(describe_error(&e)));

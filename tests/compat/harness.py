@@ -40,6 +40,7 @@ import scenarios_cli  # noqa: E402,F401
 import scenarios_compose  # noqa: E402,F401
 import scenarios_images  # noqa: E402,F401
 import scenarios_networks  # noqa: E402,F401
+import scenarios_registry  # noqa: E402,F401
 import scenarios_rootfs  # noqa: E402,F401
 import scenarios_sdk  # noqa: E402,F401
 import scenarios_volumes  # noqa: E402,F401
