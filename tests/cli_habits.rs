@@ -144,7 +144,10 @@ fn docker_verbs_wrun_does_not_serve_name_themselves() {
     env.build_hello("hello:1.0");
     let d = Daemon::start(env);
     d.wrun_ok(&["create", "--name", "xx", "hello:1.0"]);
-    for (args, verb) in [(vec!["update", "--memory", "64m", "xx"], "update")] {
+    for (args, verb) in [
+        (vec!["update", "--memory", "64m", "xx"], "update"),
+        (vec!["plugin", "ls"], "plugin"),
+    ] {
         let out = d.docker(&args);
         assert!(!out.status.success(), "{args:?}");
         let err = stderr_of(&out);
