@@ -218,6 +218,21 @@ fn one_line(out: &Output) -> String {
     lines[0].to_owned()
 }
 
+/// What a refused pull keeps in the store's `downloads/` for the next one
+/// (`Range` resume) must be the true blob's bytes, a prefix of them at most:
+/// a lying registry's bytes are never kept.
+fn assert_kept_bytes_are_true(env: &Env, content: &Content) {
+    for name in names(&env.root().join("downloads")) {
+        let kept = std::fs::read(env.root().join("downloads").join(&name)).unwrap();
+        let truth = &content.blobs[&format!("sha256:{name}")];
+        assert!(
+            truth.starts_with(&kept),
+            "downloads/{name} holds {} bytes that are not the blob's",
+            kept.len()
+        );
+    }
+}
+
 /// `wrun pull NAME` refused: one line, the store as `before` had it.
 fn pull_refused(env: &Env, before: &Before, name: &str) -> String {
     let out = wrun(env, &["pull", name]).output().unwrap();
@@ -280,6 +295,7 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused() {
     });
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert_kept_bytes_are_true(&env, &img.content);
     assert!(line.contains(&img.layers[1]), "{line}");
     assert!(line.contains("digest"), "{line}");
 }
@@ -297,6 +313,7 @@ fn a_truncated_blob_is_refused() {
     });
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert_kept_bytes_are_true(&env, &img.content);
     assert!(line.contains(&img.layers[1][..19]), "{line}");
 }
 
@@ -311,6 +328,7 @@ fn a_blob_larger_than_its_descriptor_is_refused() {
     });
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert_kept_bytes_are_true(&env, &img.content);
     assert!(line.contains("larger than its descriptor"), "{line}");
     assert_eq!(
         line.matches(&reg.host).count(),
@@ -335,6 +353,7 @@ fn a_10_gb_content_length_for_a_1_kb_layer_fails_fast_in_little_memory() {
         let (env, before) = store_with_an_image();
         let (out, rss) = pull_measured(&env, &format!("{}/x:1", reg.host));
         let line = one_line(&out);
+        assert_kept_bytes_are_true(&env, &img.content);
         assert!(
             line.contains("larger than its descriptor"),
             "{then:?}: {line}"
@@ -478,6 +497,7 @@ fn a_registry_that_stops_sending_mid_blob_ends_the_pull_with_a_timeout() {
     assert!(!ended.success());
     let out = child.wait_with_output().unwrap();
     let line = one_line(&out);
+    assert_kept_bytes_are_true(&env, &img.content);
     assert!(line.contains("timed out"), "{line}");
     before.assert_unchanged(&env);
 }
@@ -544,6 +564,7 @@ fn a_500_on_one_of_four_concurrent_layer_downloads_fails_the_pull_at_once() {
     });
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert_kept_bytes_are_true(&env, &img.content);
     assert!(line.contains("500"), "{line}");
     assert!(line.contains(&img.layers[2][..19]), "{line}");
     assert_eq!(
