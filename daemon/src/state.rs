@@ -932,6 +932,7 @@ impl Daemon {
         let subject = ContainerSubject::of(&inner.record);
         drop(inner);
         drop(reg);
+        self.networks.renamed(&c.id, new_name);
         self.events
             .container("rename", &c.id, &subject, &[("oldName", format!("/{old}"))]);
         Ok(())
