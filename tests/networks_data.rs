@@ -280,6 +280,27 @@ fn disconnecting_the_server_resets_its_open_connection_at_both_ends() {
 }
 
 #[test]
+fn a_renamed_server_answers_to_its_new_name_at_once() {
+    let d = daemon();
+    start_server(&d);
+    d.wrun_ok(&["rename", "server", "renamed"]);
+    let (code, out) = run_to_end(
+        &d,
+        "new-name",
+        &["--network", "net"],
+        &["connect", "renamed:7", "hi"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run_to_end(
+        &d,
+        "old-name",
+        &["--network", "net"],
+        &["connect", "server:7", "hi"],
+    );
+    assert_eq!(code, 1, "{out}");
+}
+
+#[test]
 fn stopping_the_server_resets_its_open_connection_and_its_name_goes() {
     let d = daemon();
     start_server(&d);

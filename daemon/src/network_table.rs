@@ -328,6 +328,14 @@ impl NetworkTable {
         Some(self.peers.attach(id))
     }
 
+    /// Instance `id` is now called `name`: its peers find it by that name
+    /// from now on (dockerd's DNS too answers to the new name at once).
+    pub fn renamed(&self, id: &str, name: &str) {
+        if let Some(known) = self.names().get_mut(id) {
+            *known = name.to_string();
+        }
+    }
+
     fn resolve(&self, me: &str, name: &str) -> Vec<PeerAddr> {
         let names = self.names();
         let mut found = Vec::new();
