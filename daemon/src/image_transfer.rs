@@ -2,7 +2,7 @@
 //! /images/{name}/push` and `POST /auth`, with the credentials of the
 //! request's `X-Registry-Auth` (the daemon keeps none; docs/registry.md).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -409,53 +409,54 @@ pub async fn push(
     })
     .map_err(|e| DaemonError::invalid(describe_error(&e)))?;
     let credentials = credentials(&auth, &remote)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Pushing>();
     let d = Arc::clone(daemon);
-    let lines = blocking("pushing the image", move || {
+    tokio::task::spawn_blocking(move || {
+        let say = |m: ProgressMessage| {
+            let _ = tx.send(Pushing::Line(m));
+        };
         // The tags to push: the one named, or every stored one.
         let tags: Vec<String> = match tag {
             Some(t) => vec![t],
             None => {
-                let mut tags: Vec<String> = d
-                    .store
-                    .images()
-                    .map_err(anyhow::Error::from)?
-                    .iter()
-                    .flat_map(|r| r.names.iter())
-                    .filter_map(|n| n.parse::<ImageRef>().ok())
-                    .filter(|n| n.repository == repository)
-                    .filter_map(|n| n.tag)
-                    .collect();
+                let mut tags: Vec<String> = match d.store.images() {
+                    Ok(images) => images
+                        .iter()
+                        .flat_map(|r| r.names.iter())
+                        .filter_map(|n| n.parse::<ImageRef>().ok())
+                        .filter(|n| n.repository == repository)
+                        .filter_map(|n| n.tag)
+                        .collect(),
+                    Err(e) => {
+                        say(ProgressMessage::failed(describe_error(&e)));
+                        return;
+                    }
+                };
                 tags.sort();
                 tags.dedup();
                 if tags.is_empty() {
-                    return Ok(vec![ProgressMessage::failed(describe_error(
+                    say(ProgressMessage::failed(describe_error(
                         &RegistryError::NotStored {
                             repository: repository.clone(),
                         },
-                    ))]);
+                    )));
+                    return;
                 }
                 tags
             }
         };
-        let mut lines = vec![PushSummary::first_line(&repository)];
+        say(PushSummary::first_line(&repository));
         let mut options = match transfer_options(&remote, credentials.as_ref(), Access::Push) {
             Ok(o) => o,
             Err(e) => {
-                lines.push(ProgressMessage::failed(describe_error(&e)));
-                return Ok(lines);
+                say(ProgressMessage::failed(describe_error(&e)));
+                return;
             }
         };
-        // Each layer's byte counts, told as dockerd's `Pushing` lines.
-        let sent: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
-        let record = Arc::clone(&sent);
+        let events = tx.clone();
         options.progress = ProgressSink::new(move |e| {
-            if let TransferEvent::Bytes { layer, done, size } = e
-                && let Ok(mut sent) = record.lock()
-            {
-                sent.push((layer.short().to_string(), done, size));
-            }
+            let _ = events.send(Pushing::Event(e));
         });
-        let mut pushed = Vec::new();
         for t in tags {
             let at = RemoteRef {
                 tag: Some(t),
@@ -463,51 +464,104 @@ pub async fn push(
             };
             match registry::push(&d.store, &at, &options) {
                 Ok(report) => {
-                    pushed.push(at.to_string());
-                    let summary = PushSummary {
-                        layers: report
-                            .layers
-                            .iter()
-                            .rev()
-                            .map(|(l, uploaded)| (l.short().to_string(), *uploaded))
-                            .collect(),
-                        result: PushResult {
-                            tag: report.tag.clone(),
-                            digest: report.digest.to_string(),
-                            size: report.size,
-                        },
+                    d.events.image("push", &at.to_string(), &at.to_string());
+                    let result = PushResult {
+                        tag: report.tag.clone(),
+                        digest: report.digest.to_string(),
+                        size: report.size,
                     };
-                    let counts = sent
-                        .lock()
-                        .map(|mut s| std::mem::take(&mut *s))
-                        .unwrap_or_default();
+                    let summary = PushSummary {
+                        layers: Vec::new(),
+                        result,
+                    };
+                    // Its last two lines: `TAG: digest: …` and the aux.
                     for line in summary.messages() {
-                        if line.status.as_deref() == Some("Pushed") {
-                            lines.extend(
-                                counts
-                                    .iter()
-                                    .filter(|(id, ..)| line.id.as_ref() == Some(id))
-                                    .map(|(id, done, size)| {
-                                        ProgressMessage::bytes("Pushing", id, *done, *size)
-                                    }),
-                            );
-                        }
-                        lines.push(line);
+                        say(line);
                     }
                 }
                 Err(e) => {
-                    lines.push(ProgressMessage::failed(describe_error(&e)));
-                    break;
+                    say(ProgressMessage::failed(describe_error(&e)));
+                    return;
                 }
             }
         }
-        for p in &pushed {
-            d.events.image("push", p, p);
+    });
+    let (body, response) = streaming("application/json");
+    tokio::spawn(async move {
+        let mut stream = PushStream::default();
+        loop {
+            let lines = match rx.recv().await {
+                Some(Pushing::Event(e)) => stream.event(e),
+                Some(Pushing::Line(line)) => {
+                    let mut lines = stream.flush();
+                    lines.push(line);
+                    lines
+                }
+                None => return,
+            };
+            for line in lines {
+                if body.send(Bytes::from(line.to_line())).await.is_err() {
+                    // The client is gone; the push ends on its own.
+                    return;
+                }
+            }
         }
-        Ok(lines)
-    })
-    .await?;
-    Ok(json_lines(&lines))
+    });
+    Ok(response)
+}
+
+/// What the thread of a push tells the answer: a line of its own, or a
+/// layer's progress.
+enum Pushing {
+    Line(ProgressMessage),
+    Event(TransferEvent),
+}
+
+/// A push's events as dockerd 20.10's lines: the layers announced (base
+/// first) are told `Preparing` top first, then each layer's `Layer already
+/// exists`, or its `Pushing` byte counts and `Pushed`.
+#[derive(Default)]
+struct PushStream {
+    announced: Vec<String>,
+}
+
+impl PushStream {
+    fn flush(&mut self) -> Vec<ProgressMessage> {
+        self.announced
+            .drain(..)
+            .rev()
+            .map(|id| ProgressMessage::layer("Preparing", id))
+            .collect()
+    }
+
+    fn event(&mut self, event: TransferEvent) -> Vec<ProgressMessage> {
+        if let TransferEvent::Pending { layer, .. } = event {
+            self.announced.push(layer.short().to_string());
+            return Vec::new();
+        }
+        let mut out = self.flush();
+        match event {
+            TransferEvent::Exists { layer } => {
+                out.push(ProgressMessage::layer(
+                    "Layer already exists",
+                    layer.short().to_string(),
+                ));
+            }
+            TransferEvent::Bytes { layer, done, size } => {
+                out.push(ProgressMessage::bytes(
+                    "Pushing",
+                    layer.short().to_string(),
+                    done,
+                    size,
+                ));
+            }
+            TransferEvent::Done { layer } => {
+                out.push(ProgressMessage::layer("Pushed", layer.short().to_string()));
+            }
+            TransferEvent::Pending { .. } | TransferEvent::Storing => {}
+        }
+        out
+    }
 }
 
 /// `POST /auth` (`docker login`): checks the credentials against the
