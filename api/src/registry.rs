@@ -99,8 +99,8 @@ impl AuthConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct AuthResponse {
-    /// Always empty from wrun: it hands out no tokens. (First, as dockerd
-    /// writes the keys.)
+    // First: dockerd writes the keys in this order.
+    /// Always empty from wrun: it hands out no tokens.
     #[serde(rename = "IdentityToken")]
     pub identity_token: String,
     #[serde(rename = "Status")]
