@@ -4,8 +4,10 @@
 # Debian's docker-registry on 127.0.0.1, beside skopeo copying the same
 # image (`wrun save`'s oci-archive) to the same registry and back:
 # `skopeo copy oci-archive:… docker://…` and `docker://… oci-archive:…`.
-# Each push goes to a new repository (every blob is uploaded); each pull
-# goes into an empty store or a new archive (every blob is fetched). Prints
+# Each push goes to a new repository (every blob is uploaded: skopeo's
+# blob-info cache, which would mount the blobs from the last repository, is
+# removed first); each pull goes into an empty store or a new archive
+# (every blob is fetched). Prints
 # hyperfine's medians (a loop of /usr/bin/time when hyperfine is missing)
 # and the peak RSS of each (/usr/bin/time -f %M, median of 3).
 # Needs: docker-registry, skopeo, python3, /usr/bin/time; hyperfine.
@@ -59,7 +61,10 @@ n='$(cat '"$work"'/n)'
 wrun_push="sh -c '$WRUN push -q $reg/bench/w$n:1 >/dev/null'"
 wrun_push_prep="sh -c '$next; $WRUN tag bench-reg:1 $reg/bench/w\$n:1'"
 skopeo_push="sh -c 'skopeo copy -q ${skopeo_flags[*]} --dest-tls-verify=false oci-archive:$work/image.tar docker://$reg/bench/s$n:1'"
-skopeo_push_prep="sh -c '$next'"
+# skopeo remembers where it pushed a blob (its blob-info cache) and mounts
+# it from there into the next repository instead of uploading it: the cache
+# is removed before each of its pushes, so that it uploads as wrun does.
+skopeo_push_prep="sh -c '$next; rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb \$HOME/.local/share/containers/cache/blob-info-cache-v1.boltdb'"
 wrun_pull="sh -c 'WRUN_ROOT=$work/pulled $WRUN pull -q $reg/bench/pulled:1 >/dev/null'"
 wrun_pull_prep="rm -rf $work/pulled"
 skopeo_pull="skopeo copy -q ${skopeo_flags[*]} --src-tls-verify=false docker://$reg/bench/pulled:1 oci-archive:$work/pulled.tar"
