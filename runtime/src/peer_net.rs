@@ -147,6 +147,9 @@ struct NetState {
     conns: HashMap<u64, ConnRecord>,
     next_conn: u64,
     next_port: u16,
+    /// Turns the answers of a name several peers share, so connections
+    /// spread over them (dockerd's DNS shuffles them).
+    lookups: usize,
 }
 
 #[derive(Default)]
@@ -308,17 +311,26 @@ impl InstancePeers {
 
     /// The addresses `name` has for this instance: the running peers it
     /// names on the networks this instance is on. `None`: not a peer name
-    /// (nothing running answers to it here).
+    /// (nothing running answers to it here). A name several peers share (a
+    /// compose service scaled up) gives their addresses in a turning
+    /// order, so clients that take the first spread over them.
     pub fn resolve(&self, name: &str) -> Option<Vec<IpAddr>> {
         let found = self.net().directory.resolve(self.instance(), name);
-        let state = self.net().lock();
+        let mut state = self.net().lock();
         let mut addrs: Vec<IpAddr> = found
             .into_iter()
             .filter(|p| state.attached.contains_key(&p.instance))
             .map(|p| IpAddr::V4(p.addr))
             .collect();
+        addrs.sort_unstable();
         addrs.dedup();
-        (!addrs.is_empty()).then_some(addrs)
+        if addrs.is_empty() {
+            return None;
+        }
+        state.lookups = state.lookups.wrapping_add(1);
+        let turn = state.lookups % addrs.len();
+        addrs.rotate_left(turn);
+        Some(addrs)
     }
 
     /// Where a connection to `addr` goes (see [`Route`]). A peer address
@@ -1076,6 +1088,41 @@ mod tests {
             let err = end.write(b"x").await.expect_err("reset");
             assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
         }
+    }
+
+    #[test]
+    fn a_name_peers_share_gives_each_first_in_turn() {
+        struct Scaled;
+        impl PeerDirectory for Scaled {
+            fn resolve(&self, _: &str, name: &str) -> Vec<PeerAddr> {
+                if name != "api" {
+                    return Vec::new();
+                }
+                (2..5)
+                    .map(|h| PeerAddr {
+                        instance: format!("api{h}"),
+                        addr: Ipv4Addr::new(10, 0, 0, h),
+                    })
+                    .collect()
+            }
+            fn route(&self, _: &str, _: IpAddr) -> Route {
+                Route::Unreachable
+            }
+            fn own_addresses(&self, _: &str) -> Vec<Ipv4Addr> {
+                Vec::new()
+            }
+        }
+        let net = PeerNet::new(Arc::new(Scaled));
+        let me = net.attach("web");
+        let replicas: Vec<InstancePeers> = ["api2", "api3", "api4"].map(|i| net.attach(i)).into();
+        let firsts: std::collections::BTreeSet<IpAddr> = (0..3)
+            .map(|_| me.resolve("api").expect("resolves")[0])
+            .collect();
+        assert_eq!(firsts.len(), 3, "{firsts:?}");
+        assert_eq!(me.resolve("api").expect("resolves").len(), 3);
+        // A replica that stopped is left out.
+        drop(replicas);
+        assert_eq!(me.resolve("api"), None);
     }
 
     #[tokio::test]
