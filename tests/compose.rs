@@ -1,11 +1,12 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! Debian's docker-compose 1.29 against the daemon (issue 21), as a user
-//! drives it: `up -d` with `depends_on`, `ps` (each service once), `logs`,
-//! `exec -T`, `restart`, `stop`, `down` (its network and, with `-v`, its volumes
-//! removed), `run --rm`, `--scale api=3`, `environment`, `ports`,
-//! `volumes`, `labels`; the network events compose's `up` and `down`
-//! cause; and the tutorial of `examples/compose`, whose front calls its API
-//! service by name. The network test of `up`/`down` alone is in
+//! drives it: `up -d` with `depends_on`, `ps` (each service once), `logs`
+//! and `logs -f`, `exec -T`, `restart`, `stop`, `down` (its network and,
+//! with `-v`, its volumes removed), `run --rm`, `--scale api=3`,
+//! `environment`, `ports`, `volumes`, `labels`; the network events
+//! compose's `up` and `down` cause; and the tutorial of `examples/compose`,
+//! whose front calls its API service by name, which a handler off the
+//! project's network cannot. The network test of `up`/`down` alone is in
 //! tests/networks.rs.
 
 mod common;
@@ -239,6 +240,39 @@ fn logs_restart_stop_and_down_with_its_network_and_volume() {
         },
     );
     assert!(!logs.contains("api_1"), "{logs}");
+    // logs -f: the same line, then it follows until stopped.
+    let mut follow = std::process::Command::new("docker-compose")
+        .args(["-p", p.name, "-f", p.file.to_str().unwrap()])
+        .args(["logs", "-f", "--no-color", "worker"])
+        .current_dir(&p.dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.env.path("docker-config"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("logs -f did not print the worker's line");
+        if line.contains("hello from the worker") {
+            break;
+        }
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
     // exec -T: a second instance of the service's module beside it (-t,
     // compose's default, needs a terminal the test has not).
     assert_eq!(
@@ -435,4 +469,45 @@ fn the_compose_tutorial_front_calls_the_api_by_name() {
     assert_eq!(get(front, "/env?ROLE"), (200, "web\n".to_string()));
     p.ok(&["down"]);
     assert!(is_gone(&d, "networks", "tut_default"));
+}
+
+/// The attack: an HTTP handler on no network (or on another one) asks for
+/// a project's API by its service name and by its network address.
+#[test]
+fn a_front_off_the_projects_network_cannot_reach_its_api() {
+    let Some(d) = daemon() else { return };
+    let yaml = std::fs::read_to_string(TUTORIAL).unwrap();
+    let mut p = Project::new(&d, "own", &yaml);
+    p.env.push(("WEB_PORT", free_port().to_string()));
+    p.ok(&["up", "-d"]);
+    let api = inspect(&d, "containers", "own_api_1");
+    let address = api["NetworkSettings"]["Networks"]["own_default"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.docker_ok(&["network", "create", "elsewhere"]);
+    // bridge: wrun's default, on no network.
+    for network in ["bridge", "elsewhere"] {
+        let name = format!("outsider-{network}");
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            network,
+            "-p",
+            "127.0.0.1::80",
+            "hello-http:1.0",
+        ]);
+        let port = d.docker_ok(&["port", &name, "80"]);
+        let outsider: SocketAddr = port.lines().next().unwrap().trim().parse().unwrap();
+        for url in ["http://api/env?ROLE", &format!("http://{address}/env?ROLE")] {
+            let (status, body) = get(outsider, &format!("/fetch?{url}"));
+            assert_eq!(status, 502, "{network} reached {url}: {body}");
+            assert!(!body.contains("api"), "{network}, {url}: {body}");
+        }
+        d.docker_ok(&["rm", "-f", &name]);
+    }
+    p.ok(&["down"]);
 }
