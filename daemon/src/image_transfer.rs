@@ -226,10 +226,12 @@ impl PullStream {
         self.summary.layers.push((id, true));
     }
 
-    fn finish(mut self, report: &PullReport) -> Vec<ProgressMessage> {
+    /// The last lines of a pull that stored the image whose manifest is
+    /// `digest` (`up_to_date`: it had it under this name).
+    fn finish(mut self, digest: String, up_to_date: bool) -> Vec<ProgressMessage> {
         let mut out = Vec::new();
         self.flush_pending(&mut out);
-        if self.fetching && !report.up_to_date {
+        if self.fetching && !up_to_date {
             out.extend(
                 self.summary
                     .layers
@@ -238,8 +240,8 @@ impl PullStream {
                     .map(|(id, _)| ProgressMessage::layer("Pull complete", id)),
             );
         }
-        self.summary.digest = report.digest.to_string();
-        self.summary.up_to_date = report.up_to_date;
+        self.summary.digest = digest;
+        self.summary.up_to_date = up_to_date;
         // The last two of the summary's lines: `Digest:` and `Status:`.
         let lines = self.summary.messages();
         out.extend(lines.into_iter().rev().take(2).rev());
@@ -305,7 +307,7 @@ pub async fn pull(
             Ok(report) => {
                 daemon.events.image("pull", &name, &name);
                 let mut lines = vec![title];
-                lines.extend(stream.finish(&report));
+                lines.extend(stream.finish(report.digest.to_string(), report.up_to_date));
                 return Ok(json_lines(&lines));
             }
         },
@@ -329,7 +331,7 @@ pub async fn pull(
                     let last = match *result {
                         Ok(report) => {
                             d.events.image("pull", &name, &name);
-                            stream.finish(&report)
+                            stream.finish(report.digest.to_string(), report.up_to_date)
                         }
                         Err(e) => vec![ProgressMessage::failed(describe_error(&e))],
                     };
@@ -620,6 +622,156 @@ mod tests {
 
     fn q(s: &str) -> Query {
         Query::parse(Some(s))
+    }
+
+    fn d(n: u8) -> wrun_image::Digest {
+        wrun_image::Digest::of(&[n])
+    }
+
+    fn plain(lines: &[ProgressMessage]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| match (&l.progress_detail, l.plain()) {
+                (Some(p), None) if p.current.is_some() => {
+                    format!(
+                        "{}: {} {:?}",
+                        l.id.clone().unwrap_or_default(),
+                        l.status.clone().unwrap_or_default(),
+                        p.current
+                    )
+                }
+                (_, Some(text)) => text,
+                (_, None) => "?".into(),
+            })
+            .collect()
+    }
+
+    fn pull_stream() -> PullStream {
+        PullStream {
+            summary: PullSummary {
+                at: "1".into(),
+                path: "team/x".into(),
+                layers: Vec::new(),
+                digest: String::new(),
+                name: "reg:5000/team/x:1".into(),
+                up_to_date: false,
+            },
+            pending: None,
+            held: Vec::new(),
+            fetching: false,
+        }
+    }
+
+    #[test]
+    fn a_pull_s_events_become_dockerd_s_lines_as_they_come() {
+        let (a, b) = (d(1), d(2));
+        let (sa, sb) = (a.short().to_string(), b.short().to_string());
+        let mut stream = pull_stream();
+        let mut lines = Vec::new();
+        for e in [
+            TransferEvent::Pending {
+                layer: a,
+                size: 3,
+                kept: 3,
+            },
+            TransferEvent::Exists { layer: a },
+            TransferEvent::Pending {
+                layer: b,
+                size: 9,
+                kept: 0,
+            },
+            TransferEvent::Bytes {
+                layer: b,
+                done: 4,
+                size: 9,
+            },
+            TransferEvent::Done { layer: b },
+            TransferEvent::Storing,
+        ] {
+            lines.extend(stream.event(e));
+        }
+        lines.extend(stream.finish("sha256:m".into(), false));
+        assert_eq!(
+            plain(&lines),
+            [
+                format!("{sa}: Already exists"),
+                format!("{sb}: Pulling fs layer"),
+                format!("{sb}: Downloading Some(4)"),
+                format!("{sb}: Verifying Checksum"),
+                format!("{sb}: Download complete"),
+                format!("{sb}: Pull complete"),
+                "Digest: sha256:m".into(),
+                "Status: Downloaded newer image for reg:5000/team/x:1".into(),
+            ]
+        );
+        // Every layer stored: none listed, as dockerd.
+        let mut stream = pull_stream();
+        let mut lines = stream.event(TransferEvent::Pending {
+            layer: a,
+            size: 3,
+            kept: 3,
+        });
+        lines.extend(stream.event(TransferEvent::Exists { layer: a }));
+        lines.extend(stream.event(TransferEvent::Storing));
+        lines.extend(stream.finish("sha256:m".into(), true));
+        assert_eq!(
+            plain(&lines),
+            [
+                "Digest: sha256:m",
+                "Status: Image is up to date for reg:5000/team/x:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_push_s_events_prepare_every_layer_top_first_then_tell_each() {
+        let (base, top) = (d(1), d(2));
+        let mut stream = PushStream::default();
+        let mut lines = Vec::new();
+        for e in [
+            TransferEvent::Pending {
+                layer: base,
+                size: 3,
+                kept: 0,
+            },
+            TransferEvent::Pending {
+                layer: top,
+                size: 9,
+                kept: 0,
+            },
+            TransferEvent::Exists { layer: base },
+            TransferEvent::Bytes {
+                layer: top,
+                done: 9,
+                size: 9,
+            },
+            TransferEvent::Done { layer: top },
+        ] {
+            lines.extend(stream.event(e));
+        }
+        let (b, t) = (base.short().to_string(), top.short().to_string());
+        assert_eq!(
+            plain(&lines),
+            [
+                format!("{t}: Preparing"),
+                format!("{b}: Preparing"),
+                format!("{b}: Layer already exists"),
+                format!("{t}: Pushing Some(9)"),
+                format!("{t}: Pushed"),
+            ]
+        );
+        // A failure before any layer moved: the layers are still prepared.
+        let mut stream = PushStream::default();
+        assert!(
+            stream
+                .event(TransferEvent::Pending {
+                    layer: base,
+                    size: 3,
+                    kept: 0
+                })
+                .is_empty()
+        );
+        assert_eq!(plain(&stream.flush()), [format!("{b}: Preparing")]);
     }
 
     #[test]
