@@ -503,4 +503,19 @@ fn on_a_terminal_pull_and_push_draw_dockers_bars() {
     let t = text.lock().unwrap().clone();
     assert!(t.contains(&format!("{short}: Pushed")), "{t}");
     assert!(t.contains("1: digest: sha256:"), "{t}");
+
+    // -q on a terminal: the name alone, no bar.
+    let quiet = Env::new();
+    let (mut child, text) = on_a_terminal(&quiet, &format!("pull -q {direct}"));
+    assert!(child.wait().unwrap().success());
+    poll("the quiet pull's name", Duration::from_secs(120), || {
+        let t = text.lock().unwrap();
+        if t.contains(&direct) {
+            Ok(())
+        } else {
+            Err(t.clone())
+        }
+    });
+    let t = text.lock().unwrap().replace("\r\n", "\n");
+    assert_eq!(t, format!("{direct}\n"));
 }
