@@ -686,9 +686,9 @@ async fn receive(
 
 /// Opens and locks `downloads/<hex>` for this pull, or `None` when another
 /// pull holds it. A file `prune` removed between the open and the lock is
-/// opened again.
+/// opened again (a few times; then `None`: the pull fetches its own copy).
 fn open_kept(path: &Path) -> Result<Option<File>> {
-    loop {
+    for _ in 0..3 {
         let file = File::options()
             .read(true)
             .append(true)
@@ -723,6 +723,7 @@ fn open_kept(path: &Path) -> Result<Option<File>> {
             }
         }
     }
+    Ok(None)
 }
 
 /// Hashes the bytes a kept file holds (up to `size`; a longer file is cut
