@@ -565,13 +565,34 @@ fn a_500_on_one_of_four_concurrent_layer_downloads_fails_the_pull_at_once() {
     let (env, before) = store_with_an_image();
     let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
     assert_kept_bytes_are_true(&env, &img.content);
-    assert!(line.contains("500"), "{line}");
+    assert!(
+        line.contains("500 Internal Server Error: UNKNOWN: the disk is on fire"),
+        "{line}"
+    );
     assert!(line.contains(&img.layers[2][..19]), "{line}");
     assert_eq!(
         line.matches(&reg.host).count(),
-        2,
+        1,
         "the reference once: {line}"
     );
+}
+
+#[test]
+fn a_500_with_an_html_page_is_still_one_line() {
+    let img = image(1, |_| {});
+    let target = img.layers[1].clone();
+    let page = "<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n".repeat(20);
+    let reg = lying(&img, move |r| {
+        (r.blob() == Some(&target))
+            .then(|| Reply::new(500, page.clone()).header("Content-Type", "text/html"))
+    });
+    let (env, before) = store_with_an_image();
+    let line = pull_refused(&env, &before, &format!("{}/x:1", reg.host));
+    assert!(
+        line.contains("500 Internal Server Error: <html> <body> <h1>502 Bad Gateway</h1>"),
+        "{line}"
+    );
+    assert!(line.chars().count() < 400, "{line}");
 }
 
 #[test]

@@ -163,6 +163,42 @@ impl RegistryError {
                     message: message.clone(),
                 }
             }
+            // One line, whatever the registry sent with its 5xx: its
+            // `errors`, else its text (an HTML page's lines joined), cut short.
+            OciDistributionError::ServerError { code, message, .. } => {
+                let said = match serde_json::from_str::<oci_client::errors::OciEnvelope>(message) {
+                    Ok(envelope) if !envelope.errors.is_empty() => envelope
+                        .errors
+                        .iter()
+                        .map(|e| {
+                            let code = serde_json::to_value(&e.code)
+                                .ok()
+                                .and_then(|c| c.as_str().map(str::to_owned))
+                                .unwrap_or_else(|| format!("{:?}", e.code));
+                            format!("{code}: {}", e.message)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    _ => message.split_whitespace().collect::<Vec<_>>().join(" "),
+                };
+                let said = if said.chars().count() > 200 {
+                    said.chars().take(200).chain(['…']).collect()
+                } else {
+                    said
+                };
+                let status = reqwest::StatusCode::from_u16(*code)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .map_or_else(|| code.to_string(), |r| format!("{code} {r}"));
+                RegistryError::Registry {
+                    reference,
+                    message: if said.is_empty() {
+                        format!("{what}: {status}")
+                    } else {
+                        format!("{what}: {status}: {said}")
+                    },
+                }
+            }
             _ => RegistryError::Transfer {
                 what: what.to_owned(),
                 reference,
