@@ -424,6 +424,13 @@ fn wrun_run_pulls_an_image_the_store_lacks_without_a_daemon() {
     let out = env.run(&["run", "--rm", "-q", "--pull", "always", &name]);
     assert_eq!(text(&out.stderr), "");
     assert_eq!(text(&out.stdout), expected_run);
+    // What no registry holds is not pulled, and --pull always says so.
+    let out = built.run(&["run", "--rm", "--pull", "always", "hello:1.0"]);
+    assert_eq!(text(&out.stdout), expected_run);
+    assert_eq!(
+        text(&out.stderr),
+        "WARNING: --pull always: hello:1.0 names no registry (HOST[:PORT]/NAME): the stored image is used\n"
+    );
     let out = env.run(&["run", "--rm", "--pull", "sometimes", &name]);
     assert_eq!(out.status.code(), Some(125));
     assert!(

@@ -425,17 +425,31 @@ impl PullPolicy {
 /// first, through the daemon named by `host` or serving the store at
 /// `root`, else into that store itself; `Unable to find image 'NAME' locally` and the
 /// pull's lines go to stderr (nothing with `-q`). A tar, an ID or a name
-/// without a registry is never pulled: the lookup that follows says what
-/// is missing.
+/// without a registry is never pulled (with `--pull always`, a warning
+/// says so): the lookup that follows says what is missing.
 pub fn pull_for_run(root: &Path, host: Option<&str>, args: &RunArgs) -> anyhow::Result<()> {
     use crate::image_backend::{self, TransferOutput};
     use wrun_image::registry::{self, Access, RemoteRef};
 
     let image = args.image();
-    if args.pull == PullPolicy::Never || image.ends_with(".tar") || image_file(image).is_some() {
+    if args.pull == PullPolicy::Never {
+        return Ok(());
+    }
+    // `--pull always` of what no registry holds is said, not ignored (as
+    // `wrun build --pull` says it of a base).
+    let always = args.pull == PullPolicy::Always;
+    if image.ends_with(".tar") || image_file(image).is_some() {
+        if always {
+            eprintln!("WARNING: --pull always: {image} is an image tar, not pulled");
+        }
         return Ok(());
     }
     let Ok(remote) = RemoteRef::parse(image) else {
+        if always {
+            eprintln!(
+                "WARNING: --pull always: {image} names no registry (HOST[:PORT]/NAME): the stored image is used"
+            );
+        }
         return Ok(());
     };
     let daemon = image_backend::transfer_daemon(root, host)?;
