@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use crate::digest::Digest;
 
-/// One step of one layer's transfer. A layer gets `Pending` or `Exists`
-/// first (in the manifest's order, before any byte moves), then for a
-/// pending one `Bytes` as they move and `Done` when all arrived (a pull:
-/// hashed and checked) or were sent (a push).
+/// One step of one layer's transfer. Every layer gets `Pending` first (in
+/// the manifest's order; a pull sends them all before any byte moves),
+/// then either `Exists` (the other side has it: nothing moves) or `Bytes`
+/// as they move and `Done` when all arrived (a pull: hashed and checked) or
+/// were sent (a push). A pull ends with `Storing`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransferEvent {
-    /// The layer has to move: `size` bytes. `kept` of them are already
-    /// here from an interrupted pull (all of them: nothing is fetched;
-    /// fewer: the rest is asked for from byte `kept` on).
+    /// The layer is in the image: `size` bytes. `kept` of them are
+    /// already here from an interrupted pull (all of them: nothing is
+    /// fetched; fewer: the rest is asked for from byte `kept` on); a push
+    /// says 0, and a pull says `size` for a layer the store has.
     Pending { layer: Digest, size: u64, kept: u64 },
     /// The other side has it (a pull: the store; a push: the registry).
     Exists { layer: Digest },
