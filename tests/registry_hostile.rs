@@ -743,6 +743,45 @@ fn a_push_to_a_registry_that_asks_basic_then_a_realm_elsewhere_sends_no_credenti
 }
 
 #[test]
+fn a_login_redirected_to_another_host_sends_no_credentials_there() {
+    // The registry asks for Basic, and answers the credentialed check (and
+    // a token request) with a redirect to another host.
+    let elsewhere = LyingRegistry::start(|_| Reply::new(200, b"{}".to_vec()));
+    for bearer in [false, true] {
+        let to = elsewhere.url("/v2/");
+        let reg = LyingRegistry::start(move |r| {
+            let host = r.header("Host").unwrap_or("").to_owned();
+            if r.header("Authorization").is_some() {
+                return Reply::redirect(&to);
+            }
+            let challenge = if bearer {
+                format!("Bearer realm=\"http://{host}/token\",service=\"lying\"")
+            } else {
+                "Basic realm=\"lying\"".to_owned()
+            };
+            Reply::error(401, "UNAUTHORIZED", "authentication required")
+                .header("WWW-Authenticate", &challenge)
+        });
+        let env = Env::new();
+        let out = common::output_with_input(
+            &mut wrun(
+                &env,
+                &["login", &reg.host, "-u", "alice", "--password-stdin"],
+            ),
+            PASSWORD.as_bytes(),
+        );
+        assert!(
+            reg.requests().iter().any(has_basic),
+            "bearer {bearer}: {:?}",
+            reg.requests()
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    assert!(!elsewhere.requests().is_empty());
+    assert_no_credentials(&elsewhere.requests());
+}
+
+#[test]
 fn an_interrupted_pull_leaves_the_store_usable_and_a_second_pull_succeeds() {
     let img = image(1, |_| {});
     let target = img.layers[1].clone();
