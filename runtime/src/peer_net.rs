@@ -592,7 +592,10 @@ struct ConnState {
 
 #[derive(Default)]
 struct Pipe {
-    buf: VecDeque<u8>,
+    /// The bytes written and not yet read, as the writes handed them (no
+    /// copy in between), and how many.
+    buf: VecDeque<Bytes>,
+    len: usize,
     /// The writer shut down its side or is gone: EOF after `buf`.
     write_closed: bool,
     /// The reader is gone: writes fail.
@@ -602,6 +605,26 @@ struct Pipe {
 }
 
 impl Pipe {
+    /// Up to `max` bytes from the front: one write's bytes at most, split
+    /// without a copy.
+    fn take(&mut self, max: usize) -> Bytes {
+        let Some(front) = self.buf.front_mut() else {
+            return Bytes::new();
+        };
+        let chunk = if front.len() > max {
+            front.split_to(max)
+        } else {
+            self.buf.pop_front().unwrap_or_default()
+        };
+        self.len -= chunk.len();
+        chunk
+    }
+
+    fn clear(&mut self) {
+        self.buf = VecDeque::new();
+        self.len = 0;
+    }
+
     fn wake_all(&mut self) {
         if let Some(w) = self.reader.take() {
             w.wake();
@@ -632,7 +655,7 @@ impl Conn {
         let mut s = self.lock();
         s.reset = true;
         for p in &mut s.pipes {
-            p.buf = VecDeque::new();
+            p.clear();
             p.wake_all();
         }
     }
@@ -668,13 +691,12 @@ impl End {
             return Poll::Ready(Err(Self::reset_error()));
         }
         let pipe = &mut s.pipes[1 - self.side];
-        if !pipe.buf.is_empty() {
-            let n = max.min(pipe.buf.len());
-            let bytes: Vec<u8> = pipe.buf.drain(..n).collect();
+        if pipe.len > 0 && max > 0 {
+            let bytes = pipe.take(max);
             if let Some(w) = pipe.writer.take() {
                 w.wake();
             }
-            return Poll::Ready(Ok(Bytes::from(bytes)));
+            return Poll::Ready(Ok(bytes));
         }
         if pipe.write_closed {
             return Poll::Ready(Ok(Bytes::new()));
@@ -701,7 +723,7 @@ impl End {
             // a reset then.
             return Poll::Ready(Err(Self::reset_error()));
         }
-        let room = PIPE_CAPACITY.saturating_sub(pipe.buf.len());
+        let room = PIPE_CAPACITY.saturating_sub(pipe.len);
         if room > 0 {
             return Poll::Ready(Ok(room));
         }
@@ -711,10 +733,14 @@ impl End {
         Poll::Pending
     }
 
-    fn push(&self, data: &[u8]) {
+    fn push(&self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
         let mut s = self.conn.lock();
         let pipe = &mut s.pipes[self.side];
-        pipe.buf.extend(data);
+        pipe.len += data.len();
+        pipe.buf.push_back(data);
         if let Some(w) = pipe.reader.take() {
             w.wake();
         }
@@ -737,7 +763,7 @@ impl Drop for End {
             mine.wake_all();
             let theirs = &mut s.pipes[1 - self.side];
             theirs.read_closed = true;
-            theirs.buf = VecDeque::new();
+            theirs.clear();
             theirs.wake_all();
             s.ends_alive -= 1;
             s.ends_alive == 0
@@ -812,6 +838,9 @@ impl AsyncRead for PeerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         match self.end.poll_read_bytes(Some(cx), buf.remaining()) {
             Poll::Ready(Ok(bytes)) => {
                 buf.put_slice(&bytes);
@@ -832,7 +861,7 @@ impl AsyncWrite for PeerStream {
         match self.end.poll_room(Some(cx)) {
             Poll::Ready(Ok(room)) => {
                 let n = room.min(buf.len());
-                self.end.push(&buf[..n]);
+                self.end.push(Bytes::copy_from_slice(&buf[..n]));
                 Poll::Ready(Ok(n))
             }
             other => other,
@@ -864,7 +893,7 @@ impl Pollable for PeerInput {
         poll_fn(|cx| {
             let s = self.end.conn.lock();
             let pipe = &s.pipes[1 - self.end.side];
-            if s.reset || !pipe.buf.is_empty() || pipe.write_closed {
+            if s.reset || pipe.len > 0 || pipe.write_closed {
                 return Poll::Ready(());
             }
             drop(s);
@@ -919,7 +948,7 @@ impl OutputStream for PeerOutput {
         match self.check(None) {
             Poll::Ready(Err(e)) => Err(e),
             _ => {
-                self.end.push(&bytes);
+                self.end.push(bytes);
                 Ok(())
             }
         }
@@ -1123,6 +1152,37 @@ mod tests {
         // A replica that stopped is left out.
         drop(replicas);
         assert_eq!(me.resolve("api"), None);
+    }
+
+    #[tokio::test]
+    async fn writes_arrive_whole_and_in_order_through_short_reads() {
+        let net = PeerNet::new(Arc::new(Fixed));
+        let one = net.attach("one");
+        let two = net.attach("two");
+        let listener = two.listen(None, 7, 4).expect("listen");
+        let mut client = one.connect(sa("10.0.0.3:7")).expect("connect");
+        let mut server = listener.accept().await.expect("accept");
+        let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                for chunk in sent.chunks(7_000) {
+                    client.write_all(chunk).await.expect("write");
+                }
+                client.shutdown().await.expect("shutdown");
+            })
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1_000];
+        loop {
+            let n = server.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.await.expect("writer");
+        assert_eq!(got, sent);
     }
 
     #[tokio::test]
