@@ -63,14 +63,14 @@ for _ in $(seq 300); do [ -S "$sock" ] && break; sleep 0.05; done
 wr() { WRUN_HOST="unix://$sock" "$WRUN" "$@"; }
 wr network create xbench >/dev/null
 wr run -d --network xbench --name echo echo-tcp:1.0 7 >/dev/null
-client_runs=0
-wrun_client() { # MODE ARGS...: one client instance on the network, its line
-  client_runs=$((client_runs + 1))
-  local name="client$client_runs"
+wrun_client() { # NAME MODE ARGS...: one client instance on the network, its line
+  local name=$1
+  shift
   wr run -d --network xbench --name "$name" netbench:1 "$@" >/dev/null
   local code
-  code=$(wr wait "$name")
-  [ "$code" = 0 ] || { echo "wrun client $* exited $code: $(wr logs "$name" 2>&1)" >&2; exit 1; }
+  # A run that has not ended well past its length is reported, not waited for.
+  code=$(timeout $((DURATION * 10 + 120)) env WRUN_HOST="unix://$sock" "$WRUN" wait "$name") || code="still running"
+  [ "$code" = 0 ] || { echo "wrun client $* ended with: $code; its output: $(wr logs "$name" 2>&1)" >&2; exit 1; }
   wr logs "$name"
   wr rm "$name" >/dev/null
 }
@@ -109,13 +109,17 @@ measure() { # CONTENDER MODE ARGS (after ADDR)...
   shift 2
   local line
   case $who in
-    wrun) line=$(wrun_client "$mode" echo:7 "$@") ;;
+    wrun)
+      runs=$((runs + 1))
+      line=$(wrun_client "client$runs" "$mode" echo:7 "$@")
+      ;;
     native) line=$("$work/echo_client" "$mode" "127.0.0.1:$native_port" "$@") ;;
     docker) line=$(dk run --rm --network xbench xbench-echo:1 /echo_client "$mode" "$docker_ip:7" "$@") ;;
   esac
   printf '%s\t%s\n' "$who" "$line" >>"$results"
 }
 
+runs=0
 contenders=(wrun native)
 [ "$docker_ok" = 1 ] && contenders+=(docker)
 for round in $(seq "$ROUNDS"); do
