@@ -890,18 +890,17 @@ fn stream_error(e: io::Error) -> StreamError {
 #[wasmtime_wasi::async_trait]
 impl Pollable for PeerInput {
     async fn ready(&mut self) {
+        // One lock for the check and the waker: a write between the two
+        // would wake nobody.
         poll_fn(|cx| {
-            let s = self.end.conn.lock();
-            let pipe = &s.pipes[1 - self.end.side];
-            if s.reset || pipe.len > 0 || pipe.write_closed {
+            let mut s = self.end.conn.lock();
+            let reset = s.reset;
+            let pipe = &mut s.pipes[1 - self.end.side];
+            if reset || pipe.len > 0 || pipe.write_closed {
                 return Poll::Ready(());
             }
-            drop(s);
-            // Registers the waker (nothing can be read, so nothing is).
-            match self.end.poll_read_bytes(Some(cx), 0) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(_) => Poll::Ready(()),
-            }
+            pipe.reader = Some(cx.waker().clone());
+            Poll::Pending
         })
         .await
     }
