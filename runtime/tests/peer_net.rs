@@ -276,3 +276,18 @@ async fn a_thousand_connections_leave_nothing_open() {
     }
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_echo_whole_over_many_connections() {
+    // 64 KiB a message, 200 times: each side waits on the pipe often
+    // (its reads are shorter than the message).
+    let w = world();
+    let (server, _) = w.server().await;
+    let message = "w".repeat(64 << 10);
+    let (code, stdout, stderr) = w
+        .run("client", &["connect", "server:7", &message, "200"])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.len(), "echoed: \n".len() + message.len());
+    server.abort();
+}
