@@ -22,7 +22,7 @@ pub struct EventsArgs {
     /// Stop at this time (same forms as --since); without it, stream until interrupted
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Filter: type=, event=, container=, image=, label= (repeatable)
+    /// Filter: type=, event=, container=, image=, network=, label= (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
     /// `json` for one JSON object per line, or a Go template of each event
