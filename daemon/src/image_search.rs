@@ -50,11 +50,7 @@ pub async fn search(query: &Query, headers: &HeaderMap) -> Result<Response<Body>
         })?;
     let filters = query_filters(query.get("filters"), &SEARCH_FILTERS)?;
     let filters = SearchFilters::from_pairs(&filters.to_map()).map_err(bad_request)?;
-    let auth = match headers.get("X-Registry-Auth").map(|v| v.to_str()) {
-        None => AuthConfig::default(),
-        Some(Err(_)) => return Err(DaemonError::invalid("X-Registry-Auth is not ASCII")),
-        Some(Ok(v)) => AuthConfig::from_header(v).map_err(DaemonError::invalid)?,
-    };
+    let auth = header_auth(headers)?.unwrap_or_default();
     let term = query.get("term").unwrap_or("").to_owned();
     let found = blocking("searching a registry", move || {
         let config = registry_config().map_err(internal)?;
@@ -118,4 +114,54 @@ fn bad_request(e: RegistryError) -> DaemonError {
 /// A registry's failure: dockerd's 500, the error in one line.
 fn internal(e: RegistryError) -> DaemonError {
     DaemonError::Internal(e.to_string())
+}
+
+/// The header of a registry's credentials (base64url JSON of an
+/// [`AuthConfig`]).
+pub(crate) const AUTH_HEADER: &str = "X-Registry-Auth";
+
+/// `X-Registry-Auth` when sent and not empty (dockerd takes an empty one
+/// as none: a pull or search without it is anonymous).
+pub(crate) fn header_auth(headers: &HeaderMap) -> Result<Option<AuthConfig>, DaemonError> {
+    let Some(value) = headers.get(AUTH_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| DaemonError::invalid(format!("{AUTH_HEADER} is not ASCII")))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    AuthConfig::from_header(text)
+        .map(Some)
+        .map_err(DaemonError::invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTH_HEADER, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn an_empty_or_absent_auth_header_is_none_a_malformed_one_refused() {
+        assert!(header_auth(&HeaderMap::new()).unwrap().is_none());
+        assert!(header_auth(&with_auth("")).unwrap().is_none());
+        assert!(header_auth(&with_auth("  ")).unwrap().is_none());
+        let given = AuthConfig {
+            username: "alice".into(),
+            password: "pw".into(),
+            serveraddress: "127.0.0.1:5000".into(),
+            ..AuthConfig::default()
+        };
+        let read = header_auth(&with_auth(&given.to_header()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.username, "alice");
+        assert!(header_auth(&with_auth("e30=x!")).is_err());
+    }
 }

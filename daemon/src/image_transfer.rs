@@ -20,11 +20,9 @@ use wrun_image::{ImageError, ImageRef};
 
 use crate::error::{DaemonError, describe_error};
 use crate::http::{Body, Query, full, json, read_body, streaming};
-use crate::image_search::{registry_config, registry_options};
+use crate::image_search::{AUTH_HEADER, header_auth, registry_config, registry_options};
 use crate::images::{blocking, familiar};
 use crate::state::Daemon;
-
-const AUTH_HEADER: &str = "X-Registry-Auth";
 
 /// The JSON lines of a pull or push, answered with a 200.
 fn json_lines(lines: &[ProgressMessage]) -> Response<Body> {
@@ -132,23 +130,6 @@ fn pull_reference(query: &Query) -> Result<RemoteRef, DaemonError> {
         .map_err(|e| DaemonError::Internal(describe_error(&e)))?
         .remote_ref(&named.to_string())
         .map_err(|e| DaemonError::invalid(describe_error(&e)))
-}
-
-/// `X-Registry-Auth` when sent (a pull without it is anonymous, as
-/// dockerd's).
-fn header_auth(headers: &HeaderMap) -> Result<Option<AuthConfig>, DaemonError> {
-    let Some(value) = headers.get(AUTH_HEADER) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| DaemonError::invalid(format!("{AUTH_HEADER} is not ASCII")))?;
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    AuthConfig::from_header(text)
-        .map(Some)
-        .map_err(DaemonError::invalid)
 }
 
 /// What the thread of a pull tells the answer: each layer's progress,
