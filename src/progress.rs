@@ -105,6 +105,16 @@ impl LayerProgress {
     /// bar or, when nothing was drawn, printed as a line (a push's top
     /// layer first, as docker lists them).
     pub fn finish(&self, layers: &[(Digest, bool)]) {
+        let words: Vec<(Digest, String)> = layers
+            .iter()
+            .map(|(d, moved)| (*d, self.direction.last(*moved).to_owned()))
+            .collect();
+        self.finish_with(&words);
+    }
+
+    /// [`LayerProgress::finish`] with each layer's last word given (a
+    /// push's `Mounted from REPO`).
+    pub fn finish_with(&self, layers: &[(Digest, String)]) {
         match &self.bars {
             Some(bars) => {
                 let drawn = bars.layers.lock().unwrap_or_else(|p| p.into_inner());
@@ -114,10 +124,10 @@ impl LayerProgress {
                 {
                     println!("{header}");
                 }
-                for (layer, moved) in layers {
+                for (layer, word) in layers {
                     if let Some(bar) = drawn.get(layer) {
                         bar.set_style(waiting_style());
-                        bar.finish_with_message(self.direction.last(*moved));
+                        bar.finish_with_message(word.clone());
                     }
                 }
             }
@@ -126,8 +136,8 @@ impl LayerProgress {
                 if self.direction == Direction::Push {
                     lines.reverse();
                 }
-                for (layer, moved) in lines {
-                    println!("{}: {}", layer.short(), self.direction.last(*moved));
+                for (layer, word) in lines {
+                    println!("{}: {word}", layer.short());
                 }
             }
         }
@@ -158,6 +168,11 @@ impl Bars {
             TransferEvent::Exists { layer } => {
                 if let Some(bar) = layers.get(&layer) {
                     bar.finish_with_message(direction.last(false));
+                }
+            }
+            TransferEvent::Mounted { layer, from } => {
+                if let Some(bar) = layers.get(&layer) {
+                    bar.finish_with_message(format!("Mounted from {from}"));
                 }
             }
             TransferEvent::Bytes { layer, done, size } => {

@@ -359,3 +359,68 @@ fn login_options_are_refused_in_dockers_words() {
     }
     assert!(!config.exists());
 }
+
+/// The layer lines of a push's output (those between its first line and
+/// its digest line).
+fn layer_lines(pushed: &str) -> Vec<&str> {
+    let lines: Vec<&str> = pushed.lines().collect();
+    lines[1..lines.len() - 1].to_vec()
+}
+
+#[test]
+fn a_push_mounts_the_blobs_another_repository_of_the_registry_holds_instead_of_uploading() {
+    let Some(reg) = Registry::start() else { return };
+    let env = Env::new();
+    env.build_hello("hello:1");
+    let expected_run = env.ok(&["run", "--rm", "hello:1"]);
+    let a = format!("{}/team/a:1", reg.host);
+    let b = format!("{}/team/b:1", reg.host);
+    env.ok(&["tag", "hello:1", &a]);
+    let pushed_a = env.ok(&["push", &a]);
+    assert!(
+        layer_lines(&pushed_a)
+            .iter()
+            .all(|l| l.ends_with(": Pushed")),
+        "{pushed_a}"
+    );
+    // Tagged for another repository of the same registry: docker's line.
+    env.ok(&["tag", &a, &b]);
+    let pushed_b = env.ok(&["push", &b]);
+    let layers = layer_lines(&pushed_b);
+    assert!(!layers.is_empty(), "{pushed_b}");
+    assert!(
+        layers.iter().all(|l| l.ends_with(": Mounted from team/a")),
+        "{pushed_b}"
+    );
+    assert_eq!(digest_in(&pushed_b), digest_in(&pushed_a));
+    // The registry opened no upload in team/b (distribution keeps an
+    // `_uploads` directory in a repository once one was opened there).
+    let repos = reg.data().join("docker/registry/v2/repositories/team");
+    assert!(repos.join("a/_uploads").is_dir(), "team/a was uploaded to");
+    assert!(
+        !repos.join("b/_uploads").exists(),
+        "a blob of team/b was uploaded, not mounted"
+    );
+    let clean = Env::new();
+    clean.ok(&["pull", &b]);
+    assert_eq!(clean.ok(&["run", "--rm", &b]), expected_run);
+
+    // A name that claims a repository the registry does not have: the
+    // mount is refused (202, an upload offered) and the blob uploaded.
+    let other = Env::new();
+    other.build_hello("hello:1");
+    let never = format!("{}/never/pushed:1", reg.host);
+    let c = format!("{}/team/c:1", reg.host);
+    other.ok(&["tag", "hello:1", &never]);
+    other.ok(&["tag", "hello:1", &c]);
+    let pushed_c = other.ok(&["push", &c]);
+    assert!(
+        layer_lines(&pushed_c)
+            .iter()
+            .all(|l| l.ends_with(": Pushed")),
+        "{pushed_c}"
+    );
+    let fresh = Env::new();
+    fresh.ok(&["pull", &c]);
+    assert_eq!(fresh.ok(&["run", "--rm", &c]), expected_run);
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 use wrun_api::registry::{
     AuthConfig, AuthResponse, ProgressMessage, PullSummary, PushResult, PushSummary,
@@ -188,7 +188,9 @@ impl PullStream {
                 out.push(ProgressMessage::layer("Verifying Checksum", &id));
                 out.push(ProgressMessage::layer("Download complete", id));
             }
-            TransferEvent::Exists { .. } | TransferEvent::Storing => {}
+            TransferEvent::Exists { .. }
+            | TransferEvent::Mounted { .. }
+            | TransferEvent::Storing => {}
         }
         out
     }
@@ -540,6 +542,12 @@ impl PushStream {
             }
             TransferEvent::Done { layer } => {
                 out.push(ProgressMessage::layer("Pushed", layer.short().to_string()));
+            }
+            TransferEvent::Mounted { layer, from } => {
+                out.push(ProgressMessage::layer(
+                    format!("Mounted from {from}"),
+                    layer.short().to_string(),
+                ));
             }
             TransferEvent::Pending { .. } | TransferEvent::Storing => {}
         }

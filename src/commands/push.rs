@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use wrun_image::registry::{self, Access};
+use wrun_image::registry::{self, Access, LayerPush};
 
 use crate::image_backend::TransferOutput;
 use crate::progress::{Direction, LayerProgress};
@@ -52,7 +52,19 @@ pub fn run(root: &Path, host: Option<&str>, args: PushArgs) -> anyhow::Result<Ex
         println!("{reference}");
         return Ok(ExitCode::SUCCESS);
     }
-    progress.finish(&report.layers);
+    let words: Vec<_> = report
+        .layers
+        .iter()
+        .map(|(d, how)| {
+            let word = match how {
+                LayerPush::Exists => "Layer already exists".to_owned(),
+                LayerPush::Mounted { from } => format!("Mounted from {from}"),
+                LayerPush::Uploaded => "Pushed".to_owned(),
+            };
+            (*d, word)
+        })
+        .collect();
+    progress.finish_with(&words);
     println!(
         "{}: digest: {} size: {}",
         report.tag, report.digest, report.size

@@ -35,7 +35,7 @@ pub use config::{
 };
 pub use progress::{ProgressSink, TransferEvent};
 pub use pull::{PullReport, pull};
-pub use push::{PushReport, push};
+pub use push::{LayerPush, PushReport, mount_sources, push};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchQuery, SearchResult, search};
 
 /// What can go wrong talking to a registry; each names the reference.

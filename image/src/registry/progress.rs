@@ -10,8 +10,8 @@ use crate::digest::Digest;
 /// the manifest's order; a pull sends them all before any byte moves),
 /// then either `Exists` (the other side has it: nothing moves) or `Bytes`
 /// as they move and `Done` when all arrived (a pull: hashed and checked) or
-/// were sent (a push). A pull ends with `Storing`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// were sent (a push), or, in a push, `Mounted`. A pull ends with `Storing`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransferEvent {
     /// The layer is in the image: `size` bytes. `kept` of them are
     /// already here from an interrupted pull (all of them: nothing is
@@ -20,6 +20,9 @@ pub enum TransferEvent {
     Pending { layer: Digest, size: u64, kept: u64 },
     /// The other side has it (a pull: the store; a push: the registry).
     Exists { layer: Digest },
+    /// A push: the registry mounted it from its repository `from`
+    /// (nothing moves).
+    Mounted { layer: Digest, from: String },
     /// `done` of `size` bytes have moved (counting kept ones).
     Bytes { layer: Digest, done: u64, size: u64 },
     /// The layer's transfer is complete.

@@ -1,11 +1,14 @@
-//! `push`: a stored image to a registry. Each blob is asked for first (HEAD)
-//! and only the missing ones are uploaded, streamed from the store in
-//! chunks; then the manifest, byte for byte as stored, under the tag.
+//! `push`: a stored image to a registry. Each blob is asked for first (HEAD);
+//! a missing one is mounted from another repository of the registry that the
+//! store names it under, else uploaded, streamed from the store in chunks;
+//! then the manifest, byte for byte as stored, under the tag.
+
+use std::collections::BTreeMap;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::Client;
 use oci_client::RegistryOperation;
 use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
 use tokio::io::AsyncReadExt;
 
 use super::progress::TransferEvent;
@@ -15,6 +18,7 @@ use super::{
 use crate::digest::Digest;
 use crate::document::OCI_MANIFEST;
 use crate::error::ImageError;
+use crate::reference::ImageRef;
 use crate::store::{MAX_DOCUMENT, Store};
 
 /// Bytes read from a blob at a time: a blob goes up in one request (a
@@ -22,14 +26,29 @@ use crate::store::{MAX_DOCUMENT, Store};
 /// an upload holds in memory, not what a request carries.
 const CHUNK: usize = 256 << 10;
 
+/// Repositories a blob's mount is asked from at most (docker's three):
+/// each refusal costs a request before the upload.
+const MOUNT_ATTEMPTS: usize = 3;
+
+/// How a layer got to the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerPush {
+    /// The registry had it in the repository already (`HEAD`).
+    Exists,
+    /// The registry mounted it from this repository of its own.
+    Mounted { from: String },
+    /// Its bytes were uploaded.
+    Uploaded,
+}
+
 /// What a push did.
 #[derive(Debug)]
 pub struct PushReport {
     /// The manifest's digest and size (docker's last line).
     pub digest: Digest,
     pub size: u64,
-    /// Each layer, and whether it was uploaded (false: the registry had it).
-    pub layers: Vec<(Digest, bool)>,
+    /// Each layer (the manifest's order) and how it got there.
+    pub layers: Vec<(Digest, LayerPush)>,
     pub tag: String,
 }
 
@@ -73,6 +92,7 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
             kept: 0,
         });
     }
+    let sources = mount_sources(store, reference)?;
     let client = options.client(&reference.registry);
     let target = reference.client_ref();
     let uploaded = runtime()?
@@ -87,14 +107,16 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
                     .map_err(|e| RegistryError::from_call("authenticating", reference, e))?;
             }
             // The config (first) is no layer: its progress is not reported.
-            let uploaded: Vec<(Digest, bool)> = stream::iter(blobs.iter().copied().enumerate())
-                .map(|(i, (d, size))| {
-                    let progress = (i > 0).then_some(options);
-                    upload(&client, store, reference, d, size, progress)
-                })
-                .buffered(options.concurrency.max(1))
-                .try_collect()
-                .await?;
+            let uploaded: Vec<(Digest, LayerPush)> =
+                stream::iter(blobs.iter().copied().enumerate())
+                    .map(|(i, (d, size))| {
+                        let progress = (i > 0).then_some(options);
+                        let from = sources.get(&d).map_or(&[][..], Vec::as_slice);
+                        upload(&client, store, reference, d, size, from, progress)
+                    })
+                    .buffered(options.concurrency.max(1))
+                    .try_collect()
+                    .await?;
             let content_type = media_type.parse().map_err(|_| {
                 ImageError::invalid(
                     format!("manifest {}", record.digest),
@@ -116,7 +138,46 @@ pub fn push(store: &Store, reference: &RemoteRef, options: &RegistryOptions) -> 
     })
 }
 
-/// Uploads blob `d` unless the registry has it; whether it was uploaded.
+/// The other repositories of `reference`'s registry that the store names
+/// an image in, for each blob of those images (config and layers): where
+/// the registry may hold a blob already, to mount it from there. A name
+/// is no proof (an image built here and tagged for the registry may never
+/// have been pushed): a mount the registry refuses costs one request.
+pub fn mount_sources(
+    store: &Store,
+    reference: &RemoteRef,
+) -> Result<BTreeMap<Digest, Vec<String>>> {
+    let mut sources: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+    for record in store.images()? {
+        let mut repositories: Vec<String> = record
+            .names
+            .iter()
+            .filter_map(|n| n.parse::<ImageRef>().ok())
+            .filter(|n| n.registry() == Some(reference.registry.as_str()))
+            .map(|n| n.repository[reference.registry.len() + 1..].to_owned())
+            .filter(|repository| *repository != reference.repository)
+            .collect();
+        repositories.sort();
+        repositories.dedup();
+        if repositories.is_empty() {
+            continue;
+        }
+        let manifest = store.manifest(&record)?;
+        let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
+        for blob in blobs {
+            let listed = sources.entry(Digest::from_oci(blob.digest())?).or_default();
+            for repository in &repositories {
+                if listed.len() < MOUNT_ATTEMPTS && !listed.contains(repository) {
+                    listed.push(repository.clone());
+                }
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// Gets blob `d` to the registry unless it has it: mounted from one of the
+/// repositories in `from` that the registry accepts (201), else uploaded.
 /// With `progress`, its progress is reported there.
 async fn upload(
     client: &Client,
@@ -124,8 +185,9 @@ async fn upload(
     r: &RemoteRef,
     d: Digest,
     size: u64,
+    from: &[String],
     progress: Option<&RegistryOptions>,
-) -> Result<(Digest, bool)> {
+) -> Result<(Digest, LayerPush)> {
     let report = |event| {
         if let Some(o) = progress {
             o.progress.send(event);
@@ -139,7 +201,30 @@ async fn upload(
         .map_err(|e| RegistryError::from_call(&what, r, e))?
     {
         report(TransferEvent::Exists { layer: d });
-        return Ok((d, false));
+        return Ok((d, LayerPush::Exists));
+    }
+    for repository in from {
+        let source = Reference::with_digest(r.registry.clone(), repository.clone(), d.to_string());
+        // 201: mounted. Anything else (202 with an upload session the
+        // registry opened instead, a refusal, a repository it lacks): the
+        // next source, then a plain upload. The session a 202 opened is
+        // left to the registry to expire.
+        if client
+            .mount_blob(&at, &source, &d.to_string())
+            .await
+            .is_ok()
+        {
+            report(TransferEvent::Mounted {
+                layer: d,
+                from: repository.clone(),
+            });
+            return Ok((
+                d,
+                LayerPush::Mounted {
+                    from: repository.clone(),
+                },
+            ));
+        }
     }
     report(TransferEvent::Bytes {
         layer: d,
@@ -182,5 +267,5 @@ async fn upload(
         .await
         .map_err(|e| RegistryError::from_call(&what, r, e))?;
     report(TransferEvent::Done { layer: d });
-    Ok((d, true))
+    Ok((d, LayerPush::Uploaded))
 }
