@@ -424,3 +424,71 @@ fn a_push_mounts_the_blobs_another_repository_of_the_registry_holds_instead_of_u
     fresh.ok(&["pull", &c]);
     assert_eq!(fresh.ok(&["run", "--rm", &c]), expected_run);
 }
+
+#[test]
+fn a_bare_name_runs_from_the_default_registry_pulled_when_missing_found_after_a_pull() {
+    let Some(reg) = Registry::start() else { return };
+    let side = Env::new();
+    side.build_hello("hello:1");
+    let expected_run = side.ok(&["run", "--rm", "hello:1"]);
+    for tag in ["1", "2"] {
+        let name = format!("{}/hello:{tag}", reg.host);
+        side.ok(&["tag", "hello:1", &name]);
+        side.ok(&["push", &name]);
+    }
+    let user = Env::new();
+    let config = user.path("config");
+    let docker_config = user.path("docker-config");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::write(
+        config.join("config.json"),
+        format!(r#"{{"default-registry":"{}"}}"#, reg.host),
+    )
+    .expect("config.json");
+    let wrun = |args: &[&str]| with_config(&user, &config, &docker_config, args, b"");
+
+    // Neither hello:1 nor DEFAULT/hello:1 stored: pulled as docker run pulls.
+    let out = wrun(&["run", "--rm", "hello:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), expected_run);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Unable to find image 'hello:1' locally\n")
+            && err.contains(": Pull complete"),
+        "{err}"
+    );
+    assert_eq!(
+        user.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        format!("{}/hello:1\n", reg.host)
+    );
+    // Stored as DEFAULT/hello:1 now: found under the bare name, not pulled.
+    let out = wrun(&["run", "--rm", "hello:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), expected_run);
+    assert_eq!(stderr(&out), "");
+
+    // docker's `pull x; run x`.
+    let out = wrun(&["pull", "-q", "hello:2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = wrun(&["run", "--pull", "never", "--rm", "hello:2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), expected_run);
+
+    // Without default-registry nothing changes: the bare name is not
+    // stored, nothing is pulled.
+    let plain = user.path("plain-config");
+    std::fs::create_dir_all(&plain).expect("mkdir");
+    let out = with_config(
+        &user,
+        &plain,
+        &docker_config,
+        &["run", "--rm", "hello:2"],
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("No such image") && !err.contains("Unable to find"),
+        "{err}"
+    );
+}

@@ -441,3 +441,93 @@ fn wrun_run_pulls_an_image_the_store_lacks_without_a_daemon() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn docker_push_through_the_daemon_mounts_from_another_repository_in_dockers_words() {
+    if !docker_or_skip() {
+        return;
+    }
+    let Some(reg) = Registry::start() else { return };
+    let a = format!("{}/team/a:1", reg.host);
+    let b = format!("{}/team/b:1", reg.host);
+    let (d, _) = daemon_with(&a);
+    let pushed = d.docker_ok(&["push", &a]);
+    assert!(pushed.contains(": Pushed"), "{pushed}");
+    d.docker_ok(&["tag", &a, &b]);
+    let pushed = d.docker_ok(&["push", &b]);
+    let layers: Vec<&str> = pushed
+        .lines()
+        .filter(|l| l.len() > 14 && l.as_bytes()[12] == b':')
+        .filter(|l| !l.ends_with(": Preparing"))
+        .collect();
+    assert!(!layers.is_empty(), "{pushed}");
+    assert!(
+        layers.iter().all(|l| l.ends_with(": Mounted from team/a")),
+        "{pushed}"
+    );
+    let repos = reg.data().join("docker/registry/v2/repositories/team");
+    assert!(repos.join("a/_uploads").is_dir(), "team/a was uploaded to");
+    assert!(
+        !repos.join("b/_uploads").exists(),
+        "a blob of team/b was uploaded, not mounted"
+    );
+}
+
+#[test]
+fn docker_run_and_pull_of_a_bare_name_find_it_on_the_daemons_default_registry() {
+    if !docker_or_skip() {
+        return;
+    }
+    let Some(reg) = Registry::start() else { return };
+    let side = Env::new();
+    side.build_hello("hello:1");
+    let expected_run = side.ok(&["run", "--rm", "hello:1"]);
+    for tag in ["1", "2"] {
+        let name = format!("{}/hello:{tag}", reg.host);
+        side.ok(&["tag", "hello:1", &name]);
+        side.ok(&["push", &name]);
+    }
+    let config = side.path("daemon-config");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::write(
+        config.join("config.json"),
+        format!(r#"{{"default-registry":"{}"}}"#, reg.host),
+    )
+    .expect("config.json");
+    let d = Daemon::start_from(Env::new(), |env, socket| {
+        env.cmd()
+            .env("WRUN_CONFIG", &config)
+            .args(["daemon", "--socket", socket.to_str().expect("utf-8")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the daemon")
+    });
+    // The create's 404, the pull of hello:1 (DEFAULT/hello:1), the create
+    // again by the bare name: it finds what the pull stored.
+    let out = d.docker(&["run", "--rm", "hello:1"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(text(&out.stdout), expected_run);
+    assert!(
+        err.starts_with("Unable to find image 'hello:1' locally\n"),
+        "{err}"
+    );
+    // Found now: not pulled again.
+    let out = d.docker(&["run", "--rm", "hello:1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    // docker's `pull x; run x`.
+    d.docker_ok(&["pull", "hello:2"]);
+    let out = d.docker(&["run", "--rm", "--pull", "never", "hello:2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), expected_run);
+    // A name neither stored nor on the registry: docker's 404 after the pull.
+    let out = d.docker(&["run", "--rm", "hello:3"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("manifest for"),
+        "{}",
+        text(&out.stderr)
+    );
+}

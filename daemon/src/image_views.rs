@@ -44,6 +44,40 @@ pub fn find(store: &Store, name: &str) -> Result<ImageRecord, crate::DaemonError
     })
 }
 
+/// The stored image a create names: `name` itself, else, for a name
+/// without a registry and a configured `default-registry`, the name a pull
+/// of it stores (`DEFAULT/NAME`): docker run's pull after a 404 and its
+/// second create find the image pulled. Blocking (reads the configuration).
+pub fn find_for_create(store: &Store, name: &str) -> Result<ImageRecord, crate::DaemonError> {
+    use wrun_image::registry::{RegistryConfig, wrun_config_dir};
+    let missing = match find(store, name) {
+        Err(e @ crate::DaemonError::NotFound(_)) => e,
+        found => return found,
+    };
+    if name
+        .parse::<ImageRef>()
+        .map_or(true, |r| r.registry().is_some())
+    {
+        return Err(missing);
+    }
+    let config = wrun_config_dir()
+        .and_then(|dir| RegistryConfig::load(&dir))
+        .map_err(|e| crate::DaemonError::Internal(crate::error::describe_error(&e)))?;
+    let Some(full) = config
+        .default_registry
+        .is_some()
+        .then(|| config.remote_ref(name).ok())
+        .flatten()
+    else {
+        return Err(missing);
+    };
+    match store.find(&full.to_string()) {
+        Ok(record) => Ok(record),
+        Err(e) if e.is_not_found() => Err(missing),
+        Err(e) => Err(crate::DaemonError::from(anyhow::Error::from(e))),
+    }
+}
+
 pub fn inspect(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageInspect> {
     let config = store
         .config(record)

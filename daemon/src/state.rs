@@ -385,7 +385,7 @@ impl Daemon {
         if let Some(n) = &name {
             wrun_api::parse::check_name(n).map_err(DaemonError::InvalidArgument)?;
         }
-        let record = crate::image_views::find(&self.store, &config.image)?;
+        let record = crate::image_views::find_for_create(&self.store, &config.image)?;
         let settings = launch::settings(&config, &host_config)?.host_binds(self.host_binds());
         let cap = self.runtime.config().max_memory_per_instance;
         if let Some(m) = settings.limits.memory.filter(|&m| m > cap) {

@@ -394,7 +394,37 @@ pub fn resolve_image(store: &Store, image: &str) -> anyhow::Result<ImageRecord> 
     if image.ends_with(".tar") {
         bail!("{image}: no such file");
     }
-    Ok(store.find(image)?)
+    match store.find(image) {
+        Err(e) if e.is_not_found() => match default_registry_ref(image)? {
+            // What `pull NAME` stores with a default registry: found there.
+            Some(remote) => match store.find(&remote.to_string()) {
+                Ok(record) => Ok(record),
+                Err(other) if other.is_not_found() => Err(e.into()),
+                Err(other) => Err(other.into()),
+            },
+            None => Err(e.into()),
+        },
+        found => Ok(found?),
+    }
+}
+
+/// Where a name without a registry is pulled from when `default-registry`
+/// is configured: `DEFAULT/NAME`, the name `pull NAME` stores it under
+/// (none for a name with a registry, an image tar, or without the key).
+pub fn default_registry_ref(
+    image: &str,
+) -> anyhow::Result<Option<wrun_image::registry::RemoteRef>> {
+    let Ok(parsed) = image.parse::<wrun_image::ImageRef>() else {
+        return Ok(None);
+    };
+    if parsed.registry().is_some() || image_file(image).is_some() {
+        return Ok(None);
+    }
+    let config = super::login::registry_config()?;
+    if config.default_registry.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(config.remote_ref(image)?))
 }
 
 /// docker run's `--pull`: when the image is pulled before the run.
@@ -424,8 +454,10 @@ impl PullPolicy {
 /// reference the store lacks (or any, with `--pull always`) is pulled
 /// first, through the daemon named by `host` or serving the store at
 /// `root`, else into that store itself; `Unable to find image 'NAME' locally` and the
-/// pull's lines go to stderr (nothing with `-q`). A tar, an ID or a name
-/// without a registry is never pulled (with `--pull always`, a warning
+/// pull's lines go to stderr (nothing with `-q`). A name without a registry
+/// is pulled from the configured `default-registry` as `DEFAULT/NAME` when
+/// neither name is stored. A tar, an ID or a name without a registry and
+/// no default registry is never pulled (with `--pull always`, a warning
 /// says so): the lookup that follows says what is missing.
 pub fn pull_for_run(root: &Path, host: Option<&str>, args: &RunArgs) -> anyhow::Result<()> {
     use crate::image_backend::{self, TransferOutput};
@@ -444,13 +476,20 @@ pub fn pull_for_run(root: &Path, host: Option<&str>, args: &RunArgs) -> anyhow::
         }
         return Ok(());
     }
-    let Ok(remote) = RemoteRef::parse(image) else {
-        if always {
-            eprintln!(
-                "WARNING: --pull always: {image} names no registry (HOST[:PORT]/NAME): the stored image is used"
-            );
-        }
-        return Ok(());
+    // A name without a registry: the default registry's, if one is set.
+    let (remote, bare) = match RemoteRef::parse(image) {
+        Ok(remote) => (remote, false),
+        Err(_) => match default_registry_ref(image)? {
+            Some(remote) => (remote, true),
+            None => {
+                if always {
+                    eprintln!(
+                        "WARNING: --pull always: {image} names no registry (HOST[:PORT]/NAME): the stored image is used"
+                    );
+                }
+                return Ok(());
+            }
+        },
     };
     let daemon = image_backend::transfer_daemon(root, host)?;
     let out = if args.quiet {
@@ -459,18 +498,29 @@ pub fn pull_for_run(root: &Path, host: Option<&str>, args: &RunArgs) -> anyhow::
         TransferOutput::Stderr
     };
     if args.pull == PullPolicy::Missing {
-        let stored = match &daemon {
-            Some(client) => image_backend::daemon_has_image(client, image)?,
-            None => match super::open_store(root)?.find(image) {
-                Ok(_) => true,
-                Err(e) if e.is_not_found() => false,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        if stored {
-            return Ok(());
+        // A bare name is stored as typed (built, loaded, tagged) or as the
+        // default registry's (pulled).
+        let full = remote.to_string();
+        let names = std::iter::once(image).chain(bare.then_some(full.as_str()));
+        for name in names {
+            let stored = match &daemon {
+                Some(client) => image_backend::daemon_has_image(client, name)?,
+                None => match super::open_store(root)?.find(name) {
+                    Ok(_) => true,
+                    Err(e) if e.is_not_found() => false,
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            if stored {
+                return Ok(());
+            }
         }
-        out.line(&format!("Unable to find image '{remote}' locally"));
+        // docker names the image as typed, tagged (`hello:latest`).
+        let missing = match image.parse::<wrun_image::ImageRef>() {
+            Ok(typed) if bare => typed.tagged().to_string(),
+            _ => full,
+        };
+        out.line(&format!("Unable to find image '{missing}' locally"));
     }
     if let Some(client) = &daemon {
         return image_backend::pull_through_daemon(client, &remote, out);
