@@ -431,7 +431,23 @@ pub async fn push(
             }
         };
         say(PushSummary::first_line(&repository));
-        let mut options = match transfer_options(&remote, credentials.as_ref(), Access::Push) {
+        // A Bearer token must also let the push read the repositories its
+        // blobs may be mounted from.
+        let options = registry::mount_sources(&d.store, &remote).and_then(|sources| {
+            let mut from: Vec<String> = sources.into_values().flatten().collect();
+            from.sort();
+            from.dedup();
+            let mut options = registry_options(&remote.registry)?;
+            options.auth = registry::push_auth(
+                &options,
+                &remote.registry,
+                &remote.repository,
+                credentials.as_ref(),
+                &from,
+            )?;
+            Ok(options)
+        });
+        let mut options = match options {
             Ok(o) => o,
             Err(e) => {
                 say(ProgressMessage::failed(describe_error(&e)));

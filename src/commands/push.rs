@@ -1,11 +1,12 @@
 //! `wrun push HOST[:PORT]/NAME[:TAG]`: upload a stored image to a registry
 //! (only the blobs it lacks, then the manifest as stored; docker's lines).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use wrun_image::registry::{self, Access, LayerPush};
+use wrun_image::registry::{self, LayerPush};
 
 use crate::image_backend::TransferOutput;
 use crate::progress::{Direction, LayerProgress};
@@ -44,8 +45,20 @@ pub fn run(root: &Path, host: Option<&str>, args: PushArgs) -> anyhow::Result<Ex
         );
     }
     let progress = LayerProgress::new(Direction::Push, args.quiet, None);
-    let mut options =
-        super::login::transfer_options_with(&reference, Access::Push, &args.registry)?;
+    // The repositories blobs may be mounted from: a token must let the
+    // push read them too.
+    let mount_from: BTreeSet<String> = registry::mount_sources(&store, &reference)?
+        .into_values()
+        .flatten()
+        .collect();
+    let mut options = super::login::registry_options(&reference.registry, &args.registry)?;
+    options.auth = registry::push_auth(
+        &options,
+        &reference.registry,
+        &reference.repository,
+        super::login::stored_credentials(&reference.registry)?.as_ref(),
+        &mount_from.into_iter().collect::<Vec<_>>(),
+    )?;
     options.progress = progress.sink();
     let report = registry::push(&store, &reference, &options)?;
     if args.quiet {

@@ -348,7 +348,7 @@ async fn token(
     client: &reqwest::Client,
     realm: reqwest::Url,
     service: Option<&str>,
-    scope: Option<&str>,
+    scopes: &[String],
     credentials: &Credentials,
 ) -> Result<String> {
     let mut req = client
@@ -357,7 +357,8 @@ async fn token(
     if let Some(s) = service {
         req = req.query(&[("service", s)]);
     }
-    if let Some(s) = scope {
+    // One `scope` a resource, as docker sends several.
+    for s in scopes {
         req = req.query(&[("scope", s)]);
     }
     let res = req
@@ -428,7 +429,7 @@ pub fn login(options: &RegistryOptions, registry: &str, credentials: &Credential
             }
             Challenge::Bearer { realm, service } => {
                 let realm = check_realm(options, registry, &realm)?;
-                token(&client, realm, service.as_deref(), None, credentials)
+                token(&client, realm, service.as_deref(), &[], credentials)
                     .await
                     .map(drop)
             }
@@ -447,6 +448,38 @@ pub fn registry_auth(
     credentials: Option<&Credentials>,
     access: Access,
 ) -> Result<RegistryAuth> {
+    let scope = match access {
+        Access::Pull => format!("repository:{repository}:pull"),
+        Access::Push => format!("repository:{repository}:pull,push"),
+        Access::Catalog => "registry:catalog:*".to_owned(),
+    };
+    auth_for_scopes(options, registry, credentials, vec![scope])
+}
+
+/// [`registry_auth`] for a push of `repository` that may mount blobs from
+/// the repositories `mount_from` of the same registry: a Bearer token is
+/// also scoped `repository:R:pull` for each (the registry checks the
+/// source's pull access on a mount), as docker asks for it.
+pub fn push_auth(
+    options: &RegistryOptions,
+    registry: &str,
+    repository: &str,
+    credentials: Option<&Credentials>,
+    mount_from: &[String],
+) -> Result<RegistryAuth> {
+    let scopes = std::iter::once(format!("repository:{repository}:pull,push"))
+        .chain(mount_from.iter().map(|r| format!("repository:{r}:pull")))
+        .collect();
+    auth_for_scopes(options, registry, credentials, scopes)
+}
+
+/// What a transfer sends (see [`registry_auth`]), a token asked for `scopes`.
+fn auth_for_scopes(
+    options: &RegistryOptions,
+    registry: &str,
+    credentials: Option<&Credentials>,
+    scopes: Vec<String>,
+) -> Result<RegistryAuth> {
     let Some(credentials) = credentials else {
         return Ok(RegistryAuth::Anonymous);
     };
@@ -460,20 +493,8 @@ pub fn registry_auth(
             }
             Challenge::Bearer { realm, service } => {
                 let realm = check_realm(options, registry, &realm)?;
-                let scope = match access {
-                    Access::Pull => format!("repository:{repository}:pull"),
-                    Access::Push => format!("repository:{repository}:pull,push"),
-                    Access::Catalog => "registry:catalog:*".to_owned(),
-                };
                 RegistryAuth::Bearer(
-                    token(
-                        &client,
-                        realm,
-                        service.as_deref(),
-                        Some(&scope),
-                        credentials,
-                    )
-                    .await?,
+                    token(&client, realm, service.as_deref(), &scopes, credentials).await?,
                 )
             }
         })
@@ -642,6 +663,33 @@ mod tests {
                 && seen[1].contains("service=test"),
             "{seen:?}"
         );
+    }
+
+    #[test]
+    fn a_push_that_may_mount_asks_a_token_that_can_pull_the_sources_too() {
+        let (host, server) = bearer_registry(None, 2);
+        let from = ["team/a".to_owned(), "other/b".to_owned()];
+        let auth = push_auth(
+            &RegistryOptions::default(),
+            &host,
+            "team/x",
+            Some(&alice()),
+            &from,
+        )
+        .expect("token");
+        assert!(
+            matches!(&auth, RegistryAuth::Bearer(t) if t == "good"),
+            "{auth:?}"
+        );
+        let seen = server.join().expect("server");
+        let request = seen[1].lines().next().unwrap_or_default();
+        for scope in [
+            "scope=repository%3Ateam%2Fx%3Apull%2Cpush",
+            "scope=repository%3Ateam%2Fa%3Apull&",
+            "scope=repository%3Aother%2Fb%3Apull ",
+        ] {
+            assert!(request.contains(scope), "{scope} in {request}");
+        }
     }
 
     #[test]

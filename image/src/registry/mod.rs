@@ -28,7 +28,7 @@ use crate::digest::Digest;
 use crate::error::ImageError;
 use crate::reference::{DEFAULT_TAG, ImageRef};
 
-pub use auth::{Access, AuthFile, AuthFileError, Credentials, login, registry_auth};
+pub use auth::{Access, AuthFile, AuthFileError, Credentials, login, push_auth, registry_auth};
 pub use config::{
     ConfigError, DOCKER_CERTS_DIR, Reach, RegistryConfig, Transport, is_registry_host,
     wrun_config_dir,
