@@ -482,7 +482,7 @@ fn docker_run_and_pull_of_a_bare_name_find_it_on_the_daemons_default_registry() 
     let side = Env::new();
     side.build_hello("hello:1");
     let expected_run = side.ok(&["run", "--rm", "hello:1"]);
-    for tag in ["1", "2"] {
+    for tag in ["1", "2", "3", "4"] {
         let name = format!("{}/hello:{tag}", reg.host);
         side.ok(&["tag", "hello:1", &name]);
         side.ok(&["push", &name]);
@@ -522,8 +522,42 @@ fn docker_run_and_pull_of_a_bare_name_find_it_on_the_daemons_default_registry() 
     let out = d.docker(&["run", "--rm", "--pull", "never", "hello:2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), expected_run);
+    // wrun with the same configuration: a foreground run pulls through the
+    // daemon serving the store; a detached one creates by the bare name.
+    let wrun = |args: &[&str]| {
+        d.wrun_cmd()
+            .args(args)
+            .env("WRUN_CONFIG", &config)
+            .output()
+            .expect("run wrun")
+    };
+    let out = wrun(&["run", "--rm", "hello:3"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(text(&out.stdout), expected_run);
+    assert!(
+        err.starts_with(
+            "Unable to find image 'hello:3' locally
+"
+        ),
+        "{err}"
+    );
+    let out = wrun(&["run", "-d", "--name", "four", "hello:4"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with(
+            "Unable to find image 'hello:4' locally
+"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.Config.Image}}", "four"]),
+        "hello:4\n"
+    );
     // A name neither stored nor on the registry: docker's 404 after the pull.
-    let out = d.docker(&["run", "--rm", "hello:3"]);
+    let out = d.docker(&["run", "--rm", "hello:9"]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("manifest for"),
