@@ -780,6 +780,29 @@ mod tests {
     }
 
     #[test]
+    fn a_mounted_layer_is_told_mounted_from_its_repository_as_dockerd() {
+        let layer = d(3);
+        let mut stream = PushStream::default();
+        let mut lines = stream.event(TransferEvent::Pending {
+            layer,
+            size: 3,
+            kept: 0,
+        });
+        lines.extend(stream.event(TransferEvent::Mounted {
+            layer,
+            from: "team/a".into(),
+        }));
+        let id = layer.short().to_string();
+        assert_eq!(
+            plain(&lines),
+            [
+                format!("{id}: Preparing"),
+                format!("{id}: Mounted from team/a"),
+            ]
+        );
+    }
+
+    #[test]
     fn the_tag_parameter_names_the_tag_or_digest_pulled() {
         let r = pull_reference(&q("fromImage=127.0.0.1:5000/s/big&tag=1.0")).unwrap();
         assert_eq!(r.to_string(), "127.0.0.1:5000/s/big:1.0");
