@@ -162,10 +162,17 @@ pub fn mount_sources(
         if repositories.is_empty() {
             continue;
         }
-        let manifest = store.manifest(&record)?;
+        // A hint only: an image whose manifest cannot be read gives none,
+        // and the push goes on (it reads the pushed image's own manifest itself).
+        let Ok(manifest) = store.manifest(&record) else {
+            continue;
+        };
         let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
         for blob in blobs {
-            let listed = sources.entry(Digest::from_oci(blob.digest())?).or_default();
+            let Ok(digest) = Digest::from_oci(blob.digest()) else {
+                continue;
+            };
+            let listed = sources.entry(digest).or_default();
             for repository in &repositories {
                 if listed.len() < MOUNT_ATTEMPTS && !listed.contains(repository) {
                     listed.push(repository.clone());
