@@ -67,7 +67,12 @@ def up_foreground(ctx: Ctx):
     d = project(ctx, SERVICES)
     r = ctx.compose(d, "up", "--no-color", "hello")
     ctx.see("exit", r.code)
-    ctx.see("stdout", clean(ctx, r.out))
+    # compose 1.29 prints `NAME exited with code N` only when the end of the
+    # log stream (then its wait) beats the `die` event, which ends `up` within
+    # 0.1 s: a race inside compose, which either daemon wins or loses under
+    # load. The exit code is seen above; the line is left out.
+    out = [line for line in clean(ctx, r.out) if " exited with code " not in line]
+    ctx.see("stdout", out)
 
 
 @scenario("compose.up-detached", COMPOSE, chain="compose")
