@@ -20,6 +20,10 @@
 #      ORACLE: the dockerd socket (default unix:///tmp/wrun-oracle/docker.sock;
 #      the Docker column is left out, with a line saying so, when it does
 #      not answer). Needs rustup's wasm32-wasip2 target, docker, docker-compose.
+#
+# What it makes in the oracle dockerd is named for this run (xbench-PID...)
+# and removed on any exit: the end, a failure, an interrupt (INT, TERM,
+# HUP); a run killed outright is swept by the next run.
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 
@@ -47,18 +51,56 @@ printf 'name = "netbench"\nmodule = "echo_client.wasm"\n' >"$work/netbench/wrun.
 
 results="$work/results.tsv"
 : >"$results"
-cleanups=()
+
+# --- Cleanup, set before anything is made. What this run makes in the
+# oracle is named for it (xbench-PID, the compose project xbenchPID) and
+# its containers and network carry the label wrun.bench.network=PID.
+# Every step tolerates what is not there, so the cleanup runs whole
+# wherever the script stopped; a second signal during it is ignored.
+run=xbench-$$
+label=wrun.bench.network=$$
+dk() { DOCKER_HOST="$ORACLE" docker "$@"; }
+docker_ok=0
+dk version >/dev/null 2>&1 && docker_ok=1
+oracle_sweep() { # PID: remove what run PID made in the oracle; say what is left
+  local r=xbench-$1 ids left
+  ids=$({ dk ps -aq --filter "label=wrun.bench.network=$1"
+          dk ps -aq --filter "label=com.docker.compose.project=xbench$1"; } 2>/dev/null | sort -u)
+  [ -z "$ids" ] || dk rm -f $ids >/dev/null 2>&1
+  dk network rm "$r" "xbench${1}_default" >/dev/null 2>&1
+  dk rmi "$r-echo:1" >/dev/null 2>&1
+  left=$({ dk ps -aq --filter "label=wrun.bench.network=$1"
+           dk network ls -q --filter "name=^$r\$" --filter "name=^xbench${1}_default\$"
+           dk images -q "$r-echo"; } 2>/dev/null)
+  [ -z "$left" ] || echo "benches/network.sh: still in $ORACLE after its cleanup: $left" >&2
+}
+daemon_pid='' native_pid=''
 cleanup() {
-  for c in "${cleanups[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+  trap '' INT TERM HUP
+  set +e
+  [ -z "$daemon_pid" ] || { kill "$daemon_pid"; wait "$daemon_pid"; } >/dev/null 2>&1
+  [ -z "$native_pid" ] || { kill "$native_pid"; wait "$native_pid"; } >/dev/null 2>&1
+  [ "$docker_ok" = 0 ] || oracle_sweep $$
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+# A run killed outright (SIGKILL) cleans nothing: its leftovers are swept
+# here, by the PID in their names, once that process is gone.
+if [ "$docker_ok" = 1 ]; then
+  for pid in $({ dk network ls --format '{{.Name}}'; dk images --format '{{.Repository}}'; } 2>/dev/null |
+               sed -nE 's/^xbench-?([0-9]+)(-echo|_default)?$/\1/p' | sort -u); do
+    kill -0 "$pid" 2>/dev/null || oracle_sweep "$pid"
+  done
+fi
 
-# --- wrun: a daemon of its own, the server and each client on network xbench.
+# --- wrun: a daemon of its own (its store under $work), the server and each
+# client on network xbench.
 sock="$work/wrun.sock"
 "$WRUN" daemon --socket "$sock" >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
-cleanups+=("kill $daemon_pid; wait $daemon_pid")
 for _ in $(seq 300); do [ -S "$sock" ] && break; sleep 0.05; done
 wr() { WRUN_HOST="unix://$sock" "$WRUN" "$@"; }
 wr network create xbench >/dev/null
@@ -79,7 +121,6 @@ wrun_client() { # NAME MODE ARGS...: one client instance on the network, its lin
 native_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$work/echo-native" "$native_port" >/dev/null 2>&1 &
 native_pid=$!
-cleanups+=("kill $native_pid")
 for _ in $(seq 200); do
   python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1).close()' "$native_port" 2>/dev/null && break
   sleep 0.05
@@ -87,19 +128,13 @@ done
 
 # --- Docker: both binaries in one image, the server and clients on a
 # user-defined bridge network, the client given the server's address.
-docker_ok=0
-dk() { DOCKER_HOST="$ORACLE" docker "$@"; }
-if dk version >/dev/null 2>&1; then
-  docker_ok=1
+if [ "$docker_ok" = 1 ]; then
   mkdir -p "$work/rootfs"
   cp "$work/echo-native" "$work/echo_client" "$work/rootfs/"
-  tar -C "$work/rootfs" -c . | dk import -c 'CMD ["/echo-native", "7"]' - xbench-echo:1 >/dev/null
-  cleanups+=("DOCKER_HOST=$ORACLE docker rmi xbench-echo:1")
-  dk network create xbench >/dev/null
-  cleanups+=("DOCKER_HOST=$ORACLE docker network rm xbench")
-  dk run -d --network xbench --name xbench-echo xbench-echo:1 >/dev/null
-  cleanups=("DOCKER_HOST=$ORACLE docker rm -f xbench-echo" "${cleanups[@]}")
-  docker_ip=$(dk inspect -f '{{(index .NetworkSettings.Networks "xbench").IPAddress}}' xbench-echo)
+  tar -C "$work/rootfs" -c . | dk import -c 'CMD ["/echo-native", "7"]' -c "LABEL $label" - "$run-echo:1" >/dev/null
+  dk network create --label "$label" "$run" >/dev/null
+  dk run -d --label "$label" --network "$run" --name "$run-echo" "$run-echo:1" >/dev/null
+  docker_ip=$(dk inspect -f "{{(index .NetworkSettings.Networks \"$run\").IPAddress}}" "$run-echo")
 else
   echo "benches/network.sh: no dockerd answers on $ORACLE (dev/oracle starts one): no Docker column" >&2
 fi
@@ -114,7 +149,7 @@ measure() { # CONTENDER MODE ARGS (after ADDR)...
       line=$(wrun_client "client$runs" "$mode" echo:7 "$@")
       ;;
     native) line=$("$work/echo_client" "$mode" "127.0.0.1:$native_port" "$@") ;;
-    docker) line=$(dk run --rm --network xbench xbench-echo:1 /echo_client "$mode" "$docker_ip:7" "$@") ;;
+    docker) line=$(dk run --rm --label "$label" --network "$run" "$run-echo:1" /echo_client "$mode" "$docker_ip:7" "$@") ;;
   esac
   printf '%s\t%s\n' "$who" "$line" >>"$results"
 }
@@ -146,14 +181,14 @@ compose_up() { # CONTENDER HOST IMAGE
   write_compose "$3"
   local t0 t1
   t0=$(date +%s.%N)
-  DOCKER_HOST=$2 docker-compose -p xbench10 -f "$compose_file" up -d >/dev/null 2>&1
+  DOCKER_HOST=$2 docker-compose -p "${run//-/}" -f "$compose_file" up -d >/dev/null 2>&1
   t1=$(date +%s.%N)
-  DOCKER_HOST=$2 docker-compose -p xbench10 -f "$compose_file" down >/dev/null 2>&1
+  DOCKER_HOST=$2 docker-compose -p "${run//-/}" -f "$compose_file" down >/dev/null 2>&1
   printf '%s\tcompose\t%s\n' "$1" "$(python3 -c "print(f'{$t1 - $t0:.3f}')")" >>"$results"
 }
 for round in $(seq "$ROUNDS"); do
   compose_up wrun "unix://$sock" echo-tcp:1.0
-  [ "$docker_ok" = 1 ] && compose_up docker "$ORACLE" xbench-echo:1
+  [ "$docker_ok" = 1 ] && compose_up docker "$ORACLE" "$run-echo:1"
 done
 
 python3 - "$results" "$SMALL" "$BIG" "$CONNECTS" "$SERVICES" <<'PY'
