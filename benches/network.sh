@@ -63,7 +63,8 @@ dk() { DOCKER_HOST="$ORACLE" docker "$@"; }
 docker_ok=0
 dk version >/dev/null 2>&1 && docker_ok=1
 oracle_sweep() { # PID: remove what run PID made in the oracle; say what is left
-  local r=xbench-$1 ids left
+  local - r=xbench-$1 ids left
+  set +e # each removal may find nothing to remove
   ids=$({ dk ps -aq --filter "label=wrun.bench.network=$1"
           dk ps -aq --filter "label=com.docker.compose.project=xbench$1"; } 2>/dev/null | sort -u)
   [ -z "$ids" ] || dk rm -f $ids >/dev/null 2>&1
