@@ -34,11 +34,11 @@ use wrun_api::images::{
     CommitResponse, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse,
     ImageSearchResult, ImageSummary, LoadMessage,
 };
-use wrun_api::registry::{AuthConfig, AuthResponse, ProgressMessage};
 use wrun_api::network::{
     Network, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
     NetworkDisconnectRequest,
 };
+use wrun_api::registry::{AuthConfig, AuthResponse, ProgressMessage};
 use wrun_api::system::{
     BuildCachePruneResponse, EventMessage, NetworkPruneResponse, SystemInfo, SystemVersion,
 };
