@@ -155,7 +155,8 @@ fn schemathesis_finds_nothing_against_the_daemon() {
     // exec links start from an exec create, which schemathesis then sends
     // for random instances the whole minute; the network links (inferred
     // too) as the volume ones; volumes, execs and networks are tested with
-    // every route below.
+    // every route below. A search has no links either, and its generated
+    // sequences took the whole minute once, leaving no link followed.
     let stateful = schemathesis(
         &d,
         port,
@@ -168,6 +169,8 @@ fn schemathesis_finds_nothing_against_the_daemon() {
             "Exec",
             "--exclude-tag",
             "Network",
+            "--exclude-operation-id",
+            "ImageSearch",
         ],
     );
     let (covered, links) = counts(&stateful, "API Links:");
