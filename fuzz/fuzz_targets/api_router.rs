@@ -33,10 +33,12 @@ const IMAGE: &str = "idle:1.0";
 /// is a hang, not a slow answer; it stays under dev/fuzz's `-timeout=20`.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// The 500s dockerd gives for the same requests (the message's start).
-const DOCKERD_500S: [&str; 3] = [
+const DOCKERD_500S: [&str; 4] = [
     "more than one until filter specified",
     "failed to parse value as time or duration: ",
     "Cannot restart container ",
+    // A signal Linux has no number for (`kill?signal=99`).
+    "Cannot kill container: ",
 ];
 
 /// No leak check, in libFuzzer's runs or at exit: the daemon keeps its
@@ -149,6 +151,27 @@ fn carries_newline(input: &[u8]) -> bool {
             .any(|needle| lower.windows(needle.len()).any(|w| w == *needle))
 }
 
+/// dockerd's 500s for what a route was asked rather than how the request
+/// was written: a save of a name that is no reference (`invalid reference
+/// format`), and a registry's refusal or absence on the routes that reach
+/// one (pull, push, login, search).
+fn dockerds_500_for_its_route(what: &str, message: &str) -> bool {
+    let uri = what.split_once(' ').map_or(what, |(_, uri)| uri);
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    // The API version prefix (`/v1.41`), when there is one.
+    let path = match path.strip_prefix("/v") {
+        Some(rest) => rest.find('/').map_or(path, |i| &rest[i..]),
+        None => path,
+    };
+    let image_route = |end: &str| path.starts_with("/images/") && path.ends_with(end);
+    let save = path == "/images/get" || image_route("/get");
+    let registry = path == "/auth"
+        || path == "/images/search"
+        || image_route("/push")
+        || (path == "/images/create" && query.contains("fromImage"));
+    (save && message.starts_with("invalid reference format")) || registry
+}
+
 /// The checks on one answer.
 async fn check(what: &str, answer: Response<Incoming>, echoes_newline: bool) {
     let status = answer.status();
@@ -174,6 +197,7 @@ async fn check(what: &str, answer: Response<Incoming>, echoes_newline: bool) {
                 StatusCode::NOT_IMPLEMENTED | StatusCode::SERVICE_UNAVAILABLE => true,
                 StatusCode::INTERNAL_SERVER_ERROR => {
                     DOCKERD_500S.iter().any(|m| message.starts_with(m))
+                        || dockerds_500_for_its_route(what, &message)
                 }
                 _ => false,
             };
