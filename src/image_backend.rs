@@ -134,6 +134,11 @@ pub enum TransferOutput {
 }
 
 impl TransferOutput {
+    /// `to`, or nothing with `-q`.
+    pub fn unless_quiet(quiet: bool, to: TransferOutput) -> TransferOutput {
+        if quiet { TransferOutput::Quiet } else { to }
+    }
+
     /// Prints one line; a closed stream must not fail the transfer.
     pub fn line(self, text: &str) {
         let _ = match self {

@@ -275,13 +275,7 @@ impl HeaderRequest for Daemon {
         .expect("send the request");
         let mut answer = String::new();
         s.read_to_string(&mut answer).expect("read the answer");
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, body.to_owned())
+        common::registry::status_and_body(&answer)
     }
 }
 

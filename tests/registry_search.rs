@@ -7,18 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
-use common::registry::Registry;
+use common::registry::{Registry, wrun_configured as wrun};
 use common::{Daemon, Env, have_tool};
-
-fn wrun(env: &Env, config: &Path, args: &[&str]) -> Output {
-    env.cmd()
-        .env("WRUN_CONFIG", config)
-        .args(args)
-        .output()
-        .expect("run wrun")
-}
 
 fn ok(env: &Env, config: &Path, args: &[&str]) -> String {
     common::succeeded("wrun", args, wrun(env, config, args))

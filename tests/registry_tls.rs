@@ -7,19 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
 use common::Env;
-use common::registry::Registry;
-
-/// wrun on `env`'s store with `config` as its configuration directory.
-fn wrun(env: &Env, config: &Path, args: &[&str]) -> Output {
-    env.cmd()
-        .env("WRUN_CONFIG", config)
-        .args(args)
-        .output()
-        .expect("run wrun")
-}
+use common::registry::{Registry, wrun_configured as wrun};
 
 fn ok(env: &Env, config: &Path, args: &[&str]) -> String {
     common::succeeded("wrun", args, wrun(env, config, args))

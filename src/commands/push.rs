@@ -26,11 +26,7 @@ pub fn run(root: &Path, host: Option<&str>, args: PushArgs) -> anyhow::Result<Ex
     let reference = super::login::remote_ref(&args.image)?;
     if let Some(client) = crate::image_backend::transfer_daemon(root, host)? {
         super::login::refuse_insecure_through_daemon(&args.registry)?;
-        let out = if args.quiet {
-            TransferOutput::Quiet
-        } else {
-            TransferOutput::Stdout
-        };
+        let out = TransferOutput::unless_quiet(args.quiet, TransferOutput::Stdout);
         crate::image_backend::push_through_daemon(&client, &reference, out)?;
         if args.quiet {
             println!("{reference}");

@@ -492,11 +492,7 @@ pub fn pull_for_run(root: &Path, host: Option<&str>, args: &RunArgs) -> anyhow::
         },
     };
     let daemon = image_backend::transfer_daemon(root, host)?;
-    let out = if args.quiet {
-        TransferOutput::Quiet
-    } else {
-        TransferOutput::Stderr
-    };
+    let out = TransferOutput::unless_quiet(args.quiet, TransferOutput::Stderr);
     if args.pull == PullPolicy::Missing {
         // A bare name is stored as typed (built, loaded, tagged) or as the
         // default registry's (pulled).

@@ -4,8 +4,8 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -235,13 +235,7 @@ impl Registry {
         }
         let mut answer = String::new();
         let _ = s.read_to_string(&mut answer);
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, body.to_owned())
+        status_and_body(&answer)
     }
 
     /// Where the registry keeps its blobs.
@@ -255,4 +249,26 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The status and body of a raw HTTP/1 answer read whole (status 0 when
+/// there is none).
+pub fn status_and_body(answer: &str) -> (u16, String) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+/// wrun on `env`'s store with `config` as its configuration directory
+/// (`WRUN_CONFIG`: credentials, registries, certs.d).
+pub fn wrun_configured(env: &super::Env, config: &Path, args: &[&str]) -> Output {
+    env.cmd()
+        .env("WRUN_CONFIG", config)
+        .args(args)
+        .output()
+        .expect("run wrun")
 }
